@@ -1,0 +1,60 @@
+/**
+ * Canonical byte encodings of the values HPKE and AEAD bind to. Fixed-width
+ * fields after a domain tag: no string concatenation, no ambiguity.
+ */
+import { encodeAbiParameters, hexToBytes, sha256, type Address, type Hex } from "viem";
+import { DOMAIN } from "./domains.ts";
+import type { TaskBinding } from "./task.ts";
+
+const utf8 = new TextEncoder();
+
+function tagged(tag: string, body: Hex): Uint8Array {
+  const t = utf8.encode(tag);
+  const b = hexToBytes(body);
+  const out = new Uint8Array(t.length + 1 + b.length);
+  out.set(t, 0);
+  out[t.length] = 0;
+  out.set(b, t.length + 1);
+  return out;
+}
+
+function encodeBinding(b: TaskBinding): Hex {
+  return encodeAbiParameters(
+    [{ type: "uint256" }, { type: "address" }, { type: "uint256" }],
+    [b.chainId, b.market, b.taskId],
+  );
+}
+
+/** HPKE info for a task's data key: binds chain id, market contract and task id. */
+export function taskKeyInfo(b: TaskBinding): Uint8Array {
+  return tagged(DOMAIN.taskKey, encodeBinding(b));
+}
+
+/** AAD for the task's input stream. */
+export function taskInputAad(b: TaskBinding): Uint8Array {
+  return tagged(DOMAIN.taskInput, encodeBinding(b));
+}
+
+/** HPKE info for the result encrypted to the requester. */
+export function taskResultInfo(b: TaskBinding): Uint8Array {
+  return tagged(DOMAIN.taskResult, encodeBinding(b));
+}
+
+/**
+ * The 64-byte report_data an enclave puts in its evidence: the first 32 bytes
+ * commit to its public keys, the last 32 carry a freshness value (zero when
+ * the verifier asked for none).
+ */
+export function enclaveReportData(signer: Address, hpkePublicKey: Uint8Array, freshness?: Uint8Array): Uint8Array {
+  if (hpkePublicKey.length !== 32) throw new RangeError("HPKE public key must be 32 bytes (X25519)");
+  if (freshness && freshness.length !== 32) throw new RangeError("freshness value must be 32 bytes");
+  const keys = encodeAbiParameters([{ type: "address" }, { type: "bytes32" }], [signer, toHex32(hpkePublicKey)]);
+  const out = new Uint8Array(64);
+  out.set(hexToBytes(sha256(tagged(DOMAIN.enclaveKeys, keys))), 0);
+  if (freshness) out.set(freshness, 32);
+  return out;
+}
+
+function toHex32(bytes: Uint8Array): Hex {
+  return `0x${Buffer.from(bytes).toString("hex")}` as Hex;
+}

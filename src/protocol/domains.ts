@@ -1,0 +1,17 @@
+/**
+ * Domain tags: every hash, HPKE info or AEAD AAD Cloister computes off chain
+ * starts with one of these, so a value made for one purpose can never be
+ * accepted for another.
+ */
+export const DOMAIN = {
+  /** report_data[0..32] = SHA-256(tag || signer address || HPKE public key). */
+  enclaveKeys: "cloister/enclave-keys/v1",
+  /** HPKE info when wrapping a task's data key to an enclave. */
+  taskKey: "cloister/task-key/v1",
+  /** AEAD AAD of the task input stream. */
+  taskInput: "cloister/task-input/v1",
+  /** HPKE info when encrypting a task result to the requester. */
+  taskResult: "cloister/task-result/v1",
+  /** Sealing key derivation inside the enclave. */
+  sealing: "cloister/sealing/v1",
+} as const;
