@@ -1,0 +1,284 @@
+/**
+ * Attestation policy: which evidence a verifier accepts once it is known to
+ * be authentic. Strict by default (productionPolicy): Intel's root only, no
+ * simulation, no debug, TCB status UpToDate only, no advisories.
+ *
+ * A policy file is JSON with comments (JSONC); parsePolicy names the
+ * offending field of a bad file, e.g. `policy.acceptedTcbStatuses[1]`.
+ */
+import { readFile } from "node:fs/promises";
+import { X509Certificate } from "node:crypto";
+import { z } from "zod";
+import { AttestationError } from "./dcap/errors.ts";
+import { intelSgxRootCaDer } from "./dcap/intel-root.ts";
+import { TCB_STATUSES } from "./dcap/collateral-format.ts";
+import type { Claims, TcbStatus, TeeType } from "./types.ts";
+
+export interface SignerRule {
+  /** MRSIGNER, lowercase hex (32 bytes). */
+  signer: string;
+  productId?: number;
+  minSvn?: number;
+}
+
+export interface Policy {
+  /** Production roots, DER. */
+  trustedRoots: Uint8Array[];
+  /** Accept evidence chained to a simulated vendor root. */
+  allowSimulation: boolean;
+  /** Simulated vendor roots, DER; evidence chained to them is marked simulated. */
+  simulatedRoots: Uint8Array[];
+  /** TEE types accepted; absent = all. */
+  teeTypes?: TeeType[];
+  /** Accepted measurements (MRENCLAVE / MRTD / SNP MEASUREMENT), lowercase hex; absent = not pinned by measurement. */
+  measurements?: string[];
+  /** Accepted SGX signers; absent = not pinned by signer. When both lists are absent any code is accepted. */
+  signers?: SignerRule[];
+  acceptedTcbStatuses: TcbStatus[];
+  acceptedAdvisoryIds: string[];
+  allowDebug: boolean;
+  /** Refuse collateral issued longer ago than this. */
+  maxCollateralAgeSeconds?: number;
+  /** Exact report_data the evidence must carry, lowercase hex (64 bytes). */
+  expectedReportData?: string;
+  /** AMD ARK to pin for SEV-SNP, PEM; absent = the SEV-SNP verifier's built-in ARKs. */
+  snpArkPem?: string;
+}
+
+export interface PolicyContext {
+  /** Evaluation time, unix seconds. */
+  now?: number;
+  /** report_data the caller expects (e.g. bound to its nonce), 64 bytes. */
+  expectedReportData?: Uint8Array;
+}
+
+export const INTEL_ROOT_NAME = "intel-sgx-root-ca";
+
+/** The strict default: Intel's root, nothing simulated, no debug, UpToDate only, no advisories. */
+export function productionPolicy(): Policy {
+  return {
+    trustedRoots: [intelSgxRootCaDer()],
+    allowSimulation: false,
+    simulatedRoots: [],
+    acceptedTcbStatuses: ["UpToDate"],
+    acceptedAdvisoryIds: [],
+    allowDebug: false,
+  };
+}
+
+const hexBytes = (n: number) =>
+  z.string().transform((s, ctx) => {
+    const t = s.trim().replace(/^0x/i, "").toLowerCase();
+    if (t.length !== n * 2 || !/^[0-9a-f]*$/.test(t)) {
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(s)} is not ${n} bytes of hex` });
+      return z.NEVER;
+    }
+    return t;
+  });
+
+const certificate = z.string().transform((s, ctx): Uint8Array => {
+  if (s === INTEL_ROOT_NAME) return intelSgxRootCaDer();
+  const pem = s.match(/-----BEGIN CERTIFICATE-----([^-]*)-----END CERTIFICATE-----/);
+  const der = Buffer.from(pem ? pem[1]!.replace(/\s+/g, "") : s.replace(/\s+/g, ""), "base64");
+  try {
+    new X509Certificate(der);
+    return new Uint8Array(der);
+  } catch {
+    ctx.addIssue({ code: "custom", message: `is not "${INTEL_ROOT_NAME}", a PEM certificate or a base64 DER certificate` });
+    return z.NEVER;
+  }
+});
+
+const tcbStatus = z.string().refine((s): s is TcbStatus => (TCB_STATUSES as readonly string[]).includes(s), {
+  error: (issue) => `${JSON.stringify(issue.input)} is not a TCB status (one of ${TCB_STATUSES.join(", ")})`,
+});
+
+const teeType = z.enum(["SGX", "TDX", "SEV-SNP"], {
+  error: (issue) => `${JSON.stringify(issue.input)} is not a TEE type (SGX, TDX or SEV-SNP)`,
+});
+
+const policySchema = z.strictObject({
+  $schema: z.string().optional(),
+  trustedRoots: z.array(certificate).min(1).optional(),
+  allowSimulation: z.boolean().default(false),
+  simulatedRoots: z.array(certificate).default([]),
+  teeTypes: z.array(teeType).min(1).optional(),
+  measurements: z.array(z.string().transform((s, ctx) => {
+    const t = s.trim().replace(/^0x/i, "").toLowerCase();
+    if (!/^([0-9a-f]{64}|[0-9a-f]{96})$/.test(t)) {
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(s)} is not a 32-byte (MRENCLAVE) or 48-byte (MRTD, SNP) hex measurement` });
+      return z.NEVER;
+    }
+    return t;
+  })).optional(),
+  signers: z.array(z.strictObject({
+    signer: hexBytes(32),
+    productId: z.number().int().min(0).max(0xffff).optional(),
+    minSvn: z.number().int().min(0).max(0xffff).optional(),
+  })).optional(),
+  acceptedTcbStatuses: z.array(tcbStatus).min(1).default(["UpToDate"]),
+  acceptedAdvisoryIds: z.array(z.string().regex(/^[A-Z]+-SA-\d+$/, "is not an advisory ID like INTEL-SA-00615")).default([]),
+  allowDebug: z.boolean().default(false),
+  maxCollateralAgeSeconds: z.number().int().positive().optional(),
+  expectedReportData: hexBytes(64).optional(),
+  snpArkPem: z.string().includes("BEGIN CERTIFICATE", { message: "is not a PEM certificate" }).optional(),
+});
+
+function fieldPath(path: readonly PropertyKey[]): string {
+  return "policy" + path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("");
+}
+
+/** Validates a policy object (as read from JSON); errors name the offending field. */
+export function parsePolicy(json: unknown): Policy {
+  const parsed = policySchema.safeParse(json);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      if (i.code === "unrecognized_keys") return `${fieldPath(i.path)}: unknown field ${i.keys.map((k) => JSON.stringify(k)).join(", ")}`;
+      if (i.code === "invalid_type" && i.input === undefined) return `${fieldPath(i.path)}: is required`;
+      return `${fieldPath(i.path)}: ${i.message}`;
+    });
+    throw new AttestationError("POLICY_INVALID", `invalid attestation policy: ${lines.join("; ")}`);
+  }
+  const { $schema: _schema, trustedRoots, ...rest } = parsed.data;
+  return { ...rest, trustedRoots: trustedRoots ?? [intelSgxRootCaDer()] } as Policy;
+}
+
+/** Removes // and /* *\/ comments and trailing commas outside strings. */
+export function stripJsonComments(text: string): string {
+  let out = "";
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
+      out += text.slice(i, j + 1);
+      i = j + 1;
+    } else if (c === "/" && text[i + 1] === "/") {
+      while (i < text.length && text[i] !== "\n") i++;
+    } else if (c === "/" && text[i + 1] === "*") {
+      const end = text.indexOf("*/", i + 2);
+      i = end < 0 ? text.length : end + 2;
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  return out.replace(/,(\s*[}\]])/g, "$1");
+}
+
+/** Parses policy text (JSON with comments). */
+export function parsePolicyText(text: string): Policy {
+  let json: unknown;
+  try {
+    json = JSON.parse(stripJsonComments(text));
+  } catch (e) {
+    throw new AttestationError("POLICY_INVALID", `attestation policy is not valid JSON: ${(e as Error).message}`);
+  }
+  return parsePolicy(json);
+}
+
+export async function loadPolicyFile(path: string): Promise<Policy> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (e) {
+    throw new AttestationError("POLICY_INVALID", `cannot read policy file ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return parsePolicyText(text);
+  } catch (e) {
+    if (e instanceof AttestationError) throw new AttestationError("POLICY_INVALID", `${path}: ${e.message}`);
+    throw e;
+  }
+}
+
+function collateralIssueDate(claims: Claims): number | undefined {
+  const c = claims.extra?.collateral as { tcbInfoIssueDate?: number; qeIdentityIssueDate?: number } | undefined;
+  if (!c || c.tcbInfoIssueDate === undefined || c.qeIdentityIssueDate === undefined) return undefined;
+  return Math.min(c.tcbInfoIssueDate, c.qeIdentityIssueDate);
+}
+
+/** The policy's reasons to refuse verified claims; empty when accepted. */
+export function evaluatePolicy(claims: Claims, policy: Policy, ctx: PolicyContext = {}): string[] {
+  const reasons: string[] = [];
+  if (claims.simulated && !policy.allowSimulation) reasons.push("evidence is SIMULATED and the policy does not allow simulation (allowSimulation)");
+  if (policy.teeTypes && !policy.teeTypes.includes(claims.teeType)) reasons.push(`TEE type ${claims.teeType} is not among the accepted ${policy.teeTypes.join(", ")}`);
+  if (claims.debug && !policy.allowDebug) reasons.push("the enclave runs in debug mode, its memory is readable by the host (allowDebug is false)");
+  if (claims.teeType !== "SEV-SNP") {
+    if (!claims.tcbStatus) reasons.push("no TCB status was established");
+    else if (!policy.acceptedTcbStatuses.includes(claims.tcbStatus)) {
+      reasons.push(`TCB status ${claims.tcbStatus} is not accepted (accepted: ${policy.acceptedTcbStatuses.join(", ")})`);
+    }
+  }
+  const advisories = claims.advisoryIds.filter((a) => !policy.acceptedAdvisoryIds.includes(a));
+  if (advisories.length > 0) reasons.push(`advisories not accepted by the policy: ${advisories.join(", ")}`);
+  if (policy.measurements || policy.signers) {
+    const byMeasurement = policy.measurements?.includes(claims.measurement) ?? false;
+    const bySigner = (policy.signers ?? []).some((s) =>
+      claims.signer === s.signer &&
+      (s.productId === undefined || claims.productId === s.productId) &&
+      (s.minSvn === undefined || (claims.svn ?? -1) >= s.minSvn));
+    if (!byMeasurement && !bySigner) {
+      reasons.push(`measurement ${claims.measurement}${claims.signer ? ` (signer ${claims.signer}, product ${claims.productId}, SVN ${claims.svn})` : ""} is not allowed by the policy`);
+    }
+  }
+  const expected = [policy.expectedReportData, ctx.expectedReportData && Buffer.from(ctx.expectedReportData).toString("hex")];
+  for (const rd of expected) {
+    if (rd !== undefined && rd !== claims.reportData) reasons.push(`report_data ${claims.reportData} differs from the expected ${rd} (stale nonce or different key)`);
+  }
+  if (policy.maxCollateralAgeSeconds !== undefined) {
+    const issued = collateralIssueDate(claims);
+    const now = ctx.now ?? Math.floor(Date.now() / 1000);
+    if (issued !== undefined && now - issued > policy.maxCollateralAgeSeconds) {
+      reasons.push(`collateral was issued ${now - issued} s ago, more than the policy's maxCollateralAgeSeconds ${policy.maxCollateralAgeSeconds}`);
+    }
+  }
+  return reasons;
+}
+
+/** A commented starter policy for `cloister attest policy init`. */
+export function starterPolicyText(): string {
+  return `// Cloister attestation policy (JSON with comments).
+// Evidence is first checked for authenticity (signatures, certificate chains,
+// CRLs, collateral validity, TCB level); this policy then decides whether
+// authentic evidence is accepted. Everything below is strict by default.
+{
+  // Roots the evidence must chain to: "${INTEL_ROOT_NAME}" (built in,
+  // SHA-256 44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3),
+  // a PEM certificate, or a base64 DER certificate.
+  "trustedRoots": ["${INTEL_ROOT_NAME}"],
+
+  // Simulated TEEs prove nothing about hardware. Only for development:
+  // set allowSimulation to true and list the simulated vendor root(s).
+  "allowSimulation": false,
+  "simulatedRoots": [],
+
+  // TEE types to accept: "SGX", "TDX", "SEV-SNP".
+  "teeTypes": ["SGX", "TDX", "SEV-SNP"],
+
+  // Pin the code: accepted measurements (MRENCLAVE, MRTD or SNP MEASUREMENT,
+  // hex) and/or SGX signers with product ID and minimum SVN. Evidence must
+  // match one entry of either list. Remove both lists to accept any code.
+  "measurements": [],
+  "signers": [
+    // { "signer": "<MRSIGNER hex>", "productId": 0, "minSvn": 1 }
+  ],
+
+  // Intel TCB statuses to accept. Adding "SWHardeningNeeded" or
+  // "ConfigurationNeeded" trades safety for availability; also list the
+  // advisories (e.g. "INTEL-SA-00615") you have reviewed and accept.
+  "acceptedTcbStatuses": ["UpToDate"],
+  "acceptedAdvisoryIds": [],
+
+  // Debug enclaves expose their memory to the host.
+  "allowDebug": false,
+
+  // Refuse collateral (TCB info, QE identity) issued longer ago than this.
+  "maxCollateralAgeSeconds": 2592000
+
+  // Optional: the exact report_data (64 bytes hex) the evidence must carry.
+  // "expectedReportData": "..."
+}
+`;
+}
