@@ -1,0 +1,49 @@
+/**
+ * The simulated enclave's MRENCLAVE: SHA-256 over a canonical listing of its
+ * code files. Canonical form (so the same tree always gives the same value):
+ * files sorted by relative path ("/" separators), then for each file
+ * u32be(path length) || path (UTF-8) || u64be(content length) || content,
+ * all after the domain tag "cloister-enclave-code-v1\n".
+ */
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { relative, resolve, sep } from "node:path";
+
+const DOMAIN_TAG = "cloister-enclave-code-v1\n";
+
+export class MeasurementError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "MeasurementError";
+    this.code = code;
+  }
+}
+
+/** Lowercase hex SHA-256 of the files, paths taken relative to `baseDir` (default: cwd). */
+export function enclaveCodeMeasurement(files: string[], baseDir: string = process.cwd()): string {
+  if (files.length === 0) throw new MeasurementError("MEASUREMENT_NO_FILES", "enclaveCodeMeasurement needs at least one file to measure.");
+  const entries = files.map((file) => {
+    const absolute = resolve(baseDir, file);
+    const path = relative(resolve(baseDir), absolute).split(sep).join("/");
+    if (path.startsWith("../") || path === "..") {
+      throw new MeasurementError("MEASUREMENT_OUTSIDE_BASE", `${file} lies outside ${baseDir}; measure only files under the enclave's base directory.`);
+    }
+    return { path, absolute };
+  });
+  entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const hash = createHash("sha256").update(DOMAIN_TAG);
+  let previous: string | undefined;
+  for (const { path, absolute } of entries) {
+    if (path === previous) throw new MeasurementError("MEASUREMENT_DUPLICATE_FILE", `${path} is listed twice; list each file once.`);
+    previous = path;
+    const content = readFileSync(absolute);
+    const pathBytes = Buffer.from(path, "utf8");
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(pathBytes.length);
+    const size = Buffer.alloc(8);
+    size.writeBigUInt64BE(BigInt(content.length));
+    hash.update(header).update(pathBytes).update(size).update(content);
+  }
+  return hash.digest("hex");
+}
