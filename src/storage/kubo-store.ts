@@ -1,0 +1,151 @@
+/**
+ * A BlobStore on a Kubo node (or Cloister's embedded node, kubo-rpc-server.ts)
+ * through the Kubo RPC API.
+ *
+ * The node is not trusted with integrity: put checks that the node's CID is
+ * the one the import profile gives for the bytes, and get recomputes the CID
+ * of the bytes it receives and refuses them on a mismatch (BLOB_CORRUPTED).
+ * A consequence: blobs added to Kubo with other import settings (chunker,
+ * CIDv0, no raw leaves) cannot be read through this store.
+ */
+import { create, type KuboRPCClient } from "kubo-rpc-client";
+import {
+  blobNotFound,
+  errorMessage,
+  StorageError,
+  type BlobStore,
+  type GetOptions,
+  type StorageErrorCode,
+} from "./blob-store.ts";
+import { readAll } from "./read-all.ts";
+import { cidOfBytes, KUBO_CHUNKER, parseBlobCid } from "./unixfs-profile.ts";
+
+export interface KuboStoreOptions {
+  /**
+   * Ask the node not to search the network for blocks it lacks, so a
+   * missing blob fails at once. Leave off for a real Kubo node that should
+   * fetch from its peers. Cloister's embedded node is always offline.
+   */
+  offline?: boolean;
+}
+
+const CODES: ReadonlySet<string> = new Set<StorageErrorCode>([
+  "BLOB_NOT_FOUND",
+  "INVALID_CID",
+  "BLOB_TOO_LARGE",
+  "BLOB_CORRUPTED",
+  "STORAGE_UNREACHABLE",
+  "STORAGE_FAILED",
+]);
+const NETWORK_ERRORS = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "EAI_AGAIN"]);
+
+export function openKuboStore(apiUrl: string, options: KuboStoreOptions = {}): BlobStore {
+  let client: KuboRPCClient;
+  try {
+    client = create({ url: apiUrl });
+  } catch (err) {
+    throw new StorageError("STORAGE_FAILED", `"${apiUrl}" is not a usable Kubo RPC URL. Pass e.g. http://127.0.0.1:5001.`, {
+      cause: err,
+    });
+  }
+  const searchParams = new URLSearchParams(options.offline === true ? { offline: "true" } : {});
+  const where = `the IPFS node at ${apiUrl}`;
+  let closed = false;
+  const assertOpen = (): void => {
+    if (closed) throw new StorageError("STORAGE_FAILED", `The store for ${apiUrl} is closed. Open it again before use.`);
+  };
+
+  return {
+    async put(bytes) {
+      assertOpen();
+      const [added, expected] = await Promise.all([
+        client
+          .add(bytes, { cidVersion: 1, rawLeaves: true, chunker: KUBO_CHUNKER, hashAlg: "sha2-256", pin: true })
+          .catch((err: unknown) => {
+            throw mapClientError(err, apiUrl, "store a blob");
+          }),
+        cidOfBytes(bytes),
+      ]);
+      if (!added.cid.equals(expected)) {
+        throw new StorageError(
+          "STORAGE_FAILED",
+          `${where} stored the blob as ${added.cid} but Cloister's import profile gives ${expected}. The node's import settings differ (check its Import.* config); use a node with default settings.`,
+        );
+      }
+      return expected.toString();
+    },
+
+    async get(cid: string, getOptions: GetOptions = {}) {
+      assertOpen();
+      const parsed = parseBlobCid(cid);
+      const { maxBytes, signal } = getOptions;
+      let bytes: Uint8Array;
+      try {
+        // One byte past the limit: seeing it proves the blob is too large.
+        const length = maxBytes === undefined ? undefined : maxBytes + 1;
+        bytes = await readAll(client.cat(parsed, { length, signal, searchParams }), cid, maxBytes);
+      } catch (err) {
+        throw mapClientError(err, apiUrl, `read blob ${cid}`, cid);
+      }
+      const actual = await cidOfBytes(bytes);
+      if (!actual.equals(parsed)) {
+        throw new StorageError(
+          "BLOB_CORRUPTED",
+          `${where} returned bytes for ${cid} that hash to ${actual}: the node returned wrong data, or the blob was added with other import settings. Do not use these bytes.`,
+        );
+      }
+      return bytes;
+    },
+
+    async has(cid) {
+      assertOpen();
+      const parsed = parseBlobCid(cid);
+      try {
+        for await (const pin of client.pin.ls({ paths: [parsed], type: "recursive" })) {
+          if (pin.cid.equals(parsed)) return true;
+        }
+        return false;
+      } catch (err) {
+        if (errorMessage(err).includes("is not pinned")) return false;
+        throw mapClientError(err, apiUrl, `check for blob ${cid}`, cid);
+      }
+    },
+
+    async close() {
+      closed = true;
+    },
+  };
+}
+
+function mapClientError(err: unknown, apiUrl: string, action: string, cid?: string): unknown {
+  if (err instanceof StorageError) return err;
+  if (err instanceof Error && err.name === "AbortError") return err;
+  const message = errorMessage(err);
+  if (message === "terminated") {
+    return new StorageError(
+      "STORAGE_UNREACHABLE",
+      `The connection to the IPFS node at ${apiUrl} broke off while trying to ${action}: the node stopped, or failed while sending (a damaged blob is reported this way). Retry; if it persists, check the node's logs.`,
+      { cause: err },
+    );
+  }
+  const cause = err instanceof Error ? (err.cause as { code?: string } | undefined) : undefined;
+  if ((cause?.code !== undefined && NETWORK_ERRORS.has(cause.code)) || message === "fetch failed") {
+    return new StorageError(
+      "STORAGE_UNREACHABLE",
+      `Cannot reach the IPFS node at ${apiUrl} to ${action}: ${errorMessage(cause ?? err)}. Check that the node is running (cloister devnet up, or ipfs daemon) and that the URL points at its RPC API.`,
+      { cause: err },
+    );
+  }
+  // Cloister's embedded node prefixes its errors with their code.
+  const prefixed = /^([A-Z_]+): ([\s\S]*)$/.exec(message);
+  const code = prefixed?.[1] !== undefined && CODES.has(prefixed[1]) ? (prefixed[1] as StorageErrorCode) : undefined;
+  if (code !== undefined && code !== "BLOB_NOT_FOUND") {
+    return new StorageError(code, prefixed?.[2] ?? message, { cause: err });
+  }
+  if (cid !== undefined && (code === "BLOB_NOT_FOUND" || /not found|could not find/i.test(message))) {
+    const e = blobNotFound(cid, `the IPFS node at ${apiUrl}`);
+    e.cause = err;
+    return e;
+  }
+  return new StorageError("STORAGE_FAILED", `The IPFS node at ${apiUrl} failed to ${action}: ${message}`, { cause: err });
+}
