@@ -1,0 +1,147 @@
+/**
+ * The call gate: the only interface between the untrusted host and the
+ * enclave process. Every request and response is a typed message validated by
+ * these schemas on both sides (the enclave validates requests, the client
+ * validates responses). Frames travel over Node's IPC channel with "advanced"
+ * serialization, so Uint8Array and bigint cross as themselves.
+ *
+ * Frames: host -> enclave `{ id, method, params }`;
+ *         enclave -> host `{ id, result }` or `{ id, error: { code, message } }`.
+ * Nothing in a response may hold a secret: results are ciphertext for the
+ * requester, public keys, signatures, digests and evidence.
+ */
+import { z } from "zod";
+
+const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, "must be a Uint8Array");
+const hex = z.string().regex(/^0x[0-9a-fA-F]*$/);
+const hex32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/);
+const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/) as unknown as z.ZodType<`0x${string}`>;
+const hexT = hex as unknown as z.ZodType<`0x${string}`>;
+const hex32T = hex32 as unknown as z.ZodType<`0x${string}`>;
+const teeType = z.enum(["SGX", "TDX", "SEV-SNP"]);
+
+/**
+ * Which attestation provider the enclave uses. `sim` needs the simulated
+ * platform directory (vendor PKI and the simulated sealing root); other
+ * providers take their own options.
+ */
+export const attestationConfigSchema = z.union([
+  z.object({ provider: z.literal("sim"), pkiDir: z.string().min(1) }).catchall(z.unknown()),
+  z.object({ provider: z.string().min(1), pkiDir: z.string().optional() }).catchall(z.unknown()),
+]);
+export type AttestationConfig = z.infer<typeof attestationConfigSchema>;
+
+export const initParamsSchema = z.object({ dataDir: z.string().min(1), attestation: attestationConfigSchema }).strict();
+export const initResultSchema = z
+  .object({
+    /** The enclave's signing address: its on-chain identity. */
+    signer: address,
+    /** Raw X25519 public key, hex: data keys are wrapped to it. */
+    hpkePublicKey: hex32T,
+    /** Lowercase hex. */
+    measurement: z.string().regex(/^[0-9a-f]+$/),
+    teeType,
+    simulated: z.boolean(),
+  })
+  .strict();
+
+export const attestParamsSchema = z.object({ freshness: hex32T.optional() }).strict();
+
+const dcapCollateral = z.object({
+  tcb_info: z.string(),
+  tcb_info_signature: z.string(),
+  tcb_info_issuer_chain: z.string(),
+  qe_identity: z.string(),
+  qe_identity_signature: z.string(),
+  qe_identity_issuer_chain: z.string(),
+  pck_crl: z.string(),
+  pck_crl_issuer_chain: z.string(),
+  root_ca_crl: z.string(),
+  pck_certificate_chain: z.string().optional(),
+});
+export const evidenceSchema = z.union([
+  z.object({ teeType: z.enum(["SGX", "TDX"]), quote: bytes, collateral: dcapCollateral.optional() }).strict(),
+  z.object({ teeType: z.literal("SEV-SNP"), report: bytes, collateral: z.object({ vcek: bytes, chainPem: z.string() }).strict() }).strict(),
+]);
+export const attestResultSchema = z.object({ evidence: evidenceSchema, reportData: hexT }).strict();
+
+export const taskSpecSchema = z
+  .object({
+    programDigest: hex32T,
+    inputDigest: hex32T,
+    envelopeDigest: hex32T,
+    envelopeCid: z.string(),
+    candidates: z.array(address),
+    deadline: z.bigint(),
+  })
+  .strict();
+
+export const runTaskParamsSchema = z
+  .object({
+    binding: z.object({ chainId: z.bigint(), market: address, taskId: z.bigint() }).strict(),
+    spec: taskSpecSchema,
+    /** The task envelope blob (JSON) as fetched from IPFS. */
+    envelope: bytes,
+    /** The program blob (JS module source, UTF-8). */
+    program: bytes,
+    /** The encrypted input blob. */
+    input: bytes,
+    /** CID of this enclave's published evidence, recorded in provenance. */
+    evidenceCid: z.string(),
+  })
+  .strict();
+export const runTaskResultSchema = z
+  .object({
+    /** Result blob encrypted to the requester (upload as is). */
+    result: bytes,
+    /** SHA-256 of `result`. */
+    outputDigest: hex32T,
+    /** DSSE envelope (canonical JSON) of the provenance statement. */
+    provenance: bytes,
+    /** SHA-256 of `provenance`. */
+    provenanceDigest: hex32T,
+    /** EIP-712 signature over the Completion for completeTask. */
+    signature: hexT,
+    outcome: z.enum(["ok", "error"]),
+  })
+  .strict();
+
+export const gateMethods = {
+  init: { params: initParamsSchema, result: initResultSchema },
+  attest: { params: attestParamsSchema, result: attestResultSchema },
+  runTask: { params: runTaskParamsSchema, result: runTaskResultSchema },
+} as const;
+
+export type GateMethod = keyof typeof gateMethods;
+export type GateParams<M extends GateMethod> = z.infer<(typeof gateMethods)[M]["params"]>;
+export type GateResult<M extends GateMethod> = z.infer<(typeof gateMethods)[M]["result"]>;
+export type InitParams = GateParams<"init">;
+export type EnclaveIdentity = GateResult<"init">;
+export type AttestParams = GateParams<"attest">;
+export type AttestResult = GateResult<"attest">;
+export type RunTaskParams = GateParams<"runTask">;
+export type RunTaskResult = GateResult<"runTask">;
+
+export const requestFrameSchema = z
+  .object({ id: z.number().int().nonnegative(), method: z.enum(["init", "attest", "runTask"]), params: z.unknown() })
+  .strict();
+export type RequestFrame = z.infer<typeof requestFrameSchema>;
+
+export const gateErrorSchema = z.object({ code: z.string(), message: z.string() }).strict();
+export const responseFrameSchema = z.union([
+  z.object({ id: z.number().int().nonnegative(), result: z.unknown() }).strict(),
+  z.object({ id: z.number().int().nonnegative(), error: gateErrorSchema }).strict(),
+]);
+export type ResponseFrame = z.infer<typeof responseFrameSchema>;
+
+/** Validates a frame's payload against its method's schema; returns the message of the first problem on failure. */
+export function checkPayload<M extends GateMethod, K extends "params" | "result">(
+  method: M,
+  kind: K,
+  value: unknown,
+): { ok: true; value: z.infer<(typeof gateMethods)[M][K]> } | { ok: false; problem: string } {
+  const parsed = gateMethods[method][kind].safeParse(value);
+  if (parsed.success) return { ok: true, value: parsed.data as z.infer<(typeof gateMethods)[M][K]> };
+  const issue = parsed.error.issues[0];
+  return { ok: false, problem: `${method} ${kind}: ${issue?.path.join(".") || "(root)"}: ${issue?.message ?? "invalid"}` };
+}

@@ -1,0 +1,174 @@
+/**
+ * The host's handle on an enclave process. It only speaks the call-gate
+ * protocol (it never sees keys or plaintext), which is why it may live next to
+ * the enclave: it imports nothing from src/host.
+ *
+ * startEnclave forks src/enclave/main.ts with "advanced" serialization (so
+ * Uint8Array and bigint cross the IPC channel), sends init, and returns a
+ * typed client. Responses are validated before they are returned; errors come
+ * back as EnclaveError with the enclave's code.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import {
+  checkPayload,
+  responseFrameSchema,
+  type AttestationConfig,
+  type AttestParams,
+  type AttestResult,
+  type EnclaveIdentity,
+  type GateMethod,
+  type GateParams,
+  type GateResult,
+  type RunTaskParams,
+  type RunTaskResult,
+} from "./call-gate.ts";
+import { EnclaveError, type EnclaveErrorCode } from "./errors.ts";
+
+const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url));
+
+export type FrameDirection = "to-enclave" | "from-enclave";
+
+export interface StartEnclaveOptions {
+  /** Where the enclave keeps its sealed state. */
+  dataDir: string;
+  attestation: AttestationConfig;
+  /** Sees every frame the host sends and receives (tests use it to check confidentiality). */
+  onFrame?: (direction: FrameDirection, frame: unknown) => void;
+  /** Per-call timeouts in ms. */
+  timeouts?: { initMs?: number; attestMs?: number; runTaskMs?: number };
+}
+
+export interface EnclaveClient {
+  /** The identity init returned. */
+  readonly identity: EnclaveIdentity;
+  readonly pid: number;
+  init(): Promise<EnclaveIdentity>;
+  attest(params?: AttestParams): Promise<AttestResult>;
+  /** Timeout defaults to the envelope's limit plus a margin; override with `timeoutMs`. */
+  runTask(params: RunTaskParams, opts?: { timeoutMs?: number }): Promise<RunTaskResult>;
+  /** Stops the enclave process and waits for it to exit. */
+  close(): Promise<void>;
+  /** Resolves when the process exits, with its exit code or signal. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const KNOWN_CODES = new Set<string>([
+  "MALFORMED_ENVELOPE", "ENVELOPE_DIGEST_MISMATCH", "PROGRAM_DIGEST_MISMATCH", "INPUT_DIGEST_MISMATCH", "TASK_MISMATCH",
+  "NOT_A_CANDIDATE", "KEY_UNWRAP_FAILED", "INPUT_DECRYPTION_FAILED", "RESULT_KEY_INVALID", "NOT_INITIALIZED", "UNSEAL_FAILED",
+  "SEALED_STATE_MALFORMED", "ATTESTATION_UNAVAILABLE", "ATTESTATION_FAILED", "BAD_REQUEST", "BAD_RESPONSE", "TIMEOUT",
+  "ENCLAVE_EXITED", "INTERNAL",
+]);
+
+interface Pending {
+  method: GateMethod;
+  resolve: (value: unknown) => void;
+  reject: (e: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export async function startEnclave(options: StartEnclaveOptions): Promise<EnclaveClient> {
+  const child: ChildProcess = fork(MAIN, [], {
+    serialization: "advanced",
+    // isolated-vm requires --no-node-snapshot on Node >= 20.
+    execArgv: ["--no-node-snapshot", "--disable-warning=ExperimentalWarning"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const pending = new Map<number, Pending>();
+  let nextId = 1;
+  let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once("exit", (code, signal) => {
+      exitInfo = { code, signal };
+      for (const [id, p] of pending) {
+        clearTimeout(p.timer);
+        p.reject(new EnclaveError("ENCLAVE_EXITED", `the enclave process exited (code ${code}, signal ${signal}) before answering ${p.method}`));
+        pending.delete(id);
+      }
+      resolve({ code, signal });
+    });
+  });
+  child.on("error", () => {
+    // Surfaced through "exit" and the pending calls.
+  });
+
+  child.on("message", (raw: unknown) => {
+    options.onFrame?.("from-enclave", raw);
+    const frame = responseFrameSchema.safeParse(raw);
+    if (!frame.success) return;
+    const p = pending.get(frame.data.id);
+    if (!p) return;
+    pending.delete(frame.data.id);
+    clearTimeout(p.timer);
+    if ("error" in frame.data) {
+      const { code, message } = frame.data.error;
+      p.reject(new EnclaveError(KNOWN_CODES.has(code) ? (code as EnclaveErrorCode) : "INTERNAL", message));
+      return;
+    }
+    const checked = checkPayload(p.method, "result", frame.data.result);
+    if (checked.ok) p.resolve(checked.value);
+    else p.reject(new EnclaveError("BAD_RESPONSE", `the enclave sent a malformed response: ${checked.problem}`));
+  });
+
+  function call<M extends GateMethod>(method: M, params: GateParams<M>, timeoutMs: number): Promise<GateResult<M>> {
+    if (exitInfo) {
+      return Promise.reject(new EnclaveError("ENCLAVE_EXITED", `the enclave process has exited (code ${exitInfo.code}, signal ${exitInfo.signal}); start a new one`));
+    }
+    const checked = checkPayload(method, "params", params);
+    if (!checked.ok) return Promise.reject(new EnclaveError("BAD_REQUEST", `refusing to send a malformed request: ${checked.problem}`));
+    const id = nextId++;
+    const frame = { id, method, params: checked.value };
+    return new Promise<GateResult<M>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        reject(new EnclaveError("TIMEOUT", `the enclave did not answer ${method} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject, timer });
+      options.onFrame?.("to-enclave", frame);
+      child.send(frame, (err) => {
+        if (!err) return;
+        clearTimeout(timer);
+        pending.delete(id);
+        reject(new EnclaveError("ENCLAVE_EXITED", `could not send ${method} to the enclave: ${err.message}`));
+      });
+    });
+  }
+
+  const t = { initMs: 30_000, attestMs: 30_000, runTaskMs: undefined as number | undefined, ...options.timeouts };
+  const init = () => call("init", { dataDir: options.dataDir, attestation: options.attestation }, t.initMs);
+  let identity: EnclaveIdentity;
+  try {
+    identity = await init();
+  } catch (e) {
+    child.kill("SIGKILL");
+    await exited;
+    throw e;
+  }
+
+  return {
+    identity,
+    pid: child.pid ?? -1,
+    exited,
+    init,
+    attest: (params = {}) => call("attest", params, t.attestMs),
+    runTask: (params, opts) => call("runTask", params, opts?.timeoutMs ?? t.runTaskMs ?? runTaskBudget(params)),
+    async close() {
+      if (exitInfo) return;
+      child.disconnect();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 2_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** The envelope's time limit plus a margin for crypto and isolate start-up; 60 s when unreadable. */
+function runTaskBudget(params: RunTaskParams): number {
+  try {
+    const limits = (JSON.parse(new TextDecoder().decode(params.envelope)) as { limits?: { timeoutMs?: unknown } }).limits;
+    if (typeof limits?.timeoutMs === "number") return limits.timeoutMs + 15_000;
+  } catch {
+    // The enclave reports a malformed envelope itself.
+  }
+  return 60_000;
+}

@@ -1,0 +1,43 @@
+/**
+ * Errors the enclave reports through the call gate. Inside the enclave they
+ * are thrown; they cross the gate as { code, message } and the client
+ * re-throws them as EnclaveError with the same code.
+ */
+
+export type EnclaveErrorCode =
+  // integrity of the task (the host must not complete it)
+  | "MALFORMED_ENVELOPE"
+  | "ENVELOPE_DIGEST_MISMATCH"
+  | "PROGRAM_DIGEST_MISMATCH"
+  | "INPUT_DIGEST_MISMATCH"
+  | "TASK_MISMATCH"
+  | "NOT_A_CANDIDATE"
+  | "KEY_UNWRAP_FAILED"
+  | "INPUT_DECRYPTION_FAILED"
+  | "RESULT_KEY_INVALID"
+  // enclave state
+  | "NOT_INITIALIZED"
+  | "UNSEAL_FAILED"
+  | "SEALED_STATE_MALFORMED"
+  | "ATTESTATION_UNAVAILABLE"
+  | "ATTESTATION_FAILED"
+  // the gate itself
+  | "BAD_REQUEST"
+  | "BAD_RESPONSE"
+  | "TIMEOUT"
+  | "ENCLAVE_EXITED"
+  | "INTERNAL";
+
+export class EnclaveError extends Error {
+  readonly code: EnclaveErrorCode;
+
+  constructor(code: EnclaveErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "EnclaveError";
+    this.code = code;
+  }
+}
+
+export function isEnclaveError(e: unknown): e is EnclaveError {
+  return e instanceof EnclaveError;
+}

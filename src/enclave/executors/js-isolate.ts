@@ -1,0 +1,106 @@
+/**
+ * Runs a JS program in a fresh V8 isolate (isolated-vm), one per task.
+ *
+ * A program is an ES module whose default export takes the input bytes
+ * (Uint8Array) and returns bytes (Uint8Array, any typed array, ArrayBuffer) or
+ * a string (encoded as UTF-8), synchronously or as a promise. The isolate has
+ * the JavaScript language and the prelude's TextEncoder/TextDecoder, nothing
+ * else: no fs, network, process, environment, timers, imports or host
+ * callbacks. Limits: heap (memoryMb, counted by V8 including array buffers),
+ * wall time (timeoutMs, covering module evaluation and the call, async
+ * continuations included) and output size.
+ */
+import ivm from "isolated-vm";
+import type { TaskLimits } from "../../protocol/task.ts";
+import { ProgramError } from "./program-error.ts";
+import { RUNNER_MODULE, SANDBOX_PRELUDE } from "./sandbox-prelude.ts";
+
+/** isolated-vm refuses heaps under 8 MB. */
+const MIN_MEMORY_MB = 8;
+
+export interface ProgramRun {
+  output: Uint8Array;
+  wallMs: number;
+  cpuMs: number;
+}
+
+type RunnerResult = { bytes: Uint8Array } | { tooLarge: number } | { badType: string };
+
+export async function runJsProgram(source: string, input: Uint8Array, limits: TaskLimits): Promise<ProgramRun> {
+  const isolate = new ivm.Isolate({ memoryLimit: Math.max(MIN_MEMORY_MB, limits.memoryMb) });
+  const started = performance.now();
+  let timedOut = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      reject(timeLimit(limits));
+      // Stops whatever still runs in the isolate, including pending async work.
+      if (!isolate.isDisposed) isolate.dispose();
+    }, limits.timeoutMs);
+  });
+  try {
+    const result = await Promise.race([execute(isolate, source, input, limits), deadline]);
+    const wallMs = performance.now() - started;
+    const cpuMs = Number(isolate.cpuTime) / 1e6;
+    if ("tooLarge" in result) {
+      throw new ProgramError("OUTPUT_LIMIT_EXCEEDED", `program output is at least ${result.tooLarge} bytes; the task allows ${limits.maxOutputBytes}`);
+    }
+    if ("badType" in result) {
+      throw new ProgramError("PROGRAM_BAD_OUTPUT", `program returned a ${result.badType}; it must return a Uint8Array, an ArrayBuffer or a string`);
+    }
+    if (result.bytes.length > limits.maxOutputBytes) {
+      throw new ProgramError("OUTPUT_LIMIT_EXCEEDED", `program output is ${result.bytes.length} bytes; the task allows ${limits.maxOutputBytes}`);
+    }
+    return { output: result.bytes, wallMs, cpuMs };
+  } catch (e) {
+    throw classify(e, isolate, timedOut, limits);
+  } finally {
+    clearTimeout(timer);
+    if (!isolate.isDisposed) isolate.dispose();
+  }
+}
+
+async function execute(isolate: ivm.Isolate, source: string, input: Uint8Array, limits: TaskLimits): Promise<RunnerResult> {
+  const context = await isolate.createContext();
+  await context.eval(SANDBOX_PRELUDE, { timeout: limits.timeoutMs });
+  let program: ivm.Module;
+  try {
+    program = await isolate.compileModule(source, { filename: "program.js" });
+  } catch (e) {
+    throw new ProgramError("PROGRAM_INVALID", `program is not a valid ES module: ${messageOf(e)}`, { cause: e });
+  }
+  const runner = await isolate.compileModule(RUNNER_MODULE, { filename: "cloister-runner.js" });
+  try {
+    await runner.instantiate(context, (specifier) => {
+      if (specifier === "program") return program;
+      throw new Error(`imports are not available in the sandbox (the program imports "${specifier}")`);
+    });
+  } catch (e) {
+    throw new ProgramError("PROGRAM_INVALID", `program cannot be linked: ${messageOf(e)}`, { cause: e });
+  }
+  await runner.evaluate({ timeout: limits.timeoutMs });
+  const run = await runner.namespace.get("run", { reference: true });
+  return (await run.apply(undefined, [new ivm.ExternalCopy(input).copyInto({ release: true }), limits.maxOutputBytes], {
+    timeout: limits.timeoutMs,
+    result: { promise: true, copy: true },
+  })) as RunnerResult;
+}
+
+function classify(e: unknown, isolate: ivm.Isolate, timedOut: boolean, limits: TaskLimits): ProgramError {
+  if (e instanceof ProgramError) return e;
+  const message = messageOf(e);
+  if (timedOut || /Script execution timed out/.test(message)) return timeLimit(limits);
+  if (/memory limit|Array buffer allocation failed/i.test(message) || (isolate.isDisposed && /disposed/i.test(message))) {
+    return new ProgramError("MEMORY_LIMIT_EXCEEDED", `program exceeded the task's memory limit of ${limits.memoryMb} MB`);
+  }
+  return new ProgramError("PROGRAM_THREW", `program threw: ${message}`, { cause: e });
+}
+
+function timeLimit(limits: TaskLimits): ProgramError {
+  return new ProgramError("TIME_LIMIT_EXCEEDED", `program ran longer than the task's time limit of ${limits.timeoutMs} ms`);
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

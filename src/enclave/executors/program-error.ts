@@ -1,0 +1,23 @@
+/**
+ * A failure of the requester's program (as opposed to an integrity failure of
+ * the task): it becomes an error record encrypted to the requester, and the
+ * task completes normally.
+ */
+
+export type ProgramErrorCode =
+  | "PROGRAM_INVALID"
+  | "PROGRAM_THREW"
+  | "PROGRAM_BAD_OUTPUT"
+  | "TIME_LIMIT_EXCEEDED"
+  | "MEMORY_LIMIT_EXCEEDED"
+  | "OUTPUT_LIMIT_EXCEEDED";
+
+export class ProgramError extends Error {
+  readonly code: ProgramErrorCode;
+
+  constructor(code: ProgramErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ProgramError";
+    this.code = code;
+  }
+}

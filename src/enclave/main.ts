@@ -1,0 +1,105 @@
+/**
+ * The enclave process. Started by client.ts with child_process.fork; talks
+ * only through the call gate over the IPC channel. It measures its own code,
+ * unseals (or creates) its keys, and serves init, attest and runTask.
+ * Nothing secret is ever written to a frame, a log or an unsealed file.
+ */
+import { bytesToHex } from "viem";
+import type { AttestationProvider } from "../attestation/types.ts";
+import { fromHex, toHex } from "../crypto/bytes.ts";
+import { enclaveReportData } from "../protocol/binding.ts";
+import { loadAttestationProvider, fallbackTee } from "./attestation.ts";
+import { checkPayload, requestFrameSchema, type EnclaveIdentity, type GateMethod, type InitParams, type ResponseFrame } from "./call-gate.ts";
+import { EnclaveError } from "./errors.ts";
+import { loadOrCreateKeys } from "./keys.ts";
+import { measureEnclaveCode } from "./measurement.ts";
+import { deriveSealingKey, loadOrCreatePlatformSecret } from "./sealing.ts";
+import { runTask, type EnclaveContext } from "./task-runner.ts";
+
+interface State {
+  ctx: EnclaveContext;
+  identity: EnclaveIdentity;
+  provider: AttestationProvider | EnclaveError;
+  dataDir: string;
+}
+
+let state: Promise<State> | undefined;
+
+async function initialize(params: InitParams): Promise<State> {
+  const measurement = await measureEnclaveCode();
+  if (params.attestation.provider !== "sim" || !params.attestation.pkiDir) {
+    throw new EnclaveError("ATTESTATION_UNAVAILABLE", `sealing needs a platform sealing root; only the "sim" provider (with pkiDir) provides one so far`);
+  }
+  const secret = await loadOrCreatePlatformSecret(params.attestation.pkiDir);
+  const sealingKey = deriveSealingKey(secret, measurement);
+  secret.fill(0);
+  const { keys } = await loadOrCreateKeys(params.dataDir, sealingKey);
+  sealingKey.fill(0);
+  const provider = await loadAttestationProvider(params.attestation, measurement);
+  const tee = provider instanceof EnclaveError ? fallbackTee(params.attestation) : { teeType: provider.teeType, simulated: provider.simulated };
+  const identity: EnclaveIdentity = {
+    signer: keys.account.address,
+    hpkePublicKey: toHex(keys.hpke.publicKey),
+    measurement,
+    teeType: tee.teeType,
+    simulated: tee.simulated,
+  };
+  return { ctx: { keys, measurement, ...tee }, identity, provider, dataDir: params.dataDir };
+}
+
+async function handle(method: GateMethod, params: unknown): Promise<unknown> {
+  const checked = checkPayload(method, "params", params);
+  if (!checked.ok) throw new EnclaveError("BAD_REQUEST", `the enclave refused a malformed request: ${checked.problem}`);
+  if (method === "init") {
+    const p = checked.value as InitParams;
+    state ??= initialize(p);
+    const s = await state.catch((e: unknown) => {
+      state = undefined;
+      throw e;
+    });
+    if (s.dataDir !== p.dataDir) throw new EnclaveError("BAD_REQUEST", `the enclave is already initialized with data dir ${s.dataDir}`);
+    return s.identity;
+  }
+  if (!state) throw new EnclaveError("NOT_INITIALIZED", `call init before ${method}`);
+  const s = await state;
+  if (method === "attest") {
+    if (s.provider instanceof EnclaveError) throw s.provider;
+    const { freshness } = checked.value as { freshness?: `0x${string}` };
+    const reportData = enclaveReportData(s.identity.signer, s.ctx.keys.hpke.publicKey, freshness ? fromHex(freshness) : undefined);
+    try {
+      return { evidence: await s.provider.attest(reportData), reportData: bytesToHex(reportData) };
+    } catch (cause) {
+      throw new EnclaveError("ATTESTATION_FAILED", `the attestation provider could not produce evidence: ${String(cause)}`, { cause });
+    }
+  }
+  return runTask(s.ctx, checked.value as Parameters<typeof runTask>[1]);
+}
+
+/** Only typed errors cross the gate with their message; anything else is reported without details that could carry data. */
+function toGateError(e: unknown): { code: string; message: string } {
+  if (e instanceof EnclaveError) return { code: e.code, message: e.message };
+  return { code: "INTERNAL", message: `internal enclave error (${e instanceof Error ? e.name : typeof e})` };
+}
+
+function reply(frame: ResponseFrame): void {
+  process.send?.(frame);
+}
+
+process.on("message", (raw: unknown) => {
+  const frame = requestFrameSchema.safeParse(raw);
+  if (!frame.success) {
+    const id = typeof (raw as { id?: unknown })?.id === "number" ? (raw as { id: number }).id : 0;
+    reply({ id, error: { code: "BAD_REQUEST", message: "the enclave refused a frame that is not { id, method, params }" } });
+    return;
+  }
+  const { id, method, params } = frame.data;
+  handle(method, params).then(
+    (result) => {
+      const checked = checkPayload(method, "result", result);
+      reply(checked.ok ? { id, result: checked.value } : { id, error: { code: "INTERNAL", message: `enclave produced an invalid ${checked.problem}` } });
+    },
+    (e: unknown) => reply({ id, error: toGateError(e) }),
+  );
+});
+
+process.on("disconnect", () => process.exit(0));

@@ -1,0 +1,174 @@
+/**
+ * One task inside the enclave: check everything the host handed over against
+ * the on-chain spec, unwrap the data key, decrypt the input, run the program,
+ * encrypt the result to the requester, sign provenance and the completion.
+ *
+ * Integrity failures (digests, envelope, wrapped key, input ciphertext) throw
+ * EnclaveError: the host must not complete the task. Program failures (throws,
+ * limits) become an error record encrypted to the requester, and the task
+ * completes normally with outcome "error".
+ */
+import { isAddressEqual, sha256, type Hex } from "viem";
+import { openStream } from "../crypto/aead-stream.ts";
+import { fromHex } from "../crypto/bytes.ts";
+import { isCryptoError } from "../crypto/errors.ts";
+import { openWith } from "../crypto/hpke.ts";
+import { taskInputAad, taskKeyInfo } from "../protocol/binding.ts";
+import { completionDomain, completionTypes } from "../protocol/completion.ts";
+import { buildStatement, provenanceDigest, signEnvelope } from "../protocol/provenance.ts";
+import { encryptResult, type ResultRecord } from "../protocol/result.ts";
+import type { TaskBinding, TaskEnvelope } from "../protocol/task.ts";
+import type { RunTaskParams, RunTaskResult } from "./call-gate.ts";
+import { parseEnvelope } from "./envelope.ts";
+import { EnclaveError } from "./errors.ts";
+import { runJsProgram } from "./executors/js-isolate.ts";
+import { ProgramError } from "./executors/program-error.ts";
+import type { EnclaveKeys } from "./keys.ts";
+
+export interface EnclaveContext {
+  keys: EnclaveKeys;
+  measurement: string;
+  teeType: string;
+  simulated: boolean;
+}
+
+export async function runTask(ctx: EnclaveContext, params: RunTaskParams): Promise<RunTaskResult> {
+  const startedOn = new Date();
+  const { binding, spec } = params;
+  const envelope = checkInputs(ctx, params);
+  const resultKey = checkResultKey(envelope);
+
+  const dataKey = await unwrapDataKey(ctx, binding, envelope);
+  let plaintext: Uint8Array;
+  try {
+    plaintext = openStream(dataKey, params.input, { aad: taskInputAad(binding), label: "input ciphertext" });
+  } catch (e) {
+    if (!isCryptoError(e)) throw e;
+    throw new EnclaveError("INPUT_DECRYPTION_FAILED", `${e.message} (task ${binding.taskId}); the task cannot run on this input`, { cause: e });
+  } finally {
+    dataKey.fill(0);
+  }
+
+  const record = await execute(params.program, plaintext, envelope);
+  plaintext.fill(0);
+  const result = await encryptResult(resultKey, binding, record);
+  const outputDigest = sha256(result);
+  const finishedOn = new Date();
+
+  const statement = buildStatement({
+    binding,
+    outputDigest,
+    programDigest: spec.programDigest,
+    inputDigests: [{ name: "input", digest: spec.inputDigest }],
+    envelopeDigest: spec.envelopeDigest,
+    enclave: {
+      signer: ctx.keys.account.address,
+      measurement: ctx.measurement,
+      teeType: ctx.teeType,
+      simulated: ctx.simulated,
+      evidenceCid: params.evidenceCid,
+    },
+    limits: envelope.limits,
+    startedOn,
+    finishedOn,
+    resourceUse: record.usage,
+    outcome: record.outcome,
+  });
+  const provenance = await signEnvelope(statement, ctx.keys.account);
+  const provDigest = provenanceDigest(provenance);
+  const signature = await ctx.keys.account.signTypedData({
+    domain: completionDomain(binding.chainId, binding.market),
+    types: completionTypes,
+    primaryType: "Completion",
+    message: {
+      taskId: binding.taskId,
+      programDigest: spec.programDigest,
+      inputDigest: spec.inputDigest,
+      outputDigest,
+      provenanceDigest: provDigest,
+    },
+  });
+  return { result, outputDigest, provenance, provenanceDigest: provDigest, signature, outcome: record.outcome };
+}
+
+/** Every blob the host relayed must be the one the on-chain spec names. */
+function checkInputs(ctx: EnclaveContext, params: RunTaskParams): TaskEnvelope {
+  const { binding, spec } = params;
+  const task = `task ${binding.taskId}`;
+  mustMatch(sha256(params.envelope), spec.envelopeDigest, "ENVELOPE_DIGEST_MISMATCH", `${task}: the envelope's SHA-256`);
+  mustMatch(sha256(params.program), spec.programDigest, "PROGRAM_DIGEST_MISMATCH", `${task}: the program's SHA-256`);
+  mustMatch(sha256(params.input), spec.inputDigest, "INPUT_DIGEST_MISMATCH", `${task}: the input ciphertext's SHA-256`);
+  const envelope = parseEnvelope(params.envelope);
+  if (envelope.taskId !== binding.taskId.toString()) {
+    throw new EnclaveError("TASK_MISMATCH", `the envelope is for task ${envelope.taskId}, not ${task}: it belongs to another task`);
+  }
+  mustMatch(envelope.program.digest, spec.programDigest, "TASK_MISMATCH", `${task}: the envelope's program digest`);
+  mustMatch(envelope.input.digest, spec.inputDigest, "TASK_MISMATCH", `${task}: the envelope's input digest`);
+  const me = ctx.keys.account.address;
+  if (spec.candidates.length > 0 && !spec.candidates.some((c) => isAddressEqual(c, me))) {
+    throw new EnclaveError("NOT_A_CANDIDATE", `${task} does not list this enclave (${me}) among its candidates`);
+  }
+  return envelope;
+}
+
+function checkResultKey(envelope: TaskEnvelope): Uint8Array {
+  try {
+    const key = fromHex(envelope.resultKey);
+    if (key.length === 32) return key;
+  } catch {
+    // reported below
+  }
+  throw new EnclaveError("RESULT_KEY_INVALID", `the envelope's resultKey must be a 32-byte X25519 public key in hex, got "${envelope.resultKey.slice(0, 20)}…"`);
+}
+
+async function unwrapDataKey(ctx: EnclaveContext, binding: TaskBinding, envelope: TaskEnvelope): Promise<Uint8Array> {
+  const me = ctx.keys.account.address;
+  const wrapped = envelope.wrappedKeys.find((w) => isAddressEqual(w.enclave, me));
+  if (!wrapped) {
+    throw new EnclaveError("NOT_A_CANDIDATE", `task ${binding.taskId} has no data key wrapped to this enclave (${me}); it cannot run here`);
+  }
+  try {
+    const key = await openWith(ctx.keys.hpke.privateKey, fromHex(wrapped.enc), fromHex(wrapped.ciphertext), { info: taskKeyInfo(binding) });
+    if (key.length !== 32) throw new EnclaveError("KEY_UNWRAP_FAILED", `the data key of task ${binding.taskId} is ${key.length} bytes, not 32`);
+    return key;
+  } catch (e) {
+    if (e instanceof EnclaveError) throw e;
+    throw new EnclaveError(
+      "KEY_UNWRAP_FAILED",
+      `the data key wrapped to this enclave did not open for task ${binding.taskId} on chain ${binding.chainId} and market ${binding.market}: ` +
+        "it was wrapped for another task, another enclave key, or altered",
+      { cause: e },
+    );
+  }
+}
+
+async function execute(program: Uint8Array, input: Uint8Array, envelope: TaskEnvelope): Promise<ResultRecord> {
+  let source: string;
+  try {
+    source = new TextDecoder("utf-8", { fatal: true }).decode(program);
+  } catch {
+    return failed(new ProgramError("PROGRAM_INVALID", "program is not UTF-8 text: a JS program must be an ES module's source"), 0);
+  }
+  const started = performance.now();
+  try {
+    const run = await runJsProgram(source, input, envelope.limits);
+    return { outcome: "ok", output: run.output, usage: { wallMs: round(run.wallMs), cpuMs: round(run.cpuMs), outputBytes: run.output.length } };
+  } catch (e) {
+    if (e instanceof ProgramError) return failed(e, performance.now() - started);
+    throw e;
+  }
+}
+
+function failed(e: ProgramError, wallMs: number): ResultRecord {
+  return { outcome: "error", error: { code: e.code, message: e.message }, usage: { wallMs: round(wallMs), cpuMs: 0, outputBytes: 0 } };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+function mustMatch(actual: Hex, expected: Hex, code: "ENVELOPE_DIGEST_MISMATCH" | "PROGRAM_DIGEST_MISMATCH" | "INPUT_DIGEST_MISMATCH" | "TASK_MISMATCH", what: string): void {
+  if (actual.toLowerCase() !== expected.toLowerCase()) {
+    throw new EnclaveError(code, `${what} is ${actual}, but the task spec says ${expected}: the host relayed the wrong or an altered blob`);
+  }
+}

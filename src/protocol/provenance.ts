@@ -1,0 +1,216 @@
+/**
+ * Execution provenance: one in-toto Statement v1 per task execution, in a DSSE
+ * envelope signed by the enclave's secp256k1 key.
+ *
+ * Signature scheme (DSSE `sig`): ECDSA secp256k1 over SHA-256(PAE(payloadType,
+ * payload)), no Ethereum message prefix, encoded as 65 bytes r || s || v
+ * (v = 27 or 28, low s), base64. `keyid` is the enclave's checksummed address;
+ * a verifier recovers the address from the signature and compares it with the
+ * address it expects (e.g. the one registered on chain). SHA-256 rather than
+ * keccak keeps the digest the one DSSE tooling uses; recovery lets the address
+ * alone identify the key.
+ *
+ * Envelope bytes are the canonical JSON of { payload, payloadType, signatures };
+ * provenanceDigest = SHA-256(envelope bytes).
+ */
+import { getAddress, isAddressEqual, recoverAddress, sha256, type Address, type Hex } from "viem";
+import { z } from "zod";
+import { canonicalJson, canonicalJsonBytes, type JsonValue } from "../crypto/canonical-json.ts";
+import type { ResourceUse } from "./result.ts";
+
+export const STATEMENT_TYPE = "https://in-toto.io/Statement/v1";
+export const PREDICATE_TYPE = "https://cloister.dev/provenance/task-execution/v1";
+export const PAYLOAD_TYPE = "application/vnd.in-toto+json";
+
+export type ProvenanceErrorCode = "MALFORMED_ENVELOPE" | "WRONG_PAYLOAD_TYPE" | "BAD_SIGNATURE" | "SIGNER_MISMATCH" | "MALFORMED_STATEMENT";
+
+export class ProvenanceError extends Error {
+  readonly code: ProvenanceErrorCode;
+
+  constructor(code: ProvenanceErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ProvenanceError";
+    this.code = code;
+  }
+}
+
+/** Lowercase hex without 0x, as in-toto digest sets write it. */
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
+const hex32 = z.string().regex(/^0x[0-9a-f]{64}$/);
+const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/);
+const decimal = z.string().regex(/^[0-9]+$/);
+
+const predicateSchema = z
+  .object({
+    task: z.object({ id: decimal, chainId: decimal, market: address }).strict(),
+    program: z.object({ digest: hex32 }).strict(),
+    inputs: z.array(z.object({ name: z.string(), digest: z.object({ sha256: sha256Hex }).strict() }).strict()),
+    envelope: z.object({ digest: hex32 }).strict(),
+    enclave: z
+      .object({ signer: address, measurement: z.string(), teeType: z.string(), simulated: z.boolean(), evidenceCid: z.string() })
+      .strict(),
+    limits: z.object({ memoryMb: z.number(), timeoutMs: z.number(), maxOutputBytes: z.number() }).strict(),
+    startedOn: z.iso.datetime(),
+    finishedOn: z.iso.datetime(),
+    resourceUse: z.object({ wallMs: z.number(), cpuMs: z.number(), outputBytes: z.number() }).strict(),
+    outcome: z.enum(["ok", "error"]),
+  })
+  .strict();
+
+const statementSchema = z
+  .object({
+    _type: z.literal(STATEMENT_TYPE),
+    subject: z.array(z.object({ name: z.string(), digest: z.object({ sha256: sha256Hex }).strict() }).strict()).min(1),
+    predicateType: z.literal(PREDICATE_TYPE),
+    predicate: predicateSchema,
+  })
+  .strict();
+
+export type TaskExecutionPredicate = z.infer<typeof predicateSchema>;
+export type ProvenanceStatement = z.infer<typeof statementSchema>;
+
+export interface DsseEnvelope {
+  payload: string;
+  payloadType: string;
+  signatures: { keyid: string; sig: string }[];
+}
+
+const envelopeSchema = z
+  .object({
+    payload: z.base64(),
+    payloadType: z.string(),
+    signatures: z.array(z.object({ keyid: z.string(), sig: z.base64() }).strict()).min(1),
+  })
+  .strict();
+
+export interface StatementInput {
+  binding: { chainId: bigint; market: Address; taskId: bigint };
+  /** SHA-256 of the result blob uploaded for the requester (the completion's outputDigest). */
+  outputDigest: Hex;
+  programDigest: Hex;
+  /** SHA-256 of each input blob, by name. */
+  inputDigests: { name: string; digest: Hex }[];
+  envelopeDigest: Hex;
+  enclave: { signer: Address; measurement: string; teeType: string; simulated: boolean; evidenceCid: string };
+  limits: { memoryMb: number; timeoutMs: number; maxOutputBytes: number };
+  startedOn: Date;
+  finishedOn: Date;
+  resourceUse: ResourceUse;
+  outcome: "ok" | "error";
+}
+
+export function buildStatement(input: StatementInput): ProvenanceStatement {
+  return statementSchema.parse({
+    _type: STATEMENT_TYPE,
+    subject: [{ name: "result", digest: { sha256: bare(input.outputDigest) } }],
+    predicateType: PREDICATE_TYPE,
+    predicate: {
+      task: { id: input.binding.taskId.toString(), chainId: input.binding.chainId.toString(), market: getAddress(input.binding.market) },
+      program: { digest: input.programDigest.toLowerCase() },
+      inputs: input.inputDigests.map((i) => ({ name: i.name, digest: { sha256: bare(i.digest) } })),
+      envelope: { digest: input.envelopeDigest.toLowerCase() },
+      enclave: { ...input.enclave, signer: getAddress(input.enclave.signer) },
+      limits: { ...input.limits },
+      startedOn: input.startedOn.toISOString(),
+      finishedOn: input.finishedOn.toISOString(),
+      resourceUse: { ...input.resourceUse },
+      outcome: input.outcome,
+    },
+  });
+}
+
+/** DSSE pre-authentication encoding: "DSSEv1" SP len(type) SP type SP len(body) SP body. */
+export function pae(payloadType: string, payload: Uint8Array): Uint8Array {
+  const type = new TextEncoder().encode(payloadType);
+  const head = new TextEncoder().encode(`DSSEv1 ${type.length} ${payloadType} ${payload.length} `);
+  const out = new Uint8Array(head.length + payload.length);
+  out.set(head, 0);
+  out.set(payload, head.length);
+  return out;
+}
+
+/** What signs an envelope: a viem local account (`privateKeyToAccount`) fits. */
+export interface HashSigner {
+  address: Address;
+  /** Raw secp256k1 signature over a 32-byte hash, 65 bytes r||s||v hex. */
+  sign(args: { hash: Hex }): Promise<Hex>;
+}
+
+/** Signs a statement; returns the envelope's canonical JSON bytes. */
+export async function signEnvelope(statement: ProvenanceStatement, signer: HashSigner): Promise<Uint8Array> {
+  const payload = canonicalJsonBytes(statement as unknown as JsonValue);
+  const signature = await signer.sign({ hash: sha256(pae(PAYLOAD_TYPE, payload)) });
+  const envelope: DsseEnvelope = {
+    payload: Buffer.from(payload).toString("base64"),
+    payloadType: PAYLOAD_TYPE,
+    signatures: [{ keyid: getAddress(signer.address), sig: Buffer.from(signature.slice(2), "hex").toString("base64") }],
+  };
+  return new TextEncoder().encode(canonicalJson(envelope as unknown as JsonValue));
+}
+
+/**
+ * Checks a DSSE envelope's signature by `expectedSigner` and returns its payload.
+ * Throws ProvenanceError when the envelope is malformed, of another payload
+ * type, or not signed by that address.
+ */
+export async function verifyEnvelope(envelopeBytes: Uint8Array, expectedSigner: Address): Promise<{ payloadType: string; payload: Uint8Array }> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(envelopeBytes));
+  } catch (cause) {
+    throw new ProvenanceError("MALFORMED_ENVELOPE", "provenance envelope is not UTF-8 JSON", { cause });
+  }
+  const result = envelopeSchema.safeParse(parsed);
+  if (!result.success) throw new ProvenanceError("MALFORMED_ENVELOPE", `provenance envelope is not a DSSE envelope: ${result.error.message}`);
+  const envelope = result.data;
+  if (envelope.payloadType !== PAYLOAD_TYPE) {
+    throw new ProvenanceError("WRONG_PAYLOAD_TYPE", `provenance envelope carries "${envelope.payloadType}", expected "${PAYLOAD_TYPE}"`);
+  }
+  const payload = new Uint8Array(Buffer.from(envelope.payload, "base64"));
+  const hash = sha256(pae(envelope.payloadType, payload));
+  const recovered: Address[] = [];
+  for (const { sig } of envelope.signatures) {
+    const bytes = Buffer.from(sig, "base64");
+    if (bytes.length !== 65) continue;
+    try {
+      recovered.push(await recoverAddress({ hash, signature: `0x${bytes.toString("hex")}` }));
+    } catch {
+      // An unrecoverable signature counts as no signature.
+    }
+  }
+  if (recovered.length === 0) throw new ProvenanceError("BAD_SIGNATURE", "provenance envelope has no valid secp256k1 signature over its payload");
+  if (!recovered.some((a) => isAddressEqual(a, expectedSigner))) {
+    throw new ProvenanceError(
+      "SIGNER_MISMATCH",
+      `provenance envelope is signed by ${recovered.join(", ")}, not by the expected enclave ${getAddress(expectedSigner)}: it was altered or signed by another key`,
+    );
+  }
+  return { payloadType: envelope.payloadType, payload };
+}
+
+export function parseStatement(payload: Uint8Array): ProvenanceStatement {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payload));
+  } catch (cause) {
+    throw new ProvenanceError("MALFORMED_STATEMENT", "provenance payload is not UTF-8 JSON", { cause });
+  }
+  const result = statementSchema.safeParse(json);
+  if (!result.success) throw new ProvenanceError("MALFORMED_STATEMENT", `provenance payload is not a Cloister task-execution statement: ${result.error.message}`);
+  return result.data;
+}
+
+/** verifyEnvelope + parseStatement: the statement, once its signature by `expectedSigner` is checked. */
+export async function verifyProvenance(envelopeBytes: Uint8Array, expectedSigner: Address): Promise<ProvenanceStatement> {
+  const { payload } = await verifyEnvelope(envelopeBytes, expectedSigner);
+  return parseStatement(payload);
+}
+
+/** SHA-256 of the envelope bytes, as anchored in the completion. */
+export function provenanceDigest(envelopeBytes: Uint8Array): Hex {
+  return sha256(envelopeBytes);
+}
+
+function bare(digest: Hex): string {
+  return digest.slice(2).toLowerCase();
+}

@@ -1,0 +1,94 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { runJsProgram } from "../../src/enclave/executors/js-isolate.ts";
+import { ProgramError } from "../../src/enclave/executors/program-error.ts";
+
+const limits = { memoryMb: 16, timeoutMs: 500, maxOutputBytes: 1024 };
+const utf8 = (s: string) => new TextEncoder().encode(s);
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+
+async function fails(source: string, code: string, match?: RegExp, lim = limits): Promise<void> {
+  await assert.rejects(runJsProgram(source, utf8("in"), lim), (e: unknown) => {
+    assert.ok(e instanceof ProgramError, `expected ProgramError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    if (match) assert.match(e.message, match);
+    return true;
+  });
+}
+
+test("echo returns the input bytes", async () => {
+  const input = new Uint8Array([0, 1, 2, 250, 255]);
+  const run = await runJsProgram("export default function (input) { return input; }", input, limits);
+  assert.deepEqual(run.output, input);
+  assert.ok(run.wallMs >= 0 && run.cpuMs >= 0);
+});
+
+test("async programs and string results (UTF-8) work, and TextDecoder decodes the input", async () => {
+  const src = `export default async function (input) {
+    await null;
+    return "héllo " + new TextDecoder().decode(input).toUpperCase() + " ✓ 𝄞";
+  }`;
+  const run = await runJsProgram(src, utf8("wörld"), limits);
+  assert.equal(text(run.output), "héllo WÖRLD ✓ 𝄞");
+});
+
+test("TextEncoder in the sandbox matches the host's", async () => {
+  const s = "aé€𝄞\u{10FFFF}";
+  const run = await runJsProgram(`export default () => new TextEncoder().encode(${JSON.stringify(s)})`, new Uint8Array(0), limits);
+  assert.deepEqual(run.output, utf8(s));
+});
+
+test("typed arrays and ArrayBuffers are accepted as output", async () => {
+  const run = await runJsProgram("export default () => new Uint16Array([1, 2]).buffer", new Uint8Array(0), limits);
+  assert.deepEqual(run.output, new Uint8Array(new Uint16Array([1, 2]).buffer));
+});
+
+test("no ambient authority: process, require, fetch, timers, imports are absent", async () => {
+  const src = `export default () => JSON.stringify([typeof process, typeof require, typeof fetch, typeof setTimeout,
+    typeof setInterval, typeof queueMicrotask === "function" ? "fn" : "none", typeof Buffer, typeof WebAssembly === "object" ? "wasm" : "none", typeof globalThis.crypto])`;
+  const run = await runJsProgram(src, new Uint8Array(0), limits);
+  const [proc, req, fetch, st, si, , buf, , crypto] = JSON.parse(text(run.output)) as string[];
+  for (const t of [proc, req, fetch, st, si, buf, crypto]) assert.equal(t, "undefined");
+  await fails(`import fs from "node:fs"; export default () => fs.readFileSync("/etc/passwd");`, "PROGRAM_INVALID", /imports are not available/);
+  await fails(`export default async () => (await import("node:fs")).readFileSync("/etc/passwd")`, "PROGRAM_THREW");
+});
+
+test("a throwing program yields PROGRAM_THREW with its message", async () => {
+  await fails(`export default () => { throw new Error("bad input row 7"); }`, "PROGRAM_THREW", /bad input row 7/);
+  await fails(`export default async () => { throw new RangeError("async boom"); }`, "PROGRAM_THREW", /async boom/);
+});
+
+test("invalid programs: syntax error, no default export, wrong output type", async () => {
+  await fails("export default function (", "PROGRAM_INVALID");
+  await fails("export const x = 1;", "PROGRAM_INVALID");
+  await fails("export default 42;", "PROGRAM_THREW", /default export must be a function/);
+  await fails("export default () => ({ a: 1 })", "PROGRAM_BAD_OUTPUT", /object/);
+});
+
+test("an infinite loop hits the time limit, sync or async, and so does a promise that never settles", async () => {
+  const lim = { ...limits, timeoutMs: 150 };
+  await fails("export default () => { for (;;) {} }", "TIME_LIMIT_EXCEEDED", /150 ms/, lim);
+  await fails("export default async () => { await null; for (;;) {} }", "TIME_LIMIT_EXCEEDED", undefined, lim);
+  await fails("export default () => new Promise(() => {})", "TIME_LIMIT_EXCEEDED", undefined, lim);
+  await fails("for (;;) {} export default () => 1;", "TIME_LIMIT_EXCEEDED", undefined, lim);
+});
+
+test("a memory bomb hits the memory limit", async () => {
+  const lim = { ...limits, timeoutMs: 5_000 };
+  await fails("export default () => { const a = []; for (;;) a.push({ x: a.length, y: [a.length] }); }", "MEMORY_LIMIT_EXCEEDED", /16 MB/, lim);
+  await fails("export default () => { const a = []; for (;;) a.push(new Uint8Array(4 << 20)); }", "MEMORY_LIMIT_EXCEEDED", undefined, lim);
+});
+
+test("a huge output hits the output limit", async () => {
+  await fails("export default () => 'x'.repeat(2000)", "OUTPUT_LIMIT_EXCEEDED", /1024/);
+  await fails("export default () => new Uint8Array(1025)", "OUTPUT_LIMIT_EXCEEDED");
+  await fails("export default () => '€'.repeat(400)", "OUTPUT_LIMIT_EXCEEDED", /1200 bytes/);
+  const ok = await runJsProgram("export default () => new Uint8Array(1024)", new Uint8Array(0), limits);
+  assert.equal(ok.output.length, 1024);
+});
+
+test("each task gets a fresh isolate: globals do not leak between runs", async () => {
+  const src = "export default () => { const seen = globalThis.leak ?? 'none'; globalThis.leak = 'set'; return seen; }";
+  assert.equal(text((await runJsProgram(src, new Uint8Array(0), limits)).output), "none");
+  assert.equal(text((await runJsProgram(src, new Uint8Array(0), limits)).output), "none");
+});

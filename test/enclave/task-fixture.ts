@@ -1,0 +1,66 @@
+/** Builds a task the way a requester would (real HPKE and AEAD), for enclave tests. */
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { sha256, type Address, type Hex } from "viem";
+import { generateDataKey, sealStream } from "../../src/crypto/aead-stream.ts";
+import { fromHex, toHex } from "../../src/crypto/bytes.ts";
+import { generateHpkeKeyPair, sealTo } from "../../src/crypto/hpke.ts";
+import { taskInputAad, taskKeyInfo } from "../../src/protocol/binding.ts";
+import { defaultTaskLimits, type TaskBinding, type TaskEnvelope, type TaskLimits, type TaskSpec } from "../../src/protocol/task.ts";
+import type { EnclaveIdentity, RunTaskParams } from "../../src/enclave/call-gate.ts";
+
+export const market: Address = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+
+export function bindingFor(taskId: bigint): TaskBinding {
+  return { chainId: 31337n, market, taskId };
+}
+
+export async function tempDir(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `cloister-${prefix}-`));
+}
+
+export interface TaskOptions {
+  binding: TaskBinding;
+  program: string;
+  input: Uint8Array;
+  limits?: Partial<TaskLimits>;
+  /** Wrap the data key under this binding instead (replay into another task). */
+  wrapBinding?: TaskBinding;
+  /** Encrypt the input under this binding instead. */
+  inputBinding?: TaskBinding;
+}
+
+export async function makeTask(enclave: EnclaveIdentity, opts: TaskOptions) {
+  const requester = await generateHpkeKeyPair();
+  const dataKey = generateDataKey();
+  const program = new TextEncoder().encode(opts.program);
+  const input = sealStream(dataKey, opts.input, { aad: taskInputAad(opts.inputBinding ?? opts.binding), chunkSize: 1024 });
+  const wrapped = await sealTo(fromHex(enclave.hpkePublicKey), dataKey, { info: taskKeyInfo(opts.wrapBinding ?? opts.binding) });
+  const envelopeObj: TaskEnvelope = {
+    version: 1,
+    taskId: opts.binding.taskId.toString(),
+    program: { cid: "bafy-program", digest: sha256(program) },
+    input: { cid: "bafy-input", digest: sha256(input) },
+    resultKey: toHex(requester.publicKey),
+    wrappedKeys: [{ enclave: enclave.signer, enc: toHex(wrapped.enc), ciphertext: toHex(wrapped.ciphertext) }],
+    limits: { ...defaultTaskLimits, timeoutMs: 2_000, ...opts.limits },
+  };
+  const envelope = new TextEncoder().encode(JSON.stringify(envelopeObj));
+  const spec: TaskSpec = {
+    programDigest: sha256(program),
+    inputDigest: sha256(input),
+    envelopeDigest: sha256(envelope),
+    envelopeCid: "bafy-envelope",
+    candidates: [enclave.signer],
+    deadline: 2_000_000_000n,
+  };
+  const params: RunTaskParams = { binding: opts.binding, spec, envelope, program, input, evidenceCid: "bafy-evidence" };
+  return { params, requester, envelope: envelopeObj };
+}
+
+export function withDigests(params: RunTaskParams, patch: Partial<Pick<RunTaskParams, "program" | "input" | "envelope">>): RunTaskParams {
+  const next = { ...params, ...patch };
+  const d = (b: Uint8Array): Hex => sha256(b);
+  return { ...next, spec: { ...next.spec, programDigest: d(next.program), inputDigest: d(next.input), envelopeDigest: d(next.envelope) } };
+}
