@@ -1,0 +1,17 @@
+import type { Address } from "viem";
+import { taskMarketAbi } from "../abi/TaskMarket.ts";
+import type { WriterClient } from "../clients.ts";
+import { sendContractTransaction, type TxResult } from "./send-transaction.ts";
+
+/** The requester cancels its open (not yet accepted) task and gets the escrow back. */
+export function cancelTask(client: WriterClient, market: Address, taskId: bigint): Promise<TxResult> {
+  return sendContractTransaction(client, "cancelTask", async () => {
+    const { request } = await client.simulateContract({
+      address: market,
+      abi: taskMarketAbi,
+      functionName: "cancelTask",
+      args: [taskId],
+    });
+    return client.writeContract(request);
+  });
+}

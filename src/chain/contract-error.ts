@@ -1,0 +1,100 @@
+/**
+ * Turns a viem contract revert into a typed ContractRevertError carrying the
+ * custom error's name and named arguments, with a hint on what to do.
+ */
+import { BaseError, ContractFunctionRevertedError, type Address } from "viem";
+
+const hints: Record<string, string> = {
+  UnknownTask: "no task has this id on this market; check the task id and the market address",
+  TaskExists: "a task with this salt was already submitted by this requester; use a fresh salt",
+  NoEscrow: "send a non-zero value with submitTask: it is the task's reward",
+  RewardTooLarge: "the reward must fit in 96 bits of wei",
+  DeadlinePassed: "the task's deadline is over; submit with a later deadline, or reclaim the escrow with reclaimExpired",
+  DeadlineNotReached: "the deadline has not passed yet; wait for it before reclaiming",
+  TaskNotOpen: "only an open task can be accepted or cancelled",
+  TaskNotAccepted: "only an accepted task can be completed; it may already be completed or refunded",
+  TaskAlreadySettled: "the task is already completed, cancelled or refunded; nothing is left to reclaim",
+  SpecMismatch: "the TaskSpec does not hash to the one submitted; pass the spec from the TaskSubmitted event unchanged",
+  EnclaveNotCandidate: "the requester restricted the task to other enclaves",
+  EnclaveNotActive: "the enclave is not registered, was revoked or its registration expired; have the attestation service register it again",
+  NotEnclaveOperator: "only the operator registered for the enclave may accept tasks for it",
+  InvalidCompletionSignature: "the completion must be an EIP-712 Completion signed by the enclave that accepted the task, over the exact digests",
+  NotRequester: "only the requester who submitted the task may cancel it",
+  NothingToWithdraw: "no deferred payment is owed to this account",
+  WithdrawFailed: "the account rejected the transfer; withdraw from an account that accepts ether",
+  ZeroAddress: "enclave, operator, admin and attester addresses must be non-zero",
+  InvalidTeeType: "teeType must be 0 (SGX), 1 (TDX) or 2 (SEV-SNP)",
+  ExpiryNotInFuture: "the registration expiry must be a future unix time",
+  EnclaveAlreadyRevoked: "a revoked enclave key stays revoked; the enclave must generate a new key and be attested again",
+  EnclaveNotRegistered: "no enclave is registered under this address",
+  AccessControlUnauthorizedAccount: "the sender lacks the role this function needs (registration needs ATTESTER_ROLE)",
+};
+
+export class ContractRevertError extends Error {
+  readonly code = "CONTRACT_REVERT";
+  /** The custom error's name, e.g. "SpecMismatch"; "Error" or "Panic" for require/assert failures. */
+  readonly errorName: string;
+  /** The error's arguments by parameter name (by position when unnamed). */
+  readonly args: Readonly<Record<string, unknown>>;
+  readonly contract: Address | undefined;
+  readonly functionName: string | undefined;
+
+  constructor(params: {
+    errorName: string;
+    args: Record<string, unknown>;
+    contract?: Address;
+    functionName?: string;
+    cause: unknown;
+  }) {
+    const where = params.functionName ? `${params.functionName} on ${params.contract ?? "the contract"}` : "the contract call";
+    const shown = Object.entries(params.args).map(([k, v]) => `${k}=${String(v)}`).join(", ");
+    const hint = hints[params.errorName];
+    super(`${where} reverted with ${params.errorName}(${shown})${hint ? `: ${hint}` : ""}`, { cause: params.cause });
+    this.name = "ContractRevertError";
+    this.errorName = params.errorName;
+    this.args = params.args;
+    this.contract = params.contract;
+    this.functionName = params.functionName;
+  }
+}
+
+interface CallContext {
+  contractAddress?: Address;
+  functionName?: string;
+}
+
+/** The ContractRevertError inside `err`, or undefined when `err` is not a decoded contract revert. */
+export function decodeContractRevert(err: unknown): ContractRevertError | undefined {
+  if (err instanceof ContractRevertError) return err;
+  if (!(err instanceof BaseError)) return undefined;
+  const reverted = err.walk((e) => e instanceof ContractFunctionRevertedError);
+  if (!(reverted instanceof ContractFunctionRevertedError)) return undefined;
+  const context = err as unknown as CallContext;
+  const data = reverted.data;
+  let errorName: string;
+  const args: Record<string, unknown> = {};
+  if (data) {
+    errorName = data.errorName;
+    const inputs = "inputs" in data.abiItem ? data.abiItem.inputs : [];
+    (data.args ?? []).forEach((value, i) => {
+      args[inputs[i]?.name || String(i)] = value;
+    });
+  } else if (reverted.reason !== undefined) {
+    errorName = "Error";
+    args.reason = reverted.reason;
+  } else {
+    errorName = reverted.signature ? `unknown error ${reverted.signature}` : "unknown revert";
+  }
+  return new ContractRevertError({
+    errorName,
+    args,
+    ...(context.contractAddress ? { contract: context.contractAddress } : {}),
+    ...(context.functionName ? { functionName: context.functionName } : {}),
+    cause: err,
+  });
+}
+
+/** Rethrows a contract revert as a ContractRevertError; other errors pass through unchanged. */
+export function rethrowContractRevert(err: unknown): never {
+  throw decodeContractRevert(err) ?? err;
+}

@@ -1,0 +1,123 @@
+/**
+ * An in-process EVM chain on Hardhat 3's EDR: no network, no compiler
+ * download. With a `dataDir` it persists through a block journal (see
+ * block-journal.ts) and comes back with the same blocks after a restart.
+ */
+import { fileURLToPath } from "node:url";
+import { createHardhatRuntimeEnvironment } from "hardhat/hre";
+import type { Chain, Hex } from "viem";
+import type { PrivateKeyAccount } from "viem/accounts";
+import { BlockJournal, type JournalHeader } from "./block-journal.ts";
+import { chainDefinition } from "./clients.ts";
+import { allDevKeys, devAccountBalance, devAccounts, devPrivateKeys, type DevKeys } from "./dev-accounts.ts";
+import type { Eip1193Provider } from "./eip1193.ts";
+import { journaledProvider, replayJournal, type JournaledProvider } from "./journaled-provider.ts";
+
+/** Cancun is what the contracts are compiled for (OpenZeppelin 5 needs mcopy and transient storage). */
+export const localChainHardfork = "cancun";
+export const defaultLocalChainId = 31337;
+export const defaultOperatorCount = 3;
+
+/** Hardhat wants a project root (a directory with a package.json); Cloister's own works from any cwd. */
+const packageRoot = fileURLToPath(new URL("../../", import.meta.url));
+
+export interface LocalChainOptions {
+  /** Persist the chain under this directory (chain.json + blocks.jsonl) and resume from it. */
+  dataDir?: string;
+  chainId?: number;
+  /** Funded operator accounts (default 3). Fixed at creation for a persistent chain. */
+  operators?: number;
+}
+
+export interface LocalChain {
+  provider: Eip1193Provider;
+  chainId: number;
+  /** viem chain definition for clients. */
+  chain: Chain;
+  /** Funded development accounts (well-known keys: local use only). */
+  accounts: DevKeys<PrivateKeyAccount>;
+  privateKeys: DevKeys<Hex>;
+  /** Blocks replayed from the data dir at start (0 for a new chain). */
+  replayedBlocks: number;
+  close(): Promise<void>;
+}
+
+export class LocalChainError extends Error {
+  readonly code = "LOCAL_CHAIN";
+  constructor(message: string) {
+    super(message);
+    this.name = "LocalChainError";
+  }
+}
+
+export async function startLocalChain(options: LocalChainOptions = {}): Promise<LocalChain> {
+  const chainId = options.chainId ?? defaultLocalChainId;
+  const fresh: JournalHeader = {
+    version: 1,
+    chainId,
+    hardfork: localChainHardfork,
+    genesisTimestamp: Math.floor(Date.now() / 1000),
+    operators: options.operators ?? defaultOperatorCount,
+  };
+  const opened = options.dataDir === undefined ? undefined : BlockJournal.open(options.dataDir, fresh);
+  const header = opened?.header ?? fresh;
+  if (options.operators !== undefined && options.operators !== header.operators) {
+    throw new LocalChainError(
+      `the chain in ${options.dataDir} was created with ${header.operators} operator accounts, not ${options.operators}; omit the option or use a new data dir`,
+    );
+  }
+
+  const privateKeys = devPrivateKeys(header.operators);
+  const hre = await createHardhatRuntimeEnvironment(
+    {
+      networks: {
+        default: {
+          type: "edr-simulated",
+          chainId,
+          hardfork: header.hardfork,
+          initialDate: new Date(header.genesisTimestamp * 1000),
+          // FIFO keeps a replayed block's transactions in their journaled order.
+          mining: { auto: true, mempool: { order: "fifo" } },
+          accounts: allDevKeys(privateKeys).map((privateKey) => ({ privateKey, balance: devAccountBalance })),
+        },
+      },
+    },
+    {},
+    packageRoot,
+  );
+  const connection = await hre.network.connect();
+  const edr = connection.provider as Eip1193Provider;
+
+  let journaled: JournaledProvider | undefined;
+  if (opened) {
+    try {
+      await replayJournal(edr, opened.blocks);
+    } catch (err) {
+      await connection.close();
+      throw err;
+    }
+    journaled = journaledProvider(edr, opened.journal, opened.blocks.length);
+  }
+  const provider = journaled ?? edr;
+
+  let closed = false;
+  return {
+    provider: {
+      request(args) {
+        if (closed) return Promise.reject(new LocalChainError("the local chain is closed; start a new one"));
+        return provider.request(args);
+      },
+    },
+    chainId,
+    chain: chainDefinition(chainId),
+    accounts: devAccounts(privateKeys),
+    privateKeys,
+    replayedBlocks: opened?.blocks.length ?? 0,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await journaled?.drain();
+      await connection.close();
+    },
+  };
+}

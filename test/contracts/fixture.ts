@@ -1,0 +1,112 @@
+/** A deployed Cloister on a fresh in-process chain, with one client per role. */
+import { keccak256, stringToBytes, toHex, type Address, type Hex } from "viem";
+import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
+import { createReaderClient, createWriterClient, type ReaderClient, type WriterClient } from "../../src/chain/clients.ts";
+import { deployCloister, type CloisterDeployment } from "../../src/chain/deploy.ts";
+import { startLocalChain, type LocalChain, type LocalChainOptions } from "../../src/chain/local-chain.ts";
+import { registerEnclave, type EnclaveRegistration } from "../../src/chain/actions/register-enclave.ts";
+import { completionDomain, completionTypes, type Completion } from "../../src/protocol/completion.ts";
+import type { TaskSpec } from "../../src/protocol/task.ts";
+
+export interface Fixture {
+  chain: LocalChain;
+  deployment: CloisterDeployment;
+  reader: ReaderClient;
+  deployer: WriterClient;
+  attester: WriterClient;
+  requester: WriterClient;
+  operators: WriterClient[];
+  writer(account: PrivateKeyAccount): WriterClient;
+  close(): Promise<void>;
+}
+
+export async function startFixture(options: LocalChainOptions = {}): Promise<Fixture> {
+  const chain = await startLocalChain(options);
+  const endpoint = { provider: chain.provider };
+  const writer = (account: PrivateKeyAccount) => createWriterClient({ endpoint, chain: chain.chain, account });
+  const deployer = writer(chain.accounts.deployer);
+  const deployment = await deployCloister(deployer, { attester: chain.accounts.attester.address });
+  return {
+    chain,
+    deployment,
+    reader: createReaderClient({ endpoint, chain: chain.chain }),
+    deployer,
+    attester: writer(chain.accounts.attester),
+    requester: writer(chain.accounts.requester),
+    operators: chain.accounts.operators.map(writer),
+    writer,
+    close: () => chain.close(),
+  };
+}
+
+export interface TestEnclave {
+  account: PrivateKeyAccount;
+  address: Address;
+}
+
+export function newEnclave(): TestEnclave {
+  const account = privateKeyToAccount(generatePrivateKey());
+  return { account, address: account.address };
+}
+
+export async function latestTimestamp(f: Fixture): Promise<bigint> {
+  return (await f.reader.getBlock()).timestamp;
+}
+
+/** Registers `enclave` for `operator`, valid for `ttl` seconds from the latest block. */
+export async function register(
+  f: Fixture,
+  enclave: TestEnclave,
+  operator: Address,
+  overrides: Partial<EnclaveRegistration> & { ttl?: bigint } = {},
+): Promise<EnclaveRegistration> {
+  const { ttl = 3600n, ...rest } = overrides;
+  const registration: EnclaveRegistration = {
+    enclave: enclave.address,
+    operator,
+    hpkePublicKey: keccak256(stringToBytes(`hpke ${enclave.address}`)),
+    teeType: "SGX",
+    simulated: true,
+    measurement: keccak256(stringToBytes("measurement")),
+    expiry: (await latestTimestamp(f)) + ttl,
+    evidenceCid: "bafkreievidence",
+    ...rest,
+  };
+  await registerEnclave(f.attester, f.deployment.registry, registration);
+  return registration;
+}
+
+export function randomDigest(): Hex {
+  return toHex(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+export async function makeSpec(f: Fixture, candidates: Address[], ttl = 600n): Promise<TaskSpec> {
+  return {
+    programDigest: randomDigest(),
+    inputDigest: randomDigest(),
+    envelopeDigest: randomDigest(),
+    envelopeCid: "bafkreienvelope",
+    candidates,
+    deadline: (await latestTimestamp(f)) + ttl,
+  };
+}
+
+export function signCompletion(f: Fixture, signer: PrivateKeyAccount, completion: Completion): Promise<Hex> {
+  return signer.signTypedData({
+    domain: completionDomain(BigInt(f.chain.chainId), f.deployment.market),
+    types: completionTypes,
+    primaryType: "Completion",
+    message: completion,
+  });
+}
+
+/** Moves the chain clock forward and mines a block at the new time. */
+export async function advanceTime(f: Fixture, seconds: bigint): Promise<void> {
+  await f.chain.provider.request({ method: "evm_increaseTime", params: [Number(seconds)] });
+  await f.chain.provider.request({ method: "evm_mine", params: [] });
+}
+
+/** The ether a transaction cost its sender. */
+export function feeOf(receipt: { gasUsed: bigint; effectiveGasPrice: bigint }): bigint {
+  return receipt.gasUsed * receipt.effectiveGasPrice;
+}
