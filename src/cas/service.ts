@@ -1,0 +1,107 @@
+/**
+ * The attestation service: it hands out freshness challenges, verifies an
+ * enclave's evidence against its own policy (fetched from IPFS by CID, never
+ * taken from the caller), checks that report_data binds the enclave's keys
+ * and the challenge, and records the enclave in the on-chain registry.
+ */
+import { hexToBytes, type Address, type Hex } from "viem";
+import { decodeEvidence } from "../attestation/evidence-codec.ts";
+import type { Policy } from "../attestation/policy.ts";
+import type { Claims } from "../attestation/types.ts";
+import { verifyEvidence } from "../attestation/verify.ts";
+import { onChainMeasurement, registerEnclave } from "../chain/actions/register-enclave.ts";
+import type { WriterClient } from "../chain/clients.ts";
+import { enclaveReportData } from "../protocol/binding.ts";
+import type { BlobStore } from "../storage/blob-store.ts";
+import { CasError } from "./errors.ts";
+import { NonceBook } from "./nonces.ts";
+
+/** Evidence documents are a few KiB; refuse to download more. */
+const MAX_EVIDENCE_BYTES = 256 * 1024;
+
+export interface AttestationServiceOptions {
+  /** Client whose account holds ATTESTER_ROLE in the registry. */
+  writer: WriterClient;
+  registry: Address;
+  store: BlobStore;
+  policy: Policy;
+  /** How long a registration lasts before the enclave must attest again (default 24 h). */
+  registrationTtlSeconds?: number;
+  /** How long a challenge stays valid (default 5 min). */
+  challengeTtlMs?: number;
+}
+
+export interface RegistrationRequest {
+  /** The enclave's signing address, as its init call reported it. */
+  signer: Address;
+  hpkePublicKey: Hex;
+  /** The host account that will use the enclave. */
+  operator: Address;
+  /** CID of the evidence document on IPFS. */
+  evidenceCid: string;
+  /** The challenge the evidence answers (from `challenge()`). */
+  nonce: Hex;
+}
+
+export interface Registration {
+  signer: Address;
+  claims: Claims;
+  expiry: bigint;
+  transactionHash: Hex;
+}
+
+export class AttestationService {
+  readonly #options: AttestationServiceOptions;
+  readonly #nonces: NonceBook;
+
+  constructor(options: AttestationServiceOptions) {
+    this.#options = options;
+    this.#nonces = new NonceBook(options.challengeTtlMs ?? 5 * 60_000);
+  }
+
+  /** A fresh 32-byte value the enclave must put in report_data[32..64]. */
+  challenge(): Hex {
+    return this.#nonces.issue();
+  }
+
+  async register(request: RegistrationRequest): Promise<Registration> {
+    if (!this.#nonces.consume(request.nonce)) {
+      throw new CasError("NONCE_UNKNOWN", `challenge ${request.nonce} was not issued by this service, was already used, or expired; ask for a new challenge and attest again`);
+    }
+    const evidence = await this.#fetchEvidence(request.evidenceCid);
+    const expectedReportData = enclaveReportData(request.signer, hexToBytes(request.hpkePublicKey), hexToBytes(request.nonce));
+    const result = await verifyEvidence(evidence, { policy: this.#options.policy, expectedReportData });
+    if (!result.ok || !result.accepted || !result.claims) {
+      const reasons = result.error ? [result.error, ...result.reasons] : result.reasons;
+      throw new CasError("EVIDENCE_REFUSED", `evidence ${request.evidenceCid} for enclave ${request.signer} was refused: ${reasons.join("; ")}`, reasons);
+    }
+    const claims = result.claims;
+    const latest = await this.#options.writer.getBlock({ blockTag: "latest" });
+    const expiry = latest.timestamp + BigInt(this.#options.registrationTtlSeconds ?? 24 * 3600);
+    const tx = await registerEnclave(this.#options.writer, this.#options.registry, {
+      enclave: request.signer,
+      operator: request.operator,
+      hpkePublicKey: request.hpkePublicKey,
+      teeType: claims.teeType,
+      simulated: claims.simulated,
+      measurement: onChainMeasurement(`0x${claims.measurement}`),
+      expiry,
+      evidenceCid: request.evidenceCid,
+    });
+    return { signer: request.signer, claims, expiry, transactionHash: tx.hash };
+  }
+
+  async #fetchEvidence(cid: string) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.#options.store.get(cid, { maxBytes: MAX_EVIDENCE_BYTES });
+    } catch (cause) {
+      throw new CasError("EVIDENCE_UNAVAILABLE", `evidence ${cid} could not be fetched from IPFS: ${(cause as Error).message}`, [], { cause });
+    }
+    try {
+      return decodeEvidence(bytes);
+    } catch (cause) {
+      throw new CasError("EVIDENCE_REFUSED", (cause as Error).message, [(cause as Error).message], { cause });
+    }
+  }
+}

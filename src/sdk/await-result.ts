@@ -1,0 +1,140 @@
+/**
+ * Waiting for a task's completion and checking it before anything is
+ * decrypted: the completing enclave was one of the requester's verified
+ * candidates and is still active in the registry, its EIP-712 signature
+ * covers this task and these digests, the downloaded blobs match the signed
+ * digests, and the provenance statement is signed by the same enclave and
+ * describes this task, program and input.
+ */
+import { decodeFunctionData, parseEventLogs, recoverTypedDataAddress, sha256, type Address, type Client, type Hex } from "viem";
+import { getLogs, getTransaction } from "viem/actions";
+import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
+import { readEnclave } from "../chain/actions/read-enclave.ts";
+import { completionDomain, completionTypes } from "../protocol/completion.ts";
+import { verifyProvenance, type ProvenanceStatement } from "../protocol/provenance.ts";
+import { decryptResult } from "../protocol/result.ts";
+import type { BlobStore } from "../storage/blob-store.ts";
+import type { VerifiedEnclave } from "./enclaves.ts";
+import { TaskProgramError, TaskVerificationError } from "./errors.ts";
+import type { SubmittedTask } from "./submit.ts";
+
+export interface TaskResult {
+  taskId: bigint;
+  output: Uint8Array;
+  enclave: VerifiedEnclave;
+  provenance: ProvenanceStatement;
+  outputCid: string;
+  provenanceCid: string;
+  completeTransaction: Hex;
+  /** The checks made, in order, each a short sentence. */
+  checks: string[];
+}
+
+export interface AwaitContext {
+  reader: Client;
+  market: Address;
+  registry: Address;
+  store: BlobStore;
+  pollIntervalMs?: number;
+}
+
+interface CompletionEvent {
+  enclave: Address;
+  outputDigest: Hex;
+  provenanceDigest: Hex;
+  outputCid: string;
+  provenanceCid: string;
+  transactionHash: Hex;
+}
+
+export async function awaitCompletion(ctx: AwaitContext, task: SubmittedTask, timeoutMs: number): Promise<CompletionEvent> {
+  const deadline = Date.now() + timeoutMs;
+  let fromBlock = task.submitBlock;
+  for (;;) {
+    const logs = await getLogs(ctx.reader, { address: ctx.market, fromBlock, toBlock: "latest" });
+    for (const log of parseEventLogs({ abi: taskMarketAbi, logs, eventName: "TaskCompleted" })) {
+      if (log.args.taskId === task.taskId) return { ...log.args, transactionHash: log.transactionHash };
+    }
+    const last = logs.at(-1)?.blockNumber;
+    if (last !== undefined && last !== null) fromBlock = last;
+    if (Date.now() > deadline) {
+      throw new TaskVerificationError("TASK_TIMEOUT", `task ${task.taskId} was not completed within ${timeoutMs} ms; is a node running whose enclave is a candidate? The escrow can be reclaimed after the deadline`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, ctx.pollIntervalMs ?? 50));
+  }
+}
+
+export async function verifyAndDecrypt(
+  ctx: AwaitContext,
+  task: SubmittedTask,
+  candidates: VerifiedEnclave[],
+  event: CompletionEvent,
+): Promise<TaskResult> {
+  const checks: string[] = [];
+  const enclave = candidates.find((c) => c.signer.toLowerCase() === event.enclave.toLowerCase());
+  if (!enclave) throw new TaskVerificationError("ENCLAVE_NOT_CANDIDATE", `task ${task.taskId} was completed by ${event.enclave}, which is not one of the enclaves this requester verified`);
+  checks.push(`completed by ${enclave.signer}, one of the candidate enclaves whose evidence this client verified`);
+
+  const record = await readEnclave(ctx.reader, ctx.registry, enclave.signer);
+  if (!record.active) throw new TaskVerificationError("ENCLAVE_NOT_ACTIVE", `enclave ${enclave.signer} is no longer active in the registry (revoked or expired)`);
+  checks.push(`enclave registration active until ${new Date(Number(record.expiry) * 1000).toISOString()}`);
+
+  const tx = await getTransaction(ctx.reader, { hash: event.transactionHash });
+  const call = decodeFunctionData({ abi: taskMarketAbi, data: tx.input });
+  if (call.functionName !== "completeTask") throw new TaskVerificationError("COMPLETION_SIGNATURE_INVALID", `transaction ${event.transactionHash} is not a completeTask call`);
+  const signature = call.args[6];
+  const signer = await recoverTypedDataAddress({
+    domain: completionDomain(task.binding.chainId, task.binding.market),
+    types: completionTypes,
+    primaryType: "Completion",
+    message: {
+      taskId: task.taskId,
+      programDigest: task.spec.programDigest,
+      inputDigest: task.spec.inputDigest,
+      outputDigest: event.outputDigest,
+      provenanceDigest: event.provenanceDigest,
+    },
+    signature,
+  });
+  if (signer.toLowerCase() !== enclave.signer.toLowerCase()) {
+    throw new TaskVerificationError("COMPLETION_SIGNATURE_INVALID", `the completion of task ${task.taskId} is signed by ${signer}, not by enclave ${enclave.signer}`);
+  }
+  checks.push("EIP-712 completion signature by the enclave's key over task id and the program, input, output and provenance digests");
+
+  const [resultBlob, provenanceBlob] = await Promise.all([ctx.store.get(event.outputCid), ctx.store.get(event.provenanceCid)]);
+  if (sha256(resultBlob) !== event.outputDigest) throw new TaskVerificationError("OUTPUT_DIGEST_MISMATCH", `result blob ${event.outputCid} does not match the signed output digest`);
+  if (sha256(provenanceBlob) !== event.provenanceDigest) throw new TaskVerificationError("PROVENANCE_DIGEST_MISMATCH", `provenance blob ${event.provenanceCid} does not match the signed provenance digest`);
+  checks.push("downloaded result and provenance match their signed digests");
+
+  let statement: ProvenanceStatement;
+  try {
+    statement = await verifyProvenance(provenanceBlob, enclave.signer);
+  } catch (cause) {
+    throw new TaskVerificationError("PROVENANCE_INVALID", `provenance of task ${task.taskId} is invalid: ${(cause as Error).message}`, { cause });
+  }
+  const p = statement.predicate;
+  const inputDigest = task.spec.inputDigest.slice(2).toLowerCase();
+  const mismatch =
+    p.task.id !== task.taskId.toString() ? "task id"
+    : p.program.digest !== task.spec.programDigest.toLowerCase() ? "program digest"
+    : !p.inputs.some((i) => i.digest.sha256 === inputDigest) ? "input digest"
+    : statement.subject[0]?.digest.sha256 !== event.outputDigest.slice(2).toLowerCase() ? "output digest"
+    : p.enclave.evidenceCid !== enclave.evidenceCid ? "evidence CID"
+    : undefined;
+  if (mismatch) throw new TaskVerificationError("PROVENANCE_INVALID", `provenance of task ${task.taskId} names a different ${mismatch} than the task`);
+  checks.push("in-toto provenance (DSSE) signed by the enclave names this task, program, input and output");
+
+  const decrypted = await decryptResult(task.resultKey.privateKey, task.binding, resultBlob);
+  if (decrypted.outcome === "error") throw new TaskProgramError(task.taskId, decrypted.error.code, decrypted.error.message);
+  checks.push("result decrypted with the requester's key for this task");
+  return {
+    taskId: task.taskId,
+    output: decrypted.output,
+    enclave,
+    provenance: statement,
+    outputCid: event.outputCid,
+    provenanceCid: event.provenanceCid,
+    completeTransaction: event.transactionHash,
+    checks,
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * The requester's API: find enclaves it can trust, run a confidential task on
+ * them, and get back output it has verified end to end.
+ */
+import type { Address } from "viem";
+import type { Policy } from "../attestation/policy.ts";
+import type { WriterClient } from "../chain/clients.ts";
+import type { TaskLimits } from "../protocol/task.ts";
+import type { BlobStore } from "../storage/blob-store.ts";
+import { awaitCompletion, verifyAndDecrypt, type TaskResult } from "./await-result.ts";
+import { listVerifiedEnclaves, type EnclaveListing, type VerifiedEnclave } from "./enclaves.ts";
+import { TaskVerificationError } from "./errors.ts";
+import { prepareAndSubmit, type SubmittedTask } from "./submit.ts";
+
+export interface CloisterClientOptions {
+  /** Client whose account is the requester (pays, and is refunded). */
+  writer: WriterClient;
+  deployment: { chainId: number; registry: Address; market: Address; deployBlock: bigint };
+  store: BlobStore;
+  /** The requester's own attestation policy; enclaves are verified against it, not against the registry's word. */
+  policy: Policy;
+}
+
+export type TaskProgress =
+  | { step: "enclaves-verified"; verified: VerifiedEnclave[]; rejected: EnclaveListing["rejected"] }
+  | { step: "submitted"; task: SubmittedTask }
+  | { step: "completed"; taskId: bigint; enclave: Address }
+  | { step: "verified"; result: TaskResult };
+
+export interface RunTaskOptions {
+  program: Uint8Array;
+  input: Uint8Array;
+  /** Escrowed payment in wei (default 0.01 ether). */
+  reward?: bigint;
+  /** Seconds until the task may be reclaimed (default 300). */
+  deadlineSeconds?: number;
+  /** At most this many candidate enclaves get a wrapped key (default 3). */
+  maxCandidates?: number;
+  limits?: Partial<TaskLimits>;
+  timeoutMs?: number;
+  onProgress?: (progress: TaskProgress) => void;
+}
+
+export class CloisterClient {
+  readonly #o: CloisterClientOptions;
+
+  constructor(options: CloisterClientOptions) {
+    this.#o = options;
+  }
+
+  listEnclaves(): Promise<EnclaveListing> {
+    const { writer, deployment, store, policy } = this.#o;
+    return listVerifiedEnclaves({ reader: writer, registry: deployment.registry, fromBlock: deployment.deployBlock, store, policy });
+  }
+
+  async runTask(options: RunTaskOptions): Promise<TaskResult> {
+    const { writer, deployment, store } = this.#o;
+    const listing = await this.listEnclaves();
+    options.onProgress?.({ step: "enclaves-verified", verified: listing.verified, rejected: listing.rejected });
+    const candidates = listing.verified.slice(0, options.maxCandidates ?? 3);
+    if (candidates.length === 0) {
+      const why = listing.rejected.map((r) => `${r.signer}: ${r.reason}`).join("; ");
+      throw new TaskVerificationError("NO_VERIFIED_ENCLAVE", `no registered enclave passes this client's attestation policy${why ? ` (${why})` : ""}; start a node or adjust the policy`);
+    }
+    const task = await prepareAndSubmit(
+      { writer, market: deployment.market, chainId: BigInt(deployment.chainId), store },
+      {
+        program: options.program,
+        input: options.input,
+        candidates,
+        reward: options.reward ?? 10n ** 16n,
+        deadlineSeconds: options.deadlineSeconds ?? 300,
+        limits: options.limits,
+      },
+    );
+    options.onProgress?.({ step: "submitted", task });
+    const ctx = { reader: writer, market: deployment.market, registry: deployment.registry, store };
+    const event = await awaitCompletion(ctx, task, options.timeoutMs ?? 60_000);
+    options.onProgress?.({ step: "completed", taskId: task.taskId, enclave: event.enclave });
+    const result = await verifyAndDecrypt(ctx, task, candidates, event);
+    options.onProgress?.({ step: "verified", result });
+    return result;
+  }
+}

@@ -1,0 +1,34 @@
+export type TaskCheckCode =
+  | "ENCLAVE_NOT_CANDIDATE"
+  | "ENCLAVE_NOT_ACTIVE"
+  | "COMPLETION_SIGNATURE_INVALID"
+  | "OUTPUT_DIGEST_MISMATCH"
+  | "PROVENANCE_DIGEST_MISMATCH"
+  | "PROVENANCE_INVALID"
+  | "NO_VERIFIED_ENCLAVE"
+  | "TASK_TIMEOUT"
+  | "TASK_NOT_COMPLETED";
+
+/** A check the requester made on a task's completion failed: the result is not to be trusted. */
+export class TaskVerificationError extends Error {
+  readonly code: TaskCheckCode;
+  constructor(code: TaskCheckCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "TaskVerificationError";
+    this.code = code;
+  }
+}
+
+/** The task ran, verifiably, and the program itself failed or hit a limit; `programMessage` is its message. */
+export class TaskProgramError extends Error {
+  readonly code: string;
+  readonly programMessage: string;
+  readonly taskId: bigint;
+  constructor(taskId: bigint, code: string, programMessage: string) {
+    super(`task ${taskId} ran but the program failed (${code}): ${programMessage}`);
+    this.name = "TaskProgramError";
+    this.code = code;
+    this.programMessage = programMessage;
+    this.taskId = taskId;
+  }
+}
