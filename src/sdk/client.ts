@@ -10,7 +10,7 @@ import type { BlobStore } from "../storage/blob-store.ts";
 import { awaitCompletion, verifyAndDecrypt, type TaskResult } from "./await-result.ts";
 import { listVerifiedEnclaves, type EnclaveListing, type VerifiedEnclave } from "./enclaves.ts";
 import { TaskVerificationError } from "./errors.ts";
-import { prepareAndSubmit, type SubmittedTask } from "./submit.ts";
+import { prepareTask, publishTask, submitPublished, type SubmittedTask } from "./submit.ts";
 
 export interface CloisterClientOptions {
   /** Client whose account is the requester (pays, and is refunded). */
@@ -62,22 +62,15 @@ export class CloisterClient {
       const why = listing.rejected.map((r) => `${r.signer}: ${r.reason}`).join("; ");
       throw new TaskVerificationError("NO_VERIFIED_ENCLAVE", `no registered enclave passes this client's attestation policy${why ? ` (${why})` : ""}; start a node or adjust the policy`);
     }
-    const task = await prepareAndSubmit(
-      { writer, market: deployment.market, chainId: BigInt(deployment.chainId), store },
-      {
-        program: options.program,
-        input: options.input,
-        candidates,
-        reward: options.reward ?? 10n ** 16n,
-        deadlineSeconds: options.deadlineSeconds ?? 300,
-        limits: options.limits,
-      },
-    );
+    const ctx = { writer, market: deployment.market, chainId: BigInt(deployment.chainId), store };
+    const prepared = await prepareTask(ctx, { program: options.program, input: options.input, candidates, limits: options.limits });
+    const published = await publishTask(ctx, prepared, options.deadlineSeconds ?? 300);
+    const task = await submitPublished(ctx, published, options.reward ?? 10n ** 16n);
     options.onProgress?.({ step: "submitted", task });
-    const ctx = { reader: writer, market: deployment.market, registry: deployment.registry, store };
-    const event = await awaitCompletion(ctx, task, options.timeoutMs ?? 60_000);
+    const awaitCtx = { reader: writer, market: deployment.market, registry: deployment.registry, store };
+    const event = await awaitCompletion(awaitCtx, task, options.timeoutMs ?? 60_000);
     options.onProgress?.({ step: "completed", taskId: task.taskId, enclave: event.enclave });
-    const result = await verifyAndDecrypt(ctx, task, candidates, event);
+    const result = await verifyAndDecrypt(awaitCtx, task, candidates, event);
     options.onProgress?.({ step: "verified", result });
     return result;
   }

@@ -1,51 +1,65 @@
 /**
- * Preparing and submitting a task: the program and the encrypted input go to
- * IPFS, the input's data key is wrapped (HPKE) to every candidate enclave so
- * any of them can run it while the requester is offline, and the spec goes on
- * chain with its escrow.
+ * Preparing and submitting a task, in three steps: `prepareTask` encrypts the
+ * input under a fresh data key and wraps that key (HPKE, bound to chain,
+ * market and task id) to every candidate enclave, so any of them can run it
+ * while the requester is offline; `publishTask` puts program, ciphertext and
+ * envelope on IPFS and builds the spec; `submitPublished` escrows it on chain.
  */
 import { hexToBytes, sha256, toHex, type Address, type Hex } from "viem";
-import { sealStream, generateDataKey } from "../crypto/aead-stream.ts";
+import { generateDataKey, sealStream } from "../crypto/aead-stream.ts";
 import { generateHpkeKeyPair, sealTo, type HpkeKeyPair } from "../crypto/hpke.ts";
 import { submitTask } from "../chain/actions/submit-task.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { taskInputAad, taskKeyInfo } from "../protocol/binding.ts";
-import { computeTaskId, defaultTaskLimits, type TaskBinding, type TaskEnvelope, type TaskLimits, type TaskSpec } from "../protocol/task.ts";
+import { computeTaskId, defaultTaskLimits, type TaskBinding, type TaskEnvelope, type TaskLimits, type TaskSpec, type WrappedKey } from "../protocol/task.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import type { VerifiedEnclave } from "./enclaves.ts";
+
+export interface SubmitContext {
+  writer: WriterClient;
+  market: Address;
+  chainId: bigint;
+  store: BlobStore;
+}
 
 export interface TaskRequest {
   program: Uint8Array;
   input: Uint8Array;
   candidates: VerifiedEnclave[];
-  reward: bigint;
-  /** Seconds from now until the task may be reclaimed. */
-  deadlineSeconds: number;
   limits?: Partial<TaskLimits>;
 }
 
-/** Everything the requester needs later to verify and decrypt the result; keep the key private. */
-export interface SubmittedTask {
+/** A task ready to publish: nothing has left the requester yet. */
+export interface PreparedTask {
   taskId: bigint;
-  binding: TaskBinding;
-  spec: TaskSpec;
   salt: Hex;
+  binding: TaskBinding;
+  /** Keep private: it decrypts the result. */
   resultKey: HpkeKeyPair;
+  program: Uint8Array;
+  encryptedInput: Uint8Array;
+  wrappedKeys: WrappedKey[];
+  candidates: Address[];
+  limits: TaskLimits;
+}
+
+export interface PublishedTask extends PreparedTask {
+  envelope: TaskEnvelope;
+  spec: TaskSpec;
+}
+
+/** Everything the requester needs later to verify and decrypt the result. */
+export interface SubmittedTask extends PublishedTask {
   submitBlock: bigint;
   submitGas: bigint;
   transactionHash: Hex;
 }
 
-export async function prepareAndSubmit(
-  ctx: { writer: WriterClient; market: Address; chainId: bigint; store: BlobStore },
-  request: TaskRequest,
-): Promise<SubmittedTask> {
+export async function prepareTask(ctx: Pick<SubmitContext, "writer" | "market" | "chainId">, request: TaskRequest): Promise<PreparedTask> {
   const salt = toHex(crypto.getRandomValues(new Uint8Array(32)));
   const taskId = computeTaskId(ctx.chainId, ctx.market, ctx.writer.account.address, salt);
   const binding: TaskBinding = { chainId: ctx.chainId, market: ctx.market, taskId };
-
   const dataKey = generateDataKey();
-  const resultKey = await generateHpkeKeyPair();
   try {
     const encryptedInput = sealStream(dataKey, request.input, { aad: taskInputAad(binding), label: "input ciphertext" });
     const info = taskKeyInfo(binding);
@@ -55,31 +69,48 @@ export async function prepareAndSubmit(
         return { enclave: c.signer, enc: toHex(enc), ciphertext: toHex(ciphertext) };
       }),
     );
-    const [programCid, inputCid] = await Promise.all([ctx.store.put(request.program), ctx.store.put(encryptedInput)]);
-    const envelope: TaskEnvelope = {
-      version: 1,
-      taskId: taskId.toString(),
-      program: { cid: programCid, digest: sha256(request.program) },
-      input: { cid: inputCid, digest: sha256(encryptedInput) },
-      resultKey: toHex(resultKey.publicKey),
+    return {
+      taskId,
+      salt,
+      binding,
+      resultKey: await generateHpkeKeyPair(),
+      program: request.program,
+      encryptedInput,
       wrappedKeys,
+      candidates: request.candidates.map((c) => c.signer),
       limits: { ...defaultTaskLimits, ...request.limits },
     };
-    const envelopeBytes = new TextEncoder().encode(JSON.stringify(envelope));
-    const envelopeCid = await ctx.store.put(envelopeBytes);
-    const latest = await ctx.writer.getBlock({ blockTag: "latest" });
-    const spec: TaskSpec = {
-      programDigest: envelope.program.digest,
-      inputDigest: envelope.input.digest,
-      envelopeDigest: sha256(envelopeBytes),
-      envelopeCid,
-      candidates: request.candidates.map((c) => c.signer),
-      deadline: latest.timestamp + BigInt(request.deadlineSeconds),
-    };
-    const tx = await submitTask(ctx.writer, ctx.market, { spec, reward: request.reward, salt });
-    return { taskId, binding, spec, salt, resultKey, submitBlock: tx.receipt.blockNumber, submitGas: tx.gasUsed, transactionHash: tx.hash };
   } finally {
     dataKey.fill(0);
   }
 }
 
+export async function publishTask(ctx: Pick<SubmitContext, "writer" | "store">, task: PreparedTask, deadlineSeconds: number): Promise<PublishedTask> {
+  const [programCid, inputCid] = await Promise.all([ctx.store.put(task.program), ctx.store.put(task.encryptedInput)]);
+  const envelope: TaskEnvelope = {
+    version: 1,
+    taskId: task.taskId.toString(),
+    program: { cid: programCid, digest: sha256(task.program) },
+    input: { cid: inputCid, digest: sha256(task.encryptedInput) },
+    resultKey: toHex(task.resultKey.publicKey),
+    wrappedKeys: task.wrappedKeys,
+    limits: task.limits,
+  };
+  const envelopeBytes = new TextEncoder().encode(JSON.stringify(envelope));
+  const envelopeCid = await ctx.store.put(envelopeBytes);
+  const latest = await ctx.writer.getBlock({ blockTag: "latest" });
+  const spec: TaskSpec = {
+    programDigest: envelope.program.digest,
+    inputDigest: envelope.input.digest,
+    envelopeDigest: sha256(envelopeBytes),
+    envelopeCid,
+    candidates: task.candidates,
+    deadline: latest.timestamp + BigInt(deadlineSeconds),
+  };
+  return { ...task, envelope, spec };
+}
+
+export async function submitPublished(ctx: Pick<SubmitContext, "writer" | "market">, task: PublishedTask, reward: bigint): Promise<SubmittedTask> {
+  const tx = await submitTask(ctx.writer, ctx.market, { spec: task.spec, reward, salt: task.salt });
+  return { ...task, submitBlock: tx.receipt.blockNumber, submitGas: tx.gasUsed, transactionHash: tx.hash };
+}

@@ -1,0 +1,187 @@
+/**
+ * The walking skeleton end to end on the real engines: one node, a simulated
+ * enclave in its own process, the in-process chain and the embedded IPFS
+ * store. Negative paths are driven through the same network and each must be
+ * refused with a typed error while nothing is paid twice.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { decodeFunctionData, parseEther, sha256, type Hex } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { taskMarketAbi } from "../../src/chain/abi/TaskMarket.ts";
+import { completeTask } from "../../src/chain/actions/complete-task.ts";
+import { reclaimExpired } from "../../src/chain/actions/reclaim-expired.ts";
+import { readTask } from "../../src/chain/actions/read-task.ts";
+import { createWriterClient } from "../../src/chain/clients.ts";
+import { ContractRevertError } from "../../src/chain/contract-error.ts";
+import { completionDomain, completionTypes } from "../../src/protocol/completion.ts";
+import { TaskProgramError } from "../../src/sdk/errors.ts";
+import { prepareTask, publishTask, submitPublished, type PublishedTask } from "../../src/sdk/submit.ts";
+import { startRecordedNetwork, type RecordedNetwork } from "./network-fixture.ts";
+
+const echo = new TextEncoder().encode("export default function (input) { return input; }");
+let net: RecordedNetwork;
+
+before(async () => {
+  net = await startRecordedNetwork(1);
+});
+after(async () => {
+  await net?.network.close();
+});
+
+function ctx() {
+  const { requester, deployment, store } = net.network;
+  return { writer: requester, market: deployment.market, chainId: BigInt(deployment.chainId), store };
+}
+
+async function candidates() {
+  const listing = await net.network.client.listEnclaves();
+  assert.equal(listing.verified.length, 1, `expected the node's enclave to verify, rejected: ${JSON.stringify(listing.rejected)}`);
+  return listing.verified;
+}
+
+async function marketBalance(): Promise<bigint> {
+  return net.network.requester.getBalance({ address: net.network.deployment.market });
+}
+
+async function failureOf(taskId: bigint) {
+  const event = await net.waitForEvent((e) => e.type === "task-failed" && e.taskId === taskId.toString());
+  assert.equal(event.type, "task-failed");
+  return event as Extract<typeof event, { type: "task-failed" }>;
+}
+
+async function submitRaw(task: PublishedTask, reward = parseEther("0.01")) {
+  return submitPublished(ctx(), task, reward);
+}
+
+describe("confidential task end to end", () => {
+  test("runs, verifies, decrypts, and pays the operator exactly once", async () => {
+    const before = await marketBalance();
+    const input = new TextEncoder().encode("the quick brown fox");
+    const result = await net.network.client.runTask({ program: echo, input, reward: parseEther("0.02") });
+    assert.deepEqual(result.output, input);
+    assert.equal(result.enclave.claims.simulated, true);
+    assert.equal(result.checks.length, 6);
+    assert.equal((await readTask(net.network.requester, net.network.deployment.market, result.taskId)).status, "Completed");
+    assert.equal(await marketBalance(), before, "the escrow left the market");
+
+    // A second completion of the same task, replaying the node's own calldata, is refused before paying anything.
+    const tx = await net.network.requester.getTransaction({ hash: result.completeTransaction });
+    const call = decodeFunctionData({ abi: taskMarketAbi, data: tx.input });
+    assert.equal(call.functionName, "completeTask");
+    const [taskId, spec, outputDigest, provenanceDigest, outputCid, provenanceCid, signature] = call.args;
+    await assert.rejects(
+      completeTask(net.network.requester, net.network.deployment.market, { taskId, spec: { ...spec, candidates: [...spec.candidates] }, outputDigest, provenanceDigest, outputCid, provenanceCid, signature }),
+      (e: unknown) => e instanceof ContractRevertError && e.errorName === "TaskNotAccepted",
+    );
+    assert.equal(await marketBalance(), before);
+  });
+
+  test("a program that throws yields a typed error carrying its message", async () => {
+    const program = new TextEncoder().encode("export default function () { throw new Error('no rows to aggregate'); }");
+    await assert.rejects(
+      net.network.client.runTask({ program, input: new Uint8Array(0) }),
+      (e: unknown) => e instanceof TaskProgramError && e.programMessage.includes("no rows to aggregate"),
+    );
+  });
+
+  test("a tampered input ciphertext is refused inside the enclave; the task is not paid and is refunded once after its deadline", async () => {
+    const prepared = await prepareTask(ctx(), { program: echo, input: new TextEncoder().encode("payload"), candidates: await candidates() });
+    prepared.encryptedInput[prepared.encryptedInput.length - 1]! ^= 0x01;
+    const reward = parseEther("0.03");
+    const before = await marketBalance();
+    const task = await submitRaw(await publishTask(ctx(), prepared, 2), reward);
+    const failure = await failureOf(task.taskId);
+    assert.equal(failure.code, "INPUT_DECRYPTION_FAILED");
+    assert.match(failure.message, /authentication/);
+    const { requester, deployment } = net.network;
+    assert.equal((await readTask(requester, deployment.market, task.taskId)).status, "Accepted");
+    assert.equal(await marketBalance(), before + reward, "nothing was paid for a task the enclave refused");
+
+    // Nobody can complete it with a key that is not the accepted, registered enclave's.
+    const stranger = privateKeyToAccount(generatePrivateKey());
+    const forged: Hex = await stranger.signTypedData({
+      domain: completionDomain(BigInt(deployment.chainId), deployment.market),
+      types: completionTypes,
+      primaryType: "Completion",
+      message: { taskId: task.taskId, programDigest: task.spec.programDigest, inputDigest: task.spec.inputDigest, outputDigest: sha256(new Uint8Array(1)), provenanceDigest: sha256(new Uint8Array(2)) },
+    });
+    await assert.rejects(
+      completeTask(requester, deployment.market, { taskId: task.taskId, spec: task.spec, outputDigest: sha256(new Uint8Array(1)), provenanceDigest: sha256(new Uint8Array(2)), outputCid: "x", provenanceCid: "y", signature: forged }),
+      (e: unknown) => e instanceof ContractRevertError && e.errorName === "InvalidCompletionSignature",
+    );
+
+    // Past the deadline the escrow goes back to the requester, once.
+    await new Promise((r) => setTimeout(r, 3_000));
+    await requester.sendTransaction({ to: requester.account.address, value: 0n }).then((hash) => requester.waitForTransactionReceipt({ hash }));
+    await reclaimExpired(requester, deployment.market, task.taskId);
+    assert.equal(await marketBalance(), before);
+    await assert.rejects(reclaimExpired(requester, deployment.market, task.taskId), (e: unknown) => e instanceof ContractRevertError);
+    assert.equal(await marketBalance(), before);
+  });
+
+  test("a program whose hash does not match the task is refused", async () => {
+    const prepared = await prepareTask(ctx(), { program: echo, input: new Uint8Array([1, 2, 3]), candidates: await candidates() });
+    const published = await publishTask(ctx(), prepared, 300);
+    // The envelope points at another program than the one whose digest the spec carries.
+    const other = new TextEncoder().encode("export default function () { return 'exfiltrated'; }");
+    const envelope = { ...published.envelope, program: { ...published.envelope.program, cid: await net.network.store.put(other) } };
+    const envelopeBytes = new TextEncoder().encode(JSON.stringify(envelope));
+    const spec = { ...published.spec, envelopeCid: await net.network.store.put(envelopeBytes), envelopeDigest: sha256(envelopeBytes) };
+    const task = await submitRaw({ ...published, envelope, spec });
+    const failure = await failureOf(task.taskId);
+    assert.equal(failure.code, "PROGRAM_DIGEST_MISMATCH");
+  });
+
+  test("a data key wrapped for one task and replayed into another cannot be unwrapped", async () => {
+    const enclaves = await candidates();
+    const original = await prepareTask(ctx(), { program: echo, input: new TextEncoder().encode("task A"), candidates: enclaves });
+    const thief = await prepareTask(ctx(), { program: echo, input: new TextEncoder().encode("task B"), candidates: enclaves });
+    const task = await submitRaw(await publishTask(ctx(), { ...thief, wrappedKeys: original.wrappedKeys, encryptedInput: original.encryptedInput }, 300));
+    const failure = await failureOf(task.taskId);
+    assert.equal(failure.code, "KEY_UNWRAP_FAILED");
+  });
+
+  test("no file under the data dir and no call-gate frame the host saw contains the input", async () => {
+    const canary = `canary-${randomBytes(16).toString("hex")}`;
+    const framesBefore = net.frames.length;
+    const result = await net.network.client.runTask({ program: echo, input: new TextEncoder().encode(`{"secret":"${canary}"}`) });
+    assert.match(new TextDecoder().decode(result.output), new RegExp(canary), "the requester does get its output");
+
+    const needles = [Buffer.from(canary), Buffer.from(Buffer.from(canary).toString("hex")), Buffer.from(Buffer.from(canary).toString("base64").slice(0, 24))];
+    const files = await listFiles(net.network.dataDir);
+    assert.ok(files.some((f) => f.includes(join("chain", "blocks.jsonl"))) && files.some((f) => f.endsWith("host.log")) && files.some((f) => f.includes("sealed")), `data dir holds chain data, host log and sealed state: ${files.join(", ")}`);
+    for (const file of files) {
+      const bytes = await readFile(file);
+      for (const needle of needles) assert.equal(bytes.includes(needle), false, `${file} contains the canary`);
+    }
+    const frames = net.frames.slice(framesBefore);
+    assert.ok(frames.length >= 2, "the run went through the call gate");
+    for (const { frame } of frames) {
+      const bytes = frameBytes(frame);
+      for (const needle of needles) assert.equal(bytes.includes(needle), false, "a call-gate frame contains the canary");
+    }
+  });
+});
+
+async function listFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
+  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
+/** Every byte and string inside a frame, concatenated, so a needle is found wherever it hides. */
+function frameBytes(value: unknown): Buffer {
+  const parts: Buffer[] = [];
+  const walk = (v: unknown): void => {
+    if (v instanceof Uint8Array) parts.push(Buffer.from(v));
+    else if (typeof v === "string") parts.push(Buffer.from(v));
+    else if (typeof v === "bigint" || typeof v === "number") parts.push(Buffer.from(String(v)));
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === "object") Object.values(v).forEach(walk);
+  };
+  walk(value);
+  return Buffer.concat(parts);
+}
