@@ -1,8 +1,6 @@
 /** The `cloister` command: dispatches to one module per command. */
-import { attestCommand, attestUsage } from "./commands/attest.ts";
-import { demoCommand } from "./commands/demo.ts";
-import { taskCommand, taskUsage } from "./commands/task.ts";
 import { UsageError } from "./errors.ts";
+import { attestUsage, taskUsage } from "./usage.ts";
 
 const usage = `cloister — confidential computing on attested enclaves, an EVM task market and IPFS
 
@@ -20,12 +18,13 @@ ${attestUsage}`;
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
+    // Commands load on demand: verifying a quote should not pay for loading the chain and IPFS stacks.
     case "demo":
-      return demoCommand(rest);
+      return (await import("./commands/demo.ts")).demoCommand(rest);
     case "task":
-      return taskCommand(rest);
+      return (await import("./commands/task.ts")).taskCommand(rest);
     case "attest":
-      return attestCommand(rest);
+      return (await import("./commands/attest.ts")).attestCommand(rest);
     case undefined:
     case "help":
     case "--help":

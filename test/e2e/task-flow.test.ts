@@ -15,7 +15,6 @@ import { taskMarketAbi } from "../../src/chain/abi/TaskMarket.ts";
 import { completeTask } from "../../src/chain/actions/complete-task.ts";
 import { reclaimExpired } from "../../src/chain/actions/reclaim-expired.ts";
 import { readTask } from "../../src/chain/actions/read-task.ts";
-import { createWriterClient } from "../../src/chain/clients.ts";
 import { ContractRevertError } from "../../src/chain/contract-error.ts";
 import { completionDomain, completionTypes } from "../../src/protocol/completion.ts";
 import { TaskProgramError } from "../../src/sdk/errors.ts";

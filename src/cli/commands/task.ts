@@ -4,21 +4,13 @@
  * the decrypted, verified output on stdout.
  */
 import { parseArgs } from "node:util";
-import { formatEther } from "viem";
 import { startEmbeddedNetwork } from "../../devnet/embedded.ts";
 import { TaskProgramError } from "../../sdk/errors.ts";
 import type { TaskProgress } from "../../sdk/client.ts";
 import { parsePositiveInt, readInputFile } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { printJson, stderrReporter, silentReporter, type Reporter } from "../output.ts";
-
-export const taskUsage = `Usage:
-  cloister task run <program.js> --input <file> [--data-dir <dir>] [--timeout-ms <ms>] [--json] [--quiet]
-
-  Runs <program.js> (an ES module whose default export takes the input bytes and returns bytes or a string)
-  as a confidential task on an embedded network (in-process chain, embedded IPFS, one node on the SIMULATED TEE)
-  and prints the decrypted output. With --data-dir the network's state lives and persists there.`;
-
+import { taskUsage } from "../usage.ts";
 export async function taskCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== "run") throw new UsageError(`unknown task command '${sub ?? ""}'\n\n${taskUsage}`);
@@ -96,4 +88,3 @@ export function shortId(id: bigint): string {
   return `0x${hex.slice(0, 8)}…${hex.slice(-4)}`;
 }
 
-export { formatEther };

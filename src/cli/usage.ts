@@ -1,0 +1,25 @@
+/** Usage texts, kept apart from the commands so `cloister help` loads nothing heavy. */
+export const attestUsage = `Usage:
+  cloister attest verify <quote-file> [--collateral <json> | --pccs <url>] [--now <unix-seconds>] [--policy <json>] [--json]
+  cloister attest verify <report-file> --vcek <der> --chain <pem> [--now <unix-seconds>] [--policy <json>] [--json]
+  cloister attest verify <evidence.json> [--now <unix-seconds>] [--policy <json>] [--json]
+  cloister attest policy init [<file>] [--force]   write a commented starter policy (default: cloister-policy.jsonc)
+
+Options of attest verify:
+  --collateral <json>     Intel collateral file (tcb_info, qe_identity, CRLs and chains)
+  --pccs <url>            fetch collateral from a PCCS or Intel PCS v4 (cached in --cache-dir, default ~/.cache/cloister/collateral)
+  --vcek <der> --chain <pem>  AMD VCEK certificate and the ASK/ARK chain of an SEV-SNP report
+  --now <unix-seconds>    evaluation time (default: now)
+  --policy <json>         attestation policy file (see 'attest policy init')
+  --report-data <hex>     the 64-byte report_data the evidence must carry (your nonce binding)
+  --json                  print one JSON object instead of text
+
+Exit status: 0 authentic and accepted by the policy, 1 not, 2 unusable arguments or unreadable files.
+Without --policy the strict production policy applies (Intel root only, UpToDate only, no debug, no simulation).`;
+
+export const taskUsage = `Usage:
+  cloister task run <program.js> --input <file> [--data-dir <dir>] [--timeout-ms <ms>] [--json] [--quiet]
+
+  Runs <program.js> (an ES module whose default export takes the input bytes and returns bytes or a string)
+  as a confidential task on an embedded network (in-process chain, embedded IPFS, one node on the SIMULATED TEE)
+  and prints the decrypted output. With --data-dir the network's state lives and persists there.`;
