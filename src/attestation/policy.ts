@@ -89,7 +89,7 @@ const certificate = z.string().transform((s, ctx): Uint8Array => {
   }
 });
 
-const tcbStatus = z.string().refine((s): s is TcbStatus => (TCB_STATUSES as readonly string[]).includes(s), {
+const tcbStatus = z.enum(TCB_STATUSES as readonly TcbStatus[] as [TcbStatus, ...TcbStatus[]], {
   error: (issue) => `${JSON.stringify(issue.input)} is not a TCB status (one of ${TCB_STATUSES.join(", ")})`,
 });
 
@@ -281,4 +281,12 @@ export function starterPolicyText(): string {
   // "expectedReportData": "..."
 }
 `;
+}
+
+/** The JSON Schema (draft 2020-12) of a policy file, for editors and other tools; parsePolicy stays the authority. */
+export function policyJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(policySchema, { io: "input", unrepresentable: "any" }),
+    title: "Cloister attestation policy",
+  };
 }
