@@ -1,0 +1,209 @@
+/**
+ * `cloister attest verify` and `cloister attest policy init`: check a quote or
+ * an SEV-SNP report against collateral and a policy, from files or a PCCS.
+ */
+import { writeFile, access } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { decodeEvidence } from "../../attestation/evidence-codec.ts";
+import { fetchCollateral, loadCollateralFile } from "../../attestation/collateral.ts";
+import { loadPolicyFile, productionPolicy, starterPolicyText, type Policy } from "../../attestation/policy.ts";
+import { parseSnpReport } from "../../attestation/snp/report.ts";
+import { verifyEvidence } from "../../attestation/verify.ts";
+import type { Claims, DcapCollateral, Evidence, VerificationResult } from "../../attestation/types.ts";
+import { parseUnixSeconds, readInputFile } from "../args.ts";
+import { UsageError } from "../errors.ts";
+import { printJson } from "../output.ts";
+import { attestUsage } from "../usage.ts";
+
+export async function attestCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === "verify") return verifyCommand(rest);
+  if (sub === "policy" && rest[0] === "init") return policyInitCommand(rest.slice(1));
+  throw new UsageError(`unknown attest command '${[sub, ...rest.slice(0, 1)].filter(Boolean).join(" ")}'\n\n${attestUsage}`);
+}
+
+async function verifyCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      collateral: { type: "string" },
+      pccs: { type: "string" },
+      vcek: { type: "string" },
+      chain: { type: "string" },
+      now: { type: "string" },
+      policy: { type: "string" },
+      "cache-dir": { type: "string" },
+      "report-data": { type: "string" },
+      json: { type: "boolean", default: false },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError(`attest verify takes exactly one evidence file\n\n${attestUsage}`);
+  if (values.collateral && values.pccs) throw new UsageError("give either --collateral or --pccs, not both");
+  const now = parseUnixSeconds(values.now, "--now") ?? Math.floor(Date.now() / 1000);
+  const policy: Policy = values.policy ? await loadPolicyOrUsage(values.policy) : productionPolicy();
+  const expectedReportData = parseReportData(values["report-data"]);
+  const evidence = await loadEvidence(positionals[0]!, values);
+
+  const result = await verifyEvidence(evidence, { policy, now, ...(expectedReportData ? { expectedReportData } : {}) });
+  const claims = result.claims ?? describeUnverified(evidence);
+  if (!result.ok && claims && (await presentsAsSimulated(claims))) claims.simulated = true;
+  if (values.json) printJson(toJson(evidence, result, claims));
+  else printHuman(result, claims, now);
+  return result.ok && result.accepted ? 0 : 1;
+}
+
+function parseReportData(value: string | undefined): Uint8Array | undefined {
+  if (value === undefined) return undefined;
+  const hex = value.replace(/^0x/i, "");
+  if (!/^[0-9a-fA-F]{128}$/.test(hex)) throw new UsageError(`--report-data takes 64 bytes of hex (128 hex digits), got '${value}'`);
+  return new Uint8Array(Buffer.from(hex, "hex"));
+}
+
+/**
+ * Evidence that failed verification but carries the simulated PKI's FMSPC is
+ * shown as SIMULATED: not trusted (nothing unverified is), but it tells the
+ * user why a default policy refuses it and what to change.
+ */
+async function presentsAsSimulated(claims: Claims): Promise<boolean> {
+  if (claims.simulated || !claims.fmspc) return claims.simulated;
+  // Loaded only on this path: the simulated PKI module pulls in an X.509 library.
+  const { SIM_FMSPC } = await import("../../attestation/sim/pki.ts");
+  return claims.fmspc === SIM_FMSPC.toLowerCase();
+}
+
+/** What an SEV-SNP report says about itself when it could not be verified, for display only. */
+function describeUnverified(evidence: Evidence): Claims | undefined {
+  if (evidence.teeType !== "SEV-SNP") return undefined;
+  try {
+    const r = parseSnpReport(evidence.report);
+    const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+    return {
+      teeType: "SEV-SNP",
+      quoteVersion: r.version,
+      measurement: hex(r.measurement),
+      reportData: hex(r.reportData),
+      debug: r.policy.debugAllowed,
+      simulated: false,
+      advisoryIds: [],
+      extra: { vmpl: r.vmpl, policy: `0x${r.policy.raw.toString(16)}`, chipId: hex(r.chipId), reportedTcb: r.reportedTcb },
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+async function loadPolicyOrUsage(path: string): Promise<Policy> {
+  try {
+    return await loadPolicyFile(path);
+  } catch (error) {
+    throw new UsageError(`policy file '${path}' is unusable: ${(error as Error).message}`);
+  }
+}
+
+interface EvidenceFlags {
+  collateral?: string;
+  pccs?: string;
+  vcek?: string;
+  chain?: string;
+  "cache-dir"?: string;
+}
+
+async function loadEvidence(file: string, flags: EvidenceFlags): Promise<Evidence> {
+  const bytes = await readInputFile(file, "evidence file");
+  if (bytes[0] === 0x7b /* '{' */) {
+    let evidence: Evidence;
+    try {
+      evidence = decodeEvidence(bytes);
+    } catch (error) {
+      throw new UsageError(`evidence file '${file}': ${(error as Error).message}`);
+    }
+    // A published DCAP evidence document may leave collateral to the verifier.
+    if (evidence.teeType === "SEV-SNP" || (evidence.collateral && !flags.collateral && !flags.pccs)) return evidence;
+    return { teeType: evidence.teeType, quote: evidence.quote, collateral: await dcapCollateral(evidence.quote, flags) };
+  }
+  if (flags.vcek || flags.chain) {
+    if (!flags.vcek || !flags.chain) throw new UsageError("an SEV-SNP report needs both --vcek <der> and --chain <pem>");
+    const vcek = await readInputFile(flags.vcek, "VCEK certificate");
+    const chainPem = new TextDecoder().decode(await readInputFile(flags.chain, "ASK/ARK chain"));
+    return { teeType: "SEV-SNP", report: bytes, collateral: { vcek, chainPem } };
+  }
+  return { teeType: quoteTeeType(bytes), quote: bytes, collateral: await dcapCollateral(bytes, flags) };
+}
+
+async function dcapCollateral(quote: Uint8Array, flags: EvidenceFlags): Promise<DcapCollateral> {
+  if (flags.collateral) {
+    try {
+      return await loadCollateralFile(flags.collateral);
+    } catch (error) {
+      throw new UsageError(`collateral file '${flags.collateral}' is unusable: ${(error as Error).message}`);
+    }
+  }
+  if (flags.pccs) {
+    const cacheDir = flags["cache-dir"] ?? join(homedir(), ".cache", "cloister", "collateral");
+    return fetchCollateral(quote, { pccsUrl: flags.pccs, cacheDir });
+  }
+  throw new UsageError("a DCAP quote needs collateral: pass --collateral <json> or --pccs <url> (for example https://api.trustedservices.intel.com)");
+}
+
+/** Header bytes 4..8 hold the TEE type: 0 SGX, 0x81 TDX. Anything else is left to the verifier to refuse. */
+function quoteTeeType(quote: Uint8Array): "SGX" | "TDX" {
+  if (quote.length >= 8 && new DataView(quote.buffer, quote.byteOffset).getUint32(4, true) === 0x81) return "TDX";
+  return "SGX";
+}
+
+function toJson(evidence: Evidence, r: VerificationResult, c: Claims | undefined) {
+  return {
+    ok: r.ok,
+    accepted: r.accepted,
+    teeType: c?.teeType ?? evidence.teeType,
+    quoteVersion: c?.quoteVersion ?? null,
+    tcbStatus: r.ok ? (c?.tcbStatus ?? null) : null,
+    advisoryIds: c?.advisoryIds ?? [],
+    measurement: c?.measurement ?? null,
+    signer: c?.signer ?? null,
+    reportData: c?.reportData ?? null,
+    debug: c?.debug ?? null,
+    simulated: c?.simulated ?? false,
+    fmspc: c?.fmspc ?? null,
+    details: c?.extra ?? {},
+    ...(r.error ? { error: r.error } : {}),
+    reasons: r.reasons,
+  };
+}
+
+function printHuman(r: VerificationResult, c: Claims | undefined, now: number): void {
+  const lines: string[] = [];
+  const verdict = r.ok ? (r.accepted ? "AUTHENTIC and ACCEPTED by the policy" : "AUTHENTIC but REFUSED by the policy") : "NOT AUTHENTIC";
+  lines.push(`${c?.simulated ? "[SIMULATED TEE] " : ""}${verdict}`);
+  if (c) {
+    lines.push(`  TEE            ${c.teeType}${c.simulated ? " (SIMULATED: chains to the simulated vendor root, proves nothing about hardware)" : ""}, quote version ${c.quoteVersion}`);
+    if (r.ok && c.tcbStatus) lines.push(`  TCB status     ${c.tcbStatus}${c.advisoryIds.length ? ` (${c.advisoryIds.join(", ")})` : ""}`);
+    lines.push(`  measurement    ${c.measurement}`);
+    if (c.signer) lines.push(`  signer         ${c.signer}`);
+    if (c.fmspc) lines.push(`  FMSPC          ${c.fmspc}`);
+    lines.push(`  debug          ${c.debug ? "yes" : "no"}`);
+    lines.push(`  report_data    ${c.reportData}`);
+    if (c.teeType === "SEV-SNP" && c.extra) lines.push(`  VMPL / policy  ${String(c.extra.vmpl)} / ${String(c.extra.policy)}`);
+    if (!r.ok) lines.push("  (claims read from unverified evidence: do not rely on them)");
+  }
+  lines.push(`  evaluated at   ${new Date(now * 1000).toISOString()}`);
+  if (r.error) lines.push(`  error          ${r.error}`);
+  for (const reason of r.reasons) lines.push(`  refused        ${reason}`);
+  if (c?.simulated && !r.ok) {
+    lines.push("  hint           this is a SIMULATED quote; for development only, accept it with a policy that sets \"allowSimulation\": true and lists the network's simulated root (<pki dir>/sim-root-ca.pem) in \"simulatedRoots\"");
+  }
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+async function policyInitCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { force: { type: "boolean", default: false } } });
+  const file = positionals[0] ?? "cloister-policy.jsonc";
+  const exists = await access(file).then(() => true, () => false);
+  if (exists && !values.force) throw new UsageError(`'${file}' already exists; pass --force to overwrite it`);
+  await writeFile(file, starterPolicyText());
+  process.stdout.write(`wrote a starter policy to ${file}: edit the allowed measurements, then pass it with --policy ${file}\n`);
+  return 0;
+}
