@@ -4,6 +4,7 @@ export const attestUsage = `Usage:
   cloister attest verify <report-file> --vcek <der> --chain <pem> [--now <unix-seconds>] [--policy <json>] [--json]
   cloister attest verify <evidence.json> [--now <unix-seconds>] [--policy <json>] [--json]
   cloister attest policy init [<file>] [--force]   write a commented starter policy (default: cloister-policy.jsonc)
+  cloister attest policy schema                    print the policy file's JSON Schema
 
 Options of attest verify:
   --collateral <json>     Intel collateral file (tcb_info, qe_identity, CRLs and chains)

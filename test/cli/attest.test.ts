@@ -337,3 +337,11 @@ describe("attest policy init", () => {
     assert.match(again.stderr, /already exists.*--force/);
   });
 });
+
+test("attest policy schema prints the policy's JSON Schema", async () => {
+  const run = await runCli(["attest", "policy", "schema"]);
+  assert.equal(run.code, 0);
+  const schema = JSON.parse(run.stdout) as { title: string; properties: Record<string, unknown> };
+  assert.equal(schema.title, "Cloister attestation policy");
+  assert.ok("allowSimulation" in schema.properties && "acceptedTcbStatuses" in schema.properties);
+});

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { decodeEvidence } from "../../attestation/evidence-codec.ts";
 import { fetchCollateral, loadCollateralFile } from "../../attestation/collateral.ts";
-import { loadPolicyFile, productionPolicy, starterPolicyText, type Policy } from "../../attestation/policy.ts";
+import { loadPolicyFile, policyJsonSchema, productionPolicy, starterPolicyText, type Policy } from "../../attestation/policy.ts";
 import { parseSnpReport } from "../../attestation/snp/report.ts";
 import { verifyEvidence } from "../../attestation/verify.ts";
 import type { Claims, DcapCollateral, Evidence, VerificationResult } from "../../attestation/types.ts";
@@ -21,6 +21,10 @@ export async function attestCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "verify") return verifyCommand(rest);
   if (sub === "policy" && rest[0] === "init") return policyInitCommand(rest.slice(1));
+  if (sub === "policy" && rest[0] === "schema") {
+    printJson(policyJsonSchema());
+    return 0;
+  }
   throw new UsageError(`unknown attest command '${[sub, ...rest.slice(0, 1)].filter(Boolean).join(" ")}'\n\n${attestUsage}`);
 }
 
