@@ -8,7 +8,8 @@ import type { Evidence } from "./types.ts";
 
 export const EVIDENCE_FORMAT = "cloister-evidence/v1";
 
-const dcapCollateralSchema = z.object({
+/** The JSON shape of DcapCollateral, as validated wherever collateral crosses a boundary. */
+export const dcapCollateralSchema = z.object({
   tcb_info: z.string(),
   tcb_info_signature: z.string(),
   tcb_info_issuer_chain: z.string(),

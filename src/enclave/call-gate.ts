@@ -11,6 +11,7 @@
  * requester, public keys, signatures, digests and evidence.
  */
 import { z } from "zod";
+import { dcapCollateralSchema } from "../attestation/evidence-codec.ts";
 
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, "must be a Uint8Array");
 const hex = z.string().regex(/^0x[0-9a-fA-F]*$/);
@@ -47,20 +48,8 @@ export const initResultSchema = z
 
 export const attestParamsSchema = z.object({ freshness: hex32T.optional() }).strict();
 
-const dcapCollateral = z.object({
-  tcb_info: z.string(),
-  tcb_info_signature: z.string(),
-  tcb_info_issuer_chain: z.string(),
-  qe_identity: z.string(),
-  qe_identity_signature: z.string(),
-  qe_identity_issuer_chain: z.string(),
-  pck_crl: z.string(),
-  pck_crl_issuer_chain: z.string(),
-  root_ca_crl: z.string(),
-  pck_certificate_chain: z.string().optional(),
-});
 export const evidenceSchema = z.union([
-  z.object({ teeType: z.enum(["SGX", "TDX"]), quote: bytes, collateral: dcapCollateral.optional() }).strict(),
+  z.object({ teeType: z.enum(["SGX", "TDX"]), quote: bytes, collateral: dcapCollateralSchema.optional() }).strict(),
   z.object({ teeType: z.literal("SEV-SNP"), report: bytes, collateral: z.object({ vcek: bytes, chainPem: z.string() }).strict() }).strict(),
 ]);
 export const attestResultSchema = z.object({ evidence: evidenceSchema, reportData: hexT }).strict();
