@@ -23,6 +23,7 @@ import { parseEnvelope } from "./envelope.ts";
 import { EnclaveError } from "./errors.ts";
 import { runJsProgram } from "./executors/js-isolate.ts";
 import { ProgramError } from "./executors/program-error.ts";
+import { isWasmProgram, runWasmProgram } from "./executors/wasm.ts";
 import type { EnclaveKeys } from "./keys.ts";
 
 export interface EnclaveContext {
@@ -142,16 +143,20 @@ async function unwrapDataKey(ctx: EnclaveContext, binding: TaskBinding, envelope
   }
 }
 
+/** A program starting with the WebAssembly magic `\0asm` runs as WASM; anything else as a JS module. */
 async function execute(program: Uint8Array, input: Uint8Array, envelope: TaskEnvelope): Promise<ResultRecord> {
-  let source: string;
-  try {
-    source = new TextDecoder("utf-8", { fatal: true }).decode(program);
-  } catch {
-    return failed(new ProgramError("PROGRAM_INVALID", "program is not UTF-8 text: a JS program must be an ES module's source"), 0);
+  let source = "";
+  const wasm = isWasmProgram(program);
+  if (!wasm) {
+    try {
+      source = new TextDecoder("utf-8", { fatal: true }).decode(program);
+    } catch {
+      return failed(new ProgramError("PROGRAM_INVALID", "program is neither WebAssembly (starting with \\0asm) nor UTF-8 text: a JS program must be an ES module's source"), 0);
+    }
   }
   const started = performance.now();
   try {
-    const run = await runJsProgram(source, input, envelope.limits);
+    const run = wasm ? await runWasmProgram(program, input, envelope.limits) : await runJsProgram(source, input, envelope.limits);
     return { outcome: "ok", output: run.output, usage: { wallMs: round(run.wallMs), cpuMs: round(run.cpuMs), outputBytes: run.output.length } };
   } catch (e) {
     if (e instanceof ProgramError) return failed(e, performance.now() - started);
