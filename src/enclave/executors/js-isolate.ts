@@ -12,53 +12,26 @@
  */
 import ivm from "isolated-vm";
 import type { TaskLimits } from "../../protocol/task.ts";
+import { messageOf, runInFreshIsolate, type ProgramRun } from "./fresh-isolate.ts";
 import { ProgramError } from "./program-error.ts";
 import { RUNNER_MODULE, SANDBOX_PRELUDE } from "./sandbox-prelude.ts";
 
-/** isolated-vm refuses heaps under 8 MB. */
-const MIN_MEMORY_MB = 8;
-
-export interface ProgramRun {
-  output: Uint8Array;
-  wallMs: number;
-  cpuMs: number;
-}
+export type { ProgramRun } from "./fresh-isolate.ts";
 
 type RunnerResult = { bytes: Uint8Array } | { tooLarge: number } | { badType: string };
 
 export async function runJsProgram(source: string, input: Uint8Array, limits: TaskLimits): Promise<ProgramRun> {
-  const isolate = new ivm.Isolate({ memoryLimit: Math.max(MIN_MEMORY_MB, limits.memoryMb) });
-  const started = performance.now();
-  let timedOut = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      timedOut = true;
-      reject(timeLimit(limits));
-      // Stops whatever still runs in the isolate, including pending async work.
-      if (!isolate.isDisposed) isolate.dispose();
-    }, limits.timeoutMs);
-  });
-  try {
-    const result = await Promise.race([execute(isolate, source, input, limits), deadline]);
-    const wallMs = performance.now() - started;
-    const cpuMs = Number(isolate.cpuTime) / 1e6;
-    if ("tooLarge" in result) {
-      throw new ProgramError("OUTPUT_LIMIT_EXCEEDED", `program output is at least ${result.tooLarge} bytes; the task allows ${limits.maxOutputBytes}`);
-    }
-    if ("badType" in result) {
-      throw new ProgramError("PROGRAM_BAD_OUTPUT", `program returned a ${result.badType}; it must return a Uint8Array, an ArrayBuffer or a string`);
-    }
-    if (result.bytes.length > limits.maxOutputBytes) {
-      throw new ProgramError("OUTPUT_LIMIT_EXCEEDED", `program output is ${result.bytes.length} bytes; the task allows ${limits.maxOutputBytes}`);
-    }
-    return { output: result.bytes, wallMs, cpuMs };
-  } catch (e) {
-    throw classify(e, isolate, timedOut, limits);
-  } finally {
-    clearTimeout(timer);
-    if (!isolate.isDisposed) isolate.dispose();
+  const { value: result, wallMs, cpuMs } = await runInFreshIsolate(limits, "threw", (isolate) => execute(isolate, source, input, limits));
+  if ("tooLarge" in result) {
+    throw new ProgramError("OUTPUT_LIMIT_EXCEEDED", `program output is at least ${result.tooLarge} bytes; the task allows ${limits.maxOutputBytes}`);
   }
+  if ("badType" in result) {
+    throw new ProgramError("PROGRAM_BAD_OUTPUT", `program returned a ${result.badType}; it must return a Uint8Array, an ArrayBuffer or a string`);
+  }
+  if (result.bytes.length > limits.maxOutputBytes) {
+    throw new ProgramError("OUTPUT_LIMIT_EXCEEDED", `program output is ${result.bytes.length} bytes; the task allows ${limits.maxOutputBytes}`);
+  }
+  return { output: result.bytes, wallMs, cpuMs };
 }
 
 async function execute(isolate: ivm.Isolate, source: string, input: Uint8Array, limits: TaskLimits): Promise<RunnerResult> {
@@ -87,20 +60,3 @@ async function execute(isolate: ivm.Isolate, source: string, input: Uint8Array, 
   })) as RunnerResult;
 }
 
-function classify(e: unknown, isolate: ivm.Isolate, timedOut: boolean, limits: TaskLimits): ProgramError {
-  if (e instanceof ProgramError) return e;
-  const message = messageOf(e);
-  if (timedOut || /Script execution timed out/.test(message)) return timeLimit(limits);
-  if (/memory limit|Array buffer allocation failed/i.test(message) || (isolate.isDisposed && /disposed/i.test(message))) {
-    return new ProgramError("MEMORY_LIMIT_EXCEEDED", `program exceeded the task's memory limit of ${limits.memoryMb} MB`);
-  }
-  return new ProgramError("PROGRAM_THREW", `program threw: ${message}`, { cause: e });
-}
-
-function timeLimit(limits: TaskLimits): ProgramError {
-  return new ProgramError("TIME_LIMIT_EXCEEDED", `program ran longer than the task's time limit of ${limits.timeoutMs} ms`);
-}
-
-function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}

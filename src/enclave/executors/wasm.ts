@@ -21,14 +21,12 @@
  */
 import ivm from "isolated-vm";
 import type { TaskLimits } from "../../protocol/task.ts";
-import type { ProgramRun } from "./js-isolate.ts";
+import { runInFreshIsolate, type ProgramRun } from "./fresh-isolate.ts";
 import { ProgramError } from "./program-error.ts";
 
 /** `\0asm`: the first four bytes of every WebAssembly binary. */
 export const WASM_MAGIC = Uint8Array.of(0x00, 0x61, 0x73, 0x6d);
 
-/** isolated-vm refuses heaps under 8 MB. */
-const MIN_MEMORY_MB = 8;
 const PAGES_PER_MB = 16;
 const IMPORT_SECTION = 2;
 const MEMORY_SECTION = 5;
@@ -41,34 +39,14 @@ type RunnerResult = { bytes: Uint8Array } | { tooLarge: number } | { badOutput: 
 
 export async function runWasmProgram(program: Uint8Array, input: Uint8Array, limits: TaskLimits): Promise<ProgramRun> {
   const bounded = boundModule(program, limits.memoryMb * PAGES_PER_MB, limits.memoryMb);
-  const isolate = new ivm.Isolate({ memoryLimit: Math.max(MIN_MEMORY_MB, limits.memoryMb) });
-  const started = performance.now();
-  let timedOut = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      timedOut = true;
-      reject(timeLimit(limits));
-      if (!isolate.isDisposed) isolate.dispose();
-    }, limits.timeoutMs);
-  });
-  try {
-    const result = await Promise.race([execute(isolate, bounded, input, limits), deadline]);
-    const wallMs = performance.now() - started;
-    const cpuMs = Number(isolate.cpuTime) / 1e6;
-    if ("invalid" in result) throw new ProgramError("PROGRAM_INVALID", result.invalid);
-    if ("badOutput" in result) throw new ProgramError("PROGRAM_BAD_OUTPUT", result.badOutput);
-    if ("tooLarge" in result || result.bytes.length > limits.maxOutputBytes) {
-      const size = "tooLarge" in result ? result.tooLarge : result.bytes.length;
-      throw new ProgramError("OUTPUT_LIMIT_EXCEEDED", `program output is ${size} bytes; the task allows ${limits.maxOutputBytes}`);
-    }
-    return { output: result.bytes, wallMs, cpuMs };
-  } catch (e) {
-    throw classify(e, isolate, timedOut, limits);
-  } finally {
-    clearTimeout(timer);
-    if (!isolate.isDisposed) isolate.dispose();
+  const { value: result, wallMs, cpuMs } = await runInFreshIsolate(limits, "trapped", (isolate) => execute(isolate, bounded, input, limits));
+  if ("invalid" in result) throw new ProgramError("PROGRAM_INVALID", result.invalid);
+  if ("badOutput" in result) throw new ProgramError("PROGRAM_BAD_OUTPUT", result.badOutput);
+  if ("tooLarge" in result || result.bytes.length > limits.maxOutputBytes) {
+    const size = "tooLarge" in result ? result.tooLarge : result.bytes.length;
+    throw new ProgramError("OUTPUT_LIMIT_EXCEEDED", `program output is ${size} bytes; the task allows ${limits.maxOutputBytes}`);
   }
+  return { output: result.bytes, wallMs, cpuMs };
 }
 
 async function execute(isolate: ivm.Isolate, module: Uint8Array, input: Uint8Array, limits: TaskLimits): Promise<RunnerResult> {
@@ -214,20 +192,6 @@ function concat(parts: Uint8Array[]): Uint8Array {
     at += p.length;
   }
   return out;
-}
-
-function classify(e: unknown, isolate: ivm.Isolate, timedOut: boolean, limits: TaskLimits): ProgramError {
-  if (e instanceof ProgramError) return e;
-  const message = e instanceof Error ? e.message : String(e);
-  if (timedOut || /Script execution timed out/.test(message)) return timeLimit(limits);
-  if (/memory limit|Array buffer allocation failed|Out of memory/i.test(message) || (isolate.isDisposed && /disposed/i.test(message))) {
-    return new ProgramError("MEMORY_LIMIT_EXCEEDED", `program exceeded the task's memory limit of ${limits.memoryMb} MB`);
-  }
-  return new ProgramError("PROGRAM_THREW", `program trapped: ${message}`, { cause: e });
-}
-
-function timeLimit(limits: TaskLimits): ProgramError {
-  return new ProgramError("TIME_LIMIT_EXCEEDED", `program ran longer than the task's time limit of ${limits.timeoutMs} ms`);
 }
 
 function invalid(message: string): ProgramError {
