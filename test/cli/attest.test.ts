@@ -11,30 +11,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { encodeEvidence } from "../../src/attestation/evidence-codec.ts";
+import { cases, type DcapCase } from "../attestation/dcap-helpers.ts";
 import { loadPolicyFile } from "../../src/attestation/policy.ts";
 import { SimulatedProvider } from "../../src/attestation/sim/provider.ts";
 
 const testdata = fileURLToPath(new URL("../../../shared/testdata/attestation/", import.meta.url));
 const cli = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
-
-interface IntelCase {
-  name: string;
-  quote_file: string;
-  collateral_file: string;
-  now_secs: number;
-  expect: {
-    ok: boolean;
-    tcb_status: string | null;
-    advisory_ids?: string[];
-    tee_type: "SGX" | "TDX";
-    quote_version: number;
-    mr_enclave?: string;
-    mr_signer?: string;
-    mr_td?: string;
-    report_data: string;
-    fmspc: string;
-  };
-}
 
 interface SnpCase {
   name: string;
@@ -63,7 +45,7 @@ interface VerifyJson {
   reasons: string[];
 }
 
-const intelCases = JSON.parse(await readFile(join(testdata, "cases.json"), "utf8")) as IntelCase[];
+const intelCases = cases();
 const snpCases = JSON.parse(await readFile(join(testdata, "snp_cases.json"), "utf8")) as SnpCase[];
 
 interface Run {
@@ -88,7 +70,7 @@ async function verifyJson(args: string[]): Promise<{ run: Run; out: VerifyJson }
   return { run, out: JSON.parse(lines[0]!) as VerifyJson };
 }
 
-const intelArgs = (c: IntelCase) => [join(testdata, c.quote_file), "--collateral", join(testdata, c.collateral_file), "--now", String(c.now_secs)];
+const intelArgs = (c: DcapCase) => [join(testdata, c.quote_file), "--collateral", join(testdata, c.collateral_file), "--now", String(c.now_secs)];
 const snpArgs = (c: SnpCase) => [join(testdata, c.report_file), "--vcek", join(testdata, c.vcek_file), "--chain", join(testdata, c.cert_chain_file), "--now", String(c.now_secs)];
 
 function assertVerdict(out: VerifyJson, run: Run, ok: boolean, accepted: boolean): void {
@@ -105,7 +87,7 @@ function assertVerdict(out: VerifyJson, run: Run, ok: boolean, accepted: boolean
   else assert.deepEqual(out.reasons, []);
 }
 
-function assertIntelClaims(out: VerifyJson, c: IntelCase): void {
+function assertIntelClaims(out: VerifyJson, c: DcapCase): void {
   const e = c.expect;
   assert.equal(out.teeType, e.tee_type);
   assert.equal(out.quoteVersion, e.quote_version);

@@ -5,19 +5,8 @@ import { enclaveRegistryAbi } from "../../src/chain/abi/EnclaveRegistry.ts";
 import { onChainMeasurement, registerEnclave } from "../../src/chain/actions/register-enclave.ts";
 import { readEnclave } from "../../src/chain/actions/read-enclave.ts";
 import { revokeEnclave } from "../../src/chain/actions/revoke-enclave.ts";
-import { ContractRevertError, rethrowContractRevert } from "../../src/chain/contract-error.ts";
-import { advanceTime, latestTimestamp, newEnclave, register, startFixture, type Fixture } from "./fixture.ts";
-
-async function rejectsWith(promise: Promise<unknown>, errorName: string): Promise<ContractRevertError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof ContractRevertError, `expected ContractRevertError, got ${String(err)}`);
-    assert.equal(err.errorName, errorName, err.message);
-    return err;
-  }
-  assert.fail(`expected a revert with ${errorName}`);
-}
+import { rethrowContractRevert } from "../../src/chain/contract-error.ts";
+import { advanceTime, latestTimestamp, newEnclave, register, rejectsWith, startFixture, type Fixture } from "./fixture.ts";
 
 describe("EnclaveRegistry", () => {
   let f: Fixture;

@@ -1,6 +1,8 @@
 /** A deployed Cloister on a fresh in-process chain, with one client per role. */
+import assert from "node:assert/strict";
 import { keccak256, stringToBytes, toHex, type Address, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
+import { ContractRevertError } from "../../src/chain/contract-error.ts";
 import { createReaderClient, createWriterClient, type ReaderClient, type WriterClient } from "../../src/chain/clients.ts";
 import { deployCloister, type CloisterDeployment } from "../../src/chain/deploy.ts";
 import { startLocalChain, type LocalChain, type LocalChainOptions } from "../../src/chain/local-chain.ts";
@@ -109,4 +111,16 @@ export async function advanceTime(f: Fixture, seconds: bigint): Promise<void> {
 /** The ether a transaction cost its sender. */
 export function feeOf(receipt: { gasUsed: bigint; effectiveGasPrice: bigint }): bigint {
   return receipt.gasUsed * receipt.effectiveGasPrice;
+}
+
+/** Awaits a contract call that must revert with the named custom error; returns the decoded error. */
+export async function rejectsWith(promise: Promise<unknown>, errorName: string): Promise<ContractRevertError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof ContractRevertError, `expected ContractRevertError, got ${String(err)}`);
+    assert.equal(err.errorName, errorName, err.message);
+    return err;
+  }
+  assert.fail(`expected a revert with ${errorName}`);
 }

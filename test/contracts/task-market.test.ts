@@ -10,7 +10,6 @@ import { reclaimExpired } from "../../src/chain/actions/reclaim-expired.ts";
 import { revokeEnclave } from "../../src/chain/actions/revoke-enclave.ts";
 import { submitTask } from "../../src/chain/actions/submit-task.ts";
 import { withdrawPayment } from "../../src/chain/actions/withdraw-payment.ts";
-import { ContractRevertError } from "../../src/chain/contract-error.ts";
 import type { WriterClient } from "../../src/chain/clients.ts";
 import { computeTaskId, taskSpecHash, type TaskSpec } from "../../src/protocol/task.ts";
 import {
@@ -23,21 +22,11 @@ import {
   signCompletion,
   startFixture,
   type Fixture,
+  rejectsWith,
   type TestEnclave,
 } from "./fixture.ts";
 
 const reward = 10n ** 17n;
-
-async function rejectsWith(promise: Promise<unknown>, errorName: string): Promise<ContractRevertError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof ContractRevertError, `expected ContractRevertError, got ${String(err)}`);
-    assert.equal(err.errorName, errorName, err.message);
-    return err;
-  }
-  assert.fail(`expected a revert with ${errorName}`);
-}
 
 describe("TaskMarket", () => {
   let f: Fixture;
