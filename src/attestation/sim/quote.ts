@@ -18,6 +18,7 @@
  * quote proves only that someone holding the simulated PKI made it.
  */
 import { sha256 } from "@noble/hashes/sha2.js";
+import type { SgxReport } from "../dcap/quote.ts";
 import { signRaw } from "./keys.ts";
 import { pckChainPem, type SimPki, type SimPlatform } from "./pki.ts";
 
@@ -96,19 +97,8 @@ function attributesOf(flags: bigint, xfrm: bigint): Uint8Array {
   return out;
 }
 
-interface ReportBody {
-  cpuSvn: Uint8Array;
-  miscSelect: number;
-  attributes: Uint8Array;
-  mrEnclave: Uint8Array;
-  mrSigner: Uint8Array;
-  isvProdId: number;
-  isvSvn: number;
-  reportData: Uint8Array;
-}
-
 /** sgx_report_body_t: fields not listed (reserved, ISV ext/family IDs, CONFIGID/SVN) are zero. */
-function encodeReportBody(body: ReportBody): Uint8Array {
+function encodeReportBody(body: SgxReport): Uint8Array {
   const out = new Uint8Array(SGX_REPORT_BODY_LEN);
   const view = new DataView(out.buffer);
   out.set(body.cpuSvn, 0);
