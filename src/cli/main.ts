@@ -1,6 +1,6 @@
 /** The `cloister` command: dispatches to one module per command. */
 import { UsageError } from "./errors.ts";
-import { attestUsage, taskUsage } from "./usage.ts";
+import { attestUsage, taskUsage, verifyUsage } from "./usage.ts";
 
 const usage = `cloister — confidential computing on attested enclaves, an EVM task market and IPFS
 
@@ -9,11 +9,14 @@ Usage:
   cloister task run <program.js> --input <file>  run a program as a confidential task and print its output
   cloister attest verify <evidence> ...          verify SGX/TDX quotes and SEV-SNP reports
   cloister attest policy init [<file>]           write a commented starter attestation policy
+  cloister verify <provenance | task-id> ...     check an execution's provenance record
   cloister help                                  this text
 
 ${taskUsage}
 
-${attestUsage}`;
+${attestUsage}
+
+${verifyUsage}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -25,6 +28,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./commands/task.ts")).taskCommand(rest);
     case "attest":
       return (await import("./commands/attest.ts")).attestCommand(rest);
+    case "verify":
+      return (await import("./commands/verify.ts")).verifyCommand(rest);
     case undefined:
     case "help":
     case "--help":

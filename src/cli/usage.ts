@@ -24,3 +24,13 @@ export const taskUsage = `Usage:
   Runs <program.js> (an ES module whose default export takes the input bytes and returns bytes or a string)
   as a confidential task on an embedded network (in-process chain, embedded IPFS, one node on the SIMULATED TEE)
   and prints the decrypted output. With --data-dir the network's state lives and persists there.`;
+
+export const verifyUsage = `Usage:
+  cloister verify <provenance.json> [--evidence <file>] [--output <file>] [--policy <file> | --sim-pki <dir>] [--json]
+  cloister verify <task-id> --data-dir <dir> [--policy <file>] [--json]
+
+  Checks an execution's provenance record: the DSSE signature by the enclave it names, that enclave's
+  attestation under the policy (default: the strict production policy; with --sim-pki or a --data-dir,
+  that network's simulated root and this checkout's enclave measurement), the output digest, and with
+  --data-dir the on-chain anchor (the task's completion names the same enclave and digests).
+  Exit status: 0 verified, 1 not, 2 unusable arguments.`;

@@ -10,7 +10,7 @@
  */
 import { isAddressEqual, sha256, type Hex } from "viem";
 import { openStream } from "../crypto/aead-stream.ts";
-import { fromHex } from "../crypto/bytes.ts";
+import { fromHex, toHex } from "../crypto/bytes.ts";
 import { isCryptoError } from "../crypto/errors.ts";
 import { openWith } from "../crypto/hpke.ts";
 import { taskInputAad, taskKeyInfo } from "../protocol/binding.ts";
@@ -64,6 +64,7 @@ export async function runTask(ctx: EnclaveContext, params: RunTaskParams): Promi
     envelopeDigest: spec.envelopeDigest,
     enclave: {
       signer: ctx.keys.account.address,
+      hpkePublicKey: toHex(ctx.keys.hpke.publicKey),
       measurement: ctx.measurement,
       teeType: ctx.teeType,
       simulated: ctx.simulated,

@@ -47,7 +47,7 @@ const predicateSchema = z
     inputs: z.array(z.object({ name: z.string(), digest: z.object({ sha256: sha256Hex }).strict() }).strict()),
     envelope: z.object({ digest: hex32 }).strict(),
     enclave: z
-      .object({ signer: address, measurement: z.string(), teeType: z.string(), simulated: z.boolean(), evidenceCid: z.string() })
+      .object({ signer: address, hpkePublicKey: hex32, measurement: z.string(), teeType: z.string(), simulated: z.boolean(), evidenceCid: z.string() })
       .strict(),
     limits: z.object({ memoryMb: z.number(), timeoutMs: z.number(), maxOutputBytes: z.number() }).strict(),
     startedOn: z.iso.datetime(),
@@ -91,7 +91,8 @@ export interface StatementInput {
   /** SHA-256 of each input blob, by name. */
   inputDigests: { name: string; digest: Hex }[];
   envelopeDigest: Hex;
-  enclave: { signer: Address; measurement: string; teeType: string; simulated: boolean; evidenceCid: string };
+  /** hpkePublicKey lets a verifier recompute the key commitment in the enclave's report_data. */
+  enclave: { signer: Address; hpkePublicKey: Hex; measurement: string; teeType: string; simulated: boolean; evidenceCid: string };
   limits: { memoryMb: number; timeoutMs: number; maxOutputBytes: number };
   startedOn: Date;
   finishedOn: Date;
@@ -109,7 +110,7 @@ export function buildStatement(input: StatementInput): ProvenanceStatement {
       program: { digest: input.programDigest.toLowerCase() },
       inputs: input.inputDigests.map((i) => ({ name: i.name, digest: { sha256: bare(i.digest) } })),
       envelope: { digest: input.envelopeDigest.toLowerCase() },
-      enclave: { ...input.enclave, signer: getAddress(input.enclave.signer) },
+      enclave: { ...input.enclave, signer: getAddress(input.enclave.signer), hpkePublicKey: input.enclave.hpkePublicKey.toLowerCase() },
       limits: { ...input.limits },
       startedOn: input.startedOn.toISOString(),
       finishedOn: input.finishedOn.toISOString(),

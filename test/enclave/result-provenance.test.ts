@@ -52,7 +52,7 @@ function statementInput(signer: `0x${string}`): StatementInput {
     programDigest: sha256(new Uint8Array([2])),
     inputDigests: [{ name: "input", digest: sha256(new Uint8Array([3])) }],
     envelopeDigest: sha256(new Uint8Array([4])),
-    enclave: { signer, measurement: "ab".repeat(32), teeType: "SGX", simulated: true, evidenceCid: "bafy-evidence" },
+    enclave: { signer, hpkePublicKey: `0x${"cd".repeat(32)}`, measurement: "ab".repeat(32), teeType: "SGX", simulated: true, evidenceCid: "bafy-evidence" },
     limits: { memoryMb: 64, timeoutMs: 5000, maxOutputBytes: 1024 },
     startedOn: new Date("2025-01-01T00:00:00Z"),
     finishedOn: new Date("2025-01-01T00:00:01Z"),

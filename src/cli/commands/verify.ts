@@ -1,0 +1,105 @@
+/**
+ * `cloister verify <provenance-file | task-id>`: checks one execution's
+ * provenance record: its signature, the enclave's attestation under a policy,
+ * the output digest, and its on-chain anchor when the chain is at hand.
+ */
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { parseEventLogs } from "viem";
+import { getLogs } from "viem/actions";
+import { loadPolicyFile, productionPolicy, type Policy } from "../../attestation/policy.ts";
+import { taskMarketAbi } from "../../chain/abi/TaskMarket.ts";
+import { createReaderClient } from "../../chain/clients.ts";
+import { startLocalChain } from "../../chain/local-chain.ts";
+import { readDeployment } from "../../devnet/deployment-file.ts";
+import { localNetworkPolicy } from "../../devnet/network-policy.ts";
+import { verifyProvenanceRecord, type ProvenanceSources, type ProvenanceVerdict } from "../../sdk/verify-provenance.ts";
+import { openHeliaStore } from "../../storage/helia-store.ts";
+import { readInputFile } from "../args.ts";
+import { UsageError } from "../errors.ts";
+import { printJson } from "../output.ts";
+import { verifyUsage } from "../usage.ts";
+
+export async function verifyCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      evidence: { type: "string" },
+      output: { type: "string" },
+      policy: { type: "string" },
+      "sim-pki": { type: "string" },
+      "data-dir": { type: "string" },
+      json: { type: "boolean", default: false },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError(`verify takes one provenance file or task id\n\n${verifyUsage}`);
+  const target = positionals[0]!;
+  const verdict = /^(0x[0-9a-fA-F]+|\d+)$/.test(target)
+    ? await verifyTask(BigInt(target), values)
+    : await verifyFile(target, values);
+  if (values.json) {
+    printJson({ ok: verdict.ok, taskId: verdict.statement?.predicate.task.id ?? null, enclave: verdict.statement?.predicate.enclave ?? null, checks: verdict.checks });
+  } else {
+    const lines = [verdict.ok ? "provenance VERIFIED" : "provenance NOT verified"];
+    if (verdict.statement) lines.push(`  task ${verdict.statement.predicate.task.id}, enclave ${verdict.statement.predicate.enclave.signer}${verdict.statement.predicate.enclave.simulated ? " (SIMULATED TEE)" : ""}, outcome ${verdict.statement.predicate.outcome}`);
+    for (const c of verdict.checks) lines.push(`  ${c.ok ? "✓" : "✗"} ${c.name}: ${c.detail}`);
+    process.stdout.write(`${lines.join("\n")}\n`);
+  }
+  return verdict.ok ? 0 : 1;
+}
+
+interface VerifyFlags {
+  evidence?: string;
+  output?: string;
+  policy?: string;
+  "sim-pki"?: string;
+  "data-dir"?: string;
+}
+
+async function policyFrom(flags: VerifyFlags, fallbackSimPki?: string): Promise<Policy> {
+  if (flags.policy && flags["sim-pki"]) throw new UsageError("give either --policy or --sim-pki, not both");
+  if (flags.policy) {
+    try {
+      return await loadPolicyFile(flags.policy);
+    } catch (error) {
+      throw new UsageError(`policy file '${flags.policy}' is unusable: ${(error as Error).message}`);
+    }
+  }
+  const simPki = flags["sim-pki"] ?? fallbackSimPki;
+  return simPki ? (await localNetworkPolicy(simPki)).policy : productionPolicy();
+}
+
+async function verifyFile(file: string, flags: VerifyFlags): Promise<ProvenanceVerdict> {
+  const sources: ProvenanceSources = { envelope: await readInputFile(file, "provenance file"), policy: await policyFrom(flags) };
+  if (flags.evidence) sources.evidence = await readInputFile(flags.evidence, "evidence file");
+  if (flags.output) sources.output = await readInputFile(flags.output, "output file");
+  return verifyProvenanceRecord(sources);
+}
+
+/** A task of an embedded network: its chain, IPFS store and deployment are all under --data-dir. */
+async function verifyTask(taskId: bigint, flags: VerifyFlags): Promise<ProvenanceVerdict> {
+  const dir = flags["data-dir"];
+  if (!dir) throw new UsageError("verifying a task id needs the network's --data-dir (the directory given to 'cloister task run --data-dir')");
+  const deployment = await readDeployment(join(dir, "deployment.json"));
+  if (!deployment) throw new UsageError(`no Cloister network in '${dir}' (deployment.json is missing)`);
+  const policy = await policyFrom(flags, join(dir, "sim-tee"));
+  const chain = await startLocalChain({ dataDir: join(dir, "chain") });
+  const store = await openHeliaStore(join(dir, "ipfs"));
+  try {
+    const reader = createReaderClient({ endpoint: { provider: chain.provider }, chain: chain.chain });
+    const logs = await getLogs(reader, { address: deployment.market, fromBlock: deployment.deployBlock, toBlock: "latest" });
+    const completed = parseEventLogs({ abi: taskMarketAbi, logs, eventName: "TaskCompleted" }).find((l) => l.args.taskId === taskId);
+    if (!completed) throw new UsageError(`task ${taskId} has no completion on the market of '${dir}'`);
+    return await verifyProvenanceRecord({
+      envelope: await store.get(completed.args.provenanceCid),
+      policy,
+      evidence: (cid) => store.get(cid),
+      output: await store.get(completed.args.outputCid),
+      chain: { reader, market: deployment.market, fromBlock: deployment.deployBlock },
+    });
+  } finally {
+    await store.close();
+    await chain.close();
+  }
+}

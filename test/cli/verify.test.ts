@@ -1,0 +1,80 @@
+/** `cloister verify`: a task's provenance checks out, and each alteration is caught by the check it concerns. */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { promisify } from "node:util";
+import { productionPolicy } from "../../src/attestation/policy.ts";
+import { startEmbeddedNetwork } from "../../src/devnet/embedded.ts";
+import { localNetworkPolicy } from "../../src/devnet/network-policy.ts";
+import { verifyProvenanceRecord } from "../../src/sdk/verify-provenance.ts";
+import { openHeliaStore, type HeliaStore } from "../../src/storage/helia-store.ts";
+
+const run = promisify(execFile);
+const cli = new URL("../../bin/cloister.js", import.meta.url).pathname;
+let dir: string;
+let taskId: bigint;
+let store: HeliaStore;
+let blobs: { envelope: Uint8Array; output: Uint8Array; evidenceCid: string };
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-verify-"));
+  const network = await startEmbeddedNetwork({ dataDir: dir });
+  try {
+    const result = await network.client.runTask({ program: new TextEncoder().encode("export default (x) => x;"), input: new TextEncoder().encode("provenance") });
+    taskId = result.taskId;
+    blobs = { envelope: await network.store.get(result.provenanceCid), output: await network.store.get(result.outputCid), evidenceCid: result.enclave.evidenceCid };
+  } finally {
+    await network.close();
+  }
+  store = await openHeliaStore(join(dir, "ipfs"));
+});
+after(async () => {
+  await store?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test("verify <task-id> --data-dir checks signature, attestation, output and anchor", async () => {
+  await store.close();
+  try {
+    const { stdout } = await run(process.execPath, [cli, "verify", taskId.toString(), "--data-dir", dir, "--json"]);
+    const out = JSON.parse(stdout) as { ok: boolean; checks: { name: string; ok: boolean }[]; enclave: { simulated: boolean } };
+    assert.equal(out.ok, true);
+    assert.deepEqual(out.checks.map((c) => [c.name, c.ok]), [["signature", true], ["attestation", true], ["output", true], ["anchor", true]]);
+    assert.equal(out.enclave.simulated, true);
+  } finally {
+    store = await openHeliaStore(join(dir, "ipfs"));
+  }
+});
+
+test("each alteration fails the check it concerns", async () => {
+  const { policy } = await localNetworkPolicy(join(dir, "sim-tee"));
+  const evidence = await store.get(blobs.evidenceCid);
+  const good = await verifyProvenanceRecord({ envelope: blobs.envelope, policy, evidence, output: blobs.output });
+  assert.equal(good.ok, true, JSON.stringify(good.checks));
+
+  const doc = JSON.parse(new TextDecoder().decode(blobs.envelope)) as { payload: string };
+  const statement = JSON.parse(Buffer.from(doc.payload, "base64").toString()) as { predicate: { outcome: string } };
+  statement.predicate.outcome = "error";
+  const altered = new TextEncoder().encode(JSON.stringify({ ...doc, payload: Buffer.from(JSON.stringify(statement)).toString("base64") }));
+  const forged = await verifyProvenanceRecord({ envelope: altered, policy, evidence, output: blobs.output });
+  assert.deepEqual(forged.checks.map((c) => [c.name, c.ok]), [["signature", false]]);
+
+  const strict = await verifyProvenanceRecord({ envelope: blobs.envelope, policy: productionPolicy(), evidence, output: blobs.output });
+  assert.equal(strict.ok, false);
+  assert.match(strict.checks.find((c) => c.name === "attestation")!.detail, /not authentic|simulat/i);
+
+  const output = blobs.output.slice();
+  output[0]! ^= 1;
+  const swapped = await verifyProvenanceRecord({ envelope: blobs.envelope, policy, evidence, output });
+  assert.equal(swapped.checks.find((c) => c.name === "output")!.ok, false);
+
+  const missing = await verifyProvenanceRecord({ envelope: blobs.envelope, policy });
+  assert.equal(missing.checks.find((c) => c.name === "attestation")!.ok, false);
+});
+
+test("verify needs a data dir for a task id and exits 2 without one", async () => {
+  await assert.rejects(run(process.execPath, [cli, "verify", "123"]), (e: { code: number; stderr: string }) => e.code === 2 && /--data-dir/.test(e.stderr));
+});
