@@ -110,4 +110,16 @@ contract EnclaveRegistry is AccessControl, IEnclaveRegistry {
     function activeOperator(address enclave) external view returns (address) {
         return isActive(enclave) ? enclaves[enclave].operator : address(0);
     }
+
+    /// @inheritdoc IEnclaveRegistry
+    function activeEnclave(address enclave) external view returns (address operator, uint8 teeType) {
+        Enclave storage e = enclaves[enclave];
+        if (e.operator == address(0) || e.revoked || block.timestamp >= e.expiry) return (address(0), 0);
+        return (e.operator, e.teeType);
+    }
+
+    /// @inheritdoc IEnclaveRegistry
+    function operatorOf(address enclave) external view returns (address) {
+        return enclaves[enclave].operator;
+    }
 }

@@ -9,4 +9,11 @@ interface IEnclaveRegistry {
     /// @notice The operator allowed to use `enclave`, or the zero address when it is not active.
     /// @dev One call that answers both "is it active" and "who runs it", so a market pays one external call.
     function activeOperator(address enclave) external view returns (address);
+
+    /// @notice The operator and TEE type of `enclave`; the operator is the zero address when it is not active.
+    /// @dev One call (one storage slot) for a market that matches on TEE type.
+    function activeEnclave(address enclave) external view returns (address operator, uint8 teeType);
+
+    /// @notice The operator registered for `enclave`, active or not (zero when never registered).
+    function operatorOf(address enclave) external view returns (address);
 }

@@ -1,26 +1,74 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IEnclaveRegistry} from "./IEnclaveRegistry.sol";
 
-/// @title Cloister task market: escrowed confidential tasks run by attested enclaves.
-/// @notice Lifecycle: submitTask (escrow) -> acceptTask (locked to one enclave) -> completeTask (EIP-712
-/// proof by that enclave's key, reward paid to the operator who accepted). The requester may cancel an
-/// open task; past the deadline anyone may have an open or accepted task refunded to the requester.
-/// @dev Only a hash of the TaskSpec is stored; the spec travels in calldata and in the TaskSubmitted
-/// event. Formats must match src/protocol/task.ts and src/protocol/completion.ts.
-contract TaskMarket is EIP712, ReentrancyGuardTransient {
+/// @title Cloister task market: nodes offer attested enclaves, requesters escrow confidential tasks.
+/// @notice Lifecycle: submitTask (escrow maxPrice) -> acceptTask (a node names its enclave, whose offer must
+/// meet the request; the operator posts a deposit; the attempt's deadline starts) -> completeTask (EIP-712
+/// proof by that enclave; the node gets its offer price and its deposit back, the requester the rest).
+/// Past an attempt's deadline anyone may reopenTask: the operator's deposit goes to the requester and the task
+/// is open again, or refunded after its last attempt. The requester may cancel an open task.
+/// @dev A task is one storage word (see `_pack`): status, attempt, attempt deadline and a 200-bit commitment
+/// to the spec (and, once accepted, to the Assignment). The spec and the assignment travel in calldata and
+/// events; callers pass them back and the contract checks them against the commitment.
+/// Formats must match src/protocol/task.ts and src/protocol/completion.ts.
+contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
+    using SafeERC20 for IERC20;
+
     /// @dev Mirrors `TaskSpec` in src/protocol/task.ts. specHash = keccak256(abi.encode(spec)).
     struct TaskSpec {
+        address requester;
+        /// @dev address(0) = native currency, else an ERC-20.
+        address token;
+        /// @dev Escrowed at submit; the node is paid its offer price, the rest goes back to the requester.
+        uint96 maxPrice;
         bytes32 programDigest;
         bytes32 inputDigest;
         bytes32 envelopeDigest;
         string envelopeCid;
+        /// @dev Empty: any enclave with a matching offer (open matching).
         address[] candidates;
-        uint64 deadline;
+        uint32 cpuMillis;
+        uint32 memoryMb;
+        /// @dev Seconds of execution the task needs: the offer's maxDuration must cover it.
+        uint32 duration;
+        /// @dev Bitmask of accepted TEE types: bit 0 SGX, bit 1 TDX, bit 2 SEV-SNP.
+        uint8 teeTypes;
+        uint8 category;
+        /// @dev Each attempt's deadline is its accept time + category time reference x deadlineMultiple.
+        uint16 deadlineMultiple;
+        uint8 maxAttempts;
+    }
+
+    /// @dev Who accepted an attempt, at which price, with which deposit (native currency). From TaskAccepted.
+    struct Assignment {
+        address enclave;
+        address operator;
+        uint96 price;
+        uint96 deposit;
+    }
+
+    /// @dev What an enclave produced: digests it signed, and where the blobs are on IPFS.
+    struct Result {
+        bytes32 outputDigest;
+        bytes32 provenanceDigest;
+        string outputCid;
+        string provenanceCid;
+    }
+
+    /// @dev One storage slot per (enclave, token). maxDuration == 0 means no offer.
+    struct Offer {
+        uint96 price;
+        uint32 cpuMillis;
+        uint32 memoryMb;
+        uint32 maxDuration;
     }
 
     enum TaskStatus {
@@ -32,51 +80,64 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient {
         Refunded
     }
 
-    /// @dev Four slots: (requester, reward), (enclave, deadline, status), (operator), (specHash).
-    /// Slot 2 has 12 free bytes for attempt counters.
-    struct Task {
-        address requester;
-        uint96 reward;
-        address enclave;
-        uint64 deadline;
-        TaskStatus status;
-        address operator;
-        bytes32 specHash;
-    }
-
     bytes32 public constant COMPLETION_TYPEHASH = keccak256(
         "Completion(uint256 taskId,bytes32 programDigest,bytes32 inputDigest,bytes32 outputDigest,bytes32 provenanceDigest)"
     );
 
+    /// @notice Categories are 0..7; a time reference of 0 means the category is not defined.
+    uint8 public constant CATEGORY_COUNT = 8;
+
+    uint256 private constant COMMITMENT_MASK = type(uint256).max << 56;
+
     IEnclaveRegistry public immutable registry;
 
-    mapping(uint256 taskId => Task) public tasks;
+    /// @notice The packed task word: commitment (bits 56..255), deadline (16..55), attempt (8..15), status (0..7).
+    mapping(uint256 taskId => uint256) public tasks;
 
-    /// @notice Payments whose push transfer failed, claimable with `withdraw`.
-    mapping(address account => uint256) public owed;
+    mapping(address enclave => mapping(address token => Offer)) public offers;
+
+    /// @dev One slot: the per-task operator deposit (wei) in bits 0..63, then eight uint24 category time
+    /// references (seconds), category i in bits 64 + 24 i.
+    uint256 private _config;
+
+    /// @notice Payments whose push transfer failed, by token (address(0) = native), claimable with `withdraw`.
+    mapping(address token => mapping(address account => uint256)) public owed;
 
     error UnknownTask(uint256 taskId);
     error TaskExists(uint256 taskId);
+    error InvalidSpec(string reason);
     error NoEscrow();
-    error RewardTooLarge(uint256 value);
-    error DeadlinePassed(uint256 taskId, uint64 deadline, uint256 blockTimestamp);
-    error DeadlineNotReached(uint256 taskId, uint64 deadline, uint256 blockTimestamp);
+    error WrongEscrow(uint256 expected, uint256 sent);
     error TaskNotOpen(uint256 taskId, TaskStatus status);
     error TaskNotAccepted(uint256 taskId, TaskStatus status);
-    error TaskAlreadySettled(uint256 taskId, TaskStatus status);
-    error SpecMismatch(uint256 taskId, bytes32 expected, bytes32 actual);
+    error DeadlinePassed(uint256 taskId, uint40 deadline, uint256 blockTimestamp);
+    error DeadlineNotReached(uint256 taskId, uint40 deadline, uint256 blockTimestamp);
+    error SpecMismatch(uint256 taskId);
     error EnclaveNotCandidate(uint256 taskId, address enclave);
     error EnclaveNotActive(address enclave);
     error NotEnclaveOperator(address enclave, address caller);
+    error NoOffer(address enclave, address token);
+    error InvalidOffer(string reason);
+    error PriceAboveMax(uint96 price, uint96 maxPrice);
+    error InsufficientResources(address enclave);
+    error TeeTypeNotAccepted(uint8 teeType, uint8 teeTypes);
+    error UnknownCategory(uint8 category);
+    error WrongDeposit(uint256 expected, uint256 sent);
     error InvalidCompletionSignature(uint256 taskId, address recovered);
     error NotRequester(uint256 taskId, address caller);
-    error NothingToWithdraw(address account);
-    error WithdrawFailed(address account, uint256 amount);
+    error NothingToWithdraw(address token, address account);
+    error WithdrawFailed(address token, address account, uint256 amount);
 
-    event TaskSubmitted(
-        uint256 indexed taskId, address indexed requester, bytes32 specHash, uint256 reward, TaskSpec spec
+    event TaskSubmitted(uint256 indexed taskId, address indexed requester, bytes32 specHash, TaskSpec spec);
+    event TaskAccepted(
+        uint256 indexed taskId,
+        address indexed enclave,
+        address indexed operator,
+        uint8 attempt,
+        uint96 price,
+        uint96 deposit,
+        uint40 deadline
     );
-    event TaskAccepted(uint256 indexed taskId, address indexed enclave, address indexed operator);
     event TaskCompleted(
         uint256 indexed taskId,
         address indexed enclave,
@@ -85,110 +146,212 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient {
         bytes32 provenanceDigest,
         string outputCid,
         string provenanceCid,
-        uint256 reward
+        uint96 price
     );
     event TaskCancelled(uint256 indexed taskId, address indexed requester, uint256 refund);
-    /// @param previousStatus Open or Accepted: whether an accepted enclave missed the deadline.
-    event TaskRefunded(uint256 indexed taskId, address indexed requester, uint256 refund, TaskStatus previousStatus);
-    event PaymentDeferred(address indexed account, uint256 amount);
-    event Withdrawn(address indexed account, uint256 amount);
+    /// @notice The attempt `attempt` missed its deadline; the task is open again and carries its spec, so a
+    /// node needs no other event to accept it. The missed operator's deposit went to the requester.
+    event TaskReopened(
+        uint256 indexed taskId, uint8 attempt, address indexed enclave, address indexed operator, uint96 forfeitedDeposit, TaskSpec spec
+    );
+    /// @notice The last attempt missed its deadline: escrow and the missed operator's deposit went to the requester.
+    event TaskRefunded(uint256 indexed taskId, address indexed requester, uint256 refund, uint96 forfeitedDeposit);
+    event OfferPosted(
+        address indexed enclave, address indexed token, address indexed operator, uint96 price, uint32 cpuMillis, uint32 memoryMb, uint32 maxDuration
+    );
+    event OfferWithdrawn(address indexed enclave, address indexed token, address indexed operator);
+    event CategorySet(uint8 indexed category, uint24 timeRef);
+    event TaskDepositSet(uint64 deposit);
+    event PaymentDeferred(address indexed token, address indexed account, uint256 amount);
+    event Withdrawn(address indexed token, address indexed account, uint256 amount);
 
-    constructor(IEnclaveRegistry registry_) EIP712("Cloister TaskMarket", "1") {
+    /// @param taskDeposit_ Native currency an operator posts with every accept (returned at completion).
+    constructor(IEnclaveRegistry registry_, address admin, uint64 taskDeposit_)
+        EIP712("Cloister TaskMarket", "1")
+        Ownable(admin)
+    {
         registry = registry_;
+        // Default categories, after iExec's XS..XL: 5 min, 20 min, 1 h, 3 h, 10 h.
+        uint24[5] memory defaults = [uint24(300), 1200, 3600, 10800, 36000];
+        for (uint8 i = 0; i < defaults.length; ++i) {
+            _setCategory(i, defaults[i]);
+        }
+        _setTaskDeposit(taskDeposit_);
     }
 
-    /// @notice Escrows msg.value as the reward of a new task. The id is derived from the caller and a salt,
-    /// so a requester knows it before the transaction is mined.
-    function submitTask(TaskSpec calldata spec, bytes32 salt) external payable returns (uint256 taskId) {
+    // ---------------------------------------------------------------- requester
+
+    /// @notice Escrows spec.maxPrice (msg.value, or an ERC-20 transferFrom after approve) for a new task. The id
+    /// is derived from the caller and a salt, so a requester knows it before the transaction is mined.
+    function submitTask(TaskSpec calldata spec, bytes32 salt) external payable nonReentrant returns (uint256 taskId) {
         taskId = uint256(keccak256(abi.encode(block.chainid, address(this), msg.sender, salt)));
-        if (msg.value == 0) revert NoEscrow();
-        if (msg.value > type(uint96).max) revert RewardTooLarge(msg.value);
-        if (spec.deadline <= block.timestamp) revert DeadlinePassed(taskId, spec.deadline, block.timestamp);
-        Task storage t = tasks[taskId];
-        if (t.status != TaskStatus.None) revert TaskExists(taskId);
+        if (spec.requester != msg.sender) revert InvalidSpec("requester must be the sender");
+        if (spec.maxPrice == 0) revert NoEscrow();
+        if (spec.maxAttempts == 0) revert InvalidSpec("maxAttempts must be at least 1");
+        if (spec.deadlineMultiple == 0) revert InvalidSpec("deadlineMultiple must be at least 1");
+        if (spec.teeTypes == 0 || spec.teeTypes > 7) revert InvalidSpec("teeTypes must be a non-empty mask of bits 0..2");
+        if (spec.category >= CATEGORY_COUNT) revert UnknownCategory(spec.category);
+        uint256 expected = spec.token == address(0) ? spec.maxPrice : 0;
+        if (msg.value != expected) revert WrongEscrow(expected, msg.value);
+        if (tasks[taskId] != 0) revert TaskExists(taskId);
 
         bytes32 specHash = keccak256(abi.encode(spec));
-        t.requester = msg.sender;
-        t.reward = uint96(msg.value);
-        t.deadline = spec.deadline;
-        t.status = TaskStatus.Open;
-        t.specHash = specHash;
-        emit TaskSubmitted(taskId, msg.sender, specHash, msg.value, spec);
+        tasks[taskId] = _pack(specHash, 0, 0, TaskStatus.Open);
+        emit TaskSubmitted(taskId, msg.sender, specHash, spec);
+        if (spec.token != address(0)) IERC20(spec.token).safeTransferFrom(msg.sender, address(this), spec.maxPrice);
     }
 
-    /// @notice Locks an open task to `enclave`. The caller must be the enclave's registered operator.
-    function acceptTask(uint256 taskId, TaskSpec calldata spec, address enclave) external {
-        Task storage t = _task(taskId);
-        if (t.status != TaskStatus.Open) revert TaskNotOpen(taskId, t.status);
-        if (block.timestamp > t.deadline) revert DeadlinePassed(taskId, t.deadline, block.timestamp);
-        _checkSpec(taskId, t, spec);
-        if (!_isCandidate(spec.candidates, enclave)) revert EnclaveNotCandidate(taskId, enclave);
+    /// @notice The requester withdraws an open (not accepted) task and gets its escrow back.
+    function cancelTask(uint256 taskId, TaskSpec calldata spec) external nonReentrant {
+        uint256 word = _word(taskId);
+        if (_status(word) != TaskStatus.Open) revert TaskNotOpen(taskId, _status(word));
+        if (_commitment(word) != _commit(keccak256(abi.encode(spec)))) revert SpecMismatch(taskId);
+        if (spec.requester != msg.sender) revert NotRequester(taskId, msg.sender);
+
+        tasks[taskId] = _withStatus(word, TaskStatus.Cancelled);
+        emit TaskCancelled(taskId, msg.sender, spec.maxPrice);
+        _pay(spec.token, msg.sender, spec.maxPrice);
+    }
+
+    // ---------------------------------------------------------------- node
+
+    /// @notice Offers `enclave` for tasks paid in `token`. The caller must be the enclave's operator and the
+    /// enclave active. Replaces an earlier offer; tasks already accepted keep the price they were accepted at.
+    function postOffer(address enclave, address token, Offer calldata offer) external {
         address operator = registry.activeOperator(enclave);
         if (operator == address(0)) revert EnclaveNotActive(enclave);
         if (operator != msg.sender) revert NotEnclaveOperator(enclave, msg.sender);
-
-        t.status = TaskStatus.Accepted;
-        t.enclave = enclave;
-        t.operator = msg.sender;
-        emit TaskAccepted(taskId, enclave, msg.sender);
+        if (offer.maxDuration == 0) revert InvalidOffer("maxDuration must be at least 1 second");
+        offers[enclave][token] = offer;
+        emit OfferPosted(enclave, token, msg.sender, offer.price, offer.cpuMillis, offer.memoryMb, offer.maxDuration);
     }
 
-    /// @notice Completes an accepted task with the accepted enclave's EIP-712 Completion signature and pays
-    /// the reward to the operator who accepted. Anyone may relay the proof.
-    function completeTask(
-        uint256 taskId,
-        TaskSpec calldata spec,
-        bytes32 outputDigest,
-        bytes32 provenanceDigest,
-        string calldata outputCid,
-        string calldata provenanceCid,
-        bytes calldata signature
-    ) external nonReentrant {
-        Task storage t = _task(taskId);
-        if (t.status != TaskStatus.Accepted) revert TaskNotAccepted(taskId, t.status);
-        if (block.timestamp > t.deadline) revert DeadlinePassed(taskId, t.deadline, block.timestamp);
-        _checkSpec(taskId, t, spec);
-        _checkCompletionSigner(taskId, t.enclave, spec, outputDigest, provenanceDigest, signature);
-
-        t.status = TaskStatus.Completed;
-        emit TaskCompleted(
-            taskId, t.enclave, t.operator, outputDigest, provenanceDigest, outputCid, provenanceCid, t.reward
-        );
-        _pay(t.operator, t.reward);
+    /// @notice Withdraws an offer. The enclave's registered operator may do so even once it is inactive.
+    function withdrawOffer(address enclave, address token) external {
+        if (registry.operatorOf(enclave) != msg.sender) revert NotEnclaveOperator(enclave, msg.sender);
+        if (offers[enclave][token].maxDuration == 0) revert NoOffer(enclave, token);
+        delete offers[enclave][token];
+        emit OfferWithdrawn(enclave, token, msg.sender);
     }
 
-    /// @notice The requester withdraws an open (not yet accepted) task and gets its escrow back.
-    function cancelTask(uint256 taskId) external nonReentrant {
-        Task storage t = _task(taskId);
-        if (t.requester != msg.sender) revert NotRequester(taskId, msg.sender);
-        if (t.status != TaskStatus.Open) revert TaskNotOpen(taskId, t.status);
+    /// @notice Locks an open task to `enclave` at its offer price for one attempt. The caller must be the
+    /// enclave's operator and send exactly `taskDeposit()`.
+    function acceptTask(uint256 taskId, TaskSpec calldata spec, address enclave) external payable {
+        uint256 word = _word(taskId);
+        if (_status(word) != TaskStatus.Open) revert TaskNotOpen(taskId, _status(word));
+        bytes32 specHash = keccak256(abi.encode(spec));
+        if (_commitment(word) != _commit(specHash)) revert SpecMismatch(taskId);
+        if (!_isCandidate(spec.candidates, enclave)) revert EnclaveNotCandidate(taskId, enclave);
 
-        t.status = TaskStatus.Cancelled;
-        uint256 refund = t.reward;
-        emit TaskCancelled(taskId, msg.sender, refund);
-        _pay(msg.sender, refund);
-    }
-
-    /// @notice Past the deadline, refunds an open or accepted-but-unfinished task to its requester.
-    /// Anyone may call it; the refund always goes to the requester.
-    function reclaimExpired(uint256 taskId) external nonReentrant {
-        Task storage t = _task(taskId);
-        TaskStatus previous = t.status;
-        if (previous != TaskStatus.Open && previous != TaskStatus.Accepted) {
-            revert TaskAlreadySettled(taskId, previous);
+        Offer memory offer = offers[enclave][spec.token];
+        if (offer.maxDuration == 0) revert NoOffer(enclave, spec.token);
+        if (offer.price > spec.maxPrice) revert PriceAboveMax(offer.price, spec.maxPrice);
+        if (offer.cpuMillis < spec.cpuMillis || offer.memoryMb < spec.memoryMb || offer.maxDuration < spec.duration) {
+            revert InsufficientResources(enclave);
         }
-        if (block.timestamp <= t.deadline) revert DeadlineNotReached(taskId, t.deadline, block.timestamp);
-        _settleExpired(taskId, t, previous);
+        (address operator, uint8 teeType) = registry.activeEnclave(enclave);
+        if (operator == address(0)) revert EnclaveNotActive(enclave);
+        if (operator != msg.sender) revert NotEnclaveOperator(enclave, msg.sender);
+        if (spec.teeTypes & (1 << teeType) == 0) revert TeeTypeNotAccepted(teeType, spec.teeTypes);
+
+        uint256 config = _config;
+        uint256 timeRef = _categoryRef(config, spec.category);
+        if (timeRef == 0) revert UnknownCategory(spec.category);
+        if (msg.value != uint64(config)) revert WrongDeposit(uint64(config), msg.value);
+
+        uint40 deadline = uint40(block.timestamp + timeRef * spec.deadlineMultiple);
+        uint8 attempt = _attempt(word) + 1;
+        Assignment memory a = Assignment(enclave, operator, offer.price, uint96(msg.value));
+        tasks[taskId] = _pack(keccak256(abi.encode(specHash, a)), deadline, attempt, TaskStatus.Accepted);
+        emit TaskAccepted(taskId, enclave, operator, attempt, offer.price, uint96(msg.value), deadline);
     }
 
-    /// @notice Claims payments whose push transfer failed.
-    function withdraw() external nonReentrant {
-        uint256 amount = owed[msg.sender];
-        if (amount == 0) revert NothingToWithdraw(msg.sender);
-        owed[msg.sender] = 0;
-        emit Withdrawn(msg.sender, amount);
-        (bool ok,) = payable(msg.sender).call{value: amount}("");
-        if (!ok) revert WithdrawFailed(msg.sender, amount);
+    /// @notice Completes an accepted task with the accepted enclave's EIP-712 Completion signature, no later
+    /// than the attempt's deadline. Pays the operator its price and returns its deposit; the rest of the escrow
+    /// goes back to the requester. Anyone may relay the proof.
+    function completeTask(uint256 taskId, TaskSpec calldata spec, Assignment calldata a, Result calldata r, bytes calldata signature)
+        external
+        nonReentrant
+    {
+        _markCompleted(taskId, spec, a, r.outputDigest, r.provenanceDigest, signature);
+        emit TaskCompleted(taskId, a.enclave, a.operator, r.outputDigest, r.provenanceDigest, r.outputCid, r.provenanceCid, a.price);
+        if (spec.token == address(0)) {
+            _pay(address(0), a.operator, uint256(a.price) + a.deposit);
+        } else {
+            _pay(spec.token, a.operator, a.price);
+            _pay(address(0), a.operator, a.deposit);
+        }
+        _pay(spec.token, spec.requester, spec.maxPrice - a.price);
+    }
+
+    // ---------------------------------------------------------------- anyone
+
+    /// @notice Past an accepted attempt's deadline: the operator's deposit goes to the requester, and the task
+    /// is open again for another node, or, after its last attempt, refunded to the requester.
+    function reopenTask(uint256 taskId, TaskSpec calldata spec, Assignment calldata a) external nonReentrant {
+        uint256 word = _acceptedWord(taskId, spec, a);
+        if (block.timestamp <= _deadline(word)) revert DeadlineNotReached(taskId, _deadline(word), block.timestamp);
+
+        uint8 attempt = _attempt(word);
+        if (attempt < spec.maxAttempts) {
+            tasks[taskId] = _pack(keccak256(abi.encode(spec)), 0, attempt, TaskStatus.Open);
+            emit TaskReopened(taskId, attempt, a.enclave, a.operator, a.deposit, spec);
+            _pay(address(0), spec.requester, a.deposit);
+        } else {
+            tasks[taskId] = _withStatus(word, TaskStatus.Refunded);
+            emit TaskRefunded(taskId, spec.requester, spec.maxPrice, a.deposit);
+            if (spec.token == address(0)) {
+                _pay(address(0), spec.requester, uint256(spec.maxPrice) + a.deposit);
+            } else {
+                _pay(spec.token, spec.requester, spec.maxPrice);
+                _pay(address(0), spec.requester, a.deposit);
+            }
+        }
+    }
+
+    /// @notice Claims payments the market could not push to the caller.
+    function withdraw(address token) external nonReentrant {
+        uint256 amount = owed[token][msg.sender];
+        if (amount == 0) revert NothingToWithdraw(token, msg.sender);
+        owed[token][msg.sender] = 0;
+        emit Withdrawn(token, msg.sender, amount);
+        bool ok;
+        if (token == address(0)) (ok,) = payable(msg.sender).call{value: amount}("");
+        else ok = IERC20(token).trySafeTransfer(msg.sender, amount);
+        if (!ok) revert WithdrawFailed(token, msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------- admin
+
+    /// @notice Sets a category's time reference in seconds (0 undefines it; open tasks in it cannot be accepted).
+    function setCategory(uint8 category, uint24 timeRef) external onlyOwner {
+        _setCategory(category, timeRef);
+    }
+
+    /// @notice Sets the deposit (wei) an operator posts with each accept. Accepted tasks keep their deposit.
+    function setTaskDeposit(uint64 deposit) external onlyOwner {
+        _setTaskDeposit(deposit);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    function taskDeposit() external view returns (uint64) {
+        return uint64(_config);
+    }
+
+    function categoryTimeRef(uint8 category) external view returns (uint24) {
+        if (category >= CATEGORY_COUNT) return 0;
+        return uint24(_categoryRef(_config, category));
+    }
+
+    /// @notice The unpacked task word.
+    function taskState(uint256 taskId)
+        external
+        view
+        returns (TaskStatus status, uint8 attempt, uint40 deadline, bytes32 commitment)
+    {
+        uint256 word = tasks[taskId];
+        return (_status(word), _attempt(word), _deadline(word), _commitment(word));
     }
 
     /// @notice The EIP-712 digest an enclave signs to complete `taskId`.
@@ -202,6 +365,30 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient {
         return _hashTypedDataV4(
             keccak256(abi.encode(COMPLETION_TYPEHASH, taskId, programDigest, inputDigest, outputDigest, provenanceDigest))
         );
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    /// @dev The word of an accepted task whose spec and assignment the caller passed back unchanged.
+    function _acceptedWord(uint256 taskId, TaskSpec calldata spec, Assignment calldata a) private view returns (uint256 word) {
+        word = _word(taskId);
+        if (_status(word) != TaskStatus.Accepted) revert TaskNotAccepted(taskId, _status(word));
+        if (_commitment(word) != _commit(keccak256(abi.encode(keccak256(abi.encode(spec)), a)))) revert SpecMismatch(taskId);
+    }
+
+    /// @dev Checks a completion (accepted, in time, signed by the accepted and still active enclave) and records it.
+    function _markCompleted(
+        uint256 taskId,
+        TaskSpec calldata spec,
+        Assignment calldata a,
+        bytes32 outputDigest,
+        bytes32 provenanceDigest,
+        bytes calldata signature
+    ) private {
+        uint256 word = _acceptedWord(taskId, spec, a);
+        if (block.timestamp > _deadline(word)) revert DeadlinePassed(taskId, _deadline(word), block.timestamp);
+        _checkCompletionSigner(taskId, a.enclave, spec, outputDigest, provenanceDigest, signature);
+        tasks[taskId] = _withStatus(word, TaskStatus.Completed);
     }
 
     /// @dev The completion must be signed by the accepted enclave, and that enclave must still be active.
@@ -219,34 +406,67 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient {
         if (!registry.isActive(enclave)) revert EnclaveNotActive(enclave);
     }
 
-    /// @dev The single place an expired task is settled; reopening for another candidate (with an attempt
-    /// counter in slot 2) goes here before falling back to the refund.
-    function _settleExpired(uint256 taskId, Task storage t, TaskStatus previous) private {
-        t.status = TaskStatus.Refunded;
-        address requester = t.requester;
-        uint256 refund = t.reward;
-        emit TaskRefunded(taskId, requester, refund, previous);
-        _pay(requester, refund);
-    }
-
-    /// @dev Push payment; if the recipient rejects it the amount is credited to `owed` instead, so a
-    /// recipient can never block a state transition. Callers update state first (checks-effects-interactions).
-    function _pay(address to, uint256 amount) private {
-        (bool ok,) = payable(to).call{value: amount}("");
+    /// @dev Push payment; if the recipient rejects it the amount is credited to `owed` instead, so a recipient
+    /// can never block a state transition. Callers update state first (checks-effects-interactions).
+    function _pay(address token, address to, uint256 amount) private {
+        if (amount == 0) return;
+        bool ok;
+        if (token == address(0)) (ok,) = payable(to).call{value: amount}("");
+        else ok = IERC20(token).trySafeTransfer(to, amount);
         if (!ok) {
-            owed[to] += amount;
-            emit PaymentDeferred(to, amount);
+            owed[token][to] += amount;
+            emit PaymentDeferred(token, to, amount);
         }
     }
 
-    function _task(uint256 taskId) private view returns (Task storage t) {
-        t = tasks[taskId];
-        if (t.status == TaskStatus.None) revert UnknownTask(taskId);
+    function _setCategory(uint8 category, uint24 timeRef) private {
+        if (category >= CATEGORY_COUNT) revert UnknownCategory(category);
+        uint256 shift = 64 + 24 * uint256(category);
+        _config = (_config & ~(uint256(type(uint24).max) << shift)) | (uint256(timeRef) << shift);
+        emit CategorySet(category, timeRef);
     }
 
-    function _checkSpec(uint256 taskId, Task storage t, TaskSpec calldata spec) private view {
-        bytes32 actual = keccak256(abi.encode(spec));
-        if (actual != t.specHash) revert SpecMismatch(taskId, t.specHash, actual);
+    function _setTaskDeposit(uint64 deposit) private {
+        _config = (_config & ~uint256(type(uint64).max)) | deposit;
+        emit TaskDepositSet(deposit);
+    }
+
+    function _word(uint256 taskId) private view returns (uint256 word) {
+        word = tasks[taskId];
+        if (word == 0) revert UnknownTask(taskId);
+    }
+
+    function _categoryRef(uint256 config, uint8 category) private pure returns (uint256) {
+        if (category >= CATEGORY_COUNT) return 0;
+        return uint24(config >> (64 + 24 * uint256(category)));
+    }
+
+    function _commit(bytes32 hash) private pure returns (bytes32) {
+        return bytes32(uint256(hash) & COMMITMENT_MASK);
+    }
+
+    function _pack(bytes32 hash, uint40 deadline, uint8 attempt, TaskStatus status) private pure returns (uint256) {
+        return (uint256(hash) & COMMITMENT_MASK) | (uint256(deadline) << 16) | (uint256(attempt) << 8) | uint256(status);
+    }
+
+    function _withStatus(uint256 word, TaskStatus status) private pure returns (uint256) {
+        return (word & ~uint256(0xff)) | uint256(status);
+    }
+
+    function _status(uint256 word) private pure returns (TaskStatus) {
+        return TaskStatus(uint8(word));
+    }
+
+    function _attempt(uint256 word) private pure returns (uint8) {
+        return uint8(word >> 8);
+    }
+
+    function _deadline(uint256 word) private pure returns (uint40) {
+        return uint40(word >> 16);
+    }
+
+    function _commitment(uint256 word) private pure returns (bytes32) {
+        return bytes32(word & COMMITMENT_MASK);
     }
 
     function _isCandidate(address[] calldata candidates, address enclave) private pure returns (bool) {

@@ -1,6 +1,7 @@
 import type { Address, Hex } from "viem";
 import { enclaveRegistryAbi, enclaveRegistryBytecode } from "./abi/EnclaveRegistry.ts";
 import { taskMarketAbi, taskMarketBytecode } from "./abi/TaskMarket.ts";
+import { testTokenAbi, testTokenBytecode } from "./abi/TestToken.ts";
 import type { WriterClient } from "./clients.ts";
 
 export interface CloisterDeployment {
@@ -23,9 +24,14 @@ export class DeploymentError extends Error {
 export interface DeployOptions {
   /** Account granted ATTESTER_ROLE (the attestation service). */
   attester: Address;
-  /** Account granted DEFAULT_ADMIN_ROLE; defaults to the deployer. */
+  /** Account granted DEFAULT_ADMIN_ROLE on the registry and owning the market; defaults to the deployer. */
   admin?: Address;
+  /** The market's per-task operator deposit in wei (default defaultTaskDeposit). */
+  taskDeposit?: bigint;
 }
+
+/** 0.001 ether: what an operator risks per accepted task by default. */
+export const defaultTaskDeposit = 10n ** 15n;
 
 async function deployed(client: WriterClient, what: string, hash: Hex) {
   const receipt = await client.waitForTransactionReceipt({ hash });
@@ -37,19 +43,20 @@ async function deployed(client: WriterClient, what: string, hash: Hex) {
 
 /** Deploys EnclaveRegistry, then TaskMarket bound to it, waiting for each receipt. */
 export async function deployCloister(client: WriterClient, options: DeployOptions): Promise<CloisterDeployment> {
+  const admin = options.admin ?? client.account.address;
   const registry = await deployed(
     client,
     "EnclaveRegistry",
     await client.deployContract({
       abi: enclaveRegistryAbi,
       bytecode: enclaveRegistryBytecode,
-      args: [options.admin ?? client.account.address, options.attester],
+      args: [admin, options.attester],
     }),
   );
   const market = await deployed(
     client,
     "TaskMarket",
-    await client.deployContract({ abi: taskMarketAbi, bytecode: taskMarketBytecode, args: [registry.address] }),
+    await client.deployContract({ abi: taskMarketAbi, bytecode: taskMarketBytecode, args: [registry.address, admin, options.taskDeposit ?? defaultTaskDeposit] }),
   );
   return {
     chainId: client.chain.id,
@@ -58,4 +65,10 @@ export async function deployCloister(client: WriterClient, options: DeployOption
     deployBlock: market.receipt.blockNumber,
     gasUsed: { registry: registry.receipt.gasUsed, market: market.receipt.gasUsed },
   };
+}
+
+/** Deploys a TestToken (anyone may mint: tests and local networks only) and returns its address. */
+export async function deployTestToken(client: WriterClient, name = "Cloister Test Token", symbol = "CTT"): Promise<Address> {
+  const hash = await client.deployContract({ abi: testTokenAbi, bytecode: testTokenBytecode, args: [name, symbol] });
+  return (await deployed(client, "TestToken", hash)).address;
 }

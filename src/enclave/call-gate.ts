@@ -54,14 +54,26 @@ export const evidenceSchema = z.union([
 ]);
 export const attestResultSchema = z.object({ evidence: evidenceSchema, reportData: hexT }).strict();
 
+const uint = (bits: number) => z.number().int().nonnegative().max(2 ** bits - 1);
+
+/** Mirrors TaskSpec in src/protocol/task.ts (the market's struct). */
 export const taskSpecSchema = z
   .object({
+    requester: address,
+    token: address,
+    maxPrice: z.bigint().nonnegative(),
     programDigest: hex32T,
     inputDigest: hex32T,
     envelopeDigest: hex32T,
     envelopeCid: z.string(),
     candidates: z.array(address),
-    deadline: z.bigint(),
+    cpuMillis: uint(32),
+    memoryMb: uint(32),
+    duration: uint(32),
+    teeTypes: uint(8),
+    category: uint(8),
+    deadlineMultiple: uint(16),
+    maxAttempts: uint(8),
   })
   .strict();
 

@@ -82,7 +82,7 @@ export async function verifyAndDecrypt(
   const tx = await getTransaction(ctx.reader, { hash: event.transactionHash });
   const call = decodeFunctionData({ abi: taskMarketAbi, data: tx.input });
   if (call.functionName !== "completeTask") throw new TaskVerificationError("COMPLETION_SIGNATURE_INVALID", `transaction ${event.transactionHash} is not a completeTask call`);
-  const signature = call.args[6];
+  const signature = call.args[4];
   const signer = await recoverTypedDataAddress({
     domain: completionDomain(task.binding.chainId, task.binding.market),
     types: completionTypes,

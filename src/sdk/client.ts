@@ -10,7 +10,7 @@ import type { BlobStore } from "../storage/blob-store.ts";
 import { awaitCompletion, verifyAndDecrypt, type TaskResult } from "./await-result.ts";
 import { listVerifiedEnclaves, type EnclaveListing, type VerifiedEnclave } from "./enclaves.ts";
 import { TaskVerificationError } from "./errors.ts";
-import { prepareTask, publishTask, submitPublished, type SubmittedTask } from "./submit.ts";
+import { prepareTask, publishTask, submitPublished, type SubmittedTask, type TaskTerms } from "./submit.ts";
 
 export interface CloisterClientOptions {
   /** Client whose account is the requester (pays, and is refunded). */
@@ -30,10 +30,18 @@ export type TaskProgress =
 export interface RunTaskOptions {
   program: Uint8Array;
   input: Uint8Array;
-  /** Escrowed payment in wei (default 0.01 ether). */
-  reward?: bigint;
-  /** Seconds until the task may be reclaimed (default 300). */
-  deadlineSeconds?: number;
+  /** Escrowed maximum price in the token's units (default 0.01 ether); the node is paid its offer price. */
+  maxPrice?: bigint;
+  /** Payment token; the zero address (default) is native currency, else an ERC-20 (approved automatically). */
+  token?: Address;
+  /** Time category id (default 0, XS: 5 minutes); an attempt's deadline is its time reference x deadlineMultiple. */
+  category?: number;
+  /** Default 1. */
+  deadlineMultiple?: number;
+  /** Nodes that may try in turn before the escrow is refunded (default 3). */
+  maxAttempts?: number;
+  /** Other requirements and the accepted TEE types; see TaskTerms. */
+  terms?: Partial<Pick<TaskTerms, "cpuMillis" | "memoryMb" | "duration" | "teeTypes">>;
   /** At most this many candidate enclaves get a wrapped key (default 3). */
   maxCandidates?: number;
   limits?: Partial<TaskLimits>;
@@ -64,8 +72,10 @@ export class CloisterClient {
     }
     const ctx = { writer, market: deployment.market, chainId: BigInt(deployment.chainId), store };
     const prepared = await prepareTask(ctx, { program: options.program, input: options.input, candidates, limits: options.limits });
-    const published = await publishTask(ctx, prepared, options.deadlineSeconds ?? 300);
-    const task = await submitPublished(ctx, published, options.reward ?? 10n ** 16n);
+    const { maxPrice, token, category, deadlineMultiple, maxAttempts } = options;
+    const terms = Object.fromEntries(Object.entries({ maxPrice, token, category, deadlineMultiple, maxAttempts }).filter(([, v]) => v !== undefined));
+    const published = await publishTask(ctx, prepared, { ...options.terms, ...terms });
+    const task = await submitPublished(ctx, published);
     options.onProgress?.({ step: "submitted", task });
     const awaitCtx = { reader: writer, market: deployment.market, registry: deployment.registry, store };
     const event = await awaitCompletion(awaitCtx, task, options.timeoutMs ?? 60_000);

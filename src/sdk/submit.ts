@@ -3,15 +3,18 @@
  * input under a fresh data key and wraps that key (HPKE, bound to chain,
  * market and task id) to every candidate enclave, so any of them can run it
  * while the requester is offline; `publishTask` puts program, ciphertext and
- * envelope on IPFS and builds the spec; `submitPublished` escrows it on chain.
+ * envelope on IPFS and builds the spec with the market terms (maximum price,
+ * token, requirements, time category, attempts); `submitPublished` escrows
+ * the maximum price on chain (approving the market first for an ERC-20).
  */
-import { hexToBytes, sha256, toHex, type Address, type Hex } from "viem";
+import { hexToBytes, sha256, toHex, zeroAddress, type Address, type Hex } from "viem";
 import { generateDataKey, sealStream } from "../crypto/aead-stream.ts";
 import { generateHpkeKeyPair, sealTo, type HpkeKeyPair } from "../crypto/hpke.ts";
 import { submitTask } from "../chain/actions/submit-task.ts";
+import { approveToken, readAllowance } from "../chain/actions/token.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { taskInputAad, taskKeyInfo } from "../protocol/binding.ts";
-import { computeTaskId, defaultTaskLimits, type TaskBinding, type TaskEnvelope, type TaskLimits, type TaskSpec, type WrappedKey } from "../protocol/task.ts";
+import { anyTeeType, computeTaskId, defaultCategories, defaultTaskLimits, type TaskBinding, type TaskEnvelope, type TaskLimits, type TaskSpec, type WrappedKey } from "../protocol/task.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import type { VerifiedEnclave } from "./enclaves.ts";
 
@@ -28,6 +31,37 @@ export interface TaskRequest {
   candidates: VerifiedEnclave[];
   limits?: Partial<TaskLimits>;
 }
+
+/** What the requester offers and requires on the market; see TaskSpec for units. */
+export interface TaskTerms {
+  /** Escrowed; the node is paid its offer price and the rest comes back. */
+  maxPrice: bigint;
+  /** Zero address: native currency; else an ERC-20 the market may pull (submitPublished approves it). */
+  token: Address;
+  /** Time category id (0..7); each attempt has category time reference x deadlineMultiple seconds. */
+  category: number;
+  deadlineMultiple: number;
+  /** Nodes that may try in turn before the escrow is refunded. */
+  maxAttempts: number;
+  cpuMillis: number;
+  /** Defaults to limits.memoryMb. */
+  memoryMb: number;
+  /** Execution seconds; defaults to limits.timeoutMs rounded up. */
+  duration: number;
+  /** Bitmask of teeTypeBits. */
+  teeTypes: number;
+}
+
+/** 0.01 ether, category XS (5 minutes per attempt), up to 3 attempts, one core, any TEE type. */
+export const defaultTaskTerms = {
+  maxPrice: 10n ** 16n,
+  token: zeroAddress,
+  category: defaultCategories.XS,
+  deadlineMultiple: 1,
+  maxAttempts: 3,
+  cpuMillis: 1000,
+  teeTypes: anyTeeType,
+} as const satisfies Partial<TaskTerms>;
 
 /** A task ready to publish: nothing has left the requester yet. */
 export interface PreparedTask {
@@ -85,7 +119,7 @@ export async function prepareTask(ctx: Pick<SubmitContext, "writer" | "market" |
   }
 }
 
-export async function publishTask(ctx: Pick<SubmitContext, "writer" | "store">, task: PreparedTask, deadlineSeconds: number): Promise<PublishedTask> {
+export async function publishTask(ctx: Pick<SubmitContext, "writer" | "store">, task: PreparedTask, terms: Partial<TaskTerms> = {}): Promise<PublishedTask> {
   const [programCid, inputCid] = await Promise.all([ctx.store.put(task.program), ctx.store.put(task.encryptedInput)]);
   const envelope: TaskEnvelope = {
     version: 1,
@@ -98,19 +132,33 @@ export async function publishTask(ctx: Pick<SubmitContext, "writer" | "store">, 
   };
   const envelopeBytes = new TextEncoder().encode(JSON.stringify(envelope));
   const envelopeCid = await ctx.store.put(envelopeBytes);
-  const latest = await ctx.writer.getBlock({ blockTag: "latest" });
+  const t = { ...defaultTaskTerms, memoryMb: task.limits.memoryMb, duration: Math.ceil(task.limits.timeoutMs / 1000), ...terms };
   const spec: TaskSpec = {
+    requester: ctx.writer.account.address,
+    token: t.token,
+    maxPrice: t.maxPrice,
     programDigest: envelope.program.digest,
     inputDigest: envelope.input.digest,
     envelopeDigest: sha256(envelopeBytes),
     envelopeCid,
     candidates: task.candidates,
-    deadline: latest.timestamp + BigInt(deadlineSeconds),
+    cpuMillis: t.cpuMillis,
+    memoryMb: t.memoryMb,
+    duration: t.duration,
+    teeTypes: t.teeTypes,
+    category: t.category,
+    deadlineMultiple: t.deadlineMultiple,
+    maxAttempts: t.maxAttempts,
   };
   return { ...task, envelope, spec };
 }
 
-export async function submitPublished(ctx: Pick<SubmitContext, "writer" | "market">, task: PublishedTask, reward: bigint): Promise<SubmittedTask> {
-  const tx = await submitTask(ctx.writer, ctx.market, { spec: task.spec, reward, salt: task.salt });
+/** Escrows spec.maxPrice and submits; for an ERC-20 it first approves the market when the allowance is short. */
+export async function submitPublished(ctx: Pick<SubmitContext, "writer" | "market">, task: PublishedTask): Promise<SubmittedTask> {
+  const { token, maxPrice } = task.spec;
+  if (token !== zeroAddress && (await readAllowance(ctx.writer, token, ctx.writer.account.address, ctx.market)) < maxPrice) {
+    await approveToken(ctx.writer, token, ctx.market, maxPrice);
+  }
+  const tx = await submitTask(ctx.writer, ctx.market, { spec: task.spec, salt: task.salt });
   return { ...task, submitBlock: tx.receipt.blockNumber, submitGas: tx.gasUsed, transactionHash: tx.hash };
 }

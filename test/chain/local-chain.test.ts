@@ -10,6 +10,7 @@ import { submitTask } from "../../src/chain/actions/submit-task.ts";
 import { ChainJournalError } from "../../src/chain/block-journal.ts";
 import { createReaderClient, createWriterClient } from "../../src/chain/clients.ts";
 import { LocalChainError, startLocalChain } from "../../src/chain/local-chain.ts";
+import { taskCommitment } from "../../src/protocol/task.ts";
 import { makeSpec, newEnclave, register, startFixture } from "../contracts/fixture.ts";
 
 const dirs: string[] = [];
@@ -45,8 +46,8 @@ describe("local chain", () => {
     const enclave = newEnclave();
     const operator = f.chain.accounts.operators[0]!.address;
     await register(f, enclave, operator);
-    const spec = await makeSpec(f, [enclave.address]);
-    const { taskId } = await submitTask(f.requester, f.deployment.market, { spec, reward: 12345n });
+    const spec = makeSpec(f, [enclave.address], { maxPrice: 12345n });
+    const { taskId } = await submitTask(f.requester, f.deployment.market, { spec });
     // A transaction EDR signs itself (eth_sendTransaction) is journaled too.
     const sent = (await f.chain.provider.request({
       method: "eth_sendTransaction",
@@ -74,12 +75,13 @@ describe("local chain", () => {
       assert.equal(await reader.getBalance({ address: operator }), operatorBalance);
       const task = await readTask(reader, f.deployment.market, taskId);
       assert.equal(task.status, "Open");
-      assert.equal(task.reward, 12345n);
+      assert.equal(task.commitment, taskCommitment(spec));
+      assert.equal(await reader.getBalance({ address: f.deployment.market }), 12345n);
       assert.equal((await readEnclave(reader, f.deployment.registry, enclave.address)).active, true);
 
       // The restarted chain keeps journaling, and its clock is not behind the wall clock.
       const writer = createWriterClient({ endpoint: { provider: chain.provider }, chain: chain.chain, account: chain.accounts.requester });
-      const second = await submitTask(writer, f.deployment.market, { spec, reward: 1n });
+      const second = await submitTask(writer, f.deployment.market, { spec: { ...spec, maxPrice: 1n } });
       const block = await reader.getBlock({ blockNumber: second.receipt.blockNumber });
       assert.ok(block.timestamp >= BigInt(Math.floor(Date.now() / 1000) - 2), `block time ${block.timestamp} lags the wall clock`);
     } finally {

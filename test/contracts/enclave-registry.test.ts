@@ -133,3 +133,24 @@ describe("EnclaveRegistry", () => {
     assert.throws(() => onChainMeasurement(new Uint8Array(20)), RangeError);
   });
 });
+
+describe("EnclaveRegistry market views", () => {
+  let f: Fixture;
+  before(async () => {
+    f = await startFixture();
+  });
+  after(() => f.close());
+
+  test("activeEnclave gives operator and TEE type while active, zero after revocation; operatorOf regardless", async () => {
+    const enclave = newEnclave();
+    const operator = f.operators[0]!.account.address;
+    await register(f, enclave, operator, { teeType: "TDX" });
+    const read = <F extends "activeEnclave" | "operatorOf">(functionName: F) =>
+      f.reader.readContract({ address: f.deployment.registry, abi: enclaveRegistryAbi, functionName, args: [enclave.address] } as never);
+    assert.deepEqual(await read("activeEnclave"), [operator, 1]);
+    await revokeEnclave(f.attester, f.deployment.registry, enclave.address);
+    assert.deepEqual(await read("activeEnclave"), [zeroAddress, 0]);
+    assert.equal(await read("operatorOf"), operator);
+    assert.equal(await f.reader.readContract({ address: f.deployment.registry, abi: enclaveRegistryAbi, functionName: "operatorOf", args: [newEnclave().address] }), zeroAddress);
+  });
+});

@@ -1,11 +1,12 @@
 /** A deployed Cloister on a fresh in-process chain, with one client per role. */
 import assert from "node:assert/strict";
-import { keccak256, stringToBytes, toHex, type Address, type Hex } from "viem";
+import { keccak256, stringToBytes, toHex, zeroAddress, type Address, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import { ContractRevertError } from "../../src/chain/contract-error.ts";
 import { createReaderClient, createWriterClient, type ReaderClient, type WriterClient } from "../../src/chain/clients.ts";
 import { deployCloister, type CloisterDeployment } from "../../src/chain/deploy.ts";
 import { startLocalChain, type LocalChain, type LocalChainOptions } from "../../src/chain/local-chain.ts";
+import { postOffer, type OfferTerms } from "../../src/chain/actions/offers.ts";
 import { registerEnclave, type EnclaveRegistration } from "../../src/chain/actions/register-enclave.ts";
 import { completionDomain, completionTypes, type Completion } from "../../src/protocol/completion.ts";
 import type { TaskSpec } from "../../src/protocol/task.ts";
@@ -82,15 +83,41 @@ export function randomDigest(): Hex {
   return toHex(crypto.getRandomValues(new Uint8Array(32)));
 }
 
-export async function makeSpec(f: Fixture, candidates: Address[], ttl = 600n): Promise<TaskSpec> {
+/** A spec from the fixture's requester: native payment, category XS x 2, one attempt, any TEE, small requirements. */
+export function makeSpec(f: Fixture, candidates: Address[], overrides: Partial<TaskSpec> = {}): TaskSpec {
   return {
+    requester: f.requester.account.address,
+    token: zeroAddress,
+    maxPrice: 10n ** 17n,
     programDigest: randomDigest(),
     inputDigest: randomDigest(),
     envelopeDigest: randomDigest(),
     envelopeCid: "bafkreienvelope",
     candidates,
-    deadline: (await latestTimestamp(f)) + ttl,
+    cpuMillis: 1000,
+    memoryMb: 256,
+    duration: 60,
+    teeTypes: 7,
+    category: 0,
+    deadlineMultiple: 2,
+    maxAttempts: 1,
+    ...overrides,
   };
+}
+
+/** A node's offer: generous resources at `price`. */
+export const defaultOffer = { price: 5n * 10n ** 16n, cpuMillis: 4000, memoryMb: 4096, maxDuration: 3600 };
+
+/** Registers `enclave` for `operator` and posts its offer in native currency (and in `token` when given). */
+export async function registerWithOffer(
+  f: Fixture,
+  enclave: TestEnclave,
+  operator: WriterClient,
+  offer: Partial<OfferTerms> & { token?: Address } = {},
+): Promise<void> {
+  await register(f, enclave, operator.account.address);
+  const { token = zeroAddress, ...terms } = offer;
+  await postOffer(operator, f.deployment.market, { enclave: enclave.address, token, ...defaultOffer, ...terms });
 }
 
 export function signCompletion(f: Fixture, signer: PrivateKeyAccount, completion: Completion): Promise<Hex> {

@@ -9,23 +9,33 @@ import { randomBytes } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { decodeFunctionData, parseEther, sha256, type Hex } from "viem";
+import { decodeFunctionData, parseEther, sha256, zeroAddress, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { taskMarketAbi } from "../../src/chain/abi/TaskMarket.ts";
+import { testTokenAbi } from "../../src/chain/abi/TestToken.ts";
 import { completeTask } from "../../src/chain/actions/complete-task.ts";
-import { reclaimExpired } from "../../src/chain/actions/reclaim-expired.ts";
+import { readTaskDeposit, setCategory } from "../../src/chain/actions/market-config.ts";
+import { postOffer } from "../../src/chain/actions/offers.ts";
 import { readTask } from "../../src/chain/actions/read-task.ts";
+import { reopenTask } from "../../src/chain/actions/reopen-task.ts";
+import { readTokenBalance } from "../../src/chain/actions/token.ts";
+import { createWriterClient } from "../../src/chain/clients.ts";
+import { deployTestToken } from "../../src/chain/deploy.ts";
 import { ContractRevertError } from "../../src/chain/contract-error.ts";
 import { completionDomain, completionTypes } from "../../src/protocol/completion.ts";
 import { TaskProgramError } from "../../src/sdk/errors.ts";
 import { prepareTask, publishTask, submitPublished, type PublishedTask } from "../../src/sdk/submit.ts";
+import type { Assignment } from "../../src/protocol/task.ts";
 import { startRecordedNetwork, type RecordedNetwork } from "./network-fixture.ts";
 
 const echo = new TextEncoder().encode("export default function (input) { return input; }");
 let net: RecordedNetwork;
+/** A category the tests define with a 2-second time reference, for deadlines a test can wait out. */
+const quickCategory = 7;
 
 before(async () => {
   net = await startRecordedNetwork(1);
+  await setCategory(writerOf(net.network.chain.accounts.deployer), net.network.deployment.market, quickCategory, 2);
 });
 after(async () => {
   await net?.network.close();
@@ -52,15 +62,28 @@ async function failureOf(taskId: bigint) {
   return event as Extract<typeof event, { type: "task-failed" }>;
 }
 
-async function submitRaw(task: PublishedTask, reward = parseEther("0.01")) {
-  return submitPublished(ctx(), task, reward);
+function writerOf(account: RecordedNetwork["network"]["chain"]["accounts"]["deployer"]) {
+  return createWriterClient({ endpoint: { provider: net.network.chain.provider }, chain: net.network.chain.chain, account });
+}
+
+async function submitRaw(task: PublishedTask) {
+  return submitPublished(ctx(), task);
+}
+
+/** The assignment of the task's current attempt, from its TaskAccepted event. */
+async function assignmentOf(taskId: bigint, fromBlock: bigint): Promise<Assignment> {
+  const { requester, deployment } = net.network;
+  const [accepted] = await requester.getContractEvents({ address: deployment.market, abi: taskMarketAbi, eventName: "TaskAccepted", args: { taskId }, fromBlock, strict: true });
+  assert.ok(accepted, `task ${taskId} was not accepted`);
+  const { enclave, operator, price, deposit } = accepted.args;
+  return { enclave, operator, price, deposit };
 }
 
 describe("confidential task end to end", () => {
   test("runs, verifies, decrypts, and pays the operator exactly once", async () => {
     const before = await marketBalance();
     const input = new TextEncoder().encode("the quick brown fox");
-    const result = await net.network.client.runTask({ program: echo, input, reward: parseEther("0.02") });
+    const result = await net.network.client.runTask({ program: echo, input, maxPrice: parseEther("0.02") });
     assert.deepEqual(result.output, input);
     assert.equal(result.enclave.claims.simulated, true);
     assert.equal(result.checks.length, 6);
@@ -71,9 +94,9 @@ describe("confidential task end to end", () => {
     const tx = await net.network.requester.getTransaction({ hash: result.completeTransaction });
     const call = decodeFunctionData({ abi: taskMarketAbi, data: tx.input });
     assert.equal(call.functionName, "completeTask");
-    const [taskId, spec, outputDigest, provenanceDigest, outputCid, provenanceCid, signature] = call.args;
+    const [taskId, spec, assignment, output, signature] = call.args;
     await assert.rejects(
-      completeTask(net.network.requester, net.network.deployment.market, { taskId, spec: { ...spec, candidates: [...spec.candidates] }, outputDigest, provenanceDigest, outputCid, provenanceCid, signature }),
+      completeTask(net.network.requester, net.network.deployment.market, { taskId, spec: { ...spec, candidates: [...spec.candidates] }, assignment, ...output, signature }),
       (e: unknown) => e instanceof ContractRevertError && e.errorName === "TaskNotAccepted",
     );
     assert.equal(await marketBalance(), before);
@@ -92,13 +115,16 @@ describe("confidential task end to end", () => {
     prepared.encryptedInput[prepared.encryptedInput.length - 1]! ^= 0x01;
     const reward = parseEther("0.03");
     const before = await marketBalance();
-    const task = await submitRaw(await publishTask(ctx(), prepared, 2), reward);
+    const deposit = await readTaskDeposit(net.network.requester, net.network.deployment.market);
+    // One attempt of 2 seconds: past it the task is refunded rather than reopened.
+    const task = await submitRaw(await publishTask(ctx(), prepared, { maxPrice: reward, category: quickCategory, deadlineMultiple: 1, maxAttempts: 1 }));
     const failure = await failureOf(task.taskId);
     assert.equal(failure.code, "INPUT_DECRYPTION_FAILED");
     assert.match(failure.message, /authentication/);
     const { requester, deployment } = net.network;
     assert.equal((await readTask(requester, deployment.market, task.taskId)).status, "Accepted");
-    assert.equal(await marketBalance(), before + reward, "nothing was paid for a task the enclave refused");
+    assert.equal(await marketBalance(), before + reward + deposit, "nothing was paid for a task the enclave refused; the operator's deposit is held");
+    const assignment = await assignmentOf(task.taskId, task.submitBlock);
 
     // Nobody can complete it with a key that is not the accepted, registered enclave's.
     const stranger = privateKeyToAccount(generatePrivateKey());
@@ -109,22 +135,25 @@ describe("confidential task end to end", () => {
       message: { taskId: task.taskId, programDigest: task.spec.programDigest, inputDigest: task.spec.inputDigest, outputDigest: sha256(new Uint8Array(1)), provenanceDigest: sha256(new Uint8Array(2)) },
     });
     await assert.rejects(
-      completeTask(requester, deployment.market, { taskId: task.taskId, spec: task.spec, outputDigest: sha256(new Uint8Array(1)), provenanceDigest: sha256(new Uint8Array(2)), outputCid: "x", provenanceCid: "y", signature: forged }),
+      completeTask(requester, deployment.market, { taskId: task.taskId, spec: task.spec, assignment, outputDigest: sha256(new Uint8Array(1)), provenanceDigest: sha256(new Uint8Array(2)), outputCid: "x", provenanceCid: "y", signature: forged }),
       (e: unknown) => e instanceof ContractRevertError && e.errorName === "InvalidCompletionSignature",
     );
 
-    // Past the deadline the escrow goes back to the requester, once.
+    // Past the last attempt's deadline the escrow and the missed operator's deposit go to the requester, once.
     await new Promise((r) => setTimeout(r, 3_000));
     await requester.sendTransaction({ to: requester.account.address, value: 0n }).then((hash) => requester.waitForTransactionReceipt({ hash }));
-    await reclaimExpired(requester, deployment.market, task.taskId);
+    const requesterBefore = await requester.getBalance({ address: requester.account.address });
+    const refund = await reopenTask(writerOf(net.network.chain.accounts.operators[1]!), deployment.market, { taskId: task.taskId, spec: task.spec, assignment });
+    assert.equal(refund.outcome, "refunded");
+    assert.equal(await requester.getBalance({ address: requester.account.address }), requesterBefore + reward + deposit);
     assert.equal(await marketBalance(), before);
-    await assert.rejects(reclaimExpired(requester, deployment.market, task.taskId), (e: unknown) => e instanceof ContractRevertError);
+    await assert.rejects(reopenTask(requester, deployment.market, { taskId: task.taskId, spec: task.spec, assignment }), (e: unknown) => e instanceof ContractRevertError);
     assert.equal(await marketBalance(), before);
   });
 
   test("a program whose hash does not match the task is refused", async () => {
     const prepared = await prepareTask(ctx(), { program: echo, input: new Uint8Array([1, 2, 3]), candidates: await candidates() });
-    const published = await publishTask(ctx(), prepared, 300);
+    const published = await publishTask(ctx(), prepared);
     // The envelope points at another program than the one whose digest the spec carries.
     const other = new TextEncoder().encode("export default function () { return 'exfiltrated'; }");
     const envelope = { ...published.envelope, program: { ...published.envelope.program, cid: await net.network.store.put(other) } };
@@ -139,9 +168,30 @@ describe("confidential task end to end", () => {
     const enclaves = await candidates();
     const original = await prepareTask(ctx(), { program: echo, input: new TextEncoder().encode("task A"), candidates: enclaves });
     const thief = await prepareTask(ctx(), { program: echo, input: new TextEncoder().encode("task B"), candidates: enclaves });
-    const task = await submitRaw(await publishTask(ctx(), { ...thief, wrappedKeys: original.wrappedKeys, encryptedInput: original.encryptedInput }, 300));
+    const task = await submitRaw(await publishTask(ctx(), { ...thief, wrappedKeys: original.wrappedKeys, encryptedInput: original.encryptedInput }));
     const failure = await failureOf(task.taskId);
     assert.equal(failure.code, "KEY_UNWRAP_FAILED");
+  });
+
+  test("an ERC-20-paid task completes and pays the operator its offer price in tokens", async () => {
+    const { chain, deployment, requester, nodes } = net.network;
+    const token = await deployTestToken(writerOf(chain.accounts.deployer));
+    const minted = 10n ** 21n;
+    await requester.waitForTransactionReceipt({ hash: await requester.writeContract({ address: token, abi: testTokenAbi, functionName: "mint", args: [requester.account.address, minted] }) });
+    // The node's operator offers its enclave for this token too (the daemon posts native offers by default).
+    const operator = chain.accounts.operators[0]!;
+    const price = parseEther("3");
+    await postOffer(writerOf(operator), deployment.market, { enclave: nodes[0]!.signer, token, price, cpuMillis: 1000, memoryMb: 1024, maxDuration: 600 });
+    const nativeBefore = await marketBalance();
+
+    const input = new TextEncoder().encode("paid in tokens");
+    const result = await net.network.client.runTask({ program: echo, input, token, maxPrice: parseEther("5") });
+    assert.deepEqual(result.output, input);
+    assert.equal(await readTokenBalance(requester, token, operator.address), price, "the operator got its offer price in tokens");
+    assert.equal(await readTokenBalance(requester, token, requester.account.address), minted - price, "the rest of the escrow came back");
+    assert.equal(await readTokenBalance(requester, token, deployment.market), 0n);
+    assert.equal(await marketBalance(), nativeBefore, "the native deposit went back to the operator");
+    assert.notEqual(token, zeroAddress);
   });
 
   test("no file under the data dir and no call-gate frame the host saw contains the input", async () => {

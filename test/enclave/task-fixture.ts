@@ -48,12 +48,21 @@ export async function makeTask(enclave: EnclaveIdentity, opts: TaskOptions) {
   };
   const envelope = new TextEncoder().encode(JSON.stringify(envelopeObj));
   const spec: TaskSpec = {
+    requester: "0x000000000000000000000000000000000000beef",
+    token: "0x0000000000000000000000000000000000000000",
+    maxPrice: 10n ** 16n,
     programDigest: sha256(program),
     inputDigest: sha256(input),
     envelopeDigest: sha256(envelope),
     envelopeCid: "bafy-envelope",
     candidates: [enclave.signer],
-    deadline: 2_000_000_000n,
+    cpuMillis: 1000,
+    memoryMb: 64,
+    duration: 5,
+    teeTypes: 7,
+    category: 0,
+    deadlineMultiple: 1,
+    maxAttempts: 1,
   };
   const params: RunTaskParams = { binding: opts.binding, spec, envelope, program, input, evidenceCid: "bafy-evidence" };
   return { params, requester, envelope: envelopeObj };

@@ -7,6 +7,16 @@ export const taskMarketAbi = [
         "internalType": "contract IEnclaveRegistry",
         "name": "registry_",
         "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "admin",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "taskDeposit_",
+        "type": "uint64"
       }
     ],
     "stateMutability": "nonpayable",
@@ -20,9 +30,9 @@ export const taskMarketAbi = [
         "type": "uint256"
       },
       {
-        "internalType": "uint64",
+        "internalType": "uint40",
         "name": "deadline",
-        "type": "uint64"
+        "type": "uint40"
       },
       {
         "internalType": "uint256",
@@ -41,9 +51,9 @@ export const taskMarketAbi = [
         "type": "uint256"
       },
       {
-        "internalType": "uint64",
+        "internalType": "uint40",
         "name": "deadline",
-        "type": "uint64"
+        "type": "uint40"
       },
       {
         "internalType": "uint256",
@@ -84,6 +94,17 @@ export const taskMarketAbi = [
   {
     "inputs": [
       {
+        "internalType": "address",
+        "name": "enclave",
+        "type": "address"
+      }
+    ],
+    "name": "InsufficientResources",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint256",
         "name": "taskId",
         "type": "uint256"
@@ -98,13 +119,51 @@ export const taskMarketAbi = [
     "type": "error"
   },
   {
+    "inputs": [
+      {
+        "internalType": "string",
+        "name": "reason",
+        "type": "string"
+      }
+    ],
+    "name": "InvalidOffer",
+    "type": "error"
+  },
+  {
     "inputs": [],
     "name": "InvalidShortString",
     "type": "error"
   },
   {
+    "inputs": [
+      {
+        "internalType": "string",
+        "name": "reason",
+        "type": "string"
+      }
+    ],
+    "name": "InvalidSpec",
+    "type": "error"
+  },
+  {
     "inputs": [],
     "name": "NoEscrow",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "enclave",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      }
+    ],
+    "name": "NoOffer",
     "type": "error"
   },
   {
@@ -143,11 +202,54 @@ export const taskMarketAbi = [
     "inputs": [
       {
         "internalType": "address",
+        "name": "token",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
         "name": "account",
         "type": "address"
       }
     ],
     "name": "NothingToWithdraw",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      }
+    ],
+    "name": "OwnableInvalidOwner",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
+    ],
+    "name": "OwnableUnauthorizedAccount",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint96",
+        "name": "price",
+        "type": "uint96"
+      },
+      {
+        "internalType": "uint96",
+        "name": "maxPrice",
+        "type": "uint96"
+      }
+    ],
+    "name": "PriceAboveMax",
     "type": "error"
   },
   {
@@ -158,12 +260,12 @@ export const taskMarketAbi = [
   {
     "inputs": [
       {
-        "internalType": "uint256",
-        "name": "value",
-        "type": "uint256"
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
       }
     ],
-    "name": "RewardTooLarge",
+    "name": "SafeERC20FailedOperation",
     "type": "error"
   },
   {
@@ -172,16 +274,6 @@ export const taskMarketAbi = [
         "internalType": "uint256",
         "name": "taskId",
         "type": "uint256"
-      },
-      {
-        "internalType": "bytes32",
-        "name": "expected",
-        "type": "bytes32"
-      },
-      {
-        "internalType": "bytes32",
-        "name": "actual",
-        "type": "bytes32"
       }
     ],
     "name": "SpecMismatch",
@@ -196,22 +288,6 @@ export const taskMarketAbi = [
       }
     ],
     "name": "StringTooLong",
-    "type": "error"
-  },
-  {
-    "inputs": [
-      {
-        "internalType": "uint256",
-        "name": "taskId",
-        "type": "uint256"
-      },
-      {
-        "internalType": "enum TaskMarket.TaskStatus",
-        "name": "status",
-        "type": "uint8"
-      }
-    ],
-    "name": "TaskAlreadySettled",
     "type": "error"
   },
   {
@@ -260,6 +336,33 @@ export const taskMarketAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint8",
+        "name": "teeType",
+        "type": "uint8"
+      },
+      {
+        "internalType": "uint8",
+        "name": "teeTypes",
+        "type": "uint8"
+      }
+    ],
+    "name": "TeeTypeNotAccepted",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint8",
+        "name": "category",
+        "type": "uint8"
+      }
+    ],
+    "name": "UnknownCategory",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint256",
         "name": "taskId",
         "type": "uint256"
@@ -270,6 +373,11 @@ export const taskMarketAbi = [
   },
   {
     "inputs": [
+      {
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      },
       {
         "internalType": "address",
         "name": "account",
@@ -285,6 +393,57 @@ export const taskMarketAbi = [
     "type": "error"
   },
   {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "expected",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "sent",
+        "type": "uint256"
+      }
+    ],
+    "name": "WrongDeposit",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "expected",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "sent",
+        "type": "uint256"
+      }
+    ],
+    "name": "WrongEscrow",
+    "type": "error"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint8",
+        "name": "category",
+        "type": "uint8"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint24",
+        "name": "timeRef",
+        "type": "uint24"
+      }
+    ],
+    "name": "CategorySet",
+    "type": "event"
+  },
+  {
     "anonymous": false,
     "inputs": [],
     "name": "EIP712DomainChanged",
@@ -293,6 +452,105 @@ export const taskMarketAbi = [
   {
     "anonymous": false,
     "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "enclave",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "operator",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint96",
+        "name": "price",
+        "type": "uint96"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint32",
+        "name": "cpuMillis",
+        "type": "uint32"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint32",
+        "name": "memoryMb",
+        "type": "uint32"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint32",
+        "name": "maxDuration",
+        "type": "uint32"
+      }
+    ],
+    "name": "OfferPosted",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "enclave",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "operator",
+        "type": "address"
+      }
+    ],
+    "name": "OfferWithdrawn",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "previousOwner",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "newOwner",
+        "type": "address"
+      }
+    ],
+    "name": "OwnershipTransferred",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      },
       {
         "indexed": true,
         "internalType": "address",
@@ -329,6 +587,30 @@ export const taskMarketAbi = [
         "internalType": "address",
         "name": "operator",
         "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint8",
+        "name": "attempt",
+        "type": "uint8"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint96",
+        "name": "price",
+        "type": "uint96"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint96",
+        "name": "deposit",
+        "type": "uint96"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint40",
+        "name": "deadline",
+        "type": "uint40"
       }
     ],
     "name": "TaskAccepted",
@@ -406,12 +688,25 @@ export const taskMarketAbi = [
       },
       {
         "indexed": false,
-        "internalType": "uint256",
-        "name": "reward",
-        "type": "uint256"
+        "internalType": "uint96",
+        "name": "price",
+        "type": "uint96"
       }
     ],
     "name": "TaskCompleted",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "deposit",
+        "type": "uint64"
+      }
+    ],
+    "name": "TaskDepositSet",
     "type": "event"
   },
   {
@@ -437,12 +732,132 @@ export const taskMarketAbi = [
       },
       {
         "indexed": false,
-        "internalType": "enum TaskMarket.TaskStatus",
-        "name": "previousStatus",
-        "type": "uint8"
+        "internalType": "uint96",
+        "name": "forfeitedDeposit",
+        "type": "uint96"
       }
     ],
     "name": "TaskRefunded",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "taskId",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint8",
+        "name": "attempt",
+        "type": "uint8"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "enclave",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "operator",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint96",
+        "name": "forfeitedDeposit",
+        "type": "uint96"
+      },
+      {
+        "components": [
+          {
+            "internalType": "address",
+            "name": "requester",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "token",
+            "type": "address"
+          },
+          {
+            "internalType": "uint96",
+            "name": "maxPrice",
+            "type": "uint96"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "programDigest",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "inputDigest",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "envelopeDigest",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "string",
+            "name": "envelopeCid",
+            "type": "string"
+          },
+          {
+            "internalType": "address[]",
+            "name": "candidates",
+            "type": "address[]"
+          },
+          {
+            "internalType": "uint32",
+            "name": "cpuMillis",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "memoryMb",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "duration",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint8",
+            "name": "teeTypes",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint8",
+            "name": "category",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint16",
+            "name": "deadlineMultiple",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint8",
+            "name": "maxAttempts",
+            "type": "uint8"
+          }
+        ],
+        "indexed": false,
+        "internalType": "struct TaskMarket.TaskSpec",
+        "name": "spec",
+        "type": "tuple"
+      }
+    ],
+    "name": "TaskReopened",
     "type": "event"
   },
   {
@@ -467,13 +882,22 @@ export const taskMarketAbi = [
         "type": "bytes32"
       },
       {
-        "indexed": false,
-        "internalType": "uint256",
-        "name": "reward",
-        "type": "uint256"
-      },
-      {
         "components": [
+          {
+            "internalType": "address",
+            "name": "requester",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "token",
+            "type": "address"
+          },
+          {
+            "internalType": "uint96",
+            "name": "maxPrice",
+            "type": "uint96"
+          },
           {
             "internalType": "bytes32",
             "name": "programDigest",
@@ -500,9 +924,39 @@ export const taskMarketAbi = [
             "type": "address[]"
           },
           {
-            "internalType": "uint64",
-            "name": "deadline",
-            "type": "uint64"
+            "internalType": "uint32",
+            "name": "cpuMillis",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "memoryMb",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "duration",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint8",
+            "name": "teeTypes",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint8",
+            "name": "category",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint16",
+            "name": "deadlineMultiple",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint8",
+            "name": "maxAttempts",
+            "type": "uint8"
           }
         ],
         "indexed": false,
@@ -520,6 +974,12 @@ export const taskMarketAbi = [
       {
         "indexed": true,
         "internalType": "address",
+        "name": "token",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
         "name": "account",
         "type": "address"
       },
@@ -532,6 +992,19 @@ export const taskMarketAbi = [
     ],
     "name": "Withdrawn",
     "type": "event"
+  },
+  {
+    "inputs": [],
+    "name": "CATEGORY_COUNT",
+    "outputs": [
+      {
+        "internalType": "uint8",
+        "name": "",
+        "type": "uint8"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
   },
   {
     "inputs": [],
@@ -556,6 +1029,21 @@ export const taskMarketAbi = [
       {
         "components": [
           {
+            "internalType": "address",
+            "name": "requester",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "token",
+            "type": "address"
+          },
+          {
+            "internalType": "uint96",
+            "name": "maxPrice",
+            "type": "uint96"
+          },
+          {
             "internalType": "bytes32",
             "name": "programDigest",
             "type": "bytes32"
@@ -581,9 +1069,39 @@ export const taskMarketAbi = [
             "type": "address[]"
           },
           {
-            "internalType": "uint64",
-            "name": "deadline",
-            "type": "uint64"
+            "internalType": "uint32",
+            "name": "cpuMillis",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "memoryMb",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "duration",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint8",
+            "name": "teeTypes",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint8",
+            "name": "category",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint16",
+            "name": "deadlineMultiple",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint8",
+            "name": "maxAttempts",
+            "type": "uint8"
           }
         ],
         "internalType": "struct TaskMarket.TaskSpec",
@@ -598,20 +1116,7 @@ export const taskMarketAbi = [
     ],
     "name": "acceptTask",
     "outputs": [],
-    "stateMutability": "nonpayable",
-    "type": "function"
-  },
-  {
-    "inputs": [
-      {
-        "internalType": "uint256",
-        "name": "taskId",
-        "type": "uint256"
-      }
-    ],
-    "name": "cancelTask",
-    "outputs": [],
-    "stateMutability": "nonpayable",
+    "stateMutability": "payable",
     "type": "function"
   },
   {
@@ -623,6 +1128,21 @@ export const taskMarketAbi = [
       },
       {
         "components": [
+          {
+            "internalType": "address",
+            "name": "requester",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "token",
+            "type": "address"
+          },
+          {
+            "internalType": "uint96",
+            "name": "maxPrice",
+            "type": "uint96"
+          },
           {
             "internalType": "bytes32",
             "name": "programDigest",
@@ -649,9 +1169,153 @@ export const taskMarketAbi = [
             "type": "address[]"
           },
           {
-            "internalType": "uint64",
-            "name": "deadline",
-            "type": "uint64"
+            "internalType": "uint32",
+            "name": "cpuMillis",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "memoryMb",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "duration",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint8",
+            "name": "teeTypes",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint8",
+            "name": "category",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint16",
+            "name": "deadlineMultiple",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint8",
+            "name": "maxAttempts",
+            "type": "uint8"
+          }
+        ],
+        "internalType": "struct TaskMarket.TaskSpec",
+        "name": "spec",
+        "type": "tuple"
+      }
+    ],
+    "name": "cancelTask",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint8",
+        "name": "category",
+        "type": "uint8"
+      }
+    ],
+    "name": "categoryTimeRef",
+    "outputs": [
+      {
+        "internalType": "uint24",
+        "name": "",
+        "type": "uint24"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "taskId",
+        "type": "uint256"
+      },
+      {
+        "components": [
+          {
+            "internalType": "address",
+            "name": "requester",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "token",
+            "type": "address"
+          },
+          {
+            "internalType": "uint96",
+            "name": "maxPrice",
+            "type": "uint96"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "programDigest",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "inputDigest",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "envelopeDigest",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "string",
+            "name": "envelopeCid",
+            "type": "string"
+          },
+          {
+            "internalType": "address[]",
+            "name": "candidates",
+            "type": "address[]"
+          },
+          {
+            "internalType": "uint32",
+            "name": "cpuMillis",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "memoryMb",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "duration",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint8",
+            "name": "teeTypes",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint8",
+            "name": "category",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint16",
+            "name": "deadlineMultiple",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint8",
+            "name": "maxAttempts",
+            "type": "uint8"
           }
         ],
         "internalType": "struct TaskMarket.TaskSpec",
@@ -659,24 +1323,58 @@ export const taskMarketAbi = [
         "type": "tuple"
       },
       {
-        "internalType": "bytes32",
-        "name": "outputDigest",
-        "type": "bytes32"
+        "components": [
+          {
+            "internalType": "address",
+            "name": "enclave",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "operator",
+            "type": "address"
+          },
+          {
+            "internalType": "uint96",
+            "name": "price",
+            "type": "uint96"
+          },
+          {
+            "internalType": "uint96",
+            "name": "deposit",
+            "type": "uint96"
+          }
+        ],
+        "internalType": "struct TaskMarket.Assignment",
+        "name": "a",
+        "type": "tuple"
       },
       {
-        "internalType": "bytes32",
-        "name": "provenanceDigest",
-        "type": "bytes32"
-      },
-      {
-        "internalType": "string",
-        "name": "outputCid",
-        "type": "string"
-      },
-      {
-        "internalType": "string",
-        "name": "provenanceCid",
-        "type": "string"
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "outputDigest",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "provenanceDigest",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "string",
+            "name": "outputCid",
+            "type": "string"
+          },
+          {
+            "internalType": "string",
+            "name": "provenanceCid",
+            "type": "string"
+          }
+        ],
+        "internalType": "struct TaskMarket.Result",
+        "name": "r",
+        "type": "tuple"
       },
       {
         "internalType": "bytes",
@@ -775,6 +1473,50 @@ export const taskMarketAbi = [
     "inputs": [
       {
         "internalType": "address",
+        "name": "enclave",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      }
+    ],
+    "name": "offers",
+    "outputs": [
+      {
+        "internalType": "uint96",
+        "name": "price",
+        "type": "uint96"
+      },
+      {
+        "internalType": "uint32",
+        "name": "cpuMillis",
+        "type": "uint32"
+      },
+      {
+        "internalType": "uint32",
+        "name": "memoryMb",
+        "type": "uint32"
+      },
+      {
+        "internalType": "uint32",
+        "name": "maxDuration",
+        "type": "uint32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
         "name": "account",
         "type": "address"
       }
@@ -791,14 +1533,59 @@ export const taskMarketAbi = [
     "type": "function"
   },
   {
-    "inputs": [
+    "inputs": [],
+    "name": "owner",
+    "outputs": [
       {
-        "internalType": "uint256",
-        "name": "taskId",
-        "type": "uint256"
+        "internalType": "address",
+        "name": "",
+        "type": "address"
       }
     ],
-    "name": "reclaimExpired",
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "enclave",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      },
+      {
+        "components": [
+          {
+            "internalType": "uint96",
+            "name": "price",
+            "type": "uint96"
+          },
+          {
+            "internalType": "uint32",
+            "name": "cpuMillis",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "memoryMb",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "maxDuration",
+            "type": "uint32"
+          }
+        ],
+        "internalType": "struct TaskMarket.Offer",
+        "name": "offer",
+        "type": "tuple"
+      }
+    ],
+    "name": "postOffer",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
@@ -817,9 +1604,36 @@ export const taskMarketAbi = [
     "type": "function"
   },
   {
+    "inputs": [],
+    "name": "renounceOwnership",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
     "inputs": [
       {
+        "internalType": "uint256",
+        "name": "taskId",
+        "type": "uint256"
+      },
+      {
         "components": [
+          {
+            "internalType": "address",
+            "name": "requester",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "token",
+            "type": "address"
+          },
+          {
+            "internalType": "uint96",
+            "name": "maxPrice",
+            "type": "uint96"
+          },
           {
             "internalType": "bytes32",
             "name": "programDigest",
@@ -846,9 +1660,187 @@ export const taskMarketAbi = [
             "type": "address[]"
           },
           {
-            "internalType": "uint64",
-            "name": "deadline",
-            "type": "uint64"
+            "internalType": "uint32",
+            "name": "cpuMillis",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "memoryMb",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "duration",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint8",
+            "name": "teeTypes",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint8",
+            "name": "category",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint16",
+            "name": "deadlineMultiple",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint8",
+            "name": "maxAttempts",
+            "type": "uint8"
+          }
+        ],
+        "internalType": "struct TaskMarket.TaskSpec",
+        "name": "spec",
+        "type": "tuple"
+      },
+      {
+        "components": [
+          {
+            "internalType": "address",
+            "name": "enclave",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "operator",
+            "type": "address"
+          },
+          {
+            "internalType": "uint96",
+            "name": "price",
+            "type": "uint96"
+          },
+          {
+            "internalType": "uint96",
+            "name": "deposit",
+            "type": "uint96"
+          }
+        ],
+        "internalType": "struct TaskMarket.Assignment",
+        "name": "a",
+        "type": "tuple"
+      }
+    ],
+    "name": "reopenTask",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint8",
+        "name": "category",
+        "type": "uint8"
+      },
+      {
+        "internalType": "uint24",
+        "name": "timeRef",
+        "type": "uint24"
+      }
+    ],
+    "name": "setCategory",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "deposit",
+        "type": "uint64"
+      }
+    ],
+    "name": "setTaskDeposit",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "components": [
+          {
+            "internalType": "address",
+            "name": "requester",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "token",
+            "type": "address"
+          },
+          {
+            "internalType": "uint96",
+            "name": "maxPrice",
+            "type": "uint96"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "programDigest",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "inputDigest",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "envelopeDigest",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "string",
+            "name": "envelopeCid",
+            "type": "string"
+          },
+          {
+            "internalType": "address[]",
+            "name": "candidates",
+            "type": "address[]"
+          },
+          {
+            "internalType": "uint32",
+            "name": "cpuMillis",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "memoryMb",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "duration",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint8",
+            "name": "teeTypes",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint8",
+            "name": "category",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint16",
+            "name": "deadlineMultiple",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint8",
+            "name": "maxAttempts",
+            "type": "uint8"
           }
         ],
         "internalType": "struct TaskMarket.TaskSpec",
@@ -873,6 +1865,53 @@ export const taskMarketAbi = [
     "type": "function"
   },
   {
+    "inputs": [],
+    "name": "taskDeposit",
+    "outputs": [
+      {
+        "internalType": "uint64",
+        "name": "",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "taskId",
+        "type": "uint256"
+      }
+    ],
+    "name": "taskState",
+    "outputs": [
+      {
+        "internalType": "enum TaskMarket.TaskStatus",
+        "name": "status",
+        "type": "uint8"
+      },
+      {
+        "internalType": "uint8",
+        "name": "attempt",
+        "type": "uint8"
+      },
+      {
+        "internalType": "uint40",
+        "name": "deadline",
+        "type": "uint40"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "commitment",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
     "inputs": [
       {
         "internalType": "uint256",
@@ -883,51 +1922,58 @@ export const taskMarketAbi = [
     "name": "tasks",
     "outputs": [
       {
-        "internalType": "address",
-        "name": "requester",
-        "type": "address"
-      },
-      {
-        "internalType": "uint96",
-        "name": "reward",
-        "type": "uint96"
-      },
-      {
-        "internalType": "address",
-        "name": "enclave",
-        "type": "address"
-      },
-      {
-        "internalType": "uint64",
-        "name": "deadline",
-        "type": "uint64"
-      },
-      {
-        "internalType": "enum TaskMarket.TaskStatus",
-        "name": "status",
-        "type": "uint8"
-      },
-      {
-        "internalType": "address",
-        "name": "operator",
-        "type": "address"
-      },
-      {
-        "internalType": "bytes32",
-        "name": "specHash",
-        "type": "bytes32"
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
       }
     ],
     "stateMutability": "view",
     "type": "function"
   },
   {
-    "inputs": [],
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "newOwner",
+        "type": "address"
+      }
+    ],
+    "name": "transferOwnership",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      }
+    ],
     "name": "withdraw",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "enclave",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      }
+    ],
+    "name": "withdrawOffer",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
   }
 ] as const;
 
-export const taskMarketBytecode = "0x610180604052348015610010575f5ffd5b50604051611dcf380380611dcf83398101604081905261002f91610188565b6040518060400160405280601381526020017f436c6f6973746572205461736b4d61726b657400000000000000000000000000815250604051806040016040528060018152602001603160f81b81525061008e8261014260201b60201c565b6101205261009b81610142565b61014052815160208084019190912060e052815190820120610100524660a05261012760e05161010051604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201529081019290925260608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b60805250503060c0526001600160a01b031661016052610210565b5f5f829050601f81511115610175578260405163305a27a960e01b815260040161016c91906101b5565b60405180910390fd5b8051610180826101ea565b179392505050565b5f60208284031215610198575f5ffd5b81516001600160a01b03811681146101ae575f5ffd5b9392505050565b602081525f82518060208401528060208501604085015e5f604082850101526040601f19601f83011684010191505092915050565b8051602080830151919081101561020a575f198160200360031b1b821691505b50919050565b60805160a05160c05160e05161010051610120516101405161016051611b566102795f395f8181610186015281816109b70152610f4b01525f61115101525f61112101525f61134d01525f61132501525f61128001525f6112aa01525f6112d40152611b565ff3fe6080604052600436106100a5575f3560e01c80637b103999116100625780637b103999146101755780637eec20a8146101c057806384b0196e146101df5780638d97767214610206578063d515a38114610294578063df18e047146102b3575f5ffd5b806301bb9baa146100a95780630b77d8da146100ca578063366cf164146100f05780633ccfd60b146101235780635757ec3e146101375780636d6a648214610156575b5f5ffd5b3480156100b4575f5ffd5b506100c86100c336600461148c565b6102de565b005b6100dd6100d83660046114b9565b6103d2565b6040519081526020015b60405180910390f35b3480156100fb575f5ffd5b506100dd7fb39d955001e692d0d8600c7b75105108802d91d3f9bb8d5e25c4c0325ee9153181565b34801561012e575f5ffd5b506100c86105df565b348015610142575f5ffd5b506100c861015136600461153e565b6106df565b348015610161575f5ffd5b506100c8610170366004611635565b61088d565b348015610180575f5ffd5b506101a87f000000000000000000000000000000000000000000000000000000000000000081565b6040516001600160a01b0390911681526020016100e7565b3480156101cb575f5ffd5b506100c86101da36600461148c565b610b0a565b3480156101ea575f5ffd5b506101f3610c12565b6040516100e797969594939291906116b9565b348015610211575f5ffd5b5061028161022036600461148c565b600260208190525f918252604090912080546001820154928201546003909201546001600160a01b0380831694600160a01b938490046001600160601b0316948282169482046001600160401b031693600160e01b90920460ff1692169087565b6040516100e79796959493929190611783565b34801561029f575f5ffd5b506100dd6102ae3660046117e4565b610c54565b3480156102be575f5ffd5b506100dd6102cd36600461181b565b60036020525f908152604090205481565b6102e6610cce565b5f6102f082610d03565b600181810154919250600160e01b90910460ff16908160058111156103175761031761174f565b14158015610337575060028160058111156103345761033461174f565b14155b156103625782816040516377c52fc760e11b8152600401610359929190611836565b60405180910390fd5b6001820154600160a01b90046001600160401b031642116103ba576001820154604051630727983b60e51b815260048101859052600160a01b9091046001600160401b03166024820152426044820152606401610359565b6103c5838383610d57565b50506103cf610dd9565b50565b6040805146602080830191909152308284015233606083015260808083018590528351808403909101815260a09092019092528051910120345f0361042a5760405163769cabf160e01b815260040160405180910390fd5b6001600160601b0334111561045457604051632562870f60e21b8152346004820152602401610359565b4261046560c0850160a08601611860565b6001600160401b0316116104b5578061048460c0850160a08601611860565b6040516303c79dcf60e61b815260048101929092526001600160401b03166024820152426044820152606401610359565b5f818152600260205260408120906001820154600160e01b900460ff1660058111156104e3576104e361174f565b14610504576040516342e1a1c960e11b815260048101839052602401610359565b5f8460405160200161051691906119e5565b60408051601f1981840301815291905280516020909101206001600160601b033416600160a01b0233178355905061055460c0860160a08701611860565b6001830180546001600160401b0392909216600160a01b0260ff60e01b191668ffffffffffffffffff60a01b1990921691909117600160e01b17905560038201819055604051339084907f0cb22b7915a88cc7b1b2b4da2e966f1d12ab1d68ff410d1dfadd6ce0a5780ec2906105cf90859034908b906119f7565b60405180910390a3505092915050565b6105e7610cce565b335f908152600360205260408120549081900361061957604051636e34ee0b60e11b8152336004820152602401610359565b335f8181526003602052604080822091909155517f7084f5476618d8e60b11ef0d7d3f06914655adb8793e28ff7f018d4c76d505d59061065c9084815260200190565b60405180910390a26040515f90339083908381818185875af1925050503d805f81146106a3576040519150601f19603f3d011682016040523d82523d5f602084013e6106a8565b606091505b50509050806106d3576040516351134c8960e11b815233600482015260248101839052604401610359565b50506106dd610dd9565b565b6106e7610cce565b5f6106f18b610d03565b905060026001820154600160e01b900460ff1660058111156107155761071561174f565b14610748578a81600101601c9054906101000a900460ff1660405163e825da4360e01b8152600401610359929190611836565b6001810154600160a01b90046001600160401b03164211156107a15760018101546040516303c79dcf60e61b8152600481018d9052600160a01b9091046001600160401b03166024820152426044820152606401610359565b6107ac8b828c610e03565b60018101546107ca908c906001600160a01b03168c8c8c8888610e6e565b60018101805460ff60e01b198116600360e01b17909155600282015482546040516001600160a01b039283169392909216918e917f37e760077fbe593b7e0d9af92d1f5acdb847fd2321a16803d1c4a0d3efb960e891610846918f918f918f918f918f918f91600160a01b90046001600160601b031690611a1e565b60405180910390a460028101548154610878916001600160a01b031690600160a01b90046001600160601b0316610fdc565b50610881610dd9565b50505050505050505050565b5f61089784610d03565b9050600180820154600160e01b900460ff1660058111156108ba576108ba61174f565b146108ed578381600101601c9054906101000a900460ff1660405163f2f5688360e01b8152600401610359929190611836565b6001810154600160a01b90046001600160401b03164211156109465760018101546040516303c79dcf60e61b815260048101869052600160a01b9091046001600160401b03166024820152426044820152606401610359565b610951848285610e03565b6109676109616080850185611a6e565b846110a3565b61099657604051638da31a6b60e01b8152600481018590526001600160a01b0383166024820152604401610359565b604051633ce65dc160e21b81526001600160a01b0383811660048301525f917f00000000000000000000000000000000000000000000000000000000000000009091169063f399770490602401602060405180830381865afa1580156109fe573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190610a229190611ab3565b90506001600160a01b038116610a5657604051636e28803960e01b81526001600160a01b0384166004820152602401610359565b6001600160a01b0381163314610a90576040516309a1f45d60e31b81526001600160a01b0384166004820152336024820152604401610359565b6001820180546001600160a01b038516600168ff000000000000000160a01b03199091168117600160e11b179091556002830180546001600160a01b0319163390811790915560405190919087907f6fa9d4932cd3daa4004ddc0c6c4e549a3d97bd3ceff2692f56a168f6b33e9dce905f90a45050505050565b610b12610cce565b5f610b1c82610d03565b80549091506001600160a01b03163314610b52576040516358ea1a2760e01b815260048101839052336024820152604401610359565b600180820154600160e01b900460ff166005811115610b7357610b7361174f565b14610ba6578181600101601c9054906101000a900460ff1660405163f2f5688360e01b8152600401610359929190611836565b60018101805460ff60e01b1916600160e21b179055805460408051600160a01b9092046001600160601b031680835290519091339185917f06f63d695245e4cf8f0b7aae0b8da95876a4b173ba8d0d4466cc83c357dda3a8919081900360200190a36103c53382610fdc565b5f6060805f5f5f6060610c2361111a565b610c2b61114a565b604080515f80825260208201909252600f60f81b9b939a50919850469750309650945092509050565b604080517fb39d955001e692d0d8600c7b75105108802d91d3f9bb8d5e25c4c0325ee915316020820152908101869052606081018590526080810184905260a0810183905260c081018290525f90610cc49060e00160405160208183030381529060405280519060200120611175565b9695505050505050565b610cd66111a7565b6106dd60017f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f005b906111e7565b5f818152600260205260408120906001820154600160e01b900460ff166005811115610d3157610d3161174f565b03610d5257604051634899e04360e01b815260048101839052602401610359565b919050565b60018201805460ff60e01b1916600560e01b17905581546040516001600160a01b03821691600160a01b90046001600160601b031690829086907f6666015e19a4db559a8ecdeefa2294b3a08c142000163f31d17bc2a9ee41bf1290610dc09085908890611836565b60405180910390a3610dd28282610fdc565b5050505050565b6106dd5f7f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f00610cfd565b5f81604051602001610e1591906119e5565b60405160208183030381529060405280519060200120905082600301548114610e68576003830154604051632cf4174160e01b815260048101869052602481019190915260448101829052606401610359565b50505050565b5f610e8188873560208901358888610c54565b90505f5f610ec48386868080601f0160208091040260200160405190810160405280939291908181526020018383808284375f920191909152506111ee92505050565b5090925090505f816003811115610edd57610edd61174f565b141580610efc5750886001600160a01b0316826001600160a01b031614155b15610f2c576040516330f3676560e21b8152600481018b90526001600160a01b0383166024820152604401610359565b604051639f8a13d760e01b81526001600160a01b038a811660048301527f00000000000000000000000000000000000000000000000000000000000000001690639f8a13d790602401602060405180830381865afa158015610f90573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190610fb49190611ace565b61088157604051636e28803960e01b81526001600160a01b038a166004820152602401610359565b5f826001600160a01b0316826040515f6040518083038185875af1925050503d805f8114611025576040519150601f19603f3d011682016040523d82523d5f602084013e61102a565b606091505b505090508061109e576001600160a01b0383165f908152600360205260408120805484929061105a908490611aed565b90915550506040518281526001600160a01b038416907f8af6e30690e4b192e05dc42baa9776cefda6c432838616c7f4f036bbab44917e9060200160405180910390a25b505050565b5f8281036110b357506001611113565b5f5b8381101561110e57826001600160a01b03168585838181106110d9576110d9611b0c565b90506020020160208101906110ee919061181b565b6001600160a01b031603611106576001915050611113565b6001016110b5565b505f90505b9392505050565b60606111457f0000000000000000000000000000000000000000000000000000000000000000611237565b905090565b60606111457f0000000000000000000000000000000000000000000000000000000000000000611237565b5f6111a1611181611274565b8360405161190160f01b8152600281019290925260228201526042902090565b92915050565b7f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f005c156106dd57604051633ee5aeb560e01b815260040160405180910390fd5b80825d5050565b5f5f5f8351604103611225576020840151604085015160608601515f1a6112178882858561139d565b955095509550505050611230565b505081515f91506002905b9250925092565b60605f61124383611465565b6040805160208082528183019092529192505f91906020820181803683375050509182525060208101929092525090565b5f306001600160a01b037f0000000000000000000000000000000000000000000000000000000000000000161480156112cc57507f000000000000000000000000000000000000000000000000000000000000000046145b156112f657507f000000000000000000000000000000000000000000000000000000000000000090565b611145604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201527f0000000000000000000000000000000000000000000000000000000000000000918101919091527f000000000000000000000000000000000000000000000000000000000000000060608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b5f80807f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a08411156113d657505f9150600390508261145b565b604080515f808252602082018084528a905260ff891692820192909252606081018790526080810186905260019060a0016020604051602081039080840390855afa158015611427573d5f5f3e3d5ffd5b5050604051601f1901519150506001600160a01b03811661145257505f92506001915082905061145b565b92505f91508190505b9450945094915050565b5f60ff8216601f8111156111a157604051632cd44ac360e21b815260040160405180910390fd5b5f6020828403121561149c575f5ffd5b5035919050565b5f60c082840312156114b3575f5ffd5b50919050565b5f5f604083850312156114ca575f5ffd5b82356001600160401b038111156114df575f5ffd5b6114eb858286016114a3565b95602094909401359450505050565b5f5f83601f84011261150a575f5ffd5b5081356001600160401b03811115611520575f5ffd5b602083019150836020828501011115611537575f5ffd5b9250929050565b5f5f5f5f5f5f5f5f5f5f60e08b8d031215611557575f5ffd5b8a35995060208b01356001600160401b03811115611573575f5ffd5b61157f8d828e016114a3565b99505060408b0135975060608b0135965060808b01356001600160401b038111156115a8575f5ffd5b6115b48d828e016114fa565b90975095505060a08b01356001600160401b038111156115d2575f5ffd5b6115de8d828e016114fa565b90955093505060c08b01356001600160401b038111156115fc575f5ffd5b6116088d828e016114fa565b915080935050809150509295989b9194979a5092959850565b6001600160a01b03811681146103cf575f5ffd5b5f5f5f60608486031215611647575f5ffd5b8335925060208401356001600160401b03811115611663575f5ffd5b61166f868287016114a3565b925050604084013561168081611621565b809150509250925092565b5f81518084528060208401602086015e5f602082860101526020601f19601f83011685010191505092915050565b60ff60f81b8816815260e060208201525f6116d760e083018961168b565b82810360408401526116e9818961168b565b606084018890526001600160a01b038716608085015260a0840186905283810360c0850152845180825260208087019350909101905f5b8181101561173e578351835260209384019390920191600101611720565b50909b9a5050505050505050505050565b634e487b7160e01b5f52602160045260245ffd5b6006811061177f57634e487b7160e01b5f52602160045260245ffd5b9052565b6001600160a01b0388811682526001600160601b0388166020830152861660408201526001600160401b038516606082015260e081016117c66080830186611763565b6001600160a01b039390931660a082015260c0015295945050505050565b5f5f5f5f5f60a086880312156117f8575f5ffd5b505083359560208501359550604085013594606081013594506080013592509050565b5f6020828403121561182b575f5ffd5b813561111381611621565b828152604081016111136020830184611763565b80356001600160401b0381168114610d52575f5ffd5b5f60208284031215611870575f5ffd5b6111138261184a565b81835281816020850137505f828201602090810191909152601f909101601f19169091010190565b5f5f8335601e198436030181126118b6575f5ffd5b83016020810192503590506001600160401b038111156118d4575f5ffd5b8060051b3603821315611537575f5ffd5b8183526020830192505f815f5b8481101561192357813561190581611621565b6001600160a01b0316865260209586019591909101906001016118f2565b5093949350505050565b8035825260208082013590830152604080820135908301525f606082013536839003601e1901811261195d575f5ffd5b82016020810190356001600160401b03811115611978575f5ffd5b803603821315611986575f5ffd5b60c0606086015261199b60c086018284611879565b9150506119ab60808401846118a1565b85830360808701526119be8382846118e5565b925050506119ce60a0840161184a565b6001600160401b03811660a0860152509392505050565b602081525f611113602083018461192d565b838152826020820152606060408201525f611a15606083018461192d565b95945050505050565b87815286602082015260a060408201525f611a3d60a083018789611879565b8281036060840152611a50818688611879565b9150506001600160601b038316608083015298975050505050505050565b5f5f8335601e19843603018112611a83575f5ffd5b8301803591506001600160401b03821115611a9c575f5ffd5b6020019150600581901b3603821315611537575f5ffd5b5f60208284031215611ac3575f5ffd5b815161111381611621565b5f60208284031215611ade575f5ffd5b81518015158114611113575f5ffd5b808201808211156111a157634e487b7160e01b5f52601160045260245ffd5b634e487b7160e01b5f52603260045260245ffdfea2646970667358221220f032997f32c8ac31c30969bbb972e9a1777544eaab0cb3fb227545a4f2e67a0b64736f6c634300081e0033" as const;
+export const taskMarketBytecode = "0x610180604052348015610010575f5ffd5b5060405161391538038061391583398101604081905261002f91610391565b816040518060400160405280601381526020017f436c6f6973746572205461736b4d61726b657400000000000000000000000000815250604051806040016040528060018152602001603160f81b81525061008f826101fc60201b60201c565b6101205261009c816101fc565b61014052815160208084019190912060e052815190820120610100524660a05261012860e05161010051604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201529081019290925260608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b60805250503060c0526001600160a01b03811661015f57604051631e4fbdf760e01b81525f60048201526024015b60405180910390fd5b61016881610239565b506001600160a01b038316610160526040805160a08101825261012c81526104b06020820152610e1091810191909152612a306060820152618ca060808201525f5b60058160ff1610156101e9576101d981838360ff16600581106101cf576101cf6103e6565b602002015161028a565b6101e28161040e565b90506101aa565b506101f382610326565b505050506104b7565b5f5f829050601f81511115610226578260405163305a27a960e01b8152600401610156919061042c565b805161023182610461565b179392505050565b600280546001600160a01b038381166001600160a01b0319831681179093556040519116919082907f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e0905f90a35050565b600860ff8316106102b35760405163643a2f0760e11b815260ff83166004820152602401610156565b5f6102c260ff84166018610487565b6102cd9060406104a4565b6005805462ffffff85811680851b91851b199092161790915560405190815290915060ff8416907ffb9367a3c7bd63dbc13a0c8efc2483f54e38180245619fb188caded5f561345b9060200160405180910390a2505050565b600580546001600160401b0319166001600160401b0383169081179091556040519081527f220efbd8f6c93920be23197ce1573d23453cbd17be61e2fea42b6083f4e371589060200160405180910390a150565b6001600160a01b038116811461038e575f5ffd5b50565b5f5f5f606084860312156103a3575f5ffd5b83516103ae8161037a565b60208501519093506103bf8161037a565b60408501519092506001600160401b03811681146103db575f5ffd5b809150509250925092565b634e487b7160e01b5f52603260045260245ffd5b634e487b7160e01b5f52601160045260245ffd5b5f60ff821660ff8103610423576104236103fa565b60010192915050565b602081525f82518060208401528060208501604085015e5f604082850101526040601f19601f83011684010191505092915050565b80516020808301519190811015610481575f198160200360031b1b821691505b50919050565b808202811582820484141761049e5761049e6103fa565b92915050565b8082018082111561049e5761049e6103fa565b60805160a05160c05160e051610100516101205161014051610160516133e761052e5f395f81816103190152818161084d01528181611826015281816119c3015261255501525f6121dc01525f6121ac01525f6126cb01525f6126a301525f6125fe01525f61262801525f61265201526133e75ff3fe608060405260043610610147575f3560e01c80637b103999116100b35780639ae99f561161006d5780639ae99f561461047a578063a82293c114610499578063c7334bb3146104b8578063cb25ffcb146104de578063d515a381146104fd578063f2fde38b1461051c575f5ffd5b80637b1039991461030857806384b0196e146103535780638d9776721461037a5780638da5cb5b146103a557806390b3d335146103c2578063967b82cf146103e1575f5ffd5b80632d62b3d9116101045780632d62b3d91461023d578063366cf1641461025c5780633c53ee9a1461028f57806351cff8d9146102ae5780635eb74bd6146102cd578063715018a6146102f4575f5ffd5b8063080e8ea51461014b5780630cc6d9bf146101605780631e32a94f1461018657806326c6bee1146101a55780632761135f146101d457806328079e4a14610207575b5f5ffd5b61015e610159366004612889565b61053b565b005b61017361016e3660046128df565b610bb4565b6040519081526020015b60405180910390f35b348015610191575f5ffd5b5061015e6101a0366004612939565b610fc0565b3480156101b0575f5ffd5b506101c46101bf366004612977565b610fd6565b60405161017d94939291906129c2565b3480156101df575f5ffd5b506101f36101ee3660046129f5565b611022565b60405162ffffff909116815260200161017d565b348015610212575f5ffd5b50610173610221366004612a10565b600660209081525f928352604080842090915290825290205481565b348015610248575f5ffd5b5061015e610257366004612a3c565b611041565b348015610267575f5ffd5b506101737fb39d955001e692d0d8600c7b75105108802d91d3f9bb8d5e25c4c0325ee9153181565b34801561029a575f5ffd5b5061015e6102a9366004612a8f565b6111ca565b3480156102b9575f5ffd5b5061015e6102c8366004612ae2565b61149e565b3480156102d8575f5ffd5b506005546040516001600160401b03909116815260200161017d565b3480156102ff575f5ffd5b5061015e61160b565b348015610313575f5ffd5b5061033b7f000000000000000000000000000000000000000000000000000000000000000081565b6040516001600160a01b03909116815260200161017d565b34801561035e575f5ffd5b5061036761161e565b60405161017d9796959493929190612b2b565b348015610385575f5ffd5b50610173610394366004612977565b60036020525f908152604090205481565b3480156103b0575f5ffd5b506002546001600160a01b031661033b565b3480156103cd575f5ffd5b5061015e6103dc366004612bc1565b611660565b3480156103ec575f5ffd5b506104446103fb366004612a10565b600460209081525f92835260408084209091529082529020546001600160601b0381169063ffffffff600160601b8204811691600160801b8104821691600160a01b9091041684565b604080516001600160601b03909516855263ffffffff93841660208601529183169184019190915216606082015260800161017d565b348015610485575f5ffd5b5061015e610494366004612a10565b611805565b3480156104a4575f5ffd5b5061015e6104b3366004612c9b565b611991565b3480156104c3575f5ffd5b506104cc600881565b60405160ff909116815260200161017d565b3480156104e9575f5ffd5b5061015e6104f8366004612cc1565b6119a2565b348015610508575f5ffd5b50610173610517366004612cfd565b611bee565b348015610527575f5ffd5b5061015e610536366004612ae2565b611c68565b5f61054584611ca2565b9050600161055282611cd9565b60058111156105635761056361298e565b14610596578361057282611cd9565b60405163f2f5688360e01b815260040161058d929190612d34565b60405180910390fd5b5f836040516020016105a89190612ff5565b6040516020818303038152906040528051906020012090506105d18166ffffffffffffff191690565b66ffffffffffffff198316146105fc576040516257d5b560e31b81526004810186905260240161058d565b61061261060c60e0860186613007565b85611cef565b61064157604051638da31a6b60e01b8152600481018690526001600160a01b038416602482015260440161058d565b6001600160a01b0383165f90815260046020908152604080832091839161066d91908901908901612ae2565b6001600160a01b0316815260208082019290925260409081015f908120825160808101845290546001600160601b038116825263ffffffff600160601b8204811695830195909552600160801b8104851693820193909352600160a01b90920490921660608201819052909250900361071d57836106f16040870160208801612ae2565b6040516302b2cbd960e61b81526001600160a01b0392831660048201529116602482015260440161058d565b61072d606086016040870161304c565b6001600160601b0316815f01516001600160601b0316111561078757805161075b606087016040880161304c565b6040516372d600d960e11b81526001600160601b0392831660048201529116602482015260440161058d565b61079961012086016101008701613067565b63ffffffff16816020015163ffffffff1610806107d657506107c361014086016101208701613067565b63ffffffff16816040015163ffffffff16105b8061080157506107ee61016086016101408701613067565b63ffffffff16816060015163ffffffff16105b1561082a576040516311139e8f60e31b81526001600160a01b038516600482015260240161058d565b604051635441265960e01b81526001600160a01b0385811660048301525f9182917f000000000000000000000000000000000000000000000000000000000000000016906354412659906024016040805180830381865afa158015610891573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906108b59190613082565b90925090506001600160a01b0382166108ec57604051636e28803960e01b81526001600160a01b038716600482015260240161058d565b6001600160a01b0382163314610926576040516309a1f45d60e31b81526001600160a01b038716600482015233602482015260440161058d565b600160ff82161b61093f61018089016101608a016129f5565b60ff16165f03610982578061095c61018089016101608a016129f5565b604051635820ce0360e01b815260ff92831660048201529116602482015260440161058d565b6005545f6109a18261099c6101a08c016101808d016129f5565b611d66565b9050805f036109db576109bc6101a08a016101808b016129f5565b60405163643a2f0760e11b815260ff909116600482015260240161058d565b816001600160401b03163414610a15576040516305897f0960e01b81526001600160401b038316600482015234602482015260440161058d565b5f610a286101c08b016101a08c016130af565b610a369061ffff16836130dc565b610a4090426130f3565b90505f610a4d8960081c90565b610a58906001613106565b90505f60405180608001604052808c6001600160a01b03168152602001886001600160a01b03168152602001895f01516001600160601b03168152602001346001600160601b03168152509050610b228982604051602001610b0392919091825280516001600160a01b03908116602080850191909152820151166040808401919091528101516001600160601b039081166060808501919091529091015116608082015260a00190565b6040516020818303038152906040528051906020012084846002611da2565b5f8e815260036020908152604091829020929092558951815160ff861681526001600160601b039182169381019390935234169082015264ffffffffff841660608201526001600160a01b0380891691908d16908f907ffd8346169b0dc7c668193b252503789cd419476c7fa3f6a94938a06407caf51e9060800160405180910390a450505050505050505050505050565b5f610bbd611de4565b6040805146602082015230918101919091523360608201526080810183905260a00160408051601f19818403018152919052805160209182012091503390610c0790850185612ae2565b6001600160a01b031614610c5e576040516357b234a760e11b815260206004820152601c60248201527f726571756573746572206d757374206265207468652073656e64657200000000604482015260640161058d565b610c6e606084016040850161304c565b6001600160601b03165f03610c965760405163769cabf160e01b815260040160405180910390fd5b610ca86101e084016101c085016129f5565b60ff165f03610cfa576040516357b234a760e11b815260206004820152601e60248201527f6d6178417474656d707473206d757374206265206174206c6561737420310000604482015260640161058d565b610d0c6101c084016101a085016130af565b61ffff165f03610d6b576040516357b234a760e11b815260206004820152602360248201527f646561646c696e654d756c7469706c65206d757374206265206174206c65617360448201526274203160e81b606482015260840161058d565b610d7d610180840161016085016129f5565b60ff161580610da057506007610d9b610180850161016086016129f5565b60ff16115b15610e05576040516357b234a760e11b815260206004820152602e60248201527f7465655479706573206d7573742062652061206e6f6e2d656d707479206d617360448201526d359037b3103134ba39901817171960911b606482015260840161058d565b6008610e196101a0850161018086016129f5565b60ff1610610e33576109bc6101a0840161018085016129f5565b5f80610e456040860160208701612ae2565b6001600160a01b031614610e59575f610e69565b610e69606085016040860161304c565b6001600160601b03169050803414610e9d57604051638f8e07ed60e01b81526004810182905234602482015260440161058d565b5f8281526003602052604090205415610ecc576040516342e1a1c960e11b81526004810183905260240161058d565b5f84604051602001610ede9190612ff5565b604051602081830303815290604052805190602001209050610f03815f5f6001611da2565b5f84815260036020526040908190209190915551339084907f5e78fc56dbf57c0432b471037dae27a7623710e70d2587bb98b1822336e500c290610f4a9085908a9061311f565b60405180910390a35f610f636040870160208801612ae2565b6001600160a01b031614610fb057610fb03330610f866060890160408a0161304c565b6001600160601b0316610f9f60408a0160208b01612ae2565b6001600160a01b0316929190611e19565b5050610fba611e55565b92915050565b610fc8611e7f565b610fd28282611eac565b5050565b5f81815260036020526040812054819081908190610ff381611cd9565b610ffd8260081c90565b6110078360101c90565b66ffffffffffffff1984169450945094509450509193509193565b5f600860ff83161061103557505f919050565b610fba60055483611d66565b611049611de4565b5f61105383611ca2565b9050600161106082611cd9565b60058111156110715761107161298e565b14611080578261057282611cd9565b6110b7826040516020016110949190612ff5565b6040516020818303038152906040528051906020012066ffffffffffffff191690565b66ffffffffffffff198216146110e2576040516257d5b560e31b81526004810184905260240161058d565b336110f06020840184612ae2565b6001600160a01b031614611120576040516358ea1a2760e01b81526004810184905233602482015260440161058d565b61112b816004611f48565b5f848152600360205260409081902091909155339084907f06f63d695245e4cf8f0b7aae0b8da95876a4b173ba8d0d4466cc83c357dda3a890611174906060870190870161304c565b6040516001600160601b03909116815260200160405180910390a36111c16111a26040840160208501612ae2565b336111b3606086016040870161304c565b6001600160601b0316611f69565b50610fd2611e55565b6111d2611de4565b5f6111de848484612086565b90506111ea8160101c90565b64ffffffffff16421161123157836112028260101c90565b604051637d1a6a5160e01b8152600481019290925264ffffffffff16602482015242604482015260640161058d565b5f61123c8260081c90565b90506112506101e085016101c086016129f5565b60ff168160ff16101561134457611290846040516020016112719190612ff5565b604051602081830303815290604052805190602001205f836001611da2565b5f86815260036020908152604091829020929092556112b491908501908501612ae2565b6001600160a01b03166112ca6020850185612ae2565b6001600160a01b0316867fe35dcedd9b4448ede44b9534a483bb76da7843ecb619f832450a90f80cf916ff846113066080890160608a0161304c565b8960405161131693929190613137565b60405180910390a461133f5f61132f6020870187612ae2565b6111b3608087016060880161304c565b61148f565b61134f826005611f48565b5f8681526003602090815260409091209190915561136f90850185612ae2565b6001600160a01b0316857f2538d56a8bda967e26f74c48b164e6b4a31de062a5359d42cbad94b4c5ee9d0a6113aa606088016040890161304c565b6113ba608088016060890161304c565b604080516001600160601b0393841681529290911660208301520160405180910390a35f6113ee6040860160208701612ae2565b6001600160a01b03160361144e5761133f5f61140d6020870187612ae2565b61141d608087016060880161304c565b6001600160601b03166114366060890160408a0161304c565b6001600160601b031661144991906130f3565b611f69565b61147e6114616040860160208701612ae2565b61146e6020870187612ae2565b6111b3606088016040890161304c565b61148f5f61132f6020870187612ae2565b5050611499611e55565b505050565b6114a6611de4565b6001600160a01b0381165f908152600660209081526040808320338452909152812054908190036114fb57604051635623329f60e11b81526001600160a01b038316600482015233602482015260440161058d565b6001600160a01b0382165f8181526006602090815260408083203380855290835281842093909355518481529192917fd1c19fbcd4551a5edfb66d43d2e337c04837afda3482b42bdf569a8fccdae5fb910160405180910390a35f6001600160a01b0383166115b157604051339083905f81818185875af1925050503d805f81146115a1576040519150601f19603f3d011682016040523d82523d5f602084013e6115a6565b606091505b5050809150506115c8565b6115c56001600160a01b038416338461213f565b90505b806115fe576040516314f597c760e21b81526001600160a01b03841660048201523360248201526044810183905260640161058d565b5050611608611e55565b50565b611613611e7f565b61161c5f612154565b565b5f6060805f5f5f606061162f6121a5565b6116376121d5565b604080515f80825260208201909252600f60f81b9b939a50919850469750309650945092509050565b611668611de4565b61167c868686863560208801358787612200565b61168c6040850160208601612ae2565b6001600160a01b03166116a26020860186612ae2565b6001600160a01b0316877f48fd4df235ce3bf760695d9e2151f2689d6c083b56bfb6a12dc7730da69af5ea863560208801356116e160408a018a61316a565b6116ee60608c018c61316a565b8d6040016020810190611701919061304c565b60405161171497969594939291906131ac565b60405180910390a45f61172d6040870160208801612ae2565b6001600160a01b0316036117645761175f5f61174f6040870160208801612ae2565b61141d608088016060890161304c565b6117ab565b6117876117776040870160208801612ae2565b61146e6040870160208801612ae2565b6117ab5f61179b6040870160208801612ae2565b6111b3608088016060890161304c565b6117f56117be6040870160208801612ae2565b6117cb6020880188612ae2565b6117db606088016040890161304c565b6117eb60608a0160408b0161304c565b6111b391906131fc565b6117fd611e55565b505050505050565b60405163636f35d360e01b81526001600160a01b03838116600483015233917f00000000000000000000000000000000000000000000000000000000000000009091169063636f35d390602401602060405180830381865afa15801561186d573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190611891919061321b565b6001600160a01b0316146118c9576040516309a1f45d60e31b81526001600160a01b038316600482015233602482015260440161058d565b6001600160a01b038281165f908152600460209081526040808320938516835292905290812054600160a01b900463ffffffff16900361192f576040516302b2cbd960e61b81526001600160a01b0380841660048301528216602482015260440161058d565b6001600160a01b038083165f8181526004602090815260408083209486168084529490915280822080546001600160c01b031916905551339392917fc1518df1c18bd5c17ff4e1cef92c5a65239c63066df29159e7b466941a37e7e291a45050565b611999611e7f565b611608816122a1565b604051633ce65dc160e21b81526001600160a01b0384811660048301525f917f00000000000000000000000000000000000000000000000000000000000000009091169063f399770490602401602060405180830381865afa158015611a0a573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190611a2e919061321b565b90506001600160a01b038116611a6257604051636e28803960e01b81526001600160a01b038516600482015260240161058d565b6001600160a01b0381163314611a9c576040516309a1f45d60e31b81526001600160a01b038516600482015233602482015260440161058d565b611aac6080830160608401613067565b63ffffffff165f03611b0f5760405163dc489cd360e01b815260206004820152602560248201527f6d61784475726174696f6e206d757374206265206174206c65617374203120736044820152641958dbdb9960da1b606482015260840161058d565b6001600160a01b038085165f9081526004602090815260408083209387168352929052208290611b3f8282613236565b503390506001600160a01b038481169086167f3df1b9a4d4b4e3d86c22f189afcb82a808684680c18505e754870b0c54aeda48611b7f602087018761304c565b611b8f6040880160208901613067565b611b9f6060890160408a01613067565b611baf60808a0160608b01613067565b604080516001600160601b03909516855263ffffffff93841660208601529183169184019190915216606082015260800160405180910390a450505050565b604080517fb39d955001e692d0d8600c7b75105108802d91d3f9bb8d5e25c4c0325ee915316020820152908101869052606081018590526080810184905260a0810183905260c081018290525f90611c5e9060e001604051602081830303815290604052805190602001206122f6565b9695505050505050565b611c70611e7f565b6001600160a01b038116611c9957604051631e4fbdf760e01b81525f600482015260240161058d565b61160881612154565b5f8181526003602052604081205490819003611cd457604051634899e04360e01b81526004810183905260240161058d565b919050565b5f8160ff166005811115610fba57610fba61298e565b5f828103611cff57506001611d5f565b5f5b83811015611d5a57826001600160a01b0316858583818110611d2557611d256132fb565b9050602002016020810190611d3a9190612ae2565b6001600160a01b031603611d52576001915050611d5f565b600101611d01565b505f90505b9392505050565b5f600860ff831610611d7957505f610fba565b611d8760ff831660186130dc565b611d929060406130f3565b83901c62ffffff16905092915050565b5f816005811115611db557611db561298e565b66ffffffffffffff19861666ffffffffff0000601087901b161761ff00600886901b1617179050949350505050565b611dec612322565b61161c60017f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f005b90612362565b611e27848484846001612369565b611e4f57604051635274afe760e01b81526001600160a01b038516600482015260240161058d565b50505050565b61161c5f7f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f00611e13565b6002546001600160a01b0316331461161c5760405163118cdaa760e01b815233600482015260240161058d565b600860ff831610611ed55760405163643a2f0760e11b815260ff8316600482015260240161058d565b5f611ee460ff841660186130dc565b611eef9060406130f3565b6005805462ffffff85811680851b91851b199092161790915560405190815290915060ff8416907ffb9367a3c7bd63dbc13a0c8efc2483f54e38180245619fb188caded5f561345b9060200160405180910390a2505050565b5f816005811115611f5b57611f5b61298e565b60ff19841617905092915050565b805f03611f7557505050565b5f6001600160a01b038416611fda576040516001600160a01b0384169083905f81818185875af1925050503d805f8114611fca576040519150601f19603f3d011682016040523d82523d5f602084013e611fcf565b606091505b505080915050611ff1565b611fee6001600160a01b038516848461213f565b90505b80611e4f576001600160a01b038085165f9081526006602090815260408083209387168352929052908120805484929061202c9084906130f3565b92505081905550826001600160a01b0316846001600160a01b03167f5a0c3591c2e548638f5c88b63a0f9a9ff4b5f1c634efd01311827381fd8c66038460405161207891815260200190565b60405180910390a350505050565b5f61209084611ca2565b9050600261209d82611cd9565b60058111156120ae576120ae61298e565b146120d857836120bd82611cd9565b60405163e825da4360e01b815260040161058d929190612d34565b612114836040516020016120ec9190612ff5565b604051602081830303815290604052805190602001208360405160200161109492919061330f565b66ffffffffffffff19821614611d5f576040516257d5b560e31b81526004810185905260240161058d565b5f61214c8484845f6123d6565b949350505050565b600280546001600160a01b038381166001600160a01b0319831681179093556040519116919082907f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e0905f90a35050565b60606121d07f0000000000000000000000000000000000000000000000000000000000000000612438565b905090565b60606121d07f0000000000000000000000000000000000000000000000000000000000000000612438565b5f61220c888888612086565b90506122188160101c90565b64ffffffffff1642111561226057876122318260101c90565b604051630112f51160e51b8152600481019290925264ffffffffff16602482015242604482015260640161058d565b61227b886122716020890189612ae2565b8988888888612475565b612286816003611f48565b5f988952600360205260409098209790975550505050505050565b6005805467ffffffffffffffff19166001600160401b0383169081179091556040519081527f220efbd8f6c93920be23197ce1573d23453cbd17be61e2fea42b6083f4e371589060200160405180910390a150565b5f610fba6123026125f2565b8360405161190160f01b8152600281019290925260228201526042902090565b7f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f005c1561161c57604051633ee5aeb560e01b815260040160405180910390fd5b80825d5050565b6040516323b872dd60e01b5f8181526001600160a01b038781166004528616602452604485905291602083606481808c5af1925060015f511483166123c55783831516156123b9573d5f823e3d81fd5b5f883b113d1516831692505b604052505f60605295945050505050565b60405163a9059cbb60e01b5f8181526001600160a01b038616600452602485905291602083604481808b5af1925060015f5114831661242c578383151615612420573d5f823e3d81fd5b5f873b113d1516831692505b60405250949350505050565b60605f6124448361271b565b6040805160208082528183019092529192505f91906020820181803683375050509182525060208101929092525090565b5f61248b88876060013588608001358888611bee565b90505f5f6124ce8386868080601f0160208091040260200160405190810160405280939291908181526020018383808284375f9201919091525061274292505050565b5090925090505f8160038111156124e7576124e761298e565b1415806125065750886001600160a01b0316826001600160a01b031614155b15612536576040516330f3676560e21b8152600481018b90526001600160a01b038316602482015260440161058d565b604051639f8a13d760e01b81526001600160a01b038a811660048301527f00000000000000000000000000000000000000000000000000000000000000001690639f8a13d790602401602060405180830381865afa15801561259a573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906125be9190613392565b6125e657604051636e28803960e01b81526001600160a01b038a16600482015260240161058d565b50505050505050505050565b5f306001600160a01b037f00000000000000000000000000000000000000000000000000000000000000001614801561264a57507f000000000000000000000000000000000000000000000000000000000000000046145b1561267457507f000000000000000000000000000000000000000000000000000000000000000090565b6121d0604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201527f0000000000000000000000000000000000000000000000000000000000000000918101919091527f000000000000000000000000000000000000000000000000000000000000000060608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b5f60ff8216601f811115610fba57604051632cd44ac360e21b815260040160405180910390fd5b5f5f5f8351604103612779576020840151604085015160608601515f1a61276b8882858561278b565b955095509550505050612784565b505081515f91506002905b9250925092565b5f80807f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a08411156127c457505f91506003905082612849565b604080515f808252602082018084528a905260ff891692820192909252606081018790526080810186905260019060a0016020604051602081039080840390855afa158015612815573d5f5f3e3d5ffd5b5050604051601f1901519150506001600160a01b03811661284057505f925060019150829050612849565b92505f91508190505b9450945094915050565b5f6101e08284031215612864575f5ffd5b50919050565b6001600160a01b0381168114611608575f5ffd5b8035611cd48161286a565b5f5f5f6060848603121561289b575f5ffd5b8335925060208401356001600160401b038111156128b7575f5ffd5b6128c386828701612853565b92505060408401356128d48161286a565b809150509250925092565b5f5f604083850312156128f0575f5ffd5b82356001600160401b03811115612905575f5ffd5b61291185828601612853565b95602094909401359450505050565b60ff81168114611608575f5ffd5b8035611cd481612920565b5f5f6040838503121561294a575f5ffd5b823561295581612920565b9150602083013562ffffff8116811461296c575f5ffd5b809150509250929050565b5f60208284031215612987575f5ffd5b5035919050565b634e487b7160e01b5f52602160045260245ffd5b600681106129be57634e487b7160e01b5f52602160045260245ffd5b9052565b608081016129d082876129a2565b60ff8516602083015264ffffffffff8416604083015282606083015295945050505050565b5f60208284031215612a05575f5ffd5b8135611d5f81612920565b5f5f60408385031215612a21575f5ffd5b8235612a2c8161286a565b9150602083013561296c8161286a565b5f5f60408385031215612a4d575f5ffd5b8235915060208301356001600160401b03811115612a69575f5ffd5b612a7585828601612853565b9150509250929050565b5f60808284031215612864575f5ffd5b5f5f5f60c08486031215612aa1575f5ffd5b8335925060208401356001600160401b03811115612abd575f5ffd5b612ac986828701612853565b925050612ad98560408601612a7f565b90509250925092565b5f60208284031215612af2575f5ffd5b8135611d5f8161286a565b5f81518084528060208401602086015e5f602082860101526020601f19601f83011685010191505092915050565b60ff60f81b8816815260e060208201525f612b4960e0830189612afd565b8281036040840152612b5b8189612afd565b606084018890526001600160a01b038716608085015260a0840186905283810360c0850152845180825260208087019350909101905f5b81811015612bb0578351835260209384019390920191600101612b92565b50909b9a5050505050505050505050565b5f5f5f5f5f5f6101008789031215612bd7575f5ffd5b8635955060208701356001600160401b03811115612bf3575f5ffd5b612bff89828a01612853565b955050612c0f8860408901612a7f565b935060c08701356001600160401b03811115612c29575f5ffd5b612c3589828a01612a7f565b93505060e08701356001600160401b03811115612c50575f5ffd5b8701601f81018913612c60575f5ffd5b80356001600160401b03811115612c75575f5ffd5b896020828401011115612c86575f5ffd5b60208201935080925050509295509295509295565b5f60208284031215612cab575f5ffd5b81356001600160401b0381168114611d5f575f5ffd5b5f5f5f60c08486031215612cd3575f5ffd5b8335612cde8161286a565b92506020840135612cee8161286a565b9150612ad98560408601612a7f565b5f5f5f5f5f60a08688031215612d11575f5ffd5b505083359560208501359550604085013594606081013594506080013592509050565b82815260408101611d5f60208301846129a2565b6001600160601b0381168114611608575f5ffd5b8035611cd481612d48565b5f5f8335601e19843603018112612d7c575f5ffd5b83016020810192503590506001600160401b03811115612d9a575f5ffd5b803603821315612da8575f5ffd5b9250929050565b81835281816020850137505f828201602090810191909152601f909101601f19169091010190565b5f5f8335601e19843603018112612dec575f5ffd5b83016020810192503590506001600160401b03811115612e0a575f5ffd5b8060051b3603821315612da8575f5ffd5b8183526020830192505f815f5b84811015612e59578135612e3b8161286a565b6001600160a01b031686526020958601959190910190600101612e28565b5093949350505050565b63ffffffff81168114611608575f5ffd5b8035611cd481612e63565b803561ffff81168114611cd4575f5ffd5b612eaa82612e9d8361287e565b6001600160a01b03169052565b5f612eb76020830161287e565b6001600160a01b03166020840152612ed160408301612d5c565b6001600160601b03166040840152606082810135908401526080808301359084015260a08083013590840152612f0a60c0830183612d67565b6101e060c0860152612f216101e086018284612daf565b915050612f3160e0840184612dd7565b85830360e0870152612f44838284612e1b565b92505050612f556101008401612e74565b63ffffffff16610100850152612f6e6101208401612e74565b63ffffffff16610120850152612f876101408401612e74565b63ffffffff16610140850152612fa0610160840161292e565b60ff16610160850152612fb6610180840161292e565b60ff16610180850152612fcc6101a08401612e7f565b61ffff166101a0850152612fe36101c0840161292e565b60ff81166101c0860152509392505050565b602081525f611d5f6020830184612e90565b5f5f8335601e1984360301811261301c575f5ffd5b8301803591506001600160401b03821115613035575f5ffd5b6020019150600581901b3603821315612da8575f5ffd5b5f6020828403121561305c575f5ffd5b8135611d5f81612d48565b5f60208284031215613077575f5ffd5b8135611d5f81612e63565b5f5f60408385031215613093575f5ffd5b825161309e8161286a565b602084015190925061296c81612920565b5f602082840312156130bf575f5ffd5b611d5f82612e7f565b634e487b7160e01b5f52601160045260245ffd5b8082028115828204841417610fba57610fba6130c8565b80820180821115610fba57610fba6130c8565b60ff8181168382160190811115610fba57610fba6130c8565b828152604060208201525f61214c6040830184612e90565b60ff841681526001600160601b0383166020820152606060408201525f6131616060830184612e90565b95945050505050565b5f5f8335601e1984360301811261317f575f5ffd5b8301803591506001600160401b03821115613198575f5ffd5b602001915036819003821315612da8575f5ffd5b87815286602082015260a060408201525f6131cb60a083018789612daf565b82810360608401526131de818688612daf565b9150506001600160601b038316608083015298975050505050505050565b6001600160601b038281168282160390811115610fba57610fba6130c8565b5f6020828403121561322b575f5ffd5b8151611d5f8161286a565b813561324181612d48565b6001600160601b03811690508154816001600160601b03198216178355602084013561326c81612e63565b63ffffffff60601b60609190911b166fffffffffffffffffffffffffffffffff19821683178117845560408501356132a381612e63565b6001600160a01b0319929092169092179190911760809190911b63ffffffff60801b161781555f60608301356132d881612e63565b825463ffffffff60a01b191660a09190911b63ffffffff60a01b16179091555050565b634e487b7160e01b5f52603260045260245ffd5b82815260a0810182356133218161286a565b6001600160a01b031660208381019190915283013561333f8161286a565b6001600160a01b031660408381019190915283013561335d81612d48565b6001600160601b038116606084015250606083013561337b81612d48565b6001600160601b0381166080840152509392505050565b5f602082840312156133a2575f5ffd5b81518015158114611d5f575f5ffdfea26469706673582212208d17f88c87d56efb3b2e738e9d5182fda016c5acc465b683c3a7447210c6edf964736f6c634300081e0033" as const;

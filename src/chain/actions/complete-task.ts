@@ -1,5 +1,5 @@
 import type { Address, Hex } from "viem";
-import type { TaskSpec } from "../../protocol/task.ts";
+import type { Assignment, TaskSpec } from "../../protocol/task.ts";
 import { taskMarketAbi } from "../abi/TaskMarket.ts";
 import type { WriterClient } from "../clients.ts";
 import { sendContractTransaction, type TxResult } from "./send-transaction.ts";
@@ -7,6 +7,8 @@ import { sendContractTransaction, type TxResult } from "./send-transaction.ts";
 export interface CompleteTaskParams {
   taskId: bigint;
   spec: TaskSpec;
+  /** From the TaskAccepted event of the current attempt. */
+  assignment: Assignment;
   outputDigest: Hex;
   provenanceDigest: Hex;
   outputCid: string;
@@ -15,22 +17,15 @@ export interface CompleteTaskParams {
   signature: Hex;
 }
 
-/** Relays an enclave's completion proof; the reward goes to the operator who accepted, whoever sends it. */
+/** Relays an enclave's completion proof; the operator who accepted is paid, whoever sends it. */
 export function completeTask(client: WriterClient, market: Address, params: CompleteTaskParams): Promise<TxResult> {
+  const { outputDigest, provenanceDigest, outputCid, provenanceCid } = params;
   return sendContractTransaction(client, "completeTask", async () => {
     const { request } = await client.simulateContract({
       address: market,
       abi: taskMarketAbi,
       functionName: "completeTask",
-      args: [
-        params.taskId,
-        params.spec,
-        params.outputDigest,
-        params.provenanceDigest,
-        params.outputCid,
-        params.provenanceCid,
-        params.signature,
-      ],
+      args: [params.taskId, params.spec, params.assignment, { outputDigest, provenanceDigest, outputCid, provenanceCid }, params.signature],
     });
     return client.writeContract(request);
   });

@@ -6,27 +6,26 @@ import { taskMarketAbi } from "../abi/TaskMarket.ts";
 export const taskStatuses = ["None", "Open", "Accepted", "Completed", "Cancelled", "Refunded"] as const;
 export type TaskStatus = (typeof taskStatuses)[number];
 
+/** What the market stores of a task; the spec and assignment are in its events. */
 export interface TaskRecord {
   taskId: bigint;
   status: TaskStatus;
-  requester: Address;
-  /** Escrowed reward in wei; kept as a record after payment. */
-  reward: bigint;
-  /** Zero address until accepted. */
-  enclave: Address;
-  operator: Address;
+  /** Attempts accepted so far. */
+  attempt: number;
+  /** The current attempt's deadline (unix seconds), 0 while open. */
   deadline: bigint;
-  specHash: Hex;
+  /** taskCommitment(spec) while open, taskCommitment(spec, assignment) once accepted. */
+  commitment: Hex;
 }
 
 export async function readTask(client: Client, market: Address, taskId: bigint): Promise<TaskRecord> {
-  const [requester, reward, enclave, deadline, status, operator, specHash] = await readContract(client, {
+  const [status, attempt, deadline, commitment] = await readContract(client, {
     address: market,
     abi: taskMarketAbi,
-    functionName: "tasks",
+    functionName: "taskState",
     args: [taskId],
   });
   const statusName = taskStatuses[status];
   if (statusName === undefined) throw new RangeError(`market returned unknown task status ${status} for task ${taskId}`);
-  return { taskId, status: statusName, requester, reward, enclave, operator, deadline, specHash };
+  return { taskId, status: statusName, attempt, deadline: BigInt(deadline), commitment };
 }

@@ -1,15 +1,16 @@
-import type { Address } from "viem";
+import { zeroAddress, type Address } from "viem";
 import { taskMarketAbi } from "../abi/TaskMarket.ts";
 import type { WriterClient } from "../clients.ts";
 import { sendContractTransaction, type TxResult } from "./send-transaction.ts";
 
-/** Claims payments the market could not push to the client's account (see TaskMarket.owed). */
-export function withdrawPayment(client: WriterClient, market: Address): Promise<TxResult> {
+/** Claims payments in `token` (zero address: native) the market could not push to the client's account (TaskMarket.owed). */
+export function withdrawPayment(client: WriterClient, market: Address, token: Address = zeroAddress): Promise<TxResult> {
   return sendContractTransaction(client, "withdraw", async () => {
     const { request } = await client.simulateContract({
       address: market,
       abi: taskMarketAbi,
       functionName: "withdraw",
+      args: [token],
     });
     return client.writeContract(request);
   });
