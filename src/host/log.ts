@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 export type HostEvent =
   | { type: "enclave-ready"; signer: string; measurement: string; simulated: boolean; teeType: string }
   | { type: "enclave-registered"; signer: string; evidenceCid: string; expiry: string; transactionHash: string }
+  | { type: "offer-posted"; signer: string; token: string; price: string; transactionHash: string }
   | { type: "task-seen"; taskId: string }
   | { type: "task-skipped"; taskId: string; reason: string }
   | { type: "task-accepted"; taskId: string; transactionHash: string; gasUsed: string }

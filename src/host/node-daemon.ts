@@ -1,16 +1,21 @@
 /**
  * The node daemon (untrusted host): gets its enclave attested and registered,
+ * posts its offers,
  * then watches the market for tasks its enclave may run and relays them.
  */
 import { join } from "node:path";
-import type { Address, Hex } from "viem";
+import { zeroAddress, type Address, type Hex } from "viem";
 import { encodeEvidence } from "../attestation/evidence-codec.ts";
+import { postOffer, type PostOfferParams } from "../chain/actions/offers.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import type { EnclaveClient } from "../enclave/client.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { Checkpoint } from "./checkpoint.ts";
+import { startNodeHttpServer, type NodeHealth, type NodeHttpServer } from "./http-server.ts";
 import { createLimiter } from "./limiter.ts";
 import { fileHostLog, type HostEvent, type HostLog } from "./log.ts";
+import { meteredLog, NodeMetrics } from "./metrics.ts";
+import { isTransientError } from "./retry.ts";
 import { handleTask } from "./task-handler.ts";
 import { watchSubmittedTasks } from "./task-watcher.ts";
 
@@ -33,17 +38,47 @@ export interface NodeDaemonOptions {
   /** Tasks run at once (default 4). */
   concurrency?: number;
   onEvent?: (event: HostEvent) => void;
+  /** What the node offers its enclave for, per payment token (default: defaultNodeOffer in native currency). */
+  offers?: NodeOffer[];
+  /** Serve GET /healthz and GET /metrics (on 127.0.0.1 unless `host` says otherwise; port 0 picks one). */
+  http?: { port: number; host?: string; crawlStaleAfterMs?: number };
 }
+
+/** An offer the node posts for its enclave at start (postOffer); price in `token` units. */
+export type NodeOffer = Omit<PostOfferParams, "enclave">;
+
+/** 0.001 ether per task, one core, 1 GiB, up to 10 minutes of execution. */
+export const defaultNodeOffer: NodeOffer = { token: zeroAddress, price: 10n ** 15n, cpuMillis: 1000, memoryMb: 1024, maxDuration: 600 };
+
+/** How long the crawler may fail before /healthz answers 503 (default). */
+const defaultCrawlStaleAfterMs = 30_000;
 
 export class NodeDaemon {
   readonly #options: NodeDaemonOptions;
   readonly log: HostLog;
+  readonly metrics = new NodeMetrics();
   #watcher: { stop(): Promise<void> } | undefined;
   #evidenceCid: string | undefined;
+  /** Aborts the handlers' retries on stop. */
+  readonly #shutdown = new AbortController();
+  #http: NodeHttpServer | undefined;
+  #watchingSince: number | undefined;
+  #lastCrawl: { at: number; block: bigint } | undefined;
+  #lastCrawlError: string | undefined;
+  #enclaveExit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
   constructor(options: NodeDaemonOptions) {
     this.#options = options;
-    this.log = fileHostLog(join(options.dataDir, "host.log"), options.onEvent);
+    this.log = meteredLog(fileHostLog(join(options.dataDir, "host.log"), options.onEvent), this.metrics);
+    void options.enclave.exited.then((exit) => {
+      this.#enclaveExit = exit;
+      this.metrics.enclaveUp.set(0);
+    });
+  }
+
+  /** Where /healthz and /metrics are served, once started with `http`. */
+  get httpUrl(): string | undefined {
+    return this.#http?.url;
   }
 
   get signer(): Address {
@@ -67,26 +102,73 @@ export class NodeDaemon {
     });
     this.#evidenceCid = evidenceCid;
     this.log.emit({ type: "enclave-registered", signer: id.signer, evidenceCid, expiry: registered.expiry.toString(), transactionHash: registered.transactionHash });
+    for (const offer of this.#options.offers ?? [defaultNodeOffer]) {
+      const posted = await postOffer(writer, this.#options.deployment.market, { ...offer, enclave: id.signer });
+      this.log.emit({ type: "offer-posted", signer: id.signer, token: offer.token, price: offer.price.toString(), transactionHash: posted.hash });
+    }
     this.#startWatching();
+    await this.#startHttpServer();
   }
 
   #startWatching(): void {
     const { writer, deployment, store, enclave, dataDir } = this.#options;
     const checkpoint = new Checkpoint(join(dataDir, "checkpoint.json"), deployment.deployBlock - 1n);
     const limit = createLimiter(this.#options.concurrency ?? 4);
-    const ctx = { writer, market: deployment.market, chainId: BigInt(deployment.chainId), store, enclave, evidenceCid: this.#evidenceCid!, log: this.log, sendSerially: createLimiter(1) };
+    const retry = { signal: this.#shutdown.signal, onRetry: () => this.metrics.rpcErrors.inc() };
+    const ctx = { writer, market: deployment.market, chainId: BigInt(deployment.chainId), store, enclave, evidenceCid: this.#evidenceCid!, log: this.log, sendSerially: createLimiter(1), retry };
+    this.#watchingSince = Date.now();
     this.#watcher = watchSubmittedTasks({
       reader: writer,
       market: deployment.market,
       checkpoint,
       pollIntervalMs: this.#options.pollIntervalMs ?? 100,
       handle: (task) => limit(() => handleTask(ctx, task)),
-      onError: (error) => this.log.emit({ type: "task-failed", taskId: "-", code: (error as { code?: string }).code ?? "WATCHER", message: (error as Error).message }),
+      onError: (error) => {
+        if (isTransientError(error)) this.metrics.rpcErrors.inc();
+        this.#lastCrawlError = (error as Error).message;
+        this.log.emit({ type: "task-failed", taskId: "-", code: (error as { code?: string }).code ?? "WATCHER", message: (error as Error).message });
+      },
+      onCrawled: (block) => {
+        this.#lastCrawl = { at: Date.now(), block };
+        this.metrics.checkpointBlock.set(Number(block));
+      },
     });
   }
 
+  async #startHttpServer(): Promise<void> {
+    const http = this.#options.http;
+    if (!http) return;
+    this.#http = await startNodeHttpServer({ host: http.host ?? "127.0.0.1", port: http.port, health: () => this.health(), metrics: this.metrics });
+  }
+
+  /** What GET /healthz answers: unavailable once the enclave process has exited or the crawler has failed for too long. */
+  health(): NodeHealth {
+    const id = this.#options.enclave.identity;
+    const now = Date.now();
+    const staleAfterMs = this.#options.http?.crawlStaleAfterMs ?? defaultCrawlStaleAfterMs;
+    const crawledAt = this.#lastCrawl?.at ?? this.#watchingSince;
+    let reason: string | undefined;
+    if (this.#enclaveExit) {
+      const { code, signal } = this.#enclaveExit;
+      reason = `the enclave process exited (code ${code}, signal ${signal}); restart the node to start a new enclave`;
+    } else if (crawledAt === undefined) {
+      reason = "the node has not started watching the market yet";
+    } else if (now - crawledAt > staleAfterMs) {
+      reason = `the market crawler has not succeeded for ${now - crawledAt} ms (last error: ${this.#lastCrawlError ?? "none"}); check the chain RPC endpoint`;
+    }
+    return {
+      status: reason === undefined ? "ok" : "unavailable",
+      ...(reason === undefined ? {} : { reason }),
+      enclave: { signer: id.signer, simulated: id.simulated, up: this.#enclaveExit === undefined },
+      checkpointBlock: this.#lastCrawl?.block.toString() ?? null,
+      lastCrawlAgeMs: this.#lastCrawl ? now - this.#lastCrawl.at : null,
+    };
+  }
+
   async stop(): Promise<void> {
+    this.#shutdown.abort(new Error("the node daemon is stopping"));
     await this.#watcher?.stop();
+    await this.#http?.close();
     await this.#options.enclave.close();
   }
 }

@@ -4,14 +4,18 @@
  * signed completion to the chain. The host handles ciphertext only.
  */
 import type { Address } from "viem";
+import { getContractEvents } from "viem/actions";
+import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import { acceptTask } from "../chain/actions/accept-task.ts";
 import { completeTask } from "../chain/actions/complete-task.ts";
+import { readTask } from "../chain/actions/read-task.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { decodeContractRevert } from "../chain/contract-error.ts";
 import type { EnclaveClient } from "../enclave/client.ts";
-import type { TaskEnvelope } from "../protocol/task.ts";
+import { taskCommitment, type Assignment, type TaskEnvelope } from "../protocol/task.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import type { HostLog } from "./log.ts";
+import { withRetry, type RetryOptions } from "./retry.ts";
 import type { SubmittedTask } from "./task-watcher.ts";
 
 /** Blobs a node is willing to relay per task (program, input, envelope). */
@@ -27,6 +31,37 @@ export interface TaskHandlerContext {
   log: HostLog;
   /** Serializes this operator's transactions: concurrent sends from one account would race for nonces. */
   sendSerially: <T>(send: () => Promise<T>) => Promise<T>;
+  /** Backoff for chain and IPFS calls that fail transiently; its signal aborts them on shutdown. */
+  retry?: Omit<RetryOptions, "what" | "isRetryable">;
+}
+
+function retrying<T>(ctx: TaskHandlerContext, what: string, operation: () => Promise<T>): Promise<T> {
+  return withRetry(operation, { ...ctx.retry, what });
+}
+
+/**
+ * This enclave's assignment when the market shows the task's current attempt accepted by it
+ * (before a restart, or by a send whose receipt was lost); undefined otherwise.
+ */
+async function ownAssignment(ctx: TaskHandlerContext, task: SubmittedTask): Promise<Assignment | undefined> {
+  const record = await retrying(ctx, `readTask ${task.taskId}`, () => readTask(ctx.writer, ctx.market, task.taskId));
+  if (record.status !== "Accepted") return undefined;
+  const accepts = await retrying(ctx, `TaskAccepted logs of ${task.taskId}`, () =>
+    getContractEvents(ctx.writer, {
+      address: ctx.market,
+      abi: taskMarketAbi,
+      eventName: "TaskAccepted",
+      args: { taskId: task.taskId, enclave: ctx.enclave.identity.signer },
+      fromBlock: task.blockNumber,
+      strict: true,
+    }),
+  );
+  const mine = accepts.find((log) => log.args.attempt === record.attempt);
+  if (!mine) return undefined;
+  const { enclave, operator, price, deposit } = mine.args;
+  const assignment = { enclave, operator, price, deposit };
+  // The commitment binds spec and assignment: it matches only if this is the attempt on record.
+  return taskCommitment(task.spec, assignment) === record.commitment ? assignment : undefined;
 }
 
 export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): Promise<void> {
@@ -38,25 +73,42 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
     ctx.log.emit({ type: "task-skipped", taskId, reason: "this node's enclave is not a candidate" });
     return;
   }
+  let assignment: Assignment | undefined;
   try {
-    const accepted = await ctx.sendSerially(() => acceptTask(ctx.writer, ctx.market, { taskId: task.taskId, spec: task.spec, enclave: signer }));
+    // Retried outside the serial lane, so one backing-off send does not hold up the others.
+    const accepted = await retrying(ctx, `acceptTask ${taskId}`, () =>
+      ctx.sendSerially(() => acceptTask(ctx.writer, ctx.market, { taskId: task.taskId, spec: task.spec, enclave: signer })),
+    );
+    assignment = accepted.assignment;
     ctx.log.emit({ type: "task-accepted", taskId, transactionHash: accepted.hash, gasUsed: accepted.gasUsed.toString() });
   } catch (error) {
     const revert = decodeContractRevert(error);
-    // Another node got there first, or the task was cancelled: nothing to do.
-    if (revert && ["TaskNotOpen", "DeadlinePassed"].includes(revert.errorName)) {
-      ctx.log.emit({ type: "task-skipped", taskId, reason: revert.message });
-      return;
+    // Not open any more because this very enclave holds it: resume the run instead of dropping it.
+    if (revert?.errorName === "TaskNotOpen") assignment = await ownAssignment(ctx, task);
+    if (!assignment) {
+      // Another node got there first, or the task was cancelled: nothing to do.
+      if (revert && ["TaskNotOpen", "DeadlinePassed"].includes(revert.errorName)) {
+        ctx.log.emit({ type: "task-skipped", taskId, reason: revert.message });
+        return;
+      }
+      // Any other revert will not change by crawling the range again; a transient failure that outlasted
+      // the retries is rethrown, so the watcher retries the range without checkpointing it.
+      if (revert) {
+        ctx.log.emit({ type: "task-failed", taskId, code: revert.code, message: revert.message });
+        return;
+      }
+      throw error;
     }
-    throw error;
   }
 
   try {
-    const envelope = await ctx.store.get(task.spec.envelopeCid, { maxBytes: MAX_BLOB_BYTES });
+    const fetchBlob = (cid: string) => retrying(ctx, `get ${cid}`, () => ctx.store.get(cid, { maxBytes: MAX_BLOB_BYTES }));
+    const putBlob = (bytes: Uint8Array) => retrying(ctx, "put", () => ctx.store.put(bytes));
+    const envelope = await fetchBlob(task.spec.envelopeCid);
     const parsed = JSON.parse(new TextDecoder().decode(envelope)) as Pick<TaskEnvelope, "program" | "input">;
     const [program, input] = await Promise.all([
-      ctx.store.get(parsed.program.cid, { maxBytes: MAX_BLOB_BYTES }),
-      ctx.store.get(parsed.input.cid, { maxBytes: MAX_BLOB_BYTES }),
+      fetchBlob(parsed.program.cid),
+      fetchBlob(parsed.input.cid),
     ]);
     const run = await ctx.enclave.runTask({
       binding: { chainId: ctx.chainId, market: ctx.market, taskId: task.taskId },
@@ -66,19 +118,22 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
       input,
       evidenceCid: ctx.evidenceCid,
     });
-    const [outputCid, provenanceCid] = await Promise.all([ctx.store.put(run.result), ctx.store.put(run.provenance)]);
+    const [outputCid, provenanceCid] = await Promise.all([putBlob(run.result), putBlob(run.provenance)]);
     ctx.log.emit({ type: "task-executed", taskId, outcome: run.outcome, outputCid, provenanceCid });
-    const completed = await ctx.sendSerially(() => completeTask(ctx.writer, ctx.market, {
+    const completed = await retrying(ctx, `completeTask ${taskId}`, () => ctx.sendSerially(() => completeTask(ctx.writer, ctx.market, {
       taskId: task.taskId,
       spec: task.spec,
+      assignment,
       outputDigest: run.outputDigest,
       provenanceDigest: run.provenanceDigest,
       outputCid,
       provenanceCid,
       signature: run.signature,
-    }));
+    })));
     ctx.log.emit({ type: "task-completed", taskId, transactionHash: completed.hash, gasUsed: completed.gasUsed.toString() });
   } catch (error) {
+    // Shutting down: leave the range unhandled, so the restarted node resumes this task.
+    if (ctx.retry?.signal?.aborted) throw error;
     const e = error as Error & { code?: string };
     // The enclave refused the task (a digest, key or ciphertext did not check out) or a relay step
     // failed: the task stays accepted and unpaid, and the requester reclaims it after the deadline.

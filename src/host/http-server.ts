@@ -1,0 +1,95 @@
+/**
+ * The node's operations endpoint: GET /healthz for liveness probes and GET
+ * /metrics for Prometheus. It binds to 127.0.0.1 by default: it reveals no
+ * secrets (only ids, block numbers and counters) but has no authentication,
+ * so exposing it further is the operator's choice.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface NodeHealth {
+  /** "ok" answers 200; "unavailable" answers 503 with `reason`. */
+  status: "ok" | "unavailable";
+  reason?: string;
+  enclave: { signer: string; simulated: boolean; up: boolean };
+  /** Last block whose events the node has fully handled (decimal string); null before the first crawl. */
+  checkpointBlock: string | null;
+  /** Milliseconds since the crawler last succeeded; null before its first success. */
+  lastCrawlAgeMs: number | null;
+}
+
+export interface NodeHttpServerOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** 0 picks a free port. */
+  port: number;
+  health: () => NodeHealth;
+  metrics: { render(): string };
+}
+
+export interface NodeHttpServer {
+  /** e.g. http://127.0.0.1:9464 */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export class HttpServerError extends Error {
+  readonly code = "HTTP_SERVER";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "HttpServerError";
+  }
+}
+
+export const prometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+function send(res: ServerResponse, status: number, contentType: string, body: string, extra: Record<string, string> = {}): void {
+  res.writeHead(status, { "content-type": contentType, "cache-control": "no-store", ...extra });
+  res.end(body);
+}
+
+function route(options: NodeHttpServerOptions, req: IncomingMessage, res: ServerResponse): void {
+  const path = new URL(req.url ?? "/", "http://node").pathname;
+  if (path !== "/healthz" && path !== "/metrics") {
+    send(res, 404, "application/json", JSON.stringify({ error: `no route ${path}; try /healthz or /metrics` }));
+    return;
+  }
+  if (req.method !== "GET" && req.method !== "HEAD") {
+    send(res, 405, "application/json", JSON.stringify({ error: `${path} only answers GET` }), { allow: "GET, HEAD" });
+    return;
+  }
+  if (path === "/metrics") {
+    send(res, 200, prometheusContentType, options.metrics.render());
+    return;
+  }
+  const health = options.health();
+  send(res, health.status === "ok" ? 200 : 503, "application/json", JSON.stringify(health));
+}
+
+export async function startNodeHttpServer(options: NodeHttpServerOptions): Promise<NodeHttpServer> {
+  const host = options.host ?? "127.0.0.1";
+  const server = createServer((req, res) => {
+    try {
+      route(options, req, res);
+    } catch (error) {
+      send(res, 500, "application/json", JSON.stringify({ error: (error as Error).message }));
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (error) =>
+      reject(new HttpServerError(`cannot listen on ${host}:${options.port}: ${error.message}; pick another port with http.port`, { cause: error })),
+    );
+    server.listen(options.port, host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,170 @@
+/**
+ * The node daemon as its own OS process. It reaches the chain over JSON-RPC,
+ * IPFS over the Kubo RPC API and the attestation service over HTTP, starts
+ * its enclave as a child process, gets it registered and handles tasks.
+ *
+ *   node src/host/main.ts --rpc <url> --ipfs <url> --cas <url> --data-dir <dir> --sim-pki <dir>
+ *                         [--deployment <file>] [--poll-ms <ms>] [--concurrency <n>] [--http-port <port>]
+ *   env CLOISTER_OPERATOR_KEY=0x…   the operator account's private key (kept out of argv, which
+ *                                   other users can read in the process list)
+ *
+ * Each flag may also come from the environment (CLOISTER_RPC_URL, CLOISTER_IPFS_URL,
+ * CLOISTER_CAS_URL, CLOISTER_DATA_DIR, CLOISTER_SIM_PKI). Without --deployment the
+ * contract addresses come from the attestation service (GET /deployment).
+ * With --http-port the node serves GET /healthz and GET /metrics on 127.0.0.1.
+ *
+ * It prints one JSON line per event on stdout ({"event":"node-ready",…} once
+ * registered). Started with an IPC channel (fork), it also sends those events
+ * to its parent and stops when the parent goes away. SIGINT/SIGTERM stop it
+ * cleanly (exit 0): the watcher stops, the enclave process is closed.
+ * Exit 1: it could not start or its enclave died; exit 2: bad configuration.
+ */
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { isHex, type Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { casHttpClient } from "../cas/http-client.ts";
+import { chainDefinition, createWriterClient } from "../chain/clients.ts";
+import { readDeployment } from "../devnet/deployment-file.ts";
+import { startEnclave, type EnclaveClient } from "../enclave/client.ts";
+import { openKuboStore } from "../storage/kubo-store.ts";
+import type { HostEvent } from "./log.ts";
+import { NodeDaemon } from "./node-daemon.ts";
+
+export type NodeProcessMessage =
+  | { event: "node-ready"; signer: string; operator: string; measurement: string; teeType: string; simulated: boolean; pid: number; enclavePid: number; httpUrl: string | null }
+  | { event: "host"; host: HostEvent }
+  | { event: "node-stopped"; pid: number };
+
+class ConfigError extends Error {
+  readonly code = "NODE_CONFIG";
+  override name = "ConfigError";
+}
+
+function config() {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      rpc: { type: "string", default: process.env.CLOISTER_RPC_URL },
+      ipfs: { type: "string", default: process.env.CLOISTER_IPFS_URL },
+      cas: { type: "string", default: process.env.CLOISTER_CAS_URL },
+      "data-dir": { type: "string", default: process.env.CLOISTER_DATA_DIR },
+      "sim-pki": { type: "string", default: process.env.CLOISTER_SIM_PKI },
+      deployment: { type: "string" },
+      "poll-ms": { type: "string", default: "100" },
+      concurrency: { type: "string", default: "4" },
+      "http-port": { type: "string" },
+    },
+  });
+  const need = (name: keyof typeof values) => {
+    const value = values[name];
+    if (!value) throw new ConfigError(`--${name} is required (or its CLOISTER_* environment variable)`);
+    return value;
+  };
+  const key = process.env.CLOISTER_OPERATOR_KEY;
+  if (!key || !isHex(key) || key.length !== 66) throw new ConfigError("CLOISTER_OPERATOR_KEY must hold the operator's private key as 0x followed by 64 hex digits");
+  const httpPort = values["http-port"] === undefined ? undefined : Number(values["http-port"]);
+  if (httpPort !== undefined && (!Number.isInteger(httpPort) || httpPort < 0 || httpPort > 65535)) throw new ConfigError(`--http-port takes a port number (0 picks a free one), got '${values["http-port"]}'`);
+  const positive = (name: "poll-ms" | "concurrency") => {
+    const n = Number(values[name]);
+    if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`--${name} takes a positive integer, got '${values[name]}'`);
+    return n;
+  };
+  return {
+    rpcUrl: need("rpc"),
+    ipfsUrl: need("ipfs"),
+    casUrl: need("cas"),
+    dataDir: need("data-dir"),
+    simPkiDir: need("sim-pki"),
+    deploymentFile: values.deployment,
+    pollMs: positive("poll-ms"),
+    concurrency: positive("concurrency"),
+    httpPort,
+    operatorKey: key as Hex,
+  };
+}
+
+function report(message: NodeProcessMessage): void {
+  process.stdout.write(`${JSON.stringify(message)}\n`);
+  if (process.connected) process.send?.(message);
+}
+
+async function main(): Promise<number> {
+  let cfg: ReturnType<typeof config>;
+  try {
+    cfg = config();
+  } catch (error) {
+    process.stderr.write(`cloister node: ${(error as Error).message}\n`);
+    return 2;
+  }
+  const cas = casHttpClient(cfg.casUrl);
+  const deployment = cfg.deploymentFile ? await readDeployment(cfg.deploymentFile) : await cas.deployment();
+  if (!deployment) throw new ConfigError(`no deployment file at ${cfg.deploymentFile}`);
+  const account = privateKeyToAccount(cfg.operatorKey);
+  const writer = createWriterClient({ endpoint: { rpcUrl: cfg.rpcUrl }, chain: chainDefinition(deployment.chainId, cfg.rpcUrl), account, pollingInterval: cfg.pollMs });
+  const chainId = await writer.getChainId();
+  if (chainId !== deployment.chainId) throw new ConfigError(`the chain at ${cfg.rpcUrl} has chain id ${chainId}, the deployment is for ${deployment.chainId}; point --rpc at the deployment's chain`);
+  const store = openKuboStore(cfg.ipfsUrl);
+
+  let stopping: Promise<void> | undefined;
+  // Filled in as they start; a signal may arrive at any point.
+  const started: { enclave?: EnclaveClient; node?: NodeDaemon } = {};
+  const stop = () =>
+    (stopping ??= (async () => {
+      if (started.node) await started.node.stop();
+      else await started.enclave?.close();
+      await store.close();
+    })());
+  const stopped = new Promise<number>((resolve) => {
+    const onSignal = () => void stop().then(() => resolve(0));
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    process.once("disconnect", onSignal);
+  });
+
+  const enclave = await startEnclave({ dataDir: join(cfg.dataDir, "enclave"), attestation: { provider: "sim", pkiDir: cfg.simPkiDir } });
+  started.enclave = enclave;
+  if (stopping) {
+    // Stopped while the enclave was starting.
+    await enclave.close();
+    return stopped;
+  }
+  const died = enclave.exited.then(({ code, signal }) => {
+    if (stopping) return new Promise<number>(() => {});
+    process.stderr.write(`cloister node: the enclave process exited (code ${code}, signal ${signal}); stopping\n`);
+    return stop().then(() => 1);
+  });
+  const node = new NodeDaemon({
+    writer,
+    deployment,
+    store,
+    enclave,
+    attestationService: cas,
+    dataDir: cfg.dataDir,
+    pollIntervalMs: cfg.pollMs,
+    concurrency: cfg.concurrency,
+    http: cfg.httpPort === undefined ? undefined : { port: cfg.httpPort },
+    onEvent: (host) => report({ event: "host", host }),
+  });
+  started.node = node;
+  try {
+    await node.start();
+  } catch (error) {
+    if (stopping) return stopped;
+    await stop();
+    throw error;
+  }
+  const id = enclave.identity;
+  report({ event: "node-ready", signer: id.signer, operator: account.address, measurement: id.measurement, teeType: id.teeType, simulated: id.simulated, pid: process.pid, enclavePid: enclave.pid, httpUrl: node.httpUrl ?? null });
+  return Promise.race([stopped, died]);
+}
+
+try {
+  const code = await main();
+  if (code === 0) report({ event: "node-stopped", pid: process.pid });
+  process.exit(code);
+} catch (error) {
+  const e = error as Error & { code?: string };
+  process.stderr.write(`cloister node: ${e.code ? `[${e.code}] ` : ""}${e.message}\n`);
+  process.exit(e instanceof ConfigError ? 2 : 1);
+}

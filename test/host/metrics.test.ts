@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { HostEvent } from "../../src/host/log.ts";
+import { Counter, Histogram, meteredLog, NodeMetrics } from "../../src/host/metrics.ts";
+import { parsePrometheusText } from "./prometheus-parse.ts";
+
+function clock() {
+  let now = 1_000_000;
+  return { now: () => now, advance: (ms: number) => (now += ms) };
+}
+
+test("counts task events and renders valid exposition text", () => {
+  const time = clock();
+  const metrics = new NodeMetrics(time.now);
+  const emitted: HostEvent[] = [];
+  const log = meteredLog({ emit: (e) => emitted.push(e) }, metrics);
+
+  log.emit({ type: "enclave-ready", signer: "0x1", measurement: "m", simulated: true, teeType: "sim" });
+  for (const id of ["1", "2", "3", "4"]) log.emit({ type: "task-seen", taskId: id });
+  log.emit({ type: "task-seen", taskId: "1" }); // seen again when its range is crawled again
+  log.emit({ type: "task-accepted", taskId: "1", transactionHash: "0xa", gasUsed: "1" });
+  log.emit({ type: "task-accepted", taskId: "2", transactionHash: "0xb", gasUsed: "1" });
+  time.advance(300);
+  log.emit({ type: "task-completed", taskId: "1", transactionHash: "0xc", gasUsed: "1" });
+  time.advance(2_000);
+  log.emit({ type: "task-failed", taskId: "2", code: "INPUT_DECRYPTION_FAILED", message: "bad tag" });
+  log.emit({ type: "task-failed", taskId: "-", code: "WATCHER", message: "crawler error, not a task" });
+  log.emit({ type: "task-skipped", taskId: "3", reason: "taken" });
+  metrics.checkpointBlock.set(42);
+  metrics.rpcErrors.inc();
+
+  assert.equal(emitted.length, 12, "every event still reaches the underlying log");
+  const parsed = parsePrometheusText(metrics.render());
+  assert.equal(parsed.value("tasks_seen_total"), 4);
+  assert.equal(parsed.value("tasks_accepted_total"), 2);
+  assert.equal(parsed.value("tasks_completed_total"), 1);
+  assert.equal(parsed.value("tasks_failed_total", { code: "INPUT_DECRYPTION_FAILED" }), 1);
+  assert.equal(parsed.value("tasks_failed_total", { code: "WATCHER" }), undefined);
+  assert.equal(parsed.value("tasks_in_flight"), 1, "only task 4 is still in flight");
+  assert.equal(parsed.value("chain_block_checkpoint"), 42);
+  assert.equal(parsed.value("rpc_errors_total"), 1);
+  assert.equal(parsed.value("enclave_up"), 1);
+  assert.equal(parsed.value("task_duration_seconds_count"), 1);
+  assert.equal(parsed.value("task_duration_seconds_sum"), 0.3);
+  assert.equal(parsed.value("task_duration_seconds_bucket", { le: "0.25" }), 0);
+  assert.equal(parsed.value("task_duration_seconds_bucket", { le: "0.5" }), 1);
+  assert.equal(parsed.value("task_duration_seconds_bucket", { le: "+Inf" }), 1);
+  for (const name of ["tasks_seen_total", "tasks_failed_total", "rpc_errors_total"]) assert.equal(parsed.types.get(name), "counter");
+  for (const name of ["tasks_in_flight", "chain_block_checkpoint", "enclave_up"]) assert.equal(parsed.types.get(name), "gauge");
+  assert.equal(parsed.types.get("task_duration_seconds"), "histogram");
+  assert.ok(parsed.help.get("tasks_seen_total")!.length > 0);
+});
+
+test("a fresh node shows zeroed counters and no failure series", () => {
+  const parsed = parsePrometheusText(new NodeMetrics().render());
+  assert.equal(parsed.value("tasks_seen_total"), 0);
+  assert.equal(parsed.samples.filter((s) => s.name === "tasks_failed_total").length, 0);
+  assert.equal(parsed.value("task_duration_seconds_count"), 0);
+  assert.equal(parsed.value("enclave_up"), 0);
+});
+
+test("label values are escaped and histogram buckets are cumulative", () => {
+  const counter = new Counter("odd_total", "help with a \\ backslash\nand a newline", { labelled: true });
+  counter.inc({ code: 'say "hi"\\now\nthen' }, 2);
+  const histogram = new Histogram("h_seconds", "h", [1, 2]);
+  for (const v of [0.5, 1.5, 1.5, 3]) histogram.observe(v);
+  const text = `${[...counter.render(), ...histogram.render()].join("\n")}\n`;
+  const parsed = parsePrometheusText(text);
+  assert.equal(parsed.value("odd_total", { code: 'say "hi"\\now\nthen' }), 2);
+  assert.equal(parsed.help.get("odd_total"), "help with a \\\\ backslash\\nand a newline");
+  assert.deepEqual(
+    parsed.samples.filter((s) => s.name === "h_seconds_bucket").map((s) => [s.labels.le, s.value]),
+    [["1", 1], ["2", 3], ["+Inf", 4]],
+  );
+  assert.equal(parsed.value("h_seconds_sum"), 6.5);
+});
+
+test("counters refuse to go down and histograms refuse unordered buckets", () => {
+  assert.throws(() => new Counter("c_total", "c").inc({}, -1), RangeError);
+  assert.throws(() => new Histogram("h", "h", [2, 1]), RangeError);
+});

@@ -1,0 +1,179 @@
+/**
+ * The crawler against the real in-process chain, read through a provider that
+ * can be made unreachable: no event is lost, none is handled twice, and the
+ * checkpoint only moves past events that were handled.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { toHex, zeroAddress } from "viem";
+import { readTask } from "../../src/chain/actions/read-task.ts";
+import { submitTask } from "../../src/chain/actions/submit-task.ts";
+import { createReaderClient, createWriterClient, type WriterClient } from "../../src/chain/clients.ts";
+import { deployCloister, type CloisterDeployment } from "../../src/chain/deploy.ts";
+import type { Eip1193Provider } from "../../src/chain/eip1193.ts";
+import { startLocalChain, type LocalChain } from "../../src/chain/local-chain.ts";
+import { Checkpoint } from "../../src/host/checkpoint.ts";
+import { isTransientError, withRetry } from "../../src/host/retry.ts";
+import { watchSubmittedTasks, type SubmittedTask } from "../../src/host/task-watcher.ts";
+import { anyTeeType, defaultCategories, type TaskSpec } from "../../src/protocol/task.ts";
+
+let chain: LocalChain;
+let deployment: CloisterDeployment;
+let requester: WriterClient;
+let dir: string;
+
+/** The chain's provider behind a switch: while `down`, every request fails as an unreachable RPC would. */
+const outage = { down: false, refused: 0 };
+function unreachable(): Error {
+  return Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:8545"), { code: "ECONNREFUSED" });
+}
+let flaky: Eip1193Provider;
+
+before(async () => {
+  chain = await startLocalChain();
+  flaky = {
+    request(args) {
+      if (outage.down) {
+        outage.refused++;
+        return Promise.reject(unreachable());
+      }
+      return chain.provider.request(args);
+    },
+  };
+  const deployer = createWriterClient({ endpoint: { provider: chain.provider }, chain: chain.chain, account: chain.accounts.deployer });
+  deployment = await deployCloister(deployer, { attester: chain.accounts.attester.address });
+  requester = createWriterClient({ endpoint: { provider: chain.provider }, chain: chain.chain, account: chain.accounts.requester });
+  dir = await mkdtemp(join(tmpdir(), "cloister-watcher-"));
+});
+after(async () => {
+  await chain?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+function spec(): TaskSpec {
+  const digest = () => toHex(crypto.getRandomValues(new Uint8Array(32)));
+  return {
+    requester: requester.account.address,
+    token: zeroAddress,
+    maxPrice: 1n,
+    programDigest: digest(),
+    inputDigest: digest(),
+    envelopeDigest: digest(),
+    envelopeCid: "bafy-test",
+    candidates: [],
+    cpuMillis: 100,
+    memoryMb: 16,
+    duration: 1,
+    teeTypes: anyTeeType,
+    category: defaultCategories.XS,
+    deadlineMultiple: 1,
+    maxAttempts: 1,
+  };
+}
+
+async function submit(count: number): Promise<bigint[]> {
+  const ids: bigint[] = [];
+  for (let i = 0; i < count; i++) ids.push((await submitTask(requester, deployment.market, { spec: spec() })).taskId);
+  return ids;
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test("an RPC outage loses no event, handles none twice, and holds the checkpoint until events are handled", async () => {
+  const reader = createReaderClient({ endpoint: { provider: flaky }, chain: chain.chain });
+  const path = join(dir, "checkpoint.json");
+  const checkpoint = new Checkpoint(path, deployment.deployBlock - 1n);
+  const handled = new Map<bigint, number>();
+  const violations: string[] = [];
+  const errors: unknown[] = [];
+  const failOnce = new Set<bigint>();
+  const cutDuringHandling = new Set<bigint>();
+  let crawled = 0;
+
+  const handle = async (task: SubmittedTask) => {
+    if (checkpoint.block >= task.blockNumber) violations.push(`task ${task.taskId} handled after the checkpoint passed block ${task.blockNumber}`);
+    if (failOnce.delete(task.taskId)) throw unreachable();
+    if (cutDuringHandling.delete(task.taskId)) {
+      outage.down = true;
+      setTimeout(() => (outage.down = false), 600);
+    }
+    // The handler's own chain reads go through the same flaky RPC, with retries.
+    const record = await withRetry(() => readTask(reader, deployment.market, task.taskId), { what: "readTask", baseMs: 20, maxMs: 200, maxAttempts: 50 });
+    assert.equal(record.status, "Open");
+    handled.set(task.taskId, (handled.get(task.taskId) ?? 0) + 1);
+  };
+  const watcher = watchSubmittedTasks({
+    reader,
+    market: deployment.market,
+    checkpoint,
+    pollIntervalMs: 20,
+    maxBackoffMs: 200,
+    handle,
+    onError: (e) => errors.push(e),
+    onCrawled: () => crawled++,
+  });
+  try {
+    const first = await submit(3);
+    await until(() => first.every((id) => handled.has(id)), "the first tasks");
+
+    // The RPC goes away; tasks keep arriving on the chain.
+    outage.down = true;
+    const refusedBefore = outage.refused;
+    const blockBefore = checkpoint.block;
+    const second = await submit(3);
+    await new Promise((r) => setTimeout(r, 1_200));
+    assert.ok(second.every((id) => !handled.has(id)), "nothing could be crawled while the RPC was down");
+    assert.equal(checkpoint.block, blockBefore, "the checkpoint did not move during the outage");
+    assert.ok(outage.refused - refusedBefore >= 3, "the crawler kept trying");
+    assert.ok(outage.refused - refusedBefore < 40, `the crawler backed off (${outage.refused - refusedBefore} attempts in 1.2 s)`);
+    assert.ok(errors.length > 0 && errors.every(isTransientError), "the outage was reported as transient errors");
+
+    // Back up, with two twists in the next range: one handler fails once (so the whole range is
+    // crawled again), and another cuts the RPC while it runs.
+    const third = await submit(3);
+    failOnce.add(third[0]!);
+    cutDuringHandling.add(third[1]!);
+    outage.down = false;
+    const all = [...first, ...second, ...third];
+    await until(() => all.every((id) => handled.has(id)), "every task after the outage");
+    const latest = await requester.getBlockNumber({ cacheTime: 0 });
+    await until(() => checkpoint.block >= latest && !outage.down, "the checkpoint to reach the head");
+    assert.ok(crawled > 0);
+    assert.deepEqual(violations, []);
+    assert.deepEqual([...handled.values()].filter((n) => n !== 1), [], "each task was handled exactly once");
+    assert.equal(handled.size, all.length);
+    assert.equal(failOnce.size, 0, "the failing handler ran");
+  } finally {
+    await watcher.stop();
+    outage.down = false;
+  }
+
+  // A restarted watcher resumes from the saved checkpoint: only new events are handled.
+  const restarted = new Checkpoint(path, deployment.deployBlock - 1n);
+  assert.equal(restarted.block, checkpoint.block);
+  const seenAfterRestart: bigint[] = [];
+  const again = watchSubmittedTasks({
+    reader,
+    market: deployment.market,
+    checkpoint: restarted,
+    pollIntervalMs: 20,
+    handle: async (task) => void seenAfterRestart.push(task.taskId),
+    onError: (e) => errors.push(e),
+  });
+  try {
+    const [fresh] = await submit(1);
+    await until(() => seenAfterRestart.includes(fresh!), "the task submitted after the restart");
+    assert.deepEqual(seenAfterRestart, [fresh]);
+  } finally {
+    await again.stop();
+  }
+});
