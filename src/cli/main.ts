@@ -1,6 +1,6 @@
 /** The `cloister` command: dispatches to one module per command. */
 import { UsageError } from "./errors.ts";
-import { attestUsage, taskUsage, verifyUsage } from "./usage.ts";
+import { attestUsage, devnetUsage, taskUsage, verifyUsage } from "./usage.ts";
 
 const usage = `cloister — confidential computing on attested enclaves, an EVM task market and IPFS
 
@@ -10,13 +10,16 @@ Usage:
   cloister attest verify <evidence> ...          verify SGX/TDX quotes and SEV-SNP reports
   cloister attest policy init [<file>]           write a commented starter attestation policy
   cloister verify <provenance | task-id> ...     check an execution's provenance record
+  cloister devnet up [--nodes N] [--dir D]       run a local multi-process network until Ctrl-C
   cloister help                                  this text
 
 ${taskUsage}
 
 ${attestUsage}
 
-${verifyUsage}`;
+${verifyUsage}
+
+${devnetUsage}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -30,6 +33,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./commands/attest.ts")).attestCommand(rest);
     case "verify":
       return (await import("./commands/verify.ts")).verifyCommand(rest);
+    case "devnet":
+      return (await import("./commands/devnet.ts")).devnetCommand(rest);
     case undefined:
     case "help":
     case "--help":

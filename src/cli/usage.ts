@@ -18,12 +18,30 @@ Options of attest verify:
 Exit status: 0 authentic and accepted by the policy, 1 not, 2 unusable arguments or unreadable files.
 Without --policy the strict production policy applies (Intel root only, UpToDate only, no debug, no simulation).`;
 
+export const networkOptionsUsage = `Against a running network (cloister devnet up, or any Ethereum JSON-RPC endpoint and Kubo node):
+  --rpc <url> --ipfs <url>   the chain's JSON-RPC URL and the IPFS node's Kubo RPC API URL
+  --cas <url> | --deployment <file>
+                             where the contract addresses come from: the attestation service (GET /deployment)
+                             or a deployment file (a devnet writes <dir>/deployment.json)
+  --sim-pki <dir> | --policy <file>
+                             the attestation policy enclaves are verified against: a devnet's simulated root
+                             (<dir>/sim-tee) with this checkout's enclave measurement, or a policy file;
+                             default the strict production policy
+  --key <hex>                the requester's private key (better: env CLOISTER_PRIVATE_KEY); on a local devnet
+                             (chain 31337 on 127.0.0.1) the well-known development requester key is the default`;
+
 export const taskUsage = `Usage:
   cloister task run <program.js> --input <file> [--data-dir <dir>] [--timeout-ms <ms>] [--json] [--quiet]
+  cloister task run <program.js> --input <file> --rpc <url> --ipfs <url> (--cas <url> | --deployment <file>)
+                    [--sim-pki <dir> | --policy <file>] [--key <hex>] [--timeout-ms <ms>] [--json] [--quiet]
 
   Runs <program.js> (an ES module whose default export takes the input bytes and returns bytes or a string)
   as a confidential task on an embedded network (in-process chain, embedded IPFS, one node on the SIMULATED TEE)
-  and prints the decrypted output. With --data-dir the network's state lives and persists there.`;
+  and prints the decrypted output. With --data-dir the network's state lives and persists there.
+
+${networkOptionsUsage}
+  e.g. cloister task run examples/echo.js --input in.txt --rpc http://127.0.0.1:8545 --ipfs http://127.0.0.1:8546 \\
+         --cas http://127.0.0.1:8547 --sim-pki .cloister/devnet/sim-tee`;
 
 export const verifyUsage = `Usage:
   cloister verify <provenance.json> [--evidence <file>] [--output <file>] [--policy <file> | --sim-pki <dir>] [--json]
@@ -34,3 +52,15 @@ export const verifyUsage = `Usage:
   that network's simulated root and this checkout's enclave measurement), the output digest, and with
   --data-dir the on-chain anchor (the task's completion names the same enclave and digests).
   Exit status: 0 verified, 1 not, 2 unusable arguments.`;
+
+export const devnetUsage = `Usage:
+  cloister devnet up [--nodes <n>] [--dir <dir>] [--port <port>] [--json]
+
+  Runs a local network as separate processes: the chain (JSON-RPC on 127.0.0.1:<port>), one IPFS node
+  (Kubo RPC API on <port>+1), the attestation service (HTTP on <port>+2, GET /deployment gives the
+  contract addresses) and <n> node daemons (default 2), each with its enclave process on the SIMULATED TEE
+  and GET /healthz and /metrics on <port>+3+i.
+  Prints the endpoints and keeps running; Ctrl-C (or SIGTERM) stops every process. State lives in <dir>
+  (default .cloister/devnet) and a second 'devnet up --dir <dir>' resumes the same chain, IPFS blocks,
+  contracts and enclave identities. Default port 8545; 0 picks free ports. With --json the endpoints are
+  printed as one JSON object. Everything binds to 127.0.0.1; the accounts are well-known development keys.`;

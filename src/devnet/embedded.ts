@@ -8,18 +8,17 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getCode } from "viem/actions";
 import type { Policy } from "../attestation/policy.ts";
 import { AttestationService } from "../cas/service.ts";
 import { createWriterClient, type WriterClient } from "../chain/clients.ts";
-import { deployCloister } from "../chain/deploy.ts";
 import { startLocalChain, type LocalChain } from "../chain/local-chain.ts";
 import { startEnclave, type FrameDirection } from "../enclave/client.ts";
 import type { HostEvent } from "../host/log.ts";
 import { NodeDaemon } from "../host/node-daemon.ts";
 import { CloisterClient } from "../sdk/client.ts";
 import { openHeliaStore, type HeliaStore } from "../storage/helia-store.ts";
-import { readDeployment, writeDeployment, type StoredDeployment } from "./deployment-file.ts";
+import { deployOrReuse } from "./deploy-or-reuse.ts";
+import type { StoredDeployment } from "./deployment-file.ts";
 import { localNetworkPolicy } from "./network-policy.ts";
 
 export interface EmbeddedNetworkOptions {
@@ -70,7 +69,7 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
     cleanups.push(() => store.close());
     step(`IPFS store ready at ${join(dataDir, "ipfs")}`);
 
-    const deployment = await deployOrReuse(writer(chain.accounts.deployer), chain, join(dataDir, "deployment.json"));
+    const deployment = await deployOrReuse(writer(chain.accounts.deployer), { chainId: chain.chainId, attester: chain.accounts.attester.address, path: join(dataDir, "deployment.json") });
     step(`contracts: EnclaveRegistry ${deployment.registry}, TaskMarket ${deployment.market}`);
 
     const simDir = join(dataDir, "sim-tee");
@@ -107,16 +106,4 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
     await closeAll();
     throw error;
   }
-}
-
-async function deployOrReuse(deployer: WriterClient, chain: LocalChain, path: string): Promise<StoredDeployment> {
-  const saved = await readDeployment(path);
-  if (saved && saved.chainId === chain.chainId) {
-    const code = await getCode(deployer, { address: saved.market });
-    if (code && code !== "0x") return saved;
-  }
-  const deployed = await deployCloister(deployer, { attester: chain.accounts.attester.address });
-  const stored = { chainId: deployed.chainId, registry: deployed.registry, market: deployed.market, deployBlock: deployed.deployBlock };
-  await writeDeployment(path, stored);
-  return stored;
 }

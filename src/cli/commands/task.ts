@@ -9,6 +9,7 @@ import { TaskProgramError } from "../../sdk/errors.ts";
 import type { TaskProgress } from "../../sdk/client.ts";
 import { parsePositiveInt, readInputFile } from "../args.ts";
 import { UsageError } from "../errors.ts";
+import { connectFromFlags, networkParseOptions, wantsRemoteNetwork } from "../network-options.ts";
 import { printJson, stderrReporter, silentReporter, type Reporter } from "../output.ts";
 import { taskUsage } from "../usage.ts";
 export async function taskCommand(argv: string[]): Promise<number> {
@@ -23,6 +24,7 @@ export async function taskCommand(argv: string[]): Promise<number> {
       "timeout-ms": { type: "string" },
       json: { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
+      ...networkParseOptions,
     },
   });
   if (positionals.length !== 1) throw new UsageError(`task run takes exactly one program file\n\n${taskUsage}`);
@@ -32,8 +34,10 @@ export async function taskCommand(argv: string[]): Promise<number> {
   const timeoutMs = parsePositiveInt(values["timeout-ms"], "--timeout-ms", 60_000);
   const reporter = values.quiet || values.json ? silentReporter : stderrReporter();
 
-  reporter.step("starting an embedded network");
-  const network = await startEmbeddedNetwork({ dataDir: values["data-dir"], onStep: (m) => reporter.detail(m) });
+  const remote = wantsRemoteNetwork(values);
+  if (remote && values["data-dir"]) throw new UsageError("--data-dir is for an embedded network; a running network is given by --rpc and --ipfs");
+  reporter.step(remote ? `connecting to the network at ${values.rpc}` : "starting an embedded network");
+  const network = remote ? await connectFromFlags(values) : await startEmbeddedNetwork({ dataDir: values["data-dir"], onStep: (m) => reporter.detail(m) });
   try {
     const result = await network.client.runTask({ program, input, timeoutMs, onProgress: (p) => reportProgress(reporter, p) });
     if (values.json) {

@@ -1,0 +1,22 @@
+/**
+ * A local network's contracts: the ones recorded in its deployment file when
+ * they are still on its chain (a restarted network), else freshly deployed
+ * and recorded.
+ */
+import type { Address } from "viem";
+import { getCode } from "viem/actions";
+import type { WriterClient } from "../chain/clients.ts";
+import { deployCloister } from "../chain/deploy.ts";
+import { readDeployment, writeDeployment, type StoredDeployment } from "./deployment-file.ts";
+
+export async function deployOrReuse(deployer: WriterClient, options: { chainId: number; attester: Address; path: string }): Promise<StoredDeployment> {
+  const saved = await readDeployment(options.path);
+  if (saved && saved.chainId === options.chainId) {
+    const code = await getCode(deployer, { address: saved.market });
+    if (code && code !== "0x") return saved;
+  }
+  const deployed = await deployCloister(deployer, { attester: options.attester });
+  const stored = { chainId: deployed.chainId, registry: deployed.registry, market: deployed.market, deployBlock: deployed.deployBlock };
+  await writeDeployment(options.path, stored);
+  return stored;
+}

@@ -1,0 +1,249 @@
+/**
+ * A local Cloister network as separate OS processes, reached only through
+ * standard network APIs:
+ *
+ *   this process   chain (EDR + block journal) behind a JSON-RPC server,
+ *                  the embedded IPFS store behind a Kubo RPC server,
+ *                  the attestation service behind its HTTP API
+ *   node i         src/host/main.ts, its own process, talking to the three
+ *                  servers over HTTP, with its enclave in a child process
+ *
+ * Everything binds to 127.0.0.1. State lives in the data dir with the same
+ * layout as the embedded network's, so a restart on the same dir resumes
+ * the chain (journal replay), the store, the deployment and the enclaves'
+ * sealed identities.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Hex } from "viem";
+import type { Policy } from "../attestation/policy.ts";
+import { startCasHttpServer } from "../cas/http-server.ts";
+import { AttestationService } from "../cas/service.ts";
+import { createWriterClient } from "../chain/clients.ts";
+import { startLocalChain, type LocalChain } from "../chain/local-chain.ts";
+import { startChainRpcServer } from "../chain/rpc-server.ts";
+import type { NodeProcessMessage } from "../host/main.ts";
+import { openHeliaStore } from "../storage/helia-store.ts";
+import { startKuboRpcServer } from "../storage/kubo-rpc-server.ts";
+import { deployOrReuse } from "./deploy-or-reuse.ts";
+import type { StoredDeployment } from "./deployment-file.ts";
+import { DevnetError } from "./errors.ts";
+import { localNetworkPolicy } from "./network-policy.ts";
+
+const NODE_MAIN = fileURLToPath(new URL("../host/main.ts", import.meta.url));
+
+export interface MultiProcessDevnetOptions {
+  dataDir: string;
+  /** Node daemons to start (default 2). */
+  nodes?: number;
+  /**
+   * The chain RPC listens on `port`, Kubo RPC on `port + 1`, the attestation service on `port + 2`,
+   * node i's health and metrics on `port + 3 + i`; 0 (default) picks free ports.
+   */
+  port?: number;
+  /** How long a node may take to get its enclave registered (default 60 s). */
+  nodeStartTimeoutMs?: number;
+  /** Progress of the network's own setup. */
+  onStep?: (message: string) => void;
+  /** Every message a node process reports (its host events included). */
+  onNodeMessage?: (node: number, message: NodeProcessMessage) => void;
+  /** A node process exited while the network was running (not during close). */
+  onNodeExit?: (node: number, code: number | null, signal: NodeJS.Signals | null) => void;
+}
+
+export interface DevnetNode {
+  index: number;
+  pid: number;
+  enclavePid: number;
+  signer: string;
+  operator: string;
+  measurement: string;
+  teeType: string;
+  simulated: boolean;
+  /** Where the node serves GET /healthz and GET /metrics. */
+  httpUrl: string | null;
+}
+
+export interface MultiProcessDevnet {
+  dataDir: string;
+  chainId: number;
+  rpcUrl: string;
+  ipfsUrl: string;
+  casUrl: string;
+  deployment: StoredDeployment;
+  /** Where the network's simulated vendor PKI lives; clients build the policy from it. */
+  simPkiDir: string;
+  policy: Policy;
+  measurement: string;
+  nodes: DevnetNode[];
+  /** Blocks replayed from the data dir at start (0 for a new network). */
+  replayedBlocks: number;
+  /** The well-known development requester key (local use only). */
+  requesterKey: Hex;
+  /** Stops every node process (and its enclave), then the servers, chain and store. */
+  close(): Promise<void>;
+}
+
+export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions): Promise<MultiProcessDevnet> {
+  const step = options.onStep ?? (() => {});
+  const { dataDir } = options;
+  const nodeCount = options.nodes ?? 2;
+  if (!Number.isInteger(nodeCount) || nodeCount < 1) throw new DevnetError(`a devnet needs at least one node, got ${nodeCount}`);
+  const port = (offset: number) => (options.port ? options.port + offset : 0);
+  await mkdir(dataDir, { recursive: true });
+  const cleanups: (() => Promise<void>)[] = [];
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+    })());
+
+  try {
+    const chainDir = join(dataDir, "chain");
+    // A chain's operator accounts are fixed at creation; a resumed chain keeps its own.
+    const created = !existsSync(join(chainDir, "chain.json"));
+    const chain = await startLocalChain({ dataDir: chainDir, operators: created ? Math.max(3, nodeCount) : undefined });
+    cleanups.push(() => chain.close());
+    if (chain.accounts.operators.length < nodeCount) {
+      throw new DevnetError(`the chain in ${chainDir} has ${chain.accounts.operators.length} operator accounts, too few for ${nodeCount} nodes; start with --nodes ${chain.accounts.operators.length} or a new data dir`);
+    }
+    const rpc = await startChainRpcServer({ provider: chain.provider, port: port(0) });
+    cleanups.push(() => rpc.close());
+    step(`chain ${chain.chainId} (Hardhat EDR)${chain.replayedBlocks ? `, ${chain.replayedBlocks} blocks restored` : ""}: JSON-RPC ${rpc.url}`);
+
+    const store = await openHeliaStore(join(dataDir, "ipfs"));
+    cleanups.push(() => store.close());
+    const kubo = await startKuboRpcServer({ store, port: port(1) });
+    cleanups.push(() => kubo.close());
+    step(`IPFS (embedded store in ${join(dataDir, "ipfs")}): Kubo RPC ${kubo.url}`);
+
+    const writer = (account: LocalChain["accounts"]["deployer"]) => createWriterClient({ endpoint: { provider: chain.provider }, chain: chain.chain, account });
+    const deployment = await deployOrReuse(writer(chain.accounts.deployer), { chainId: chain.chainId, attester: chain.accounts.attester.address, path: join(dataDir, "deployment.json") });
+    step(`contracts: EnclaveRegistry ${deployment.registry}, TaskMarket ${deployment.market} (from block ${deployment.deployBlock})`);
+
+    const simPkiDir = join(dataDir, "sim-tee");
+    const { policy, measurement } = await localNetworkPolicy(simPkiDir);
+    const service = new AttestationService({ writer: writer(chain.accounts.attester), registry: deployment.registry, store, policy });
+    const cas = await startCasHttpServer({ service, deployment, port: port(2) });
+    cleanups.push(() => cas.close());
+    step(`attestation service: ${cas.url} (policy: simulated root in ${simPkiDir}, SIMULATED TEE; measurement ${measurement})`);
+
+    const processes: NodeProcess[] = [];
+    cleanups.push(() => Promise.all(processes.map((p) => p.stop())).then(() => {}));
+    for (let i = 0; i < nodeCount; i++) {
+      processes.push(
+        spawnNode(i, {
+          args: ["--rpc", rpc.url, "--ipfs", kubo.url, "--cas", cas.url, "--data-dir", join(dataDir, "nodes", String(i)), "--sim-pki", simPkiDir, "--http-port", String(port(3 + i))],
+          operatorKey: chain.privateKeys.operators[i]!,
+          onMessage: options.onNodeMessage,
+          onExit: (code, signal) => {
+            if (!closing) options.onNodeExit?.(i, code, signal);
+          },
+        }),
+      );
+    }
+    const timeoutMs = options.nodeStartTimeoutMs ?? 60_000;
+    const nodes = await Promise.all(processes.map((p) => p.ready(timeoutMs)));
+    for (const n of nodes) step(`node ${n.index}: pid ${n.pid}, enclave pid ${n.enclavePid}, signer ${n.signer} ${n.teeType}${n.simulated ? " SIMULATED" : ""}, operator ${n.operator}${n.httpUrl ? `, health ${n.httpUrl}/healthz` : ""}`);
+
+    return {
+      dataDir,
+      chainId: chain.chainId,
+      rpcUrl: rpc.url,
+      ipfsUrl: kubo.url,
+      casUrl: cas.url,
+      deployment,
+      simPkiDir,
+      policy,
+      measurement,
+      nodes,
+      replayedBlocks: chain.replayedBlocks,
+      requesterKey: chain.privateKeys.requester,
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+interface NodeProcess {
+  ready(timeoutMs: number): Promise<DevnetNode>;
+  /** SIGTERM, then SIGKILL after a grace period; the enclave is killed too if it outlived its host. */
+  stop(): Promise<void>;
+}
+
+function spawnNode(
+  index: number,
+  o: { args: string[]; operatorKey: Hex; onMessage?: (node: number, message: NodeProcessMessage) => void; onExit: (code: number | null, signal: NodeJS.Signals | null) => void },
+): NodeProcess {
+  const child: ChildProcess = fork(NODE_MAIN, o.args, {
+    env: { ...process.env, CLOISTER_OPERATOR_KEY: o.operatorKey },
+    execArgv: ["--disable-warning=ExperimentalWarning"],
+    stdio: ["ignore", "ignore", "inherit", "ipc"],
+    // Its own process group: a terminal's Ctrl-C reaches only the devnet, which stops the nodes in order
+    // (otherwise each enclave would get SIGINT too and die under its running node). A node still
+    // exits when the devnet's IPC channel closes, even if the devnet is killed.
+    detached: true,
+  });
+  let node: DevnetNode | undefined;
+  let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const exited = new Promise<void>((resolve) => {
+    child.once("exit", (code, signal) => {
+      exitInfo = { code, signal };
+      o.onExit(code, signal);
+      resolve();
+    });
+  });
+  child.on("error", () => {
+    // Reported through "exit" and ready().
+  });
+  const readyMessage = new Promise<DevnetNode>((resolve) => {
+    child.on("message", (raw) => {
+      const message = raw as NodeProcessMessage;
+      o.onMessage?.(index, message);
+      if (message.event === "node-ready") {
+        node = { index, pid: message.pid, enclavePid: message.enclavePid, signer: message.signer, operator: message.operator, measurement: message.measurement, teeType: message.teeType, simulated: message.simulated, httpUrl: message.httpUrl };
+        resolve(node);
+      }
+    });
+  });
+
+  return {
+    ready(timeoutMs) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      return Promise.race([
+        readyMessage,
+        exited.then(() => {
+          throw new DevnetError(`node ${index} exited (code ${exitInfo?.code}, signal ${exitInfo?.signal}) before its enclave was registered; its error is above, its log in nodes/${index}/host.log`);
+        }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new DevnetError(`node ${index} did not get its enclave registered within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]).finally(() => clearTimeout(timer));
+    },
+    async stop() {
+      if (!exitInfo) {
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      if (node && isAlive(node.enclavePid)) {
+        process.kill(node.enclavePid, "SIGKILL");
+      }
+    },
+  };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

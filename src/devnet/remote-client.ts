@@ -1,0 +1,80 @@
+/**
+ * A requester's SDK client on a network reached only through its endpoints:
+ * any Ethereum JSON-RPC URL and any Kubo RPC URL (a `cloister devnet up`
+ * network or real nodes). The contract addresses come from a deployment
+ * file or from the attestation service's GET /deployment; the attestation
+ * policy is always the caller's own.
+ */
+import type { Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import type { Policy } from "../attestation/policy.ts";
+import { casHttpClient } from "../cas/http-client.ts";
+import { chainDefinition, createWriterClient, type WriterClient } from "../chain/clients.ts";
+import { defaultLocalChainId } from "../chain/local-chain.ts";
+import { devPrivateKeys } from "../chain/dev-accounts.ts";
+import { CloisterClient } from "../sdk/client.ts";
+import type { BlobStore } from "../storage/blob-store.ts";
+import { openKuboStore } from "../storage/kubo-store.ts";
+import { readDeployment, type StoredDeployment } from "./deployment-file.ts";
+import { DevnetError } from "./errors.ts";
+
+export interface RemoteNetworkOptions {
+  rpcUrl: string;
+  ipfsUrl: string;
+  /** Where the contract addresses come from: the deployment itself, a deployment file, or an attestation service URL. */
+  deployment: StoredDeployment | { file: string } | { casUrl: string };
+  policy: Policy;
+  /**
+   * The requester's private key. When omitted, the well-known development
+   * requester key is used, and only on a local devnet (chain id 31337 at a
+   * loopback URL); anywhere else it is an error.
+   */
+  privateKey?: Hex;
+  /** Block and receipt polling (default 100 ms). */
+  pollingIntervalMs?: number;
+}
+
+export interface RemoteNetwork {
+  client: CloisterClient;
+  writer: WriterClient;
+  store: BlobStore;
+  deployment: StoredDeployment;
+  close(): Promise<void>;
+}
+
+export async function connectToNetwork(options: RemoteNetworkOptions): Promise<RemoteNetwork> {
+  const deployment = await resolveDeployment(options.deployment);
+  const privateKey = options.privateKey ?? devRequesterKeyFor(options.rpcUrl, deployment.chainId);
+  const writer = createWriterClient({
+    endpoint: { rpcUrl: options.rpcUrl },
+    chain: chainDefinition(deployment.chainId, options.rpcUrl),
+    account: privateKeyToAccount(privateKey),
+    pollingInterval: options.pollingIntervalMs ?? 100,
+  });
+  const chainId = await writer.getChainId();
+  if (chainId !== deployment.chainId) {
+    throw new DevnetError(`the chain at ${options.rpcUrl} has chain id ${chainId}, but the deployment is for chain ${deployment.chainId}; use the deployment of that chain`);
+  }
+  const store = openKuboStore(options.ipfsUrl);
+  const client = new CloisterClient({ writer, deployment, store, policy: options.policy });
+  return { client, writer, store, deployment, close: () => store.close() };
+}
+
+async function resolveDeployment(source: RemoteNetworkOptions["deployment"]): Promise<StoredDeployment> {
+  if ("file" in source) {
+    const read = await readDeployment(source.file);
+    if (!read) throw new DevnetError(`no deployment file at ${source.file}; a devnet writes it to <dir>/deployment.json`);
+    return read;
+  }
+  if ("casUrl" in source) return casHttpClient(source.casUrl).deployment();
+  return source;
+}
+
+function devRequesterKeyFor(rpcUrl: string, chainId: number): Hex {
+  const host = new URL(rpcUrl).hostname;
+  const loopback = host === "127.0.0.1" || host === "localhost" || host === "[::1]";
+  if (!loopback || chainId !== defaultLocalChainId) {
+    throw new DevnetError(`no requester key given for chain ${chainId} at ${rpcUrl}; pass --key or set CLOISTER_PRIVATE_KEY (the development key is used on a local devnet only)`);
+  }
+  return devPrivateKeys(0).requester;
+}
