@@ -12,6 +12,9 @@
  * layout as the embedded network's, so a restart on the same dir resumes
  * the chain (journal replay), the store, the deployment and the enclaves'
  * sealed identities.
+ *
+ * For fault tests, a running network can kill and restart one node, and stop
+ * and start its chain RPC server or its IPFS node on the same port.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -24,10 +27,12 @@ import { startCasHttpServer } from "../cas/http-server.ts";
 import { AttestationService } from "../cas/service.ts";
 import { createWriterClient } from "../chain/clients.ts";
 import { startLocalChain, type LocalChain } from "../chain/local-chain.ts";
-import { startChainRpcServer } from "../chain/rpc-server.ts";
+import type { Eip1193Provider } from "../chain/eip1193.ts";
+import { startChainRpcServer, type ChainRpcServer } from "../chain/rpc-server.ts";
 import type { NodeProcessMessage } from "../host/main.ts";
-import { openHeliaStore } from "../storage/helia-store.ts";
-import { startKuboRpcServer } from "../storage/kubo-rpc-server.ts";
+import { StorageError, type BlobStore } from "../storage/blob-store.ts";
+import { openHeliaStore, type HeliaStore } from "../storage/helia-store.ts";
+import { startKuboRpcServer, type KuboRpcServer } from "../storage/kubo-rpc-server.ts";
 import { deployOrReuse } from "./deploy-or-reuse.ts";
 import type { StoredDeployment } from "./deployment-file.ts";
 import { DevnetError } from "./errors.ts";
@@ -44,6 +49,10 @@ export interface MultiProcessDevnetOptions {
    * node i's health and metrics on `port + 3 + i`; 0 (default) picks free ports.
    */
   port?: number;
+  /** How often each node polls the chain for new tasks (default 100 ms). */
+  pollIntervalMs?: number;
+  /** Tasks each node runs at once (default 4). */
+  nodeConcurrency?: number;
   /** How long a node may take to get its enclave registered (default 60 s). */
   nodeStartTimeoutMs?: number;
   /** Progress of the network's own setup. */
@@ -83,6 +92,20 @@ export interface MultiProcessDevnet {
   replayedBlocks: number;
   /** The well-known development requester key (local use only). */
   requesterKey: Hex;
+  /** The chain in this process, reachable while its JSON-RPC server is stopped. */
+  chainProvider: Eip1193Provider;
+  /** Kills node `index`'s daemon and enclave processes with SIGKILL, as a crash would, and waits until they are gone. */
+  killNode(index: number): Promise<void>;
+  /** Starts node `index` again on its data dir (after killNode); resolves once it is registered, and updates `nodes[index]`. */
+  restartNode(index: number): Promise<DevnetNode>;
+  /** Stops the chain's JSON-RPC server (open connections are dropped); the chain itself keeps running. */
+  stopChainRpc(): Promise<void>;
+  /** Serves the chain's JSON-RPC API again, on the same port. */
+  startChainRpc(): Promise<void>;
+  /** Stops the Kubo RPC server and closes the IPFS store. */
+  stopIpfs(): Promise<void>;
+  /** Opens the IPFS store again from the data dir and serves it on the same port. */
+  startIpfs(): Promise<void>;
   /** Stops every node process (and its enclave), then the servers, chain and store. */
   close(): Promise<void>;
 }
@@ -110,15 +133,38 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     if (chain.accounts.operators.length < nodeCount) {
       throw new DevnetError(`the chain in ${chainDir} has ${chain.accounts.operators.length} operator accounts, too few for ${nodeCount} nodes; start with --nodes ${chain.accounts.operators.length} or a new data dir`);
     }
-    const rpc = await startChainRpcServer({ provider: chain.provider, port: port(0) });
-    cleanups.push(() => rpc.close());
-    step(`chain ${chain.chainId} (Hardhat EDR)${chain.replayedBlocks ? `, ${chain.replayedBlocks} blocks restored` : ""}: JSON-RPC ${rpc.url}`);
+    let rpc: ChainRpcServer | undefined = await startChainRpcServer({ provider: chain.provider, port: port(0) });
+    const { url: rpcUrl, port: rpcPort } = rpc;
+    const stopChainRpc = async () => {
+      await rpc?.close();
+      rpc = undefined;
+    };
+    cleanups.push(stopChainRpc);
+    step(`chain ${chain.chainId} (Hardhat EDR)${chain.replayedBlocks ? `, ${chain.replayedBlocks} blocks restored` : ""}: JSON-RPC ${rpcUrl}`);
 
-    const store = await openHeliaStore(join(dataDir, "ipfs"));
-    cleanups.push(() => store.close());
-    const kubo = await startKuboRpcServer({ store, port: port(1) });
-    cleanups.push(() => kubo.close());
-    step(`IPFS (embedded store in ${join(dataDir, "ipfs")}): Kubo RPC ${kubo.url}`);
+    const ipfsDir = join(dataDir, "ipfs");
+    let store: HeliaStore | undefined = await openHeliaStore(ipfsDir);
+    let kubo: KuboRpcServer | undefined = await startKuboRpcServer({ store, port: port(1) });
+    const { url: ipfsUrl, port: ipfsPort } = kubo;
+    const stopIpfs = async () => {
+      await kubo?.close();
+      kubo = undefined;
+      await store?.close();
+      store = undefined;
+    };
+    cleanups.push(stopIpfs);
+    step(`IPFS (embedded store in ${ipfsDir}): Kubo RPC ${ipfsUrl}`);
+    // The attestation service reads evidence from whichever store is open (the IPFS node may be restarted).
+    const openStore = (): HeliaStore => {
+      if (!store) throw new StorageError("STORAGE_UNREACHABLE", "the devnet's IPFS node is stopped; start it again (startIpfs)");
+      return store;
+    };
+    const currentStore: BlobStore = {
+      put: (bytes) => openStore().put(bytes),
+      get: (cid, getOptions) => openStore().get(cid, getOptions),
+      has: (cid) => openStore().has(cid),
+      close: async () => {},
+    };
 
     const writer = (account: LocalChain["accounts"]["deployer"]) => createWriterClient({ endpoint: { provider: chain.provider }, chain: chain.chain, account });
     const deployment = await deployOrReuse(writer(chain.accounts.deployer), { chainId: chain.chainId, attester: chain.accounts.attester.address, path: join(dataDir, "deployment.json") });
@@ -126,34 +172,41 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
 
     const simPkiDir = join(dataDir, "sim-tee");
     const { policy, measurement } = await localNetworkPolicy(simPkiDir);
-    const service = new AttestationService({ writer: writer(chain.accounts.attester), registry: deployment.registry, store, policy });
+    const service = new AttestationService({ writer: writer(chain.accounts.attester), registry: deployment.registry, store: currentStore, policy });
     const cas = await startCasHttpServer({ service, deployment, port: port(2) });
     cleanups.push(() => cas.close());
     step(`attestation service: ${cas.url} (policy: simulated root in ${simPkiDir}, SIMULATED TEE; measurement ${measurement})`);
 
+    const nodeTuning = [
+      ...(options.pollIntervalMs === undefined ? [] : ["--poll-ms", String(options.pollIntervalMs)]),
+      ...(options.nodeConcurrency === undefined ? [] : ["--concurrency", String(options.nodeConcurrency)]),
+    ];
     const processes: NodeProcess[] = [];
     cleanups.push(() => Promise.all(processes.map((p) => p.stop())).then(() => {}));
-    for (let i = 0; i < nodeCount; i++) {
-      processes.push(
-        spawnNode(i, {
-          args: ["--rpc", rpc.url, "--ipfs", kubo.url, "--cas", cas.url, "--data-dir", join(dataDir, "nodes", String(i)), "--sim-pki", simPkiDir, "--http-port", String(port(3 + i))],
-          operatorKey: chain.privateKeys.operators[i]!,
-          onMessage: options.onNodeMessage,
-          onExit: (code, signal) => {
-            if (!closing) options.onNodeExit?.(i, code, signal);
-          },
-        }),
-      );
-    }
+    const startNode = (i: number) =>
+      spawnNode(i, {
+        args: ["--rpc", rpcUrl, "--ipfs", ipfsUrl, "--cas", cas.url, "--data-dir", join(dataDir, "nodes", String(i)), "--sim-pki", simPkiDir, "--http-port", String(port(3 + i)), ...nodeTuning],
+        operatorKey: chain.privateKeys.operators[i]!,
+        onMessage: options.onNodeMessage,
+        onExit: (code, signal) => {
+          if (!closing) options.onNodeExit?.(i, code, signal);
+        },
+      });
+    for (let i = 0; i < nodeCount; i++) processes.push(startNode(i));
     const timeoutMs = options.nodeStartTimeoutMs ?? 60_000;
     const nodes = await Promise.all(processes.map((p) => p.ready(timeoutMs)));
+    const processOf = (index: number): NodeProcess => {
+      const p = processes[index];
+      if (!p) throw new DevnetError(`the devnet has no node ${index}; its nodes are 0..${processes.length - 1}`);
+      return p;
+    };
     for (const n of nodes) step(`node ${n.index}: pid ${n.pid}, enclave pid ${n.enclavePid}, signer ${n.signer} ${n.teeType}${n.simulated ? " SIMULATED" : ""}, operator ${n.operator}${n.httpUrl ? `, health ${n.httpUrl}/healthz` : ""}`);
 
     return {
       dataDir,
       chainId: chain.chainId,
-      rpcUrl: rpc.url,
-      ipfsUrl: kubo.url,
+      rpcUrl,
+      ipfsUrl,
       casUrl: cas.url,
       deployment,
       simPkiDir,
@@ -162,6 +215,25 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
       nodes,
       replayedBlocks: chain.replayedBlocks,
       requesterKey: chain.privateKeys.requester,
+      chainProvider: chain.provider,
+      killNode: (index) => processOf(index).kill(),
+      async restartNode(index) {
+        if (processOf(index).running) throw new DevnetError(`node ${index} is still running; kill it first (killNode)`);
+        const restarted = startNode(index);
+        processes[index] = restarted;
+        const node = await restarted.ready(timeoutMs);
+        nodes[index] = node;
+        return node;
+      },
+      stopChainRpc,
+      async startChainRpc() {
+        rpc ??= await startChainRpcServer({ provider: chain.provider, port: rpcPort });
+      },
+      stopIpfs,
+      async startIpfs() {
+        store ??= await openHeliaStore(ipfsDir);
+        kubo ??= await startKuboRpcServer({ store, port: ipfsPort });
+      },
       close,
     };
   } catch (error) {
@@ -174,6 +246,10 @@ interface NodeProcess {
   ready(timeoutMs: number): Promise<DevnetNode>;
   /** SIGTERM, then SIGKILL after a grace period; the enclave is killed too if it outlived its host. */
   stop(): Promise<void>;
+  /** SIGKILL to the node and its enclave at once, then waits for both to be gone. */
+  kill(): Promise<void>;
+  /** False once the node process has exited. */
+  readonly running: boolean;
 }
 
 function spawnNode(
@@ -235,6 +311,18 @@ function spawnNode(
       if (node && isAlive(node.enclavePid)) {
         process.kill(node.enclavePid, "SIGKILL");
       }
+    },
+    async kill() {
+      if (!exitInfo) child.kill("SIGKILL");
+      const enclavePid = node?.enclavePid;
+      if (enclavePid !== undefined && isAlive(enclavePid)) process.kill(enclavePid, "SIGKILL");
+      await exited;
+      // The enclave was the node's child and is reaped by init; a zombie still answers kill(pid, 0), so the wait is bounded.
+      const until = Date.now() + 5_000;
+      while (enclavePid !== undefined && isAlive(enclavePid) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+    },
+    get running() {
+      return exitInfo === undefined;
     },
   };
 }

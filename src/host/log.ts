@@ -15,7 +15,11 @@ export type HostEvent =
   | { type: "task-accepted"; taskId: string; transactionHash: string; gasUsed: string }
   | { type: "task-executed"; taskId: string; outcome: string; outputCid: string; provenanceCid: string }
   | { type: "task-completed"; taskId: string; transactionHash: string; gasUsed: string }
-  | { type: "task-failed"; taskId: string; code: string; message: string };
+  | { type: "task-failed"; taskId: string; code: string; message: string }
+  /** This node's reopen keeper reopened an attempt another enclave missed, or refunded the requester after the last one. */
+  | { type: "task-reopened"; taskId: string; attempt: number; outcome: "reopened" | "refunded"; missedEnclave: string; transactionHash: string; gasUsed: string }
+  /** A crawler could not read the market (it backs off and reads the same range again), or the keeper could not reopen a task. */
+  | { type: "watcher-error"; source: "task-watcher" | "reopen-keeper"; code: string; message: string; taskId?: string };
 
 export interface HostLog {
   emit(event: HostEvent): void;

@@ -1,7 +1,8 @@
 /**
  * The node daemon (untrusted host): gets its enclave attested and registered,
  * posts its offers,
- * then watches the market for tasks its enclave may run and relays them.
+ * then watches the market for tasks its enclave may run and relays them, and
+ * reopens the attempts other enclaves let expire on those tasks (reopen-keeper.ts).
  */
 import { join } from "node:path";
 import { zeroAddress, type Address, type Hex } from "viem";
@@ -12,9 +13,10 @@ import type { EnclaveClient } from "../enclave/client.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { Checkpoint } from "./checkpoint.ts";
 import { startNodeHttpServer, type NodeHealth, type NodeHttpServer } from "./http-server.ts";
-import { createLimiter } from "./limiter.ts";
+import { createLimiter } from "../util/limiter.ts";
 import { fileHostLog, type HostEvent, type HostLog } from "./log.ts";
 import { meteredLog, NodeMetrics } from "./metrics.ts";
+import { startReopenKeeper } from "./reopen-keeper.ts";
 import { isTransientError } from "./retry.ts";
 import { handleTask } from "./task-handler.ts";
 import { watchSubmittedTasks } from "./task-watcher.ts";
@@ -40,6 +42,11 @@ export interface NodeDaemonOptions {
   onEvent?: (event: HostEvent) => void;
   /** What the node offers its enclave for, per payment token (default: defaultNodeOffer in native currency). */
   offers?: NodeOffer[];
+  /**
+   * How often the reopen keeper reads the market for attempts past their deadline (default 1000 ms);
+   * false turns it off (then only the requester, or other nodes, reopen this node's candidate tasks).
+   */
+  reopenKeeper?: { pollIntervalMs?: number } | false;
   /** Serve GET /healthz and GET /metrics (on 127.0.0.1 unless `host` says otherwise; port 0 picks one). */
   http?: { port: number; host?: string; crawlStaleAfterMs?: number };
 }
@@ -58,6 +65,7 @@ export class NodeDaemon {
   readonly log: HostLog;
   readonly metrics = new NodeMetrics();
   #watcher: { stop(): Promise<void> } | undefined;
+  #keeper: { stop(): Promise<void> } | undefined;
   #evidenceCid: string | undefined;
   /** Aborts the handlers' retries on stop. */
   readonly #shutdown = new AbortController();
@@ -115,7 +123,8 @@ export class NodeDaemon {
     const checkpoint = new Checkpoint(join(dataDir, "checkpoint.json"), deployment.deployBlock - 1n);
     const limit = createLimiter(this.#options.concurrency ?? 4);
     const retry = { signal: this.#shutdown.signal, onRetry: () => this.metrics.rpcErrors.inc() };
-    const ctx = { writer, market: deployment.market, chainId: BigInt(deployment.chainId), store, enclave, evidenceCid: this.#evidenceCid!, log: this.log, sendSerially: createLimiter(1), retry };
+    const sendSerially = createLimiter(1);
+    const ctx = { writer, market: deployment.market, chainId: BigInt(deployment.chainId), store, enclave, evidenceCid: this.#evidenceCid!, log: this.log, sendSerially, retry };
     this.#watchingSince = Date.now();
     this.#watcher = watchSubmittedTasks({
       reader: writer,
@@ -126,11 +135,27 @@ export class NodeDaemon {
       onError: (error) => {
         if (isTransientError(error)) this.metrics.rpcErrors.inc();
         this.#lastCrawlError = (error as Error).message;
-        this.log.emit({ type: "task-failed", taskId: "-", code: (error as { code?: string }).code ?? "WATCHER", message: (error as Error).message });
+        this.log.emit({ type: "watcher-error", source: "task-watcher", code: (error as { code?: string }).code ?? "WATCHER", message: (error as Error).message });
       },
       onCrawled: (block) => {
         this.#lastCrawl = { at: Date.now(), block };
         this.metrics.checkpointBlock.set(Number(block));
+      },
+    });
+    const keeper = this.#options.reopenKeeper;
+    if (keeper === false) return;
+    this.#keeper = startReopenKeeper({
+      writer,
+      market: deployment.market,
+      enclave: enclave.identity.signer,
+      statePath: join(dataDir, "reopen-keeper.json"),
+      fromBlock: deployment.deployBlock,
+      pollIntervalMs: keeper?.pollIntervalMs ?? 1_000,
+      log: this.log,
+      sendSerially,
+      onError: (error) => {
+        if (isTransientError(error)) this.metrics.rpcErrors.inc();
+        this.log.emit({ type: "watcher-error", source: "reopen-keeper", code: (error as { code?: string }).code ?? "WATCHER", message: (error as Error).message });
       },
     });
   }
@@ -167,7 +192,7 @@ export class NodeDaemon {
 
   async stop(): Promise<void> {
     this.#shutdown.abort(new Error("the node daemon is stopping"));
-    await this.#watcher?.stop();
+    await Promise.all([this.#watcher?.stop(), this.#keeper?.stop()]);
     await this.#http?.close();
     await this.#options.enclave.close();
   }

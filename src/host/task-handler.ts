@@ -18,6 +18,21 @@ import type { HostLog } from "./log.ts";
 import { withRetry, type RetryOptions } from "./retry.ts";
 import type { SubmittedTask } from "./task-watcher.ts";
 
+/**
+ * Reverts of acceptTask that say this task is not for this node (taken, cancelled, expired, or its terms do
+ * not match the node's offer): skipped, not failed. Anything else is the node's own problem.
+ */
+const notForThisNode = new Set([
+  "TaskNotOpen",
+  "DeadlinePassed",
+  "NoOffer",
+  "PriceAboveMax",
+  "InsufficientResources",
+  "TeeTypeNotAccepted",
+  "EnclaveNotCandidate",
+  "UnknownCategory",
+]);
+
 /** Blobs a node is willing to relay per task (program, input, envelope). */
 const MAX_BLOB_BYTES = 64 * 1024 * 1024;
 
@@ -83,12 +98,20 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
     ctx.log.emit({ type: "task-accepted", taskId, transactionHash: accepted.hash, gasUsed: accepted.gasUsed.toString() });
   } catch (error) {
     const revert = decodeContractRevert(error);
+    let notOpen = revert?.errorName === "TaskNotOpen";
+    // A lost race may also surface as the mined transaction reverting after its simulation passed, with a
+    // reason that does not always decode: then the market's record says whether the task is still open.
+    const reverted = revert !== undefined || (error as { code?: string }).code === "TRANSACTION_REVERTED";
+    if (reverted && !notOpen && !(revert && notForThisNode.has(revert.errorName))) {
+      const record = await retrying(ctx, `readTask ${taskId}`, () => readTask(ctx.writer, ctx.market, task.taskId));
+      notOpen = record.status !== "Open";
+    }
     // Not open any more because this very enclave holds it: resume the run instead of dropping it.
-    if (revert?.errorName === "TaskNotOpen") assignment = await ownAssignment(ctx, task);
+    if (notOpen) assignment = await ownAssignment(ctx, task);
     if (!assignment) {
-      // Another node got there first, or the task was cancelled: nothing to do.
-      if (revert && ["TaskNotOpen", "DeadlinePassed"].includes(revert.errorName)) {
-        ctx.log.emit({ type: "task-skipped", taskId, reason: revert.message });
+      // Another node got there first, the task was cancelled, or it asks for more than this node offers.
+      if (notOpen || (revert && notForThisNode.has(revert.errorName))) {
+        ctx.log.emit({ type: "task-skipped", taskId, reason: revert?.message ?? (error as Error).message });
         return;
       }
       // Any other revert will not change by crawling the range again; a transient failure that outlasted
