@@ -30,7 +30,7 @@ export interface RemoteNetworkOptions {
    * loopback URL); anywhere else it is an error.
    */
   privateKey?: Hex;
-  /** Block and receipt polling (default 100 ms). */
+  /** Receipt polling (default 100 ms) and completion polling (default: the SDK's, 20 ms); with automining a receipt is there at the first look. */
   pollingIntervalMs?: number;
 }
 
@@ -56,7 +56,7 @@ export async function connectToNetwork(options: RemoteNetworkOptions): Promise<R
     throw new DevnetError(`the chain at ${options.rpcUrl} has chain id ${chainId}, but the deployment is for chain ${deployment.chainId}; use the deployment of that chain`);
   }
   const store = openKuboStore(options.ipfsUrl);
-  const client = new CloisterClient({ writer, deployment, store, policy: options.policy });
+  const client = new CloisterClient({ writer, deployment, store, policy: options.policy, pollIntervalMs: options.pollingIntervalMs });
   return { client, writer, store, deployment, close: () => store.close() };
 }
 

@@ -6,14 +6,15 @@
  * digests, and the provenance statement is signed by the same enclave and
  * describes this task, program and input.
  */
-import { decodeFunctionData, parseEventLogs, recoverTypedDataAddress, sha256, type Address, type Client, type Hex } from "viem";
-import { getLogs, getTransaction } from "viem/actions";
+import { decodeFunctionData, recoverTypedDataAddress, sha256, type Address, type Client, type Hex } from "viem";
+import { getTransaction } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import { readEnclave } from "../chain/actions/read-enclave.ts";
 import { completionDomain, completionTypes } from "../protocol/completion.ts";
 import { verifyProvenance, type ProvenanceStatement } from "../protocol/provenance.ts";
 import { decryptResult } from "../protocol/result.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
+import { CompletionWatcher, type CompletionEvent } from "./completion-watcher.ts";
 import type { VerifiedEnclave } from "./enclaves.ts";
 import { TaskProgramError, TaskVerificationError } from "./errors.ts";
 import type { SubmittedTask } from "./submit.ts";
@@ -38,30 +39,9 @@ export interface AwaitContext {
   pollIntervalMs?: number;
 }
 
-interface CompletionEvent {
-  enclave: Address;
-  outputDigest: Hex;
-  provenanceDigest: Hex;
-  outputCid: string;
-  provenanceCid: string;
-  transactionHash: Hex;
-}
-
-export async function awaitCompletion(ctx: AwaitContext, task: SubmittedTask, timeoutMs: number): Promise<CompletionEvent> {
-  const deadline = Date.now() + timeoutMs;
-  let fromBlock = task.submitBlock;
-  for (;;) {
-    const logs = await getLogs(ctx.reader, { address: ctx.market, fromBlock, toBlock: "latest" });
-    for (const log of parseEventLogs({ abi: taskMarketAbi, logs, eventName: "TaskCompleted" })) {
-      if (log.args.taskId === task.taskId) return { ...log.args, transactionHash: log.transactionHash };
-    }
-    const last = logs.at(-1)?.blockNumber;
-    if (last !== undefined && last !== null) fromBlock = last;
-    if (Date.now() > deadline) {
-      throw new TaskVerificationError("TASK_TIMEOUT", `task ${task.taskId} was not completed within ${timeoutMs} ms; is a node running whose enclave is a candidate? The escrow can be reclaimed after the deadline`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, ctx.pollIntervalMs ?? 50));
-  }
+/** Waits for one task's completion on its own; a CloisterClient shares one CompletionWatcher between its tasks. */
+export function awaitCompletion(ctx: AwaitContext, task: SubmittedTask, timeoutMs: number): Promise<CompletionEvent> {
+  return new CompletionWatcher({ reader: ctx.reader, market: ctx.market, pollIntervalMs: ctx.pollIntervalMs }).wait(task.taskId, task.submitBlock, timeoutMs);
 }
 
 export async function verifyAndDecrypt(

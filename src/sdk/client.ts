@@ -7,8 +7,10 @@ import type { Policy } from "../attestation/policy.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import type { TaskLimits } from "../protocol/task.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
-import { awaitCompletion, verifyAndDecrypt, type TaskResult } from "./await-result.ts";
-import { listVerifiedEnclaves, type EnclaveListing, type VerifiedEnclave } from "./enclaves.ts";
+import { createLimiter } from "../util/limiter.ts";
+import { verifyAndDecrypt, type TaskResult } from "./await-result.ts";
+import { CompletionWatcher } from "./completion-watcher.ts";
+import { EnclaveDirectory, type EnclaveListing, type VerifiedEnclave } from "./enclaves.ts";
 import { TaskVerificationError } from "./errors.ts";
 import { prepareTask, publishTask, submitPublished, type SubmittedTask, type TaskTerms } from "./submit.ts";
 
@@ -19,6 +21,8 @@ export interface CloisterClientOptions {
   store: BlobStore;
   /** The requester's own attestation policy; enclaves are verified against it, not against the registry's word. */
   policy: Policy;
+  /** How often the client polls the chain for its tasks' completions (default 20 ms, only while tasks wait). */
+  pollIntervalMs?: number;
 }
 
 export type TaskProgress =
@@ -49,16 +53,28 @@ export interface RunTaskOptions {
   onProgress?: (progress: TaskProgress) => void;
 }
 
+/**
+ * A requester's client. Tasks may run concurrently: the client keeps the
+ * enclaves it has verified (see EnclaveDirectory), waits for all its tasks'
+ * completions with one poller, and sends its submit transactions one at a
+ * time, since they come from one account and would otherwise race for nonces.
+ */
 export class CloisterClient {
   readonly #o: CloisterClientOptions;
+  readonly #enclaves: EnclaveDirectory;
+  readonly #completions: CompletionWatcher;
+  readonly #sendSerially = createLimiter(1);
 
   constructor(options: CloisterClientOptions) {
     this.#o = options;
+    const { writer, deployment, store, policy } = options;
+    this.#enclaves = new EnclaveDirectory({ reader: writer, registry: deployment.registry, fromBlock: deployment.deployBlock, store, policy });
+    this.#completions = new CompletionWatcher({ reader: writer, market: deployment.market, pollIntervalMs: options.pollIntervalMs });
   }
 
+  /** The registered enclaves that pass this client's policy, and why the others do not. */
   listEnclaves(): Promise<EnclaveListing> {
-    const { writer, deployment, store, policy } = this.#o;
-    return listVerifiedEnclaves({ reader: writer, registry: deployment.registry, fromBlock: deployment.deployBlock, store, policy });
+    return this.#enclaves.listing();
   }
 
   async runTask(options: RunTaskOptions): Promise<TaskResult> {
@@ -75,11 +91,11 @@ export class CloisterClient {
     const { maxPrice, token, category, deadlineMultiple, maxAttempts } = options;
     const terms = Object.fromEntries(Object.entries({ maxPrice, token, category, deadlineMultiple, maxAttempts }).filter(([, v]) => v !== undefined));
     const published = await publishTask(ctx, prepared, { ...options.terms, ...terms });
-    const task = await submitPublished(ctx, published);
+    const task = await this.#sendSerially(() => submitPublished(ctx, published));
     options.onProgress?.({ step: "submitted", task });
-    const awaitCtx = { reader: writer, market: deployment.market, registry: deployment.registry, store };
-    const event = await awaitCompletion(awaitCtx, task, options.timeoutMs ?? 60_000);
+    const event = await this.#completions.wait(task.taskId, task.submitBlock, options.timeoutMs ?? 60_000);
     options.onProgress?.({ step: "completed", taskId: task.taskId, enclave: event.enclave });
+    const awaitCtx = { reader: writer, market: deployment.market, registry: deployment.registry, store };
     const result = await verifyAndDecrypt(awaitCtx, task, candidates, event);
     options.onProgress?.({ step: "verified", result });
     return result;

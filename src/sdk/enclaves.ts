@@ -5,7 +5,7 @@
  * registered. The registry's word alone is not enough.
  */
 import { bytesToHex, hexToBytes, parseEventLogs, type Address, type Client, type Hex } from "viem";
-import { getLogs } from "viem/actions";
+import { getBlockNumber, getLogs } from "viem/actions";
 import { decodeEvidence } from "../attestation/evidence-codec.ts";
 import type { Policy } from "../attestation/policy.ts";
 import type { Claims } from "../attestation/types.ts";
@@ -58,18 +58,19 @@ export async function listVerifiedEnclaves(params: {
   return { verified, rejected };
 }
 
-async function checkEnclave(
+/** Checks one registered enclave: active in the registry, evidence verified under the policy, report_data committing to its keys. */
+export async function checkEnclave(
   params: { reader: Client; registry: Address; store: BlobStore; policy: Policy },
   signer: Address,
   evidenceCid: string,
-): Promise<VerifiedEnclave | { reason: string }> {
+): Promise<VerifiedEnclave | { reason: string; transient?: boolean }> {
   const record = await readEnclave(params.reader, params.registry, signer);
   if (!record.active) return { reason: record.revoked ? "revoked" : "registration expired" };
   let evidence;
   try {
     evidence = decodeEvidence(await params.store.get(evidenceCid, { maxBytes: 256 * 1024 }));
   } catch (error) {
-    return { reason: `evidence ${evidenceCid} unusable: ${(error as Error).message}` };
+    return { reason: `evidence ${evidenceCid} unusable: ${(error as Error).message}`, transient: true };
   }
   const result = await verifyEvidence(evidence, { policy: params.policy });
   if (!result.ok || !result.accepted || !result.claims) {
@@ -81,4 +82,79 @@ async function checkEnclave(
     return { reason: "evidence does not commit to the registered signing and HPKE keys" };
   }
   return { signer, operator: record.operator, hpkePublicKey: record.hpkePublicKey, evidenceCid, expiry: record.expiry, claims: result.claims };
+}
+
+export interface EnclaveDirectoryOptions {
+  reader: Client;
+  registry: Address;
+  fromBlock: bigint;
+  store: BlobStore;
+  policy: Policy;
+  /** Clock in Unix seconds (tests). */
+  now?: () => number;
+}
+
+/**
+ * The verified listing of one client, kept between tasks: each refresh reads
+ * only the registry events since the last one and checks again only the
+ * enclaves they name (a new registration, a renewal, a revocation), the
+ * verified enclaves whose registration has expired by now, and those refused
+ * for a reason that may pass (evidence that could not be fetched). Concurrent
+ * refreshes share one run. The listing is what the client encrypts to; each
+ * result is still checked against the registry when it arrives
+ * (verifyAndDecrypt reads `active` again), so a revocation after the last
+ * refresh cannot slip through.
+ */
+export class EnclaveDirectory {
+  readonly #o: EnclaveDirectoryOptions;
+  readonly #registered = new Map<Address, { evidenceCid: string }>();
+  readonly #verified = new Map<Address, VerifiedEnclave>();
+  readonly #rejected = new Map<Address, EnclaveRejection & { transient: boolean }>();
+  /** Enclaves to check at the next refresh; one leaves the set only once its check has run. */
+  readonly #stale = new Set<Address>();
+  #scanned: bigint;
+  #refreshing: Promise<EnclaveListing> | undefined;
+
+  constructor(options: EnclaveDirectoryOptions) {
+    this.#o = options;
+    this.#scanned = options.fromBlock - 1n;
+  }
+
+  listing(): Promise<EnclaveListing> {
+    this.#refreshing ??= this.#refresh().finally(() => {
+      this.#refreshing = undefined;
+    });
+    return this.#refreshing;
+  }
+
+  async #refresh(): Promise<EnclaveListing> {
+    const { reader, registry } = this.#o;
+    const latest = await getBlockNumber(reader, { cacheTime: 0 });
+    if (latest > this.#scanned) {
+      const logs = await getLogs(reader, { address: registry, fromBlock: this.#scanned + 1n, toBlock: latest });
+      for (const log of parseEventLogs({ abi: enclaveRegistryAbi, logs, eventName: ["EnclaveRegistered", "EnclaveRevoked"] })) {
+        if (log.eventName === "EnclaveRegistered") this.#registered.set(log.args.enclave, { evidenceCid: log.args.evidenceCid });
+        this.#stale.add(log.args.enclave);
+      }
+      this.#scanned = latest;
+    }
+    const now = BigInt(Math.floor((this.#o.now ?? (() => Date.now() / 1000))()));
+    for (const [signer, e] of this.#verified) if (e.expiry <= now) this.#stale.add(signer);
+    for (const [signer, r] of this.#rejected) if (r.transient) this.#stale.add(signer);
+    await Promise.all(
+      [...this.#stale].map(async (signer) => {
+        const registered = this.#registered.get(signer);
+        const outcome = registered ? await checkEnclave(this.#o, signer, registered.evidenceCid) : { reason: "revoked before it was seen registered" };
+        this.#verified.delete(signer);
+        this.#rejected.delete(signer);
+        if ("reason" in outcome) this.#rejected.set(signer, { signer, reason: outcome.reason, transient: outcome.transient ?? false });
+        else this.#verified.set(signer, outcome);
+        this.#stale.delete(signer);
+      }),
+    );
+    return {
+      verified: [...this.#verified.values()],
+      rejected: [...this.#rejected.values()].map(({ signer, reason }) => ({ signer, reason })),
+    };
+  }
 }

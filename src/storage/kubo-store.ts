@@ -17,6 +17,7 @@ import {
   type GetOptions,
   type StorageErrorCode,
 } from "./blob-store.ts";
+import { createLimiter } from "../util/limiter.ts";
 import { readAll } from "./read-all.ts";
 import { cidOfBytes, KUBO_CHUNKER, parseBlobCid } from "./unixfs-profile.ts";
 
@@ -27,6 +28,11 @@ export interface KuboStoreOptions {
    * fetch from its peers. Cloister's embedded node is always offline.
    */
   offline?: boolean;
+  /**
+   * Requests in flight at once (default 16). More wait their turn: hundreds of
+   * simultaneous uploads would overrun the node's connection backlog and be reset.
+   */
+  maxConcurrentRequests?: number;
 }
 
 const CODES: ReadonlySet<string> = new Set<StorageErrorCode>([
@@ -49,6 +55,7 @@ export function openKuboStore(apiUrl: string, options: KuboStoreOptions = {}): B
     });
   }
   const searchParams = new URLSearchParams(options.offline === true ? { offline: "true" } : {});
+  const limit = createLimiter(options.maxConcurrentRequests ?? 16);
   const where = `the IPFS node at ${apiUrl}`;
   let closed = false;
   const assertOpen = (): void => {
@@ -59,8 +66,7 @@ export function openKuboStore(apiUrl: string, options: KuboStoreOptions = {}): B
     async put(bytes) {
       assertOpen();
       const [added, expected] = await Promise.all([
-        client
-          .add(bytes, { cidVersion: 1, rawLeaves: true, chunker: KUBO_CHUNKER, hashAlg: "sha2-256", pin: true })
+        limit(() => client.add(bytes, { cidVersion: 1, rawLeaves: true, chunker: KUBO_CHUNKER, hashAlg: "sha2-256", pin: true }))
           .catch((err: unknown) => {
             throw mapClientError(err, apiUrl, "store a blob");
           }),
@@ -83,7 +89,7 @@ export function openKuboStore(apiUrl: string, options: KuboStoreOptions = {}): B
       try {
         // One byte past the limit: seeing it proves the blob is too large.
         const length = maxBytes === undefined ? undefined : maxBytes + 1;
-        bytes = await readAll(client.cat(parsed, { length, signal, searchParams }), cid, maxBytes);
+        bytes = await limit(() => readAll(client.cat(parsed, { length, signal, searchParams }), cid, maxBytes));
       } catch (err) {
         throw mapClientError(err, apiUrl, `read blob ${cid}`, cid);
       }

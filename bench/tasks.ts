@@ -1,0 +1,194 @@
+/**
+ * Task throughput and latency on a multi-process devnet:
+ *
+ *   npm run bench -- tasks [--tasks N] [--nodes K] [--concurrency C] [--poll-ms P] [--stages] [--json] [--dir D]
+ *
+ * Starts `cloister devnet up`'s network (K node processes, each with its
+ * enclave process) in a fresh data dir, connects one SDK client over JSON-RPC
+ * and the Kubo RPC API, runs one warm-up task, then N echo tasks with at most
+ * C in flight (default: all N at once). Latency is per task, from the
+ * runTask call (encryption, IPFS puts and submit included) to the verified,
+ * decrypted result. Gas is read from the receipts of the measured tasks'
+ * transactions. The last line of stdout is one JSON object; progress goes to
+ * stderr, and without --json a human summary goes to stdout before it.
+ * --stages adds, on stderr, the CPU time per task of each process and the
+ * median time between the stages of a task (client and node events).
+ */
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { parseEventLogs, type Hex } from "viem";
+import { getLogs, getTransactionReceipt } from "viem/actions";
+import { taskMarketAbi } from "../src/chain/abi/TaskMarket.ts";
+import { connectToNetwork } from "../src/devnet/remote-client.ts";
+import { startMultiProcessDevnet } from "../src/devnet/multi-process.ts";
+
+const { values } = parseArgs({
+  options: {
+    tasks: { type: "string", default: "200" },
+    nodes: { type: "string", default: "3" },
+    concurrency: { type: "string" },
+    "poll-ms": { type: "string" },
+    json: { type: "boolean", default: false },
+    stages: { type: "boolean", default: false },
+    dir: { type: "string" },
+  },
+});
+
+function positive(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) {
+    process.stderr.write(`--${name} takes a positive integer, got '${raw}'\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const taskCount = positive("tasks", values.tasks, 200);
+const nodeCount = positive("nodes", values.nodes, 3);
+const concurrency = positive("concurrency", values.concurrency, taskCount);
+const pollMs = values["poll-ms"] === undefined ? undefined : positive("poll-ms", values["poll-ms"], 0);
+const log = (m: string) => process.stderr.write(`${m}\n`);
+
+const echo = new Uint8Array(await readFile(new URL("../examples/echo.js", import.meta.url)));
+const dataDir = values.dir ?? (await mkdtemp(join(tmpdir(), "cloister-bench-tasks-")));
+log(`starting a ${nodeCount}-node devnet in ${dataDir}`);
+/** Per task: when each stage was reached (ms on this process's clock); node stages arrive over the nodes' IPC channels. */
+const stamps = new Map<string, Record<string, number>>();
+const stamp = (taskId: string, stage: string) => {
+  const s = stamps.get(taskId) ?? {};
+  s[stage] ??= performance.now();
+  stamps.set(taskId, s);
+};
+const devnet = await startMultiProcessDevnet({
+  dataDir,
+  nodes: nodeCount,
+  ...(pollMs === undefined ? {} : { pollIntervalMs: pollMs }),
+  onNodeMessage: (_node, m) => {
+    if (!values.stages || m.event !== "host" || !["task-seen", "task-accepted", "task-executed", "task-completed"].includes(m.host.type)) return;
+    const taskId = "taskId" in m.host ? m.host.taskId : undefined;
+    if (taskId) stamp(taskId, m.host.type);
+  },
+});
+const remote = await connectToNetwork({ rpcUrl: devnet.rpcUrl, ipfsUrl: devnet.ipfsUrl, deployment: devnet.deployment, policy: devnet.policy, privateKey: devnet.requesterKey, ...(pollMs === undefined ? {} : { pollingIntervalMs: pollMs }) });
+
+try {
+  const input = (i: number) => new TextEncoder().encode(`bench task ${i}`);
+  log("warm-up task");
+  await remote.client.runTask({ program: echo, input: input(-1), timeoutMs: 60_000 });
+  const fromBlock = (await remote.writer.getBlockNumber({ cacheTime: 0 })) + 1n;
+
+  log(`${taskCount} tasks, at most ${concurrency} in flight`);
+  const latencies: number[] = [];
+  const submitHashes = new Set<Hex>();
+  const taskIds = new Set<bigint>();
+  let next = 0;
+  const cpuBefore = await Promise.all(devnetPids().map((pid) => cpuMsOf([pid])));
+  const started = performance.now();
+  const worker = async () => {
+    while (next < taskCount) {
+      const i = next++;
+      const t0 = performance.now();
+      let id = "";
+      const result = await remote.client.runTask({
+        program: echo,
+        input: input(i),
+        timeoutMs: 600_000,
+        onProgress: (p) => {
+          if (p.step === "submitted") {
+            submitHashes.add(p.task.transactionHash);
+            id = p.task.taskId.toString();
+            stamps.set(id, { ...stamps.get(id), start: t0 });
+          }
+          if (values.stages && id) stamp(id, p.step);
+        },
+      });
+      latencies.push(performance.now() - t0);
+      taskIds.add(result.taskId);
+      if (new TextDecoder().decode(result.output) !== `bench task ${i}`) throw new Error(`task ${i} returned the wrong output`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, taskCount) }, worker));
+  const elapsedMs = performance.now() - started;
+  const cpuByProcess = (await Promise.all(devnetPids().map((pid) => cpuMsOf([pid])))).map((ms, i) => ms - cpuBefore[i]!);
+  const cpuMs = cpuByProcess.reduce((a, b) => a + b, 0);
+  if (values.stages) log(`CPU ms per task: devnet+client ${round(cpuByProcess[0]! / taskCount)}, nodes ${cpuByProcess.slice(1).filter((_, i) => i % 2 === 0).map((ms) => round(ms / taskCount)).join(" ")}, enclaves ${cpuByProcess.slice(1).filter((_, i) => i % 2 === 1).map((ms) => round(ms / taskCount)).join(" ")}`);
+
+  const gas = await gasOf(fromBlock, taskIds, submitHashes);
+  latencies.sort((a, b) => a - b);
+  const summary = {
+    tasks: taskCount,
+    nodes: nodeCount,
+    p50_ms: round(quantile(latencies, 0.5)),
+    p95_ms: round(quantile(latencies, 0.95)),
+    tasks_per_s: round((taskCount * 1000) / elapsedMs),
+    gas: gas.gas,
+    blocks_per_task: round(gas.transactions / taskCount),
+    concurrency,
+    cpu_ms_per_task: round(cpuMs / taskCount),
+  };
+  if (values.stages) {
+    const order = ["start", "submitted", "task-seen", "task-accepted", "task-executed", "task-completed", "completed", "verified"];
+    const lines = order.slice(1).map((stage, i) => {
+      const d = [...stamps.values()].filter((s) => s[stage] !== undefined && s[order[i]!] !== undefined).map((s) => s[stage]! - s[order[i]!]!).sort((a, b) => a - b);
+      return `  ${order[i]} -> ${stage}: p50 ${round(quantile(d, 0.5))} ms, p95 ${round(quantile(d, 0.95))} ms`;
+    });
+    log(`stage durations (median over tasks):\n${lines.join("\n")}`);
+  }
+  if (!values.json) {
+    process.stdout.write(
+      `${taskCount} tasks on ${nodeCount} nodes, ${concurrency} in flight: ${summary.tasks_per_s} tasks/s, latency p50 ${summary.p50_ms} ms, p95 ${summary.p95_ms} ms\n` +
+        `gas per task: submit ${gas.gas.submit}, accept ${gas.gas.accept}, complete ${gas.gas.complete}, total ${gas.gas.total}; ${summary.blocks_per_task} transactions on a task's critical path\n`,
+    );
+  }
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+} finally {
+  await remote.close();
+  await devnet.close();
+  if (values.dir === undefined) await rm(dataDir, { recursive: true, force: true });
+}
+
+function devnetPids(): number[] {
+  return [process.pid, ...devnet.nodes.flatMap((n) => [n.pid, n.enclavePid])];
+}
+
+/** CPU time (user + system) the processes have used so far, from /proc (Linux); NaN elsewhere. */
+async function cpuMsOf(pids: number[]): Promise<number> {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      return NaN;
+    }
+  }
+  return ticks * 10;
+}
+
+/** Mean gasUsed per task of each transaction kind, from the receipts of the measured tasks' transactions. */
+async function gasOf(fromBlock: bigint, taskIds: Set<bigint>, submitHashes: Set<Hex>) {
+  const logs = await getLogs(remote.writer, { address: devnet.deployment.market, fromBlock, toBlock: "latest" });
+  const mine = parseEventLogs({ abi: taskMarketAbi, logs, eventName: ["TaskAccepted", "TaskCompleted"] }).filter((l) => taskIds.has(l.args.taskId));
+  const hashes = {
+    submit: [...submitHashes],
+    accept: mine.filter((l) => l.eventName === "TaskAccepted").map((l) => l.transactionHash),
+    complete: mine.filter((l) => l.eventName === "TaskCompleted").map((l) => l.transactionHash),
+  };
+  const sum = async (list: Hex[]) => (await Promise.all(list.map((hash) => getTransactionReceipt(remote.writer, { hash })))).reduce((s, r) => s + r.gasUsed, 0n);
+  const [submit, accept, complete] = await Promise.all([sum(hashes.submit), sum(hashes.accept), sum(hashes.complete)]);
+  const perTask = (total: bigint) => Math.round(Number(total) / taskIds.size);
+  const g = { submit: perTask(submit), accept: perTask(accept), complete: perTask(complete) };
+  return { gas: { ...g, total: g.submit + g.accept + g.complete }, transactions: hashes.submit.length + hashes.accept.length + hashes.complete.length };
+}
+
+function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+}
+
+function round(x: number): number {
+  return Math.round(x * 10) / 10;
+}

@@ -1,0 +1,113 @@
+/**
+ * One poller per client for every task it waits on: each poll asks the chain
+ * for the TaskCompleted events of the market since the last poll (two
+ * requests, however many tasks are waiting) and hands each event to the
+ * task that waits for it. It polls only while some task waits.
+ *
+ * A task starts waiting after its submit transaction is mined, and its
+ * completion may already be in a block the poller scanned before; so a new
+ * waiter's first poll scans from its submit block again.
+ */
+import { getAbiItem, parseEventLogs, type Address, type Client, type Hex } from "viem";
+import { getBlockNumber, getLogs } from "viem/actions";
+import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
+import { TaskVerificationError } from "./errors.ts";
+
+export interface CompletionEvent {
+  enclave: Address;
+  outputDigest: Hex;
+  provenanceDigest: Hex;
+  outputCid: string;
+  provenanceCid: string;
+  transactionHash: Hex;
+}
+
+export interface CompletionWatcherOptions {
+  reader: Client;
+  market: Address;
+  /** Wait between polls while tasks wait (default 20 ms). */
+  pollIntervalMs?: number;
+}
+
+interface Waiter {
+  fromBlock: bigint;
+  /** The poller's scans so far started after this block or at it. */
+  covered: boolean;
+  resolve: (event: CompletionEvent) => void;
+  reject: (error: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+const taskCompleted = getAbiItem({ abi: taskMarketAbi, name: "TaskCompleted" });
+
+export class CompletionWatcher {
+  readonly #o: CompletionWatcherOptions;
+  readonly #waiters = new Map<bigint, Waiter>();
+  /** The next block to scan for waiters already covered. */
+  #cursor: bigint | undefined;
+  #running = false;
+
+  constructor(options: CompletionWatcherOptions) {
+    this.#o = options;
+  }
+
+  /** Resolves with the task's TaskCompleted event, found from `fromBlock` (its submit block) on. */
+  wait(taskId: bigint, fromBlock: bigint, timeoutMs: number): Promise<CompletionEvent> {
+    if (this.#waiters.has(taskId)) return Promise.reject(new RangeError(`task ${taskId} is already awaited by this client`));
+    return new Promise<CompletionEvent>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.delete(taskId);
+        reject(new TaskVerificationError("TASK_TIMEOUT", `task ${taskId} was not completed within ${timeoutMs} ms; is a node running whose enclave is a candidate? The escrow can be reclaimed after the deadline`));
+      }, timeoutMs);
+      this.#waiters.set(taskId, { fromBlock, covered: false, resolve, reject, timer });
+      if (!this.#running) void this.#loop();
+    });
+  }
+
+  async #loop(): Promise<void> {
+    this.#running = true;
+    let failures = 0;
+    try {
+      while (this.#waiters.size > 0) {
+        try {
+          await this.#poll();
+          failures = 0;
+        } catch (error) {
+          // A failing RPC fails every waiter after a few tries rather than leaving them to their timeouts.
+          if (++failures >= 10) {
+            for (const [taskId, w] of this.#waiters) this.#settle(taskId, w, () => w.reject(error as Error));
+          }
+        }
+        if (this.#waiters.size === 0) break;
+        const delay = (this.#o.pollIntervalMs ?? 20) * (failures === 0 ? 1 : Math.min(2 ** failures, 50));
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  async #poll(): Promise<void> {
+    const uncovered = [...this.#waiters.values()].filter((w) => !w.covered);
+    const latest = await getBlockNumber(this.#o.reader, { cacheTime: 0 });
+    let fromBlock = this.#cursor ?? latest;
+    for (const w of uncovered) if (w.fromBlock < fromBlock) fromBlock = w.fromBlock;
+    if (fromBlock <= latest) {
+      const logs = await getLogs(this.#o.reader, { address: this.#o.market, event: taskCompleted, fromBlock, toBlock: latest });
+      for (const log of parseEventLogs({ abi: taskMarketAbi, logs, eventName: "TaskCompleted" })) {
+        const w = this.#waiters.get(log.args.taskId);
+        if (!w) continue;
+        const { enclave, outputDigest, provenanceDigest, outputCid, provenanceCid } = log.args;
+        this.#settle(log.args.taskId, w, () => w.resolve({ enclave, outputDigest, provenanceDigest, outputCid, provenanceCid, transactionHash: log.transactionHash }));
+      }
+    }
+    for (const w of uncovered) w.covered = true;
+    this.#cursor = latest + 1n;
+  }
+
+  #settle(taskId: bigint, w: Waiter, settle: () => void): void {
+    clearTimeout(w.timer);
+    this.#waiters.delete(taskId);
+    settle();
+  }
+}
