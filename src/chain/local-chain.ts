@@ -76,6 +76,9 @@ export async function startLocalChain(options: LocalChainOptions = {}): Promise<
           chainId,
           hardfork: header.hardfork,
           initialDate: new Date(header.genesisTimestamp * 1000),
+          // Blocks mined within one second share its timestamp, so the chain clock follows wall time under
+          // load instead of running ahead by a second per block (and expiring deadlines early).
+          allowBlocksWithSameTimestamp: true,
           // FIFO keeps a replayed block's transactions in their journaled order.
           mining: { auto: true, mempool: { order: "fifo" } },
           accounts: allDevKeys(privateKeys).map((privateKey) => ({ privateKey, balance: devAccountBalance })),

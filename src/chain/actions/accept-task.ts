@@ -3,7 +3,7 @@ import type { Assignment, TaskSpec } from "../../protocol/task.ts";
 import { taskMarketAbi } from "../abi/TaskMarket.ts";
 import type { WriterClient } from "../clients.ts";
 import { readTaskDeposit } from "./market-config.ts";
-import { sendContractTransaction, type TxResult } from "./send-transaction.ts";
+import { writeContractTransaction, type TxResult } from "./send-transaction.ts";
 
 export interface AcceptTaskParams {
   taskId: bigint;
@@ -26,15 +26,12 @@ export interface AcceptedTask extends TxResult {
 /** Accepts an open task for the client's enclave, posting the market's per-task deposit. */
 export async function acceptTask(client: WriterClient, market: Address, params: AcceptTaskParams): Promise<AcceptedTask> {
   const deposit = params.deposit ?? (await readTaskDeposit(client, market));
-  const tx = await sendContractTransaction(client, "acceptTask", async () => {
-    const { request } = await client.simulateContract({
-      address: market,
-      abi: taskMarketAbi,
-      functionName: "acceptTask",
-      args: [params.taskId, params.spec, params.enclave],
-      value: deposit,
-    });
-    return client.writeContract(request);
+  const tx = await writeContractTransaction(client, "acceptTask", {
+    address: market,
+    abi: taskMarketAbi,
+    functionName: "acceptTask",
+    args: [params.taskId, params.spec, params.enclave],
+    value: deposit,
   });
   const [event] = parseEventLogs({ abi: taskMarketAbi, logs: tx.receipt.logs, eventName: "TaskAccepted" });
   if (!event) throw new RangeError(`acceptTask transaction ${tx.hash} emitted no TaskAccepted event; is ${market} a TaskMarket?`);

@@ -2,7 +2,7 @@ import type { Address, Hex } from "viem";
 import type { Assignment, TaskSpec } from "../../protocol/task.ts";
 import { taskMarketAbi } from "../abi/TaskMarket.ts";
 import type { WriterClient } from "../clients.ts";
-import { sendContractTransaction, type TxResult } from "./send-transaction.ts";
+import { writeContractTransaction, type TxResult } from "./send-transaction.ts";
 
 export interface CompleteTaskParams {
   taskId: bigint;
@@ -20,13 +20,10 @@ export interface CompleteTaskParams {
 /** Relays an enclave's completion proof; the operator who accepted is paid, whoever sends it. */
 export function completeTask(client: WriterClient, market: Address, params: CompleteTaskParams): Promise<TxResult> {
   const { outputDigest, provenanceDigest, outputCid, provenanceCid } = params;
-  return sendContractTransaction(client, "completeTask", async () => {
-    const { request } = await client.simulateContract({
-      address: market,
-      abi: taskMarketAbi,
-      functionName: "completeTask",
-      args: [params.taskId, params.spec, params.assignment, { outputDigest, provenanceDigest, outputCid, provenanceCid }, params.signature],
-    });
-    return client.writeContract(request);
+  return writeContractTransaction(client, "completeTask", {
+    address: market,
+    abi: taskMarketAbi,
+    functionName: "completeTask",
+    args: [params.taskId, params.spec, params.assignment, { outputDigest, provenanceDigest, outputCid, provenanceCid }, params.signature],
   });
 }

@@ -3,7 +3,7 @@ import type { Address, Client } from "viem";
 import { readContract } from "viem/actions";
 import { taskMarketAbi } from "../abi/TaskMarket.ts";
 import type { WriterClient } from "../clients.ts";
-import { sendContractTransaction, type TxResult } from "./send-transaction.ts";
+import { writeContractTransaction, type TxResult } from "./send-transaction.ts";
 
 export const categoryCount = 8;
 
@@ -32,26 +32,20 @@ export async function readMarketConfig(client: Client, market: Address): Promise
 
 /** Admin: sets a category's time reference in seconds (0 undefines it). */
 export function setCategory(client: WriterClient, market: Address, category: number, timeRefSeconds: number): Promise<TxResult> {
-  return sendContractTransaction(client, "setCategory", async () => {
-    const { request } = await client.simulateContract({
-      address: market,
-      abi: taskMarketAbi,
-      functionName: "setCategory",
-      args: [category, timeRefSeconds],
-    });
-    return client.writeContract(request);
+  return writeContractTransaction(client, "setCategory", {
+    address: market,
+    abi: taskMarketAbi,
+    functionName: "setCategory",
+    args: [category, timeRefSeconds],
   });
 }
 
 /** Admin: sets the per-task operator deposit (wei, < 2^64); accepted tasks keep theirs. */
 export function setTaskDeposit(client: WriterClient, market: Address, deposit: bigint): Promise<TxResult> {
-  return sendContractTransaction(client, "setTaskDeposit", async () => {
-    const { request } = await client.simulateContract({
-      address: market,
-      abi: taskMarketAbi,
-      functionName: "setTaskDeposit",
-      args: [deposit],
-    });
-    return client.writeContract(request);
+  return writeContractTransaction(client, "setTaskDeposit", {
+    address: market,
+    abi: taskMarketAbi,
+    functionName: "setTaskDeposit",
+    args: [deposit],
   });
 }

@@ -3,7 +3,7 @@ import type { Address, Client } from "viem";
 import { readContract } from "viem/actions";
 import { taskMarketAbi } from "../abi/TaskMarket.ts";
 import type { WriterClient } from "../clients.ts";
-import { sendContractTransaction, type TxResult } from "./send-transaction.ts";
+import { writeContractTransaction, type TxResult } from "./send-transaction.ts";
 
 /** Mirrors `struct Offer`. */
 export interface OfferTerms {
@@ -24,26 +24,20 @@ export interface PostOfferParams extends OfferTerms {
 
 export function postOffer(client: WriterClient, market: Address, params: PostOfferParams): Promise<TxResult> {
   const { enclave, token, price, cpuMillis, memoryMb, maxDuration } = params;
-  return sendContractTransaction(client, "postOffer", async () => {
-    const { request } = await client.simulateContract({
-      address: market,
-      abi: taskMarketAbi,
-      functionName: "postOffer",
-      args: [enclave, token, { price, cpuMillis, memoryMb, maxDuration }],
-    });
-    return client.writeContract(request);
+  return writeContractTransaction(client, "postOffer", {
+    address: market,
+    abi: taskMarketAbi,
+    functionName: "postOffer",
+    args: [enclave, token, { price, cpuMillis, memoryMb, maxDuration }],
   });
 }
 
 export function withdrawOffer(client: WriterClient, market: Address, enclave: Address, token: Address): Promise<TxResult> {
-  return sendContractTransaction(client, "withdrawOffer", async () => {
-    const { request } = await client.simulateContract({
-      address: market,
-      abi: taskMarketAbi,
-      functionName: "withdrawOffer",
-      args: [enclave, token],
-    });
-    return client.writeContract(request);
+  return writeContractTransaction(client, "withdrawOffer", {
+    address: market,
+    abi: taskMarketAbi,
+    functionName: "withdrawOffer",
+    args: [enclave, token],
   });
 }
 

@@ -2,7 +2,7 @@ import { hexToBytes, sha256, toHex, type Address, type Hex } from "viem";
 import type { TeeType } from "../../attestation/types.ts";
 import { enclaveRegistryAbi } from "../abi/EnclaveRegistry.ts";
 import type { WriterClient } from "../clients.ts";
-import { sendContractTransaction, type TxResult } from "./send-transaction.ts";
+import { writeContractTransaction, type TxResult } from "./send-transaction.ts";
 
 /** TEE type codes as EnclaveRegistry stores them. */
 export const teeTypeCodes: Record<TeeType, number> = { SGX: 0, TDX: 1, "SEV-SNP": 2 };
@@ -37,13 +37,10 @@ export function onChainMeasurement(measurement: Uint8Array | Hex): Hex {
 /** Registers (or renews) an enclave; the client's account needs ATTESTER_ROLE. */
 export function registerEnclave(client: WriterClient, registry: Address, registration: EnclaveRegistration): Promise<TxResult> {
   const { teeType, ...rest } = registration;
-  return sendContractTransaction(client, "registerEnclave", async () => {
-    const { request } = await client.simulateContract({
-      address: registry,
-      abi: enclaveRegistryAbi,
-      functionName: "register",
-      args: [{ ...rest, teeType: teeTypeCodes[teeType] }],
-    });
-    return client.writeContract(request);
+  return writeContractTransaction(client, "registerEnclave", {
+    address: registry,
+    abi: enclaveRegistryAbi,
+    functionName: "register",
+    args: [{ ...rest, teeType: teeTypeCodes[teeType] }],
   });
 }

@@ -1,8 +1,8 @@
-import { toHex, zeroAddress, type Address, type Hex } from "viem";
+import { parseEventLogs, toHex, zeroAddress, type Address, type Hex } from "viem";
 import type { TaskSpec } from "../../protocol/task.ts";
 import { taskMarketAbi } from "../abi/TaskMarket.ts";
 import type { WriterClient } from "../clients.ts";
-import { sendContractTransaction, type TxResult } from "./send-transaction.ts";
+import { writeContractTransaction, type TxResult } from "./send-transaction.ts";
 
 export interface SubmitTaskParams {
   /** spec.requester must be the client's account; spec.maxPrice is escrowed. */
@@ -22,17 +22,15 @@ export async function submitTask(
   params: SubmitTaskParams,
 ): Promise<TxResult & { taskId: bigint; salt: Hex }> {
   const salt = params.salt ?? toHex(crypto.getRandomValues(new Uint8Array(32)));
-  let taskId = 0n;
-  const tx = await sendContractTransaction(client, "submitTask", async () => {
-    const { request, result } = await client.simulateContract({
-      address: market,
-      abi: taskMarketAbi,
-      functionName: "submitTask",
-      args: [params.spec, salt],
-      value: params.spec.token === zeroAddress ? params.spec.maxPrice : 0n,
-    });
-    taskId = result;
-    return client.writeContract(request);
+  const tx = await writeContractTransaction(client, "submitTask", {
+    address: market,
+    abi: taskMarketAbi,
+    functionName: "submitTask",
+    args: [params.spec, salt],
+    value: params.spec.token === zeroAddress ? params.spec.maxPrice : 0n,
   });
+  const [event] = parseEventLogs({ abi: taskMarketAbi, logs: tx.receipt.logs, eventName: "TaskSubmitted" });
+  if (!event) throw new RangeError(`submitTask transaction ${tx.hash} emitted no TaskSubmitted event; is ${market} a TaskMarket?`);
+  const taskId = event.args.taskId;
   return { ...tx, taskId, salt };
 }

@@ -2,7 +2,7 @@
 import { erc20Abi, type Address, type Client } from "viem";
 import { readContract } from "viem/actions";
 import type { WriterClient } from "../clients.ts";
-import { sendContractTransaction, type TxResult } from "./send-transaction.ts";
+import { writeContractTransaction, type TxResult } from "./send-transaction.ts";
 
 export function readTokenBalance(client: Client, token: Address, account: Address): Promise<bigint> {
   return readContract(client, { address: token, abi: erc20Abi, functionName: "balanceOf", args: [account] });
@@ -14,8 +14,5 @@ export function readAllowance(client: Client, token: Address, owner: Address, sp
 
 /** Lets `spender` (the market) pull `amount` of the client's tokens. */
 export function approveToken(client: WriterClient, token: Address, spender: Address, amount: bigint): Promise<TxResult> {
-  return sendContractTransaction(client, "approve", async () => {
-    const { request } = await client.simulateContract({ address: token, abi: erc20Abi, functionName: "approve", args: [spender, amount] });
-    return client.writeContract(request);
-  });
+  return writeContractTransaction(client, "approve", { address: token, abi: erc20Abi, functionName: "approve", args: [spender, amount] });
 }

@@ -1,17 +1,14 @@
 import { zeroAddress, type Address } from "viem";
 import { taskMarketAbi } from "../abi/TaskMarket.ts";
 import type { WriterClient } from "../clients.ts";
-import { sendContractTransaction, type TxResult } from "./send-transaction.ts";
+import { writeContractTransaction, type TxResult } from "./send-transaction.ts";
 
 /** Claims payments in `token` (zero address: native) the market could not push to the client's account (TaskMarket.owed). */
 export function withdrawPayment(client: WriterClient, market: Address, token: Address = zeroAddress): Promise<TxResult> {
-  return sendContractTransaction(client, "withdraw", async () => {
-    const { request } = await client.simulateContract({
-      address: market,
-      abi: taskMarketAbi,
-      functionName: "withdraw",
-      args: [token],
-    });
-    return client.writeContract(request);
+  return writeContractTransaction(client, "withdraw", {
+    address: market,
+    abi: taskMarketAbi,
+    functionName: "withdraw",
+    args: [token],
   });
 }

@@ -1,0 +1,91 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import type { Hex } from "viem";
+import { acceptTask } from "../../src/chain/actions/accept-task.ts";
+import { submitTask } from "../../src/chain/actions/submit-task.ts";
+import { createWriterClient } from "../../src/chain/clients.ts";
+import { computeTaskId } from "../../src/protocol/task.ts";
+import { makeSpec, newEnclave, registerWithOffer, rejectsWith, startFixture, type Fixture } from "../contracts/fixture.ts";
+
+describe("contract writes", () => {
+  let f: Fixture;
+  before(async () => {
+    f = await startFixture();
+  });
+  after(() => f.close());
+
+  test("concurrent writes from one client get consecutive nonces from one nonce read, and no per-transaction fee or gas requests beyond the estimate", async () => {
+    const counts = new Map<string, number>();
+    const provider = {
+      request(args: { method: string; params?: object | readonly unknown[] }) {
+        counts.set(args.method, (counts.get(args.method) ?? 0) + 1);
+        return f.chain.provider.request(args);
+      },
+    };
+    const requester = createWriterClient({ endpoint: { provider }, chain: f.chain.chain, account: f.chain.accounts.requester });
+    const spec = makeSpec(f, []);
+    const salts = Array.from({ length: 5 }, (_, i) => `0x${(i + 1).toString(16).padStart(64, "0")}` as Hex);
+    const submitted = await Promise.all(salts.map((salt) => submitTask(requester, f.deployment.market, { spec, salt })));
+    const nonces = await Promise.all(submitted.map((s) => f.reader.getTransaction({ hash: s.hash }).then((tx) => tx.nonce)));
+    assert.deepEqual([...nonces].sort((a, b) => a - b), nonces.map((_, i) => nonces[0]! + i).sort((a, b) => a - b));
+    submitted.forEach((s, i) => assert.equal(s.taskId, computeTaskId(BigInt(f.chain.chainId), f.deployment.market, spec.requester, salts[i]!)));
+    assert.equal(counts.get("eth_getTransactionCount"), 1);
+    assert.equal(counts.get("eth_estimateGas"), 5);
+    assert.equal(counts.get("eth_sendRawTransaction"), 5);
+    assert.ok((counts.get("eth_maxPriorityFeePerGas") ?? 0) <= 1, "fees are fetched once, not per transaction");
+    assert.equal(counts.get("eth_call"), undefined, "no separate simulation");
+  });
+
+  test("a nonce used behind the client's back is recovered from on the next send", async () => {
+    const other = f.writer(f.chain.accounts.requester);
+    const spec = makeSpec(f, []);
+    await submitTask(f.requester, f.deployment.market, { spec });
+    await submitTask(other, f.deployment.market, { spec });
+    const again = await submitTask(f.requester, f.deployment.market, { spec });
+    assert.equal(again.receipt.status, "success");
+  });
+
+  test("a transaction that reverts after it was sent is reported with the custom error's name", async () => {
+    const [a, b] = [newEnclave(), newEnclave()];
+    await registerWithOffer(f, a, f.operators[0]!);
+    await registerWithOffer(f, b, f.operators[1]!);
+    const spec = makeSpec(f, [a.address, b.address]);
+    const { taskId } = await submitTask(f.requester, f.deployment.market, { spec });
+    // Both accepts pass their estimate against the open task; mined in one block, the second reverts.
+    await f.chain.provider.request({ method: "evm_setAutomine", params: [false] });
+    try {
+      const first = acceptTask(f.operators[0]!, f.deployment.market, { taskId, spec, enclave: a.address });
+      const second = acceptTask(f.operators[1]!, f.deployment.market, { taskId, spec, enclave: b.address });
+      for (;;) {
+        const pending = (await f.chain.provider.request({ method: "eth_getBlockByNumber", params: ["pending", false] })) as { transactions: Hex[] };
+        if (pending.transactions.length >= 2) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await f.chain.provider.request({ method: "evm_mine", params: [] });
+      const [won, lost] = await Promise.allSettled([first, second]);
+      assert.equal(won.status, "fulfilled");
+      assert.equal(lost.status, "rejected");
+      await rejectsWith(Promise.reject(lost.reason), "TaskNotOpen");
+    } finally {
+      await f.chain.provider.request({ method: "evm_setAutomine", params: [true] });
+    }
+  });
+
+  test("a revert in the estimate is decoded before anything is sent", async () => {
+    const stranger = newEnclave();
+    const spec = makeSpec(f, []);
+    const { taskId } = await submitTask(f.requester, f.deployment.market, { spec });
+    await rejectsWith(acceptTask(f.operators[2]!, f.deployment.market, { taskId, spec, enclave: stranger.address }), "NoOffer");
+  });
+
+  test("the chain clock follows wall time: blocks mined within a second share its timestamp", async () => {
+    const mined: bigint[] = [];
+    for (let i = 0; i < 8; i++) {
+      await f.chain.provider.request({ method: "evm_mine", params: [] });
+      mined.push((await f.reader.getBlock()).timestamp);
+    }
+    const now = BigInt(Math.floor(Date.now() / 1000));
+    assert.ok(mined[mined.length - 1]! <= now + 1n, `after 8 quick blocks the chain clock is at ${mined.at(-1)}, wall time ${now}`);
+    mined.slice(1).forEach((t, i) => assert.ok(t >= mined[i]!, "timestamps never go back"));
+  });
+});
