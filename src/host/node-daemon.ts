@@ -123,8 +123,9 @@ export class NodeDaemon {
     const checkpoint = new Checkpoint(join(dataDir, "checkpoint.json"), deployment.deployBlock - 1n);
     const limit = createLimiter(this.#options.concurrency ?? 4);
     const retry = { signal: this.#shutdown.signal, onRetry: () => this.metrics.rpcErrors.inc() };
+    // The reopen keeper's sends; the task handlers' go through the writer's own send lane (send-transaction.ts).
     const sendSerially = createLimiter(1);
-    const ctx = { writer, market: deployment.market, chainId: BigInt(deployment.chainId), store, enclave, evidenceCid: this.#evidenceCid!, log: this.log, sendSerially, retry };
+    const ctx = { writer, market: deployment.market, chainId: BigInt(deployment.chainId), store, enclave, evidenceCid: this.#evidenceCid!, log: this.log, retry };
     this.#watchingSince = Date.now();
     this.#watcher = watchSubmittedTasks({
       reader: writer,

@@ -18,8 +18,7 @@ import { dirname } from "node:path";
 import { parseEventLogs, type Address } from "viem";
 import { getBlock, getLogs } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
-import type { ReopenTaskParams } from "../chain/actions/reopen-task.ts";
-import { sendContractTransaction } from "../chain/actions/send-transaction.ts";
+import { reopenTask } from "../chain/actions/reopen-task.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { decodeContractRevert } from "../chain/contract-error.ts";
 import type { Assignment, TaskSpec } from "../protocol/task.ts";
@@ -163,7 +162,7 @@ async function reopenOverdue(o: ReopenKeeperOptions, view: View, stale: Map<bigi
     const a = task.accepted;
     if (!a || a.deadline >= now || a.assignment.enclave.toLowerCase() === self || stale.get(taskId) === a.attempt) continue;
     try {
-      const sent = await o.sendSerially(() => reopenAtPendingBlock(o.writer, o.market, { taskId, spec: task.spec, assignment: a.assignment }));
+      const sent = await o.sendSerially(() => reopenTask(o.writer, o.market, { taskId, spec: task.spec, assignment: a.assignment }));
       o.log.emit({
         type: "task-reopened",
         taskId: taskId.toString(),
@@ -199,17 +198,6 @@ async function reopenOverdue(o: ReopenKeeperOptions, view: View, stale: Map<bigi
  * in. Against the latest block, as usual, a chain that mines only on demand (a devnet) would never show a
  * deadline passing while no other transaction comes: its latest block keeps the time it was mined at.
  */
-async function reopenAtPendingBlock(client: WriterClient, market: Address, params: ReopenTaskParams) {
-  const call = { address: market, abi: taskMarketAbi, functionName: "reopenTask", args: [params.taskId, params.spec, params.assignment], blockTag: "pending" } as const;
-  const tx = await sendContractTransaction(client, "reopenTask", async () => {
-    const { request } = await client.simulateContract(call);
-    const gas = await client.estimateContractGas(call);
-    return client.writeContract({ ...request, gas });
-  });
-  const reopened = parseEventLogs({ abi: taskMarketAbi, logs: tx.receipt.logs, eventName: "TaskReopened" }).length > 0;
-  return { ...tx, outcome: reopened ? ("reopened" as const) : ("refunded" as const) };
-}
-
 // ---------------------------------------------------------------- the saved view
 
 interface SavedTask {

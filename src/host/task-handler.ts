@@ -3,7 +3,7 @@
  * the enclave, publish what the enclave returns, and relay the enclave's
  * signed completion to the chain. The host handles ciphertext only.
  */
-import type { Address } from "viem";
+import { encodeAbiParameters, keccak256, type Address } from "viem";
 import { getContractEvents } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import { acceptTask } from "../chain/actions/accept-task.ts";
@@ -44,8 +44,8 @@ export interface TaskHandlerContext {
   enclave: EnclaveClient;
   evidenceCid: string;
   log: HostLog;
-  /** Serializes this operator's transactions: concurrent sends from one account would race for nonces. */
-  sendSerially: <T>(send: () => Promise<T>) => Promise<T>;
+  /** Wait per rank before a lower-ranked candidate tries to accept (default 200 ms; see acceptRank). */
+  acceptSlotMs?: number;
   /** Backoff for chain and IPFS calls that fail transiently; its signal aborts them on shutdown. */
   retry?: Omit<RetryOptions, "what" | "isRetryable">;
 }
@@ -79,23 +79,60 @@ async function ownAssignment(ctx: TaskHandlerContext, task: SubmittedTask): Prom
   return taskCommitment(task.spec, assignment) === record.commitment ? assignment : undefined;
 }
 
-export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): Promise<void> {
+/** Default wait per rank (acceptRank) before a candidate other than the first tries to accept. */
+export const defaultAcceptSlotMs = 200;
+
+/**
+ * This enclave's turn to accept among the task's candidates: 0 for the candidate with the lowest
+ * keccak256(taskId, enclave), 1 for the next, and so on; 0 when the task names no candidates (open
+ * matching: every node races). The order differs per task, so the work spreads over the candidates,
+ * and a candidate that is down costs the others one slot.
+ */
+export function acceptRank(taskId: bigint, candidates: readonly Address[], enclave: Address): number {
+  const score = (candidate: Address) => keccak256(encodeAbiParameters([{ type: "uint256" }, { type: "address" }], [taskId, candidate]));
+  const own = score(enclave.toLowerCase() as Address);
+  const distinct = new Set(candidates.map((c) => c.toLowerCase() as Address));
+  return [...distinct].filter((c) => score(c) < own).length;
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", abort);
+      resolve();
+    }, ms);
+    const abort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason as Error);
+    };
+    signal?.addEventListener("abort", abort, { once: true });
+  });
+}
+
+/**
+ * Accepts the task for this node's enclave, or resumes it when the enclave already holds it; undefined
+ * (after logging why) when the task is not for this node. Throws only transient failures.
+ */
+async function acceptOrResume(ctx: TaskHandlerContext, task: SubmittedTask): Promise<Assignment | undefined> {
   const taskId = task.taskId.toString();
   const signer = ctx.enclave.identity.signer;
-  ctx.log.emit({ type: "task-seen", taskId });
-  const candidates = task.spec.candidates.map((c) => c.toLowerCase());
-  if (candidates.length > 0 && !candidates.includes(signer.toLowerCase())) {
-    ctx.log.emit({ type: "task-skipped", taskId, reason: "this node's enclave is not a candidate" });
-    return;
+  const rank = acceptRank(task.taskId, task.spec.candidates, signer);
+  if (rank > 0) {
+    // Candidates take turns: the ones ranked before this one had their slots; accept only if none took it.
+    await sleep(rank * (ctx.acceptSlotMs ?? defaultAcceptSlotMs), ctx.retry?.signal);
+    const record = await retrying(ctx, `readTask ${taskId}`, () => readTask(ctx.writer, ctx.market, task.taskId));
+    if (record.status !== "Open") {
+      // Not open any more because this very enclave holds it (before a restart): resume the run.
+      const own = await ownAssignment(ctx, task);
+      if (!own) ctx.log.emit({ type: "task-skipped", taskId, reason: `the task is ${record.status}: a candidate ranked before this one (rank ${rank}) took it` });
+      return own;
+    }
   }
-  let assignment: Assignment | undefined;
   try {
-    // Retried outside the serial lane, so one backing-off send does not hold up the others.
-    const accepted = await retrying(ctx, `acceptTask ${taskId}`, () =>
-      ctx.sendSerially(() => acceptTask(ctx.writer, ctx.market, { taskId: task.taskId, spec: task.spec, enclave: signer })),
-    );
-    assignment = accepted.assignment;
+    const accepted = await retrying(ctx, `acceptTask ${taskId}`, () => acceptTask(ctx.writer, ctx.market, { taskId: task.taskId, spec: task.spec, enclave: signer }));
     ctx.log.emit({ type: "task-accepted", taskId, transactionHash: accepted.hash, gasUsed: accepted.gasUsed.toString() });
+    return accepted.assignment;
   } catch (error) {
     const revert = decodeContractRevert(error);
     let notOpen = revert?.errorName === "TaskNotOpen";
@@ -107,23 +144,36 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
       notOpen = record.status !== "Open";
     }
     // Not open any more because this very enclave holds it: resume the run instead of dropping it.
-    if (notOpen) assignment = await ownAssignment(ctx, task);
-    if (!assignment) {
+    const own = notOpen ? await ownAssignment(ctx, task) : undefined;
+    if (!own) {
       // Another node got there first, the task was cancelled, or it asks for more than this node offers.
       if (notOpen || (revert && notForThisNode.has(revert.errorName))) {
         ctx.log.emit({ type: "task-skipped", taskId, reason: revert?.message ?? (error as Error).message });
-        return;
+        return undefined;
       }
       // Any other revert will not change by crawling the range again; a transient failure that outlasted
       // the retries is rethrown, so the watcher retries the range without checkpointing it.
       if (revert) {
         ctx.log.emit({ type: "task-failed", taskId, code: revert.code, message: revert.message });
-        return;
+        return undefined;
       }
       throw error;
     }
+    return own;
   }
+}
 
+export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): Promise<void> {
+  const taskId = task.taskId.toString();
+  const signer = ctx.enclave.identity.signer;
+  ctx.log.emit({ type: "task-seen", taskId });
+  const candidates = task.spec.candidates.map((c) => c.toLowerCase());
+  if (candidates.length > 0 && !candidates.includes(signer.toLowerCase())) {
+    ctx.log.emit({ type: "task-skipped", taskId, reason: "this node's enclave is not a candidate" });
+    return;
+  }
+  const assignment = await acceptOrResume(ctx, task);
+  if (!assignment) return;
   try {
     const fetchBlob = (cid: string) => retrying(ctx, `get ${cid}`, () => ctx.store.get(cid, { maxBytes: MAX_BLOB_BYTES }));
     const putBlob = (bytes: Uint8Array) => retrying(ctx, "put", () => ctx.store.put(bytes));
@@ -143,7 +193,7 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
     });
     const [outputCid, provenanceCid] = await Promise.all([putBlob(run.result), putBlob(run.provenance)]);
     ctx.log.emit({ type: "task-executed", taskId, outcome: run.outcome, outputCid, provenanceCid });
-    const completed = await retrying(ctx, `completeTask ${taskId}`, () => ctx.sendSerially(() => completeTask(ctx.writer, ctx.market, {
+    const completed = await retrying(ctx, `completeTask ${taskId}`, () => completeTask(ctx.writer, ctx.market, {
       taskId: task.taskId,
       spec: task.spec,
       assignment,
@@ -152,7 +202,7 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
       outputCid,
       provenanceCid,
       signature: run.signature,
-    })));
+    }));
     ctx.log.emit({ type: "task-completed", taskId, transactionHash: completed.hash, gasUsed: completed.gasUsed.toString() });
   } catch (error) {
     // Shutting down: leave the range unhandled, so the restarted node resumes this task.

@@ -1,7 +1,7 @@
 /**
- * Crawls TaskSubmitted and TaskReopened events (a task open for a node) from the checkpoint onwards. A block range is
- * checkpointed only after every task in it has been handled, so a restarted
- * node sees again exactly the events it had not finished.
+ * Crawls TaskSubmitted and TaskReopened events (a task open for a node) from the checkpoint onwards. The
+ * checkpoint only passes a block once every task in it has been handled, so a restarted node sees again
+ * the events it had not finished.
  */
 import { parseEventLogs, type Address, type Client } from "viem";
 import { getBlockNumber, getLogs } from "viem/actions";
@@ -32,43 +32,75 @@ export interface TaskWatcherOptions {
 }
 
 /**
- * Runs each event's handler once, even when its block range is crawled again
- * because another event in it failed: a handler that succeeded is not run
- * again, and one still running is joined rather than started twice.
+ * The crawl's state: the handlers still running (or failed) by event, and the blocks whose events
+ * all succeeded. A handler runs once per event: one that succeeded is not run again when its
+ * block is crawled again, and one still running is joined rather than started twice.
  */
-function handledOnce() {
-  const done = new Set<string>();
-  const running = new Map<string, Promise<void>>();
-  return {
-    run(key: string, handler: () => Promise<void>): Promise<void> {
-      if (done.has(key)) return Promise.resolve();
-      const existing = running.get(key);
-      if (existing) return existing;
-      const run = (async () => {
-        await handler();
-        done.add(key);
-      })().finally(() => running.delete(key));
-      running.set(key, run);
-      return run;
-    },
-    /** Called once a range is checkpointed: its events will never be crawled again. */
-    forget(): void {
-      done.clear();
-    },
-  };
+class Pipeline {
+  /** The last block whose logs were read. */
+  crawledTo: bigint;
+  /** Events whose handler is running or failed, with their block: the checkpoint stays below them. */
+  readonly #unfinished = new Map<string, bigint>();
+  readonly #running = new Map<string, Promise<void>>();
+  /** Events handled above the checkpoint, with their block (a block may be crawled again after a failure). */
+  readonly #done = new Map<string, bigint>();
+  /** The lowest block of a handler that failed since the last crawl, and its error. */
+  failed: { block: bigint; error: unknown } | undefined;
+  /** Handler failures in a row (reset by a handler that succeeds), for the crawler's backoff. */
+  failuresInARow = 0;
+
+  constructor(checkpointBlock: bigint) {
+    this.crawledTo = checkpointBlock;
+  }
+
+  start(key: string, block: bigint, handler: () => Promise<void>): void {
+    if (this.#done.has(key) || this.#running.has(key)) return;
+    this.#unfinished.set(key, block);
+    const run = handler().then(
+      () => {
+        this.#unfinished.delete(key);
+        this.#done.set(key, block);
+        this.failuresInARow = 0;
+      },
+      (error: unknown) => {
+        this.failuresInARow++;
+        if (!this.failed || block < this.failed.block) this.failed = { block, error };
+      },
+    ).finally(() => this.#running.delete(key));
+    this.#running.set(key, run);
+  }
+
+  /** Up to where every event is handled: below the lowest unfinished one, else the last crawled block. */
+  safeCheckpoint(): bigint {
+    let safe = this.crawledTo;
+    for (const block of this.#unfinished.values()) if (block - 1n < safe) safe = block - 1n;
+    return safe;
+  }
+
+  /** Drops what the checkpoint has passed: those blocks are never crawled again. */
+  forgetUpTo(block: bigint): void {
+    for (const [key, b] of this.#done) if (b <= block) this.#done.delete(key);
+  }
+
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.#running.values()]);
+  }
 }
 
-type HandledOnce = ReturnType<typeof handledOnce>;
-
+/**
+ * A node keeps crawling while earlier tasks run: handlers are started, not awaited, and the checkpoint
+ * advances to just below the lowest unfinished event. A failed handler makes the crawler report the
+ * error, back off, and crawl again from that event's block.
+ */
 export function watchSubmittedTasks(options: TaskWatcherOptions): { stop(): Promise<void> } {
   let stopped = false;
   let wake: (() => void) | undefined;
-  const once = handledOnce();
+  const pipeline = new Pipeline(options.checkpoint.block);
   const loop = (async () => {
     let failures = 0;
     while (!stopped) {
       try {
-        await crawlOnce(options, once);
+        await crawlOnce(options, pipeline);
         failures = 0;
         options.onCrawled?.(options.checkpoint.block);
       } catch (error) {
@@ -77,7 +109,8 @@ export function watchSubmittedTasks(options: TaskWatcherOptions): { stop(): Prom
       }
       if (stopped) break;
       // While the RPC is down (or a handler keeps failing), back off instead of hammering it.
-      const delay = failures === 0 ? options.pollIntervalMs : Math.max(options.pollIntervalMs, backoffDelay(failures, options.pollIntervalMs, options.maxBackoffMs ?? 5_000));
+      const failing = Math.max(failures, pipeline.failuresInARow);
+      const delay = failing === 0 ? options.pollIntervalMs : Math.max(options.pollIntervalMs, backoffDelay(failing, options.pollIntervalMs, options.maxBackoffMs ?? 5_000));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         wake = () => {
@@ -86,6 +119,8 @@ export function watchSubmittedTasks(options: TaskWatcherOptions): { stop(): Prom
         };
       });
     }
+    await pipeline.settle();
+    saveCheckpoint(options.checkpoint, pipeline);
   })();
   return {
     async stop() {
@@ -96,30 +131,36 @@ export function watchSubmittedTasks(options: TaskWatcherOptions): { stop(): Prom
   };
 }
 
-async function crawlOnce({ reader, market, checkpoint, handle }: TaskWatcherOptions, once: HandledOnce): Promise<void> {
+function saveCheckpoint(checkpoint: Checkpoint, pipeline: Pipeline): void {
+  const safe = pipeline.safeCheckpoint();
+  if (safe <= checkpoint.block) return;
+  checkpoint.save(safe);
+  pipeline.forgetUpTo(safe);
+}
+
+async function crawlOnce({ reader, market, checkpoint, handle }: TaskWatcherOptions, pipeline: Pipeline): Promise<void> {
+  const failed = pipeline.failed;
+  if (failed) {
+    // Crawl again from the failed event's block (handlers that succeeded there are not run again).
+    pipeline.failed = undefined;
+    if (failed.block - 1n < pipeline.crawledTo) pipeline.crawledTo = failed.block - 1n;
+    throw failed.error;
+  }
   const latest = await getBlockNumber(reader, { cacheTime: 0 });
-  const fromBlock = checkpoint.block + 1n;
-  if (fromBlock > latest) return;
+  const fromBlock = pipeline.crawledTo + 1n;
+  if (fromBlock > latest) return saveCheckpoint(checkpoint, pipeline);
   const logs = await getLogs(reader, { address: market, fromBlock, toBlock: latest });
   // A reopened task is open again; its TaskReopened event carries the spec like TaskSubmitted.
   const submitted = parseEventLogs({ abi: taskMarketAbi, logs, eventName: ["TaskSubmitted", "TaskReopened"] });
-  await settleAll(
-    submitted.map((log) =>
-      once.run(`${log.transactionHash}:${log.logIndex}`, () => handle({
-        taskId: log.args.taskId,
-        requester: log.args.spec.requester,
-        reward: log.args.spec.maxPrice,
-        spec: { ...log.args.spec, candidates: [...log.args.spec.candidates] },
-        blockNumber: log.blockNumber,
-      })),
-    ),
-  );
-  checkpoint.save(latest);
-  once.forget();
-}
-
-/** Waits for every handler (none is left running unobserved), then rethrows the first failure. */
-async function settleAll(runs: Promise<void>[]): Promise<void> {
-  const failed = (await Promise.allSettled(runs)).find((r) => r.status === "rejected");
-  if (failed) throw failed.reason;
+  for (const log of submitted) {
+    pipeline.start(`${log.transactionHash}:${log.logIndex}`, log.blockNumber, () => handle({
+      taskId: log.args.taskId,
+      requester: log.args.spec.requester,
+      reward: log.args.spec.maxPrice,
+      spec: { ...log.args.spec, candidates: [...log.args.spec.candidates] },
+      blockNumber: log.blockNumber,
+    }));
+  }
+  pipeline.crawledTo = latest;
+  saveCheckpoint(checkpoint, pipeline);
 }

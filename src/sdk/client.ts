@@ -63,6 +63,7 @@ export class CloisterClient {
   readonly #o: CloisterClientOptions;
   readonly #enclaves: EnclaveDirectory;
   readonly #completions: CompletionWatcher;
+  /** One submission at a time: an ERC-20 allowance check and its approve must not interleave with another task's. */
   readonly #sendSerially = createLimiter(1);
 
   constructor(options: CloisterClientOptions) {
