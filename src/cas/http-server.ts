@@ -16,11 +16,11 @@
  * proxy in front to expose it.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { z } from "zod";
 import type { Address } from "viem";
 import { CasError } from "./errors.ts";
 import type { AttestationService } from "./service.ts";
+import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
 
 export interface CasHttpServerOptions {
   service: Pick<AttestationService, "challenge" | "register">;
@@ -54,7 +54,6 @@ export class CasHttpServerError extends Error {
   }
 }
 
-const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 const MAX_BODY_BYTES = 64 * 1024;
 
 const hex = (length?: number) => z.string().regex(length === undefined ? /^0x[0-9a-fA-F]*$/ : new RegExp(`^0x[0-9a-fA-F]{${length}}$`)) as unknown as z.ZodType<`0x${string}`>;
@@ -75,7 +74,7 @@ class HttpError extends Error {
 
 export async function startCasHttpServer(options: CasHttpServerOptions): Promise<CasHttpServer> {
   const { service, deployment, host = "127.0.0.1", port = 0 } = options;
-  if (!LOOPBACK.has(host)) {
+  if (!LOOPBACK_HOSTS.has(host)) {
     throw new CasHttpServerError(`refusing to serve the attestation service on ${host}: bind to 127.0.0.1 and put an authenticating proxy in front`);
   }
   // Registrations send transactions from the service's one attester account: one at a time keeps its nonces in order.
@@ -111,21 +110,7 @@ export async function startCasHttpServer(options: CasHttpServerOptions): Promise
     run().catch((err: unknown) => sendError(res, err));
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (err) => reject(new CasHttpServerError(`cannot listen on ${host}:${port}: ${err.message}; pick another port`, { cause: err })));
-    server.listen(port, host, resolve);
-  });
-  const bound = (server.address() as AddressInfo).port;
-  const urlHost = host.includes(":") ? `[${host}]` : host;
-  return {
-    url: `http://${urlHost}:${bound}`,
-    port: bound,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return listenOnLoopback(server, host, port, (err) => new CasHttpServerError(`cannot listen on ${host}:${port}: ${err.message}; pick another port`, { cause: err }));
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

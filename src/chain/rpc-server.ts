@@ -10,8 +10,8 @@
  * accounts); Node and CLI clients send none.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { Eip1193Provider } from "./eip1193.ts";
+import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
 
 export interface ChainRpcServerOptions {
   provider: Eip1193Provider;
@@ -39,7 +39,6 @@ export class ChainRpcServerError extends Error {
   }
 }
 
-const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 const DEFAULT_MAX_BODY = 16 * 1024 * 1024;
 
 /** JSON-RPC 2.0 error codes. */
@@ -65,7 +64,7 @@ class HttpError extends Error {
 
 export async function startChainRpcServer(options: ChainRpcServerOptions): Promise<ChainRpcServer> {
   const { provider, host = "127.0.0.1", port = 0, maxBodyBytes = DEFAULT_MAX_BODY } = options;
-  if (!LOOPBACK.has(host)) {
+  if (!LOOPBACK_HOSTS.has(host)) {
     throw new ChainRpcServerError(
       `refusing to serve the chain's JSON-RPC API on ${host}: it has no authentication and unlocked development accounts; bind to 127.0.0.1`,
     );
@@ -82,21 +81,7 @@ export async function startChainRpcServer(options: ChainRpcServerOptions): Promi
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (err) => reject(new ChainRpcServerError(`cannot listen on ${host}:${port}: ${err.message}; pick another port`, { cause: err })));
-    server.listen(port, host, resolve);
-  });
-  const bound = (server.address() as AddressInfo).port;
-  const urlHost = host.includes(":") ? `[${host}]` : host;
-  return {
-    url: `http://${urlHost}:${bound}`,
-    port: bound,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return listenOnLoopback(server, host, port, (err) => new ChainRpcServerError(`cannot listen on ${host}:${port}: ${err.message}; pick another port`, { cause: err }));
 }
 
 async function handleHttp(provider: Eip1193Provider, maxBodyBytes: number, req: IncomingMessage, res: ServerResponse): Promise<void> {

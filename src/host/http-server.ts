@@ -5,7 +5,7 @@
  * so exposing it further is the operator's choice.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listenOnLoopback } from "../util/loopback-http.ts";
 
 export interface NodeHealth {
   /** "ok" answers 200; "unavailable" answers 503 with `reason`. */
@@ -76,20 +76,5 @@ export async function startNodeHttpServer(options: NodeHttpServerOptions): Promi
       send(res, 500, "application/json", JSON.stringify({ error: (error as Error).message }));
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (error) =>
-      reject(new HttpServerError(`cannot listen on ${host}:${options.port}: ${error.message}; pick another port with http.port`, { cause: error })),
-    );
-    server.listen(options.port, host, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((error) => (error ? reject(error) : resolve()));
-        server.closeAllConnections();
-      }),
-  };
+  return listenOnLoopback(server, host, options.port, (err) => new HttpServerError(`cannot listen on ${host}:${options.port}: ${err.message}; pick another port with http.port`, { cause: err }));
 }

@@ -16,10 +16,10 @@
  * (a web page's cross-site POST); Node clients send none.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { errorMessage, StorageError } from "./blob-store.ts";
 import type { HeliaStore } from "./helia-store.ts";
 import { CHUNK_SIZE, KUBO_CHUNKER } from "./unixfs-profile.ts";
+import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
 
 export interface KuboRpcServerOptions {
   store: HeliaStore;
@@ -39,7 +39,6 @@ export interface KuboRpcServer {
   close(): Promise<void>;
 }
 
-const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 const DEFAULT_MAX_UPLOAD = 256 * 1024 * 1024;
 
 class RpcError extends Error {
@@ -52,7 +51,7 @@ class RpcError extends Error {
 
 export async function startKuboRpcServer(options: KuboRpcServerOptions): Promise<KuboRpcServer> {
   const { store, host = "127.0.0.1", port = 0, maxUploadBytes = DEFAULT_MAX_UPLOAD } = options;
-  if (!LOOPBACK.has(host)) {
+  if (!LOOPBACK_HOSTS.has(host)) {
     throw new StorageError(
       "STORAGE_FAILED",
       `Refusing to serve the IPFS RPC API on ${host}: it has no authentication. Bind to 127.0.0.1 and put an authenticating proxy in front if other machines need it.`,
@@ -84,23 +83,7 @@ export async function startKuboRpcServer(options: KuboRpcServerOptions): Promise
     run().catch((err: unknown) => sendError(res, err));
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (err) =>
-      reject(new StorageError("STORAGE_FAILED", `Cannot listen on ${host}:${port}: ${err.message}. Pick another port.`, { cause: err })),
-    );
-    server.listen(port, host, resolve);
-  });
-  const bound = (server.address() as AddressInfo).port;
-  const urlHost = host.includes(":") ? `[${host}]` : host;
-  return {
-    url: `http://${urlHost}:${bound}`,
-    port: bound,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return listenOnLoopback(server, host, port, (err) => new StorageError("STORAGE_FAILED", `Cannot listen on ${host}:${port}: ${err.message}. Pick another port.`, { cause: err }));
 }
 
 async function handleAdd(
