@@ -2,7 +2,10 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Hex } from "viem";
 import { acceptTask } from "../../src/chain/actions/accept-task.ts";
+import { readTaskDeposit } from "../../src/chain/actions/market-config.ts";
+import { writeContractTransaction } from "../../src/chain/actions/send-transaction.ts";
 import { submitTask } from "../../src/chain/actions/submit-task.ts";
+import { taskMarketAbi } from "../../src/chain/abi/TaskMarket.ts";
 import { createWriterClient } from "../../src/chain/clients.ts";
 import { computeTaskId } from "../../src/protocol/task.ts";
 import { makeSpec, newEnclave, registerWithOffer, rejectsWith, startFixture, type Fixture } from "../contracts/fixture.ts";
@@ -51,11 +54,20 @@ describe("contract writes", () => {
     await registerWithOffer(f, b, f.operators[1]!);
     const spec = makeSpec(f, [a.address, b.address]);
     const { taskId } = await submitTask(f.requester, f.deployment.market, { spec });
-    // Both accepts pass their estimate against the open task; mined in one block, the second reverts.
+    // Both accepts are estimated against the latest block, where the task is open (with automining off,
+    // the pending block would already hold the first accept); mined in one block, the second reverts.
+    const deposit = await readTaskDeposit(f.reader, f.deployment.market);
+    const accept = (operator: number, enclave: Hex) =>
+      writeContractTransaction(
+        f.operators[operator]!,
+        "acceptTask",
+        { address: f.deployment.market, abi: taskMarketAbi, functionName: "acceptTask", args: [taskId, spec, enclave], value: deposit },
+        { blockTag: "latest" },
+      );
     await f.chain.provider.request({ method: "evm_setAutomine", params: [false] });
     try {
-      const first = acceptTask(f.operators[0]!, f.deployment.market, { taskId, spec, enclave: a.address });
-      const second = acceptTask(f.operators[1]!, f.deployment.market, { taskId, spec, enclave: b.address });
+      const first = accept(0, a.address);
+      const second = accept(1, b.address);
       for (;;) {
         const pending = (await f.chain.provider.request({ method: "eth_getBlockByNumber", params: ["pending", false] })) as { transactions: Hex[] };
         if (pending.transactions.length >= 2) break;
