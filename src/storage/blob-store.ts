@@ -17,6 +17,13 @@ export interface GetOptions {
 export interface BlobStore {
   /** Stores the bytes and returns their CIDv1 (UnixFS file, raw leaves). */
   put(bytes: Uint8Array): Promise<string>;
+  /**
+   * Stores several blobs at once (one request to a remote node) and returns
+   * their CIDs in input order, each the CID put would return for those bytes.
+   * All or nothing for the caller: on error no CID is returned, though some
+   * of the blobs may have been stored.
+   */
+  putMany(blobs: readonly Uint8Array[]): Promise<string[]>;
   /** Returns the blob's bytes, verified against the CID. */
   get(cid: string, options?: GetOptions): Promise<Uint8Array>;
   /** True when the whole blob is stored (pinned) here. */

@@ -1,5 +1,5 @@
 /**
- * A blockstore view with two duties blockstore-fs does not take on:
+ * A blockstore view with two duties the blockstore (LevelDB) does not take on:
  *
  * - Reads are verified: every block is hashed and compared with its CID, so a
  *   block altered on disk (by anyone with write access to the store

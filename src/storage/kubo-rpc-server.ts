@@ -4,7 +4,8 @@
  * same client code (kubo-store.ts) works against a real Kubo node.
  *
  * Implemented subset (all POST, as in Kubo):
- *   /api/v0/add      multipart files → NDJSON {Name, Hash, Size} per file;
+ *   /api/v0/add      multipart files → NDJSON {Name, Hash, Size} per file, in
+ *                    part order;
  *                    only Cloister's import profile (CIDv1, raw leaves,
  *                    size-262144, sha2-256), other settings are refused
  *   /api/v0/cat      arg=<cid | /ipfs/cid>, offset, length
@@ -102,7 +103,8 @@ async function handleAdd(
   const form = await new Response(body, { headers: { "content-type": contentType } }).formData().catch(() => {
     throw new RpcError(400, "The add request body is not valid multipart/form-data.");
   });
-  const lines: string[] = [];
+  // Every part is checked before any is stored, so a malformed request stores nothing.
+  const files: File[] = [];
   for (const [field, value] of form.entries()) {
     if (typeof value === "string") {
       // Without a filename the part would be decoded as text, corrupting binary content.
@@ -111,11 +113,17 @@ async function handleAdd(
     if (value.type === "application/x-directory") {
       throw new RpcError(400, "Directories are not supported by this node; add each file on its own.");
     }
-    const { cid, dagSize } = await store.add(await value.bytes());
-    const name = value.name === "" ? cid : decodeName(value.name);
-    lines.push(JSON.stringify({ Name: name, Hash: cid, Size: dagSize.toString() }));
+    files.push(value);
   }
-  if (lines.length === 0) throw new RpcError(400, "The add request holds no file part.");
+  if (files.length === 0) throw new RpcError(400, "The add request holds no file part.");
+  const added = await store.addMany(await Promise.all(files.map((file) => file.bytes())));
+  // As Kubo without wrap-with-directory: one line per file, in part order,
+  // named by the part's filename (or its CID when the filename is empty).
+  const lines = added.map(({ cid, dagSize }, i) => {
+    const filename = files[i]?.name ?? "";
+    const name = filename === "" ? cid : decodeName(filename);
+    return JSON.stringify({ Name: name, Hash: cid, Size: dagSize.toString() });
+  });
   res.writeHead(200, { "content-type": "application/json", "x-chunked-output": "1" });
   res.end(lines.map((line) => `${line}\n`).join(""));
 }

@@ -9,6 +9,7 @@
  * CIDv0, no raw leaves) cannot be read through this store.
  */
 import { create, type KuboRPCClient } from "kubo-rpc-client";
+import type { CID } from "multiformats/cid";
 import {
   blobNotFound,
   errorMessage,
@@ -43,6 +44,8 @@ const CODES: ReadonlySet<string> = new Set<StorageErrorCode>([
   "STORAGE_UNREACHABLE",
   "STORAGE_FAILED",
 ]);
+/** Cloister's import profile as Kubo add options; pinned so has() holds. */
+const ADD_OPTIONS = { cidVersion: 1, rawLeaves: true, chunker: KUBO_CHUNKER, hashAlg: "sha2-256", pin: true } as const;
 const NETWORK_ERRORS = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "EAI_AGAIN"]);
 
 export function openKuboStore(apiUrl: string, options: KuboStoreOptions = {}): BlobStore {
@@ -66,19 +69,42 @@ export function openKuboStore(apiUrl: string, options: KuboStoreOptions = {}): B
     async put(bytes) {
       assertOpen();
       const [added, expected] = await Promise.all([
-        limit(() => client.add(bytes, { cidVersion: 1, rawLeaves: true, chunker: KUBO_CHUNKER, hashAlg: "sha2-256", pin: true }))
-          .catch((err: unknown) => {
-            throw mapClientError(err, apiUrl, "store a blob");
-          }),
+        limit(() => client.add(bytes, ADD_OPTIONS)).catch((err: unknown) => {
+          throw mapClientError(err, apiUrl, "store a blob");
+        }),
         cidOfBytes(bytes),
       ]);
-      if (!added.cid.equals(expected)) {
-        throw new StorageError(
-          "STORAGE_FAILED",
-          `${where} stored the blob as ${added.cid} but Cloister's import profile gives ${expected}. The node's import settings differ (check its Import.* config); use a node with default settings.`,
-        );
-      }
-      return expected.toString();
+      return checkMinted(added.cid, expected, where);
+    },
+
+    async putMany(blobs) {
+      assertOpen();
+      if (blobs.length === 0) return [];
+      // One multipart request, one part per blob. Kubo answers one line per
+      // part named by its filename; the index as filename ties each line to
+      // its blob without relying on the order of the lines.
+      const parts = blobs.map((content, i) => ({ path: String(i), content }));
+      const [added, expected] = await Promise.all([
+        limit(async () => {
+          const lines: { path: string; cid: CID }[] = [];
+          for await (const line of client.addAll(parts, ADD_OPTIONS)) lines.push(line);
+          return lines;
+        }).catch((err: unknown) => {
+          throw mapClientError(err, apiUrl, `store ${blobs.length} blobs`);
+        }),
+        Promise.all(blobs.map((bytes) => cidOfBytes(bytes))),
+      ]);
+      const minted = new Map(added.map((line) => [line.path, line.cid]));
+      return expected.map((cid, i) => {
+        const got = minted.get(String(i));
+        if (got === undefined) {
+          throw new StorageError(
+            "STORAGE_FAILED",
+            `${where} answered an upload of ${blobs.length} blobs without a CID for blob ${i} (it named ${added.length} files). The node is not a compatible Kubo RPC API; retry, or use put for each blob.`,
+          );
+        }
+        return checkMinted(got, cid, where);
+      });
     },
 
     async get(cid: string, getOptions: GetOptions = {}) {
@@ -121,6 +147,17 @@ export function openKuboStore(apiUrl: string, options: KuboStoreOptions = {}): B
       closed = true;
     },
   };
+}
+
+/** The node's CID for a blob, refused unless it is the profile's. */
+function checkMinted(minted: CID, expected: CID, where: string): string {
+  if (!minted.equals(expected)) {
+    throw new StorageError(
+      "STORAGE_FAILED",
+      `${where} stored the blob as ${minted} but Cloister's import profile gives ${expected}. The node's import settings differ (check its Import.* config); use a node with default settings.`,
+    );
+  }
+  return expected.toString();
 }
 
 function mapClientError(err: unknown, apiUrl: string, action: string, cid?: string): unknown {

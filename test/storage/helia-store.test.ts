@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
 import { test } from "node:test";
+import { promisify } from "node:util";
 import { CID } from "multiformats/cid";
 import { openHeliaStore } from "../../src/storage/helia-store.ts";
 import { CHUNK_SIZE, cidOfBytes } from "../../src/storage/unixfs-profile.ts";
-import { blockFiles, storageError, tempDir } from "./helpers.ts";
+import { overwriteBlock, storageError, storedBlocks, tempDir } from "./helpers.ts";
 
 const RAW = 0x55;
 const DAG_PB = 0x70;
@@ -40,10 +41,11 @@ test("a 3 MiB blob is chunked into 256 KiB raw leaves under a dag-pb root and re
   assert.equal(parsed.version, 1);
   assert.equal(parsed.code, DAG_PB);
   assert.equal(cid, (await cidOfBytes(bytes)).toString());
-  const files = await blockFiles(dir);
-  assert.equal(files.length, (3 * MiB) / CHUNK_SIZE + 1, "12 leaves and one root");
-  assert.equal(files.filter((f) => f.size === CHUNK_SIZE).length, 12);
   assert.deepEqual(await store.get(cid), new Uint8Array(bytes));
+  await store.close();
+  const blocks = await storedBlocks(dir);
+  assert.equal(blocks.length, (3 * MiB) / CHUNK_SIZE + 1, "12 leaves and one root");
+  assert.equal(blocks.filter((b) => b.bytes.byteLength === CHUNK_SIZE).length, 12);
 });
 
 test("repeated chunks and concurrent puts of one blob are stored once and stay readable", async (t) => {
@@ -55,8 +57,9 @@ test("repeated chunks and concurrent puts of one blob are stored once and stay r
   const cids = await Promise.all([store.put(zeros), store.put(zeros), store.put(zeros)]);
   assert.ok(performance.now() - started < 500, "no stalls on racing block or pin writes");
   assert.equal(new Set(cids).size, 1);
-  assert.equal((await blockFiles(dir)).length, 2, "one distinct leaf and one root");
   assert.deepEqual(await store.get(cids[0] ?? ""), zeros);
+  await store.close();
+  assert.equal((await storedBlocks(dir)).length, 2, "one distinct leaf and one root");
 });
 
 test("blobs persist across close and reopen", async (t) => {
@@ -65,6 +68,7 @@ test("blobs persist across close and reopen", async (t) => {
   const bytes = randomBytes(600 * 1024);
   const cid = await first.put(bytes);
   await first.close();
+  // Reopening works only if close released both LevelDB locks.
   const second = await openHeliaStore(dir);
   t.after(() => second.close());
   assert.equal(await second.has(cid), true);
@@ -106,24 +110,27 @@ test("maxBytes lets a blob of exactly that size through and refuses a larger one
 
 test("a block altered on disk is detected on read (BLOB_CORRUPTED)", async (t) => {
   const dir = await tempDir(t);
-  const store = await openHeliaStore(dir);
+  let store = await openHeliaStore(dir);
   t.after(() => store.close());
   const small = await store.put(new TextEncoder().encode("ciphertext"));
-  const [onlyBlock] = await blockFiles(dir);
+  await store.close();
+  const [onlyBlock] = await storedBlocks(dir);
   assert.ok(onlyBlock);
-  const original = await readFile(onlyBlock.path);
-  const altered = Buffer.from(original);
+  const altered = Buffer.from(onlyBlock.bytes);
   altered[0] = (altered[0] ?? 0) ^ 1;
-  await writeFile(onlyBlock.path, altered);
+  await overwriteBlock(dir, onlyBlock.cid, altered);
+  store = await openHeliaStore(dir);
   await assert.rejects(store.get(small), storageError("BLOB_CORRUPTED", small));
 
-  await writeFile(onlyBlock.path, original);
   const big = await store.put(randomBytes(CHUNK_SIZE * 3));
-  const leaf = (await blockFiles(dir)).find((f) => f.size === CHUNK_SIZE);
+  await store.close();
+  await overwriteBlock(dir, onlyBlock.cid, onlyBlock.bytes);
+  const leaf = (await storedBlocks(dir)).find((b) => b.bytes.byteLength === CHUNK_SIZE);
   assert.ok(leaf);
-  const leafBytes = await readFile(leaf.path);
+  const leafBytes = Buffer.from(leaf.bytes);
   leafBytes[CHUNK_SIZE - 1] = (leafBytes[CHUNK_SIZE - 1] ?? 0) ^ 0x80;
-  await writeFile(leaf.path, leafBytes);
+  await overwriteBlock(dir, leaf.cid, leafBytes);
+  store = await openHeliaStore(dir);
   await assert.rejects(store.get(big), storageError("BLOB_CORRUPTED"));
   assert.equal(new TextDecoder().decode(await store.get(small)), "ciphertext", "untouched blobs still read");
 });
@@ -134,4 +141,25 @@ test("a closed store refuses calls with STORAGE_FAILED", async (t) => {
   await store.close();
   await assert.rejects(store.get(cid), storageError("STORAGE_FAILED", "closed"));
   await assert.rejects(store.put(new Uint8Array([2])), storageError("STORAGE_FAILED", "closed"));
+});
+
+test("a second open of one directory fails with STORAGE_FAILED saying it is in use, in this process or another", async (t) => {
+  const dir = await tempDir(t);
+  const store = await openHeliaStore(dir);
+  t.after(() => store.close());
+  const cid = await store.put(new TextEncoder().encode("still mine"));
+  await assert.rejects(openHeliaStore(dir), storageError("STORAGE_FAILED", "is in use by another process"));
+
+  const module = new URL("../../src/storage/helia-store.ts", import.meta.url).href;
+  const script = `
+    const { openHeliaStore } = await import(${JSON.stringify(module)});
+    try {
+      await openHeliaStore(${JSON.stringify(dir)});
+      console.log("opened");
+    } catch (err) {
+      console.log(err.code + ": " + err.message);
+    }`;
+  const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script]);
+  assert.match(stdout, /^STORAGE_FAILED: .*is in use by another process/);
+  assert.equal(new TextDecoder().decode(await store.get(cid)), "still mine", "the first opener is unaffected");
 });

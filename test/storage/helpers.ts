@@ -1,6 +1,8 @@
-import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { LevelBlockstore } from "blockstore-level";
+import type { CID } from "multiformats/cid";
 import { isStorageError, type StorageErrorCode } from "../../src/storage/blob-store.ts";
 
 export async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
@@ -9,17 +11,36 @@ export async function tempDir(t: { after(fn: () => Promise<void>): void }): Prom
   return dir;
 }
 
-/** Every block file under a Helia store directory, with its size. */
-export async function blockFiles(storeDir: string): Promise<{ path: string; size: number }[]> {
-  const root = join(storeDir, "blocks");
-  const entries = await readdir(root, { recursive: true, withFileTypes: true });
-  const files = entries.filter((e) => e.isFile() && e.name.endsWith(".data"));
-  return Promise.all(
-    files.map(async (e) => {
-      const path = join(e.parentPath, e.name);
-      return { path, size: (await stat(path)).size };
-    }),
-  );
+/**
+ * Runs fn on the raw block database of a Helia store directory, bypassing the
+ * store's checks. The store must be closed: LevelDB admits one opener.
+ */
+async function withRawBlocks<T>(storeDir: string, fn: (blocks: LevelBlockstore) => Promise<T>): Promise<T> {
+  const blocks = new LevelBlockstore(join(storeDir, "blocks-level"));
+  await blocks.open();
+  try {
+    return await fn(blocks);
+  } finally {
+    await blocks.close();
+  }
+}
+
+/** Every block stored under a closed Helia store directory. */
+export async function storedBlocks(storeDir: string): Promise<{ cid: CID; bytes: Buffer }[]> {
+  return withRawBlocks(storeDir, async (blocks) => {
+    const found: { cid: CID; bytes: Buffer }[] = [];
+    for await (const { cid, bytes } of blocks.getAll()) {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of bytes) chunks.push(chunk);
+      found.push({ cid, bytes: Buffer.concat(chunks) });
+    }
+    return found;
+  });
+}
+
+/** Replaces a block's bytes under a closed Helia store directory, as an attacker with disk access could. */
+export async function overwriteBlock(storeDir: string, cid: CID, bytes: Uint8Array): Promise<void> {
+  await withRawBlocks(storeDir, (blocks) => blocks.put(cid, bytes));
 }
 
 export function storageError(code: StorageErrorCode, messageIncludes?: string) {

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { test, type TestContext } from "node:test";
@@ -9,7 +8,7 @@ import { openHeliaStore, type HeliaStore } from "../../src/storage/helia-store.t
 import { startKuboRpcServer } from "../../src/storage/kubo-rpc-server.ts";
 import { openKuboStore } from "../../src/storage/kubo-store.ts";
 import { CHUNK_SIZE, cidOfBytes } from "../../src/storage/unixfs-profile.ts";
-import { blockFiles, storageError, tempDir } from "./helpers.ts";
+import { overwriteBlock, storageError, storedBlocks, tempDir } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
 
@@ -79,18 +78,31 @@ test("an unreachable node gives STORAGE_UNREACHABLE naming the URL", async (t) =
 });
 
 test("tampered blocks on the node's disk are refused through the API", async (t) => {
-  const { dir, url } = await embeddedNode(t);
-  const kubo = openKuboStore(url);
+  const dir = await tempDir(t);
   const bytes = randomBytes(CHUNK_SIZE * 3);
-  const cid = await kubo.put(bytes);
-  const leaves = await Promise.all(
-    (await blockFiles(dir)).filter((f) => f.size === CHUNK_SIZE).map(async (f) => ({ ...f, data: await readFile(f.path) })),
-  );
-  const leafFile = (index: number): { path: string; data: Buffer } => {
+  // The node is stopped while its disk is altered: LevelDB admits one opener.
+  const serveStore = async (): Promise<{ kubo: ReturnType<typeof openKuboStore>; stop(): Promise<void> }> => {
+    const helia = await openHeliaStore(dir);
+    const server = await startKuboRpcServer({ store: helia, host: "127.0.0.1", port: 0 });
+    let stopped = false;
+    const stop = async (): Promise<void> => {
+      if (stopped) return;
+      stopped = true;
+      await server.close();
+      await helia.close();
+    };
+    t.after(stop);
+    return { kubo: openKuboStore(server.url), stop };
+  };
+  let node = await serveStore();
+  const cid = await node.kubo.put(bytes);
+  await node.stop();
+  const leaves = (await storedBlocks(dir)).filter((b) => b.bytes.byteLength === CHUNK_SIZE);
+  const leaf = (index: number): { cid: CID; bytes: Buffer } => {
     const chunk = bytes.subarray(index * CHUNK_SIZE, (index + 1) * CHUNK_SIZE);
-    const leaf = leaves.find((l) => l.data.equals(chunk));
-    assert.ok(leaf, `leaf ${index} on disk`);
-    return leaf;
+    const found = leaves.find((l) => l.bytes.equals(chunk));
+    assert.ok(found, `leaf ${index} on disk`);
+    return found;
   };
   const flipByte = (data: Buffer): Buffer => {
     const altered = Buffer.from(data);
@@ -99,17 +111,22 @@ test("tampered blocks on the node's disk are refused through the API", async (t)
   };
 
   // The first leaf fails before the response starts: a typed error response.
-  const first = leafFile(0);
-  await writeFile(first.path, flipByte(first.data));
-  await assert.rejects(kubo.get(cid), storageError("BLOB_CORRUPTED"));
-  await writeFile(first.path, first.data);
-  assert.deepEqual(await kubo.get(cid), new Uint8Array(bytes));
+  const first = leaf(0);
+  await overwriteBlock(dir, first.cid, flipByte(first.bytes));
+  node = await serveStore();
+  await assert.rejects(node.kubo.get(cid), storageError("BLOB_CORRUPTED"));
+  await node.stop();
+  await overwriteBlock(dir, first.cid, first.bytes);
+  node = await serveStore();
+  assert.deepEqual(await node.kubo.get(cid), new Uint8Array(bytes));
+  await node.stop();
 
   // A later leaf fails mid-transfer: the server cuts the connection, and the
   // client never returns a short blob.
-  const last = leafFile(2);
-  await writeFile(last.path, flipByte(last.data));
-  await assert.rejects(kubo.get(cid), (err: unknown) =>
+  const last = leaf(2);
+  await overwriteBlock(dir, last.cid, flipByte(last.bytes));
+  node = await serveStore();
+  await assert.rejects(node.kubo.get(cid), (err: unknown) =>
     storageError("BLOB_CORRUPTED")(err) || storageError("STORAGE_UNREACHABLE", "broke off")(err),
   );
 });
