@@ -15,6 +15,7 @@ import {IEnclaveRegistry} from "./IEnclaveRegistry.sol";
 /// proof by that enclave; the node gets its offer price and its deposit back, the requester the rest).
 /// Past an attempt's deadline anyone may reopenTask: the operator's deposit goes to the requester and the task
 /// is open again, or refunded after its last attempt. The requester may cancel an open task.
+/// submitTasks, acceptTasks and completeTasks do the same for many tasks in one transaction, all or nothing.
 /// @dev A task is one storage word (see `_pack`): status, attempt, attempt deadline and a 200-bit commitment
 /// to the spec (and, once accepted, to the Assignment). The spec and the assignment travel in calldata and
 /// events; callers pass them back and the contract checks them against the commitment.
@@ -61,6 +62,22 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
         bytes32 provenanceDigest;
         string outputCid;
         string provenanceCid;
+    }
+
+    /// @dev One item of `completeTasks`: the arguments of `completeTask`.
+    struct CompletionItem {
+        uint256 taskId;
+        TaskSpec spec;
+        Assignment assignment;
+        Result result;
+        bytes signature;
+    }
+
+    /// @dev A payment summed over consecutive batch items that pay the same token to the same account.
+    struct Payout {
+        address token;
+        address to;
+        uint256 amount;
     }
 
     /// @dev One storage slot per (enclave, token). maxDuration == 0 means no offer.
@@ -127,6 +144,9 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
     error NotRequester(uint256 taskId, address caller);
     error NothingToWithdraw(address token, address account);
     error WithdrawFailed(address token, address account, uint256 amount);
+    error EmptyBatch();
+    /// @dev The batch's parallel arrays (specs and salts, or taskIds and specs) differ in length.
+    error BatchLengthMismatch(uint256 firstLength, uint256 secondLength);
 
     event TaskSubmitted(uint256 indexed taskId, address indexed requester, bytes32 specHash, TaskSpec spec);
     event TaskAccepted(
@@ -184,21 +204,52 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
     /// @notice Escrows spec.maxPrice (msg.value, or an ERC-20 transferFrom after approve) for a new task. The id
     /// is derived from the caller and a salt, so a requester knows it before the transaction is mined.
     function submitTask(TaskSpec calldata spec, bytes32 salt) external payable nonReentrant returns (uint256 taskId) {
-        taskId = uint256(keccak256(abi.encode(block.chainid, address(this), msg.sender, salt)));
-        if (spec.requester != msg.sender) revert InvalidSpec("requester must be the sender");
-        if (spec.maxPrice == 0) revert NoEscrow();
-        if (spec.maxAttempts == 0) revert InvalidSpec("maxAttempts must be at least 1");
-        if (spec.deadlineMultiple == 0) revert InvalidSpec("deadlineMultiple must be at least 1");
-        if (spec.teeTypes == 0 || spec.teeTypes > 7) revert InvalidSpec("teeTypes must be a non-empty mask of bits 0..2");
-        if (spec.category >= CATEGORY_COUNT) revert UnknownCategory(spec.category);
-        uint256 expected = spec.token == address(0) ? spec.maxPrice : 0;
+        taskId = _submit(spec, salt);
+        address token = spec.token;
+        uint256 expected = token == address(0) ? spec.maxPrice : 0;
         if (msg.value != expected) revert WrongEscrow(expected, msg.value);
-        if (tasks[taskId] != 0) revert TaskExists(taskId);
+        if (token != address(0)) _pullEscrow(token, spec.maxPrice);
+    }
 
-        bytes32 specHash = keccak256(abi.encode(spec));
-        tasks[taskId] = _pack(specHash, 0, 0, TaskStatus.Open);
-        emit TaskSubmitted(taskId, msg.sender, specHash, spec);
-        if (spec.token != address(0)) IERC20(spec.token).safeTransferFrom(msg.sender, address(this), spec.maxPrice);
+    /// @notice Submits `specs[i]` under `salts[i]` for every i, as `submitTask` does one by one, in one
+    /// transaction. msg.value must be the sum of maxPrice over the native-currency specs; ERC-20 escrow is
+    /// pulled with one transferFrom per run of consecutive specs in the same token (approve the total first).
+    /// @dev All or nothing: an invalid item reverts the batch with that item's own error (TaskExists(taskId),
+    /// InvalidSpec, ...), so a caller can drop it and send the rest.
+    /// @param specs The tasks, each as `submitTask` takes it.
+    /// @param salts One salt per spec: the task id is derived from the sender and the salt, as in `submitTask`.
+    /// @return taskIds The ids, in item order.
+    function submitTasks(TaskSpec[] calldata specs, bytes32[] calldata salts)
+        external
+        payable
+        nonReentrant
+        returns (uint256[] memory taskIds)
+    {
+        uint256 n = specs.length;
+        if (n == 0) revert EmptyBatch();
+        if (salts.length != n) revert BatchLengthMismatch(n, salts.length);
+        taskIds = new uint256[](n);
+        uint256 nativeEscrow;
+        for (uint256 i = 0; i < n; ++i) {
+            TaskSpec calldata spec = specs[i];
+            taskIds[i] = _submit(spec, salts[i]);
+            if (spec.token == address(0)) nativeEscrow += spec.maxPrice;
+        }
+        if (msg.value != nativeEscrow) revert WrongEscrow(nativeEscrow, msg.value);
+
+        address token;
+        uint256 amount;
+        for (uint256 i = 0; i < n; ++i) {
+            TaskSpec calldata spec = specs[i];
+            address specToken = spec.token;
+            if (specToken == address(0)) continue;
+            if (specToken != token) {
+                if (amount != 0) _pullEscrow(token, amount);
+                (token, amount) = (specToken, 0);
+            }
+            amount += spec.maxPrice;
+        }
+        if (amount != 0) _pullEscrow(token, amount);
     }
 
     /// @notice The requester withdraws an open (not accepted) task and gets its escrow back.
@@ -237,33 +288,47 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
     /// @notice Locks an open task to `enclave` at its offer price for one attempt. The caller must be the
     /// enclave's operator and send exactly `taskDeposit()`.
     function acceptTask(uint256 taskId, TaskSpec calldata spec, address enclave) external payable {
-        uint256 word = _word(taskId);
-        if (_status(word) != TaskStatus.Open) revert TaskNotOpen(taskId, _status(word));
-        bytes32 specHash = keccak256(abi.encode(spec));
-        if (_commitment(word) != _commit(specHash)) revert SpecMismatch(taskId);
-        if (!_isCandidate(spec.candidates, enclave)) revert EnclaveNotCandidate(taskId, enclave);
-
-        Offer memory offer = offers[enclave][spec.token];
-        if (offer.maxDuration == 0) revert NoOffer(enclave, spec.token);
-        if (offer.price > spec.maxPrice) revert PriceAboveMax(offer.price, spec.maxPrice);
-        if (offer.cpuMillis < spec.cpuMillis || offer.memoryMb < spec.memoryMb || offer.maxDuration < spec.duration) {
-            revert InsufficientResources(enclave);
-        }
         (address operator, uint8 teeType) = registry.activeEnclave(enclave);
-        if (operator == address(0)) revert EnclaveNotActive(enclave);
-        if (operator != msg.sender) revert NotEnclaveOperator(enclave, msg.sender);
-        if (spec.teeTypes & (1 << teeType) == 0) revert TeeTypeNotAccepted(teeType, spec.teeTypes);
-
         uint256 config = _config;
-        uint256 timeRef = _categoryRef(config, spec.category);
-        if (timeRef == 0) revert UnknownCategory(spec.category);
+        _accept(taskId, spec, enclave, operator, teeType, config, offers[enclave][spec.token]);
         if (msg.value != uint64(config)) revert WrongDeposit(uint64(config), msg.value);
+    }
 
-        uint40 deadline = uint40(block.timestamp + timeRef * spec.deadlineMultiple);
-        uint8 attempt = _attempt(word) + 1;
-        Assignment memory a = Assignment(enclave, operator, offer.price, uint96(msg.value));
-        tasks[taskId] = _pack(keccak256(abi.encode(specHash, a)), deadline, attempt, TaskStatus.Accepted);
-        emit TaskAccepted(taskId, enclave, operator, attempt, offer.price, uint96(msg.value), deadline);
+    /// @notice Accepts `taskIds[i]` (submitted as `specs[i]`) for every i with the one `enclave`, as
+    /// `acceptTask` does one by one, in one transaction, skipping the tasks that are no longer open (another
+    /// node took them first, or they were cancelled): racing for open tasks is normal, so losing some races
+    /// does not cost the whole batch. msg.value must be `taskDeposit()` times the count; the deposits of
+    /// skipped tasks are returned to the caller. The TaskAccepted events say which tasks were accepted.
+    /// @dev Any other failure reverts the batch with the item's own error (SpecMismatch(taskId), NoOffer, ...),
+    /// so a caller can drop it and send the rest. The registry is read once per batch and the offer once per
+    /// run of consecutive specs in the same token.
+    /// @param taskIds Open tasks.
+    /// @param specs Each task's spec exactly as submitted (from TaskSubmitted or TaskReopened).
+    /// @param enclave The enclave that runs them all; the caller must be its operator.
+    function acceptTasks(uint256[] calldata taskIds, TaskSpec[] calldata specs, address enclave) external payable nonReentrant {
+        uint256 n = taskIds.length;
+        if (n == 0) revert EmptyBatch();
+        if (specs.length != n) revert BatchLengthMismatch(n, specs.length);
+        uint256 config = _config;
+        uint256 deposits = uint256(uint64(config)) * n;
+        if (msg.value != deposits) revert WrongDeposit(deposits, msg.value);
+        (address operator, uint8 teeType) = registry.activeEnclave(enclave);
+
+        address offerToken = specs[0].token;
+        Offer memory offer = offers[enclave][offerToken];
+        uint256 skipped;
+        for (uint256 i = 0; i < n; ++i) {
+            if (specs[i].token != offerToken) {
+                offerToken = specs[i].token;
+                offer = offers[enclave][offerToken];
+            }
+            if (_takenOrClosed(taskIds[i])) {
+                ++skipped;
+                continue;
+            }
+            _accept(taskIds[i], specs[i], enclave, operator, teeType, config, offer);
+        }
+        _pay(address(0), msg.sender, uint256(uint64(config)) * skipped);
     }
 
     /// @notice Completes an accepted task with the accepted enclave's EIP-712 Completion signature, no later
@@ -273,15 +338,55 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
         external
         nonReentrant
     {
-        _markCompleted(taskId, spec, a, r.outputDigest, r.provenanceDigest, signature);
-        emit TaskCompleted(taskId, a.enclave, a.operator, r.outputDigest, r.provenanceDigest, r.outputCid, r.provenanceCid, a.price);
-        if (spec.token == address(0)) {
+        _complete(taskId, spec, a, r, signature, false);
+        address token = spec.token;
+        if (token == address(0)) {
             _pay(address(0), a.operator, uint256(a.price) + a.deposit);
         } else {
-            _pay(spec.token, a.operator, a.price);
+            _pay(token, a.operator, a.price);
             _pay(address(0), a.operator, a.deposit);
         }
-        _pay(spec.token, spec.requester, spec.maxPrice - a.price);
+        _pay(token, spec.requester, spec.maxPrice - a.price);
+    }
+
+    /// @notice Completes every item as `completeTask` does one by one, in one transaction, and makes the same
+    /// payments. Payments of one token to one account from consecutive items are summed into one transfer.
+    /// @dev All or nothing: an item that cannot be completed reverts the batch with that item's own error
+    /// (InvalidCompletionSignature(taskId, recovered), TaskNotAccepted(taskId, status), ...), so a caller can
+    /// drop it and send the rest. Every item's state change and event precede the first transfer. A summed payment
+    /// that the recipient rejects is credited to `owed` as one sum (one PaymentDeferred).
+    /// @param items Each completion's `completeTask` arguments; the items may belong to different operators.
+    function completeTasks(CompletionItem[] calldata items) external nonReentrant {
+        uint256 n = items.length;
+        if (n == 0) revert EmptyBatch();
+        address checkedEnclave;
+        for (uint256 i = 0; i < n; ++i) {
+            CompletionItem calldata item = items[i];
+            address enclave = item.assignment.enclave;
+            // Consecutive items of one enclave (the usual batch) need one registry call.
+            _complete(item.taskId, item.spec, item.assignment, item.result, item.signature, i > 0 && enclave == checkedEnclave);
+            checkedEnclave = enclave;
+        }
+
+        Payout memory operatorNative;
+        Payout memory operatorToken;
+        Payout memory requesterRefund;
+        for (uint256 i = 0; i < n; ++i) {
+            CompletionItem calldata item = items[i];
+            TaskSpec calldata spec = item.spec;
+            Assignment calldata a = item.assignment;
+            address token = spec.token;
+            if (token == address(0)) {
+                _accrue(operatorNative, address(0), a.operator, uint256(a.price) + a.deposit);
+            } else {
+                _accrue(operatorNative, address(0), a.operator, a.deposit);
+                _accrue(operatorToken, token, a.operator, a.price);
+            }
+            _accrue(requesterRefund, token, spec.requester, spec.maxPrice - a.price);
+        }
+        _pay(operatorNative.token, operatorNative.to, operatorNative.amount);
+        _pay(operatorToken.token, operatorToken.to, operatorToken.amount);
+        _pay(requesterRefund.token, requesterRefund.to, requesterRefund.amount);
     }
 
     // ---------------------------------------------------------------- anyone
@@ -354,6 +459,15 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
         return (_status(word), _attempt(word), _deadline(word), _commitment(word));
     }
 
+    /// @notice The packed task words (see `tasks`) of many tasks in one call, in the order of `taskIds`; 0 for an
+    /// unknown id. For a node that follows many tasks' statuses with one eth_call.
+    function taskWords(uint256[] calldata taskIds) external view returns (uint256[] memory words) {
+        words = new uint256[](taskIds.length);
+        for (uint256 i = 0; i < taskIds.length; ++i) {
+            words[i] = tasks[taskIds[i]];
+        }
+    }
+
     /// @notice The EIP-712 digest an enclave signs to complete `taskId`.
     function completionDigest(
         uint256 taskId,
@@ -369,6 +483,96 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
 
     // ---------------------------------------------------------------- internals
 
+    /// @dev Checks a spec, records it as a new open task of the sender and emits TaskSubmitted. The caller
+    /// checks msg.value and pulls ERC-20 escrow.
+    function _submit(TaskSpec calldata spec, bytes32 salt) private returns (uint256 taskId) {
+        taskId = uint256(keccak256(abi.encode(block.chainid, address(this), msg.sender, salt)));
+        if (spec.requester != msg.sender) revert InvalidSpec("requester must be the sender");
+        if (spec.maxPrice == 0) revert NoEscrow();
+        if (spec.maxAttempts == 0) revert InvalidSpec("maxAttempts must be at least 1");
+        if (spec.deadlineMultiple == 0) revert InvalidSpec("deadlineMultiple must be at least 1");
+        uint8 teeTypes = spec.teeTypes;
+        if (teeTypes == 0 || teeTypes > 7) revert InvalidSpec("teeTypes must be a non-empty mask of bits 0..2");
+        if (spec.category >= CATEGORY_COUNT) revert UnknownCategory(spec.category);
+        if (tasks[taskId] != 0) revert TaskExists(taskId);
+
+        bytes32 specHash = keccak256(abi.encode(spec));
+        tasks[taskId] = _pack(specHash, 0, 0, TaskStatus.Open);
+        emit TaskSubmitted(taskId, msg.sender, specHash, spec);
+    }
+
+    /// @dev A task that exists but is no longer open (an unknown task is left to _accept, which reverts).
+    function _takenOrClosed(uint256 taskId) private view returns (bool) {
+        uint256 word = tasks[taskId];
+        return word != 0 && _status(word) != TaskStatus.Open;
+    }
+
+    function _pullEscrow(address token, uint256 amount) private {
+        IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @dev Checks that `enclave` (with `operator` and `teeType` from the registry, zero operator when inactive)
+    /// may take the open task `taskId` at `offer` (its offer in spec.token), then records the attempt with the
+    /// market's deposit and emits TaskAccepted. The caller reads the registry and checks msg.value.
+    function _accept(
+        uint256 taskId,
+        TaskSpec calldata spec,
+        address enclave,
+        address operator,
+        uint8 teeType,
+        uint256 config,
+        Offer memory offer
+    ) private {
+        uint256 word = _word(taskId);
+        if (_status(word) != TaskStatus.Open) revert TaskNotOpen(taskId, _status(word));
+        bytes32 specHash = keccak256(abi.encode(spec));
+        if (_commitment(word) != _commit(specHash)) revert SpecMismatch(taskId);
+        if (!_isCandidate(spec.candidates, enclave)) revert EnclaveNotCandidate(taskId, enclave);
+
+        if (offer.maxDuration == 0) revert NoOffer(enclave, spec.token);
+        if (offer.price > spec.maxPrice) revert PriceAboveMax(offer.price, spec.maxPrice);
+        if (offer.cpuMillis < spec.cpuMillis || offer.memoryMb < spec.memoryMb || offer.maxDuration < spec.duration) {
+            revert InsufficientResources(enclave);
+        }
+        if (operator == address(0)) revert EnclaveNotActive(enclave);
+        if (operator != msg.sender) revert NotEnclaveOperator(enclave, msg.sender);
+        if (spec.teeTypes & (1 << teeType) == 0) revert TeeTypeNotAccepted(teeType, spec.teeTypes);
+
+        uint256 timeRef = _categoryRef(config, spec.category);
+        if (timeRef == 0) revert UnknownCategory(spec.category);
+
+        uint40 deadline = uint40(block.timestamp + timeRef * spec.deadlineMultiple);
+        uint8 attempt = _attempt(word) + 1;
+        // abi.encode(specHash, Assignment(enclave, operator, price, deposit)), without building the struct.
+        bytes32 assignmentHash = keccak256(abi.encode(specHash, enclave, operator, offer.price, uint96(uint64(config))));
+        tasks[taskId] = _pack(assignmentHash, deadline, attempt, TaskStatus.Accepted);
+        emit TaskAccepted(taskId, enclave, operator, attempt, offer.price, uint64(config), deadline);
+    }
+
+    /// @dev Checks and records a completion and emits TaskCompleted; the caller makes the payments.
+    /// `enclaveKnownActive`: the caller already saw a.enclave active in this transaction (skips the registry call).
+    function _complete(
+        uint256 taskId,
+        TaskSpec calldata spec,
+        Assignment calldata a,
+        Result calldata r,
+        bytes calldata signature,
+        bool enclaveKnownActive
+    ) private {
+        _markCompleted(taskId, spec, a, r.outputDigest, r.provenanceDigest, signature, enclaveKnownActive);
+        emit TaskCompleted(taskId, a.enclave, a.operator, r.outputDigest, r.provenanceDigest, r.outputCid, r.provenanceCid, a.price);
+    }
+
+    /// @dev Adds `amount` to `payout` when it pays the same token to the same account; otherwise pays out the
+    /// sum so far and starts a new one.
+    function _accrue(Payout memory payout, address token, address to, uint256 amount) private {
+        if (payout.token != token || payout.to != to) {
+            _pay(payout.token, payout.to, payout.amount);
+            (payout.token, payout.to, payout.amount) = (token, to, 0);
+        }
+        payout.amount += amount;
+    }
+
     /// @dev The word of an accepted task whose spec and assignment the caller passed back unchanged.
     function _acceptedWord(uint256 taskId, TaskSpec calldata spec, Assignment calldata a) private view returns (uint256 word) {
         word = _word(taskId);
@@ -383,27 +587,30 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
         Assignment calldata a,
         bytes32 outputDigest,
         bytes32 provenanceDigest,
-        bytes calldata signature
+        bytes calldata signature,
+        bool enclaveKnownActive
     ) private {
         uint256 word = _acceptedWord(taskId, spec, a);
         if (block.timestamp > _deadline(word)) revert DeadlinePassed(taskId, _deadline(word), block.timestamp);
-        _checkCompletionSigner(taskId, a.enclave, spec, outputDigest, provenanceDigest, signature);
+        _checkCompletionSigner(taskId, a.enclave, spec, outputDigest, provenanceDigest, signature, enclaveKnownActive);
         tasks[taskId] = _withStatus(word, TaskStatus.Completed);
     }
 
-    /// @dev The completion must be signed by the accepted enclave, and that enclave must still be active.
+    /// @dev The completion must be signed by the accepted enclave, and that enclave must still be active
+    /// (unless the caller already checked it in this transaction).
     function _checkCompletionSigner(
         uint256 taskId,
         address enclave,
         TaskSpec calldata spec,
         bytes32 outputDigest,
         bytes32 provenanceDigest,
-        bytes calldata signature
+        bytes calldata signature,
+        bool enclaveKnownActive
     ) private view {
         bytes32 digest = completionDigest(taskId, spec.programDigest, spec.inputDigest, outputDigest, provenanceDigest);
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
         if (err != ECDSA.RecoverError.NoError || signer != enclave) revert InvalidCompletionSignature(taskId, signer);
-        if (!registry.isActive(enclave)) revert EnclaveNotActive(enclave);
+        if (!enclaveKnownActive && !registry.isActive(enclave)) revert EnclaveNotActive(enclave);
     }
 
     /// @dev Push payment; if the recipient rejects it the amount is credited to `owed` instead, so a recipient

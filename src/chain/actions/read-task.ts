@@ -1,4 +1,4 @@
-import type { Address, Client, Hex } from "viem";
+import { toHex, type Address, type Client, type Hex } from "viem";
 import { readContract } from "viem/actions";
 import { taskMarketAbi } from "../abi/TaskMarket.ts";
 
@@ -18,14 +18,26 @@ export interface TaskRecord {
   commitment: Hex;
 }
 
-export async function readTask(client: Client, market: Address, taskId: bigint): Promise<TaskRecord> {
-  const [status, attempt, deadline, commitment] = await readContract(client, {
-    address: market,
-    abi: taskMarketAbi,
-    functionName: "taskState",
-    args: [taskId],
-  });
+const commitmentMask = ((1n << 200n) - 1n) << 56n;
+
+/**
+ * Unpacks the market's task word (`tasks(taskId)`, `taskWords`): commitment in bits 56..255, deadline in
+ * 16..55, attempt in 8..15, status in 0..7.
+ */
+export function decodeTaskWord(taskId: bigint, word: bigint): TaskRecord {
+  const status = Number(word & 0xffn);
   const statusName = taskStatuses[status];
   if (statusName === undefined) throw new RangeError(`market returned unknown task status ${status} for task ${taskId}`);
-  return { taskId, status: statusName, attempt, deadline: BigInt(deadline), commitment };
+  return {
+    taskId,
+    status: statusName,
+    attempt: Number((word >> 8n) & 0xffn),
+    deadline: (word >> 16n) & 0xff_ffff_ffffn,
+    commitment: toHex(word & commitmentMask, { size: 32 }),
+  };
+}
+
+export async function readTask(client: Client, market: Address, taskId: bigint): Promise<TaskRecord> {
+  const word = await readContract(client, { address: market, abi: taskMarketAbi, functionName: "tasks", args: [taskId] });
+  return decodeTaskWord(taskId, word);
 }
