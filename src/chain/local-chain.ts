@@ -10,7 +10,7 @@ import type { PrivateKeyAccount } from "viem/accounts";
 import { BlockJournal, type JournalHeader } from "./block-journal.ts";
 import { chainDefinition } from "./clients.ts";
 import { allDevKeys, devAccountBalance, devAccounts, devPrivateKeys, type DevKeys } from "./dev-accounts.ts";
-import type { Eip1193Provider } from "./eip1193.ts";
+import type { Eip1193MessageEvents, Eip1193Provider } from "./eip1193.ts";
 import { journaledProvider, replayJournal, type JournaledProvider } from "./journaled-provider.ts";
 
 /** Cancun is what the contracts are compiled for (OpenZeppelin 5 needs mcopy and transient storage). */
@@ -30,7 +30,8 @@ export interface LocalChainOptions {
 }
 
 export interface LocalChain {
-  provider: Eip1193Provider;
+  /** Also EDR's "message" events, which carry eth_subscribe notifications (new heads, logs). */
+  provider: Eip1193Provider & Eip1193MessageEvents;
   chainId: number;
   /** viem chain definition for clients. */
   chain: Chain;
@@ -89,7 +90,7 @@ export async function startLocalChain(options: LocalChainOptions = {}): Promise<
     packageRoot,
   );
   const connection = await hre.network.connect();
-  const edr = connection.provider as Eip1193Provider;
+  const edr = connection.provider as Eip1193Provider & Eip1193MessageEvents;
 
   let journaled: JournaledProvider | undefined;
   if (opened) {
@@ -110,6 +111,8 @@ export async function startLocalChain(options: LocalChainOptions = {}): Promise<
         if (closed) return Promise.reject(new LocalChainError("the local chain is closed; start a new one"));
         return provider.request(args);
       },
+      on: (event, listener) => edr.on(event, listener),
+      removeListener: (event, listener) => edr.removeListener(event, listener),
     },
     chainId,
     chain: chainDefinition(chainId),

@@ -1,33 +1,42 @@
 /**
- * An Ethereum JSON-RPC 2.0 server over HTTP in front of an EIP-1193 provider
- * (the in-process EDR chain of local-chain.ts, with its block journal), so
- * other processes reach the chain like any Ethereum node.
+ * An Ethereum JSON-RPC 2.0 server in front of an EIP-1193 provider (the
+ * in-process EDR chain of local-chain.ts, with its block journal), so other
+ * processes reach the chain like any Ethereum node: over HTTP (POST) and over
+ * WebSocket on the same port (an HTTP upgrade, as Hardhat's and Geth's nodes
+ * do). Over WebSocket every method works as over HTTP, plus eth_subscribe /
+ * eth_unsubscribe ("newHeads", "logs", …), whose notifications are the
+ * provider's own (EDR emits them through EIP-1193's "message" event).
  *
  * Security: like a development node it has no authentication and the chain it
  * serves has unlocked, well-known development accounts, so it binds to a
- * loopback address only and refuses requests that carry an Origin header (a
- * web page's cross-site POST could otherwise send transactions from those
- * accounts); Node and CLI clients send none.
+ * loopback address only and refuses requests and WebSocket upgrades that
+ * carry an Origin header (a web page's cross-site request could otherwise send
+ * transactions from those accounts); Node and CLI clients send none.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { Eip1193Provider } from "./eip1193.ts";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import type { Eip1193Message, Eip1193MessageEvents, Eip1193Provider } from "./eip1193.ts";
 import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
 
 export interface ChainRpcServerOptions {
-  provider: Eip1193Provider;
+  /** With "message" events (EIP-1193) eth_subscribe works over WebSocket; without, it is refused. */
+  provider: Eip1193Provider & Partial<Eip1193MessageEvents>;
   /** A loopback address; default 127.0.0.1. */
   host?: string;
   /** 0 (the default) picks a free port. */
   port?: number;
-  /** Largest accepted request body; default 16 MiB (task specs travel in calldata). */
+  /** Largest accepted request body or WebSocket message; default 16 MiB (task specs travel in calldata). */
   maxBodyBytes?: number;
 }
 
 export interface ChainRpcServer {
-  /** The JSON-RPC URL, e.g. http://127.0.0.1:8545. */
+  /** The JSON-RPC URL over HTTP, e.g. http://127.0.0.1:8545. */
   readonly url: string;
+  /** The same API over WebSocket, e.g. ws://127.0.0.1:8545. */
+  readonly wsUrl: string;
   readonly port: number;
-  /** Stops listening and drops open connections; the provider stays open. */
+  /** Closes every WebSocket (their subscriptions end), stops listening and drops open connections; the provider stays open. */
   close(): Promise<void>;
 }
 
@@ -40,10 +49,13 @@ export class ChainRpcServerError extends Error {
 }
 
 const DEFAULT_MAX_BODY = 16 * 1024 * 1024;
+/** How long close() waits for a client to answer a WebSocket close frame before dropping it. */
+const CLOSE_GRACE_MS = 1_000;
 
 /** JSON-RPC 2.0 error codes. */
 const PARSE_ERROR = -32700;
 const INVALID_REQUEST = -32600;
+const METHOD_NOT_FOUND = -32601;
 const INTERNAL_ERROR = -32603;
 
 type JsonRpcId = string | number | null;
@@ -53,12 +65,23 @@ interface JsonRpcError {
   data?: unknown;
 }
 type JsonRpcResponse = { jsonrpc: "2.0"; id: JsonRpcId } & ({ result: unknown } | { error: JsonRpcError });
+/** Runs one method call: the provider's, or the WebSocket session's own subscription methods. */
+type Dispatch = (method: string, params: readonly unknown[] | object | undefined) => Promise<unknown>;
 
 class HttpError extends Error {
   readonly status: number;
   constructor(status: number, message: string) {
     super(message);
     this.status = status;
+  }
+}
+
+/** A JSON-RPC error the server raises itself (the provider's errors keep their own code). */
+class RpcError extends Error {
+  readonly code: number;
+  constructor(code: number, message: string) {
+    super(message);
+    this.code = code;
   }
 }
 
@@ -70,8 +93,14 @@ export async function startChainRpcServer(options: ChainRpcServerOptions): Promi
     );
   }
 
+  const httpDispatch: Dispatch = (method, params) => {
+    if (method === "eth_subscribe" || method === "eth_unsubscribe") {
+      return Promise.reject(new RpcError(METHOD_NOT_FOUND, `${method} needs a WebSocket connection (ws://… on this port): HTTP cannot carry notifications`));
+    }
+    return provider.request({ method, params });
+  };
   const server = createServer((req, res) => {
-    handleHttp(provider, maxBodyBytes, req, res).catch((err: unknown) => {
+    handleHttp(httpDispatch, maxBodyBytes, req, res).catch((err: unknown) => {
       if (res.headersSent) {
         res.destroy();
         return;
@@ -81,35 +110,55 @@ export async function startChainRpcServer(options: ChainRpcServerOptions): Promi
     });
   });
 
-  return listenOnLoopback(server, host, port, (err) => new ChainRpcServerError(`cannot listen on ${host}:${port}: ${err.message}; pick another port`, { cause: err }));
-}
-
-async function handleHttp(provider: Eip1193Provider, maxBodyBytes: number, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  if (req.headers.origin !== undefined) throw new HttpError(403, "cross-origin requests are refused by this node");
-  if (req.method !== "POST") throw new HttpError(405, `${req.method ?? "?"} is not supported: send JSON-RPC requests with POST`);
-  const body = await readBody(req, maxBodyBytes);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString("utf8"));
-  } catch {
-    sendJson(res, 200, { jsonrpc: "2.0", id: null, error: { code: PARSE_ERROR, message: "the request body is not valid JSON" } });
-    return;
-  }
-  if (Array.isArray(parsed)) {
-    if (parsed.length === 0) {
-      sendJson(res, 200, { jsonrpc: "2.0", id: null, error: { code: INVALID_REQUEST, message: "an empty batch is not a request" } });
+  const subscriptions = new Subscriptions(provider);
+  const sockets = new WebSocketServer({ noServer: true, maxPayload: maxBodyBytes });
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (req.headers.origin !== undefined) {
+      socket.end("HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-type: text/plain\r\n\r\ncross-origin requests are refused by this node\n");
       return;
     }
-    // Batch members run in order: a batch may send transactions that depend on each other.
-    const responses: JsonRpcResponse[] = [];
-    for (const request of parsed) responses.push(await handleRequest(provider, request));
-    sendJson(res, 200, responses);
-    return;
-  }
-  sendJson(res, 200, await handleRequest(provider, parsed));
+    sockets.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, provider, subscriptions));
+  });
+
+  const listening = await listenOnLoopback(server, host, port, (err) => new ChainRpcServerError(`cannot listen on ${host}:${port}: ${err.message}; pick another port`, { cause: err }));
+  return {
+    url: listening.url,
+    wsUrl: listening.url.replace(/^http:/, "ws:"),
+    port: listening.port,
+    async close() {
+      // Upgraded connections are no longer the HTTP server's: close them first, or it never finishes closing.
+      await Promise.all([...sockets.clients].map(closeGracefully));
+      await subscriptions.close();
+      sockets.close();
+      await listening.close();
+    },
+  };
 }
 
-async function handleRequest(provider: Eip1193Provider, request: unknown): Promise<JsonRpcResponse> {
+async function handleHttp(dispatch: Dispatch, maxBodyBytes: number, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (req.headers.origin !== undefined) throw new HttpError(403, "cross-origin requests are refused by this node");
+  if (req.method !== "POST") throw new HttpError(405, `${req.method ?? "?"} is not supported: send JSON-RPC requests with POST, or open a WebSocket`);
+  const body = await readBody(req, maxBodyBytes);
+  sendJson(res, 200, await answer(dispatch, body.toString("utf8")));
+}
+
+/** The reply to one HTTP body or WebSocket message: a single request or a batch. */
+async function answer(dispatch: Dispatch, text: string): Promise<JsonRpcResponse | JsonRpcResponse[]> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { jsonrpc: "2.0", id: null, error: { code: PARSE_ERROR, message: "the request is not valid JSON" } };
+  }
+  if (!Array.isArray(parsed)) return handleRequest(dispatch, parsed);
+  if (parsed.length === 0) return { jsonrpc: "2.0", id: null, error: { code: INVALID_REQUEST, message: "an empty batch is not a request" } };
+  // Batch members run in order: a batch may send transactions that depend on each other.
+  const responses: JsonRpcResponse[] = [];
+  for (const request of parsed) responses.push(await handleRequest(dispatch, request));
+  return responses;
+}
+
+async function handleRequest(dispatch: Dispatch, request: unknown): Promise<JsonRpcResponse> {
   const r = request as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown };
   const id: JsonRpcId = typeof r?.id === "string" || typeof r?.id === "number" ? r.id : null;
   if (typeof r !== "object" || r === null || r.jsonrpc !== "2.0" || typeof r.method !== "string") {
@@ -119,11 +168,130 @@ async function handleRequest(provider: Eip1193Provider, request: unknown): Promi
     return { jsonrpc: "2.0", id, error: { code: INVALID_REQUEST, message: "params must be an array or an object" } };
   }
   try {
-    const result = await provider.request({ method: r.method, params: r.params as readonly unknown[] | object | undefined });
+    const result = await dispatch(r.method, r.params as readonly unknown[] | object | undefined);
     return { jsonrpc: "2.0", id, result: result ?? null };
   } catch (err) {
     return { jsonrpc: "2.0", id, error: toJsonRpcError(err) };
   }
+}
+
+/**
+ * One WebSocket client: each message is answered on its own (replies carry the requests' ids, so they
+ * may come out of order), and the subscriptions it opened end with it.
+ */
+function serveWebSocket(ws: WebSocket, provider: Eip1193Provider, subscriptions: Subscriptions): void {
+  ws.on("message", (data: RawData) => {
+    // A subscription's notifications wait until the reply that names its id has been sent.
+    const opened: string[] = [];
+    const dispatch: Dispatch = async (method, params) => {
+      if (method === "eth_subscribe") {
+        const id = await subscriptions.subscribe(ws, params);
+        opened.push(id);
+        return id;
+      }
+      if (method === "eth_unsubscribe") return subscriptions.unsubscribe(ws, params);
+      return provider.request({ method, params });
+    };
+    void answer(dispatch, rawText(data)).then((reply) => {
+      send(ws, reply);
+      subscriptions.release(opened);
+    });
+  });
+  ws.on("close", () => void subscriptions.drop(ws));
+  // A broken connection also emits "close", which ends its subscriptions.
+  ws.on("error", () => {});
+}
+
+/**
+ * The provider's subscriptions opened through this server, by id, with the socket that owns each: the
+ * provider's notifications go to that socket only, and only it may end them.
+ */
+class Subscriptions {
+  readonly #provider: Eip1193Provider & Partial<Eip1193MessageEvents>;
+  readonly #owners = new Map<string, { ws: WebSocket; held: unknown[] | undefined }>();
+  /** eth_unsubscribe calls in flight, which close() waits for. */
+  readonly #ending = new Set<Promise<void>>();
+  readonly #route = (message: Eip1193Message) => {
+    if (message.type !== "eth_subscription") return;
+    const data = message.data as { subscription?: unknown };
+    const owner = typeof data?.subscription === "string" ? this.#owners.get(data.subscription) : undefined;
+    if (!owner) return;
+    const notification = { jsonrpc: "2.0", method: "eth_subscription", params: data };
+    if (owner.held) owner.held.push(notification);
+    else send(owner.ws, notification);
+  };
+
+  constructor(provider: Eip1193Provider & Partial<Eip1193MessageEvents>) {
+    this.#provider = provider;
+    provider.on?.("message", this.#route);
+  }
+
+  async subscribe(ws: WebSocket, params: readonly unknown[] | object | undefined): Promise<string> {
+    if (!this.#provider.on) throw new RpcError(METHOD_NOT_FOUND, "this chain's provider sends no notifications, so eth_subscribe is not available here; poll instead");
+    const id = await this.#provider.request({ method: "eth_subscribe", params });
+    if (typeof id !== "string") throw new RpcError(INTERNAL_ERROR, `the provider answered eth_subscribe with ${JSON.stringify(id)}, not a subscription id`);
+    if (ws.readyState !== ws.OPEN) {
+      await this.#end(id);
+      throw new RpcError(INTERNAL_ERROR, "the connection closed while subscribing");
+    }
+    this.#owners.set(id, { ws, held: [] });
+    return id;
+  }
+
+  /** Sends what the subscriptions got before their ids were known to the client. */
+  release(ids: readonly string[]): void {
+    for (const id of ids) {
+      const owner = this.#owners.get(id);
+      if (!owner?.held) continue;
+      const held = owner.held;
+      owner.held = undefined;
+      for (const notification of held) send(owner.ws, notification);
+    }
+  }
+
+  /** False (as Geth answers) for an id this socket does not own. */
+  async unsubscribe(ws: WebSocket, params: readonly unknown[] | object | undefined): Promise<boolean> {
+    const id = Array.isArray(params) ? (params as unknown[])[0] : undefined;
+    if (typeof id !== "string" || this.#owners.get(id)?.ws !== ws) return false;
+    this.#owners.delete(id);
+    await this.#end(id);
+    return true;
+  }
+
+  /** Ends the subscriptions of a closed socket. */
+  async drop(ws: WebSocket): Promise<void> {
+    const ids = [...this.#owners].filter(([, owner]) => owner.ws === ws).map(([id]) => id);
+    for (const id of ids) this.#owners.delete(id);
+    await Promise.all(ids.map((id) => this.#end(id)));
+  }
+
+  async close(): Promise<void> {
+    const ids = [...this.#owners.keys()];
+    this.#owners.clear();
+    await Promise.all([...ids.map((id) => this.#end(id)), ...this.#ending]);
+    this.#provider.removeListener?.("message", this.#route);
+  }
+
+  /** The provider may already be closed (the chain stops after its server); its subscriptions end with it then. */
+  #end(id: string): Promise<void> {
+    const ending = this.#provider.request({ method: "eth_unsubscribe", params: [id] }).then(
+      () => {},
+      () => {},
+    );
+    this.#ending.add(ending);
+    return ending.finally(() => this.#ending.delete(ending));
+  }
+}
+
+function closeGracefully(ws: WebSocket): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+    ws.once("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    ws.close(1001, "the server is closing");
+  });
 }
 
 /** Keeps the provider's code and revert data, which clients decode into typed contract errors. */
@@ -145,7 +313,20 @@ async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer>
   return Buffer.concat(chunks, total);
 }
 
+function rawText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
+  return (Buffer.isBuffer(data) ? data : Buffer.from(data)).toString("utf8");
+}
+
+function toJson(body: unknown): string {
+  return JSON.stringify(body, (_k, v: unknown) => (typeof v === "bigint" ? `0x${v.toString(16)}` : v));
+}
+
+function send(ws: WebSocket, body: unknown): void {
+  if (ws.readyState === ws.OPEN) ws.send(toJson(body));
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { "content-type": "application/json" });
-  res.end(JSON.stringify(body, (_k, v: unknown) => (typeof v === "bigint" ? `0x${v.toString(16)}` : v)));
+  res.end(toJson(body));
 }

@@ -1,6 +1,6 @@
 /**
  * The flags that point a command at a running network instead of an embedded
- * one: `--rpc <url> --ipfs <url>`, where the contracts are
+ * one: `--rpc <url> --ipfs <url>` (and `--ws <url>` for new heads by push), where the contracts are
  * (`--deployment <file>` or `--cas <url>`), whose enclaves to trust
  * (`--policy <file>` or `--sim-pki <dir>`; default the strict production
  * policy) and who pays (`--key <hex>` or CLOISTER_PRIVATE_KEY; on a local
@@ -15,6 +15,7 @@ import { networkOptionsUsage } from "./usage.ts";
 
 export const networkParseOptions = {
   rpc: { type: "string" },
+  ws: { type: "string" },
   ipfs: { type: "string" },
   cas: { type: "string" },
   deployment: { type: "string" },
@@ -25,6 +26,7 @@ export const networkParseOptions = {
 
 export interface NetworkFlags {
   rpc?: string;
+  ws?: string;
   ipfs?: string;
   cas?: string;
   deployment?: string;
@@ -45,10 +47,11 @@ export async function connectFromFlags(flags: NetworkFlags): Promise<RemoteNetwo
   for (const [flag, url] of [["--rpc", flags.rpc], ["--ipfs", flags.ipfs], ["--cas", flags.cas]] as const) {
     if (url !== undefined && !URL.canParse(url)) throw new UsageError(`${flag} takes a URL such as http://127.0.0.1:8545, got '${url}'`);
   }
+  if (flags.ws !== undefined && !/^wss?:\/\/[^/]/.test(flags.ws)) throw new UsageError(`--ws takes the chain's WebSocket URL such as ws://127.0.0.1:8545, got '${flags.ws}'`);
   const key = flags.key ?? process.env.CLOISTER_PRIVATE_KEY;
   if (key !== undefined && (!isHex(key) || key.length !== 66)) throw new UsageError("the requester key (--key or CLOISTER_PRIVATE_KEY) must be 0x followed by 64 hex digits");
   const deployment: RemoteNetworkOptions["deployment"] = flags.cas ? { casUrl: flags.cas } : { file: flags.deployment! };
-  return connectToNetwork({ rpcUrl: flags.rpc, ipfsUrl: flags.ipfs, deployment, policy: await policyFrom(flags), privateKey: key as Hex | undefined });
+  return connectToNetwork({ rpcUrl: flags.rpc, wsUrl: flags.ws, ipfsUrl: flags.ipfs, deployment, policy: await policyFrom(flags), privateKey: key as Hex | undefined });
 }
 
 async function policyFrom(flags: NetworkFlags): Promise<Policy> {

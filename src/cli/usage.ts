@@ -20,6 +20,8 @@ Without --policy the strict production policy applies (Intel root only, UpToDate
 
 export const networkOptionsUsage = `Against a running network (cloister devnet up, or any Ethereum JSON-RPC endpoint and Kubo node):
   --rpc <url> --ipfs <url>   the chain's JSON-RPC URL and the IPFS node's Kubo RPC API URL
+  --ws <url>                 the chain's JSON-RPC over WebSocket (a devnet's is ws://127.0.0.1:<port>): the result
+                             is picked up on the new block (eth_subscribe "newHeads") instead of by polling
   --cas <url> | --deployment <file>
                              where the contract addresses come from: the attestation service (GET /deployment)
                              or a deployment file (a devnet writes <dir>/deployment.json)
@@ -33,15 +35,15 @@ export const networkOptionsUsage = `Against a running network (cloister devnet u
 export const taskUsage = `Usage:
   cloister task run <program.js> --input <file> [--data-dir <dir>] [--timeout-ms <ms>] [--json] [--quiet]
   cloister task run <program.js> --input <file> --rpc <url> --ipfs <url> (--cas <url> | --deployment <file>)
-                    [--sim-pki <dir> | --policy <file>] [--key <hex>] [--timeout-ms <ms>] [--json] [--quiet]
+                    [--ws <url>] [--sim-pki <dir> | --policy <file>] [--key <hex>] [--timeout-ms <ms>] [--json] [--quiet]
 
   Runs <program.js> (an ES module whose default export takes the input bytes and returns bytes or a string)
   as a confidential task on an embedded network (in-process chain, embedded IPFS, one node on the SIMULATED TEE)
   and prints the decrypted output. With --data-dir the network's state lives and persists there.
 
 ${networkOptionsUsage}
-  e.g. cloister task run examples/echo.js --input in.txt --rpc http://127.0.0.1:8545 --ipfs http://127.0.0.1:8546 \\
-         --cas http://127.0.0.1:8547 --sim-pki .cloister/devnet/sim-tee`;
+  e.g. cloister task run examples/echo.js --input in.txt --rpc http://127.0.0.1:8545 --ws ws://127.0.0.1:8545 \\
+         --ipfs http://127.0.0.1:8546 --cas http://127.0.0.1:8547 --sim-pki .cloister/devnet/sim-tee`;
 
 export const verifyUsage = `Usage:
   cloister verify <provenance.json> [--evidence <file>] [--output <file>] [--policy <file> | --sim-pki <dir>] [--json]
@@ -56,7 +58,7 @@ export const verifyUsage = `Usage:
 export const devnetUsage = `Usage:
   cloister devnet up [--nodes <n>] [--dir <dir>] [--port <port>] [--json]
 
-  Runs a local network as separate processes: the chain (JSON-RPC on 127.0.0.1:<port>), one IPFS node
+  Runs a local network as separate processes: the chain (JSON-RPC over HTTP and WebSocket on 127.0.0.1:<port>), one IPFS node
   (Kubo RPC API on <port>+1), the attestation service (HTTP on <port>+2, GET /deployment gives the
   contract addresses) and <n> node daemons (default 2), each with its enclave process on the SIMULATED TEE
   and GET /healthz and /metrics on <port>+3+i.

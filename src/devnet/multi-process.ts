@@ -6,7 +6,8 @@
  *                  the embedded IPFS store behind a Kubo RPC server,
  *                  the attestation service behind its HTTP API
  *   node i         src/host/main.ts, its own process, talking to the three
- *                  servers over HTTP, with its enclave in a child process
+ *                  servers over HTTP (and to the chain over WebSocket too, for
+ *                  new heads), with its enclave in a child process
  *
  * Everything binds to 127.0.0.1. State lives in the data dir with the same
  * layout as the embedded network's, so a restart on the same dir resumes
@@ -49,7 +50,7 @@ export interface MultiProcessDevnetOptions {
    * node i's health and metrics on `port + 3 + i`; 0 (default) picks free ports.
    */
   port?: number;
-  /** How often each node polls the chain for new tasks (default 100 ms). */
+  /** How often each node polls the chain for new tasks while it gets no new heads over WebSocket (default 100 ms). */
   pollIntervalMs?: number;
   /** Tasks each node runs at once (default 4). */
   nodeConcurrency?: number;
@@ -80,6 +81,8 @@ export interface MultiProcessDevnet {
   dataDir: string;
   chainId: number;
   rpcUrl: string;
+  /** The chain's JSON-RPC over WebSocket (same port as rpcUrl), with eth_subscribe("newHeads"). */
+  wsUrl: string;
   ipfsUrl: string;
   casUrl: string;
   deployment: StoredDeployment;
@@ -134,13 +137,13 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
       throw new DevnetError(`the chain in ${chainDir} has ${chain.accounts.operators.length} operator accounts, too few for ${nodeCount} nodes; start with --nodes ${chain.accounts.operators.length} or a new data dir`);
     }
     let rpc: ChainRpcServer | undefined = await startChainRpcServer({ provider: chain.provider, port: port(0) });
-    const { url: rpcUrl, port: rpcPort } = rpc;
+    const { url: rpcUrl, wsUrl, port: rpcPort } = rpc;
     const stopChainRpc = async () => {
       await rpc?.close();
       rpc = undefined;
     };
     cleanups.push(stopChainRpc);
-    step(`chain ${chain.chainId} (Hardhat EDR)${chain.replayedBlocks ? `, ${chain.replayedBlocks} blocks restored` : ""}: JSON-RPC ${rpcUrl}`);
+    step(`chain ${chain.chainId} (Hardhat EDR)${chain.replayedBlocks ? `, ${chain.replayedBlocks} blocks restored` : ""}: JSON-RPC ${rpcUrl}, WebSocket ${wsUrl}`);
 
     const ipfsDir = join(dataDir, "ipfs");
     let store: HeliaStore | undefined = await openHeliaStore(ipfsDir);
@@ -161,6 +164,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     };
     const currentStore: BlobStore = {
       put: (bytes) => openStore().put(bytes),
+      putMany: (blobs) => openStore().putMany(blobs),
       get: (cid, getOptions) => openStore().get(cid, getOptions),
       has: (cid) => openStore().has(cid),
       close: async () => {},
@@ -185,7 +189,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     cleanups.push(() => Promise.all(processes.map((p) => p.stop())).then(() => {}));
     const startNode = (i: number) =>
       spawnNode(i, {
-        args: ["--rpc", rpcUrl, "--ipfs", ipfsUrl, "--cas", cas.url, "--data-dir", join(dataDir, "nodes", String(i)), "--sim-pki", simPkiDir, "--http-port", String(port(3 + i)), ...nodeTuning],
+        args: ["--rpc", rpcUrl, "--ws", wsUrl, "--ipfs", ipfsUrl, "--cas", cas.url, "--data-dir", join(dataDir, "nodes", String(i)), "--sim-pki", simPkiDir, "--http-port", String(port(3 + i)), ...nodeTuning],
         operatorKey: chain.privateKeys.operators[i]!,
         onMessage: options.onNodeMessage,
         onExit: (code, signal) => {
@@ -206,6 +210,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
       dataDir,
       chainId: chain.chainId,
       rpcUrl,
+      wsUrl,
       ipfsUrl,
       casUrl: cas.url,
       deployment,

@@ -3,7 +3,9 @@
  * any Ethereum JSON-RPC URL and any Kubo RPC URL (a `cloister devnet up`
  * network or real nodes). The contract addresses come from a deployment
  * file or from the attestation service's GET /deployment; the attestation
- * policy is always the caller's own.
+ * policy is always the caller's own. With the chain's WebSocket URL too, the
+ * client learns of completions from new heads (eth_subscribe) instead of by
+ * polling.
  */
 import type { Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -11,6 +13,7 @@ import type { Policy } from "../attestation/policy.ts";
 import { casHttpClient } from "../cas/http-client.ts";
 import { chainDefinition, createWriterClient, type WriterClient } from "../chain/clients.ts";
 import { defaultLocalChainId } from "../chain/local-chain.ts";
+import { newHeadSource } from "../chain/new-heads.ts";
 import { devPrivateKeys } from "../chain/dev-accounts.ts";
 import { CloisterClient } from "../sdk/client.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
@@ -20,6 +23,8 @@ import { DevnetError } from "./errors.ts";
 
 export interface RemoteNetworkOptions {
   rpcUrl: string;
+  /** The chain's JSON-RPC over WebSocket (e.g. ws://127.0.0.1:8545): completions are looked for on each new head; polling stays the fallback. */
+  wsUrl?: string;
   ipfsUrl: string;
   /** Where the contract addresses come from: the deployment itself, a deployment file, or an attestation service URL. */
   deployment: StoredDeployment | { file: string } | { casUrl: string };
@@ -56,8 +61,19 @@ export async function connectToNetwork(options: RemoteNetworkOptions): Promise<R
     throw new DevnetError(`the chain at ${options.rpcUrl} has chain id ${chainId}, but the deployment is for chain ${deployment.chainId}; use the deployment of that chain`);
   }
   const store = openKuboStore(options.ipfsUrl);
-  const client = new CloisterClient({ writer, deployment, store, policy: options.policy, pollIntervalMs: options.pollingIntervalMs });
-  return { client, writer, store, deployment, close: () => store.close() };
+  // Its errors need no report: while the WebSocket is down the client polls, and it keeps reconnecting.
+  const newHeads = options.wsUrl === undefined ? undefined : newHeadSource({ wsUrl: options.wsUrl });
+  const client = new CloisterClient({ writer, deployment, store, policy: options.policy, pollIntervalMs: options.pollingIntervalMs, newHeads });
+  return {
+    client,
+    writer,
+    store,
+    deployment,
+    async close() {
+      await newHeads?.close();
+      await store.close();
+    },
+  };
 }
 
 async function resolveDeployment(source: RemoteNetworkOptions["deployment"]): Promise<StoredDeployment> {

@@ -4,14 +4,17 @@
  * its enclave as a child process, gets it registered and handles tasks.
  *
  *   node src/host/main.ts --rpc <url> --ipfs <url> --cas <url> --data-dir <dir> --sim-pki <dir>
- *                         [--deployment <file>] [--poll-ms <ms>] [--concurrency <n>] [--http-port <port>]
+ *                         [--ws <url>] [--deployment <file>] [--poll-ms <ms>] [--concurrency <n>] [--http-port <port>]
  *   env CLOISTER_OPERATOR_KEY=0x…   the operator account's private key (kept out of argv, which
  *                                   other users can read in the process list)
  *
  * Each flag may also come from the environment (CLOISTER_RPC_URL, CLOISTER_IPFS_URL,
- * CLOISTER_CAS_URL, CLOISTER_DATA_DIR, CLOISTER_SIM_PKI). Without --deployment the
+ * CLOISTER_CAS_URL, CLOISTER_DATA_DIR, CLOISTER_SIM_PKI, CLOISTER_WS_URL). Without --deployment the
  * contract addresses come from the attestation service (GET /deployment).
  * With --http-port the node serves GET /healthz and GET /metrics on 127.0.0.1.
+ * With --ws (the chain's JSON-RPC over WebSocket, e.g. ws://127.0.0.1:8545) the node
+ * learns of new blocks by eth_subscribe("newHeads") and polls only as a safety net
+ * while heads arrive; without it, or while the WebSocket is down, it polls every --poll-ms.
  *
  * It prints one JSON line per event on stdout ({"event":"node-ready",…} once
  * registered). Started with an IPC channel (fork), it also sends those events
@@ -25,6 +28,7 @@ import { isHex, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { casHttpClient } from "../cas/http-client.ts";
 import { chainDefinition, createWriterClient } from "../chain/clients.ts";
+import { newHeadSource } from "../chain/new-heads.ts";
 import { readDeployment } from "../devnet/deployment-file.ts";
 import { startEnclave, type EnclaveClient } from "../enclave/client.ts";
 import { openKuboStore } from "../storage/kubo-store.ts";
@@ -48,6 +52,7 @@ function config() {
       rpc: { type: "string", default: process.env.CLOISTER_RPC_URL },
       ipfs: { type: "string", default: process.env.CLOISTER_IPFS_URL },
       cas: { type: "string", default: process.env.CLOISTER_CAS_URL },
+      ws: { type: "string", default: process.env.CLOISTER_WS_URL },
       "data-dir": { type: "string", default: process.env.CLOISTER_DATA_DIR },
       "sim-pki": { type: "string", default: process.env.CLOISTER_SIM_PKI },
       deployment: { type: "string" },
@@ -65,6 +70,7 @@ function config() {
   if (!key || !isHex(key) || key.length !== 66) throw new ConfigError("CLOISTER_OPERATOR_KEY must hold the operator's private key as 0x followed by 64 hex digits");
   const httpPort = values["http-port"] === undefined ? undefined : Number(values["http-port"]);
   if (httpPort !== undefined && (!Number.isInteger(httpPort) || httpPort < 0 || httpPort > 65535)) throw new ConfigError(`--http-port takes a port number (0 picks a free one), got '${values["http-port"]}'`);
+  if (values.ws !== undefined && !/^wss?:\/\/[^/]/.test(values.ws)) throw new ConfigError(`--ws takes the chain's WebSocket URL such as ws://127.0.0.1:8545, got '${values.ws}'`);
   const positive = (name: "poll-ms" | "concurrency") => {
     const n = Number(values[name]);
     if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`--${name} takes a positive integer, got '${values[name]}'`);
@@ -72,6 +78,7 @@ function config() {
   };
   return {
     rpcUrl: need("rpc"),
+    wsUrl: values.ws,
     ipfsUrl: need("ipfs"),
     casUrl: need("cas"),
     dataDir: need("data-dir"),
@@ -105,6 +112,19 @@ async function main(): Promise<number> {
   const chainId = await writer.getChainId();
   if (chainId !== deployment.chainId) throw new ConfigError(`the chain at ${cfg.rpcUrl} has chain id ${chainId}, the deployment is for ${deployment.chainId}; point --rpc at the deployment's chain`);
   const store = openKuboStore(cfg.ipfsUrl);
+  // One report per outage: the WebSocket is retried, and the watcher polls meanwhile.
+  let headsErrorReported = false;
+  const heads = cfg.wsUrl === undefined ? undefined : newHeadSource({
+    wsUrl: cfg.wsUrl,
+    onError: (error) => {
+      if (headsErrorReported) return;
+      headsErrorReported = true;
+      process.stderr.write(`cloister node: ${error.message}; polling the chain every ${cfg.pollMs} ms until heads arrive again\n`);
+    },
+  });
+  heads?.subscribe(() => {
+    if (heads.live) headsErrorReported = false;
+  });
 
   let stopping: Promise<void> | undefined;
   // Filled in as they start; a signal may arrive at any point.
@@ -113,6 +133,7 @@ async function main(): Promise<number> {
     (stopping ??= (async () => {
       if (started.node) await started.node.stop();
       else await started.enclave?.close();
+      await heads?.close();
       await store.close();
     })());
   const stopped = new Promise<number>((resolve) => {
@@ -142,6 +163,7 @@ async function main(): Promise<number> {
     attestationService: cas,
     dataDir: cfg.dataDir,
     pollIntervalMs: cfg.pollMs,
+    newHeads: heads,
     concurrency: cfg.concurrency,
     http: cfg.httpPort === undefined ? undefined : { port: cfg.httpPort },
     onEvent: (host) => report({ event: "host", host }),

@@ -2,10 +2,15 @@
  * Crawls TaskSubmitted and TaskReopened events (a task open for a node) from the checkpoint onwards. The
  * checkpoint only passes a block once every task in it has been handled, so a restarted node sees again
  * the events it had not finished.
+ *
+ * With a head source (eth_subscribe("newHeads") over WebSocket) the crawler reads as soon as a block
+ * is mined and polls only as a safety net; a head is just a wake-up, the crawl still reads every block
+ * range from the last one it read, so a dropped or late head loses nothing.
  */
 import { parseEventLogs, type Address, type Client } from "viem";
-import { getBlockNumber, getLogs } from "viem/actions";
+import { getLogs } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
+import { latestBlockNumber, type HeadSource } from "../chain/new-heads.ts";
 import type { TaskSpec } from "../protocol/task.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { backoffDelay } from "./retry.ts";
@@ -22,7 +27,12 @@ export interface TaskWatcherOptions {
   reader: Client;
   market: Address;
   checkpoint: Checkpoint;
+  /** Wait between crawls without live heads. */
   pollIntervalMs: number;
+  /** Crawl on every new head; while it is live, poll only every safetyPollIntervalMs. */
+  heads?: HeadSource;
+  /** Wait between crawls while heads arrive by push (default 1000 ms; never below pollIntervalMs). */
+  safetyPollIntervalMs?: number;
   handle: (task: SubmittedTask) => Promise<void>;
   onError: (error: unknown) => void;
   /** After every successful crawl, with the checkpoint it reached. */
@@ -95,10 +105,19 @@ class Pipeline {
 export function watchSubmittedTasks(options: TaskWatcherOptions): { stop(): Promise<void> } {
   let stopped = false;
   let wake: (() => void) | undefined;
+  /** A head arrived since the current crawl began: crawl again without waiting. */
+  let headSeen = false;
+  let backingOff = false;
+  const unsubscribe = options.heads?.subscribe(() => {
+    headSeen = true;
+    // While crawls fail, the backoff stands: a head every block would otherwise hammer a failing RPC.
+    if (!backingOff) wake?.();
+  });
   const pipeline = new Pipeline(options.checkpoint.block);
   const loop = (async () => {
     let failures = 0;
     while (!stopped) {
+      headSeen = false;
       try {
         await crawlOnce(options, pipeline);
         failures = 0;
@@ -110,7 +129,10 @@ export function watchSubmittedTasks(options: TaskWatcherOptions): { stop(): Prom
       if (stopped) break;
       // While the RPC is down (or a handler keeps failing), back off instead of hammering it.
       const failing = Math.max(failures, pipeline.failuresInARow);
-      const delay = failing === 0 ? options.pollIntervalMs : Math.max(options.pollIntervalMs, backoffDelay(failing, options.pollIntervalMs, options.maxBackoffMs ?? 5_000));
+      backingOff = failing > 0;
+      if (!backingOff && headSeen) continue;
+      const interval = options.heads?.live ? Math.max(options.pollIntervalMs, options.safetyPollIntervalMs ?? 1_000) : options.pollIntervalMs;
+      const delay = failing === 0 ? interval : Math.max(options.pollIntervalMs, backoffDelay(failing, options.pollIntervalMs, options.maxBackoffMs ?? 5_000));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         wake = () => {
@@ -119,6 +141,7 @@ export function watchSubmittedTasks(options: TaskWatcherOptions): { stop(): Prom
         };
       });
     }
+    unsubscribe?.();
     await pipeline.settle();
     saveCheckpoint(options.checkpoint, pipeline);
   })();
@@ -138,7 +161,7 @@ function saveCheckpoint(checkpoint: Checkpoint, pipeline: Pipeline): void {
   pipeline.forgetUpTo(safe);
 }
 
-async function crawlOnce({ reader, market, checkpoint, handle }: TaskWatcherOptions, pipeline: Pipeline): Promise<void> {
+async function crawlOnce({ reader, market, checkpoint, handle, heads }: TaskWatcherOptions, pipeline: Pipeline): Promise<void> {
   const failed = pipeline.failed;
   if (failed) {
     // Crawl again from the failed event's block (handlers that succeeded there are not run again).
@@ -146,7 +169,7 @@ async function crawlOnce({ reader, market, checkpoint, handle }: TaskWatcherOpti
     if (failed.block - 1n < pipeline.crawledTo) pipeline.crawledTo = failed.block - 1n;
     throw failed.error;
   }
-  const latest = await getBlockNumber(reader, { cacheTime: 0 });
+  const latest = await latestBlockNumber(reader, heads, pipeline.crawledTo);
   const fromBlock = pipeline.crawledTo + 1n;
   if (fromBlock > latest) return saveCheckpoint(checkpoint, pipeline);
   const logs = await getLogs(reader, { address: market, fromBlock, toBlock: latest });

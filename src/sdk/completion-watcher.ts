@@ -7,10 +7,15 @@
  * A task starts waiting after its submit transaction is mined, and its
  * completion may already be in a block the poller scanned before; so a new
  * waiter's first poll scans from its submit block again.
+ *
+ * With a head source (eth_subscribe("newHeads") over WebSocket) it polls as
+ * soon as a block is mined, and on its own only as a safety net while heads
+ * arrive; a head is only a wake-up, the scan still covers every block.
  */
 import { getAbiItem, parseEventLogs, type Address, type Client, type Hex } from "viem";
-import { getBlockNumber, getLogs } from "viem/actions";
+import { getLogs } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
+import { latestBlockNumber, type HeadSource } from "../chain/new-heads.ts";
 import { TaskVerificationError } from "./errors.ts";
 
 export interface CompletionEvent {
@@ -25,8 +30,12 @@ export interface CompletionEvent {
 export interface CompletionWatcherOptions {
   reader: Client;
   market: Address;
-  /** Wait between polls while tasks wait (default 20 ms). */
+  /** Wait between polls while tasks wait and no heads arrive by push (default 20 ms). */
   pollIntervalMs?: number;
+  /** Poll on every new head (and when a task starts waiting); while it is live, poll on its own only every safetyPollIntervalMs. */
+  heads?: HeadSource;
+  /** Wait between polls while heads arrive by push (default 1000 ms; never below pollIntervalMs). */
+  safetyPollIntervalMs?: number;
 }
 
 interface Waiter {
@@ -46,6 +55,10 @@ export class CompletionWatcher {
   /** The next block to scan for waiters already covered. */
   #cursor: bigint | undefined;
   #running = false;
+  /** Ends the current wait between polls early (set while waiting, when there is a head source). */
+  #wake: (() => void) | undefined;
+  /** A head arrived (or a task started waiting) since the current poll began. */
+  #headSeen = false;
 
   constructor(options: CompletionWatcherOptions) {
     this.#o = options;
@@ -61,14 +74,17 @@ export class CompletionWatcher {
       }, timeoutMs);
       this.#waiters.set(taskId, { fromBlock, covered: false, resolve, reject, timer });
       if (!this.#running) void this.#loop();
+      else this.#onHead();
     });
   }
 
   async #loop(): Promise<void> {
     this.#running = true;
     let failures = 0;
+    const unsubscribe = this.#o.heads?.subscribe(() => this.#onHead());
     try {
       while (this.#waiters.size > 0) {
+        this.#headSeen = false;
         try {
           await this.#poll();
           failures = 0;
@@ -79,17 +95,37 @@ export class CompletionWatcher {
           }
         }
         if (this.#waiters.size === 0) break;
-        const delay = (this.#o.pollIntervalMs ?? 20) * (failures === 0 ? 1 : Math.min(2 ** failures, 50));
-        await new Promise((r) => setTimeout(r, delay));
+        if (failures === 0 && this.#headSeen) continue;
+        const pollIntervalMs = this.#o.pollIntervalMs ?? 20;
+        const interval = this.#o.heads?.live ? Math.max(pollIntervalMs, this.#o.safetyPollIntervalMs ?? 1_000) : pollIntervalMs;
+        const delay = failures === 0 ? interval : pollIntervalMs * Math.min(2 ** failures, 50);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          // While polls fail, the backoff stands.
+          if (this.#o.heads && failures === 0) {
+            this.#wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          }
+        });
+        this.#wake = undefined;
       }
     } finally {
+      unsubscribe?.();
       this.#running = false;
     }
   }
 
+  #onHead(): void {
+    if (!this.#o.heads) return;
+    this.#headSeen = true;
+    this.#wake?.();
+  }
+
   async #poll(): Promise<void> {
     const uncovered = [...this.#waiters.values()].filter((w) => !w.covered);
-    const latest = await getBlockNumber(this.#o.reader, { cacheTime: 0 });
+    const latest = await latestBlockNumber(this.#o.reader, this.#o.heads, this.#cursor === undefined ? -1n : this.#cursor - 1n);
     let fromBlock = this.#cursor ?? latest;
     for (const w of uncovered) if (w.fromBlock < fromBlock) fromBlock = w.fromBlock;
     if (fromBlock <= latest) {

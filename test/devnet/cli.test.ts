@@ -18,6 +18,7 @@ after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))
 
 interface Endpoints {
   rpcUrl: string;
+  wsUrl: string;
   ipfsUrl: string;
   casUrl: string;
   simPkiDir: string;
@@ -37,6 +38,7 @@ test("devnet up prints its endpoints, serves task run --rpc/--ipfs, and stops ev
       void exited.then((code) => reject(new Error(`devnet up exited (${code}) before printing its endpoints:\n${stderr}`)));
     });
     assert.match(endpoints.rpcUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(endpoints.wsUrl, endpoints.rpcUrl.replace("http:", "ws:"));
     assert.equal(endpoints.nodes.length, 1);
     assert.equal(endpoints.nodes[0]!.simulated, true);
     assert.match(stderr, /SIMULATED/);
@@ -44,7 +46,7 @@ test("devnet up prints its endpoints, serves task run --rpc/--ipfs, and stops ev
     const input = join(dir, "input.txt");
     const text = `hello ${randomBytes(8).toString("hex")}`;
     await writeFile(input, text);
-    const flags = ["--rpc", endpoints.rpcUrl, "--ipfs", endpoints.ipfsUrl, "--cas", endpoints.casUrl, "--sim-pki", endpoints.simPkiDir];
+    const flags = ["--rpc", endpoints.rpcUrl, "--ws", endpoints.wsUrl, "--ipfs", endpoints.ipfsUrl, "--cas", endpoints.casUrl, "--sim-pki", endpoints.simPkiDir];
     const task = await run(process.execPath, [cli, "task", "run", echo, "--input", input, ...flags, "--json"]);
     const result = JSON.parse(task.stdout.trim().split("\n").at(-1)!) as { output: string; verified: boolean; enclave: { signer: string } };
     assert.equal(result.output, text);
@@ -54,6 +56,7 @@ test("devnet up prints its endpoints, serves task run --rpc/--ipfs, and stops ev
     // Unusable flag combinations are usage errors (exit 2), not network errors.
     await assert.rejects(run(process.execPath, [cli, "task", "run", echo, "--input", input, "--rpc", endpoints.rpcUrl]), (e: { code: number; stderr: string }) => e.code === 2 && /--ipfs/.test(e.stderr));
     await assert.rejects(run(process.execPath, [cli, "task", "run", echo, "--input", input, ...flags, "--data-dir", dir]), (e: { code: number }) => e.code === 2);
+    await assert.rejects(run(process.execPath, [cli, "task", "run", echo, "--input", input, ...flags, "--ws", endpoints.rpcUrl]), (e: { code: number; stderr: string }) => e.code === 2 && /--ws takes/.test(e.stderr));
 
     devnet.kill("SIGINT");
     assert.equal(await exited, 0, stderr);

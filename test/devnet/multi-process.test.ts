@@ -27,10 +27,10 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-/** Runs one echo task through the SDK over HTTP, with a policy the client builds from the devnet's sim PKI itself. */
+/** Runs one echo task through the SDK over HTTP (and new heads over WebSocket), with a policy the client builds from the devnet's sim PKI itself. */
 async function runEcho(devnet: MultiProcessDevnet): Promise<{ output: string; input: string; signer: string }> {
   const { policy } = await localNetworkPolicy(devnet.simPkiDir);
-  const remote = await connectToNetwork({ rpcUrl: devnet.rpcUrl, ipfsUrl: devnet.ipfsUrl, deployment: { casUrl: devnet.casUrl }, policy });
+  const remote = await connectToNetwork({ rpcUrl: devnet.rpcUrl, wsUrl: devnet.wsUrl, ipfsUrl: devnet.ipfsUrl, deployment: { casUrl: devnet.casUrl }, policy });
   try {
     const input = `hello ${randomBytes(8).toString("hex")}`;
     const result = await remote.client.runTask({ program: echo, input: new TextEncoder().encode(input), timeoutMs: 30_000 });
@@ -52,6 +52,7 @@ test("a 2-node devnet runs tasks over HTTP, resumes from its data dir, and leave
   try {
     assert.equal(first.nodes.length, 2);
     for (const url of [first.rpcUrl, first.ipfsUrl, first.casUrl]) assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(first.wsUrl, first.rpcUrl.replace("http:", "ws:"));
     for (const n of first.nodes) {
       assert.equal(n.simulated, true);
       assert.notEqual(n.pid, process.pid);

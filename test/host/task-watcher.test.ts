@@ -15,6 +15,8 @@ import { createReaderClient, createWriterClient, type WriterClient } from "../..
 import { deployCloister, type CloisterDeployment } from "../../src/chain/deploy.ts";
 import type { Eip1193Provider } from "../../src/chain/eip1193.ts";
 import { startLocalChain, type LocalChain } from "../../src/chain/local-chain.ts";
+import { newHeadSource } from "../../src/chain/new-heads.ts";
+import { startChainRpcServer } from "../../src/chain/rpc-server.ts";
 import { Checkpoint } from "../../src/host/checkpoint.ts";
 import { isTransientError, withRetry } from "../../src/host/retry.ts";
 import { watchSubmittedTasks, type SubmittedTask } from "../../src/host/task-watcher.ts";
@@ -175,5 +177,67 @@ test("an RPC outage loses no event, handles none twice, and holds the checkpoint
     assert.deepEqual(seenAfterRestart, [fresh]);
   } finally {
     await again.stop();
+  }
+});
+
+/** A crawler from the current head, with new heads pushed over the chain RPC server's WebSocket. */
+async function watchWithHeads(name: string, intervals: { pollIntervalMs: number; safetyPollIntervalMs?: number }) {
+  const server = await startChainRpcServer({ provider: chain.provider });
+  const heads = newHeadSource({ wsUrl: server.wsUrl });
+  const reader = createReaderClient({ endpoint: { provider: chain.provider }, chain: chain.chain });
+  const checkpoint = new Checkpoint(join(dir, `${name}.json`), await requester.getBlockNumber({ cacheTime: 0 }));
+  const handled: bigint[] = [];
+  let crawls = 0;
+  const watcher = watchSubmittedTasks({
+    reader,
+    market: deployment.market,
+    checkpoint,
+    ...intervals,
+    heads,
+    handle: async (task) => void handled.push(task.taskId),
+    onError: () => {},
+    onCrawled: () => crawls++,
+  });
+  await until(() => heads.live, "the newHeads subscription");
+  // The wake-ups of going live have been crawled; the next crawl is a poll interval away, or a head.
+  await new Promise((r) => setTimeout(r, 50));
+  return {
+    server,
+    heads,
+    handled,
+    crawls: () => crawls,
+    async close() {
+      await watcher.stop();
+      await heads.close();
+      await server.close();
+    },
+  };
+}
+
+test("a new head wakes the crawler: a task is handled without waiting for the poll interval", { timeout: 15_000 }, async () => {
+  const w = await watchWithHeads("heads", { pollIntervalMs: 10_000 });
+  try {
+    const crawlsBefore = w.crawls();
+    const [id] = await submit(1);
+    await until(() => w.handled.includes(id!), "the task, well before the 10 s poll interval", 3_000);
+    assert.ok(w.crawls() > crawlsBefore);
+    // Each task's own block wakes the crawler again.
+    const more = await submit(2);
+    await until(() => more.every((m) => w.handled.includes(m)), "two more tasks", 3_000);
+    assert.deepEqual(w.handled, [id, ...more]);
+  } finally {
+    await w.close();
+  }
+});
+
+test("when the WebSocket drops, the crawler falls back to polling at its own interval", { timeout: 15_000 }, async () => {
+  const w = await watchWithHeads("fallback", { pollIntervalMs: 50, safetyPollIntervalMs: 60_000 });
+  try {
+    await w.server.close();
+    await until(() => !w.heads.live, "the head source to notice the drop");
+    const [id] = await submit(1);
+    await until(() => w.handled.includes(id!), "the task, by polling (the safety net would wait 60 s)", 3_000);
+  } finally {
+    await w.close();
   }
 });

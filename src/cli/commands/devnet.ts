@@ -72,6 +72,7 @@ function describe(d: MultiProcessDevnet) {
     dataDir: d.dataDir,
     chainId: d.chainId,
     rpcUrl: d.rpcUrl,
+    wsUrl: d.wsUrl,
     ipfsUrl: d.ipfsUrl,
     casUrl: d.casUrl,
     simPkiDir: d.simPkiDir,
@@ -86,6 +87,7 @@ function endpointsText(d: MultiProcessDevnet): string {
   const lines = [
     `Cloister devnet up (SIMULATED TEE, development keys: local use only)`,
     `  chain RPC        ${d.rpcUrl}  (chain id ${d.chainId})`,
+    `  chain WebSocket  ${d.wsUrl}  (eth_subscribe)`,
     `  IPFS (Kubo RPC)  ${d.ipfsUrl}`,
     `  attestation      ${d.casUrl}  (GET /deployment)`,
     `  EnclaveRegistry  ${d.deployment.registry}`,
@@ -93,7 +95,7 @@ function endpointsText(d: MultiProcessDevnet): string {
     ...d.nodes.map((n) => `  node ${n.index}           pid ${n.pid}, enclave pid ${n.enclavePid}, signer ${n.signer} ${n.teeType}${n.simulated ? " SIMULATED" : ""}${n.httpUrl ? `, metrics ${n.httpUrl}/metrics` : ""}`),
     `  data dir         ${d.dataDir}`,
     `Run a task:`,
-    `  cloister task run examples/echo.js --input <file> --rpc ${d.rpcUrl} --ipfs ${d.ipfsUrl} --cas ${d.casUrl} --sim-pki ${d.simPkiDir}`,
+    `  cloister task run examples/echo.js --input <file> --rpc ${d.rpcUrl} --ws ${d.wsUrl} --ipfs ${d.ipfsUrl} --cas ${d.casUrl} --sim-pki ${d.simPkiDir}`,
     `Ctrl-C stops the devnet.`,
   ];
   return `${lines.join("\n")}\n`;
