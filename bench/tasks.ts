@@ -5,7 +5,7 @@
  *
  * Starts `cloister devnet up`'s network (K node processes, each with its
  * enclave process) in a fresh data dir, connects one SDK client over JSON-RPC
- * and the Kubo RPC API, runs one warm-up task, then N echo tasks with at most
+ * (new heads over WebSocket) and the Kubo RPC API, runs one warm-up task, then N echo tasks with at most
  * C in flight (default: all N at once). Latency is per task, from the
  * runTask call (encryption, IPFS puts and submit included) to the verified,
  * decrypted result. Gas is read from the receipts of the measured tasks'
@@ -72,7 +72,7 @@ const devnet = await startMultiProcessDevnet({
     if (taskId) stamp(taskId, m.host.type);
   },
 });
-const remote = await connectToNetwork({ rpcUrl: devnet.rpcUrl, ipfsUrl: devnet.ipfsUrl, deployment: devnet.deployment, policy: devnet.policy, privateKey: devnet.requesterKey, ...(pollMs === undefined ? {} : { pollingIntervalMs: pollMs }) });
+const remote = await connectToNetwork({ rpcUrl: devnet.rpcUrl, wsUrl: devnet.wsUrl, ipfsUrl: devnet.ipfsUrl, deployment: devnet.deployment, policy: devnet.policy, privateKey: devnet.requesterKey, ...(pollMs === undefined ? {} : { pollingIntervalMs: pollMs }) });
 
 try {
   const input = (i: number) => new TextEncoder().encode(`bench task ${i}`);
@@ -125,9 +125,10 @@ try {
     p95_ms: round(quantile(latencies, 0.95)),
     tasks_per_s: round((taskCount * 1000) / elapsedMs),
     gas: gas.gas,
-    blocks_per_task: round(gas.transactions / taskCount),
+    blocks_per_task: round(gas.transactionsPerTask),
     concurrency,
     cpu_ms_per_task: round(cpuMs / taskCount),
+    tasks_per_transaction: gas.tasksPerTransaction,
   };
   if (values.stages) {
     const order = ["start", "submitted", "task-seen", "task-accepted", "task-executed", "task-completed", "completed", "verified"];
@@ -140,7 +141,8 @@ try {
   if (!values.json) {
     process.stdout.write(
       `${taskCount} tasks on ${nodeCount} nodes, ${concurrency} in flight: ${summary.tasks_per_s} tasks/s, latency p50 ${summary.p50_ms} ms, p95 ${summary.p95_ms} ms\n` +
-        `gas per task: submit ${gas.gas.submit}, accept ${gas.gas.accept}, complete ${gas.gas.complete}, total ${gas.gas.total}; ${summary.blocks_per_task} transactions on a task's critical path\n`,
+        `gas per task: submit ${gas.gas.submit}, accept ${gas.gas.accept}, complete ${gas.gas.complete}, total ${gas.gas.total}; ${summary.blocks_per_task} transactions on a task's critical path\n` +
+        `tasks per transaction: submit ${gas.tasksPerTransaction.submit}, accept ${gas.tasksPerTransaction.accept}, complete ${gas.tasksPerTransaction.complete}\n`,
     );
   }
   process.stdout.write(`${JSON.stringify(summary)}\n`);
@@ -168,20 +170,31 @@ async function cpuMsOf(pids: number[]): Promise<number> {
   return ticks * 10;
 }
 
-/** Mean gasUsed per task of each transaction kind, from the receipts of the measured tasks' transactions. */
+/**
+ * Mean gasUsed per task of each transaction kind: the gas of the distinct transactions that carried the
+ * measured tasks (a batch transaction carries several) over the number of tasks. Also the transactions on a
+ * task's path (its submit, accepts and completion) and the mean number of tasks per transaction by kind.
+ */
 async function gasOf(fromBlock: bigint, taskIds: Set<bigint>, submitHashes: Set<Hex>) {
   const logs = await getLogs(remote.writer, { address: devnet.deployment.market, fromBlock, toBlock: "latest" });
   const mine = parseEventLogs({ abi: taskMarketAbi, logs, eventName: ["TaskAccepted", "TaskCompleted"] }).filter((l) => taskIds.has(l.args.taskId));
+  const accepts = mine.filter((l) => l.eventName === "TaskAccepted");
+  const completions = mine.filter((l) => l.eventName === "TaskCompleted");
   const hashes = {
     submit: [...submitHashes],
-    accept: mine.filter((l) => l.eventName === "TaskAccepted").map((l) => l.transactionHash),
-    complete: mine.filter((l) => l.eventName === "TaskCompleted").map((l) => l.transactionHash),
+    accept: [...new Set(accepts.map((l) => l.transactionHash))],
+    complete: [...new Set(completions.map((l) => l.transactionHash))],
   };
   const sum = async (list: Hex[]) => (await Promise.all(list.map((hash) => getTransactionReceipt(remote.writer, { hash })))).reduce((s, r) => s + r.gasUsed, 0n);
   const [submit, accept, complete] = await Promise.all([sum(hashes.submit), sum(hashes.accept), sum(hashes.complete)]);
-  const perTask = (total: bigint) => Math.round(Number(total) / taskIds.size);
+  const n = taskIds.size;
+  const perTask = (total: bigint) => Math.round(Number(total) / n);
   const g = { submit: perTask(submit), accept: perTask(accept), complete: perTask(complete) };
-  return { gas: { ...g, total: g.submit + g.accept + g.complete }, transactions: hashes.submit.length + hashes.accept.length + hashes.complete.length };
+  return {
+    gas: { ...g, total: g.submit + g.accept + g.complete },
+    transactionsPerTask: (n + accepts.length + completions.length) / n,
+    tasksPerTransaction: { submit: round(n / hashes.submit.length), accept: round(accepts.length / hashes.accept.length), complete: round(completions.length / hashes.complete.length) },
+  };
 }
 
 function quantile(sorted: number[], q: number): number {

@@ -12,9 +12,10 @@ export type HostEvent =
   | { type: "offer-posted"; signer: string; token: string; price: string; transactionHash: string }
   | { type: "task-seen"; taskId: string }
   | { type: "task-skipped"; taskId: string; reason: string }
-  | { type: "task-accepted"; taskId: string; transactionHash: string; gasUsed: string }
+  /** gasUsed is the whole transaction's, shared by batchSize tasks. */
+  | { type: "task-accepted"; taskId: string; transactionHash: string; gasUsed: string; batchSize: number }
   | { type: "task-executed"; taskId: string; outcome: string; outputCid: string; provenanceCid: string }
-  | { type: "task-completed"; taskId: string; transactionHash: string; gasUsed: string }
+  | { type: "task-completed"; taskId: string; transactionHash: string; gasUsed: string; batchSize: number }
   | { type: "task-failed"; taskId: string; code: string; message: string }
   /** This node's reopen keeper reopened an attempt another enclave missed, or refunded the requester after the last one. */
   | { type: "task-reopened"; taskId: string; attempt: number; outcome: "reopened" | "refunded"; missedEnclave: string; transactionHash: string; gasUsed: string }

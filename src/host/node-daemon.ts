@@ -11,6 +11,8 @@ import { postOffer, type PostOfferParams } from "../chain/actions/offers.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import type { EnclaveClient } from "../enclave/client.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
+import { cacheGets } from "../storage/cached-gets.ts";
+import { coalescePuts } from "../storage/coalescing-store.ts";
 import { Checkpoint } from "./checkpoint.ts";
 import { startNodeHttpServer, type NodeHealth, type NodeHttpServer } from "./http-server.ts";
 import { createLimiter } from "../util/limiter.ts";
@@ -18,8 +20,10 @@ import { fileHostLog, type HostEvent, type HostLog } from "./log.ts";
 import { meteredLog, NodeMetrics } from "./metrics.ts";
 import { startReopenKeeper } from "./reopen-keeper.ts";
 import { isTransientError } from "./retry.ts";
+import { nodeMarketBatches } from "./market-batches.ts";
 import { handleTask } from "./task-handler.ts";
 import { watchSubmittedTasks } from "./task-watcher.ts";
+import type { HeadSource } from "../chain/new-heads.ts";
 
 /** How a node reaches the attestation service (in process or over HTTP). */
 export interface AttestationServiceClient {
@@ -37,8 +41,15 @@ export interface NodeDaemonOptions {
   /** Holds the checkpoint and host.log. */
   dataDir: string;
   pollIntervalMs?: number;
-  /** Tasks run at once (default 4). */
+  /** New heads by push (chain/new-heads.ts): the task watcher crawls on each, and polls only as a safety net while they arrive. */
+  newHeads?: HeadSource;
+  /** Tasks run in the enclave at once (default 4). */
   concurrency?: number;
+  /**
+   * Tasks the node holds at once, from accept to completion (default 64): the node accepts no more while
+   * that many wait to run or to be completed, so it does not take on work it cannot finish in time.
+   */
+  maxTasksHeld?: number;
   onEvent?: (event: HostEvent) => void;
   /** What the node offers its enclave for, per payment token (default: defaultNodeOffer in native currency). */
   offers?: NodeOffer[];
@@ -56,6 +67,12 @@ export type NodeOffer = Omit<PostOfferParams, "enclave">;
 
 /** 0.001 ether per task, one core, 1 GiB, up to 10 minutes of execution. */
 export const defaultNodeOffer: NodeOffer = { token: zeroAddress, price: 10n ** 15n, cpuMillis: 1000, memoryMb: 1024, maxDuration: 600 };
+
+/** Default for NodeDaemonOptions.maxTasksHeld. */
+const defaultMaxTasksHeld = 64;
+
+/** Programs repeat across tasks: the node keeps up to this many bytes of them. */
+const programCacheBytes = 64 * 1024 * 1024;
 
 /** How long the crawler may fail before /healthz answers 503 (default). */
 const defaultCrawlStaleAfterMs = 30_000;
@@ -121,18 +138,35 @@ export class NodeDaemon {
   #startWatching(): void {
     const { writer, deployment, store, enclave, dataDir } = this.#options;
     const checkpoint = new Checkpoint(join(dataDir, "checkpoint.json"), deployment.deployBlock - 1n);
-    const limit = createLimiter(this.#options.concurrency ?? 4);
+    const runSlot = createLimiter(this.#options.concurrency ?? 4);
+    const admit = createLimiter(this.#options.maxTasksHeld ?? defaultMaxTasksHeld);
+    const batches = nodeMarketBatches({ writer, market: deployment.market, enclave: enclave.identity.signer });
     const retry = { signal: this.#shutdown.signal, onRetry: () => this.metrics.rpcErrors.inc() };
     // The reopen keeper's sends; the task handlers' go through the writer's own send lane (send-transaction.ts).
     const sendSerially = createLimiter(1);
-    const ctx = { writer, market: deployment.market, chainId: BigInt(deployment.chainId), store, enclave, evidenceCid: this.#evidenceCid!, log: this.log, retry };
+    const ctx = {
+      writer,
+      market: deployment.market,
+      chainId: BigInt(deployment.chainId),
+      batches,
+      // Results and provenance records of tasks finishing together go up in one request.
+      store: coalescePuts(store),
+      programStore: cacheGets(store, { maxBytes: programCacheBytes }),
+      admit,
+      runSlot,
+      enclave,
+      evidenceCid: this.#evidenceCid!,
+      log: this.log,
+      retry,
+    };
     this.#watchingSince = Date.now();
     this.#watcher = watchSubmittedTasks({
       reader: writer,
       market: deployment.market,
       checkpoint,
       pollIntervalMs: this.#options.pollIntervalMs ?? 100,
-      handle: (task) => limit(() => handleTask(ctx, task)),
+      heads: this.#options.newHeads,
+      handle: (task) => handleTask(ctx, task),
       onError: (error) => {
         if (isTransientError(error)) this.metrics.rpcErrors.inc();
         this.#lastCrawlError = (error as Error).message;

@@ -6,15 +6,13 @@
 import { encodeAbiParameters, keccak256, type Address } from "viem";
 import { getContractEvents } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
-import { acceptTask } from "../chain/actions/accept-task.ts";
-import { completeTask } from "../chain/actions/complete-task.ts";
-import { readTask } from "../chain/actions/read-task.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { decodeContractRevert } from "../chain/contract-error.ts";
 import type { EnclaveClient } from "../enclave/client.ts";
 import { taskCommitment, type Assignment, type TaskEnvelope } from "../protocol/task.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import type { HostLog } from "./log.ts";
+import { TaskTakenError, type NodeMarketBatches } from "./market-batches.ts";
 import { withRetry, type RetryOptions } from "./retry.ts";
 import type { SubmittedTask } from "./task-watcher.ts";
 
@@ -40,7 +38,15 @@ export interface TaskHandlerContext {
   writer: WriterClient;
   market: Address;
   chainId: bigint;
+  /** Accepts, completions and status reads, batched across this node's tasks. */
+  batches: NodeMarketBatches;
   store: BlobStore;
+  /** Where programs are fetched from (default: store); programs repeat across tasks, so a node caches them. */
+  programStore?: BlobStore;
+  /** Bounds the tasks this node holds at once, from its accept to its completion (default: no bound). */
+  admit?: <T>(job: () => Promise<T>) => Promise<T>;
+  /** Bounds the fetch-and-run step (the enclave's work) among the tasks held (default: no bound). */
+  runSlot?: <T>(job: () => Promise<T>) => Promise<T>;
   enclave: EnclaveClient;
   evidenceCid: string;
   log: HostLog;
@@ -59,7 +65,7 @@ function retrying<T>(ctx: TaskHandlerContext, what: string, operation: () => Pro
  * (before a restart, or by a send whose receipt was lost); undefined otherwise.
  */
 async function ownAssignment(ctx: TaskHandlerContext, task: SubmittedTask): Promise<Assignment | undefined> {
-  const record = await retrying(ctx, `readTask ${task.taskId}`, () => readTask(ctx.writer, ctx.market, task.taskId));
+  const record = await retrying(ctx, `readTask ${task.taskId}`, () => ctx.batches.readTask(task.taskId));
   if (record.status !== "Accepted") return undefined;
   const accepts = await retrying(ctx, `TaskAccepted logs of ${task.taskId}`, () =>
     getContractEvents(ctx.writer, {
@@ -111,36 +117,39 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
 }
 
 /**
+ * Waits for this enclave's turn among the task's candidates (acceptRank): "accept" when the task is still
+ * open then; this enclave's assignment when it already holds the task (before a restart); undefined
+ * (after logging why) when a candidate ranked before it took the task.
+ */
+async function awaitTurn(ctx: TaskHandlerContext, task: SubmittedTask): Promise<"accept" | Assignment | undefined> {
+  const rank = acceptRank(task.taskId, task.spec.candidates, ctx.enclave.identity.signer);
+  if (rank === 0) return "accept";
+  await sleep(rank * (ctx.acceptSlotMs ?? defaultAcceptSlotMs), ctx.retry?.signal);
+  const record = await retrying(ctx, `readTask ${task.taskId}`, () => ctx.batches.readTask(task.taskId));
+  if (record.status === "Open") return "accept";
+  const own = await ownAssignment(ctx, task);
+  if (!own) ctx.log.emit({ type: "task-skipped", taskId: task.taskId.toString(), reason: `the task is ${record.status}: a candidate ranked before this one (rank ${rank}) took it` });
+  return own;
+}
+
+/**
  * Accepts the task for this node's enclave, or resumes it when the enclave already holds it; undefined
  * (after logging why) when the task is not for this node. Throws only transient failures.
  */
 async function acceptOrResume(ctx: TaskHandlerContext, task: SubmittedTask): Promise<Assignment | undefined> {
   const taskId = task.taskId.toString();
-  const signer = ctx.enclave.identity.signer;
-  const rank = acceptRank(task.taskId, task.spec.candidates, signer);
-  if (rank > 0) {
-    // Candidates take turns: the ones ranked before this one had their slots; accept only if none took it.
-    await sleep(rank * (ctx.acceptSlotMs ?? defaultAcceptSlotMs), ctx.retry?.signal);
-    const record = await retrying(ctx, `readTask ${taskId}`, () => readTask(ctx.writer, ctx.market, task.taskId));
-    if (record.status !== "Open") {
-      // Not open any more because this very enclave holds it (before a restart): resume the run.
-      const own = await ownAssignment(ctx, task);
-      if (!own) ctx.log.emit({ type: "task-skipped", taskId, reason: `the task is ${record.status}: a candidate ranked before this one (rank ${rank}) took it` });
-      return own;
-    }
-  }
   try {
-    const accepted = await retrying(ctx, `acceptTask ${taskId}`, () => acceptTask(ctx.writer, ctx.market, { taskId: task.taskId, spec: task.spec, enclave: signer }));
-    ctx.log.emit({ type: "task-accepted", taskId, transactionHash: accepted.hash, gasUsed: accepted.gasUsed.toString() });
+    const accepted = await retrying(ctx, `acceptTask ${taskId}`, () => ctx.batches.accept({ taskId: task.taskId, spec: task.spec }));
+    ctx.log.emit({ type: "task-accepted", taskId, transactionHash: accepted.hash, gasUsed: accepted.gasUsed.toString(), batchSize: accepted.batchSize });
     return accepted.assignment;
   } catch (error) {
     const revert = decodeContractRevert(error);
-    let notOpen = revert?.errorName === "TaskNotOpen";
+    let notOpen = revert?.errorName === "TaskNotOpen" || error instanceof TaskTakenError;
     // A lost race may also surface as the mined transaction reverting after its simulation passed, with a
     // reason that does not always decode: then the market's record says whether the task is still open.
     const reverted = revert !== undefined || (error as { code?: string }).code === "TRANSACTION_REVERTED";
     if (reverted && !notOpen && !(revert && notForThisNode.has(revert.errorName))) {
-      const record = await retrying(ctx, `readTask ${taskId}`, () => readTask(ctx.writer, ctx.market, task.taskId));
+      const record = await retrying(ctx, `readTask ${taskId}`, () => ctx.batches.readTask(task.taskId));
       notOpen = record.status !== "Open";
     }
     // Not open any more because this very enclave holds it: resume the run instead of dropping it.
@@ -163,6 +172,28 @@ async function acceptOrResume(ctx: TaskHandlerContext, task: SubmittedTask): Pro
   }
 }
 
+/** Relays the task's blobs into the enclave and publishes what it returns. */
+async function fetchAndRun(ctx: TaskHandlerContext, task: SubmittedTask) {
+  const fetchFrom = (store: BlobStore, cid: string) => retrying(ctx, `get ${cid}`, () => store.get(cid, { maxBytes: MAX_BLOB_BYTES }));
+  const putBlob = (bytes: Uint8Array) => retrying(ctx, "put", () => ctx.store.put(bytes));
+  const envelope = await fetchFrom(ctx.store, task.spec.envelopeCid);
+  const parsed = JSON.parse(new TextDecoder().decode(envelope)) as Pick<TaskEnvelope, "program" | "input">;
+  const [program, input] = await Promise.all([
+    fetchFrom(ctx.programStore ?? ctx.store, parsed.program.cid),
+    fetchFrom(ctx.store, parsed.input.cid),
+  ]);
+  const run = await ctx.enclave.runTask({
+    binding: { chainId: ctx.chainId, market: ctx.market, taskId: task.taskId },
+    spec: task.spec,
+    envelope,
+    program,
+    input,
+    evidenceCid: ctx.evidenceCid,
+  });
+  const [outputCid, provenanceCid] = await Promise.all([putBlob(run.result), putBlob(run.provenance)]);
+  return { ...run, outputCid, provenanceCid };
+}
+
 export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): Promise<void> {
   const taskId = task.taskId.toString();
   const signer = ctx.enclave.identity.signer;
@@ -172,38 +203,33 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
     ctx.log.emit({ type: "task-skipped", taskId, reason: "this node's enclave is not a candidate" });
     return;
   }
-  const assignment = await acceptOrResume(ctx, task);
-  if (!assignment) return;
+  const turn = await awaitTurn(ctx, task);
+  if (turn === undefined) return;
+  const admit = ctx.admit ?? ((job) => job());
+  await admit(async () => {
+    const assignment = turn === "accept" ? await acceptOrResume(ctx, task) : turn;
+    if (assignment) await runAndComplete(ctx, task, assignment);
+  });
+}
+
+/** Runs an accepted task in the enclave and relays its completion; failures are logged, not thrown. */
+async function runAndComplete(ctx: TaskHandlerContext, task: SubmittedTask, assignment: Assignment): Promise<void> {
+  const taskId = task.taskId.toString();
   try {
-    const fetchBlob = (cid: string) => retrying(ctx, `get ${cid}`, () => ctx.store.get(cid, { maxBytes: MAX_BLOB_BYTES }));
-    const putBlob = (bytes: Uint8Array) => retrying(ctx, "put", () => ctx.store.put(bytes));
-    const envelope = await fetchBlob(task.spec.envelopeCid);
-    const parsed = JSON.parse(new TextDecoder().decode(envelope)) as Pick<TaskEnvelope, "program" | "input">;
-    const [program, input] = await Promise.all([
-      fetchBlob(parsed.program.cid),
-      fetchBlob(parsed.input.cid),
-    ]);
-    const run = await ctx.enclave.runTask({
-      binding: { chainId: ctx.chainId, market: ctx.market, taskId: task.taskId },
-      spec: task.spec,
-      envelope,
-      program,
-      input,
-      evidenceCid: ctx.evidenceCid,
-    });
-    const [outputCid, provenanceCid] = await Promise.all([putBlob(run.result), putBlob(run.provenance)]);
-    ctx.log.emit({ type: "task-executed", taskId, outcome: run.outcome, outputCid, provenanceCid });
-    const completed = await retrying(ctx, `completeTask ${taskId}`, () => completeTask(ctx.writer, ctx.market, {
+    const runSlot = ctx.runSlot ?? ((job) => job());
+    const run = await runSlot(() => fetchAndRun(ctx, task));
+    ctx.log.emit({ type: "task-executed", taskId, outcome: run.outcome, outputCid: run.outputCid, provenanceCid: run.provenanceCid });
+    const completed = await retrying(ctx, `completeTask ${taskId}`, () => ctx.batches.complete({
       taskId: task.taskId,
       spec: task.spec,
       assignment,
       outputDigest: run.outputDigest,
       provenanceDigest: run.provenanceDigest,
-      outputCid,
-      provenanceCid,
+      outputCid: run.outputCid,
+      provenanceCid: run.provenanceCid,
       signature: run.signature,
     }));
-    ctx.log.emit({ type: "task-completed", taskId, transactionHash: completed.hash, gasUsed: completed.gasUsed.toString() });
+    ctx.log.emit({ type: "task-completed", taskId, transactionHash: completed.hash, gasUsed: completed.gasUsed.toString(), batchSize: completed.batchSize });
   } catch (error) {
     // Shutting down: leave the range unhandled, so the restarted node resumes this task.
     if (ctx.retry?.signal?.aborted) throw error;

@@ -6,14 +6,12 @@
  * digests, and the provenance statement is signed by the same enclave and
  * describes this task, program and input.
  */
-import { decodeFunctionData, recoverTypedDataAddress, sha256, type Address, type Client, type Hex } from "viem";
-import { getTransaction } from "viem/actions";
-import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
-import { readEnclave } from "../chain/actions/read-enclave.ts";
+import { recoverTypedDataAddress, sha256, type Address, type Client, type Hex } from "viem";
 import { completionDomain, completionTypes } from "../protocol/completion.ts";
 import { verifyProvenance, type ProvenanceStatement } from "../protocol/provenance.ts";
 import { decryptResult } from "../protocol/result.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
+import { directCompletionReads, type CompletionReads } from "./completion-reads.ts";
 import { CompletionWatcher, type CompletionEvent } from "./completion-watcher.ts";
 import type { VerifiedEnclave } from "./enclaves.ts";
 import { TaskProgramError, TaskVerificationError } from "./errors.ts";
@@ -37,6 +35,8 @@ export interface AwaitContext {
   registry: Address;
   store: BlobStore;
   pollIntervalMs?: number;
+  /** The chain reads of a verification; a client shares them between the tasks of one completion transaction. */
+  reads?: CompletionReads;
 }
 
 /** Waits for one task's completion on its own; a CloisterClient shares one CompletionWatcher between its tasks. */
@@ -55,14 +55,13 @@ export async function verifyAndDecrypt(
   if (!enclave) throw new TaskVerificationError("ENCLAVE_NOT_CANDIDATE", `task ${task.taskId} was completed by ${event.enclave}, which is not one of the enclaves this requester verified`);
   checks.push(`completed by ${enclave.signer}, one of the candidate enclaves whose evidence this client verified`);
 
-  const record = await readEnclave(ctx.reader, ctx.registry, enclave.signer);
+  const reads = ctx.reads ?? directCompletionReads(ctx.reader, ctx.registry);
+  const record = await reads.enclaveRecord(enclave.signer, event.transactionHash);
   if (!record.active) throw new TaskVerificationError("ENCLAVE_NOT_ACTIVE", `enclave ${enclave.signer} is no longer active in the registry (revoked or expired)`);
   checks.push(`enclave registration active until ${new Date(Number(record.expiry) * 1000).toISOString()}`);
 
-  const tx = await getTransaction(ctx.reader, { hash: event.transactionHash });
-  const call = decodeFunctionData({ abi: taskMarketAbi, data: tx.input });
-  if (call.functionName !== "completeTask") throw new TaskVerificationError("COMPLETION_SIGNATURE_INVALID", `transaction ${event.transactionHash} is not a completeTask call`);
-  const signature = call.args[4];
+  const signature = (await reads.signatures(event.transactionHash)).get(task.taskId);
+  if (signature === undefined) throw new TaskVerificationError("COMPLETION_SIGNATURE_INVALID", `transaction ${event.transactionHash} is not a completeTask or completeTasks call for task ${task.taskId}`);
   const signer = await recoverTypedDataAddress({
     domain: completionDomain(task.binding.chainId, task.binding.market),
     types: completionTypes,

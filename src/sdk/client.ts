@@ -2,17 +2,20 @@
  * The requester's API: find enclaves it can trust, run a confidential task on
  * them, and get back output it has verified end to end.
  */
-import type { Address } from "viem";
+import type { Address, Hex } from "viem";
 import type { Policy } from "../attestation/policy.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import type { TaskLimits } from "../protocol/task.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
-import { createLimiter } from "../util/limiter.ts";
+import { coalescePuts } from "../storage/coalescing-store.ts";
+import { groupCommit } from "../util/group-commit.ts";
 import { verifyAndDecrypt, type TaskResult } from "./await-result.ts";
+import { sharedCompletionReads, type CompletionReads } from "./completion-reads.ts";
 import { CompletionWatcher } from "./completion-watcher.ts";
+import type { HeadSource } from "../chain/new-heads.ts";
 import { EnclaveDirectory, type EnclaveListing, type VerifiedEnclave } from "./enclaves.ts";
 import { TaskVerificationError } from "./errors.ts";
-import { prepareTask, publishTask, submitPublished, type SubmittedTask, type TaskTerms } from "./submit.ts";
+import { prepareTask, publishTask, submitPublishedBatch, type PublishedTask, type SubmittedTask, type TaskTerms } from "./submit.ts";
 
 export interface CloisterClientOptions {
   /** Client whose account is the requester (pays, and is refunded). */
@@ -23,6 +26,8 @@ export interface CloisterClientOptions {
   policy: Policy;
   /** How often the client polls the chain for its tasks' completions (default 20 ms, only while tasks wait). */
   pollIntervalMs?: number;
+  /** New heads by push (chain/new-heads.ts): completions are looked for on each, polling stays the fallback. */
+  newHeads?: HeadSource;
 }
 
 export type TaskProgress =
@@ -56,21 +61,31 @@ export interface RunTaskOptions {
 /**
  * A requester's client. Tasks may run concurrently: the client keeps the
  * enclaves it has verified (see EnclaveDirectory), waits for all its tasks'
- * completions with one poller, and sends its submit transactions one at a
- * time, since they come from one account and would otherwise race for nonces.
+ * completions with one poller, uploads a program once however many tasks
+ * run it, and submits its tasks one transaction at a time (they come from
+ * one account): the tasks that become ready while one submit is in flight
+ * go out together in the next (group commit), as do their uploads.
  */
 export class CloisterClient {
   readonly #o: CloisterClientOptions;
   readonly #enclaves: EnclaveDirectory;
   readonly #completions: CompletionWatcher;
-  /** One submission at a time: an ERC-20 allowance check and its approve must not interleave with another task's. */
-  readonly #sendSerially = createLimiter(1);
+  readonly #store: BlobStore;
+  readonly #uploadedPrograms = new Map<Hex, string>();
+  /** A batch completes many of this client's tasks in one transaction: its reads are shared. */
+  readonly #completionReads: CompletionReads;
+  /** One submit transaction at a time, so an ERC-20 allowance check and its approve never interleave with another's. */
+  readonly #submit: (task: PublishedTask) => Promise<SubmittedTask>;
 
   constructor(options: CloisterClientOptions) {
     this.#o = options;
     const { writer, deployment, store, policy } = options;
+    this.#store = coalescePuts(store);
+    this.#completionReads = sharedCompletionReads(writer, deployment.registry);
+    const submitCtx = { writer, market: deployment.market };
+    this.#submit = groupCommit({ maxBatch: 64, send: (tasks: PublishedTask[]) => submitPublishedBatch(submitCtx, tasks) });
     this.#enclaves = new EnclaveDirectory({ reader: writer, registry: deployment.registry, fromBlock: deployment.deployBlock, store, policy });
-    this.#completions = new CompletionWatcher({ reader: writer, market: deployment.market, pollIntervalMs: options.pollIntervalMs });
+    this.#completions = new CompletionWatcher({ reader: writer, market: deployment.market, pollIntervalMs: options.pollIntervalMs, heads: options.newHeads });
   }
 
   /** The registered enclaves that pass this client's policy, and why the others do not. */
@@ -79,7 +94,8 @@ export class CloisterClient {
   }
 
   async runTask(options: RunTaskOptions): Promise<TaskResult> {
-    const { writer, deployment, store } = this.#o;
+    const { writer, deployment } = this.#o;
+    const store = this.#store;
     const listing = await this.listEnclaves();
     options.onProgress?.({ step: "enclaves-verified", verified: listing.verified, rejected: listing.rejected });
     const candidates = listing.verified.slice(0, options.maxCandidates ?? 3);
@@ -91,12 +107,12 @@ export class CloisterClient {
     const prepared = await prepareTask(ctx, { program: options.program, input: options.input, candidates, limits: options.limits });
     const { maxPrice, token, category, deadlineMultiple, maxAttempts } = options;
     const terms = Object.fromEntries(Object.entries({ maxPrice, token, category, deadlineMultiple, maxAttempts }).filter(([, v]) => v !== undefined));
-    const published = await publishTask(ctx, prepared, { ...options.terms, ...terms });
-    const task = await this.#sendSerially(() => submitPublished(ctx, published));
+    const published = await publishTask({ ...ctx, uploadedPrograms: this.#uploadedPrograms }, prepared, { ...options.terms, ...terms });
+    const task = await this.#submit(published);
     options.onProgress?.({ step: "submitted", task });
     const event = await this.#completions.wait(task.taskId, task.submitBlock, options.timeoutMs ?? 60_000);
     options.onProgress?.({ step: "completed", taskId: task.taskId, enclave: event.enclave });
-    const awaitCtx = { reader: writer, market: deployment.market, registry: deployment.registry, store };
+    const awaitCtx = { reader: writer, market: deployment.market, registry: deployment.registry, store, reads: this.#completionReads };
     const result = await verifyAndDecrypt(awaitCtx, task, candidates, event);
     options.onProgress?.({ step: "verified", result });
     return result;

@@ -5,12 +5,16 @@
  * while the requester is offline; `publishTask` puts program, ciphertext and
  * envelope on IPFS and builds the spec with the market terms (maximum price,
  * token, requirements, time category, attempts); `submitPublished` escrows
- * the maximum price on chain (approving the market first for an ERC-20).
+ * the maximum price on chain (approving the market first for an ERC-20);
+ * `submitPublishedBatch` does so for many tasks in one transaction.
  */
 import { hexToBytes, sha256, toHex, zeroAddress, type Address, type Hex } from "viem";
 import { generateDataKey, sealStream } from "../crypto/aead-stream.ts";
 import { generateHpkeKeyPair, sealTo, type HpkeKeyPair } from "../crypto/hpke.ts";
 import { submitTask } from "../chain/actions/submit-task.ts";
+import { submitTasks } from "../chain/actions/submit-tasks.ts";
+import { sendTaskBatch } from "../chain/task-batch.ts";
+import type { ItemOutcome } from "../util/group-commit.ts";
 import { approveToken, readAllowance } from "../chain/actions/token.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { taskInputAad, taskKeyInfo } from "../protocol/binding.ts";
@@ -119,12 +123,29 @@ export async function prepareTask(ctx: Pick<SubmitContext, "writer" | "market" |
   }
 }
 
-export async function publishTask(ctx: Pick<SubmitContext, "writer" | "store">, task: PreparedTask, terms: Partial<TaskTerms> = {}): Promise<PublishedTask> {
-  const [programCid, inputCid] = await Promise.all([ctx.store.put(task.program), ctx.store.put(task.encryptedInput)]);
+export interface PublishContext extends Pick<SubmitContext, "writer" | "store"> {
+  /**
+   * CIDs of programs this client already put on the store, by sha256 digest: a program that repeats across
+   * tasks is uploaded once. Filled in as programs are uploaded.
+   */
+  uploadedPrograms?: Map<Hex, string>;
+}
+
+async function programCidOf(ctx: PublishContext, program: Uint8Array, digest: Hex): Promise<string> {
+  const known = ctx.uploadedPrograms?.get(digest);
+  if (known !== undefined) return known;
+  const cid = await ctx.store.put(program);
+  ctx.uploadedPrograms?.set(digest, cid);
+  return cid;
+}
+
+export async function publishTask(ctx: PublishContext, task: PreparedTask, terms: Partial<TaskTerms> = {}): Promise<PublishedTask> {
+  const programDigest = sha256(task.program);
+  const [programCid, inputCid] = await Promise.all([programCidOf(ctx, task.program, programDigest), ctx.store.put(task.encryptedInput)]);
   const envelope: TaskEnvelope = {
     version: 1,
     taskId: task.taskId.toString(),
-    program: { cid: programCid, digest: sha256(task.program) },
+    program: { cid: programCid, digest: programDigest },
     input: { cid: inputCid, digest: sha256(task.encryptedInput) },
     resultKey: toHex(task.resultKey.publicKey),
     wrappedKeys: task.wrappedKeys,
@@ -153,12 +174,36 @@ export async function publishTask(ctx: Pick<SubmitContext, "writer" | "store">, 
   return { ...task, envelope, spec };
 }
 
+/** Approves the market for `amount` of `token` when its allowance is short. */
+async function ensureAllowance(ctx: Pick<SubmitContext, "writer" | "market">, token: Address, amount: bigint): Promise<void> {
+  if ((await readAllowance(ctx.writer, token, ctx.writer.account.address, ctx.market)) < amount) {
+    await approveToken(ctx.writer, token, ctx.market, amount);
+  }
+}
+
 /** Escrows spec.maxPrice and submits; for an ERC-20 it first approves the market when the allowance is short. */
 export async function submitPublished(ctx: Pick<SubmitContext, "writer" | "market">, task: PublishedTask): Promise<SubmittedTask> {
   const { token, maxPrice } = task.spec;
-  if (token !== zeroAddress && (await readAllowance(ctx.writer, token, ctx.writer.account.address, ctx.market)) < maxPrice) {
-    await approveToken(ctx.writer, token, ctx.market, maxPrice);
-  }
+  if (token !== zeroAddress) await ensureAllowance(ctx, token, maxPrice);
   const tx = await submitTask(ctx.writer, ctx.market, { spec: task.spec, salt: task.salt });
   return { ...task, submitBlock: tx.receipt.blockNumber, submitGas: tx.gasUsed, transactionHash: tx.hash };
+}
+
+/**
+ * Submits several published tasks in one submitTasks transaction (the ERC-20 allowances they need are
+ * approved first), one outcome per task in order. A task the market refuses fails alone; see sendTaskBatch.
+ * submitGas is then the whole transaction's, shared by the batch.
+ */
+export async function submitPublishedBatch(ctx: Pick<SubmitContext, "writer" | "market">, tasks: readonly PublishedTask[]): Promise<ItemOutcome<SubmittedTask>[]> {
+  const owedByToken = new Map<Address, bigint>();
+  for (const { spec } of tasks) if (spec.token !== zeroAddress) owedByToken.set(spec.token, (owedByToken.get(spec.token) ?? 0n) + spec.maxPrice);
+  for (const [token, amount] of owedByToken) await ensureAllowance(ctx, token, amount);
+  return sendTaskBatch(tasks, {
+    taskIdOf: (task) => task.taskId,
+    sendOne: (task) => submitPublished(ctx, task),
+    sendBatch: async (batch) => {
+      const tx = await submitTasks(ctx.writer, ctx.market, { items: batch.map((task) => ({ spec: task.spec, salt: task.salt })) });
+      return batch.map((task) => ({ ok: true as const, value: { ...task, submitBlock: tx.receipt.blockNumber, submitGas: tx.gasUsed, transactionHash: tx.hash } }));
+    },
+  });
 }

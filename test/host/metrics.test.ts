@@ -18,10 +18,10 @@ test("counts task events and renders valid exposition text", () => {
   log.emit({ type: "enclave-ready", signer: "0x1", measurement: "m", simulated: true, teeType: "sim" });
   for (const id of ["1", "2", "3", "4"]) log.emit({ type: "task-seen", taskId: id });
   log.emit({ type: "task-seen", taskId: "1" }); // seen again when its range is crawled again
-  log.emit({ type: "task-accepted", taskId: "1", transactionHash: "0xa", gasUsed: "1" });
-  log.emit({ type: "task-accepted", taskId: "2", transactionHash: "0xb", gasUsed: "1" });
+  log.emit({ type: "task-accepted", taskId: "1", transactionHash: "0xa", gasUsed: "1", batchSize: 1 });
+  log.emit({ type: "task-accepted", taskId: "2", transactionHash: "0xb", gasUsed: "1", batchSize: 1 });
   time.advance(300);
-  log.emit({ type: "task-completed", taskId: "1", transactionHash: "0xc", gasUsed: "1" });
+  log.emit({ type: "task-completed", taskId: "1", transactionHash: "0xc", gasUsed: "1", batchSize: 1 });
   time.advance(2_000);
   log.emit({ type: "task-failed", taskId: "2", code: "INPUT_DECRYPTION_FAILED", message: "bad tag" });
   log.emit({ type: "task-failed", taskId: "-", code: "WATCHER", message: "crawler error, not a task" });

@@ -1,0 +1,92 @@
+/**
+ * A node's calls to the market, group-committed: the accepts its task
+ * handlers ask for while one transaction is in flight go out together as the
+ * next acceptTasks transaction, completions likewise as completeTasks, and
+ * status reads as one taskWords call. A lone request is sent at once (writes
+ * with the single-task function), so an idle node adds no wait; a loaded one
+ * pays one request per batch.
+ */
+import type { Address, Hex } from "viem";
+import { acceptTask, type AcceptedTask } from "../chain/actions/accept-task.ts";
+import { acceptTasks } from "../chain/actions/accept-tasks.ts";
+import { completeTask, type CompleteTaskParams } from "../chain/actions/complete-task.ts";
+import { completeTasks } from "../chain/actions/complete-tasks.ts";
+import { readTaskDeposit } from "../chain/actions/market-config.ts";
+import { readTasks } from "../chain/actions/read-tasks.ts";
+import type { TaskRecord } from "../chain/actions/read-task.ts";
+import type { TxResult } from "../chain/actions/send-transaction.ts";
+import type { WriterClient } from "../chain/clients.ts";
+import { sendTaskBatch } from "../chain/task-batch.ts";
+import type { TaskSpec } from "../protocol/task.ts";
+import { groupCommit } from "../util/group-commit.ts";
+
+/** acceptTasks skipped the task: it was no longer open when the batch was mined (another node took it first). */
+export class TaskTakenError extends Error {
+  readonly code = "TASK_TAKEN";
+  readonly taskId: bigint;
+  constructor(taskId: bigint, transactionHash: Hex) {
+    super(`task ${taskId} was no longer open when acceptTasks transaction ${transactionHash} was mined: another node took it first, or it was cancelled`);
+    this.name = "TaskTakenError";
+    this.taskId = taskId;
+  }
+}
+
+/** A write that went out in a transaction shared by `batchSize` tasks (gasUsed is the whole transaction's). */
+export type Batched<T> = T & { batchSize: number };
+
+export interface NodeMarketBatches {
+  /** Accepts the task for this node's enclave (the market's per-task deposit is read once per batch). */
+  accept(task: { taskId: bigint; spec: TaskSpec }): Promise<Batched<AcceptedTask>>;
+  complete(params: CompleteTaskParams): Promise<Batched<TxResult>>;
+  /** The market's record of the task, as of the latest block. */
+  readTask(taskId: bigint): Promise<TaskRecord>;
+}
+
+export interface NodeMarketBatchesOptions {
+  writer: WriterClient;
+  market: Address;
+  /** This node's enclave: every accept is for it. */
+  enclave: Address;
+  /** The most tasks in one transaction (default 32; reads take up to 256). */
+  maxBatch?: number;
+}
+
+export function nodeMarketBatches({ writer, market, enclave, maxBatch = 32 }: NodeMarketBatchesOptions): NodeMarketBatches {
+  type AcceptItem = { taskId: bigint; spec: TaskSpec };
+  const accept = groupCommit<AcceptItem, Batched<AcceptedTask>>({
+    maxBatch,
+    send: async (items) => {
+      const deposit = await readTaskDeposit(writer, market);
+      return sendTaskBatch(items, {
+        taskIdOf: (item) => item.taskId,
+        sendOne: async (item) => ({ ...(await acceptTask(writer, market, { ...item, enclave, deposit })), batchSize: 1 }),
+        sendBatch: async (batch) => {
+          const { accepted, hash, receipt, gasUsed } = await acceptTasks(writer, market, { tasks: batch, enclave, deposit });
+          const tx = { hash, receipt, gasUsed };
+          const byTask = new Map(accepted.map((a) => [a.taskId, a]));
+          return batch.map((item) => {
+            const a = byTask.get(item.taskId);
+            return a ? { ok: true as const, value: { ...tx, ...a, batchSize: accepted.length } } : { ok: false as const, error: new TaskTakenError(item.taskId, tx.hash) };
+          });
+        },
+      });
+    },
+  });
+  const complete = groupCommit<CompleteTaskParams, Batched<TxResult>>({
+    maxBatch,
+    send: (items) =>
+      sendTaskBatch(items, {
+        taskIdOf: (item) => item.taskId,
+        sendOne: async (item) => ({ ...(await completeTask(writer, market, item)), batchSize: 1 }),
+        sendBatch: async (batch) => {
+          const tx = await completeTasks(writer, market, { items: batch });
+          return batch.map(() => ({ ok: true as const, value: { ...tx, batchSize: batch.length } }));
+        },
+      }),
+  });
+  const readTask = groupCommit<bigint, TaskRecord>({
+    maxBatch: 256,
+    send: async (taskIds) => (await readTasks(writer, market, taskIds)).map((value) => ({ ok: true as const, value })),
+  });
+  return { accept, complete, readTask };
+}
