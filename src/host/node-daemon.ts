@@ -131,11 +131,11 @@ export class NodeDaemon {
       const posted = await postOffer(writer, this.#options.deployment.market, { ...offer, enclave: id.signer });
       this.log.emit({ type: "offer-posted", signer: id.signer, token: offer.token, price: offer.price.toString(), transactionHash: posted.hash });
     }
-    this.#startWatching();
+    this.#startWatching(await writer.getBlockNumber({ cacheTime: 0 }));
     await this.#startHttpServer();
   }
 
-  #startWatching(): void {
+  #startWatching(startBlock: bigint): void {
     const { writer, deployment, store, enclave, dataDir } = this.#options;
     const checkpoint = new Checkpoint(join(dataDir, "checkpoint.json"), deployment.deployBlock - 1n);
     const runSlot = createLimiter(this.#options.concurrency ?? 4);
@@ -158,6 +158,7 @@ export class NodeDaemon {
       evidenceCid: this.#evidenceCid!,
       log: this.log,
       retry,
+      ownAccepts: { since: startBlock, tried: new Set<bigint>() },
     };
     this.#watchingSince = Date.now();
     this.#watcher = watchSubmittedTasks({

@@ -54,6 +54,13 @@ export interface TaskHandlerContext {
   acceptSlotMs?: number;
   /** Backoff for chain and IPFS calls that fail transiently; its signal aborts them on shutdown. */
   retry?: Omit<RetryOptions, "what" | "isRetryable">;
+  /**
+   * What this node process knows of its own accepts: the latest block when it started, and the tasks it has
+   * sent an accept for since (until their handler finishes). A task submitted after that block which this
+   * process never tried to accept cannot be this enclave's, so a node that lost the task to another does
+   * not ask the chain whose it is.
+   */
+  ownAccepts?: { since: bigint; tried: Set<bigint> };
 }
 
 function retrying<T>(ctx: TaskHandlerContext, what: string, operation: () => Promise<T>): Promise<T> {
@@ -65,6 +72,8 @@ function retrying<T>(ctx: TaskHandlerContext, what: string, operation: () => Pro
  * (before a restart, or by a send whose receipt was lost); undefined otherwise.
  */
 async function ownAssignment(ctx: TaskHandlerContext, task: SubmittedTask): Promise<Assignment | undefined> {
+  const known = ctx.ownAccepts;
+  if (known && task.blockNumber > known.since && !known.tried.has(task.taskId)) return undefined;
   const record = await retrying(ctx, `readTask ${task.taskId}`, () => ctx.batches.readTask(task.taskId));
   if (record.status !== "Accepted") return undefined;
   const accepts = await retrying(ctx, `TaskAccepted logs of ${task.taskId}`, () =>
@@ -138,6 +147,7 @@ async function awaitTurn(ctx: TaskHandlerContext, task: SubmittedTask): Promise<
  */
 async function acceptOrResume(ctx: TaskHandlerContext, task: SubmittedTask): Promise<Assignment | undefined> {
   const taskId = task.taskId.toString();
+  ctx.ownAccepts?.tried.add(task.taskId);
   try {
     const accepted = await retrying(ctx, `acceptTask ${taskId}`, () => ctx.batches.accept({ taskId: task.taskId, spec: task.spec }));
     ctx.log.emit({ type: "task-accepted", taskId, transactionHash: accepted.hash, gasUsed: accepted.gasUsed.toString(), batchSize: accepted.batchSize });
@@ -210,6 +220,8 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
     const assignment = turn === "accept" ? await acceptOrResume(ctx, task) : turn;
     if (assignment) await runAndComplete(ctx, task, assignment);
   });
+  // Handled for good (a failure above is rethrown and the task handled again): forget the accept sent for it.
+  ctx.ownAccepts?.tried.delete(task.taskId);
 }
 
 /** Runs an accepted task in the enclave and relays its completion; failures are logged, not thrown. */
