@@ -1,17 +1,15 @@
 /**
  * RFC 9180 HPKE, base mode, suite DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 /
- * AES-256-GCM, via @hpke/core (Web Crypto underneath).
+ * AES-256-GCM, implemented on node:crypto in ./hpke-base.ts (synchronous
+ * underneath; the functions stay async for their callers).
  *
  * Keys cross module boundaries as raw 32-byte X25519 values. `info` binds a
  * ciphertext to its purpose (e.g. `taskKeyInfo(binding)`): opening with any
  * other info fails, which is how a key wrapped for one task is refused in
  * another. Single-shot only: one message per encapsulation.
  */
-import { createPrivateKey, createPublicKey } from "node:crypto";
-import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke/core";
 import { CryptoError } from "./errors.ts";
-
-const suite = new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
+import { generateX25519KeyPair, openBase, sealBase, x25519PublicKeyOf } from "./hpke-base.ts";
 
 export const X25519_KEY_BYTES = 32;
 
@@ -33,29 +31,21 @@ export interface HpkeSealed {
   ciphertext: Uint8Array;
 }
 
+const NO_AAD = new Uint8Array(0);
+
 export async function generateHpkeKeyPair(): Promise<HpkeKeyPair> {
-  const kp = await suite.kem.generateKeyPair();
-  return {
-    publicKey: new Uint8Array(await suite.kem.serializePublicKey(kp.publicKey)),
-    privateKey: new Uint8Array(await suite.kem.serializePrivateKey(kp.privateKey)),
-  };
+  return generateX25519KeyPair();
 }
 
 /** The public key that belongs to a raw private key. */
 export async function hpkePublicKeyOf(privateKey: Uint8Array): Promise<Uint8Array> {
-  await importPrivate(privateKey);
-  const pkcs8 = Buffer.concat([X25519_PKCS8_PREFIX, privateKey]);
-  const jwk = createPublicKey(createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" })).export({ format: "jwk" });
-  return new Uint8Array(Buffer.from(jwk.x!, "base64url"));
+  checkKeyLength(privateKey, "private");
+  return x25519PublicKeyOf(privateKey);
 }
 
-/** DER prefix of a PKCS#8 X25519 private key (RFC 8410); the raw 32 bytes follow. */
-const X25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
-
 export async function sealTo(recipientPublicKey: Uint8Array, plaintext: Uint8Array, opts: HpkeOptions): Promise<HpkeSealed> {
-  const pk = await importPublic(recipientPublicKey);
-  const sealed = await suite.seal({ recipientPublicKey: pk, info: ab(opts.info) }, ab(plaintext), opts.aad ? ab(opts.aad) : undefined);
-  return { enc: new Uint8Array(sealed.enc), ciphertext: new Uint8Array(sealed.ct) };
+  checkKeyLength(recipientPublicKey, "public");
+  return sealBase(recipientPublicKey, opts.info, opts.aad ?? NO_AAD, plaintext);
 }
 
 export async function openWith(
@@ -64,13 +54,12 @@ export async function openWith(
   ciphertext: Uint8Array,
   opts: HpkeOptions,
 ): Promise<Uint8Array> {
-  const sk = await importPrivate(privateKey);
+  checkKeyLength(privateKey, "private");
   if (enc.length !== X25519_KEY_BYTES) {
     throw new CryptoError("MALFORMED_CIPHERTEXT", `HPKE encapsulated key must be ${X25519_KEY_BYTES} bytes, got ${enc.length}`);
   }
   try {
-    const pt = await suite.open({ recipientKey: sk, enc: ab(enc), info: ab(opts.info) }, ab(ciphertext), opts.aad ? ab(opts.aad) : undefined);
-    return new Uint8Array(pt);
+    return openBase(privateKey, enc, opts.info, opts.aad ?? NO_AAD, ciphertext);
   } catch (cause) {
     throw new CryptoError(
       "DECRYPTION_FAILED",
@@ -80,29 +69,9 @@ export async function openWith(
   }
 }
 
-async function importPublic(raw: Uint8Array) {
+/** Any 32 bytes are a valid X25519 key (RFC 7748 clamps scalars and masks u); only the length can be wrong. */
+function checkKeyLength(raw: Uint8Array, kind: "public" | "private"): void {
   if (raw.length !== X25519_KEY_BYTES) {
-    throw new CryptoError("INVALID_KEY", `HPKE public key must be ${X25519_KEY_BYTES} raw X25519 bytes, got ${raw.length}`);
+    throw new CryptoError("INVALID_KEY", `HPKE ${kind} key must be ${X25519_KEY_BYTES} raw X25519 bytes, got ${raw.length}`);
   }
-  try {
-    return await suite.kem.deserializePublicKey(ab(raw));
-  } catch (cause) {
-    throw new CryptoError("INVALID_KEY", "HPKE public key is not a valid X25519 key", { cause });
-  }
-}
-
-async function importPrivate(raw: Uint8Array) {
-  if (raw.length !== X25519_KEY_BYTES) {
-    throw new CryptoError("INVALID_KEY", `HPKE private key must be ${X25519_KEY_BYTES} raw X25519 bytes, got ${raw.length}`);
-  }
-  try {
-    return await suite.kem.deserializePrivateKey(ab(raw));
-  } catch (cause) {
-    throw new CryptoError("INVALID_KEY", "HPKE private key is not a valid X25519 key", { cause });
-  }
-}
-
-/** A standalone ArrayBuffer copy (Web Crypto wants ArrayBuffer, not a view into a larger one). */
-function ab(bytes: Uint8Array): ArrayBuffer {
-  return bytes.slice().buffer as ArrayBuffer;
 }
