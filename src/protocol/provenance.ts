@@ -8,14 +8,18 @@
  * a verifier recovers the address from the signature and compares it with the
  * address it expects (e.g. the one registered on chain). SHA-256 rather than
  * keccak keeps the digest the one DSSE tooling uses; recovery lets the address
- * alone identify the key.
+ * alone identify the key. verifyEnvelope recovers once per address and then
+ * verifies against the remembered key (src/crypto/secp256k1-signers.ts), which
+ * accepts exactly the same signatures, v included.
  *
  * Envelope bytes are the canonical JSON of { payload, payloadType, signatures };
  * provenanceDigest = SHA-256(envelope bytes).
  */
-import { getAddress, isAddressEqual, recoverAddress, sha256, type Address, type Hex } from "viem";
+import { createHash } from "node:crypto";
+import { getAddress, sha256, type Address, type Hex } from "viem";
 import { z } from "zod";
 import { canonicalJson, canonicalJsonBytes, type JsonValue } from "../crypto/canonical-json.ts";
+import { signerKeys } from "../crypto/secp256k1-signers.ts";
 import type { ResourceUse } from "./result.ts";
 
 export const STATEMENT_TYPE = "https://in-toto.io/Statement/v1";
@@ -168,25 +172,19 @@ export async function verifyEnvelope(envelopeBytes: Uint8Array, expectedSigner: 
     throw new ProvenanceError("WRONG_PAYLOAD_TYPE", `provenance envelope carries "${envelope.payloadType}", expected "${PAYLOAD_TYPE}"`);
   }
   const payload = new Uint8Array(Buffer.from(envelope.payload, "base64"));
-  const hash = sha256(pae(envelope.payloadType, payload));
+  const digest = createHash("sha256").update(pae(envelope.payloadType, payload)).digest();
   const recovered: Address[] = [];
   for (const { sig } of envelope.signatures) {
-    const bytes = Buffer.from(sig, "base64");
-    if (bytes.length !== 65) continue;
-    try {
-      recovered.push(await recoverAddress({ hash, signature: `0x${bytes.toString("hex")}` }));
-    } catch {
-      // An unrecoverable signature counts as no signature.
-    }
+    const check = signerKeys.check(digest, Buffer.from(sig, "base64"), expectedSigner);
+    if (check.ok) return { payloadType: envelope.payloadType, payload };
+    // A signature that recovers no key counts as no signature.
+    if (check.recovered !== undefined) recovered.push(getAddress(check.recovered));
   }
   if (recovered.length === 0) throw new ProvenanceError("BAD_SIGNATURE", "provenance envelope has no valid secp256k1 signature over its payload");
-  if (!recovered.some((a) => isAddressEqual(a, expectedSigner))) {
-    throw new ProvenanceError(
-      "SIGNER_MISMATCH",
-      `provenance envelope is signed by ${recovered.join(", ")}, not by the expected enclave ${getAddress(expectedSigner)}: it was altered or signed by another key`,
-    );
-  }
-  return { payloadType: envelope.payloadType, payload };
+  throw new ProvenanceError(
+    "SIGNER_MISMATCH",
+    `provenance envelope is signed by ${recovered.join(", ")}, not by the expected enclave ${getAddress(expectedSigner)}: it was altered or signed by another key`,
+  );
 }
 
 export function parseStatement(payload: Uint8Array): ProvenanceStatement {

@@ -6,7 +6,8 @@
  * digests, and the provenance statement is signed by the same enclave and
  * describes this task, program and input.
  */
-import { recoverTypedDataAddress, sha256, type Address, type Client, type Hex } from "viem";
+import { getAddress, hashTypedData, hexToBytes, sha256, type Address, type Client, type Hex } from "viem";
+import { signerKeys } from "../crypto/secp256k1-signers.ts";
 import { completionDomain, completionTypes } from "../protocol/completion.ts";
 import { verifyProvenance, type ProvenanceStatement } from "../protocol/provenance.ts";
 import { decryptResult } from "../protocol/result.ts";
@@ -62,7 +63,7 @@ export async function verifyAndDecrypt(
 
   const signature = (await reads.signatures(event.transactionHash)).get(task.taskId);
   if (signature === undefined) throw new TaskVerificationError("COMPLETION_SIGNATURE_INVALID", `transaction ${event.transactionHash} is not a completeTask or completeTasks call for task ${task.taskId}`);
-  const signer = await recoverTypedDataAddress({
+  const digest = hashTypedData({
     domain: completionDomain(task.binding.chainId, task.binding.market),
     types: completionTypes,
     primaryType: "Completion",
@@ -73,10 +74,12 @@ export async function verifyAndDecrypt(
       outputDigest: event.outputDigest,
       provenanceDigest: event.provenanceDigest,
     },
-    signature,
   });
-  if (signer.toLowerCase() !== enclave.signer.toLowerCase()) {
-    throw new TaskVerificationError("COMPLETION_SIGNATURE_INVALID", `the completion of task ${task.taskId} is signed by ${signer}, not by enclave ${enclave.signer}`);
+  // Recovers the key the first time an enclave is seen and verifies against it afterwards; both accept the same signatures.
+  const check = signerKeys.check(hexToBytes(digest), hexToBytes(signature), enclave.signer);
+  if (!check.ok) {
+    const signedBy = check.recovered === undefined ? "no recoverable secp256k1 key" : getAddress(check.recovered);
+    throw new TaskVerificationError("COMPLETION_SIGNATURE_INVALID", `the completion of task ${task.taskId} is signed by ${signedBy}, not by enclave ${enclave.signer}`);
   }
   checks.push("EIP-712 completion signature by the enclave's key over task id and the program, input, output and provenance digests");
 
