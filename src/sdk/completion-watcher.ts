@@ -1,8 +1,9 @@
 /**
  * One poller per client for every task it waits on: each poll asks the chain
- * for the TaskCompleted events of the market since the last poll (two
- * requests, however many tasks are waiting) and hands each event to the
- * task that waits for it. It polls only while some task waits.
+ * for the events that end a task (TaskCompleted, TaskRefunded, TaskCancelled)
+ * since the last poll (two requests, however many tasks are waiting) and
+ * hands each to the task that waits for it: a completion resolves the wait, a
+ * refund or cancellation fails it at once. It polls only while some task waits.
  *
  * A task starts waiting after its submit transaction is mined, and its
  * completion may already be in a block the poller scanned before; so a new
@@ -47,7 +48,12 @@ interface Waiter {
   timer: ReturnType<typeof setTimeout>;
 }
 
-const taskCompleted = getAbiItem({ abi: taskMarketAbi, name: "TaskCompleted" });
+/** The events that end a task: a completion, or a refund or cancellation after which none will come. */
+const endings = [
+  getAbiItem({ abi: taskMarketAbi, name: "TaskCompleted" }),
+  getAbiItem({ abi: taskMarketAbi, name: "TaskRefunded" }),
+  getAbiItem({ abi: taskMarketAbi, name: "TaskCancelled" }),
+];
 
 export class CompletionWatcher {
   readonly #o: CompletionWatcherOptions;
@@ -64,7 +70,10 @@ export class CompletionWatcher {
     this.#o = options;
   }
 
-  /** Resolves with the task's TaskCompleted event, found from `fromBlock` (its submit block) on. */
+  /**
+   * Resolves with the task's TaskCompleted event, found from `fromBlock` (its submit block) on; rejects with
+   * TASK_REFUNDED or TASK_CANCELLED as soon as the task ends without one, and TASK_TIMEOUT after `timeoutMs`.
+   */
   wait(taskId: bigint, fromBlock: bigint, timeoutMs: number): Promise<CompletionEvent> {
     if (this.#waiters.has(taskId)) return Promise.reject(new RangeError(`task ${taskId} is already awaited by this client`));
     return new Promise<CompletionEvent>((resolve, reject) => {
@@ -129,12 +138,21 @@ export class CompletionWatcher {
     let fromBlock = this.#cursor ?? latest;
     for (const w of uncovered) if (w.fromBlock < fromBlock) fromBlock = w.fromBlock;
     if (fromBlock <= latest) {
-      const logs = await getLogs(this.#o.reader, { address: this.#o.market, event: taskCompleted, fromBlock, toBlock: latest });
-      for (const log of parseEventLogs({ abi: taskMarketAbi, logs, eventName: "TaskCompleted" })) {
-        const w = this.#waiters.get(log.args.taskId);
+      const logs = await getLogs(this.#o.reader, { address: this.#o.market, events: endings, fromBlock, toBlock: latest });
+      for (const log of parseEventLogs({ abi: taskMarketAbi, logs, eventName: ["TaskCompleted", "TaskRefunded", "TaskCancelled"] })) {
+        const taskId = log.args.taskId;
+        const w = this.#waiters.get(taskId);
         if (!w) continue;
-        const { enclave, outputDigest, provenanceDigest, outputCid, provenanceCid } = log.args;
-        this.#settle(log.args.taskId, w, () => w.resolve({ enclave, outputDigest, provenanceDigest, outputCid, provenanceCid, transactionHash: log.transactionHash }));
+        if (log.eventName === "TaskCompleted") {
+          const { enclave, outputDigest, provenanceDigest, outputCid, provenanceCid } = log.args;
+          this.#settle(taskId, w, () => w.resolve({ enclave, outputDigest, provenanceDigest, outputCid, provenanceCid, transactionHash: log.transactionHash }));
+        } else if (log.eventName === "TaskRefunded") {
+          const message = `task ${taskId} was refunded in transaction ${log.transactionHash}: its last attempt missed its deadline, so no result will come; the escrow (${log.args.refund} wei or token units) and the late operator's deposit went back to the requester. Submit it again, with more attempts or a later deadline`;
+          this.#settle(taskId, w, () => w.reject(new TaskVerificationError("TASK_REFUNDED", message)));
+        } else {
+          const message = `task ${taskId} was cancelled by its requester in transaction ${log.transactionHash}, before any node accepted it; the escrow went back to the requester`;
+          this.#settle(taskId, w, () => w.reject(new TaskVerificationError("TASK_CANCELLED", message)));
+        }
       }
     }
     for (const w of uncovered) w.covered = true;

@@ -7,6 +7,8 @@ export type TaskCheckCode =
   | "PROVENANCE_INVALID"
   | "NO_VERIFIED_ENCLAVE"
   | "TASK_TIMEOUT"
+  | "TASK_REFUNDED"
+  | "TASK_CANCELLED"
   | "TASK_NOT_COMPLETED";
 
 /** A check the requester made on a task's completion failed: the result is not to be trusted. */
