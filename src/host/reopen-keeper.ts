@@ -2,8 +2,11 @@
  * The reopen keeper, so a requester may go offline once it has submitted: it
  * follows the market's task events for the tasks this node's enclave could
  * run (it is a candidate, or the task is open to any enclave), and when an
- * attempt accepted by another enclave is past its deadline without a
- * completion, it sends reopenTask (anyone may). The missed operator's deposit
+ * attempt is past its deadline without a completion, it sends reopenTask
+ * (anyone may). That includes its own enclave's missed attempts: past the
+ * deadline they can no longer be completed and the deposit is forfeit
+ * whoever reopens, so reopening them at once gives the task its next attempt
+ * (or the requester its refund) without the requester having to act. The missed operator's deposit
  * goes to the requester and the task is open again, so every candidate's task
  * watcher sees TaskReopened and tries to accept it; after the last attempt the
  * same call refunds the requester.
@@ -29,7 +32,7 @@ export interface ReopenKeeperOptions {
   /** Reads the market and sends the reopens (from this node's operator account). */
   writer: WriterClient;
   market: Address;
-  /** This node's enclave: the tasks it may run are followed, its own missed attempts are left alone. */
+  /** This node's enclave: the tasks it may run are followed (its own missed attempts included). */
   enclave: Address;
   /** The keeper's saved view (JSON). */
   statePath: string;
@@ -152,15 +155,14 @@ async function readChain(o: ReopenKeeperOptions, view: View): Promise<bigint> {
   return latest.timestamp;
 }
 
-/** Sends reopenTask for each followed attempt of another enclave that is past its deadline. */
+/** Sends reopenTask for each followed attempt that is past its deadline. */
 async function reopenOverdue(o: ReopenKeeperOptions, view: View, stale: Map<bigint, number>, chainNow: bigint): Promise<void> {
   // A block is stamped no earlier than the wall clock, and the chain's clock may run ahead of it (a test's time travel).
   const wallNow = BigInt(Math.floor((o.now ?? Date.now)() / 1000));
   const now = chainNow > wallNow ? chainNow : wallNow;
-  const self = o.enclave.toLowerCase();
   for (const [taskId, task] of view.tasks) {
     const a = task.accepted;
-    if (!a || a.deadline >= now || a.assignment.enclave.toLowerCase() === self || stale.get(taskId) === a.attempt) continue;
+    if (!a || a.deadline >= now || stale.get(taskId) === a.attempt) continue;
     try {
       const sent = await o.sendSerially(() => reopenTask(o.writer, o.market, { taskId, spec: task.spec, assignment: a.assignment }));
       o.log.emit({
