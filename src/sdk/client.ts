@@ -2,7 +2,7 @@
  * The requester's API: find enclaves it can trust, run a confidential task on
  * them, and get back output it has verified end to end.
  */
-import type { Address, Hex } from "viem";
+import { zeroAddress, type Address, type Hex } from "viem";
 import type { Policy } from "../attestation/policy.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import type { TaskLimits } from "../protocol/task.ts";
@@ -11,6 +11,7 @@ import { coalescePuts } from "../storage/coalescing-store.ts";
 import { groupCommit } from "../util/group-commit.ts";
 import { verifyAndDecrypt, type TaskResult } from "./await-result.ts";
 import { sharedCompletionReads, type CompletionReads } from "./completion-reads.ts";
+import { OfferBook } from "./offer-book.ts";
 import { CompletionWatcher } from "./completion-watcher.ts";
 import type { HeadSource } from "../chain/new-heads.ts";
 import { EnclaveDirectory, type EnclaveListing, type VerifiedEnclave } from "./enclaves.ts";
@@ -39,7 +40,10 @@ export type TaskProgress =
 export interface RunTaskOptions {
   program: Uint8Array;
   input: Uint8Array;
-  /** Escrowed maximum price in the token's units (default 0.01 ether); the node is paid its offer price. */
+  /**
+   * Escrowed maximum price in the token's units; the node is paid its offer price and the rest comes back.
+   * Default: the highest current offer among the candidates (read from the market, kept for 5 s).
+   */
   maxPrice?: bigint;
   /** Payment token; the zero address (default) is native currency, else an ERC-20 (approved automatically). */
   token?: Address;
@@ -51,7 +55,7 @@ export interface RunTaskOptions {
   maxAttempts?: number;
   /** Other requirements and the accepted TEE types; see TaskTerms. */
   terms?: Partial<Pick<TaskTerms, "cpuMillis" | "memoryMb" | "duration" | "teeTypes">>;
-  /** At most this many candidate enclaves get a wrapped key (default 3). */
+  /** At most this many candidate enclaves get a wrapped key (default 3); only enclaves with an offer in the token qualify. */
   maxCandidates?: number;
   limits?: Partial<TaskLimits>;
   timeoutMs?: number;
@@ -71,6 +75,7 @@ export class CloisterClient {
   readonly #enclaves: EnclaveDirectory;
   readonly #completions: CompletionWatcher;
   readonly #store: BlobStore;
+  readonly #offers: OfferBook;
   readonly #uploadedPrograms = new Map<Hex, string>();
   /** A batch completes many of this client's tasks in one transaction: its reads are shared. */
   readonly #completionReads: CompletionReads;
@@ -81,6 +86,7 @@ export class CloisterClient {
     this.#o = options;
     const { writer, deployment, store, policy } = options;
     this.#store = coalescePuts(store);
+    this.#offers = new OfferBook({ reader: writer, market: deployment.market });
     this.#completionReads = sharedCompletionReads(writer, deployment.registry);
     const submitCtx = { writer, market: deployment.market };
     this.#submit = groupCommit({ maxBatch: 64, send: (tasks: PublishedTask[]) => submitPublishedBatch(submitCtx, tasks) });
@@ -98,14 +104,24 @@ export class CloisterClient {
     const store = this.#store;
     const listing = await this.listEnclaves();
     options.onProgress?.({ step: "enclaves-verified", verified: listing.verified, rejected: listing.rejected });
-    const candidates = listing.verified.slice(0, options.maxCandidates ?? 3);
-    if (candidates.length === 0) {
+    if (listing.verified.length === 0) {
       const why = listing.rejected.map((r) => `${r.signer}: ${r.reason}`).join("; ");
       throw new TaskVerificationError("NO_VERIFIED_ENCLAVE", `no registered enclave passes this client's attestation policy${why ? ` (${why})` : ""}; start a node or adjust the policy`);
     }
+    // Only enclaves with an offer in the task's token can accept it: the others get no wrapped key.
+    const token = options.token ?? zeroAddress;
+    const offers = await Promise.all(listing.verified.map(async (enclave) => ({ enclave, offer: await this.#offers.offer(enclave.signer, token) })));
+    const offered = offers.filter((o) => o.offer !== undefined).slice(0, options.maxCandidates ?? 3);
+    if (offered.length === 0) {
+      throw new TaskVerificationError("NO_OFFER", `none of the ${listing.verified.length} verified enclaves offers to run tasks paid in ${token === zeroAddress ? "native currency" : token}; pay in a token they offer, or have an operator post an offer`);
+    }
+    const candidates = offered.map((o) => o.enclave);
+    // By default the escrow is what the dearest candidate asks, so nothing needs refunding at completion.
+    const askedPrice = offered.reduce((max, o) => (o.offer!.price > max ? o.offer!.price : max), 1n);
     const ctx = { writer, market: deployment.market, chainId: BigInt(deployment.chainId), store };
     const prepared = await prepareTask(ctx, { program: options.program, input: options.input, candidates, limits: options.limits });
-    const { maxPrice, token, category, deadlineMultiple, maxAttempts } = options;
+    const { category, deadlineMultiple, maxAttempts } = options;
+    const maxPrice = options.maxPrice ?? askedPrice;
     const terms = Object.fromEntries(Object.entries({ maxPrice, token, category, deadlineMultiple, maxAttempts }).filter(([, v]) => v !== undefined));
     const published = await publishTask({ ...ctx, uploadedPrograms: this.#uploadedPrograms }, prepared, { ...options.terms, ...terms });
     const task = await this.#submit(published);
