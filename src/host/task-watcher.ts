@@ -7,7 +7,7 @@
  * is mined and polls only as a safety net; a head is just a wake-up, the crawl still reads every block
  * range from the last one it read, so a dropped or late head loses nothing.
  */
-import { parseEventLogs, type Address, type Client } from "viem";
+import { getAbiItem, parseEventLogs, type Address, type Client } from "viem";
 import { getLogs } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import { latestBlockNumber, type HeadSource } from "../chain/new-heads.ts";
@@ -161,6 +161,8 @@ function saveCheckpoint(checkpoint: Checkpoint, pipeline: Pipeline): void {
   pipeline.forgetUpTo(safe);
 }
 
+const openingEvents = [getAbiItem({ abi: taskMarketAbi, name: "TaskSubmitted" }), getAbiItem({ abi: taskMarketAbi, name: "TaskReopened" })];
+
 async function crawlOnce({ reader, market, checkpoint, handle, heads }: TaskWatcherOptions, pipeline: Pipeline): Promise<void> {
   const failed = pipeline.failed;
   if (failed) {
@@ -172,8 +174,9 @@ async function crawlOnce({ reader, market, checkpoint, handle, heads }: TaskWatc
   const latest = await latestBlockNumber(reader, heads, pipeline.crawledTo);
   const fromBlock = pipeline.crawledTo + 1n;
   if (fromBlock > latest) return saveCheckpoint(checkpoint, pipeline);
-  const logs = await getLogs(reader, { address: market, fromBlock, toBlock: latest });
+  // Only the two events that open a task are asked for (a topic filter), not every event of the market.
   // A reopened task is open again; its TaskReopened event carries the spec like TaskSubmitted.
+  const logs = await getLogs(reader, { address: market, events: openingEvents, fromBlock, toBlock: latest });
   const submitted = parseEventLogs({ abi: taskMarketAbi, logs, eventName: ["TaskSubmitted", "TaskReopened"] });
   for (const log of submitted) {
     pipeline.start(`${log.transactionHash}:${log.logIndex}`, log.blockNumber, () => handle({
