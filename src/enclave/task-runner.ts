@@ -17,7 +17,7 @@ import { taskInputAad, taskKeyInfo } from "../protocol/binding.ts";
 import { completionDomain, completionTypes } from "../protocol/completion.ts";
 import { buildStatement, provenanceDigest, signEnvelope } from "../protocol/provenance.ts";
 import { encryptResult, type ResultRecord } from "../protocol/result.ts";
-import type { TaskBinding, TaskEnvelope } from "../protocol/task.ts";
+import { decodeInlineInput, type TaskBinding, type TaskEnvelope } from "../protocol/task.ts";
 import type { RunTaskParams, RunTaskResult } from "./call-gate.ts";
 import { parseEnvelope } from "./envelope.ts";
 import { EnclaveError } from "./errors.ts";
@@ -106,11 +106,29 @@ function checkInputs(ctx: EnclaveContext, params: RunTaskParams): TaskEnvelope {
   }
   mustMatch(envelope.program.digest, spec.programDigest, "TASK_MISMATCH", `${task}: the envelope's program digest`);
   mustMatch(envelope.input.digest, spec.inputDigest, "TASK_MISMATCH", `${task}: the envelope's input digest`);
+  checkInlineInput(envelope, task);
   const me = ctx.keys.account.address;
   if (spec.candidates.length > 0 && !spec.candidates.some((c) => isAddressEqual(c, me))) {
     throw new EnclaveError("NOT_A_CANDIDATE", `${task} does not list this enclave (${me}) among its candidates`);
   }
   return envelope;
+}
+
+/**
+ * An inline input must itself hash to the digest. The bytes decrypted are the ones the host relayed
+ * (params.input), already checked against spec.inputDigest above; with this check they are also the
+ * envelope's inline bytes, whatever else the host passes.
+ */
+function checkInlineInput(envelope: TaskEnvelope, task: string): void {
+  if (!("inline" in envelope.input)) return;
+  const actual = sha256(decodeInlineInput(envelope.input));
+  if (actual.toLowerCase() !== envelope.input.digest.toLowerCase()) {
+    throw new EnclaveError(
+      "INPUT_DIGEST_MISMATCH",
+      `${task}: the envelope's inline input ciphertext's SHA-256 is ${actual}, but its input digest (and the task spec) say ${envelope.input.digest}: ` +
+        "the requester published an inconsistent envelope; the task cannot run",
+    );
+  }
 }
 
 function checkResultKey(envelope: TaskEnvelope): Uint8Array {

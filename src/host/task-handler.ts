@@ -9,7 +9,7 @@ import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { decodeContractRevert } from "../chain/contract-error.ts";
 import type { EnclaveClient } from "../enclave/client.ts";
-import { taskCommitment, type Assignment, type TaskEnvelope } from "../protocol/task.ts";
+import { decodeInlineInput, parseTaskEnvelope, taskCommitment, type Assignment } from "../protocol/task.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import type { HostLog } from "./log.ts";
 import { TaskTakenError, type NodeMarketBatches } from "./market-batches.ts";
@@ -187,10 +187,13 @@ async function fetchAndRun(ctx: TaskHandlerContext, task: SubmittedTask) {
   const fetchFrom = (store: BlobStore, cid: string) => retrying(ctx, `get ${cid}`, () => store.get(cid, { maxBytes: MAX_BLOB_BYTES }));
   const putBlob = (bytes: Uint8Array) => retrying(ctx, "put", () => ctx.store.put(bytes));
   const envelope = await fetchFrom(ctx.store, task.spec.envelopeCid);
-  const parsed = JSON.parse(new TextDecoder().decode(envelope)) as Pick<TaskEnvelope, "program" | "input">;
+  // A malformed envelope throws TaskEnvelopeError (code MALFORMED_ENVELOPE), logged as the task's failure.
+  const parsed = parseTaskEnvelope(envelope);
+  // A small input rides inline in the envelope; the enclave checks it against the spec either way.
+  const inputRef = parsed.input;
   const [program, input] = await Promise.all([
     fetchFrom(ctx.programStore ?? ctx.store, parsed.program.cid),
-    fetchFrom(ctx.store, parsed.input.cid),
+    "inline" in inputRef ? decodeInlineInput(inputRef) : fetchFrom(ctx.store, inputRef.cid),
   ]);
   const run = await ctx.enclave.runTask({
     binding: { chainId: ctx.chainId, market: ctx.market, taskId: task.taskId },

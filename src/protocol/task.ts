@@ -6,10 +6,12 @@
  * accepted, its `Assignment`); spec and assignment travel in calldata and
  * events. Everything the
  * enclave needs beyond the spec (CIDs, wrapped data keys, the requester's
- * result key, limits) is in the `TaskEnvelope`, a JSON blob on IPFS whose
- * SHA-256 is `envelopeDigest` in the spec.
+ * result key, limits, and a small encrypted input itself) is in the
+ * `TaskEnvelope`, a JSON blob on IPFS whose SHA-256 is `envelopeDigest` in the
+ * spec.
  */
 import { encodeAbiParameters, keccak256, type Address, type Hex } from "viem";
+import { z } from "zod";
 
 /** Mirrors `struct TaskSpec` in contracts/TaskMarket.sol: what the requester asks for and escrows. */
 export interface TaskSpec {
@@ -155,14 +157,110 @@ export interface TaskLimits {
 
 export const defaultTaskLimits: TaskLimits = { memoryMb: 64, timeoutMs: 5_000, maxOutputBytes: 1 << 20 };
 
+/**
+ * Encrypted inputs up to this size travel inside the envelope (`TaskInputRef`
+ * `inline`, base64) instead of as a blob of their own: one IPFS upload, one
+ * download and one stored block fewer per task, for at most 16 KiB (about
+ * 21.3 KiB of base64) more envelope. The SDK inlines at or below it; parsers
+ * refuse a larger inline input.
+ */
+export const maxInlineInputBytes = 16 * 1024;
+
+/**
+ * Where the encrypted input is: a blob on IPFS (`cid`), or inline in the
+ * envelope as standard padded base64 (`inline`), never both. Either way
+ * `digest` is SHA-256 of the encrypted input bytes and equals the spec's
+ * `inputDigest`.
+ */
+export type TaskInputRef = { cid: string; digest: Hex } | { inline: string; digest: Hex };
+
 export interface TaskEnvelope {
   version: 1;
   /** Decimal string of the task id. */
   taskId: string;
   program: { cid: string; digest: Hex };
-  input: { cid: string; digest: Hex };
+  input: TaskInputRef;
   /** Requester's X25519 public key (hex) the result is encrypted to. */
   resultKey: Hex;
   wrappedKeys: WrappedKey[];
   limits: TaskLimits;
+}
+
+/** The encrypted input bytes an envelope carries inline. */
+export function decodeInlineInput(input: { inline: string }): Uint8Array {
+  return new Uint8Array(Buffer.from(input.inline, "base64"));
+}
+
+/** The inline form of an encrypted input (standard padded base64). */
+export function inlineInputRef(encryptedInput: Uint8Array, digest: Hex): TaskInputRef {
+  return { inline: Buffer.from(encryptedInput.buffer, encryptedInput.byteOffset, encryptedInput.byteLength).toString("base64"), digest };
+}
+
+/** A task envelope blob that is not UTF-8 JSON of the TaskEnvelope shape. */
+export class TaskEnvelopeError extends Error {
+  readonly code = "MALFORMED_ENVELOPE";
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "TaskEnvelopeError";
+  }
+}
+
+const hex32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/) as unknown as z.ZodType<Hex>;
+const hex = z.string().regex(/^0x[0-9a-fA-F]*$/) as unknown as z.ZodType<Hex>;
+const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/) as unknown as z.ZodType<Address>;
+
+/** Longest base64 text of maxInlineInputBytes bytes: checked before decoding, so a huge string is never decoded. */
+const maxInlineBase64Chars = 4 * Math.ceil(maxInlineInputBytes / 3);
+
+/** Standard padded base64 exactly as Buffer writes it: re-encoding the decoded bytes gives the same text. */
+function isCanonicalBase64(text: string): boolean {
+  return Buffer.from(text, "base64").toString("base64") === text;
+}
+
+const inlineInput = z
+  .string()
+  .min(1, "must not be empty")
+  .max(maxInlineBase64Chars, `must encode at most ${maxInlineInputBytes} bytes`)
+  .refine(isCanonicalBase64, "must be standard padded base64 (A-Z a-z 0-9 + /, '=' padding, no whitespace)")
+  .refine((text) => Buffer.byteLength(text, "base64") <= maxInlineInputBytes, `must encode at most ${maxInlineInputBytes} bytes`);
+
+const inputRefSchema = z
+  .object({ cid: z.string().min(1).optional(), inline: inlineInput.optional(), digest: hex32 })
+  .strict()
+  .refine((input) => (input.cid === undefined) !== (input.inline === undefined), "must have exactly one of cid and inline");
+
+const envelopeSchema = z.object({
+  version: z.literal(1),
+  taskId: z.string().regex(/^[0-9]+$/),
+  program: z.object({ cid: z.string(), digest: hex32 }),
+  input: inputRefSchema,
+  resultKey: hex,
+  wrappedKeys: z.array(z.object({ enclave: address, enc: hex, ciphertext: hex })),
+  limits: z.object({
+    memoryMb: z.number().int().positive().max(4096),
+    timeoutMs: z.number().int().positive().max(3_600_000),
+    maxOutputBytes: z.number().int().nonnegative().max(1 << 30),
+  }),
+});
+
+/**
+ * Parses a task envelope blob: UTF-8 JSON of the TaskEnvelope shape, its input
+ * either a CID or well-formed inline base64 of at most maxInlineInputBytes.
+ * Throws TaskEnvelopeError naming the first problem. Checks shape only: digests
+ * against the spec are the enclave's to check.
+ */
+export function parseTaskEnvelope(bytes: Uint8Array): TaskEnvelope {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (cause) {
+    throw new TaskEnvelopeError("task envelope is not UTF-8 JSON", { cause });
+  }
+  const parsed = envelopeSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new TaskEnvelopeError(`task envelope is invalid at ${issue?.path.join(".") || "(root)"}: ${issue?.message ?? "invalid"}`);
+  }
+  return parsed.data as TaskEnvelope;
 }

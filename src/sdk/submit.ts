@@ -3,7 +3,8 @@
  * input under a fresh data key and wraps that key (HPKE, bound to chain,
  * market and task id) to every candidate enclave, so any of them can run it
  * while the requester is offline; `publishTask` puts program, ciphertext and
- * envelope on IPFS and builds the spec with the market terms (maximum price,
+ * envelope on IPFS (a ciphertext of at most maxInlineInputBytes travels inside
+ * the envelope instead) and builds the spec with the market terms (maximum price,
  * token, requirements, time category, attempts); `submitPublished` escrows
  * the maximum price on chain (approving the market first for an ERC-20);
  * `submitPublishedBatch` does so for many tasks in one transaction.
@@ -18,7 +19,20 @@ import type { ItemOutcome } from "../util/group-commit.ts";
 import { approveToken, readAllowance } from "../chain/actions/token.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { taskInputAad, taskKeyInfo } from "../protocol/binding.ts";
-import { anyTeeType, computeTaskId, defaultCategories, defaultTaskLimits, type TaskBinding, type TaskEnvelope, type TaskLimits, type TaskSpec, type WrappedKey } from "../protocol/task.ts";
+import {
+  anyTeeType,
+  computeTaskId,
+  defaultCategories,
+  defaultTaskLimits,
+  inlineInputRef,
+  maxInlineInputBytes,
+  type TaskBinding,
+  type TaskEnvelope,
+  type TaskInputRef,
+  type TaskLimits,
+  type TaskSpec,
+  type WrappedKey,
+} from "../protocol/task.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import type { VerifiedEnclave } from "./enclaves.ts";
 
@@ -139,14 +153,21 @@ async function programCidOf(ctx: PublishContext, program: Uint8Array, digest: He
   return cid;
 }
 
+/** The encrypted input inline in the envelope when it is at most maxInlineInputBytes, else uploaded and named by CID. */
+async function inputRefOf(ctx: PublishContext, encryptedInput: Uint8Array): Promise<TaskInputRef> {
+  const digest = sha256(encryptedInput);
+  if (encryptedInput.length <= maxInlineInputBytes) return inlineInputRef(encryptedInput, digest);
+  return { cid: await ctx.store.put(encryptedInput), digest };
+}
+
 export async function publishTask(ctx: PublishContext, task: PreparedTask, terms: Partial<TaskTerms> = {}): Promise<PublishedTask> {
   const programDigest = sha256(task.program);
-  const [programCid, inputCid] = await Promise.all([programCidOf(ctx, task.program, programDigest), ctx.store.put(task.encryptedInput)]);
+  const [programCid, input] = await Promise.all([programCidOf(ctx, task.program, programDigest), inputRefOf(ctx, task.encryptedInput)]);
   const envelope: TaskEnvelope = {
     version: 1,
     taskId: task.taskId.toString(),
     program: { cid: programCid, digest: programDigest },
-    input: { cid: inputCid, digest: sha256(task.encryptedInput) },
+    input,
     resultKey: toHex(task.resultKey.publicKey),
     wrappedKeys: task.wrappedKeys,
     limits: task.limits,

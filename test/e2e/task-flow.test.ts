@@ -9,6 +9,9 @@ import { randomBytes } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { CID } from "multiformats/cid";
+import * as raw from "multiformats/codecs/raw";
+import { sha256 as sha2 } from "multiformats/hashes/sha2";
 import { decodeFunctionData, parseEther, sha256, zeroAddress, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { taskMarketAbi } from "../../src/chain/abi/TaskMarket.ts";
@@ -24,8 +27,8 @@ import { deployTestToken } from "../../src/chain/deploy.ts";
 import { ContractRevertError } from "../../src/chain/contract-error.ts";
 import { completionDomain, completionTypes } from "../../src/protocol/completion.ts";
 import { TaskProgramError } from "../../src/sdk/errors.ts";
-import { prepareTask, publishTask, submitPublished, type PublishedTask } from "../../src/sdk/submit.ts";
-import type { Assignment } from "../../src/protocol/task.ts";
+import { prepareTask, publishTask, submitPublished, type PublishedTask, type SubmittedTask } from "../../src/sdk/submit.ts";
+import { maxInlineInputBytes, type Assignment } from "../../src/protocol/task.ts";
 import { startRecordedNetwork, type RecordedNetwork } from "./network-fixture.ts";
 
 const echo = new TextEncoder().encode("export default function (input) { return input; }");
@@ -139,13 +142,19 @@ describe("confidential task end to end", () => {
       (e: unknown) => e instanceof ContractRevertError && e.errorName === "InvalidCompletionSignature",
     );
 
-    // Past the last attempt's deadline the escrow and the missed operator's deposit go to the requester, once.
+    // Past the last attempt's deadline the escrow and the missed operator's deposit go to the requester, once,
+    // whoever reopens first: the node's reopen keeper also reopens its own enclave's missed attempts.
     await new Promise((r) => setTimeout(r, 3_000));
     await requester.sendTransaction({ to: requester.account.address, value: 0n }).then((hash) => requester.waitForTransactionReceipt({ hash }));
-    const requesterBefore = await requester.getBalance({ address: requester.account.address });
-    const refund = await reopenTask(writerOf(net.network.chain.accounts.operators[1]!), deployment.market, { taskId: task.taskId, spec: task.spec, assignment });
-    assert.equal(refund.outcome, "refunded");
-    assert.equal(await requester.getBalance({ address: requester.account.address }), requesterBefore + reward + deposit);
+    try {
+      const refund = await reopenTask(writerOf(net.network.chain.accounts.operators[1]!), deployment.market, { taskId: task.taskId, spec: task.spec, assignment });
+      assert.equal(refund.outcome, "refunded");
+    } catch (e) {
+      assert.ok(e instanceof ContractRevertError && e.errorName === "TaskNotAccepted" && e.args.status === 5, `only a refund by someone else may beat this one: ${(e as Error).message}`);
+    }
+    const refunds = await requester.getContractEvents({ address: deployment.market, abi: taskMarketAbi, eventName: "TaskRefunded", args: { taskId: task.taskId }, fromBlock: task.submitBlock, strict: true });
+    assert.equal(refunds.length, 1, "refunded once");
+    assert.deepEqual([refunds[0]!.args.requester, refunds[0]!.args.refund, refunds[0]!.args.forfeitedDeposit], [requester.account.address, reward, deposit]);
     assert.equal(await marketBalance(), before);
     await assert.rejects(reopenTask(requester, deployment.market, { taskId: task.taskId, spec: task.spec, assignment }), (e: unknown) => e instanceof ContractRevertError);
     assert.equal(await marketBalance(), before);
@@ -194,6 +203,39 @@ describe("confidential task end to end", () => {
     assert.notEqual(token, zeroAddress);
   });
 
+  test("a small input travels inline in the envelope: no input blob is stored, and the task completes", async () => {
+    const input = new TextEncoder().encode("inline rows");
+    let submitted: SubmittedTask | undefined;
+    const result = await net.network.client.runTask({ program: echo, input, onProgress: (p) => (p.step === "submitted" ? (submitted = p.task) : undefined) });
+    assert.deepEqual(result.output, input);
+    assert.ok(submitted && "inline" in submitted.envelope.input, "the envelope carries the input");
+    assert.ok(submitted.encryptedInput.length <= maxInlineInputBytes);
+    assert.equal(await net.network.store.has(await oneChunkCid(submitted.encryptedInput)), false, "the encrypted input is not stored as a blob of its own");
+    assert.equal(await net.network.store.has(submitted.spec.envelopeCid), true);
+  });
+
+  test("an input over the inline limit is uploaded by CID, fetched by the node, and the task completes", async () => {
+    const input = randomBytes(maxInlineInputBytes + 1);
+    let submitted: SubmittedTask | undefined;
+    const result = await net.network.client.runTask({ program: echo, input, onProgress: (p) => (p.step === "submitted" ? (submitted = p.task) : undefined) });
+    assert.deepEqual(Buffer.from(result.output), input);
+    assert.ok(submitted && "cid" in submitted.envelope.input, "the envelope names the input by CID");
+    assert.deepEqual(await net.network.store.get(submitted.envelope.input.cid), submitted.encryptedInput);
+    assert.equal(await oneChunkCid(submitted.encryptedInput), submitted.envelope.input.cid, "oneChunkCid computes CIDs as the store does");
+  });
+
+  test("an envelope whose input has both a CID and inline bytes fails the task with MALFORMED_ENVELOPE", async () => {
+    const prepared = await prepareTask(ctx(), { program: echo, input: new Uint8Array([4, 5, 6]), candidates: await candidates() });
+    const published = await publishTask(ctx(), prepared);
+    const envelope = { ...published.envelope, input: { ...published.envelope.input, cid: await net.network.store.put(prepared.encryptedInput) } };
+    const envelopeBytes = new TextEncoder().encode(JSON.stringify(envelope));
+    const spec = { ...published.spec, envelopeCid: await net.network.store.put(envelopeBytes), envelopeDigest: sha256(envelopeBytes) };
+    const task = await submitRaw({ ...published, spec });
+    const failure = await failureOf(task.taskId);
+    assert.equal(failure.code, "MALFORMED_ENVELOPE");
+    assert.match(failure.message, /exactly one of cid and inline/);
+  });
+
   test("no file under the data dir and no call-gate frame the host saw contains the input", async () => {
     const canary = `canary-${randomBytes(16).toString("hex")}`;
     const framesBefore = net.frames.length;
@@ -215,6 +257,11 @@ describe("confidential task end to end", () => {
     }
   });
 });
+
+/** The CID the store gives a blob of one chunk (a single raw block), without storing it. */
+async function oneChunkCid(bytes: Uint8Array): Promise<string> {
+  return CID.createV1(raw.code, await sha2.digest(bytes)).toString();
+}
 
 async function listFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true, recursive: true });

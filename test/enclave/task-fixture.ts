@@ -7,7 +7,7 @@ import { generateDataKey, sealStream } from "../../src/crypto/aead-stream.ts";
 import { fromHex, toHex } from "../../src/crypto/bytes.ts";
 import { generateHpkeKeyPair, sealTo } from "../../src/crypto/hpke.ts";
 import { taskInputAad, taskKeyInfo } from "../../src/protocol/binding.ts";
-import { defaultTaskLimits, type TaskBinding, type TaskEnvelope, type TaskLimits, type TaskSpec } from "../../src/protocol/task.ts";
+import { defaultTaskLimits, inlineInputRef, type TaskBinding, type TaskEnvelope, type TaskLimits, type TaskSpec } from "../../src/protocol/task.ts";
 import type { EnclaveIdentity, RunTaskParams } from "../../src/enclave/call-gate.ts";
 
 export const market: Address = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
@@ -29,6 +29,10 @@ export interface TaskOptions {
   wrapBinding?: TaskBinding;
   /** Encrypt the input under this binding instead. */
   inputBinding?: TaskBinding;
+  /** Carry the encrypted input inline in the envelope (base64) instead of naming it by CID. */
+  inline?: boolean;
+  /** Replace the envelope's input object with this one as is (malformed envelopes). */
+  rawInputRef?: (encryptedInput: Uint8Array, digest: Hex) => unknown;
 }
 
 export async function makeTask(enclave: EnclaveIdentity, opts: TaskOptions) {
@@ -41,12 +45,13 @@ export async function makeTask(enclave: EnclaveIdentity, opts: TaskOptions) {
     version: 1,
     taskId: opts.binding.taskId.toString(),
     program: { cid: "bafy-program", digest: sha256(program) },
-    input: { cid: "bafy-input", digest: sha256(input) },
+    input: opts.inline ? inlineInputRef(input, sha256(input)) : { cid: "bafy-input", digest: sha256(input) },
     resultKey: toHex(requester.publicKey),
     wrappedKeys: [{ enclave: enclave.signer, enc: toHex(wrapped.enc), ciphertext: toHex(wrapped.ciphertext) }],
     limits: { ...defaultTaskLimits, timeoutMs: 2_000, ...opts.limits },
   };
-  const envelope = new TextEncoder().encode(JSON.stringify(envelopeObj));
+  const envelopeJson = opts.rawInputRef ? { ...envelopeObj, input: opts.rawInputRef(input, sha256(input)) } : envelopeObj;
+  const envelope = new TextEncoder().encode(JSON.stringify(envelopeJson));
   const spec: TaskSpec = {
     requester: "0x000000000000000000000000000000000000beef",
     token: "0x0000000000000000000000000000000000000000",
