@@ -71,6 +71,9 @@ test("an infinite loop hits the time limit, sync or async, and so does a promise
   await fails("export default async () => { await null; for (;;) {} }", "TIME_LIMIT_EXCEEDED", undefined, lim);
   await fails("export default () => new Promise(() => {})", "TIME_LIMIT_EXCEEDED", undefined, lim);
   await fails("for (;;) {} export default () => 1;", "TIME_LIMIT_EXCEEDED", undefined, lim);
+  // Work the module queues for after its evaluation must not escape the limit while the enclave reads its exports.
+  await fails("Promise.resolve().then(() => { for (;;) {} }); export default (x) => x;", "TIME_LIMIT_EXCEEDED", undefined, lim);
+  await fails("await null; Promise.resolve().then(() => { for (;;) {} }); export default (x) => x;", "TIME_LIMIT_EXCEEDED", undefined, lim);
 });
 
 test("a memory bomb hits the memory limit", async () => {

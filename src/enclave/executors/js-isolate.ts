@@ -34,18 +34,27 @@ export async function runJsProgram(source: string, input: Uint8Array, limits: Ta
   return { output: result.bytes, wallMs, cpuMs };
 }
 
+/**
+ * Steps whose work is small and fixed (context, prelude, runner, linking two
+ * modules, reading an export of the runner's namespace, which has no getters
+ * and so runs no program code) use isolated-vm's synchronous calls: each async
+ * call costs a hand-off to the isolate's thread and back, which cost more CPU
+ * than the step itself. Steps whose cost the program decides (compiling its
+ * source, evaluating it, calling it) stay asynchronous, so a large or slow
+ * program never blocks the enclave's event loop and the time limit can stop it.
+ */
 async function execute(isolate: ivm.Isolate, source: string, input: Uint8Array, limits: TaskLimits): Promise<RunnerResult> {
-  const context = await isolate.createContext();
-  await context.eval(SANDBOX_PRELUDE, { timeout: limits.timeoutMs });
+  const context = isolate.createContextSync();
+  context.evalSync(SANDBOX_PRELUDE, { timeout: limits.timeoutMs });
+  const runner = isolate.compileModuleSync(RUNNER_MODULE, { filename: "cloister-runner.js" });
   let program: ivm.Module;
   try {
     program = await isolate.compileModule(source, { filename: "program.js" });
   } catch (e) {
     throw new ProgramError("PROGRAM_INVALID", `program is not a valid ES module: ${messageOf(e)}`, { cause: e });
   }
-  const runner = await isolate.compileModule(RUNNER_MODULE, { filename: "cloister-runner.js" });
   try {
-    await runner.instantiate(context, (specifier) => {
+    runner.instantiateSync(context, (specifier) => {
       if (specifier === "program") return program;
       throw new Error(`imports are not available in the sandbox (the program imports "${specifier}")`);
     });
@@ -53,7 +62,7 @@ async function execute(isolate: ivm.Isolate, source: string, input: Uint8Array, 
     throw new ProgramError("PROGRAM_INVALID", `program cannot be linked: ${messageOf(e)}`, { cause: e });
   }
   await runner.evaluate({ timeout: limits.timeoutMs });
-  const run = await runner.namespace.get("run", { reference: true });
+  const run = runner.namespace.getSync("run", { reference: true });
   return (await run.apply(undefined, [new ivm.ExternalCopy(input).copyInto({ release: true }), limits.maxOutputBytes], {
     timeout: limits.timeoutMs,
     result: { promise: true, copy: true },
