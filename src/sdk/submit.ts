@@ -70,7 +70,7 @@ export interface TaskTerms {
   teeTypes: number;
 }
 
-/** 0.01 ether, category XS (5 minutes per attempt), up to 3 attempts, one core, any TEE type. */
+/** publishTask's defaults: 0.01 ether, category XS (5 minutes per attempt), up to 3 attempts, one core, any TEE type. CloisterClient.runTask escrows its candidates' asked price instead. */
 export const defaultTaskTerms = {
   maxPrice: 10n ** 16n,
   token: zeroAddress,
