@@ -33,7 +33,7 @@ import { readDeployment } from "../devnet/deployment-file.ts";
 import { startEnclave, type EnclaveClient } from "../enclave/client.ts";
 import { openKuboStore } from "../storage/kubo-store.ts";
 import type { HostEvent } from "./log.ts";
-import { NodeDaemon } from "./node-daemon.ts";
+import { defaultRunConcurrency, NodeDaemon } from "./node-daemon.ts";
 
 export type NodeProcessMessage =
   | { event: "node-ready"; signer: string; operator: string; measurement: string; teeType: string; simulated: boolean; pid: number; enclavePid: number; httpUrl: string | null }
@@ -57,7 +57,7 @@ function config() {
       "sim-pki": { type: "string", default: process.env.CLOISTER_SIM_PKI },
       deployment: { type: "string" },
       "poll-ms": { type: "string", default: "100" },
-      concurrency: { type: "string", default: "4" },
+      concurrency: { type: "string", default: String(defaultRunConcurrency()) },
       "http-port": { type: "string" },
     },
   });
