@@ -9,7 +9,8 @@ import { startLocalChain, type LocalChain, type LocalChainOptions } from "../../
 import { postOffer, type OfferTerms } from "../../src/chain/actions/offers.ts";
 import { registerEnclave, type EnclaveRegistration } from "../../src/chain/actions/register-enclave.ts";
 import { completionDomain, completionTypes, type Completion } from "../../src/protocol/completion.ts";
-import type { TaskSpec } from "../../src/protocol/task.ts";
+import type { CompleteTaskParams } from "../../src/chain/actions/complete-task.ts";
+import type { Assignment, TaskSpec } from "../../src/protocol/task.ts";
 
 export interface Fixture {
   chain: LocalChain;
@@ -150,4 +151,12 @@ export async function rejectsWith(promise: Promise<unknown>, errorName: string):
     return err;
   }
   assert.fail(`expected a revert with ${errorName}`);
+}
+
+/** A completion of `taskId` with fresh output and provenance digests, signed by `signer`'s key. */
+export async function signedCompletion(f: Fixture, taskId: bigint, spec: TaskSpec, assignment: Assignment, signer: TestEnclave): Promise<CompleteTaskParams> {
+  const outputDigest = randomDigest();
+  const provenanceDigest = randomDigest();
+  const signature = await signCompletion(f, signer.account, { taskId, programDigest: spec.programDigest, inputDigest: spec.inputDigest, outputDigest, provenanceDigest });
+  return { taskId, spec, assignment, outputDigest, provenanceDigest, outputCid: "bafkreioutput", provenanceCid: "bafkreiprovenance", signature };
 }

@@ -5,7 +5,7 @@ import { taskMarketAbi } from "../../src/chain/abi/TaskMarket.ts";
 import { testTokenAbi } from "../../src/chain/abi/TestToken.ts";
 import { acceptTask } from "../../src/chain/actions/accept-task.ts";
 import { acceptTasks } from "../../src/chain/actions/accept-tasks.ts";
-import { completeTask, type CompleteTaskParams } from "../../src/chain/actions/complete-task.ts";
+import { completeTask } from "../../src/chain/actions/complete-task.ts";
 import { completeTasks } from "../../src/chain/actions/complete-tasks.ts";
 import { readTask } from "../../src/chain/actions/read-task.ts";
 import { readTasks } from "../../src/chain/actions/read-tasks.ts";
@@ -21,10 +21,9 @@ import {
   feeOf,
   makeSpec,
   newEnclave,
-  randomDigest,
   registerWithOffer,
   rejectsWith,
-  signCompletion,
+  signedCompletion,
   startFixture,
   type Fixture,
   type TestEnclave,
@@ -59,12 +58,7 @@ describe("TaskMarket batches", () => {
     }));
   }
 
-  async function completion(taskId: bigint, spec: TaskSpec, assignment: Assignment, signer: TestEnclave): Promise<CompleteTaskParams> {
-    const outputDigest = randomDigest();
-    const provenanceDigest = randomDigest();
-    const signature = await signCompletion(f, signer.account, { taskId, programDigest: spec.programDigest, inputDigest: spec.inputDigest, outputDigest, provenanceDigest });
-    return { taskId, spec, assignment, outputDigest, provenanceDigest, outputCid: "bafkreioutput", provenanceCid: "bafkreiprovenance", signature };
-  }
+  const completion = (taskId: bigint, spec: TaskSpec, assignment: Assignment, signer: TestEnclave) => signedCompletion(f, taskId, spec, assignment, signer);
 
   /** Submits `n` specs in one batch and accepts them in another; returns the tasks with their assignments. */
   async function acceptedBatch(n: number) {

@@ -5,7 +5,7 @@ import { taskMarketAbi } from "../../src/chain/abi/TaskMarket.ts";
 import { testTokenAbi } from "../../src/chain/abi/TestToken.ts";
 import { acceptTask, type AcceptedTask } from "../../src/chain/actions/accept-task.ts";
 import { cancelTask } from "../../src/chain/actions/cancel-task.ts";
-import { completeTask, type CompleteTaskParams } from "../../src/chain/actions/complete-task.ts";
+import { completeTask } from "../../src/chain/actions/complete-task.ts";
 import { readMarketConfig, setCategory, setTaskDeposit } from "../../src/chain/actions/market-config.ts";
 import { postOffer, readOffer, withdrawOffer } from "../../src/chain/actions/offers.ts";
 import { readTask } from "../../src/chain/actions/read-task.ts";
@@ -29,7 +29,7 @@ import {
   register,
   registerWithOffer,
   rejectsWith,
-  signCompletion,
+  signedCompletion,
   startFixture,
   type Fixture,
   type TestEnclave,
@@ -66,12 +66,7 @@ describe("TaskMarket", () => {
     return { ...t, accepted, assignment: accepted.assignment };
   }
 
-  async function completion(taskId: bigint, spec: TaskSpec, assignment: Assignment, signer: TestEnclave): Promise<CompleteTaskParams> {
-    const outputDigest = randomDigest();
-    const provenanceDigest = randomDigest();
-    const signature = await signCompletion(f, signer.account, { taskId, programDigest: spec.programDigest, inputDigest: spec.inputDigest, outputDigest, provenanceDigest });
-    return { taskId, spec, assignment, outputDigest, provenanceDigest, outputCid: "bafkreioutput", provenanceCid: "bafkreiprovenance", signature };
-  }
+  const completion = (taskId: bigint, spec: TaskSpec, assignment: Assignment, signer: TestEnclave) => signedCompletion(f, taskId, spec, assignment, signer);
 
   /** One lifecycle (submit, accept, complete) from the operator's side; returns the three gasUsed figures. */
   async function lifecycle(direct: boolean) {

@@ -5,13 +5,12 @@ import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { recoverTypedDataAddress, sha256 } from "viem";
 import { startEnclave, type EnclaveClient } from "../../src/enclave/client.ts";
-import { EnclaveError } from "../../src/enclave/errors.ts";
 import { completionDomain, completionTypes } from "../../src/protocol/completion.ts";
 import { enclaveReportData } from "../../src/protocol/binding.ts";
 import { fromHex, toHex } from "../../src/crypto/bytes.ts";
 import { verifyProvenance } from "../../src/protocol/provenance.ts";
 import { decryptResult } from "../../src/protocol/result.ts";
-import { bindingFor, makeTask, tempDir, withDigests } from "./task-fixture.ts";
+import { bindingFor, makeTask, rejectsWith, tempDir, withDigests } from "./task-fixture.ts";
 
 const ECHO = "export default function (input) { return input; }";
 const frames: unknown[] = [];
@@ -31,15 +30,6 @@ after(async () => {
   await enclave?.close();
   await rm(root, { recursive: true, force: true });
 });
-
-async function rejectsWith(p: Promise<unknown>, code: string, match?: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof EnclaveError, `expected EnclaveError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (match) assert.match(e.message, match);
-    return true;
-  });
-}
 
 test("init reports a simulated identity with a 32-byte HPKE key and a SHA-256 measurement", () => {
   assert.match(enclave.identity.signer, /^0x[0-9a-fA-F]{40}$/);

@@ -9,10 +9,9 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { sha256 } from "viem";
 import { startEnclave, type EnclaveClient } from "../../src/enclave/client.ts";
-import { EnclaveError } from "../../src/enclave/errors.ts";
 import { decryptResult } from "../../src/protocol/result.ts";
 import { maxInlineInputBytes, parseTaskEnvelope, TaskEnvelopeError } from "../../src/protocol/task.ts";
-import { bindingFor, makeTask, tempDir, withDigests } from "./task-fixture.ts";
+import { bindingFor, makeTask, rejectsWith, tempDir, withDigests } from "./task-fixture.ts";
 
 const ECHO = "export default function (input) { return input; }";
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
@@ -28,15 +27,6 @@ after(async () => {
   await enclave?.close();
   await rm(root, { recursive: true, force: true });
 });
-
-async function rejectsWith(p: Promise<unknown>, code: string, match?: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof EnclaveError, `expected EnclaveError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (match) assert.match(e.message, match);
-    return true;
-  });
-}
 
 describe("inline input in the enclave", () => {
   test("a task whose input is inline runs, and its result decrypts to the input", async () => {

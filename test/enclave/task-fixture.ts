@@ -1,4 +1,5 @@
 /** Builds a task the way a requester would (real HPKE and AEAD), for enclave tests. */
+import assert from "node:assert/strict";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +10,7 @@ import { generateHpkeKeyPair, sealTo } from "../../src/crypto/hpke.ts";
 import { taskInputAad, taskKeyInfo } from "../../src/protocol/binding.ts";
 import { defaultTaskLimits, inlineInputRef, type TaskBinding, type TaskEnvelope, type TaskLimits, type TaskSpec } from "../../src/protocol/task.ts";
 import type { EnclaveIdentity, RunTaskParams } from "../../src/enclave/call-gate.ts";
+import { EnclaveError } from "../../src/enclave/errors.ts";
 
 export const market: Address = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 
@@ -77,4 +79,14 @@ export function withDigests(params: RunTaskParams, patch: Partial<Pick<RunTaskPa
   const next = { ...params, ...patch };
   const d = (b: Uint8Array): Hex => sha256(b);
   return { ...next, spec: { ...next.spec, programDigest: d(next.program), inputDigest: d(next.input), envelopeDigest: d(next.envelope) } };
+}
+
+/** Asserts that `p` rejects with an EnclaveError of `code` (and a message matching `match`). */
+export async function rejectsWith(p: Promise<unknown>, code: string, match?: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof EnclaveError, `expected EnclaveError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    if (match) assert.match(e.message, match);
+    return true;
+  });
 }

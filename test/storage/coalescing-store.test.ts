@@ -3,11 +3,9 @@ import { randomBytes } from "node:crypto";
 import { test } from "node:test";
 import { StorageError, type BlobStore } from "../../src/storage/blob-store.ts";
 import { coalescePuts } from "../../src/storage/coalescing-store.ts";
-import { openHeliaStore, type HeliaStore } from "../../src/storage/helia-store.ts";
-import { startKuboRpcServer } from "../../src/storage/kubo-rpc-server.ts";
 import { openKuboStore } from "../../src/storage/kubo-store.ts";
 import { cidOfBytes } from "../../src/storage/unixfs-profile.ts";
-import { storageError, tempDir } from "./helpers.ts";
+import { countingNode, storageError } from "./helpers.ts";
 
 interface Upload {
   blobs: readonly Uint8Array[];
@@ -122,24 +120,11 @@ test("a store returning the wrong number of CIDs fails the batch", async () => {
 });
 
 test("concurrent puts through Kubo RPC take fewer requests than puts and get the right CIDs", async (t) => {
-  const helia = await openHeliaStore(await tempDir(t));
-  let addRequests = 0;
-  const counted: HeliaStore = {
-    ...helia,
-    addMany: (blobs) => {
-      addRequests++;
-      return helia.addMany(blobs);
-    },
-  };
-  const server = await startKuboRpcServer({ store: counted });
-  t.after(async () => {
-    await server.close();
-    await helia.close();
-  });
-  const coalesced = coalescePuts(openKuboStore(server.url));
+  const { url, addRequests, helia } = await countingNode(t);
+  const coalesced = coalescePuts(openKuboStore(url));
   const blobs = Array.from({ length: 40 }, () => randomBytes(200));
   const cids = await Promise.all(blobs.map((bytes) => coalesced.put(bytes)));
-  assert.ok(addRequests < blobs.length / 2, `${addRequests} requests for ${blobs.length} puts`);
+  assert.ok(addRequests() < blobs.length / 2, `${addRequests()} requests for ${blobs.length} puts`);
   for (const [i, bytes] of blobs.entries()) {
     assert.equal(cids[i], (await cidOfBytes(bytes)).toString());
     assert.equal(await helia.has(cids[i] ?? ""), true);

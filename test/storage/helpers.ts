@@ -2,8 +2,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LevelBlockstore } from "blockstore-level";
+import type { TestContext } from "node:test";
 import type { CID } from "multiformats/cid";
 import { isStorageError, type StorageErrorCode } from "../../src/storage/blob-store.ts";
+import { openHeliaStore, type HeliaStore } from "../../src/storage/helia-store.ts";
+import { startKuboRpcServer } from "../../src/storage/kubo-rpc-server.ts";
 
 export async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "cloister-storage-"));
@@ -48,4 +51,23 @@ export function storageError(code: StorageErrorCode, messageIncludes?: string) {
     if (!isStorageError(err, code)) return false;
     return messageIncludes === undefined || err.message.includes(messageIncludes);
   };
+}
+
+/** An embedded node whose store counts the add requests the server handles. */
+export async function countingNode(t: TestContext): Promise<{ url: string; addRequests: () => number; helia: HeliaStore }> {
+  const helia = await openHeliaStore(await tempDir(t));
+  let addRequests = 0;
+  const counted: HeliaStore = {
+    ...helia,
+    addMany: (blobs) => {
+      addRequests++;
+      return helia.addMany(blobs);
+    },
+  };
+  const server = await startKuboRpcServer({ store: counted });
+  t.after(async () => {
+    await server.close();
+    await helia.close();
+  });
+  return { url: server.url, addRequests: () => addRequests, helia };
 }

@@ -2,31 +2,12 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { test, type TestContext } from "node:test";
-import { openHeliaStore, type HeliaStore } from "../../src/storage/helia-store.ts";
+import { test } from "node:test";
+import { openHeliaStore } from "../../src/storage/helia-store.ts";
 import { startKuboRpcServer } from "../../src/storage/kubo-rpc-server.ts";
 import { openKuboStore } from "../../src/storage/kubo-store.ts";
 import { CHUNK_SIZE, cidOfBytes } from "../../src/storage/unixfs-profile.ts";
-import { storageError, tempDir } from "./helpers.ts";
-
-/** An embedded node whose store counts the add requests the server handles. */
-async function countingNode(t: TestContext): Promise<{ url: string; addRequests: () => number }> {
-  const helia = await openHeliaStore(await tempDir(t));
-  let addRequests = 0;
-  const counted: HeliaStore = {
-    ...helia,
-    addMany: (blobs) => {
-      addRequests++;
-      return helia.addMany(blobs);
-    },
-  };
-  const server = await startKuboRpcServer({ store: counted });
-  t.after(async () => {
-    await server.close();
-    await helia.close();
-  });
-  return { url: server.url, addRequests: () => addRequests };
-}
+import { countingNode, storageError, tempDir } from "./helpers.ts";
 
 test("putMany through the embedded node is one request and gives put's and Helia's CIDs in input order", async (t) => {
   const { url, addRequests } = await countingNode(t);
