@@ -53,7 +53,8 @@ const predicateSchema = z
     enclave: z
       .object({ signer: address, hpkePublicKey: hex32, measurement: z.string(), teeType: z.string(), simulated: z.boolean(), evidenceCid: z.string() })
       .strict(),
-    limits: z.object({ memoryMb: z.number(), timeoutMs: z.number(), maxOutputBytes: z.number() }).strict(),
+    // cpuTimeMs is absent from statements signed before the CPU-time limit existed.
+    limits: z.object({ memoryMb: z.number(), cpuTimeMs: z.number().optional(), timeoutMs: z.number(), maxOutputBytes: z.number() }).strict(),
     startedOn: z.iso.datetime(),
     finishedOn: z.iso.datetime(),
     resourceUse: z.object({ wallMs: z.number(), cpuMs: z.number(), outputBytes: z.number() }).strict(),
@@ -97,7 +98,7 @@ export interface StatementInput {
   envelopeDigest: Hex;
   /** hpkePublicKey lets a verifier recompute the key commitment in the enclave's report_data. */
   enclave: { signer: Address; hpkePublicKey: Hex; measurement: string; teeType: string; simulated: boolean; evidenceCid: string };
-  limits: { memoryMb: number; timeoutMs: number; maxOutputBytes: number };
+  limits: { memoryMb: number; cpuTimeMs?: number; timeoutMs: number; maxOutputBytes: number };
   startedOn: Date;
   finishedOn: Date;
   resourceUse: ResourceUse;

@@ -149,13 +149,45 @@ export interface WrappedKey {
   ciphertext: Hex;
 }
 
+/**
+ * What a task's program may use. Two time limits, because neither covers the
+ * other: `cpuTimeMs` bounds the work (a node runs several tasks per core, so
+ * a program's wall time depends on its neighbours), `timeoutMs` bounds the
+ * time the node's slot is held (a program awaiting a promise that never
+ * settles uses no CPU).
+ */
 export interface TaskLimits {
+  /** Heap of the program's isolate, MiB (array buffers included). */
   memoryMb: number;
+  /** CPU time the program's isolate may use, ms (isolated-vm's isolate.cpuTime; see docs/enclave.md). */
+  cpuTimeMs: number;
+  /** Wall time from the isolate's creation to the result, ms: the backstop. */
   timeoutMs: number;
   maxOutputBytes: number;
 }
 
-export const defaultTaskLimits: TaskLimits = { memoryMb: 64, timeoutMs: 5_000, maxOutputBytes: 1 << 20 };
+/** The default wall time is this multiple of the CPU time: room for a node running several tasks per core. */
+export const wallTimePerCpuTime = 4;
+
+/** Largest `timeoutMs` and `cpuTimeMs` an envelope may carry: one hour. */
+export const maxTaskTimeMs = 3_600_000;
+
+export const defaultTaskLimits: TaskLimits = { memoryMb: 64, cpuTimeMs: 5_000, timeoutMs: wallTimePerCpuTime * 5_000, maxOutputBytes: 1 << 20 };
+
+/**
+ * Fills in the limits a requester left out. A `timeoutMs` given alone keeps
+ * its meaning from before `cpuTimeMs` existed (the program may run that long),
+ * so it is also the CPU limit; a `cpuTimeMs` given alone gets
+ * `wallTimePerCpuTime` times as much wall time (at most `maxTaskTimeMs`).
+ */
+export function resolveTaskLimits(limits: Partial<TaskLimits> = {}): TaskLimits {
+  const { cpuTimeMs, timeoutMs } = limits;
+  const time =
+    cpuTimeMs === undefined
+      ? { cpuTimeMs: timeoutMs ?? defaultTaskLimits.cpuTimeMs, timeoutMs: timeoutMs ?? defaultTaskLimits.timeoutMs }
+      : { cpuTimeMs, timeoutMs: timeoutMs ?? Math.min(maxTaskTimeMs, wallTimePerCpuTime * cpuTimeMs) };
+  return { ...defaultTaskLimits, ...limits, ...time };
+}
 
 /**
  * Encrypted inputs up to this size travel inside the envelope (`TaskInputRef`
@@ -237,11 +269,15 @@ const envelopeSchema = z.object({
   input: inputRefSchema,
   resultKey: hex,
   wrappedKeys: z.array(z.object({ enclave: address, enc: hex, ciphertext: hex })),
-  limits: z.object({
-    memoryMb: z.number().int().positive().max(4096),
-    timeoutMs: z.number().int().positive().max(3_600_000),
-    maxOutputBytes: z.number().int().nonnegative().max(1 << 30),
-  }),
+  // An envelope written before cpuTimeMs existed parses with cpuTimeMs = timeoutMs, the limit it was run under then.
+  limits: z
+    .object({
+      memoryMb: z.number().int().positive().max(4096),
+      cpuTimeMs: z.number().int().positive().max(maxTaskTimeMs).optional(),
+      timeoutMs: z.number().int().positive().max(maxTaskTimeMs),
+      maxOutputBytes: z.number().int().nonnegative().max(1 << 30),
+    })
+    .transform((limits) => ({ ...limits, cpuTimeMs: limits.cpuTimeMs ?? limits.timeoutMs })),
 });
 
 /**

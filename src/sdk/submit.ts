@@ -23,9 +23,9 @@ import {
   anyTeeType,
   computeTaskId,
   defaultCategories,
-  defaultTaskLimits,
   inlineInputRef,
   maxInlineInputBytes,
+  resolveTaskLimits,
   type TaskBinding,
   type TaskEnvelope,
   type TaskInputRef,
@@ -64,7 +64,7 @@ export interface TaskTerms {
   cpuMillis: number;
   /** Defaults to limits.memoryMb. */
   memoryMb: number;
-  /** Execution seconds; defaults to limits.timeoutMs rounded up. */
+  /** Execution seconds; defaults to limits.timeoutMs (the wall-time limit, the longest the task can hold a node) rounded up. */
   duration: number;
   /** Bitmask of teeTypeBits. */
   teeTypes: number;
@@ -130,7 +130,7 @@ export async function prepareTask(ctx: Pick<SubmitContext, "writer" | "market" |
       encryptedInput,
       wrappedKeys,
       candidates: request.candidates.map((c) => c.signer),
-      limits: { ...defaultTaskLimits, ...request.limits },
+      limits: resolveTaskLimits(request.limits),
     };
   } finally {
     dataKey.fill(0);

@@ -2,8 +2,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { runJsProgram } from "../../src/enclave/executors/js-isolate.ts";
 import { ProgramError } from "../../src/enclave/executors/program-error.ts";
+import type { TaskLimits } from "../../src/protocol/task.ts";
 
-const limits = { memoryMb: 16, timeoutMs: 500, maxOutputBytes: 1024 };
+const limits: TaskLimits = { memoryMb: 16, cpuTimeMs: 500, timeoutMs: 500, maxOutputBytes: 1024 };
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
@@ -65,7 +66,7 @@ test("invalid programs: syntax error, no default export, wrong output type", asy
   await fails("export default () => ({ a: 1 })", "PROGRAM_BAD_OUTPUT", /object/);
 });
 
-test("an infinite loop hits the time limit, sync or async, and so does a promise that never settles", async () => {
+test("an infinite loop hits the wall-time limit when it comes first, sync or async, and so does a promise that never settles", async () => {
   const lim = { ...limits, timeoutMs: 150 };
   await fails("export default () => { for (;;) {} }", "TIME_LIMIT_EXCEEDED", /150 ms/, lim);
   await fails("export default async () => { await null; for (;;) {} }", "TIME_LIMIT_EXCEEDED", undefined, lim);
@@ -76,8 +77,46 @@ test("an infinite loop hits the time limit, sync or async, and so does a promise
   await fails("await null; Promise.resolve().then(() => { for (;;) {} }); export default (x) => x;", "TIME_LIMIT_EXCEEDED", undefined, lim);
 });
 
+test("a busy loop hits the CPU-time limit long before the wall-time limit, wherever it runs", async () => {
+  const lim = { ...limits, cpuTimeMs: 200, timeoutMs: 10_000 };
+  for (const source of [
+    "export default () => { for (;;) {} }",
+    "export default async () => { await null; for (;;) {} }",
+    "for (;;) {} export default () => 1;",
+    "Promise.resolve().then(() => { for (;;) {} }); export default (x) => x;",
+  ]) {
+    const started = performance.now();
+    await fails(source, "CPU_LIMIT_EXCEEDED", /CPU-time limit of 200 ms/, lim);
+    // A generous bound: the point is that the 10 s wall-time limit did not stop it.
+    assert.ok(performance.now() - started < 5_000, source);
+  }
+});
+
+test("a program awaiting a promise that never settles uses no CPU and hits the wall-time limit", async () => {
+  await fails("export default () => new Promise(() => {})", "TIME_LIMIT_EXCEEDED", /wall-time limit of 300 ms/, { ...limits, cpuTimeMs: 10_000, timeoutMs: 300 });
+});
+
+test("a program slowed down by busy neighbours is held to its own CPU time, not to its wall time", async () => {
+  // Fixed work, sized to about 50 ms of CPU when the program runs alone.
+  const work = "export default (input) => { const n = Number(new TextDecoder().decode(input)); let x = 0; for (let i = 0; i < n; i++) x = (x * 31 + i) | 0; return String(x); }";
+  const probe = 20_000_000;
+  const alone = await runJsProgram(work, utf8(String(probe)), { ...limits, cpuTimeMs: 10_000, timeoutMs: 10_000 });
+  const iterations = Math.round((probe * 50) / Math.max(1, alone.cpuMs));
+  // Ten isolates spinning to their own limit keep every core busy for about two seconds: the program gets a small
+  // share of a core, so its wall time (and isolated-vm's running reading) grows several times faster than its CPU time.
+  const spinners = Array.from({ length: 10 }, () =>
+    runJsProgram("export default () => { for (;;) {} }", new Uint8Array(0), { ...limits, cpuTimeMs: 400, timeoutMs: 60_000 }).then(
+      () => "finished",
+      (e: unknown) => (e instanceof ProgramError ? e.code : String(e)),
+    ),
+  );
+  const run = await runJsProgram(work, utf8(String(iterations)), { ...limits, cpuTimeMs: 250, timeoutMs: 60_000 });
+  assert.ok(run.cpuMs < 250, `used ${run.cpuMs} ms of CPU`);
+  assert.deepEqual(await Promise.all(spinners), Array(10).fill("CPU_LIMIT_EXCEEDED"));
+});
+
 test("a memory bomb hits the memory limit", async () => {
-  const lim = { ...limits, timeoutMs: 5_000 };
+  const lim = { ...limits, cpuTimeMs: 5_000, timeoutMs: 5_000 };
   await fails("export default () => { const a = []; for (;;) a.push({ x: a.length, y: [a.length] }); }", "MEMORY_LIMIT_EXCEEDED", /16 MB/, lim);
   await fails("export default () => { const a = []; for (;;) a.push(new Uint8Array(4 << 20)); }", "MEMORY_LIMIT_EXCEEDED", undefined, lim);
 });

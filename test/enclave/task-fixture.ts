@@ -50,7 +50,7 @@ export async function makeTask(enclave: EnclaveIdentity, opts: TaskOptions) {
     input: opts.inline ? inlineInputRef(input, sha256(input)) : { cid: "bafy-input", digest: sha256(input) },
     resultKey: toHex(requester.publicKey),
     wrappedKeys: [{ enclave: enclave.signer, enc: toHex(wrapped.enc), ciphertext: toHex(wrapped.ciphertext) }],
-    limits: { ...defaultTaskLimits, timeoutMs: 2_000, ...opts.limits },
+    limits: { ...defaultTaskLimits, cpuTimeMs: 2_000, timeoutMs: 2_000, ...opts.limits },
   };
   const envelopeJson = opts.rawInputRef ? { ...envelopeObj, input: opts.rawInputRef(input, sha256(input)) } : envelopeObj;
   const envelope = new TextEncoder().encode(JSON.stringify(envelopeJson));

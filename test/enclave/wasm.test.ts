@@ -6,10 +6,11 @@ import { loadOrCreateKeys } from "../../src/enclave/keys.ts";
 import { runTask, type EnclaveContext } from "../../src/enclave/task-runner.ts";
 import { toHex } from "../../src/crypto/bytes.ts";
 import { decryptResult } from "../../src/protocol/result.ts";
+import type { TaskLimits } from "../../src/protocol/task.ts";
 import { sha256 } from "viem";
 import { bindingFor, makeTask, tempDir, withDigests } from "./task-fixture.ts";
 
-const limits = { memoryMb: 16, timeoutMs: 1_000, maxOutputBytes: 1024 };
+const limits: TaskLimits = { memoryMb: 16, cpuTimeMs: 1_000, timeoutMs: 1_000, maxOutputBytes: 1024 };
 
 // Hand-assembled WebAssembly 1.0 binaries. A section is: id byte, u32 LEB
 // size, contents; a vector is: u32 LEB count, items. All numbers used here are
@@ -71,9 +72,12 @@ test("echo module returns the input bytes through alloc/run", async () => {
   assert.equal(empty.output.length, 0);
 });
 
-test("an infinite loop hits the time limit", async () => {
-  const started = performance.now();
-  await fails(module(SPIN_BODY), "TIME_LIMIT_EXCEEDED", /150 ms/, { ...limits, timeoutMs: 150 });
+test("an infinite loop hits the CPU-time limit, or the wall-time limit when that comes first", async () => {
+  let started = performance.now();
+  await fails(module(SPIN_BODY), "CPU_LIMIT_EXCEEDED", /CPU-time limit of 200 ms/, { ...limits, cpuTimeMs: 200, timeoutMs: 10_000 });
+  assert.ok(performance.now() - started < 5_000);
+  started = performance.now();
+  await fails(module(SPIN_BODY), "TIME_LIMIT_EXCEEDED", /wall-time limit of 150 ms/, { ...limits, cpuTimeMs: 10_000, timeoutMs: 150 });
   assert.ok(performance.now() - started < 2_000);
 });
 
@@ -123,7 +127,7 @@ test("runTask dispatches WebAssembly programs by their magic and encrypts errors
   const identity = { signer: keys.account.address, hpkePublicKey: toHex(keys.hpke.publicKey), measurement: ctx.measurement, teeType: "SGX" as const, simulated: true };
   const runWasm = async (taskId: bigint, wasm: Uint8Array, input: Uint8Array) => {
     const binding = bindingFor(taskId);
-    const { params, requester, envelope } = await makeTask(identity, { binding, program: "placeholder", input, limits: { timeoutMs: 300 } });
+    const { params, requester, envelope } = await makeTask(identity, { binding, program: "placeholder", input, limits: { cpuTimeMs: 200, timeoutMs: 10_000 } });
     const patched = new TextEncoder().encode(JSON.stringify({ ...envelope, program: { ...envelope.program, digest: sha256(wasm) } }));
     const out = await runTask(ctx, withDigests(params, { program: wasm, envelope: patched }));
     return decryptResult(requester.privateKey, binding, out.result);
@@ -134,5 +138,5 @@ test("runTask dispatches WebAssembly programs by their magic and encrypts errors
   assert.deepEqual(ok.output, input);
   const spun = await runWasm(2002n, module(SPIN_BODY), input);
   assert.equal(spun.outcome, "error");
-  assert.equal(spun.error?.code, "TIME_LIMIT_EXCEEDED");
+  assert.equal(spun.error?.code, "CPU_LIMIT_EXCEEDED");
 });

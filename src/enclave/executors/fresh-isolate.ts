@@ -1,11 +1,13 @@
 /**
  * The one way programs run: in a fresh isolated-vm isolate with the task's
- * memory limit, stopped at its time limit (the isolate is disposed, which also
+ * memory limit, stopped at its CPU-time limit (by the CPU watchdog) or its
+ * wall-time limit, whichever comes first (the isolate is disposed, which also
  * ends pending async work), and always disposed afterwards. Whatever escapes
  * becomes a typed ProgramError.
  */
 import ivm from "isolated-vm";
 import type { TaskLimits } from "../../protocol/task.ts";
+import { watchCpuTime } from "./cpu-watchdog.ts";
 import { ProgramError } from "./program-error.ts";
 
 /** isolated-vm refuses heaps under 8 MB. */
@@ -27,30 +29,37 @@ export interface IsolateRun<T> {
 export async function runInFreshIsolate<T>(limits: TaskLimits, failure: string, work: (isolate: ivm.Isolate) => Promise<T>): Promise<IsolateRun<T>> {
   const isolate = new ivm.Isolate({ memoryLimit: Math.max(MIN_MEMORY_MB, limits.memoryMb) });
   const started = performance.now();
-  let timedOut = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      timedOut = true;
-      reject(timeLimit(limits));
+  let stopped: ProgramError | undefined;
+  let stopRun: (error: ProgramError) => void = () => {};
+  const stop = new Promise<never>((_, reject) => {
+    stopRun = (error) => {
+      stopped ??= error;
+      reject(stopped);
       if (!isolate.isDisposed) isolate.dispose();
-    }, limits.timeoutMs);
+    };
   });
+  const timer = setTimeout(() => stopRun(timeLimit(limits)), limits.timeoutMs);
+  const cpuWatch = watchCpuTime(isolate, limits.cpuTimeMs, () => stopRun(cpuLimit(limits)));
   try {
-    const value = await Promise.race([work(isolate), deadline]);
-    return { value, wallMs: performance.now() - started, cpuMs: Number(isolate.cpuTime) / 1e6 };
+    const value = await Promise.race([work(isolate), stop]);
+    // A run that finished within a watchdog tick of going over its limit still fails.
+    const cpuMs = cpuWatch.finish();
+    if (stopped) throw stopped;
+    return { value, wallMs: performance.now() - started, cpuMs };
   } catch (e) {
-    throw classify(e, isolate, timedOut, limits, failure);
+    throw stopped ?? classify(e, isolate, limits, failure);
   } finally {
     clearTimeout(timer);
+    cpuWatch.end();
     if (!isolate.isDisposed) isolate.dispose();
   }
 }
 
-function classify(e: unknown, isolate: ivm.Isolate, timedOut: boolean, limits: TaskLimits, failure: string): ProgramError {
+function classify(e: unknown, isolate: ivm.Isolate, limits: TaskLimits, failure: string): ProgramError {
   if (e instanceof ProgramError) return e;
   const message = messageOf(e);
-  if (timedOut || /Script execution timed out/.test(message)) return timeLimit(limits);
+  // isolated-vm's own `timeout` option, set to the wall-time limit on the program's steps.
+  if (/Script execution timed out/.test(message)) return timeLimit(limits);
   if (/memory limit|Array buffer allocation failed|Out of memory/i.test(message) || (isolate.isDisposed && /disposed/i.test(message))) {
     return new ProgramError("MEMORY_LIMIT_EXCEEDED", `program exceeded the task's memory limit of ${limits.memoryMb} MB`);
   }
@@ -58,7 +67,11 @@ function classify(e: unknown, isolate: ivm.Isolate, timedOut: boolean, limits: T
 }
 
 function timeLimit(limits: TaskLimits): ProgramError {
-  return new ProgramError("TIME_LIMIT_EXCEEDED", `program ran longer than the task's time limit of ${limits.timeoutMs} ms`);
+  return new ProgramError("TIME_LIMIT_EXCEEDED", `program ran longer than the task's wall-time limit of ${limits.timeoutMs} ms`);
+}
+
+function cpuLimit(limits: TaskLimits): ProgramError {
+  return new ProgramError("CPU_LIMIT_EXCEEDED", `program used more than the task's CPU-time limit of ${limits.cpuTimeMs} ms`);
 }
 
 export function messageOf(e: unknown): string {

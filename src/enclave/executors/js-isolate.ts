@@ -7,8 +7,8 @@
  * the JavaScript language and the prelude's TextEncoder/TextDecoder, nothing
  * else: no fs, network, process, environment, timers, imports or host
  * callbacks. Limits: heap (memoryMb, counted by V8 including array buffers),
- * wall time (timeoutMs, covering module evaluation and the call, async
- * continuations included) and output size.
+ * CPU time (cpuTimeMs) and wall time (timeoutMs), both covering module
+ * evaluation and the call, async continuations included, and output size.
  */
 import ivm from "isolated-vm";
 import type { TaskLimits } from "../../protocol/task.ts";
@@ -41,7 +41,9 @@ export async function runJsProgram(source: string, input: Uint8Array, limits: Ta
  * call costs a hand-off to the isolate's thread and back, which cost more CPU
  * than the step itself. Steps whose cost the program decides (compiling its
  * source, evaluating it, calling it) stay asynchronous, so a large or slow
- * program never blocks the enclave's event loop and the time limit can stop it.
+ * program never blocks the enclave's event loop and the CPU watchdog and the
+ * wall-time limit can stop it. isolated-vm's `timeout` option counts wall time,
+ * so it is the wall-time limit everywhere; the CPU limit is the watchdog's.
  */
 async function execute(isolate: ivm.Isolate, source: string, input: Uint8Array, limits: TaskLimits): Promise<RunnerResult> {
   const context = isolate.createContextSync();

@@ -10,14 +10,16 @@
  * and copies `outLen` bytes from `outPtr` out of memory.
  *
  * Why an isolate rather than a worker thread: the isolate gives the same
- * interruptible wall-time limit as JS programs (V8 checks for termination on
- * every wasm loop back-edge), a separate heap, and no Node APIs at all.
+ * interruptible CPU-time and wall-time limits as JS programs (V8 checks for
+ * termination on every wasm loop back-edge), a separate heap, and no Node APIs
+ * at all.
  *
  * Limits: a module importing anything is refused (no ambient authority); its
  * memory's declared maximum is rewritten to at most `memoryMb` before
  * compilation, so `memory.grow` past the task's limit fails inside the module
  * (returns -1) instead of allocating; an initial size above the limit is
- * refused. Wall time covers compilation, the start function, `alloc` and `run`.
+ * refused. CPU time and wall time cover compilation, the start function,
+ * `alloc` and `run`.
  */
 import ivm from "isolated-vm";
 import type { TaskLimits } from "../../protocol/task.ts";
