@@ -73,8 +73,9 @@ export const defaultNodeOffer: NodeOffer = { token: zeroAddress, price: 10n ** 1
  * Tasks a node moves through fetch, run and publish at once: four per core. A small task spends most of
  * that step waiting on IPFS and the enclave's channel, so a few per core keep the cores busy and let
  * completions leave in larger batches (measured on 2 cores, 500 tasks at once, medians of three runs: 4 → 8
- * took 46.6 → 51.4 tasks/s and 7 → 10 completions per transaction). A task's time limit
- * is wall time, so a node that runs CPU-heavy tasks should pass a lower --concurrency.
+ * took 46.6 → 51.4 tasks/s and 7 → 10 completions per transaction). Tasks are limited by CPU time, with a
+ * wall-time backstop (4 × by default): a node that runs CPU-heavy tasks should still pass a lower
+ * --concurrency, or their wall time grows with the share of a core each gets.
  */
 export function defaultRunConcurrency(): number {
   return 4 * availableParallelism();
