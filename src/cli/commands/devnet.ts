@@ -107,7 +107,7 @@ function reportNodeMessage(reporter: Reporter, node: number, m: NodeProcessMessa
   switch (e.type) {
     case "task-accepted":
     case "task-completed":
-      reporter.detail(`node ${node}: ${e.type} ${e.taskId} (gas ${e.gasUsed})`);
+      reporter.detail(`node ${node}: ${e.type} ${e.taskId} (gas ${e.gasUsed}${e.batchSize > 1 ? `, one transaction for ${e.batchSize} tasks` : ""})`);
       break;
     case "task-failed":
       reporter.detail(`node ${node}: task-failed ${e.taskId} ${e.code}: ${e.message}`);
