@@ -54,7 +54,8 @@ export async function connectFromFlags(flags: NetworkFlags): Promise<RemoteNetwo
   return connectToNetwork({ rpcUrl: flags.rpc, wsUrl: flags.ws, ipfsUrl: flags.ipfs, deployment, policy: await policyFrom(flags), privateKey: key as Hex | undefined });
 }
 
-async function policyFrom(flags: NetworkFlags): Promise<Policy> {
+/** The client's attestation policy: --policy, else --sim-pki (or `fallbackSimPki`), else the strict production policy. */
+export async function policyFrom(flags: Pick<NetworkFlags, "policy" | "sim-pki">, fallbackSimPki?: string): Promise<Policy> {
   if (flags.policy && flags["sim-pki"]) throw new UsageError("give either --policy or --sim-pki, not both");
   if (flags.policy) {
     try {
@@ -63,5 +64,6 @@ async function policyFrom(flags: NetworkFlags): Promise<Policy> {
       throw new UsageError(`policy file '${flags.policy}' is unusable: ${(error as Error).message}`);
     }
   }
-  return flags["sim-pki"] ? (await localNetworkPolicy(flags["sim-pki"])).policy : productionPolicy();
+  const simPki = flags["sim-pki"] ?? fallbackSimPki;
+  return simPki ? (await localNetworkPolicy(simPki)).policy : productionPolicy();
 }

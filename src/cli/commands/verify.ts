@@ -7,15 +7,14 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { parseEventLogs } from "viem";
 import { getLogs } from "viem/actions";
-import { loadPolicyFile, productionPolicy, type Policy } from "../../attestation/policy.ts";
 import { taskMarketAbi } from "../../chain/abi/TaskMarket.ts";
 import { createReaderClient } from "../../chain/clients.ts";
 import { startLocalChain } from "../../chain/local-chain.ts";
 import { readDeployment } from "../../devnet/deployment-file.ts";
-import { localNetworkPolicy } from "../../devnet/network-policy.ts";
 import { verifyProvenanceRecord, type ProvenanceSources, type ProvenanceVerdict } from "../../sdk/verify-provenance.ts";
 import { openHeliaStore } from "../../storage/helia-store.ts";
 import { readInputFile } from "../args.ts";
+import { policyFrom } from "../network-options.ts";
 import { UsageError } from "../errors.ts";
 import { printJson } from "../output.ts";
 import { verifyUsage } from "../usage.ts";
@@ -55,19 +54,6 @@ interface VerifyFlags {
   policy?: string;
   "sim-pki"?: string;
   "data-dir"?: string;
-}
-
-async function policyFrom(flags: VerifyFlags, fallbackSimPki?: string): Promise<Policy> {
-  if (flags.policy && flags["sim-pki"]) throw new UsageError("give either --policy or --sim-pki, not both");
-  if (flags.policy) {
-    try {
-      return await loadPolicyFile(flags.policy);
-    } catch (error) {
-      throw new UsageError(`policy file '${flags.policy}' is unusable: ${(error as Error).message}`);
-    }
-  }
-  const simPki = flags["sim-pki"] ?? fallbackSimPki;
-  return simPki ? (await localNetworkPolicy(simPki)).policy : productionPolicy();
 }
 
 async function verifyFile(file: string, flags: VerifyFlags): Promise<ProvenanceVerdict> {
