@@ -5,6 +5,7 @@ import { acceptTask } from "../../src/chain/actions/accept-task.ts";
 import { readTaskDeposit } from "../../src/chain/actions/market-config.ts";
 import { writeContractTransaction } from "../../src/chain/actions/send-transaction.ts";
 import { submitTask } from "../../src/chain/actions/submit-task.ts";
+import { submitTasks } from "../../src/chain/actions/submit-tasks.ts";
 import { taskMarketAbi } from "../../src/chain/abi/TaskMarket.ts";
 import { createWriterClient } from "../../src/chain/clients.ts";
 import { computeTaskId } from "../../src/protocol/task.ts";
@@ -37,6 +38,60 @@ describe("contract writes", () => {
     assert.equal(counts.get("eth_sendRawTransaction"), 5);
     assert.ok((counts.get("eth_maxPriorityFeePerGas") ?? 0) <= 1, "fees are fetched once, not per transaction");
     assert.equal(counts.get("eth_call"), undefined, "no separate simulation");
+  });
+
+  /** A writer for a fresh copy of the requester's account (nothing learned yet) whose requests are counted by method. */
+  function countedRequester() {
+    const counts = new Map<string, number>();
+    const provider = {
+      request(args: { method: string; params?: object | readonly unknown[] }) {
+        counts.set(args.method, (counts.get(args.method) ?? 0) + 1);
+        return f.chain.provider.request(args);
+      },
+    };
+    const writer = createWriterClient({ endpoint: { provider }, chain: f.chain.chain, account: f.chain.accounts.requester });
+    const take = () => {
+      const seen = Object.fromEntries(counts);
+      counts.clear();
+      return { estimates: seen.eth_estimateGas ?? 0, calls: seen.eth_call ?? 0 };
+    };
+    return { writer, take };
+  }
+
+  test("after a function's first write, a client simulates with eth_call at the gas limit it learned instead of estimating", async () => {
+    const { writer, take } = countedRequester();
+    const spec = makeSpec(f, []);
+    const first = await submitTask(writer, f.deployment.market, { spec });
+    assert.deepEqual(take(), { estimates: 1, calls: 0 });
+    const second = await submitTask(writer, f.deployment.market, { spec });
+    assert.deepEqual(take(), { estimates: 0, calls: 1 });
+    const [sent, learned] = await Promise.all([first, second].map((s) => f.reader.getTransaction({ hash: s.hash })));
+    assert.ok(learned!.gas >= first.gasUsed, `the learned limit ${learned!.gas} covers the gas the first write used (${first.gasUsed})`);
+    assert.ok(learned!.gas >= sent!.gas, "and is at least the first write's estimated limit");
+  });
+
+  test("a learned limit too low for a call falls back to the estimate, and the call succeeds", async () => {
+    const { writer, take } = countedRequester();
+    const candidates = Array.from({ length: 40 }, () => newEnclave().address);
+    const items = (n: number, named: Hex[]) => Array.from({ length: n }, (_, i) => ({ spec: makeSpec(f, named), salt: `0x${(0xbeef00 + named.length * 100 + i).toString(16).padStart(64, "0")}` as Hex }));
+    // Tasks open to any enclave teach a gas per task well below what tasks naming 40 candidates each cost (the spec is hashed and logged).
+    await submitTasks(writer, f.deployment.market, { items: items(20, []) });
+    assert.deepEqual(take(), { estimates: 1, calls: 0 });
+    const heavier = await submitTasks(writer, f.deployment.market, { items: items(20, candidates) });
+    assert.equal(heavier.receipt.status, "success");
+    assert.deepEqual(take(), { estimates: 1, calls: 1 }, "the simulation at the learned limit failed, so the estimate set the limit");
+  });
+
+  test("a revert on the learned path is still reported with the custom error's name", async () => {
+    const { writer, take } = countedRequester();
+    const spec = makeSpec(f, []);
+    const salt = `0x${"c0ffee".padStart(64, "0")}` as Hex;
+    await submitTask(writer, f.deployment.market, { spec, salt: `0x${"c0ffef".padStart(64, "0")}` as Hex });
+    await submitTask(writer, f.deployment.market, { spec, salt });
+    take();
+    await rejectsWith(submitTask(writer, f.deployment.market, { spec, salt }), "TaskExists");
+    const { calls } = take();
+    assert.ok(calls >= 1, "the learned limit was tried first");
   });
 
   test("a nonce used behind the client's back is recovered from on the next send", async () => {

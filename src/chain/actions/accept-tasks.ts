@@ -44,7 +44,7 @@ export async function acceptTasks(
     functionName: "acceptTasks",
     args: [tasks.map((task) => task.taskId), tasks.map((task) => task.spec), enclave],
     value: deposit * BigInt(tasks.length),
-  });
+  }, { items: tasks.length });
   const events = parseEventLogs({ abi: taskMarketAbi, logs: tx.receipt.logs, eventName: "TaskAccepted" });
   const byTask = new Map(events.map(({ args }) => [args.taskId, args]));
   const unasked = events.find(({ args }) => !tasks.some((task) => task.taskId === args.taskId));

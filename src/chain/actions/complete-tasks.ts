@@ -22,5 +22,5 @@ export function completeTasks(client: WriterClient, market: Address, params: Com
     result: { outputDigest, provenanceDigest, outputCid, provenanceCid },
     signature,
   }));
-  return writeContractTransaction(client, "completeTasks", { address: market, abi: taskMarketAbi, functionName: "completeTasks", args: [items] });
+  return writeContractTransaction(client, "completeTasks", { address: market, abi: taskMarketAbi, functionName: "completeTasks", args: [items] }, { items: items.length });
 }

@@ -1,12 +1,21 @@
 /**
  * The common tail of every write action. A contract write costs three
- * requests: eth_estimateGas (which is also the simulation: a revert is decoded
- * into a ContractRevertError before anything is sent), eth_sendRawTransaction
- * and the receipt. The nonce is kept per client (fetched once, then counted
- * locally) and fees are cached for a short while (fee-cache.ts), so neither
- * is fetched per transaction. Sends from one client go through one lane, so
- * nonces reach the chain in order; estimating and waiting for receipts run
- * outside it, concurrently.
+ * requests: a simulation (which decodes a revert into a ContractRevertError
+ * before anything is sent), eth_sendRawTransaction and the receipt. The nonce
+ * is kept per client (fetched once, then counted locally) and fees are cached
+ * for a short while (fee-cache.ts), so neither is fetched per transaction.
+ * Sends from one client go through one lane, so nonces reach the chain in
+ * order; simulating and waiting for receipts run outside it, concurrently.
+ *
+ * The simulation is eth_estimateGas the first time a client calls a function,
+ * and eth_call afterwards: eth_estimateGas searches for the lowest gas that
+ * succeeds, which on Hardhat's EDR runs the call about ten times (measured:
+ * 29 ms against 2.5 ms for eth_call, a batch of ten completions). The client
+ * remembers the most gas per item its estimates and receipts showed for each
+ * function, and simulates with eth_call at the limit that gives (with an
+ * estimate's headroom, plus room for a batch's fixed cost): a call that succeeds there succeeds with that
+ * limit, and one that fails there (out of gas, or a revert) goes through
+ * eth_estimateGas as before, which also names the revert.
  *
  * Assumption: a client's account sends only through this module. A transaction sent
  * from the same account by someone else makes the next send fail with a nonce
@@ -55,8 +64,10 @@ export interface ContractWrite {
 }
 
 export interface WriteOptions {
-  /** The block the estimate (the simulation) runs against; "latest" by default. */
+  /** The block the simulation runs against; "latest" by default. */
   blockTag?: BlockTag;
+  /** Items a batch call carries (default 1): the gas limit learned from earlier calls scales with it. */
+  items?: number;
 }
 
 /**
@@ -75,6 +86,31 @@ interface SenderState {
 }
 
 const senders = new WeakMap<WriterClient, SenderState>();
+
+/**
+ * Added to a learned limit for the transaction's fixed cost (intrinsic gas, dispatch, reads shared by the
+ * batch), which a batch spreads over its items: learned from a large batch, the gas per item alone would
+ * not cover a small one.
+ */
+const LEARNED_FIXED_HEADROOM = 60_000n;
+
+/** Per client, the most gas per item seen for each function (by `contract:function`), from estimates and receipts. */
+const gasPerItem = new WeakMap<WriterClient, Map<string, bigint>>();
+
+function gasKey(call: ContractWrite): string {
+  return `${call.address.toLowerCase()}:${call.functionName}`;
+}
+
+function learnGas(client: WriterClient, call: ContractWrite, items: bigint, gas: bigint): void {
+  let known = gasPerItem.get(client);
+  if (!known) {
+    known = new Map();
+    gasPerItem.set(client, known);
+  }
+  const perItem = (gas + items - 1n) / items;
+  const key = gasKey(call);
+  if (perItem > (known.get(key) ?? 0n)) known.set(key, perItem);
+}
 
 function senderOf(client: WriterClient): SenderState {
   let state = senders.get(client);
@@ -159,19 +195,42 @@ async function signAndSend(client: WriterClient, state: SenderState, request: { 
 }
 
 /**
- * Sends `call` as a transaction from the client's account and waits for its successful receipt.
- * A revert, in the estimate or after sending, is thrown as a ContractRevertError.
+ * The gas limit to send `call` with, once a simulation against `options.blockTag` succeeded with it: eth_call
+ * at the limit learned from earlier calls of the function, else (nothing learned yet, or that simulation
+ * failed) eth_estimateGas. A revert is thrown as a ContractRevertError.
  */
-export async function writeContractTransaction(client: WriterClient, what: string, call: ContractWrite, options: WriteOptions = {}): Promise<TxResult> {
-  const request = { to: call.address, data: encodeCall(call), ...(call.value ? { value: call.value } : {}) };
+async function simulatedGasLimit(client: WriterClient, call: ContractWrite, request: { to: Address; data: Hex; value?: bigint }, items: bigint, options: WriteOptions): Promise<bigint> {
+  const at = options.blockTag ? { blockTag: options.blockTag } : {};
+  const perItem = gasPerItem.get(client)?.get(gasKey(call));
+  if (perItem !== undefined) {
+    const gas = gasLimitOf(perItem * items) + LEARNED_FIXED_HEADROOM;
+    try {
+      await ethCall(client, { account: client.account, ...request, gas, ...at });
+      return gas;
+    } catch {
+      // Out of gas at the learned limit, or a revert: the estimate finds the limit, or names the revert.
+    }
+  }
   let estimate: bigint;
   try {
-    estimate = await estimateGas(client, { account: client.account, prepare: false, ...request, ...(options.blockTag ? { blockTag: options.blockTag } : {}) });
+    estimate = await estimateGas(client, { account: client.account, prepare: false, ...request, ...at });
   } catch (err) {
     throw revertOf(client, call, err) ?? err;
   }
+  learnGas(client, call, items, estimate);
+  return gasLimitOf(estimate);
+}
+
+/**
+ * Sends `call` as a transaction from the client's account and waits for its successful receipt.
+ * A revert, in the simulation or after sending, is thrown as a ContractRevertError.
+ */
+export async function writeContractTransaction(client: WriterClient, what: string, call: ContractWrite, options: WriteOptions = {}): Promise<TxResult> {
+  const request = { to: call.address, data: encodeCall(call), ...(call.value ? { value: call.value } : {}) };
+  const items = BigInt(options.items ?? 1);
+  const gas = await simulatedGasLimit(client, call, request, items, options);
   const state = senderOf(client);
-  const send = () => signAndSend(client, state, { ...request, gas: gasLimitOf(estimate) });
+  const send = () => signAndSend(client, state, { ...request, gas });
   let hash: Hex;
   try {
     hash = await inLane(state, async () => {
@@ -190,5 +249,6 @@ export async function writeContractTransaction(client: WriterClient, what: strin
   }
   const receipt = await client.waitForTransactionReceipt({ hash });
   if (receipt.status !== "success") throw (await revertAt(client, call, receipt.blockNumber)) ?? new TransactionRevertedError(hash, what);
+  learnGas(client, call, items, receipt.gasUsed);
   return { hash, receipt, gasUsed: receipt.gasUsed };
 }

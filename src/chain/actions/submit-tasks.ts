@@ -25,7 +25,7 @@ export async function submitTasks(client: WriterClient, market: Address, params:
     functionName: "submitTasks",
     args: [items.map((item) => item.spec), items.map((item) => item.salt)],
     value,
-  });
+  }, { items: items.length });
   const events = parseEventLogs({ abi: taskMarketAbi, logs: tx.receipt.logs, eventName: "TaskSubmitted" });
   if (events.length !== items.length) {
     throw new RangeError(`submitTasks transaction ${tx.hash} emitted ${events.length} TaskSubmitted events for ${items.length} tasks; is ${market} a TaskMarket?`);
