@@ -1,6 +1,7 @@
 /**
  * viem clients over the in-process chain's EIP-1193 provider or over any
- * Ethereum JSON-RPC endpoint. Every Cloister chain action takes one of these.
+ * Ethereum JSON-RPC endpoint, by HTTP or by WebSocket. Every Cloister chain
+ * action takes one of these.
  */
 import {
   createPublicClient,
@@ -15,14 +16,18 @@ import {
   type Transport,
 } from "viem";
 import type { Eip1193Provider } from "./eip1193.ts";
+import type { WebSocketProvider } from "./ws-provider.ts";
 
-/** Where the chain is: an in-process provider or a JSON-RPC URL. */
-export type ChainEndpoint = { provider: Eip1193Provider } | { rpcUrl: string };
+/**
+ * Where the chain is: an in-process provider, a JSON-RPC URL over HTTP, or a JSON-RPC WebSocket
+ * (openWebSocketProvider: one connection per process, which its opener closes).
+ */
+export type ChainEndpoint = { provider: Eip1193Provider } | { rpcUrl: string } | { webSocket: WebSocketProvider };
 
 export interface ClientOptions {
   endpoint: ChainEndpoint;
   chain: Chain;
-  /** Block and receipt polling interval; defaults to 50 ms in process, 500 ms over HTTP. */
+  /** Block and receipt polling interval; defaults to 50 ms in process, 500 ms over the network. */
   pollingInterval?: number;
 }
 
@@ -37,7 +42,10 @@ export function chainDefinition(chainId: number, rpcUrl?: string): Chain {
 
 function transportOf(endpoint: ChainEndpoint): Transport {
   // In process there is no network to retry over: a failed request (a revert) fails at once.
-  return "provider" in endpoint ? custom(endpoint.provider, { retryCount: 0 }) : http(endpoint.rpcUrl);
+  if ("provider" in endpoint) return custom(endpoint.provider, { retryCount: 0 });
+  // viem retries a WebSocket's transient failures as it does HTTP's.
+  if ("webSocket" in endpoint) return custom(endpoint.webSocket, { key: "webSocket", name: "WebSocket JSON-RPC" });
+  return http(endpoint.rpcUrl);
 }
 
 function pollingOf(options: ClientOptions): number {

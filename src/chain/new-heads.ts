@@ -1,26 +1,15 @@
 /**
- * New chain heads by push: a standard `eth_subscribe("newHeads")` over a
- * JSON-RPC WebSocket (any Ethereum node's, or Cloister's chain RPC server).
- * A head is only a wake-up for code that reads the chain by block range, and
- * polling stays its fallback: while the connection is down, nothing is
- * reported, and it reconnects (with backoff) until closed.
+ * New chain heads by push: a standard `eth_subscribe("newHeads")` over the
+ * process's JSON-RPC WebSocket (ws-provider.ts; any Ethereum node's, or
+ * Cloister's chain RPC server), the same connection that carries its
+ * requests. A head is only a wake-up for code that reads the chain by block
+ * range, and polling stays its fallback: while the connection is down,
+ * nothing is reported, and the subscription is made again on each
+ * reconnection.
  */
 import type { Client } from "viem";
 import { getBlockNumber } from "viem/actions";
-import WebSocket from "ws";
-
-export interface NewHeadsOptions {
-  /** e.g. ws://127.0.0.1:8545 */
-  wsUrl: string;
-  /** The head when the subscription starts (and again after each reconnection), then every new head. */
-  onBlockNumber: (blockNumber: bigint) => void;
-  /** A failed connection or a refused subscription; it is retried. */
-  onError?: (error: Error) => void;
-  /** True once the subscription is live, false when its connection drops. */
-  onLive?: (live: boolean) => void;
-  /** Longest wait between reconnection attempts (default 2000 ms); the wait starts at 50 ms and doubles. */
-  maxReconnectDelayMs?: number;
-}
+import { openWebSocketProvider, type WebSocketProvider } from "./ws-provider.ts";
 
 export class NewHeadsError extends Error {
   readonly code = "NEW_HEADS";
@@ -28,78 +17,6 @@ export class NewHeadsError extends Error {
     super(message, options);
     this.name = "NewHeadsError";
   }
-}
-
-const SUBSCRIBE_ID = 1;
-const BLOCK_NUMBER_ID = 2;
-const FIRST_RECONNECT_DELAY_MS = 50;
-
-export function watchNewHeads(options: NewHeadsOptions): { close(): Promise<void> } {
-  const maxDelay = options.maxReconnectDelayMs ?? 2_000;
-  let closed = false;
-  let socket: WebSocket | undefined;
-  let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  let failures = 0;
-  const fail = (message: string, cause?: unknown) => {
-    if (!closed) options.onError?.(new NewHeadsError(`new heads from ${options.wsUrl}: ${message}`, { cause }));
-  };
-
-  const connect = () => {
-    const ws = new WebSocket(options.wsUrl);
-    socket = ws;
-    let live = false;
-    ws.on("open", () => ws.send(JSON.stringify({ jsonrpc: "2.0", id: SUBSCRIBE_ID, method: "eth_subscribe", params: ["newHeads"] })));
-    ws.on("message", (data) => {
-      let message: { id?: unknown; method?: unknown; result?: unknown; error?: { message?: unknown }; params?: { result?: { number?: unknown } } };
-      try {
-        message = JSON.parse(String(data)) as typeof message;
-      } catch (error) {
-        fail("the server sent a message that is not JSON", error);
-        return;
-      }
-      if (message.method === "eth_subscription") {
-        const number = message.params?.result?.number;
-        if (typeof number === "string") options.onBlockNumber(BigInt(number));
-      } else if (message.id === SUBSCRIBE_ID) {
-        if (message.error !== undefined || typeof message.result !== "string") {
-          fail(`the server refused eth_subscribe("newHeads"): ${String(message.error?.message ?? "no subscription id")}`);
-          ws.close();
-          return;
-        }
-        live = true;
-        failures = 0;
-        options.onLive?.(true);
-        // Heads mined while disconnected were not pushed: report where the chain is now.
-        ws.send(JSON.stringify({ jsonrpc: "2.0", id: BLOCK_NUMBER_ID, method: "eth_blockNumber", params: [] }));
-      } else if (message.id === BLOCK_NUMBER_ID && typeof message.result === "string") {
-        options.onBlockNumber(BigInt(message.result));
-      }
-    });
-    ws.on("error", (error) => fail(error.message, error));
-    ws.on("close", () => {
-      if (socket === ws) socket = undefined;
-      if (live) options.onLive?.(false);
-      if (closed) return;
-      const delay = Math.min(maxDelay, FIRST_RECONNECT_DELAY_MS * 2 ** failures);
-      failures++;
-      reconnectTimer = setTimeout(connect, delay);
-    });
-  };
-  connect();
-
-  return {
-    async close() {
-      closed = true;
-      clearTimeout(reconnectTimer);
-      const ws = socket;
-      if (!ws) return;
-      await new Promise<void>((resolve) => {
-        ws.once("close", () => resolve());
-        if (ws.readyState === WebSocket.OPEN) ws.close(1000);
-        else ws.terminate();
-      });
-    },
-  };
 }
 
 /** Something that tells watchers when to read the chain again. */
@@ -112,26 +29,59 @@ export interface HeadSource {
   subscribe(wake: () => void): () => void;
 }
 
-/** One newHeads subscription shared by every watcher of a process. */
-export function newHeadSource(options: { wsUrl: string; onError?: (error: Error) => void }): HeadSource & { close(): Promise<void> } {
+/**
+ * One newHeads subscription shared by every watcher of a process, over the process's WebSocket provider
+ * (or, given a URL, a connection of its own that close() closes). `onError` hears of a refused or failed
+ * subscription (the watchers poll until the next reconnection subscribes again); the connection's own
+ * failures are the provider's to report.
+ */
+export function newHeadSource(
+  options: ({ webSocket: WebSocketProvider } | { wsUrl: string }) & { onError?: (error: Error) => void },
+): HeadSource & { close(): Promise<void> } {
+  const own = "wsUrl" in options ? openWebSocketProvider({ url: options.wsUrl }) : undefined;
+  const webSocket = own ?? (options as { webSocket: WebSocketProvider }).webSocket;
   const listeners = new Set<() => void>();
   let live = false;
   let latest: bigint | undefined;
+  let subscription: string | undefined;
+  /** Counts connections, so that a subscription made on a connection that has since dropped is ignored. */
+  let connection = 0;
+  let closed = false;
   const wakeAll = () => {
     for (const wake of listeners) wake();
   };
-  const watch = watchNewHeads({
-    wsUrl: options.wsUrl,
-    onError: options.onError,
-    onBlockNumber: (n) => {
-      if (latest === undefined || n > latest) latest = n;
+  const report = (n: bigint) => {
+    if (latest === undefined || n > latest) latest = n;
+    wakeAll();
+  };
+  const subscribe = async () => {
+    const on = ++connection;
+    try {
+      const id = await webSocket.request({ method: "eth_subscribe", params: ["newHeads"] });
+      if (typeof id !== "string") throw new NewHeadsError(`the server answered eth_subscribe("newHeads") with ${JSON.stringify(id)}, not a subscription id`);
+      if (on !== connection || closed) return;
+      subscription = id;
+      live = true;
       wakeAll();
-    },
-    onLive: (now) => {
-      live = now;
-      wakeAll();
-    },
+      // Heads mined while disconnected were not pushed: report where the chain is now.
+      report(BigInt((await webSocket.request({ method: "eth_blockNumber", params: [] })) as string));
+    } catch (error) {
+      if (on !== connection || closed) return;
+      options.onError?.(new NewHeadsError(`new heads from ${webSocket.url}: ${(error as Error).message}; polling instead until the next reconnection`, { cause: error }));
+    }
+  };
+  const stopConnection = webSocket.onConnection((connected) => {
+    if (connected) return void subscribe();
+    connection++;
+    subscription = undefined;
+    live = false;
+    wakeAll();
   });
+  const stopNotifications = webSocket.onNotification(({ subscription: id, result }) => {
+    const number = (result as { number?: unknown } | null)?.number;
+    if (id === subscription && typeof number === "string") report(BigInt(number));
+  });
+  if (webSocket.connected) void subscribe();
   return {
     get live() {
       return live;
@@ -143,7 +93,17 @@ export function newHeadSource(options: { wsUrl: string; onError?: (error: Error)
       listeners.add(wake);
       return () => void listeners.delete(wake);
     },
-    close: () => watch.close(),
+    async close() {
+      closed = true;
+      stopConnection();
+      stopNotifications();
+      live = false;
+      const id = subscription;
+      subscription = undefined;
+      // Best effort: the connection may be down, and its end ends the subscription anyway.
+      if (id !== undefined && webSocket.connected) await webSocket.request({ method: "eth_unsubscribe", params: [id] }).catch(() => {});
+      await own?.close();
+    },
   };
 }
 

@@ -1,6 +1,7 @@
 /**
  * The flags that point a command at a running network instead of an embedded
- * one: `--rpc <url> --ipfs <url>` (and `--ws <url>` for new heads by push), where the contracts are
+ * one: `--rpc <url> --ipfs <url>` (and `--ws <url>`: every chain request over that WebSocket, and new
+ * heads by push), where the contracts are
  * (`--deployment <file>` or `--cas <url>`), whose enclaves to trust
  * (`--policy <file>` or `--sim-pki <dir>`; default the strict production
  * policy) and who pays (`--key <hex>` or CLOISTER_PRIVATE_KEY; on a local

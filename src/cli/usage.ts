@@ -20,8 +20,9 @@ Without --policy the strict production policy applies (Intel root only, UpToDate
 
 export const networkOptionsUsage = `Against a running network (cloister devnet up, or any Ethereum JSON-RPC endpoint and Kubo node):
   --rpc <url> --ipfs <url>   the chain's JSON-RPC URL and the IPFS node's Kubo RPC API URL
-  --ws <url>                 the chain's JSON-RPC over WebSocket (a devnet's is ws://127.0.0.1:<port>): the result
-                             is picked up on the new block (eth_subscribe "newHeads") instead of by polling
+  --ws <url>                 the chain's JSON-RPC over WebSocket (a devnet's is ws://127.0.0.1:<port>): every chain
+                             request goes over it, and the result is picked up on the new block (eth_subscribe
+                             "newHeads") instead of by polling
   --cas <url> | --deployment <file>
                              where the contract addresses come from: the attestation service (GET /deployment)
                              or a deployment file (a devnet writes <dir>/deployment.json)

@@ -4,8 +4,8 @@
  * network or real nodes). The contract addresses come from a deployment
  * file or from the attestation service's GET /deployment; the attestation
  * policy is always the caller's own. With the chain's WebSocket URL too, the
- * client learns of completions from new heads (eth_subscribe) instead of by
- * polling.
+ * client sends every chain request over that one connection and learns of
+ * completions from new heads (eth_subscribe) instead of by polling.
  */
 import type { Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -14,6 +14,7 @@ import { casHttpClient } from "../cas/http-client.ts";
 import { chainDefinition, createWriterClient, type WriterClient } from "../chain/clients.ts";
 import { defaultLocalChainId } from "../chain/local-chain.ts";
 import { newHeadSource } from "../chain/new-heads.ts";
+import { openWebSocketProvider } from "../chain/ws-provider.ts";
 import { devPrivateKeys } from "../chain/dev-accounts.ts";
 import { CloisterClient } from "../sdk/client.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
@@ -23,7 +24,10 @@ import { DevnetError } from "./errors.ts";
 
 export interface RemoteNetworkOptions {
   rpcUrl: string;
-  /** The chain's JSON-RPC over WebSocket (e.g. ws://127.0.0.1:8545): completions are looked for on each new head; polling stays the fallback. */
+  /**
+   * The chain's JSON-RPC over WebSocket (e.g. ws://127.0.0.1:8545): every chain request goes over it instead
+   * of rpcUrl, and completions are looked for on each new head; polling stays the fallback.
+   */
   wsUrl?: string;
   ipfsUrl: string;
   /** Where the contract addresses come from: the deployment itself, a deployment file, or an attestation service URL. */
@@ -50,30 +54,38 @@ export interface RemoteNetwork {
 export async function connectToNetwork(options: RemoteNetworkOptions): Promise<RemoteNetwork> {
   const deployment = await resolveDeployment(options.deployment);
   const privateKey = options.privateKey ?? devRequesterKeyFor(options.rpcUrl, deployment.chainId);
-  const writer = createWriterClient({
-    endpoint: { rpcUrl: options.rpcUrl },
-    chain: chainDefinition(deployment.chainId, options.rpcUrl),
-    account: privateKeyToAccount(privateKey),
-    pollingInterval: options.pollingIntervalMs ?? 100,
-  });
-  const chainId = await writer.getChainId();
-  if (chainId !== deployment.chainId) {
-    throw new DevnetError(`the chain at ${options.rpcUrl} has chain id ${chainId}, but the deployment is for chain ${deployment.chainId}; use the deployment of that chain`);
+  // Its connection errors need no report: requests fail as transient and are retried, and it keeps reconnecting.
+  const webSocket = options.wsUrl === undefined ? undefined : openWebSocketProvider({ url: options.wsUrl });
+  try {
+    const writer = createWriterClient({
+      endpoint: webSocket ? { webSocket } : { rpcUrl: options.rpcUrl },
+      chain: chainDefinition(deployment.chainId, options.rpcUrl),
+      account: privateKeyToAccount(privateKey),
+      pollingInterval: options.pollingIntervalMs ?? 100,
+    });
+    const chainId = await writer.getChainId();
+    if (chainId !== deployment.chainId) {
+      throw new DevnetError(`the chain at ${options.wsUrl ?? options.rpcUrl} has chain id ${chainId}, but the deployment is for chain ${deployment.chainId}; use the deployment of that chain`);
+    }
+    const store = openKuboStore(options.ipfsUrl);
+    // Its errors need no report: while it is not live the client polls.
+    const newHeads = webSocket && newHeadSource({ webSocket });
+    const client = new CloisterClient({ writer, deployment, store, policy: options.policy, pollIntervalMs: options.pollingIntervalMs, newHeads });
+    return {
+      client,
+      writer,
+      store,
+      deployment,
+      async close() {
+        await newHeads?.close();
+        await webSocket?.close();
+        await store.close();
+      },
+    };
+  } catch (error) {
+    await webSocket?.close();
+    throw error;
   }
-  const store = openKuboStore(options.ipfsUrl);
-  // Its errors need no report: while the WebSocket is down the client polls, and it keeps reconnecting.
-  const newHeads = options.wsUrl === undefined ? undefined : newHeadSource({ wsUrl: options.wsUrl });
-  const client = new CloisterClient({ writer, deployment, store, policy: options.policy, pollIntervalMs: options.pollingIntervalMs, newHeads });
-  return {
-    client,
-    writer,
-    store,
-    deployment,
-    async close() {
-      await newHeads?.close();
-      await store.close();
-    },
-  };
 }
 
 async function resolveDeployment(source: RemoteNetworkOptions["deployment"]): Promise<StoredDeployment> {

@@ -13,7 +13,8 @@
  * contract addresses come from the attestation service (GET /deployment).
  * With --http-port the node serves GET /healthz and GET /metrics on 127.0.0.1.
  * With --ws (the chain's JSON-RPC over WebSocket, e.g. ws://127.0.0.1:8545) the node
- * learns of new blocks by eth_subscribe("newHeads") and polls only as a safety net
+ * sends every chain request over that one connection instead of --rpc's HTTP, and
+ * learns of new blocks by eth_subscribe("newHeads"), polling only as a safety net
  * while heads arrive; without it, or while the WebSocket is down, it polls every --poll-ms.
  *
  * It prints one JSON line per event on stdout ({"event":"node-ready",…} once
@@ -29,6 +30,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { casHttpClient } from "../cas/http-client.ts";
 import { chainDefinition, createWriterClient } from "../chain/clients.ts";
 import { newHeadSource } from "../chain/new-heads.ts";
+import { openWebSocketProvider } from "../chain/ws-provider.ts";
 import { readDeployment } from "../devnet/deployment-file.ts";
 import { startEnclave, type EnclaveClient } from "../enclave/client.ts";
 import { openKuboStore } from "../storage/kubo-store.ts";
@@ -108,22 +110,28 @@ async function main(): Promise<number> {
   const deployment = cfg.deploymentFile ? await readDeployment(cfg.deploymentFile) : await cas.deployment();
   if (!deployment) throw new ConfigError(`no deployment file at ${cfg.deploymentFile}`);
   const account = privateKeyToAccount(cfg.operatorKey);
-  const writer = createWriterClient({ endpoint: { rpcUrl: cfg.rpcUrl }, chain: chainDefinition(deployment.chainId, cfg.rpcUrl), account, pollingInterval: cfg.pollMs });
-  const chainId = await writer.getChainId();
-  if (chainId !== deployment.chainId) throw new ConfigError(`the chain at ${cfg.rpcUrl} has chain id ${chainId}, the deployment is for ${deployment.chainId}; point --rpc at the deployment's chain`);
-  const store = openKuboStore(cfg.ipfsUrl);
-  // One report per outage: the WebSocket is retried, and the watcher polls meanwhile.
-  let headsErrorReported = false;
-  const heads = cfg.wsUrl === undefined ? undefined : newHeadSource({
-    wsUrl: cfg.wsUrl,
+  // One report per outage: the WebSocket reconnects by itself, and requests fail (and are retried) meanwhile.
+  let outageReported = false;
+  const webSocket = cfg.wsUrl === undefined ? undefined : openWebSocketProvider({
+    url: cfg.wsUrl,
     onError: (error) => {
-      if (headsErrorReported) return;
-      headsErrorReported = true;
-      process.stderr.write(`cloister node: ${error.message}; polling the chain every ${cfg.pollMs} ms until heads arrive again\n`);
+      if (outageReported) return;
+      outageReported = true;
+      process.stderr.write(`cloister node: ${error.message}; chain requests fail and are retried, and the chain is polled every ${cfg.pollMs} ms, until it is back\n`);
     },
   });
-  heads?.subscribe(() => {
-    if (heads.live) headsErrorReported = false;
+  webSocket?.onConnection((connected) => {
+    if (connected) outageReported = false;
+  });
+  const endpoint = webSocket ? { webSocket } : { rpcUrl: cfg.rpcUrl };
+  const where = cfg.wsUrl ?? cfg.rpcUrl;
+  const writer = createWriterClient({ endpoint, chain: chainDefinition(deployment.chainId, cfg.rpcUrl), account, pollingInterval: cfg.pollMs });
+  const chainId = await writer.getChainId();
+  if (chainId !== deployment.chainId) throw new ConfigError(`the chain at ${where} has chain id ${chainId}, the deployment is for ${deployment.chainId}; point --rpc and --ws at the deployment's chain`);
+  const store = openKuboStore(cfg.ipfsUrl);
+  const heads = webSocket && newHeadSource({
+    webSocket,
+    onError: (error) => process.stderr.write(`cloister node: ${error.message}\n`),
   });
 
   let stopping: Promise<void> | undefined;
@@ -134,6 +142,7 @@ async function main(): Promise<number> {
       if (started.node) await started.node.stop();
       else await started.enclave?.close();
       await heads?.close();
+      await webSocket?.close();
       await store.close();
     })());
   const stopped = new Promise<number>((resolve) => {

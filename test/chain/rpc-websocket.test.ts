@@ -1,7 +1,7 @@
 /**
  * The chain's JSON-RPC server over WebSocket: the same methods as over HTTP, eth_subscribe("newHeads")
  * with standard notifications, eth_unsubscribe, nothing cross-origin, a clean close; and the
- * newHeads client (new-heads.ts) that reconnects when the server comes back.
+ * newHeads source (new-heads.ts) that subscribes again when the server comes back.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -9,8 +9,9 @@ import { parseEther, type Hex } from "viem";
 import WebSocket from "ws";
 import { createWriterClient, type WriterClient } from "../../src/chain/clients.ts";
 import { startLocalChain, type LocalChain } from "../../src/chain/local-chain.ts";
-import { newHeadSource, watchNewHeads } from "../../src/chain/new-heads.ts";
+import { newHeadSource } from "../../src/chain/new-heads.ts";
 import { startChainRpcServer, type ChainRpcServer } from "../../src/chain/rpc-server.ts";
+import { openWebSocketProvider } from "../../src/chain/ws-provider.ts";
 
 let chain: LocalChain;
 let server: ChainRpcServer;
@@ -140,39 +141,43 @@ test("over HTTP eth_subscribe is refused, and a WebSocket upgrade with an Origin
   assert.equal(status, 403);
 });
 
-test("close() closes every WebSocket (going away) and ends its subscriptions; the client reconnects to a new server on the port", async () => {
+test("close() closes every WebSocket (going away) and ends its subscriptions; the head source subscribes again on a new server on the port", async () => {
   const ownServer = await startChainRpcServer({ provider: chain.provider });
   const client = await connect(ownServer.wsUrl);
-  const heads: bigint[] = [];
+  const webSocket = openWebSocketProvider({ url: ownServer.wsUrl, maxReconnectDelayMs: 100 });
+  const heads = newHeadSource({ webSocket });
   const live: boolean[] = [];
-  const errors: Error[] = [];
-  const watch = watchNewHeads({ wsUrl: ownServer.wsUrl, onBlockNumber: (n) => heads.push(n), onLive: (l) => live.push(l), onError: (e) => errors.push(e), maxReconnectDelayMs: 100 });
+  heads.subscribe(() => {
+    if (live.at(-1) !== heads.live) live.push(heads.live);
+  });
   let restarted: ChainRpcServer | undefined;
   try {
     const id = (await client.call("eth_subscribe", ["newHeads"])).result as string;
     assert.equal(typeof id, "string");
-    await until(() => live[0] === true && heads.length === 1, "the watcher's subscription");
     const start = await sender.getBlockNumber({ cacheTime: 0 });
-    assert.equal(heads[0], start, "the head at subscription time is reported first");
+    await until(() => heads.live && heads.latest === start, "the source's subscription and the head at subscription time");
 
     await ownServer.close();
     assert.equal(await client.closed, 1001);
     assert.equal(await chain.provider.request({ method: "eth_unsubscribe", params: [id] }), false, "the server ended its subscription at the provider");
-    await until(() => live.at(-1) === false, "the watcher to notice the close");
-    // Blocks mined while the server is down are not pushed, and the watcher keeps retrying.
+    await until(() => !heads.live, "the source to notice the close");
+    // Blocks mined while the server is down are not pushed.
     await sender.waitForTransactionReceipt({ hash: await sender.sendTransaction({ to: recipient, value: 1n }) });
-    await until(() => errors.length > 0, "a failed reconnection");
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(heads.latest, start);
 
     restarted = await startChainRpcServer({ provider: chain.provider, port: ownServer.port });
-    await until(() => live.at(-1) === true, "the watcher to reconnect");
-    await until(() => heads.at(-1) === start + 1n, "the head after reconnecting");
+    await until(() => heads.latest === start + 1n, "the head after reconnecting");
+    assert.equal(heads.live, true);
     await sender.waitForTransactionReceipt({ hash: await sender.sendTransaction({ to: recipient, value: 1n }) });
-    await until(() => heads.at(-1) === start + 2n, "a head pushed after reconnecting");
+    await until(() => heads.latest === start + 2n, "a head pushed after reconnecting");
+    assert.deepEqual(live, [true, false, true]);
   } finally {
-    await watch.close();
+    await heads.close();
+    await webSocket.close();
     await restarted?.close();
   }
-  assert.equal(live.at(-1), false);
+  assert.equal(heads.live, false);
 });
 
 test("a head source wakes its subscribers on each head and says whether heads arrive", async () => {
