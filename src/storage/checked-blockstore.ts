@@ -5,9 +5,11 @@
  *   block altered on disk (by anyone with write access to the store
  *   directory) is refused instead of returned. The UnixFS exporter does not
  *   check this either.
- * - Writes are deduplicated: a block already on disk is not rewritten, and
- *   concurrent writes of one block (repeated chunks in a blob, or the same
- *   blob put twice at once) share one write.
+ * - Writes are deduplicated: concurrent writes of one block (repeated chunks
+ *   in a blob, or the same blob put twice at once) share one write, and a
+ *   large block already on disk is not rewritten. A small block is written
+ *   without looking first: the look-up costs a LevelDB read, as much CPU as
+ *   the write it would save.
  */
 import { createHash } from "node:crypto";
 import type { UnixFSComponents } from "@helia/unixfs";
@@ -18,6 +20,8 @@ import { singleFlight } from "./single-flight.ts";
 type Blocks = UnixFSComponents["blockstore"];
 
 const SHA2_256 = 0x12;
+/** Blocks of at least this many bytes are looked up before they are written. */
+const LOOK_BEFORE_WRITE_BYTES = 64 * 1024;
 
 export function assertBlockMatchesCid(cid: CID, block: Uint8Array): void {
   if (cid.multihash.code !== SHA2_256) {
@@ -39,12 +43,18 @@ export function checkedBlockstore(inner: Blocks): Blocks {
   const writeOnce = singleFlight<CID>();
   return {
     put: (cid, bytes, options) =>
-      writeOnce(cid.toString(), async () => ((await inner.has(cid, options)) ? cid : inner.put(cid, bytes, options))),
+      writeOnce(cid.toString(), async () =>
+        !(bytes instanceof Uint8Array && bytes.byteLength < LOOK_BEFORE_WRITE_BYTES) && (await inner.has(cid, options))
+          ? cid
+          : inner.put(cid, bytes, options),
+      ),
     has: (cid, options) => inner.has(cid, options),
     async *get(cid, options) {
       const chunks: Uint8Array[] = [];
       for await (const chunk of inner.get(cid, options)) chunks.push(chunk);
-      const block = Buffer.concat(chunks);
+      const joined = chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks);
+      // LevelDB hands out Buffers; readers get the plain Uint8Array a BlobStore promises.
+      const block = new Uint8Array(joined.buffer, joined.byteOffset, joined.byteLength);
       assertBlockMatchesCid(cid, block);
       yield block;
     },

@@ -21,21 +21,23 @@ import { unixfs, type UnixFS } from "@helia/unixfs";
 import { LevelBlockstore } from "blockstore-level";
 import { LevelDatastore } from "datastore-level";
 import { Key } from "interface-datastore";
+import { base32upper } from "multiformats/bases/base32";
 import type { CID } from "multiformats/cid";
 import { blobNotFound, errorMessage, StorageError, type BlobStore, type GetOptions } from "./blob-store.ts";
 import { readAll } from "./read-all.ts";
 import { importBytes, parseBlobCid } from "./unixfs-profile.ts";
+import { batchedPuts } from "./batched-puts.ts";
 import { checkedBlockstore } from "./checked-blockstore.ts";
 import { migrateLegacyLayout } from "./legacy-fs-layout.ts";
-import { singleFlight } from "./single-flight.ts";
 import { createLimiter } from "../util/limiter.ts";
 
 /**
  * Blobs of one addMany imported at once. Each blob's blocks go through the
- * checked blockstore one put at a time (keeping its write deduplication), so
- * concurrent imports keep LevelDB's write queue busy.
+ * checked blockstore one put at a time (keeping its write deduplication);
+ * concurrent imports fill LevelDB's write batches (batched-puts.ts).
  */
 const IMPORT_CONCURRENCY = 16;
+const RAW_CODEC = 0x55;
 
 export interface CatOptions {
   /** First byte to return. */
@@ -102,10 +104,21 @@ export async function openHeliaStore(dir: string): Promise<HeliaStore> {
       { cause: err },
     );
   }
-  const blockstore = checkedBlockstore(blocks);
+  // Writes of concurrent puts go to LevelDB together, one batch per database.
+  // The keys are the ones blockstore-level and datastore-level use, so both
+  // still read (and legacy-fs-layout.ts still writes) the same entries.
+  const putBlockEntry = batchedPuts(blocks.db);
+  const putPinEntry = batchedPuts(datastore.db);
+  const blockstore = checkedBlockstore({
+    put: async (cid, bytes) => {
+      await putBlockEntry(blockKey(cid), bytes instanceof Uint8Array ? bytes : await collect(bytes));
+      return cid;
+    },
+    has: (cid, options) => blocks.has(cid, options),
+    get: (cid, options) => blocks.get(cid, options),
+  });
   const fs: UnixFS = unixfs({ blockstore });
   const where = `the local IPFS store ${dir}`;
-  const pinOnce = singleFlight<void>();
   let closed = false;
 
   const assertOpen = (): void => {
@@ -118,10 +131,8 @@ export async function openHeliaStore(dir: string): Promise<HeliaStore> {
     try {
       const { cid, dagSize } = await importBytes(bytes, blockstore);
       // The pin is written after every block, so a pinned blob is complete.
-      const key = pinKey(cid);
-      await pinOnce(key.toString(), async () => {
-        if (!(await datastore.has(key))) await datastore.put(key, new Uint8Array());
-      });
+      // Writing it again for a blob put twice is harmless: it is an empty entry.
+      await putPinEntry(pinKey(cid).toString(), new Uint8Array());
       return { cid: cid.toString(), dagSize };
     } catch (err) {
       throw new StorageError("STORAGE_FAILED", `Cannot write a blob to ${where}: ${errorMessage(err)}.`, {
@@ -140,6 +151,17 @@ export async function openHeliaStore(dir: string): Promise<HeliaStore> {
     assertOpen();
     const parsed = parseBlobCid(cid);
     try {
+      if (parsed.code === RAW_CODEC) {
+        // A raw block is the whole file: read it directly, without the exporter.
+        options.signal?.throwIfAborted();
+        const offset = options.offset ?? 0;
+        for await (const block of blockstore.get(parsed, { signal: options.signal })) {
+          const end = options.length === undefined ? undefined : offset + options.length;
+          const range = block.subarray(offset, end);
+          if (range.byteLength > 0) yield range;
+        }
+        return;
+      }
       yield* fs.cat(parsed, { offset: options.offset, length: options.length, signal: options.signal, offline: true });
     } catch (err) {
       throw mapReadError(err, cid, where);
@@ -177,6 +199,18 @@ export async function openHeliaStore(dir: string): Promise<HeliaStore> {
       }
     },
   };
+}
+
+/** A block handed over as a stream of chunks, as one array. */
+async function collect(chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const chunk of chunks) parts.push(chunk);
+  return Buffer.concat(parts);
+}
+
+/** blockstore-level's key for a block: its multihash in base32, upper case. */
+function blockKey(cid: CID): string {
+  return `/${base32upper.encode(cid.multihash.bytes)}`;
 }
 
 /**

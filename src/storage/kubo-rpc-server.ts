@@ -19,6 +19,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { errorMessage, StorageError } from "./blob-store.ts";
 import type { HeliaStore } from "./helia-store.ts";
+import { MultipartError, parseMultipart, type ParsedPart } from "./multipart.ts";
 import { CHUNK_SIZE, KUBO_CHUNKER } from "./unixfs-profile.ts";
 import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
 
@@ -100,27 +101,28 @@ async function handleAdd(
     throw new RpcError(400, "add expects a multipart/form-data body with one part per file.");
   }
   const body = await readBody(req, maxUploadBytes);
-  const form = await new Response(body, { headers: { "content-type": contentType } }).formData().catch(() => {
-    throw new RpcError(400, "The add request body is not valid multipart/form-data.");
-  });
+  let parts: ParsedPart[];
+  try {
+    parts = parseMultipart(body, contentType);
+  } catch (err) {
+    if (!(err instanceof MultipartError)) throw err;
+    throw new RpcError(400, `The add request body is not valid multipart/form-data: ${err.message}.`);
+  }
   // Every part is checked before any is stored, so a malformed request stores nothing.
-  const files: File[] = [];
-  for (const [field, value] of form.entries()) {
-    if (typeof value === "string") {
-      // Without a filename the part would be decoded as text, corrupting binary content.
-      throw new RpcError(400, `Part "${field}" has no filename parameter; send every file as a file part.`);
+  for (const part of parts) {
+    if (part.filename === undefined) {
+      throw new RpcError(400, `Part "${part.field}" has no filename parameter; send every file as a file part.`);
     }
-    if (value.type === "application/x-directory") {
+    if (part.contentType === "application/x-directory") {
       throw new RpcError(400, "Directories are not supported by this node; add each file on its own.");
     }
-    files.push(value);
   }
-  if (files.length === 0) throw new RpcError(400, "The add request holds no file part.");
-  const added = await store.addMany(await Promise.all(files.map((file) => file.bytes())));
+  if (parts.length === 0) throw new RpcError(400, "The add request holds no file part.");
+  const added = await store.addMany(parts.map((part) => part.bytes));
   // As Kubo without wrap-with-directory: one line per file, in part order,
   // named by the part's filename (or its CID when the filename is empty).
   const lines = added.map(({ cid, dagSize }, i) => {
-    const filename = files[i]?.name ?? "";
+    const filename = parts[i]?.filename ?? "";
     const name = filename === "" ? cid : decodeName(filename);
     return JSON.stringify({ Name: name, Hash: cid, Size: dagSize.toString() });
   });

@@ -163,3 +163,25 @@ test("a second open of one directory fails with STORAGE_FAILED saying it is in u
   assert.match(stdout, /^STORAGE_FAILED: .*is in use by another process/);
   assert.equal(new TextDecoder().decode(await store.get(cid)), "still mine", "the first opener is unaffected");
 });
+
+test("cat of a single-block blob serves byte ranges as the exporter does for a multi-block one", async (t) => {
+  const store = await openHeliaStore(await tempDir(t));
+  t.after(() => store.close());
+  const small = randomBytes(300);
+  const large = randomBytes(CHUNK_SIZE + 300);
+  const smallCid = await store.put(small);
+  const largeCid = await store.put(large);
+  assert.equal(CID.parse(smallCid).code, RAW);
+  assert.equal(CID.parse(largeCid).code, DAG_PB);
+  const read = async (cid: string, offset?: number, length?: number): Promise<Uint8Array> => {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of store.cat(cid, { offset, length })) chunks.push(chunk);
+    return new Uint8Array(Buffer.concat(chunks));
+  };
+  for (const [offset, length] of [[undefined, undefined], [0, 10], [10, undefined], [290, 50], [299, 1], [300, 5], [400, 5], [5, 0]] as const) {
+    const range = (bytes: Uint8Array): Uint8Array => new Uint8Array(bytes.subarray(offset ?? 0, length === undefined ? undefined : (offset ?? 0) + length));
+    assert.deepEqual(await read(smallCid, offset, length), range(small), `raw ${offset}+${length}`);
+    assert.deepEqual(await read(largeCid, offset, length), range(large), `dag-pb ${offset}+${length}`);
+  }
+  assert.ok(!((await store.get(smallCid)) instanceof Buffer), "get returns a plain Uint8Array");
+});
