@@ -154,12 +154,8 @@ export async function signEnvelope(statement: ProvenanceStatement, signer: HashS
   return new TextEncoder().encode(canonicalJson(envelope as unknown as JsonValue));
 }
 
-/**
- * Checks a DSSE envelope's signature by `expectedSigner` and returns its payload.
- * Throws ProvenanceError when the envelope is malformed, of another payload
- * type, or not signed by that address.
- */
-export async function verifyEnvelope(envelopeBytes: Uint8Array, expectedSigner: Address): Promise<{ payloadType: string; payload: Uint8Array }> {
+/** A DSSE envelope's fields once it parses and carries a Cloister statement; its signatures are not checked. */
+function openEnvelope(envelopeBytes: Uint8Array): { envelope: DsseEnvelope; payload: Uint8Array } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(envelopeBytes));
@@ -172,7 +168,16 @@ export async function verifyEnvelope(envelopeBytes: Uint8Array, expectedSigner: 
   if (envelope.payloadType !== PAYLOAD_TYPE) {
     throw new ProvenanceError("WRONG_PAYLOAD_TYPE", `provenance envelope carries "${envelope.payloadType}", expected "${PAYLOAD_TYPE}"`);
   }
-  const payload = new Uint8Array(Buffer.from(envelope.payload, "base64"));
+  return { envelope, payload: new Uint8Array(Buffer.from(envelope.payload, "base64")) };
+}
+
+/**
+ * Checks a DSSE envelope's signature by `expectedSigner` and returns its payload.
+ * Throws ProvenanceError when the envelope is malformed, of another payload
+ * type, or not signed by that address.
+ */
+export async function verifyEnvelope(envelopeBytes: Uint8Array, expectedSigner: Address): Promise<{ payloadType: string; payload: Uint8Array }> {
+  const { envelope, payload } = openEnvelope(envelopeBytes);
   const digest = createHash("sha256").update(pae(envelope.payloadType, payload)).digest();
   const recovered: Address[] = [];
   for (const { sig } of envelope.signatures) {
@@ -198,6 +203,16 @@ export function parseStatement(payload: Uint8Array): ProvenanceStatement {
   const result = statementSchema.safeParse(json);
   if (!result.success) throw new ProvenanceError("MALFORMED_STATEMENT", `provenance payload is not a Cloister task-execution statement: ${result.error.message}`);
   return result.data;
+}
+
+/**
+ * The statement of an envelope whose exact bytes the caller has already authenticated: their SHA-256 is the
+ * provenance digest in a completion whose EIP-712 signature by the enclave it checked. That signature covers
+ * these bytes, DSSE signature included, so checking the DSSE signature as well would add nothing; a verifier
+ * holding the envelope alone must use verifyProvenance.
+ */
+export function statementOfSignedEnvelope(envelopeBytes: Uint8Array): ProvenanceStatement {
+  return parseStatement(openEnvelope(envelopeBytes).payload);
 }
 
 /** verifyEnvelope + parseStatement: the statement, once its signature by `expectedSigner` is checked. */

@@ -3,13 +3,16 @@
  * decrypted: the completing enclave was one of the requester's verified
  * candidates and is still active in the registry, its EIP-712 signature
  * covers this task and these digests, the downloaded blobs match the signed
- * digests, and the provenance statement is signed by the same enclave and
- * describes this task, program and input.
+ * digests, and the provenance statement describes this task, program and
+ * input. The provenance envelope's own DSSE signature is not checked again:
+ * its bytes are those whose digest the enclave signed in the completion, so
+ * they are the enclave's whatever the DSSE signature says (`cloister verify`,
+ * which may hold the envelope alone, checks it).
  */
 import { getAddress, hashTypedData, hexToBytes, sha256, type Address, type Client, type Hex } from "viem";
 import { signerKeys } from "../crypto/secp256k1-signers.ts";
 import { completionDomain, completionTypes } from "../protocol/completion.ts";
-import { verifyProvenance, type ProvenanceStatement } from "../protocol/provenance.ts";
+import { statementOfSignedEnvelope, type ProvenanceStatement } from "../protocol/provenance.ts";
 import { decryptResult } from "../protocol/result.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { directCompletionReads, type CompletionReads } from "./completion-reads.ts";
@@ -90,7 +93,7 @@ export async function verifyAndDecrypt(
 
   let statement: ProvenanceStatement;
   try {
-    statement = await verifyProvenance(provenanceBlob, enclave.signer);
+    statement = statementOfSignedEnvelope(provenanceBlob);
   } catch (cause) {
     throw new TaskVerificationError("PROVENANCE_INVALID", `provenance of task ${task.taskId} is invalid: ${(cause as Error).message}`, { cause });
   }
@@ -101,10 +104,11 @@ export async function verifyAndDecrypt(
     : p.program.digest !== task.spec.programDigest.toLowerCase() ? "program digest"
     : !p.inputs.some((i) => i.digest.sha256 === inputDigest) ? "input digest"
     : statement.subject[0]?.digest.sha256 !== event.outputDigest.slice(2).toLowerCase() ? "output digest"
+    : p.enclave.signer.toLowerCase() !== enclave.signer.toLowerCase() ? "enclave"
     : p.enclave.evidenceCid !== enclave.evidenceCid ? "evidence CID"
     : undefined;
   if (mismatch) throw new TaskVerificationError("PROVENANCE_INVALID", `provenance of task ${task.taskId} names a different ${mismatch} than the task`);
-  checks.push("in-toto provenance (DSSE) signed by the enclave names this task, program, input and output");
+  checks.push("in-toto provenance, authenticated by the completion signature over its digest, names this task, program, input and output");
 
   const decrypted = await decryptResult(task.resultKey.privateKey, task.binding, resultBlob);
   if (decrypted.outcome === "error") throw new TaskProgramError(task.taskId, decrypted.error.code, decrypted.error.message);

@@ -26,7 +26,9 @@ import { createWriterClient } from "../../src/chain/clients.ts";
 import { deployTestToken } from "../../src/chain/deploy.ts";
 import { ContractRevertError } from "../../src/chain/contract-error.ts";
 import { completionDomain, completionTypes } from "../../src/protocol/completion.ts";
-import { TaskProgramError } from "../../src/sdk/errors.ts";
+import { awaitCompletion, verifyAndDecrypt } from "../../src/sdk/await-result.ts";
+import { TaskProgramError, TaskVerificationError } from "../../src/sdk/errors.ts";
+import type { BlobStore } from "../../src/storage/blob-store.ts";
 import { prepareTask, publishTask, submitPublished, type PublishedTask, type SubmittedTask } from "../../src/sdk/submit.ts";
 import { maxInlineInputBytes, type Assignment } from "../../src/protocol/task.ts";
 import { startRecordedNetwork, type RecordedNetwork } from "./network-fixture.ts";
@@ -281,3 +283,36 @@ function frameBytes(value: unknown): Buffer {
   walk(value);
   return Buffer.concat(parts);
 }
+
+describe("the SDK checks a completion against what the enclave signed", () => {
+  test("tampered blobs, a digest the signature does not cover, and an enclave that was not a candidate are each refused with their own code", async () => {
+    const verified = await candidates();
+    const prepared = await prepareTask(ctx(), { program: echo, input: new TextEncoder().encode("checked"), candidates: verified });
+    const task = await submitRaw(await publishTask(ctx(), prepared, { maxPrice: parseEther("0.02") }));
+    const { requester, deployment, store } = net.network;
+    const awaitCtx = (blobs: BlobStore = store) => ({ reader: requester, market: deployment.market, registry: deployment.registry, store: blobs });
+    const event = await awaitCompletion(awaitCtx(), task, 30_000);
+    const result = await verifyAndDecrypt(awaitCtx(), task, verified, event);
+    assert.equal(new TextDecoder().decode(result.output), "checked");
+
+    /** The node's store, except that `cid` reads back with its last byte flipped. */
+    const flipping = (cid: string): BlobStore => ({
+      ...store,
+      async get(asked, options) {
+        const bytes = await store.get(asked, options);
+        if (asked !== cid) return bytes;
+        const copy = Uint8Array.from(bytes);
+        copy[copy.length - 1]! ^= 1;
+        return copy;
+      },
+    });
+    const refused = (code: string, run: Promise<unknown>) => assert.rejects(run, (e) => e instanceof TaskVerificationError && e.code === code, code);
+    await refused("OUTPUT_DIGEST_MISMATCH", verifyAndDecrypt(awaitCtx(flipping(event.outputCid)), task, verified, event));
+    await refused("PROVENANCE_DIGEST_MISMATCH", verifyAndDecrypt(awaitCtx(flipping(event.provenanceCid)), task, verified, event));
+    // A provenance record the enclave did not sign: the signature over the completion no longer matches.
+    const otherDigest = sha256(new TextEncoder().encode("another provenance record"));
+    await refused("COMPLETION_SIGNATURE_INVALID", verifyAndDecrypt(awaitCtx(), task, verified, { ...event, provenanceDigest: otherDigest }));
+    const stranger = privateKeyToAccount(generatePrivateKey()).address;
+    await refused("ENCLAVE_NOT_CANDIDATE", verifyAndDecrypt(awaitCtx(), task, verified, { ...event, enclave: stranger }));
+  });
+});
