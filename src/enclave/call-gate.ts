@@ -55,6 +55,7 @@ export const evidenceSchema = z.union([
 export const attestResultSchema = z.object({ evidence: evidenceSchema, reportData: hexT }).strict();
 
 const uint = (bits: number) => z.number().int().nonnegative().max(2 ** bits - 1);
+const uint256 = z.bigint().nonnegative().lt(1n << 256n);
 
 /** Mirrors TaskSpec in src/protocol/task.ts (the market's struct). */
 export const taskSpecSchema = z
@@ -79,7 +80,7 @@ export const taskSpecSchema = z
 
 export const runTaskParamsSchema = z
   .object({
-    binding: z.object({ chainId: z.bigint(), market: address, taskId: z.bigint() }).strict(),
+    binding: z.object({ chainId: uint256, market: address, taskId: uint256 }).strict(),
     spec: taskSpecSchema,
     /** The task envelope blob (JSON) as fetched from IPFS. */
     envelope: bytes,

@@ -45,7 +45,7 @@ export interface EnclaveClient {
   readonly pid: number;
   init(): Promise<EnclaveIdentity>;
   attest(params?: AttestParams): Promise<AttestResult>;
-  /** Timeout defaults to the envelope's limit plus a margin; override with `timeoutMs`. */
+  /** Timeout defaults to the envelope's limit plus a margin (runTaskTimeoutMs); override with `timeoutMs`. */
   runTask(params: RunTaskParams, opts?: { timeoutMs?: number }): Promise<RunTaskResult>;
   /** Stops the enclave process and waits for it to exit. */
   close(): Promise<void>;
@@ -114,23 +114,30 @@ export async function startEnclave(options: StartEnclaveOptions): Promise<Enclav
     if (exitInfo) {
       return Promise.reject(new EnclaveError("ENCLAVE_EXITED", `the enclave process has exited (code ${exitInfo.code}, signal ${exitInfo.signal}); start a new one`));
     }
-    const checked = checkPayload(method, "params", params);
-    if (!checked.ok) return Promise.reject(new EnclaveError("BAD_REQUEST", `refusing to send a malformed request: ${checked.problem}`));
+    // The enclave validates every request against the call gate's schemas itself; validating here too would
+    // only repeat that work on the host for each task. A malformed request comes back as BAD_REQUEST.
     const id = nextId++;
-    const frame = { id, method, params: checked.value };
+    const frame = { id, method, params };
     return new Promise<GateResult<M>>((resolve, reject) => {
       const timer = setTimeout(() => {
         pending.delete(id);
         reject(new EnclaveError("TIMEOUT", `the enclave did not answer ${method} within ${timeoutMs} ms`));
       }, timeoutMs);
-      pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject, timer });
-      options.onFrame?.("to-enclave", frame);
-      child.send(frame, (err) => {
-        if (!err) return;
+      const fail = (e: EnclaveError) => {
         clearTimeout(timer);
         pending.delete(id);
-        reject(new EnclaveError("ENCLAVE_EXITED", `could not send ${method} to the enclave: ${err.message}`));
-      });
+        reject(e);
+      };
+      pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject, timer });
+      options.onFrame?.("to-enclave", frame);
+      try {
+        child.send(frame, (err) => {
+          if (err) fail(new EnclaveError("ENCLAVE_EXITED", `could not send ${method} to the enclave: ${err.message}`));
+        });
+      } catch (e) {
+        // Only values the structured clone algorithm can copy cross the channel (no functions, symbols, ...).
+        fail(new EnclaveError("BAD_REQUEST", `refusing to send a malformed ${method} request: ${e instanceof Error ? e.message : String(e)}`));
+      }
     });
   }
 
@@ -162,11 +169,19 @@ export async function startEnclave(options: StartEnclaveOptions): Promise<Enclav
   };
 }
 
+/** Margin over a task's wall-time limit for the enclave's crypto and isolate start-up. */
+const RUN_TASK_MARGIN_MS = 15_000;
+
+/** How long to wait for runTask of a task whose envelope allows `timeoutMs` of wall time (pass it as `timeoutMs` when the envelope is parsed already). */
+export function runTaskTimeoutMs(limits: { timeoutMs: number }): number {
+  return limits.timeoutMs + RUN_TASK_MARGIN_MS;
+}
+
 /** The envelope's time limit plus a margin for crypto and isolate start-up; 60 s when unreadable. */
 function runTaskBudget(params: RunTaskParams): number {
   try {
     const limits = (JSON.parse(new TextDecoder().decode(params.envelope)) as { limits?: { timeoutMs?: unknown } }).limits;
-    if (typeof limits?.timeoutMs === "number") return limits.timeoutMs + 15_000;
+    if (typeof limits?.timeoutMs === "number") return runTaskTimeoutMs({ timeoutMs: limits.timeoutMs });
   } catch {
     // The enclave reports a malformed envelope itself.
   }

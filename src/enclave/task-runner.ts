@@ -8,17 +8,18 @@
  * limits) become an error record encrypted to the requester, and the task
  * completes normally with outcome "error".
  */
-import { isAddressEqual, sha256, type Hex } from "viem";
+import { hash } from "node:crypto";
+import { isAddressEqual, type Hex } from "viem";
 import { openStream } from "../crypto/aead-stream.ts";
 import { fromHex, toHex } from "../crypto/bytes.ts";
 import { isCryptoError } from "../crypto/errors.ts";
 import { openWith } from "../crypto/hpke.ts";
 import { taskInputAad, taskKeyInfo } from "../protocol/binding.ts";
-import { completionDomain, completionTypes } from "../protocol/completion.ts";
 import { buildStatement, provenanceDigest, signEnvelope } from "../protocol/provenance.ts";
 import { encryptResult, type ResultRecord } from "../protocol/result.ts";
 import { decodeInlineInput, type TaskBinding, type TaskEnvelope } from "../protocol/task.ts";
 import type { RunTaskParams, RunTaskResult } from "./call-gate.ts";
+import { completionDigest } from "./completion-digest.ts";
 import { parseEnvelope } from "./envelope.ts";
 import { EnclaveError } from "./errors.ts";
 import { runJsProgram } from "./executors/js-isolate.ts";
@@ -78,17 +79,15 @@ export async function runTask(ctx: EnclaveContext, params: RunTaskParams): Promi
   });
   const provenance = await signEnvelope(statement, ctx.keys.account);
   const provDigest = provenanceDigest(provenance);
-  const signature = await ctx.keys.account.signTypedData({
-    domain: completionDomain(binding.chainId, binding.market),
-    types: completionTypes,
-    primaryType: "Completion",
-    message: {
+  // The same signature as signTypedData over the Completion: sign(hashTypedData), with the digest computed directly.
+  const signature = await ctx.keys.account.sign({
+    hash: completionDigest(binding.chainId, binding.market, {
       taskId: binding.taskId,
       programDigest: spec.programDigest,
       inputDigest: spec.inputDigest,
       outputDigest,
       provenanceDigest: provDigest,
-    },
+    }),
   });
   return { result, outputDigest, provenance, provenanceDigest: provDigest, signature, outcome: record.outcome };
 }
@@ -162,13 +161,20 @@ async function unwrapDataKey(ctx: EnclaveContext, binding: TaskBinding, envelope
   }
 }
 
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** SHA-256 on node:crypto (OpenSSL): the blobs may be megabytes, and viem's sha256 is JavaScript. */
+function sha256(bytes: Uint8Array): Hex {
+  return `0x${hash("sha256", bytes, "hex")}`;
+}
+
 /** A program starting with the WebAssembly magic `\0asm` runs as WASM; anything else as a JS module. */
 async function execute(program: Uint8Array, input: Uint8Array, envelope: TaskEnvelope): Promise<ResultRecord> {
   let source = "";
   const wasm = isWasmProgram(program);
   if (!wasm) {
     try {
-      source = new TextDecoder("utf-8", { fatal: true }).decode(program);
+      source = strictUtf8.decode(program);
     } catch {
       return failed(new ProgramError("PROGRAM_INVALID", "program is neither WebAssembly (starting with \\0asm) nor UTF-8 text: a JS program must be an ES module's source"), 0);
     }

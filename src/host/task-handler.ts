@@ -8,7 +8,7 @@ import { getContractEvents } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { decodeContractRevert } from "../chain/contract-error.ts";
-import type { EnclaveClient } from "../enclave/client.ts";
+import { runTaskTimeoutMs, type EnclaveClient } from "../enclave/client.ts";
 import { decodeInlineInput, parseTaskEnvelope, taskCommitment, type Assignment } from "../protocol/task.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import type { HostLog } from "./log.ts";
@@ -202,7 +202,7 @@ async function fetchAndRun(ctx: TaskHandlerContext, task: SubmittedTask) {
     program,
     input,
     evidenceCid: ctx.evidenceCid,
-  });
+  }, { timeoutMs: runTaskTimeoutMs(parsed.limits) });
   const [outputCid, provenanceCid] = await Promise.all([putBlob(run.result), putBlob(run.provenance)]);
   return { ...run, outputCid, provenanceCid };
 }

@@ -136,7 +136,13 @@ test("an envelope for another task id is refused with TASK_MISMATCH", async () =
 });
 
 test("malformed requests are refused by the gate", async () => {
-  await rejectsWith(enclave.attest({ freshness: "0x1234" as `0x${string}` }), "BAD_REQUEST");
+  await rejectsWith(enclave.attest({ freshness: "0x1234" as `0x${string}` }), "BAD_REQUEST", /the enclave refused a malformed request: attest params: freshness/);
+  const { params } = await makeTask(enclave.identity, { binding: bindingFor(1003n), program: ECHO, input: new Uint8Array([1]) });
+  await rejectsWith(enclave.runTask({ ...params, binding: { ...params.binding, taskId: -1n } }), "BAD_REQUEST", /runTask params: binding\.taskId/);
+  await rejectsWith(enclave.runTask({ ...params, extra: 1 } as typeof params), "BAD_REQUEST", /the enclave refused a malformed request/);
+  // What cannot cross the IPC channel at all is refused before it is sent.
+  await rejectsWith(enclave.runTask({ ...params, evidenceCid: (() => "cid") as unknown as string }), "BAD_REQUEST", /refusing to send a malformed runTask request/);
+  assert.equal((await enclave.runTask(params)).outcome, "ok", "the enclave still serves well-formed requests");
 });
 
 test("attest returns simulated SGX evidence whose report_data binds the enclave's keys and the freshness", async () => {

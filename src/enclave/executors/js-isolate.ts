@@ -35,6 +35,36 @@ export async function runJsProgram(source: string, input: Uint8Array, limits: Ta
 }
 
 /**
+ * V8's code cache of the prelude and the runner. Both are fixed sources, so the first run keeps the cached
+ * data V8 makes when compiling them, and later isolates load it instead of parsing and compiling them
+ * again. It is made from those sources alone, before any program is compiled, so it holds nothing of a
+ * task. V8 checks it against the source, its version and its flags; when it refuses the data, that run
+ * compiles the source in full and the next one makes the cache again.
+ */
+interface CodeCache {
+  data?: ivm.ExternalCopy<ArrayBuffer>;
+}
+
+/** What isolated-vm sets on a compiled script or module when asked to produce or consume cached data. */
+interface CompiledWithCache {
+  cachedData?: ivm.ExternalCopy<ArrayBuffer>;
+  cachedDataRejected?: boolean;
+}
+
+const preludeCache: CodeCache = {};
+const runnerCache: CodeCache = {};
+
+function codeCacheOptions(cache: CodeCache): ivm.CachedDataOptions {
+  return cache.data ? { cachedData: cache.data } : { produceCachedData: true };
+}
+
+function keepCodeCache(cache: CodeCache, compiled: ivm.Script | ivm.Module): void {
+  const { cachedData, cachedDataRejected } = compiled as unknown as CompiledWithCache;
+  if (!cache.data) cache.data = cachedData;
+  else if (cachedDataRejected) cache.data = undefined;
+}
+
+/**
  * Steps whose work is small and fixed (context, prelude, runner, linking two
  * modules, reading an export of the runner's namespace, which has no getters
  * and so runs no program code) use isolated-vm's synchronous calls: each async
@@ -47,8 +77,11 @@ export async function runJsProgram(source: string, input: Uint8Array, limits: Ta
  */
 async function execute(isolate: ivm.Isolate, source: string, input: Uint8Array, limits: TaskLimits): Promise<RunnerResult> {
   const context = isolate.createContextSync();
-  context.evalSync(SANDBOX_PRELUDE, { timeout: limits.timeoutMs });
-  const runner = isolate.compileModuleSync(RUNNER_MODULE, { filename: "cloister-runner.js" });
+  const prelude = isolate.compileScriptSync(SANDBOX_PRELUDE, { filename: "cloister-prelude.js", ...codeCacheOptions(preludeCache) });
+  keepCodeCache(preludeCache, prelude);
+  prelude.runSync(context, { timeout: limits.timeoutMs, release: true });
+  const runner = isolate.compileModuleSync(RUNNER_MODULE, { filename: "cloister-runner.js", ...codeCacheOptions(runnerCache) });
+  keepCodeCache(runnerCache, runner);
   let program: ivm.Module;
   try {
     program = await isolate.compileModule(source, { filename: "program.js" });
