@@ -27,6 +27,7 @@ import { blobNotFound, errorMessage, StorageError, type BlobStore, type GetOptio
 import { readAll } from "./read-all.ts";
 import { importBytes, parseBlobCid } from "./unixfs-profile.ts";
 import { batchedPuts } from "./batched-puts.ts";
+import { RecentBlocks } from "./recent-blocks.ts";
 import { checkedBlockstore } from "./checked-blockstore.ts";
 import { migrateLegacyLayout } from "./legacy-fs-layout.ts";
 import { createLimiter } from "../util/limiter.ts";
@@ -38,6 +39,8 @@ import { createLimiter } from "../util/limiter.ts";
  */
 const IMPORT_CONCURRENCY = 16;
 const RAW_CODEC = 0x55;
+/** Memory for the blocks written last, which are read soon after (recent-blocks.ts). */
+const RECENT_BLOCK_BYTES = 32 * 1024 * 1024;
 
 export interface CatOptions {
   /** First byte to return. */
@@ -109,13 +112,20 @@ export async function openHeliaStore(dir: string): Promise<HeliaStore> {
   // still read (and legacy-fs-layout.ts still writes) the same entries.
   const putBlockEntry = batchedPuts(blocks.db);
   const putPinEntry = batchedPuts(datastore.db);
+  const recent = new RecentBlocks(RECENT_BLOCK_BYTES);
   const blockstore = checkedBlockstore({
     put: async (cid, bytes) => {
-      await putBlockEntry(blockKey(cid), bytes instanceof Uint8Array ? bytes : await collect(bytes));
+      const key = blockKey(cid);
+      const block = bytes instanceof Uint8Array ? bytes : await collect(bytes);
+      await putBlockEntry(key, block);
+      recent.remember(key, block);
       return cid;
     },
     has: (cid, options) => blocks.has(cid, options),
-    get: (cid, options) => blocks.get(cid, options),
+    get: (cid, options) => {
+      const kept = recent.recall(blockKey(cid));
+      return kept === undefined ? blocks.get(cid, options) : oneChunk(kept);
+    },
   });
   const fs: UnixFS = unixfs({ blockstore });
   const where = `the local IPFS store ${dir}`;
@@ -199,6 +209,10 @@ export async function openHeliaStore(dir: string): Promise<HeliaStore> {
       }
     },
   };
+}
+
+async function* oneChunk(block: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield block;
 }
 
 /** A block handed over as a stream of chunks, as one array. */
