@@ -25,6 +25,7 @@ import { getLogs, getTransactionReceipt } from "viem/actions";
 import { taskMarketAbi } from "../src/chain/abi/TaskMarket.ts";
 import { connectToNetwork } from "../src/devnet/remote-client.ts";
 import { startMultiProcessDevnet } from "../src/devnet/multi-process.ts";
+import type { HostEvent } from "../src/host/log.ts";
 
 const { values } = parseArgs({
   options: {
@@ -66,12 +67,15 @@ const stamp = (taskId: string, stage: string) => {
   s[stage] ??= performance.now();
   stamps.set(taskId, s);
 };
+const stageEvents: HostEvent["type"][] = ["task-seen", "task-accepted", "task-executed", "task-completed"];
 const devnet = await startMultiProcessDevnet({
   dataDir,
   nodes: nodeCount,
   ...(pollMs === undefined ? {} : { pollIntervalMs: pollMs }),
+  // Only --stages needs the nodes' events; without it the nodes report none.
+  hostEvents: values.stages ? stageEvents : [],
   onNodeMessage: (_node, m) => {
-    if (!values.stages || m.event !== "host" || !["task-seen", "task-accepted", "task-executed", "task-completed"].includes(m.host.type)) return;
+    if (m.event !== "host" || !stageEvents.includes(m.host.type)) return;
     const taskId = "taskId" in m.host ? m.host.taskId : undefined;
     if (taskId) stamp(taskId, m.host.type);
   },

@@ -30,6 +30,7 @@ import { createWriterClient } from "../chain/clients.ts";
 import { startLocalChain, type LocalChain } from "../chain/local-chain.ts";
 import type { Eip1193Provider } from "../chain/eip1193.ts";
 import { startChainRpcServer, type ChainRpcServer } from "../chain/rpc-server.ts";
+import type { HostEvent } from "../host/log.ts";
 import type { NodeProcessMessage } from "../host/main.ts";
 import { StorageError, type BlobStore } from "../storage/blob-store.ts";
 import { openHeliaStore, type HeliaStore } from "../storage/helia-store.ts";
@@ -52,7 +53,7 @@ export interface MultiProcessDevnetOptions {
   port?: number;
   /** How often each node polls the chain for new tasks while it gets no new heads over WebSocket (default 100 ms). */
   pollIntervalMs?: number;
-  /** Tasks each node runs at once (default 4). */
+  /** Tasks each node runs at once (default 4 per core, defaultRunConcurrency). */
   nodeConcurrency?: number;
   /** How long a node may take to get its enclave registered (default 60 s). */
   nodeStartTimeoutMs?: number;
@@ -60,6 +61,12 @@ export interface MultiProcessDevnetOptions {
   onStep?: (message: string) => void;
   /** Every message a node process reports (its host events included). */
   onNodeMessage?: (node: number, message: NodeProcessMessage) => void;
+  /**
+   * The host event types the nodes report to onNodeMessage (default: all). Each is one IPC message per
+   * node and task, so a devnet that shows only some asks for only those; every event is still in the
+   * node's host.log.
+   */
+  hostEvents?: readonly HostEvent["type"][];
   /** A node process exited while the network was running (not during close). */
   onNodeExit?: (node: number, code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -184,6 +191,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     const nodeTuning = [
       ...(options.pollIntervalMs === undefined ? [] : ["--poll-ms", String(options.pollIntervalMs)]),
       ...(options.nodeConcurrency === undefined ? [] : ["--concurrency", String(options.nodeConcurrency)]),
+      ...(options.hostEvents === undefined ? [] : ["--report-events", options.hostEvents.join(",")]),
     ];
     const processes: NodeProcess[] = [];
     cleanups.push(() => Promise.all(processes.map((p) => p.stop())).then(() => {}));

@@ -22,6 +22,27 @@ export type HostEvent =
   /** A crawler could not read the market (it backs off and reads the same range again), or the keeper could not reopen a task. */
   | { type: "watcher-error"; source: "task-watcher" | "reopen-keeper"; code: string; message: string; taskId?: string };
 
+/** Every host event type (a Record, so the compiler insists it lists each one). */
+const hostEventTypeSet: Record<HostEvent["type"], true> = {
+  "enclave-ready": true,
+  "enclave-registered": true,
+  "offer-posted": true,
+  "task-seen": true,
+  "task-skipped": true,
+  "task-accepted": true,
+  "task-executed": true,
+  "task-completed": true,
+  "task-failed": true,
+  "task-reopened": true,
+  "watcher-error": true,
+};
+
+export function isHostEventType(name: string): name is HostEvent["type"] {
+  return Object.hasOwn(hostEventTypeSet, name);
+}
+
+export const hostEventTypes = Object.keys(hostEventTypeSet) as HostEvent["type"][];
+
 export interface HostLog {
   emit(event: HostEvent): void;
 }

@@ -5,6 +5,7 @@
  *
  *   node src/host/main.ts --rpc <url> --ipfs <url> --cas <url> --data-dir <dir> --sim-pki <dir>
  *                         [--ws <url>] [--deployment <file>] [--poll-ms <ms>] [--concurrency <n>] [--http-port <port>]
+ *                         [--report-events all|<type>,<type>…]
  *   env CLOISTER_OPERATOR_KEY=0x…   the operator account's private key (kept out of argv, which
  *                                   other users can read in the process list)
  *
@@ -19,7 +20,10 @@
  *
  * It prints one JSON line per event on stdout ({"event":"node-ready",…} once
  * registered). Started with an IPC channel (fork), it also sends those events
- * to its parent and stops when the parent goes away. SIGINT/SIGTERM stop it
+ * to its parent and stops when the parent goes away. --report-events limits the
+ * host events reported so to the types listed (default all; every event still
+ * goes to host.log): a devnet that shows only accepts and completions spares
+ * itself and its nodes a message per node per task seen. SIGINT/SIGTERM stop it
  * cleanly (exit 0): the watcher stops, the enclave process is closed.
  * Exit 1: it could not start or its enclave died; exit 2: bad configuration.
  */
@@ -34,7 +38,7 @@ import { openWebSocketProvider } from "../chain/ws-provider.ts";
 import { readDeployment } from "../devnet/deployment-file.ts";
 import { startEnclave, type EnclaveClient } from "../enclave/client.ts";
 import { openKuboStore } from "../storage/kubo-store.ts";
-import type { HostEvent } from "./log.ts";
+import { hostEventTypes, isHostEventType, type HostEvent } from "./log.ts";
 import { defaultRunConcurrency, NodeDaemon } from "./node-daemon.ts";
 
 export type NodeProcessMessage =
@@ -61,6 +65,7 @@ function config() {
       "poll-ms": { type: "string", default: "100" },
       concurrency: { type: "string", default: String(defaultRunConcurrency()) },
       "http-port": { type: "string" },
+      "report-events": { type: "string", default: "all" },
     },
   });
   const need = (name: keyof typeof values) => {
@@ -73,6 +78,9 @@ function config() {
   const httpPort = values["http-port"] === undefined ? undefined : Number(values["http-port"]);
   if (httpPort !== undefined && (!Number.isInteger(httpPort) || httpPort < 0 || httpPort > 65535)) throw new ConfigError(`--http-port takes a port number (0 picks a free one), got '${values["http-port"]}'`);
   if (values.ws !== undefined && !/^wss?:\/\/[^/]/.test(values.ws)) throw new ConfigError(`--ws takes the chain's WebSocket URL such as ws://127.0.0.1:8545, got '${values.ws}'`);
+  const reported = values["report-events"] === "all" ? undefined : values["report-events"].split(",").filter((t) => t !== "");
+  const unknown = reported?.filter((t) => !isHostEventType(t));
+  if (unknown?.length) throw new ConfigError(`--report-events takes "all" or a comma-separated list of ${hostEventTypes.join(", ")}; got unknown ${unknown.join(", ")}`);
   const positive = (name: "poll-ms" | "concurrency") => {
     const n = Number(values[name]);
     if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`--${name} takes a positive integer, got '${values[name]}'`);
@@ -89,6 +97,7 @@ function config() {
     pollMs: positive("poll-ms"),
     concurrency: positive("concurrency"),
     httpPort,
+    reportedEvents: reported === undefined ? undefined : new Set(reported),
     operatorKey: key as Hex,
   };
 }
@@ -175,7 +184,9 @@ async function main(): Promise<number> {
     newHeads: heads,
     concurrency: cfg.concurrency,
     http: cfg.httpPort === undefined ? undefined : { port: cfg.httpPort },
-    onEvent: (host) => report({ event: "host", host }),
+    onEvent: (host) => {
+      if (!cfg.reportedEvents || cfg.reportedEvents.has(host.type)) report({ event: "host", host });
+    },
   });
   started.node = node;
   try {

@@ -52,6 +52,9 @@ test("devnet up prints its endpoints, serves task run --rpc/--ipfs, and stops ev
     assert.equal(result.output, text);
     assert.equal(result.verified, true);
     assert.equal(result.enclave.signer, endpoints.nodes[0]!.signer);
+    // The nodes report to devnet up only the events it shows, and those still arrive.
+    for (const deadline = Date.now() + 5_000; !/node 0: task-completed/.test(stderr) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+    assert.match(stderr, /node 0: task-accepted .*\n[^]*node 0: task-completed /);
 
     // Unusable flag combinations are usage errors (exit 2), not network errors.
     await assert.rejects(run(process.execPath, [cli, "task", "run", echo, "--input", input, "--rpc", endpoints.rpcUrl]), (e: { code: number; stderr: string }) => e.code === 2 && /--ipfs/.test(e.stderr));
@@ -79,6 +82,7 @@ test("a node daemon process refuses to start without its configuration (exit 2)"
   await assert.rejects(run(process.execPath, [nodeMain, ...flags], { env }), (e: { code: number; stderr: string }) => e.code === 2 && /CLOISTER_OPERATOR_KEY/.test(e.stderr));
   const keyed = { ...env, CLOISTER_OPERATOR_KEY: `0x${"01".repeat(32)}` };
   await assert.rejects(run(process.execPath, [nodeMain, ...flags.slice(2)], { env: keyed }), (e: { code: number; stderr: string }) => e.code === 2 && /--rpc/.test(e.stderr));
+  await assert.rejects(run(process.execPath, [nodeMain, ...flags, "--report-events", "task-completed,task-done"], { env: keyed }), (e: { code: number; stderr: string }) => e.code === 2 && /--report-events takes .*unknown task-done/.test(e.stderr));
   // A configured node whose attestation service is unreachable fails to start (exit 1) and says why.
   await assert.rejects(run(process.execPath, [nodeMain, ...flags], { env: keyed }), (e: { code: number; stderr: string }) => e.code === 1 && /CAS_UNREACHABLE/.test(e.stderr));
 });

@@ -7,6 +7,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { MultiProcessDevnet } from "../../devnet/multi-process.ts";
+import type { HostEvent } from "../../host/log.ts";
 import type { NodeProcessMessage } from "../../host/main.ts";
 import { parsePositiveInt } from "../args.ts";
 import { UsageError } from "../errors.ts";
@@ -52,6 +53,7 @@ export async function devnetCommand(argv: string[]): Promise<number> {
       port,
       onStep: (m) => reporter.detail(m),
       onNodeMessage: (i, m) => reportNodeMessage(reporter, i, m),
+      hostEvents: shownHostEvents,
       onNodeExit: (i, code, signal) => reporter.step(`node ${i} exited unexpectedly (code ${code}, signal ${signal}); see ${dataDir}/nodes/${i}/host.log`),
     });
     if (values.json) printJson(describe(devnet));
@@ -100,6 +102,9 @@ function endpointsText(d: MultiProcessDevnet): string {
   ];
   return `${lines.join("\n")}\n`;
 }
+
+/** The node events `devnet up` shows (reportNodeMessage); nodes report no others to it. */
+const shownHostEvents: HostEvent["type"][] = ["task-accepted", "task-completed", "task-failed"];
 
 function reportNodeMessage(reporter: Reporter, node: number, m: NodeProcessMessage): void {
   if (m.event !== "host") return;
