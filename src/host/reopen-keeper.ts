@@ -18,7 +18,7 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { getAbiItem, parseEventLogs, type Address } from "viem";
+import { getAbiItem, type Address } from "viem";
 import { getBlock, getLogs } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import { reopenTask } from "../chain/actions/reopen-task.ts";
@@ -117,16 +117,22 @@ interface View {
   tasks: Map<bigint, FollowedTask>;
 }
 
-const followedEventNames = ["TaskSubmitted", "TaskReopened", "TaskAccepted", "TaskCompleted", "TaskCancelled", "TaskRefunded"] as const;
 /** The task lifecycle events the keeper follows, asked for by topic (offers and payments are not its business). */
-const followedEvents = followedEventNames.map((name) => getAbiItem({ abi: taskMarketAbi, name }));
+const followedEvents = [
+  getAbiItem({ abi: taskMarketAbi, name: "TaskSubmitted" }),
+  getAbiItem({ abi: taskMarketAbi, name: "TaskReopened" }),
+  getAbiItem({ abi: taskMarketAbi, name: "TaskAccepted" }),
+  getAbiItem({ abi: taskMarketAbi, name: "TaskCompleted" }),
+  getAbiItem({ abi: taskMarketAbi, name: "TaskCancelled" }),
+  getAbiItem({ abi: taskMarketAbi, name: "TaskRefunded" }),
+];
 
 /** Applies the market events since the last read, saves the view, and returns the chain's latest block time. */
 async function readChain(o: ReopenKeeperOptions, view: View): Promise<bigint> {
   const latest = await getBlock(o.writer, { blockTag: "latest" });
   if (latest.number > view.block) {
-    const logs = await getLogs(o.writer, { address: o.market, events: followedEvents, fromBlock: view.block + 1n, toBlock: latest.number });
-    const events = parseEventLogs({ abi: taskMarketAbi, logs, eventName: [...followedEventNames] });
+    // getLogs decodes each log against the events asked for (strict: a log that does not decode is dropped).
+    const events = await getLogs(o.writer, { address: o.market, events: followedEvents, fromBlock: view.block + 1n, toBlock: latest.number, strict: true });
     const self = o.enclave.toLowerCase();
     for (const event of events) {
       const { taskId } = event.args;

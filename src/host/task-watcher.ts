@@ -7,7 +7,7 @@
  * is mined and polls only as a safety net; a head is just a wake-up, the crawl still reads every block
  * range from the last one it read, so a dropped or late head loses nothing.
  */
-import { getAbiItem, parseEventLogs, type Address, type Client } from "viem";
+import { getAbiItem, type Address, type Client } from "viem";
 import { getLogs } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import { latestBlockNumber, type HeadSource } from "../chain/new-heads.ts";
@@ -176,8 +176,8 @@ async function crawlOnce({ reader, market, checkpoint, handle, heads }: TaskWatc
   if (fromBlock > latest) return saveCheckpoint(checkpoint, pipeline);
   // Only the two events that open a task are asked for (a topic filter), not every event of the market.
   // A reopened task is open again; its TaskReopened event carries the spec like TaskSubmitted.
-  const logs = await getLogs(reader, { address: market, events: openingEvents, fromBlock, toBlock: latest });
-  const submitted = parseEventLogs({ abi: taskMarketAbi, logs, eventName: ["TaskSubmitted", "TaskReopened"] });
+  // getLogs decodes each log against the events asked for (strict: a log that does not decode is dropped).
+  const submitted = await getLogs(reader, { address: market, events: openingEvents, fromBlock, toBlock: latest, strict: true });
   for (const log of submitted) {
     pipeline.start(`${log.transactionHash}:${log.logIndex}`, log.blockNumber, () => handle({
       taskId: log.args.taskId,

@@ -13,7 +13,7 @@
  * soon as a block is mined, and on its own only as a safety net while heads
  * arrive; a head is only a wake-up, the scan still covers every block.
  */
-import { getAbiItem, parseEventLogs, type Address, type Client, type Hex } from "viem";
+import { getAbiItem, type Address, type Client, type Hex } from "viem";
 import { getLogs } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import { latestBlockNumber, type HeadSource } from "../chain/new-heads.ts";
@@ -138,8 +138,8 @@ export class CompletionWatcher {
     let fromBlock = this.#cursor ?? latest;
     for (const w of uncovered) if (w.fromBlock < fromBlock) fromBlock = w.fromBlock;
     if (fromBlock <= latest) {
-      const logs = await getLogs(this.#o.reader, { address: this.#o.market, events: endings, fromBlock, toBlock: latest });
-      for (const log of parseEventLogs({ abi: taskMarketAbi, logs, eventName: ["TaskCompleted", "TaskRefunded", "TaskCancelled"] })) {
+      // getLogs decodes each log against `endings` (strict: a log that does not decode is dropped).
+      for (const log of await getLogs(this.#o.reader, { address: this.#o.market, events: endings, fromBlock, toBlock: latest, strict: true })) {
         const taskId = log.args.taskId;
         const w = this.#waiters.get(taskId);
         if (!w) continue;
