@@ -1,24 +1,31 @@
 /**
- * The reopen keeper, so a requester may go offline once it has submitted: it
- * follows the market's task events for the tasks this node's enclave could
- * run (it is a candidate, or the task is open to any enclave), and when an
- * attempt is past its deadline without a completion, it sends reopenTask
- * (anyone may). That includes its own enclave's missed attempts: past the
- * deadline they can no longer be completed and the deposit is forfeit
- * whoever reopens, so reopening them at once gives the task its next attempt
- * (or the requester its refund) without the requester having to act. The missed operator's deposit
- * goes to the requester and the task is open again, so every candidate's task
- * watcher sees TaskReopened and tries to accept it; after the last attempt the
- * same call refunds the requester.
+ * The reopen keeper, so a requester may go offline once it has submitted:
+ * when an attempt of a task this node's enclave could run (it is a candidate,
+ * or the task is open to any enclave) is past its deadline without a
+ * completion, it sends reopenTask (anyone may). That includes its own
+ * enclave's missed attempts: past the deadline they can no longer be
+ * completed and the deposit is forfeit whoever reopens, so reopening them at
+ * once gives the task its next attempt (or the requester its refund) without
+ * the requester having to act. The missed operator's deposit goes to the
+ * requester and the task is open again, so every candidate's task watcher
+ * sees TaskReopened and tries to accept it; after the last attempt the same
+ * call refunds the requester.
  *
- * What it knows (the tasks it follows and the last block it read) is saved
- * after each read, so a restarted node still reopens the tasks it saw before.
- * Several keepers racing for one attempt is harmless: the market takes one
- * reopen per attempt, and the others' simulations revert before they send.
+ * It follows the attempts under way from the market's small events
+ * (TaskAccepted, and the ones that end an attempt), not from TaskSubmitted:
+ * that event carries the whole spec, which the keeper needs only for the rare
+ * attempt that expires. It reads that task's spec then (TaskSubmitted, by its
+ * indexed task id) and checks that its enclave may run the task.
+ *
+ * What it knows (the attempts under way and the last block it read) is saved
+ * after each read that changed it, so a restarted node still reopens the
+ * attempts it saw before. Several keepers racing for one attempt is harmless:
+ * the market takes one reopen per attempt, and the others' simulations revert
+ * before they send.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { getAbiItem, type Address } from "viem";
+import { decodeEventLog, getAbiItem, hexToBigInt, toEventSelector, toHex, type Address, type EIP1193RequestFn, type Hex, type PublicRpcSchema } from "viem";
 import { getBlock, getLogs } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import { reopenTask } from "../chain/actions/reopen-task.ts";
@@ -65,10 +72,6 @@ interface AcceptedAttempt {
   deadline: bigint;
 }
 
-interface FollowedTask {
-  spec: TaskSpec;
-  accepted?: AcceptedAttempt;
-}
 
 /** Reverts saying this attempt is no longer the task's current one: someone else reopened or completed it. */
 const staleAttempt = new Set(["TaskNotAccepted", "SpecMismatch"]);
@@ -114,46 +117,36 @@ export function startReopenKeeper(options: ReopenKeeperOptions): { stop(): Promi
 
 interface View {
   block: bigint;
-  tasks: Map<bigint, FollowedTask>;
+  /** The attempt under way of each accepted task, whichever enclave holds it. */
+  attempts: Map<bigint, AcceptedAttempt>;
 }
 
-/** The task lifecycle events the keeper follows, asked for by topic (offers and payments are not its business). */
-const followedEvents = [
-  getAbiItem({ abi: taskMarketAbi, name: "TaskSubmitted" }),
-  getAbiItem({ abi: taskMarketAbi, name: "TaskReopened" }),
-  getAbiItem({ abi: taskMarketAbi, name: "TaskAccepted" }),
-  getAbiItem({ abi: taskMarketAbi, name: "TaskCompleted" }),
-  getAbiItem({ abi: taskMarketAbi, name: "TaskCancelled" }),
-  getAbiItem({ abi: taskMarketAbi, name: "TaskRefunded" }),
-];
+const acceptedEvent = getAbiItem({ abi: taskMarketAbi, name: "TaskAccepted" });
+const acceptedTopic = toEventSelector(acceptedEvent);
+/** Events that end the attempt under way: only their indexed task id is read. */
+const endingTopics = (["TaskReopened", "TaskCompleted", "TaskCancelled", "TaskRefunded"] as const).map((name) => toEventSelector(getAbiItem({ abi: taskMarketAbi, name })));
+const submittedEvent = getAbiItem({ abi: taskMarketAbi, name: "TaskSubmitted" });
 
 /** Applies the market events since the last read, saves the view, and returns the chain's latest block time. */
 async function readChain(o: ReopenKeeperOptions, view: View): Promise<bigint> {
   const latest = await getBlock(o.writer, { blockTag: "latest" });
   if (latest.number > view.block) {
-    // getLogs decodes each log against the events asked for (strict: a log that does not decode is dropped).
-    const events = await getLogs(o.writer, { address: o.market, events: followedEvents, fromBlock: view.block + 1n, toBlock: latest.number, strict: true });
-    const self = o.enclave.toLowerCase();
-    for (const event of events) {
-      const { taskId } = event.args;
-      switch (event.eventName) {
-        case "TaskSubmitted":
-        case "TaskReopened": {
-          const spec = { ...event.args.spec, candidates: [...event.args.spec.candidates] };
-          const mayRun = spec.candidates.length === 0 || spec.candidates.some((c) => c.toLowerCase() === self);
-          if (mayRun) view.tasks.set(taskId, { spec });
-          break;
-        }
-        case "TaskAccepted": {
-          const task = view.tasks.get(taskId);
-          if (!task) break;
-          const { enclave, operator, price, deposit, attempt, deadline } = event.args;
-          task.accepted = { assignment: { enclave, operator, price, deposit }, attempt, deadline: BigInt(deadline) };
-          break;
-        }
-        default:
-          view.tasks.delete(taskId);
+    // Raw logs: only TaskAccepted's data is decoded; the others end an attempt, and their task id is a topic.
+    const request = o.writer.request as unknown as EIP1193RequestFn<PublicRpcSchema>;
+    const logs = await request({
+      method: "eth_getLogs",
+      params: [{ address: o.market, topics: [[acceptedTopic, ...endingTopics]], fromBlock: toHex(view.block + 1n), toBlock: toHex(latest.number) }],
+    });
+    for (const log of logs) {
+      const [topic, taskTopic] = log.topics;
+      if (taskTopic === undefined) continue;
+      const taskId = hexToBigInt(taskTopic);
+      if (topic !== acceptedTopic) {
+        view.attempts.delete(taskId);
+        continue;
       }
+      const { enclave, operator, price, deposit, attempt, deadline } = decodeEventLog({ abi: [acceptedEvent], data: log.data, topics: log.topics as [Hex, ...Hex[]], strict: true }).args;
+      view.attempts.set(taskId, { assignment: { enclave, operator, price, deposit }, attempt, deadline: BigInt(deadline) });
     }
     view.block = latest.number;
     saveView(o.statePath, view);
@@ -161,16 +154,28 @@ async function readChain(o: ReopenKeeperOptions, view: View): Promise<bigint> {
   return latest.timestamp;
 }
 
-/** Sends reopenTask for each followed attempt that is past its deadline. */
+/** The task's spec, from its TaskSubmitted event; undefined when the market has no such task. */
+async function specOf(o: ReopenKeeperOptions, taskId: bigint): Promise<TaskSpec | undefined> {
+  const [submitted] = await getLogs(o.writer, { address: o.market, event: submittedEvent, args: { taskId }, fromBlock: o.fromBlock, toBlock: "latest", strict: true });
+  return submitted && { ...submitted.args.spec, candidates: [...submitted.args.spec.candidates] };
+}
+
+/** Sends reopenTask for each attempt past its deadline, of a task this enclave may run. */
 async function reopenOverdue(o: ReopenKeeperOptions, view: View, stale: Map<bigint, number>, chainNow: bigint): Promise<void> {
   // A block is stamped no earlier than the wall clock, and the chain's clock may run ahead of it (a test's time travel).
   const wallNow = BigInt(Math.floor((o.now ?? Date.now)() / 1000));
   const now = chainNow > wallNow ? chainNow : wallNow;
-  for (const [taskId, task] of view.tasks) {
-    const a = task.accepted;
-    if (!a || a.deadline >= now || stale.get(taskId) === a.attempt) continue;
+  const self = o.enclave.toLowerCase();
+  for (const [taskId, a] of view.attempts) {
+    if (a.deadline >= now || stale.get(taskId) === a.attempt) continue;
+    const spec = await specOf(o, taskId);
+    const mayRun = spec !== undefined && (spec.candidates.length === 0 || spec.candidates.some((c) => c.toLowerCase() === self));
+    if (!mayRun) {
+      stale.set(taskId, a.attempt);
+      continue;
+    }
     try {
-      const sent = await o.sendSerially(() => reopenTask(o.writer, o.market, { taskId, spec: task.spec, assignment: a.assignment }));
+      const sent = await o.sendSerially(() => reopenTask(o.writer, o.market, { taskId, spec, assignment: a.assignment }));
       o.log.emit({
         type: "task-reopened",
         taskId: taskId.toString(),
@@ -197,67 +202,62 @@ async function reopenOverdue(o: ReopenKeeperOptions, view: View, stale: Map<bigi
     }
   }
   for (const [taskId, attempt] of stale) {
-    if (view.tasks.get(taskId)?.accepted?.attempt !== attempt) stale.delete(taskId);
+    if (view.attempts.get(taskId)?.attempt !== attempt) stale.delete(taskId);
   }
 }
 
-/**
- * reopenTask, simulated and gas-estimated against the pending block, the one the transaction will be mined
- * in. Against the latest block, as usual, a chain that mines only on demand (a devnet) would never show a
- * deadline passing while no other transaction comes: its latest block keeps the time it was mined at.
- */
 // ---------------------------------------------------------------- the saved view
 
-interface SavedTask {
+interface SavedAttempt {
   taskId: string;
-  spec: Omit<TaskSpec, "maxPrice"> & { maxPrice: string };
-  accepted?: { enclave: Address; operator: Address; price: string; deposit: string; attempt: number; deadline: string };
+  enclave: Address;
+  operator: Address;
+  price: string;
+  deposit: string;
+  attempt: number;
+  deadline: string;
 }
 
 function saveView(path: string, view: View): void {
-  const tasks: SavedTask[] = [...view.tasks].map(([taskId, t]) => ({
+  const attempts: SavedAttempt[] = [...view.attempts].map(([taskId, a]) => ({
     taskId: taskId.toString(),
-    spec: { ...t.spec, maxPrice: t.spec.maxPrice.toString() },
-    ...(t.accepted
-      ? {
-          accepted: {
-            ...t.accepted.assignment,
-            price: t.accepted.assignment.price.toString(),
-            deposit: t.accepted.assignment.deposit.toString(),
-            attempt: t.accepted.attempt,
-            deadline: t.accepted.deadline.toString(),
-          },
-        }
-      : {}),
+    ...a.assignment,
+    price: a.assignment.price.toString(),
+    deposit: a.assignment.deposit.toString(),
+    attempt: a.attempt,
+    deadline: a.deadline.toString(),
   }));
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ block: view.block.toString(), tasks }));
+  writeFileSync(tmp, JSON.stringify({ version: 2, block: view.block.toString(), attempts }));
   renameSync(tmp, path);
 }
 
+/**
+ * The saved view; a view saved by an earlier version (tasks with their specs, no version) is read again
+ * from the deployment block, since it knows no attempts beyond those of the tasks it followed.
+ */
 function loadView(path: string, initialBlock: bigint): View {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { block: initialBlock, tasks: new Map() };
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { block: initialBlock, attempts: new Map() };
     throw error;
   }
   try {
-    const saved = JSON.parse(text) as { block: string; tasks: SavedTask[] };
-    const tasks = new Map<bigint, FollowedTask>();
-    for (const t of saved.tasks) {
-      const spec: TaskSpec = { ...t.spec, maxPrice: BigInt(t.spec.maxPrice) };
-      const a = t.accepted;
-      tasks.set(BigInt(t.taskId), {
-        spec,
-        ...(a
-          ? { accepted: { assignment: { enclave: a.enclave, operator: a.operator, price: BigInt(a.price), deposit: BigInt(a.deposit) }, attempt: a.attempt, deadline: BigInt(a.deadline) } }
-          : {}),
+    const saved = JSON.parse(text) as { version?: number; block: string; attempts?: SavedAttempt[] };
+    if (saved.version !== 2) return { block: initialBlock, attempts: new Map() };
+    if (!Array.isArray(saved.attempts)) throw new Error("it lists no attempts");
+    const attempts = new Map<bigint, AcceptedAttempt>();
+    for (const a of saved.attempts) {
+      attempts.set(BigInt(a.taskId), {
+        assignment: { enclave: a.enclave, operator: a.operator, price: BigInt(a.price), deposit: BigInt(a.deposit) },
+        attempt: a.attempt,
+        deadline: BigInt(a.deadline),
       });
     }
-    return { block: BigInt(saved.block), tasks };
+    return { block: BigInt(saved.block), attempts };
   } catch (error) {
     throw new ReopenKeeperStateError(`the reopen keeper's state ${path} is unreadable: ${(error as Error).message}; delete it to rebuild it from the deployment block`, { cause: error });
   }

@@ -129,16 +129,32 @@ test("leaves alone the tasks its enclave may not run, and reopens its own enclav
 test("a restarted keeper reopens a task it saw before the restart", async () => {
   const path = join(dir, "restart.json");
   const { taskId, spec } = await submit([a.address, b.address]);
+  const submittedAt = await f.reader.getBlockNumber({ cacheTime: 0 });
   const first = keeper(b, f.operators[1]!, path);
-  await until(async () => ((await readFile(path, "utf8").catch(() => "")).includes(taskId.toString()) ? true : undefined), "the keeper to save the task", 10_000, 20);
+  const savedBlock = async () => BigInt((JSON.parse(await readFile(path, "utf8").catch(() => '{"block":"0"}')) as { block: string }).block);
+  await until(async () => ((await savedBlock()) >= submittedAt ? true : undefined), "the keeper to save a block past the submission", 10_000, 20);
   await first.stop();
-  // The task was seen (its spec is only in TaskSubmitted, now behind the saved block); it is accepted and expires while the keeper is down.
+  // The task's spec is only in TaskSubmitted, now behind the saved block; it is accepted and expires while the keeper is down.
   await acceptTask(f.operators[0]!, f.deployment.market, { taskId, spec, enclave: a.address });
   await advanceTime(f, 301n);
   const second = keeper(b, f.operators[1]!, path);
   await reopens(second.events, taskId, 1, "the restarted keeper to refund the task");
   assert.equal(await status(taskId), "Refunded");
   await second.stop();
+});
+
+test("a view saved by the earlier format (tasks with specs) is rebuilt from the deployment block", async () => {
+  const path = join(dir, "old-format.json");
+  const { taskId, spec } = await submit([b.address]);
+  await acceptTask(f.operators[1]!, f.deployment.market, { taskId, spec, enclave: b.address });
+  const latest = await f.reader.getBlockNumber({ cacheTime: 0 });
+  await writeFile(path, JSON.stringify({ block: latest.toString(), tasks: [] }));
+  await advanceTime(f, 301n);
+  const k = keeper(b, f.operators[1]!, path);
+  await reopens(k.events, taskId, 1, "the keeper to find the attempt accepted before the saved block");
+  assert.equal(await status(taskId), "Refunded");
+  await k.stop();
+  assert.equal((JSON.parse(await readFile(path, "utf8")) as { version: number }).version, 2);
 });
 
 test("refuses an unreadable saved view with a typed error", async () => {
