@@ -7,8 +7,9 @@
  * nothing is reported, and the subscription is made again on each
  * reconnection.
  */
-import type { Client } from "viem";
+import type { Address, Client, Hex } from "viem";
 import { getBlockNumber } from "viem/actions";
+import { bloomMayHoldEvents, parseLogsBloom } from "./logs-bloom.ts";
 import { openWebSocketProvider, type WebSocketProvider } from "./ws-provider.ts";
 
 export class NewHeadsError extends Error {
@@ -27,7 +28,14 @@ export interface HeadSource {
   readonly latest: bigint | undefined;
   /** Calls `wake` on every new head and whenever `live` changes, until the returned function is called. */
   subscribe(wake: () => void): () => void;
+  /** The logs bloom of a recently pushed head (logs-bloom.ts), if its header carried one. */
+  bloomOf(blockNumber: bigint): Uint8Array | undefined;
 }
+
+/** Pushed heads whose blooms are kept. */
+const KEPT_BLOOMS = 256;
+/** A range longer than this is read without looking at blooms. */
+const MAX_BLOOM_RANGE = 64n;
 
 /**
  * One newHeads subscription shared by every watcher of a process, over the process's WebSocket provider
@@ -43,6 +51,7 @@ export function newHeadSource(
   const listeners = new Set<() => void>();
   let live = false;
   let latest: bigint | undefined;
+  const blooms = new Map<bigint, Uint8Array>();
   let subscription: string | undefined;
   /** Counts connections, so that a subscription made on a connection that has since dropped is ignored. */
   let connection = 0;
@@ -53,6 +62,15 @@ export function newHeadSource(
   const report = (n: bigint) => {
     if (latest === undefined || n > latest) latest = n;
     wakeAll();
+  };
+  /** A head without a well-formed bloom keeps none: its block's logs are read. */
+  const keepBloom = (n: bigint, bloom: Hex) => {
+    try {
+      blooms.set(n, parseLogsBloom(bloom));
+    } catch {
+      return;
+    }
+    if (blooms.size > KEPT_BLOOMS) blooms.delete(blooms.keys().next().value!);
   };
   const subscribe = async () => {
     const on = ++connection;
@@ -78,8 +96,11 @@ export function newHeadSource(
     wakeAll();
   });
   const stopNotifications = webSocket.onNotification(({ subscription: id, result }) => {
-    const number = (result as { number?: unknown } | null)?.number;
-    if (id === subscription && typeof number === "string") report(BigInt(number));
+    const header = result as { number?: unknown; logsBloom?: unknown } | null;
+    if (id !== subscription || typeof header?.number !== "string") return;
+    const n = BigInt(header.number);
+    if (typeof header.logsBloom === "string") keepBloom(n, header.logsBloom as Hex);
+    report(n);
   });
   if (webSocket.connected) void subscribe();
   return {
@@ -92,6 +113,9 @@ export function newHeadSource(
     subscribe(wake) {
       listeners.add(wake);
       return () => void listeners.delete(wake);
+    },
+    bloomOf(blockNumber) {
+      return blooms.get(blockNumber);
     },
     async close() {
       closed = true;
@@ -114,4 +138,18 @@ export function newHeadSource(
 export async function latestBlockNumber(reader: Client, heads: HeadSource | undefined, readTo: bigint): Promise<bigint> {
   const pushed = heads?.live ? heads.latest : undefined;
   return pushed !== undefined && pushed > readTo ? pushed : getBlockNumber(reader, { cacheTime: 0 });
+}
+
+/**
+ * True when every block from `fromBlock` to `toBlock` was pushed with a logs bloom that certainly holds no
+ * event of `selectors` from `address`: a watcher may then move past the range without reading its logs.
+ * False (read them) for a block pushed without a bloom, or not pushed at all.
+ */
+export function headsRuleOut(heads: HeadSource | undefined, fromBlock: bigint, toBlock: bigint, address: Address, selectors: readonly Hex[]): boolean {
+  if (!heads || toBlock - fromBlock >= MAX_BLOOM_RANGE) return false;
+  for (let n = fromBlock; n <= toBlock; n++) {
+    const bloom = heads.bloomOf(n);
+    if (!bloom || bloomMayHoldEvents(bloom, address, selectors)) return false;
+  }
+  return true;
 }

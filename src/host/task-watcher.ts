@@ -7,10 +7,10 @@
  * is mined and polls only as a safety net; a head is just a wake-up, the crawl still reads every block
  * range from the last one it read, so a dropped or late head loses nothing.
  */
-import { getAbiItem, type Address, type Client } from "viem";
+import { getAbiItem, toEventSelector, type Address, type Client } from "viem";
 import { getLogs } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
-import { latestBlockNumber, type HeadSource } from "../chain/new-heads.ts";
+import { headsRuleOut, latestBlockNumber, type HeadSource } from "../chain/new-heads.ts";
 import type { TaskSpec } from "../protocol/task.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { backoffDelay } from "./retry.ts";
@@ -162,6 +162,7 @@ function saveCheckpoint(checkpoint: Checkpoint, pipeline: Pipeline): void {
 }
 
 const openingEvents = [getAbiItem({ abi: taskMarketAbi, name: "TaskSubmitted" }), getAbiItem({ abi: taskMarketAbi, name: "TaskReopened" })];
+const openingSelectors = openingEvents.map((event) => toEventSelector(event));
 
 async function crawlOnce({ reader, market, checkpoint, handle, heads }: TaskWatcherOptions, pipeline: Pipeline): Promise<void> {
   const failed = pipeline.failed;
@@ -174,6 +175,11 @@ async function crawlOnce({ reader, market, checkpoint, handle, heads }: TaskWatc
   const latest = await latestBlockNumber(reader, heads, pipeline.crawledTo);
   const fromBlock = pipeline.crawledTo + 1n;
   if (fromBlock > latest) return saveCheckpoint(checkpoint, pipeline);
+  // Blocks whose pushed headers' blooms rule out both events (most hold only accepts and completions) are not read.
+  if (headsRuleOut(heads, fromBlock, latest, market, openingSelectors)) {
+    pipeline.crawledTo = latest;
+    return saveCheckpoint(checkpoint, pipeline);
+  }
   // Only the two events that open a task are asked for (a topic filter), not every event of the market.
   // A reopened task is open again; its TaskReopened event carries the spec like TaskSubmitted.
   // getLogs decodes each log against the events asked for (strict: a log that does not decode is dropped).

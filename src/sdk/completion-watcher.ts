@@ -13,10 +13,10 @@
  * soon as a block is mined, and on its own only as a safety net while heads
  * arrive; a head is only a wake-up, the scan still covers every block.
  */
-import { getAbiItem, type Address, type Client, type Hex } from "viem";
+import { getAbiItem, toEventSelector, type Address, type Client, type Hex } from "viem";
 import { getLogs } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
-import { latestBlockNumber, type HeadSource } from "../chain/new-heads.ts";
+import { headsRuleOut, latestBlockNumber, type HeadSource } from "../chain/new-heads.ts";
 import { TaskVerificationError } from "./errors.ts";
 
 export interface CompletionEvent {
@@ -54,6 +54,7 @@ const endings = [
   getAbiItem({ abi: taskMarketAbi, name: "TaskRefunded" }),
   getAbiItem({ abi: taskMarketAbi, name: "TaskCancelled" }),
 ];
+const endingSelectors = endings.map((event) => toEventSelector(event));
 
 export class CompletionWatcher {
   readonly #o: CompletionWatcherOptions;
@@ -137,7 +138,8 @@ export class CompletionWatcher {
     const latest = await latestBlockNumber(this.#o.reader, this.#o.heads, this.#cursor === undefined ? -1n : this.#cursor - 1n);
     let fromBlock = this.#cursor ?? latest;
     for (const w of uncovered) if (w.fromBlock < fromBlock) fromBlock = w.fromBlock;
-    if (fromBlock <= latest) {
+    // Blocks whose pushed headers' blooms rule out every ending (most hold only submissions and accepts) are not read.
+    if (fromBlock <= latest && !headsRuleOut(this.#o.heads, fromBlock, latest, this.#o.market, endingSelectors)) {
       // getLogs decodes each log against `endings` (strict: a log that does not decode is dropped).
       for (const log of await getLogs(this.#o.reader, { address: this.#o.market, events: endings, fromBlock, toBlock: latest, strict: true })) {
         const taskId = log.args.taskId;

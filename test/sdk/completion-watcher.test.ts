@@ -1,15 +1,16 @@
 /** The shared completion poller's negative paths (its normal path runs in every end-to-end task), and its wake-up by new heads. */
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { encodeAbiParameters, encodeEventTopics, getAbiItem, toHex, zeroAddress, type Hex } from "viem";
-import { taskMarketAbi } from "../../src/chain/abi/TaskMarket.ts";
+import { acceptTask } from "../../src/chain/actions/accept-task.ts";
+import { completeTask } from "../../src/chain/actions/complete-task.ts";
+import { submitTask } from "../../src/chain/actions/submit-task.ts";
 import { createReaderClient } from "../../src/chain/clients.ts";
-import type { Eip1193Provider } from "../../src/chain/eip1193.ts";
 import { startLocalChain } from "../../src/chain/local-chain.ts";
 import { newHeadSource } from "../../src/chain/new-heads.ts";
 import { startChainRpcServer } from "../../src/chain/rpc-server.ts";
 import { CompletionWatcher } from "../../src/sdk/completion-watcher.ts";
 import { TaskVerificationError } from "../../src/sdk/errors.ts";
+import { makeSpec, newEnclave, registerWithOffer, signedCompletion, startFixture } from "../contracts/fixture.ts";
 
 const chain = await startLocalChain({ operators: 0 });
 after(() => chain.close());
@@ -25,56 +26,32 @@ test("a task that never completes times out with TASK_TIMEOUT, and a task id is 
 });
 
 test("with new heads pushed over WebSocket, a completion is found on its block, not at the next poll", { timeout: 15_000 }, async () => {
-  const server = await startChainRpcServer({ provider: chain.provider });
+  const f = await startFixture();
+  const server = await startChainRpcServer({ provider: f.chain.provider });
   const heads = newHeadSource({ wsUrl: server.wsUrl });
-  const market = chain.accounts.deployer.address;
-  const taskId = 42n;
-  /** The block whose logs hold the task's TaskCompleted event (the chain's own logs are empty here). */
-  let completedIn: bigint | undefined;
-  const withCompletion: Eip1193Provider = {
-    async request(args) {
-      const result = await chain.provider.request(args);
-      if (args.method !== "eth_getLogs" || completedIn === undefined) return result;
-      const [filter] = args.params as [{ fromBlock: Hex; toBlock: Hex }];
-      if (BigInt(filter.fromBlock) > completedIn || BigInt(filter.toBlock) < completedIn) return result;
-      return [...(result as unknown[]), completionLog(market, taskId, completedIn)];
-    },
-  };
-  const watcher = new CompletionWatcher({ reader: createReaderClient({ endpoint: { provider: withCompletion }, chain: chain.chain }), market, pollIntervalMs: 10_000, heads });
   try {
+    const operator = f.operators[0]!;
+    const enclave = newEnclave();
+    await registerWithOffer(f, enclave, operator);
+    const spec = makeSpec(f, [enclave.address]);
+    const submitted = await submitTask(f.requester, f.deployment.market, { spec });
+    const { assignment } = await acceptTask(operator, f.deployment.market, { taskId: submitted.taskId, spec, enclave: enclave.address });
+    const watcher = new CompletionWatcher({ reader: f.reader, market: f.deployment.market, pollIntervalMs: 10_000, heads });
     await waitFor(() => heads.live);
-    const waiting = watcher.wait(taskId, 0n, 5_000);
-    // The first poll finds nothing; the next one is 10 s away unless a head arrives.
+    const waiting = watcher.wait(submitted.taskId, submitted.receipt.blockNumber, 5_000);
+    // The first poll finds nothing; the next one is 10 s away unless a head arrives (and its bloom may hold the completion).
     await new Promise((r) => setTimeout(r, 50));
-    completedIn = BigInt((await chain.provider.request({ method: "eth_blockNumber" })) as Hex) + 1n;
-    await chain.provider.request({ method: "evm_mine", params: [] });
+    const completion = await signedCompletion(f, submitted.taskId, spec, assignment, enclave);
+    const completed = await completeTask(operator, f.deployment.market, completion);
     const event = await waiting;
-    assert.equal(event.outputCid, "bafy-output");
+    assert.equal(event.outputCid, completion.outputCid);
+    assert.equal(event.transactionHash, completed.hash);
   } finally {
     await heads.close();
     await server.close();
+    await f.close();
   }
 });
-
-/** A TaskCompleted log as the market would emit it, encoded from the ABI. */
-function completionLog(market: Hex, taskId: bigint, blockNumber: bigint) {
-  const event = getAbiItem({ abi: taskMarketAbi, name: "TaskCompleted" });
-  const data = event.inputs.filter((i) => !i.indexed);
-  const sample = (type: string, name: string | undefined): unknown =>
-    type === "string" ? (name === "outputCid" ? "bafy-output" : "bafy") : type === "address" ? zeroAddress : type.startsWith("bytes") ? toHex(1, { size: Number(type.slice(5)) }) : 1n;
-  const indexedArgs = Object.fromEntries(event.inputs.filter((i) => i.indexed).map((i) => [i.name, i.name === "taskId" ? taskId : sample(i.type, i.name)]));
-  return {
-    address: market,
-    topics: encodeEventTopics({ abi: taskMarketAbi, eventName: "TaskCompleted", args: indexedArgs as never }),
-    data: encodeAbiParameters(data, data.map((i) => sample(i.type, i.name))),
-    blockNumber: toHex(blockNumber),
-    blockHash: toHex(1, { size: 32 }),
-    transactionHash: toHex(2, { size: 32 }),
-    transactionIndex: "0x0",
-    logIndex: "0x0",
-    removed: false,
-  };
-}
 
 async function waitFor(condition: () => boolean): Promise<void> {
   const deadline = Date.now() + 5_000;
