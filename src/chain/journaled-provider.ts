@@ -72,9 +72,11 @@ export function journaledProvider(inner: Eip1193Provider, journal: BlockJournal,
   }
 
   async function recordNewBlocks(): Promise<void> {
-    const latest = Number(await inner.request({ method: "eth_blockNumber" }));
-    for (let n = head + 1; n <= latest; n++) {
-      const block = await getBlock(inner, toHex(n));
+    // Usually the one block just mined: the latest block is read once and serves as the last of the range.
+    const latest = await getBlock(inner, "latest");
+    const latestNumber = Number(latest.number);
+    for (let n = head + 1; n <= latestNumber; n++) {
+      const block = n === latestNumber ? latest : await getBlock(inner, toHex(n));
       const txs: Hex[] = [];
       for (const hash of block.transactions) txs.push(await rawTransaction(hash));
       const entry: JournaledBlock = { number: n, timestamp: Number(block.timestamp), hash: block.hash, txs };
