@@ -16,6 +16,7 @@ import { readTasks } from "../chain/actions/read-tasks.ts";
 import type { TaskRecord } from "../chain/actions/read-task.ts";
 import type { TxResult } from "../chain/actions/send-transaction.ts";
 import type { WriterClient } from "../chain/clients.ts";
+import { decodeContractRevert } from "../chain/contract-error.ts";
 import { sendTaskBatch } from "../chain/task-batch.ts";
 import type { TaskSpec } from "../protocol/task.ts";
 import { groupCommit } from "../util/group-commit.ts";
@@ -35,7 +36,10 @@ export class TaskTakenError extends Error {
 export type Batched<T> = T & { batchSize: number };
 
 export interface NodeMarketBatches {
-  /** Accepts the task for this node's enclave (the market's per-task deposit is read once per batch). */
+  /**
+   * Accepts the task for this node's enclave. The market's per-task deposit is read once and kept; a batch
+   * refused with WrongDeposit (the admin changed it) reads it again and is sent once more.
+   */
   accept(task: { taskId: bigint; spec: TaskSpec }): Promise<Batched<AcceptedTask>>;
   complete(params: CompleteTaskParams): Promise<Batched<TxResult>>;
   /** The market's record of the task, as of the latest block. */
@@ -53,25 +57,33 @@ export interface NodeMarketBatchesOptions {
 
 export function nodeMarketBatches({ writer, market, enclave, maxBatch = 32 }: NodeMarketBatchesOptions): NodeMarketBatches {
   type AcceptItem = { taskId: bigint; spec: TaskSpec };
+  let knownDeposit: bigint | undefined;
   const accept = groupCommit<AcceptItem, Batched<AcceptedTask>>({
     maxBatch,
     send: async (items) => {
-      const deposit = await readTaskDeposit(writer, market);
-      return sendTaskBatch(items, {
-        taskIdOf: (item) => item.taskId,
-        sendOne: async (item) => ({ ...(await acceptTask(writer, market, { ...item, enclave, deposit })), batchSize: 1 }),
-        sendBatch: async (batch) => {
-          const { accepted, hash, receipt, gasUsed } = await acceptTasks(writer, market, { tasks: batch, enclave, deposit });
-          const tx = { hash, receipt, gasUsed };
-          const byTask = new Map(accepted.map((a) => [a.taskId, a]));
-          return batch.map((item) => {
-            const a = byTask.get(item.taskId);
-            return a ? { ok: true as const, value: { ...tx, ...a, batchSize: accepted.length } } : { ok: false as const, error: new TaskTakenError(item.taskId, tx.hash) };
-          });
-        },
-      });
+      knownDeposit ??= await readTaskDeposit(writer, market);
+      const outcomes = await acceptWithDeposit(items, knownDeposit);
+      if (!outcomes.some((o) => !o.ok && decodeContractRevert(o.error)?.errorName === "WrongDeposit")) return outcomes;
+      knownDeposit = await readTaskDeposit(writer, market);
+      return acceptWithDeposit(items, knownDeposit);
     },
   });
+  /** The accepts, sent with `deposit` per task (sendTaskBatch: a batch, one by one after a revert). */
+  function acceptWithDeposit(items: AcceptItem[], deposit: bigint) {
+    return sendTaskBatch(items, {
+      taskIdOf: (item) => item.taskId,
+      sendOne: async (item) => ({ ...(await acceptTask(writer, market, { ...item, enclave, deposit })), batchSize: 1 }),
+      sendBatch: async (batch) => {
+        const { accepted, hash, receipt, gasUsed } = await acceptTasks(writer, market, { tasks: batch, enclave, deposit });
+        const tx = { hash, receipt, gasUsed };
+        const byTask = new Map(accepted.map((a) => [a.taskId, a]));
+        return batch.map((item) => {
+          const a = byTask.get(item.taskId);
+          return a ? { ok: true as const, value: { ...tx, ...a, batchSize: accepted.length } } : { ok: false as const, error: new TaskTakenError(item.taskId, tx.hash) };
+        });
+      },
+    });
+  }
   const complete = groupCommit<CompleteTaskParams, Batched<TxResult>>({
     maxBatch,
     send: (items) =>

@@ -4,6 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { taskMarketAbi } from "../../src/chain/abi/TaskMarket.ts";
+import { readTaskDeposit, setTaskDeposit } from "../../src/chain/actions/market-config.ts";
+import { createWriterClient } from "../../src/chain/clients.ts";
 import { startEmbeddedNetwork, type EmbeddedNetwork } from "../../src/devnet/embedded.ts";
 import type { HostEvent } from "../../src/host/log.ts";
 
@@ -45,4 +48,18 @@ test("concurrent tasks share submit, accept and complete transactions, and each 
   assert.ok(accepted.some((e) => e.batchSize > 1), `some accepts shared a transaction: ${accepted.map((e) => e.batchSize)}`);
   assert.ok(new Set(accepted.map((e) => e.transactionHash)).size < inputs.length);
   for (const result of results) assert.ok(result.checks.length >= 6, "every result went through the client's checks");
+});
+
+test("a node keeps the market's task deposit, and reads it again when the admin changes it", async () => {
+  const { chain, deployment } = network;
+  const admin = createWriterClient({ endpoint: { provider: chain.provider }, chain: chain.chain, account: chain.accounts.deployer });
+  const program = new TextEncoder().encode("export default function (input) { return input; }");
+  const run = (input: string) => network.client.runTask({ program, input: new TextEncoder().encode(input), timeoutMs: 15_000 });
+  await run("before the change");
+  const raised = (await readTaskDeposit(admin, deployment.market)) + 1n;
+  await setTaskDeposit(admin, deployment.market, raised);
+  const result = await run("after the change");
+  assert.equal(new TextDecoder().decode(result.output), "after the change");
+  const [accepted] = await admin.getContractEvents({ address: deployment.market, abi: taskMarketAbi, eventName: "TaskAccepted", args: { taskId: result.taskId }, fromBlock: 0n, strict: true });
+  assert.equal(accepted?.args.deposit, raised, "the accept after the change paid the new deposit");
 });
