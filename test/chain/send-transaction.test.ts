@@ -18,7 +18,8 @@ describe("contract writes", () => {
   });
   after(() => f.close());
 
-  test("concurrent writes from one client get consecutive nonces from one nonce read, and no per-transaction fee or gas requests beyond the estimate", async () => {
+  /** A writer for a fresh copy of the requester's account (nothing learned yet) whose requests are counted by method. */
+  function countedRequester() {
     const counts = new Map<string, number>();
     const provider = {
       request(args: { method: string; params?: object | readonly unknown[] }) {
@@ -26,7 +27,18 @@ describe("contract writes", () => {
         return f.chain.provider.request(args);
       },
     };
-    const requester = createWriterClient({ endpoint: { provider }, chain: f.chain.chain, account: f.chain.accounts.requester });
+    const writer = createWriterClient({ endpoint: { provider }, chain: f.chain.chain, account: f.chain.accounts.requester });
+    /** The simulations since the last take. */
+    const take = () => {
+      const seen = Object.fromEntries(counts);
+      counts.clear();
+      return { estimates: seen.eth_estimateGas ?? 0, calls: seen.eth_call ?? 0 };
+    };
+    return { writer, counts, take };
+  }
+
+  test("concurrent writes from one client get consecutive nonces from one nonce read, and no per-transaction fee or gas requests beyond the estimate", async () => {
+    const { writer: requester, counts } = countedRequester();
     const spec = makeSpec(f, []);
     const salts = Array.from({ length: 5 }, (_, i) => `0x${(i + 1).toString(16).padStart(64, "0")}` as Hex);
     const submitted = await Promise.all(salts.map((salt) => submitTask(requester, f.deployment.market, { spec, salt })));
@@ -39,24 +51,6 @@ describe("contract writes", () => {
     assert.ok((counts.get("eth_maxPriorityFeePerGas") ?? 0) <= 1, "fees are fetched once, not per transaction");
     assert.equal(counts.get("eth_call"), undefined, "no separate simulation");
   });
-
-  /** A writer for a fresh copy of the requester's account (nothing learned yet) whose requests are counted by method. */
-  function countedRequester() {
-    const counts = new Map<string, number>();
-    const provider = {
-      request(args: { method: string; params?: object | readonly unknown[] }) {
-        counts.set(args.method, (counts.get(args.method) ?? 0) + 1);
-        return f.chain.provider.request(args);
-      },
-    };
-    const writer = createWriterClient({ endpoint: { provider }, chain: f.chain.chain, account: f.chain.accounts.requester });
-    const take = () => {
-      const seen = Object.fromEntries(counts);
-      counts.clear();
-      return { estimates: seen.eth_estimateGas ?? 0, calls: seen.eth_call ?? 0 };
-    };
-    return { writer, take };
-  }
 
   test("after a function's first write, a client simulates with eth_call at the gas limit it learned instead of estimating", async () => {
     const { writer, take } = countedRequester();
