@@ -190,7 +190,7 @@ async function execute(program: Uint8Array, input: Uint8Array, envelope: TaskEnv
 }
 
 function failed(e: ProgramError, wallMs: number): ResultRecord {
-  return { outcome: "error", error: { code: e.code, message: e.message }, usage: { wallMs: round(wallMs), cpuMs: 0, outputBytes: 0 } };
+  return { outcome: "error", error: { code: e.code, message: e.message }, usage: { wallMs: round(wallMs), cpuMs: round(e.cpuMs ?? 0), outputBytes: 0 } };
 }
 
 function round(ms: number): number {

@@ -8,13 +8,16 @@ const limits: TaskLimits = { memoryMb: 16, cpuTimeMs: 500, timeoutMs: 500, maxOu
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
-async function fails(source: string, code: string, match?: RegExp, lim = limits): Promise<void> {
+async function fails(source: string, code: string, match?: RegExp, lim = limits): Promise<ProgramError> {
+  let failure: ProgramError | undefined;
   await assert.rejects(runJsProgram(source, utf8("in"), lim), (e: unknown) => {
     assert.ok(e instanceof ProgramError, `expected ProgramError, got ${String(e)}`);
     assert.equal(e.code, code, e.message);
     if (match) assert.match(e.message, match);
+    failure = e;
     return true;
   });
+  return failure!;
 }
 
 test("echo returns the input bytes", async () => {
@@ -86,7 +89,8 @@ test("a busy loop hits the CPU-time limit long before the wall-time limit, where
     "Promise.resolve().then(() => { for (;;) {} }); export default (x) => x;",
   ]) {
     const started = performance.now();
-    await fails(source, "CPU_LIMIT_EXCEEDED", /CPU-time limit of 200 ms/, lim);
+    const failure = await fails(source, "CPU_LIMIT_EXCEEDED", /CPU-time limit of 200 ms/, lim);
+    assert.ok(failure.cpuMs !== undefined && failure.cpuMs >= 200, `the failure reports the CPU time used (${failure.cpuMs} ms)`);
     // A generous bound: the point is that the 10 s wall-time limit did not stop it.
     assert.ok(performance.now() - started < 5_000, source);
   }

@@ -47,7 +47,7 @@ export async function runInFreshIsolate<T>(limits: TaskLimits, failure: string, 
     if (stopped) throw stopped;
     return { value, wallMs: performance.now() - started, cpuMs };
   } catch (e) {
-    throw stopped ?? classify(e, isolate, limits, failure);
+    throw (stopped ?? classify(e, isolate, limits, failure)).withCpuMs(cpuWatch.finish());
   } finally {
     clearTimeout(timer);
     cpuWatch.end();

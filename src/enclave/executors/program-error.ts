@@ -15,10 +15,18 @@ export type ProgramErrorCode =
 
 export class ProgramError extends Error {
   readonly code: ProgramErrorCode;
+  /** CPU time the program used before it failed, once its isolate has been measured. */
+  readonly cpuMs: number | undefined;
 
-  constructor(code: ProgramErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ProgramErrorCode, message: string, options?: { cause?: unknown; cpuMs?: number }) {
     super(message, options);
     this.name = "ProgramError";
     this.code = code;
+    this.cpuMs = options?.cpuMs;
+  }
+
+  /** The same failure, with the CPU time the program used. */
+  withCpuMs(cpuMs: number): ProgramError {
+    return new ProgramError(this.code, this.message, { cause: this.cause, cpuMs });
   }
 }
