@@ -171,7 +171,7 @@ export class NodeDaemon {
       evidenceCid: this.#evidenceCid!,
       log: this.log,
       retry,
-      ownAccepts: { since: startBlock, tried: new Set<bigint>() },
+      ownAccepts: { since: startBlock, tried: new Map<bigint, number>() },
     };
     this.#watchingSince = Date.now();
     this.#watcher = watchSubmittedTasks({

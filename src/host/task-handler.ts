@@ -55,12 +55,13 @@ export interface TaskHandlerContext {
   /** Backoff for chain and IPFS calls that fail transiently; its signal aborts them on shutdown. */
   retry?: Omit<RetryOptions, "what" | "isRetryable">;
   /**
-   * What this node process knows of its own accepts: the latest block when it started, and the tasks it has
-   * sent an accept for since (until their handler finishes). A task submitted after that block which this
-   * process never tried to accept cannot be this enclave's, so a node that lost the task to another does
-   * not ask the chain whose it is.
+   * What this node process knows of its own accepts: the latest block when it started, and how many accepts
+   * it has sent for each task since (until its handler finishes). A task submitted after that block is this
+   * enclave's only if this process took it: when it never tried, or its one attempt was skipped or refused,
+   * the node does not ask the chain whose the task is. (After two attempts, the first may have been mined
+   * although its reply was lost.)
    */
-  ownAccepts?: { since: bigint; tried: Set<bigint> };
+  ownAccepts?: { since: bigint; tried: Map<bigint, number> };
 }
 
 function retrying<T>(ctx: TaskHandlerContext, what: string, operation: () => Promise<T>): Promise<T> {
@@ -73,7 +74,7 @@ function retrying<T>(ctx: TaskHandlerContext, what: string, operation: () => Pro
  */
 async function ownAssignment(ctx: TaskHandlerContext, task: SubmittedTask): Promise<Assignment | undefined> {
   const known = ctx.ownAccepts;
-  if (known && task.blockNumber > known.since && !known.tried.has(task.taskId)) return undefined;
+  if (known && task.blockNumber > known.since && (known.tried.get(task.taskId) ?? 0) <= 1) return undefined;
   const record = await retrying(ctx, `readTask ${task.taskId}`, () => ctx.batches.readTask(task.taskId));
   if (record.status !== "Accepted") return undefined;
   const accepts = await retrying(ctx, `TaskAccepted logs of ${task.taskId}`, () =>
@@ -147,9 +148,12 @@ async function awaitTurn(ctx: TaskHandlerContext, task: SubmittedTask): Promise<
  */
 async function acceptOrResume(ctx: TaskHandlerContext, task: SubmittedTask): Promise<Assignment | undefined> {
   const taskId = task.taskId.toString();
-  ctx.ownAccepts?.tried.add(task.taskId);
+  const tried = ctx.ownAccepts?.tried;
   try {
-    const accepted = await retrying(ctx, `acceptTask ${taskId}`, () => ctx.batches.accept({ taskId: task.taskId, spec: task.spec }));
+    const accepted = await retrying(ctx, `acceptTask ${taskId}`, () => {
+      tried?.set(task.taskId, (tried.get(task.taskId) ?? 0) + 1);
+      return ctx.batches.accept({ taskId: task.taskId, spec: task.spec });
+    });
     ctx.log.emit({ type: "task-accepted", taskId, transactionHash: accepted.hash, gasUsed: accepted.gasUsed.toString(), batchSize: accepted.batchSize });
     return accepted.assignment;
   } catch (error) {
