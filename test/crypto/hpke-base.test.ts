@@ -105,3 +105,27 @@ test("ciphertexts shorter than the GCM tag are refused with DECRYPTION_FAILED", 
     );
   }
 });
+
+test("a private key array overwritten in place opens with its new key, not a kept one", async () => {
+  const info = Buffer.from("key-object cache");
+  const first = randomBytes(32);
+  const second = randomBytes(32);
+  const toFirst = await sealTo(x25519PublicKeyOf(first), Buffer.from("for the first key"), { info });
+  const toSecond = await sealTo(x25519PublicKeyOf(second), Buffer.from("for the second key"), { info });
+  const key = new Uint8Array(first);
+  assert.equal(Buffer.from(await openWith(key, toFirst.enc, toFirst.ciphertext, { info })).toString(), "for the first key");
+  key.set(second);
+  assert.equal(Buffer.from(await openWith(key, toSecond.enc, toSecond.ciphertext, { info })).toString(), "for the second key");
+  await assert.rejects(openWith(key, toFirst.enc, toFirst.ciphertext, { info }), (e: unknown) => e instanceof CryptoError && e.code === "DECRYPTION_FAILED");
+});
+
+test("sealing to more recipients than the kept public keys still reaches each one", async () => {
+  const info = Buffer.from("recipient cache");
+  const recipients = Array.from({ length: 300 }, () => randomBytes(32));
+  const sealed = await Promise.all(recipients.map((sk, i) => sealTo(x25519PublicKeyOf(sk), Buffer.from(`message ${i}`), { info })));
+  // The earliest recipients were forgotten by now and are made again; each opens only its own message.
+  for (const i of [0, 1, 150, 299]) {
+    assert.equal(Buffer.from(await openWith(recipients[i]!, sealed[i]!.enc, sealed[i]!.ciphertext, { info })).toString(), `message ${i}`);
+  }
+  await assert.rejects(openWith(recipients[1]!, sealed[0]!.enc, sealed[0]!.ciphertext, { info }), (e: unknown) => e instanceof CryptoError);
+});
