@@ -54,6 +54,11 @@ describe("local chain", () => {
       params: [{ from: f.chain.accounts.operators[1]!.address, to: operator, value: "0x10" }],
     })) as Hex;
     await f.chain.provider.request({ method: "evm_mine", params: [] });
+    // A signed transaction that reverts is mined all the same, and the chain reports the revert: journaled too.
+    const blockNumber = async () => BigInt((await f.chain.provider.request({ method: "eth_blockNumber" })) as Hex);
+    const blockBeforeRevert = await blockNumber();
+    await assert.rejects(f.requester.sendTransaction({ to: f.deployment.market, data: "0xdeadbeef", gas: 100_000n }), /reverted/);
+    assert.equal(await blockNumber(), blockBeforeRevert + 1n);
     const head = (await f.chain.provider.request({ method: "eth_getBlockByNumber", params: ["latest", false] })) as Block;
     const operatorBalance = await f.reader.getBalance({ address: operator });
     await assert.rejects(
