@@ -318,8 +318,14 @@ function rawText(data: RawData): string {
   return (Buffer.isBuffer(data) ? data : Buffer.from(data)).toString("utf8");
 }
 
+/** Bigints (rare: EDR answers in JSON already) become hex quantities; the replacer runs only when one is met, since it slows every reply. */
 function toJson(body: unknown): string {
-  return JSON.stringify(body, (_k, v: unknown) => (typeof v === "bigint" ? `0x${v.toString(16)}` : v));
+  try {
+    return JSON.stringify(body);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    return JSON.stringify(body, (_k, v: unknown) => (typeof v === "bigint" ? `0x${v.toString(16)}` : v));
+  }
 }
 
 function send(ws: WebSocket, body: unknown): void {

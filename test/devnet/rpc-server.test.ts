@@ -60,3 +60,17 @@ test("viem over HTTP sends a transaction that is journaled and replayed; protoco
 test("the JSON-RPC server refuses to bind beyond loopback", async () => {
   await assert.rejects(startChainRpcServer({ provider: { request: async () => null }, host: "0.0.0.0" }), (e) => e instanceof ChainRpcServerError && /127\.0\.0\.1/.test(e.message));
 });
+
+test("bigints in a provider's answer go out as hex quantities", async () => {
+  // Any EIP-1193 provider may be served; EDR answers in JSON already, an in-process one may answer with bigints.
+  const provider = { request: async ({ method }: { method: string }) => (method === "eth_blockNumber" ? 255n : { balance: 16n, note: "plain" }) };
+  const server = await startChainRpcServer({ provider });
+  try {
+    const call = async (method: string) =>
+      ((await (await fetch(server.url, { method: "POST", body: JSON.stringify({ jsonrpc: "2.0", id: 1, method }) })).json()) as { result: unknown }).result;
+    assert.equal(await call("eth_blockNumber"), "0xff");
+    assert.deepEqual(await call("eth_getBalance"), { balance: "0x10", note: "plain" });
+  } finally {
+    await server.close();
+  }
+});
