@@ -5,6 +5,7 @@ import { dirname } from "node:path";
 export class Checkpoint {
   readonly #path: string;
   #block: bigint;
+  #dirMade = false;
 
   constructor(path: string, initial: bigint) {
     this.#path = path;
@@ -23,7 +24,10 @@ export class Checkpoint {
 
   save(block: bigint): void {
     this.#block = block;
-    mkdirSync(dirname(this.#path), { recursive: true });
+    if (!this.#dirMade) {
+      mkdirSync(dirname(this.#path), { recursive: true });
+      this.#dirMade = true;
+    }
     const tmp = `${this.#path}.tmp`;
     writeFileSync(tmp, JSON.stringify({ block: block.toString() }));
     renameSync(tmp, this.#path);

@@ -18,8 +18,10 @@
  * indexed task id) and checks that its enclave may run the task.
  *
  * What it knows (the attempts under way and the last block it read) is saved
- * after each read that changed it, so a restarted node still reopens the
- * attempts it saw before. Several keepers racing for one attempt is harmless:
+ * at most once a second while it changes, and when the keeper stops, so a
+ * restarted node still reopens the attempts it saw before. A view saved a
+ * moment before a crash is still whole: the restarted keeper reads the
+ * market's events from its block on again. Several keepers racing for one attempt is harmless:
  * the market takes one reopen per attempt, and the others' simulations revert
  * before they send.
  */
@@ -73,6 +75,9 @@ interface AcceptedAttempt {
 }
 
 
+/** Under load every block changes the view, and writing it out each time cost a node more than reading the events. */
+const VIEW_SAVE_INTERVAL_MS = 1_000;
+
 /** Reverts saying this attempt is no longer the task's current one: someone else reopened or completed it. */
 const staleAttempt = new Set(["TaskNotAccepted", "SpecMismatch"]);
 
@@ -83,11 +88,20 @@ export function startReopenKeeper(options: ReopenKeeperOptions): { stop(): Promi
   let stopped = false;
   let wake: (() => void) | undefined;
 
+  let savedBlock = view.block;
+  let savedAt = 0;
+  const save = () => {
+    saveView(options.statePath, view);
+    savedBlock = view.block;
+    savedAt = performance.now();
+  };
+
   const loop = (async () => {
     let failures = 0;
     while (!stopped) {
       try {
         const chainNow = await readChain(options, view);
+        if (view.block !== savedBlock && performance.now() - savedAt >= VIEW_SAVE_INTERVAL_MS) save();
         await reopenOverdue(options, view, stale, chainNow);
         failures = 0;
       } catch (error) {
@@ -103,6 +117,11 @@ export function startReopenKeeper(options: ReopenKeeperOptions): { stop(): Promi
           resolve();
         };
       });
+    }
+    try {
+      if (view.block !== savedBlock) save();
+    } catch (error) {
+      options.onError(error);
     }
   })();
 
@@ -127,7 +146,7 @@ const acceptedTopic = toEventSelector(acceptedEvent);
 const endingTopics = (["TaskReopened", "TaskCompleted", "TaskCancelled", "TaskRefunded"] as const).map((name) => toEventSelector(getAbiItem({ abi: taskMarketAbi, name })));
 const submittedEvent = getAbiItem({ abi: taskMarketAbi, name: "TaskSubmitted" });
 
-/** Applies the market events since the last read, saves the view, and returns the chain's latest block time. */
+/** Applies the market events since the last read to the view, and returns the chain's latest block time. */
 async function readChain(o: ReopenKeeperOptions, view: View): Promise<bigint> {
   const latest = await getBlock(o.writer, { blockTag: "latest" });
   if (latest.number > view.block) {
@@ -149,7 +168,6 @@ async function readChain(o: ReopenKeeperOptions, view: View): Promise<bigint> {
       view.attempts.set(taskId, { assignment: { enclave, operator, price, deposit }, attempt, deadline: BigInt(deadline) });
     }
     view.block = latest.number;
-    saveView(o.statePath, view);
   }
   return latest.timestamp;
 }
