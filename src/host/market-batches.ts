@@ -21,12 +21,16 @@ import { sendTaskBatch } from "../chain/task-batch.ts";
 import type { TaskSpec } from "../protocol/task.ts";
 import { groupCommit } from "../util/group-commit.ts";
 
-/** acceptTasks skipped the task: it was no longer open when the batch was mined (another node took it first). */
+/**
+ * The task was no longer open: acceptTasks skipped it when its transaction was mined, or (no transaction hash)
+ * the status read just before the batch was sent found it taken. Another node took it first, or it was cancelled.
+ */
 export class TaskTakenError extends Error {
   readonly code = "TASK_TAKEN";
   readonly taskId: bigint;
-  constructor(taskId: bigint, transactionHash: Hex) {
-    super(`task ${taskId} was no longer open when acceptTasks transaction ${transactionHash} was mined: another node took it first, or it was cancelled`);
+  constructor(taskId: bigint, transactionHash?: Hex) {
+    const when = transactionHash === undefined ? "this node was about to send its accept" : `acceptTasks transaction ${transactionHash} was mined`;
+    super(`task ${taskId} was no longer open when ${when}: another node took it first, or it was cancelled`);
     this.name = "TaskTakenError";
     this.taskId = taskId;
   }
@@ -61,13 +65,24 @@ export function nodeMarketBatches({ writer, market, enclave, maxBatch = 32 }: No
   const accept = groupCommit<AcceptItem, Batched<AcceptedTask>>({
     maxBatch,
     send: async (items) => {
-      knownDeposit ??= await readTaskDeposit(writer, market);
-      const outcomes = await acceptWithDeposit(items, knownDeposit);
-      if (!outcomes.some((o) => !o.ok && decodeContractRevert(o.error)?.errorName === "WrongDeposit")) return outcomes;
-      knownDeposit = await readTaskDeposit(writer, market);
-      return acceptWithDeposit(items, knownDeposit);
+      // Under load a candidate's accepts wait behind its earlier work, and by the time a batch goes out another
+      // candidate has often taken some of its tasks. One status read spares sending (and the chain running)
+      // accepts that acceptTasks would skip. A lone accept, an idle node's, is sent at once.
+      if (items.length === 1) return acceptOpen(items);
+      const records = await readTasks(writer, market, items.map((item) => item.taskId));
+      const open = items.filter((_, i) => records[i]!.status === "Open");
+      const sent = open.length > 0 ? await acceptOpen(open) : [];
+      let next = 0;
+      return items.map((item, i) => (records[i]!.status === "Open" ? sent[next++]! : { ok: false as const, error: new TaskTakenError(item.taskId) }));
     },
   });
+  async function acceptOpen(items: AcceptItem[]) {
+    knownDeposit ??= await readTaskDeposit(writer, market);
+    const outcomes = await acceptWithDeposit(items, knownDeposit);
+    if (!outcomes.some((o) => !o.ok && decodeContractRevert(o.error)?.errorName === "WrongDeposit")) return outcomes;
+    knownDeposit = await readTaskDeposit(writer, market);
+    return acceptWithDeposit(items, knownDeposit);
+  }
   /** The accepts, sent with `deposit` per task (sendTaskBatch: a batch, one by one after a revert). */
   function acceptWithDeposit(items: AcceptItem[], deposit: bigint) {
     return sendTaskBatch(items, {
