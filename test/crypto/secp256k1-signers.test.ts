@@ -37,17 +37,17 @@ async function recoveryAccepts(digest: Uint8Array, signature: Uint8Array, expect
   }
 }
 
-test("the first check recovers and remembers the key; the next verifies against it without recovering", async () => {
+test("the first check derives the recovered key's address and remembers the key; the next ones match it without hashing", async () => {
   const cache = new SignerKeyCache();
   const account = privateKeyToAccount(generatePrivateKey());
   const first = await signed(account);
   assert.deepEqual(cache.check(first.digest, first.signature, account.address), { ok: true });
-  assert.deepEqual(cache.stats, { keys: 1, tables: 0, recoveries: 1, keyVerifications: 0 });
+  assert.deepEqual(cache.stats, { keys: 1, keyMatches: 0, addressDerivations: 1 });
   for (let i = 0; i < 3; i++) {
     const next = await signed(account);
     assert.deepEqual(cache.check(next.digest, next.signature, account.address.toLowerCase()), { ok: true });
   }
-  assert.deepEqual(cache.stats, { keys: 1, tables: 0, recoveries: 1, keyVerifications: 3 });
+  assert.deepEqual(cache.stats, { keys: 1, keyMatches: 3, addressDerivations: 1 });
 });
 
 test("for a remembered address, another key's signature, a tampered digest and the other v are refused with the recovered address", async () => {
@@ -70,8 +70,8 @@ test("for a remembered address, another key's signature, a tampered digest and t
   const otherV = cache.check(warm.digest, flipV(warm.signature), account.address);
   assert.equal(otherV.ok, false);
   assert.equal(await recoveryAccepts(warm.digest, flipV(warm.signature), account.address), false);
-  // Each refusal fell back to recovery after the remembered key did not verify.
-  assert.deepEqual(cache.stats, { keys: 1, tables: 0, recoveries: 4, keyVerifications: 4 });
+  // Each refusal recovered another key than the remembered one, and hashed it for the address it reports.
+  assert.deepEqual(cache.stats, { keys: 1, keyMatches: 1, addressDerivations: 4 });
 });
 
 test("the other v is refused on the first check too, so the verdict never depends on the cache", async () => {
@@ -95,7 +95,7 @@ test("high s is accepted with its matching v and refused with the other, on both
   warm.check(digest, signature, account.address);
   assert.equal(warm.check(digest, high, account.address).ok, true);
   assert.equal(warm.check(digest, flipV(high), account.address).ok, false);
-  assert.equal(warm.stats.recoveries, 2); // the refusal recovered; the acceptance did not
+  assert.deepEqual(warm.stats, { keys: 1, keyMatches: 1, addressDerivations: 2 }); // the acceptance matched the remembered key; the refusal did not
 });
 
 test("v may be 0/1 or 27/28; any other v, a wrong length or r, s out of range recovers nothing", async () => {
@@ -120,7 +120,7 @@ test("v may be 0/1 or 27/28; any other v, a wrong length or r, s out of range re
 
 test("cold and warm checks agree with viem's recovery on random corruptions", async () => {
   const account = privateKeyToAccount(generatePrivateKey());
-  const warm = new SignerKeyCache({ maxTables: 1 });
+  const warm = new SignerKeyCache();
   const seed = await signed(account);
   warm.check(seed.digest, seed.signature, account.address);
   for (let i = 0; i < 40; i++) {
@@ -145,30 +145,26 @@ test("the cache is bounded: the least recently used address is forgotten", async
   await checkBy(accounts[0]!); // 0 is now the most recently used
   await checkBy(accounts[2]!); // forgets 1
   await checkBy(accounts[0]!);
-  assert.deepEqual(cache.stats, { keys: 2, tables: 0, recoveries: 3, keyVerifications: 2 });
+  assert.deepEqual(cache.stats, { keys: 2, keyMatches: 2, addressDerivations: 3 });
   await checkBy(accounts[1]!);
-  assert.deepEqual(cache.stats, { keys: 2, tables: 0, recoveries: 4, keyVerifications: 2 });
+  assert.deepEqual(cache.stats, { keys: 2, keyMatches: 2, addressDerivations: 4 });
 });
 
-test("a key gets tables after 32 checks against it; a busy key keeps its slot, an idle one gives it up, and checks stay right", async () => {
-  const cache = new SignerKeyCache({ maxTables: 1 });
+test("a cache too small for its signers forgets and re-derives, and its verdicts stay right", async () => {
+  const cache = new SignerKeyCache({ maxKeys: 1 });
   const [a, b] = [0, 1].map(() => privateKeyToAccount(generatePrivateKey()));
   const byA = await signed(a!);
   const byB = await signed(b!);
-  const checkTimes = (n: number, s: { digest: Uint8Array; signature: Uint8Array }, account: PrivateKeyAccount) => {
-    for (let i = 0; i < n; i++) assert.equal(cache.check(s.digest, s.signature, account.address).ok, true);
-  };
-  checkTimes(32, byA, a!);
-  assert.equal(cache.stats.tables, 0);
-  checkTimes(1, byA, a!);
-  assert.equal(cache.stats.tables, 1);
-  checkTimes(40, byB, b!); // earned tables, but a's slot is not stale
-  assert.equal(cache.stats.tables, 1);
-  assert.equal(cache.check(byB.digest, flipV(byB.signature), b!.address).ok, false);
-  checkTimes(1030, byB, b!); // a idle for over 1024 checks: b takes the slot
-  checkTimes(2, byA, a!); // a without tables still verifies
-  assert.equal(cache.check(byA.digest, flipV(byA.signature), a!.address).ok, false);
-  assert.deepEqual(cache.stats, { keys: 2, tables: 1, recoveries: 4, keyVerifications: 32 + 1 + 40 + 1 + 1030 + 2 + 1 - 2 }); // the first checks of a and b recovered
+  for (let i = 0; i < 3; i++) {
+    assert.equal(cache.check(byA.digest, byA.signature, a!.address).ok, true);
+    assert.equal(cache.check(byB.digest, byB.signature, b!.address).ok, true);
+    assert.deepEqual(cache.check(byB.digest, byB.signature, a!.address), { ok: false, recovered: b!.address.toLowerCase() });
+    assert.equal(cache.check(byA.digest, flipV(byA.signature), a!.address).ok, false);
+  }
+  // With room for one key, a's and b's keys evict each other: every check hashed the key it recovered.
+  assert.deepEqual(cache.stats, { keys: 1, keyMatches: 0, addressDerivations: 12 });
+  assert.equal(cache.check(byB.digest, byB.signature, b!.address).ok, true); // b was remembered last
+  assert.deepEqual(cache.stats, { keys: 1, keyMatches: 1, addressDerivations: 12 });
 });
 
 test("a digest that is not 32 bytes, an expected value that is not an address and a zero bound are refused", async () => {
