@@ -4,7 +4,8 @@
  * fund and drive a local network and must never hold value elsewhere.
  */
 import { keccak256, stringToBytes, type Hex } from "viem";
-import { privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
+import type { PrivateKeyAccount } from "viem/accounts";
+import { localAccount } from "../crypto/secp256k1-account.ts";
 
 export interface DevKeys<T> {
   deployer: T;
@@ -34,10 +35,10 @@ export function devPrivateKeys(operatorCount: number): DevKeys<Hex> {
 
 export function devAccounts(keys: DevKeys<Hex>): DevKeys<PrivateKeyAccount> {
   return {
-    deployer: privateKeyToAccount(keys.deployer),
-    attester: privateKeyToAccount(keys.attester),
-    requester: privateKeyToAccount(keys.requester),
-    operators: keys.operators.map((k) => privateKeyToAccount(k)),
+    deployer: localAccount(keys.deployer),
+    attester: localAccount(keys.attester),
+    requester: localAccount(keys.requester),
+    operators: keys.operators.map((k) => localAccount(k)),
   };
 }
 

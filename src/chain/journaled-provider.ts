@@ -9,7 +9,8 @@
  * written. Requests that change state outside a block cannot be replayed and
  * are refused.
  */
-import { formatTransaction, keccak256, serializeTransaction, toHex, type Hex, type RpcTransaction } from "viem";
+import { formatTransaction, serializeTransaction, toHex, type Hex, type RpcTransaction } from "viem";
+import { keccak256 } from "../crypto/keccak.ts";
 import { ChainJournalError, type BlockJournal, type JournaledBlock } from "./block-journal.ts";
 import type { Eip1193Provider } from "./eip1193.ts";
 

@@ -8,10 +8,10 @@
  * completions from new heads (eth_subscribe) instead of by polling.
  */
 import type { Hex } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
 import type { Policy } from "../attestation/policy.ts";
 import { casHttpClient } from "../cas/http-client.ts";
 import { chainDefinition, createWriterClient, type WriterClient } from "../chain/clients.ts";
+import { localAccount } from "../crypto/secp256k1-account.ts";
 import { defaultLocalChainId } from "../chain/local-chain.ts";
 import { newHeadSource } from "../chain/new-heads.ts";
 import { openWebSocketProvider } from "../chain/ws-provider.ts";
@@ -60,7 +60,7 @@ export async function connectToNetwork(options: RemoteNetworkOptions): Promise<R
     const writer = createWriterClient({
       endpoint: webSocket ? { webSocket } : { rpcUrl: options.rpcUrl },
       chain: chainDefinition(deployment.chainId, options.rpcUrl),
-      account: privateKeyToAccount(privateKey),
+      account: localAccount(privateKey),
       pollingInterval: options.pollingIntervalMs ?? 100,
     });
     const chainId = await writer.getChainId();

@@ -9,7 +9,7 @@
  * hash, so it is encoded directly instead of through viem's generic
  * validation and ABI encoder.
  */
-import { keccak_256 } from "@noble/hashes/sha3.js";
+import { keccak256 } from "../crypto/keccak.ts";
 import { domainSeparator, type Address, type Hex } from "viem";
 import { completionDomain, completionTypes, type Completion } from "../protocol/completion.ts";
 
@@ -17,8 +17,9 @@ const WORD = 32;
 const UINT256_LIMIT = 1n << 256n;
 
 /** keccak256 of the encoded type "Completion(uint256 taskId,bytes32 programDigest,...)"; the struct has no nested types. */
-const TYPE_HASH = keccak_256(
+const TYPE_HASH = keccak256(
   new TextEncoder().encode(`Completion(${completionTypes.Completion.map((field) => `${field.type} ${field.name}`).join(",")})`),
+  "bytes",
 );
 
 /** Domain separators by chain and market; a node serves one market, so this stays tiny. */
@@ -56,6 +57,6 @@ export function completionDigest(chainId: bigint, market: Address, completion: C
   message[0] = 0x19;
   message[1] = 0x01;
   message.set(domainSeparatorOf(chainId, market), 2);
-  message.set(keccak_256(struct), 2 + WORD);
-  return `0x${Buffer.from(keccak_256(message)).toString("hex")}`;
+  message.set(keccak256(struct, "bytes"), 2 + WORD);
+  return keccak256(message);
 }

@@ -12,12 +12,12 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Hex } from "viem";
-import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
+import { generatePrivateKey, type PrivateKeyAccount } from "viem/accounts";
 import { z } from "zod";
 import { fromHex, toHex } from "../crypto/bytes.ts";
 import { canonicalJsonBytes } from "../crypto/canonical-json.ts";
 import { generateHpkeKeyPair, hpkePublicKeyOf, type HpkeKeyPair } from "../crypto/hpke.ts";
-import { signDigest } from "../crypto/secp256k1-native.ts";
+import { localAccount } from "../crypto/secp256k1-account.ts";
 import { EnclaveError } from "./errors.ts";
 import { seal, unseal } from "./sealing.ts";
 
@@ -51,7 +51,7 @@ export async function loadOrCreateKeys(dataDir: string, sealingKey: Uint8Array):
   await writeFile(tmp, seal(sealingKey, plain), { mode: 0o600 });
   await rename(tmp, path);
   plain.fill(0);
-  return { keys: { account: enclaveAccount(signingKey), hpke }, created: true };
+  return { keys: { account: localAccount(signingKey), hpke }, created: true };
 }
 
 async function decodeKeys(plain: Uint8Array, path: string): Promise<EnclaveKeys> {
@@ -65,26 +65,7 @@ async function decodeKeys(plain: Uint8Array, path: string): Promise<EnclaveKeys>
   }
   const privateKey = fromHex(parsed.hpkePrivateKey);
   return {
-    account: enclaveAccount(parsed.signingKey as Hex),
+    account: localAccount(parsed.signingKey as Hex),
     hpke: { privateKey, publicKey: await hpkePublicKeyOf(privateKey) },
-  };
-}
-
-/**
- * viem's account for `privateKey`, with `sign({ hash })` done natively: the
- * same bytes as viem's (r || s || v, low s, RFC 6979, v = 27 + y parity).
- * The hash must be 32 bytes.
- */
-export function enclaveAccount(privateKey: Hex): PrivateKeyAccount {
-  const keyBytes = fromHex(privateKey);
-  return {
-    ...privateKeyToAccount(privateKey),
-    async sign({ hash }) {
-      const { signature, recoveryId } = signDigest(fromHex(hash), keyBytes);
-      const serialized = new Uint8Array(65);
-      serialized.set(signature);
-      serialized[64] = 27 + recoveryId;
-      return toHex(serialized);
-    },
   };
 }

@@ -30,9 +30,9 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { isHex, type Hex } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
 import { casHttpClient } from "../cas/http-client.ts";
 import { chainDefinition, createWriterClient } from "../chain/clients.ts";
+import { localAccount } from "../crypto/secp256k1-account.ts";
 import { newHeadSource } from "../chain/new-heads.ts";
 import { openWebSocketProvider } from "../chain/ws-provider.ts";
 import { readDeployment } from "../devnet/deployment-file.ts";
@@ -118,7 +118,7 @@ async function main(): Promise<number> {
   const cas = casHttpClient(cfg.casUrl);
   const deployment = cfg.deploymentFile ? await readDeployment(cfg.deploymentFile) : await cas.deployment();
   if (!deployment) throw new ConfigError(`no deployment file at ${cfg.deploymentFile}`);
-  const account = privateKeyToAccount(cfg.operatorKey);
+  const account = localAccount(cfg.operatorKey);
   // One report per outage: the WebSocket reconnects by itself, and requests fail (and are retried) meanwhile.
   let outageReported = false;
   const webSocket = cfg.wsUrl === undefined ? undefined : openWebSocketProvider({

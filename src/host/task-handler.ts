@@ -3,7 +3,8 @@
  * the enclave, publish what the enclave returns, and relay the enclave's
  * signed completion to the chain. The host handles ciphertext only.
  */
-import { encodeAbiParameters, keccak256, type Address } from "viem";
+import type { Address } from "viem";
+import { keccak256 } from "../crypto/keccak.ts";
 import { getContractEvents } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import type { WriterClient } from "../chain/clients.ts";
@@ -105,9 +106,15 @@ export const defaultAcceptSlotMs = 200;
  * and a candidate that is down costs the others one slot.
  */
 export function acceptRank(taskId: bigint, candidates: readonly Address[], enclave: Address): number {
-  const score = (candidate: Address) => keccak256(encodeAbiParameters([{ type: "uint256" }, { type: "address" }], [taskId, candidate]));
-  const own = score(enclave.toLowerCase() as Address);
-  const distinct = new Set(candidates.map((c) => c.toLowerCase() as Address));
+  // abi.encode(uint256, address): the id in the first word, the address right-aligned in the second.
+  const encoded = Buffer.alloc(64);
+  encoded.write(taskId.toString(16).padStart(64, "0"), 0, 32, "hex");
+  const score = (candidate: string) => {
+    encoded.write(candidate.slice(2), 44, 20, "hex");
+    return keccak256(encoded);
+  };
+  const own = score(enclave.toLowerCase());
+  const distinct = new Set(candidates.map((c) => c.toLowerCase()));
   return [...distinct].filter((c) => score(c) < own).length;
 }
 

@@ -10,7 +10,8 @@
  * `TaskEnvelope`, a JSON blob on IPFS whose SHA-256 is `envelopeDigest` in the
  * spec.
  */
-import { encodeAbiParameters, keccak256, type Address, type Hex } from "viem";
+import { encodeAbiParameters, type Address, type Hex } from "viem";
+import { keccak256 } from "../crypto/keccak.ts";
 import { z } from "zod";
 
 /** Mirrors `struct TaskSpec` in contracts/TaskMarket.sol: what the requester asks for and escrows. */

@@ -18,7 +18,7 @@ import {
   type RecoveryId,
   type Secp256k1Operations,
 } from "../../src/crypto/secp256k1-native.ts";
-import { enclaveAccount, loadOrCreateKeys } from "../../src/enclave/keys.ts";
+import { loadOrCreateKeys } from "../../src/enclave/keys.ts";
 
 const N = secp256k1.Point.CURVE().n;
 const PREBUILT = ["linux-x64", "darwin-arm64", "win32-x64"]; // the platforms secp256k1@5's tarball ships binaries for
@@ -123,23 +123,7 @@ test("wrong lengths, a recovery id other than 0 or 1 and an invalid private key 
   assert.throws(() => publicKeyOf(hexToBytes(`0x${N.toString(16)}`)), code("INVALID_KEY"));
 });
 
-test("the enclave account signs hashes byte-identically to viem's account and keeps viem's other methods", async () => {
-  const key = generatePrivateKey();
-  const viem = privateKeyToAccount(key);
-  const native = enclaveAccount(key);
-  assert.equal(native.address, viem.address);
-  assert.equal(native.publicKey, viem.publicKey);
-  for (let i = 0; i < 50; i++) {
-    const hash = bytesToHex(random32());
-    assert.equal(await native.sign({ hash }), await viem.sign({ hash }), `case ${i}`);
-  }
-  assert.equal(await native.signMessage({ message: "cloister" }), await viem.signMessage({ message: "cloister" }));
-  const typedData = { domain: { name: "Cloister", chainId: 1 }, types: { Ping: [{ name: "n", type: "uint256" }] }, primaryType: "Ping", message: { n: 7n } } as const;
-  assert.equal(await native.signTypedData(typedData), await viem.signTypedData(typedData));
-  await assert.rejects(native.sign({ hash: "0x1234" as Hex }), (e) => e instanceof CryptoError && e.code === "INVALID_ARGUMENT");
-});
-
-test("loadOrCreateKeys gives the native-signing account, created and unsealed", async () => {
+test("loadOrCreateKeys gives the native-signing account (localAccount), created and unsealed", async () => {
   const dir = await mkdtemp(join(tmpdir(), "secp256k1-native-"));
   try {
     const sealingKey = new Uint8Array(32).fill(3);

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { Address } from "viem";
+import { encodeAbiParameters, keccak256, type Address } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { acceptRank } from "../../src/host/task-handler.ts";
 
@@ -22,4 +22,12 @@ test("the first turn moves between candidates from task to task", () => {
 
 test("open matching (no candidates): every node may accept at once", () => {
   assert.equal(acceptRank(7n, [], candidates[0]!), 0);
+});
+
+test("ranks follow keccak256(abi.encode(taskId, enclave)), lowest first, as docs/protocol.md states", () => {
+  const reference = (taskId: bigint, enclave: Address) => keccak256(encodeAbiParameters([{ type: "uint256" }, { type: "address" }], [taskId, enclave]));
+  for (const taskId of [0n, 5n, 2n ** 255n + 12345n]) {
+    const ordered = [...candidates].sort((x, y) => (reference(taskId, x) < reference(taskId, y) ? -1 : 1));
+    assert.deepEqual(ordered.map((c) => acceptRank(taskId, candidates, c)), [0, 1, 2]);
+  }
 });
