@@ -201,8 +201,13 @@ function recipientKeyObject(raw: Uint8Array): KeyObject {
 
 /** Fresh X25519 key pair as raw 32-byte values. */
 export function generateX25519KeyPair(): { publicKey: Uint8Array; privateKey: Uint8Array } {
-  const jwk = generateKeyPairSync("x25519").privateKey.export({ format: "jwk" });
-  return { publicKey: new Uint8Array(Buffer.from(jwk.x!, "base64url")), privateKey: new Uint8Array(Buffer.from(jwk.d!, "base64url")) };
+  const pair = generateKeyPairSync("x25519");
+  const jwk = pair.privateKey.export({ format: "jwk" });
+  const publicRaw = Buffer.from(jwk.x!, "base64url");
+  const privateKey = new Uint8Array(Buffer.from(jwk.d!, "base64url"));
+  // A requester opens each task's result with a fresh pair: its object is kept for that open.
+  privateKeys.set(privateKey, { raw: Buffer.from(privateKey), key: pair.privateKey, publicRaw });
+  return { publicKey: new Uint8Array(publicRaw), privateKey };
 }
 
 /** The raw X25519 public key of a raw private key. */
