@@ -7,7 +7,8 @@
  * false positive). Watchers use it to skip reading the logs of blocks that
  * cannot hold the events they follow.
  */
-import { hexToBytes, keccak256, type Address, type Hex } from "viem";
+import { hexToBytes, type Address, type Hex } from "viem";
+import { keccak256 } from "../crypto/keccak.ts";
 
 const BLOOM_BYTES = 256;
 
@@ -25,14 +26,25 @@ export function parseLogsBloom(bloom: Hex): Uint8Array {
   return hexToBytes(bloom);
 }
 
+/** The three bit indexes a value sets; a watcher asks about the same few values (its market, its events) every block. */
+const bitsOfValue = new Map<Hex, readonly number[]>();
+const MAX_KEPT_VALUES = 256;
+
+function bitsOf(value: Hex): readonly number[] {
+  const key = value.toLowerCase() as Hex;
+  let bits = bitsOfValue.get(key);
+  if (bits === undefined) {
+    const hash = keccak256(key, "bytes");
+    bits = [0, 2, 4].map((i) => ((hash[i]! << 8) | hash[i + 1]!) & 0x7ff);
+    if (bitsOfValue.size >= MAX_KEPT_VALUES) bitsOfValue.clear();
+    bitsOfValue.set(key, bits);
+  }
+  return bits;
+}
+
 /** Whether all three bits `value` sets are set in `bloom`. */
 function bloomHas(bloom: Uint8Array, value: Hex): boolean {
-  const hash = hexToBytes(keccak256(value));
-  for (let i = 0; i < 6; i += 2) {
-    const bit = ((hash[i]! << 8) | hash[i + 1]!) & 0x7ff;
-    if ((bloom[BLOOM_BYTES - 1 - (bit >> 3)]! & (1 << (bit & 7))) === 0) return false;
-  }
-  return true;
+  return bitsOf(value).every((bit) => (bloom[BLOOM_BYTES - 1 - (bit >> 3)]! & (1 << (bit & 7))) !== 0);
 }
 
 /**
