@@ -67,8 +67,8 @@ export function nodeMarketBatches({ writer, market, enclave, maxBatch = 32 }: No
     send: async (items) => {
       // Under load a candidate's accepts wait behind its earlier work, and by the time a batch goes out another
       // candidate has often taken some of its tasks. One status read spares sending (and the chain running)
-      // accepts that acceptTasks would skip. A lone accept, an idle node's, is sent at once.
-      if (items.length === 1) return acceptOpen(items);
+      // accepts that acceptTasks would skip, or that would revert when sent alone (a revert also costs a gas
+      // estimate to name it).
       const records = await readTasks(writer, market, items.map((item) => item.taskId));
       const open = items.filter((_, i) => records[i]!.status === "Open");
       const sent = open.length > 0 ? await acceptOpen(open) : [];

@@ -33,10 +33,10 @@ async function submit(): Promise<{ taskId: bigint; spec: TaskSpec }> {
   return { taskId, spec };
 }
 
-test("a batch leaves out the tasks another candidate took, and sends no transaction for them", async () => {
+test("accepts leave out the tasks another candidate took, and send no transaction for them", async () => {
   const tasks = [await submit(), await submit(), await submit(), await submit()];
-  // a takes the second and the third before b's batch goes out.
-  for (const t of tasks.slice(1, 3)) await acceptTask(f.operators[0]!, f.deployment.market, { ...t, enclave: a.address });
+  // a takes the first and the third before b's accepts go out.
+  for (const i of [0, 2]) await acceptTask(f.operators[0]!, f.deployment.market, { ...tasks[i]!, enclave: a.address });
   const batches = nodeMarketBatches({ writer: f.operators[1]!, market: f.deployment.market, enclave: b.address });
   const operator = f.operators[1]!.account.address;
   const nonceBefore = await f.reader.getTransactionCount({ address: operator, blockTag: "latest" });
@@ -44,18 +44,20 @@ test("a batch leaves out the tasks another candidate took, and sends no transact
   // The first accept goes out alone at once; the other three wait for it and form one batch.
   const outcomes = await Promise.allSettled(tasks.map((t) => batches.accept(t)));
 
-  assert.equal(outcomes[0]!.status, "fulfilled");
-  assert.equal(outcomes[3]!.status, "fulfilled");
-  for (const taken of outcomes.slice(1, 3)) {
-    assert.equal(taken.status, "rejected");
+  for (const i of [0, 2]) {
+    const taken = outcomes[i]!;
+    assert.equal(taken.status, "rejected", `task ${i}`);
     const error = (taken as PromiseRejectedResult).reason as unknown;
     assert.ok(error instanceof TaskTakenError, `expected TaskTakenError, got ${String(error)}`);
     assert.match(error.message, /about to send its accept/);
   }
-  for (const accepted of [outcomes[0]!, outcomes[3]!] as PromiseFulfilledResult<{ assignment: { enclave: string } }>[]) {
+  for (const i of [1, 3]) {
+    const accepted = outcomes[i]! as PromiseFulfilledResult<{ assignment: { enclave: string }; batchSize: number }>;
+    assert.equal(accepted.status, "fulfilled", `task ${i}`);
     assert.equal(accepted.value.assignment.enclave.toLowerCase(), b.address.toLowerCase());
+    assert.equal(accepted.value.batchSize, 2);
   }
   for (const t of tasks) assert.equal((await readTask(f.reader, f.deployment.market, t.taskId)).status, "Accepted");
-  // Two transactions: the lone first accept and the batch's one open task; none for the taken two.
-  assert.equal(await f.reader.getTransactionCount({ address: operator, blockTag: "latest" }), nonceBefore + 2);
+  // One transaction: the batch's two open tasks; none for the taken two.
+  assert.equal(await f.reader.getTransactionCount({ address: operator, blockTag: "latest" }), nonceBefore + 1);
 });
