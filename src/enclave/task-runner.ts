@@ -19,7 +19,7 @@ import { buildStatement, provenanceDigest, signEnvelope } from "../protocol/prov
 import { encryptResult, type ResultRecord } from "../protocol/result.ts";
 import { decodeInlineInput, type TaskBinding, type TaskEnvelope } from "../protocol/task.ts";
 import type { RunTaskParams, RunTaskResult } from "./call-gate.ts";
-import { completionDigest } from "./completion-digest.ts";
+import { completionDigest } from "../protocol/completion-digest.ts";
 import { parseEnvelope } from "./envelope.ts";
 import { EnclaveError } from "./errors.ts";
 import { runJsProgram } from "./executors/js-isolate.ts";

@@ -9,9 +9,9 @@
  * they are the enclave's whatever the DSSE signature says (`cloister verify`,
  * which may hold the envelope alone, checks it).
  */
-import { getAddress, hashTypedData, hexToBytes, sha256, type Address, type Client, type Hex } from "viem";
+import { getAddress, hexToBytes, sha256, type Address, type Client, type Hex } from "viem";
 import { signerKeys } from "../crypto/secp256k1-signers.ts";
-import { completionDomain, completionTypes } from "../protocol/completion.ts";
+import { completionDigest } from "../protocol/completion-digest.ts";
 import { statementOfSignedEnvelope, type ProvenanceStatement } from "../protocol/provenance.ts";
 import { decryptResult } from "../protocol/result.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
@@ -66,17 +66,12 @@ export async function verifyAndDecrypt(
 
   const signature = (await reads.signatures(event.transactionHash)).get(task.taskId);
   if (signature === undefined) throw new TaskVerificationError("COMPLETION_SIGNATURE_INVALID", `transaction ${event.transactionHash} is not a completeTask or completeTasks call for task ${task.taskId}`);
-  const digest = hashTypedData({
-    domain: completionDomain(task.binding.chainId, task.binding.market),
-    types: completionTypes,
-    primaryType: "Completion",
-    message: {
-      taskId: task.taskId,
-      programDigest: task.spec.programDigest,
-      inputDigest: task.spec.inputDigest,
-      outputDigest: event.outputDigest,
-      provenanceDigest: event.provenanceDigest,
-    },
+  const digest = completionDigest(task.binding.chainId, task.binding.market, {
+    taskId: task.taskId,
+    programDigest: task.spec.programDigest,
+    inputDigest: task.spec.inputDigest,
+    outputDigest: event.outputDigest,
+    provenanceDigest: event.provenanceDigest,
   });
   // Recovers the key the first time an enclave is seen and verifies against it afterwards; both accept the same signatures.
   const check = signerKeys.check(hexToBytes(digest), hexToBytes(signature), enclave.signer);

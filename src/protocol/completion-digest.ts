@@ -1,7 +1,7 @@
 /**
  * The EIP-712 digest of a Completion (src/protocol/completion.ts), which the
- * enclave signs for completeTask: keccak256(0x1901 ‖ domainSeparator ‖
- * hashStruct(completion)).
+ * enclave signs for completeTask and the SDK checks the signature against:
+ * keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(completion)).
  *
  * Same bytes as viem's hashTypedData, for a fraction of its CPU time: the
  * domain separator (per chain and market, computed by viem) and the type hash
@@ -11,7 +11,7 @@
  */
 import { keccak256 } from "../crypto/keccak.ts";
 import { domainSeparator, type Address, type Hex } from "viem";
-import { completionDomain, completionTypes, type Completion } from "../protocol/completion.ts";
+import { completionDomain, completionTypes, type Completion } from "./completion.ts";
 
 const WORD = 32;
 const UINT256_LIMIT = 1n << 256n;

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { getAddress, hashTypedData, type Address, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { completionDigest } from "../../src/enclave/completion-digest.ts";
+import { completionDigest } from "../../src/protocol/completion-digest.ts";
 import { completionDomain, completionTypes, type Completion } from "../../src/protocol/completion.ts";
 
 const hex32 = (): Hex => `0x${randomBytes(32).toString("hex")}`;
