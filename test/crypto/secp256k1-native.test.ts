@@ -5,7 +5,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
-import { bytesToHex, hexToBytes, type Hex } from "viem";
+import { bytesToHex, hexToBytes } from "viem";
 import { generatePrivateKey, privateKeyToAccount, sign as viemSign } from "viem/accounts";
 import { CryptoError } from "../../src/crypto/errors.ts";
 import {
