@@ -8,11 +8,11 @@
  * limits) become an error record encrypted to the requester, and the task
  * completes normally with outcome "error".
  */
-import { hash } from "node:crypto";
 import { isAddressEqual, type Hex } from "viem";
 import { openStream } from "../crypto/aead-stream.ts";
 import { fromHex, toHex } from "../crypto/bytes.ts";
 import { isCryptoError } from "../crypto/errors.ts";
+import { sha256 } from "../crypto/sha256.ts";
 import { openWith } from "../crypto/hpke.ts";
 import { taskInputAad, taskKeyInfo } from "../protocol/binding.ts";
 import { buildStatement, provenanceDigest, signEnvelope } from "../protocol/provenance.ts";
@@ -162,11 +162,6 @@ async function unwrapDataKey(ctx: EnclaveContext, binding: TaskBinding, envelope
 }
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-
-/** SHA-256 on node:crypto (OpenSSL): the blobs may be megabytes, and viem's sha256 is JavaScript. */
-function sha256(bytes: Uint8Array): Hex {
-  return `0x${hash("sha256", bytes, "hex")}`;
-}
 
 /** A program starting with the WebAssembly magic `\0asm` runs as WASM; anything else as a JS module. */
 async function execute(program: Uint8Array, input: Uint8Array, envelope: TaskEnvelope): Promise<ResultRecord> {

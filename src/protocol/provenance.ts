@@ -16,7 +16,8 @@
  * provenanceDigest = SHA-256(envelope bytes).
  */
 import { createHash } from "node:crypto";
-import { getAddress, sha256, type Address, type Hex } from "viem";
+import { getAddress, type Address, type Hex } from "viem";
+import { sha256 } from "../crypto/sha256.ts";
 import { z } from "zod";
 import { canonicalJson, canonicalJsonBytes, type JsonValue } from "../crypto/canonical-json.ts";
 import { signerKeys } from "../crypto/secp256k1-signers.ts";

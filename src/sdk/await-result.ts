@@ -9,7 +9,8 @@
  * they are the enclave's whatever the DSSE signature says (`cloister verify`,
  * which may hold the envelope alone, checks it).
  */
-import { getAddress, hexToBytes, sha256, type Address, type Client, type Hex } from "viem";
+import { getAddress, hexToBytes, type Address, type Client, type Hex } from "viem";
+import { sha256 } from "../crypto/sha256.ts";
 import { signerKeys } from "../crypto/secp256k1-signers.ts";
 import { completionDigest } from "../protocol/completion-digest.ts";
 import { statementOfSignedEnvelope, type ProvenanceStatement } from "../protocol/provenance.ts";

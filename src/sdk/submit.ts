@@ -9,7 +9,8 @@
  * the maximum price on chain (approving the market first for an ERC-20);
  * `submitPublishedBatch` does so for many tasks in one transaction.
  */
-import { hexToBytes, sha256, toHex, zeroAddress, type Address, type Hex } from "viem";
+import { hexToBytes, toHex, zeroAddress, type Address, type Hex } from "viem";
+import { sha256 } from "../crypto/sha256.ts";
 import { generateDataKey, sealStream } from "../crypto/aead-stream.ts";
 import { generateHpkeKeyPair, sealTo, type HpkeKeyPair } from "../crypto/hpke.ts";
 import { submitTask } from "../chain/actions/submit-task.ts";

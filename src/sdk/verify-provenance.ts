@@ -7,7 +7,8 @@
  * on-chain anchor: the TaskCompleted event of the task names the same enclave,
  * provenance digest and output digest.
  */
-import { bytesToHex, getAddress, hexToBytes, parseEventLogs, sha256, type Address, type Client } from "viem";
+import { bytesToHex, getAddress, hexToBytes, parseEventLogs, type Address, type Client } from "viem";
+import { sha256 } from "../crypto/sha256.ts";
 import { getLogs } from "viem/actions";
 import { decodeEvidence } from "../attestation/evidence-codec.ts";
 import type { Policy } from "../attestation/policy.ts";
