@@ -15,6 +15,9 @@
  * stderr, and without --json a human summary goes to stdout before it.
  * --stages adds, on stderr, the CPU time per task of each process and the
  * median time between the stages of a task (client and node events).
+ * machine_speed_ms is the CPU time of a fixed workload (machine-speed.ts),
+ * measured before and after the batch: the same code uses more CPU per task
+ * when it is higher, so it tells runs from slow periods of a shared machine.
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -26,6 +29,7 @@ import { taskMarketAbi } from "../src/chain/abi/TaskMarket.ts";
 import { connectToNetwork } from "../src/devnet/remote-client.ts";
 import { startMultiProcessDevnet } from "../src/devnet/multi-process.ts";
 import type { HostEvent } from "../src/host/log.ts";
+import { machineSpeedMs } from "./machine-speed.ts";
 
 const { values } = parseArgs({
   options: {
@@ -94,6 +98,7 @@ try {
   const submitHashes = new Set<Hex>();
   const taskIds = new Set<bigint>();
   let next = 0;
+  const speedBefore = machineSpeedMs();
   const cpuBefore = await Promise.all(devnetPids().map((pid) => cpuMsOf([pid])));
   const started = performance.now();
   const worker = async () => {
@@ -123,6 +128,7 @@ try {
   const elapsedMs = performance.now() - started;
   const cpuByProcess = (await Promise.all(devnetPids().map((pid) => cpuMsOf([pid])))).map((ms, i) => ms - cpuBefore[i]!);
   const cpuMs = cpuByProcess.reduce((a, b) => a + b, 0);
+  const speedMs = (speedBefore + machineSpeedMs()) / 2;
   if (values.stages) log(`CPU ms per task: devnet+client ${round(cpuByProcess[0]! / taskCount)}, nodes ${cpuByProcess.slice(1).filter((_, i) => i % 2 === 0).map((ms) => round(ms / taskCount)).join(" ")}, enclaves ${cpuByProcess.slice(1).filter((_, i) => i % 2 === 1).map((ms) => round(ms / taskCount)).join(" ")}`);
 
   const gas = await gasOf(fromBlock, taskIds, submitHashes);
@@ -139,6 +145,7 @@ try {
     warmup,
     cpu_ms_per_task: round(cpuMs / taskCount),
     tasks_per_transaction: gas.tasksPerTransaction,
+    machine_speed_ms: round(speedMs),
   };
   if (values.stages) {
     const order = ["start", "submitted", "task-seen", "task-accepted", "task-executed", "task-completed", "completed", "verified"];
