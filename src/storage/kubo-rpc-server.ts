@@ -156,7 +156,10 @@ async function handleCat(store: HeliaStore, res: ServerResponse, query: URLSearc
   const cid = arg.startsWith("/ipfs/") ? arg.slice("/ipfs/".length) : arg;
   if (cid.includes("/")) throw new RpcError(400, `${arg}: paths inside a blob are not supported; pass the blob's CID.`);
   const abort = new AbortController();
-  res.on("close", () => abort.abort());
+  // Only a client gone before the end stops the read: aborting after a complete response cost a DOMException per cat.
+  res.on("close", () => {
+    if (!res.writableFinished) abort.abort();
+  });
   const chunks = store.cat(cid, { offset: optionalInt(query, "offset"), length: optionalInt(query, "length"), signal: abort.signal })[Symbol.asyncIterator]();
   // Read the first chunk before the headers, so a missing or invalid blob
   // still gets a proper error response.
