@@ -3,6 +3,7 @@
  * download. With a `dataDir` it persists through a block journal (see
  * block-journal.ts) and comes back with the same blocks after a restart.
  */
+import "./edr-allocator.ts";
 import { fileURLToPath } from "node:url";
 import { createHardhatRuntimeEnvironment } from "hardhat/hre";
 import type { Chain, Hex } from "viem";

@@ -26,6 +26,11 @@ after(() => {
 type Block = { hash: Hex; number: Hex };
 
 describe("local chain", () => {
+  test("EDR's allocator keeps freed memory for reuse unless the environment says otherwise", () => {
+    // Set by src/chain/edr-allocator.ts when the module loaded (before EDR's native module), unless already set.
+    assert.ok(process.env.MIMALLOC_PURGE_DELAY !== undefined);
+  });
+
   test("starts empty with funded development accounts", async () => {
     const chain = await startLocalChain({ chainId: 1337, operators: 2 });
     try {
