@@ -13,13 +13,14 @@
  * decrypted result. Gas is read from the receipts of the measured tasks'
  * transactions. The last line of stdout is one JSON object; progress goes to
  * stderr, and without --json a human summary goes to stdout before it.
- * --stages adds, on stderr, the CPU time per task of each process and the
+ * --stages adds, on stderr, the CPU time per task of each process and of
+ * each kind of thread (main, EDR, V8's workers; user and system), and the
  * median time between the stages of a task (client and node events).
  * machine_speed_ms is the CPU time of a fixed workload (machine-speed.ts),
  * measured before and after the batch: the same code uses more CPU per task
  * when it is higher, so it tells runs from slow periods of a shared machine.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -99,6 +100,7 @@ try {
   const taskIds = new Set<bigint>();
   let next = 0;
   const speedBefore = machineSpeedMs();
+  const threadsBefore = values.stages ? await Promise.all(devnetPids().map(threadCpuOf)) : [];
   const cpuBefore = await Promise.all(devnetPids().map((pid) => cpuMsOf([pid])));
   const started = performance.now();
   const worker = async () => {
@@ -129,7 +131,23 @@ try {
   const cpuByProcess = (await Promise.all(devnetPids().map((pid) => cpuMsOf([pid])))).map((ms, i) => ms - cpuBefore[i]!);
   const cpuMs = cpuByProcess.reduce((a, b) => a + b, 0);
   const speedMs = (speedBefore + machineSpeedMs()) / 2;
-  if (values.stages) log(`CPU ms per task: devnet+client ${round(cpuByProcess[0]! / taskCount)}, nodes ${cpuByProcess.slice(1).filter((_, i) => i % 2 === 0).map((ms) => round(ms / taskCount)).join(" ")}, enclaves ${cpuByProcess.slice(1).filter((_, i) => i % 2 === 1).map((ms) => round(ms / taskCount)).join(" ")}`);
+  if (values.stages) {
+    log(`CPU ms per task: devnet+client ${round(cpuByProcess[0]! / taskCount)}, nodes ${cpuByProcess.slice(1).filter((_, i) => i % 2 === 0).map((ms) => round(ms / taskCount)).join(" ")}, enclaves ${cpuByProcess.slice(1).filter((_, i) => i % 2 === 1).map((ms) => round(ms / taskCount)).join(" ")}`);
+    const threadsAfter = await Promise.all(devnetPids().map(threadCpuOf));
+    const roles = [["devnet+client", [0]], ["nodes", threadsAfter.map((_, i) => i).filter((i) => i % 2 === 1)], ["enclaves", threadsAfter.map((_, i) => i).filter((i) => i > 0 && i % 2 === 0)]] as const;
+    for (const [role, indexes] of roles) {
+      const used = new Map<string, { user: number; system: number }>();
+      for (const i of indexes) {
+        for (const [name, after] of threadsAfter[i]!) {
+          const before = threadsBefore[i]!.get(name) ?? { user: 0, system: 0 };
+          const sum = used.get(name) ?? { user: 0, system: 0 };
+          used.set(name, { user: sum.user + after.user - before.user, system: sum.system + after.system - before.system });
+        }
+      }
+      const parts = [...used].filter(([, t]) => t.user + t.system > 0).sort((a, b) => b[1].user + b[1].system - (a[1].user + a[1].system));
+      log(`  ${role} by thread (ms per task, user+system): ${parts.map(([name, t]) => `${name} ${round(t.user / taskCount)}+${round(t.system / taskCount)}`).join(", ")}`);
+    }
+  }
 
   const gas = await gasOf(fromBlock, taskIds, submitHashes);
   latencies.sort((a, b) => a - b);
@@ -171,6 +189,29 @@ try {
 
 function devnetPids(): number[] {
   return [process.pid, ...devnet.nodes.flatMap((n) => [n.pid, n.enclavePid])];
+}
+
+/** CPU ms (user, system) a process's threads have used so far, summed by thread name (MainThread, V8Worker, …), from /proc (Linux). */
+async function threadCpuOf(pid: number): Promise<Map<string, { user: number; system: number }>> {
+  const byName = new Map<string, { user: number; system: number }>();
+  let tids: string[] = [];
+  try {
+    tids = await readdir(`/proc/${pid}/task`);
+  } catch {
+    return byName;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const sum = byName.get(name) ?? { user: 0, system: 0 };
+      byName.set(name, { user: sum.user + Number(fields[11]) * 10, system: sum.system + Number(fields[12]) * 10 });
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return byName;
 }
 
 /** CPU time (user + system) the processes have used so far, from /proc (Linux); NaN elsewhere. */
