@@ -5,7 +5,6 @@ import { dirname } from "node:path";
 export class Checkpoint {
   readonly #path: string;
   #block: bigint;
-  #dirMade = false;
 
   constructor(path: string, initial: bigint) {
     this.#path = path;
@@ -24,10 +23,7 @@ export class Checkpoint {
 
   save(block: bigint): void {
     this.#block = block;
-    if (!this.#dirMade) {
-      mkdirSync(dirname(this.#path), { recursive: true });
-      this.#dirMade = true;
-    }
+    mkdirSync(dirname(this.#path), { recursive: true });
     const tmp = `${this.#path}.tmp`;
     writeFileSync(tmp, JSON.stringify({ block: block.toString() }));
     renameSync(tmp, this.#path);
