@@ -6,7 +6,7 @@
  * Starts `cloister devnet up`'s network (K node processes, each with its
  * enclave process) in a fresh data dir, connects one SDK client over JSON-RPC
  * (over WebSocket) and the Kubo RPC API, runs one task and then W more at once
- * (default 200, not measured: a network that has been running a while, whose
+ * (default 600, not measured: a network that has been running a while, whose
  * processes' JIT compilers have settled; --warmup 0 measures a fresh one),
  * then N echo tasks with at most C in flight (default: all N at once). Latency is per task, from the
  * runTask call (encryption, IPFS puts and submit included) to the verified,
@@ -58,7 +58,7 @@ function positive(name: string, raw: string | undefined, fallback: number): numb
 const taskCount = positive("tasks", values.tasks, 200);
 const nodeCount = positive("nodes", values.nodes, 3);
 const concurrency = positive("concurrency", values.concurrency, taskCount);
-const warmup = values.warmup === "0" ? 0 : positive("warmup", values.warmup, 200);
+const warmup = values.warmup === "0" ? 0 : positive("warmup", values.warmup, 600);
 const pollMs = values["poll-ms"] === undefined ? undefined : positive("poll-ms", values["poll-ms"], 0);
 const log = (m: string) => process.stderr.write(`${m}\n`);
 
