@@ -21,9 +21,9 @@
  */
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { bytesToNumberBE } from "@noble/curves/utils.js";
-import { keccak_256 } from "@noble/hashes/sha3.js";
 import { bytesEqual } from "./bytes.ts";
 import { CryptoError } from "./errors.ts";
+import { keccak256 } from "./keccak.ts";
 import { recoverPublicKey, type RecoveryId } from "./secp256k1-native.ts";
 
 const { Fn } = secp256k1.Point;
@@ -111,7 +111,7 @@ function parseSignature(signature: Uint8Array): RecoveryId | undefined {
 }
 
 function addressOf(uncompressedKey: Uint8Array): string {
-  return `0x${Buffer.from(keccak_256(uncompressedKey.subarray(1)).subarray(12)).toString("hex")}`;
+  return `0x${keccak256(uncompressedKey.subarray(1)).slice(26)}`;
 }
 
 function positive(n: number, name: string): number {
