@@ -13,10 +13,10 @@
  * carry an Origin header (a web page's cross-site request could otherwise send
  * transactions from those accounts); Node and CLI clients send none.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { Duplex } from "node:stream";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import type { Eip1193Message, Eip1193MessageEvents, Eip1193Provider } from "./eip1193.ts";
+import { createGuardedServer, HttpRequestError } from "../util/guarded-http.ts";
 import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
 
 export interface ChainRpcServerOptions {
@@ -68,14 +68,6 @@ type JsonRpcResponse = { jsonrpc: "2.0"; id: JsonRpcId } & ({ result: unknown } 
 /** Runs one method call: the provider's, or the WebSocket session's own subscription methods. */
 type Dispatch = (method: string, params: readonly unknown[] | object | undefined) => Promise<unknown>;
 
-class HttpError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}
-
 /** A JSON-RPC error the server raises itself (the provider's errors keep their own code). */
 class RpcError extends Error {
   readonly code: number;
@@ -99,25 +91,18 @@ export async function startChainRpcServer(options: ChainRpcServerOptions): Promi
     }
     return provider.request({ method, params });
   };
-  const server = createServer((req, res) => {
-    handleHttp(httpDispatch, maxBodyBytes, req, res).catch((err: unknown) => {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      const status = err instanceof HttpError ? err.status : 500;
-      sendJson(res, status, { jsonrpc: "2.0", id: null, error: { code: INVALID_REQUEST, message: (err as Error).message } });
-    });
-  });
-
   const subscriptions = new Subscriptions(provider);
   const sockets = new WebSocketServer({ noServer: true, maxPayload: maxBodyBytes });
-  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (req.headers.origin !== undefined) {
-      socket.end("HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-type: text/plain\r\n\r\ncross-origin requests are refused by this node\n");
-      return;
-    }
-    sockets.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, provider, subscriptions));
+  const server = createGuardedServer({
+    handle: (req, res) => handleHttp(httpDispatch, maxBodyBytes, req, res),
+    respondError: (res, err) => {
+      const status = err instanceof HttpRequestError ? err.status : 500;
+      sendJson(res, status, { jsonrpc: "2.0", id: null, error: { code: INVALID_REQUEST, message: err instanceof Error ? err.message : String(err) } });
+    },
+    upgrade: (req, socket, head) => {
+      if (req.headers.origin !== undefined) throw new HttpRequestError(403, "FORBIDDEN", "cross-origin requests are refused by this node");
+      sockets.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, provider, subscriptions));
+    },
   });
 
   const listening = await listenOnLoopback(server, host, port, (err) => new ChainRpcServerError(`cannot listen on ${host}:${port}: ${err.message}; pick another port`, { cause: err }));
@@ -136,8 +121,8 @@ export async function startChainRpcServer(options: ChainRpcServerOptions): Promi
 }
 
 async function handleHttp(dispatch: Dispatch, maxBodyBytes: number, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  if (req.headers.origin !== undefined) throw new HttpError(403, "cross-origin requests are refused by this node");
-  if (req.method !== "POST") throw new HttpError(405, `${req.method ?? "?"} is not supported: send JSON-RPC requests with POST, or open a WebSocket`);
+  if (req.headers.origin !== undefined) throw new HttpRequestError(403, "FORBIDDEN", "cross-origin requests are refused by this node");
+  if (req.method !== "POST") throw new HttpRequestError(405, "METHOD_NOT_ALLOWED", `${req.method ?? "?"} is not supported: send JSON-RPC requests with POST, or open a WebSocket`);
   const body = await readBody(req, maxBodyBytes);
   sendJson(res, 200, await answer(dispatch, body.toString("utf8")));
 }
@@ -307,7 +292,7 @@ async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer>
   let total = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     total += chunk.byteLength;
-    if (total > maxBytes) throw new HttpError(413, `the request is larger than ${maxBytes} bytes, the limit of this node`);
+    if (total > maxBytes) throw new HttpRequestError(413, "TOO_LARGE", `the request is larger than ${maxBytes} bytes, the limit of this node`);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, total);

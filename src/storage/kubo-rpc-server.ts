@@ -16,11 +16,12 @@
  * loopback address only, and refuses requests that carry an Origin header
  * (a web page's cross-site POST); Node clients send none.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { errorMessage, StorageError } from "./blob-store.ts";
 import type { HeliaStore } from "./helia-store.ts";
 import { MultipartError, parseMultipart, type ParsedPart } from "./multipart.ts";
 import { CHUNK_SIZE, KUBO_CHUNKER } from "./unixfs-profile.ts";
+import { createGuardedServer, HttpRequestError } from "../util/guarded-http.ts";
 import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
 
 export interface KuboRpcServerOptions {
@@ -43,11 +44,9 @@ export interface KuboRpcServer {
 
 const DEFAULT_MAX_UPLOAD = 256 * 1024 * 1024;
 
-class RpcError extends Error {
-  readonly status: number;
+class RpcError extends HttpRequestError {
   constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
+    super(status, "IPFS_RPC", message);
   }
 }
 
@@ -73,16 +72,15 @@ export async function startKuboRpcServer(options: KuboRpcServerOptions): Promise
       }),
   };
 
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? "/", "http://localhost");
-    const route = routes[url.pathname];
-    const run = async (): Promise<void> => {
+  const server = createGuardedServer({
+    handle: async (req, res, url) => {
+      const route = routes[url.pathname];
       if (req.headers.origin !== undefined) throw new RpcError(403, "Cross-origin requests are refused by this node.");
       if (route === undefined) throw new RpcError(404, `${url.pathname} is not supported by Cloister's embedded IPFS node (add, cat, pin/ls, version are).`);
       if (req.method !== "POST") throw new RpcError(405, `${req.method} ${url.pathname}: the Kubo RPC API takes POST only.`);
       await route(req, res, url.searchParams);
-    };
-    run().catch((err: unknown) => sendError(res, err));
+    },
+    respondError: sendError,
   });
 
   return listenOnLoopback(server, host, port, (err) => new StorageError("STORAGE_FAILED", `Cannot listen on ${host}:${port}: ${err.message}. Pick another port.`, { cause: err }));
@@ -229,13 +227,9 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 /** Kubo's error shape: {Message, Code, Type: "error"}. */
 function sendError(res: ServerResponse, err: unknown): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
   let status = 500;
   let message = errorMessage(err);
-  if (err instanceof RpcError) status = err.status;
+  if (err instanceof HttpRequestError) status = err.status;
   if (err instanceof StorageError) {
     if (err.code === "INVALID_CID") status = 400;
     // Prefixed with the code so kubo-store.ts rebuilds the same typed error.
