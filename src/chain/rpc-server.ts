@@ -93,6 +93,7 @@ export async function startChainRpcServer(options: ChainRpcServerOptions): Promi
   };
   const subscriptions = new Subscriptions(provider);
   const sockets = new WebSocketServer({ noServer: true, maxPayload: maxBodyBytes });
+  let closing = false;
   const server = createGuardedServer({
     handle: (req, res) => handleHttp(httpDispatch, maxBodyBytes, req, res),
     respondError: (res, err) => {
@@ -100,6 +101,7 @@ export async function startChainRpcServer(options: ChainRpcServerOptions): Promi
       sendJson(res, status, { jsonrpc: "2.0", id: null, error: { code: INVALID_REQUEST, message: err instanceof Error ? err.message : String(err) } });
     },
     upgrade: (req, socket, head) => {
+      if (closing) throw new HttpRequestError(503, "CLOSING", "this node is shutting down; connect again when it is back");
       if (req.headers.origin !== undefined) throw new HttpRequestError(403, "FORBIDDEN", "cross-origin requests are refused by this node");
       sockets.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, provider, subscriptions));
     },
@@ -111,11 +113,15 @@ export async function startChainRpcServer(options: ChainRpcServerOptions): Promi
     wsUrl: listening.url.replace(/^http:/, "ws:"),
     port: listening.port,
     async close() {
-      // Upgraded connections are no longer the HTTP server's: close them first, or it never finishes closing.
+      // Clients reconnect within milliseconds, and the HTTP server finishes closing only once every upgraded
+      // socket is gone: refuse upgrades and stop listening first, so the set of clients to close is final,
+      // and wait for the chain's unsubscribes only after that.
+      closing = true;
+      const stopped = listening.close();
       await Promise.all([...sockets.clients].map(closeGracefully));
-      await subscriptions.close();
       sockets.close();
-      await listening.close();
+      await stopped;
+      await subscriptions.close();
     },
   };
 }

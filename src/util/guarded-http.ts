@@ -107,7 +107,7 @@ function requestUrl(req: IncomingMessage): URL {
   }
 }
 
-const REASONS: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 408: "Request Timeout", 431: "Request Header Fields Too Large", 500: "Internal Server Error" };
+const REASONS: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 408: "Request Timeout", 431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable" };
 
 /** A response written straight to a socket that has no ServerResponse (a refused upgrade or unparsable request). */
 function refuseRaw(socket: Duplex, status: number, message: string): void {
