@@ -22,6 +22,7 @@ import { CasError } from "./errors.ts";
 import type { AttestationService } from "./service.ts";
 import { createGuardedServer, HttpRequestError } from "../util/guarded-http.ts";
 import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
+import { BodyBudget } from "../util/request-body.ts";
 
 export interface CasHttpServerOptions {
   service: Pick<AttestationService, "challenge" | "register">;
@@ -55,7 +56,8 @@ export class CasHttpServerError extends Error {
   }
 }
 
-const MAX_BODY_BYTES = 64 * 1024;
+/** Registration requests are a few hundred bytes. */
+const bodies = new BodyBudget({ maxBytes: 64 * 1024 });
 
 const hex = (length?: number) => z.string().regex(length === undefined ? /^0x[0-9a-fA-F]*$/ : new RegExp(`^0x[0-9a-fA-F]{${length}}$`)) as unknown as z.ZodType<`0x${string}`>;
 
@@ -104,15 +106,9 @@ export async function startCasHttpServer(options: CasHttpServerOptions): Promise
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.byteLength;
-    if (total > MAX_BODY_BYTES) throw new HttpRequestError(413, "BAD_REQUEST", `the request is larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk);
-  }
+  const body = await bodies.read(req);
   try {
-    return JSON.parse(Buffer.concat(chunks, total).toString("utf8"));
+    return JSON.parse(body.toString("utf8"));
   } catch {
     throw new HttpRequestError(400, "BAD_REQUEST", "the request body is not valid JSON");
   }

@@ -23,6 +23,7 @@ import { MultipartError, parseMultipart, type ParsedPart } from "./multipart.ts"
 import { CHUNK_SIZE, KUBO_CHUNKER } from "./unixfs-profile.ts";
 import { createGuardedServer, HttpRequestError } from "../util/guarded-http.ts";
 import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
+import { BodyBudget } from "../util/request-body.ts";
 
 export interface KuboRpcServerOptions {
   store: HeliaStore;
@@ -32,6 +33,11 @@ export interface KuboRpcServerOptions {
   port?: number;
   /** Largest accepted add request body; default 256 MiB. */
   maxUploadBytes?: number;
+  /**
+   * Most bytes of request bodies the server buffers at once, over all requests; a request that would
+   * pass it is refused with 503. Default 512 MiB.
+   */
+  maxUploadBytesInFlight?: number;
 }
 
 export interface KuboRpcServer {
@@ -43,6 +49,7 @@ export interface KuboRpcServer {
 }
 
 const DEFAULT_MAX_UPLOAD = 256 * 1024 * 1024;
+const DEFAULT_MAX_UPLOAD_IN_FLIGHT = 512 * 1024 * 1024;
 
 class RpcError extends HttpRequestError {
   constructor(status: number, message: string) {
@@ -51,15 +58,17 @@ class RpcError extends HttpRequestError {
 }
 
 export async function startKuboRpcServer(options: KuboRpcServerOptions): Promise<KuboRpcServer> {
-  const { store, host = "127.0.0.1", port = 0, maxUploadBytes = DEFAULT_MAX_UPLOAD } = options;
+  const { store, host = "127.0.0.1", port = 0, maxUploadBytes = DEFAULT_MAX_UPLOAD, maxUploadBytesInFlight = DEFAULT_MAX_UPLOAD_IN_FLIGHT } = options;
   if (!LOOPBACK_HOSTS.has(host)) {
     throw new StorageError(
       "STORAGE_FAILED",
       `Refusing to serve the IPFS RPC API on ${host}: it has no authentication. Bind to 127.0.0.1 and put an authenticating proxy in front if other machines need it.`,
     );
   }
+  // Every endpoint that takes a body reads it through this one budget.
+  const bodies = new BodyBudget({ maxBytes: maxUploadBytes, maxBytesInFlight: maxUploadBytesInFlight });
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => Promise<void>> = {
-    "/api/v0/add": (req, res, query) => handleAdd(store, maxUploadBytes, req, res, query),
+    "/api/v0/add": (req, res, query) => handleAdd(store, bodies, req, res, query),
     "/api/v0/cat": (_req, res, query) => handleCat(store, res, query),
     "/api/v0/pin/ls": (_req, res, query) => handlePinLs(store, res, query),
     "/api/v0/version": async (_req, res) =>
@@ -88,7 +97,7 @@ export async function startKuboRpcServer(options: KuboRpcServerOptions): Promise
 
 async function handleAdd(
   store: HeliaStore,
-  maxUploadBytes: number,
+  bodies: BodyBudget,
   req: IncomingMessage,
   res: ServerResponse,
   query: URLSearchParams,
@@ -98,7 +107,7 @@ async function handleAdd(
   if (!contentType.startsWith("multipart/form-data")) {
     throw new RpcError(400, "add expects a multipart/form-data body with one part per file.");
   }
-  const body = await readBody(req, maxUploadBytes);
+  const body = await bodies.read(req, "add request");
   let parts: ParsedPart[];
   try {
     parts = parseMultipart(body, contentType);
@@ -189,19 +198,6 @@ async function handlePinLs(store: HeliaStore, res: ServerResponse, query: URLSea
   }
   res.writeHead(200, { "content-type": "application/json", "x-chunked-output": "1" });
   res.end(lines.map((line) => `${line}\n`).join(""));
-}
-
-async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.byteLength;
-    if (total > maxBytes) {
-      throw new RpcError(413, `The add request is larger than ${maxBytes} bytes, the limit of this node.`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, total);
 }
 
 function optionalInt(query: URLSearchParams, name: string): number | undefined {

@@ -52,15 +52,17 @@ export function createGuardedServer(options: GuardedServerOptions): Server {
     try {
       await handle(req, res, requestUrl(req));
     } catch (err) {
-      fail(res, err);
+      fail(req, res, err);
     }
   }
 
-  function fail(res: ServerResponse, err: unknown): void {
+  function fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
     if (res.headersSent) {
       res.destroy();
       return;
     }
+    // A refused body left unread would otherwise be drained to keep the connection: close it instead.
+    if (!req.complete) res.setHeader("connection", "close");
     try {
       respondError(res, err);
     } catch {
