@@ -35,7 +35,7 @@ export interface KuboRpcServerOptions {
   maxUploadBytes?: number;
   /**
    * Most bytes of request bodies the server buffers at once, over all requests; a request that would
-   * pass it is refused with 503. Default 512 MiB.
+   * pass it is refused with 503. Default 512 MiB (or maxUploadBytes, when larger).
    */
   maxUploadBytesInFlight?: number;
 }
@@ -58,7 +58,8 @@ class RpcError extends HttpRequestError {
 }
 
 export async function startKuboRpcServer(options: KuboRpcServerOptions): Promise<KuboRpcServer> {
-  const { store, host = "127.0.0.1", port = 0, maxUploadBytes = DEFAULT_MAX_UPLOAD, maxUploadBytesInFlight = DEFAULT_MAX_UPLOAD_IN_FLIGHT } = options;
+  const { store, host = "127.0.0.1", port = 0, maxUploadBytes = DEFAULT_MAX_UPLOAD } = options;
+  const maxUploadBytesInFlight = options.maxUploadBytesInFlight ?? Math.max(DEFAULT_MAX_UPLOAD_IN_FLIGHT, maxUploadBytes);
   if (!LOOPBACK_HOSTS.has(host)) {
     throw new StorageError(
       "STORAGE_FAILED",
