@@ -12,6 +12,11 @@
  * loopback address only and refuses requests and WebSocket upgrades that
  * carry an Origin header (a web page's cross-site request could otherwise send
  * transactions from those accounts); Node and CLI clients send none.
+ *
+ * Limits (options, defaults below): a request body or WebSocket message of
+ * 16 MiB, a batch of 1000 requests, and a reply of 32 MiB, a batch's replies
+ * counting together; a reply over it becomes a -32005 "response size exceeded"
+ * error, so one batch of eth_getLogs cannot build a reply of hundreds of MB.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
@@ -227,13 +232,13 @@ function serveWebSocket(ws: WebSocket, provider: Eip1193Provider, subscriptions:
       if (method === "eth_unsubscribe") return subscriptions.unsubscribe(ws, params);
       return provider.request({ method, params });
     };
-    answer(dispatch, rawText(data), limits).then(
-      (reply) => {
+    answer(dispatch, rawText(data), limits)
+      .then((reply) => {
         if (ws.readyState === ws.OPEN) ws.send(reply);
         subscriptions.release(opened);
-      },
-      () => ws.terminate(),
-    );
+      })
+      // Nothing here is expected to fail; if it does, the client loses this connection, not the process.
+      .catch(() => ws.terminate());
   });
   ws.on("close", () => void subscriptions.drop(ws));
   // A broken connection also emits "close", which ends its subscriptions.

@@ -45,3 +45,12 @@ test("thrown, rejected and late errors reach the responder or cut the connection
   await assert.rejects(fetch(`${listening.url}/responder-throws`));
   assert.equal(await (await fetch(`${listening.url}/`)).text(), "ok");
 });
+
+test("a listening server's own errors (failed accepts) do not stop the process or the server", async (t) => {
+  const server = createGuardedServer({ handle: (_req, res) => void res.end("ok"), respondError: (res) => res.destroy() });
+  const listening = await listenOnLoopback(server, "127.0.0.1", 0, (e) => e);
+  t.after(() => listening.close());
+  // What net.Server emits when accept() fails, e.g. with every file descriptor taken.
+  for (let i = 0; i < 3; i++) server.emit("error", Object.assign(new Error("accept EMFILE"), { code: "EMFILE", syscall: "accept" }));
+  assert.equal(await (await fetch(listening.url)).text(), "ok");
+});
