@@ -15,12 +15,14 @@
  * only and refuses requests with an Origin header; put an authenticating
  * proxy in front to expose it.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import type { Address } from "viem";
 import { CasError } from "./errors.ts";
 import type { AttestationService } from "./service.ts";
+import { createGuardedServer, HttpRequestError } from "../util/guarded-http.ts";
 import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
+import { BodyBudget } from "../util/request-body.ts";
 
 export interface CasHttpServerOptions {
   service: Pick<AttestationService, "challenge" | "register">;
@@ -54,23 +56,14 @@ export class CasHttpServerError extends Error {
   }
 }
 
-const MAX_BODY_BYTES = 64 * 1024;
+/** Registration requests are a few hundred bytes. */
+const bodies = new BodyBudget({ maxBytes: 64 * 1024 });
 
 const hex = (length?: number) => z.string().regex(length === undefined ? /^0x[0-9a-fA-F]*$/ : new RegExp(`^0x[0-9a-fA-F]{${length}}$`)) as unknown as z.ZodType<`0x${string}`>;
 
 export const registerRequestSchema = z
   .object({ signer: hex(40), hpkePublicKey: hex(64), operator: hex(40), evidenceCid: z.string().min(1).max(200), nonce: hex(64) })
   .strict();
-
-class HttpError extends Error {
-  readonly status: number;
-  readonly errorCode: string;
-  constructor(status: number, errorCode: string, message: string) {
-    super(message);
-    this.status = status;
-    this.errorCode = errorCode;
-  }
-}
 
 export async function startCasHttpServer(options: CasHttpServerOptions): Promise<CasHttpServer> {
   const { service, deployment, host = "127.0.0.1", port = 0 } = options;
@@ -89,52 +82,41 @@ export async function startCasHttpServer(options: CasHttpServerOptions): Promise
     "POST /challenge": async () => ({ nonce: await service.challenge() }),
     "POST /register": async (req) => {
       const parsed = registerRequestSchema.safeParse(await readJson(req));
-      if (!parsed.success) throw new HttpError(400, "BAD_REQUEST", `malformed registration request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+      if (!parsed.success) throw new HttpRequestError(400, "BAD_REQUEST", `malformed registration request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
       const r = await registerSerially(parsed.data);
       return { signer: r.signer, expiry: r.expiry.toString(), transactionHash: r.transactionHash, teeType: r.claims.teeType, simulated: r.claims.simulated, measurement: r.claims.measurement };
     },
     "GET /deployment": async () => {
-      if (!deployment) throw new HttpError(404, "NOT_FOUND", "this attestation service does not publish a deployment");
+      if (!deployment) throw new HttpRequestError(404, "NOT_FOUND", "this attestation service does not publish a deployment");
       return { chainId: deployment.chainId, registry: deployment.registry, market: deployment.market, deployBlock: deployment.deployBlock.toString() };
     },
   };
 
-  const server = createServer((req, res) => {
-    const path = new URL(req.url ?? "/", "http://localhost").pathname;
-    const run = async () => {
-      if (req.headers.origin !== undefined) throw new HttpError(403, "FORBIDDEN", "cross-origin requests are refused by this service");
+  const server = createGuardedServer({
+    handle: async (req, res, { pathname: path }) => {
+      if (req.headers.origin !== undefined) throw new HttpRequestError(403, "FORBIDDEN", "cross-origin requests are refused by this service");
       const route = routes[`${req.method ?? ""} ${path}`];
-      if (!route) throw new HttpError(404, "NOT_FOUND", `${req.method ?? "?"} ${path} is not an endpoint of the attestation service (POST /challenge, POST /register, GET /deployment)`);
+      if (!route) throw new HttpRequestError(404, "NOT_FOUND", `${req.method ?? "?"} ${path} is not an endpoint of the attestation service (POST /challenge, POST /register, GET /deployment)`);
       sendJson(res, 200, await route(req));
-    };
-    run().catch((err: unknown) => sendError(res, err));
+    },
+    respondError: sendError,
   });
 
   return listenOnLoopback(server, host, port, (err) => new CasHttpServerError(`cannot listen on ${host}:${port}: ${err.message}; pick another port`, { cause: err }));
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.byteLength;
-    if (total > MAX_BODY_BYTES) throw new HttpError(413, "BAD_REQUEST", `the request is larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk);
-  }
+  const body = await bodies.read(req);
   try {
-    return JSON.parse(Buffer.concat(chunks, total).toString("utf8"));
+    return JSON.parse(body.toString("utf8"));
   } catch {
-    throw new HttpError(400, "BAD_REQUEST", "the request body is not valid JSON");
+    throw new HttpRequestError(400, "BAD_REQUEST", "the request body is not valid JSON");
   }
 }
 
 function sendError(res: ServerResponse, err: unknown): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  if (err instanceof HttpError) {
-    sendJson(res, err.status, { error: { code: err.errorCode, message: err.message, reasons: [] } });
+  if (err instanceof HttpRequestError) {
+    sendJson(res, err.status, { error: { code: err.code, message: err.message, reasons: [] } });
   } else if (err instanceof CasError) {
     const status = err.code === "EVIDENCE_UNAVAILABLE" ? 502 : 400;
     sendJson(res, status, { error: { code: err.code, message: err.message, reasons: err.reasons } });

@@ -12,12 +12,18 @@
  * loopback address only and refuses requests and WebSocket upgrades that
  * carry an Origin header (a web page's cross-site request could otherwise send
  * transactions from those accounts); Node and CLI clients send none.
+ *
+ * Limits (options, defaults below): a request body or WebSocket message of
+ * 16 MiB, a batch of 1000 requests, and a reply of 32 MiB, a batch's replies
+ * counting together; a reply over it becomes a -32005 "response size exceeded"
+ * error, so one batch of eth_getLogs cannot build a reply of hundreds of MB.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { Duplex } from "node:stream";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import type { Eip1193Message, Eip1193MessageEvents, Eip1193Provider } from "./eip1193.ts";
+import { createGuardedServer, HttpRequestError } from "../util/guarded-http.ts";
 import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
+import { BodyBudget } from "../util/request-body.ts";
 
 export interface ChainRpcServerOptions {
   /** With "message" events (EIP-1193) eth_subscribe works over WebSocket; without, it is refused. */
@@ -28,6 +34,13 @@ export interface ChainRpcServerOptions {
   port?: number;
   /** Largest accepted request body or WebSocket message; default 16 MiB (task specs travel in calldata). */
   maxBodyBytes?: number;
+  /** Most requests in one JSON-RPC batch; default 1000 (as Geth). A larger batch is refused whole. */
+  maxBatchItems?: number;
+  /**
+   * Largest reply, in bytes: one request's, and a batch's replies together; default 32 MiB. A reply
+   * that does not fit becomes a JSON-RPC error (-32005, "response size exceeded").
+   */
+  maxResponseBytes?: number;
 }
 
 export interface ChainRpcServer {
@@ -49,6 +62,8 @@ export class ChainRpcServerError extends Error {
 }
 
 const DEFAULT_MAX_BODY = 16 * 1024 * 1024;
+const DEFAULT_MAX_BATCH_ITEMS = 1000;
+const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 /** How long close() waits for a client to answer a WebSocket close frame before dropping it. */
 const CLOSE_GRACE_MS = 1_000;
 
@@ -57,6 +72,8 @@ const PARSE_ERROR = -32700;
 const INVALID_REQUEST = -32600;
 const METHOD_NOT_FOUND = -32601;
 const INTERNAL_ERROR = -32603;
+/** "Limit exceeded", as Infura and other providers answer a reply too large to send. */
+const LIMIT_EXCEEDED = -32005;
 
 type JsonRpcId = string | number | null;
 interface JsonRpcError {
@@ -65,16 +82,12 @@ interface JsonRpcError {
   data?: unknown;
 }
 type JsonRpcResponse = { jsonrpc: "2.0"; id: JsonRpcId } & ({ result: unknown } | { error: JsonRpcError });
+interface ReplyLimits {
+  maxBatchItems: number;
+  maxResponseBytes: number;
+}
 /** Runs one method call: the provider's, or the WebSocket session's own subscription methods. */
 type Dispatch = (method: string, params: readonly unknown[] | object | undefined) => Promise<unknown>;
-
-class HttpError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}
 
 /** A JSON-RPC error the server raises itself (the provider's errors keep their own code). */
 class RpcError extends Error {
@@ -87,6 +100,11 @@ class RpcError extends Error {
 
 export async function startChainRpcServer(options: ChainRpcServerOptions): Promise<ChainRpcServer> {
   const { provider, host = "127.0.0.1", port = 0, maxBodyBytes = DEFAULT_MAX_BODY } = options;
+  const limits: ReplyLimits = { maxBatchItems: options.maxBatchItems ?? DEFAULT_MAX_BATCH_ITEMS, maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES };
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new ChainRpcServerError(`${name} must be a positive integer, got ${value}`);
+  }
+  const bodies = new BodyBudget({ maxBytes: maxBodyBytes });
   if (!LOOPBACK_HOSTS.has(host)) {
     throw new ChainRpcServerError(
       `refusing to serve the chain's JSON-RPC API on ${host}: it has no authentication and unlocked development accounts; bind to 127.0.0.1`,
@@ -99,25 +117,20 @@ export async function startChainRpcServer(options: ChainRpcServerOptions): Promi
     }
     return provider.request({ method, params });
   };
-  const server = createServer((req, res) => {
-    handleHttp(httpDispatch, maxBodyBytes, req, res).catch((err: unknown) => {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      const status = err instanceof HttpError ? err.status : 500;
-      sendJson(res, status, { jsonrpc: "2.0", id: null, error: { code: INVALID_REQUEST, message: (err as Error).message } });
-    });
-  });
-
   const subscriptions = new Subscriptions(provider);
   const sockets = new WebSocketServer({ noServer: true, maxPayload: maxBodyBytes });
-  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (req.headers.origin !== undefined) {
-      socket.end("HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-type: text/plain\r\n\r\ncross-origin requests are refused by this node\n");
-      return;
-    }
-    sockets.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, provider, subscriptions));
+  let closing = false;
+  const server = createGuardedServer({
+    handle: (req, res) => handleHttp(httpDispatch, bodies, limits, req, res),
+    respondError: (res, err) => {
+      const status = err instanceof HttpRequestError ? err.status : 500;
+      sendJson(res, status, toJson({ jsonrpc: "2.0", id: null, error: { code: INVALID_REQUEST, message: err instanceof Error ? err.message : String(err) } }));
+    },
+    upgrade: (req, socket, head) => {
+      if (closing) throw new HttpRequestError(503, "CLOSING", "this node is shutting down; connect again when it is back");
+      if (req.headers.origin !== undefined) throw new HttpRequestError(403, "FORBIDDEN", "cross-origin requests are refused by this node");
+      sockets.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, provider, subscriptions, limits));
+    },
   });
 
   const listening = await listenOnLoopback(server, host, port, (err) => new ChainRpcServerError(`cannot listen on ${host}:${port}: ${err.message}; pick another port`, { cause: err }));
@@ -126,36 +139,63 @@ export async function startChainRpcServer(options: ChainRpcServerOptions): Promi
     wsUrl: listening.url.replace(/^http:/, "ws:"),
     port: listening.port,
     async close() {
-      // Upgraded connections are no longer the HTTP server's: close them first, or it never finishes closing.
+      // Clients reconnect within milliseconds, and the HTTP server finishes closing only once every upgraded
+      // socket is gone: refuse upgrades and stop listening first, so the set of clients to close is final,
+      // and wait for the chain's unsubscribes only after that.
+      closing = true;
+      const stopped = listening.close();
       await Promise.all([...sockets.clients].map(closeGracefully));
-      await subscriptions.close();
       sockets.close();
-      await listening.close();
+      await stopped;
+      await subscriptions.close();
     },
   };
 }
 
-async function handleHttp(dispatch: Dispatch, maxBodyBytes: number, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  if (req.headers.origin !== undefined) throw new HttpError(403, "cross-origin requests are refused by this node");
-  if (req.method !== "POST") throw new HttpError(405, `${req.method ?? "?"} is not supported: send JSON-RPC requests with POST, or open a WebSocket`);
-  const body = await readBody(req, maxBodyBytes);
-  sendJson(res, 200, await answer(dispatch, body.toString("utf8")));
+async function handleHttp(dispatch: Dispatch, bodies: BodyBudget, limits: ReplyLimits, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (req.headers.origin !== undefined) throw new HttpRequestError(403, "FORBIDDEN", "cross-origin requests are refused by this node");
+  if (req.method !== "POST") throw new HttpRequestError(405, "METHOD_NOT_ALLOWED", `${req.method ?? "?"} is not supported: send JSON-RPC requests with POST, or open a WebSocket`);
+  const body = await bodies.read(req);
+  sendJson(res, 200, await answer(dispatch, body.toString("utf8"), limits));
 }
 
-/** The reply to one HTTP body or WebSocket message: a single request or a batch. */
-async function answer(dispatch: Dispatch, text: string): Promise<JsonRpcResponse | JsonRpcResponse[]> {
+/**
+ * The reply (serialized) to one HTTP body or WebSocket message: a single request or a batch, within the
+ * limits: a batch over maxBatchItems is refused whole, and a reply that does not fit in what is left of
+ * maxResponseBytes is replaced by an error, so no reply holds more than that in memory.
+ */
+async function answer(dispatch: Dispatch, text: string, limits: ReplyLimits): Promise<string> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    return { jsonrpc: "2.0", id: null, error: { code: PARSE_ERROR, message: "the request is not valid JSON" } };
+    return toJson({ jsonrpc: "2.0", id: null, error: { code: PARSE_ERROR, message: "the request is not valid JSON" } });
   }
-  if (!Array.isArray(parsed)) return handleRequest(dispatch, parsed);
-  if (parsed.length === 0) return { jsonrpc: "2.0", id: null, error: { code: INVALID_REQUEST, message: "an empty batch is not a request" } };
+  if (!Array.isArray(parsed)) return fitted(await handleRequest(dispatch, parsed), limits.maxResponseBytes, limits, false);
+  if (parsed.length === 0) return toJson({ jsonrpc: "2.0", id: null, error: { code: INVALID_REQUEST, message: "an empty batch is not a request" } });
+  if (parsed.length > limits.maxBatchItems) {
+    const message = `a batch of ${parsed.length} requests is more than this node's limit of ${limits.maxBatchItems}; send at most ${limits.maxBatchItems} per batch`;
+    return toJson({ jsonrpc: "2.0", id: null, error: { code: INVALID_REQUEST, message } });
+  }
   // Batch members run in order: a batch may send transactions that depend on each other.
-  const responses: JsonRpcResponse[] = [];
-  for (const request of parsed) responses.push(await handleRequest(dispatch, request));
-  return responses;
+  const replies: string[] = [];
+  let bytes = 2; // the brackets
+  for (const request of parsed) {
+    const reply = fitted(await handleRequest(dispatch, request), limits.maxResponseBytes - bytes, limits, true);
+    bytes += Buffer.byteLength(reply) + 1;
+    replies.push(reply);
+  }
+  return `[${replies.join(",")}]`;
+}
+
+/** The serialized reply, or a "response size exceeded" error in its place when it is over `room` bytes. */
+function fitted(response: JsonRpcResponse, room: number, limits: ReplyLimits, inBatch: boolean): string {
+  const reply = toJson(response);
+  const size = Buffer.byteLength(reply);
+  if (size <= room) return reply;
+  const share = inBatch ? ` (a batch's replies count together: ${Math.max(room, 0)} bytes were left)` : "";
+  const message = `response size exceeded: the reply is ${size} bytes, over this node's limit of ${limits.maxResponseBytes} bytes per reply${share}; ask for less, e.g. eth_getLogs over a smaller block range`;
+  return toJson({ jsonrpc: "2.0", id: response.id, error: { code: LIMIT_EXCEEDED, message } });
 }
 
 async function handleRequest(dispatch: Dispatch, request: unknown): Promise<JsonRpcResponse> {
@@ -179,7 +219,7 @@ async function handleRequest(dispatch: Dispatch, request: unknown): Promise<Json
  * One WebSocket client: each message is answered on its own (replies carry the requests' ids, so they
  * may come out of order), and the subscriptions it opened end with it.
  */
-function serveWebSocket(ws: WebSocket, provider: Eip1193Provider, subscriptions: Subscriptions): void {
+function serveWebSocket(ws: WebSocket, provider: Eip1193Provider, subscriptions: Subscriptions, limits: ReplyLimits): void {
   ws.on("message", (data: RawData) => {
     // A subscription's notifications wait until the reply that names its id has been sent.
     const opened: string[] = [];
@@ -192,10 +232,13 @@ function serveWebSocket(ws: WebSocket, provider: Eip1193Provider, subscriptions:
       if (method === "eth_unsubscribe") return subscriptions.unsubscribe(ws, params);
       return provider.request({ method, params });
     };
-    void answer(dispatch, rawText(data)).then((reply) => {
-      send(ws, reply);
-      subscriptions.release(opened);
-    });
+    answer(dispatch, rawText(data), limits)
+      .then((reply) => {
+        if (ws.readyState === ws.OPEN) ws.send(reply);
+        subscriptions.release(opened);
+      })
+      // Nothing here is expected to fail; if it does, the client loses this connection, not the process.
+      .catch(() => ws.terminate());
   });
   ws.on("close", () => void subscriptions.drop(ws));
   // A broken connection also emits "close", which ends its subscriptions.
@@ -302,17 +345,6 @@ function toJsonRpcError(err: unknown): JsonRpcError {
   return e?.data === undefined ? { code, message } : { code, message, data: e.data };
 }
 
-async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.byteLength;
-    if (total > maxBytes) throw new HttpError(413, `the request is larger than ${maxBytes} bytes, the limit of this node`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, total);
-}
-
 function rawText(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
   return (Buffer.isBuffer(data) ? data : Buffer.from(data)).toString("utf8");
@@ -332,7 +364,7 @@ function send(ws: WebSocket, body: unknown): void {
   if (ws.readyState === ws.OPEN) ws.send(toJson(body));
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, json: string): void {
   res.writeHead(status, { "content-type": "application/json" });
-  res.end(toJson(body));
+  res.end(json);
 }

@@ -57,7 +57,7 @@ export const verifyUsage = `Usage:
   Exit status: 0 verified, 1 not, 2 unusable arguments.`;
 
 export const devnetUsage = `Usage:
-  cloister devnet up [--nodes <n>] [--dir <dir>] [--port <port>] [--json]
+  cloister devnet up [--nodes <n>] [--dir <dir>] [--port <port>] [--json] [limits]
 
   Runs a local network as separate processes: the chain (JSON-RPC over HTTP and WebSocket on 127.0.0.1:<port>), one IPFS node
   (Kubo RPC API on <port>+1), the attestation service (HTTP on <port>+2, GET /deployment gives the
@@ -66,4 +66,10 @@ export const devnetUsage = `Usage:
   Prints the endpoints and keeps running; Ctrl-C (or SIGTERM) stops every process. State lives in <dir>
   (default .cloister/devnet) and a second 'devnet up --dir <dir>' resumes the same chain, IPFS blocks,
   contracts and enclave identities. Default port 8545; 0 picks free ports. With --json the endpoints are
-  printed as one JSON object. Everything binds to 127.0.0.1; the accounts are well-known development keys.`;
+  printed as one JSON object. Everything binds to 127.0.0.1; the accounts are well-known development keys.
+
+  Limits (raise them only for clients you trust; docs/threat-model.md, Public endpoints):
+  --rpc-max-batch <n>                       requests in one JSON-RPC batch (default 1000)
+  --rpc-max-response-bytes <n>              one reply, or a batch's replies together (default 33554432, 32 MiB)
+  --ipfs-max-upload-bytes <n>               one add request's body (default 268435456, 256 MiB)
+  --ipfs-max-uploads-in-flight-bytes <n>    the bodies of all add requests at once (default 536870912, 512 MiB)`;

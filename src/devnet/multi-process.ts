@@ -29,12 +29,12 @@ import { AttestationService } from "../cas/service.ts";
 import { createWriterClient } from "../chain/clients.ts";
 import { startLocalChain, type LocalChain } from "../chain/local-chain.ts";
 import type { Eip1193Provider } from "../chain/eip1193.ts";
-import { startChainRpcServer, type ChainRpcServer } from "../chain/rpc-server.ts";
+import { startChainRpcServer, type ChainRpcServer, type ChainRpcServerOptions } from "../chain/rpc-server.ts";
 import type { HostEvent } from "../host/log.ts";
 import type { NodeProcessMessage } from "../host/main.ts";
 import { StorageError, type BlobStore } from "../storage/blob-store.ts";
 import { openHeliaStore, type HeliaStore } from "../storage/helia-store.ts";
-import { startKuboRpcServer, type KuboRpcServer } from "../storage/kubo-rpc-server.ts";
+import { startKuboRpcServer, type KuboRpcServer, type KuboRpcServerOptions } from "../storage/kubo-rpc-server.ts";
 import { deployOrReuse } from "./deploy-or-reuse.ts";
 import type { StoredDeployment } from "./deployment-file.ts";
 import { DevnetError } from "./errors.ts";
@@ -67,6 +67,10 @@ export interface MultiProcessDevnetOptions {
    * node's host.log.
    */
   hostEvents?: readonly HostEvent["type"][];
+  /** The chain RPC server's caps on request bodies, batches and replies (defaults in rpc-server.ts). */
+  rpcLimits?: Pick<ChainRpcServerOptions, "maxBodyBytes" | "maxBatchItems" | "maxResponseBytes">;
+  /** The IPFS node's caps on uploads, each and all in flight (defaults in kubo-rpc-server.ts). */
+  ipfsLimits?: Pick<KuboRpcServerOptions, "maxUploadBytes" | "maxUploadBytesInFlight">;
   /** A node process exited while the network was running (not during close). */
   onNodeExit?: (node: number, code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -143,7 +147,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     if (chain.accounts.operators.length < nodeCount) {
       throw new DevnetError(`the chain in ${chainDir} has ${chain.accounts.operators.length} operator accounts, too few for ${nodeCount} nodes; start with --nodes ${chain.accounts.operators.length} or a new data dir`);
     }
-    let rpc: ChainRpcServer | undefined = await startChainRpcServer({ provider: chain.provider, port: port(0) });
+    let rpc: ChainRpcServer | undefined = await startChainRpcServer({ ...options.rpcLimits, provider: chain.provider, port: port(0) });
     const { url: rpcUrl, wsUrl, port: rpcPort } = rpc;
     const stopChainRpc = async () => {
       await rpc?.close();
@@ -154,7 +158,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
 
     const ipfsDir = join(dataDir, "ipfs");
     let store: HeliaStore | undefined = await openHeliaStore(ipfsDir);
-    let kubo: KuboRpcServer | undefined = await startKuboRpcServer({ store, port: port(1) });
+    let kubo: KuboRpcServer | undefined = await startKuboRpcServer({ ...options.ipfsLimits, store, port: port(1) });
     const { url: ipfsUrl, port: ipfsPort } = kubo;
     const stopIpfs = async () => {
       await kubo?.close();
@@ -240,12 +244,12 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
       },
       stopChainRpc,
       async startChainRpc() {
-        rpc ??= await startChainRpcServer({ provider: chain.provider, port: rpcPort });
+        rpc ??= await startChainRpcServer({ ...options.rpcLimits, provider: chain.provider, port: rpcPort });
       },
       stopIpfs,
       async startIpfs() {
         store ??= await openHeliaStore(ipfsDir);
-        kubo ??= await startKuboRpcServer({ store, port: ipfsPort });
+        kubo ??= await startKuboRpcServer({ ...options.ipfsLimits, store, port: ipfsPort });
       },
       close,
     };

@@ -4,7 +4,8 @@
  * secrets (only ids, block numbers and counters) but has no authentication,
  * so exposing it further is the operator's choice.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createGuardedServer, HttpRequestError } from "../util/guarded-http.ts";
 import { listenOnLoopback } from "../util/loopback-http.ts";
 
 export interface NodeHealth {
@@ -49,8 +50,7 @@ function send(res: ServerResponse, status: number, contentType: string, body: st
   res.end(body);
 }
 
-function route(options: NodeHttpServerOptions, req: IncomingMessage, res: ServerResponse): void {
-  const path = new URL(req.url ?? "/", "http://node").pathname;
+function route(options: NodeHttpServerOptions, req: IncomingMessage, res: ServerResponse, path: string): void {
   if (path !== "/healthz" && path !== "/metrics") {
     send(res, 404, "application/json", JSON.stringify({ error: `no route ${path}; try /healthz or /metrics` }));
     return;
@@ -69,12 +69,9 @@ function route(options: NodeHttpServerOptions, req: IncomingMessage, res: Server
 
 export async function startNodeHttpServer(options: NodeHttpServerOptions): Promise<NodeHttpServer> {
   const host = options.host ?? "127.0.0.1";
-  const server = createServer((req, res) => {
-    try {
-      route(options, req, res);
-    } catch (error) {
-      send(res, 500, "application/json", JSON.stringify({ error: (error as Error).message }));
-    }
+  const server = createGuardedServer({
+    handle: (req, res, url) => route(options, req, res, url.pathname),
+    respondError: (res, error) => send(res, error instanceof HttpRequestError ? error.status : 500, "application/json", JSON.stringify({ error: error instanceof Error ? error.message : String(error) })),
   });
   return listenOnLoopback(server, host, options.port, (err) => new HttpServerError(`cannot listen on ${host}:${options.port}: ${err.message}; pick another port with http.port`, { cause: err }));
 }

@@ -16,12 +16,14 @@
  * loopback address only, and refuses requests that carry an Origin header
  * (a web page's cross-site POST); Node clients send none.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { errorMessage, StorageError } from "./blob-store.ts";
 import type { HeliaStore } from "./helia-store.ts";
 import { MultipartError, parseMultipart, type ParsedPart } from "./multipart.ts";
 import { CHUNK_SIZE, KUBO_CHUNKER } from "./unixfs-profile.ts";
+import { createGuardedServer, HttpRequestError } from "../util/guarded-http.ts";
 import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
+import { BodyBudget } from "../util/request-body.ts";
 
 export interface KuboRpcServerOptions {
   store: HeliaStore;
@@ -31,6 +33,11 @@ export interface KuboRpcServerOptions {
   port?: number;
   /** Largest accepted add request body; default 256 MiB. */
   maxUploadBytes?: number;
+  /**
+   * Most bytes of request bodies the server buffers at once, over all requests; a request that would
+   * pass it is refused with 503. Default 512 MiB (or maxUploadBytes, when larger).
+   */
+  maxUploadBytesInFlight?: number;
 }
 
 export interface KuboRpcServer {
@@ -42,25 +49,27 @@ export interface KuboRpcServer {
 }
 
 const DEFAULT_MAX_UPLOAD = 256 * 1024 * 1024;
+const DEFAULT_MAX_UPLOAD_IN_FLIGHT = 512 * 1024 * 1024;
 
-class RpcError extends Error {
-  readonly status: number;
+class RpcError extends HttpRequestError {
   constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
+    super(status, "IPFS_RPC", message);
   }
 }
 
 export async function startKuboRpcServer(options: KuboRpcServerOptions): Promise<KuboRpcServer> {
   const { store, host = "127.0.0.1", port = 0, maxUploadBytes = DEFAULT_MAX_UPLOAD } = options;
+  const maxUploadBytesInFlight = options.maxUploadBytesInFlight ?? Math.max(DEFAULT_MAX_UPLOAD_IN_FLIGHT, maxUploadBytes);
   if (!LOOPBACK_HOSTS.has(host)) {
     throw new StorageError(
       "STORAGE_FAILED",
       `Refusing to serve the IPFS RPC API on ${host}: it has no authentication. Bind to 127.0.0.1 and put an authenticating proxy in front if other machines need it.`,
     );
   }
+  // Every endpoint that takes a body reads it through this one budget.
+  const bodies = new BodyBudget({ maxBytes: maxUploadBytes, maxBytesInFlight: maxUploadBytesInFlight });
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => Promise<void>> = {
-    "/api/v0/add": (req, res, query) => handleAdd(store, maxUploadBytes, req, res, query),
+    "/api/v0/add": (req, res, query) => handleAdd(store, bodies, req, res, query),
     "/api/v0/cat": (_req, res, query) => handleCat(store, res, query),
     "/api/v0/pin/ls": (_req, res, query) => handlePinLs(store, res, query),
     "/api/v0/version": async (_req, res) =>
@@ -73,16 +82,15 @@ export async function startKuboRpcServer(options: KuboRpcServerOptions): Promise
       }),
   };
 
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? "/", "http://localhost");
-    const route = routes[url.pathname];
-    const run = async (): Promise<void> => {
+  const server = createGuardedServer({
+    handle: async (req, res, url) => {
+      const route = routes[url.pathname];
       if (req.headers.origin !== undefined) throw new RpcError(403, "Cross-origin requests are refused by this node.");
       if (route === undefined) throw new RpcError(404, `${url.pathname} is not supported by Cloister's embedded IPFS node (add, cat, pin/ls, version are).`);
       if (req.method !== "POST") throw new RpcError(405, `${req.method} ${url.pathname}: the Kubo RPC API takes POST only.`);
       await route(req, res, url.searchParams);
-    };
-    run().catch((err: unknown) => sendError(res, err));
+    },
+    respondError: sendError,
   });
 
   return listenOnLoopback(server, host, port, (err) => new StorageError("STORAGE_FAILED", `Cannot listen on ${host}:${port}: ${err.message}. Pick another port.`, { cause: err }));
@@ -90,7 +98,7 @@ export async function startKuboRpcServer(options: KuboRpcServerOptions): Promise
 
 async function handleAdd(
   store: HeliaStore,
-  maxUploadBytes: number,
+  bodies: BodyBudget,
   req: IncomingMessage,
   res: ServerResponse,
   query: URLSearchParams,
@@ -100,7 +108,7 @@ async function handleAdd(
   if (!contentType.startsWith("multipart/form-data")) {
     throw new RpcError(400, "add expects a multipart/form-data body with one part per file.");
   }
-  const body = await readBody(req, maxUploadBytes);
+  const body = await bodies.read(req, "add request");
   let parts: ParsedPart[];
   try {
     parts = parseMultipart(body, contentType);
@@ -193,19 +201,6 @@ async function handlePinLs(store: HeliaStore, res: ServerResponse, query: URLSea
   res.end(lines.map((line) => `${line}\n`).join(""));
 }
 
-async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.byteLength;
-    if (total > maxBytes) {
-      throw new RpcError(413, `The add request is larger than ${maxBytes} bytes, the limit of this node.`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, total);
-}
-
 function optionalInt(query: URLSearchParams, name: string): number | undefined {
   const value = query.get(name);
   if (value === null) return undefined;
@@ -229,13 +224,9 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 /** Kubo's error shape: {Message, Code, Type: "error"}. */
 function sendError(res: ServerResponse, err: unknown): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
   let status = 500;
   let message = errorMessage(err);
-  if (err instanceof RpcError) status = err.status;
+  if (err instanceof HttpRequestError) status = err.status;
   if (err instanceof StorageError) {
     if (err.code === "INVALID_CID") status = 400;
     // Prefixed with the code so kubo-store.ts rebuilds the same typed error.

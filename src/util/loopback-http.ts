@@ -22,6 +22,9 @@ export async function listenOnLoopback(server: Server, host: string, port: numbe
     server.once("error", (err) => reject(listenError(err)));
     server.listen(port, host, () => resolve());
   });
+  // Once listening, the server's own errors are failed accepts (EMFILE under a flood of connections): the
+  // server keeps listening, so they must not reach the process as an unhandled "error" event.
+  server.on("error", () => {});
   const bound = (server.address() as AddressInfo).port;
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${bound}`,

@@ -28,7 +28,7 @@ interface Endpoints {
 test("devnet up prints its endpoints, serves task run --rpc/--ipfs, and stops every process on SIGINT", async () => {
   const dir = await mkdtemp(join(tmpdir(), "cloister-devnet-cli-"));
   dirs.push(dir);
-  const devnet = spawn(process.execPath, [cli, "devnet", "up", "--nodes", "1", "--dir", join(dir, "net"), "--port", "0", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+  const devnet = spawn(process.execPath, [cli, "devnet", "up", "--nodes", "1", "--dir", join(dir, "net"), "--port", "0", "--json", "--rpc-max-batch", "70"], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   devnet.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => devnet.once("exit", (code) => resolve(code)));
@@ -42,6 +42,11 @@ test("devnet up prints its endpoints, serves task run --rpc/--ipfs, and stops ev
     assert.equal(endpoints.nodes.length, 1);
     assert.equal(endpoints.nodes[0]!.simulated, true);
     assert.match(stderr, /SIMULATED/);
+    // The limit flags reach the servers.
+    const batch = (n: number) => Array.from({ length: n }, (_, id) => ({ jsonrpc: "2.0", id, method: "eth_chainId" }));
+    const post = async (body: unknown) => (await (await fetch(endpoints.rpcUrl, { method: "POST", body: JSON.stringify(body) })).json()) as unknown;
+    assert.equal(((await post(batch(70))) as unknown[]).length, 70);
+    assert.match(((await post(batch(71))) as { error: { message: string } }).error.message, /limit of 70/);
 
     const input = join(dir, "input.txt");
     const text = `hello ${randomBytes(8).toString("hex")}`;
@@ -72,6 +77,7 @@ test("devnet up prints its endpoints, serves task run --rpc/--ipfs, and stops ev
 
 test("devnet up refuses unusable options with exit 2", async () => {
   await assert.rejects(run(process.execPath, [cli, "devnet", "up", "--nodes", "0"]), (e: { code: number; stderr: string }) => e.code === 2 && /--nodes/.test(e.stderr));
+  await assert.rejects(run(process.execPath, [cli, "devnet", "up", "--ipfs-max-upload-bytes", "0"]), (e: { code: number; stderr: string }) => e.code === 2 && /--ipfs-max-upload-bytes/.test(e.stderr));
   await assert.rejects(run(process.execPath, [cli, "devnet", "down"]), (e: { code: number; stderr: string }) => e.code === 2 && /devnet up/.test(e.stderr));
 });
 

@@ -1,5 +1,5 @@
 /**
- * `cloister devnet up [--nodes N] [--dir D] [--port P] [--json]`: runs the
+ * `cloister devnet up [--nodes N] [--dir D] [--port P] [--json] [limits]`: runs the
  * multi-process local network until Ctrl-C or SIGTERM, then stops every
  * process it started. Progress goes to stderr; the endpoints go to stdout
  * (one JSON object with --json), printed once everything is up.
@@ -25,6 +25,10 @@ export async function devnetCommand(argv: string[]): Promise<number> {
       port: { type: "string", default: "8545" },
       json: { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
+      "rpc-max-batch": { type: "string" },
+      "rpc-max-response-bytes": { type: "string" },
+      "ipfs-max-upload-bytes": { type: "string" },
+      "ipfs-max-uploads-in-flight-bytes": { type: "string" },
     },
   });
   if (positionals.length > 0) throw new UsageError(`devnet up takes no positional arguments\n\n${devnetUsage}`);
@@ -32,6 +36,12 @@ export async function devnetCommand(argv: string[]): Promise<number> {
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535 - 3 - nodes) throw new UsageError(`--port takes a port number (0 picks free ports), got '${values.port}'`);
   const dataDir = resolve(values.dir);
+  const optionalInt = (flag: keyof typeof values) => {
+    const value = values[flag];
+    return typeof value === "string" ? parsePositiveInt(value, `--${flag}`, 0) : undefined;
+  };
+  const rpcLimits = { maxBatchItems: optionalInt("rpc-max-batch"), maxResponseBytes: optionalInt("rpc-max-response-bytes") };
+  const ipfsLimits = { maxUploadBytes: optionalInt("ipfs-max-upload-bytes"), maxUploadBytesInFlight: optionalInt("ipfs-max-uploads-in-flight-bytes") };
   const reporter = stderrReporter({ quiet: values.quiet });
 
   // Signals that arrive during start-up stop the network as soon as it is up.
@@ -51,6 +61,8 @@ export async function devnetCommand(argv: string[]): Promise<number> {
       dataDir,
       nodes,
       port,
+      rpcLimits,
+      ipfsLimits,
       onStep: (m) => reporter.detail(m),
       onNodeMessage: (i, m) => reportNodeMessage(reporter, i, m),
       hostEvents: shownHostEvents,
