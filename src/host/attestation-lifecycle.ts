@@ -116,7 +116,7 @@ export class AttestationLifecycle {
 
 /**
  * Why the node must not accept a task now, or undefined when it may: nothing while it holds no registration
- * (attesting, expired, revoked), and, while the renewal is failing, nothing whose deadline (`deadline`, chain
+ * (attesting, expired, revoked), and, while the renewal is due and not done yet, nothing whose deadline (`deadline`, chain
  * time) falls after the registration's expiry (a completion from an expired enclave is refused on chain).
  * While registered, the renewal is due well before the expiry, so a longer task is taken.
  */
