@@ -9,8 +9,8 @@
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { zeroAddress, type Address, type Hex } from "viem";
-import { encodeEvidence } from "../attestation/evidence-codec.ts";
 import { readContract } from "viem/actions";
+import { encodeEvidence } from "../attestation/evidence-codec.ts";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import { postOffer, withdrawOffer, type PostOfferParams } from "../chain/actions/offers.ts";
 import type { WriterClient } from "../chain/clients.ts";

@@ -2,8 +2,10 @@
  * A node's registration over days of chain time: the in-process chain's clock is pushed 72 hours ahead in
  * 4-hour steps while tasks keep flowing, and the node re-attests before each registration expires, so every
  * task completes and the enclave stays active throughout. Then the attestation service goes down at the
- * renewal point (the node retries with backoff, still registered, until it is back), and last the enclave
- * is revoked (the node sees the registry's event, withdraws its offer and says so in /healthz).
+ * renewal point (the node retries with backoff, still registered, until it is back), then past the expiry
+ * (the node is expired and withdraws its offer until it renews), and last the enclave
+ * is revoked (the node sees the registry's event, withdraws its offer, refuses a task that names it, and
+ * says so in /healthz).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -15,12 +17,14 @@ import { startCasHttpServer, type CasHttpServer } from "../../src/cas/http-serve
 import { AttestationService } from "../../src/cas/service.ts";
 import { readEnclave } from "../../src/chain/actions/read-enclave.ts";
 import { readOffer } from "../../src/chain/actions/offers.ts";
+import { readTask } from "../../src/chain/actions/read-task.ts";
 import { revokeEnclave } from "../../src/chain/actions/revoke-enclave.ts";
 import { createWriterClient } from "../../src/chain/clients.ts";
 import { startEmbeddedNetwork, type EmbeddedNetwork } from "../../src/devnet/embedded.ts";
 import { startEnclave } from "../../src/enclave/client.ts";
 import type { HostEvent } from "../../src/host/log.ts";
 import { NodeDaemon } from "../../src/host/node-daemon.ts";
+import { prepareTask, publishTask, submitPublished } from "../../src/sdk/submit.ts";
 import { parsePrometheusText } from "../host/prometheus-parse.ts";
 import { until } from "./helpers.ts";
 
@@ -133,10 +137,37 @@ test("the attestation service is down at the renewal point: the node retries wit
   assert.deepEqual(result.output, new Uint8Array([1]));
 });
 
-test("a revoked enclave: the node sees the registry's event, withdraws its offer and is unavailable", async () => {
+test("the service stays down past the expiry: the node is expired (503, offer withdrawn), and back to work once it renews", async () => {
+  const { deployment } = network;
+  await settled();
+  const expiry = (await readEnclave(network.requester, deployment.registry, daemon.signer)).expiry;
+  const port = cas.port;
+  await cas.close();
+  await advance(Number(expiry - (await chainNow())) + 60);
+  await until(() => (daemon.health().registration.state === "expired" ? true : undefined), "the node to see its registration expire", 20_000, 20);
+  const health = await healthz();
+  assert.equal(health.status, 503);
+  assert.match(health.body.reason, /registration expired/);
+  assert.ok(health.body.registration.secondsToExpiry <= 0);
+  await until(async () => ((await readOffer(network.requester, deployment.market, daemon.signer, zeroAddress)) === undefined ? true : undefined), "the offer to be withdrawn", 10_000, 50);
+  const metrics = parsePrometheusText(await (await fetch(`${daemon.httpUrl}/metrics`)).text());
+  assert.equal(metrics.value("registration_state", { state: "expired" }), 1);
+  assert.ok(metrics.value("registration_expiry_seconds")! <= 0);
+
+  cas = await startCasHttpServer({ service, port });
+  await settled();
+  await until(async () => ((await readOffer(network.requester, deployment.market, daemon.signer, zeroAddress)) ? true : undefined), "the offer to be posted again", 10_000, 50);
+  assert.equal((await healthz()).status, 200);
+  const result = await network.client.runTask({ program: new TextEncoder().encode("export default function (input) { return input; }"), input: new Uint8Array([3]), maxPrice: parseEther("0.01") });
+  assert.deepEqual(result.output, new Uint8Array([3]));
+});
+
+test("a revoked enclave: the node sees the registry's event, withdraws its offer, accepts nothing and is unavailable", async () => {
   const { chain, deployment } = network;
   const attester = createWriterClient({ endpoint: { provider: chain.provider }, chain: chain.chain, account: chain.accounts.attester });
   assert.ok(await readOffer(network.requester, deployment.market, daemon.signer, zeroAddress), "the node has an offer before");
+  const candidate = (await network.client.listEnclaves()).verified.find((e) => e.signer === daemon.signer);
+  assert.ok(candidate, "the node's enclave is listed before its revocation");
   await revokeEnclave(attester, deployment.registry, daemon.signer);
   await until(() => (daemon.health().registration.state === "revoked" ? true : undefined), "the node to see the revocation", 10_000, 20);
   await until(async () => ((await readOffer(network.requester, deployment.market, daemon.signer, zeroAddress)) === undefined ? true : undefined), "the offer to be withdrawn", 10_000, 50);
@@ -148,4 +179,12 @@ test("a revoked enclave: the node sees the registry's event, withdraws its offer
   assert.equal(metrics.value("registration_state", { state: "revoked" }), 1);
   assert.equal(metrics.value("registration_state", { state: "registered" }), 0);
   assert.ok(events.some((e) => e.type === "registration-changed" && e.state === "revoked"));
+
+  // A task naming it (prepared from the listing before the revocation) is refused before any accept is sent.
+  const ctx = { writer: network.requester, market: deployment.market, chainId: BigInt(deployment.chainId), store: network.store };
+  const prepared = await prepareTask(ctx, { program: new TextEncoder().encode("export default function (input) { return input; }"), input: new Uint8Array([2]), candidates: [candidate] });
+  const task = await submitPublished(ctx, await publishTask(ctx, prepared, { maxPrice: parseEther("0.01") }));
+  const skipped = await until(() => events.find((e) => e.type === "task-skipped" && e.taskId === task.taskId.toString()), "the node to refuse the task", 10_000, 20);
+  assert.match((skipped as { reason: string }).reason, /revoked/);
+  assert.equal((await readTask(network.requester, deployment.market, task.taskId)).status, "Open", "no accept was sent");
 });
