@@ -17,6 +17,11 @@ export class Checkpoint {
     }
   }
 
+  /** The file it is saved in. */
+  get path(): string {
+    return this.#path;
+  }
+
   get block(): bigint {
     return this.#block;
   }

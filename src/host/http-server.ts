@@ -17,6 +17,21 @@ export interface NodeHealth {
   checkpointBlock: string | null;
   /** Milliseconds since the crawler last succeeded; null before its first success. */
   lastCrawlAgeMs: number | null;
+  /** The enclave's registration (node-daemon.ts: registrationHealth). */
+  registration: RegistrationHealth;
+}
+
+export interface RegistrationHealth {
+  /** attesting | registered | renewing | expired | revoked (attestation-lifecycle.ts). */
+  state: string;
+  /** The registry's expiry (Unix seconds, decimal string); null before the first registration. */
+  expiry: string | null;
+  /** Chain time the registration was last checked against (decimal string), and the seconds from it to the expiry. */
+  chainTime: string | null;
+  secondsToExpiry: number | null;
+  /** Failed attestation attempts since the last success, and the last one's error. */
+  failures: number;
+  lastError?: string;
 }
 
 export interface NodeHttpServerOptions {

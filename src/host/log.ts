@@ -10,6 +10,10 @@ export type HostEvent =
   | { type: "enclave-ready"; signer: string; measurement: string; simulated: boolean; teeType: string }
   | { type: "enclave-registered"; signer: string; evidenceCid: string; expiry: string; transactionHash: string }
   | { type: "offer-posted"; signer: string; token: string; price: string; transactionHash: string }
+  /** The enclave's registration changed state (attestation-lifecycle.ts); expiry in chain time (Unix seconds). */
+  | { type: "registration-changed"; signer: string; from: string; state: string; expiry: string | null; error?: string }
+  /** The node withdrew an offer its enclave can no longer honour (registration expired or revoked). */
+  | { type: "offer-withdrawn"; signer: string; token: string; transactionHash: string }
   | { type: "task-seen"; taskId: string }
   | { type: "task-skipped"; taskId: string; reason: string }
   /** gasUsed is the whole transaction's, shared by batchSize tasks. */
@@ -20,13 +24,15 @@ export type HostEvent =
   /** This node's reopen keeper reopened an attempt another enclave missed, or refunded the requester after the last one. */
   | { type: "task-reopened"; taskId: string; attempt: number; outcome: "reopened" | "refunded"; missedEnclave: string; transactionHash: string; gasUsed: string }
   /** A crawler could not read the market (it backs off and reads the same range again), or the keeper could not reopen a task. */
-  | { type: "watcher-error"; source: "task-watcher" | "reopen-keeper"; code: string; message: string; taskId?: string };
+  | { type: "watcher-error"; source: "task-watcher" | "reopen-keeper" | "registration"; code: string; message: string; taskId?: string };
 
 /** Every host event type (a Record, so the compiler insists it lists each one). */
 const hostEventTypeSet: Record<HostEvent["type"], true> = {
   "enclave-ready": true,
   "enclave-registered": true,
   "offer-posted": true,
+  "registration-changed": true,
+  "offer-withdrawn": true,
   "task-seen": true,
   "task-skipped": true,
   "task-accepted": true,

@@ -4,6 +4,7 @@
  * host log's events (meteredLog), so every place that logs a transition is
  * also counted; the crawler and the enclave feed the rest.
  */
+import { registrationStates, type RegistrationState } from "./attestation-lifecycle.ts";
 import type { HostEvent, HostLog } from "./log.ts";
 
 type Labels = Record<string, string>;
@@ -90,6 +91,35 @@ export class Gauge implements Metric {
   }
 }
 
+/** A state set: one series per state, labelled with it, 1 for the current state and 0 for the others. */
+export class StateGauge<S extends string> implements Metric {
+  readonly #name: string;
+  readonly #help: string;
+  readonly #label: string;
+  readonly #states: readonly S[];
+  #current: S;
+
+  constructor(name: string, help: string, label: string, states: readonly S[]) {
+    this.#name = name;
+    this.#help = help;
+    this.#label = label;
+    this.#states = states;
+    this.#current = states[0]!;
+  }
+
+  set(state: S): void {
+    this.#current = state;
+  }
+
+  get current(): S {
+    return this.#current;
+  }
+
+  render(): string[] {
+    return [...header(this.#name, this.#help, "gauge"), ...this.#states.map((s) => `${this.#name}${formatLabels({ [this.#label]: s })} ${s === this.#current ? 1 : 0}`)];
+  }
+}
+
 export class Histogram implements Metric {
   readonly #name: string;
   readonly #help: string;
@@ -142,6 +172,8 @@ export class NodeMetrics {
   readonly checkpointBlock = new Gauge("chain_block_checkpoint", "Last block whose market events this node has fully handled.");
   readonly rpcErrors = new Counter("rpc_errors_total", "Chain RPC and IPFS requests that failed transiently (and were retried).");
   readonly enclaveUp = new Gauge("enclave_up", "1 while the enclave process is running, 0 once it has exited.");
+  readonly registrationState = new StateGauge<RegistrationState>("registration_state", "The enclave's registration: 1 for its current state, 0 for the others.", "state", registrationStates);
+  readonly registrationExpirySeconds = new Gauge("registration_expiry_seconds", "Seconds of chain time until the enclave's registration expires (0 or less once expired; 0 before the first).");
 
   /** When each task in flight was first seen (ms since epoch). */
   readonly #inFlight = new Map<string, number>();
@@ -198,6 +230,8 @@ export class NodeMetrics {
       this.checkpointBlock,
       this.rpcErrors,
       this.enclaveUp,
+      this.registrationState,
+      this.registrationExpirySeconds,
     ];
     return `${metrics.flatMap((m) => m.render()).join("\n")}\n`;
   }

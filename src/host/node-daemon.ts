@@ -3,27 +3,34 @@
  * posts its offers,
  * then watches the market for tasks its enclave may run and relays them, and
  * reopens the attempts other enclaves let expire on those tasks (reopen-keeper.ts).
+ * Its registration is renewed before it expires (registration-keeper.ts); while
+ * it is expired or revoked the node withdraws its offers and accepts nothing.
  */
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { zeroAddress, type Address, type Hex } from "viem";
+import { readContract } from "viem/actions";
 import { encodeEvidence } from "../attestation/evidence-codec.ts";
-import { postOffer, type PostOfferParams } from "../chain/actions/offers.ts";
+import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
+import { postOffer, withdrawOffer, type PostOfferParams } from "../chain/actions/offers.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import type { EnclaveClient } from "../enclave/client.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { cacheGets } from "../storage/cached-gets.ts";
 import { coalescePuts } from "../storage/coalescing-store.ts";
+import { refusalToAccept, type RegistrationSnapshot, type RegistrationState } from "./attestation-lifecycle.ts";
+import { assertNotAheadOfChain } from "./chain-position.ts";
 import { Checkpoint } from "./checkpoint.ts";
-import { startNodeHttpServer, type NodeHealth, type NodeHttpServer } from "./http-server.ts";
+import { startNodeHttpServer, type NodeHealth, type NodeHttpServer, type RegistrationHealth } from "./http-server.ts";
 import { createLimiter } from "../util/limiter.ts";
 import { fileHostLog, type HostEvent, type HostLog } from "./log.ts";
 import { meteredLog, NodeMetrics } from "./metrics.ts";
-import { startReopenKeeper } from "./reopen-keeper.ts";
+import { RegistrationKeeper } from "./registration-keeper.ts";
+import { savedViewBlock, startReopenKeeper } from "./reopen-keeper.ts";
 import { isTransientError } from "./retry.ts";
 import { nodeMarketBatches } from "./market-batches.ts";
-import { handleTask } from "./task-handler.ts";
-import { watchSubmittedTasks } from "./task-watcher.ts";
+import { handleTask, type TaskHandlerContext } from "./task-handler.ts";
+import { watchSubmittedTasks, type SubmittedTask } from "./task-watcher.ts";
 import type { HeadSource } from "../chain/new-heads.ts";
 
 /** How a node reaches the attestation service (in process or over HTTP). */
@@ -35,7 +42,7 @@ export interface AttestationServiceClient {
 export interface NodeDaemonOptions {
   /** Client whose account is this node's operator. */
   writer: WriterClient;
-  deployment: { chainId: number; market: Address; deployBlock: bigint };
+  deployment: { chainId: number; registry: Address; market: Address; deployBlock: bigint };
   store: BlobStore;
   enclave: EnclaveClient;
   attestationService: AttestationServiceClient;
@@ -59,6 +66,8 @@ export interface NodeDaemonOptions {
    * false turns it off (then only the requester, or other nodes, reopen this node's candidate tasks).
    */
   reopenKeeper?: { pollIntervalMs?: number } | false;
+  /** How the registration is kept (registration-keeper.ts): chain reads every pollIntervalMs (default 5000), renewals retried from retryBaseMs (default 1000) doubling to retryMaxMs (default 60 000). */
+  registration?: { pollIntervalMs?: number; retryBaseMs?: number; retryMaxMs?: number };
   /** Serve GET /healthz and GET /metrics (on 127.0.0.1 unless `host` says otherwise; port 0 picks one). */
   http?: { port: number; host?: string; crawlStaleAfterMs?: number };
 }
@@ -97,6 +106,13 @@ export class NodeDaemon {
   #watcher: { stop(): Promise<void> } | undefined;
   #keeper: { stop(): Promise<void> } | undefined;
   #evidenceCid: string | undefined;
+  #registration: RegistrationKeeper | undefined;
+  #checkpoint: Checkpoint | undefined;
+  #ctx: TaskHandlerContext | undefined;
+  /** Offer posts and withdrawals on registration changes, one after another. */
+  #offerUpdates: Promise<void> = Promise.resolve();
+  /** Category time references (seconds) read from the market, for the deadline of a task about to be accepted. */
+  readonly #categoryTimeRefs = new Map<number, Promise<number>>();
   /** Aborts the handlers' retries on stop. */
   readonly #shutdown = new AbortController();
   #http: NodeHttpServer | undefined;
@@ -123,11 +139,46 @@ export class NodeDaemon {
     return this.#options.enclave.identity.signer;
   }
 
-  /** Attests the enclave, registers it, and starts handling tasks. */
+  /**
+   * Checks that the node's saved positions are not ahead of the chain, attests the enclave and has it
+   * registered, posts its offers, and starts handling tasks.
+   */
   async start(): Promise<void> {
-    const { enclave, store, attestationService, writer } = this.#options;
+    const { enclave, writer, deployment, dataDir } = this.#options;
     const id = enclave.identity;
     this.log.emit({ type: "enclave-ready", signer: id.signer, measurement: id.measurement, simulated: id.simulated, teeType: id.teeType });
+    this.#checkpoint = new Checkpoint(join(dataDir, "checkpoint.json"), deployment.deployBlock - 1n);
+    const head = await writer.getBlockNumber({ cacheTime: 0 });
+    assertNotAheadOfChain({ what: "the task watcher's checkpoint", path: this.#checkpoint.path, block: this.#checkpoint.block }, head, "start");
+    if (this.#options.reopenKeeper !== false) {
+      const statePath = join(dataDir, "reopen-keeper.json");
+      assertNotAheadOfChain({ what: "the reopen keeper's view", path: statePath, block: savedViewBlock(statePath, deployment.deployBlock - 1n) }, head, "start");
+    }
+    const registration = this.#options.registration;
+    this.#registration = new RegistrationKeeper({
+      reader: writer,
+      registry: deployment.registry,
+      enclave: id.signer,
+      attestAndRegister: () => this.#attestAndRegister(),
+      pollIntervalMs: registration?.pollIntervalMs,
+      retryBaseMs: registration?.retryBaseMs,
+      retryMaxMs: registration?.retryMaxMs,
+      onTransition: (from, to) => this.#onRegistrationChange(from, to),
+      onError: (error) => {
+        if (isTransientError(error)) this.metrics.rpcErrors.inc();
+        this.log.emit({ type: "watcher-error", source: "registration", code: (error as { code?: string }).code ?? "WATCHER", message: (error as Error).message });
+      },
+    });
+    await this.#registration.start();
+    await this.#postOffers();
+    this.#startWatching(await writer.getBlockNumber({ cacheTime: 0 }));
+    await this.#startHttpServer();
+  }
+
+  /** The node's one call to attest: a fresh challenge, the enclave's evidence on IPFS, the service's registration. */
+  async #attestAndRegister(): Promise<{ transactionHash: Hex }> {
+    const { enclave, store, attestationService, writer } = this.#options;
+    const id = enclave.identity;
     const nonce = await attestationService.challenge();
     const { evidence } = await enclave.attest({ freshness: nonce });
     const evidenceCid = await store.put(encodeEvidence(evidence));
@@ -138,26 +189,78 @@ export class NodeDaemon {
       evidenceCid,
       nonce,
     });
+    // Provenance names the evidence of the latest registration, the one requesters verify.
     this.#evidenceCid = evidenceCid;
+    if (this.#ctx) this.#ctx.evidenceCid = evidenceCid;
     this.log.emit({ type: "enclave-registered", signer: id.signer, evidenceCid, expiry: registered.expiry.toString(), transactionHash: registered.transactionHash });
+    return registered;
+  }
+
+  async #postOffers(): Promise<void> {
+    const { writer, deployment, enclave } = this.#options;
     for (const offer of this.#options.offers ?? [defaultNodeOffer]) {
-      const posted = await postOffer(writer, this.#options.deployment.market, { ...offer, enclave: id.signer });
-      this.log.emit({ type: "offer-posted", signer: id.signer, token: offer.token, price: offer.price.toString(), transactionHash: posted.hash });
+      const posted = await postOffer(writer, deployment.market, { ...offer, enclave: enclave.identity.signer });
+      this.log.emit({ type: "offer-posted", signer: enclave.identity.signer, token: offer.token, price: offer.price.toString(), transactionHash: posted.hash });
     }
-    this.#startWatching(await writer.getBlockNumber({ cacheTime: 0 }));
-    await this.#startHttpServer();
+  }
+
+  async #withdrawOffers(): Promise<void> {
+    const { writer, deployment, enclave } = this.#options;
+    for (const offer of this.#options.offers ?? [defaultNodeOffer]) {
+      const withdrawn = await withdrawOffer(writer, deployment.market, enclave.identity.signer, offer.token);
+      this.log.emit({ type: "offer-withdrawn", signer: enclave.identity.signer, token: offer.token, transactionHash: withdrawn.hash });
+    }
+  }
+
+  /**
+   * Logs and meters every transition; withdraws the offers when the registration is gone (requesters stop
+   * naming an enclave that cannot accept), and posts them again when an expired one is renewed.
+   */
+  #onRegistrationChange(from: RegistrationState, to: Readonly<RegistrationSnapshot>): void {
+    this.metrics.registrationState.set(to.state);
+    this.#meterExpiry();
+    if (from !== to.state) {
+      this.log.emit({ type: "registration-changed", signer: this.signer, from, state: to.state, expiry: to.expiry?.toString() ?? null, ...(to.lastError === undefined ? {} : { error: to.lastError }) });
+    }
+    const update = (to.state === "expired" || to.state === "revoked") && from !== "expired" && from !== "attesting" ? () => this.#withdrawOffers()
+      : to.state === "registered" && from === "expired" ? () => this.#postOffers()
+      : undefined;
+    if (!update) return;
+    this.#offerUpdates = this.#offerUpdates.then(update).catch((error: unknown) => {
+      this.log.emit({ type: "watcher-error", source: "registration", code: (error as { code?: string }).code ?? "OFFER_UPDATE", message: (error as Error).message });
+    });
+  }
+
+  #meterExpiry(): void {
+    const expiry = this.#registration?.lifecycle.snapshot.expiry;
+    this.metrics.registrationExpirySeconds.set(expiry === undefined ? 0 : Number(expiry - this.#registration!.estimatedChainNow()));
+  }
+
+  /** Why a task must not be accepted now: its deadline, if accepted now, against the registration (attestation-lifecycle.ts). */
+  async #refusalToAccept(task: SubmittedTask): Promise<string | undefined> {
+    const registration = this.#registration!;
+    const { category, deadlineMultiple } = task.spec;
+    let timeRef = this.#categoryTimeRefs.get(category);
+    if (!timeRef) {
+      const { writer, deployment } = this.#options;
+      timeRef = readContract(writer, { address: deployment.market, abi: taskMarketAbi, functionName: "categoryTimeRef", args: [category] }).then(Number);
+      this.#categoryTimeRefs.set(category, timeRef);
+      timeRef.catch(() => this.#categoryTimeRefs.delete(category));
+    }
+    const deadline = registration.estimatedChainNow() + BigInt(await timeRef) * BigInt(deadlineMultiple);
+    return refusalToAccept(registration.lifecycle.snapshot, deadline);
   }
 
   #startWatching(startBlock: bigint): void {
     const { writer, deployment, store, enclave, dataDir } = this.#options;
-    const checkpoint = new Checkpoint(join(dataDir, "checkpoint.json"), deployment.deployBlock - 1n);
+    const checkpoint = this.#checkpoint!;
     const runSlot = createLimiter(this.#options.concurrency ?? defaultRunConcurrency());
     const admit = createLimiter(this.#options.maxTasksHeld ?? defaultMaxTasksHeld);
     const batches = nodeMarketBatches({ writer, market: deployment.market, enclave: enclave.identity.signer });
     const retry = { signal: this.#shutdown.signal, onRetry: () => this.metrics.rpcErrors.inc() };
     // The reopen keeper's sends; the task handlers' go through the writer's own send lane (send-transaction.ts).
     const sendSerially = createLimiter(1);
-    const ctx = {
+    const ctx: TaskHandlerContext = {
       writer,
       market: deployment.market,
       chainId: BigInt(deployment.chainId),
@@ -172,7 +275,9 @@ export class NodeDaemon {
       log: this.log,
       retry,
       ownAccepts: { since: startBlock, tried: new Map<bigint, number>() },
+      refusalToAccept: (task) => this.#refusalToAccept(task),
     };
+    this.#ctx = ctx;
     this.#watchingSince = Date.now();
     this.#watcher = watchSubmittedTasks({
       reader: writer,
@@ -212,7 +317,13 @@ export class NodeDaemon {
   async #startHttpServer(): Promise<void> {
     const http = this.#options.http;
     if (!http) return;
-    this.#http = await startNodeHttpServer({ host: http.host ?? "127.0.0.1", port: http.port, health: () => this.health(), metrics: this.metrics });
+    this.#http = await startNodeHttpServer({ host: http.host ?? "127.0.0.1", port: http.port, health: () => this.health(), metrics: { render: () => this.#renderMetrics() } });
+  }
+
+  /** Seconds to expiry move with the chain's clock: they are computed as the metrics are scraped. */
+  #renderMetrics(): string {
+    this.#meterExpiry();
+    return this.metrics.render();
   }
 
   /** What GET /healthz answers: unavailable once the enclave process has exited or the crawler has failed for too long. */
@@ -221,8 +332,15 @@ export class NodeDaemon {
     const now = Date.now();
     const staleAfterMs = this.#options.http?.crawlStaleAfterMs ?? defaultCrawlStaleAfterMs;
     const crawledAt = this.#lastCrawl?.at ?? this.#watchingSince;
+    const registration = this.#registrationHealth();
     let reason: string | undefined;
-    if (this.#enclaveExit) {
+    if (registration.state === "expired" || registration.state === "revoked" || registration.state === "attesting") {
+      reason = registration.state === "revoked"
+        ? "the enclave was revoked in the registry: it can take no more tasks; start a new enclave (new key) and have it attested"
+        : registration.state === "expired"
+          ? `the enclave's registration expired at ${registration.expiry} (chain time ${registration.chainTime}) and is not renewed yet: ${registration.lastError ?? "renewing"}; check the attestation service`
+          : "the enclave is not registered yet";
+    } else if (this.#enclaveExit) {
       const { code, signal } = this.#enclaveExit;
       reason = `the enclave process exited (code ${code}, signal ${signal}); restart the node to start a new enclave`;
     } else if (crawledAt === undefined) {
@@ -236,12 +354,30 @@ export class NodeDaemon {
       enclave: { signer: id.signer, simulated: id.simulated, up: this.#enclaveExit === undefined },
       checkpointBlock: this.#lastCrawl?.block.toString() ?? null,
       lastCrawlAgeMs: this.#lastCrawl ? now - this.#lastCrawl.at : null,
+      registration,
+    };
+  }
+
+  #registrationHealth(): RegistrationHealth {
+    const keeper = this.#registration;
+    if (!keeper) return { state: "attesting", expiry: null, chainTime: null, secondsToExpiry: null, failures: 0 };
+    const { state, expiry, failures, lastError } = keeper.lifecycle.snapshot;
+    const chainTime = keeper.chainTime;
+    this.#meterExpiry();
+    return {
+      state,
+      expiry: expiry?.toString() ?? null,
+      chainTime: chainTime?.toString() ?? null,
+      secondsToExpiry: expiry === undefined ? null : Number(expiry - keeper.estimatedChainNow()),
+      failures,
+      ...(lastError === undefined ? {} : { lastError }),
     };
   }
 
   async stop(): Promise<void> {
     this.#shutdown.abort(new Error("the node daemon is stopping"));
-    await Promise.all([this.#watcher?.stop(), this.#keeper?.stop()]);
+    await Promise.all([this.#watcher?.stop(), this.#keeper?.stop(), this.#registration?.stop()]);
+    await this.#offerUpdates;
     await this.#http?.close();
     await this.#options.enclave.close();
   }

@@ -34,6 +34,7 @@ import { reopenTask } from "../chain/actions/reopen-task.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { decodeContractRevert } from "../chain/contract-error.ts";
 import type { Assignment, TaskSpec } from "../protocol/task.ts";
+import { assertNotAheadOfChain } from "./chain-position.ts";
 import type { HostLog } from "./log.ts";
 import { backoffDelay, isTransientError } from "./retry.ts";
 
@@ -149,6 +150,7 @@ const submittedEvent = getAbiItem({ abi: taskMarketAbi, name: "TaskSubmitted" })
 /** Applies the market events since the last read to the view, and returns the chain's latest block time. */
 async function readChain(o: ReopenKeeperOptions, view: View): Promise<bigint> {
   const latest = await getBlock(o.writer, { blockTag: "latest" });
+  assertNotAheadOfChain({ what: "the reopen keeper's view", path: o.statePath, block: view.block }, latest.number, "running");
   if (latest.number > view.block) {
     // Raw logs: only TaskAccepted's data is decoded; the others end an attempt, and their task id is a topic.
     const request = o.writer.request as unknown as EIP1193RequestFn<PublicRpcSchema>;
@@ -225,6 +227,11 @@ async function reopenOverdue(o: ReopenKeeperOptions, view: View, stale: Map<bigi
 }
 
 // ---------------------------------------------------------------- the saved view
+
+/** The last block the keeper's saved view at `path` has read (`initialBlock` when there is none yet). */
+export function savedViewBlock(path: string, initialBlock: bigint): bigint {
+  return loadView(path, initialBlock).block;
+}
 
 interface SavedAttempt {
   taskId: string;

@@ -63,6 +63,11 @@ export interface TaskHandlerContext {
    * although its reply was lost.)
    */
   ownAccepts?: { since: bigint; tried: Map<bigint, number> };
+  /**
+   * Why this node must not accept the task now (its registration is gone, or would end before the task's
+   * deadline), or undefined when it may; asked just before each accept (default: always may).
+   */
+  refusalToAccept?: (task: SubmittedTask) => Promise<string | undefined>;
 }
 
 function retrying<T>(ctx: TaskHandlerContext, what: string, operation: () => Promise<T>): Promise<T> {
@@ -231,6 +236,11 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
   if (turn === undefined) return;
   const admit = ctx.admit ?? ((job) => job());
   await admit(async () => {
+    const refusal = turn === "accept" ? await ctx.refusalToAccept?.(task) : undefined;
+    if (refusal !== undefined) {
+      ctx.log.emit({ type: "task-skipped", taskId, reason: refusal });
+      return;
+    }
     const assignment = turn === "accept" ? await acceptOrResume(ctx, task) : turn;
     if (assignment) await runAndComplete(ctx, task, assignment);
   });

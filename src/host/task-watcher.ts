@@ -12,6 +12,7 @@ import { getLogs } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import { headsRuleOut, latestBlockNumber, type HeadSource } from "../chain/new-heads.ts";
 import type { TaskSpec } from "../protocol/task.ts";
+import { assertNotAheadOfChain } from "./chain-position.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { backoffDelay } from "./retry.ts";
 
@@ -173,6 +174,8 @@ async function crawlOnce({ reader, market, checkpoint, handle, heads }: TaskWatc
     throw failed.error;
   }
   const latest = await latestBlockNumber(reader, heads, pipeline.crawledTo);
+  // A head below what was read already: the endpoint is behind, or another chain. Say so on every crawl.
+  assertNotAheadOfChain({ what: "the task watcher's checkpoint", path: checkpoint.path, block: pipeline.crawledTo }, latest, "running");
   const fromBlock = pipeline.crawledTo + 1n;
   if (fromBlock > latest) return saveCheckpoint(checkpoint, pipeline);
   // Blocks whose pushed headers' blooms rule out both events (most hold only accepts and completions) are not read.
