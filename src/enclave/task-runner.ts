@@ -52,7 +52,7 @@ export async function runTask(ctx: EnclaveContext, params: RunTaskParams): Promi
     dataKey.fill(0);
   }
 
-  const limits = envelope.limits;
+  const limits = effectiveLimits(envelope.limits, spec.memoryMb);
   const record = await execute(params.program, plaintext, limits);
   plaintext.fill(0);
   const result = await encryptResult(resultKey, binding, record);
@@ -90,6 +90,15 @@ export async function runTask(ctx: EnclaveContext, params: RunTaskParams): Promi
     }),
   });
   return { result, outputDigest, provenance, provenanceDigest: provDigest, signature };
+}
+
+/**
+ * The limits the program runs under: the envelope's, with no more memory than the on-chain spec names. The
+ * market matched the spec's memoryMb against the node's offer, and the node sized its concurrency on its
+ * offers (host/capacity.ts), so a larger figure in the envelope must not reach the isolate.
+ */
+function effectiveLimits(limits: TaskLimits, specMemoryMb: number): TaskLimits {
+  return limits.memoryMb <= specMemoryMb ? limits : { ...limits, memoryMb: specMemoryMb };
 }
 
 /** Every blob the host relayed must be the one the on-chain spec names. */

@@ -65,6 +65,16 @@ describe("forged outputs", () => {
   });
 });
 
+describe("the memory a task may use", () => {
+  test("a program is held to the spec's memoryMb, which the node's offer covers, not to a larger limit in the envelope", async () => {
+    const { out, record } = await run("export default () => { const a = []; for (let i = 0; i < 16; i++) a.push(new Uint8Array(8 << 20)); return 'ok'; }", undefined, { memoryMb: 512 }, { memoryMb: 16 });
+    const { code, message } = errorOf(record);
+    assert.equal(code, "MEMORY_LIMIT_EXCEEDED");
+    assert.match(message, /memory limit of 16 MB/);
+    assert.equal(statementOfSignedEnvelope(out.provenance).predicate.limits.memoryMb, 16, "the statement names the limit the program ran under");
+  });
+});
+
 describe("error records are bounded", () => {
   const limits = { maxOutputBytes: 16, memoryMb: 128 };
   const twentyMiB = 20 * 2 ** 20;
