@@ -102,9 +102,8 @@ export const runTaskResultSchema = z
     provenance: bytes,
     /** SHA-256 of `provenance`. */
     provenanceDigest: hex32T,
-    /** EIP-712 signature over the Completion for completeTask. */
+    /** EIP-712 signature over the Completion for completeTask. (No outcome: whether the program failed is the requester's to know.) */
     signature: hexT,
-    outcome: z.enum(["ok", "error"]),
   })
   .strict();
 

@@ -6,7 +6,8 @@
  * Integrity failures (digests, envelope, wrapped key, input ciphertext) throw
  * EnclaveError: the host must not complete the task. Program failures (throws,
  * limits) become an error record encrypted to the requester, and the task
- * completes normally with outcome "error".
+ * completes normally; only the requester learns that it failed: the host and
+ * the public provenance statement see no outcome and no exact resource use.
  */
 import { isAddressEqual, type Hex } from "viem";
 import { openStream } from "../crypto/aead-stream.ts";
@@ -17,7 +18,7 @@ import { openWith } from "../crypto/hpke.ts";
 import { taskInputAad, taskKeyInfo } from "../protocol/binding.ts";
 import { buildStatement, provenanceDigest, signEnvelope } from "../protocol/provenance.ts";
 import { encryptResult, type ResultRecord } from "../protocol/result.ts";
-import { decodeInlineInput, type TaskBinding, type TaskEnvelope } from "../protocol/task.ts";
+import { decodeInlineInput, type TaskBinding, type TaskEnvelope, type TaskLimits } from "../protocol/task.ts";
 import type { RunTaskParams, RunTaskResult } from "./call-gate.ts";
 import { completionDigest } from "../protocol/completion-digest.ts";
 import { parseEnvelope } from "./envelope.ts";
@@ -51,7 +52,8 @@ export async function runTask(ctx: EnclaveContext, params: RunTaskParams): Promi
     dataKey.fill(0);
   }
 
-  const record = await execute(params.program, plaintext, envelope);
+  const limits = effectiveLimits(envelope.limits, spec.memoryMb);
+  const record = await execute(params.program, plaintext, limits);
   plaintext.fill(0);
   const result = await encryptResult(resultKey, binding, record);
   const outputDigest = sha256(result);
@@ -71,11 +73,9 @@ export async function runTask(ctx: EnclaveContext, params: RunTaskParams): Promi
       simulated: ctx.simulated,
       evidenceCid: params.evidenceCid,
     },
-    limits: envelope.limits,
+    limits,
     startedOn,
     finishedOn,
-    resourceUse: record.usage,
-    outcome: record.outcome,
   });
   const provenance = await signEnvelope(statement, ctx.keys.account);
   const provDigest = provenanceDigest(provenance);
@@ -89,7 +89,16 @@ export async function runTask(ctx: EnclaveContext, params: RunTaskParams): Promi
       provenanceDigest: provDigest,
     }),
   });
-  return { result, outputDigest, provenance, provenanceDigest: provDigest, signature, outcome: record.outcome };
+  return { result, outputDigest, provenance, provenanceDigest: provDigest, signature };
+}
+
+/**
+ * The limits the program runs under: the envelope's, with no more memory than the on-chain spec names. The
+ * market matched the spec's memoryMb against the node's offer, and the node sized its concurrency on its
+ * offers (host/capacity.ts), so a larger figure in the envelope must not reach the isolate.
+ */
+function effectiveLimits(limits: TaskLimits, specMemoryMb: number): TaskLimits {
+  return limits.memoryMb <= specMemoryMb ? limits : { ...limits, memoryMb: specMemoryMb };
 }
 
 /** Every blob the host relayed must be the one the on-chain spec names. */
@@ -164,7 +173,7 @@ async function unwrapDataKey(ctx: EnclaveContext, binding: TaskBinding, envelope
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** A program starting with the WebAssembly magic `\0asm` runs as WASM; anything else as a JS module. */
-async function execute(program: Uint8Array, input: Uint8Array, envelope: TaskEnvelope): Promise<ResultRecord> {
+async function execute(program: Uint8Array, input: Uint8Array, limits: TaskLimits): Promise<ResultRecord> {
   let source = "";
   const wasm = isWasmProgram(program);
   if (!wasm) {
@@ -176,7 +185,7 @@ async function execute(program: Uint8Array, input: Uint8Array, envelope: TaskEnv
   }
   const started = performance.now();
   try {
-    const run = wasm ? await runWasmProgram(program, input, envelope.limits) : await runJsProgram(source, input, envelope.limits);
+    const run = wasm ? await runWasmProgram(program, input, limits) : await runJsProgram(source, input, limits);
     return { outcome: "ok", output: run.output, usage: { wallMs: round(run.wallMs), cpuMs: round(run.cpuMs), outputBytes: run.output.length } };
   } catch (e) {
     if (e instanceof ProgramError) return failed(e, performance.now() - started);

@@ -18,7 +18,8 @@ export type HostEvent =
   | { type: "task-skipped"; taskId: string; reason: string }
   /** gasUsed is the whole transaction's, shared by batchSize tasks. */
   | { type: "task-accepted"; taskId: string; transactionHash: string; gasUsed: string; batchSize: number }
-  | { type: "task-executed"; taskId: string; outcome: string; outputCid: string; provenanceCid: string }
+  /** No outcome or timing: the enclave tells the host neither (docs/threat-model.md, "What the public record reveals"). */
+  | { type: "task-executed"; taskId: string; outputCid: string; provenanceCid: string }
   | { type: "task-completed"; taskId: string; transactionHash: string; gasUsed: string; batchSize: number }
   | { type: "task-failed"; taskId: string; code: string; message: string }
   /** This node's reopen keeper reopened an attempt another enclave missed, or refunded the requester after the last one. */

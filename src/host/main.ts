@@ -39,7 +39,8 @@ import { readDeployment } from "../devnet/deployment-file.ts";
 import { startEnclave, type EnclaveClient } from "../enclave/client.ts";
 import { openKuboStore } from "../storage/kubo-store.ts";
 import { hostEventTypes, isHostEventType, type HostEvent } from "./log.ts";
-import { defaultRunConcurrency, NodeDaemon } from "./node-daemon.ts";
+import { NodeCapacityError, runCapacity, type RunCapacity } from "./capacity.ts";
+import { defaultNodeOffer, defaultRunConcurrency, NodeDaemon } from "./node-daemon.ts";
 
 export type NodeProcessMessage =
   | { event: "node-ready"; signer: string; operator: string; measurement: string; teeType: string; simulated: boolean; pid: number; enclavePid: number; httpUrl: string | null }
@@ -86,6 +87,15 @@ function config() {
     if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`--${name} takes a positive integer, got '${values[name]}'`);
     return n;
   };
+  const concurrency = positive("concurrency");
+  let capacity: RunCapacity;
+  try {
+    capacity = runCapacity({ offers: [defaultNodeOffer], concurrency });
+  } catch (error) {
+    if (error instanceof NodeCapacityError) throw new ConfigError(error.message);
+    throw error;
+  }
+  if (capacity.note) process.stderr.write(`cloister node: ${capacity.note}\n`);
   return {
     rpcUrl: need("rpc"),
     wsUrl: values.ws,
@@ -95,7 +105,7 @@ function config() {
     simPkiDir: need("sim-pki"),
     deploymentFile: values.deployment,
     pollMs: positive("poll-ms"),
-    concurrency: positive("concurrency"),
+    concurrency: capacity.concurrency,
     httpPort,
     reportedEvents: reported === undefined ? undefined : new Set(reported),
     operatorKey: key as Hex,

@@ -23,6 +23,7 @@ import { assertNotAheadOfChain } from "./chain-position.ts";
 import { Checkpoint } from "./checkpoint.ts";
 import { startNodeHttpServer, type NodeHealth, type NodeHttpServer, type RegistrationHealth } from "./http-server.ts";
 import { createLimiter } from "../util/limiter.ts";
+import { runCapacity, type RunCapacity } from "./capacity.ts";
 import { fileHostLog, type HostEvent, type HostLog } from "./log.ts";
 import { meteredLog, NodeMetrics } from "./metrics.ts";
 import { RegistrationKeeper } from "./registration-keeper.ts";
@@ -51,8 +52,10 @@ export interface NodeDaemonOptions {
   pollIntervalMs?: number;
   /** New heads by push (chain/new-heads.ts): the task watcher crawls on each, and polls only as a safety net while they arrive. */
   newHeads?: HeadSource;
-  /** Tasks in the fetch-run-publish step at once (default defaultRunConcurrency()). */
+  /** Tasks in the fetch-run-publish step at once (default defaultRunConcurrency()), lowered to what the machine's memory holds (capacity.ts). */
   concurrency?: number;
+  /** The machine's memory, MB (default: the OS's figure); offers times concurrency must fit in it. */
+  machineMemoryMb?: number;
   /**
    * Tasks the node holds at once, from accept to completion (default 64): the node accepts no more while
    * that many wait to run or to be completed, so it does not take on work it cannot finish in time.
@@ -103,6 +106,8 @@ export class NodeDaemon {
   readonly #options: NodeDaemonOptions;
   readonly log: HostLog;
   readonly metrics = new NodeMetrics();
+  /** Tasks this node runs at once, and why that is fewer than configured when it is. */
+  readonly capacity: RunCapacity;
   #watcher: { stop(): Promise<void> } | undefined;
   #keeper: { stop(): Promise<void> } | undefined;
   #evidenceCid: string | undefined;
@@ -121,8 +126,14 @@ export class NodeDaemon {
   #lastCrawlError: string | undefined;
   #enclaveExit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
+  /** Throws NodeCapacityError when an offer promises a task more memory than the machine has for tasks. */
   constructor(options: NodeDaemonOptions) {
     this.#options = options;
+    this.capacity = runCapacity({
+      offers: options.offers ?? [defaultNodeOffer],
+      concurrency: options.concurrency ?? defaultRunConcurrency(),
+      machineMemoryMb: options.machineMemoryMb,
+    });
     this.log = meteredLog(fileHostLog(join(options.dataDir, "host.log"), options.onEvent), this.metrics);
     void options.enclave.exited.then((exit) => {
       this.#enclaveExit = exit;
@@ -254,7 +265,7 @@ export class NodeDaemon {
   #startWatching(startBlock: bigint): void {
     const { writer, deployment, store, enclave, dataDir } = this.#options;
     const checkpoint = this.#checkpoint!;
-    const runSlot = createLimiter(this.#options.concurrency ?? defaultRunConcurrency());
+    const runSlot = createLimiter(this.capacity.concurrency);
     const admit = createLimiter(this.#options.maxTasksHeld ?? defaultMaxTasksHeld);
     const batches = nodeMarketBatches({ writer, market: deployment.market, enclave: enclave.identity.signer });
     const retry = { signal: this.#shutdown.signal, onRetry: () => this.metrics.rpcErrors.inc() };

@@ -254,7 +254,7 @@ async function runAndComplete(ctx: TaskHandlerContext, task: SubmittedTask, assi
   try {
     const runSlot = ctx.runSlot ?? ((job) => job());
     const run = await runSlot(() => fetchAndRun(ctx, task));
-    ctx.log.emit({ type: "task-executed", taskId, outcome: run.outcome, outputCid: run.outputCid, provenanceCid: run.provenanceCid });
+    ctx.log.emit({ type: "task-executed", taskId, outputCid: run.outputCid, provenanceCid: run.provenanceCid });
     const completed = await retrying(ctx, `completeTask ${taskId}`, () => ctx.batches.complete({
       taskId: task.taskId,
       spec: task.spec,

@@ -14,6 +14,15 @@
  *
  * Envelope bytes are the canonical JSON of { payload, payloadType, signatures };
  * provenanceDigest = SHA-256(envelope bytes).
+ *
+ * The statement is public (on IPFS), so it says what anyone may know of a run
+ * and no more (docs/threat-model.md, "What the public record reveals"): which
+ * task, program, input, envelope, enclave and limits, and when the run started
+ * and finished to the second, as coarse as the chain's own block times. The
+ * outcome and the exact resource use are the requester's alone: they travel
+ * in the result record, encrypted to the requester. Predicate v1, signed
+ * before this was so, also carried `resourceUse` and `outcome`; such
+ * statements still parse.
  */
 import { createHash } from "node:crypto";
 import { getAddress, type Address, type Hex } from "viem";
@@ -21,10 +30,11 @@ import { sha256 } from "../crypto/sha256.ts";
 import { z } from "zod";
 import { canonicalJson, canonicalJsonBytes, type JsonValue } from "../crypto/canonical-json.ts";
 import { signerKeys } from "../crypto/secp256k1-signers.ts";
-import type { ResourceUse } from "./result.ts";
 
 export const STATEMENT_TYPE = "https://in-toto.io/Statement/v1";
-export const PREDICATE_TYPE = "https://cloister.dev/provenance/task-execution/v1";
+export const PREDICATE_TYPE = "https://cloister.dev/provenance/task-execution/v2";
+/** The first predicate, which also named the outcome and exact resource use. */
+export const PREDICATE_TYPE_V1 = "https://cloister.dev/provenance/task-execution/v1";
 export const PAYLOAD_TYPE = "application/vnd.in-toto+json";
 
 export type ProvenanceErrorCode = "MALFORMED_ENVELOPE" | "WRONG_PAYLOAD_TYPE" | "BAD_SIGNATURE" | "SIGNER_MISMATCH" | "MALFORMED_STATEMENT";
@@ -58,19 +68,22 @@ const predicateSchema = z
     limits: z.object({ memoryMb: z.number(), cpuTimeMs: z.number().optional(), timeoutMs: z.number(), maxOutputBytes: z.number() }).strict(),
     startedOn: z.iso.datetime(),
     finishedOn: z.iso.datetime(),
-    resourceUse: z.object({ wallMs: z.number(), cpuMs: z.number(), outputBytes: z.number() }).strict(),
-    outcome: z.enum(["ok", "error"]),
   })
   .strict();
 
-const statementSchema = z
-  .object({
-    _type: z.literal(STATEMENT_TYPE),
-    subject: z.array(z.object({ name: z.string(), digest: z.object({ sha256: sha256Hex }).strict() }).strict()).min(1),
-    predicateType: z.literal(PREDICATE_TYPE),
-    predicate: predicateSchema,
-  })
+const predicateV1Schema = predicateSchema
+  .extend({ resourceUse: z.object({ wallMs: z.number(), cpuMs: z.number(), outputBytes: z.number() }).strict(), outcome: z.enum(["ok", "error"]) })
   .strict();
+
+const statementFields = {
+  _type: z.literal(STATEMENT_TYPE),
+  subject: z.array(z.object({ name: z.string(), digest: z.object({ sha256: sha256Hex }).strict() }).strict()).min(1),
+};
+
+const statementSchema = z.discriminatedUnion("predicateType", [
+  z.object({ ...statementFields, predicateType: z.literal(PREDICATE_TYPE), predicate: predicateSchema }).strict(),
+  z.object({ ...statementFields, predicateType: z.literal(PREDICATE_TYPE_V1), predicate: predicateV1Schema }).strict(),
+]);
 
 export type TaskExecutionPredicate = z.infer<typeof predicateSchema>;
 export type ProvenanceStatement = z.infer<typeof statementSchema>;
@@ -100,10 +113,10 @@ export interface StatementInput {
   /** hpkePublicKey lets a verifier recompute the key commitment in the enclave's report_data. */
   enclave: { signer: Address; hpkePublicKey: Hex; measurement: string; teeType: string; simulated: boolean; evidenceCid: string };
   limits: { memoryMb: number; cpuTimeMs?: number; timeoutMs: number; maxOutputBytes: number };
+  /** Recorded rounded down to the second. */
   startedOn: Date;
+  /** Recorded rounded up to the second. */
   finishedOn: Date;
-  resourceUse: ResourceUse;
-  outcome: "ok" | "error";
 }
 
 export function buildStatement(input: StatementInput): ProvenanceStatement {
@@ -118,10 +131,8 @@ export function buildStatement(input: StatementInput): ProvenanceStatement {
       envelope: { digest: input.envelopeDigest.toLowerCase() },
       enclave: { ...input.enclave, signer: getAddress(input.enclave.signer), hpkePublicKey: input.enclave.hpkePublicKey.toLowerCase() },
       limits: { ...input.limits },
-      startedOn: input.startedOn.toISOString(),
-      finishedOn: input.finishedOn.toISOString(),
-      resourceUse: { ...input.resourceUse },
-      outcome: input.outcome,
+      startedOn: new Date(Math.floor(input.startedOn.getTime() / 1000) * 1000).toISOString(),
+      finishedOn: new Date(Math.ceil(input.finishedOn.getTime() / 1000) * 1000).toISOString(),
     },
   });
 }

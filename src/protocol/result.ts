@@ -1,9 +1,14 @@
 /**
  * The result record an enclave encrypts to the requester, and its encryption.
  *
- * Record (plaintext): u32 BE header length || header || output bytes, where
- * header is the canonical JSON of { outcome, error?, usage } (output bytes
- * travel raw, not in JSON).
+ * Record (plaintext): u32 BE header length || header || output bytes || zero
+ * padding, where header is the canonical JSON of { outcome, error?, usage }
+ * (output bytes travel raw, not in JSON; usage.outputBytes says how many there
+ * are). The padding brings the record to paddedRecordLength of its length, so
+ * the ciphertext, which anyone can download, tells only roughly how large the
+ * output is, and not whether the program failed: a short error and a short
+ * output are the same size. Records written before padding have none, and
+ * parse the same way.
  *
  * Blob (what the host uploads; SHA-256 of it is the completion's outputDigest):
  *   magic "CLR1" (4) || HPKE enc (32) || HPKE ciphertext of a fresh data key (48) || chunked AES-GCM stream of the record
@@ -37,6 +42,21 @@ const MAGIC = new Uint8Array([0x43, 0x4c, 0x52, 0x31]); // "CLR1"
 const ENC_BYTES = 32;
 const WRAPPED_KEY_BYTES = 48;
 const PREFIX_BYTES = MAGIC.length + ENC_BYTES + WRAPPED_KEY_BYTES;
+/** Records are padded to at least this many bytes. */
+export const MIN_PADDED_RECORD_BYTES = 512;
+
+/**
+ * The length a record of `length` bytes is padded to: at least MIN_PADDED_RECORD_BYTES, and above that
+ * rounded up so that only the top bits of the length remain, as many as the bit length of its exponent
+ * (the Padmé scheme): at most about 12% of padding, and a length reveals O(log log n) bits.
+ */
+export function paddedRecordLength(length: number): number {
+  if (length <= MIN_PADDED_RECORD_BYTES) return MIN_PADDED_RECORD_BYTES;
+  const exponent = Math.floor(Math.log2(length));
+  const mantissaBits = Math.floor(Math.log2(exponent)) + 1;
+  const step = 2 ** (exponent - mantissaBits);
+  return Math.ceil(length / step) * step;
+}
 
 const usageSchema = z.object({
   wallMs: z.number().nonnegative(),
@@ -54,9 +74,13 @@ export function serializeResultRecord(record: ResultRecord): Uint8Array {
     record.outcome === "ok"
       ? canonicalJsonBytes({ outcome: "ok", usage: { ...record.usage } })
       : canonicalJsonBytes({ outcome: "error", error: { ...record.error }, usage: { ...record.usage } });
-  const length = new Uint8Array(4);
-  new DataView(length.buffer).setUint32(0, header.length);
-  return concatBytes(length, header, record.outcome === "ok" ? record.output : new Uint8Array(0));
+  const output = record.outcome === "ok" ? record.output : new Uint8Array(0);
+  const unpadded = 4 + header.length + output.length;
+  const out = new Uint8Array(paddedRecordLength(unpadded));
+  new DataView(out.buffer).setUint32(0, header.length);
+  out.set(header, 4);
+  out.set(output, 4 + header.length);
+  return out;
 }
 
 export function parseResultRecord(bytes: Uint8Array): ResultRecord {
@@ -71,10 +95,13 @@ export function parseResultRecord(bytes: Uint8Array): ResultRecord {
   }
   const parsed = headerSchema.safeParse(json);
   if (!parsed.success) throw malformed(`result record header is invalid: ${parsed.error.message}`);
-  const body = bytes.slice(4 + length);
-  if (parsed.data.outcome === "ok") return { outcome: "ok", output: body, usage: parsed.data.usage };
-  if (body.length !== 0) throw malformed("an error result record carries output bytes");
-  return { outcome: "error", error: parsed.data.error, usage: parsed.data.usage };
+  const { outcome, usage } = parsed.data;
+  const body = bytes.subarray(4 + length);
+  if (outcome === "error" && usage.outputBytes !== 0) throw malformed("an error result record carries output bytes");
+  if (usage.outputBytes > body.length) throw malformed(`result record header says ${usage.outputBytes} output bytes but only ${body.length} follow`);
+  if (body.subarray(usage.outputBytes).some((b) => b !== 0)) throw malformed("result record padding is not all zero bytes");
+  if (outcome === "ok") return { outcome, output: body.slice(0, usage.outputBytes), usage };
+  return { outcome, error: parsed.data.error, usage };
 }
 
 /** Encrypts a result record to the requester's X25519 result key for this task. */

@@ -14,7 +14,7 @@ import { sha256 } from "../crypto/sha256.ts";
 import { signerKeys } from "../crypto/secp256k1-signers.ts";
 import { completionDigest } from "../protocol/completion-digest.ts";
 import { statementOfSignedEnvelope, type ProvenanceStatement } from "../protocol/provenance.ts";
-import { decryptResult } from "../protocol/result.ts";
+import { decryptResult, type ResourceUse } from "../protocol/result.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { directCompletionReads, type CompletionReads } from "./completion-reads.ts";
 import { CompletionWatcher, type CompletionEvent } from "./completion-watcher.ts";
@@ -25,6 +25,8 @@ import type { SubmittedTask } from "./submit.ts";
 export interface TaskResult {
   taskId: bigint;
   output: Uint8Array;
+  /** The program's exact CPU and wall time and output size, from the encrypted result: the public statement has none of them. */
+  usage: ResourceUse;
   enclave: VerifiedEnclave;
   provenance: ProvenanceStatement;
   outputCid: string;
@@ -107,11 +109,12 @@ export async function verifyAndDecrypt(
   checks.push("in-toto provenance, authenticated by the completion signature over its digest, names this task, program, input and output");
 
   const decrypted = await decryptResult(task.resultKey.privateKey, task.binding, resultBlob);
-  if (decrypted.outcome === "error") throw new TaskProgramError(task.taskId, decrypted.error.code, decrypted.error.message);
+  if (decrypted.outcome === "error") throw new TaskProgramError(task.taskId, decrypted.error.code, decrypted.error.message, decrypted.usage);
   checks.push("result decrypted with the requester's key for this task");
   return {
     taskId: task.taskId,
     output: decrypted.output,
+    usage: decrypted.usage,
     enclave,
     provenance: statement,
     outputCid: event.outputCid,

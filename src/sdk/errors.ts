@@ -1,3 +1,5 @@
+import type { ResourceUse } from "../protocol/result.ts";
+
 export type TaskCheckCode =
   | "ENCLAVE_NOT_CANDIDATE"
   | "ENCLAVE_NOT_ACTIVE"
@@ -27,11 +29,14 @@ export class TaskProgramError extends Error {
   readonly code: string;
   readonly programMessage: string;
   readonly taskId: bigint;
-  constructor(taskId: bigint, code: string, programMessage: string) {
+  /** What the program used before it failed, from the encrypted result. */
+  readonly usage: ResourceUse | undefined;
+  constructor(taskId: bigint, code: string, programMessage: string, usage?: ResourceUse) {
     super(`task ${taskId} ran but the program failed (${code}): ${programMessage}`);
     this.name = "TaskProgramError";
     this.code = code;
     this.programMessage = programMessage;
     this.taskId = taskId;
+    this.usage = usage;
   }
 }

@@ -56,8 +56,8 @@ test("each alteration fails the check it concerns", async () => {
   assert.equal(good.ok, true, JSON.stringify(good.checks));
 
   const doc = JSON.parse(new TextDecoder().decode(blobs.envelope)) as { payload: string };
-  const statement = JSON.parse(Buffer.from(doc.payload, "base64").toString()) as { predicate: { outcome: string } };
-  statement.predicate.outcome = "error";
+  const statement = JSON.parse(Buffer.from(doc.payload, "base64").toString()) as { predicate: { finishedOn: string } };
+  statement.predicate.finishedOn = "2001-01-01T00:00:00.000Z";
   const altered = new TextEncoder().encode(JSON.stringify({ ...doc, payload: Buffer.from(JSON.stringify(statement)).toString("base64") }));
   const forged = await verifyProvenanceRecord({ envelope: altered, policy, evidence, output: blobs.output });
   assert.deepEqual(forged.checks.map((c) => [c.name, c.ok]), [["signature", false]]);

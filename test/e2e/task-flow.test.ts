@@ -238,6 +238,33 @@ describe("confidential task end to end", () => {
     assert.match(failure.message, /exactly one of cid and inline/);
   });
 
+  test("the public statement, host.log and the host's frames carry no outcome and no exact CPU or wall time; the requester gets them", async () => {
+    const framesBefore = net.frames.length;
+    const result = await net.network.client.runTask({ program: echo, input: new TextEncoder().encode("usage") });
+    assert.ok(result.usage.wallMs > 0 && result.usage.outputBytes === 5, "the requester reads the exact figures from the decrypted result");
+    const failing = new TextEncoder().encode("export default function () { throw new Error('only the requester may know'); }");
+    const failure = await net.network.client.runTask({ program: failing, input: new Uint8Array(0) }).then(
+      () => assert.fail("the program throws"),
+      (e: unknown) => e as TaskProgramError,
+    );
+    assert.ok(failure instanceof TaskProgramError && failure.usage !== undefined && failure.usage.wallMs > 0);
+
+    const payload = JSON.parse(Buffer.from(JSON.parse(new TextDecoder().decode(await net.network.store.get(result.provenanceCid))).payload, "base64").toString()) as { predicate: Record<string, unknown> };
+    assert.equal(payload.predicate.outcome, undefined);
+    assert.equal(payload.predicate.resourceUse, undefined);
+    assert.match(String(payload.predicate.finishedOn), /:\d\d\.000Z$/);
+    assert.equal(result.provenance.predicate.finishedOn, payload.predicate.finishedOn);
+
+    const logs = (await listFiles(net.network.dataDir)).filter((f) => f.endsWith("host.log"));
+    assert.ok(logs.length > 0);
+    const executed = (await Promise.all(logs.map((f) => readFile(f, "utf8")))).join("").split("\n").filter((l) => l.includes('"task-executed"'));
+    assert.ok(executed.some((l) => l.includes(`"taskId":"${result.taskId}"`)) && executed.some((l) => l.includes(`"taskId":"${failure.taskId}"`)));
+    for (const line of executed) assert.doesNotMatch(line, /outcome|wallMs|cpuMs|"ok"|"error"/);
+    for (const { frame } of net.frames.slice(framesBefore)) {
+      assert.doesNotMatch(frameBytes(frame).toString("latin1"), /wallMs|cpuMs|outcome/, "nothing the enclave returns to the host names them");
+    }
+  });
+
   test("no file under the data dir and no call-gate frame the host saw contains the input", async () => {
     const canary = `canary-${randomBytes(16).toString("hex")}`;
     const framesBefore = net.frames.length;

@@ -35,7 +35,6 @@ describe("inline input in the enclave", () => {
     const { params, requester, envelope } = await makeTask(enclave.identity, { binding, program: ECHO, input, inline: true });
     assert.ok("inline" in envelope.input && !("cid" in envelope.input));
     const out = await enclave.runTask(params);
-    assert.equal(out.outcome, "ok");
     const record = await decryptResult(requester.privateKey, binding, out.result);
     assert.ok(record.outcome === "ok");
     assert.deepEqual(record.output, input);

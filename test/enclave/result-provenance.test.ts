@@ -9,13 +9,24 @@ import {
   pae,
   parseStatement,
   PAYLOAD_TYPE,
+  PREDICATE_TYPE,
+  PREDICATE_TYPE_V1,
+  type ProvenanceStatement,
   ProvenanceError,
   signEnvelope,
   verifyEnvelope,
   verifyProvenance,
   type StatementInput,
 } from "../../src/protocol/provenance.ts";
-import { decryptResult, encryptResult, parseResultRecord, serializeResultRecord, type ResultRecord } from "../../src/protocol/result.ts";
+import {
+  decryptResult,
+  encryptResult,
+  MIN_PADDED_RECORD_BYTES,
+  paddedRecordLength,
+  parseResultRecord,
+  serializeResultRecord,
+  type ResultRecord,
+} from "../../src/protocol/result.ts";
 import { bindingFor } from "./task-fixture.ts";
 
 const usage = { wallMs: 1.5, cpuMs: 1.25, outputBytes: 3 };
@@ -56,8 +67,6 @@ function statementInput(signer: `0x${string}`): StatementInput {
     limits: { memoryMb: 64, timeoutMs: 5000, maxOutputBytes: 1024 },
     startedOn: new Date("2025-01-01T00:00:00Z"),
     finishedOn: new Date("2025-01-01T00:00:01Z"),
-    resourceUse: usage,
-    outcome: "ok",
   };
 }
 
@@ -97,4 +106,40 @@ test("another signer, an altered payload, a wrong payload type and garbage are r
   );
   await assert.rejects(verifyProvenance(new TextEncoder().encode("{"), account.address), code("MALFORMED_ENVELOPE"));
   assert.throws(() => parseStatement(new TextEncoder().encode('{"_type":"x"}')), code("MALFORMED_STATEMENT"));
+});
+
+test("a result record is padded to its bucket with zero bytes, and the padding is removed and checked on parsing", () => {
+  const ok: ResultRecord = { outcome: "ok", output: new Uint8Array(3000).fill(7), usage: { ...usage, outputBytes: 3000 } };
+  const bytes = serializeResultRecord(ok);
+  assert.equal(bytes.length, paddedRecordLength(bytes.length));
+  assert.ok(bytes.length > 3000 && bytes.length <= 3000 * 1.13 + 200);
+  assert.deepEqual(parseResultRecord(bytes), ok);
+  const dirty = bytes.slice();
+  dirty[dirty.length - 1] = 1;
+  assert.throws(() => parseResultRecord(dirty), (e: unknown) => e instanceof CryptoError && /padding/.test(e.message));
+  for (const n of [1, 512, 513, 4096, 5000, 1 << 20, (1 << 20) + 1]) {
+    const padded = paddedRecordLength(n);
+    assert.ok(padded >= n && padded >= MIN_PADDED_RECORD_BYTES && padded <= Math.max(MIN_PADDED_RECORD_BYTES, n * 1.125), `${n} → ${padded}`);
+  }
+  assert.equal(paddedRecordLength(581), paddedRecordLength(608), "nearby lengths share a bucket");
+});
+
+test("a statement says when the run started and finished to the whole second, and nothing of its outcome or resource use", async () => {
+  const account = privateKeyToAccount(generatePrivateKey());
+  const statement = buildStatement({ ...statementInput(account.address), startedOn: new Date("2025-01-01T00:00:00.750Z"), finishedOn: new Date("2025-01-01T00:00:01.020Z") });
+  assert.equal(statement.predicateType, PREDICATE_TYPE);
+  assert.equal(statement.predicate.startedOn, "2025-01-01T00:00:00.000Z");
+  assert.equal(statement.predicate.finishedOn, "2025-01-01T00:00:02.000Z");
+  assert.deepEqual(Object.keys(statement.predicate).sort(), ["enclave", "envelope", "finishedOn", "inputs", "limits", "program", "startedOn", "task"]);
+});
+
+test("a statement of predicate v1, which named the outcome and resource use, still verifies", async () => {
+  const account = privateKeyToAccount(generatePrivateKey());
+  const v2 = buildStatement(statementInput(account.address));
+  const v1 = { ...v2, predicateType: PREDICATE_TYPE_V1, predicate: { ...v2.predicate, resourceUse: usage, outcome: "ok" } } as ProvenanceStatement;
+  const parsed = await verifyProvenance(await signEnvelope(v1, account), account.address);
+  assert.equal(parsed.predicateType, PREDICATE_TYPE_V1);
+  assert.equal("outcome" in parsed.predicate && parsed.predicate.outcome, "ok");
+  const mixed = { ...v2, predicate: { ...v2.predicate, outcome: "ok" } } as unknown as ProvenanceStatement;
+  await assert.rejects(verifyProvenance(await signEnvelope(mixed, account), account.address), (e: unknown) => e instanceof ProvenanceError && e.code === "MALFORMED_STATEMENT");
 });

@@ -33,6 +33,8 @@ export interface TaskOptions {
   inputBinding?: TaskBinding;
   /** Carry the encrypted input inline in the envelope (base64) instead of naming it by CID. */
   inline?: boolean;
+  /** Terms of the on-chain spec to use instead of the defaults (memoryMb defaults to the envelope's, at least 64). */
+  spec?: Partial<TaskSpec>;
   /** Replace the envelope's input object with this one as is (malformed envelopes). */
   rawInputRef?: (encryptedInput: Uint8Array, digest: Hex) => unknown;
 }
@@ -64,12 +66,13 @@ export async function makeTask(enclave: EnclaveIdentity, opts: TaskOptions) {
     envelopeCid: "bafy-envelope",
     candidates: [enclave.signer],
     cpuMillis: 1000,
-    memoryMb: 64,
+    memoryMb: Math.max(64, envelopeObj.limits.memoryMb),
     duration: 5,
     teeTypes: 7,
     category: 0,
     deadlineMultiple: 1,
     maxAttempts: 1,
+    ...opts.spec,
   };
   const params: RunTaskParams = { binding: opts.binding, spec, envelope, program, input, evidenceCid: "bafy-evidence" };
   return { params, requester, envelope: envelopeObj };

@@ -8,9 +8,9 @@ import { buildStatement, ProvenanceError, signEnvelope, verifyEnvelope, type Dss
 
 const N = secp256k1.Point.CURVE().n;
 
-async function envelopeBy(account: PrivateKeyAccount, outcome: "ok" | "error" = "ok"): Promise<Uint8Array> {
+async function envelopeBy(account: PrivateKeyAccount, taskId = 9n): Promise<Uint8Array> {
   const statement = buildStatement({
-    binding: { chainId: 31337n, market: "0x5FbDB2315678afecb367f032d93F642f64180aa3", taskId: 9n },
+    binding: { chainId: 31337n, market: "0x5FbDB2315678afecb367f032d93F642f64180aa3", taskId },
     outputDigest: sha256(new Uint8Array([1])),
     programDigest: sha256(new Uint8Array([2])),
     inputDigests: [{ name: "input", digest: sha256(new Uint8Array([3])) }],
@@ -19,8 +19,6 @@ async function envelopeBy(account: PrivateKeyAccount, outcome: "ok" | "error" = 
     limits: { memoryMb: 64, timeoutMs: 5000, maxOutputBytes: 1024 },
     startedOn: new Date("2025-01-01T00:00:00Z"),
     finishedOn: new Date("2025-01-01T00:00:01Z"),
-    resourceUse: { wallMs: 1, cpuMs: 1, outputBytes: 1 },
-    outcome,
   });
   return signEnvelope(statement, account);
 }
@@ -49,7 +47,7 @@ test("verifyEnvelope derives the enclave key's address once and matches later en
   const enclave = privateKeyToAccount(generatePrivateKey());
   await verifyEnvelope(await envelopeBy(enclave), enclave.address);
   assert.deepEqual(signerKeys.stats, { keys: 1, keyMatches: 0, addressDerivations: 1 });
-  await verifyEnvelope(await envelopeBy(enclave, "error"), enclave.address);
+  await verifyEnvelope(await envelopeBy(enclave, 10n), enclave.address);
   await verifyEnvelope(await envelopeBy(enclave), enclave.address);
   assert.deepEqual(signerKeys.stats, { keys: 1, keyMatches: 2, addressDerivations: 1 });
 });
@@ -67,7 +65,7 @@ test("for a remembered enclave, another key, a tampered payload and the other v 
   );
 
   const doc = parse(genuine);
-  const tampered = { ...doc, payload: Buffer.from(Buffer.from(doc.payload, "base64").toString().replace('"ok"', '"error"')).toString("base64") };
+  const tampered = { ...doc, payload: Buffer.from(Buffer.from(doc.payload, "base64").toString().replace('"id":"9"', '"id":"8"')).toString("base64") };
   await assert.rejects(verifyEnvelope(new TextEncoder().encode(JSON.stringify(tampered)), enclave.address), rejection("SIGNER_MISMATCH"));
 
   await assert.rejects(verifyEnvelope(withSignature(genuine, flipV), enclave.address), rejection("SIGNER_MISMATCH"));

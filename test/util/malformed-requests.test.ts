@@ -68,7 +68,12 @@ async function services(): Promise<Service[]> {
   });
   const node = await startNodeHttpServer({
     port: 0,
-    health: () => ({ status: "ok", enclave: { signer: "0x", simulated: true, up: true }, checkpointBlock: null, lastCrawlAgeMs: null }),
+    health: () => ({
+      status: "ok",
+      enclave: { signer: "0x", simulated: true, up: true }, checkpointBlock: null,
+      lastCrawlAgeMs: null,
+      registration: { state: "registered", expiry: null, chainTime: null, secondsToExpiry: null, failures: 0 },
+    }),
     metrics: { render: () => "" },
   });
   return [

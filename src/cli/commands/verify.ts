@@ -41,7 +41,12 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     printJson({ ok: verdict.ok, taskId: verdict.statement?.predicate.task.id ?? null, enclave: verdict.statement?.predicate.enclave ?? null, checks: verdict.checks });
   } else {
     const lines = [verdict.ok ? "provenance VERIFIED" : "provenance NOT verified"];
-    if (verdict.statement) lines.push(`  task ${verdict.statement.predicate.task.id}, enclave ${verdict.statement.predicate.enclave.signer}${verdict.statement.predicate.enclave.simulated ? " (SIMULATED TEE)" : ""}, outcome ${verdict.statement.predicate.outcome}`);
+    if (verdict.statement) {
+      const p = verdict.statement.predicate;
+      // Only statements of predicate v1 name the outcome; later ones leave it to the requester's encrypted result.
+      const outcome = "outcome" in p ? `, outcome ${p.outcome}` : "";
+      lines.push(`  task ${p.task.id}, enclave ${p.enclave.signer}${p.enclave.simulated ? " (SIMULATED TEE)" : ""}, ran ${p.startedOn} to ${p.finishedOn}${outcome}`);
+    }
     for (const c of verdict.checks) lines.push(`  ${c.ok ? "✓" : "✗"} ${c.name}: ${c.detail}`);
     process.stdout.write(`${lines.join("\n")}\n`);
   }

@@ -9,6 +9,7 @@ import ivm from "isolated-vm";
 import type { TaskLimits } from "../../protocol/task.ts";
 import { watchCpuTime } from "./cpu-watchdog.ts";
 import { ProgramError } from "./program-error.ts";
+import { programText } from "./program-text.ts";
 
 /** isolated-vm refuses heaps under 8 MB. */
 const MIN_MEMORY_MB = 8;
@@ -60,10 +61,18 @@ function classify(e: unknown, isolate: ivm.Isolate, limits: TaskLimits, failure:
   const message = messageOf(e);
   // isolated-vm's own `timeout` option, set to the wall-time limit on the program's steps.
   if (/Script execution timed out/.test(message)) return timeLimit(limits);
-  if (/memory limit|Array buffer allocation failed|Out of memory/i.test(message) || (isolate.isDisposed && /disposed/i.test(message))) {
-    return new ProgramError("MEMORY_LIMIT_EXCEEDED", `program exceeded the task's memory limit of ${limits.memoryMb} MB`);
-  }
-  return new ProgramError("PROGRAM_THREW", `program ${failure}: ${message}`, { cause: e });
+  if (isMemoryLimitMessage(message) || (isolate.isDisposed && /disposed/i.test(message))) return memoryLimit(limits);
+  // Here the message was read by isolated-vm (the program's getters may have run, within its limits): bound it now.
+  return new ProgramError("PROGRAM_THREW", `program ${failure}: ${programText(message, limits)}`, { cause: e });
+}
+
+/** V8's and isolated-vm's messages when an allocation fails at the memory limit. */
+export function isMemoryLimitMessage(message: string): boolean {
+  return /memory limit|Array buffer allocation failed|Out of memory/i.test(message);
+}
+
+export function memoryLimit(limits: TaskLimits): ProgramError {
+  return new ProgramError("MEMORY_LIMIT_EXCEEDED", `program exceeded the task's memory limit of ${limits.memoryMb} MB`);
 }
 
 function timeLimit(limits: TaskLimits): ProgramError {

@@ -18,8 +18,12 @@
  * memory's declared maximum is rewritten to at most `memoryMb` before
  * compilation, so `memory.grow` past the task's limit fails inside the module
  * (returns -1) instead of allocating; an initial size above the limit is
- * refused. CPU time and wall time cover compilation, the start function,
- * `alloc` and `run`.
+ * refused. V8 allocates memories and tables outside the allocator isolated-vm
+ * counts, so both are bounded here: tables (funcref or externref only) may
+ * hold at most TABLE_ENTRIES_PER_MB entries per MB of the task's memory limit
+ * in all: tables whose initial sizes do not fit together are refused, and
+ * each table's maximum is rewritten so that growing them stays within it. CPU time and wall time cover
+ * compilation, the start function, `alloc` and `run`.
  */
 import ivm from "isolated-vm";
 import type { TaskLimits } from "../../protocol/task.ts";
@@ -30,8 +34,16 @@ import { ProgramError } from "./program-error.ts";
 export const WASM_MAGIC = Uint8Array.of(0x00, 0x61, 0x73, 0x6d);
 
 const PAGES_PER_MB = 16;
+/**
+ * A table entry costs V8 about 40 bytes (10M entries took 384 MB); 1024 entries per MB keeps every table
+ * together under 4% of the memory limit, far more than compiled code needs for indirect calls.
+ */
+export const TABLE_ENTRIES_PER_MB = 1024;
 const IMPORT_SECTION = 2;
+const TABLE_SECTION = 4;
 const MEMORY_SECTION = 5;
+const FUNCREF = 0x70;
+const EXTERNREF = 0x6f;
 
 export function isWasmProgram(program: Uint8Array): boolean {
   return program.length >= WASM_MAGIC.length && WASM_MAGIC.every((b, i) => program[i] === b);
@@ -107,6 +119,10 @@ function boundModule(program: Uint8Array, maxPages: number, memoryMb: number): U
       const name = `${body.name()}.${body.name()}`;
       throw invalid(`the WebAssembly module imports "${name}": imports are not available in the sandbox (no ambient authority); the module must be self-contained`);
     }
+    if (id === TABLE_SECTION) {
+      out.push(boundTables(body, memoryMb));
+      continue;
+    }
     if (id !== MEMORY_SECTION) {
       out.push(program.subarray(sectionStart, reader.offset));
       continue;
@@ -128,6 +144,42 @@ function boundModule(program: Uint8Array, maxPages: number, memoryMb: number): U
     out.push(Uint8Array.of(MEMORY_SECTION, ...leb(contents.length), ...contents));
   }
   return concat(out);
+}
+
+/**
+ * The table section with every table's maximum within the task's table budget: the initial sizes must fit
+ * in it together, and what is left is room to grow, given to the tables in order up to their declared maximum.
+ */
+function boundTables(body: Reader, memoryMb: number): Uint8Array {
+  const budget = memoryMb * TABLE_ENTRIES_PER_MB;
+  const tables: { type: number; initial: number; declaredMax: number }[] = [];
+  const count = body.u32();
+  for (let i = 0; i < count; i++) {
+    const type = body.byte();
+    if (type !== FUNCREF && type !== EXTERNREF) {
+      throw invalid(`the module's table ${i} has type 0x${type.toString(16)}; only funcref and externref tables without an initializer expression are supported`);
+    }
+    const flags = body.byte();
+    if (flags > 1) throw invalid(`the module's table ${i} has limit flags 0x${flags.toString(16)}; shared and 64-bit tables are not supported`);
+    const initial = body.u32();
+    tables.push({ type, initial, declaredMax: flags === 1 ? body.u32() : Infinity });
+  }
+  const initials = tables.reduce((n, t) => n + t.initial, 0);
+  if (initials > budget) {
+    throw new ProgramError(
+      "MEMORY_LIMIT_EXCEEDED",
+      `the module's tables start with ${initials} entries in all; the task's memory limit of ${memoryMb} MB allows ${budget} table entries (${TABLE_ENTRIES_PER_MB} per MB)`,
+    );
+  }
+  let room = budget - initials;
+  const contents = [...leb(count)];
+  for (const { type, initial, declaredMax } of tables) {
+    const max = Math.max(initial, Math.min(declaredMax, initial + room));
+    room -= max - initial;
+    contents.push(type, 1, ...leb(initial), ...leb(max));
+  }
+  contents.push(...body.rest());
+  return Uint8Array.of(TABLE_SECTION, ...leb(contents.length), ...contents);
 }
 
 class Reader {
