@@ -129,7 +129,7 @@ export class NodeDaemon {
     const id = enclave.identity;
     this.log.emit({ type: "enclave-ready", signer: id.signer, measurement: id.measurement, simulated: id.simulated, teeType: id.teeType });
     const nonce = await attestationService.challenge();
-    const { evidence } = await enclave.attest({ freshness: nonce });
+    const { evidence } = await enclave.attest({ freshness: nonce, operator: writer.account.address });
     const evidenceCid = await store.put(encodeEvidence(evidence));
     const registered = await attestationService.register({
       signer: id.signer,
