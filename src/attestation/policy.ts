@@ -16,6 +16,8 @@ import { X509Certificate } from "node:crypto";
 import { z } from "zod";
 import { AttestationError } from "./dcap/errors.ts";
 import { intelSgxRootCaDer } from "./dcap/intel-root.ts";
+import { parseCert } from "./dcap/cert.ts";
+import { isSimulatedCert } from "./dcap/simulated-marks.ts";
 import { TCB_STATUSES } from "./dcap/collateral-format.ts";
 import { releasedEnclaveMeasurements } from "./releases.ts";
 import type { Claims, TcbStatus, TeeType } from "./types.ts";
@@ -100,6 +102,15 @@ const certificate = z.string().transform((s, ctx): Uint8Array => {
   }
 });
 
+/** A production root must not be a simulated one: simulated evidence is only ever accepted through simulatedRoots + allowSimulation. */
+const productionRoot = certificate.refine((der) => {
+  try {
+    return !isSimulatedCert(parseCert(der, "root"));
+  } catch {
+    return true;
+  }
+}, { message: "is a SIMULATED vendor root (Cloister's simulated TEE proves nothing about hardware): list it in \"simulatedRoots\" and set \"allowSimulation\": true, for development only" });
+
 const tcbStatus = z.enum(TCB_STATUSES as readonly TcbStatus[] as [TcbStatus, ...TcbStatus[]], {
   error: (issue) => `${JSON.stringify(issue.input)} is not a TCB status (one of ${TCB_STATUSES.join(", ")})`,
 });
@@ -110,7 +121,7 @@ const teeType = z.enum(["SGX", "TDX", "SEV-SNP"], {
 
 const policySchema = z.strictObject({
   $schema: z.string().optional(),
-  trustedRoots: z.array(certificate).min(1).optional(),
+  trustedRoots: z.array(productionRoot).min(1).optional(),
   allowSimulation: z.boolean().default(false),
   simulatedRoots: z.array(certificate).default([]),
   teeTypes: z.array(teeType).min(1).optional(),
