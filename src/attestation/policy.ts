@@ -1,7 +1,12 @@
 /**
  * Attestation policy: which evidence a verifier accepts once it is known to
- * be authentic. Strict by default (productionPolicy): Intel's root only, no
- * simulation, no debug, TCB status UpToDate only, no advisories.
+ * be authentic. Strict by default (productionPolicy): Intel's root only, the
+ * measurements of Cloister's released enclave images only, no simulation, no
+ * debug, TCB status UpToDate only, no advisories.
+ *
+ * A policy that pins no code (no measurement, no signer) accepts nothing
+ * unless it says `anyCode: true`: genuine hardware running someone else's
+ * code is no place to send data.
  *
  * A policy file is JSON with comments (JSONC); parsePolicy names the
  * offending field of a bad file, e.g. `policy.acceptedTcbStatuses[1]`.
@@ -11,7 +16,10 @@ import { X509Certificate } from "node:crypto";
 import { z } from "zod";
 import { AttestationError } from "./dcap/errors.ts";
 import { intelSgxRootCaDer } from "./dcap/intel-root.ts";
+import { parseCert } from "./dcap/cert.ts";
+import { isSimulatedCert } from "./dcap/simulated-marks.ts";
 import { TCB_STATUSES } from "./dcap/collateral-format.ts";
+import { releasedEnclaveMeasurements } from "./releases.ts";
 import type { Claims, TcbStatus, TeeType } from "./types.ts";
 
 export interface SignerRule {
@@ -32,8 +40,10 @@ export interface Policy {
   teeTypes?: TeeType[];
   /** Accepted measurements (MRENCLAVE / MRTD / SNP MEASUREMENT), lowercase hex; absent = not pinned by measurement. */
   measurements?: string[];
-  /** Accepted SGX signers; absent = not pinned by signer. When both lists are absent any code is accepted. */
+  /** Accepted SGX signers; absent = not pinned by signer. When neither list names any code, nothing is accepted unless `anyCode`. */
   signers?: SignerRule[];
+  /** Accept any code when no measurement or signer is pinned (explicit, for inspecting evidence; never the default). */
+  anyCode?: boolean;
   acceptedTcbStatuses: TcbStatus[];
   acceptedAdvisoryIds: string[];
   allowDebug: boolean;
@@ -53,13 +63,16 @@ export interface PolicyContext {
 }
 
 export const INTEL_ROOT_NAME = "intel-sgx-root-ca";
+/** In a policy file's `measurements`: every measurement listed in releases/enclave-measurements.json. */
+export const RELEASED_MEASUREMENTS_NAME = "cloister-released";
 
-/** The strict default: Intel's root, nothing simulated, no debug, UpToDate only, no advisories. */
+/** The strict default: Intel's root, Cloister's released enclave images only, nothing simulated, no debug, UpToDate only, no advisories. */
 export function productionPolicy(): Policy {
   return {
     trustedRoots: [intelSgxRootCaDer()],
     allowSimulation: false,
     simulatedRoots: [],
+    measurements: releasedEnclaveMeasurements(),
     acceptedTcbStatuses: ["UpToDate"],
     acceptedAdvisoryIds: [],
     allowDebug: false,
@@ -89,6 +102,15 @@ const certificate = z.string().transform((s, ctx): Uint8Array => {
   }
 });
 
+/** A production root must not be a simulated one: simulated evidence is only ever accepted through simulatedRoots + allowSimulation. */
+const productionRoot = certificate.refine((der) => {
+  try {
+    return !isSimulatedCert(parseCert(der, "root"));
+  } catch {
+    return true;
+  }
+}, { message: "is a SIMULATED vendor root (Cloister's simulated TEE proves nothing about hardware): list it in \"simulatedRoots\" and set \"allowSimulation\": true, for development only" });
+
 const tcbStatus = z.enum(TCB_STATUSES as readonly TcbStatus[] as [TcbStatus, ...TcbStatus[]], {
   error: (issue) => `${JSON.stringify(issue.input)} is not a TCB status (one of ${TCB_STATUSES.join(", ")})`,
 });
@@ -99,30 +121,45 @@ const teeType = z.enum(["SGX", "TDX", "SEV-SNP"], {
 
 const policySchema = z.strictObject({
   $schema: z.string().optional(),
-  trustedRoots: z.array(certificate).min(1).optional(),
+  trustedRoots: z.array(productionRoot).min(1).optional(),
   allowSimulation: z.boolean().default(false),
   simulatedRoots: z.array(certificate).default([]),
   teeTypes: z.array(teeType).min(1).optional(),
-  measurements: z.array(z.string().transform((s, ctx) => {
+  measurements: z.array(z.string().transform((s, ctx): string | string[] => {
+    if (s === RELEASED_MEASUREMENTS_NAME) return releasedEnclaveMeasurements();
     const t = s.trim().replace(/^0x/i, "").toLowerCase();
     if (!/^([0-9a-f]{64}|[0-9a-f]{96})$/.test(t)) {
-      ctx.addIssue({ code: "custom", message: `${JSON.stringify(s)} is not a 32-byte (MRENCLAVE) or 48-byte (MRTD, SNP) hex measurement` });
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(s)} is not "${RELEASED_MEASUREMENTS_NAME}" or a 32-byte (MRENCLAVE) or 48-byte (MRTD, SNP) hex measurement` });
       return z.NEVER;
     }
     return t;
-  })).optional(),
+  })).transform((list) => list.flat()).optional(),
   signers: z.array(z.strictObject({
     signer: hexBytes(32),
     productId: z.number().int().min(0).max(0xffff).optional(),
     minSvn: z.number().int().min(0).max(0xffff).optional(),
   })).optional(),
+  anyCode: z.boolean().default(false),
   acceptedTcbStatuses: z.array(tcbStatus).min(1).default(["UpToDate"]),
   acceptedAdvisoryIds: z.array(z.string().regex(/^[A-Z]+-SA-\d+$/, "is not an advisory ID like INTEL-SA-00615")).default([]),
   allowDebug: z.boolean().default(false),
   maxCollateralAgeSeconds: z.number().int().positive().optional(),
   expectedReportData: hexBytes(64).optional(),
   snpArkPem: z.string().includes("BEGIN CERTIFICATE", { message: "is not a PEM certificate" }).optional(),
+}).refine((p) => !(p.anyCode && ((p.measurements?.length ?? 0) > 0 || (p.signers?.length ?? 0) > 0)), {
+  path: ["anyCode"],
+  message: "contradicts the measurements / signers the policy pins: remove anyCode to accept only the pinned code",
 });
+
+/** True when the policy names some code (a measurement or a signer rule) to accept. */
+export function pinsCode(policy: Policy): boolean {
+  return (policy.measurements?.length ?? 0) > 0 || (policy.signers?.length ?? 0) > 0;
+}
+
+/** The refusal of a policy that pins no code, with how to pin some. */
+export const NO_CODE_PINNED =
+  "no code pinned: the policy lists no enclave measurement or signer, and genuine hardware running any other code must not get data; " +
+  "pin the code (policy \"measurements\" / \"signers\", or --measurement <hex> / --mrsigner <hex>), or accept any code explicitly (\"anyCode\": true, --any-code)";
 
 function fieldPath(path: readonly PropertyKey[]): string {
   return "policy" + path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("");
@@ -213,7 +250,9 @@ export function evaluatePolicy(claims: Claims, policy: Policy, ctx: PolicyContex
   }
   const advisories = claims.advisoryIds.filter((a) => !policy.acceptedAdvisoryIds.includes(a));
   if (advisories.length > 0) reasons.push(`advisories not accepted by the policy: ${advisories.join(", ")}`);
-  if (policy.measurements || policy.signers) {
+  if (!pinsCode(policy)) {
+    if (!policy.anyCode) reasons.push(NO_CODE_PINNED);
+  } else {
     const byMeasurement = policy.measurements?.includes(claims.measurement) ?? false;
     const bySigner = (policy.signers ?? []).some((s) =>
       claims.signer === s.signer &&
@@ -258,9 +297,12 @@ export function starterPolicyText(): string {
   "teeTypes": ["SGX", "TDX", "SEV-SNP"],
 
   // Pin the code: accepted measurements (MRENCLAVE, MRTD or SNP MEASUREMENT,
-  // hex) and/or SGX signers with product ID and minimum SVN. Evidence must
-  // match one entry of either list. Remove both lists to accept any code.
-  "measurements": [],
+  // hex; "${RELEASED_MEASUREMENTS_NAME}" = Cloister's released enclave images)
+  // and/or SGX signers with product ID and minimum SVN. Evidence must match
+  // one entry of either list. A policy that pins no code accepts nothing,
+  // unless it says "anyCode": true (then ANY code on genuine hardware gets
+  // your data: only for inspecting evidence).
+  "measurements": ["${RELEASED_MEASUREMENTS_NAME}"],
   "signers": [
     // { "signer": "<MRSIGNER hex>", "productId": 0, "minSvn": 1 }
   ],

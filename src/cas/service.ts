@@ -1,8 +1,9 @@
 /**
  * The attestation service: it hands out freshness challenges, verifies an
  * enclave's evidence against its own policy (fetched from IPFS by CID, never
- * taken from the caller), checks that report_data binds the enclave's keys
- * and the challenge, and records the enclave in the on-chain registry.
+ * taken from the caller), checks that report_data binds the enclave's keys,
+ * the operator it is registered for and the challenge, and records the
+ * enclave in the on-chain registry for that operator only.
  */
 import { hexToBytes, type Address, type Hex } from "viem";
 import { decodeEvidence } from "../attestation/evidence-codec.ts";
@@ -69,10 +70,13 @@ export class AttestationService {
       throw new CasError("NONCE_UNKNOWN", `challenge ${request.nonce} was not issued by this service, was already used, or expired; ask for a new challenge and attest again`);
     }
     const evidence = await this.#fetchEvidence(request.evidenceCid);
-    const expectedReportData = enclaveReportData(request.signer, hexToBytes(request.hpkePublicKey), hexToBytes(request.nonce));
+    const expectedReportData = enclaveReportData(request.signer, hexToBytes(request.hpkePublicKey), request.operator, hexToBytes(request.nonce));
     const result = await verifyEvidence(evidence, { policy: this.#options.policy, expectedReportData });
     if (!result.ok || !result.accepted || !result.claims) {
       const reasons = result.error ? [result.error, ...result.reasons] : result.reasons;
+      if (result.ok && result.claims && result.claims.reportData.slice(0, 64) !== Buffer.from(expectedReportData.subarray(0, 32)).toString("hex")) {
+        reasons.push(`its report_data does not commit to signer ${request.signer}, its HPKE key and operator ${request.operator}: the evidence was made for another operator or other keys; the enclave must attest for this operator`);
+      }
       throw new CasError("EVIDENCE_REFUSED", `evidence ${request.evidenceCid} for enclave ${request.signer} was refused: ${reasons.join("; ")}`, reasons);
     }
     const claims = result.claims;

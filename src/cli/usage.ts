@@ -13,10 +13,15 @@ Options of attest verify:
   --now <unix-seconds>    evaluation time (default: now)
   --policy <json>         attestation policy file (see 'attest policy init')
   --report-data <hex>     the 64-byte report_data the evidence must carry (your nonce binding)
+  --measurement <hex>     accept this MRENCLAVE / MRTD / SNP measurement (repeatable; added to the policy's)
+  --mrsigner <hex>        accept SGX enclaves of this MRSIGNER (repeatable; added to the policy's)
+  --any-code              accept ANY code (no measurement or signer checked): only to inspect evidence
   --json                  print one JSON object instead of text
 
 Exit status: 0 authentic and accepted by the policy, 1 not, 2 unusable arguments or unreadable files.
-Without --policy the strict production policy applies (Intel root only, UpToDate only, no debug, no simulation).`;
+Without --policy the strict production policy applies (Intel root only, Cloister's released enclave measurements
+only (releases/enclave-measurements.json; none yet), UpToDate only, no debug, no simulation). Evidence of code that
+no policy pins is authentic at best, never accepted: pin it with --measurement / --mrsigner or a policy file.`;
 
 export const networkOptionsUsage = `Against a running network (cloister devnet up, or any Ethereum JSON-RPC endpoint and Kubo node):
   --rpc <url> --ipfs <url>   the chain's JSON-RPC URL and the IPFS node's Kubo RPC API URL
@@ -47,13 +52,15 @@ ${networkOptionsUsage}
          --ipfs http://127.0.0.1:8546 --cas http://127.0.0.1:8547 --sim-pki .cloister/devnet/sim-tee`;
 
 export const verifyUsage = `Usage:
-  cloister verify <provenance.json> [--evidence <file>] [--output <file>] [--policy <file> | --sim-pki <dir>] [--json]
+  cloister verify <provenance.json> [--evidence <file>] [--output <file>] [--operator <address>] [--policy <file> | --sim-pki <dir>] [--json]
   cloister verify <task-id> --data-dir <dir> [--policy <file>] [--json]
 
   Checks an execution's provenance record: the DSSE signature by the enclave it names, that enclave's
   attestation under the policy (default: the strict production policy; with --sim-pki or a --data-dir,
-  that network's simulated root and this checkout's enclave measurement), the output digest, and with
-  --data-dir the on-chain anchor (the task's completion names the same enclave and digests).
+  that network's simulated root and this checkout's enclave measurement; its report_data must commit to
+  the enclave's keys and its operator: --operator, or with --data-dir the operator that completed the task),
+  the output digest, and with --data-dir the on-chain anchor (the task's completion names the same enclave
+  and digests).
   Exit status: 0 verified, 1 not, 2 unusable arguments.`;
 
 export const devnetUsage = `Usage:

@@ -46,7 +46,8 @@ export const initResultSchema = z
   })
   .strict();
 
-export const attestParamsSchema = z.object({ freshness: hex32T.optional() }).strict();
+/** `operator`: the host account the evidence is for; report_data commits to it. */
+export const attestParamsSchema = z.object({ freshness: hex32T.optional(), operator: address }).strict();
 
 export const evidenceSchema = z.union([
   z.object({ teeType: z.enum(["SGX", "TDX"]), quote: bytes, collateral: dcapCollateralSchema.optional() }).strict(),

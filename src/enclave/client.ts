@@ -44,7 +44,8 @@ export interface EnclaveClient {
   readonly identity: EnclaveIdentity;
   readonly pid: number;
   init(): Promise<EnclaveIdentity>;
-  attest(params?: AttestParams): Promise<AttestResult>;
+  /** Evidence for the operator (host account) named in params: its report_data commits to it. */
+  attest(params: AttestParams): Promise<AttestResult>;
   /** Timeout defaults to the envelope's limit plus a margin (runTaskTimeoutMs); override with `timeoutMs`. */
   runTask(params: RunTaskParams, opts?: { timeoutMs?: number }): Promise<RunTaskResult>;
   /** Stops the enclave process and waits for it to exit. */
@@ -157,7 +158,7 @@ export async function startEnclave(options: StartEnclaveOptions): Promise<Enclav
     pid: child.pid ?? -1,
     exited,
     init,
-    attest: (params = {}) => call("attest", params, t.attestMs),
+    attest: (params) => call("attest", params, t.attestMs),
     runTask: (params, opts) => call("runTask", params, opts?.timeoutMs ?? t.runTaskMs ?? runTaskBudget(params)),
     async close() {
       if (exitInfo) return;

@@ -64,8 +64,8 @@ async function handle(method: GateMethod, params: unknown): Promise<unknown> {
   const s = await state;
   if (method === "attest") {
     if (s.provider instanceof EnclaveError) throw s.provider;
-    const { freshness } = checked.value as { freshness?: `0x${string}` };
-    const reportData = enclaveReportData(s.identity.signer, s.ctx.keys.hpke.publicKey, freshness ? fromHex(freshness) : undefined);
+    const { freshness, operator } = checked.value as { freshness?: `0x${string}`; operator: `0x${string}` };
+    const reportData = enclaveReportData(s.identity.signer, s.ctx.keys.hpke.publicKey, operator, freshness ? fromHex(freshness) : undefined);
     try {
       return { evidence: await s.provider.attest(reportData), reportData: bytesToHex(reportData) };
     } catch (cause) {

@@ -191,7 +191,7 @@ export class NodeDaemon {
     const { enclave, store, attestationService, writer } = this.#options;
     const id = enclave.identity;
     const nonce = await attestationService.challenge();
-    const { evidence } = await enclave.attest({ freshness: nonce });
+    const { evidence } = await enclave.attest({ freshness: nonce, operator: writer.account.address });
     const evidenceCid = await store.put(encodeEvidence(evidence));
     const registered = await attestationService.register({
       signer: id.signer,

@@ -42,13 +42,14 @@ export function taskResultInfo(b: TaskBinding): Uint8Array {
 
 /**
  * The 64-byte report_data an enclave puts in its evidence: the first 32 bytes
- * commit to its public keys, the last 32 carry a freshness value (zero when
- * the verifier asked for none).
+ * commit to its public keys and to the operator (host account) the evidence
+ * is for, so it cannot be registered under another operator; the last 32
+ * carry a freshness value (zero when the verifier asked for none).
  */
-export function enclaveReportData(signer: Address, hpkePublicKey: Uint8Array, freshness?: Uint8Array): Uint8Array {
+export function enclaveReportData(signer: Address, hpkePublicKey: Uint8Array, operator: Address, freshness?: Uint8Array): Uint8Array {
   if (hpkePublicKey.length !== 32) throw new RangeError("HPKE public key must be 32 bytes (X25519)");
   if (freshness && freshness.length !== 32) throw new RangeError("freshness value must be 32 bytes");
-  const keys = encodeAbiParameters([{ type: "address" }, { type: "bytes32" }], [signer, toHex32(hpkePublicKey)]);
+  const keys = encodeAbiParameters([{ type: "address" }, { type: "bytes32" }, { type: "address" }], [signer, toHex32(hpkePublicKey), operator]);
   const out = new Uint8Array(64);
   out.set(hexToBytes(sha256(tagged(DOMAIN.enclaveKeys, keys))), 0);
   if (freshness) out.set(freshness, 32);

@@ -4,8 +4,8 @@
  * accepted for another.
  */
 export const DOMAIN = {
-  /** report_data[0..32] = SHA-256(tag || signer address || HPKE public key). */
-  enclaveKeys: "cloister/enclave-keys/v1",
+  /** report_data[0..32] = SHA-256(tag || signer address || HPKE public key || operator address). */
+  enclaveKeys: "cloister/enclave-keys/v2",
   /** HPKE info when wrapping a task's data key to an enclave. */
   taskKey: "cloister/task-key/v1",
   /** AEAD AAD of the task input stream. */

@@ -4,7 +4,9 @@
  * candidates and is still active in the registry, its EIP-712 signature
  * covers this task and these digests, the downloaded blobs match the signed
  * digests, and the provenance statement describes this task, program and
- * input. The provenance envelope's own DSSE signature is not checked again:
+ * input, and names this enclave's keys and evidence registered for them (not
+ * necessarily the evidence the requester verified: an enclave that restarted
+ * attests again under a new evidence CID, with the same keys). The provenance envelope's own DSSE signature is not checked again:
  * its bytes are those whose digest the enclave signed in the completion, so
  * they are the enclave's whatever the DSSE signature says (`cloister verify`,
  * which may hold the envelope alone, checks it).
@@ -18,7 +20,8 @@ import { decryptResult, type ResourceUse } from "../protocol/result.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { directCompletionReads, type CompletionReads } from "./completion-reads.ts";
 import { CompletionWatcher, type CompletionEvent } from "./completion-watcher.ts";
-import type { VerifiedEnclave } from "./enclaves.ts";
+import type { Policy } from "../attestation/policy.ts";
+import { checkReattestedEvidence, type VerifiedEnclave } from "./enclaves.ts";
 import { TaskProgramError, TaskVerificationError } from "./errors.ts";
 import type { SubmittedTask } from "./submit.ts";
 
@@ -44,6 +47,11 @@ export interface AwaitContext {
   pollIntervalMs?: number;
   /** The chain reads of a verification; a client shares them between the tasks of one completion transaction. */
   reads?: CompletionReads;
+  /**
+   * The requester's policy and the registry's first block: to check evidence the statement names that is not the
+   * candidate's (the enclave re-attested). Without it such a statement is refused.
+   */
+  trust?: { policy: Policy; fromBlock: bigint };
 }
 
 /** Waits for one task's completion on its own; a CloisterClient shares one CompletionWatcher between its tasks. */
@@ -103,10 +111,16 @@ export async function verifyAndDecrypt(
     : !p.inputs.some((i) => i.digest.sha256 === inputDigest) ? "input digest"
     : statement.subject[0]?.digest.sha256 !== event.outputDigest.slice(2).toLowerCase() ? "output digest"
     : p.enclave.signer.toLowerCase() !== enclave.signer.toLowerCase() ? "enclave"
-    : p.enclave.evidenceCid !== enclave.evidenceCid ? "evidence CID"
+    : p.enclave.hpkePublicKey.toLowerCase() !== enclave.hpkePublicKey.toLowerCase() ? "enclave HPKE key"
     : undefined;
   if (mismatch) throw new TaskVerificationError("PROVENANCE_INVALID", `provenance of task ${task.taskId} names a different ${mismatch} than the task`);
-  checks.push("in-toto provenance, authenticated by the completion signature over its digest, names this task, program, input and output");
+  checks.push("in-toto provenance, authenticated by the completion signature over its digest, names this task, program, input, output and enclave keys");
+  if (p.enclave.evidenceCid !== enclave.evidenceCid) {
+    if (!ctx.trust) throw new TaskVerificationError("PROVENANCE_INVALID", `provenance of task ${task.taskId} names evidence ${p.enclave.evidenceCid}, not the ${enclave.evidenceCid} this client verified, and no policy was given to check it`);
+    const outcome = await checkReattestedEvidence({ reader: ctx.reader, registry: ctx.registry, store: ctx.store, ...ctx.trust }, enclave, p.enclave.evidenceCid);
+    if ("reason" in outcome) throw new TaskVerificationError("PROVENANCE_INVALID", `provenance of task ${task.taskId} names evidence the requester cannot accept: ${outcome.reason}`);
+    checks.push(`the evidence the provenance names, ${p.enclave.evidenceCid}, is a registration of the same enclave key, verified under this client's policy`);
+  }
 
   const decrypted = await decryptResult(task.resultKey.privateKey, task.binding, resultBlob);
   if (decrypted.outcome === "error") throw new TaskProgramError(task.taskId, decrypted.error.code, decrypted.error.message, decrypted.usage);

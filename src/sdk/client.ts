@@ -14,7 +14,7 @@ import { sharedCompletionReads, type CompletionReads } from "./completion-reads.
 import { OfferBook } from "./offer-book.ts";
 import { CompletionWatcher } from "./completion-watcher.ts";
 import type { HeadSource } from "../chain/new-heads.ts";
-import { EnclaveDirectory, type EnclaveListing, type VerifiedEnclave } from "./enclaves.ts";
+import { EnclaveDirectory, requirePinnedCode, type EnclaveListing, type VerifiedEnclave } from "./enclaves.ts";
 import { TaskVerificationError } from "./errors.ts";
 import { prepareTask, publishTask, submitPublishedBatch, type PublishedTask, type SubmittedTask, type TaskTerms } from "./submit.ts";
 
@@ -100,7 +100,8 @@ export class CloisterClient {
   }
 
   async runTask(options: RunTaskOptions): Promise<TaskResult> {
-    const { writer, deployment } = this.#o;
+    const { writer, deployment, policy } = this.#o;
+    requirePinnedCode(policy);
     const store = this.#store;
     const listing = await this.listEnclaves();
     options.onProgress?.({ step: "enclaves-verified", verified: listing.verified, rejected: listing.rejected });
@@ -128,7 +129,7 @@ export class CloisterClient {
     options.onProgress?.({ step: "submitted", task });
     const event = await this.#completions.wait(task.taskId, task.submitBlock, options.timeoutMs ?? 60_000);
     options.onProgress?.({ step: "completed", taskId: task.taskId, enclave: event.enclave });
-    const awaitCtx = { reader: writer, market: deployment.market, registry: deployment.registry, store, reads: this.#completionReads };
+    const awaitCtx = { reader: writer, market: deployment.market, registry: deployment.registry, store, reads: this.#completionReads, trust: { policy, fromBlock: deployment.deployBlock } };
     const result = await verifyAndDecrypt(awaitCtx, task, candidates, event);
     options.onProgress?.({ step: "verified", result });
     return result;

@@ -1,19 +1,21 @@
 /**
  * The requester's view of the enclaves it may trust: every enclave in the
  * registry that is active, whose published evidence verifies under the
- * requester's own policy, and whose report_data commits to the keys it
- * registered. The registry's word alone is not enough.
+ * requester's own policy (which must pin the enclave code), and whose
+ * report_data commits to the keys and the operator it is registered with.
+ * The registry's word alone is not enough.
  */
-import { bytesToHex, hexToBytes, parseEventLogs, type Address, type Client, type Hex } from "viem";
+import { bytesToHex, getAbiItem, hexToBytes, parseEventLogs, type Address, type Client, type Hex } from "viem";
 import { getBlockNumber, getLogs } from "viem/actions";
 import { decodeEvidence } from "../attestation/evidence-codec.ts";
-import type { Policy } from "../attestation/policy.ts";
+import { pinsCode, type Policy } from "../attestation/policy.ts";
 import type { Claims } from "../attestation/types.ts";
 import { verifyEvidence } from "../attestation/verify.ts";
 import { enclaveRegistryAbi } from "../chain/abi/EnclaveRegistry.ts";
 import { readEnclave } from "../chain/actions/read-enclave.ts";
 import { enclaveReportData } from "../protocol/binding.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
+import { TaskVerificationError } from "./errors.ts";
 
 export interface VerifiedEnclave {
   signer: Address;
@@ -58,14 +60,34 @@ export async function listVerifiedEnclaves(params: {
   return { verified, rejected };
 }
 
-/** Checks one registered enclave: active in the registry, evidence verified under the policy, report_data committing to its keys. */
-export async function checkEnclave(
-  params: { reader: Client; registry: Address; store: BlobStore; policy: Policy },
-  signer: Address,
+/** How to pin code, for the refusal of a policy that pins none. */
+const HOW_TO_PIN =
+  "list the enclave measurements you trust in the policy's \"measurements\" (or SGX \"signers\"): a devnet's policy (--sim-pki <dir>) pins its own enclave, " +
+  "and \"cloister-released\" pins Cloister's released images (releases/enclave-measurements.json)";
+
+/**
+ * Throws POLICY_PINS_NO_CODE unless the policy names the code it accepts: a
+ * requester never wraps a key to an enclave whose code no policy pins, even
+ * with `anyCode` (which is for inspecting evidence, not for sending data).
+ */
+export function requirePinnedCode(policy: Policy): void {
+  if (!pinsCode(policy)) {
+    throw new TaskVerificationError("POLICY_PINS_NO_CODE", `this client's attestation policy pins no enclave code, so no enclave may get a task's key; ${HOW_TO_PIN}`);
+  }
+}
+
+interface EvidenceCheckParams {
+  store: BlobStore;
+  policy: Policy;
+}
+
+/** Fetches and verifies evidence under the policy; its report_data must commit to these keys and this operator. */
+async function verifyEnclaveEvidence(
+  params: EvidenceCheckParams,
+  enclave: { signer: Address; hpkePublicKey: Hex; operator: Address },
   evidenceCid: string,
-): Promise<VerifiedEnclave | { reason: string; transient?: boolean }> {
-  const record = await readEnclave(params.reader, params.registry, signer);
-  if (!record.active) return { reason: record.revoked ? "revoked" : "registration expired" };
+): Promise<{ claims: Claims } | { reason: string; transient?: boolean }> {
+  if (!pinsCode(params.policy)) return { reason: `no code pinned: ${HOW_TO_PIN}` };
   let evidence;
   try {
     evidence = decodeEvidence(await params.store.get(evidenceCid, { maxBytes: 256 * 1024 }));
@@ -76,12 +98,47 @@ export async function checkEnclave(
   if (!result.ok || !result.accepted || !result.claims) {
     return { reason: `evidence refused: ${[result.error, ...result.reasons].filter(Boolean).join("; ")}` };
   }
-  // The first half of report_data commits to the enclave's keys; the second half is the attestation service's nonce.
-  const keyCommitment = bytesToHex(enclaveReportData(signer, hexToBytes(record.hpkePublicKey)).subarray(0, 32)).slice(2);
-  if (result.claims.reportData.slice(0, 64) !== keyCommitment) {
-    return { reason: "evidence does not commit to the registered signing and HPKE keys" };
+  // The first half of report_data commits to the keys and the operator; the second half is the attestation service's nonce.
+  const commitment = bytesToHex(enclaveReportData(enclave.signer, hexToBytes(enclave.hpkePublicKey), enclave.operator).subarray(0, 32)).slice(2);
+  if (result.claims.reportData.slice(0, 64) !== commitment) {
+    return { reason: `evidence does not commit to the registered signing and HPKE keys and operator ${enclave.operator}` };
   }
-  return { signer, operator: record.operator, hpkePublicKey: record.hpkePublicKey, evidenceCid, expiry: record.expiry, claims: result.claims };
+  return { claims: result.claims };
+}
+
+/** Checks one registered enclave: active in the registry, evidence verified under the policy, report_data committing to its keys and operator. */
+export async function checkEnclave(
+  params: { reader: Client; registry: Address } & EvidenceCheckParams,
+  signer: Address,
+  evidenceCid: string,
+): Promise<VerifiedEnclave | { reason: string; transient?: boolean }> {
+  const record = await readEnclave(params.reader, params.registry, signer);
+  if (!record.active) return { reason: record.revoked ? "revoked" : "registration expired" };
+  const checked = await verifyEnclaveEvidence(params, { signer, hpkePublicKey: record.hpkePublicKey, operator: record.operator }, evidenceCid);
+  if ("reason" in checked) return checked;
+  return { signer, operator: record.operator, hpkePublicKey: record.hpkePublicKey, evidenceCid, expiry: record.expiry, claims: checked.claims };
+}
+
+const registeredEvent = getAbiItem({ abi: enclaveRegistryAbi, name: "EnclaveRegistered" });
+
+/**
+ * Evidence a provenance statement names for a candidate enclave when it is
+ * not the evidence the candidate was verified with: the enclave attested
+ * again (a restart, a renewal) and got a new evidence CID for the same keys.
+ * Keys are pinned, not CIDs: the registry must have registered that CID for
+ * the same signer with the same HPKE key, and the evidence must verify under
+ * the policy and commit to those keys and that registration's operator.
+ */
+export async function checkReattestedEvidence(
+  params: { reader: Client; registry: Address; fromBlock: bigint } & EvidenceCheckParams,
+  candidate: VerifiedEnclave,
+  evidenceCid: string,
+): Promise<{ claims: Claims } | { reason: string }> {
+  const logs = await getLogs(params.reader, { address: params.registry, event: registeredEvent, args: { enclave: candidate.signer }, fromBlock: params.fromBlock, toBlock: "latest" });
+  const registration = logs.find((l) => l.args.evidenceCid === evidenceCid && l.args.hpkePublicKey?.toLowerCase() === candidate.hpkePublicKey.toLowerCase());
+  if (!registration) return { reason: `evidence ${evidenceCid} is not a registration of enclave ${candidate.signer} with the HPKE key the task's key was wrapped to` };
+  const checked = await verifyEnclaveEvidence(params, { signer: candidate.signer, hpkePublicKey: candidate.hpkePublicKey, operator: registration.args.operator! }, evidenceCid);
+  return "reason" in checked ? { reason: checked.reason } : checked;
 }
 
 export interface EnclaveDirectoryOptions {

@@ -2,7 +2,8 @@
  * Checks one provenance record on its own, as `cloister verify` does: the
  * DSSE signature by the enclave it names, that enclave's attestation under the
  * verifier's policy (its report_data must commit to the signing and HPKE keys
- * the record names, its measurement must be the one the record names), the
+ * the record names and to the operator: the one given, else the one that
+ * completed the task on chain; its measurement must be the one the record names), the
  * digest of the output when it is at hand, and, when a chain is at hand, the
  * on-chain anchor: the TaskCompleted event of the task names the same enclave,
  * provenance digest and output digest.
@@ -38,8 +39,10 @@ export interface ProvenanceSources {
   evidence?: Uint8Array | ((cid: string) => Promise<Uint8Array>);
   /** The result blob the record's subject names; its digest is checked when given. */
   output?: Uint8Array;
-  /** Checks the on-chain anchor when given. */
+  /** Checks the on-chain anchor when given; its completion names the operator the evidence must be bound to. */
   chain?: { reader: Client; market: Address; fromBlock: bigint };
+  /** The operator the enclave's evidence must be bound to, when no chain is given (or to insist on one). */
+  operator?: Address;
 }
 
 export async function verifyProvenanceRecord(sources: ProvenanceSources): Promise<ProvenanceVerdict> {
@@ -56,6 +59,8 @@ export async function verifyProvenanceRecord(sources: ProvenanceSources): Promis
     return verdict();
   }
   const enclave = statement.predicate.enclave;
+  const completion = sources.chain ? await completionOf(sources.chain, BigInt(statement.predicate.task.id)) : undefined;
+  const operator = sources.operator ?? completion?.operator;
 
   let claims: Claims | undefined;
   if (!sources.evidence) {
@@ -64,17 +69,18 @@ export async function verifyProvenanceRecord(sources: ProvenanceSources): Promis
     const evidence = typeof sources.evidence === "function" ? await sources.evidence(enclave.evidenceCid) : sources.evidence;
     const result = await verifyEvidence(decodeEvidence(evidence), { policy: sources.policy });
     claims = result.claims;
-    const commitment = bytesToHex(enclaveReportData(getAddress(enclave.signer), hexToBytes(enclave.hpkePublicKey as `0x${string}`)).subarray(0, 32)).slice(2);
+    const commitment = operator && bytesToHex(enclaveReportData(getAddress(enclave.signer), hexToBytes(enclave.hpkePublicKey as `0x${string}`), operator).subarray(0, 32)).slice(2);
     const problems = [
       ...(result.ok ? [] : [`not authentic: ${result.error}`]),
       ...result.reasons,
-      ...(claims && claims.reportData.slice(0, 64) !== commitment ? ["its report_data does not commit to the keys the record names"] : []),
+      ...(!commitment ? ["the operator it must be bound to is unknown: give the operator (--operator) or check against the chain"] : []),
+      ...(claims && commitment && claims.reportData.slice(0, 64) !== commitment ? [`its report_data does not commit to the keys the record names and operator ${operator}`] : []),
       ...(claims && claims.measurement !== enclave.measurement ? [`its measurement ${claims.measurement} is not the record's ${enclave.measurement}`] : []),
     ];
     checks.push({
       name: "attestation",
       ok: problems.length === 0,
-      detail: problems.length ? `evidence ${enclave.evidenceCid}: ${problems.join("; ")}` : `evidence ${enclave.evidenceCid} verified under the policy${claims?.simulated ? " (SIMULATED TEE)" : ""}, commits to the enclave's keys`,
+      detail: problems.length ? `evidence ${enclave.evidenceCid}: ${problems.join("; ")}` : `evidence ${enclave.evidenceCid} verified under the policy${claims?.simulated ? " (SIMULATED TEE)" : ""}, commits to the enclave's keys and operator ${operator}`,
     });
   }
 
@@ -84,16 +90,26 @@ export async function verifyProvenanceRecord(sources: ProvenanceSources): Promis
     checks.push({ name: "output", ok: actual === subject, detail: actual === subject ? "output blob matches the record's subject digest" : `output blob digest ${actual} is not the record's ${subject}` });
   }
 
-  if (sources.chain) checks.push(await checkAnchor(sources.chain, statement, provenanceDigest(sources.envelope).slice(2), subject));
+  if (sources.chain) checks.push(checkAnchor(sources.chain, completion, statement, provenanceDigest(sources.envelope).slice(2), subject));
   return verdict(statement, claims);
 }
 
-async function checkAnchor(chain: NonNullable<ProvenanceSources["chain"]>, statement: ProvenanceStatement, envelopeDigest: string, subject: string): Promise<ProvenanceCheck> {
-  const taskId = BigInt(statement.predicate.task.id);
+async function completionOf(chain: NonNullable<ProvenanceSources["chain"]>, taskId: bigint) {
   const logs = await getLogs(chain.reader, { address: chain.market, fromBlock: chain.fromBlock, toBlock: "latest" });
   const completed = parseEventLogs({ abi: taskMarketAbi, logs, eventName: "TaskCompleted" }).find((l) => l.args.taskId === taskId);
+  return completed && { ...completed.args, blockNumber: completed.blockNumber };
+}
+
+function checkAnchor(
+  chain: NonNullable<ProvenanceSources["chain"]>,
+  completed: Awaited<ReturnType<typeof completionOf>>,
+  statement: ProvenanceStatement,
+  envelopeDigest: string,
+  subject: string,
+): ProvenanceCheck {
+  const taskId = BigInt(statement.predicate.task.id);
   if (!completed) return { name: "anchor", ok: false, detail: `no TaskCompleted event for task ${taskId} on market ${chain.market}` };
-  const a = completed.args;
+  const a = completed;
   const problems = [
     ...(a.provenanceDigest.slice(2) !== envelopeDigest ? ["the anchored provenance digest differs"] : []),
     ...(a.outputDigest.slice(2) !== subject ? ["the anchored output digest differs"] : []),

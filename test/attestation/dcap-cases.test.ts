@@ -33,7 +33,10 @@ test("the built-in Intel root is the test vectors' root", () => {
 for (const c of cases()) {
   test(`case ${c.name}: verifyEvidence gives the expected result`, async () => {
     const evidence = { teeType: c.expect.tee_type, quote: vectorBytes(c.quote_file), collateral: vectorCollateral(c.collateral_file) };
-    const strict = await verifyEvidence(evidence, { policy: productionPolicy(), now: c.now_secs });
+    // The production policy with this quote's code pinned (it pins only Cloister's released images by default).
+    const measurement = (c.expect.tee_type === "SGX" ? c.expect.mr_enclave : c.expect.mr_td)!;
+    const pinned: Policy = { ...productionPolicy(), measurements: [measurement] };
+    const strict = await verifyEvidence(evidence, { policy: pinned, now: c.now_secs });
     assert.equal(strict.ok, c.expect.ok, strict.error);
     assert.ok(strict.claims, "claims are filled whenever the quote parses");
     checkClaims(strict.claims, c);
@@ -50,10 +53,14 @@ for (const c of cases()) {
     assert.equal(strict.accepted, upToDate, strict.reasons.join("; "));
     if (!upToDate) {
       assert.ok(strict.reasons.some((r) => r.includes(c.expect.tcb_status!)));
-      const lenient: Policy = { ...productionPolicy(), acceptedTcbStatuses: ["UpToDate", c.expect.tcb_status as never], acceptedAdvisoryIds: c.expect.advisory_ids ?? [] };
+      const lenient: Policy = { ...pinned, acceptedTcbStatuses: ["UpToDate", c.expect.tcb_status as never], acceptedAdvisoryIds: c.expect.advisory_ids ?? [] };
       const res = await verifyEvidence(evidence, { policy: lenient, now: c.now_secs });
       assert.equal(res.accepted, true, res.reasons.join("; "));
     }
+    const unpinned = await verifyEvidence(evidence, { policy: productionPolicy(), now: c.now_secs });
+    assert.equal(unpinned.ok, true);
+    assert.equal(unpinned.accepted, false, "the production policy pins only Cloister's released enclaves");
+    assert.ok(unpinned.reasons.some((r) => /no code pinned/.test(r)), unpinned.reasons.join("; "));
   });
 
   test(`case ${c.name}: verifyDcapQuote ${c.expect.ok ? "returns claims" : "throws AttestationError"}`, async () => {

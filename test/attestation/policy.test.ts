@@ -7,6 +7,7 @@ import {
   evaluatePolicy, loadPolicyFile, parsePolicy, parsePolicyText, productionPolicy, starterPolicyText, stripJsonComments, type Policy,
 } from "../../src/attestation/policy.ts";
 import { AttestationError } from "../../src/attestation/dcap/errors.ts";
+import { releasedEnclaveMeasurements } from "../../src/attestation/releases.ts";
 import { intelSgxRootCaDer } from "../../src/attestation/dcap/intel-root.ts";
 import { verifyEvidence } from "../../src/attestation/verify.ts";
 import type { Claims } from "../../src/attestation/types.ts";
@@ -43,8 +44,8 @@ function policyError(json: unknown): string {
   assert.fail("policy was accepted");
 }
 
-test("the production policy accepts authentic UpToDate evidence and nothing weaker", () => {
-  const p = productionPolicy();
+test("the production policy accepts authentic UpToDate evidence of pinned code and nothing weaker", () => {
+  const p: Policy = { ...productionPolicy(), measurements: ["aa".repeat(32)] };
   assert.deepEqual(evaluatePolicy(claims(), p, { now: NOW }), []);
   assert.match(evaluatePolicy(claims({ simulated: true }), p).join(), /SIMULATED/);
   assert.match(evaluatePolicy(claims({ debug: true }), p).join(), /debug/);
@@ -60,11 +61,21 @@ test("measurements and signer rules pin the code", () => {
   assert.match(evaluatePolicy(claims({ svn: 2 }), p).join(), /not allowed/);
   assert.match(evaluatePolicy(claims({ productId: 2 }), p).join(), /not allowed/);
   assert.match(evaluatePolicy(claims({ signer: "dd".repeat(32) }), p).join(), /not allowed/);
-  assert.match(evaluatePolicy(claims(), { ...productionPolicy(), measurements: [] }).join(), /not allowed/);
+});
+
+test("a policy that pins no code accepts nothing unless it says anyCode (issue 10, finding 5)", () => {
+  assert.deepEqual(productionPolicy().measurements, releasedEnclaveMeasurements(), "the strict default pins Cloister's released enclave images");
+  assert.deepEqual(releasedEnclaveMeasurements(), [], "no hardware image is released yet");
+  assert.match(evaluatePolicy(claims(), productionPolicy()).join(), /no code pinned.*--measurement/);
+  assert.match(evaluatePolicy(claims(), { ...productionPolicy(), measurements: undefined, signers: [] }).join(), /no code pinned/);
+  assert.match(evaluatePolicy(claims(), parsePolicy({})).join(), /no code pinned/);
+  assert.deepEqual(evaluatePolicy(claims(), parsePolicy({ anyCode: true })), []);
+  assert.deepEqual(parsePolicy({ measurements: ["cloister-released"] }).measurements, releasedEnclaveMeasurements());
+  assert.match(policyError({ anyCode: true, measurements: ["aa".repeat(32)] }), /policy\.anyCode: contradicts/);
 });
 
 test("freshness, TEE types and collateral age", () => {
-  const p = productionPolicy();
+  const p: Policy = { ...productionPolicy(), measurements: ["aa".repeat(32)] };
   const rd = new Uint8Array(64).fill(7);
   assert.match(evaluatePolicy(claims(), p, { expectedReportData: rd }).join(), /stale nonce/);
   assert.deepEqual(evaluatePolicy(claims({ reportData: "07".repeat(64) }), p, { expectedReportData: rd }), []);
@@ -111,7 +122,7 @@ test("the starter policy is commented JSONC that parses to a strict policy", () 
   const p = parsePolicyText(text);
   assert.equal(p.allowSimulation, false);
   assert.deepEqual(p.acceptedTcbStatuses, ["UpToDate"]);
-  assert.deepEqual(p.measurements, []);
+  assert.deepEqual(p.measurements, releasedEnclaveMeasurements());
   assert.equal(stripJsonComments('{"a": "x // not a comment", /* c */ "b": [1,],}'), '{"a": "x // not a comment",  "b": [1]}');
 });
 

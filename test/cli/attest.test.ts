@@ -138,12 +138,19 @@ describe("attest verify: shared Intel cases", { concurrency: 2 }, () => {
   for (const c of intelCases) {
     test(`${c.name} with the production policy`, async () => {
       const { run, out } = await verifyJson(intelArgs(c));
-      // Production policy: UpToDate only, no advisories.
-      const acceptable = c.expect.ok && c.expect.tcb_status === "UpToDate" && (c.expect.advisory_ids ?? []).length === 0;
-      assertVerdict(out, run, c.expect.ok, acceptable);
+      // Production policy: released Cloister enclaves only (none yet), UpToDate only, no advisories.
+      assertVerdict(out, run, c.expect.ok, false);
       assertIntelClaims(out, c);
-      if (c.expect.ok && !acceptable) assert.ok(out.reasons.some((r) => r.includes(c.expect.tcb_status!)), "the refusal names the TCB status");
+      if (c.expect.ok) assert.ok(out.reasons.some((r) => r.includes("no code pinned")), "the refusal says no code is pinned");
+      if (c.expect.ok && c.expect.tcb_status !== "UpToDate") assert.ok(out.reasons.some((r) => r.includes(c.expect.tcb_status!)), "the refusal names the TCB status");
     });
+
+    if (c.expect.ok && c.expect.tcb_status === "UpToDate") {
+      test(`${c.name} pinned with --measurement`, async () => {
+        const { run, out } = await verifyJson([...intelArgs(c), "--measurement", (c.expect.mr_td ?? c.expect.mr_enclave)!]);
+        assertVerdict(out, run, true, true);
+      });
+    }
 
     test(`${c.name} with a policy accepting its TCB status and advisories`, async () => {
       const measurement = c.expect.tee_type === "SGX" ? c.expect.mr_enclave : c.expect.mr_td;
@@ -189,11 +196,63 @@ describe("attest verify: policy and freshness refusals", { concurrency: 2 }, () 
   });
 
   test("--report-data must match the quote's report_data", async () => {
-    const good = await verifyJson([...intelArgs(tdx), "--report-data", tdx.expect.report_data]);
+    const good = await verifyJson([...intelArgs(tdx), "--measurement", tdx.expect.mr_td!, "--report-data", tdx.expect.report_data]);
     assertVerdict(good.out, good.run, true, true);
-    const stale = await verifyJson([...intelArgs(tdx), "--report-data", "11".repeat(64)]);
+    const stale = await verifyJson([...intelArgs(tdx), "--measurement", tdx.expect.mr_td!, "--report-data", "11".repeat(64)]);
     assertVerdict(stale.out, stale.run, true, false);
     assert.ok(stale.out.reasons.some((r) => /report_data/i.test(r)), stale.out.reasons.join("; "));
+  });
+});
+
+describe("attest verify: code pinning (issue 10, finding 5)", { concurrency: 2 }, () => {
+  const tdx = intelCases.find((c) => c.name === "tdx_v4_ok")!;
+  const sgx = intelCases.find((c) => c.name === "sgx_v3_ok")!;
+
+  test("a genuine quote of unrelated code is authentic but refused without a policy: no code pinned", async () => {
+    const { run, out } = await verifyJson(intelArgs(tdx));
+    assertVerdict(out, run, true, false);
+    assert.deepEqual(out.reasons.filter((r) => /no code pinned/.test(r)).length, 1, out.reasons.join("; "));
+    assert.match(out.reasons.join(" "), /--measurement/, "the refusal says how to pin code");
+  });
+
+  test("--measurement pins code: the quote's own is accepted, another is refused", async () => {
+    const pinned = await verifyJson([...intelArgs(tdx), "--measurement", tdx.expect.mr_td!]);
+    assertVerdict(pinned.out, pinned.run, true, true);
+    const other = await verifyJson([...intelArgs(tdx), "--measurement", "00".repeat(48)]);
+    assertVerdict(other.out, other.run, true, false);
+    assert.ok(other.out.reasons.some((r) => r.includes(tdx.expect.mr_td!)), other.out.reasons.join("; "));
+  });
+
+  test("--mrsigner pins an SGX signer (with a policy accepting the quote's TCB)", async () => {
+    const policy = await acceptingPolicy("sgx-tcb-only", { acceptedTcbStatuses: [sgx.expect.tcb_status], acceptedAdvisoryIds: sgx.expect.advisory_ids ?? [] });
+    const unpinned = await verifyJson([...intelArgs(sgx), "--policy", policy]);
+    assertVerdict(unpinned.out, unpinned.run, true, false);
+    assert.ok(unpinned.out.reasons.some((r) => /no code pinned/.test(r)), "a policy file that lists no code pins none");
+    const bySigner = await verifyJson([...intelArgs(sgx), "--policy", policy, "--mrsigner", sgx.expect.mr_signer!]);
+    assertVerdict(bySigner.out, bySigner.run, true, true);
+    const otherSigner = await verifyJson([...intelArgs(sgx), "--policy", policy, "--mrsigner", "11".repeat(32)]);
+    assertVerdict(otherSigner.out, otherSigner.run, true, false);
+  });
+
+  test("--any-code accepts any code, and says so loudly", async () => {
+    const { run, out } = await verifyJson([...intelArgs(tdx), "--any-code"]);
+    assertVerdict(out, run, true, true);
+    assert.match(run.stderr, /ANY CODE/);
+    const human = await runCli(["attest", "verify", ...intelArgs(tdx), "--any-code"]);
+    assert.equal(human.code, 0);
+    assert.match(human.stdout, /ANY CODE/);
+  });
+
+  test("a policy file with anyCode: true accepts any code; --any-code with --measurement is unusable", async () => {
+    const policy = await acceptingPolicy("any-code", { anyCode: true });
+    const { run, out } = await verifyJson([...intelArgs(tdx), "--policy", policy]);
+    assertVerdict(out, run, true, true);
+    const both = await runCli(["attest", "verify", ...intelArgs(tdx), "--any-code", "--measurement", tdx.expect.mr_td!]);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /--any-code/);
+    const bad = await runCli(["attest", "verify", ...intelArgs(tdx), "--measurement", "xyz"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--measurement.*'xyz'/);
   });
 });
 

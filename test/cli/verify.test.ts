@@ -17,7 +17,7 @@ const cli = new URL("../../bin/cloister.js", import.meta.url).pathname;
 let dir: string;
 let taskId: bigint;
 let store: HeliaStore;
-let blobs: { envelope: Uint8Array; output: Uint8Array; evidenceCid: string };
+let blobs: { envelope: Uint8Array; output: Uint8Array; evidenceCid: string; operator: `0x${string}` };
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "cloister-verify-"));
@@ -25,7 +25,7 @@ before(async () => {
   try {
     const result = await network.client.runTask({ program: new TextEncoder().encode("export default (x) => x;"), input: new TextEncoder().encode("provenance") });
     taskId = result.taskId;
-    blobs = { envelope: await network.store.get(result.provenanceCid), output: await network.store.get(result.outputCid), evidenceCid: result.enclave.evidenceCid };
+    blobs = { envelope: await network.store.get(result.provenanceCid), output: await network.store.get(result.outputCid), evidenceCid: result.enclave.evidenceCid, operator: result.enclave.operator };
   } finally {
     await network.close();
   }
@@ -52,8 +52,14 @@ test("verify <task-id> --data-dir checks signature, attestation, output and anch
 test("each alteration fails the check it concerns", async () => {
   const { policy } = await localNetworkPolicy(join(dir, "sim-tee"));
   const evidence = await store.get(blobs.evidenceCid);
-  const good = await verifyProvenanceRecord({ envelope: blobs.envelope, policy, evidence, output: blobs.output });
+  const good = await verifyProvenanceRecord({ envelope: blobs.envelope, policy, evidence, output: blobs.output, operator: blobs.operator });
   assert.equal(good.ok, true, JSON.stringify(good.checks));
+
+  // The evidence binds the operator it was made for (issue 10, finding 16): unknown or another operator fails.
+  const noOperator = await verifyProvenanceRecord({ envelope: blobs.envelope, policy, evidence, output: blobs.output });
+  assert.match(noOperator.checks.find((c) => c.name === "attestation")!.detail, /operator .*unknown/);
+  const otherOperator = await verifyProvenanceRecord({ envelope: blobs.envelope, policy, evidence, output: blobs.output, operator: `0x${"77".repeat(20)}` });
+  assert.match(otherOperator.checks.find((c) => c.name === "attestation")!.detail, /does not commit to .*operator 0x7777/);
 
   const doc = JSON.parse(new TextDecoder().decode(blobs.envelope)) as { payload: string };
   const statement = JSON.parse(Buffer.from(doc.payload, "base64").toString()) as { predicate: { finishedOn: string } };

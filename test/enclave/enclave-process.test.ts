@@ -14,6 +14,8 @@ import { bindingFor, makeTask, rejectsWith, tempDir, withDigests } from "./task-
 
 const ECHO = "export default function (input) { return input; }";
 const frames: unknown[] = [];
+
+const OPERATOR = `0x${"11".repeat(20)}` as const;
 let root: string;
 let dataDir: string;
 let pkiDir: string;
@@ -134,7 +136,8 @@ test("an envelope for another task id is refused with TASK_MISMATCH", async () =
 });
 
 test("malformed requests are refused by the gate", async () => {
-  await rejectsWith(enclave.attest({ freshness: "0x1234" as `0x${string}` }), "BAD_REQUEST", /the enclave refused a malformed request: attest params: freshness/);
+  await rejectsWith(enclave.attest({ freshness: "0x1234" as `0x${string}`, operator: OPERATOR }), "BAD_REQUEST", /the enclave refused a malformed request: attest params: freshness/);
+  await rejectsWith(enclave.attest({ operator: "0x1234" as `0x${string}` }), "BAD_REQUEST", /attest params: operator/);
   const { params, requester } = await makeTask(enclave.identity, { binding: bindingFor(1003n), program: ECHO, input: new Uint8Array([1]) });
   await rejectsWith(enclave.runTask({ ...params, binding: { ...params.binding, taskId: -1n } }), "BAD_REQUEST", /runTask params: binding\.taskId/);
   await rejectsWith(enclave.runTask({ ...params, extra: 1 } as typeof params), "BAD_REQUEST", /the enclave refused a malformed request/);
@@ -144,11 +147,13 @@ test("malformed requests are refused by the gate", async () => {
   assert.equal((await decryptResult(requester.privateKey, params.binding, served.result)).outcome, "ok", "the enclave still serves well-formed requests");
 });
 
-test("attest returns simulated SGX evidence whose report_data binds the enclave's keys and the freshness", async () => {
+test("attest returns simulated SGX evidence whose report_data binds the enclave's keys, the operator and the freshness", async () => {
   const freshness = `0x${"ab".repeat(32)}` as const;
-  const { reportData, evidence } = await enclave.attest({ freshness });
-  const expected = enclaveReportData(enclave.identity.signer, fromHex(enclave.identity.hpkePublicKey), fromHex(freshness));
+  const { reportData, evidence } = await enclave.attest({ freshness, operator: OPERATOR });
+  const expected = enclaveReportData(enclave.identity.signer, fromHex(enclave.identity.hpkePublicKey), OPERATOR, fromHex(freshness));
   assert.equal(reportData, toHex(expected));
+  const other = await enclave.attest({ freshness, operator: `0x${"22".repeat(20)}` });
+  assert.notEqual(other.reportData.slice(0, 66), reportData.slice(0, 66), "another operator gets another key commitment");
   assert.equal(evidence.teeType, "SGX");
   assert.ok("quote" in evidence && Buffer.from(evidence.quote).includes(Buffer.from(expected)), "report_data must be inside the quote");
   assert.ok("quote" in evidence && Buffer.from(evidence.quote).includes(Buffer.from(enclave.identity.measurement, "hex")), "MRENCLAVE must be the measurement");
@@ -195,7 +200,7 @@ test("calls after the process died fail with ENCLAVE_EXITED", async () => {
   assert.notEqual(short.identity.signer, enclave.identity.signer);
   process.kill(short.pid, "SIGKILL");
   await short.exited;
-  await rejectsWith(short.attest(), "ENCLAVE_EXITED");
+  await rejectsWith(short.attest({ operator: OPERATOR }), "ENCLAVE_EXITED");
 });
 
 function serialize(frame: unknown): string {

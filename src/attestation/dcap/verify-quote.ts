@@ -9,6 +9,7 @@
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from "node:crypto";
 import { AttestationError } from "./errors.ts";
 import { bytesEqual, fromHex, hex } from "./bytes.ts";
+import { isSimulatedCert, isSimulatedQuoteHeader } from "./simulated-marks.ts";
 import { checkValidity, parseCert, parsePemChain, verifyChain, type Cert, type TrustAnchor } from "./cert.ts";
 import { checkCrl, checkNotRevoked, parseCrl, type Crl } from "./crl.ts";
 import { parsePckExtensions, type PckExtensions } from "./pck-extensions.ts";
@@ -246,7 +247,8 @@ export function verifyDcapQuoteSync(quote: Uint8Array, collateral: DcapCollatera
   const advisoryIds = [...new Set([...level.advisoryIds, ...(module?.advisoryIds ?? []), ...qeLevel.advisoryIds])];
 
   const claims = quoteClaims(q, ext, pckCaOf(pck));
-  claims.simulated = anchor.simulated;
+  // Simulated is what the evidence says it is, whichever root list the simulated root was put in.
+  claims.simulated = anchor.simulated || [anchor.cert, ...path].some(isSimulatedCert) || isSimulatedQuoteHeader(q.header.userData);
   claims.tcbStatus = status;
   claims.advisoryIds = advisoryIds;
   Object.assign(claims.extra!, {

@@ -3,7 +3,10 @@
  * the same shape (Root CA -> PCK Processor CA -> per-platform PCK leaf
  * certificates carrying the SGX extension; Root CA -> TCB Signing
  * certificate; CRLs for the Root CA and the PCK CA), all ECDSA P-256. Every
- * name says SIMULATED. Verifiers trust it only when told to (simulatedRoots).
+ * name says SIMULATED, and every subject names the SIMULATED TEE
+ * organization (dcap/simulated-marks.ts), so its evidence is marked simulated
+ * whatever root list a verifier puts it in. Verifiers trust it only when
+ * told to (simulatedRoots).
  *
  * Everything is derived from a 32-byte seed with deterministic signatures,
  * so a seed reproduces the PKI byte for byte; `loadOrCreateSimPki(dir)` keeps
@@ -16,16 +19,18 @@ import { randomBytes, webcrypto } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
+import { SIMULATED_TEE_ORGANIZATION } from "../dcap/simulated-marks.ts";
 import { derInteger } from "./der.ts";
 import { deriveBytes, deriveKey, deterministicCrypto, type SimKey } from "./keys.ts";
 import { encodeSgxExtension, SGX_EXTENSION_OID } from "./sgx-extension.ts";
 
 x509.cryptoProvider.set(webcrypto);
 
-export const SIM_ROOT_CA_NAME = "CN=Cloister SIMULATED SGX Root CA, O=Cloister SIMULATED TEE - not Intel";
-export const SIM_PCK_CA_NAME = "CN=Cloister SIMULATED SGX PCK Processor CA, O=Cloister SIMULATED TEE - not Intel";
-export const SIM_PCK_LEAF_NAME = "CN=Cloister SIMULATED SGX PCK Certificate, O=Cloister SIMULATED TEE - not Intel";
-export const SIM_TCB_SIGNING_NAME = "CN=Cloister SIMULATED SGX TCB Signing, O=Cloister SIMULATED TEE - not Intel";
+// The organization is the mark a verifier recognizes simulated certificates by.
+export const SIM_ROOT_CA_NAME = `CN=Cloister SIMULATED SGX Root CA, O=${SIMULATED_TEE_ORGANIZATION}`;
+export const SIM_PCK_CA_NAME = `CN=Cloister SIMULATED SGX PCK Processor CA, O=${SIMULATED_TEE_ORGANIZATION}`;
+export const SIM_PCK_LEAF_NAME = `CN=Cloister SIMULATED SGX PCK Certificate, O=${SIMULATED_TEE_ORGANIZATION}`;
+export const SIM_TCB_SIGNING_NAME = `CN=Cloister SIMULATED SGX TCB Signing, O=${SIMULATED_TEE_ORGANIZATION}`;
 
 /** FMSPC of every simulated platform ("C1057E" reads "CLOSTE"); Intel never issues it. */
 export const SIM_FMSPC = "C1057E000000";

@@ -19,6 +19,7 @@
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import type { SgxReport } from "../dcap/quote.ts";
+import { SIMULATED_QUOTE_MARK } from "../dcap/simulated-marks.ts";
 import { signRaw } from "./keys.ts";
 import { pckChainPem, type SimPki, type SimPlatform } from "./pki.ts";
 
@@ -121,8 +122,9 @@ function encodeHeader(platform: SimPlatform): Uint8Array {
   view.setUint16(8, SIM_QE.isvSvn, true);
   view.setUint16(10, platform.pceSvn, true);
   out.set(Buffer.from(QE_VENDOR_ID_INTEL, "hex"), 12);
-  // user_data: the first 16 bytes identify the QE instance (here: derived from the PPID).
+  // user_data: the first 16 bytes identify the QE instance (here: derived from the PPID); the last 4 mark the quote SIMULATED.
   out.set(sha256(platform.ppid).subarray(0, 16), 28);
+  out.set(SIMULATED_QUOTE_MARK, 44);
   return out;
 }
 

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { decodeEvidence } from "../../attestation/evidence-codec.ts";
 import { fetchCollateral, loadCollateralFile } from "../../attestation/collateral.ts";
-import { loadPolicyFile, policyJsonSchema, productionPolicy, starterPolicyText, type Policy } from "../../attestation/policy.ts";
+import { loadPolicyFile, parsePolicy, pinsCode, policyJsonSchema, productionPolicy, starterPolicyText, type Policy } from "../../attestation/policy.ts";
 import { parseSnpReport } from "../../attestation/snp/report.ts";
 import { verifyEvidence } from "../../attestation/verify.ts";
 import type { Claims, DcapCollateral, Evidence, VerificationResult } from "../../attestation/types.ts";
@@ -41,13 +41,17 @@ async function verifyCommand(argv: string[]): Promise<number> {
       policy: { type: "string" },
       "cache-dir": { type: "string" },
       "report-data": { type: "string" },
+      measurement: { type: "string", multiple: true },
+      mrsigner: { type: "string", multiple: true },
+      "any-code": { type: "boolean", default: false },
       json: { type: "boolean", default: false },
     },
   });
   if (positionals.length !== 1) throw new UsageError(`attest verify takes exactly one evidence file\n\n${attestUsage}`);
   if (values.collateral && values.pccs) throw new UsageError("give either --collateral or --pccs, not both");
   const now = parseUnixSeconds(values.now, "--now") ?? Math.floor(Date.now() / 1000);
-  const policy: Policy = values.policy ? await loadPolicyOrUsage(values.policy) : productionPolicy();
+  const policy = pinCode(values.policy ? await loadPolicyOrUsage(values.policy) : productionPolicy(), values.policy !== undefined, values);
+  if (policy.anyCode) process.stderr.write("WARNING: --any-code / anyCode: ANY CODE is accepted; this verdict says nothing about what the enclave runs\n");
   const expectedReportData = parseReportData(values["report-data"]);
   const evidence = await loadEvidence(positionals[0]!, values);
 
@@ -55,8 +59,37 @@ async function verifyCommand(argv: string[]): Promise<number> {
   const claims = result.claims ?? describeUnverified(evidence);
   if (!result.ok && claims && (await presentsAsSimulated(claims))) claims.simulated = true;
   if (values.json) printJson(toJson(evidence, result, claims));
-  else printHuman(result, claims, now);
+  else printHuman(result, claims, now, policy);
   return result.ok && result.accepted ? 0 : 1;
+}
+
+/**
+ * Adds the code pins of --measurement / --mrsigner to the policy, or accepts
+ * any code on an explicit --any-code (which replaces the default policy's
+ * released measurements, and contradicts a policy file's pins).
+ */
+function pinCode(policy: Policy, fromFile: boolean, flags: { measurement?: string[]; mrsigner?: string[]; "any-code"?: boolean }): Policy {
+  const measurements = flags.measurement ?? [];
+  const signers = flags.mrsigner ?? [];
+  if (flags["any-code"]) {
+    if (measurements.length > 0 || signers.length > 0) throw new UsageError("--any-code contradicts --measurement / --mrsigner: give the code to accept, or accept any code");
+    if (fromFile && pinsCode(policy)) throw new UsageError("--any-code contradicts the measurements / signers of the policy file");
+    return { ...policy, measurements: undefined, signers: undefined, anyCode: true };
+  }
+  if (measurements.length === 0 && signers.length === 0) return policy;
+  for (const m of measurements) {
+    if (!/^(0x)?([0-9a-fA-F]{64}|[0-9a-fA-F]{96})$/.test(m)) throw new UsageError(`--measurement takes a 32-byte (MRENCLAVE) or 48-byte (MRTD, SNP) hex measurement, got '${m}'`);
+  }
+  for (const m of signers) {
+    if (!/^(0x)?[0-9a-fA-F]{64}$/.test(m)) throw new UsageError(`--mrsigner takes a 32-byte hex MRSIGNER, got '${m}'`);
+  }
+  const pins = parsePolicy({ measurements, signers: signers.map((signer) => ({ signer })) });
+  return {
+    ...policy,
+    anyCode: false,
+    measurements: [...(policy.measurements ?? []), ...(pins.measurements ?? [])],
+    signers: [...(policy.signers ?? []), ...(pins.signers ?? [])],
+  };
 }
 
 function parseReportData(value: string | undefined): Uint8Array | undefined {
@@ -178,10 +211,10 @@ function toJson(evidence: Evidence, r: VerificationResult, c: Claims | undefined
   };
 }
 
-function printHuman(r: VerificationResult, c: Claims | undefined, now: number): void {
+function printHuman(r: VerificationResult, c: Claims | undefined, now: number, policy: Policy): void {
   const lines: string[] = [];
   const verdict = r.ok ? (r.accepted ? "AUTHENTIC and ACCEPTED by the policy" : "AUTHENTIC but REFUSED by the policy") : "NOT AUTHENTIC";
-  lines.push(`${c?.simulated ? "[SIMULATED TEE] " : ""}${verdict}`);
+  lines.push(`${c?.simulated ? "[SIMULATED TEE] " : ""}${verdict}${policy.anyCode ? " [ANY CODE ACCEPTED: the enclave's code was not checked]" : ""}`);
   if (c) {
     lines.push(`  TEE            ${c.teeType}${c.simulated ? " (SIMULATED: chains to the simulated vendor root, proves nothing about hardware)" : ""}, quote version ${c.quoteVersion}`);
     if (r.ok && c.tcbStatus) lines.push(`  TCB status     ${c.tcbStatus}${c.advisoryIds.length ? ` (${c.advisoryIds.join(", ")})` : ""}`);

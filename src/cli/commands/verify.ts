@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { parseEventLogs } from "viem";
+import { isAddress, parseEventLogs } from "viem";
 import { getLogs } from "viem/actions";
 import { taskMarketAbi } from "../../chain/abi/TaskMarket.ts";
 import { createReaderClient } from "../../chain/clients.ts";
@@ -26,6 +26,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     options: {
       evidence: { type: "string" },
       output: { type: "string" },
+      operator: { type: "string" },
       policy: { type: "string" },
       "sim-pki": { type: "string" },
       "data-dir": { type: "string" },
@@ -56,6 +57,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
 interface VerifyFlags {
   evidence?: string;
   output?: string;
+  operator?: string;
   policy?: string;
   "sim-pki"?: string;
   "data-dir"?: string;
@@ -65,6 +67,10 @@ async function verifyFile(file: string, flags: VerifyFlags): Promise<ProvenanceV
   const sources: ProvenanceSources = { envelope: await readInputFile(file, "provenance file"), policy: await policyFrom(flags) };
   if (flags.evidence) sources.evidence = await readInputFile(flags.evidence, "evidence file");
   if (flags.output) sources.output = await readInputFile(flags.output, "output file");
+  if (flags.operator !== undefined) {
+    if (!isAddress(flags.operator, { strict: false })) throw new UsageError(`--operator takes the enclave operator's address (0x and 40 hex digits), got '${flags.operator}'`);
+    sources.operator = flags.operator;
+  }
   return verifyProvenanceRecord(sources);
 }
 
