@@ -11,7 +11,9 @@
 import { isAddressEqual, type Address } from "viem";
 import { sha256 } from "../crypto/sha256.ts";
 import { parseTaskEnvelope, TaskEnvelopeError, type TaskEnvelope, type TaskSpec } from "../protocol/task.ts";
-import { StorageError } from "../storage/blob-store.ts";
+import { StorageError, type StorageErrorCode } from "../storage/blob-store.ts";
+
+const unfetchable = new Set<StorageErrorCode>(["BLOB_NOT_FOUND", "INVALID_CID", "BLOB_TOO_LARGE", "BLOB_CORRUPTED"]);
 
 /** The envelope as fetched and parsed, for the run after the accept. */
 export interface CheckedEnvelope {
@@ -34,7 +36,9 @@ export async function checkBeforeAccept(ctx: PreAcceptContext, taskId: bigint, s
   try {
     bytes = await ctx.fetch(spec.envelopeCid);
   } catch (e) {
-    if (e instanceof StorageError) return skip(`its envelope ${spec.envelopeCid} could not be fetched (${e.code}: ${e.message})`);
+    // The envelope is not (validly) there: the requester's doing. An unreachable store is the node's own
+    // transient trouble and is thrown, so the task is handled again.
+    if (e instanceof StorageError && unfetchable.has(e.code)) return skip(`its envelope ${spec.envelopeCid} could not be fetched (${e.code}: ${e.message})`);
     throw e;
   }
   const digest = sha256(bytes);

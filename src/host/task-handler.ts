@@ -297,9 +297,17 @@ async function runAndComplete(ctx: TaskHandlerContext, task: SubmittedTask, assi
     const e = error as Error & { code?: string };
     // The enclave could not run the task: when its own inputs are to blame, the enclave signs a refusal
     // and the node ends the attempt with it, keeping its deposit.
-    if (params && isEnclaveError(error) && (await refuseIfUnrunnable({ ...ctx, retrying: (what, op) => retrying(ctx, what, op) }, task, assignment, params, error))) return;
+    let refusal = "";
+    if (params && isEnclaveError(error)) {
+      try {
+        if (await refuseIfUnrunnable({ ...ctx, retrying: (what, op) => retrying(ctx, what, op) }, task, assignment, params, error)) return;
+      } catch (refusalError) {
+        if (ctx.retry?.signal?.aborted) throw refusalError;
+        refusal = `; refusing it failed too: ${(refusalError as Error).message}`;
+      }
+    }
     // A relay step failed, or the failure may be the host's: the task stays accepted and unpaid, and the
     // requester reclaims it after the deadline.
-    ctx.log.emit({ type: "task-failed", taskId, code: e.code ?? "INTERNAL", message: e.message });
+    ctx.log.emit({ type: "task-failed", taskId, code: e.code ?? "INTERNAL", message: `${e.message}${refusal}` });
   }
 }

@@ -57,6 +57,12 @@ test("a task whose envelope checks out is accepted, with the envelope kept for t
   assert.deepEqual(out.checked.envelope.wrappedKeys[0]?.enclave, enclave);
 });
 
+test("an unreachable store is the node's trouble, not the task's: it is thrown, not skipped", async () => {
+  const t = taskWith();
+  const unreachable = async () => Promise.reject(new StorageError("STORAGE_UNREACHABLE", "connection refused"));
+  await assert.rejects(checkBeforeAccept({ fetch: unreachable, enclave }, taskId, t.spec), (e) => e instanceof StorageError && e.code === "STORAGE_UNREACHABLE");
+});
+
 test("a task the node can tell is unrunnable is skipped, with the reason", async () => {
   assert.match(await reasonFor(undefined, { envelopeCid: "bafkreimissing" }), /could not be fetched \(BLOB_NOT_FOUND/);
   assert.match(await reasonFor(undefined, { envelopeDigest: sha256(new Uint8Array([9])) }), /SHA-256 is 0x.*but the spec says/);
