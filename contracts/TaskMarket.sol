@@ -107,8 +107,9 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
     );
 
     /// @dev An enclave's proof that attempt `attempt` of `taskId` cannot run because of the task's own inputs
-    /// (`reason`, a code of src/protocol/refusal.ts). The attempt makes a refusal of one attempt useless for another.
-    bytes32 public constant REFUSAL_TYPEHASH = keccak256("Refusal(uint256 taskId,uint8 attempt,uint8 reason)");
+    /// (`reason`, a code of src/protocol/refusal.ts). specHash binds the spec the enclave checked (a host cannot
+    /// get a refusal by handing it another spec); the attempt makes a refusal of one attempt useless for another.
+    bytes32 public constant REFUSAL_TYPEHASH = keccak256("Refusal(uint256 taskId,bytes32 specHash,uint8 attempt,uint8 reason)");
 
     /// @dev Gas a push payment may use: enough for an account's or a wallet's receive, not enough for a payee to
     /// make a transition cost much or fail. A payment that needs more is credited to `owed` instead.
@@ -422,11 +423,12 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
         external
         nonReentrant
     {
-        uint256 word = _acceptedWord(taskId, spec, a);
+        bytes32 specHash = keccak256(abi.encode(spec));
+        uint256 word = _acceptedWordOf(taskId, specHash, a);
         if (block.timestamp > _deadline(word)) revert DeadlinePassed(taskId, _deadline(word), block.timestamp);
         if (reason == 0) revert InvalidRefusalReason(reason);
         uint8 attempt = _attempt(word);
-        address signer = _recover(refusalDigest(taskId, attempt, reason), signature);
+        address signer = _recover(refusalDigest(taskId, specHash, attempt, reason), signature);
         if (signer != a.enclave) revert InvalidRefusalSignature(taskId, signer);
         if (!registry.isActive(a.enclave)) revert EnclaveNotActive(a.enclave);
 
@@ -542,9 +544,9 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
         );
     }
 
-    /// @notice The EIP-712 digest an enclave signs to refuse attempt `attempt` of `taskId` for `reason`.
-    function refusalDigest(uint256 taskId, uint8 attempt, uint8 reason) public view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(REFUSAL_TYPEHASH, taskId, attempt, reason)));
+    /// @notice The EIP-712 digest an enclave signs to refuse attempt `attempt` of `taskId` (spec `specHash`) for `reason`.
+    function refusalDigest(uint256 taskId, bytes32 specHash, uint8 attempt, uint8 reason) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(REFUSAL_TYPEHASH, taskId, specHash, attempt, reason)));
     }
 
     // ---------------------------------------------------------------- internals
@@ -640,10 +642,15 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
     }
 
     /// @dev The word of an accepted task whose spec and assignment the caller passed back unchanged.
-    function _acceptedWord(uint256 taskId, TaskSpec calldata spec, Assignment calldata a) private view returns (uint256 word) {
+    function _acceptedWord(uint256 taskId, TaskSpec calldata spec, Assignment calldata a) private view returns (uint256) {
+        return _acceptedWordOf(taskId, keccak256(abi.encode(spec)), a);
+    }
+
+    /// @dev As `_acceptedWord`, for a caller that has the spec's hash already.
+    function _acceptedWordOf(uint256 taskId, bytes32 specHash, Assignment calldata a) private view returns (uint256 word) {
         word = _word(taskId);
         if (_status(word) != TaskStatus.Accepted) revert TaskNotAccepted(taskId, _status(word));
-        if (_commitment(word) != _commit(keccak256(abi.encode(keccak256(abi.encode(spec)), a)))) revert SpecMismatch(taskId);
+        if (_commitment(word) != _commit(keccak256(abi.encode(specHash, a)))) revert SpecMismatch(taskId);
     }
 
     /// @dev Checks a completion (accepted, in time, signed by the accepted and still active enclave) and records it.

@@ -15,7 +15,7 @@ import { isAddressEqual } from "viem";
 import { CID } from "multiformats/cid";
 import { sha256 } from "../crypto/sha256.ts";
 import { refusalDigest, refusalReasons, type RefusalReason } from "../protocol/refusal.ts";
-import { decodeInlineInput, parseTaskEnvelope, type TaskEnvelope } from "../protocol/task.ts";
+import { decodeInlineInput, parseTaskEnvelope, taskSpecHash, type TaskEnvelope } from "../protocol/task.ts";
 import { cidOfBytes } from "../storage/unixfs-profile.ts";
 import type { RefuseTaskParams, RefuseTaskResult } from "./call-gate.ts";
 import { EnclaveError } from "./errors.ts";
@@ -41,7 +41,13 @@ export async function refuseTask(ctx: EnclaveContext, params: RefuseTaskParams):
     );
   }
   const code = refusalReasons[reason];
-  const hash = refusalDigest(params.binding.chainId, params.binding.market, { taskId: params.binding.taskId, attempt: params.attempt, reason: code });
+  const hash = refusalDigest(params.binding.chainId, params.binding.market, {
+    taskId: params.binding.taskId,
+    // The spec the checks above were made against: the host cannot get a refusal for a spec it made up.
+    specHash: taskSpecHash(params.spec),
+    attempt: params.attempt,
+    reason: code,
+  });
   return { reason: code, failure: { code: failure.code, message: failure.message }, signature: await ctx.keys.account.sign({ hash }) };
 }
 

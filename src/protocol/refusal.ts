@@ -16,6 +16,7 @@ import { completionDomain } from "./completion.ts";
 export const refusalTypes = {
   Refusal: [
     { name: "taskId", type: "uint256" },
+    { name: "specHash", type: "bytes32" },
     { name: "attempt", type: "uint8" },
     { name: "reason", type: "uint8" },
   ],
@@ -45,6 +46,8 @@ export type RefusalReason = keyof typeof refusalReasons;
 
 export interface Refusal {
   taskId: bigint;
+  /** taskSpecHash of the spec the enclave checked: a refusal made for another spec does not end this task. */
+  specHash: Hex;
   /** The attempt refused: the task word's attempt counter when the enclave's operator accepted it. */
   attempt: number;
   reason: number;

@@ -21,7 +21,7 @@ import { withdrawPayment } from "../../src/chain/actions/withdraw-payment.ts";
 import type { WriterClient } from "../../src/chain/clients.ts";
 import { defaultTaskDeposit, deployTestToken } from "../../src/chain/deploy.ts";
 import { refusalDigest, refusalReasons } from "../../src/protocol/refusal.ts";
-import type { TaskSpec } from "../../src/protocol/task.ts";
+import { taskSpecHash, type TaskSpec } from "../../src/protocol/task.ts";
 import {
   advanceTime,
   defaultOffer,
@@ -71,9 +71,14 @@ describe("TaskMarket money", () => {
     return { enclave, spec: s, taskId: submitted.taskId, assignment: accepted.assignment, attempt: accepted.attempt };
   }
 
-  async function refusal(t: Awaited<ReturnType<typeof acceptedTask>>, overrides: { signer?: TestEnclave; taskId?: bigint; attempt?: number; reason?: number } = {}) {
+  async function refusal(t: Awaited<ReturnType<typeof acceptedTask>>, overrides: { signer?: TestEnclave; taskId?: bigint; specHash?: Hex; attempt?: number; reason?: number } = {}) {
     const reason = overrides.reason ?? refusalReasons.KEY_UNWRAP_FAILED;
-    const signature = await signRefusal(f, (overrides.signer ?? t.enclave).account, { taskId: overrides.taskId ?? t.taskId, attempt: overrides.attempt ?? t.attempt, reason });
+    const signature = await signRefusal(f, (overrides.signer ?? t.enclave).account, {
+      taskId: overrides.taskId ?? t.taskId,
+      specHash: overrides.specHash ?? taskSpecHash(t.spec),
+      attempt: overrides.attempt ?? t.attempt,
+      reason,
+    });
     return { taskId: t.taskId, spec: t.spec, assignment: t.assignment, reason, signature };
   }
 
@@ -109,6 +114,8 @@ describe("TaskMarket money", () => {
       assert.equal(err.args.recovered, stranger.address);
       await rejectsWith(refuseTask(relay, market, await refusal(t, { taskId: t.taskId + 1n })), "InvalidRefusalSignature");
       await rejectsWith(refuseTask(relay, market, await refusal(t, { attempt: 2 })), "InvalidRefusalSignature");
+      // A refusal the enclave made for another spec (one a host handed it) does not end this task.
+      await rejectsWith(refuseTask(relay, market, await refusal(t, { specHash: taskSpecHash({ ...t.spec, envelopeCid: "bafkreihostmade" }) })), "InvalidRefusalSignature");
       await rejectsWith(refuseTask(relay, market, { ...(await refusal(t)), reason: refusalReasons.MALFORMED_ENVELOPE }), "InvalidRefusalSignature");
       await rejectsWith(refuseTask(relay, market, { ...(await refusal(t)), signature: `0x${"00".repeat(65)}` }), "InvalidRefusalSignature");
       await rejectsWith(refuseTask(relay, market, await refusal(t, { reason: 0 })), "InvalidRefusalReason");
@@ -126,7 +133,7 @@ describe("TaskMarket money", () => {
       await registerWithOffer(f, enclave, operator);
       const spec = makeSpec(f, [enclave.address]);
       const open = await submitTask(f.requester, market, { spec });
-      const fake = { taskId: open.taskId, spec, assignment: { enclave: enclave.address, operator: operator.account.address, price: 1n, deposit: 0n }, reason: 1, signature: await signRefusal(f, enclave.account, { taskId: open.taskId, attempt: 0, reason: 1 }) };
+      const fake = { taskId: open.taskId, spec, assignment: { enclave: enclave.address, operator: operator.account.address, price: 1n, deposit: 0n }, reason: 1, signature: await signRefusal(f, enclave.account, { taskId: open.taskId, specHash: taskSpecHash(spec), attempt: 0, reason: 1 }) };
       await rejectsWith(refuseTask(relay, market, fake), "TaskNotAccepted");
 
       const revoked = await acceptedTask();
@@ -138,8 +145,9 @@ describe("TaskMarket money", () => {
     });
 
     test("the on-chain refusal digest is the EIP-712 digest of src/protocol/refusal.ts", async () => {
-      const digest = await f.reader.readContract({ address: market, abi: taskMarketAbi, functionName: "refusalDigest", args: [7n, 3, 5] });
-      assert.equal(digest, refusalDigest(BigInt(f.chain.chainId), market, { taskId: 7n, attempt: 3, reason: 5 }));
+      const specHash = taskSpecHash(makeSpec(f, []));
+      const digest = await f.reader.readContract({ address: market, abi: taskMarketAbi, functionName: "refusalDigest", args: [7n, specHash, 3, 5] });
+      assert.equal(digest, refusalDigest(BigInt(f.chain.chainId), market, { taskId: 7n, specHash, attempt: 3, reason: 5 }));
     });
   });
 

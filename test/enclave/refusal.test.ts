@@ -13,7 +13,7 @@ import { recoverAddress, sha256, type Hex } from "viem";
 import { startEnclave, type EnclaveClient } from "../../src/enclave/client.ts";
 import type { RunTaskParams } from "../../src/enclave/call-gate.ts";
 import { refusalDigest, refusalReasons } from "../../src/protocol/refusal.ts";
-import type { TaskEnvelope } from "../../src/protocol/task.ts";
+import { taskSpecHash, type TaskEnvelope } from "../../src/protocol/task.ts";
 import { cidOfBytes } from "../../src/storage/unixfs-profile.ts";
 import { bindingFor, makeTask, rejectsWith, tempDir, withDigests } from "./task-fixture.ts";
 
@@ -37,7 +37,7 @@ function withEnvelope(params: RunTaskParams, envelope: TaskEnvelope, edit: (e: T
 }
 
 async function signedBy(params: RunTaskParams, attempt: number, out: { reason: number; signature: Hex }): Promise<string> {
-  const hash = refusalDigest(params.binding.chainId, params.binding.market, { taskId: params.binding.taskId, attempt, reason: out.reason });
+  const hash = refusalDigest(params.binding.chainId, params.binding.market, { taskId: params.binding.taskId, specHash: taskSpecHash(params.spec), attempt, reason: out.reason });
   return recoverAddress({ hash, signature: out.signature });
 }
 
