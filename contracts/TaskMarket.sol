@@ -14,7 +14,9 @@ import {IEnclaveRegistry} from "./IEnclaveRegistry.sol";
 /// meet the request; the operator posts a deposit; the attempt's deadline starts) -> completeTask (EIP-712
 /// proof by that enclave; the node gets its offer price and its deposit back, the requester the rest).
 /// Past an attempt's deadline anyone may reopenTask: the operator's deposit goes to the requester and the task
-/// is open again, or refunded after its last attempt. The requester may cancel an open task.
+/// is open again, or refunded after its last attempt. Before the deadline, refuseTask with the accepted enclave's
+/// EIP-712 Refusal ends a task whose own inputs make it unrunnable: the node keeps its deposit and is paid its
+/// price, as for a completion. The requester may cancel an open task.
 /// submitTasks, acceptTasks and completeTasks do the same for many tasks in one transaction, all or nothing.
 /// @dev A task is one storage word (see `_pack`): status, attempt, attempt deadline and a 200-bit commitment
 /// to the spec (and, once accepted, to the Assignment). The spec and the assignment travel in calldata and
@@ -56,7 +58,7 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
         uint96 deposit;
     }
 
-    /// @dev What an enclave produced: digests it signed, and where the blobs are on IPFS.
+    /// @dev What an enclave produced: the digests of its result and provenance blobs and their CIDs, all signed.
     struct Result {
         bytes32 outputDigest;
         bytes32 provenanceDigest;
@@ -94,12 +96,30 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
         Accepted,
         Completed,
         Cancelled,
-        Refunded
+        Refunded,
+        Refused
     }
 
+    /// @dev The CIDs are signed too (EIP-712 hashes each string with keccak256): the requester fetches what the
+    /// event names, so nobody can relay the enclave's signature with other CIDs.
     bytes32 public constant COMPLETION_TYPEHASH = keccak256(
-        "Completion(uint256 taskId,bytes32 programDigest,bytes32 inputDigest,bytes32 outputDigest,bytes32 provenanceDigest)"
+        "Completion(uint256 taskId,bytes32 programDigest,bytes32 inputDigest,bytes32 outputDigest,bytes32 provenanceDigest,string outputCid,string provenanceCid)"
     );
+
+    /// @dev An enclave's proof that attempt `attempt` of `taskId` cannot run because of the task's own inputs
+    /// (`reason`, a code of src/protocol/refusal.ts). specHash binds the spec the enclave checked (a host cannot
+    /// get a refusal by handing it another spec); the attempt makes a refusal of one attempt useless for another.
+    bytes32 public constant REFUSAL_TYPEHASH = keccak256("Refusal(uint256 taskId,bytes32 specHash,uint8 attempt,uint8 reason)");
+
+    /// @dev Gas a push payment may use: enough for an account's or a wallet's receive, not enough for a payee to
+    /// make a transition cost much or fail. A payment that needs more is credited to `owed` instead.
+    uint256 private constant NATIVE_PAYMENT_GAS = 10_000;
+    uint256 private constant TOKEN_PAYMENT_GAS = 100_000;
+    /// @dev The gas left a payment needs so that the payee does get its full bound (the CALL's own cost and the
+    /// 1/64 kept back included): with less the transaction reverts, so a relay cannot pick a gas limit that makes
+    /// an honest payee's transfer fail and be credited instead.
+    uint256 private constant NATIVE_PAYMENT_RESERVE = 25_000;
+    uint256 private constant TOKEN_PAYMENT_RESERVE = 110_000;
 
     /// @notice Categories are 0..7; a time reference of 0 means the category is not defined.
     uint8 public constant CATEGORY_COUNT = 8;
@@ -141,6 +161,10 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
     error UnknownCategory(uint8 category);
     error WrongDeposit(uint256 expected, uint256 sent);
     error InvalidCompletionSignature(uint256 taskId, address recovered);
+    error InvalidRefusalSignature(uint256 taskId, address recovered);
+    error InvalidRefusalReason(uint8 reason);
+    /// @dev The transaction's gas does not leave a payment the gas its payee is due; send it with a higher limit.
+    error PaymentGasTooLow(uint256 needed, uint256 left);
     error NotRequester(uint256 taskId, address caller);
     error NothingToWithdraw(address token, address account);
     error WithdrawFailed(address token, address account, uint256 amount);
@@ -169,6 +193,11 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
         uint96 price
     );
     event TaskCancelled(uint256 indexed taskId, address indexed requester, uint256 refund);
+    /// @notice The accepted enclave proved the task unrunnable for `reason`: the task ends, the operator is paid
+    /// `price` and gets its deposit back, the requester gets `refund` (maxPrice - price).
+    event TaskRefused(
+        uint256 indexed taskId, address indexed enclave, address indexed operator, uint8 attempt, uint8 reason, uint96 price, uint256 refund
+    );
     /// @notice The attempt `attempt` missed its deadline; the task is open again and carries its spec, so a
     /// node needs no other event to accept it. The missed operator's deposit went to the requester.
     event TaskReopened(
@@ -183,7 +212,7 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
     event CategorySet(uint8 indexed category, uint24 timeRef);
     event TaskDepositSet(uint64 deposit);
     event PaymentDeferred(address indexed token, address indexed account, uint256 amount);
-    event Withdrawn(address indexed token, address indexed account, uint256 amount);
+    event Withdrawn(address indexed token, address indexed account, address to, uint256 amount);
 
     /// @param taskDeposit_ Native currency an operator posts with every accept (returned at completion).
     constructor(IEnclaveRegistry registry_, address admin, uint64 taskDeposit_)
@@ -339,14 +368,8 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
         nonReentrant
     {
         _complete(taskId, spec, a, r, signature, false);
-        address token = spec.token;
-        if (token == address(0)) {
-            _pay(address(0), a.operator, uint256(a.price) + a.deposit);
-        } else {
-            _pay(token, a.operator, a.price);
-            _pay(address(0), a.operator, a.deposit);
-        }
-        _pay(token, spec.requester, spec.maxPrice - a.price);
+        _payOperator(spec.token, a);
+        _pay(spec.token, spec.requester, spec.maxPrice - a.price);
     }
 
     /// @notice Completes every item as `completeTask` does one by one, in one transaction, and makes the same
@@ -391,6 +414,31 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
 
     // ---------------------------------------------------------------- anyone
 
+    /// @notice Ends an accepted task that its own inputs make unrunnable, with the accepted (still active)
+    /// enclave's EIP-712 Refusal, no later than the attempt's deadline. The enclave signs one only for failures
+    /// the requester caused (a digest, envelope, wrapped key or input ciphertext that does not check out). The
+    /// operator gets its deposit back and is paid its price, as for a completion: the requester caused the
+    /// attempt. The task is not reopened: the same inputs would fail on every node. Anyone may relay it.
+    function refuseTask(uint256 taskId, TaskSpec calldata spec, Assignment calldata a, uint8 reason, bytes calldata signature)
+        external
+        nonReentrant
+    {
+        bytes32 specHash = keccak256(abi.encode(spec));
+        uint256 word = _acceptedWordOf(taskId, specHash, a);
+        if (block.timestamp > _deadline(word)) revert DeadlinePassed(taskId, _deadline(word), block.timestamp);
+        if (reason == 0) revert InvalidRefusalReason(reason);
+        uint8 attempt = _attempt(word);
+        address signer = _recover(refusalDigest(taskId, specHash, attempt, reason), signature);
+        if (signer != a.enclave) revert InvalidRefusalSignature(taskId, signer);
+        if (!registry.isActive(a.enclave)) revert EnclaveNotActive(a.enclave);
+
+        tasks[taskId] = _withStatus(word, TaskStatus.Refused);
+        uint256 refund = spec.maxPrice - a.price;
+        emit TaskRefused(taskId, a.enclave, a.operator, attempt, reason, a.price, refund);
+        _payOperator(spec.token, a);
+        _pay(spec.token, spec.requester, refund);
+    }
+
     /// @notice Past an accepted attempt's deadline: the operator's deposit goes to the requester, and the task
     /// is open again for another node, or, after its last attempt, refunded to the requester.
     function reopenTask(uint256 taskId, TaskSpec calldata spec, Assignment calldata a) external nonReentrant {
@@ -415,15 +463,21 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
     }
 
     /// @notice Claims payments the market could not push to the caller.
-    function withdraw(address token) external nonReentrant {
+    function withdraw(address token) external {
+        withdrawTo(token, msg.sender);
+    }
+
+    /// @notice Claims payments the market could not push to the caller, sending them to `to` (for an account that
+    /// cannot receive them itself). The transfer gets all the gas the caller gives it.
+    function withdrawTo(address token, address to) public nonReentrant {
         uint256 amount = owed[token][msg.sender];
         if (amount == 0) revert NothingToWithdraw(token, msg.sender);
         owed[token][msg.sender] = 0;
-        emit Withdrawn(token, msg.sender, amount);
+        emit Withdrawn(token, msg.sender, to, amount);
         bool ok;
-        if (token == address(0)) (ok,) = payable(msg.sender).call{value: amount}("");
-        else ok = IERC20(token).trySafeTransfer(msg.sender, amount);
-        if (!ok) revert WithdrawFailed(token, msg.sender, amount);
+        if (token == address(0)) (ok,) = payable(to).call{value: amount}("");
+        else ok = IERC20(token).trySafeTransfer(to, amount);
+        if (!ok) revert WithdrawFailed(token, to, amount);
     }
 
     // ---------------------------------------------------------------- admin
@@ -468,17 +522,31 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
         }
     }
 
-    /// @notice The EIP-712 digest an enclave signs to complete `taskId`.
-    function completionDigest(
-        uint256 taskId,
-        bytes32 programDigest,
-        bytes32 inputDigest,
-        bytes32 outputDigest,
-        bytes32 provenanceDigest
-    ) public view returns (bytes32) {
+    /// @notice The EIP-712 digest an enclave signs to complete `taskId` with result `r`.
+    function completionDigest(uint256 taskId, bytes32 programDigest, bytes32 inputDigest, Result calldata r)
+        external
+        view
+        returns (bytes32)
+    {
         return _hashTypedDataV4(
-            keccak256(abi.encode(COMPLETION_TYPEHASH, taskId, programDigest, inputDigest, outputDigest, provenanceDigest))
+            keccak256(
+                abi.encode(
+                    COMPLETION_TYPEHASH,
+                    taskId,
+                    programDigest,
+                    inputDigest,
+                    r.outputDigest,
+                    r.provenanceDigest,
+                    keccak256(bytes(r.outputCid)),
+                    keccak256(bytes(r.provenanceCid))
+                )
+            )
         );
+    }
+
+    /// @notice The EIP-712 digest an enclave signs to refuse attempt `attempt` of `taskId` (spec `specHash`) for `reason`.
+    function refusalDigest(uint256 taskId, bytes32 specHash, uint8 attempt, uint8 reason) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(REFUSAL_TYPEHASH, taskId, specHash, attempt, reason)));
     }
 
     // ---------------------------------------------------------------- internals
@@ -559,7 +627,7 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
         bytes calldata signature,
         bool enclaveKnownActive
     ) private {
-        _markCompleted(taskId, spec, a, r.outputDigest, r.provenanceDigest, signature, enclaveKnownActive);
+        _markCompleted(taskId, spec, a, r, signature, enclaveKnownActive);
         emit TaskCompleted(taskId, a.enclave, a.operator, r.outputDigest, r.provenanceDigest, r.outputCid, r.provenanceCid, a.price);
     }
 
@@ -574,10 +642,15 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
     }
 
     /// @dev The word of an accepted task whose spec and assignment the caller passed back unchanged.
-    function _acceptedWord(uint256 taskId, TaskSpec calldata spec, Assignment calldata a) private view returns (uint256 word) {
+    function _acceptedWord(uint256 taskId, TaskSpec calldata spec, Assignment calldata a) private view returns (uint256) {
+        return _acceptedWordOf(taskId, keccak256(abi.encode(spec)), a);
+    }
+
+    /// @dev As `_acceptedWord`, for a caller that has the spec's hash already.
+    function _acceptedWordOf(uint256 taskId, bytes32 specHash, Assignment calldata a) private view returns (uint256 word) {
         word = _word(taskId);
         if (_status(word) != TaskStatus.Accepted) revert TaskNotAccepted(taskId, _status(word));
-        if (_commitment(word) != _commit(keccak256(abi.encode(keccak256(abi.encode(spec)), a)))) revert SpecMismatch(taskId);
+        if (_commitment(word) != _commit(keccak256(abi.encode(specHash, a)))) revert SpecMismatch(taskId);
     }
 
     /// @dev Checks a completion (accepted, in time, signed by the accepted and still active enclave) and records it.
@@ -585,44 +658,84 @@ contract TaskMarket is EIP712, ReentrancyGuardTransient, Ownable {
         uint256 taskId,
         TaskSpec calldata spec,
         Assignment calldata a,
-        bytes32 outputDigest,
-        bytes32 provenanceDigest,
+        Result calldata r,
         bytes calldata signature,
         bool enclaveKnownActive
     ) private {
         uint256 word = _acceptedWord(taskId, spec, a);
         if (block.timestamp > _deadline(word)) revert DeadlinePassed(taskId, _deadline(word), block.timestamp);
-        _checkCompletionSigner(taskId, a.enclave, spec, outputDigest, provenanceDigest, signature, enclaveKnownActive);
+        bytes32 digest = _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    COMPLETION_TYPEHASH,
+                    taskId,
+                    spec.programDigest,
+                    spec.inputDigest,
+                    r.outputDigest,
+                    r.provenanceDigest,
+                    keccak256(bytes(r.outputCid)),
+                    keccak256(bytes(r.provenanceCid))
+                )
+            )
+        );
+        address signer = _recover(digest, signature);
+        if (signer != a.enclave) revert InvalidCompletionSignature(taskId, signer);
+        if (!enclaveKnownActive && !registry.isActive(a.enclave)) revert EnclaveNotActive(a.enclave);
         tasks[taskId] = _withStatus(word, TaskStatus.Completed);
     }
 
-    /// @dev The completion must be signed by the accepted enclave, and that enclave must still be active
-    /// (unless the caller already checked it in this transaction).
-    function _checkCompletionSigner(
-        uint256 taskId,
-        address enclave,
-        TaskSpec calldata spec,
-        bytes32 outputDigest,
-        bytes32 provenanceDigest,
-        bytes calldata signature,
-        bool enclaveKnownActive
-    ) private view {
-        bytes32 digest = completionDigest(taskId, spec.programDigest, spec.inputDigest, outputDigest, provenanceDigest);
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
-        if (err != ECDSA.RecoverError.NoError || signer != enclave) revert InvalidCompletionSignature(taskId, signer);
-        if (!enclaveKnownActive && !registry.isActive(enclave)) revert EnclaveNotActive(enclave);
+    /// @dev The signer of `digest`, or the zero address for a malformed signature (never a valid enclave).
+    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address signer) {
+        ECDSA.RecoverError err;
+        (signer, err,) = ECDSA.tryRecover(digest, signature);
+        if (err != ECDSA.RecoverError.NoError) signer = address(0);
     }
 
-    /// @dev Push payment; if the recipient rejects it the amount is credited to `owed` instead, so a recipient
-    /// can never block a state transition. Callers update state first (checks-effects-interactions).
+    /// @dev The operator's price (in the task's token) and its deposit (native).
+    function _payOperator(address token, Assignment calldata a) private {
+        if (token == address(0)) {
+            _pay(address(0), a.operator, uint256(a.price) + a.deposit);
+        } else {
+            _pay(token, a.operator, a.price);
+            _pay(address(0), a.operator, a.deposit);
+        }
+    }
+
+    /// @dev Push payment with bounded gas and no return data copied; if the recipient (or the token) rejects it or
+    /// needs more gas, the amount is credited to `owed` instead, so a recipient can never block a state
+    /// transition nor make it expensive. Callers update state first (checks-effects-interactions).
     function _pay(address token, address to, uint256 amount) private {
         if (amount == 0) return;
+        uint256 reserve = token == address(0) ? NATIVE_PAYMENT_RESERVE : TOKEN_PAYMENT_RESERVE;
+        if (gasleft() < reserve) revert PaymentGasTooLow(reserve, gasleft());
         bool ok;
-        if (token == address(0)) (ok,) = payable(to).call{value: amount}("");
-        else ok = IERC20(token).trySafeTransfer(to, amount);
+        if (token == address(0)) {
+            assembly ("memory-safe") {
+                ok := call(NATIVE_PAYMENT_GAS, to, amount, 0, 0, 0, 0)
+            }
+        } else {
+            ok = _tryTokenTransfer(token, to, amount);
+        }
         if (!ok) {
             owed[token][to] += amount;
             emit PaymentDeferred(token, to, amount);
+        }
+    }
+
+    /// @dev `token.transfer(to, amount)` with TOKEN_PAYMENT_GAS: true when it returned true, or returned nothing
+    /// from a contract (tokens without a return value), as SafeERC20 accepts. Reads at most one word back.
+    function _tryTokenTransfer(address token, address to, uint256 amount) private returns (bool ok) {
+        bytes4 selector = IERC20.transfer.selector;
+        assembly ("memory-safe") {
+            let fmp := mload(0x40)
+            mstore(0x00, selector)
+            mstore(0x04, and(to, shr(96, not(0))))
+            mstore(0x24, amount)
+            ok := call(TOKEN_PAYMENT_GAS, token, 0, 0x00, 0x44, 0x00, 0x20)
+            if iszero(and(ok, and(gt(returndatasize(), 0x1f), eq(mload(0x00), 1)))) {
+                ok := and(ok, and(iszero(returndatasize()), gt(extcodesize(token), 0)))
+            }
+            mstore(0x40, fmp)
         }
     }
 

@@ -81,6 +81,9 @@ export async function startLocalChain(options: LocalChainOptions = {}): Promise<
           // Blocks mined within one second share its timestamp, so the chain clock follows wall time under
           // load instead of running ahead by a second per block (and expiring deadlines early).
           allowBlocksWithSameTimestamp: true,
+          // eth_estimateGas as Ethereum clients do it: the transaction must succeed, not every call inside it.
+          // The market gives a payee bounded gas; one that burns it all must not make settlement unestimable.
+          gasEstimationMode: "topLevelSuccess",
           // FIFO keeps a replayed block's transactions in their journaled order.
           mining: { auto: true, mempool: { order: "fifo" } },
           accounts: allDevKeys(privateKeys).map((privateKey) => ({ privateKey, balance: devAccountBalance })),

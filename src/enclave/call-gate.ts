@@ -103,7 +103,24 @@ export const runTaskResultSchema = z
     provenance: bytes,
     /** SHA-256 of `provenance`. */
     provenanceDigest: hex32T,
-    /** EIP-712 signature over the Completion for completeTask. (No outcome: whether the program failed is the requester's to know.) */
+    /** CID of `result` in the fixed profile (src/storage/unixfs-profile.ts): the host's put must return it. */
+    outputCid: z.string(),
+    /** CID of `provenance`, likewise. */
+    provenanceCid: z.string(),
+    /** EIP-712 signature over the Completion (digests and CIDs) for completeTask. (No outcome: whether the program failed is the requester's to know.) */
+    signature: hexT,
+  })
+  .strict();
+
+/** runTask's params and the attempt the node holds: the enclave signs a refusal only if the task cannot run. */
+export const refuseTaskParamsSchema = runTaskParamsSchema.extend({ attempt: uint(8) }).strict();
+export const refuseTaskResultSchema = z
+  .object({
+    /** The Refusal's reason code (src/protocol/refusal.ts). */
+    reason: uint(8),
+    /** The enclave error that made the task fail, for the node's log. */
+    failure: z.object({ code: z.string(), message: z.string() }).strict(),
+    /** EIP-712 signature over the Refusal for refuseTask. */
     signature: hexT,
   })
   .strict();
@@ -112,6 +129,7 @@ export const gateMethods = {
   init: { params: initParamsSchema, result: initResultSchema },
   attest: { params: attestParamsSchema, result: attestResultSchema },
   runTask: { params: runTaskParamsSchema, result: runTaskResultSchema },
+  refuseTask: { params: refuseTaskParamsSchema, result: refuseTaskResultSchema },
 } as const;
 
 export type GateMethod = keyof typeof gateMethods;
@@ -123,9 +141,11 @@ export type AttestParams = GateParams<"attest">;
 export type AttestResult = GateResult<"attest">;
 export type RunTaskParams = GateParams<"runTask">;
 export type RunTaskResult = GateResult<"runTask">;
+export type RefuseTaskParams = GateParams<"refuseTask">;
+export type RefuseTaskResult = GateResult<"refuseTask">;
 
 export const requestFrameSchema = z
-  .object({ id: z.number().int().nonnegative(), method: z.enum(["init", "attest", "runTask"]), params: z.unknown() })
+  .object({ id: z.number().int().nonnegative(), method: z.enum(["init", "attest", "runTask", "refuseTask"]), params: z.unknown() })
   .strict();
 export type RequestFrame = z.infer<typeof requestFrameSchema>;
 

@@ -22,6 +22,8 @@ import {
   type GateResult,
   type RunTaskParams,
   type RunTaskResult,
+  type RefuseTaskParams,
+  type RefuseTaskResult,
 } from "./call-gate.ts";
 import { EnclaveError, type EnclaveErrorCode } from "./errors.ts";
 
@@ -48,6 +50,8 @@ export interface EnclaveClient {
   attest(params: AttestParams): Promise<AttestResult>;
   /** Timeout defaults to the envelope's limit plus a margin (runTaskTimeoutMs); override with `timeoutMs`. */
   runTask(params: RunTaskParams, opts?: { timeoutMs?: number }): Promise<RunTaskResult>;
+  /** A signed Refusal when the task's own inputs make it unrunnable; REFUSAL_UNFOUNDED otherwise. */
+  refuseTask(params: RefuseTaskParams): Promise<RefuseTaskResult>;
   /** Stops the enclave process and waits for it to exit. */
   close(): Promise<void>;
   /** Resolves when the process exits, with its exit code or signal. */
@@ -56,7 +60,7 @@ export interface EnclaveClient {
 
 const KNOWN_CODES = new Set<string>([
   "MALFORMED_ENVELOPE", "ENVELOPE_DIGEST_MISMATCH", "PROGRAM_DIGEST_MISMATCH", "INPUT_DIGEST_MISMATCH", "TASK_MISMATCH",
-  "NOT_A_CANDIDATE", "KEY_UNWRAP_FAILED", "INPUT_DECRYPTION_FAILED", "RESULT_KEY_INVALID", "NOT_INITIALIZED", "UNSEAL_FAILED",
+  "NOT_A_CANDIDATE", "KEY_UNWRAP_FAILED", "INPUT_DECRYPTION_FAILED", "RESULT_KEY_INVALID", "REFUSAL_UNFOUNDED", "NOT_INITIALIZED", "UNSEAL_FAILED",
   "SEALED_STATE_MALFORMED", "ATTESTATION_UNAVAILABLE", "ATTESTATION_FAILED", "BAD_REQUEST", "BAD_RESPONSE", "TIMEOUT",
   "ENCLAVE_EXITED", "INTERNAL",
 ]);
@@ -160,6 +164,7 @@ export async function startEnclave(options: StartEnclaveOptions): Promise<Enclav
     init,
     attest: (params) => call("attest", params, t.attestMs),
     runTask: (params, opts) => call("runTask", params, opts?.timeoutMs ?? t.runTaskMs ?? runTaskBudget(params)),
+    refuseTask: (params) => call("refuseTask", params, t.runTaskMs ?? 60_000),
     async close() {
       if (exitInfo) return;
       child.disconnect();

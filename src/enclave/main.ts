@@ -1,7 +1,7 @@
 /**
  * The enclave process. Started by client.ts with child_process.fork; talks
  * only through the call gate over the IPC channel. It measures its own code,
- * unseals (or creates) its keys, and serves init, attest and runTask.
+ * unseals (or creates) its keys, and serves init, attest, runTask and refuseTask.
  * Nothing secret is ever written to a frame, a log or an unsealed file.
  */
 import { bytesToHex } from "viem";
@@ -14,6 +14,7 @@ import { EnclaveError } from "./errors.ts";
 import { loadOrCreateKeys } from "./keys.ts";
 import { measureEnclaveCode } from "./measurement.ts";
 import { deriveSealingKey, loadOrCreatePlatformSecret } from "./sealing.ts";
+import { refuseTask } from "./refusal.ts";
 import { runTask, type EnclaveContext } from "./task-runner.ts";
 
 interface State {
@@ -72,6 +73,7 @@ async function handle(method: GateMethod, params: unknown): Promise<unknown> {
       throw new EnclaveError("ATTESTATION_FAILED", `the attestation provider could not produce evidence: ${String(cause)}`, { cause });
     }
   }
+  if (method === "refuseTask") return refuseTask(s.ctx, checked.value as Parameters<typeof refuseTask>[1]);
   return runTask(s.ctx, checked.value as Parameters<typeof runTask>[1]);
 }
 

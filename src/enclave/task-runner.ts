@@ -21,6 +21,7 @@ import { encryptResult, type ResultRecord } from "../protocol/result.ts";
 import { decodeInlineInput, type TaskBinding, type TaskEnvelope, type TaskLimits } from "../protocol/task.ts";
 import type { RunTaskParams, RunTaskResult } from "./call-gate.ts";
 import { completionDigest } from "../protocol/completion-digest.ts";
+import { cidOfBytes } from "../storage/unixfs-profile.ts";
 import { parseEnvelope } from "./envelope.ts";
 import { EnclaveError } from "./errors.ts";
 import { runJsProgram } from "./executors/js-isolate.ts";
@@ -35,22 +36,30 @@ export interface EnclaveContext {
   simulated: boolean;
 }
 
-export async function runTask(ctx: EnclaveContext, params: RunTaskParams): Promise<RunTaskResult> {
-  const startedOn = new Date();
-  const { binding, spec } = params;
+/**
+ * Every check before the program runs: the blobs against the spec, the result key, the data key, the input
+ * ciphertext. Throws the EnclaveError of the first that fails (refusal.ts tells whether it is the requester's).
+ */
+export async function openTask(ctx: EnclaveContext, params: RunTaskParams): Promise<{ envelope: TaskEnvelope; resultKey: Uint8Array; plaintext: Uint8Array }> {
+  const { binding } = params;
   const envelope = checkInputs(ctx, params);
   const resultKey = checkResultKey(envelope);
 
   const dataKey = await unwrapDataKey(ctx, binding, envelope);
-  let plaintext: Uint8Array;
   try {
-    plaintext = openStream(dataKey, params.input, { aad: taskInputAad(binding), label: "input ciphertext" });
+    return { envelope, resultKey, plaintext: openStream(dataKey, params.input, { aad: taskInputAad(binding), label: "input ciphertext" }) };
   } catch (e) {
     if (!isCryptoError(e)) throw e;
     throw new EnclaveError("INPUT_DECRYPTION_FAILED", `${e.message} (task ${binding.taskId}); the task cannot run on this input`, { cause: e });
   } finally {
     dataKey.fill(0);
   }
+}
+
+export async function runTask(ctx: EnclaveContext, params: RunTaskParams): Promise<RunTaskResult> {
+  const startedOn = new Date();
+  const { binding, spec } = params;
+  const { envelope, resultKey, plaintext } = await openTask(ctx, params);
 
   const limits = effectiveLimits(envelope.limits, spec.memoryMb);
   const record = await execute(params.program, plaintext, limits);
@@ -79,6 +88,8 @@ export async function runTask(ctx: EnclaveContext, params: RunTaskParams): Promi
   });
   const provenance = await signEnvelope(statement, ctx.keys.account);
   const provDigest = provenanceDigest(provenance);
+  // The CIDs the host's put will return (the fixed profile), signed so that the requester fetches these blobs.
+  const [outputCid, provenanceCid] = (await Promise.all([cidOfBytes(result), cidOfBytes(provenance)])).map(String) as [string, string];
   // The same signature as signTypedData over the Completion: sign(hashTypedData), with the digest computed directly.
   const signature = await ctx.keys.account.sign({
     hash: completionDigest(binding.chainId, binding.market, {
@@ -87,9 +98,11 @@ export async function runTask(ctx: EnclaveContext, params: RunTaskParams): Promi
       inputDigest: spec.inputDigest,
       outputDigest,
       provenanceDigest: provDigest,
+      outputCid,
+      provenanceCid,
     }),
   });
-  return { result, outputDigest, provenance, provenanceDigest: provDigest, signature };
+  return { result, outputDigest, provenance, provenanceDigest: provDigest, outputCid, provenanceCid, signature };
 }
 
 /**

@@ -22,6 +22,8 @@ export type HostEvent =
   | { type: "task-executed"; taskId: string; outputCid: string; provenanceCid: string }
   | { type: "task-completed"; taskId: string; transactionHash: string; gasUsed: string; batchSize: number }
   | { type: "task-failed"; taskId: string; code: string; message: string }
+  /** The enclave proved the task's inputs unrunnable (`code`, `message`: its failure); its refusal ended the attempt. */
+  | { type: "task-refused"; taskId: string; reason: string; code: string; message: string; transactionHash: string; gasUsed: string }
   /** This node's reopen keeper reopened an attempt another enclave missed, or refunded the requester after the last one. */
   | { type: "task-reopened"; taskId: string; attempt: number; outcome: "reopened" | "refunded"; missedEnclave: string; transactionHash: string; gasUsed: string }
   /** A crawler could not read the market (it backs off and reads the same range again), or the keeper could not reopen a task. */
@@ -40,6 +42,7 @@ const hostEventTypeSet: Record<HostEvent["type"], true> = {
   "task-executed": true,
   "task-completed": true,
   "task-failed": true,
+  "task-refused": true,
   "task-reopened": true,
   "watcher-error": true,
 };

@@ -205,7 +205,9 @@ export class NodeMetrics {
         break;
       }
       case "task-failed":
-        // The daemon logs crawler errors with task id "-": those are not task failures.
+      case "task-refused":
+        // The daemon logs crawler errors with task id "-": those are not task failures. A refused task failed with
+        // its enclave's code, and its attempt is over.
         if (event.taskId === "-") break;
         this.tasksFailed.inc({ code: event.code });
         this.#inFlight.delete(event.taskId);

@@ -144,7 +144,7 @@ interface View {
 const acceptedEvent = getAbiItem({ abi: taskMarketAbi, name: "TaskAccepted" });
 const acceptedTopic = toEventSelector(acceptedEvent);
 /** Events that end the attempt under way: only their indexed task id is read. */
-const endingTopics = (["TaskReopened", "TaskCompleted", "TaskCancelled", "TaskRefunded"] as const).map((name) => toEventSelector(getAbiItem({ abi: taskMarketAbi, name })));
+const endingTopics = (["TaskReopened", "TaskCompleted", "TaskCancelled", "TaskRefunded", "TaskRefused"] as const).map((name) => toEventSelector(getAbiItem({ abi: taskMarketAbi, name })));
 const submittedEvent = getAbiItem({ abi: taskMarketAbi, name: "TaskSubmitted" });
 
 /** Applies the market events since the last read to the view, and returns the chain's latest block time. */

@@ -1,7 +1,9 @@
 /**
- * One task on one node: accept it on chain, relay its blobs from IPFS into
- * the enclave, publish what the enclave returns, and relay the enclave's
- * signed completion to the chain. The host handles ciphertext only.
+ * One task on one node: check what it can before it accepts (pre-accept.ts),
+ * accept it on chain, relay its blobs from IPFS into the enclave, publish
+ * what the enclave returns, and relay the enclave's signed completion to the
+ * chain, or its signed refusal when the task's own inputs make it unrunnable
+ * (task-refusal.ts). The host handles ciphertext only.
  */
 import type { Address } from "viem";
 import { keccak256 } from "../crypto/keccak.ts";
@@ -9,12 +11,16 @@ import { getContractEvents } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { decodeContractRevert } from "../chain/contract-error.ts";
+import type { RunTaskParams } from "../enclave/call-gate.ts";
 import { runTaskTimeoutMs, type EnclaveClient } from "../enclave/client.ts";
-import { decodeInlineInput, parseTaskEnvelope, taskCommitment, type Assignment } from "../protocol/task.ts";
+import { isEnclaveError } from "../enclave/errors.ts";
+import { decodeInlineInput, taskCommitment, type Assignment } from "../protocol/task.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import type { HostLog } from "./log.ts";
 import { TaskTakenError, type NodeMarketBatches } from "./market-batches.ts";
+import { checkBeforeAccept, type CheckedEnvelope } from "./pre-accept.ts";
 import { withRetry, type RetryOptions } from "./retry.ts";
+import { refuseIfUnrunnable } from "./task-refusal.ts";
 import type { SubmittedTask } from "./task-watcher.ts";
 
 /**
@@ -198,29 +204,47 @@ async function acceptOrResume(ctx: TaskHandlerContext, task: SubmittedTask): Pro
   }
 }
 
-/** Relays the task's blobs into the enclave and publishes what it returns. */
-async function fetchAndRun(ctx: TaskHandlerContext, task: SubmittedTask) {
-  const fetchFrom = (store: BlobStore, cid: string) => retrying(ctx, `get ${cid}`, () => store.get(cid, { maxBytes: MAX_BLOB_BYTES }));
-  const putBlob = (bytes: Uint8Array) => retrying(ctx, "put", () => ctx.store.put(bytes));
-  const envelope = await fetchFrom(ctx.store, task.spec.envelopeCid);
-  // A malformed envelope throws TaskEnvelopeError (code MALFORMED_ENVELOPE), logged as the task's failure.
-  const parsed = parseTaskEnvelope(envelope);
+function fetchBlob(ctx: TaskHandlerContext, store: BlobStore, cid: string): Promise<Uint8Array> {
+  return retrying(ctx, `get ${cid}`, () => store.get(cid, { maxBytes: MAX_BLOB_BYTES }));
+}
+
+/** The enclave's runTask params: the envelope checked before the accept, its program and input. */
+async function fetchBlobs(ctx: TaskHandlerContext, task: SubmittedTask, checked: CheckedEnvelope): Promise<RunTaskParams> {
   // A small input rides inline in the envelope; the enclave checks it against the spec either way.
-  const inputRef = parsed.input;
+  const inputRef = checked.envelope.input;
   const [program, input] = await Promise.all([
-    fetchFrom(ctx.programStore ?? ctx.store, parsed.program.cid),
-    "inline" in inputRef ? decodeInlineInput(inputRef) : fetchFrom(ctx.store, inputRef.cid),
+    fetchBlob(ctx, ctx.programStore ?? ctx.store, checked.envelope.program.cid),
+    "inline" in inputRef ? decodeInlineInput(inputRef) : fetchBlob(ctx, ctx.store, inputRef.cid),
   ]);
-  const run = await ctx.enclave.runTask({
+  return {
     binding: { chainId: ctx.chainId, market: ctx.market, taskId: task.taskId },
     spec: task.spec,
-    envelope,
+    envelope: checked.bytes,
     program,
     input,
     evidenceCid: ctx.evidenceCid,
-  }, { timeoutMs: runTaskTimeoutMs(parsed.limits) });
+  };
+}
+
+/** Publishes what the enclave returned: the store must name the blobs by the CIDs the enclave signed. */
+async function publish(ctx: TaskHandlerContext, run: { result: Uint8Array; provenance: Uint8Array; outputCid: string; provenanceCid: string }): Promise<void> {
+  const putBlob = (bytes: Uint8Array) => retrying(ctx, "put", () => ctx.store.put(bytes));
   const [outputCid, provenanceCid] = await Promise.all([putBlob(run.result), putBlob(run.provenance)]);
-  return { ...run, outputCid, provenanceCid };
+  if (outputCid !== run.outputCid || provenanceCid !== run.provenanceCid) {
+    throw new TaskPublishError(
+      `the store named the result ${outputCid} and the provenance ${provenanceCid}, but the enclave signed ${run.outputCid} and ${run.provenanceCid}: ` +
+        "the store does not use the fixed CID profile (CIDv1, raw leaves, 256 KiB chunks; src/storage/unixfs-profile.ts)",
+    );
+  }
+}
+
+/** The node's store gave other CIDs than the enclave signed: the completion would point the requester nowhere. */
+export class TaskPublishError extends Error {
+  readonly code = "CID_PROFILE_MISMATCH";
+  constructor(message: string) {
+    super(message);
+    this.name = "TaskPublishError";
+  }
 }
 
 export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): Promise<void> {
@@ -234,6 +258,11 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
   }
   const turn = await awaitTurn(ctx, task);
   if (turn === undefined) return;
+  const checked = await checkBeforeAccept({ fetch: (cid) => fetchBlob(ctx, ctx.store, cid), enclave: signer }, task.taskId, task.spec);
+  if (!checked.ok) {
+    ctx.log.emit({ type: "task-skipped", taskId, reason: checked.reason });
+    return;
+  }
   const admit = ctx.admit ?? ((job) => job());
   await admit(async () => {
     const refusal = turn === "accept" ? await ctx.refusalToAccept?.(task) : undefined;
@@ -242,18 +271,24 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
       return;
     }
     const assignment = turn === "accept" ? await acceptOrResume(ctx, task) : turn;
-    if (assignment) await runAndComplete(ctx, task, assignment);
+    if (assignment) await runAndComplete(ctx, task, assignment, checked.checked);
   });
   // Handled for good (a failure above is rethrown and the task handled again): forget the accept sent for it.
   ctx.ownAccepts?.tried.delete(task.taskId);
 }
 
 /** Runs an accepted task in the enclave and relays its completion; failures are logged, not thrown. */
-async function runAndComplete(ctx: TaskHandlerContext, task: SubmittedTask, assignment: Assignment): Promise<void> {
+async function runAndComplete(ctx: TaskHandlerContext, task: SubmittedTask, assignment: Assignment, checked: CheckedEnvelope): Promise<void> {
   const taskId = task.taskId.toString();
+  let params: RunTaskParams | undefined;
   try {
     const runSlot = ctx.runSlot ?? ((job) => job());
-    const run = await runSlot(() => fetchAndRun(ctx, task));
+    const run = await runSlot(async () => {
+      params = await fetchBlobs(ctx, task, checked);
+      const out = await ctx.enclave.runTask(params, { timeoutMs: runTaskTimeoutMs(checked.envelope.limits) });
+      await publish(ctx, out);
+      return out;
+    });
     ctx.log.emit({ type: "task-executed", taskId, outputCid: run.outputCid, provenanceCid: run.provenanceCid });
     const completed = await retrying(ctx, `completeTask ${taskId}`, () => ctx.batches.complete({
       taskId: task.taskId,
@@ -270,8 +305,19 @@ async function runAndComplete(ctx: TaskHandlerContext, task: SubmittedTask, assi
     // Shutting down: leave the range unhandled, so the restarted node resumes this task.
     if (ctx.retry?.signal?.aborted) throw error;
     const e = error as Error & { code?: string };
-    // The enclave refused the task (a digest, key or ciphertext did not check out) or a relay step
-    // failed: the task stays accepted and unpaid, and the requester reclaims it after the deadline.
-    ctx.log.emit({ type: "task-failed", taskId, code: e.code ?? "INTERNAL", message: e.message });
+    // The enclave could not run the task: when its own inputs are to blame, the enclave signs a refusal
+    // and the node ends the attempt with it, keeping its deposit.
+    let refusal = "";
+    if (params && isEnclaveError(error)) {
+      try {
+        if (await refuseIfUnrunnable({ ...ctx, retrying: (what, op) => retrying(ctx, what, op) }, task, assignment, params, error)) return;
+      } catch (refusalError) {
+        if (ctx.retry?.signal?.aborted) throw refusalError;
+        refusal = `; refusing it failed too: ${(refusalError as Error).message}`;
+      }
+    }
+    // A relay step failed, or the failure may be the host's: the task stays accepted and unpaid, and the
+    // requester reclaims it after the deadline.
+    ctx.log.emit({ type: "task-failed", taskId, code: e.code ?? "INTERNAL", message: `${e.message}${refusal}` });
   }
 }

@@ -14,6 +14,8 @@ export const completionTypes = {
     { name: "inputDigest", type: "bytes32" },
     { name: "outputDigest", type: "bytes32" },
     { name: "provenanceDigest", type: "bytes32" },
+    { name: "outputCid", type: "string" },
+    { name: "provenanceCid", type: "string" },
   ],
 } as const;
 
@@ -23,6 +25,10 @@ export interface Completion {
   inputDigest: Hex;
   outputDigest: Hex;
   provenanceDigest: Hex;
+  /** Where the result blob is on IPFS: signed, so a relay cannot point the requester elsewhere. */
+  outputCid: string;
+  /** Where the provenance envelope is on IPFS; signed likewise. */
+  provenanceCid: string;
 }
 
 export function completionDomain(chainId: bigint, market: Address) {

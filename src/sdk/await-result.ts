@@ -2,7 +2,7 @@
  * Waiting for a task's completion and checking it before anything is
  * decrypted: the completing enclave was one of the requester's verified
  * candidates and is still active in the registry, its EIP-712 signature
- * covers this task and these digests, the downloaded blobs match the signed
+ * covers this task, these digests and the CIDs fetched, the downloaded blobs match the signed
  * digests, and the provenance statement describes this task, program and
  * input, and names this enclave's keys and evidence registered for them (not
  * necessarily the evidence the requester verified: an enclave that restarted
@@ -83,6 +83,8 @@ export async function verifyAndDecrypt(
     inputDigest: task.spec.inputDigest,
     outputDigest: event.outputDigest,
     provenanceDigest: event.provenanceDigest,
+    outputCid: event.outputCid,
+    provenanceCid: event.provenanceCid,
   });
   // Recovers the key the first time an enclave is seen and verifies against it afterwards; both accept the same signatures.
   const check = signerKeys.check(hexToBytes(digest), hexToBytes(signature), enclave.signer);
@@ -90,7 +92,7 @@ export async function verifyAndDecrypt(
     const signedBy = check.recovered === undefined ? "no recoverable secp256k1 key" : getAddress(check.recovered);
     throw new TaskVerificationError("COMPLETION_SIGNATURE_INVALID", `the completion of task ${task.taskId} is signed by ${signedBy}, not by enclave ${enclave.signer}`);
   }
-  checks.push("EIP-712 completion signature by the enclave's key over task id and the program, input, output and provenance digests");
+  checks.push("EIP-712 completion signature by the enclave's key over task id, the program, input, output and provenance digests and the result and provenance CIDs");
 
   const [resultBlob, provenanceBlob] = await Promise.all([ctx.store.get(event.outputCid), ctx.store.get(event.provenanceCid)]);
   if (sha256(resultBlob) !== event.outputDigest) throw new TaskVerificationError("OUTPUT_DIGEST_MISMATCH", `result blob ${event.outputCid} does not match the signed output digest`);

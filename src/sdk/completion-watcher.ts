@@ -1,6 +1,6 @@
 /**
  * One poller per client for every task it waits on: each poll asks the chain
- * for the events that end a task (TaskCompleted, TaskRefunded, TaskCancelled)
+ * for the events that end a task (TaskCompleted, TaskRefunded, TaskRefused, TaskCancelled)
  * since the last poll (two requests, however many tasks are waiting) and
  * hands each to the task that waits for it: a completion resolves the wait, a
  * refund or cancellation fails it at once. It polls only while some task waits.
@@ -17,6 +17,7 @@ import { getAbiItem, toEventSelector, type Address, type Client, type Hex } from
 import { getLogs } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import { headsRuleOut, latestBlockNumber, type HeadSource } from "../chain/new-heads.ts";
+import { refusalReasonName } from "../protocol/refusal.ts";
 import { TaskVerificationError } from "./errors.ts";
 
 export interface CompletionEvent {
@@ -52,6 +53,7 @@ interface Waiter {
 const endings = [
   getAbiItem({ abi: taskMarketAbi, name: "TaskCompleted" }),
   getAbiItem({ abi: taskMarketAbi, name: "TaskRefunded" }),
+  getAbiItem({ abi: taskMarketAbi, name: "TaskRefused" }),
   getAbiItem({ abi: taskMarketAbi, name: "TaskCancelled" }),
 ];
 const endingSelectors = endings.map((event) => toEventSelector(event));
@@ -73,7 +75,7 @@ export class CompletionWatcher {
 
   /**
    * Resolves with the task's TaskCompleted event, found from `fromBlock` (its submit block) on; rejects with
-   * TASK_REFUNDED or TASK_CANCELLED as soon as the task ends without one, and TASK_TIMEOUT after `timeoutMs`.
+   * TASK_REFUNDED, TASK_REFUSED or TASK_CANCELLED as soon as the task ends without one, and TASK_TIMEOUT after `timeoutMs`.
    */
   wait(taskId: bigint, fromBlock: bigint, timeoutMs: number): Promise<CompletionEvent> {
     if (this.#waiters.has(taskId)) return Promise.reject(new RangeError(`task ${taskId} is already awaited by this client`));
@@ -151,6 +153,13 @@ export class CompletionWatcher {
         } else if (log.eventName === "TaskRefunded") {
           const message = `task ${taskId} was refunded in transaction ${log.transactionHash}: its last attempt missed its deadline, so no result will come; the escrow (${log.args.refund} wei or token units) and the late operator's deposit went back to the requester. Submit it again, with more attempts or a later deadline`;
           this.#settle(taskId, w, () => w.reject(new TaskVerificationError("TASK_REFUNDED", message)));
+        } else if (log.eventName === "TaskRefused") {
+          const reason = refusalReasonName(log.args.reason) ?? `reason ${log.args.reason}`;
+          const message =
+            `task ${taskId} was refused by enclave ${log.args.enclave} in transaction ${log.transactionHash} (${reason}): its own inputs make it unrunnable, ` +
+            `so no node will run it; the node was paid its price (${log.args.price}) and the rest of the escrow (${log.args.refund}) went back to the requester. ` +
+            "Check the envelope, the wrapped keys and the input ciphertext, and submit it again";
+          this.#settle(taskId, w, () => w.reject(new TaskVerificationError("TASK_REFUSED", message)));
         } else {
           const message = `task ${taskId} was cancelled by its requester in transaction ${log.transactionHash}, before any node accepted it; the escrow went back to the requester`;
           this.#settle(taskId, w, () => w.reject(new TaskVerificationError("TASK_CANCELLED", message)));

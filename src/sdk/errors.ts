@@ -12,6 +12,7 @@ export type TaskCheckCode =
   | "NO_OFFER"
   | "TASK_TIMEOUT"
   | "TASK_REFUNDED"
+  | "TASK_REFUSED"
   | "TASK_CANCELLED"
   | "TASK_NOT_COMPLETED";
 

@@ -9,6 +9,7 @@ import { startLocalChain, type LocalChain, type LocalChainOptions } from "../../
 import { postOffer, type OfferTerms } from "../../src/chain/actions/offers.ts";
 import { registerEnclave, type EnclaveRegistration } from "../../src/chain/actions/register-enclave.ts";
 import { completionDomain, completionTypes, type Completion } from "../../src/protocol/completion.ts";
+import { refusalTypes, type Refusal } from "../../src/protocol/refusal.ts";
 import type { CompleteTaskParams } from "../../src/chain/actions/complete-task.ts";
 import type { Assignment, TaskSpec } from "../../src/protocol/task.ts";
 
@@ -130,6 +131,15 @@ export function signCompletion(f: Fixture, signer: PrivateKeyAccount, completion
   });
 }
 
+export function signRefusal(f: Fixture, signer: PrivateKeyAccount, refusal: Refusal): Promise<Hex> {
+  return signer.signTypedData({
+    domain: completionDomain(BigInt(f.chain.chainId), f.deployment.market),
+    types: refusalTypes,
+    primaryType: "Refusal",
+    message: refusal,
+  });
+}
+
 /** Moves the chain clock forward and mines a block at the new time. */
 export async function advanceTime(f: Fixture, seconds: bigint): Promise<void> {
   await f.chain.provider.request({ method: "evm_increaseTime", params: [Number(seconds)] });
@@ -157,6 +167,7 @@ export async function rejectsWith(promise: Promise<unknown>, errorName: string):
 export async function signedCompletion(f: Fixture, taskId: bigint, spec: TaskSpec, assignment: Assignment, signer: TestEnclave): Promise<CompleteTaskParams> {
   const outputDigest = randomDigest();
   const provenanceDigest = randomDigest();
-  const signature = await signCompletion(f, signer.account, { taskId, programDigest: spec.programDigest, inputDigest: spec.inputDigest, outputDigest, provenanceDigest });
-  return { taskId, spec, assignment, outputDigest, provenanceDigest, outputCid: "bafkreioutput", provenanceCid: "bafkreiprovenance", signature };
+  const [outputCid, provenanceCid] = ["bafkreioutput", "bafkreiprovenance"];
+  const signature = await signCompletion(f, signer.account, { taskId, programDigest: spec.programDigest, inputDigest: spec.inputDigest, outputDigest, provenanceDigest, outputCid, provenanceCid });
+  return { taskId, spec, assignment, outputDigest, provenanceDigest, outputCid, provenanceCid, signature };
 }

@@ -403,10 +403,11 @@ describe("TaskMarket", () => {
   test("the on-chain completion digest is the EIP-712 digest of src/protocol/completion.ts", async () => {
     const taskId = 42n;
     const [programDigest, inputDigest, outputDigest, provenanceDigest] = [randomDigest(), randomDigest(), randomDigest(), randomDigest()];
-    const digest = await f.reader.readContract({ address: market, abi: taskMarketAbi, functionName: "completionDigest", args: [taskId, programDigest, inputDigest, outputDigest, provenanceDigest] });
+    const [outputCid, provenanceCid] = ["bafkreioutputcid", "bafkreiprovenancecid"];
+    const digest = await f.reader.readContract({ address: market, abi: taskMarketAbi, functionName: "completionDigest", args: [taskId, programDigest, inputDigest, { outputDigest, provenanceDigest, outputCid, provenanceCid }] });
     assert.equal(
       digest,
-      hashTypedData({ domain: completionDomain(BigInt(f.chain.chainId), market), types: completionTypes, primaryType: "Completion", message: { taskId, programDigest, inputDigest, outputDigest, provenanceDigest } }),
+      hashTypedData({ domain: completionDomain(BigInt(f.chain.chainId), market), types: completionTypes, primaryType: "Completion", message: { taskId, programDigest, inputDigest, outputDigest, provenanceDigest, outputCid, provenanceCid } }),
     );
   });
 });

@@ -17,15 +17,12 @@ import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { taskMarketAbi } from "../../src/chain/abi/TaskMarket.ts";
 import { testTokenAbi } from "../../src/chain/abi/TestToken.ts";
 import { completeTask } from "../../src/chain/actions/complete-task.ts";
-import { readTaskDeposit, setCategory } from "../../src/chain/actions/market-config.ts";
 import { postOffer } from "../../src/chain/actions/offers.ts";
 import { readTask } from "../../src/chain/actions/read-task.ts";
-import { reopenTask } from "../../src/chain/actions/reopen-task.ts";
 import { readTokenBalance } from "../../src/chain/actions/token.ts";
 import { createWriterClient } from "../../src/chain/clients.ts";
 import { deployTestToken } from "../../src/chain/deploy.ts";
 import { ContractRevertError } from "../../src/chain/contract-error.ts";
-import { completionDomain, completionTypes } from "../../src/protocol/completion.ts";
 import { awaitCompletion, verifyAndDecrypt } from "../../src/sdk/await-result.ts";
 import { TaskProgramError, TaskVerificationError } from "../../src/sdk/errors.ts";
 import type { BlobStore } from "../../src/storage/blob-store.ts";
@@ -35,12 +32,9 @@ import { startRecordedNetwork, type RecordedNetwork } from "./network-fixture.ts
 
 const echo = new TextEncoder().encode("export default function (input) { return input; }");
 let net: RecordedNetwork;
-/** A category the tests define with a 2-second time reference, for deadlines a test can wait out. */
-const quickCategory = 7;
 
 before(async () => {
   net = await startRecordedNetwork(1);
-  await setCategory(writerOf(net.network.chain.accounts.deployer), net.network.deployment.market, quickCategory, 2);
 });
 after(async () => {
   await net?.network.close();
@@ -61,10 +55,10 @@ async function marketBalance(): Promise<bigint> {
   return net.network.requester.getBalance({ address: net.network.deployment.market });
 }
 
-async function failureOf(taskId: bigint) {
-  const event = await net.waitForEvent((e) => e.type === "task-failed" && e.taskId === taskId.toString());
-  assert.equal(event.type, "task-failed");
-  return event as Extract<typeof event, { type: "task-failed" }>;
+async function refusalOf(taskId: bigint) {
+  const event = await net.waitForEvent((e) => (e.type === "task-refused" || e.type === "task-failed") && e.taskId === taskId.toString());
+  assert.equal(event.type, "task-refused", JSON.stringify(event));
+  return event as Extract<typeof event, { type: "task-refused" }>;
 }
 
 function writerOf(account: RecordedNetwork["network"]["chain"]["accounts"]["deployer"]) {
@@ -115,51 +109,44 @@ describe("confidential task end to end", () => {
     );
   });
 
-  test("a tampered input ciphertext is refused inside the enclave; the task is not paid and is refunded once after its deadline", async () => {
+  test("a tampered input ciphertext is refused inside the enclave: the enclave's refusal ends the task, the node keeps its deposit", async () => {
     const prepared = await prepareTask(ctx(), { program: echo, input: new TextEncoder().encode("payload"), candidates: await candidates() });
     prepared.encryptedInput[prepared.encryptedInput.length - 1]! ^= 0x01;
-    const reward = parseEther("0.03");
     const before = await marketBalance();
-    const deposit = await readTaskDeposit(net.network.requester, net.network.deployment.market);
-    // One attempt of 2 seconds: past it the task is refunded rather than reopened.
-    const task = await submitRaw(await publishTask(ctx(), prepared, { maxPrice: reward, category: quickCategory, deadlineMultiple: 1, maxAttempts: 1 }));
-    const failure = await failureOf(task.taskId);
-    assert.equal(failure.code, "INPUT_DECRYPTION_FAILED");
-    assert.match(failure.message, /authentication/);
+    const task = await submitRaw(await publishTask(ctx(), prepared, { maxPrice: parseEther("0.03") }));
+    const refused = await refusalOf(task.taskId);
+    assert.deepEqual([refused.code, refused.reason], ["INPUT_DECRYPTION_FAILED", "INPUT_DECRYPTION_FAILED"]);
+    assert.match(refused.message, /authentication/);
     const { requester, deployment } = net.network;
-    assert.equal((await readTask(requester, deployment.market, task.taskId)).status, "Accepted");
-    assert.equal(await marketBalance(), before + reward + deposit, "nothing was paid for a task the enclave refused; the operator's deposit is held");
+    assert.equal((await readTask(requester, deployment.market, task.taskId)).status, "Refused");
+    assert.equal(await marketBalance(), before, "escrow and deposit left the market");
+  });
+
+  test("a garbage wrapped key with three attempts: the node does not lose its deposit, and the task ends refused after one attempt", async () => {
+    const prepared = await prepareTask(ctx(), { program: echo, input: new TextEncoder().encode("rows"), candidates: await candidates() });
+    const garbage = prepared.wrappedKeys.map((w) => ({ ...w, ciphertext: `0x${randomBytes((w.ciphertext.length - 2) / 2).toString("hex")}` as Hex }));
+    const { requester, deployment, chain } = net.network;
+    const operator = chain.accounts.operators[0]!.address;
+    const operatorBefore = await requester.getBalance({ address: operator });
+    const marketBefore = await marketBalance();
+    const task = await submitRaw(await publishTask(ctx(), { ...prepared, wrappedKeys: garbage }, { maxPrice: parseEther("0.02"), maxAttempts: 3 }));
+    await assert.rejects(awaitCompletion({ reader: requester, market: deployment.market, registry: deployment.registry, store: net.network.store }, task, 30_000), (e) => e instanceof TaskVerificationError && e.code === "TASK_REFUSED");
+
+    const refused = await refusalOf(task.taskId);
+    assert.deepEqual([refused.code, refused.reason], ["KEY_UNWRAP_FAILED", "KEY_UNWRAP_FAILED"]);
+    const record = await readTask(requester, deployment.market, task.taskId);
+    assert.deepEqual([record.status, record.attempt], ["Refused", 1], "one attempt, not three nodes' deposits");
+    assert.equal(await marketBalance(), marketBefore, "escrow and deposit left the market");
+    const accepted = await net.waitForEvent((e) => e.type === "task-accepted" && e.taskId === task.taskId.toString());
+    assert.equal(accepted.type, "task-accepted");
+    const fees = await Promise.all([accepted.transactionHash, refused.transactionHash].map(async (hash) => {
+      const receipt = await requester.getTransactionReceipt({ hash: hash as Hex });
+      return receipt.gasUsed * receipt.effectiveGasPrice;
+    }));
     const assignment = await assignmentOf(task.taskId, task.submitBlock);
-
-    // Nobody can complete it with a key that is not the accepted, registered enclave's.
-    const stranger = privateKeyToAccount(generatePrivateKey());
-    const forged: Hex = await stranger.signTypedData({
-      domain: completionDomain(BigInt(deployment.chainId), deployment.market),
-      types: completionTypes,
-      primaryType: "Completion",
-      message: { taskId: task.taskId, programDigest: task.spec.programDigest, inputDigest: task.spec.inputDigest, outputDigest: sha256(new Uint8Array(1)), provenanceDigest: sha256(new Uint8Array(2)) },
-    });
-    await assert.rejects(
-      completeTask(requester, deployment.market, { taskId: task.taskId, spec: task.spec, assignment, outputDigest: sha256(new Uint8Array(1)), provenanceDigest: sha256(new Uint8Array(2)), outputCid: "x", provenanceCid: "y", signature: forged }),
-      (e: unknown) => e instanceof ContractRevertError && e.errorName === "InvalidCompletionSignature",
-    );
-
-    // Past the last attempt's deadline the escrow and the missed operator's deposit go to the requester, once,
-    // whoever reopens first: the node's reopen keeper also reopens its own enclave's missed attempts.
-    await new Promise((r) => setTimeout(r, 3_000));
-    await requester.sendTransaction({ to: requester.account.address, value: 0n }).then((hash) => requester.waitForTransactionReceipt({ hash }));
-    try {
-      const refund = await reopenTask(writerOf(net.network.chain.accounts.operators[1]!), deployment.market, { taskId: task.taskId, spec: task.spec, assignment });
-      assert.equal(refund.outcome, "refunded");
-    } catch (e) {
-      assert.ok(e instanceof ContractRevertError && e.errorName === "TaskNotAccepted" && e.args.status === 5, `only a refund by someone else may beat this one: ${(e as Error).message}`);
-    }
-    const refunds = await requester.getContractEvents({ address: deployment.market, abi: taskMarketAbi, eventName: "TaskRefunded", args: { taskId: task.taskId }, fromBlock: task.submitBlock, strict: true });
-    assert.equal(refunds.length, 1, "refunded once");
-    assert.deepEqual([refunds[0]!.args.requester, refunds[0]!.args.refund, refunds[0]!.args.forfeitedDeposit], [requester.account.address, reward, deposit]);
-    assert.equal(await marketBalance(), before);
-    await assert.rejects(reopenTask(requester, deployment.market, { taskId: task.taskId, spec: task.spec, assignment }), (e: unknown) => e instanceof ContractRevertError);
-    assert.equal(await marketBalance(), before);
+    assert.equal(await requester.getBalance({ address: operator }), operatorBefore + assignment.price - fees[0]! - fees[1]!, "deposit back, the attempt paid, less gas");
+    const reopened = await requester.getContractEvents({ address: deployment.market, abi: taskMarketAbi, eventName: "TaskReopened", args: { taskId: task.taskId }, fromBlock: task.submitBlock });
+    assert.equal(reopened.length, 0);
   });
 
   test("a program whose hash does not match the task is refused", async () => {
@@ -171,8 +158,8 @@ describe("confidential task end to end", () => {
     const envelopeBytes = new TextEncoder().encode(JSON.stringify(envelope));
     const spec = { ...published.spec, envelopeCid: await net.network.store.put(envelopeBytes), envelopeDigest: sha256(envelopeBytes) };
     const task = await submitRaw({ ...published, envelope, spec });
-    const failure = await failureOf(task.taskId);
-    assert.equal(failure.code, "PROGRAM_DIGEST_MISMATCH");
+    const refused = await refusalOf(task.taskId);
+    assert.deepEqual([refused.code, refused.reason], ["PROGRAM_DIGEST_MISMATCH", "PROGRAM_DIGEST_MISMATCH"]);
   });
 
   test("a data key wrapped for one task and replayed into another cannot be unwrapped", async () => {
@@ -180,8 +167,8 @@ describe("confidential task end to end", () => {
     const original = await prepareTask(ctx(), { program: echo, input: new TextEncoder().encode("task A"), candidates: enclaves });
     const thief = await prepareTask(ctx(), { program: echo, input: new TextEncoder().encode("task B"), candidates: enclaves });
     const task = await submitRaw(await publishTask(ctx(), { ...thief, wrappedKeys: original.wrappedKeys, encryptedInput: original.encryptedInput }));
-    const failure = await failureOf(task.taskId);
-    assert.equal(failure.code, "KEY_UNWRAP_FAILED");
+    const refused = await refusalOf(task.taskId);
+    assert.equal(refused.code, "KEY_UNWRAP_FAILED");
   });
 
   test("an ERC-20-paid task completes and pays the operator its offer price in tokens", async () => {
@@ -226,16 +213,16 @@ describe("confidential task end to end", () => {
     assert.equal(await oneChunkCid(submitted.encryptedInput), submitted.envelope.input.cid, "oneChunkCid computes CIDs as the store does");
   });
 
-  test("an envelope whose input has both a CID and inline bytes fails the task with MALFORMED_ENVELOPE", async () => {
+  test("an envelope whose input has both a CID and inline bytes is malformed: the node does not accept the task", async () => {
     const prepared = await prepareTask(ctx(), { program: echo, input: new Uint8Array([4, 5, 6]), candidates: await candidates() });
     const published = await publishTask(ctx(), prepared);
     const envelope = { ...published.envelope, input: { ...published.envelope.input, cid: await net.network.store.put(prepared.encryptedInput) } };
     const envelopeBytes = new TextEncoder().encode(JSON.stringify(envelope));
     const spec = { ...published.spec, envelopeCid: await net.network.store.put(envelopeBytes), envelopeDigest: sha256(envelopeBytes) };
     const task = await submitRaw({ ...published, spec });
-    const failure = await failureOf(task.taskId);
-    assert.equal(failure.code, "MALFORMED_ENVELOPE");
-    assert.match(failure.message, /exactly one of cid and inline/);
+    const skipped = await net.waitForEvent((e) => e.type === "task-skipped" && e.taskId === task.taskId.toString());
+    assert.match(skipped.type === "task-skipped" ? skipped.reason : "", /not accepted: its envelope is malformed.*exactly one of cid and inline/);
+    assert.equal((await readTask(net.network.requester, net.network.deployment.market, task.taskId)).status, "Open", "no deposit was posted");
   });
 
   test("the public statement, host.log and the host's frames carry no outcome and no exact CPU or wall time; the requester gets them", async () => {
@@ -339,6 +326,8 @@ describe("the SDK checks a completion against what the enclave signed", () => {
     // A provenance record the enclave did not sign: the signature over the completion no longer matches.
     const otherDigest = sha256(new TextEncoder().encode("another provenance record"));
     await refused("COMPLETION_SIGNATURE_INVALID", verifyAndDecrypt(awaitCtx(), task, verified, { ...event, provenanceDigest: otherDigest }));
+    // CIDs the enclave did not sign (a front-run completion would have to carry them): refused before any fetch.
+    await refused("COMPLETION_SIGNATURE_INVALID", verifyAndDecrypt(awaitCtx(), task, verified, { ...event, outputCid: event.provenanceCid, provenanceCid: event.outputCid }));
     const stranger = privateKeyToAccount(generatePrivateKey()).address;
     await refused("ENCLAVE_NOT_CANDIDATE", verifyAndDecrypt(awaitCtx(), task, verified, { ...event, enclave: stranger }));
   });

@@ -10,6 +10,7 @@ import { enclaveReportData } from "../../src/protocol/binding.ts";
 import { fromHex, toHex } from "../../src/crypto/bytes.ts";
 import { verifyProvenance } from "../../src/protocol/provenance.ts";
 import { decryptResult } from "../../src/protocol/result.ts";
+import { cidOfBytes } from "../../src/storage/unixfs-profile.ts";
 import { bindingFor, makeTask, rejectsWith, tempDir, withDigests } from "./task-fixture.ts";
 
 const ECHO = "export default function (input) { return input; }";
@@ -66,10 +67,15 @@ test("a task runs end to end: result decrypts, completion and provenance verify"
       inputDigest: params.spec.inputDigest,
       outputDigest: out.outputDigest,
       provenanceDigest: out.provenanceDigest,
+      outputCid: out.outputCid,
+      provenanceCid: out.provenanceCid,
     },
     signature: out.signature,
   });
   assert.equal(signer, enclave.identity.signer);
+  // The signed CIDs are those of the bytes in the fixed profile: what the host's put returns.
+  assert.equal(out.outputCid, String(await cidOfBytes(out.result)));
+  assert.equal(out.provenanceCid, String(await cidOfBytes(out.provenance)));
 
   const statement = await verifyProvenance(out.provenance, enclave.identity.signer);
   assert.equal(statement.subject[0]?.digest.sha256, out.outputDigest.slice(2));

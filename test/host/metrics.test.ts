@@ -16,7 +16,7 @@ test("counts task events and renders valid exposition text", () => {
   const log = meteredLog({ emit: (e) => emitted.push(e) }, metrics);
 
   log.emit({ type: "enclave-ready", signer: "0x1", measurement: "m", simulated: true, teeType: "sim" });
-  for (const id of ["1", "2", "3", "4"]) log.emit({ type: "task-seen", taskId: id });
+  for (const id of ["1", "2", "3", "4", "5"]) log.emit({ type: "task-seen", taskId: id });
   log.emit({ type: "task-seen", taskId: "1" }); // seen again when its range is crawled again
   log.emit({ type: "task-accepted", taskId: "1", transactionHash: "0xa", gasUsed: "1", batchSize: 1 });
   log.emit({ type: "task-accepted", taskId: "2", transactionHash: "0xb", gasUsed: "1", batchSize: 1 });
@@ -26,17 +26,19 @@ test("counts task events and renders valid exposition text", () => {
   log.emit({ type: "task-failed", taskId: "2", code: "INPUT_DECRYPTION_FAILED", message: "bad tag" });
   log.emit({ type: "task-failed", taskId: "-", code: "WATCHER", message: "crawler error, not a task" });
   log.emit({ type: "task-skipped", taskId: "3", reason: "taken" });
+  log.emit({ type: "task-refused", taskId: "4", reason: "KEY_UNWRAP_FAILED", code: "KEY_UNWRAP_FAILED", message: "garbage key", transactionHash: "0xd", gasUsed: "1" });
   metrics.checkpointBlock.set(42);
   metrics.rpcErrors.inc();
 
-  assert.equal(emitted.length, 12, "every event still reaches the underlying log");
+  assert.equal(emitted.length, 14, "every event still reaches the underlying log");
   const parsed = parsePrometheusText(metrics.render());
-  assert.equal(parsed.value("tasks_seen_total"), 4);
+  assert.equal(parsed.value("tasks_seen_total"), 5);
   assert.equal(parsed.value("tasks_accepted_total"), 2);
   assert.equal(parsed.value("tasks_completed_total"), 1);
   assert.equal(parsed.value("tasks_failed_total", { code: "INPUT_DECRYPTION_FAILED" }), 1);
+  assert.equal(parsed.value("tasks_failed_total", { code: "KEY_UNWRAP_FAILED" }), 1, "a refused task failed with its enclave's code");
   assert.equal(parsed.value("tasks_failed_total", { code: "WATCHER" }), undefined);
-  assert.equal(parsed.value("tasks_in_flight"), 1, "only task 4 is still in flight");
+  assert.equal(parsed.value("tasks_in_flight"), 1, "only task 5 is still in flight");
   assert.equal(parsed.value("chain_block_checkpoint"), 42);
   assert.equal(parsed.value("rpc_errors_total"), 1);
   assert.equal(parsed.value("enclave_up"), 1);

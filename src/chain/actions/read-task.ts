@@ -3,7 +3,7 @@ import { readContract } from "viem/actions";
 import { taskMarketAbi } from "../abi/TaskMarket.ts";
 
 /** TaskMarket.TaskStatus, by its uint8 value. */
-export const taskStatuses = ["None", "Open", "Accepted", "Completed", "Cancelled", "Refunded"] as const;
+export const taskStatuses = ["None", "Open", "Accepted", "Completed", "Cancelled", "Refunded", "Refused"] as const;
 export type TaskStatus = (typeof taskStatuses)[number];
 
 /** What the market stores of a task; the spec and assignment are in its events. */

@@ -77,6 +77,9 @@ function reportHostEvent(reporter: Reporter, node: number, e: HostEvent): void {
     case "task-failed":
       reporter.step(`${who}: task ${e.taskId} failed: [${e.code}] ${e.message}`);
       break;
+    case "task-refused":
+      reporter.step(`${who}: task ${e.taskId} cannot run (${e.reason}); the enclave's refusal ended it, the deposit came back (gas ${e.gasUsed})`);
+      break;
     case "task-skipped":
       reporter.detail(`${who}: skipped task ${e.taskId}: ${e.reason}`);
       break;

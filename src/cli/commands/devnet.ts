@@ -116,7 +116,7 @@ function endpointsText(d: MultiProcessDevnet): string {
 }
 
 /** The node events `devnet up` shows (reportNodeMessage); nodes report no others to it. */
-const shownHostEvents: HostEvent["type"][] = ["task-accepted", "task-completed", "task-failed"];
+const shownHostEvents: HostEvent["type"][] = ["task-accepted", "task-completed", "task-failed", "task-refused"];
 
 function reportNodeMessage(reporter: Reporter, node: number, m: NodeProcessMessage): void {
   if (m.event !== "host") return;
@@ -128,6 +128,9 @@ function reportNodeMessage(reporter: Reporter, node: number, m: NodeProcessMessa
       break;
     case "task-failed":
       reporter.detail(`node ${node}: task-failed ${e.taskId} ${e.code}: ${e.message}`);
+      break;
+    case "task-refused":
+      reporter.detail(`node ${node}: task-refused ${e.taskId} ${e.reason} (${e.code}: ${e.message})`);
       break;
     default:
       break;
