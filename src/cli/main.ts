@@ -1,4 +1,8 @@
-/** The `cloister` command: help, dispatch to one module per command, and the one mapping from errors to exit codes. */
+/**
+ * The `cloister` command: help, dispatch to one module per command, and the one mapping from errors to
+ * exit codes. An error goes to stderr only, --json or not: stdout holds results, and an error object
+ * there could be read as a result (attest verify's {"ok": false} means "not authentic").
+ */
 import { parseArgs } from "node:util";
 import { describeFailure, UsageError } from "./errors.ts";
 import { printJson } from "./output.ts";
@@ -80,6 +84,5 @@ try {
   const failure = describeFailure(error, commandOf(argv)?.words);
   process.stderr.write(`cloister: ${failure.exitCode === 1 && failure.code !== "UNEXPECTED" ? `[${failure.code}] ` : ""}${failure.message}\n`);
   if (process.env.CLOISTER_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
-  if (optionArgs(argv).includes("--json")) printJson({ ok: false, exitCode: failure.exitCode, error: { code: failure.code, message: failure.message } });
   process.exitCode = failure.exitCode;
 }

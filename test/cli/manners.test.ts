@@ -81,16 +81,13 @@ test("--help, -h and 'cloister help <command>' print the command's usage and exi
   assert.match(late.stdout, /--network <dir \| file>/);
 });
 
-test("an unknown option exits 2, names the option and points to the command's --help; with --json stdout still ends with one JSON object", async () => {
+test("an unknown option exits 2, names the option and points to the command's --help, and prints no result with --json", async () => {
   for (const words of await listedCommands()) {
     const r = await cloister([...words.split(" "), "--no-such-option", "--json"]);
     assert.equal(r.code, 2, `cloister ${words} --no-such-option: ${r.stderr}`);
     assert.match(r.stderr, /unknown option '--no-such-option'/, `cloister ${words}`);
     assert.ok(r.stderr.includes(`cloister ${words} --help`), `cloister ${words} points to its --help: ${r.stderr}`);
-    const json = lastJsonLine(r.stdout);
-    assert.equal(json.ok, false);
-    assert.equal(json.exitCode, 2);
-    assert.deepEqual(Object.keys(json.error as object), ["code", "message"]);
+    assert.equal(r.stdout, "", "no result on stdout, even with --json");
   }
   const unknownCommand = await cloister(["frobnicate"]);
   assert.equal(unknownCommand.code, 2);
@@ -116,7 +113,7 @@ test("--json output parses for the commands that need no network", async () => {
 
   const unreadable = await cloister(["verify", join(dir, "no-such-provenance.json"), "--json"]);
   assert.equal(unreadable.code, 2);
-  assert.match(String((lastJsonLine(unreadable.stdout).error as { message: string }).message), /no such file/);
+  assert.match(unreadable.stderr, /no such file/);
 });
 
 test("devnet accounts lists the standard test mnemonic's accounts 0 to 9, keys only on request", async () => {
