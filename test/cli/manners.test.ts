@@ -95,7 +95,7 @@ test("an unknown option exits 2, names the option and points to the command's --
   assert.equal((await cloister(["help", "frobnicate"])).code, 2);
 });
 
-test("--json output parses for the commands that need no network", async () => {
+test("--json output parses (commands that need no running network)", async () => {
   const dir = await mkdtemp(join(tmpdir(), "cloister-manners-"));
   dirs.push(dir);
   const help = await cloister(["help", "task", "run", "--json"]);
@@ -110,6 +110,15 @@ test("--json output parses for the commands that need no network", async () => {
 
   const quote = await cloister(["attest", "verify", join(testdata, "sgx_v3_quote.bin"), "--collateral", join(testdata, "sgx_v3_collateral.json"), "--now", "1751624924", "--json"]);
   assert.equal(lastJsonLine(quote.stdout).teeType, "SGX");
+
+  // The demo tells its steps on stderr; with --json in a pipe it prints only its result.
+  const demo = await cloister(["demo", "--json"], { CLOISTER_PROGRESS: "" });
+  assert.equal(demo.code, 0, demo.stderr);
+  assert.equal(demo.stderr, "");
+  const result = lastJsonLine(demo.stdout) as { verified: boolean; output: string; enclave: { simulated: boolean } };
+  assert.equal(result.verified, true);
+  assert.equal(result.enclave.simulated, true);
+  assert.ok(JSON.parse(result.output), "the payroll statistics are JSON");
 
   const unreadable = await cloister(["verify", join(dir, "no-such-provenance.json"), "--json"]);
   assert.equal(unreadable.code, 2);
