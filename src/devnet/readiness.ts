@@ -24,15 +24,9 @@ export async function checkEndpointsAnswer(e: DevnetEndpoints, timeoutMs = 10_00
     [`attestation service ${e.casUrl}`, () => expectOk(`${e.casUrl}/deployment`, { signal })],
     ...e.nodeUrls.flatMap((url, i): [string, () => Promise<void>][] => (url ? [[`node ${i} ${url}/healthz`, () => expectOk(`${url}/healthz`, { signal })]] : [])),
   ];
-  await Promise.all(
-    checks.map(async ([what, check]) => {
-      try {
-        await check();
-      } catch (error) {
-        throw new DevnetError(`the devnet's ${what} does not answer: ${(error as Error).message}`, { cause: error });
-      }
-    }),
-  );
+  const results = await Promise.allSettled(checks.map(([, check]) => check()));
+  const failed = results.flatMap((r, i) => (r.status === "rejected" ? [`${checks[i]![0]}: ${(r.reason as Error).message}`] : []));
+  if (failed.length > 0) throw new DevnetError(`the devnet is not ready; these endpoints do not answer as they should:\n  ${failed.join("\n  ")}`);
 }
 
 async function expectOk(url: string, init: RequestInit): Promise<void> {
