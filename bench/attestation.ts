@@ -7,7 +7,7 @@
  * produce a quote.
  *
  * Usage: node bench/attestation.ts [--runs 5] [--iterations 200] [--sim-quotes 200] [--testdata <dir>]
- * Progress goes to stderr; the last line of stdout is one JSON object.
+ * Progress goes to stderr on a terminal (or with CLOISTER_PROGRESS=1); the last line of stdout is one JSON object.
  */
 import { readFile } from "node:fs/promises";
 import { cpus } from "node:os";
@@ -20,6 +20,7 @@ import { createSimPki } from "../src/attestation/sim/pki.ts";
 import { SimulatedProvider } from "../src/attestation/sim/provider.ts";
 import type { DcapCollateral } from "../src/attestation/types.ts";
 import { verifyDcapQuote } from "../src/attestation/verify.ts";
+import { progressWanted } from "../src/cli/output.ts";
 
 const { values } = parseArgs({
   options: {
@@ -100,7 +101,7 @@ async function benchVector(v: Vector) {
     for (const name of Object.keys(verifiers) as (keyof typeof verifiers)[]) {
       const ops = await opsPerSecond(verifiers[name], v, iterations);
       samples[name].push(ops);
-      process.stderr.write(`${v.name} run ${r + 1}/${runs} ${name}: ${ops.toFixed(1)} verifications/s\n`);
+      if (progressWanted()) process.stderr.write(`${v.name} run ${r + 1}/${runs} ${name}: ${ops.toFixed(1)} verifications/s\n`);
     }
   }
   const cloister = median(samples.cloister);

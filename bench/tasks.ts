@@ -12,7 +12,8 @@
  * runTask call (encryption, IPFS puts and submit included) to the verified,
  * decrypted result. Gas is read from the receipts of the measured tasks'
  * transactions. The last line of stdout is one JSON object; progress goes to
- * stderr, and without --json a human summary goes to stdout before it.
+ * stderr on a terminal (or with CLOISTER_PROGRESS=1), and without --json a
+ * human summary goes to stdout before it.
  * --stages adds, on stderr, the CPU time per task of each process and of
  * each kind of thread (main, EDR, V8's workers; user and system), and the
  * median time between the stages of a task (client and node events).
@@ -27,6 +28,7 @@ import { parseArgs } from "node:util";
 import { parseEventLogs, type Hex } from "viem";
 import { getLogs, getTransactionReceipt } from "viem/actions";
 import { taskMarketAbi } from "../src/chain/abi/TaskMarket.ts";
+import { progressWanted } from "../src/cli/output.ts";
 import { connectToNetwork } from "../src/devnet/remote-client.ts";
 import { startMultiProcessDevnet } from "../src/devnet/multi-process.ts";
 import type { HostEvent } from "../src/host/log.ts";
@@ -61,10 +63,14 @@ const concurrency = positive("concurrency", values.concurrency, taskCount);
 const warmup = values.warmup === "0" ? 0 : positive("warmup", values.warmup, 600);
 const pollMs = values["poll-ms"] === undefined ? undefined : positive("poll-ms", values["poll-ms"], 0);
 const log = (m: string) => process.stderr.write(`${m}\n`);
+/** Progress, shown on a terminal (or with CLOISTER_PROGRESS=1); what --stages asks for is always shown. */
+const progress = (m: string) => {
+  if (progressWanted()) log(m);
+};
 
 const echo = new Uint8Array(await readFile(new URL("../examples/echo.js", import.meta.url)));
 const dataDir = values.dir ?? (await mkdtemp(join(tmpdir(), "cloister-bench-tasks-")));
-log(`starting a ${nodeCount}-node devnet in ${dataDir}`);
+progress(`starting a ${nodeCount}-node devnet in ${dataDir}`);
 /** Per task: when each stage was reached (ms on this process's clock); node stages arrive over the nodes' IPC channels. */
 const stamps = new Map<string, Record<string, number>>();
 const stamp = (taskId: string, stage: string) => {
@@ -89,12 +95,12 @@ const remote = await connectToNetwork({ rpcUrl: devnet.rpcUrl, wsUrl: devnet.wsU
 
 try {
   const input = (i: number) => new TextEncoder().encode(`bench task ${i}`);
-  log(`warm-up: 1 task, then ${warmup} at once`);
+  progress(`warm-up: 1 task, then ${warmup} at once`);
   await remote.client.runTask({ program: echo, input: input(-1), timeoutMs: 60_000 });
   await Promise.all(Array.from({ length: warmup }, (_, i) => remote.client.runTask({ program: echo, input: input(-2 - i), timeoutMs: 600_000 })));
   const fromBlock = (await remote.writer.getBlockNumber({ cacheTime: 0 })) + 1n;
 
-  log(`${taskCount} tasks, at most ${concurrency} in flight`);
+  progress(`${taskCount} tasks, at most ${concurrency} in flight`);
   const latencies: number[] = [];
   const submitHashes = new Set<Hex>();
   const taskIds = new Set<bigint>();

@@ -20,6 +20,8 @@ export interface JournalHeader {
   genesisTimestamp: number;
   /** Number of funded operator accounts in the genesis state. */
   operators: number;
+  /** Number of funded user accounts (dev-accounts.ts, devUserKeys) in the genesis state; absent in chains made before there were any. */
+  users?: number;
 }
 
 export interface JournaledBlock {

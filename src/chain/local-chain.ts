@@ -10,7 +10,7 @@ import type { Chain, Hex } from "viem";
 import type { PrivateKeyAccount } from "viem/accounts";
 import { BlockJournal, type JournalHeader } from "./block-journal.ts";
 import { chainDefinition } from "./clients.ts";
-import { allDevKeys, devAccountBalance, devAccounts, devPrivateKeys, type DevKeys } from "./dev-accounts.ts";
+import { allDevKeys, devAccountBalance, devAccounts, devPrivateKeys, devUserCount, devUserKeys, type DevKeys } from "./dev-accounts.ts";
 import type { Eip1193MessageEvents, Eip1193Provider } from "./eip1193.ts";
 import { journaledProvider, replayJournal, type JournaledProvider } from "./journaled-provider.ts";
 
@@ -39,6 +39,8 @@ export interface LocalChain {
   /** Funded development accounts (well-known keys: local use only). */
   accounts: DevKeys<PrivateKeyAccount>;
   privateKeys: DevKeys<Hex>;
+  /** The user accounts (devUserKeys) the genesis funded: 10 on a chain made since they exist, else 0. */
+  fundedUsers: number;
   /** Blocks replayed from the data dir at start (0 for a new chain). */
   replayedBlocks: number;
   close(): Promise<void>;
@@ -60,6 +62,7 @@ export async function startLocalChain(options: LocalChainOptions = {}): Promise<
     hardfork: localChainHardfork,
     genesisTimestamp: Math.floor(Date.now() / 1000),
     operators: options.operators ?? defaultOperatorCount,
+    users: devUserCount,
   };
   const opened = options.dataDir === undefined ? undefined : BlockJournal.open(options.dataDir, fresh);
   const header = opened?.header ?? fresh;
@@ -70,6 +73,9 @@ export async function startLocalChain(options: LocalChainOptions = {}): Promise<
   }
 
   const privateKeys = devPrivateKeys(header.operators);
+  // The genesis must be the one the journal was made on, so a chain made before user accounts existed gets none.
+  const fundedUsers = header.users ?? 0;
+  const genesisKeys = [...allDevKeys(privateKeys), ...devUserKeys().slice(0, fundedUsers)];
   const hre = await createHardhatRuntimeEnvironment(
     {
       networks: {
@@ -86,7 +92,7 @@ export async function startLocalChain(options: LocalChainOptions = {}): Promise<
           gasEstimationMode: "topLevelSuccess",
           // FIFO keeps a replayed block's transactions in their journaled order.
           mining: { auto: true, mempool: { order: "fifo" } },
-          accounts: allDevKeys(privateKeys).map((privateKey) => ({ privateKey, balance: devAccountBalance })),
+          accounts: genesisKeys.map((privateKey) => ({ privateKey, balance: devAccountBalance })),
         },
       },
     },
@@ -122,6 +128,7 @@ export async function startLocalChain(options: LocalChainOptions = {}): Promise<
     chain: chainDefinition(chainId),
     accounts: devAccounts(privateKeys),
     privateKeys,
+    fundedUsers,
     replayedBlocks: opened?.blocks.length ?? 0,
     async close() {
       if (closed) return;

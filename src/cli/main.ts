@@ -1,6 +1,12 @@
-/** The `cloister` command: dispatches to one module per command. */
-import { UsageError } from "./errors.ts";
-import { attestUsage, devnetUsage, taskUsage, verifyUsage } from "./usage.ts";
+/**
+ * The `cloister` command: help, dispatch to one module per command, and the one mapping from errors to
+ * exit codes. An error goes to stderr only, --json or not: stdout holds results, and an error object
+ * there could be read as a result (attest verify's {"ok": false} means "not authentic").
+ */
+import { parseArgs } from "node:util";
+import { describeFailure, UsageError } from "./errors.ts";
+import { printJson } from "./output.ts";
+import { commandOf } from "./usage.ts";
 
 const usage = `cloister — confidential computing on attested enclaves, an EVM task market and IPFS
 
@@ -9,20 +15,39 @@ Usage:
   cloister task run <program.js> --input <file>  run a program as a confidential task and print its output
   cloister attest verify <evidence> ...          verify SGX/TDX quotes and SEV-SNP reports
   cloister attest policy init [<file>]           write a commented starter attestation policy
+  cloister attest policy schema                  print the policy file's JSON Schema
   cloister verify <provenance | task-id> ...     check an execution's provenance record
   cloister devnet up [--nodes N] [--dir D]       run a local multi-process network until Ctrl-C
-  cloister help                                  this text
+  cloister devnet accounts                       list the devnet's ten funded test accounts
+  cloister help [<command>]                      this text, or a command's usage
 
-${taskUsage}
+Every command takes --help (or -h) and --json (one JSON object as the last line on stdout).
+A running network is named by --network <devnet dir> (or CLOISTER_NETWORK); a devnet's test account by
+--account <i>, any other key by CLOISTER_PRIVATE_KEY.
+Progress goes to stderr when it is a terminal; CLOISTER_PROGRESS=1 shows it in a pipe too, CLOISTER_DEBUG=1
+adds stack traces to errors.
+Exit status: 0 done, 1 refused or failed, 2 bad usage or unreadable input.`;
 
-${attestUsage}
+/** Arguments before a `--` terminator: only they can be options. */
+function optionArgs(argv: readonly string[]): readonly string[] {
+  const end = argv.indexOf("--");
+  return end === -1 ? argv : argv.slice(0, end);
+}
 
-${verifyUsage}
-
-${devnetUsage}`;
-
-async function main(argv: string[]): Promise<number> {
+async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === undefined || command === "--help" || command === "-h") {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  if (command === "help") return helpCommand(rest);
+  const options = optionArgs(argv);
+  if (options.includes("--help") || options.includes("-h")) {
+    const found = commandOf(argv);
+    if (!found) throw new UsageError(`unknown command '${command}'. Run 'cloister help' for the list of commands.`);
+    process.stdout.write(`${found.usage}\n`);
+    return 0;
+  }
   switch (command) {
     // Commands load on demand: verifying a quote should not pay for loading the chain and IPFS stacks.
     case "demo":
@@ -35,27 +60,29 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./commands/verify.ts")).verifyCommand(rest);
     case "devnet":
       return (await import("./commands/devnet.ts")).devnetCommand(rest);
-    case undefined:
-    case "help":
-    case "--help":
-    case "-h":
-      process.stdout.write(`${usage}\n`);
-      return 0;
     default:
       throw new UsageError(`unknown command '${command}'. Run 'cloister help' for the list of commands.`);
   }
 }
 
+/** `cloister help [<command> [<subcommand>]] [--json]`; `cloister help --help` is help's own usage. */
+function helpCommand(argv: string[]): number {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } } });
+  const words = values.help ? ["help"] : positionals;
+  const found = commandOf(words);
+  if (words.length > 0 && found?.words !== words.join(" ")) throw new UsageError(`no command 'cloister ${words.join(" ")}'; run 'cloister help' for the list of commands`);
+  const text = found?.usage ?? usage;
+  if (values.json) printJson({ command: found?.words ?? null, usage: text });
+  else process.stdout.write(`${text}\n`);
+  return 0;
+}
+
+const argv = process.argv.slice(2);
 try {
-  process.exitCode = await main(process.argv.slice(2));
+  process.exitCode = await run(argv);
 } catch (error) {
-  if (error instanceof UsageError || (error as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
-    process.stderr.write(`cloister: ${(error as Error).message}\n`);
-    process.exitCode = 2;
-  } else {
-    const e = error as Error & { code?: string };
-    process.stderr.write(`cloister: ${e.code ? `[${e.code}] ` : ""}${e.message}\n`);
-    if (process.env.CLOISTER_DEBUG) process.stderr.write(`${e.stack}\n`);
-    process.exitCode = 1;
-  }
+  const failure = describeFailure(error, commandOf(argv)?.words);
+  process.stderr.write(`cloister: ${failure.exitCode === 1 && failure.code !== "UNEXPECTED" ? `[${failure.code}] ` : ""}${failure.message}\n`);
+  if (process.env.CLOISTER_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+  process.exitCode = failure.exitCode;
 }

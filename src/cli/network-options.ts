@@ -1,20 +1,22 @@
 /**
  * The flags that point a command at a running network instead of an embedded
- * one: `--rpc <url> --ipfs <url>` (and `--ws <url>`: every chain request over that WebSocket, and new
- * heads by push), where the contracts are
- * (`--deployment <file>` or `--cas <url>`), whose enclaves to trust
- * (`--policy <file>` or `--sim-pki <dir>`; default the strict production
- * policy) and who pays (`--key <hex>` or CLOISTER_PRIVATE_KEY; on a local
- * devnet the development requester key).
+ * one. `--network <devnet dir | network file>` (or CLOISTER_NETWORK) names it
+ * all at once; the single flags (`--rpc --ws --ipfs`, `--cas | --deployment`,
+ * `--policy | --sim-pki`) name any other chain and IPFS node, and override
+ * the network file's values. Who signs is `--account <i>` on a devnet or
+ * CLOISTER_PRIVATE_KEY (signer.ts).
  */
-import { isHex, type Hex } from "viem";
 import { loadPolicyFile, productionPolicy, type Policy } from "../attestation/policy.ts";
+import type { NetworkFile } from "../devnet/network-file.ts";
 import { connectToNetwork, type RemoteNetwork, type RemoteNetworkOptions } from "../devnet/remote-client.ts";
 import { localNetworkPolicy } from "../devnet/network-policy.ts";
 import { UsageError } from "./errors.ts";
+import { loadNetwork, namedNetwork } from "./network-file.ts";
+import { signerKey } from "./signer.ts";
 import { networkOptionsUsage } from "./usage.ts";
 
 export const networkParseOptions = {
+  network: { type: "string" },
   rpc: { type: "string" },
   ws: { type: "string" },
   ipfs: { type: "string" },
@@ -22,10 +24,14 @@ export const networkParseOptions = {
   deployment: { type: "string" },
   policy: { type: "string" },
   "sim-pki": { type: "string" },
-  key: { type: "string" },
+} as const;
+
+export const signerParseOptions = {
+  account: { type: "string" },
 } as const;
 
 export interface NetworkFlags {
+  network?: string;
   rpc?: string;
   ws?: string;
   ipfs?: string;
@@ -33,26 +39,47 @@ export interface NetworkFlags {
   deployment?: string;
   policy?: string;
   "sim-pki"?: string;
-  key?: string;
 }
 
-/** True when the flags ask for a running network. */
-export function wantsRemoteNetwork(flags: NetworkFlags): boolean {
-  return Object.keys(networkParseOptions).some((name) => flags[name as keyof NetworkFlags] !== undefined);
+/** A running network as the flags (and CLOISTER_NETWORK) name it; undefined when they name none. */
+export interface NamedNetwork {
+  file?: NetworkFile;
+  rpcUrl: string;
+  wsUrl?: string;
+  ipfsUrl: string;
+  deployment: RemoteNetworkOptions["deployment"];
+  policy: Policy;
 }
 
-export async function connectFromFlags(flags: NetworkFlags): Promise<RemoteNetwork> {
-  if (!flags.rpc || !flags.ipfs) throw new UsageError(`a running network needs both --rpc <url> and --ipfs <url>\n\n${networkOptionsUsage}`);
+/** True when the flags, or CLOISTER_NETWORK unless `ignoreEnv`, ask for a running network. */
+export function wantsRemoteNetwork(flags: NetworkFlags, ignoreEnv = false): boolean {
+  return namedNetwork(flags.network, ignoreEnv) !== undefined || Object.keys(networkParseOptions).some((name) => flags[name as keyof NetworkFlags] !== undefined);
+}
+
+export async function resolveNetwork(flags: NetworkFlags): Promise<NamedNetwork> {
+  const named = namedNetwork(flags.network);
+  const file = named === undefined ? undefined : await loadNetwork(named, flags.network === undefined);
+  const rpcUrl = flags.rpc ?? file?.endpoints.rpc;
+  const ipfsUrl = flags.ipfs ?? file?.endpoints.ipfs;
+  if (!rpcUrl || !ipfsUrl) throw new UsageError(`a running network needs --network <devnet dir>, or both --rpc <url> and --ipfs <url>\n\n${networkOptionsUsage}`);
+  // A single --rpc for another chain does not keep the file's WebSocket of the old one.
+  const wsUrl = flags.ws ?? (flags.rpc === undefined ? file?.endpoints.ws : undefined);
   if (flags.cas && flags.deployment) throw new UsageError("give either --cas or --deployment, not both");
-  if (!flags.cas && !flags.deployment) throw new UsageError("a running network needs its contract addresses: --cas <url> (a devnet's attestation service) or --deployment <file>");
   for (const [flag, url] of [["--rpc", flags.rpc], ["--ipfs", flags.ipfs], ["--cas", flags.cas]] as const) {
     if (url !== undefined && !URL.canParse(url)) throw new UsageError(`${flag} takes a URL such as http://127.0.0.1:8545, got '${url}'`);
   }
   if (flags.ws !== undefined && !/^wss?:\/\/[^/]/.test(flags.ws)) throw new UsageError(`--ws takes the chain's WebSocket URL such as ws://127.0.0.1:8545, got '${flags.ws}'`);
-  const key = flags.key ?? process.env.CLOISTER_PRIVATE_KEY;
-  if (key !== undefined && (!isHex(key) || key.length !== 66)) throw new UsageError("the requester key (--key or CLOISTER_PRIVATE_KEY) must be 0x followed by 64 hex digits");
-  const deployment: RemoteNetworkOptions["deployment"] = flags.cas ? { casUrl: flags.cas } : { file: flags.deployment! };
-  return connectToNetwork({ rpcUrl: flags.rpc, wsUrl: flags.ws, ipfsUrl: flags.ipfs, deployment, policy: await policyFrom(flags), privateKey: key as Hex | undefined });
+  const deployment: RemoteNetworkOptions["deployment"] | undefined = flags.cas ? { casUrl: flags.cas } : flags.deployment ? { file: flags.deployment } : file?.deployment;
+  if (!deployment) throw new UsageError("a running network needs its contract addresses: --network <devnet dir>, --cas <url> (a devnet's attestation service) or --deployment <file>");
+  const policy = flags.policy || flags["sim-pki"] || !file ? await policyFrom(flags) : file.policy;
+  return { ...(file ? { file } : {}), rpcUrl, ...(wsUrl ? { wsUrl } : {}), ipfsUrl, deployment, policy };
+}
+
+/** Connects a requester's client to the named network, signing as --account or CLOISTER_PRIVATE_KEY. */
+export async function connectFromFlags(flags: NetworkFlags & { account?: string }): Promise<RemoteNetwork> {
+  const n = await resolveNetwork(flags);
+  const privateKey = signerKey(flags.account, n.file);
+  return connectToNetwork({ rpcUrl: n.rpcUrl, wsUrl: n.wsUrl, ipfsUrl: n.ipfsUrl, deployment: n.deployment, policy: n.policy, privateKey });
 }
 
 /** The client's attestation policy: --policy, else --sim-pki (or `fallbackSimPki`), else the strict production policy. */

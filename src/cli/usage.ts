@@ -23,60 +23,111 @@ Without --policy the strict production policy applies (Intel root only, Cloister
 only (releases/enclave-measurements.json; none yet), UpToDate only, no debug, no simulation). Evidence of code that
 no policy pins is authentic at best, never accepted: pin it with --measurement / --mrsigner or a policy file.`;
 
-export const networkOptionsUsage = `Against a running network (cloister devnet up, or any Ethereum JSON-RPC endpoint and Kubo node):
+export const networkOptionsUsage = `Against a running network:
+  --network <dir | file>     a devnet's directory (cloister devnet up --dir <dir>) or its network.json; or set
+                             CLOISTER_NETWORK. It names the chain, IPFS node, contracts and the policy to trust
+                             the devnet's simulated enclaves (docs/architecture.md, "Network file")
+  --account <i>              sign as the devnet's funded test account i (0 to 9, 'cloister devnet accounts');
+                             on any other network set CLOISTER_PRIVATE_KEY=0x<64 hex digits> instead
+  Any other Ethereum JSON-RPC endpoint and Kubo node (these also override a network file's values):
   --rpc <url> --ipfs <url>   the chain's JSON-RPC URL and the IPFS node's Kubo RPC API URL
-  --ws <url>                 the chain's JSON-RPC over WebSocket (a devnet's is ws://127.0.0.1:<port>): every chain
-                             request goes over it, and the result is picked up on the new block (eth_subscribe
-                             "newHeads") instead of by polling
+  --ws <url>                 the chain's JSON-RPC over WebSocket: every chain request goes over it, and the
+                             result is picked up on the new block (eth_subscribe "newHeads") instead of by polling
   --cas <url> | --deployment <file>
-                             where the contract addresses come from: the attestation service (GET /deployment)
-                             or a deployment file (a devnet writes <dir>/deployment.json)
+                             where the contract addresses come from: an attestation service (GET /deployment)
+                             or a deployment file
   --sim-pki <dir> | --policy <file>
                              the attestation policy enclaves are verified against: a devnet's simulated root
                              (<dir>/sim-tee) with this checkout's enclave measurement, or a policy file;
-                             default the strict production policy
-  --key <hex>                the requester's private key (better: env CLOISTER_PRIVATE_KEY); on a local devnet
-                             (chain 31337 on 127.0.0.1) the well-known development requester key is the default`;
+                             default the network file's policy, else the strict production policy`;
 
 export const taskUsage = `Usage:
   cloister task run <program.js> --input <file> [--data-dir <dir>] [--timeout-ms <ms>] [--json] [--quiet]
-  cloister task run <program.js> --input <file> --rpc <url> --ipfs <url> (--cas <url> | --deployment <file>)
-                    [--ws <url>] [--sim-pki <dir> | --policy <file>] [--key <hex>] [--timeout-ms <ms>] [--json] [--quiet]
+  cloister task run <program.js> --input <file> --network <dir> --account <i> [--timeout-ms <ms>] [--json] [--quiet]
 
   Runs <program.js> (an ES module whose default export takes the input bytes and returns bytes or a string)
-  as a confidential task on an embedded network (in-process chain, embedded IPFS, one node on the SIMULATED TEE)
-  and prints the decrypted output. With --data-dir the network's state lives and persists there.
+  as a confidential task and prints the decrypted output. Without --network (and CLOISTER_NETWORK) it runs on
+  an embedded network (in-process chain, embedded IPFS, one node on the SIMULATED TEE); with --data-dir that
+  network's state lives and persists there.
 
 ${networkOptionsUsage}
-  e.g. cloister task run examples/echo.js --input in.txt --rpc http://127.0.0.1:8545 --ws ws://127.0.0.1:8545 \\
-         --ipfs http://127.0.0.1:8546 --cas http://127.0.0.1:8547 --sim-pki .cloister/devnet/sim-tee`;
+
+  e.g. cloister devnet up &        # prints 'ready' once it serves
+       cloister task run examples/echo.js --input in.txt --network .cloister/devnet --account 0`;
 
 export const verifyUsage = `Usage:
-  cloister verify <provenance.json> [--evidence <file>] [--output <file>] [--operator <address>] [--policy <file> | --sim-pki <dir>] [--json]
+  cloister verify <provenance.json> [--evidence <file>] [--output <file>] [--operator <address>] [--network <dir> | --policy <file> | --sim-pki <dir>] [--json]
   cloister verify <task-id> --data-dir <dir> [--policy <file>] [--json]
 
   Checks an execution's provenance record: the DSSE signature by the enclave it names, that enclave's
   attestation under the policy (default: the strict production policy; with --sim-pki or a --data-dir,
-  that network's simulated root and this checkout's enclave measurement; its report_data must commit to
-  the enclave's keys and its operator: --operator, or with --data-dir the operator that completed the task),
-  the output digest, and with --data-dir the on-chain anchor (the task's completion names the same enclave
-  and digests).
+  that network's simulated root and this checkout's enclave measurement; with --network or CLOISTER_NETWORK,
+  that network's policy; its report_data must commit to the enclave's keys and its operator: --operator, or
+  with --data-dir the operator that completed the task), the output digest, and with --data-dir the on-chain
+  anchor (the task's completion names the same enclave and digests).
   Exit status: 0 verified, 1 not, 2 unusable arguments.`;
 
 export const devnetUsage = `Usage:
-  cloister devnet up [--nodes <n>] [--dir <dir>] [--port <port>] [--json] [limits]
+  cloister devnet up [--nodes <n>] [--dir <dir>] [--port <port>] [--json] [--quiet] [limits]
+  cloister devnet accounts [--json] [--show-private-keys]
 
+devnet up:
   Runs a local network as separate processes: the chain (JSON-RPC over HTTP and WebSocket on 127.0.0.1:<port>), one IPFS node
   (Kubo RPC API on <port>+1), the attestation service (HTTP on <port>+2, GET /deployment gives the
   contract addresses) and <n> node daemons (default 2), each with its enclave process on the SIMULATED TEE
   and GET /healthz and /metrics on <port>+3+i.
-  Prints the endpoints and keeps running; Ctrl-C (or SIGTERM) stops every process. State lives in <dir>
-  (default .cloister/devnet) and a second 'devnet up --dir <dir>' resumes the same chain, IPFS blocks,
-  contracts and enclave identities. Default port 8545; 0 picks free ports. With --json the endpoints are
-  printed as one JSON object. Everything binds to 127.0.0.1; the accounts are well-known development keys.
+  Once every node's enclave is registered and every endpoint answers, it writes <dir>/network.json (what
+  --network reads) and prints its endpoints and a last line that starts with 'ready' (with --json, one JSON
+  object with "ready": true); then it keeps running. Ctrl-C (or SIGTERM) stops every process and removes
+  network.json. State lives in <dir> (default .cloister/devnet) and a second 'devnet up --dir <dir>' resumes
+  the same chain, IPFS blocks, contracts and enclave identities. Default port 8545; 0 picks free ports.
+  Progress goes to stderr when it is a terminal (CLOISTER_PROGRESS=1 shows it in a pipe too).
+  Everything binds to 127.0.0.1.
 
   Limits (raise them only for clients you trust; docs/threat-model.md, Public endpoints):
   --rpc-max-batch <n>                       requests in one JSON-RPC batch (default 1000)
   --rpc-max-response-bytes <n>              one reply, or a batch's replies together (default 33554432, 32 MiB)
   --ipfs-max-upload-bytes <n>               one add request's body (default 268435456, 256 MiB)
-  --ipfs-max-uploads-in-flight-bytes <n>    the bodies of all add requests at once (default 536870912, 512 MiB)`;
+  --ipfs-max-uploads-in-flight-bytes <n>    the bodies of all add requests at once (default 536870912, 512 MiB)
+
+devnet accounts:
+  Lists the ten user accounts every devnet funds with native currency and its test token: indexes 0 to 9
+  of the standard test mnemonic ("test test ... junk", m/44'/60'/0'/0/i), the same on every devnet.
+  Use one with --account <i>. --show-private-keys prints their keys too: they are public test keys that
+  anyone can use, so never send anything of value to these addresses on a real network.`;
+
+/** The commands and subcommands, each with its usage text; `cloister <words> --help` prints it. */
+export const commandUsages: readonly { words: string; usage: string }[] = [
+  { words: "demo", usage: `Usage:
+  cloister demo [--data-dir <dir>] [--json]
+
+  Runs a whole local network (embedded, SIMULATED TEE) and one confidential task through it, every step
+  told on stderr. With --json the result is one JSON object on stdout (and the steps only on a terminal).` },
+  { words: "task", usage: taskUsage },
+  { words: "task run", usage: taskUsage },
+  { words: "attest", usage: attestUsage },
+  { words: "attest verify", usage: attestUsage },
+  { words: "attest policy", usage: attestUsage },
+  { words: "attest policy init", usage: attestUsage },
+  { words: "attest policy schema", usage: attestUsage },
+  { words: "verify", usage: verifyUsage },
+  { words: "devnet", usage: devnetUsage },
+  { words: "devnet up", usage: devnetUsage },
+  { words: "devnet accounts", usage: devnetUsage },
+  { words: "help", usage: `Usage:
+  cloister help [<command> [<subcommand>]] [--json]
+  cloister <command> [<subcommand>] --help | -h
+
+  Prints the usage of a command (or the list of commands).` },
+];
+
+/** The usage of the longest command prefix of `argv` (e.g. ["task", "run", "x.js"] → "task run"). */
+export function commandOf(argv: readonly string[]): { words: string; usage: string } | undefined {
+  let found: { words: string; usage: string } | undefined;
+  for (let n = 1; n <= argv.length; n++) {
+    const match = commandUsages.find((c) => c.words === argv.slice(0, n).join(" "));
+    if (!match) break;
+    found = match;
+  }
+  return found;
+}

@@ -19,14 +19,16 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Hex } from "viem";
+import type { Address, Hex } from "viem";
 import type { Policy } from "../attestation/policy.ts";
 import { startCasHttpServer } from "../cas/http-server.ts";
 import { AttestationService } from "../cas/service.ts";
 import { createWriterClient } from "../chain/clients.ts";
+import { devUserKeys } from "../chain/dev-accounts.ts";
+import { localAccount } from "../crypto/secp256k1-account.ts";
 import { startLocalChain, type LocalChain } from "../chain/local-chain.ts";
 import type { Eip1193Provider } from "../chain/eip1193.ts";
 import { startChainRpcServer, type ChainRpcServer, type ChainRpcServerOptions } from "../chain/rpc-server.ts";
@@ -38,7 +40,10 @@ import { startKuboRpcServer, type KuboRpcServer, type KuboRpcServerOptions } fro
 import { deployOrReuse } from "./deploy-or-reuse.ts";
 import type { StoredDeployment } from "./deployment-file.ts";
 import { DevnetError } from "./errors.ts";
+import { networkFileName, writeNetworkFile } from "./network-file.ts";
 import { localNetworkPolicy } from "./network-policy.ts";
+import { checkEndpointsAnswer } from "./readiness.ts";
+import { deployOrReuseTestToken } from "./test-token.ts";
 
 const NODE_MAIN = fileURLToPath(new URL("../host/main.ts", import.meta.url));
 
@@ -97,6 +102,10 @@ export interface MultiProcessDevnet {
   ipfsUrl: string;
   casUrl: string;
   deployment: StoredDeployment;
+  /** The devnet's TestToken (anyone may mint), of which each user account got testTokenPerAccount. */
+  testToken: Address;
+  /** `<dataDir>/network.json`, written once every endpoint answered (removed again on close). */
+  networkFile: string;
   /** Where the network's simulated vendor PKI lives; clients build the policy from it. */
   simPkiDir: string;
   policy: Policy;
@@ -184,6 +193,13 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     const writer = (account: LocalChain["accounts"]["deployer"]) => createWriterClient({ endpoint: { provider: chain.provider }, chain: chain.chain, account });
     const deployment = await deployOrReuse(writer(chain.accounts.deployer), { chainId: chain.chainId, attester: chain.accounts.attester.address, path: join(dataDir, "deployment.json") });
     step(`contracts: EnclaveRegistry ${deployment.registry}, TaskMarket ${deployment.market} (from block ${deployment.deployBlock})`);
+    const users = devUserKeys().map((k) => localAccount(k).address);
+    const testToken = await deployOrReuseTestToken(writer(chain.accounts.deployer), { chainId: chain.chainId, path: join(dataDir, "test-token.json"), recipients: users });
+    step(
+      chain.fundedUsers > 0
+        ? `user accounts 0..${users.length - 1} (cloister devnet accounts): native currency and test token ${testToken}`
+        : `test token ${testToken}; this chain predates the funded user accounts (start a new --dir to get them)`,
+    );
 
     const simPkiDir = join(dataDir, "sim-tee");
     const { policy, measurement } = await localNetworkPolicy(simPkiDir);
@@ -218,6 +234,21 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     };
     for (const n of nodes) step(`node ${n.index}: pid ${n.pid}, enclave pid ${n.enclavePid}, signer ${n.signer} ${n.teeType}${n.simulated ? " SIMULATED" : ""}, operator ${n.operator}${n.httpUrl ? `, health ${n.httpUrl}/healthz` : ""}`);
 
+    await checkEndpointsAnswer({ chainId: chain.chainId, rpcUrl, wsUrl, ipfsUrl, casUrl: cas.url, nodeUrls: nodes.map((n) => n.httpUrl) });
+    const networkFile = await writeNetworkFile(dataDir, {
+      chainId: chain.chainId,
+      rpcUrl,
+      wsUrl,
+      ipfsUrl,
+      casUrl: cas.url,
+      deployment,
+      testToken,
+      policy: { simulatedRootsPem: policy.simulatedRoots.map(pemCertificate), measurements: [measurement] },
+    });
+    // First to go on close: a stopped devnet's endpoints answer no more.
+    cleanups.push(() => rm(join(dataDir, networkFileName), { force: true }));
+    step(`network file ${networkFile}`);
+
     return {
       dataDir,
       chainId: chain.chainId,
@@ -226,6 +257,8 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
       ipfsUrl,
       casUrl: cas.url,
       deployment,
+      testToken,
+      networkFile,
       simPkiDir,
       policy,
       measurement,
@@ -257,6 +290,11 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     await close();
     throw error;
   }
+}
+
+function pemCertificate(der: Uint8Array): string {
+  const lines = Buffer.from(der).toString("base64").match(/.{1,64}/g) ?? [];
+  return `-----BEGIN CERTIFICATE-----\n${lines.join("\n")}\n-----END CERTIFICATE-----\n`;
 }
 
 interface NodeProcess {

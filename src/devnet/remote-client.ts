@@ -102,7 +102,7 @@ function devRequesterKeyFor(rpcUrl: string, chainId: number): Hex {
   const host = new URL(rpcUrl).hostname;
   const loopback = host === "127.0.0.1" || host === "localhost" || host === "[::1]";
   if (!loopback || chainId !== defaultLocalChainId) {
-    throw new DevnetError(`no requester key given for chain ${chainId} at ${rpcUrl}; pass --key or set CLOISTER_PRIVATE_KEY (the development key is used on a local devnet only)`);
+    throw new DevnetError(`no requester key given for chain ${chainId} at ${rpcUrl}; set CLOISTER_PRIVATE_KEY (or, with the CLI on a devnet, pass --account <i>)`);
   }
   return devPrivateKeys(0).requester;
 }

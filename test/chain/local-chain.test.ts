@@ -9,7 +9,9 @@ import { readTask } from "../../src/chain/actions/read-task.ts";
 import { submitTask } from "../../src/chain/actions/submit-task.ts";
 import { ChainJournalError } from "../../src/chain/block-journal.ts";
 import { createReaderClient, createWriterClient } from "../../src/chain/clients.ts";
+import { devUserKeys } from "../../src/chain/dev-accounts.ts";
 import { LocalChainError, startLocalChain } from "../../src/chain/local-chain.ts";
+import { localAccount } from "../../src/crypto/secp256k1-account.ts";
 import { taskCommitment } from "../../src/protocol/task.ts";
 import { makeSpec, newEnclave, register, startFixture } from "../contracts/fixture.ts";
 
@@ -133,5 +135,36 @@ describe("local chain", () => {
     const header = JSON.parse(readFileSync(headerPath, "utf8")) as { genesisTimestamp: number };
     writeFileSync(headerPath, JSON.stringify({ ...header, genesisTimestamp: header.genesisTimestamp - 100 }));
     await assert.rejects(startLocalChain({ dataDir }), (err: unknown) => err instanceof ChainJournalError && /replaying block 1/.test(err.message));
+  });
+
+  test("a new chain funds the ten user accounts; a chain made before them resumes on its own genesis, without them", async () => {
+    const users = devUserKeys().map((k) => localAccount(k).address);
+    const dataDir = tempDir();
+    const chain = await startLocalChain({ dataDir });
+    await chain.provider.request({ method: "evm_mine", params: [] });
+    const reader = createReaderClient({ endpoint: { provider: chain.provider }, chain: chain.chain });
+    assert.equal(chain.fundedUsers, 10);
+    for (const user of users) assert.equal(await reader.getBalance({ address: user }), parseEther("10000"));
+    await chain.close();
+
+    // A chain whose header has no user count: its journal was made on a genesis without them.
+    const oldDir = tempDir();
+    const old = await startLocalChain({ dataDir: oldDir });
+    const headerPath = join(oldDir, "chain.json");
+    const { users: _users, ...oldHeader } = JSON.parse(readFileSync(headerPath, "utf8")) as { users: number };
+    writeFileSync(headerPath, JSON.stringify(oldHeader));
+    await old.close();
+    const before = await startLocalChain({ dataDir: oldDir });
+    await before.provider.request({ method: "evm_mine", params: [] });
+    await before.close();
+    const resumed = await startLocalChain({ dataDir: oldDir });
+    try {
+      assert.equal(resumed.fundedUsers, 0);
+      assert.equal(resumed.replayedBlocks, 1);
+      const oldReader = createReaderClient({ endpoint: { provider: resumed.provider }, chain: resumed.chain });
+      assert.equal(await oldReader.getBalance({ address: users[0]! }), 0n);
+    } finally {
+      await resumed.close();
+    }
   });
 });

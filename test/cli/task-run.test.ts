@@ -27,18 +27,20 @@ test("task run prints the echoed input, keeps state under --data-dir, and leaves
   await writeFile(input, `hello ${canary}\n`);
   const dataDir = join(dir, "state");
 
-  const first = await run(process.execPath, [cli, "task", "run", echo, "--input", input, "--data-dir", dataDir]);
+  // Progress shows on a terminal, or with CLOISTER_PROGRESS=1 in a pipe.
+  const first = await run(process.execPath, [cli, "task", "run", echo, "--input", input, "--data-dir", dataDir], { env: { ...process.env, CLOISTER_PROGRESS: "1" } });
   assert.equal(first.stdout, `hello ${canary}\n`);
   assert.match(first.stderr, /result verified/);
   assert.match(first.stderr, /SIMULATED/);
 
   // The second run resumes the same chain, store and enclave identity from the data dir.
-  const second = await run(process.execPath, [cli, "task", "run", echo, "--input", input, "--data-dir", dataDir, "--json"]);
+  const second = await run(process.execPath, [cli, "task", "run", echo, "--input", input, "--data-dir", dataDir, "--json"], { env: { ...process.env, CLOISTER_PROGRESS: "" } });
   const json = JSON.parse(second.stdout.trim().split("\n").at(-1)!);
   assert.equal(json.output, `hello ${canary}\n`);
   assert.equal(json.verified, true);
   assert.equal(json.enclave.simulated, true);
-  assert.match(second.stderr, /^$/);
+  assert.match(second.stderr, /^$/, "quiet in a pipe");
+  assert.match(json.requester, /^0x[0-9a-fA-F]{40}$/);
 
   const entries = await readdir(dataDir, { recursive: true, withFileTypes: true });
   const files = entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));

@@ -22,6 +22,8 @@ export async function attestCommand(argv: string[]): Promise<number> {
   if (sub === "verify") return verifyCommand(rest);
   if (sub === "policy" && rest[0] === "init") return policyInitCommand(rest.slice(1));
   if (sub === "policy" && rest[0] === "schema") {
+    // The schema is JSON either way; --json is taken as every command takes it.
+    parseArgs({ args: rest.slice(1), options: { json: { type: "boolean" } } });
     printJson(policyJsonSchema());
     return 0;
   }
@@ -236,11 +238,12 @@ function printHuman(r: VerificationResult, c: Claims | undefined, now: number, p
 }
 
 async function policyInitCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { force: { type: "boolean", default: false } } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { force: { type: "boolean", default: false }, json: { type: "boolean", default: false } } });
   const file = positionals[0] ?? "cloister-policy.jsonc";
   const exists = await access(file).then(() => true, () => false);
   if (exists && !values.force) throw new UsageError(`'${file}' already exists; pass --force to overwrite it`);
   await writeFile(file, starterPolicyText());
-  process.stdout.write(`wrote a starter policy to ${file}: edit the allowed measurements, then pass it with --policy ${file}\n`);
+  if (values.json) printJson({ wrote: file });
+  else process.stdout.write(`wrote a starter policy to ${file}: edit the allowed measurements, then pass it with --policy ${file}\n`);
   return 0;
 }

@@ -7,14 +7,15 @@ import { parseArgs } from "node:util";
 import { formatEther } from "viem";
 import { startEmbeddedNetwork } from "../../devnet/embedded.ts";
 import type { HostEvent } from "../../host/log.ts";
-import { stderrReporter, type Reporter } from "../output.ts";
+import { printJson, stderrReporter, type Reporter } from "../output.ts";
 import { reportProgress, shortId } from "./task.ts";
 
 const examples = new URL("../../../examples/", import.meta.url);
 
 export async function demoCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { "data-dir": { type: "string" } } });
-  const reporter = stderrReporter();
+  const { values } = parseArgs({ args: argv, options: { "data-dir": { type: "string" }, json: { type: "boolean", default: false } } });
+  // The steps are the demo's story, told in a pipe too; with --json they are progress like any other.
+  const reporter = stderrReporter({ always: !values.json });
   const program = new Uint8Array(await readFile(new URL("payroll-stats.js", examples)));
   const input = new Uint8Array(await readFile(new URL("payroll.json", examples)));
 
@@ -29,6 +30,19 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const result = await network.client.runTask({ program, input, onProgress: (p) => reportProgress(reporter, p) });
     const market = await network.requester.getBalance({ address: network.deployment.market });
     const claims = result.enclave.claims;
+    if (values.json) {
+      printJson({
+        taskId: result.taskId,
+        requester: network.requester.account.address,
+        output: new TextDecoder().decode(result.output),
+        enclave: { signer: result.enclave.signer, measurement: claims.measurement, teeType: claims.teeType, simulated: claims.simulated, evidenceCid: result.enclave.evidenceCid },
+        provenanceCid: result.provenanceCid,
+        checks: result.checks,
+        escrowLeftWei: market,
+        verified: true,
+      });
+      return 0;
+    }
     const out = [
       "",
       "Decrypted output:",

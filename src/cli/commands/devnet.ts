@@ -1,11 +1,17 @@
 /**
  * `cloister devnet up [--nodes N] [--dir D] [--port P] [--json] [limits]`: runs the
  * multi-process local network until Ctrl-C or SIGTERM, then stops every
- * process it started. Progress goes to stderr; the endpoints go to stdout
- * (one JSON object with --json), printed once everything is up.
+ * process it started. Progress goes to stderr (on a terminal); the endpoints
+ * go to stdout (one JSON object with --json), printed once every endpoint
+ * answers and the network file is written, ending with the word `ready`.
+ *
+ * `cloister devnet accounts [--json] [--show-private-keys]`: the ten funded
+ * test accounts, the same on every devnet.
  */
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { devUserKeys } from "../../chain/dev-accounts.ts";
+import { localAccount } from "../../crypto/secp256k1-account.ts";
 import type { MultiProcessDevnet } from "../../devnet/multi-process.ts";
 import type { HostEvent } from "../../host/log.ts";
 import type { NodeProcessMessage } from "../../host/main.ts";
@@ -16,6 +22,7 @@ import { devnetUsage } from "../usage.ts";
 
 export async function devnetCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
+  if (sub === "accounts") return accountsCommand(rest);
   if (sub !== "up") throw new UsageError(`unknown devnet command '${sub ?? ""}'\n\n${devnetUsage}`);
   const { values, positionals } = parseArgs({
     args: rest,
@@ -66,10 +73,12 @@ export async function devnetCommand(argv: string[]): Promise<number> {
       onStep: (m) => reporter.detail(m),
       onNodeMessage: (i, m) => reportNodeMessage(reporter, i, m),
       hostEvents: shownHostEvents,
-      onNodeExit: (i, code, signal) => reporter.step(`node ${i} exited unexpectedly (code ${code}, signal ${signal}); see ${dataDir}/nodes/${i}/host.log`),
+      // An error: shown in a pipe too.
+      onNodeExit: (i, code, signal) => process.stderr.write(`cloister: node ${i} exited unexpectedly (code ${code}, signal ${signal}); see ${dataDir}/nodes/${i}/host.log\n`),
     });
+    // Last: whoever waits for 'ready' may use every endpoint and the network file at once.
     if (values.json) printJson(describe(devnet));
-    else process.stdout.write(endpointsText(devnet));
+    else process.stdout.write(endpointsText(devnet, values.dir));
     if (!stopRequested) await new Promise<void>((r) => (wake = r));
     reporter.step("stopping the devnet");
     await devnet.close();
@@ -83,6 +92,8 @@ export async function devnetCommand(argv: string[]): Promise<number> {
 
 function describe(d: MultiProcessDevnet) {
   return {
+    ready: true,
+    networkFile: d.networkFile,
     dataDir: d.dataDir,
     chainId: d.chainId,
     rpcUrl: d.rpcUrl,
@@ -91,13 +102,13 @@ function describe(d: MultiProcessDevnet) {
     casUrl: d.casUrl,
     simPkiDir: d.simPkiDir,
     measurement: d.measurement,
-    deployment: { registry: d.deployment.registry, market: d.deployment.market, deployBlock: d.deployment.deployBlock.toString() },
+    deployment: { registry: d.deployment.registry, market: d.deployment.market, deployBlock: d.deployment.deployBlock.toString(), testToken: d.testToken },
     nodes: d.nodes,
     pid: process.pid,
   };
 }
 
-function endpointsText(d: MultiProcessDevnet): string {
+function endpointsText(d: MultiProcessDevnet, dirFlag: string): string {
   const lines = [
     `Cloister devnet up (SIMULATED TEE, development keys: local use only)`,
     `  chain RPC        ${d.rpcUrl}  (chain id ${d.chainId})`,
@@ -106,14 +117,40 @@ function endpointsText(d: MultiProcessDevnet): string {
     `  attestation      ${d.casUrl}  (GET /deployment)`,
     `  EnclaveRegistry  ${d.deployment.registry}`,
     `  TaskMarket       ${d.deployment.market}  (deploy block ${d.deployment.deployBlock})`,
+    `  test token       ${d.testToken}  (accounts 0..9 hold some: cloister devnet accounts)`,
     ...d.nodes.map((n) => `  node ${n.index}           pid ${n.pid}, enclave pid ${n.enclavePid}, signer ${n.signer} ${n.teeType}${n.simulated ? " SIMULATED" : ""}${n.httpUrl ? `, metrics ${n.httpUrl}/metrics` : ""}`),
     `  data dir         ${d.dataDir}`,
-    `Run a task:`,
-    `  cloister task run examples/echo.js --input <file> --rpc ${d.rpcUrl} --ws ${d.wsUrl} --ipfs ${d.ipfsUrl} --cas ${d.casUrl} --sim-pki ${d.simPkiDir}`,
-    `Ctrl-C stops the devnet.`,
+    `  network file     ${d.networkFile}`,
+    `Run a task (Ctrl-C stops the devnet):`,
+    `  cloister task run examples/echo.js --input <file> --network ${dirFlag} --account 0`,
+    `ready`,
   ];
   return `${lines.join("\n")}\n`;
 }
+
+async function accountsCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { json: { type: "boolean", default: false }, "show-private-keys": { type: "boolean", default: false } },
+  });
+  const showKeys = values["show-private-keys"];
+  const accounts = devUserKeys().map((key, index) => ({ index, address: localAccount(key).address, ...(showKeys ? { privateKey: key } : {}) }));
+  if (values.json) {
+    printJson({ accounts, ...(showKeys ? { warning: publicKeysWarning } : {}) });
+    return 0;
+  }
+  const lines = [
+    "Funded on every devnet with native currency and the test token (use one with --account <index>):",
+    "  index  address",
+    ...accounts.map((a) => `  ${String(a.index).padStart(5)}  ${a.address}${a.privateKey ? `  ${a.privateKey}` : ""}`),
+    showKeys ? `Warning: ${publicKeysWarning}` : "Their private keys are public test keys ('--show-private-keys' prints them).",
+  ];
+  process.stdout.write(`${lines.join("\n")}\n`);
+  return 0;
+}
+
+const publicKeysWarning =
+  "these are the standard test mnemonic's keys, known to everyone: use them on a local devnet only, and never send anything of value to these addresses on a real network";
 
 /** The node events `devnet up` shows (reportNodeMessage); nodes report no others to it. */
 const shownHostEvents: HostEvent["type"][] = ["task-accepted", "task-completed", "task-failed", "task-refused"];

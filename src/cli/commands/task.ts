@@ -1,7 +1,7 @@
 /**
- * `cloister task run <program.js> --input <file> [--data-dir <dir>] [--json]`:
- * runs a program as a confidential task on an embedded network and prints
- * the decrypted, verified output on stdout.
+ * `cloister task run <program.js> --input <file> [--data-dir <dir> | --network <dir> --account <i>] [--json]`:
+ * runs a program as a confidential task, on an embedded network or a running
+ * one, and prints the decrypted, verified output on stdout.
  */
 import { parseArgs } from "node:util";
 import { startEmbeddedNetwork } from "../../devnet/embedded.ts";
@@ -9,7 +9,7 @@ import { TaskProgramError } from "../../sdk/errors.ts";
 import type { TaskProgress } from "../../sdk/client.ts";
 import { parsePositiveInt, readInputFile } from "../args.ts";
 import { UsageError } from "../errors.ts";
-import { connectFromFlags, networkParseOptions, wantsRemoteNetwork } from "../network-options.ts";
+import { connectFromFlags, networkParseOptions, signerParseOptions, wantsRemoteNetwork } from "../network-options.ts";
 import { printJson, stderrReporter, silentReporter, type Reporter } from "../output.ts";
 import { taskUsage } from "../usage.ts";
 export async function taskCommand(argv: string[]): Promise<number> {
@@ -25,6 +25,7 @@ export async function taskCommand(argv: string[]): Promise<number> {
       json: { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
       ...networkParseOptions,
+      ...signerParseOptions,
     },
   });
   if (positionals.length !== 1) throw new UsageError(`task run takes exactly one program file\n\n${taskUsage}`);
@@ -34,15 +35,18 @@ export async function taskCommand(argv: string[]): Promise<number> {
   const timeoutMs = parsePositiveInt(values["timeout-ms"], "--timeout-ms", 60_000);
   const reporter = values.quiet || values.json ? silentReporter : stderrReporter();
 
-  const remote = wantsRemoteNetwork(values);
-  if (remote && values["data-dir"]) throw new UsageError("--data-dir is for an embedded network; a running network is given by --rpc and --ipfs");
-  reporter.step(remote ? `connecting to the network at ${values.rpc}` : "starting an embedded network");
+  // An explicit --data-dir asks for the embedded network, whatever CLOISTER_NETWORK says.
+  const remote = wantsRemoteNetwork(values, values["data-dir"] !== undefined);
+  if (remote && values["data-dir"]) throw new UsageError("--data-dir is for an embedded network; a running network is given by --network (or --rpc and --ipfs)");
+  if (!remote && values.account !== undefined) throw new UsageError("--account <i> picks one of a devnet's accounts: give the devnet with --network <dir> (or CLOISTER_NETWORK)");
+  reporter.step(remote ? "connecting to the network" : "starting an embedded network");
   const network = remote ? await connectFromFlags(values) : await startEmbeddedNetwork({ dataDir: values["data-dir"], onStep: (m) => reporter.detail(m) });
   try {
     const result = await network.client.runTask({ program, input, timeoutMs, onProgress: (p) => reportProgress(reporter, p) });
     if (values.json) {
       printJson({
         taskId: result.taskId,
+        requester: ("writer" in network ? network.writer : network.requester).account.address,
         output: new TextDecoder().decode(result.output),
         outputBase64: Buffer.from(result.output).toString("base64"),
         enclave: { signer: result.enclave.signer, measurement: result.enclave.claims.measurement, teeType: result.enclave.claims.teeType, simulated: result.enclave.claims.simulated },

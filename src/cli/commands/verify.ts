@@ -1,19 +1,24 @@
 /**
  * `cloister verify <provenance-file | task-id>`: checks one execution's
  * provenance record: its signature, the enclave's attestation under a policy,
- * the output digest, and its on-chain anchor when the chain is at hand.
+ * the output digest, and its on-chain anchor when the chain is at hand (an
+ * embedded network's --data-dir, or a running network's --network).
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { isAddress, parseEventLogs } from "viem";
 import { getLogs } from "viem/actions";
 import { taskMarketAbi } from "../../chain/abi/TaskMarket.ts";
-import { createReaderClient } from "../../chain/clients.ts";
+import { chainDefinition, createReaderClient, type ReaderClient } from "../../chain/clients.ts";
 import { startLocalChain } from "../../chain/local-chain.ts";
-import { readDeployment } from "../../devnet/deployment-file.ts";
+import { readDeployment, type StoredDeployment } from "../../devnet/deployment-file.ts";
+import type { NetworkFile } from "../../devnet/network-file.ts";
 import { verifyProvenanceRecord, type ProvenanceSources, type ProvenanceVerdict } from "../../sdk/verify-provenance.ts";
+import type { BlobStore } from "../../storage/blob-store.ts";
 import { openHeliaStore } from "../../storage/helia-store.ts";
+import { openKuboStore } from "../../storage/kubo-store.ts";
 import { readInputFile } from "../args.ts";
+import { loadNetwork, namedNetwork } from "../network-file.ts";
 import { policyFrom } from "../network-options.ts";
 import { UsageError } from "../errors.ts";
 import { printJson } from "../output.ts";
@@ -30,14 +35,19 @@ export async function verifyCommand(argv: string[]): Promise<number> {
       policy: { type: "string" },
       "sim-pki": { type: "string" },
       "data-dir": { type: "string" },
+      network: { type: "string" },
       json: { type: "boolean", default: false },
     },
   });
   if (positionals.length !== 1) throw new UsageError(`verify takes one provenance file or task id\n\n${verifyUsage}`);
   const target = positionals[0]!;
+  // An explicit --data-dir names an embedded network's state, whatever CLOISTER_NETWORK says.
+  if (values.network && values["data-dir"]) throw new UsageError("give either --network (a running network) or --data-dir (an embedded network's state), not both");
+  const named = namedNetwork(values.network, values["data-dir"] !== undefined);
+  const network = named === undefined ? undefined : await loadNetwork(named, values.network === undefined);
   const verdict = /^(0x[0-9a-fA-F]+|\d+)$/.test(target)
-    ? await verifyTask(BigInt(target), values)
-    : await verifyFile(target, values);
+    ? await (network ? verifyNetworkTask(BigInt(target), network, values) : verifyTask(BigInt(target), values))
+    : await verifyFile(target, values, network);
   if (values.json) {
     printJson({ ok: verdict.ok, taskId: verdict.statement?.predicate.task.id ?? null, enclave: verdict.statement?.predicate.enclave ?? null, checks: verdict.checks });
   } else {
@@ -63,8 +73,13 @@ interface VerifyFlags {
   "data-dir"?: string;
 }
 
-async function verifyFile(file: string, flags: VerifyFlags): Promise<ProvenanceVerdict> {
-  const sources: ProvenanceSources = { envelope: await readInputFile(file, "provenance file"), policy: await policyFrom(flags) };
+/** --policy or --sim-pki, else the network's policy, else the strict production policy. */
+async function policyOf(flags: VerifyFlags, network: NetworkFile | undefined) {
+  return flags.policy || flags["sim-pki"] || !network ? policyFrom(flags) : network.policy;
+}
+
+async function verifyFile(file: string, flags: VerifyFlags, network: NetworkFile | undefined): Promise<ProvenanceVerdict> {
+  const sources: ProvenanceSources = { envelope: await readInputFile(file, "provenance file"), policy: await policyOf(flags, network) };
   if (flags.evidence) sources.evidence = await readInputFile(flags.evidence, "evidence file");
   if (flags.output) sources.output = await readInputFile(flags.output, "output file");
   if (flags.operator !== undefined) {
@@ -85,18 +100,36 @@ async function verifyTask(taskId: bigint, flags: VerifyFlags): Promise<Provenanc
   const store = await openHeliaStore(join(dir, "ipfs"));
   try {
     const reader = createReaderClient({ endpoint: { provider: chain.provider }, chain: chain.chain });
-    const logs = await getLogs(reader, { address: deployment.market, fromBlock: deployment.deployBlock, toBlock: "latest" });
-    const completed = parseEventLogs({ abi: taskMarketAbi, logs, eventName: "TaskCompleted" }).find((l) => l.args.taskId === taskId);
-    if (!completed) throw new UsageError(`task ${taskId} has no completion on the market of '${dir}'`);
-    return await verifyProvenanceRecord({
-      envelope: await store.get(completed.args.provenanceCid),
-      policy,
-      evidence: (cid) => store.get(cid),
-      output: await store.get(completed.args.outputCid),
-      chain: { reader, market: deployment.market, fromBlock: deployment.deployBlock },
-    });
+    return await verifyAnchoredTask(taskId, { reader, store, deployment, policy, where: `the market of '${dir}'` });
   } finally {
     await store.close();
     await chain.close();
   }
+}
+
+/** A task of a running network: its chain and IPFS node at the network file's endpoints. */
+async function verifyNetworkTask(taskId: bigint, network: NetworkFile, flags: VerifyFlags): Promise<ProvenanceVerdict> {
+  const reader = createReaderClient({ endpoint: { rpcUrl: network.endpoints.rpc }, chain: chainDefinition(network.chainId, network.endpoints.rpc) });
+  const store = openKuboStore(network.endpoints.ipfs);
+  try {
+    return await verifyAnchoredTask(taskId, { reader, store, deployment: network.deployment, policy: await policyOf(flags, network), where: `the market of ${network.path}` });
+  } finally {
+    await store.close();
+  }
+}
+
+async function verifyAnchoredTask(
+  taskId: bigint,
+  o: { reader: ReaderClient; store: Pick<BlobStore, "get">; deployment: StoredDeployment; policy: ProvenanceSources["policy"]; where: string },
+): Promise<ProvenanceVerdict> {
+  const logs = await getLogs(o.reader, { address: o.deployment.market, fromBlock: o.deployment.deployBlock, toBlock: "latest" });
+  const completed = parseEventLogs({ abi: taskMarketAbi, logs, eventName: "TaskCompleted" }).find((l) => l.args.taskId === taskId);
+  if (!completed) throw new UsageError(`task ${taskId} has no completion on ${o.where}`);
+  return verifyProvenanceRecord({
+    envelope: await o.store.get(completed.args.provenanceCid),
+    policy: o.policy,
+    evidence: (cid) => o.store.get(cid),
+    output: await o.store.get(completed.args.outputCid),
+    chain: { reader: o.reader, market: o.deployment.market, fromBlock: o.deployment.deployBlock },
+  });
 }

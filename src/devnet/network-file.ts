@@ -1,0 +1,140 @@
+/**
+ * A network file names a whole Cloister network in one place: its chain id,
+ * endpoints, contracts and the attestation policy its clients should verify
+ * enclaves against. `cloister devnet up` writes `<dir>/network.json` (and the
+ * policy beside it, `<dir>/policy.json`) once every process serves; every
+ * command that talks to a network reads it with `--network`. The format is in
+ * docs/architecture.md ("Network file").
+ */
+import { readFile, rename, stat, writeFile } from "node:fs/promises";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { isAddress, type Address } from "viem";
+import { z } from "zod";
+import { loadPolicyFile, parsePolicy, type Policy } from "../attestation/policy.ts";
+import { devUserCount, testMnemonic } from "../chain/dev-accounts.ts";
+import type { StoredDeployment } from "./deployment-file.ts";
+
+export const networkFileName = "network.json";
+export const networkPolicyFileName = "policy.json";
+
+export class NetworkFileError extends Error {
+  readonly code = "NETWORK_FILE";
+  constructor(message: string) {
+    super(message);
+    this.name = "NetworkFileError";
+  }
+}
+
+const address = z.string().refine((s) => isAddress(s, { strict: false }), { message: "is not a 20-byte hex address" }).transform((s) => s as Address);
+const httpUrl = z.string().refine((s) => /^https?:\/\/[^/]/.test(s) && URL.canParse(s), { message: "is not an http(s) URL" });
+const wsUrl = z.string().refine((s) => /^wss?:\/\/[^/]/.test(s) && URL.canParse(s), { message: "is not a ws(s) URL" });
+
+const networkFileSchema = z.strictObject({
+  version: z.literal(1),
+  chainId: z.number().int().positive(),
+  endpoints: z.strictObject({ rpc: httpUrl, ws: wsUrl.optional(), ipfs: httpUrl, cas: httpUrl.optional() }),
+  deployment: z.strictObject({
+    registry: address,
+    market: address,
+    deployBlock: z.string().regex(/^\d+$/, "is not a block number in decimal"),
+    testToken: address.optional(),
+  }),
+  /** A policy file's path (relative to the network file) or the policy itself. */
+  policy: z.union([z.string().min(1), z.record(z.string(), z.unknown())]),
+  /** Present on a development network only: its funded, publicly known user accounts. */
+  devAccounts: z.strictObject({ mnemonic: z.string(), path: z.string(), count: z.number().int().positive() }).optional(),
+});
+
+export type NetworkFileJson = z.input<typeof networkFileSchema>;
+
+export interface NetworkFile {
+  /** Where it was read from. */
+  path: string;
+  chainId: number;
+  endpoints: { rpc: string; ws?: string; ipfs: string; cas?: string };
+  deployment: StoredDeployment;
+  testToken?: Address;
+  policy: Policy;
+  /** How many user accounts the network funds from the test mnemonic (0: not a development network). */
+  devAccounts: number;
+}
+
+export interface DevnetDescription {
+  chainId: number;
+  rpcUrl: string;
+  wsUrl: string;
+  ipfsUrl: string;
+  casUrl: string;
+  deployment: StoredDeployment;
+  testToken: Address;
+  /** The policy the devnet's clients should use, written as a policy file beside the network file. */
+  policy: { simulatedRootsPem: string[]; measurements: string[] };
+}
+
+/** Writes `<dir>/policy.json` and then `<dir>/network.json` (atomically: a reader never sees half a file). */
+export async function writeNetworkFile(dir: string, d: DevnetDescription): Promise<string> {
+  const policyFile = { allowSimulation: true, simulatedRoots: d.policy.simulatedRootsPem, measurements: d.policy.measurements };
+  await writeAtomically(join(dir, networkPolicyFileName), policyFile);
+  const json: NetworkFileJson = {
+    version: 1,
+    chainId: d.chainId,
+    endpoints: { rpc: d.rpcUrl, ws: d.wsUrl, ipfs: d.ipfsUrl, cas: d.casUrl },
+    deployment: { registry: d.deployment.registry, market: d.deployment.market, deployBlock: d.deployment.deployBlock.toString(), testToken: d.testToken },
+    policy: networkPolicyFileName,
+    devAccounts: { mnemonic: testMnemonic, path: "m/44'/60'/0'/0/<index>", count: devUserCount },
+  };
+  const path = join(dir, networkFileName);
+  await writeAtomically(path, json);
+  return path;
+}
+
+async function writeAtomically(path: string, value: unknown): Promise<void> {
+  await writeFile(`${path}.tmp`, `${JSON.stringify(value, null, 2)}\n`);
+  await rename(`${path}.tmp`, path);
+}
+
+/** Reads a network file, or `<dir>/network.json` when given a directory. */
+export async function readNetworkFile(fileOrDir: string): Promise<NetworkFile> {
+  const path = await networkFilePath(fileOrDir);
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, "utf8"));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new NetworkFileError(`no network file at ${path}; 'cloister devnet up --dir ${dirname(path)}' writes it once the devnet is ready`);
+    }
+    throw new NetworkFileError(`network file ${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  const parsed = networkFileSchema.safeParse(json);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `  ${["network", ...i.path.map(String)].join(".")}: ${i.message}`);
+    throw new NetworkFileError(`network file ${path} is not usable:\n${issues.join("\n")}\n(see docs/architecture.md, "Network file")`);
+  }
+  const n = parsed.data;
+  return {
+    path,
+    chainId: n.chainId,
+    endpoints: n.endpoints,
+    deployment: { chainId: n.chainId, registry: n.deployment.registry, market: n.deployment.market, deployBlock: BigInt(n.deployment.deployBlock) },
+    ...(n.deployment.testToken ? { testToken: n.deployment.testToken } : {}),
+    policy: await policyOf(n.policy, path),
+    devAccounts: n.devAccounts && n.devAccounts.mnemonic === testMnemonic ? Math.min(n.devAccounts.count, devUserCount) : 0,
+  };
+}
+
+async function networkFilePath(fileOrDir: string): Promise<string> {
+  try {
+    return (await stat(fileOrDir)).isDirectory() ? join(fileOrDir, networkFileName) : fileOrDir;
+  } catch {
+    throw new NetworkFileError(`no network file or devnet directory at '${fileOrDir}'; give a devnet's directory (e.g. .cloister/devnet) or its network.json`);
+  }
+}
+
+async function policyOf(policy: string | Record<string, unknown>, networkPath: string): Promise<Policy> {
+  try {
+    if (typeof policy !== "string") return parsePolicy(policy);
+    return await loadPolicyFile(isAbsolute(policy) ? policy : resolve(dirname(networkPath), policy));
+  } catch (error) {
+    throw new NetworkFileError(`the policy of network file ${networkPath} is unusable: ${(error as Error).message}`);
+  }
+}
