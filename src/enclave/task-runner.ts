@@ -15,7 +15,7 @@ import { fromHex, toHex } from "../crypto/bytes.ts";
 import { isCryptoError } from "../crypto/errors.ts";
 import { sha256 } from "../crypto/sha256.ts";
 import { openWith } from "../crypto/hpke.ts";
-import { taskInputAad, taskKeyInfo } from "../protocol/binding.ts";
+import { taskInputAad, taskKeyInfo, type TaskKeyTerms } from "../protocol/binding.ts";
 import { buildStatement, provenanceDigest, signEnvelope } from "../protocol/provenance.ts";
 import { encryptResult, type ResultRecord } from "../protocol/result.ts";
 import { decodeInlineInput, type TaskBinding, type TaskEnvelope, type TaskLimits } from "../protocol/task.ts";
@@ -45,7 +45,7 @@ export async function openTask(ctx: EnclaveContext, params: RunTaskParams): Prom
   const envelope = checkInputs(ctx, params);
   const resultKey = checkResultKey(envelope);
 
-  const dataKey = await unwrapDataKey(ctx, binding, envelope);
+  const dataKey = await unwrapDataKey(ctx, binding, envelope, { programDigest: params.spec.programDigest, resultKey });
   try {
     return { envelope, resultKey, plaintext: openStream(dataKey, params.input, { aad: taskInputAad(binding), label: "input ciphertext" }) };
   } catch (e) {
@@ -162,14 +162,14 @@ function checkResultKey(envelope: TaskEnvelope): Uint8Array {
   throw new EnclaveError("RESULT_KEY_INVALID", `the envelope's resultKey must be a 32-byte X25519 public key in hex, got "${envelope.resultKey.slice(0, 20)}…"`);
 }
 
-async function unwrapDataKey(ctx: EnclaveContext, binding: TaskBinding, envelope: TaskEnvelope): Promise<Uint8Array> {
+async function unwrapDataKey(ctx: EnclaveContext, binding: TaskBinding, envelope: TaskEnvelope, terms: TaskKeyTerms): Promise<Uint8Array> {
   const me = ctx.keys.account.address;
   const wrapped = envelope.wrappedKeys.find((w) => isAddressEqual(w.enclave, me));
   if (!wrapped) {
     throw new EnclaveError("NOT_A_CANDIDATE", `task ${binding.taskId} has no data key wrapped to this enclave (${me}); it cannot run here`);
   }
   try {
-    const key = await openWith(ctx.keys.hpke.privateKey, fromHex(wrapped.enc), fromHex(wrapped.ciphertext), { info: taskKeyInfo(binding) });
+    const key = await openWith(ctx.keys.hpke.privateKey, fromHex(wrapped.enc), fromHex(wrapped.ciphertext), { info: taskKeyInfo(binding, terms) });
     if (key.length !== 32) throw new EnclaveError("KEY_UNWRAP_FAILED", `the data key of task ${binding.taskId} is ${key.length} bytes, not 32`);
     return key;
   } catch (e) {
@@ -177,7 +177,7 @@ async function unwrapDataKey(ctx: EnclaveContext, binding: TaskBinding, envelope
     throw new EnclaveError(
       "KEY_UNWRAP_FAILED",
       `the data key wrapped to this enclave did not open for task ${binding.taskId} on chain ${binding.chainId} and market ${binding.market}: ` +
-        "it was wrapped for another task, another enclave key, or altered",
+        "it was wrapped for another task, another program, another result key or another enclave key, or altered",
       { cause: e },
     );
   }

@@ -25,9 +25,28 @@ function encodeBinding(b: TaskBinding): Hex {
   );
 }
 
-/** HPKE info for a task's data key: binds chain id, market contract and task id. */
-export function taskKeyInfo(b: TaskBinding): Uint8Array {
-  return tagged(DOMAIN.taskKey, encodeBinding(b));
+/** What a requester lets its data key be used for, besides the task itself. */
+export interface TaskKeyTerms {
+  /** SHA-256 of the one program that may run on the input. */
+  programDigest: Hex;
+  /** The requester's X25519 result key: the only key the output may be encrypted to. */
+  resultKey: Uint8Array;
+}
+
+/**
+ * HPKE info for a task's data key: binds chain id, market contract, task id, the program digest and the
+ * requester's result key. The enclave learns the spec and the envelope from its host, so without the last
+ * two a host could hand it the real wrapped key beside its own program or its own result key, and have
+ * the requester's input run by another program or its output encrypted to the host: with them, such a
+ * key does not open.
+ */
+export function taskKeyInfo(b: TaskBinding, terms: TaskKeyTerms): Uint8Array {
+  if (terms.resultKey.length !== 32) throw new RangeError("the result key must be 32 bytes (X25519)");
+  const body = encodeAbiParameters(
+    [{ type: "uint256" }, { type: "address" }, { type: "uint256" }, { type: "bytes32" }, { type: "bytes32" }],
+    [b.chainId, b.market, b.taskId, terms.programDigest, toHex32(terms.resultKey)],
+  );
+  return tagged(DOMAIN.taskKey, body);
 }
 
 /** AAD for the task's input stream. */

@@ -6,8 +6,8 @@
 export const DOMAIN = {
   /** report_data[0..32] = SHA-256(tag || signer address || HPKE public key || operator address). */
   enclaveKeys: "cloister/enclave-keys/v2",
-  /** HPKE info when wrapping a task's data key to an enclave. */
-  taskKey: "cloister/task-key/v1",
+  /** HPKE info when wrapping a task's data key to an enclave (binds the program digest and result key). */
+  taskKey: "cloister/task-key/v2",
   /** AEAD AAD of the task input stream. */
   taskInput: "cloister/task-input/v1",
   /** HPKE info when encrypting a task result to the requester. */

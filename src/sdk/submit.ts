@@ -115,7 +115,8 @@ export async function prepareTask(ctx: Pick<SubmitContext, "writer" | "market" |
   const dataKey = generateDataKey();
   try {
     const encryptedInput = sealStream(dataKey, request.input, { aad: taskInputAad(binding), label: "input ciphertext" });
-    const info = taskKeyInfo(binding);
+    const resultKey = await generateHpkeKeyPair();
+    const info = taskKeyInfo(binding, { programDigest: sha256(request.program), resultKey: resultKey.publicKey });
     const wrappedKeys = await Promise.all(
       request.candidates.map(async (c) => {
         const { enc, ciphertext } = await sealTo(hexToBytes(c.hpkePublicKey), dataKey, { info });
@@ -126,7 +127,7 @@ export async function prepareTask(ctx: Pick<SubmitContext, "writer" | "market" |
       taskId,
       salt,
       binding,
-      resultKey: await generateHpkeKeyPair(),
+      resultKey,
       program: request.program,
       encryptedInput,
       wrappedKeys,

@@ -13,11 +13,12 @@ import { taskKeyInfo, taskResultInfo } from "../../src/protocol/binding.ts";
 
 const reference = new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
 const binding = { chainId: 31337n, market: "0x5FbDB2315678afecb367f032d93F642f64180aa3" as const, taskId: 7n };
+const terms = { programDigest: `0x${"11".repeat(32)}` as const, resultKey: new Uint8Array(32).fill(7) };
 
 const ab = (bytes: Uint8Array): ArrayBuffer => bytes.slice().buffer as ArrayBuffer;
 
 const SIZES = [0, 1, 32, 1000, 70_000];
-const INFOS = [new Uint8Array(0), taskKeyInfo(binding), new Uint8Array(randomBytes(300))];
+const INFOS = [new Uint8Array(0), taskKeyInfo(binding, terms), new Uint8Array(randomBytes(300))];
 const AADS = [undefined, new Uint8Array([1, 2, 3]), new Uint8Array(randomBytes(200))];
 
 function* cases() {
@@ -49,13 +50,13 @@ test("what @hpke/core seals, openWith opens; wrong info, aad or key fail with DE
     const ct = new Uint8Array(sealed.ct);
     assert.deepEqual(await openWith(kp.privateKey, enc, ct, { info, aad }), pt, `size ${pt.length}, info ${info.length}, aad ${aad?.length}`);
   }
-  const info = taskKeyInfo(binding);
+  const info = taskKeyInfo(binding, terms);
   const aad = new Uint8Array([9]);
   const sealed = await reference.seal({ recipientPublicKey, info: ab(info) }, ab(new Uint8Array(32)), ab(aad));
   const enc = new Uint8Array(sealed.enc);
   const ct = new Uint8Array(sealed.ct);
   await rejectsWith(openWith(kp.privateKey, enc, ct, { info: taskResultInfo(binding), aad }), "DECRYPTION_FAILED");
-  await rejectsWith(openWith(kp.privateKey, enc, ct, { info: taskKeyInfo({ ...binding, taskId: 8n }), aad }), "DECRYPTION_FAILED");
+  await rejectsWith(openWith(kp.privateKey, enc, ct, { info: taskKeyInfo({ ...binding, taskId: 8n }, terms), aad }), "DECRYPTION_FAILED");
   await rejectsWith(openWith(kp.privateKey, enc, ct, { info, aad: new Uint8Array([8]) }), "DECRYPTION_FAILED");
   await rejectsWith(openWith(kp.privateKey, enc, ct, { info }), "DECRYPTION_FAILED");
   await rejectsWith(openWith(other.privateKey, enc, ct, { info, aad }), "DECRYPTION_FAILED");

@@ -7,6 +7,7 @@ import { taskKeyInfo, taskResultInfo } from "../../src/protocol/binding.ts";
 
 const market = "0x5FbDB2315678afecb367f032d93F642f64180aa3" as const;
 const binding = { chainId: 31337n, market, taskId: 7n };
+const terms = { programDigest: `0x${"11".repeat(32)}` as const, resultKey: new Uint8Array(32).fill(7) };
 
 async function rejectsWith(p: Promise<unknown>, code: string): Promise<void> {
   await assert.rejects(p, (e: unknown) => {
@@ -27,7 +28,7 @@ test("key pairs are raw 32-byte X25519 keys and the public key derives from the 
 test("seal/open roundtrip with info and aad", async () => {
   const kp = await generateHpkeKeyPair();
   const pt = new Uint8Array(randomBytes(32));
-  const info = taskKeyInfo(binding);
+  const info = taskKeyInfo(binding, terms);
   const aad = new Uint8Array([1, 2, 3]);
   const { enc, ciphertext } = await sealTo(kp.publicKey, pt, { info, aad });
   assert.equal(enc.length, 32);
@@ -37,16 +38,16 @@ test("seal/open roundtrip with info and aad", async () => {
 
 test("a key wrapped for one task does not open with another task's info", async () => {
   const kp = await generateHpkeKeyPair();
-  const { enc, ciphertext } = await sealTo(kp.publicKey, new Uint8Array(32), { info: taskKeyInfo(binding) });
-  await rejectsWith(openWith(kp.privateKey, enc, ciphertext, { info: taskKeyInfo({ ...binding, taskId: 8n }) }), "DECRYPTION_FAILED");
-  await rejectsWith(openWith(kp.privateKey, enc, ciphertext, { info: taskKeyInfo({ ...binding, chainId: 1n }) }), "DECRYPTION_FAILED");
+  const { enc, ciphertext } = await sealTo(kp.publicKey, new Uint8Array(32), { info: taskKeyInfo(binding, terms) });
+  await rejectsWith(openWith(kp.privateKey, enc, ciphertext, { info: taskKeyInfo({ ...binding, taskId: 8n }, terms) }), "DECRYPTION_FAILED");
+  await rejectsWith(openWith(kp.privateKey, enc, ciphertext, { info: taskKeyInfo({ ...binding, chainId: 1n }, terms) }), "DECRYPTION_FAILED");
   await rejectsWith(openWith(kp.privateKey, enc, ciphertext, { info: taskResultInfo(binding) }), "DECRYPTION_FAILED");
 });
 
 test("wrong key, wrong aad, tampered ciphertext and tampered enc are refused", async () => {
   const kp = await generateHpkeKeyPair();
   const other = await generateHpkeKeyPair();
-  const info = taskKeyInfo(binding);
+  const info = taskKeyInfo(binding, terms);
   const { enc, ciphertext } = await sealTo(kp.publicKey, new Uint8Array(32), { info, aad: new Uint8Array([9]) });
   await rejectsWith(openWith(other.privateKey, enc, ciphertext, { info, aad: new Uint8Array([9]) }), "DECRYPTION_FAILED");
   await rejectsWith(openWith(kp.privateKey, enc, ciphertext, { info, aad: new Uint8Array([8]) }), "DECRYPTION_FAILED");

@@ -8,6 +8,7 @@ import { startEnclave, type EnclaveClient } from "../../src/enclave/client.ts";
 import { completionDomain, completionTypes } from "../../src/protocol/completion.ts";
 import { enclaveReportData } from "../../src/protocol/binding.ts";
 import { fromHex, toHex } from "../../src/crypto/bytes.ts";
+import { generateHpkeKeyPair } from "../../src/crypto/hpke.ts";
 import { verifyProvenance } from "../../src/protocol/provenance.ts";
 import { decryptResult } from "../../src/protocol/result.ts";
 import { cidOfBytes } from "../../src/storage/unixfs-profile.ts";
@@ -134,6 +135,19 @@ test("digest mismatches are refused: program, input, envelope", async () => {
 test("a data key wrapped for another task id is refused with KEY_UNWRAP_FAILED", async () => {
   const { params } = await makeTask(enclave.identity, { binding: bindingFor(1007n), wrapBinding: bindingFor(1008n), program: ECHO, input: new Uint8Array(10) });
   await rejectsWith(enclave.runTask(params), "KEY_UNWRAP_FAILED", /task 1007/);
+});
+
+test("a host that re-uses the requester's wrapped key beside its own result key or program gets KEY_UNWRAP_FAILED", async () => {
+  // The host builds its own envelope and spec (the enclave cannot read the chain) around the requester's
+  // wrapped key: its own result key, to read the output, or its own program, to run on the input.
+  const host = await generateHpkeKeyPair();
+  const stolenOutput = await makeTask(enclave.identity, { binding: bindingFor(1010n), wrapResultKey: host, program: ECHO, input: new Uint8Array(10) });
+  await rejectsWith(enclave.runTask(stolenOutput.params), "KEY_UNWRAP_FAILED", /another result key/);
+  const otherProgram = await makeTask(enclave.identity, { binding: bindingFor(1011n), wrapProgram: new TextEncoder().encode("export default (i) => i"), program: ECHO, input: new Uint8Array(10) });
+  await rejectsWith(enclave.runTask(otherProgram.params), "KEY_UNWRAP_FAILED", /another program/);
+  // Wrapped for the envelope's own program and result key, the same task runs.
+  const honest = await makeTask(enclave.identity, { binding: bindingFor(1012n), program: ECHO, input: new Uint8Array(10) });
+  assert.equal((await decryptResult(honest.requester.privateKey, honest.params.binding, (await enclave.runTask(honest.params)).result)).outcome, "ok");
 });
 
 test("an envelope for another task id is refused with TASK_MISMATCH", async () => {

@@ -35,6 +35,10 @@ export interface TaskOptions {
   inline?: boolean;
   /** Terms of the on-chain spec to use instead of the defaults (memoryMb defaults to the envelope's, at least 64). */
   spec?: Partial<TaskSpec>;
+  /** Wrap the data key for this program instead of the task's (a host that swaps the program). */
+  wrapProgram?: Uint8Array;
+  /** Wrap the data key for this result key instead of the envelope's (a host that swaps the result key). */
+  wrapResultKey?: { publicKey: Uint8Array };
   /** Replace the envelope's input object with this one as is (malformed envelopes). */
   rawInputRef?: (encryptedInput: Uint8Array, digest: Hex) => unknown;
 }
@@ -44,7 +48,9 @@ export async function makeTask(enclave: EnclaveIdentity, opts: TaskOptions) {
   const dataKey = generateDataKey();
   const program = new TextEncoder().encode(opts.program);
   const input = sealStream(dataKey, opts.input, { aad: taskInputAad(opts.inputBinding ?? opts.binding), chunkSize: 1024 });
-  const wrapped = await sealTo(fromHex(enclave.hpkePublicKey), dataKey, { info: taskKeyInfo(opts.wrapBinding ?? opts.binding) });
+  const wrapped = await sealTo(fromHex(enclave.hpkePublicKey), dataKey, {
+    info: taskKeyInfo(opts.wrapBinding ?? opts.binding, { programDigest: sha256(opts.wrapProgram ?? program), resultKey: (opts.wrapResultKey ?? requester).publicKey }),
+  });
   const envelopeObj: TaskEnvelope = {
     version: 1,
     taskId: opts.binding.taskId.toString(),

@@ -127,7 +127,8 @@ test("runTask dispatches WebAssembly programs by their magic and encrypts errors
   const identity = { signer: keys.account.address, hpkePublicKey: toHex(keys.hpke.publicKey), measurement: ctx.measurement, teeType: "SGX" as const, simulated: true };
   const runWasm = async (taskId: bigint, wasm: Uint8Array, input: Uint8Array) => {
     const binding = bindingFor(taskId);
-    const { params, requester, envelope } = await makeTask(identity, { binding, program: "placeholder", input, limits: { cpuTimeMs: 200, timeoutMs: 10_000 } });
+    // The fixture builds JS tasks: the key is wrapped for the WebAssembly program patched in below.
+    const { params, requester, envelope } = await makeTask(identity, { binding, program: "placeholder", wrapProgram: wasm, input, limits: { cpuTimeMs: 200, timeoutMs: 10_000 } });
     const patched = new TextEncoder().encode(JSON.stringify({ ...envelope, program: { ...envelope.program, digest: sha256(wasm) } }));
     const out = await runTask(ctx, withDigests(params, { program: wasm, envelope: patched }));
     return decryptResult(requester.privateKey, binding, out.result);
