@@ -5,7 +5,7 @@
  */
 import { getAddress, type Address, type Hex } from "viem";
 import { z } from "zod";
-import type { AttestationServiceClient } from "../host/node-daemon.ts";
+import type { AttestationServiceClient } from "./client.ts";
 import { CasError, type CasErrorCode } from "./errors.ts";
 import type { PublishedDeployment } from "./http-server.ts";
 

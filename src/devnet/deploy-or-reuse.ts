@@ -7,7 +7,7 @@ import type { Address } from "viem";
 import { getCode } from "viem/actions";
 import type { WriterClient } from "../chain/clients.ts";
 import { deployCloister } from "../chain/deploy.ts";
-import { readDeployment, writeDeployment, type StoredDeployment } from "./deployment-file.ts";
+import { readDeployment, writeDeployment, type StoredDeployment } from "../chain/deployment-file.ts";
 
 export async function deployOrReuse(deployer: WriterClient, options: { chainId: number; attester: Address; path: string }): Promise<StoredDeployment> {
   const saved = await readDeployment(options.path);

@@ -18,7 +18,7 @@ import { NodeDaemon } from "../host/node-daemon.ts";
 import { CloisterClient } from "../sdk/client.ts";
 import { openHeliaStore, type HeliaStore } from "../storage/helia-store.ts";
 import { deployOrReuse } from "./deploy-or-reuse.ts";
-import type { StoredDeployment } from "./deployment-file.ts";
+import type { StoredDeployment } from "../chain/deployment-file.ts";
 import { localNetworkPolicy } from "./network-policy.ts";
 
 export interface EmbeddedNetworkOptions {

@@ -38,7 +38,7 @@ import { StorageError, type BlobStore } from "../storage/blob-store.ts";
 import { openHeliaStore, type HeliaStore } from "../storage/helia-store.ts";
 import { startKuboRpcServer, type KuboRpcServer, type KuboRpcServerOptions } from "../storage/kubo-rpc-server.ts";
 import { deployOrReuse } from "./deploy-or-reuse.ts";
-import type { StoredDeployment } from "./deployment-file.ts";
+import type { StoredDeployment } from "../chain/deployment-file.ts";
 import { DevnetError } from "./errors.ts";
 import { networkFileName, writeNetworkFile } from "./network-file.ts";
 import { localNetworkPolicy } from "./network-policy.ts";

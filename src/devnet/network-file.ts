@@ -12,7 +12,7 @@ import { isAddress, type Address } from "viem";
 import { z } from "zod";
 import { loadPolicyFile, parsePolicy, type Policy } from "../attestation/policy.ts";
 import { devUserCount, testMnemonic } from "../chain/dev-accounts.ts";
-import type { StoredDeployment } from "./deployment-file.ts";
+import type { StoredDeployment } from "../chain/deployment-file.ts";
 
 export const networkFileName = "network.json";
 export const networkPolicyFileName = "policy.json";

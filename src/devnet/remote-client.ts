@@ -19,7 +19,7 @@ import { devPrivateKeys } from "../chain/dev-accounts.ts";
 import { CloisterClient } from "../sdk/client.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { openKuboStore } from "../storage/kubo-store.ts";
-import { readDeployment, type StoredDeployment } from "./deployment-file.ts";
+import { readDeployment, type StoredDeployment } from "../chain/deployment-file.ts";
 import { DevnetError } from "./errors.ts";
 
 export interface RemoteNetworkOptions {

@@ -35,7 +35,7 @@ import { chainDefinition, createWriterClient } from "../chain/clients.ts";
 import { localAccount } from "../crypto/secp256k1-account.ts";
 import { newHeadSource } from "../chain/new-heads.ts";
 import { openWebSocketProvider } from "../chain/ws-provider.ts";
-import { readDeployment } from "../devnet/deployment-file.ts";
+import { readDeployment } from "../chain/deployment-file.ts";
 import { startEnclave, type EnclaveClient } from "../enclave/client.ts";
 import { openKuboStore } from "../storage/kubo-store.ts";
 import { hostEventTypes, isHostEventType, type HostEvent } from "./log.ts";

@@ -6,6 +6,7 @@
  * Its registration is renewed before it expires (registration-keeper.ts); while
  * it is expired or revoked the node withdraws its offers and accepts nothing.
  */
+import type { AttestationServiceClient } from "../cas/client.ts";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { zeroAddress, type Address, type Hex } from "viem";
@@ -33,12 +34,6 @@ import { nodeMarketBatches } from "./market-batches.ts";
 import { handleTask, type TaskHandlerContext } from "./task-handler.ts";
 import { watchSubmittedTasks, type SubmittedTask } from "./task-watcher.ts";
 import type { HeadSource } from "../chain/new-heads.ts";
-
-/** How a node reaches the attestation service (in process or over HTTP). */
-export interface AttestationServiceClient {
-  challenge(): Promise<Hex> | Hex;
-  register(request: { signer: Address; hpkePublicKey: Hex; operator: Address; evidenceCid: string; nonce: Hex }): Promise<{ expiry: bigint; transactionHash: Hex }>;
-}
 
 export interface NodeDaemonOptions {
   /** Client whose account is this node's operator. */

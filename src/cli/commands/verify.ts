@@ -11,7 +11,7 @@ import { getLogs } from "viem/actions";
 import { taskMarketAbi } from "../../chain/abi/TaskMarket.ts";
 import { chainDefinition, createReaderClient, type ReaderClient } from "../../chain/clients.ts";
 import { startLocalChain } from "../../chain/local-chain.ts";
-import { readDeployment, type StoredDeployment } from "../../devnet/deployment-file.ts";
+import { readDeployment, type StoredDeployment } from "../../chain/deployment-file.ts";
 import type { NetworkFile } from "../../devnet/network-file.ts";
 import { verifyProvenanceRecord, type ProvenanceSources, type ProvenanceVerdict } from "../../sdk/verify-provenance.ts";
 import type { BlobStore } from "../../storage/blob-store.ts";

@@ -1,0 +1,23 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { readDeployment, writeDeployment } from "../../src/chain/deployment-file.ts";
+
+test("a deployment file round-trips, a missing one reads as none, and a wrong one names its field", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "cloister-deployment-"));
+  try {
+    const path = join(dir, "deployment.json");
+    assert.equal(await readDeployment(path), undefined);
+    const deployment = { chainId: 31337, registry: `0x${"11".repeat(20)}`, market: `0x${"22".repeat(20)}`, deployBlock: 4n } as const;
+    await writeDeployment(path, deployment);
+    assert.deepEqual(await readDeployment(path), deployment);
+    await writeFile(path, JSON.stringify({ chainId: 31337, registry: "0x12", market: deployment.market, deployBlock: "4" }));
+    await assert.rejects(readDeployment(path), { code: "DEPLOYMENT_FILE_INVALID", message: /registry must be a 0x-prefixed 20-byte address/ });
+    await writeFile(path, "{");
+    await assert.rejects(readDeployment(path), { code: "DEPLOYMENT_FILE_INVALID", message: /is not JSON/ });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
