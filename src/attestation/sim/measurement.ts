@@ -3,7 +3,9 @@
  * code files. Canonical form (so the same tree always gives the same value):
  * files sorted by relative path ("/" separators), then for each file
  * u32be(path length) || path (UTF-8) || u64be(content length) || content,
- * all after the domain tag "cloister-enclave-code-v1\n".
+ * all after the domain tag "cloister-enclave-code-v1\n"; then, when the code
+ * loads packages (code-closure.ts), the tag "packages\n" and for each package
+ * sorted by lockfile path u32be(length) || "<path>\0<version>\0<integrity>".
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -20,8 +22,15 @@ export class MeasurementError extends Error {
   }
 }
 
-/** Lowercase hex SHA-256 of the files, paths taken relative to `baseDir` (default: cwd). */
-export function enclaveCodeMeasurement(files: string[], baseDir: string = process.cwd()): string {
+/** A package the code loads, as package-lock.json pins it. */
+export interface MeasuredPackage {
+  path: string;
+  version: string;
+  integrity: string;
+}
+
+/** Lowercase hex SHA-256 of the files, paths taken relative to `baseDir` (default: cwd), and of the packages they load. */
+export function enclaveCodeMeasurement(files: string[], baseDir: string = process.cwd(), packages: readonly MeasuredPackage[] = []): string {
   if (files.length === 0) throw new MeasurementError("MEASUREMENT_NO_FILES", "enclaveCodeMeasurement needs at least one file to measure.");
   const entries = files.map((file) => {
     const absolute = resolve(baseDir, file);
@@ -44,6 +53,15 @@ export function enclaveCodeMeasurement(files: string[], baseDir: string = proces
     const size = Buffer.alloc(8);
     size.writeBigUInt64BE(BigInt(content.length));
     hash.update(header).update(pathBytes).update(size).update(content);
+  }
+  if (packages.length > 0) {
+    hash.update("packages\n");
+    for (const p of [...packages].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+      const line = Buffer.from(`${p.path}\0${p.version}\0${p.integrity}`, "utf8");
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(line.length);
+      hash.update(length).update(line);
+    }
   }
   return hash.digest("hex");
 }
