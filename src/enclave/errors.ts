@@ -21,6 +21,7 @@ export type EnclaveErrorCode =
   | "NOT_INITIALIZED"
   | "UNSEAL_FAILED"
   | "SEALED_STATE_MALFORMED"
+  | "SEALING_UNAVAILABLE"
   | "ATTESTATION_UNAVAILABLE"
   | "ATTESTATION_FAILED"
   // the gate itself

@@ -13,7 +13,7 @@ import { checkPayload, requestFrameSchema, type EnclaveIdentity, type GateMethod
 import { EnclaveError } from "./errors.ts";
 import { loadOrCreateKeys } from "./keys.ts";
 import { measureEnclaveCode } from "./measurement.ts";
-import { deriveSealingKey, loadOrCreatePlatformSecret } from "./sealing.ts";
+import { sealingRootFor } from "./sealing-root.ts";
 import { refuseTask } from "./refusal.ts";
 import { runTask, type EnclaveContext } from "./task-runner.ts";
 
@@ -28,12 +28,7 @@ let state: Promise<State> | undefined;
 
 async function initialize(params: InitParams): Promise<State> {
   const measurement = await measureEnclaveCode();
-  if (params.attestation.provider !== "sim" || !params.attestation.pkiDir) {
-    throw new EnclaveError("ATTESTATION_UNAVAILABLE", `sealing needs a platform sealing root; only the "sim" provider (with pkiDir) provides one so far`);
-  }
-  const secret = await loadOrCreatePlatformSecret(params.attestation.pkiDir);
-  const sealingKey = deriveSealingKey(secret, measurement);
-  secret.fill(0);
+  const sealingKey = await sealingRootFor(params.attestation).sealingKey(measurement);
   const { keys } = await loadOrCreateKeys(params.dataDir, sealingKey);
   sealingKey.fill(0);
   const provider = await loadAttestationProvider(params.attestation, measurement);
