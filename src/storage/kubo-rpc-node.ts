@@ -43,7 +43,10 @@ export function newIdentity(): NodeIdentity {
   return { id: base58btc.baseEncode(identity.digest(encoded).bytes), publicKey: encoded.toString("base64") };
 }
 
-export function handleId(res: ServerResponse, identityOf: NodeIdentity, apiAddress: string): void {
+/** id of this node; of another peer, Kubo's offline error (finding a peer needs the network). */
+export function handleId(res: ServerResponse, query: URLSearchParams, identityOf: NodeIdentity, apiAddress: string): void {
+  const peer = query.get("arg");
+  if (peer !== null && peer !== identityOf.id) throw new RpcError(500, OFFLINE_MESSAGE);
   sendJson(res, 200, {
     ID: identityOf.id,
     PublicKey: identityOf.publicKey,

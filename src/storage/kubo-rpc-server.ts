@@ -79,7 +79,7 @@ export async function startKuboRpcServer(options: KuboRpcServerOptions): Promise
   });
   const { node } = store;
   const routes: Record<string, Route> = {
-    "/api/v0/id": (_req, res) => handleId(res, identity, apiAddress),
+    "/api/v0/id": (_req, res, query) => handleId(res, query, identity, apiAddress),
     "/api/v0/version": (_req, res) => handleVersion(res),
     "/api/v0/repo/stat": (_req, res, query) => handleRepoStat(store, res, query),
     "/api/v0/config": (_req, res, query) => handleConfig(res, query, config()),

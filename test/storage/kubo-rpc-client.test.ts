@@ -83,10 +83,13 @@ async function untar(t: TestContext, archive: Buffer, member: string): Promise<B
   return readFile(join(dir, member));
 }
 
-test("id answers with a peer ID and addresses, so isOnline() is true; version answers", async (t) => {
+test("id answers with a peer ID and addresses, so isOnline() is true; another peer's id is offline; version answers", async (t) => {
   const { ipfs } = await node(t);
+  const { url } = await node(t);
   const id = await ipfs.id();
   assert.match(id.id.toString(), /^12D3KooW/);
+  assert.deepEqual((await ipfs.id({ peerId: id.id })).id.toString(), id.id.toString());
+  await assert.rejects(ipfs.id({ peerId: (await create({ url }).id()).id }), /this command must be run in online mode/);
   assert.ok(id.addresses.length > 0);
   assert.equal(await ipfs.isOnline(), true);
   const version = await ipfs.version();
@@ -155,9 +158,14 @@ test("get answers a tar stream of a file and of a directory", async (t) => {
   const bytes = randomBytes(300 * KiB);
   const file = await ipfs.add(bytes);
   assert.deepEqual(await untar(t, await bytesOf(ipfs.get(file.cid)), file.cid.toString()), bytes);
-  const dir = (await collect(ipfs.addAll([{ path: "x/y.bin", content: bytes }], { wrapWithDirectory: true }))).find((e) => e.path === "");
+  // A name past the tar header's 100 bytes goes in a PAX record.
+  const longName = `${"n".repeat(120)}.bin`;
+  const files = [{ path: "x/y.bin", content: bytes }, { path: longName, content: HELLO }];
+  const dir = (await collect(ipfs.addAll(files, { wrapWithDirectory: true }))).find((e) => e.path === "");
   assert.ok(dir);
-  assert.deepEqual(await untar(t, await bytesOf(ipfs.get(dir.cid)), `${dir.cid}/x/y.bin`), bytes);
+  const archive = await bytesOf(ipfs.get(dir.cid));
+  assert.deepEqual(await untar(t, archive, `${dir.cid}/x/y.bin`), bytes);
+  assert.deepEqual(await untar(t, archive, `${dir.cid}/${longName}`), Buffer.from(HELLO));
 });
 
 test("block put, get, stat and rm, and dag/get, on Kubo's codecs", async (t) => {
