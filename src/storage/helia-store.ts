@@ -30,6 +30,7 @@ import { batchedPuts } from "./batched-puts.ts";
 import { RecentBlocks } from "./recent-blocks.ts";
 import { checkedBlockstore } from "./checked-blockstore.ts";
 import { migrateLegacyLayout } from "./legacy-fs-layout.ts";
+import { GcLock } from "./gc-lock.ts";
 import { createLimiter } from "../util/limiter.ts";
 
 /**
@@ -56,6 +57,8 @@ export interface CatOptions {
  * too), as the Kubo RPC server (kubo-rpc-server.ts) serves them.
  */
 export interface IpfsNode {
+  /** Held shared by writes that end in a pin, alone by block removal (gc-lock.ts). */
+  readonly gcLock: GcLock;
   /** Reads verified against the CID's sha2-256, writes deduplicated (checked-blockstore.ts). */
   readonly blockstore: UnixFSComponents["blockstore"];
   /** The block's bytes, verified; BLOB_NOT_FOUND when it is not stored. */
@@ -151,6 +154,7 @@ export async function openHeliaStore(dir: string): Promise<HeliaStore> {
     },
   });
   const fs: UnixFS = unixfs({ blockstore });
+  const gcLock = new GcLock();
   const where = `the local IPFS store ${dir}`;
   let closed = false;
 
@@ -162,11 +166,13 @@ export async function openHeliaStore(dir: string): Promise<HeliaStore> {
   async function add(bytes: Uint8Array): Promise<{ cid: string; dagSize: bigint }> {
     assertOpen();
     try {
-      const { cid, dagSize } = await importBytes(bytes, blockstore);
-      // The pin is written after every block, so a pinned blob is complete.
-      // Writing it again for a blob put twice is harmless: it is an empty entry.
-      await putPinEntry(pinKey(cid).toString(), new Uint8Array());
-      return { cid: cid.toString(), dagSize };
+      return await gcLock.shared(async () => {
+        const { cid, dagSize } = await importBytes(bytes, blockstore);
+        // The pin is written after every block, so a pinned blob is complete.
+        // Writing it again for a blob put twice is harmless: it is an empty entry.
+        await putPinEntry(pinKey(cid).toString(), new Uint8Array());
+        return { cid: cid.toString(), dagSize };
+      });
     } catch (err) {
       throw new StorageError("STORAGE_FAILED", `Cannot write a blob to ${where}: ${errorMessage(err)}.`, {
         cause: err,
@@ -202,6 +208,7 @@ export async function openHeliaStore(dir: string): Promise<HeliaStore> {
   }
 
   const node: IpfsNode = {
+    gcLock,
     blockstore,
     async getBlock(cid, signal) {
       assertOpen();

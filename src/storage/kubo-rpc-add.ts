@@ -129,19 +129,23 @@ async function importParts(store: HeliaStore, parts: readonly ParsedPart[], opti
     wrapWithDirectory: options.wrapWithDirectory,
   };
   const blockstore = options.onlyHash ? { put: async (cid: CID) => cid } : store.node.blockstore;
-  const lines: { Name: string; Hash: string; Size: string }[] = [];
-  const roots: CID[] = [];
-  for await (const entry of importer(candidates, blockstore, importerOptions)) {
-    const path = entry.path ?? "";
-    const cid = entry.cid.toString();
-    // Kubo names a nameless file by its CID; the wrapping directory keeps the empty name.
-    const name = path === "" && !options.wrapWithDirectory ? cid : path;
-    lines.push({ Name: name, Hash: cid, Size: entry.size.toString() });
-    if (options.wrapWithDirectory ? path === "" : !path.includes("/")) roots.push(entry.cid);
-  }
-  // Pinned after every block is written, so a pinned DAG is complete.
-  if (options.pin && !options.onlyHash) for (const root of roots) await store.node.pin(root);
-  return lines;
+  const run = async (): Promise<unknown[]> => {
+    const lines: { Name: string; Hash: string; Size: string }[] = [];
+    const roots: CID[] = [];
+    for await (const entry of importer(candidates, blockstore, importerOptions)) {
+      const path = entry.path ?? "";
+      const cid = entry.cid.toString();
+      // Kubo names a nameless file by its CID; the wrapping directory keeps the empty name.
+      const name = path === "" && !options.wrapWithDirectory ? cid : path;
+      lines.push({ Name: name, Hash: cid, Size: entry.size.toString() });
+      if (options.wrapWithDirectory ? path === "" : !path.includes("/")) roots.push(entry.cid);
+    }
+    // Pinned after every block is written, so a pinned DAG is complete.
+    if (options.pin && !options.onlyHash) for (const root of roots) await store.node.pin(root);
+    return lines;
+  };
+  // Under the GC lock, so no block/rm deletes a block between its write and the pin.
+  return options.onlyHash ? run() : store.node.gcLock.shared(run);
 }
 
 function decodeName(name: string): string {

@@ -66,13 +66,15 @@ export async function handleBlockPut(node: IpfsNode, bodies: BodyBudget, req: In
     }
   }
   const lines: { Key: string; Size: number }[] = [];
-  for (const part of parts) {
-    const digest = await sha256.digest(part.bytes);
-    const cid = version === 0 ? CID.createV0(digest) : CID.createV1(codec, digest);
-    await node.blockstore.put(cid, part.bytes);
-    if (pin) await pinRecursively(node, cid, cid.toString());
-    lines.push({ Key: cid.toString(), Size: part.bytes.byteLength });
-  }
+  await node.gcLock.shared(async () => {
+    for (const part of parts) {
+      const digest = await sha256.digest(part.bytes);
+      const cid = version === 0 ? CID.createV0(digest) : CID.createV1(codec, digest);
+      await node.blockstore.put(cid, part.bytes);
+      if (pin) await pinRecursively(node, cid, cid.toString());
+      lines.push({ Key: cid.toString(), Size: part.bytes.byteLength });
+    }
+  });
   if (lines.length === 1) sendJson(res, 200, lines[0]);
   else sendNdjson(res, lines);
 }
@@ -93,19 +95,22 @@ export async function handleBlockRm(node: IpfsNode, res: ServerResponse, query: 
   const args = requiredArgs(query, "block/rm", "cid");
   const force = flag(query, "force", false);
   const cids = args.map((arg) => parseIpfsPath(arg).cid);
-  const pinned = await pinnedBlocks(node);
   const lines: { Hash: string; Error?: string }[] = [];
-  for (const cid of cids) {
-    const root = pinned.get(multihashKey(cid))?.[1];
-    if (root !== undefined) {
-      lines.push({ Hash: cid.toString(), Error: multihashKey(root) === multihashKey(cid) ? "pinned: recursive" : `pinned via ${root}` });
-    } else if (!(await node.hasBlock(cid))) {
-      if (!force) lines.push({ Hash: cid.toString(), Error: `block ${cid} is not stored on this node` });
-    } else {
-      await node.deleteBlock(cid);
-      lines.push({ Hash: cid.toString() });
+  // Alone under the GC lock: no add or pin is between writing blocks and pinning them.
+  await node.gcLock.exclusive(async () => {
+    const pinned = await pinnedBlocks(node);
+    for (const cid of cids) {
+      const root = pinned.get(multihashKey(cid))?.[1];
+      if (root !== undefined) {
+        lines.push({ Hash: cid.toString(), Error: multihashKey(root) === multihashKey(cid) ? "pinned: recursive" : `pinned via ${root}` });
+      } else if (!(await node.hasBlock(cid))) {
+        if (!force) lines.push({ Hash: cid.toString(), Error: `block ${cid} is not stored on this node` });
+      } else {
+        await node.deleteBlock(cid);
+        lines.push({ Hash: cid.toString() });
+      }
     }
-  }
+  });
   sendNdjson(res, lines);
 }
 
@@ -146,7 +151,7 @@ export async function handlePinAdd(node: IpfsNode, res: ServerResponse, query: U
   const pins: string[] = [];
   for (const arg of args) {
     const cid = await resolveCid(node, arg);
-    await pinRecursively(node, cid, arg);
+    await node.gcLock.shared(() => pinRecursively(node, cid, arg));
     pins.push(cid.toString());
   }
   sendJson(res, 200, { Pins: pins });
@@ -196,7 +201,7 @@ export async function handlePinLs(node: IpfsNode, res: ServerResponse, query: UR
   sendJson(res, 200, { Keys: Object.fromEntries(listed.map(({ cid, type: pinType }) => [cid, { Type: pinType, Name: "" }])) });
 }
 
-/** Pins the DAG under `cid` after checking that every block of it is stored. */
+/** Pins the DAG under `cid` after checking that every block of it is stored; the caller holds the GC lock shared. */
 async function pinRecursively(node: IpfsNode, cid: CID, arg: string): Promise<void> {
   for await (const visit of walkCatching(node, cid, arg)) void visit;
   await node.pin(cid);

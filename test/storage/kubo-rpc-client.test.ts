@@ -218,7 +218,7 @@ test("block rm refuses a pinned block; pin add, ls without arguments, rm", async
   await assert.rejects(collect(ipfs.pin.addAll([added.cid])), /not found|not stored/i);
 });
 
-test("files/stat, repo/stat and config answer as Kubo does", async (t) => {
+test("files/stat, ls of a chunked file, repo/stat and config answer as Kubo does", async (t) => {
   const { ipfs, url } = await node(t);
   const big = randomBytes(600 * KiB);
   const added = await ipfs.add(big);
@@ -228,6 +228,10 @@ test("files/stat, repo/stat and config answer as Kubo does", async (t) => {
   assert.equal(Number(stat.size), big.byteLength);
   assert.equal(Number(stat.cumulativeSize), added.size);
   assert.equal(stat.blocks, 3);
+  // ls of a chunked file lists its blocks, as Kubo's does.
+  const chunks = await collect(ipfs.ls(added.cid));
+  assert.deepEqual(chunks.map((c) => c.type), ["file", "file", "file"]);
+  assert.equal(chunks.reduce((sum, c) => sum + c.size, 0), big.byteLength);
   const repo = await ipfs.repo.stat();
   assert.equal(repo.numObjects, 4n);
   assert.ok(repo.repoSize >= BigInt(big.byteLength));
@@ -268,4 +272,21 @@ test("Cloister's own Kubo client keeps working next to Kubo's defaults", async (
   assert.equal(await store.has(cid), true);
   assert.deepEqual(Buffer.from(await store.get(cid)), bytes);
   assert.equal((await ipfs.add(bytes)).cid.version, 0);
+});
+
+test("block rm while an add is writing cannot delete a block the add then pins", async (t) => {
+  const { ipfs } = await node(t);
+  const big = randomBytes(8 * 1024 * KiB);
+  const leaves: CID[] = [];
+  const collecting = { put: async (cid: CID) => (cid.code === raw.code && leaves.push(cid), cid) };
+  for await (const entry of importer([{ content: big }], collecting, kuboImport(1))) void entry;
+  let adding = true;
+  const added = ipfs.add(big, { cidVersion: 1 }).finally(() => {
+    adding = false;
+  });
+  // Keep removing the add's leaves until it is done; a removal that lands between a leaf's write and the pin would break the pin.
+  while (adding) await collect(ipfs.block.rm(leaves, { force: true }));
+  const { cid } = await added;
+  assert.equal((await collect(ipfs.refs(cid, { recursive: true }))).length, leaves.length);
+  assert.deepEqual(await bytesOf(ipfs.cat(cid)), big);
 });
