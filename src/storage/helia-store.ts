@@ -17,12 +17,12 @@
  */
 import { mkdir, realpath } from "node:fs/promises";
 import { join } from "node:path";
-import { unixfs, type UnixFS } from "@helia/unixfs";
+import { unixfs, type UnixFS, type UnixFSComponents } from "@helia/unixfs";
 import { LevelBlockstore } from "blockstore-level";
 import { LevelDatastore } from "datastore-level";
 import { Key } from "interface-datastore";
 import { base32upper } from "multiformats/bases/base32";
-import type { CID } from "multiformats/cid";
+import { CID } from "multiformats/cid";
 import { blobNotFound, errorMessage, StorageError, type BlobStore, type GetOptions } from "./blob-store.ts";
 import { readAll } from "./read-all.ts";
 import { importBytes, parseBlobCid } from "./unixfs-profile.ts";
@@ -30,6 +30,7 @@ import { batchedPuts } from "./batched-puts.ts";
 import { RecentBlocks } from "./recent-blocks.ts";
 import { checkedBlockstore } from "./checked-blockstore.ts";
 import { migrateLegacyLayout } from "./legacy-fs-layout.ts";
+import { GcLock } from "./gc-lock.ts";
 import { createLimiter } from "../util/limiter.ts";
 
 /**
@@ -39,6 +40,7 @@ import { createLimiter } from "../util/limiter.ts";
  */
 const IMPORT_CONCURRENCY = 16;
 const RAW_CODEC = 0x55;
+const PINS_PREFIX = "/pins";
 /** Memory for the blocks written last, which are read soon after (recent-blocks.ts). */
 const RECENT_BLOCK_BYTES = 32 * 1024 * 1024;
 
@@ -50,9 +52,33 @@ export interface CatOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * The store below the blob interface: blocks and pins of any CID (CIDv0
+ * too), as the Kubo RPC server (kubo-rpc-server.ts) serves them.
+ */
+export interface IpfsNode {
+  /** Held shared by writes that end in a pin, alone by block removal (gc-lock.ts). */
+  readonly gcLock: GcLock;
+  /** Reads verified against the CID's sha2-256, writes deduplicated (checked-blockstore.ts). */
+  readonly blockstore: UnixFSComponents["blockstore"];
+  /** The block's bytes, verified; BLOB_NOT_FOUND when it is not stored. */
+  getBlock(cid: CID, signal?: AbortSignal): Promise<Uint8Array>;
+  hasBlock(cid: CID): Promise<boolean>;
+  deleteBlock(cid: CID): Promise<void>;
+  /** The size of every stored block. */
+  blockSizes(): AsyncIterable<number>;
+  /** Records a recursive pin; the caller has checked that the whole DAG is stored. */
+  pin(cid: CID): Promise<void>;
+  /** False when the CID was not pinned. */
+  unpin(cid: CID): Promise<boolean>;
+  isPinned(cid: CID): Promise<boolean>;
+  pins(): AsyncIterable<CID>;
+}
+
 /** The embedded store, with the calls the RPC server needs beyond BlobStore. */
 export interface HeliaStore extends BlobStore {
   readonly dir: string;
+  readonly node: IpfsNode;
   /** Like put, and also returns the cumulative DAG size Kubo reports for an add. */
   add(bytes: Uint8Array): Promise<{ cid: string; dagSize: bigint }>;
   /** add for several blobs, imported concurrently; results in input order. */
@@ -128,22 +154,25 @@ export async function openHeliaStore(dir: string): Promise<HeliaStore> {
     },
   });
   const fs: UnixFS = unixfs({ blockstore });
+  const gcLock = new GcLock();
   const where = `the local IPFS store ${dir}`;
   let closed = false;
 
   const assertOpen = (): void => {
     if (closed) throw new StorageError("STORAGE_FAILED", `The IPFS store ${dir} is closed. Open it again before use.`);
   };
-  const pinKey = (cid: CID): Key => new Key(`/pins/${cid.toString()}`);
+  const pinKey = (cid: CID): Key => new Key(`${PINS_PREFIX}/${cid.toString()}`);
 
   async function add(bytes: Uint8Array): Promise<{ cid: string; dagSize: bigint }> {
     assertOpen();
     try {
-      const { cid, dagSize } = await importBytes(bytes, blockstore);
-      // The pin is written after every block, so a pinned blob is complete.
-      // Writing it again for a blob put twice is harmless: it is an empty entry.
-      await putPinEntry(pinKey(cid).toString(), new Uint8Array());
-      return { cid: cid.toString(), dagSize };
+      return await gcLock.shared(async () => {
+        const { cid, dagSize } = await importBytes(bytes, blockstore);
+        // The pin is written after every block, so a pinned blob is complete.
+        // Writing it again for a blob put twice is harmless: it is an empty entry.
+        await putPinEntry(pinKey(cid).toString(), new Uint8Array());
+        return { cid: cid.toString(), dagSize };
+      });
     } catch (err) {
       throw new StorageError("STORAGE_FAILED", `Cannot write a blob to ${where}: ${errorMessage(err)}.`, {
         cause: err,
@@ -178,8 +207,53 @@ export async function openHeliaStore(dir: string): Promise<HeliaStore> {
     }
   }
 
+  const node: IpfsNode = {
+    gcLock,
+    blockstore,
+    async getBlock(cid, signal) {
+      assertOpen();
+      try {
+        return await collect(blockstore.get(cid, { signal }));
+      } catch (err) {
+        throw mapReadError(err, cid.toString(), where);
+      }
+    },
+    async hasBlock(cid) {
+      assertOpen();
+      return blocks.has(cid);
+    },
+    async deleteBlock(cid) {
+      assertOpen();
+      recent.forget(blockKey(cid));
+      await blocks.delete(cid);
+    },
+    async *blockSizes() {
+      assertOpen();
+      for await (const value of blocks.db.values()) yield value.byteLength;
+    },
+    async pin(cid) {
+      assertOpen();
+      await putPinEntry(pinKey(cid).toString(), new Uint8Array());
+    },
+    async unpin(cid) {
+      assertOpen();
+      if (!(await datastore.has(pinKey(cid)))) return false;
+      await datastore.delete(pinKey(cid));
+      return true;
+    },
+    async isPinned(cid) {
+      assertOpen();
+      return datastore.has(pinKey(cid));
+    },
+    async *pins() {
+      assertOpen();
+      for await (const key of datastore.queryKeys({ prefix: PINS_PREFIX })) yield CID.parse(key.baseNamespace());
+    },
+  };
+
   return {
     dir,
+    node,
     add,
     addMany,
     cat,

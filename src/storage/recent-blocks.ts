@@ -19,7 +19,7 @@ export class RecentBlocks {
   /** Keeps a copy of `block`; a block larger than a quarter of the budget is not kept. */
   remember(key: string, block: Uint8Array): void {
     if (block.byteLength * 4 > this.#maxBytes) return;
-    this.#forget(key);
+    this.forget(key);
     this.#blocks.set(key, Uint8Array.from(block));
     this.#bytes += block.byteLength;
     for (const [oldest, bytes] of this.#blocks) {
@@ -38,7 +38,8 @@ export class RecentBlocks {
     return Uint8Array.from(block);
   }
 
-  #forget(key: string): void {
+  /** Drops the block, for a block removed from the store. */
+  forget(key: string): void {
     const block = this.#blocks.get(key);
     if (block === undefined) return;
     this.#blocks.delete(key);

@@ -152,7 +152,7 @@ test("the client refuses bytes that do not hash to the CID, and a node that mint
   await assert.rejects(kubo.put(wanted), storageError("STORAGE_FAILED", "import settings"));
 });
 
-test("the server serves cat ranges and version, and refuses what it does not implement", async (t) => {
+test("the server serves cat ranges and version, and refuses add options and commands it does not implement", async (t) => {
   const { helia, url } = await embeddedNode(t);
   const bytes = randomBytes(CHUNK_SIZE + 100);
   const cid = await helia.put(bytes);
@@ -164,7 +164,7 @@ test("the server serves cat ranges and version, and refuses what it does not imp
 
   const form = new FormData();
   form.append("file", new Blob([new Uint8Array([1, 2, 3])]), "three.bin");
-  for (const query of ["cid-version=0", "", "cid-version=1&chunker=size-1024", "cid-version=1&raw-leaves=false", "cid-version=1&trickle=true"]) {
+  for (const query of ["cid-version=2", "chunker=rabin", "chunker=size-2000000", "hash=blake2b-256", "cid-version=1&trickle=true", "inline=true"]) {
     const res = await rpc(url, `add?${query}`, { body: form });
     assert.equal(res.status, 400, query);
     assert.match(res.body, /"Type":"error"/);
@@ -178,8 +178,10 @@ test("the server serves cat ranges and version, and refuses what it does not imp
   assert.equal((await rpc(url, "add?cid-version=1", { body: textPart })).status, 400);
   assert.equal((await rpc(url, `cat?arg=${cid}`, { headers: { origin: "https://evil.example" } })).status, 403);
   assert.equal((await fetch(`${url}/api/v0/cat?arg=${cid}`)).status, 405);
-  assert.equal((await rpc(url, "swarm/peers")).status, 404);
-  assert.equal((await rpc(url, `cat?arg=${cid}/sub/path`)).status, 400);
+  assert.equal((await rpc(url, "no/such/command")).status, 404);
+  const missingPath = await rpc(url, `cat?arg=${cid}/sub/path`);
+  assert.equal(missingPath.status, 500);
+  assert.match(missingPath.body, /BLOB_NOT_FOUND/);
 });
 
 test("the server binds to loopback only", async (t) => {
