@@ -8,6 +8,7 @@ import { z } from "zod";
 import type { AttestationServiceClient } from "./client.ts";
 import { CasError, type CasErrorCode } from "./errors.ts";
 import type { PublishedDeployment } from "./http-server.ts";
+import { addressSchema as address, hexSchema as hex } from "../protocol/schemas.ts";
 
 export type CasHttpErrorCode = "CAS_UNREACHABLE" | "CAS_BAD_RESPONSE" | "CAS_FAILED";
 
@@ -28,8 +29,6 @@ export interface CasHttpClient extends AttestationServiceClient {
 }
 
 const CAS_CODES: ReadonlySet<string> = new Set<CasErrorCode>(["NONCE_UNKNOWN", "EVIDENCE_UNAVAILABLE", "EVIDENCE_REFUSED"]);
-const hex = z.string().regex(/^0x[0-9a-fA-F]*$/) as unknown as z.ZodType<Hex>;
-const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/);
 const errorBody = z.object({ error: z.object({ code: z.string(), message: z.string(), reasons: z.array(z.string()).default([]) }) });
 const challengeBody = z.object({ nonce: hex });
 const registerBody = z.object({ expiry: z.string().regex(/^\d+$/), transactionHash: hex });

@@ -3,10 +3,10 @@ import { readFile, writeFile } from "node:fs/promises";
 import type { Address } from "viem";
 import { z } from "zod";
 import type { CloisterDeployment } from "./deploy.ts";
+import { addressSchema as address } from "../protocol/schemas.ts";
 
 export type StoredDeployment = Pick<CloisterDeployment, "chainId" | "registry" | "market" | "deployBlock">;
 
-const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a 0x-prefixed 20-byte address");
 const storedDeploymentSchema = z
   .object({
     chainId: z.number().int().positive(),

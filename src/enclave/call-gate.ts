@@ -12,13 +12,9 @@
  */
 import { z } from "zod";
 import { dcapCollateralSchema } from "../attestation/evidence-codec.ts";
+import { addressSchema as address, hex32Schema as hex32T, hexSchema as hexT } from "../protocol/schemas.ts";
 
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, "must be a Uint8Array");
-const hex = z.string().regex(/^0x[0-9a-fA-F]*$/);
-const hex32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/);
-const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/) as unknown as z.ZodType<`0x${string}`>;
-const hexT = hex as unknown as z.ZodType<`0x${string}`>;
-const hex32T = hex32 as unknown as z.ZodType<`0x${string}`>;
 const teeType = z.enum(["SGX", "TDX", "SEV-SNP"]);
 
 /**

@@ -30,6 +30,7 @@ import { sha256 } from "../crypto/sha256.ts";
 import { z } from "zod";
 import { canonicalJson, canonicalJsonBytes, type JsonValue } from "../crypto/canonical-json.ts";
 import { signerKeys } from "../crypto/secp256k1-signers.ts";
+import { addressSchema as address, lowerHex32Schema as hex32 } from "./schemas.ts";
 
 export const STATEMENT_TYPE = "https://in-toto.io/Statement/v1";
 export const PREDICATE_TYPE = "https://cloister.dev/provenance/task-execution/v2";
@@ -51,8 +52,6 @@ export class ProvenanceError extends Error {
 
 /** Lowercase hex without 0x, as in-toto digest sets write it. */
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
-const hex32 = z.string().regex(/^0x[0-9a-f]{64}$/);
-const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/);
 const decimal = z.string().regex(/^[0-9]+$/);
 
 const predicateSchema = z

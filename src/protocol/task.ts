@@ -13,6 +13,7 @@
 import { encodeAbiParameters, type Address, type Hex } from "viem";
 import { keccak256 } from "../crypto/keccak.ts";
 import { z } from "zod";
+import { addressSchema as address, hex32Schema as hex32, hexSchema as hex } from "./schemas.ts";
 
 /** Mirrors `struct TaskSpec` in contracts/TaskMarket.sol: what the requester asks for and escrows. */
 export interface TaskSpec {
@@ -239,9 +240,6 @@ export class TaskEnvelopeError extends Error {
   }
 }
 
-const hex32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/) as unknown as z.ZodType<Hex>;
-const hex = z.string().regex(/^0x[0-9a-fA-F]*$/) as unknown as z.ZodType<Hex>;
-const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/) as unknown as z.ZodType<Address>;
 
 /** Longest base64 text of maxInlineInputBytes bytes: checked before decoding, so a huge string is never decoded. */
 const maxInlineBase64Chars = 4 * Math.ceil(maxInlineInputBytes / 3);
