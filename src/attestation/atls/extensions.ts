@@ -15,11 +15,10 @@
  *   legacy extension.
  */
 import { AttestationError } from "../dcap/errors.ts";
-import { children, expectTag, parseDer, TAG } from "../dcap/der.ts";
+import { children, expectTag, isOid, parseDer, TAG } from "../dcap/der.ts";
 import { decodeEvidence, encodeEvidence } from "../evidence-codec.ts";
 import type { Evidence } from "../types.ts";
 import { cborDecode, cborEncode, type CborValue } from "./cbor.ts";
-import { oidBytes } from "./der.ts";
 import { AttestedTlsError } from "./errors.ts";
 
 export const DICE_TAGGED_EVIDENCE_OID = "2.23.133.5.4.9";
@@ -29,10 +28,11 @@ export const CLOISTER_COLLATERAL_OID = "2.25.56774544255047647680699010034503999
 export const TEE_QUOTE_CBOR_TAG = 60000;
 const IANA_HASH_SHA256 = 1;
 
-const key = (dotted: string) => Buffer.from(oidBytes(dotted)).toString("hex");
-const DICE_KEY = key(DICE_TAGGED_EVIDENCE_OID);
-const LEGACY_KEY = key(GRAMINE_LEGACY_QUOTE_OID);
-const COLLATERAL_KEY = key(CLOISTER_COLLATERAL_OID);
+const SLOTS = [
+  ["dice", DICE_TAGGED_EVIDENCE_OID],
+  ["legacy", GRAMINE_LEGACY_QUOTE_OID],
+  ["collateral", CLOISTER_COLLATERAL_OID],
+] as const;
 
 export interface TaggedEvidence {
   quote: Uint8Array;
@@ -133,9 +133,9 @@ export function readAttestationExtensions(certDer: Uint8Array): { dice?: Uint8Ar
     const list = expectTag(children(wrapper, "CERT_MALFORMED", what)[0], TAG.SEQUENCE, "CERT_MALFORMED", what);
     for (const ext of children(list, "CERT_MALFORMED", what)) {
       const parts = children(ext, "CERT_MALFORMED", what);
-      const id = Buffer.from(expectTag(parts[0], TAG.OID, "CERT_MALFORMED", what).value).toString("hex");
+      const id = expectTag(parts[0], TAG.OID, "CERT_MALFORMED", what);
       const value = expectTag(parts[parts.length - 1], TAG.OCTET_STRING, "CERT_MALFORMED", what).value;
-      const slot = id === DICE_KEY ? "dice" : id === LEGACY_KEY ? "legacy" : id === COLLATERAL_KEY ? "collateral" : undefined;
+      const slot = SLOTS.find(([, oid]) => isOid(id, oid))?.[0];
       if (!slot) continue;
       if (out[slot]) throw malformed(`extension ${slot} appears twice`);
       out[slot] = value;
