@@ -223,7 +223,7 @@ export class NodeDaemon {
    * naming an enclave that cannot accept), and posts them again when an expired one is renewed.
    */
   #onRegistrationChange(from: RegistrationState, to: Readonly<RegistrationSnapshot>): void {
-    this.metrics.registrationState.set(to.state);
+    this.metrics.setRegistrationState(to.state);
     this.#meterExpiry();
     if (from !== to.state) {
       this.log.emit({ type: "registration-changed", signer: this.signer, from, state: to.state, expiry: to.expiry?.toString() ?? null, ...(to.lastError === undefined ? {} : { error: to.lastError }) });
@@ -327,7 +327,7 @@ export class NodeDaemon {
   }
 
   /** Seconds to expiry move with the chain's clock: they are computed as the metrics are scraped. */
-  #renderMetrics(): string {
+  #renderMetrics(): Promise<string> {
     this.#meterExpiry();
     return this.metrics.render();
   }
