@@ -25,7 +25,7 @@ import { Checkpoint } from "./checkpoint.ts";
 import { startNodeHttpServer, type NodeHealth, type NodeHttpServer, type RegistrationHealth } from "./http-server.ts";
 import { createLimiter } from "../util/limiter.ts";
 import { runCapacity, type RunCapacity } from "./capacity.ts";
-import { fileHostLog, type HostEvent, type HostLog } from "./log.ts";
+import { fileHostLog, type FileHostLog, type HostEvent, type HostLog } from "./log.ts";
 import { meteredLog, NodeMetrics } from "./metrics.ts";
 import { RegistrationKeeper } from "./registration-keeper.ts";
 import { savedViewBlock, startReopenKeeper } from "./reopen-keeper.ts";
@@ -111,6 +111,7 @@ export class NodeDaemon {
   #ctx: TaskHandlerContext | undefined;
   /** Offer posts and withdrawals on registration changes, one after another. */
   #offerUpdates: Promise<void> = Promise.resolve();
+  readonly #fileLog: FileHostLog;
   /** Category time references (seconds) read from the market, for the deadline of a task about to be accepted. */
   readonly #categoryTimeRefs = new Map<number, Promise<number>>();
   /** Aborts the handlers' retries on stop. */
@@ -129,7 +130,8 @@ export class NodeDaemon {
       concurrency: options.concurrency ?? defaultRunConcurrency(),
       machineMemoryMb: options.machineMemoryMb,
     });
-    this.log = meteredLog(fileHostLog(join(options.dataDir, "host.log"), options.onEvent), this.metrics);
+    this.#fileLog = fileHostLog(join(options.dataDir, "host.log"), options.onEvent);
+    this.log = meteredLog(this.#fileLog, this.metrics);
     void options.enclave.exited.then((exit) => {
       this.#enclaveExit = exit;
       this.metrics.enclaveUp.set(0);
@@ -386,5 +388,6 @@ export class NodeDaemon {
     await this.#offerUpdates;
     await this.#http?.close();
     await this.#options.enclave.close();
+    this.#fileLog.close();
   }
 }
