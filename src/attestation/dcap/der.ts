@@ -31,7 +31,7 @@ export const TAG = {
   SET: 0x31,
 } as const;
 
-export function derError(code: AttestationErrorCode, what: string, detail: string): AttestationError {
+function derError(code: AttestationErrorCode, what: string, detail: string): AttestationError {
   return new AttestationError(code, `${what}: malformed DER (${detail})`);
 }
 
