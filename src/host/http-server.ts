@@ -40,7 +40,7 @@ export interface NodeHttpServerOptions {
   /** 0 picks a free port. */
   port: number;
   health: () => NodeHealth;
-  metrics: { render(): string };
+  metrics: { render(): string | Promise<string> };
 }
 
 export interface NodeHttpServer {
@@ -65,7 +65,7 @@ function send(res: ServerResponse, status: number, contentType: string, body: st
   res.end(body);
 }
 
-function route(options: NodeHttpServerOptions, req: IncomingMessage, res: ServerResponse, path: string): void {
+async function route(options: NodeHttpServerOptions, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
   if (path !== "/healthz" && path !== "/metrics") {
     send(res, 404, "application/json", JSON.stringify({ error: `no route ${path}; try /healthz or /metrics` }));
     return;
@@ -75,7 +75,7 @@ function route(options: NodeHttpServerOptions, req: IncomingMessage, res: Server
     return;
   }
   if (path === "/metrics") {
-    send(res, 200, prometheusContentType, options.metrics.render());
+    send(res, 200, prometheusContentType, await options.metrics.render());
     return;
   }
   const health = options.health();

@@ -1,10 +1,9 @@
 /**
- * The host's log: JSON lines on disk, and an optional listener for live
- * progress. The host only ever holds ciphertext, digests, CIDs and ids, so
- * nothing it logs is secret; still, it logs metadata, never blob contents.
+ * The host's log: JSON lines on disk written by pino, and an optional listener
+ * for live progress. The host only ever holds ciphertext, digests, CIDs and
+ * ids, so nothing it logs is secret; still, it logs metadata, never blob contents.
  */
-import { appendFileSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { pino } from "pino";
 
 export type HostEvent =
   | { type: "enclave-ready"; signer: string; measurement: string; simulated: boolean; teeType: string }
@@ -57,12 +56,32 @@ export interface HostLog {
   emit(event: HostEvent): void;
 }
 
-export function fileHostLog(path: string, listener?: (event: HostEvent) => void): HostLog {
-  mkdirSync(dirname(path), { recursive: true });
+export interface FileHostLog extends HostLog {
+  /** Closes the file; events emitted afterwards (a task finishing during shutdown) still reach the listener, not the file. */
+  close(): void;
+}
+
+/**
+ * One line per event, `{"level": "info", "time": ISO 8601, ...event}`, written
+ * synchronously: an event is in the file before the step that follows it, so a
+ * node that crashes leaves a log that ends where it stopped. `level` is kept,
+ * as a label, because pino opens every line with it and log shippers filter on
+ * it; `pid` and `hostname` are left out: the file is already one node's on one
+ * machine, and neither is an event's data.
+ */
+export function fileHostLog(path: string, listener?: (event: HostEvent) => void): FileHostLog {
+  const destination = pino.destination({ dest: path, sync: true, mkdir: true });
+  const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } }, destination);
+  let open = true;
   return {
     emit(event) {
-      appendFileSync(path, `${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
+      if (open) logger.info(event);
       listener?.(event);
+    },
+    close() {
+      if (!open) return;
+      open = false;
+      destination.destroy();
     },
   };
 }

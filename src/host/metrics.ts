@@ -1,179 +1,35 @@
 /**
- * The node's Prometheus metrics, rendered in the text exposition format
- * (version 0.0.4) without a client library. Task metrics are derived from the
- * host log's events (meteredLog), so every place that logs a transition is
- * also counted; the crawler and the enclave feed the rest.
+ * The node's Prometheus metrics, kept and rendered by prom-client in a
+ * registry of the node's own (not prom-client's global one: a test or devnet
+ * runs several nodes in one process). Task metrics are derived from the host
+ * log's events (meteredLog), so every place that logs a transition is also
+ * counted; the crawler and the enclave feed the rest.
  */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { registrationStates, type RegistrationState } from "./attestation-lifecycle.ts";
 import type { HostEvent, HostLog } from "./log.ts";
-
-type Labels = Record<string, string>;
-
-function escapeLabelValue(value: string): string {
-  return value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
-}
-
-function escapeHelp(text: string): string {
-  return text.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
-}
-
-function formatValue(value: number): string {
-  if (Number.isNaN(value)) return "NaN";
-  if (value === Infinity) return "+Inf";
-  if (value === -Infinity) return "-Inf";
-  return String(value);
-}
-
-function formatLabels(labels: Labels): string {
-  const entries = Object.entries(labels);
-  if (entries.length === 0) return "";
-  return `{${entries.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(",")}}`;
-}
-
-interface Metric {
-  render(): string[];
-}
-
-function header(name: string, help: string, type: string): string[] {
-  return [`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`];
-}
-
-export class Counter implements Metric {
-  readonly #name: string;
-  readonly #help: string;
-  readonly #labelled: boolean;
-  readonly #values = new Map<string, number>();
-
-  /** A `labelled` counter has only labelled series, so it shows no line before its first increment. */
-  constructor(name: string, help: string, options: { labelled?: boolean } = {}) {
-    this.#name = name;
-    this.#help = help;
-    this.#labelled = options.labelled ?? false;
-  }
-
-  inc(labels: Labels = {}, by = 1): void {
-    if (by < 0) throw new RangeError(`counter ${this.#name} can only increase; use a gauge for values that go down`);
-    const key = formatLabels(labels);
-    this.#values.set(key, (this.#values.get(key) ?? 0) + by);
-  }
-
-  value(labels: Labels = {}): number {
-    return this.#values.get(formatLabels(labels)) ?? 0;
-  }
-
-  render(): string[] {
-    // An unlabelled counter shows 0 before its first increment, so a scraper sees that it exists.
-    const series = this.#values.size === 0 && !this.#labelled ? new Map([["", 0]]) : this.#values;
-    return [...header(this.#name, this.#help, "counter"), ...[...series].map(([key, v]) => `${this.#name}${key} ${formatValue(v)}`)];
-  }
-}
-
-export class Gauge implements Metric {
-  readonly #name: string;
-  readonly #help: string;
-  #value = 0;
-
-  constructor(name: string, help: string) {
-    this.#name = name;
-    this.#help = help;
-  }
-
-  set(value: number): void {
-    this.#value = value;
-  }
-
-  get value(): number {
-    return this.#value;
-  }
-
-  render(): string[] {
-    return [...header(this.#name, this.#help, "gauge"), `${this.#name} ${formatValue(this.#value)}`];
-  }
-}
-
-/** A state set: one series per state, labelled with it, 1 for the current state and 0 for the others. */
-export class StateGauge<S extends string> implements Metric {
-  readonly #name: string;
-  readonly #help: string;
-  readonly #label: string;
-  readonly #states: readonly S[];
-  #current: S;
-
-  constructor(name: string, help: string, label: string, states: readonly S[]) {
-    this.#name = name;
-    this.#help = help;
-    this.#label = label;
-    this.#states = states;
-    this.#current = states[0]!;
-  }
-
-  set(state: S): void {
-    this.#current = state;
-  }
-
-  get current(): S {
-    return this.#current;
-  }
-
-  render(): string[] {
-    return [...header(this.#name, this.#help, "gauge"), ...this.#states.map((s) => `${this.#name}${formatLabels({ [this.#label]: s })} ${s === this.#current ? 1 : 0}`)];
-  }
-}
-
-export class Histogram implements Metric {
-  readonly #name: string;
-  readonly #help: string;
-  readonly #bounds: number[];
-  readonly #counts: number[];
-  #sum = 0;
-  #count = 0;
-
-  constructor(name: string, help: string, bounds: number[]) {
-    if (bounds.some((b, i) => i > 0 && b <= bounds[i - 1]!)) throw new RangeError(`histogram ${name}: bucket bounds must increase`);
-    this.#name = name;
-    this.#help = help;
-    this.#bounds = bounds;
-    this.#counts = bounds.map(() => 0);
-  }
-
-  observe(value: number): void {
-    this.#bounds.forEach((bound, i) => {
-      if (value <= bound) this.#counts[i]!++;
-    });
-    this.#sum += value;
-    this.#count++;
-  }
-
-  get count(): number {
-    return this.#count;
-  }
-
-  render(): string[] {
-    return [
-      ...header(this.#name, this.#help, "histogram"),
-      ...this.#bounds.map((bound, i) => `${this.#name}_bucket{le="${formatValue(bound)}"} ${this.#counts[i]}`),
-      `${this.#name}_bucket{le="+Inf"} ${this.#count}`,
-      `${this.#name}_sum ${formatValue(this.#sum)}`,
-      `${this.#name}_count ${this.#count}`,
-    ];
-  }
-}
 
 /** Seconds from a task being seen to its completion: sub-second on a devnet, minutes for real programs. */
 const durationBuckets = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900];
 
 export class NodeMetrics {
-  readonly tasksSeen = new Counter("tasks_seen_total", "Tasks this node saw submitted on the market.");
-  readonly tasksAccepted = new Counter("tasks_accepted_total", "Tasks this node accepted on chain.");
-  readonly tasksCompleted = new Counter("tasks_completed_total", "Tasks this node completed on chain.");
-  readonly tasksFailed = new Counter("tasks_failed_total", "Tasks this node could not accept or complete, by error code.", { labelled: true });
-  readonly taskDuration = new Histogram("task_duration_seconds", "Time from a task being seen to its completion on chain.", durationBuckets);
-  readonly tasksInFlight = new Gauge("tasks_in_flight", "Tasks seen and not yet completed, failed or skipped.");
-  readonly checkpointBlock = new Gauge("chain_block_checkpoint", "Last block whose market events this node has fully handled.");
-  readonly rpcErrors = new Counter("rpc_errors_total", "Chain RPC and IPFS requests that failed transiently (and were retried).");
-  readonly enclaveUp = new Gauge("enclave_up", "1 while the enclave process is running, 0 once it has exited.");
-  readonly registrationState = new StateGauge<RegistrationState>("registration_state", "The enclave's registration: 1 for its current state, 0 for the others.", "state", registrationStates);
-  readonly registrationExpirySeconds = new Gauge("registration_expiry_seconds", "Seconds of chain time until the enclave's registration expires (0 or less once expired; 0 before the first).");
+  readonly registry = new Registry();
+  readonly tasksSeen = new Counter({ name: "tasks_seen_total", help: "Tasks this node saw submitted on the market.", registers: [this.registry] });
+  readonly tasksAccepted = new Counter({ name: "tasks_accepted_total", help: "Tasks this node accepted on chain.", registers: [this.registry] });
+  readonly tasksCompleted = new Counter({ name: "tasks_completed_total", help: "Tasks this node completed on chain.", registers: [this.registry] });
+  readonly tasksFailed = new Counter({ name: "tasks_failed_total", help: "Tasks this node could not accept or complete, by error code.", labelNames: ["code"] as const, registers: [this.registry] });
+  readonly taskDuration = new Histogram({ name: "task_duration_seconds", help: "Time from a task being seen to its completion on chain.", buckets: durationBuckets, registers: [this.registry] });
+  readonly tasksInFlight = new Gauge({ name: "tasks_in_flight", help: "Tasks seen and not yet completed, failed or skipped.", registers: [this.registry] });
+  readonly checkpointBlock = new Gauge({ name: "chain_block_checkpoint", help: "Last block whose market events this node has fully handled.", registers: [this.registry] });
+  readonly rpcErrors = new Counter({ name: "rpc_errors_total", help: "Chain RPC and IPFS requests that failed transiently (and were retried).", registers: [this.registry] });
+  readonly enclaveUp = new Gauge({ name: "enclave_up", help: "1 while the enclave process is running, 0 once it has exited.", registers: [this.registry] });
+  /** A state set: one series per state, 1 for the current state and 0 for the others. */
+  readonly #registrationState = new Gauge({ name: "registration_state", help: "The enclave's registration: 1 for its current state, 0 for the others.", labelNames: ["state"] as const, registers: [this.registry] });
+  readonly registrationExpirySeconds = new Gauge({
+    name: "registration_expiry_seconds",
+    help: "Seconds of chain time until the enclave's registration expires (0 or less once expired; 0 before the first).",
+    registers: [this.registry],
+  });
 
   /** When each task in flight was first seen (ms since epoch). */
   readonly #inFlight = new Map<string, number>();
@@ -181,6 +37,11 @@ export class NodeMetrics {
 
   constructor(now: () => number = Date.now) {
     this.#now = now;
+    this.setRegistrationState(registrationStates[0]!);
+  }
+
+  setRegistrationState(current: RegistrationState): void {
+    for (const state of registrationStates) this.#registrationState.set({ state }, state === current ? 1 : 0);
   }
 
   observe(event: HostEvent): void {
@@ -221,21 +82,9 @@ export class NodeMetrics {
     this.tasksInFlight.set(this.#inFlight.size);
   }
 
-  render(): string {
-    const metrics: Metric[] = [
-      this.tasksSeen,
-      this.tasksAccepted,
-      this.tasksCompleted,
-      this.tasksFailed,
-      this.taskDuration,
-      this.tasksInFlight,
-      this.checkpointBlock,
-      this.rpcErrors,
-      this.enclaveUp,
-      this.registrationState,
-      this.registrationExpirySeconds,
-    ];
-    return `${metrics.flatMap((m) => m.render()).join("\n")}\n`;
+  /** The exposition text (format 0.0.4) of this node's metrics. */
+  render(): Promise<string> {
+    return this.registry.metrics();
   }
 }
 

@@ -25,7 +25,7 @@ import { Checkpoint } from "./checkpoint.ts";
 import { startNodeHttpServer, type NodeHealth, type NodeHttpServer, type RegistrationHealth } from "./http-server.ts";
 import { createLimiter } from "../util/limiter.ts";
 import { runCapacity, type RunCapacity } from "./capacity.ts";
-import { fileHostLog, type HostEvent, type HostLog } from "./log.ts";
+import { fileHostLog, type FileHostLog, type HostEvent, type HostLog } from "./log.ts";
 import { meteredLog, NodeMetrics } from "./metrics.ts";
 import { RegistrationKeeper } from "./registration-keeper.ts";
 import { savedViewBlock, startReopenKeeper } from "./reopen-keeper.ts";
@@ -111,6 +111,7 @@ export class NodeDaemon {
   #ctx: TaskHandlerContext | undefined;
   /** Offer posts and withdrawals on registration changes, one after another. */
   #offerUpdates: Promise<void> = Promise.resolve();
+  readonly #fileLog: FileHostLog;
   /** Category time references (seconds) read from the market, for the deadline of a task about to be accepted. */
   readonly #categoryTimeRefs = new Map<number, Promise<number>>();
   /** Aborts the handlers' retries on stop. */
@@ -129,7 +130,8 @@ export class NodeDaemon {
       concurrency: options.concurrency ?? defaultRunConcurrency(),
       machineMemoryMb: options.machineMemoryMb,
     });
-    this.log = meteredLog(fileHostLog(join(options.dataDir, "host.log"), options.onEvent), this.metrics);
+    this.#fileLog = fileHostLog(join(options.dataDir, "host.log"), options.onEvent);
+    this.log = meteredLog(this.#fileLog, this.metrics);
     void options.enclave.exited.then((exit) => {
       this.#enclaveExit = exit;
       this.metrics.enclaveUp.set(0);
@@ -223,7 +225,7 @@ export class NodeDaemon {
    * naming an enclave that cannot accept), and posts them again when an expired one is renewed.
    */
   #onRegistrationChange(from: RegistrationState, to: Readonly<RegistrationSnapshot>): void {
-    this.metrics.registrationState.set(to.state);
+    this.metrics.setRegistrationState(to.state);
     this.#meterExpiry();
     if (from !== to.state) {
       this.log.emit({ type: "registration-changed", signer: this.signer, from, state: to.state, expiry: to.expiry?.toString() ?? null, ...(to.lastError === undefined ? {} : { error: to.lastError }) });
@@ -327,7 +329,7 @@ export class NodeDaemon {
   }
 
   /** Seconds to expiry move with the chain's clock: they are computed as the metrics are scraped. */
-  #renderMetrics(): string {
+  #renderMetrics(): Promise<string> {
     this.#meterExpiry();
     return this.metrics.render();
   }
@@ -386,5 +388,6 @@ export class NodeDaemon {
     await this.#offerUpdates;
     await this.#http?.close();
     await this.#options.enclave.close();
+    this.#fileLog.close();
   }
 }

@@ -11,7 +11,7 @@ import type { AttestationProvider, Evidence } from "../../src/attestation/types.
 import { atlsReportData, createAttestedCertificate, verifyAttestedCertificate, type AttestedPeer, type EvidenceVerifier } from "../../src/attestation/atls/certificate.ts";
 import { AttestedTlsError } from "../../src/attestation/atls/errors.ts";
 import { decodeTaggedEvidence, encodeTaggedEvidence, GRAMINE_LEGACY_QUOTE_OID } from "../../src/attestation/atls/extensions.ts";
-import { bitString, explicit, integer, octetString, oid, sequence, set, time, utf8String } from "../../src/attestation/atls/der.ts";
+import { bitString, explicit, integer, octetString, oid, sequence, set, time, utf8String } from "./der-build.ts";
 import { connectAttested, createAttestedServer } from "../../src/attestation/atls/tls.ts";
 
 const pki = await createSimPki({ seed: "42".repeat(32) });

@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { AttestationError } from "../../src/attestation/dcap/errors.ts";
 import { verifySnpReport } from "../../src/attestation/snp/verify.ts";
 import { parseSnpReport } from "../../src/attestation/snp/report.ts";
-import { bitString, explicit, integer, octetString, oid, sequence, set, time, tlv, utf8String } from "../../src/attestation/atls/der.ts";
+import { bitString, explicit, integer, octetString, oid, primitive, sequence, set, time, utf8String } from "./der-build.ts";
 import type { SnpCollateral } from "../../src/attestation/types.ts";
 
 const dir = new URL("../../../shared/testdata/attestation/", import.meta.url);
@@ -99,7 +99,7 @@ const SHA384 = "2.16.840.1.101.3.4.2.2";
 const pssAlg = sequence(oid(RSASSA_PSS), sequence(explicit(0, sequence(oid(SHA384))), explicit(1, sequence(oid("1.2.840.113549.1.1.8"), sequence(oid(SHA384)))), explicit(2, integer(Uint8Array.of(48)))));
 const nameOf = (cn: string) => sequence(set(sequence(oid("2.5.4.3"), utf8String(cn))));
 const ext = (id: string, value: Uint8Array) => sequence(oid(id), octetString(value));
-const spl = (n: number) => tlv(0x02, Uint8Array.of(n));
+const spl = (n: number) => primitive(2, Uint8Array.of(n));
 
 function issue(subject: string, issuer: string, subjectKey: KeyObject, issuerKey: KeyObject, extensions: Uint8Array[] = []): Uint8Array {
   const tbs = sequence(

@@ -65,7 +65,9 @@ export function parsePrometheusText(text: string): ParsedMetrics {
       } else help.set(name!, rest.join(" "));
       continue;
     }
-    if (line.startsWith("#") || line === "") throw new Error(`unexpected line: ${JSON.stringify(line)}`);
+    // The text format ignores empty lines (prom-client puts one between families).
+    if (line === "") continue;
+    if (line.startsWith("#")) throw new Error(`unexpected line: ${JSON.stringify(line)}`);
     const brace = line.indexOf("{");
     const space = line.lastIndexOf(" ");
     const name = brace >= 0 ? line.slice(0, brace) : line.slice(0, space);

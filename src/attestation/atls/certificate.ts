@@ -12,8 +12,8 @@
  */
 import { DOMAIN } from "../../protocol/domains.ts";
 import { createHash, generateKeyPairSync, KeyObject, randomBytes, sign, X509Certificate, type webcrypto } from "node:crypto";
+import { BitString, Boolean as AsnBoolean, Constructed, fromBER, GeneralizedTime, Integer, ObjectIdentifier, OctetString, Sequence, Set as AsnSet, UTCTime, Utf8String, type AsnType } from "asn1js";
 import type { AttestationProvider, Claims, Evidence, VerificationResult } from "../types.ts";
-import { bitString, boolean, explicit, integer, octetString, oid, sequence, set, time, utf8String } from "./der.ts";
 import { AttestedTlsError } from "./errors.ts";
 import { decodeTaggedEvidence, encodeCollateral, encodeTaggedEvidence, evidenceFrom, readAttestationExtensions, CLOISTER_COLLATERAL_OID, DICE_TAGGED_EVIDENCE_OID } from "./extensions.ts";
 
@@ -75,8 +75,17 @@ function toKeyObjects(keyPair: KeyPairInput | undefined): { privateKey: KeyObjec
   return { privateKey, publicKey };
 }
 
-function extension(id: string, critical: boolean, value: Uint8Array): Uint8Array {
-  return critical ? sequence(oid(id), boolean(true), octetString(value)) : sequence(oid(id), octetString(value));
+function extension(id: string, critical: boolean, value: Uint8Array | ArrayBuffer): Sequence {
+  const parts: AsnType[] = [new ObjectIdentifier({ value: id })];
+  if (critical) parts.push(new AsnBoolean({ value: true }));
+  parts.push(new OctetString({ valueHex: value }));
+  return new Sequence({ value: parts });
+}
+
+/** RFC 5280 Time: UTCTime through 2049, GeneralizedTime from 2050, whole seconds. */
+function time(date: Date): UTCTime | GeneralizedTime {
+  const valueDate = new Date(Math.floor(date.getTime() / 1000) * 1000);
+  return date.getUTCFullYear() < 2050 ? new UTCTime({ valueDate }) : new GeneralizedTime({ valueDate });
 }
 
 const pem = (label: string, der: Uint8Array) =>
@@ -95,29 +104,38 @@ export async function createAttestedCertificate(options: {
   const evidence = await options.provider.attest(atlsReportData(spki, freshness));
   const quote = evidence.teeType === "SEV-SNP" ? evidence.report : evidence.quote;
 
-  const name = sequence(set(sequence(oid("2.5.4.3"), utf8String(options.provider.simulated ? "cloister-atls SIMULATED" : "cloister-atls"))));
+  const commonName = new Utf8String({ value: options.provider.simulated ? "cloister-atls SIMULATED" : "cloister-atls" });
+  const name = new Sequence({ value: [new AsnSet({ value: [new Sequence({ value: [new ObjectIdentifier({ value: "2.5.4.3" }), commonName] })] })] });
   const now = Date.now();
   const serial = randomBytes(16);
   serial[0]! &= 0x7f;
-  const sigAlg = sequence(oid(ECDSA_WITH_SHA256));
-  const tbs = sequence(
-    explicit(0, integer(Uint8Array.of(2))),
-    integer(serial),
-    sigAlg,
-    name,
-    sequence(time(new Date(now - 60_000)), time(new Date(now + (options.validitySeconds ?? 86_400) * 1000))),
-    name,
-    spki,
-    explicit(
-      3,
-      sequence(
-        extension("2.5.29.19", true, sequence()),
-        extension(DICE_TAGGED_EVIDENCE_OID, false, encodeTaggedEvidence(quote, createHash("sha256").update(spki).digest(), freshness)),
-        extension(CLOISTER_COLLATERAL_OID, false, encodeCollateral(evidence)),
-      ),
-    ),
-  );
-  const certDer = Uint8Array.from(sequence(tbs, sigAlg, bitString(sign("sha256", tbs, privateKey))));
+  const sigAlg = () => new Sequence({ value: [new ObjectIdentifier({ value: ECDSA_WITH_SHA256 })] });
+  const tbsBlock = new Sequence({
+    value: [
+      new Constructed({ idBlock: { tagClass: 3, tagNumber: 0 }, value: [new Integer({ value: 2 })] }),
+      Integer.fromBigInt(BigInt(`0x${serial.toString("hex")}`)),
+      sigAlg(),
+      name,
+      new Sequence({ value: [time(new Date(now - 60_000)), time(new Date(now + (options.validitySeconds ?? 86_400) * 1000))] }),
+      name,
+      fromBER(spki).result,
+      new Constructed({
+        idBlock: { tagClass: 3, tagNumber: 3 },
+        value: [
+          new Sequence({
+            value: [
+              extension("2.5.29.19", true, new Sequence().toBER()),
+              extension(DICE_TAGGED_EVIDENCE_OID, false, encodeTaggedEvidence(quote, createHash("sha256").update(spki).digest(), freshness)),
+              extension(CLOISTER_COLLATERAL_OID, false, encodeCollateral(evidence)),
+            ],
+          }),
+        ],
+      }),
+    ],
+  });
+  const tbs = new Uint8Array(tbsBlock.toBER());
+  const signature = new BitString({ valueHex: sign("sha256", tbs, privateKey) });
+  const certDer = new Uint8Array(new Sequence({ value: [tbsBlock, sigAlg(), signature] }).toBER());
   const keyPem = privateKey.export({ type: "pkcs8", format: "pem" }).toString();
   return { certPem: pem("CERTIFICATE", certDer), keyPem, certDer, evidence };
 }

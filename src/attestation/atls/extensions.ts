@@ -15,11 +15,10 @@
  *   legacy extension.
  */
 import { AttestationError } from "../dcap/errors.ts";
-import { children, expectTag, parseDer, TAG } from "../dcap/der.ts";
+import { children, expectTag, isOid, parseDer, TAG } from "../dcap/der.ts";
 import { decodeEvidence, encodeEvidence } from "../evidence-codec.ts";
 import type { Evidence } from "../types.ts";
-import { cborDecode, cborEncode, type CborValue } from "./cbor.ts";
-import { oidBytes } from "./der.ts";
+import { decode as cborDecode, encode as cborEncode, Tagged, type DecodeOptions, type EncodeOptions } from "cborg";
 import { AttestedTlsError } from "./errors.ts";
 
 export const DICE_TAGGED_EVIDENCE_OID = "2.23.133.5.4.9";
@@ -29,10 +28,11 @@ export const CLOISTER_COLLATERAL_OID = "2.25.56774544255047647680699010034503999
 export const TEE_QUOTE_CBOR_TAG = 60000;
 const IANA_HASH_SHA256 = 1;
 
-const key = (dotted: string) => Buffer.from(oidBytes(dotted)).toString("hex");
-const DICE_KEY = key(DICE_TAGGED_EVIDENCE_OID);
-const LEGACY_KEY = key(GRAMINE_LEGACY_QUOTE_OID);
-const COLLATERAL_KEY = key(CLOISTER_COLLATERAL_OID);
+const SLOTS = [
+  ["dice", DICE_TAGGED_EVIDENCE_OID],
+  ["legacy", GRAMINE_LEGACY_QUOTE_OID],
+  ["collateral", CLOISTER_COLLATERAL_OID],
+] as const;
 
 export interface TaggedEvidence {
   quote: Uint8Array;
@@ -42,54 +42,58 @@ export interface TaggedEvidence {
   nonce?: Uint8Array;
 }
 
+/** Map entries in insertion order ("pubkey-hash" before "nonce", as Gramine writes them), not cborg's canonical order. */
+const ENCODE: EncodeOptions = { mapSorter: () => 0 };
+/** Minimal encodings only, no indefinite lengths, maps as Maps, repeated keys refused; the one tag is kept for the check below. */
+const DECODE: DecodeOptions = { strict: true, allowIndefinite: false, allowUndefined: false, useMaps: true, rejectDuplicateMapKeys: true, tags: Tagged.preserve(TEE_QUOTE_CBOR_TAG) };
+
 export function encodeTaggedEvidence(quote: Uint8Array, spkiSha256: Uint8Array, freshness: Uint8Array): Uint8Array {
-  const claims = new Map<string, CborValue>([
-    ["pubkey-hash", cborEncode([IANA_HASH_SHA256, spkiSha256])],
+  const claims = new Map<string, Uint8Array>([
+    ["pubkey-hash", cborEncode([IANA_HASH_SHA256, spkiSha256], ENCODE)],
     ["nonce", freshness],
   ]);
-  return cborEncode({ tag: TEE_QUOTE_CBOR_TAG, value: [quote, cborEncode(claims)] });
+  return cborEncode(new Tagged(TEE_QUOTE_CBOR_TAG, [quote, cborEncode(claims, ENCODE)]), ENCODE);
 }
 
 const malformed = (detail: string, cause?: unknown) =>
   new AttestedTlsError("ATLS_EVIDENCE_MALFORMED", `attested TLS certificate: the tagged evidence extension is malformed (${detail})`, { cause });
 
-export function decodeTaggedEvidence(bytes: Uint8Array): TaggedEvidence {
-  let outer: CborValue;
+/** cborg's reason, in the words this format's readers expect where it has them. */
+function cborFailure(what: string, e: unknown): AttestedTlsError {
+  const message = (e as Error).message;
+  const tag = /tag not supported \((\d+)\)/.exec(message)?.[1];
+  if (tag !== undefined) return malformed(`${what}CBOR tag ${tag}, expected ${TEE_QUOTE_CBOR_TAG} (TEE quote)`, e);
+  if (/not enough data/.test(message)) return malformed(`${what}truncated: ${message}`, e);
+  return malformed(`${what}${message}`, e);
+}
+
+function decodeCbor(bytes: Uint8Array, what: string): unknown {
   try {
-    outer = cborDecode(bytes);
+    return cborDecode(bytes, DECODE);
   } catch (e) {
-    throw malformed((e as Error).message, e);
+    throw cborFailure(what, e);
   }
-  if (typeof outer !== "object" || outer instanceof Uint8Array || Array.isArray(outer) || outer instanceof Map) {
-    throw malformed("not a CBOR tag");
-  }
-  if (outer.tag !== TEE_QUOTE_CBOR_TAG) throw malformed(`CBOR tag ${outer.tag}, expected ${TEE_QUOTE_CBOR_TAG} (TEE quote)`);
-  const items = outer.value;
+}
+
+export function decodeTaggedEvidence(bytes: Uint8Array): TaggedEvidence {
+  const outer = decodeCbor(bytes, "");
+  if (!(outer instanceof Tagged)) throw malformed("not a CBOR tag");
+  const items: unknown = outer.value;
   if (!Array.isArray(items) || items.length !== 2 || !(items[0] instanceof Uint8Array) || !(items[1] instanceof Uint8Array)) {
     throw malformed("expected [bstr quote, bstr claims]");
   }
-  let claims: CborValue;
-  try {
-    claims = cborDecode(items[1]);
-  } catch (e) {
-    throw malformed(`claims: ${(e as Error).message}`, e);
-  }
+  const claims = decodeCbor(items[1], "claims: ");
   if (!(claims instanceof Map)) throw malformed("claims are not a CBOR map");
   const out: TaggedEvidence = { quote: items[0] };
-  const pubkeyHash = claims.get("pubkey-hash");
+  const pubkeyHash: unknown = claims.get("pubkey-hash");
   if (pubkeyHash !== undefined) {
-    let pair: CborValue;
-    try {
-      pair = pubkeyHash instanceof Uint8Array ? cborDecode(pubkeyHash) : pubkeyHash;
-    } catch (e) {
-      throw malformed(`pubkey-hash: ${(e as Error).message}`, e);
-    }
+    const pair = pubkeyHash instanceof Uint8Array ? decodeCbor(pubkeyHash, "pubkey-hash: ") : pubkeyHash;
     if (!Array.isArray(pair) || pair[0] !== IANA_HASH_SHA256 || !(pair[1] instanceof Uint8Array) || pair[1].length !== 32) {
       throw malformed("pubkey-hash must be [1, 32-byte SHA-256 digest]");
     }
     out.pubkeyHash = pair[1];
   }
-  const nonce = claims.get("nonce");
+  const nonce: unknown = claims.get("nonce");
   if (nonce !== undefined) {
     if (!(nonce instanceof Uint8Array)) throw malformed("nonce must be a byte string");
     out.nonce = nonce;
@@ -133,9 +137,9 @@ export function readAttestationExtensions(certDer: Uint8Array): { dice?: Uint8Ar
     const list = expectTag(children(wrapper, "CERT_MALFORMED", what)[0], TAG.SEQUENCE, "CERT_MALFORMED", what);
     for (const ext of children(list, "CERT_MALFORMED", what)) {
       const parts = children(ext, "CERT_MALFORMED", what);
-      const id = Buffer.from(expectTag(parts[0], TAG.OID, "CERT_MALFORMED", what).value).toString("hex");
+      const id = expectTag(parts[0], TAG.OID, "CERT_MALFORMED", what);
       const value = expectTag(parts[parts.length - 1], TAG.OCTET_STRING, "CERT_MALFORMED", what).value;
-      const slot = id === DICE_KEY ? "dice" : id === LEGACY_KEY ? "legacy" : id === COLLATERAL_KEY ? "collateral" : undefined;
+      const slot = SLOTS.find(([, oid]) => isOid(id, oid))?.[0];
       if (!slot) continue;
       if (out[slot]) throw malformed(`extension ${slot} appears twice`);
       out[slot] = value;

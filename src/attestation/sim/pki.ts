@@ -19,8 +19,8 @@ import { randomBytes, webcrypto } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
+import { Integer } from "asn1js";
 import { SIMULATED_TEE_ORGANIZATION } from "../dcap/simulated-marks.ts";
-import { derInteger } from "./der.ts";
 import { deriveBytes, deriveKey, deterministicCrypto, type SimKey } from "./keys.ts";
 import { encodeSgxExtension, SGX_EXTENSION_OID } from "./sgx-extension.ts";
 
@@ -407,7 +407,7 @@ async function issueCrl(issuer: string, ca: SimCa, window: CrlWindow, entries: S
       nextUpdate: window.nextUpdate,
       // A reason code keeps crlEntryExtensions non-empty (RFC 5280 forbids an empty SEQUENCE).
       entries: entries.map((r) => ({ serialNumber: r.serial, revocationDate: new Date(r.revokedAt), reason: x509.X509CrlReason.keyCompromise })),
-      extensions: [new x509.Extension("2.5.29.20", false, derInteger(1)), new x509.AuthorityKeyIdentifierExtension(ca.keyId)],
+      extensions: [new x509.Extension("2.5.29.20", false, new Integer({ value: 1 }).toBER()), new x509.AuthorityKeyIdentifierExtension(ca.keyId)],
       signingKey: ca.key.privateKey,
       signingAlgorithm: SIGNING,
     },

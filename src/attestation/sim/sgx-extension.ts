@@ -3,7 +3,7 @@
  * the way Intel's PCK certificates encode it: a SEQUENCE of (OID, value) pairs,
  * the TCB entry itself a SEQUENCE of 16 component SVNs, PCESVN and CPUSVN.
  */
-import { derEnumerated, derInteger, derOctetString, derOid, derSequence } from "./der.ts";
+import { Enumerated, Integer, ObjectIdentifier, OctetString, Sequence, type AsnType } from "asn1js";
 
 export const SGX_EXTENSION_OID = "1.2.840.113741.1.13.1";
 
@@ -22,9 +22,11 @@ export interface SgxPckExtension {
   sgxType: number;
 }
 
-function entry(oid: string, value: Uint8Array): Uint8Array {
-  return derSequence([derOid(oid), value]);
+function entry(oid: string, value: AsnType): Sequence {
+  return new Sequence({ value: [new ObjectIdentifier({ value: oid }), value] });
 }
+
+const octets = (bytes: Uint8Array) => new OctetString({ valueHex: bytes });
 
 function checkLength(name: string, bytes: Uint8Array, expected: number): void {
   if (bytes.length !== expected) throw new RangeError(`SGX extension: ${name} must be ${expected} bytes, got ${bytes.length}`);
@@ -42,14 +44,17 @@ export function encodeSgxExtension(ext: SgxPckExtension): Uint8Array {
     throw new RangeError("SGX extension: pceSvn must be an integer in 0..65535");
   }
   const tcb = `${SGX_EXTENSION_OID}.2`;
-  const tcbEntries = ext.tcbComponents.map((svn, i) => entry(`${tcb}.${i + 1}`, derInteger(svn)));
-  tcbEntries.push(entry(`${tcb}.17`, derInteger(ext.pceSvn)));
-  tcbEntries.push(entry(`${tcb}.18`, derOctetString(Uint8Array.from(ext.tcbComponents))));
-  return derSequence([
-    entry(`${SGX_EXTENSION_OID}.1`, derOctetString(ext.ppid)),
-    entry(tcb, derSequence(tcbEntries)),
-    entry(`${SGX_EXTENSION_OID}.3`, derOctetString(ext.pceId)),
-    entry(`${SGX_EXTENSION_OID}.4`, derOctetString(ext.fmspc)),
-    entry(`${SGX_EXTENSION_OID}.5`, derEnumerated(ext.sgxType)),
-  ]);
+  const tcbEntries = ext.tcbComponents.map((svn, i) => entry(`${tcb}.${i + 1}`, new Integer({ value: svn })));
+  tcbEntries.push(entry(`${tcb}.17`, new Integer({ value: ext.pceSvn })));
+  tcbEntries.push(entry(`${tcb}.18`, octets(Uint8Array.from(ext.tcbComponents))));
+  const der = new Sequence({
+    value: [
+      entry(`${SGX_EXTENSION_OID}.1`, octets(ext.ppid)),
+      entry(tcb, new Sequence({ value: tcbEntries })),
+      entry(`${SGX_EXTENSION_OID}.3`, octets(ext.pceId)),
+      entry(`${SGX_EXTENSION_OID}.4`, octets(ext.fmspc)),
+      entry(`${SGX_EXTENSION_OID}.5`, new Enumerated({ value: ext.sgxType })),
+    ],
+  }).toBER();
+  return new Uint8Array(der);
 }
