@@ -53,7 +53,7 @@ export function parseCert(der: Uint8Array, what: string): Cert {
     const list = expectTag(children(node, code, what)[0], TAG.SEQUENCE, code, what);
     for (const ext of children(list, code, what)) {
       const parts = children(expectTag(ext, TAG.SEQUENCE, code, what), code, what);
-      const oid = decodeOid(parts[0], code, what);
+      const oid = decodeOid(expectTag(parts[0], TAG.OID, code, what).value);
       const value = expectTag(parts[parts.length - 1], TAG.OCTET_STRING, code, what);
       extensions.set(oid, value.value);
     }

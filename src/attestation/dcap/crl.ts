@@ -48,7 +48,7 @@ export function parseCrl(der: Uint8Array, what: string): Crl {
       revoked.add(canonicalSerial(serial.value));
     }
   }
-  const algOid = decodeOid(outerAlg[0], code, what);
+  const algOid = decodeOid(expectTag(outerAlg[0], TAG.OID, code, what).value);
   if (!bytesEqual(innerAlg.raw, root[1]!.raw)) throw new AttestationError(code, `${what}: inner and outer signature algorithms differ`);
   return { der, tbs: tbsNode.raw, signatureAlgorithm: algOid, signature: sigBits.subarray(1), issuerRaw: issuer.raw, thisUpdate, nextUpdate, revoked };
 }

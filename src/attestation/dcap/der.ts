@@ -1,21 +1,17 @@
 /**
- * DER reading for X.509 certificates, CRLs and Intel's SGX extensions, on
- * asn1js. asn1js parses BER; this module narrows it to what those formats
- * allow (definite lengths, one element, no trailing bytes) and turns its
- * failures into AttestationErrors. A DerNode keeps the exact encoded bytes so
- * names can be compared as encoded, as RFC 5280 expects.
+ * A minimal, bounds-checked DER reader: just enough ASN.1 to read X.509
+ * certificates, CRLs and Intel's SGX extensions. Indefinite lengths, lengths
+ * over 2^31 and elements running past their parent are refused.
  */
-import { fromBER, GeneralizedTime, Integer, ObjectIdentifier, UTCTime, type AsnType } from "asn1js";
+import { ObjectIdentifier } from "asn1js";
 import { AttestationError, type AttestationErrorCode } from "./errors.ts";
 
 export interface DerNode {
-  /** The identifier octet (class, constructed bit and tag number). */
   tag: number;
   /** The whole element, header included. */
   raw: Uint8Array;
   /** The content bytes. */
   value: Uint8Array;
-  block: AsnType;
 }
 
 export const TAG = {
@@ -31,47 +27,40 @@ export const TAG = {
   SET: 0x31,
 } as const;
 
-function derError(code: AttestationErrorCode, what: string, detail: string): AttestationError {
+export function derError(code: AttestationErrorCode, what: string, detail: string): AttestationError {
   return new AttestationError(code, `${what}: malformed DER (${detail})`);
 }
 
-/**
- * `raw` is cut from the parent's bytes by the element's header rather than
- * taken from asn1js's own copy, which is wrong for OIDs with arcs over 2^53
- * (the 2.25 UUID arc of the Cloister collateral extension).
- */
-function nodeOf(block: AsnType, raw: Uint8Array, code: AttestationErrorCode, what: string): DerNode {
-  if (block.lenBlock.isIndefiniteForm) throw derError(code, what, "indefinite length");
-  if (block.idBlock.tagNumber >= 0x1f) throw derError(code, what, "multi-byte tags are not supported");
-  return { tag: raw[0]!, raw, value: raw.subarray(block.idBlock.blockLength + block.lenBlock.blockLength), block };
-}
-
-/** Parses a whole buffer as exactly one element. */
-export function parseDer(bytes: Uint8Array, code: AttestationErrorCode, what: string): DerNode {
-  let parsed: ReturnType<typeof fromBER>;
-  try {
-    // Extension values are parsed where they are read, not speculatively here.
-    parsed = fromBER(bytes, { parseEmbedded: false, copyInput: false });
-  } catch (e) {
-    // asn1js throws plain errors on some malformed string contents.
-    throw derError(code, what, (e as Error).message);
+/** Reads one element at `offset`. */
+export function readNode(bytes: Uint8Array, offset: number, code: AttestationErrorCode, what: string): DerNode {
+  if (offset + 2 > bytes.length) throw derError(code, what, "truncated header");
+  const tag = bytes[offset]!;
+  if ((tag & 0x1f) === 0x1f) throw derError(code, what, "multi-byte tags are not supported");
+  let len = bytes[offset + 1]!;
+  let pos = offset + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0) throw derError(code, what, "indefinite length");
+    if (n > 4) throw derError(code, what, "length too large");
+    if (pos + n > bytes.length) throw derError(code, what, "truncated length");
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + bytes[pos + i]!;
+    pos += n;
   }
-  const { offset, result } = parsed;
-  if (offset === -1) throw derError(code, what, result.error);
-  if (offset !== bytes.length) throw derError(code, what, "trailing bytes");
-  return nodeOf(result, bytes, code, what);
+  if (len > bytes.length - pos) throw derError(code, what, `element of ${len} bytes overruns its container`);
+  return { tag, raw: bytes.subarray(offset, pos + len), value: bytes.subarray(pos, pos + len) };
 }
 
 /** The child elements of a constructed element. */
 export function children(node: DerNode, code: AttestationErrorCode, what: string): DerNode[] {
-  if (!node.block.idBlock.isConstructed) throw derError(code, what, `tag 0x${node.tag.toString(16)} is not a constructed element`);
+  const out: DerNode[] = [];
   let offset = 0;
-  return (node.block.valueBlock as unknown as { value: AsnType[] }).value.map((child) => {
-    const length = child.idBlock.blockLength + child.lenBlock.blockLength + child.lenBlock.length;
-    const raw = node.value.subarray(offset, offset + length);
-    offset += length;
-    return nodeOf(child, raw, code, what);
-  });
+  while (offset < node.value.length) {
+    const child = readNode(node.value, offset, code, what);
+    out.push(child);
+    offset += child.raw.length;
+  }
+  return out;
 }
 
 export function expectTag(node: DerNode | undefined, tag: number, code: AttestationErrorCode, what: string): DerNode {
@@ -80,33 +69,55 @@ export function expectTag(node: DerNode | undefined, tag: number, code: Attestat
   return node;
 }
 
-/** The dotted form of an OBJECT IDENTIFIER node. */
-export function decodeOid(node: DerNode | undefined, code: AttestationErrorCode, what: string): string {
-  const oid = expectTag(node, TAG.OID, code, what).block;
-  if (!(oid instanceof ObjectIdentifier)) throw derError(code, what, "bad OBJECT IDENTIFIER");
-  return oid.getValue();
+/** Parses a whole buffer as exactly one element. */
+export function parseDer(bytes: Uint8Array, code: AttestationErrorCode, what: string): DerNode {
+  const node = readNode(bytes, 0, code, what);
+  if (node.raw.length !== bytes.length) throw derError(code, what, "trailing bytes");
+  return node;
 }
 
-/** Whether a node is the OBJECT IDENTIFIER `dotted`, compared as encoded (arcs may exceed 2^53). */
+export function decodeOid(value: Uint8Array): string {
+  if (value.length === 0) return "";
+  const parts: number[] = [Math.floor(value[0]! / 40), value[0]! % 40];
+  let acc = 0;
+  for (let i = 1; i < value.length; i++) {
+    const b = value[i]!;
+    acc = acc * 128 + (b & 0x7f);
+    if (!(b & 0x80)) {
+      parts.push(acc);
+      acc = 0;
+    }
+  }
+  return parts.join(".");
+}
+
+/** A small non-negative INTEGER (SVNs, versions); larger values are refused. */
+export function decodeSmallInt(node: DerNode, code: AttestationErrorCode, what: string): number {
+  const v = node.value;
+  if (v.length === 0 || v.length > 6 || (v[0]! & 0x80)) throw derError(code, what, "integer out of range");
+  let n = 0;
+  for (const b of v) n = n * 256 + b;
+  return n;
+}
+
+/** UTCTime / GeneralizedTime in DER's Z form, as unix seconds. */
+export function decodeTime(node: DerNode, code: AttestationErrorCode, what: string): number {
+  const s = Buffer.from(node.value).toString("latin1");
+  let m: RegExpMatchArray | null;
+  let year: number;
+  if (node.tag === TAG.UTC_TIME && (m = s.match(/^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/))) {
+    const yy = Number(m[1]);
+    year = yy >= 50 ? 1900 + yy : 2000 + yy;
+  } else if (node.tag === TAG.GENERALIZED_TIME && (m = s.match(/^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/))) {
+    year = Number(m[1]);
+  } else {
+    throw derError(code, what, `bad time "${s}"`);
+  }
+  return Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) / 1000;
+}
+
+/** Whether a node is the OBJECT IDENTIFIER `dotted`, compared as encoded (arcs may exceed 2^53; asn1js encodes them right). */
 export function isOid(node: DerNode | undefined, dotted: string): boolean {
   if (node?.tag !== TAG.OID) return false;
   return Buffer.from(new ObjectIdentifier({ value: dotted }).toBER()).equals(node.raw);
-}
-
-/** A small non-negative INTEGER or ENUMERATED (SVNs, versions); larger values are refused. */
-export function decodeSmallInt(node: DerNode, code: AttestationErrorCode, what: string): number {
-  const int = node.block;
-  if (!(int instanceof Integer)) throw derError(code, what, `expected an integer, found tag 0x${node.tag.toString(16)}`);
-  const n = int.toBigInt();
-  if (n < 0n || n > 0xffff_ffff_ffffn) throw derError(code, what, "integer out of range");
-  return Number(n);
-}
-
-/** UTCTime / GeneralizedTime in DER's Z form (RFC 5280 §4.1.2.5), as unix seconds. */
-export function decodeTime(node: DerNode, code: AttestationErrorCode, what: string): number {
-  const text = Buffer.from(node.value).toString("latin1");
-  const { block } = node;
-  const zForm = block instanceof UTCTime ? /^\d{12}Z$/ : block instanceof GeneralizedTime ? /^\d{14}Z$/ : undefined;
-  if (!zForm?.test(text)) throw derError(code, what, `bad time "${text}"`);
-  return (block as UTCTime).toDate().getTime() / 1000;
 }

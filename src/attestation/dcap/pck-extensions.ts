@@ -37,7 +37,7 @@ function oidMap(node: DerNode, what: string): Map<string, DerNode> {
   const out = new Map<string, DerNode>();
   for (const entry of children(expectTag(node, TAG.SEQUENCE, CODE, what), CODE, what)) {
     const [oid, value] = children(expectTag(entry, TAG.SEQUENCE, CODE, what), CODE, what);
-    const id = decodeOid(oid, CODE, what);
+    const id = decodeOid(expectTag(oid, TAG.OID, CODE, what).value);
     if (!value) throw new AttestationError(CODE, `${what}: ${id} has no value`);
     if (out.has(id)) throw new AttestationError(CODE, `${what}: ${id} appears twice`);
     out.set(id, value);

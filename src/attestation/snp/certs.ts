@@ -7,7 +7,7 @@
  */
 import { createHash, createPublicKey, verify as cryptoVerify, constants, type KeyObject } from "node:crypto";
 import { AttestationError } from "../dcap/errors.ts";
-import { children, decodeOid, decodeSmallInt, decodeTime, expectTag, parseDer, TAG, type DerNode } from "../dcap/der.ts";
+import { children, decodeOid, decodeSmallInt, decodeTime, expectTag, parseDer, readNode, TAG, type DerNode } from "../dcap/der.ts";
 
 const RSASSA_PSS = "1.2.840.113549.1.1.10";
 const SHA384 = "2.16.840.1.101.3.4.2.2";
@@ -36,14 +36,11 @@ export interface SnpCertificate {
 const malformed = (role: string, detail: string) =>
   new AttestationError("CERT_MALFORMED", `SEV-SNP ${role} certificate is malformed: ${detail}`);
 
-/** The dotted OID of a node, or "" when it is absent or not an OID. */
-const oidOf = (node: DerNode | undefined, role: string) => (node?.tag === TAG.OID ? decodeOid(node, "CERT_MALFORMED", role) : "");
-
 function commonName(name: DerNode, role: string): string {
   for (const rdn of children(name, "CERT_MALFORMED", role)) {
     for (const atv of children(rdn, "CERT_MALFORMED", role)) {
       const [type, value] = children(atv, "CERT_MALFORMED", role);
-      if (oidOf(type, role) === COMMON_NAME && value) {
+      if (type?.tag === TAG.OID && decodeOid(type.value) === COMMON_NAME && value) {
         return Buffer.from(value.value).toString("utf8");
       }
     }
@@ -73,7 +70,7 @@ export function parseSnpCertificate(der: Uint8Array, role: string): SnpCertifica
       const list = expectTag(children(extWrapper, "CERT_MALFORMED", role)[0], TAG.SEQUENCE, "CERT_MALFORMED", role);
       for (const ext of children(list, "CERT_MALFORMED", role)) {
         const parts = children(ext, "CERT_MALFORMED", role);
-        const oid = decodeOid(parts[0], "CERT_MALFORMED", role);
+        const oid = decodeOid(expectTag(parts[0], TAG.OID, "CERT_MALFORMED", role).value);
         const value = expectTag(parts[parts.length - 1], TAG.OCTET_STRING, "CERT_MALFORMED", role);
         if (extensions.has(oid)) throw malformed(role, `extension ${oid} appears twice`);
         extensions.set(oid, value.value);
@@ -117,7 +114,7 @@ export function pemCertificates(pem: string): Uint8Array[] {
 function checkPssParameters(cert: SnpCertificate): void {
   const role = cert.role;
   const [oid, params] = children(cert.signatureAlgorithm, "CERT_MALFORMED", role);
-  const algorithm = oidOf(oid, role);
+  const algorithm = oid?.tag === TAG.OID ? decodeOid(oid.value) : "";
   if (algorithm !== RSASSA_PSS || !params) {
     throw new AttestationError("CERT_CHAIN_INVALID", `SEV-SNP ${role} certificate is not signed with RSASSA-PSS (found ${algorithm || "none"}); AMD signs VCEK, ASK and ARK with RSA-PSS`);
   }
@@ -125,13 +122,12 @@ function checkPssParameters(cert: SnpCertificate): void {
   let mgfHash = "";
   let salt = 20; // the ASN.1 default
   for (const field of children(params, "CERT_MALFORMED", role)) {
-    const inner = children(field, "CERT_MALFORMED", role)[0];
-    if (!inner) throw malformed(role, `RSA-PSS parameter [${field.tag & 0x1f}] is empty`);
-    if (field.tag === 0xa0) hash = oidOf(children(inner, "CERT_MALFORMED", role)[0], role);
+    const inner = readNode(field.value, 0, "CERT_MALFORMED", role);
+    if (field.tag === 0xa0) hash = decodeOid(children(inner, "CERT_MALFORMED", role)[0]?.value ?? new Uint8Array());
     if (field.tag === 0xa1) {
       const [mgf, mgfParams] = children(inner, "CERT_MALFORMED", role);
-      if (oidOf(mgf, role) !== MGF1 || !mgfParams) throw malformed(role, "PSS mask generation is not MGF1");
-      mgfHash = oidOf(children(mgfParams, "CERT_MALFORMED", role)[0], role);
+      if (!mgf || decodeOid(mgf.value) !== MGF1 || !mgfParams) throw malformed(role, "PSS mask generation is not MGF1");
+      mgfHash = decodeOid(children(mgfParams, "CERT_MALFORMED", role)[0]?.value ?? new Uint8Array());
     }
     if (field.tag === 0xa2) salt = decodeSmallInt(inner, "CERT_MALFORMED", role);
   }
