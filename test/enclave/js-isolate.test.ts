@@ -3,22 +3,13 @@ import assert from "node:assert/strict";
 import { runJsProgram } from "../../src/enclave/executors/js-isolate.ts";
 import { ProgramError } from "../../src/enclave/executors/program-error.ts";
 import type { TaskLimits } from "../../src/protocol/task.ts";
+import { expectProgramError } from "./program-failure.ts";
 
 const limits: TaskLimits = { memoryMb: 16, cpuTimeMs: 500, timeoutMs: 500, maxOutputBytes: 1024 };
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
-async function fails(source: string, code: string, match?: RegExp, lim = limits): Promise<ProgramError> {
-  let failure: ProgramError | undefined;
-  await assert.rejects(runJsProgram(source, utf8("in"), lim), (e: unknown) => {
-    assert.ok(e instanceof ProgramError, `expected ProgramError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (match) assert.match(e.message, match);
-    failure = e;
-    return true;
-  });
-  return failure!;
-}
+const fails = (source: string, code: string, match?: RegExp, lim = limits): Promise<ProgramError> => expectProgramError(source, code, lim, match);
 
 test("echo returns the input bytes", async () => {
   const input = new Uint8Array([0, 1, 2, 250, 255]);
