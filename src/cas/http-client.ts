@@ -3,12 +3,12 @@
  * (http-server.ts). Refusals come back as the service's own CasError; a
  * service that cannot be reached or answers nonsense gives CasHttpError.
  */
-import { getAddress, type Address, type Hex } from "viem";
+import type { Hex } from "viem";
 import { z } from "zod";
 import type { AttestationServiceClient } from "./client.ts";
 import { CasError, type CasErrorCode } from "./errors.ts";
-import type { PublishedDeployment } from "./http-server.ts";
-import { addressSchema as address, hexSchema as hex } from "../protocol/schemas.ts";
+import { hexSchema as hex } from "../protocol/schemas.ts";
+import { deploymentFromJson, deploymentJsonSchema, type Deployment } from "../chain/deployment.ts";
 
 export type CasHttpErrorCode = "CAS_UNREACHABLE" | "CAS_BAD_RESPONSE" | "CAS_FAILED";
 
@@ -25,14 +25,13 @@ export interface CasHttpClient extends AttestationServiceClient {
   readonly url: string;
   challenge(): Promise<Hex>;
   /** The contract addresses the service publishes (GET /deployment). */
-  deployment(): Promise<PublishedDeployment>;
+  deployment(): Promise<Deployment>;
 }
 
 const CAS_CODES: ReadonlySet<string> = new Set<CasErrorCode>(["NONCE_UNKNOWN", "EVIDENCE_UNAVAILABLE", "EVIDENCE_REFUSED"]);
 const errorBody = z.object({ error: z.object({ code: z.string(), message: z.string(), reasons: z.array(z.string()).default([]) }) });
 const challengeBody = z.object({ nonce: hex });
 const registerBody = z.object({ expiry: z.string().regex(/^\d+$/), transactionHash: hex });
-const deploymentBody = z.object({ chainId: z.number().int().positive(), registry: address, market: address, deployBlock: z.string().regex(/^\d+$/) });
 
 export function casHttpClient(url: string, options: { timeoutMs?: number } = {}): CasHttpClient {
   const base = url.replace(/\/+$/, "");
@@ -79,8 +78,7 @@ export function casHttpClient(url: string, options: { timeoutMs?: number } = {})
       return { expiry: BigInt(r.expiry), transactionHash: r.transactionHash };
     },
     async deployment() {
-      const d = await call("GET", "/deployment", deploymentBody);
-      return { chainId: d.chainId, registry: getAddress(d.registry) as Address, market: getAddress(d.market) as Address, deployBlock: BigInt(d.deployBlock) };
+      return deploymentFromJson(await call("GET", "/deployment", deploymentJsonSchema), `${base}/deployment`);
     },
   };
 }

@@ -17,29 +17,21 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import type { Address } from "viem";
 import { CasError } from "./errors.ts";
 import type { AttestationService } from "./service.ts";
 import { createGuardedServer, HttpRequestError } from "../util/guarded-http.ts";
 import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
 import { BodyBudget } from "../util/request-body.ts";
+import { deploymentToJson, type Deployment } from "../chain/deployment.ts";
 
 export interface CasHttpServerOptions {
   service: Pick<AttestationService, "challenge" | "register">;
   /** Served at GET /deployment so clients can find the contracts. */
-  deployment?: PublishedDeployment;
+  deployment?: Deployment;
   /** A loopback address; default 127.0.0.1. */
   host?: string;
   /** 0 (the default) picks a free port. */
   port?: number;
-}
-
-/** The contract addresses a network's clients need. */
-export interface PublishedDeployment {
-  chainId: number;
-  registry: Address;
-  market: Address;
-  deployBlock: bigint;
 }
 
 export interface CasHttpServer {
@@ -88,7 +80,7 @@ export async function startCasHttpServer(options: CasHttpServerOptions): Promise
     },
     "GET /deployment": async () => {
       if (!deployment) throw new HttpRequestError(404, "NOT_FOUND", "this attestation service does not publish a deployment");
-      return { chainId: deployment.chainId, registry: deployment.registry, market: deployment.market, deployBlock: deployment.deployBlock.toString() };
+      return deploymentToJson(deployment);
     },
   };
 

@@ -3,13 +3,10 @@ import { enclaveRegistryAbi, enclaveRegistryBytecode } from "./abi/EnclaveRegist
 import { taskMarketAbi, taskMarketBytecode } from "./abi/TaskMarket.ts";
 import { testTokenAbi, testTokenBytecode } from "./abi/TestToken.ts";
 import type { WriterClient } from "./clients.ts";
+import type { Deployment } from "./deployment.ts";
 
-export interface CloisterDeployment {
-  chainId: number;
-  registry: Address;
-  market: Address;
-  /** Block of the market's deployment: where event crawlers start. */
-  deployBlock: bigint;
+/** A deployment just made: its addresses and what deploying them cost. */
+export interface CloisterDeployment extends Deployment {
   gasUsed: { registry: bigint; market: bigint };
 }
 

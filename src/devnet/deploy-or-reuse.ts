@@ -7,9 +7,10 @@ import type { Address } from "viem";
 import { getCode } from "viem/actions";
 import type { WriterClient } from "../chain/clients.ts";
 import { deployCloister } from "../chain/deploy.ts";
-import { readDeployment, writeDeployment, type StoredDeployment } from "../chain/deployment-file.ts";
+import { readDeployment, writeDeployment } from "../chain/deployment-file.ts";
+import type { Deployment } from "../chain/deployment.ts";
 
-export async function deployOrReuse(deployer: WriterClient, options: { chainId: number; attester: Address; path: string }): Promise<StoredDeployment> {
+export async function deployOrReuse(deployer: WriterClient, options: { chainId: number; attester: Address; path: string }): Promise<Deployment> {
   const saved = await readDeployment(options.path);
   if (saved && saved.chainId === options.chainId) {
     const code = await getCode(deployer, { address: saved.market });

@@ -18,8 +18,8 @@ import { NodeDaemon } from "../host/node-daemon.ts";
 import { CloisterClient } from "../sdk/client.ts";
 import { openHeliaStore, type HeliaStore } from "../storage/helia-store.ts";
 import { deployOrReuse } from "./deploy-or-reuse.ts";
-import type { StoredDeployment } from "../chain/deployment-file.ts";
 import { localNetworkPolicy } from "./network-policy.ts";
+import type { Deployment } from "../chain/deployment.ts";
 
 export interface EmbeddedNetworkOptions {
   /** Where the network keeps its state; a temporary directory (removed on close) when omitted. */
@@ -36,7 +36,7 @@ export interface EmbeddedNetworkOptions {
 export interface EmbeddedNetwork {
   dataDir: string;
   chain: LocalChain;
-  deployment: StoredDeployment;
+  deployment: Deployment;
   store: HeliaStore;
   policy: Policy;
   measurement: string;

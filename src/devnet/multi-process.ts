@@ -38,12 +38,12 @@ import { StorageError, type BlobStore } from "../storage/blob-store.ts";
 import { openHeliaStore, type HeliaStore } from "../storage/helia-store.ts";
 import { startKuboRpcServer, type KuboRpcServer, type KuboRpcServerOptions } from "../storage/kubo-rpc-server.ts";
 import { deployOrReuse } from "./deploy-or-reuse.ts";
-import type { StoredDeployment } from "../chain/deployment-file.ts";
 import { DevnetError } from "./errors.ts";
 import { networkFileName, writeNetworkFile } from "./network-file.ts";
 import { localNetworkPolicy } from "./network-policy.ts";
 import { checkEndpointsAnswer } from "./readiness.ts";
 import { deployOrReuseTestToken } from "./test-token.ts";
+import type { Deployment } from "../chain/deployment.ts";
 
 const NODE_MAIN = fileURLToPath(new URL("../host/main.ts", import.meta.url));
 
@@ -101,7 +101,7 @@ export interface MultiProcessDevnet {
   wsUrl: string;
   ipfsUrl: string;
   casUrl: string;
-  deployment: StoredDeployment;
+  deployment: Deployment;
   /** The devnet's TestToken (anyone may mint), of which each user account got testTokenPerAccount. */
   testToken: Address;
   /** `<dataDir>/network.json`, written once every endpoint answered (removed again on close). */

@@ -12,7 +12,7 @@ import { isAddress, type Address } from "viem";
 import { z } from "zod";
 import { loadPolicyFile, parsePolicy, type Policy } from "../attestation/policy.ts";
 import { devUserCount, testMnemonic } from "../chain/dev-accounts.ts";
-import type { StoredDeployment } from "../chain/deployment-file.ts";
+import type { Deployment } from "../chain/deployment.ts";
 
 export const networkFileName = "network.json";
 export const networkPolicyFileName = "policy.json";
@@ -52,7 +52,7 @@ export interface NetworkFile {
   path: string;
   chainId: number;
   endpoints: { rpc: string; ws?: string; ipfs: string; cas?: string };
-  deployment: StoredDeployment;
+  deployment: Deployment;
   testToken?: Address;
   policy: Policy;
   /** How many user accounts the network funds from the test mnemonic (0: not a development network). */
@@ -65,7 +65,7 @@ export interface DevnetDescription {
   wsUrl: string;
   ipfsUrl: string;
   casUrl: string;
-  deployment: StoredDeployment;
+  deployment: Deployment;
   testToken: Address;
   /** The policy the devnet's clients should use, written as a policy file beside the network file. */
   policy: { simulatedRootsPem: string[]; measurements: string[] };

@@ -19,8 +19,9 @@ import { devPrivateKeys } from "../chain/dev-accounts.ts";
 import { CloisterClient } from "../sdk/client.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { openKuboStore } from "../storage/kubo-store.ts";
-import { readDeployment, type StoredDeployment } from "../chain/deployment-file.ts";
+import { readDeployment } from "../chain/deployment-file.ts";
 import { DevnetError } from "./errors.ts";
+import type { Deployment } from "../chain/deployment.ts";
 
 export interface RemoteNetworkOptions {
   rpcUrl: string;
@@ -31,7 +32,7 @@ export interface RemoteNetworkOptions {
   wsUrl?: string;
   ipfsUrl: string;
   /** Where the contract addresses come from: the deployment itself, a deployment file, or an attestation service URL. */
-  deployment: StoredDeployment | { file: string } | { casUrl: string };
+  deployment: Deployment | { file: string } | { casUrl: string };
   policy: Policy;
   /**
    * The requester's private key. When omitted, the well-known development
@@ -47,7 +48,7 @@ export interface RemoteNetwork {
   client: CloisterClient;
   writer: WriterClient;
   store: BlobStore;
-  deployment: StoredDeployment;
+  deployment: Deployment;
   close(): Promise<void>;
 }
 
@@ -88,7 +89,7 @@ export async function connectToNetwork(options: RemoteNetworkOptions): Promise<R
   }
 }
 
-async function resolveDeployment(source: RemoteNetworkOptions["deployment"]): Promise<StoredDeployment> {
+async function resolveDeployment(source: RemoteNetworkOptions["deployment"]): Promise<Deployment> {
   if ("file" in source) {
     const read = await readDeployment(source.file);
     if (!read) throw new DevnetError(`no deployment file at ${source.file}; a devnet writes it to <dir>/deployment.json`);

@@ -34,11 +34,12 @@ import { nodeMarketBatches } from "./market-batches.ts";
 import { handleTask, type TaskHandlerContext } from "./task-handler.ts";
 import { watchSubmittedTasks, type SubmittedTask } from "./task-watcher.ts";
 import type { HeadSource } from "../chain/new-heads.ts";
+import type { Deployment } from "../chain/deployment.ts";
 
 export interface NodeDaemonOptions {
   /** Client whose account is this node's operator. */
   writer: WriterClient;
-  deployment: { chainId: number; registry: Address; market: Address; deployBlock: bigint };
+  deployment: Deployment;
   store: BlobStore;
   enclave: EnclaveClient;
   attestationService: AttestationServiceClient;

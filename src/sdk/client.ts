@@ -17,11 +17,12 @@ import type { HeadSource } from "../chain/new-heads.ts";
 import { EnclaveDirectory, requirePinnedCode, type EnclaveListing, type VerifiedEnclave } from "./enclaves.ts";
 import { TaskVerificationError } from "./errors.ts";
 import { prepareTask, publishTask, submitPublishedBatch, type PublishedTask, type SubmittedTask, type TaskTerms } from "./submit.ts";
+import type { Deployment } from "../chain/deployment.ts";
 
 export interface CloisterClientOptions {
   /** Client whose account is the requester (pays, and is refunded). */
   writer: WriterClient;
-  deployment: { chainId: number; registry: Address; market: Address; deployBlock: bigint };
+  deployment: Deployment;
   store: BlobStore;
   /** The requester's own attestation policy; enclaves are verified against it, not against the registry's word. */
   policy: Policy;

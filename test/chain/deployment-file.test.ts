@@ -14,9 +14,9 @@ test("a deployment file round-trips, a missing one reads as none, and a wrong on
     await writeDeployment(path, deployment);
     assert.deepEqual(await readDeployment(path), deployment);
     await writeFile(path, JSON.stringify({ chainId: 31337, registry: "0x12", market: deployment.market, deployBlock: "4" }));
-    await assert.rejects(readDeployment(path), { code: "DEPLOYMENT_FILE_INVALID", message: /registry must be a 0x-prefixed 20-byte address/ });
+    await assert.rejects(readDeployment(path), { code: "DEPLOYMENT_INVALID", message: /registry must be a 0x-prefixed 20-byte address/ });
     await writeFile(path, "{");
-    await assert.rejects(readDeployment(path), { code: "DEPLOYMENT_FILE_INVALID", message: /is not JSON/ });
+    await assert.rejects(readDeployment(path), { code: "DEPLOYMENT_INVALID", message: /is not JSON/ });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

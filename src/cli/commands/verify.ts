@@ -11,7 +11,7 @@ import { getLogs } from "viem/actions";
 import { taskMarketAbi } from "../../chain/abi/TaskMarket.ts";
 import { chainDefinition, createReaderClient, type ReaderClient } from "../../chain/clients.ts";
 import { startLocalChain } from "../../chain/local-chain.ts";
-import { readDeployment, type StoredDeployment } from "../../chain/deployment-file.ts";
+import { readDeployment } from "../../chain/deployment-file.ts";
 import type { NetworkFile } from "../../devnet/network-file.ts";
 import { verifyProvenanceRecord, type ProvenanceSources, type ProvenanceVerdict } from "../../sdk/verify-provenance.ts";
 import type { BlobStore } from "../../storage/blob-store.ts";
@@ -23,6 +23,7 @@ import { policyFrom } from "../network-options.ts";
 import { UsageError } from "../errors.ts";
 import { printJson } from "../output.ts";
 import { verifyUsage } from "../usage.ts";
+import type { Deployment } from "../../chain/deployment.ts";
 
 export async function verifyCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -120,7 +121,7 @@ async function verifyNetworkTask(taskId: bigint, network: NetworkFile, flags: Ve
 
 async function verifyAnchoredTask(
   taskId: bigint,
-  o: { reader: ReaderClient; store: Pick<BlobStore, "get">; deployment: StoredDeployment; policy: ProvenanceSources["policy"]; where: string },
+  o: { reader: ReaderClient; store: Pick<BlobStore, "get">; deployment: Deployment; policy: ProvenanceSources["policy"]; where: string },
 ): Promise<ProvenanceVerdict> {
   const logs = await getLogs(o.reader, { address: o.deployment.market, fromBlock: o.deployment.deployBlock, toBlock: "latest" });
   const completed = parseEventLogs({ abi: taskMarketAbi, logs, eventName: "TaskCompleted" }).find((l) => l.args.taskId === taskId);

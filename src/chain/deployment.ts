@@ -1,0 +1,51 @@
+/**
+ * The one shape of a Cloister deployment: what a client of a network needs to
+ * find its contracts. Its JSON form (deployBlock as a decimal string) is what
+ * deployment files and the attestation service's GET /deployment carry.
+ */
+import { getAddress, type Address } from "viem";
+import { z } from "zod";
+import { addressSchema } from "../protocol/schemas.ts";
+
+export interface Deployment {
+  chainId: number;
+  registry: Address;
+  market: Address;
+  /** Block of the market's deployment: where event crawlers start. */
+  deployBlock: bigint;
+}
+
+export const deploymentJsonSchema = z
+  .object({
+    chainId: z.number().int().positive(),
+    registry: addressSchema,
+    market: addressSchema,
+    deployBlock: z.string().regex(/^\d+$/, "must be a decimal block number"),
+  })
+  .strict();
+
+export type DeploymentJson = z.infer<typeof deploymentJsonSchema>;
+
+/** A deployment document that is not one: names where it came from and the field. */
+export class DeploymentFormatError extends Error {
+  readonly code = "DEPLOYMENT_INVALID";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DeploymentFormatError";
+  }
+}
+
+export function deploymentToJson(d: Deployment): DeploymentJson {
+  return { chainId: d.chainId, registry: d.registry, market: d.market, deployBlock: d.deployBlock.toString() };
+}
+
+/** Parses the JSON form; `source` names the file or URL in the error. Addresses come back checksummed. */
+export function deploymentFromJson(json: unknown, source: string): Deployment {
+  const parsed = deploymentJsonSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new DeploymentFormatError(`${source}: ${issue.path.join(".") || "(top level)"} ${issue.message}; a deployment holds chainId, registry, market and deployBlock`);
+  }
+  const d = parsed.data;
+  return { chainId: d.chainId, registry: getAddress(d.registry), market: getAddress(d.market), deployBlock: BigInt(d.deployBlock) };
+}
