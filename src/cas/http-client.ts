@@ -3,7 +3,7 @@
  * (http-server.ts). Refusals come back as the service's own CasError; a
  * service that cannot be reached or answers nonsense gives CasHttpError.
  */
-import type { Hex } from "viem";
+import { getAddress, type Hex } from "viem";
 import { z } from "zod";
 import type { AttestationServiceClient } from "./client.ts";
 import { CasError, type CasErrorCode } from "./errors.ts";
@@ -78,7 +78,8 @@ export function casHttpClient(url: string, options: { timeoutMs?: number } = {})
       return { expiry: BigInt(r.expiry), transactionHash: r.transactionHash };
     },
     async deployment() {
-      return deploymentFromJson(await call("GET", "/deployment", deploymentJsonSchema), `${base}/deployment`);
+      const d = deploymentFromJson(await call("GET", "/deployment", deploymentJsonSchema), `${base}/deployment`);
+      return { ...d, registry: getAddress(d.registry), market: getAddress(d.market) };
     },
   };
 }

@@ -3,7 +3,7 @@
  * find its contracts. Its JSON form (deployBlock as a decimal string) is what
  * deployment files and the attestation service's GET /deployment carry.
  */
-import { getAddress, type Address } from "viem";
+import type { Address } from "viem";
 import { z } from "zod";
 import { addressSchema } from "../protocol/schemas.ts";
 
@@ -39,7 +39,7 @@ export function deploymentToJson(d: Deployment): DeploymentJson {
   return { chainId: d.chainId, registry: d.registry, market: d.market, deployBlock: d.deployBlock.toString() };
 }
 
-/** Parses the JSON form; `source` names the file or URL in the error. Addresses come back checksummed. */
+/** Parses the JSON form; `source` names the file or URL in the error. Addresses come back as written. */
 export function deploymentFromJson(json: unknown, source: string): Deployment {
   const parsed = deploymentJsonSchema.safeParse(json);
   if (!parsed.success) {
@@ -47,5 +47,5 @@ export function deploymentFromJson(json: unknown, source: string): Deployment {
     throw new DeploymentFormatError(`${source}: ${issue.path.join(".") || "(top level)"} ${issue.message}; a deployment holds chainId, registry, market and deployBlock`);
   }
   const d = parsed.data;
-  return { chainId: d.chainId, registry: getAddress(d.registry), market: getAddress(d.market), deployBlock: BigInt(d.deployBlock) };
+  return { chainId: d.chainId, registry: d.registry, market: d.market, deployBlock: BigInt(d.deployBlock) };
 }
