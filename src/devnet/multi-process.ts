@@ -22,7 +22,7 @@ import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Address, Hex } from "viem";
+import type { Hex } from "viem";
 import type { Policy } from "../attestation/policy.ts";
 import { startCasHttpServer } from "../cas/http-server.ts";
 import { AttestationService } from "../cas/service.ts";
@@ -39,11 +39,10 @@ import { openHeliaStore, type HeliaStore } from "../storage/helia-store.ts";
 import { startKuboRpcServer, type KuboRpcServer, type KuboRpcServerOptions } from "../storage/kubo-rpc-server.ts";
 import { deployOrReuse } from "./deploy-or-reuse.ts";
 import { DevnetError } from "./errors.ts";
-import { networkFileName, writeNetworkFile } from "./network-file.ts";
+import { networkFileName, writeNetworkFile, type DevnetEndpoints } from "./network-file.ts";
 import { localNetworkPolicy } from "./network-policy.ts";
 import { checkEndpointsAnswer } from "./readiness.ts";
 import { deployOrReuseTestToken } from "./test-token.ts";
-import type { Deployment } from "../chain/deployment.ts";
 
 const NODE_MAIN = fileURLToPath(new URL("../host/main.ts", import.meta.url));
 
@@ -93,17 +92,8 @@ export interface DevnetNode {
   httpUrl: string | null;
 }
 
-export interface MultiProcessDevnet {
+export interface MultiProcessDevnet extends DevnetEndpoints {
   dataDir: string;
-  chainId: number;
-  rpcUrl: string;
-  /** The chain's JSON-RPC over WebSocket (same port as rpcUrl), with eth_subscribe("newHeads"). */
-  wsUrl: string;
-  ipfsUrl: string;
-  casUrl: string;
-  deployment: Deployment;
-  /** The devnet's TestToken (anyone may mint), of which each user account got testTokenPerAccount. */
-  testToken: Address;
   /** `<dataDir>/network.json`, written once every endpoint answered (removed again on close). */
   networkFile: string;
   /** Where the network's simulated vendor PKI lives; clients build the policy from it. */
@@ -235,14 +225,9 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     for (const n of nodes) step(`node ${n.index}: pid ${n.pid}, enclave pid ${n.enclavePid}, signer ${n.signer} ${n.teeType}${n.simulated ? " SIMULATED" : ""}, operator ${n.operator}${n.httpUrl ? `, health ${n.httpUrl}/healthz` : ""}`);
 
     await checkEndpointsAnswer({ chainId: chain.chainId, rpcUrl, wsUrl, ipfsUrl, casUrl: cas.url, nodeUrls: nodes.map((n) => n.httpUrl) });
+    const endpoints: DevnetEndpoints = { chainId: chain.chainId, rpcUrl, wsUrl, ipfsUrl, casUrl: cas.url, deployment, testToken };
     const networkFile = await writeNetworkFile(dataDir, {
-      chainId: chain.chainId,
-      rpcUrl,
-      wsUrl,
-      ipfsUrl,
-      casUrl: cas.url,
-      deployment,
-      testToken,
+      ...endpoints,
       policy: { simulatedRootsPem: policy.simulatedRoots.map(pemCertificate), measurements: [measurement] },
     });
     // First to go on close: a stopped devnet's endpoints answer no more.
@@ -250,14 +235,8 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     step(`network file ${networkFile}`);
 
     return {
+      ...endpoints,
       dataDir,
-      chainId: chain.chainId,
-      rpcUrl,
-      wsUrl,
-      ipfsUrl,
-      casUrl: cas.url,
-      deployment,
-      testToken,
       networkFile,
       simPkiDir,
       policy,

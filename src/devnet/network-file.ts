@@ -59,14 +59,20 @@ export interface NetworkFile {
   devAccounts: number;
 }
 
-export interface DevnetDescription {
+/** What a running devnet serves: its chain, endpoints and contracts. */
+export interface DevnetEndpoints {
   chainId: number;
   rpcUrl: string;
+  /** The chain's JSON-RPC over WebSocket (same port as rpcUrl), with eth_subscribe("newHeads"). */
   wsUrl: string;
   ipfsUrl: string;
   casUrl: string;
   deployment: Deployment;
+  /** The devnet's TestToken (anyone may mint), of which each user account got testTokenPerAccount. */
   testToken: Address;
+}
+
+export interface DevnetDescription extends DevnetEndpoints {
   /** The policy the devnet's clients should use, written as a policy file beside the network file. */
   policy: { simulatedRootsPem: string[]; measurements: string[] };
 }
