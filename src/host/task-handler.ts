@@ -11,7 +11,7 @@ import { getContractEvents } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { decodeContractRevert } from "../chain/contract-error.ts";
-import type { RunTaskParams } from "../enclave/call-gate.ts";
+import type { RunTaskParams, RunTaskResult } from "../enclave/call-gate.ts";
 import { runTaskTimeoutMs, type EnclaveClient } from "../enclave/client.ts";
 import { isEnclaveError } from "../enclave/errors.ts";
 import { decodeInlineInput, taskCommitment, type Assignment } from "../protocol/task.ts";
@@ -270,35 +270,57 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
       ctx.log.emit({ type: "task-skipped", taskId, reason: refusal });
       return;
     }
-    const assignment = turn === "accept" ? await acceptOrResume(ctx, task) : turn;
-    if (assignment) await runAndComplete(ctx, task, assignment, checked.checked);
+    // The enclave runs while the accept is on its way: its output is encrypted to the requester and its
+    // signature is good only for the assignment the market records, so a run whose accept fails is
+    // merely discarded; a task whose accept succeeds saves the accept's round trip.
+    const run = runInEnclave(ctx, task, checked.checked);
+    const assignment = turn === "accept" ? await acceptOrResume(ctx, task).catch(async (error: unknown) => {
+      await run;
+      throw error;
+    }) : turn;
+    if (assignment) await completeRun(ctx, task, assignment, await run);
+    else await run;
   });
   // Handled for good (a failure above is rethrown and the task handled again): forget the accept sent for it.
   ctx.ownAccepts?.tried.delete(task.taskId);
 }
 
-/** Runs an accepted task in the enclave and relays its completion; failures are logged, not thrown. */
-async function runAndComplete(ctx: TaskHandlerContext, task: SubmittedTask, assignment: Assignment, checked: CheckedEnvelope): Promise<void> {
-  const taskId = task.taskId.toString();
+/** What the enclave made of a task: its outputs, published, or the error that stopped it (with the params it got, if any). */
+type EnclaveRun = { ok: true; out: RunTaskResult } | { ok: false; error: unknown; params: RunTaskParams | undefined };
+
+/** Fetches the task's blobs, runs it in the enclave and publishes what it returns; never rejects. */
+async function runInEnclave(ctx: TaskHandlerContext, task: SubmittedTask, checked: CheckedEnvelope): Promise<EnclaveRun> {
   let params: RunTaskParams | undefined;
   try {
     const runSlot = ctx.runSlot ?? ((job) => job());
-    const run = await runSlot(async () => {
+    const out = await runSlot(async () => {
       params = await fetchBlobs(ctx, task, checked);
-      const out = await ctx.enclave.runTask(params, { timeoutMs: runTaskTimeoutMs(checked.envelope.limits) });
-      await publish(ctx, out);
-      return out;
+      const result = await ctx.enclave.runTask(params, { timeoutMs: runTaskTimeoutMs(checked.envelope.limits) });
+      await publish(ctx, result);
+      return result;
     });
-    ctx.log.emit({ type: "task-executed", taskId, outputCid: run.outputCid, provenanceCid: run.provenanceCid });
+    return { ok: true, out };
+  } catch (error) {
+    return { ok: false, error, params };
+  }
+}
+
+/** Relays an accepted task's completion, or its refusal when the enclave could not run it; failures are logged, not thrown. */
+async function completeRun(ctx: TaskHandlerContext, task: SubmittedTask, assignment: Assignment, run: EnclaveRun): Promise<void> {
+  const taskId = task.taskId.toString();
+  try {
+    if (!run.ok) throw run.error;
+    const { out } = run;
+    ctx.log.emit({ type: "task-executed", taskId, outputCid: out.outputCid, provenanceCid: out.provenanceCid });
     const completed = await retrying(ctx, `completeTask ${taskId}`, () => ctx.batches.complete({
       taskId: task.taskId,
       spec: task.spec,
       assignment,
-      outputDigest: run.outputDigest,
-      provenanceDigest: run.provenanceDigest,
-      outputCid: run.outputCid,
-      provenanceCid: run.provenanceCid,
-      signature: run.signature,
+      outputDigest: out.outputDigest,
+      provenanceDigest: out.provenanceDigest,
+      outputCid: out.outputCid,
+      provenanceCid: out.provenanceCid,
+      signature: out.signature,
     }));
     ctx.log.emit({ type: "task-completed", taskId, transactionHash: completed.hash, gasUsed: completed.gasUsed.toString(), batchSize: completed.batchSize });
   } catch (error) {
@@ -308,6 +330,7 @@ async function runAndComplete(ctx: TaskHandlerContext, task: SubmittedTask, assi
     // The enclave could not run the task: when its own inputs are to blame, the enclave signs a refusal
     // and the node ends the attempt with it, keeping its deposit.
     let refusal = "";
+    const params = run.ok ? undefined : run.params;
     if (params && isEnclaveError(error)) {
       try {
         if (await refuseIfUnrunnable({ ...ctx, retrying: (what, op) => retrying(ctx, what, op) }, task, assignment, params, error)) return;
