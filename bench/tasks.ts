@@ -22,7 +22,7 @@
  * when it is higher, so it tells runs from slow periods of a shared machine.
  */
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { parseEventLogs, type Hex } from "viem";
@@ -170,6 +170,9 @@ try {
     cpu_ms_per_task: round(cpuMs / taskCount),
     tasks_per_transaction: gas.tasksPerTransaction,
     machine_speed_ms: round(speedMs),
+    cpus: cpus().length,
+    cpu_model: cpus()[0]?.model ?? "unknown",
+    node: process.version,
   };
   if (values.stages) {
     const order = ["start", "submitted", "task-seen", "task-accepted", "task-executed", "task-completed", "completed", "verified"];
