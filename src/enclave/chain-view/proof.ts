@@ -54,11 +54,9 @@ export function parseProof(raw: unknown): RpcProof {
 
 /** The value at `key` of the trie with root `root`, or undefined for a proven absence. */
 async function provenLeaf(root: Hex, key: Uint8Array, proof: readonly string[], what: string): Promise<Uint8Array | undefined> {
-  if (proof.length === 0) {
-    // Some clients prove an empty trie with no nodes at all.
-    if (root.toLowerCase() === EMPTY_TRIE_ROOT) return undefined;
-    throw new ChainViewError("PROOF_ROOT_MISMATCH", `the ${what} proof is empty but the trie it should prove is not`, { details: { root } });
-  }
+  // The trusted root says the trie is empty, so nothing is in it, whatever the proof (clients send [] or ["0x80"]).
+  if (root.toLowerCase() === EMPTY_TRIE_ROOT) return undefined;
+  if (proof.length === 0) throw new ChainViewError("PROOF_ROOT_MISMATCH", `the ${what} proof is empty but the trie it should prove is not`, { details: { root } });
   const nodes = proof.map((n) => fromHex(n));
   if (keccak256(nodes[0]!) !== root.toLowerCase()) {
     throw new ChainViewError("PROOF_ROOT_MISMATCH", `the ${what} proof is for another trie than the trusted root; the endpoint answered for another block or state`, {
