@@ -5,7 +5,7 @@
  * nested mapping applies that once per key; a dynamic array's element i of a
  * one-word type lives at keccak256(slot) + i. (Solidity's storage layout.)
  */
-import { concat, encodeAbiParameters, pad, toHex, type Address, type Hex } from "viem";
+import { concat, encodeAbiParameters, getAddress, pad, toHex, type Address, type Hex } from "viem";
 import { keccak256 } from "../../crypto/keccak.ts";
 
 const wordModulus = 2n ** 256n;
@@ -55,4 +55,9 @@ export function arrayElementSlot(slot: bigint | number, index: bigint): Hex {
 /** The slot `offset` words past `slot` (a field of a struct stored there). */
 export function slotPlus(slot: Hex, offset: bigint): Hex {
   return slotKey((BigInt(slot) + offset) % wordModulus);
+}
+
+/** The address in the low 20 bytes of a storage word (an `address` variable, an ERC-721 owner). */
+export function addressFromWord(word: Hex): Address {
+  return getAddress(`0x${pad(word, { size: 32 }).slice(26)}`);
 }

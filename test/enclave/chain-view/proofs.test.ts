@@ -18,7 +18,7 @@ import { headerHash, parseHeader, verifyHeader, verifyParentChain } from "../../
 import { EMPTY_TRIE_ROOT, parseProof, verifyAccountProof, verifyStorageProof, type RpcProof } from "../../../src/enclave/chain-view/proof.ts";
 import { singleEndpointHeaderSource } from "../../../src/enclave/chain-view/quorum.ts";
 import type { ChainEndpoint } from "../../../src/enclave/chain-view/rpc.ts";
-import { arrayElementSlot, mappingSlot, nestedMappingSlot, slotKey } from "../../../src/enclave/chain-view/slots.ts";
+import { addressFromWord, arrayElementSlot, mappingSlot, nestedMappingSlot, slotKey } from "../../../src/enclave/chain-view/slots.ts";
 
 function code(c: string) {
   return (e: unknown) => e instanceof ChainViewError && e.code === c;
@@ -196,6 +196,7 @@ describe("storage slots", () => {
     const inner = mappingSlot({ type: "uint256", value: 5n }, 3n);
     assert.equal(nestedMappingSlot([{ type: "uint256", value: 5n }, { type: "bool", value: true }], 3n), mappingSlot({ type: "bool", value: true }, inner));
     assert.equal(BigInt(arrayElementSlot(4n, 2n)), BigInt(keccak256(slotKey(4n))) + 2n);
+    assert.equal(addressFromWord(`0x${"00".repeat(12)}${key.slice(2)}`), "0x00000000000000000000000000000000000000AA");
     // Allowances (slot 1) is a nested mapping: owner then spender. EDR's storage agrees with the helper.
     const spender = chain.accounts.attester.address;
     await writeContractTransaction(deployer, "approve", { address: token, abi: testTokenAbi, functionName: "approve", args: [spender, 77n] });
