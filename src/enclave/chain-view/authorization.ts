@@ -54,14 +54,16 @@ export interface SignedAuthorization {
 
 const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/);
 const bytes32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/);
+/** A bigint, or its decimal string (an authorization that came as JSON). */
+const uint = z.union([z.bigint().nonnegative(), z.string().regex(/^[0-9]{1,78}$/).transform(BigInt)]);
 const signedSchema = z.object({
   domain: z.object({ name: z.string().max(64), version: z.string().max(16), chainId: z.number().int().positive(), verifyingContract: address }),
   message: z.object({
     kind: z.string().min(1).max(64),
     scope: bytes32,
     digest: bytes32,
-    expiry: z.bigint().nonnegative().max(2n ** 64n - 1n),
-    nonce: z.bigint().nonnegative().max(2n ** 256n - 1n),
+    expiry: uint.pipe(z.bigint().max(2n ** 64n - 1n)),
+    nonce: uint.pipe(z.bigint().max(2n ** 256n - 1n)),
   }),
   signature: z.string().regex(/^0x[0-9a-fA-F]{130}$/),
 });

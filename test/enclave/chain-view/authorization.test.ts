@@ -71,6 +71,13 @@ describe("authorization signatures", () => {
     await verifyAuthorization(signed, owner.address, expected({ nonces: "reusable" }));
   });
 
+  test("an authorization that came as JSON (decimal strings) verifies the same", async () => {
+    const signed = await sign();
+    const json = JSON.parse(JSON.stringify(signed, (_, v) => (typeof v === "bigint" ? v.toString() : v)));
+    const verified = await verifyAuthorization(json, owner.address, expected());
+    assert.equal(verified.message.expiry, message.expiry);
+  });
+
   test("a malformed authorization or signature is a typed error", async () => {
     const signed = await sign();
     await assert.rejects(verifyAuthorization({ ...signed, signature: "0x1234" }, owner.address, expected()), code("AUTHORIZATION_MALFORMED"));
