@@ -16,8 +16,8 @@ import { mappingSlot, nestedMappingSlot, slotKey, type MappingKey } from "./slot
 
 /**
  * Which block: the checkpoint (default), a block number at or below it (reached
- * by parent links, at most `maxDepth` back), or a header already proved (so a
- * job reads several words at one block).
+ * by parent links, at most `maxDepth` back), or a header this view returned
+ * (so a job reads several words at one block).
  */
 export type BlockTag = "checkpoint" | bigint | TrustedHeader;
 
@@ -49,6 +49,7 @@ export class ChainView {
   readonly #data: ChainEndpoint;
   readonly #maxDepth: bigint;
   readonly #timeoutMs: number;
+  readonly #issued = new WeakSet<TrustedHeader>();
 
   constructor(options: ChainViewOptions) {
     this.#headers = options.headers;
@@ -59,7 +60,21 @@ export class ChainView {
 
   /** A trusted header for `blockTag`. */
   async header(blockTag: BlockTag = "checkpoint"): Promise<TrustedHeader> {
-    if (typeof blockTag === "object") return blockTag;
+    if (typeof blockTag === "object") {
+      // Only a header this view proved: an object built from an endpoint's answer has the same shape.
+      if (!this.#issued.has(blockTag)) throw new ChainViewError("HEADER_UNTRUSTED", "the header was not proved by this chain view; pass a header it returned, or a block number");
+      return blockTag;
+    }
+    return this.#issue(await this.#prove(blockTag));
+  }
+
+  #issue(header: TrustedHeader): TrustedHeader {
+    const frozen = Object.freeze({ ...header });
+    this.#issued.add(frozen);
+    return frozen;
+  }
+
+  async #prove(blockTag: "checkpoint" | bigint): Promise<TrustedHeader> {
     const checkpoint = await this.#headers.checkpoint();
     if (blockTag === "checkpoint" || blockTag === checkpoint.number) return checkpoint;
     if (blockTag > checkpoint.number) {

@@ -19,6 +19,7 @@ export type ChainViewErrorCode =
   | "HEADER_MALFORMED"
   | "HEADER_HASH_MISMATCH"
   | "HEADER_CHAIN_BROKEN"
+  | "HEADER_UNTRUSTED"
   | "BLOCK_NOT_FINAL"
   | "BLOCK_TOO_OLD"
   // state proofs

@@ -155,6 +155,8 @@ describe("ChainView on one endpoint", () => {
     assert.equal(BigInt(beforeMint.value), 0n);
     // totalSupply (OpenZeppelin ERC20 slot 2) = minted + 1.
     assert.equal(BigInt((await view.read({ address: token, slot: 2n, blockTag: now.block })).value), minted + 1n);
+    // A header-shaped object the view did not prove is refused, even with true fields.
+    await assert.rejects(view.read({ address: token, slot: 2n, blockTag: { ...now.block } }), code("HEADER_UNTRUSTED"));
     const { account } = await view.account(holder);
     assert.equal(account.balance, await deployer.getBalance({ address: holder }));
   });
