@@ -1,0 +1,136 @@
+/**
+ * EIP-1186 proofs (eth_getProof) checked inside the enclave: the account
+ * proof against a trusted header's stateRoot, each storage proof against the
+ * storage root the account proof proved. The Merkle-Patricia walk is
+ * @ethereumjs/mpt's (verifyMerkleProof, keys hashed with keccak256); this
+ * module checks the root itself first (so a proof for another state is told
+ * apart from a broken one), decodes the proven RLP, and compares it with what
+ * the endpoint claimed, so a lie in either is a typed error.
+ */
+import { verifyMerkleProof } from "@ethereumjs/mpt";
+import { fromRlp, pad, type Address, type Hex } from "viem";
+import { z } from "zod";
+import { fromHex } from "../../crypto/bytes.ts";
+import { keccak256 } from "../../crypto/keccak.ts";
+import { ChainViewError } from "./errors.ts";
+
+/** keccak256(RLP("")): the root of an empty trie (an account without storage, a state without accounts). */
+export const EMPTY_TRIE_ROOT: Hex = "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421";
+/** keccak256(""): the code hash of an account without code. */
+export const EMPTY_CODE_HASH: Hex = "0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470";
+
+const hash32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/);
+const node = z.string().regex(/^0x([0-9a-fA-F]{2})+$/);
+const quantity = z.string().regex(/^0x[0-9a-fA-F]+$/);
+
+/** An eth_getProof answer (EIP-1186). */
+export const rpcProofSchema = z.object({
+  address: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
+  balance: quantity,
+  nonce: quantity,
+  codeHash: hash32,
+  storageHash: hash32,
+  accountProof: z.array(node).max(64),
+  storageProof: z
+    .array(z.object({ key: z.string().regex(/^0x[0-9a-fA-F]{1,64}$/), value: quantity, proof: z.array(node).max(64) }))
+    .max(256),
+});
+export type RpcProof = z.infer<typeof rpcProofSchema>;
+
+/** An account as the state trie holds it; `exists: false` is a proven absence (all fields then zero or empty). */
+export interface ProvenAccount {
+  exists: boolean;
+  nonce: bigint;
+  balance: bigint;
+  storageRoot: Hex;
+  codeHash: Hex;
+}
+
+export function parseProof(raw: unknown): RpcProof {
+  const parsed = rpcProofSchema.safeParse(raw);
+  if (!parsed.success) throw new ChainViewError("PROOF_MALFORMED", "the endpoint's eth_getProof answer is malformed; check the endpoint", { cause: parsed.error });
+  return parsed.data;
+}
+
+/** The value at `key` of the trie with root `root`, or undefined for a proven absence. */
+async function provenLeaf(root: Hex, key: Uint8Array, proof: readonly string[], what: string): Promise<Uint8Array | undefined> {
+  // The trusted root says the trie is empty, so nothing is in it, whatever the proof (clients send [] or ["0x80"]).
+  if (root.toLowerCase() === EMPTY_TRIE_ROOT) return undefined;
+  if (proof.length === 0) throw new ChainViewError("PROOF_ROOT_MISMATCH", `the ${what} proof is empty but the trie it should prove is not`, { details: { root } });
+  const nodes = proof.map((n) => fromHex(n));
+  if (keccak256(nodes[0]!) !== root.toLowerCase()) {
+    throw new ChainViewError("PROOF_ROOT_MISMATCH", `the ${what} proof is for another trie than the trusted root; the endpoint answered for another block or state`, {
+      details: { root, proofRoot: keccak256(nodes[0]!) },
+    });
+  }
+  try {
+    const value = await verifyMerkleProof(key, nodes, { root: fromHex(root), useKeyHashing: true });
+    return value ?? undefined;
+  } catch (error) {
+    throw new ChainViewError("PROOF_INVALID", `the ${what} proof does not verify: a node is missing or altered`, { cause: error, details: { root } });
+  }
+}
+
+function rlpItems(bytes: Uint8Array, what: string): Hex[] {
+  try {
+    const decoded = fromRlp(bytes, "hex");
+    if (Array.isArray(decoded) && decoded.every((item) => typeof item === "string")) return decoded as Hex[];
+  } catch (error) {
+    throw new ChainViewError("PROOF_MALFORMED", `the proven ${what} is not valid RLP`, { cause: error });
+  }
+  throw new ChainViewError("PROOF_MALFORMED", `the proven ${what} is not an RLP list of strings`);
+}
+
+function quantityOf(hex: Hex): bigint {
+  return hex === "0x" ? 0n : BigInt(hex);
+}
+
+/** Proves `address`'s account against `stateRoot`, and checks the endpoint's claimed fields against it. */
+export async function verifyAccountProof(stateRoot: Hex, address: Address, proof: RpcProof): Promise<ProvenAccount> {
+  if (proof.address.toLowerCase() !== address.toLowerCase()) {
+    throw new ChainViewError("PROOF_VALUE_MISMATCH", "the proof is for another account than the one asked for", { details: { asked: address, got: proof.address } });
+  }
+  const leaf = await provenLeaf(stateRoot, fromHex(address), proof.accountProof, "account");
+  let account: ProvenAccount;
+  if (leaf === undefined) {
+    account = { exists: false, nonce: 0n, balance: 0n, storageRoot: EMPTY_TRIE_ROOT, codeHash: EMPTY_CODE_HASH };
+  } else {
+    const items = rlpItems(leaf, "account");
+    if (items.length !== 4 || items[2]!.length !== 66 || items[3]!.length !== 66) throw new ChainViewError("PROOF_MALFORMED", "the proven account is not [nonce, balance, storageRoot, codeHash]");
+    account = { exists: true, nonce: quantityOf(items[0]!), balance: quantityOf(items[1]!), storageRoot: items[2]!, codeHash: items[3]! };
+  }
+  const claimed = { nonce: BigInt(proof.nonce), balance: BigInt(proof.balance), storageRoot: proof.storageHash.toLowerCase(), codeHash: proof.codeHash.toLowerCase() };
+  // A client may report an absent account's storage and code hashes as zero; the proof settles it either way.
+  const absentClaim = !account.exists && claimed.nonce === 0n && claimed.balance === 0n;
+  if (!absentClaim && (claimed.nonce !== account.nonce || claimed.balance !== account.balance || claimed.storageRoot !== account.storageRoot || claimed.codeHash !== account.codeHash)) {
+    throw new ChainViewError("PROOF_VALUE_MISMATCH", "the endpoint's account fields differ from what its proof proves; the endpoint lied", {
+      details: { address, proven: { nonce: String(account.nonce), balance: String(account.balance), storageRoot: account.storageRoot, codeHash: account.codeHash } },
+    });
+  }
+  return account;
+}
+
+/** Proves the 32-byte storage word at `slot` against the account's storage root; checks the endpoint's claimed value. */
+export async function verifyStorageProof(storageRoot: Hex, slot: Hex, entry: RpcProof["storageProof"][number]): Promise<Hex> {
+  const key = pad(slot, { size: 32 });
+  if (pad(entry.key as Hex, { size: 32 }).toLowerCase() !== key.toLowerCase()) {
+    throw new ChainViewError("PROOF_VALUE_MISMATCH", "the storage proof is for another slot than the one asked for", { details: { asked: key, got: entry.key } });
+  }
+  const leaf = await provenLeaf(storageRoot, fromHex(key), entry.proof, "storage");
+  let value = 0n;
+  if (leaf !== undefined) {
+    const decoded = fromRlp(leaf, "hex");
+    if (typeof decoded !== "string" || decoded.length > 66) throw new ChainViewError("PROOF_MALFORMED", "the proven storage value is not an RLP string of at most 32 bytes");
+    value = quantityOf(decoded);
+  }
+  if (BigInt(entry.value) !== value) {
+    throw new ChainViewError("PROOF_VALUE_MISMATCH", "the endpoint's storage value differs from what its proof proves; the endpoint lied", {
+      details: { slot: key, proven: word(value) },
+    });
+  }
+  return word(value);
+}
+
+function word(value: bigint): Hex {
+  return pad(`0x${value.toString(16)}`, { size: 32 });
+}
