@@ -5,14 +5,13 @@
  * (an error with a `code`: every module's errors.ts), and 1 for anything
  * unexpected, whose message then says what to do next.
  */
+import { CloisterError, type CloisterErrorOptions } from "../util/base-error.ts";
 
 /** A command line that cannot be acted on, or input that cannot be read (exit code 2), with what to do instead. */
-export class UsageError extends Error {
-  readonly code = "USAGE";
+export class UsageError extends CloisterError<"USAGE"> {
   readonly exitCode = 2;
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
+  constructor(message: string, options?: CloisterErrorOptions) {
+    super("USAGE", message, options);
   }
 }
 

@@ -37,6 +37,7 @@ import type { Assignment, TaskSpec } from "../protocol/task.ts";
 import { assertNotAheadOfChain } from "./chain-position.ts";
 import type { HostLog } from "./log.ts";
 import { backoffDelay, isTransientError } from "./retry.ts";
+import { CloisterError, type CloisterErrorOptions } from "../util/base-error.ts";
 
 export interface ReopenKeeperOptions {
   /** Reads the market and sends the reopens (from this node's operator account). */
@@ -60,11 +61,9 @@ export interface ReopenKeeperOptions {
   now?: () => number;
 }
 
-export class ReopenKeeperStateError extends Error {
-  readonly code = "REOPEN_KEEPER_STATE";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "ReopenKeeperStateError";
+export class ReopenKeeperStateError extends CloisterError<"REOPEN_KEEPER_STATE"> {
+  constructor(message: string, options?: CloisterErrorOptions) {
+    super("REOPEN_KEEPER_STATE", message, options);
   }
 }
 

@@ -22,6 +22,7 @@ import { checkBeforeAccept, type CheckedEnvelope } from "./pre-accept.ts";
 import { withRetry, type RetryOptions } from "./retry.ts";
 import { refuseIfUnrunnable } from "./task-refusal.ts";
 import type { SubmittedTask } from "./task-watcher.ts";
+import { CloisterError } from "../util/base-error.ts";
 
 /**
  * Reverts of acceptTask that say this task is not for this node (taken, cancelled, expired, or its terms do
@@ -239,11 +240,9 @@ async function publish(ctx: TaskHandlerContext, run: { result: Uint8Array; prove
 }
 
 /** The node's store gave other CIDs than the enclave signed: the completion would point the requester nowhere. */
-export class TaskPublishError extends Error {
-  readonly code = "CID_PROFILE_MISMATCH";
+export class TaskPublishError extends CloisterError<"CID_PROFILE_MISMATCH"> {
   constructor(message: string) {
-    super(message);
-    this.name = "TaskPublishError";
+    super("CID_PROFILE_MISMATCH", message);
   }
 }
 
