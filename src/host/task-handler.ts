@@ -16,7 +16,7 @@ import { runTaskTimeoutMs, type EnclaveClient } from "../enclave/client.ts";
 import { isEnclaveError } from "../enclave/errors.ts";
 import { decodeInlineInput, taskCommitment, type Assignment } from "../protocol/task.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
-import type { HostLog } from "./log.ts";
+import { errorDetails, type HostLog } from "./log.ts";
 import { TaskTakenError, type NodeMarketBatches } from "./market-batches.ts";
 import { checkBeforeAccept, type CheckedEnvelope } from "./pre-accept.ts";
 import { withRetry, type RetryOptions } from "./retry.ts";
@@ -196,7 +196,7 @@ async function acceptOrResume(ctx: TaskHandlerContext, task: SubmittedTask): Pro
       // Any other revert will not change by crawling the range again; a transient failure that outlasted
       // the retries is rethrown, so the watcher retries the range without checkpointing it.
       if (revert) {
-        ctx.log.emit({ type: "task-failed", taskId, code: revert.code, message: revert.message });
+        ctx.log.emit({ type: "task-failed", taskId, code: revert.code, message: revert.message, ...errorDetails(revert) });
         return undefined;
       }
       throw error;
@@ -317,6 +317,6 @@ async function runAndComplete(ctx: TaskHandlerContext, task: SubmittedTask, assi
     }
     // A relay step failed, or the failure may be the host's: the task stays accepted and unpaid, and the
     // requester reclaims it after the deadline.
-    ctx.log.emit({ type: "task-failed", taskId, code: e.code ?? "INTERNAL", message: `${e.message}${refusal}` });
+    ctx.log.emit({ type: "task-failed", taskId, code: e.code ?? "INTERNAL", message: `${e.message}${refusal}`, ...errorDetails(e) });
   }
 }
