@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import type { Evidence } from "./types.ts";
+import { CloisterError } from "../util/base-error.ts";
 
 export const EVIDENCE_FORMAT = "cloister-evidence/v1";
 
@@ -40,11 +41,9 @@ const documentSchema = z.discriminatedUnion("teeType", [
   }),
 ]);
 
-export class EvidenceFormatError extends Error {
-  readonly code = "EVIDENCE_MALFORMED";
+export class EvidenceFormatError extends CloisterError<"EVIDENCE_MALFORMED"> {
   constructor(detail: string) {
-    super(`evidence document is malformed: ${detail}. Expected a ${EVIDENCE_FORMAT} JSON document as produced by an enclave's attest call.`);
-    this.name = "EvidenceFormatError";
+    super("EVIDENCE_MALFORMED", `evidence document is malformed: ${detail}. Expected a ${EVIDENCE_FORMAT} JSON document as produced by an enclave's attest call.`);
   }
 }
 

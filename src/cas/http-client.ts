@@ -9,17 +9,11 @@ import type { AttestationServiceClient } from "./client.ts";
 import { CasError, type CasErrorCode } from "./errors.ts";
 import { hexSchema as hex } from "../protocol/schemas.ts";
 import { deploymentFromJson, deploymentJsonSchema, type Deployment } from "../chain/deployment.ts";
+import { CloisterError } from "../util/base-error.ts";
 
 export type CasHttpErrorCode = "CAS_UNREACHABLE" | "CAS_BAD_RESPONSE" | "CAS_FAILED";
 
-export class CasHttpError extends Error {
-  readonly code: CasHttpErrorCode;
-  constructor(code: CasHttpErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "CasHttpError";
-    this.code = code;
-  }
-}
+export class CasHttpError extends CloisterError<CasHttpErrorCode> {}
 
 export interface CasHttpClient extends AttestationServiceClient {
   readonly url: string;

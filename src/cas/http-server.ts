@@ -23,6 +23,7 @@ import { createGuardedServer, HttpRequestError } from "../util/guarded-http.ts";
 import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
 import { BodyBudget } from "../util/request-body.ts";
 import { deploymentToJson, type Deployment } from "../chain/deployment.ts";
+import { CloisterError, type CloisterErrorOptions } from "../util/base-error.ts";
 
 export interface CasHttpServerOptions {
   service: Pick<AttestationService, "challenge" | "register">;
@@ -40,11 +41,9 @@ export interface CasHttpServer {
   close(): Promise<void>;
 }
 
-export class CasHttpServerError extends Error {
-  readonly code = "CAS_HTTP_SERVER";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "CasHttpServerError";
+export class CasHttpServerError extends CloisterError<"CAS_HTTP_SERVER"> {
+  constructor(message: string, options?: CloisterErrorOptions) {
+    super("CAS_HTTP_SERVER", message, options);
   }
 }
 

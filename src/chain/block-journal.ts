@@ -11,6 +11,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Hex } from "viem";
+import { CloisterError } from "../util/base-error.ts";
 
 export interface JournalHeader {
   version: 1;
@@ -32,11 +33,9 @@ export interface JournaledBlock {
   txs: Hex[];
 }
 
-export class ChainJournalError extends Error {
-  readonly code = "CHAIN_JOURNAL";
+export class ChainJournalError extends CloisterError<"CHAIN_JOURNAL"> {
   constructor(message: string) {
-    super(message);
-    this.name = "ChainJournalError";
+    super("CHAIN_JOURNAL", message);
   }
 }
 

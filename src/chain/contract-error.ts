@@ -3,6 +3,7 @@
  * custom error's name and named arguments, with a hint on what to do.
  */
 import { BaseError, ContractFunctionRevertedError, type Address } from "viem";
+import { CloisterError } from "../util/base-error.ts";
 
 const hints: Record<string, string> = {
   UnknownTask: "no task has this id on this market; check the task id and the market address",
@@ -40,8 +41,7 @@ const hints: Record<string, string> = {
   AccessControlUnauthorizedAccount: "the sender lacks the role this function needs (registration needs ATTESTER_ROLE)",
 };
 
-export class ContractRevertError extends Error {
-  readonly code = "CONTRACT_REVERT";
+export class ContractRevertError extends CloisterError<"CONTRACT_REVERT"> {
   /** The custom error's name, e.g. "SpecMismatch"; "Error" or "Panic" for require/assert failures. */
   readonly errorName: string;
   /** The error's arguments by parameter name (by position when unnamed). */
@@ -59,8 +59,8 @@ export class ContractRevertError extends Error {
     const where = params.functionName ? `${params.functionName} on ${params.contract ?? "the contract"}` : "the contract call";
     const shown = Object.entries(params.args).map(([k, v]) => `${k}=${String(v)}`).join(", ");
     const hint = hints[params.errorName];
-    super(`${where} reverted with ${params.errorName}(${shown})${hint ? `: ${hint}` : ""}`, { cause: params.cause });
-    this.name = "ContractRevertError";
+    const details = { errorName: params.errorName, args: Object.fromEntries(Object.entries(params.args).map(([k, v]) => [k, String(v)])), contract: params.contract, functionName: params.functionName };
+    super("CONTRACT_REVERT", `${where} reverted with ${params.errorName}(${shown})${hint ? `: ${hint}` : ""}`, { cause: params.cause, details });
     this.errorName = params.errorName;
     this.args = params.args;
     this.contract = params.contract;

@@ -4,17 +4,16 @@ import { taskMarketAbi, taskMarketBytecode } from "./abi/TaskMarket.ts";
 import { testTokenAbi, testTokenBytecode } from "./abi/TestToken.ts";
 import type { WriterClient } from "./clients.ts";
 import type { Deployment } from "./deployment.ts";
+import { CloisterError } from "../util/base-error.ts";
 
 /** A deployment just made: its addresses and what deploying them cost. */
 export interface CloisterDeployment extends Deployment {
   gasUsed: { registry: bigint; market: bigint };
 }
 
-export class DeploymentError extends Error {
-  readonly code = "DEPLOYMENT_FAILED";
+export class DeploymentError extends CloisterError<"DEPLOYMENT_FAILED"> {
   constructor(message: string) {
-    super(message);
-    this.name = "DeploymentError";
+    super("DEPLOYMENT_FAILED", message);
   }
 }
 

@@ -6,6 +6,7 @@
 import type { Address } from "viem";
 import { z } from "zod";
 import { addressSchema } from "../protocol/schemas.ts";
+import { CloisterError, type CloisterErrorOptions } from "../util/base-error.ts";
 
 export interface Deployment {
   chainId: number;
@@ -27,11 +28,9 @@ export const deploymentJsonSchema = z
 export type DeploymentJson = z.infer<typeof deploymentJsonSchema>;
 
 /** A deployment document that is not one: names where it came from and the field. */
-export class DeploymentFormatError extends Error {
-  readonly code = "DEPLOYMENT_INVALID";
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "DeploymentFormatError";
+export class DeploymentFormatError extends CloisterError<"DEPLOYMENT_INVALID"> {
+  constructor(message: string, options?: CloisterErrorOptions) {
+    super("DEPLOYMENT_INVALID", message, options);
   }
 }
 

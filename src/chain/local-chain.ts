@@ -13,6 +13,7 @@ import { chainDefinition } from "./clients.ts";
 import { allDevKeys, devAccountBalance, devAccounts, devPrivateKeys, devUserCount, devUserKeys, type DevKeys } from "./dev-accounts.ts";
 import type { Eip1193MessageEvents, Eip1193Provider } from "./eip1193.ts";
 import { journaledProvider, replayJournal, type JournaledProvider } from "./journaled-provider.ts";
+import { CloisterError } from "../util/base-error.ts";
 
 /** Cancun is what the contracts are compiled for (OpenZeppelin 5 needs mcopy and transient storage). */
 export const localChainHardfork = "cancun";
@@ -46,11 +47,9 @@ export interface LocalChain {
   close(): Promise<void>;
 }
 
-export class LocalChainError extends Error {
-  readonly code = "LOCAL_CHAIN";
+export class LocalChainError extends CloisterError<"LOCAL_CHAIN"> {
   constructor(message: string) {
-    super(message);
-    this.name = "LocalChainError";
+    super("LOCAL_CHAIN", message);
   }
 }
 

@@ -9,14 +9,13 @@
  */
 import { hexToBytes, type Address, type Hex } from "viem";
 import { keccak256 } from "../crypto/keccak.ts";
+import { CloisterError } from "../util/base-error.ts";
 
 const BLOOM_BYTES = 256;
 
-export class LogsBloomError extends Error {
-  readonly code = "LOGS_BLOOM";
+export class LogsBloomError extends CloisterError<"LOGS_BLOOM"> {
   constructor(message: string) {
-    super(message);
-    this.name = "LogsBloomError";
+    super("LOGS_BLOOM", message);
   }
 }
 

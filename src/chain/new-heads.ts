@@ -11,12 +11,11 @@ import type { Address, Client, Hex } from "viem";
 import { getBlockNumber } from "viem/actions";
 import { bloomMayHoldEvents, parseLogsBloom } from "./logs-bloom.ts";
 import { openWebSocketProvider, type WebSocketProvider } from "./ws-provider.ts";
+import { CloisterError, type CloisterErrorOptions } from "../util/base-error.ts";
 
-export class NewHeadsError extends Error {
-  readonly code = "NEW_HEADS";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "NewHeadsError";
+export class NewHeadsError extends CloisterError<"NEW_HEADS"> {
+  constructor(message: string, options?: CloisterErrorOptions) {
+    super("NEW_HEADS", message, options);
   }
 }
 

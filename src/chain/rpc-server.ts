@@ -24,6 +24,7 @@ import type { Eip1193Message, Eip1193MessageEvents, Eip1193Provider } from "./ei
 import { createGuardedServer, HttpRequestError } from "../util/guarded-http.ts";
 import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
 import { BodyBudget } from "../util/request-body.ts";
+import { CloisterError, type CloisterErrorOptions } from "../util/base-error.ts";
 
 export interface ChainRpcServerOptions {
   /** With "message" events (EIP-1193) eth_subscribe works over WebSocket; without, it is refused. */
@@ -53,11 +54,9 @@ export interface ChainRpcServer {
   close(): Promise<void>;
 }
 
-export class ChainRpcServerError extends Error {
-  readonly code = "CHAIN_RPC_SERVER";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "ChainRpcServerError";
+export class ChainRpcServerError extends CloisterError<"CHAIN_RPC_SERVER"> {
+  constructor(message: string, options?: CloisterErrorOptions) {
+    super("CHAIN_RPC_SERVER", message, options);
   }
 }
 
@@ -90,11 +89,12 @@ interface ReplyLimits {
 type Dispatch = (method: string, params: readonly unknown[] | object | undefined) => Promise<unknown>;
 
 /** A JSON-RPC error the server raises itself (the provider's errors keep their own code). */
-class RpcError extends Error {
-  readonly code: number;
-  constructor(code: number, message: string) {
-    super(message);
-    this.code = code;
+class RpcError extends CloisterError<"CHAIN_RPC_REQUEST"> {
+  /** The JSON-RPC error code the reply carries. */
+  readonly rpcCode: number;
+  constructor(rpcCode: number, message: string) {
+    super("CHAIN_RPC_REQUEST", message, { details: { rpcCode } });
+    this.rpcCode = rpcCode;
   }
 }
 
@@ -340,7 +340,7 @@ function closeGracefully(ws: WebSocket): Promise<void> {
 /** Keeps the provider's code and revert data, which clients decode into typed contract errors. */
 function toJsonRpcError(err: unknown): JsonRpcError {
   const e = err as { code?: unknown; message?: unknown; data?: unknown };
-  const code = typeof e?.code === "number" && Number.isInteger(e.code) ? e.code : INTERNAL_ERROR;
+  const code = err instanceof RpcError ? err.rpcCode : typeof e?.code === "number" && Number.isInteger(e.code) ? e.code : INTERNAL_ERROR;
   const message = typeof e?.message === "string" ? e.message : String(err);
   return e?.data === undefined ? { code, message } : { code, message, data: e.data };
 }

@@ -18,6 +18,7 @@
 import { RpcRequestError, SocketClosedError, TimeoutError, WebSocketRequestError } from "viem";
 import WebSocket from "ws";
 import type { Eip1193Provider } from "./eip1193.ts";
+import { CloisterError } from "../util/base-error.ts";
 
 export interface WebSocketProviderOptions {
   /** e.g. ws://127.0.0.1:8545 */
@@ -50,14 +51,7 @@ export interface WebSocketProvider extends Eip1193Provider {
   close(): Promise<void>;
 }
 
-export class WebSocketProviderError extends Error {
-  readonly code: "CHAIN_WS_CONNECTION" | "CHAIN_WS_CLOSED";
-  constructor(code: WebSocketProviderError["code"], message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "WebSocketProviderError";
-    this.code = code;
-  }
-}
+export class WebSocketProviderError extends CloisterError<"CHAIN_WS_CONNECTION" | "CHAIN_WS_CLOSED"> {}
 
 interface Pending {
   method: string;

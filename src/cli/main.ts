@@ -1,11 +1,12 @@
 /**
  * The `cloister` command: help, dispatch to one module per command, and the one mapping from errors to
  * exit codes. An error goes to stderr only, --json or not: stdout holds results, and an error object
- * there could be read as a result (attest verify's {"ok": false} means "not authentic").
+ * there could be read as a result (attest verify's {"ok": false} means "not authentic"). With --json the
+ * error's last stderr line is also one JSON object, {"error": {code, message, details?}}.
  */
 import { parseArgs } from "node:util";
 import { describeFailure, UsageError } from "./errors.ts";
-import { printJson } from "./output.ts";
+import { printJson, printJsonError } from "./output.ts";
 import { commandOf } from "./usage.ts";
 
 const usage = `cloister — confidential computing on attested enclaves, an EVM task market and IPFS
@@ -21,7 +22,8 @@ Usage:
   cloister devnet accounts                       list the devnet's ten funded test accounts
   cloister help [<command>]                      this text, or a command's usage
 
-Every command takes --help (or -h) and --json (one JSON object as the last line on stdout).
+Every command takes --help (or -h) and --json (one JSON object as the last line on stdout; on failure,
+{"error": {code, message, details}} as the last line on stderr).
 A running network is named by --network <devnet dir> (or CLOISTER_NETWORK); a devnet's test account by
 --account <i>, any other key by CLOISTER_PRIVATE_KEY.
 Progress goes to stderr when it is a terminal; CLOISTER_PROGRESS=1 shows it in a pipe too, CLOISTER_DEBUG=1
@@ -84,5 +86,7 @@ try {
   const failure = describeFailure(error, commandOf(argv)?.words);
   process.stderr.write(`cloister: ${failure.exitCode === 1 && failure.code !== "UNEXPECTED" ? `[${failure.code}] ` : ""}${failure.message}\n`);
   if (process.env.CLOISTER_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+  const options = argv.includes("--") ? argv.slice(0, argv.indexOf("--")) : argv;
+  if (options.includes("--json")) printJsonError({ code: failure.code, message: failure.message, ...(failure.details ? { details: failure.details } : {}) });
   process.exitCode = failure.exitCode;
 }

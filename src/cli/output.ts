@@ -40,6 +40,13 @@ export function stderrReporter(options: { quiet?: boolean; always?: boolean } = 
   };
 }
 
+const bigintsAsText = (_k: string, v: unknown) => (typeof v === "bigint" ? v.toString() : v);
+
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v))}\n`);
+  process.stdout.write(`${JSON.stringify(value, bigintsAsText)}\n`);
+}
+
+/** A failure under --json: one JSON object, the last line on stderr (stdout holds results only). */
+export function printJsonError(error: { code: string; message: string; details?: Readonly<Record<string, unknown>> }): void {
+  process.stderr.write(`${JSON.stringify({ error }, bigintsAsText)}\n`);
 }

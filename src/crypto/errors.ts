@@ -1,3 +1,5 @@
+import { CloisterError } from "../util/base-error.ts";
+
 /**
  * The one error type of src/crypto. `code` is stable and meant for programs;
  * `message` says what was wrong and what it most likely means.
@@ -10,15 +12,7 @@ export type CryptoErrorCode =
   | "INVALID_KEY"
   | "INVALID_ARGUMENT";
 
-export class CryptoError extends Error {
-  readonly code: CryptoErrorCode;
-
-  constructor(code: CryptoErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "CryptoError";
-    this.code = code;
-  }
-}
+export class CryptoError extends CloisterError<CryptoErrorCode> {}
 
 export function isCryptoError(e: unknown): e is CryptoError {
   return e instanceof CryptoError;

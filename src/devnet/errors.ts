@@ -1,8 +1,8 @@
+import { CloisterError, type CloisterErrorOptions } from "../util/base-error.ts";
+
 /** A local network that cannot start, or a client that cannot reach one, with what to do about it. */
-export class DevnetError extends Error {
-  readonly code = "DEVNET";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "DevnetError";
+export class DevnetError extends CloisterError<"DEVNET"> {
+  constructor(message: string, options?: CloisterErrorOptions) {
+    super("DEVNET", message, options);
   }
 }

@@ -13,15 +13,14 @@ import { z } from "zod";
 import { loadPolicyFile, parsePolicy, type Policy } from "../attestation/policy.ts";
 import { devUserCount, testMnemonic } from "../chain/dev-accounts.ts";
 import type { Deployment } from "../chain/deployment.ts";
+import { CloisterError } from "../util/base-error.ts";
 
 export const networkFileName = "network.json";
 export const networkPolicyFileName = "policy.json";
 
-export class NetworkFileError extends Error {
-  readonly code = "NETWORK_FILE";
+export class NetworkFileError extends CloisterError<"NETWORK_FILE"> {
   constructor(message: string) {
-    super(message);
-    this.name = "NetworkFileError";
+    super("NETWORK_FILE", message);
   }
 }
 

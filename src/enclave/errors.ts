@@ -1,7 +1,10 @@
+import { CloisterError } from "../util/base-error.ts";
+
 /**
  * Errors the enclave reports through the call gate. Inside the enclave they
- * are thrown; they cross the gate as { code, message } and the client
- * re-throws them as EnclaveError with the same code.
+ * are thrown; they cross the gate as { code, message } only (details and
+ * cause stay inside) and the client re-throws them as EnclaveError with the
+ * same code.
  */
 
 export type EnclaveErrorCode =
@@ -31,15 +34,7 @@ export type EnclaveErrorCode =
   | "ENCLAVE_EXITED"
   | "INTERNAL";
 
-export class EnclaveError extends Error {
-  readonly code: EnclaveErrorCode;
-
-  constructor(code: EnclaveErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "EnclaveError";
-    this.code = code;
-  }
-}
+export class EnclaveError extends CloisterError<EnclaveErrorCode> {}
 
 export function isEnclaveError(e: unknown): e is EnclaveError {
   return e instanceof EnclaveError;

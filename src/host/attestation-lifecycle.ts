@@ -13,6 +13,7 @@
  * anything else throws RegistrationTransitionError. Times are the chain's (block timestamps, Unix seconds):
  * the expiry is the registry's, and only the chain's clock says whether it has passed.
  */
+import { CloisterError } from "../util/base-error.ts";
 
 export type RegistrationState = "attesting" | "registered" | "renewing" | "expired" | "revoked";
 
@@ -49,14 +50,12 @@ export interface RegistrationSnapshot {
   lastError?: string;
 }
 
-export class RegistrationTransitionError extends Error {
-  readonly code = "REGISTRATION_TRANSITION";
+export class RegistrationTransitionError extends CloisterError<"REGISTRATION_TRANSITION"> {
   readonly from: RegistrationState;
   readonly event: RegistrationEvent["type"];
   constructor(from: RegistrationState, event: RegistrationEvent["type"]) {
     const allowed = Object.keys(transitions[from]);
-    super(`the registration cannot take event "${event}" in state "${from}" (allowed: ${allowed.length ? allowed.join(", ") : "none, the state is final"}); this is a bug in the node's registration driver`);
-    this.name = "RegistrationTransitionError";
+    super("REGISTRATION_TRANSITION", `the registration cannot take event "${event}" in state "${from}" (allowed: ${allowed.length ? allowed.join(", ") : "none, the state is final"}); this is a bug in the node's registration driver`, { details: { from, event } });
     this.from = from;
     this.event = event;
   }

@@ -9,13 +9,15 @@
  */
 import { totalmem } from "node:os";
 import type { NodeOffer } from "./node-daemon.ts";
+import { CloisterError } from "../util/base-error.ts";
 
 /** Share of the machine's memory that running tasks may use together. */
 export const TASK_MEMORY_SHARE = 0.75;
 
-export class NodeCapacityError extends Error {
-  readonly code = "NODE_CAPACITY";
-  override name = "NodeCapacityError";
+export class NodeCapacityError extends CloisterError<"NODE_CAPACITY"> {
+  constructor(message: string) {
+    super("NODE_CAPACITY", message);
+  }
 }
 
 export interface RunCapacity {

@@ -9,8 +9,9 @@
  * tell which case it is and choose: point --rpc/--ws at the right chain, wait for the endpoint to catch
  * up, or delete the file to rescan from the deployment block.
  */
-export class ChainBehindError extends Error {
-  readonly code = "CHAIN_BEHIND_SAVED_POSITION";
+import { CloisterError } from "../util/base-error.ts";
+
+export class ChainBehindError extends CloisterError<"CHAIN_BEHIND_SAVED_POSITION"> {
   /** The file holding the saved position. */
   readonly path: string;
   readonly savedBlock: bigint;
@@ -19,11 +20,12 @@ export class ChainBehindError extends Error {
   constructor(what: string, path: string, savedBlock: bigint, head: bigint, when: "start" | "running") {
     const seen = when === "start" ? `the chain's head is block ${head}` : `the chain's head went backwards: its head is block ${head} now`;
     super(
+      "CHAIN_BEHIND_SAVED_POSITION",
       `${what} ${path} is at block ${savedBlock}, but ${seen}: this node is pointed at another chain than the one it saved from, ` +
         `or at an endpoint that is behind. Point --rpc/--ws at the chain this node ran on (or wait until the endpoint has caught up), ` +
         `or, if the chain really lost those blocks, delete ${path} to rescan from the deployment block`,
+      { details: { path, savedBlock: savedBlock.toString(), head: head.toString() } },
     );
-    this.name = "ChainBehindError";
     this.path = path;
     this.savedBlock = savedBlock;
     this.head = head;

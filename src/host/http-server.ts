@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createGuardedServer, HttpRequestError } from "../util/guarded-http.ts";
 import { listenOnLoopback } from "../util/loopback-http.ts";
+import { CloisterError, type CloisterErrorOptions } from "../util/base-error.ts";
 
 export interface NodeHealth {
   /** "ok" answers 200; "unavailable" answers 503 with `reason`. */
@@ -50,11 +51,9 @@ export interface NodeHttpServer {
   close(): Promise<void>;
 }
 
-export class HttpServerError extends Error {
-  readonly code = "HTTP_SERVER";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "HttpServerError";
+export class HttpServerError extends CloisterError<"HTTP_SERVER"> {
+  constructor(message: string, options?: CloisterErrorOptions) {
+    super("HTTP_SERVER", message, options);
   }
 }
 

@@ -4,6 +4,7 @@
  * ids, so nothing it logs is secret; still, it logs metadata, never blob contents.
  */
 import { pino } from "pino";
+import { CloisterError } from "../util/base-error.ts";
 
 export type HostEvent =
   | { type: "enclave-ready"; signer: string; measurement: string; simulated: boolean; teeType: string }
@@ -20,13 +21,14 @@ export type HostEvent =
   /** No outcome or timing: the enclave tells the host neither (docs/threat-model.md, "What the public record reveals"). */
   | { type: "task-executed"; taskId: string; outputCid: string; provenanceCid: string }
   | { type: "task-completed"; taskId: string; transactionHash: string; gasUsed: string; batchSize: number }
-  | { type: "task-failed"; taskId: string; code: string; message: string }
+  /** `details`: a typed error's (CloisterError: safe to publish), when it has any. */
+  | { type: "task-failed"; taskId: string; code: string; message: string; details?: Readonly<Record<string, unknown>> }
   /** The enclave proved the task's inputs unrunnable (`code`, `message`: its failure); its refusal ended the attempt. */
   | { type: "task-refused"; taskId: string; reason: string; code: string; message: string; transactionHash: string; gasUsed: string }
   /** This node's reopen keeper reopened an attempt another enclave missed, or refunded the requester after the last one. */
   | { type: "task-reopened"; taskId: string; attempt: number; outcome: "reopened" | "refunded"; missedEnclave: string; transactionHash: string; gasUsed: string }
   /** A crawler could not read the market (it backs off and reads the same range again), or the keeper could not reopen a task. */
-  | { type: "watcher-error"; source: "task-watcher" | "reopen-keeper" | "registration"; code: string; message: string; taskId?: string };
+  | { type: "watcher-error"; source: "task-watcher" | "reopen-keeper" | "registration"; code: string; message: string; taskId?: string; details?: Readonly<Record<string, unknown>> };
 
 /** Every host event type (a Record, so the compiler insists it lists each one). */
 const hostEventTypeSet: Record<HostEvent["type"], true> = {
@@ -51,6 +53,11 @@ export function isHostEventType(name: string): name is HostEvent["type"] {
 }
 
 export const hostEventTypes = Object.keys(hostEventTypeSet) as HostEvent["type"][];
+
+/** A failure event's `details`: a typed error's own, when it has any (CloisterError's details are safe to publish). */
+export function errorDetails(error: unknown): { details?: Readonly<Record<string, unknown>> } {
+  return error instanceof CloisterError && error.details !== undefined ? { details: error.details } : {};
+}
 
 export interface HostLog {
   emit(event: HostEvent): void;

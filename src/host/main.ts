@@ -41,15 +41,17 @@ import { openKuboStore } from "../storage/kubo-store.ts";
 import { hostEventTypes, isHostEventType, type HostEvent } from "./log.ts";
 import { NodeCapacityError, runCapacity, type RunCapacity } from "./capacity.ts";
 import { defaultNodeOffer, defaultRunConcurrency, NodeDaemon } from "./node-daemon.ts";
+import { CloisterError } from "../util/base-error.ts";
 
 export type NodeProcessMessage =
   | { event: "node-ready"; signer: string; operator: string; measurement: string; teeType: string; simulated: boolean; pid: number; enclavePid: number; httpUrl: string | null }
   | { event: "host"; host: HostEvent }
   | { event: "node-stopped"; pid: number };
 
-class ConfigError extends Error {
-  readonly code = "NODE_CONFIG";
-  override name = "ConfigError";
+class ConfigError extends CloisterError<"NODE_CONFIG"> {
+  constructor(message: string) {
+    super("NODE_CONFIG", message);
+  }
 }
 
 function config() {

@@ -20,18 +20,19 @@ import { decodeContractRevert } from "../chain/contract-error.ts";
 import { sendTaskBatch } from "../chain/task-batch.ts";
 import type { TaskSpec } from "../protocol/task.ts";
 import { groupCommit } from "../util/group-commit.ts";
+import { CloisterError } from "../util/base-error.ts";
 
 /**
  * The task was no longer open: acceptTasks skipped it when its transaction was mined, or (no transaction hash)
  * the status read just before the batch was sent found it taken. Another node took it first, or it was cancelled.
  */
-export class TaskTakenError extends Error {
-  readonly code = "TASK_TAKEN";
+export class TaskTakenError extends CloisterError<"TASK_TAKEN"> {
   readonly taskId: bigint;
   constructor(taskId: bigint, transactionHash?: Hex) {
     const when = transactionHash === undefined ? "this node was about to send its accept" : `acceptTasks transaction ${transactionHash} was mined`;
-    super(`task ${taskId} was no longer open when ${when}: another node took it first, or it was cancelled`);
-    this.name = "TaskTakenError";
+    super("TASK_TAKEN", `task ${taskId} was no longer open when ${when}: another node took it first, or it was cancelled`, {
+      details: { taskId: taskId.toString(), ...(transactionHash === undefined ? {} : { transactionHash }) },
+    });
     this.taskId = taskId;
   }
 }

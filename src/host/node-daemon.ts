@@ -25,7 +25,7 @@ import { Checkpoint } from "./checkpoint.ts";
 import { startNodeHttpServer, type NodeHealth, type NodeHttpServer, type RegistrationHealth } from "./http-server.ts";
 import { createLimiter } from "../util/limiter.ts";
 import { runCapacity, type RunCapacity } from "./capacity.ts";
-import { fileHostLog, type FileHostLog, type HostEvent, type HostLog } from "./log.ts";
+import { errorDetails, fileHostLog, type FileHostLog, type HostEvent, type HostLog } from "./log.ts";
 import { meteredLog, NodeMetrics } from "./metrics.ts";
 import { RegistrationKeeper } from "./registration-keeper.ts";
 import { savedViewBlock, startReopenKeeper } from "./reopen-keeper.ts";
@@ -175,7 +175,7 @@ export class NodeDaemon {
       onTransition: (from, to) => this.#onRegistrationChange(from, to),
       onError: (error) => {
         if (isTransientError(error)) this.metrics.rpcErrors.inc();
-        this.log.emit({ type: "watcher-error", source: "registration", code: (error as { code?: string }).code ?? "WATCHER", message: (error as Error).message });
+        this.log.emit({ type: "watcher-error", source: "registration", code: (error as { code?: string }).code ?? "WATCHER", message: (error as Error).message, ...errorDetails(error) });
       },
     });
     await this.#registration.start();
@@ -236,7 +236,7 @@ export class NodeDaemon {
       : undefined;
     if (!update) return;
     this.#offerUpdates = this.#offerUpdates.then(update).catch((error: unknown) => {
-      this.log.emit({ type: "watcher-error", source: "registration", code: (error as { code?: string }).code ?? "OFFER_UPDATE", message: (error as Error).message });
+      this.log.emit({ type: "watcher-error", source: "registration", code: (error as { code?: string }).code ?? "OFFER_UPDATE", message: (error as Error).message, ...errorDetails(error) });
     });
   }
 
@@ -298,7 +298,7 @@ export class NodeDaemon {
       onError: (error) => {
         if (isTransientError(error)) this.metrics.rpcErrors.inc();
         this.#lastCrawlError = (error as Error).message;
-        this.log.emit({ type: "watcher-error", source: "task-watcher", code: (error as { code?: string }).code ?? "WATCHER", message: (error as Error).message });
+        this.log.emit({ type: "watcher-error", source: "task-watcher", code: (error as { code?: string }).code ?? "WATCHER", message: (error as Error).message, ...errorDetails(error) });
       },
       onCrawled: (block) => {
         this.#lastCrawl = { at: Date.now(), block };
@@ -318,7 +318,7 @@ export class NodeDaemon {
       sendSerially,
       onError: (error) => {
         if (isTransientError(error)) this.metrics.rpcErrors.inc();
-        this.log.emit({ type: "watcher-error", source: "reopen-keeper", code: (error as { code?: string }).code ?? "WATCHER", message: (error as Error).message });
+        this.log.emit({ type: "watcher-error", source: "reopen-keeper", code: (error as { code?: string }).code ?? "WATCHER", message: (error as Error).message, ...errorDetails(error) });
       },
     });
   }

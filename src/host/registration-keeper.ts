@@ -10,6 +10,7 @@ import { getBlock, waitForTransactionReceipt } from "viem/actions";
 import { enclaveRegistryAbi } from "../chain/abi/EnclaveRegistry.ts";
 import { AttestationLifecycle, type RegistrationEvent, type RegistrationSnapshot, type RegistrationState } from "./attestation-lifecycle.ts";
 import { backoffDelay } from "./retry.ts";
+import { CloisterError } from "../util/base-error.ts";
 
 export interface RegistrationKeeperOptions {
   reader: Client;
@@ -30,11 +31,9 @@ export interface RegistrationKeeperOptions {
   onError: (error: unknown) => void;
 }
 
-export class RegistrationLookupError extends Error {
-  readonly code = "REGISTRATION_LOOKUP";
+export class RegistrationLookupError extends CloisterError<"REGISTRATION_LOOKUP"> {
   constructor(message: string) {
-    super(message);
-    this.name = "RegistrationLookupError";
+    super("REGISTRATION_LOOKUP", message);
   }
 }
 

@@ -35,8 +35,9 @@ import type { WriterClient } from "../chain/clients.ts";
 import { decodeContractRevert } from "../chain/contract-error.ts";
 import type { Assignment, TaskSpec } from "../protocol/task.ts";
 import { assertNotAheadOfChain } from "./chain-position.ts";
-import type { HostLog } from "./log.ts";
+import { errorDetails, type HostLog } from "./log.ts";
 import { backoffDelay, isTransientError } from "./retry.ts";
+import { CloisterError, type CloisterErrorOptions } from "../util/base-error.ts";
 
 export interface ReopenKeeperOptions {
   /** Reads the market and sends the reopens (from this node's operator account). */
@@ -60,11 +61,9 @@ export interface ReopenKeeperOptions {
   now?: () => number;
 }
 
-export class ReopenKeeperStateError extends Error {
-  readonly code = "REOPEN_KEEPER_STATE";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "ReopenKeeperStateError";
+export class ReopenKeeperStateError extends CloisterError<"REOPEN_KEEPER_STATE"> {
+  constructor(message: string, options?: CloisterErrorOptions) {
+    super("REOPEN_KEEPER_STATE", message, options);
   }
 }
 
@@ -217,7 +216,7 @@ async function reopenOverdue(o: ReopenKeeperOptions, view: View, stale: Map<bigi
       if (revert?.errorName === "DeadlineNotReached") continue;
       if (!revert && isTransientError(error)) throw error;
       const e = error as Error & { code?: string };
-      o.log.emit({ type: "watcher-error", source: "reopen-keeper", taskId: taskId.toString(), code: e.code ?? "INTERNAL", message: e.message });
+      o.log.emit({ type: "watcher-error", source: "reopen-keeper", taskId: taskId.toString(), code: e.code ?? "INTERNAL", message: e.message, ...errorDetails(e) });
       stale.set(taskId, a.attempt);
     }
   }

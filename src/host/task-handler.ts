@@ -16,12 +16,13 @@ import { runTaskTimeoutMs, type EnclaveClient } from "../enclave/client.ts";
 import { isEnclaveError } from "../enclave/errors.ts";
 import { decodeInlineInput, taskCommitment, type Assignment } from "../protocol/task.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
-import type { HostLog } from "./log.ts";
+import { errorDetails, type HostLog } from "./log.ts";
 import { TaskTakenError, type NodeMarketBatches } from "./market-batches.ts";
 import { checkBeforeAccept, type CheckedEnvelope } from "./pre-accept.ts";
 import { withRetry, type RetryOptions } from "./retry.ts";
 import { refuseIfUnrunnable } from "./task-refusal.ts";
 import type { SubmittedTask } from "./task-watcher.ts";
+import { CloisterError } from "../util/base-error.ts";
 
 /**
  * Reverts of acceptTask that say this task is not for this node (taken, cancelled, expired, or its terms do
@@ -195,7 +196,7 @@ async function acceptOrResume(ctx: TaskHandlerContext, task: SubmittedTask): Pro
       // Any other revert will not change by crawling the range again; a transient failure that outlasted
       // the retries is rethrown, so the watcher retries the range without checkpointing it.
       if (revert) {
-        ctx.log.emit({ type: "task-failed", taskId, code: revert.code, message: revert.message });
+        ctx.log.emit({ type: "task-failed", taskId, code: revert.code, message: revert.message, ...errorDetails(revert) });
         return undefined;
       }
       throw error;
@@ -239,11 +240,9 @@ async function publish(ctx: TaskHandlerContext, run: { result: Uint8Array; prove
 }
 
 /** The node's store gave other CIDs than the enclave signed: the completion would point the requester nowhere. */
-export class TaskPublishError extends Error {
-  readonly code = "CID_PROFILE_MISMATCH";
+export class TaskPublishError extends CloisterError<"CID_PROFILE_MISMATCH"> {
   constructor(message: string) {
-    super(message);
-    this.name = "TaskPublishError";
+    super("CID_PROFILE_MISMATCH", message);
   }
 }
 
@@ -341,6 +340,6 @@ async function completeRun(ctx: TaskHandlerContext, task: SubmittedTask, assignm
     }
     // A relay step failed, or the failure may be the host's: the task stays accepted and unpaid, and the
     // requester reclaims it after the deadline.
-    ctx.log.emit({ type: "task-failed", taskId, code: e.code ?? "INTERNAL", message: `${e.message}${refusal}` });
+    ctx.log.emit({ type: "task-failed", taskId, code: e.code ?? "INTERNAL", message: `${e.message}${refusal}`, ...errorDetails(e) });
   }
 }

@@ -13,7 +13,7 @@ import type { EnclaveClient } from "../enclave/client.ts";
 import { isEnclaveError, type EnclaveError } from "../enclave/errors.ts";
 import { refusalReasonName } from "../protocol/refusal.ts";
 import { taskCommitment, type Assignment } from "../protocol/task.ts";
-import type { HostLog } from "./log.ts";
+import { errorDetails, type HostLog } from "./log.ts";
 import type { NodeMarketBatches } from "./market-batches.ts";
 import type { SubmittedTask } from "./task-watcher.ts";
 
@@ -65,7 +65,7 @@ export async function refuseIfUnrunnable(
   } catch (e) {
     const revert = decodeContractRevert(e);
     if (!revert) throw e;
-    ctx.log.emit({ type: "task-failed", taskId, code: revert.code, message: `${failure.code}: ${failure.message}; its refusal reverted: ${revert.message}` });
+    ctx.log.emit({ type: "task-failed", taskId, code: revert.code, message: `${failure.code}: ${failure.message}; its refusal reverted: ${revert.message}`, ...errorDetails(revert) });
   }
   return true;
 }

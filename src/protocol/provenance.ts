@@ -31,6 +31,7 @@ import { z } from "zod";
 import { canonicalJson, canonicalJsonBytes, type JsonValue } from "../crypto/canonical-json.ts";
 import { signerKeys } from "../crypto/secp256k1-signers.ts";
 import { addressSchema as address, lowerHex32Schema as hex32 } from "./schemas.ts";
+import { CloisterError } from "../util/base-error.ts";
 
 export const STATEMENT_TYPE = "https://in-toto.io/Statement/v1";
 export const PREDICATE_TYPE = "https://cloister.dev/provenance/task-execution/v2";
@@ -40,15 +41,7 @@ export const PAYLOAD_TYPE = "application/vnd.in-toto+json";
 
 export type ProvenanceErrorCode = "MALFORMED_ENVELOPE" | "WRONG_PAYLOAD_TYPE" | "BAD_SIGNATURE" | "SIGNER_MISMATCH" | "MALFORMED_STATEMENT";
 
-export class ProvenanceError extends Error {
-  readonly code: ProvenanceErrorCode;
-
-  constructor(code: ProvenanceErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "ProvenanceError";
-    this.code = code;
-  }
-}
+export class ProvenanceError extends CloisterError<ProvenanceErrorCode> {}
 
 /** Lowercase hex without 0x, as in-toto digest sets write it. */
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);

@@ -14,6 +14,7 @@ import { encodeAbiParameters, type Address, type Hex } from "viem";
 import { keccak256 } from "../crypto/keccak.ts";
 import { z } from "zod";
 import { addressSchema as address, hex32Schema as hex32, hexSchema as hex } from "./schemas.ts";
+import { CloisterError, type CloisterErrorOptions } from "../util/base-error.ts";
 
 /** Mirrors `struct TaskSpec` in contracts/TaskMarket.sol: what the requester asks for and escrows. */
 export interface TaskSpec {
@@ -231,12 +232,9 @@ export function inlineInputRef(encryptedInput: Uint8Array, digest: Hex): TaskInp
 }
 
 /** A task envelope blob that is not UTF-8 JSON of the TaskEnvelope shape. */
-export class TaskEnvelopeError extends Error {
-  readonly code = "MALFORMED_ENVELOPE";
-
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "TaskEnvelopeError";
+export class TaskEnvelopeError extends CloisterError<"MALFORMED_ENVELOPE"> {
+  constructor(message: string, options?: CloisterErrorOptions) {
+    super("MALFORMED_ENVELOPE", message, options);
   }
 }
 

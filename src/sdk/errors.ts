@@ -1,4 +1,5 @@
 import type { ResourceUse } from "../protocol/result.ts";
+import { CloisterError } from "../util/base-error.ts";
 
 export type TaskCheckCode =
   | "ENCLAVE_NOT_CANDIDATE"
@@ -17,26 +18,16 @@ export type TaskCheckCode =
   | "TASK_NOT_COMPLETED";
 
 /** A check the requester made on a task's completion failed: the result is not to be trusted. */
-export class TaskVerificationError extends Error {
-  readonly code: TaskCheckCode;
-  constructor(code: TaskCheckCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "TaskVerificationError";
-    this.code = code;
-  }
-}
+export class TaskVerificationError extends CloisterError<TaskCheckCode> {}
 
 /** The task ran, verifiably, and the program itself failed or hit a limit; `programMessage` is its message. */
-export class TaskProgramError extends Error {
-  readonly code: string;
+export class TaskProgramError extends CloisterError {
   readonly programMessage: string;
   readonly taskId: bigint;
   /** What the program used before it failed, from the encrypted result. */
   readonly usage: ResourceUse | undefined;
   constructor(taskId: bigint, code: string, programMessage: string, usage?: ResourceUse) {
-    super(`task ${taskId} ran but the program failed (${code}): ${programMessage}`);
-    this.name = "TaskProgramError";
-    this.code = code;
+    super(code, `task ${taskId} ran but the program failed (${code}): ${programMessage}`, { details: { taskId: taskId.toString() } });
     this.programMessage = programMessage;
     this.taskId = taskId;
     this.usage = usage;

@@ -7,6 +7,7 @@
  * Security: a CID names content, it does not keep it secret. Blobs are
  * expected to be ciphertext or public programs; the stores add no encryption.
  */
+import { CloisterError } from "../util/base-error.ts";
 
 export interface GetOptions {
   /** Refuse blobs larger than this many bytes with BLOB_TOO_LARGE. */
@@ -43,15 +44,7 @@ export type StorageErrorCode =
  * The one error type of src/storage. `code` is stable and meant for programs;
  * `message` says what was wrong and what to do about it.
  */
-export class StorageError extends Error {
-  readonly code: StorageErrorCode;
-
-  constructor(code: StorageErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "StorageError";
-    this.code = code;
-  }
-}
+export class StorageError extends CloisterError<StorageErrorCode> {}
 
 export function isStorageError(e: unknown, code?: StorageErrorCode): e is StorageError {
   return e instanceof StorageError && (code === undefined || e.code === code);

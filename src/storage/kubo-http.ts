@@ -16,25 +16,24 @@
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import { multipartBody, type FilePart } from "./multipart.ts";
+import { CloisterError } from "../util/base-error.ts";
 
 /** The node answered, with an error. */
-export class KuboApiError extends Error {
+export class KuboApiError extends CloisterError<"KUBO_API"> {
   /** HTTP status; 200 for an error reported inside a successful response. */
   readonly status: number;
   constructor(status: number, message: string) {
-    super(message);
-    this.name = "KuboApiError";
+    super("KUBO_API", message, { details: { status } });
     this.status = status;
   }
 }
 
 /** The node could not be reached, or the connection ended before the response did. */
-export class KuboConnectionError extends Error {
+export class KuboConnectionError extends CloisterError<"KUBO_CONNECTION"> {
   /** True when the response had begun: the node stopped or failed while sending. */
   readonly brokeOff: boolean;
   constructor(brokeOff: boolean, cause: unknown) {
-    super(cause instanceof Error ? cause.message : String(cause), { cause });
-    this.name = "KuboConnectionError";
+    super("KUBO_CONNECTION", cause instanceof Error ? cause.message : String(cause), { cause, details: { brokeOff } });
     this.brokeOff = brokeOff;
   }
 }
@@ -126,10 +125,10 @@ export function openKuboHttp(apiUrl: string, maxSockets: number): KuboHttp {
   };
 }
 
-class RequestError extends Error {
+class RequestError extends CloisterError<"KUBO_REQUEST"> {
   readonly reusedSocket: boolean;
   constructor(cause: Error, reusedSocket: boolean) {
-    super(cause.message, { cause });
+    super("KUBO_REQUEST", cause.message, { cause });
     this.reusedSocket = reusedSocket;
   }
 }

@@ -6,6 +6,7 @@
  * blob, more than the rest of the parse and the store together.)
  */
 import { randomUUID } from "node:crypto";
+import { CloisterError } from "../util/base-error.ts";
 
 export interface FilePart {
   /** The part's filename, URI-encoded on the wire; Kubo names a file's output line by it. */
@@ -55,7 +56,11 @@ export interface ParsedPart {
 }
 
 /** Thrown for a body that is not well-formed multipart/form-data. */
-export class MultipartError extends Error {}
+export class MultipartError extends CloisterError<"MULTIPART_MALFORMED"> {
+  constructor(message: string) {
+    super("MULTIPART_MALFORMED", message);
+  }
+}
 
 const CRLF = Buffer.from("\r\n");
 const HEADERS_END = Buffer.from("\r\n\r\n");

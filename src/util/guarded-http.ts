@@ -14,16 +14,14 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
+import { CloisterError } from "./base-error.ts";
 
 /** A request refused with an HTTP status; services map it into their own error format. */
-export class HttpRequestError extends Error {
+export class HttpRequestError extends CloisterError {
   readonly status: number;
-  readonly code: string;
   constructor(status: number, code: string, message: string) {
-    super(message);
-    this.name = "HttpRequestError";
+    super(code, message, { details: { status } });
     this.status = status;
-    this.code = code;
   }
 }
 

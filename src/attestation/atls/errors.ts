@@ -1,3 +1,5 @@
+import { CloisterError } from "../../util/base-error.ts";
+
 /**
  * Why an attested TLS peer was refused. `code` is stable for programs; the
  * message says what was wrong and what to do.
@@ -18,15 +20,12 @@ export type AttestedTlsErrorCode =
   /** The evidence is authentic but the verifier's policy refused it (e.g. wrong measurement). */
   | "ATLS_POLICY_REFUSED";
 
-export class AttestedTlsError extends Error {
-  readonly code: AttestedTlsErrorCode;
+export class AttestedTlsError extends CloisterError<AttestedTlsErrorCode> {
   /** The policy's reasons, for ATLS_POLICY_REFUSED. */
   readonly reasons: string[];
 
   constructor(code: AttestedTlsErrorCode, message: string, options?: { cause?: unknown; reasons?: string[] }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "AttestedTlsError";
-    this.code = code;
+    super(code, message, { cause: options?.cause, details: options?.reasons?.length ? { reasons: options.reasons } : undefined });
     this.reasons = options?.reasons ?? [];
   }
 }

@@ -1,3 +1,5 @@
+import { CloisterError } from "../../util/base-error.ts";
+
 /**
  * The one error type of the attestation layer. `code` is stable and meant for
  * programs; `message` says what was wrong in words meant for people.
@@ -32,16 +34,4 @@ export type AttestationErrorCode =
   | "POLICY_INVALID"
   | "UNSUPPORTED_TEE";
 
-export class AttestationError extends Error {
-  readonly code: AttestationErrorCode;
-
-  constructor(code: AttestationErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "AttestationError";
-    this.code = code;
-  }
-}
-
-export function isAttestationError(e: unknown): e is AttestationError {
-  return e instanceof AttestationError;
-}
+export class AttestationError extends CloisterError<AttestationErrorCode> {}

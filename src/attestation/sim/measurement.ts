@@ -10,17 +10,13 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { relative, resolve, sep } from "node:path";
+import { CloisterError } from "../../util/base-error.ts";
 
 const DOMAIN_TAG = "cloister-enclave-code-v1\n";
 
-export class MeasurementError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = "MeasurementError";
-    this.code = code;
-  }
-}
+export type MeasurementErrorCode = "MEASUREMENT_NO_FILES" | "MEASUREMENT_OUTSIDE_BASE" | "MEASUREMENT_DUPLICATE_FILE" | "MEASUREMENT_UNRESOLVED_IMPORT" | "MEASUREMENT_COMPUTED_IMPORT" | "MEASUREMENT_NO_LOCKFILE" | "MEASUREMENT_UNLOCKED_PACKAGE";
+
+export class MeasurementError extends CloisterError<MeasurementErrorCode> {}
 
 /** A package the code loads, as package-lock.json pins it. */
 export interface MeasuredPackage {

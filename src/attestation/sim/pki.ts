@@ -23,6 +23,7 @@ import { Integer } from "asn1js";
 import { SIMULATED_TEE_ORGANIZATION } from "../dcap/simulated-marks.ts";
 import { deriveBytes, deriveKey, deterministicCrypto, type SimKey } from "./keys.ts";
 import { encodeSgxExtension, SGX_EXTENSION_OID } from "./sgx-extension.ts";
+import { CloisterError } from "../../util/base-error.ts";
 
 x509.cryptoProvider.set(webcrypto);
 
@@ -48,14 +49,9 @@ const NOT_BEFORE = new Date("2024-01-01T00:00:00Z");
 const NOT_AFTER = new Date("2049-12-31T23:59:59Z");
 const SIGNING = { name: "ECDSA", hash: "SHA-256" };
 
-export class SimPkiError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = "SimPkiError";
-    this.code = code;
-  }
-}
+export type SimPkiErrorCode = "SIM_PKI_BAD_PLATFORM" | "SIM_PKI_BAD_SEED" | "SIM_PKI_CORRUPT" | "SIM_PKI_DUPLICATE_PLATFORM" | "SIM_PKI_UNKNOWN_PLATFORM" | "SIM_PKI_BAD_SERIAL";
+
+export class SimPkiError extends CloisterError<SimPkiErrorCode> {}
 
 /** A platform's TCB; omitted fields take the network's current TCB. */
 export interface SimPlatformSpec {

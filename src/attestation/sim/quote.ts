@@ -22,6 +22,7 @@ import type { SgxReport } from "../dcap/quote.ts";
 import { SIMULATED_QUOTE_MARK } from "../dcap/simulated-marks.ts";
 import { signRaw } from "./keys.ts";
 import { pckChainPem, type SimPki, type SimPlatform } from "./pki.ts";
+import { CloisterError } from "../../util/base-error.ts";
 
 export const SGX_QUOTE_HEADER_LEN = 48;
 export const SGX_REPORT_BODY_LEN = 384;
@@ -53,14 +54,9 @@ const QE_AUTH_DATA = Uint8Array.from({ length: 32 }, (_, i) => i);
 /** XFRM: x87, SSE and AVX state enabled. */
 const DEFAULT_XFRM = 0x07n;
 
-export class SimQuoteError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = "SimQuoteError";
-    this.code = code;
-  }
-}
+export type SimQuoteErrorCode = "SIM_QUOTE_BAD_INPUT" | "SIM_PROVIDER_NO_PKI";
+
+export class SimQuoteError extends CloisterError<SimQuoteErrorCode> {}
 
 export interface SgxReportInput {
   /** 32 bytes, hex. */

@@ -36,6 +36,7 @@ import { call as ethCall, estimateGas, getTransactionCount, sendRawTransaction }
 import type { WriterClient } from "../clients.ts";
 import { decodeContractRevert } from "../contract-error.ts";
 import { cachedFees, forgetFees } from "./fee-cache.ts";
+import { CloisterError } from "../../util/base-error.ts";
 
 export interface TxResult {
   hash: Hex;
@@ -43,12 +44,10 @@ export interface TxResult {
   gasUsed: bigint;
 }
 
-export class TransactionRevertedError extends Error {
-  readonly code = "TRANSACTION_REVERTED";
+export class TransactionRevertedError extends CloisterError<"TRANSACTION_REVERTED"> {
   readonly hash: Hex;
   constructor(hash: Hex, what: string) {
-    super(`${what} (transaction ${hash}) reverted on chain although its simulation succeeded; the state changed in between, retry after reading it again`);
-    this.name = "TransactionRevertedError";
+    super("TRANSACTION_REVERTED", `${what} (transaction ${hash}) reverted on chain although its simulation succeeded; the state changed in between, retry after reading it again`, { details: { transactionHash: hash } });
     this.hash = hash;
   }
 }

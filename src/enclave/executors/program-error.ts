@@ -3,6 +3,7 @@
  * the task): it becomes an error record encrypted to the requester, and the
  * task completes normally.
  */
+import { CloisterError } from "../../util/base-error.ts";
 
 export type ProgramErrorCode =
   | "PROGRAM_INVALID"
@@ -13,15 +14,12 @@ export type ProgramErrorCode =
   | "MEMORY_LIMIT_EXCEEDED"
   | "OUTPUT_LIMIT_EXCEEDED";
 
-export class ProgramError extends Error {
-  readonly code: ProgramErrorCode;
-  /** CPU time the program used before it failed, once its isolate has been measured. */
+export class ProgramError extends CloisterError<ProgramErrorCode> {
+  /** CPU time the program used before it failed, once its isolate has been measured (not in `details`: timing stays in the enclave). */
   readonly cpuMs: number | undefined;
 
   constructor(code: ProgramErrorCode, message: string, options?: { cause?: unknown; cpuMs?: number }) {
-    super(message, options);
-    this.name = "ProgramError";
-    this.code = code;
+    super(code, message, { cause: options?.cause });
     this.cpuMs = options?.cpuMs;
   }
 
