@@ -82,8 +82,9 @@ export function parseX509(certDer: Uint8Array): X509Certificate {
   return cert;
 }
 
-/** DER from a PEM or DER certificate file's bytes. */
+/** DER from a PEM or DER certificate file's bytes (DER is taken as is: its quote may embed PEM certificates). */
 export function certificateDer(bytes: Uint8Array): Uint8Array {
+  if (bytes[0] === 0x30) return bytes;
   const pem = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/.exec(Buffer.from(bytes).toString("latin1"));
   return pem ? new Uint8Array(Buffer.from(pem[1]!.replace(/\s+/g, ""), "base64")) : bytes;
 }
