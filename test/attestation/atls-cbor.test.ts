@@ -6,7 +6,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeTaggedEvidence, encodeClaims, encodeTaggedEvidence } from "../../src/attestation/atls/extensions.ts";
+import { decode, encode, Tagged } from "cborg";
+import { decodeEndorsements, decodeTaggedEvidence, encodeClaims, encodeEndorsements, encodeTaggedEvidence } from "../../src/attestation/atls/extensions.ts";
 import { AttestedTlsError } from "../../src/attestation/atls/errors.ts";
 
 const quote = Uint8Array.from({ length: 300 }, (_, i) => i & 0xff);
@@ -51,4 +52,31 @@ test("Cloister's claims follow the standard ones, sorted by name, and must be na
   for (const name of ["nonce", "pubkey-hash", "signer", "Cloister-x"]) {
     assert.throws(() => encodeClaims(spkiHash, { claims: { [name]: Uint8Array.of(1) } }), /must start with 'cloister-'/);
   }
+});
+
+test("endorsements: DCAP collateral round-trips through Open Enclave's field order; PEM or bare-DER CRLs are read too", () => {
+  const crl = "3003020101";
+  const collateral = {
+    tcb_info: '{"id":"SGX","version":3}', tcb_info_signature: "ab".repeat(64), tcb_info_issuer_chain: "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+    qe_identity: '{"id":"QE"}', qe_identity_signature: "cd".repeat(64), qe_identity_issuer_chain: "chain-2",
+    pck_crl: crl, pck_crl_issuer_chain: "chain-3", root_ca_crl: "3003020102",
+  };
+  const encoded = encodeEndorsements(collateral);
+  assert.deepEqual(decodeEndorsements(encoded), collateral);
+  const items = (decode(encoded, { tags: Tagged.preserve(60000) }) as Tagged).value as Uint8Array[];
+  assert.equal(items.length, 8);
+  assert.equal(items[0], 1, "Open Enclave's endorsement version");
+  assert.equal(Buffer.from(items[1]!).toString(), `{"tcbInfo":${collateral.tcb_info},"signature":"${collateral.tcb_info_signature}"}\0`);
+  assert.equal(Buffer.from(items[3]!).toString("hex"), `${crl}00`, "DER, NUL-terminated as Open Enclave writes it");
+  // Another stack's choices: a PEM CRL and a DER one without NUL.
+  const other = [...items];
+  other[3] = Buffer.from(`-----BEGIN X509 CRL-----\n${Buffer.from(crl, "hex").toString("base64")}\n-----END X509 CRL-----\n`);
+  other[4] = Buffer.from("3003020102", "hex");
+  assert.deepEqual(decodeEndorsements(encode(new Tagged(60000, other))), collateral);
+});
+
+test("endorsements: an SEV-SNP VCEK and chain round-trip in Cloister's own variant", () => {
+  const snp = { vcek: Uint8Array.of(0x30, 0, 1, 2), chainPem: "ASK\nARK\n" };
+  assert.deepEqual(decodeEndorsements(encodeEndorsements(snp)), snp);
+  assert.throws(() => decodeEndorsements(Uint8Array.of(0xa0)), malformed(/endorsement extension is malformed/));
 });
