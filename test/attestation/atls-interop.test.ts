@@ -22,6 +22,8 @@ import { createSimPki } from "../../src/attestation/sim/pki.ts";
 import { SimulatedProvider } from "../../src/attestation/sim/provider.ts";
 import { verifyEvidence } from "../../src/attestation/verify.ts";
 import { productionPolicy } from "../../src/attestation/policy.ts";
+import type { AttestationProvider } from "../../src/attestation/types.ts";
+import { caseNamed, vectorBytes, vectorCollateral } from "./dcap-helpers.ts";
 import { bitString, explicit, integer, octetString, oid, sequence, set, time, utf8String } from "./der-build.ts";
 
 const vectors = fileURLToPath(new URL("../../../shared/testdata/atls/", import.meta.url));
@@ -97,6 +99,29 @@ for (const [name, claimNames] of [["gramine-cert.pem", ["pubkey-hash"]], ["rats-
     assert.equal(info.keyBinding, true);
   });
 }
+
+test("a real TDX v4 quote with Intel's collateral: read as TDX, the collateral carried in the endorsement manifest verifies as before", async () => {
+  const c = caseNamed("tdx_v4_ok");
+  const collateral = vectorCollateral(c.collateral_file);
+  const realQuote: AttestationProvider = {
+    name: "fixed-tdx", teeType: "TDX", simulated: false,
+    measurement: async () => c.expect.mr_td!,
+    attest: async () => ({ teeType: "TDX", quote: vectorBytes(c.quote_file), collateral }),
+  };
+  const cert = await createAttestedCertificate({ provider: realQuote });
+  const info = readAttestedCertificate(cert.certDer);
+  assert.equal(info.teeType, "TDX");
+  assert.equal(Buffer.from(info.reportData).toString("hex"), c.expect.report_data);
+  assert.deepEqual(info.collateral, collateral, "Intel's collateral survives the endorsement encoding byte for byte");
+  assert.equal(info.keyBinding, false, "the recorded quote's report_data was made for other claims");
+  assert.deepEqual(info.keyBindingErrors.map((e) => e.split(":")[0]), [
+    `report_data begins ${c.expect.report_data.slice(0, 64)}, not SHA-256 of the claims ${sha256(info.claimsBuffer!)}`,
+    "the last 32 bytes of report_data are not zero",
+  ]);
+  const result = await verifyEvidence(evidenceOf(info), { policy: { ...productionPolicy(), anyCode: true }, now: c.now_secs });
+  assert.equal(result.ok, true, result.error);
+  assert.equal(result.claims?.measurement, c.expect.mr_td);
+});
 
 const pki = await createSimPki({ seed: "42".repeat(32) });
 const ours = await createAttestedCertificate({
