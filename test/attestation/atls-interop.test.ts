@@ -164,3 +164,22 @@ test("every extension Cloister writes parses in Python cryptography", (t) => {
   const out = execFileSync("python3", ["-c", script], { input: ours.certDer }).toString().trim();
   assert.deepEqual(out.split(","), OUR_OIDS);
 });
+
+test("mutated certificates give typed errors or a verdict, never anything else", () => {
+  // Deterministic mutations (xorshift), bounded: single-byte changes anywhere, and truncations.
+  let x = 0x9e3779b9;
+  const next = () => ((x ^= x << 13), (x ^= x >>> 17), (x ^= x << 5), x >>> 0);
+  for (const source of [ours.certDer, intel]) {
+    for (let i = 0; i < 150; i++) {
+      const mutated = Uint8Array.from(source);
+      mutated[next() % mutated.length] = next() & 0xff;
+      const input = i % 10 === 0 ? mutated.subarray(0, next() % mutated.length) : mutated;
+      try {
+        const info = readAttestedCertificate(input);
+        assert.equal(typeof info.keyBinding, "boolean");
+      } catch (e) {
+        assert.ok(e instanceof AttestedTlsError, `mutation ${i}: ${String(e)}`);
+      }
+    }
+  }
+});

@@ -192,7 +192,11 @@ const badEndorsements = (detail: string, cause?: unknown) =>
 function text(value: unknown, what: string): string {
   if (!(value instanceof Uint8Array)) throw badEndorsements(`${what} must be a byte string`);
   const end = value.length > 0 && value[value.length - 1] === 0 ? value.length - 1 : value.length;
-  return new TextDecoder("utf-8", { fatal: true }).decode(value.subarray(0, end));
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(value.subarray(0, end));
+  } catch (e) {
+    throw badEndorsements(`${what} is not UTF-8 text`, e);
+  }
 }
 
 /** A CRL as hex DER, from DER (NUL-terminated or not) or PEM. */

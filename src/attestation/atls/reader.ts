@@ -110,20 +110,30 @@ function bindingErrors(reportData: Uint8Array, expectedHead: Uint8Array, what: s
   return errors;
 }
 
+/** What node reads from the certificate; a key it cannot load is an invalid certificate, not a crash. */
+function certificateFacts(certDer: Uint8Array) {
+  const cert = parseX509(certDer);
+  try {
+    const spki = new Uint8Array(cert.publicKey.export({ type: "spki", format: "der" }));
+    const details = cert.publicKey.asymmetricKeyDetails;
+    return {
+      certDer,
+      spki,
+      subject: cert.subject.replace(/\n/g, ", "),
+      validFrom: new Date(cert.validFrom).toISOString(),
+      validTo: new Date(cert.validTo).toISOString(),
+      keyType: [cert.publicKey.asymmetricKeyType, details?.namedCurve ?? (details?.modulusLength ? `${details.modulusLength} bits` : undefined)].filter(Boolean).join(" "),
+      selfSigned: cert.verify(cert.publicKey),
+    };
+  } catch (e) {
+    throw new AttestedTlsError("ATLS_CERT_INVALID", `attested TLS certificate has a key or dates node cannot read: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 /** Reads an attested certificate (DER). Throws AttestedTlsError when it is not X.509, carries no evidence, or its extensions are malformed. */
 export function readAttestedCertificate(certDer: Uint8Array): AttestedCertificateInfo {
-  const cert = parseX509(certDer);
-  const spki = new Uint8Array(cert.publicKey.export({ type: "spki", format: "der" }));
-  const details = cert.publicKey.asymmetricKeyDetails;
-  const base = {
-    certDer,
-    spki,
-    subject: cert.subject.replace(/\n/g, ", "),
-    validFrom: new Date(cert.validFrom).toISOString(),
-    validTo: new Date(cert.validTo).toISOString(),
-    keyType: [cert.publicKey.asymmetricKeyType, details?.namedCurve ?? (details?.modulusLength ? `${details.modulusLength} bits` : undefined)].filter(Boolean).join(" "),
-    selfSigned: cert.verify(cert.publicKey),
-  };
+  const base = certificateFacts(certDer);
+  const { spki } = base;
   const ext = readAttestationExtensions(certDer);
   const collateral = ext.endorsements ? decodeEndorsements(ext.endorsements) : undefined;
 
