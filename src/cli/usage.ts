@@ -3,6 +3,7 @@ export const attestUsage = `Usage:
   cloister attest verify <quote-file> [--collateral <json> | --pccs <url>] [--now <unix-seconds>] [--policy <json>] [--json]
   cloister attest verify <report-file> --vcek <der> --chain <pem> [--now <unix-seconds>] [--policy <json>] [--json]
   cloister attest verify <evidence.json> [--now <unix-seconds>] [--policy <json>] [--json]
+  cloister attest verify <certificate.pem|.der> [--collateral <json> | --pccs <url>] [--policy <json>] [--json]
   cloister attest policy init [<file>] [--force]   write a commented starter policy (default: cloister-policy.jsonc)
   cloister attest policy schema                    print the policy file's JSON Schema
 
@@ -18,7 +19,12 @@ Options of attest verify:
   --any-code              accept ANY code (no measurement or signer checked): only to inspect evidence
   --json                  print one JSON object instead of text
 
-Exit status: 0 authentic and accepted by the policy, 1 not, 2 unusable arguments or unreadable files.
+An attested TLS certificate (interoperable RA-TLS: Cloister's, Gramine's, RATS-TLS's, the Intel SGX SDK's) is
+verified from its evidence extension; keyBinding says whether that evidence binds the certificate's key. Without
+--collateral / --pccs the collateral the certificate carries (if any) is used.
+
+Exit status: 0 authentic and accepted by the policy (and, for a certificate, its key bound), 1 not, 2 unusable
+arguments or unreadable files.
 Without --policy the strict production policy applies (Intel root only, Cloister's released enclave measurements
 only (releases/enclave-measurements.json; none yet), UpToDate only, no debug, no simulation). Evidence of code that
 no policy pins is authentic at best, never accepted: pin it with --measurement / --mrsigner or a policy file.`;

@@ -12,8 +12,6 @@ export const DOMAIN = {
   taskInput: "cloister/task-input/v1",
   /** HPKE info when encrypting a task result to the requester. */
   taskResult: "cloister/task-result/v1",
-  /** report_data[0..32] of an attested TLS certificate: SHA-256(tag || SPKI DER). */
-  atls: "cloister/atls/v1",
   /** Sealing key derivation inside the enclave. */
   sealing: "cloister/sealing/v1",
 } as const;

@@ -1,6 +1,6 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
+import { createHash, generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { createSimPki, simRootDer } from "../../src/attestation/sim/pki.ts";
@@ -8,9 +8,9 @@ import { SimulatedProvider } from "../../src/attestation/sim/provider.ts";
 import { verifyEvidence } from "../../src/attestation/verify.ts";
 import { productionPolicy, type Policy } from "../../src/attestation/policy.ts";
 import type { AttestationProvider, Evidence } from "../../src/attestation/types.ts";
-import { atlsReportData, createAttestedCertificate, verifyAttestedCertificate, type AttestedPeer, type EvidenceVerifier } from "../../src/attestation/atls/certificate.ts";
+import { attestedClaims, claimsReportData, createAttestedCertificate, verifyAttestedCertificate, type AttestedPeer, type EvidenceVerifier } from "../../src/attestation/atls/certificate.ts";
 import { AttestedTlsError } from "../../src/attestation/atls/errors.ts";
-import { decodeTaggedEvidence, encodeTaggedEvidence, GRAMINE_LEGACY_QUOTE_OID } from "../../src/attestation/atls/extensions.ts";
+import { decodeTaggedEvidence, DICE_TAGGED_EVIDENCE_OID, encodeClaims, encodeTaggedEvidence, GRAMINE_LEGACY_QUOTE_OID, readAttestationExtensions } from "../../src/attestation/atls/extensions.ts";
 import { bitString, explicit, integer, octetString, oid, sequence, set, time, utf8String } from "./der-build.ts";
 import { connectAttested, createAttestedServer } from "../../src/attestation/atls/tls.ts";
 
@@ -73,13 +73,19 @@ async function serve(certificate: { certPem: string; keyPem: string }, peerFresh
 
 test("certificate round trip: evidence bound to the key and the nonce, verified with the real verifier", async () => {
   const freshness = nonce();
-  const cert = await createAttestedCertificate({ provider: enclaveA, freshness });
+  const signer = "0x00000000000000000000000000000000000000a1";
+  const cert = await createAttestedCertificate({ provider: enclaveA, freshness, signer, claims: { "cloister-role": Uint8Array.of(1) } });
   assert.match(cert.certPem, /BEGIN CERTIFICATE/);
   const peer = await verifyAttestedCertificate(cert.certDer, { verify, freshness });
   assert.equal(peer.claims.measurement, MEASUREMENT_A);
   assert.equal(peer.claims.simulated, true);
-  assert.equal(peer.claims.reportData, Buffer.from(atlsReportData(peer.spki, freshness)).toString("hex"));
+  // report_data = SHA-256(claims buffer) || 32 zero bytes; the claims carry SHA-256(SPKI) as pubkey-hash.
+  assert.equal(peer.claims.reportData, `${createHash("sha256").update(cert.claimsBuffer).digest("hex")}${"00".repeat(32)}`);
+  assert.deepEqual(cert.claimsBuffer, encodeClaims(createHash("sha256").update(peer.spki).digest(), { nonce: freshness, claims: { "cloister-role": Uint8Array.of(1), "cloister-signer": Buffer.from(signer.slice(2), "hex") } }));
   assert.deepEqual(peer.freshness, freshness);
+  assert.equal(peer.certificate.keyBinding, true);
+  assert.equal(peer.certificate.signer, signer);
+  assert.deepEqual(peer.certificate.cloisterClaims["cloister-role"], Uint8Array.of(1));
 });
 
 test("two simulated enclaves connect over mutual TLS 1.3 and each sees the other's verified claims", async () => {
@@ -130,18 +136,24 @@ test("a peer whose certificate carries a stale nonce is refused", async () => {
 });
 
 test("a peer presenting evidence made for another key (swapped key) is refused", async () => {
-  const victim = generateKeyPairSync("ec", { namedCurve: "prime256v1" }).publicKey.export({ type: "spki", format: "der" });
+  const victim = new Uint8Array(generateKeyPairSync("ec", { namedCurve: "prime256v1" }).publicKey.export({ type: "spki", format: "der" }));
   // A genuine enclave's evidence, but for someone else's key, placed in the attacker's certificate.
   const swapping: AttestationProvider = {
     name: "swapping", teeType: "SGX", simulated: true,
     measurement: () => enclaveB.measurement(),
-    attest: () => enclaveB.attest(atlsReportData(new Uint8Array(victim))),
+    attest: () => enclaveB.attest(claimsReportData(attestedClaims(victim))),
   };
   const server = await serve(await createAttestedCertificate({ provider: swapping }));
   await assert.rejects(
     connectAttested({ host: "127.0.0.1", port: server.port, certificate: await createAttestedCertificate({ provider: enclaveA }), verify }),
-    isAtlsError("ATLS_KEY_MISMATCH", /different key/),
+    isAtlsError("ATLS_KEY_MISMATCH", /report_data begins .* not SHA-256 of the claims/),
   );
+});
+
+test("evidence and claims copied whole from another certificate are refused: pubkey-hash names the other key", async () => {
+  const genuine = await createAttestedCertificate({ provider: enclaveA });
+  const copied = plainCertificate([sequence(oid(DICE_TAGGED_EVIDENCE_OID), octetString(readAttestationExtensions(genuine.certDer).evidence!))]);
+  await assert.rejects(verifyAttestedCertificate(copied, { verify }), isAtlsError("ATLS_KEY_MISMATCH", /pubkey-hash .* is not the SHA256 of this certificate's public key/));
 });
 
 test("a certificate without an evidence extension is refused", async () => {
@@ -152,7 +164,7 @@ test("Gramine's legacy extension (raw quote) is accepted on parse; collateral co
   // A legacy certificate: the raw quote, bound to the certificate's key, in Gramine's old extension.
   const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
   const key = new Uint8Array(publicKey.export({ type: "spki", format: "der" }));
-  const evidence = await enclaveA.attest(atlsReportData(key)) as Extract<Evidence, { teeType: "SGX" | "TDX" }>;
+  const evidence = await enclaveA.attest(Buffer.concat([createHash("sha256").update(key).digest(), new Uint8Array(32)])) as Extract<Evidence, { teeType: "SGX" | "TDX" }>;
   const alg = sequence(oid("1.2.840.10045.4.3.2"));
   const name = sequence(set(sequence(oid("2.5.4.3"), utf8String("RATLS"))));
   const tbs = sequence(explicit(0, integer(Uint8Array.of(2))), integer(Uint8Array.of(1)), alg, name,
@@ -176,12 +188,11 @@ test("freshness may be a test: any of the recent block hashes is accepted, other
 
 test("tagged evidence follows Gramine's encoding and malformed encodings are refused", () => {
   const quote = new Uint8Array([1, 2, 3]);
-  const hash = new Uint8Array(32).fill(7);
-  const freshness = new Uint8Array(32).fill(9);
-  const encoded = encodeTaggedEvidence(quote, hash, freshness);
+  const claims = encodeClaims(new Uint8Array(32).fill(7), { nonce: new Uint8Array(32).fill(9) });
+  const encoded = encodeTaggedEvidence(quote, claims);
   assert.deepEqual([...encoded.subarray(0, 4)], [0xd9, 0xea, 0x60, 0x82]); // tag(60000), array(2)
   const decoded = decodeTaggedEvidence(encoded);
-  assert.deepEqual(decoded, { quote, pubkeyHash: hash, nonce: freshness });
+  assert.deepEqual([decoded.evidence, decoded.claimsBuffer], [quote, claims]);
   const wrongTag = Uint8Array.from(encoded);
   wrongTag[2] = 0x61;
   assert.throws(() => decodeTaggedEvidence(wrongTag), isAtlsError("ATLS_EVIDENCE_MALFORMED", /tag 60001/));

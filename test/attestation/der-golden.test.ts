@@ -7,8 +7,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, X509Certificate } from "node:crypto";
+// @peculiar/x509 needs the Reflect metadata polyfill loaded before it.
+import "reflect-metadata";
+import { X509Certificate as PeculiarCertificate } from "@peculiar/x509";
 import { createAttestedCertificate } from "../../src/attestation/atls/certificate.ts";
-import { encodeCollateral, encodeTaggedEvidence, readAttestationExtensions } from "../../src/attestation/atls/extensions.ts";
+import { decodeEndorsements, encodeClaims, encodeEndorsements, encodeTaggedEvidence, readAttestationExtensions } from "../../src/attestation/atls/extensions.ts";
 import { createSimPki, getSimPlatform, issuePckCrl, issueRootCaCrl, pckChainPem } from "../../src/attestation/sim/pki.ts";
 import { SimulatedProvider } from "../../src/attestation/sim/provider.ts";
 import { encodeSgxExtension } from "../../src/attestation/sim/sgx-extension.ts";
@@ -45,17 +48,20 @@ test("a seeded simulated PKI gives the same PCK chain and CRLs as before", async
   assert.equal(sha256(await issueRootCaCrl(pki, window)), "e33d9fc019a19a9e7dcf5270f3648d6691b134de2b85d79d003bcad04c0c5cc8");
 });
 
-test("an attested TLS certificate carries the 2.25 UUID OID and the evidence extensions' bytes exactly as encoded", async () => {
+test("an attested TLS certificate carries the TCG DICE evidence and endorsement extensions' bytes exactly as encoded", async () => {
   const pki = await createSimPki({ seed: "5a".repeat(32) });
   const provider = new SimulatedProvider({ pki, mrEnclave: "0a".repeat(32) });
   const freshness = new Uint8Array(32).fill(7);
   const cert = await createAttestedCertificate({ provider, freshness });
+  assert.ok(cert.evidence.teeType === "SGX" && cert.evidence.collateral);
   const certHex = Buffer.from(cert.certDer).toString("hex");
   const spki = new X509Certificate(cert.certPem).publicKey.export({ type: "spki", format: "der" });
-  // The OID encoding of 2.25.56774544255047647680699010034503999622 the hand-written writer produced.
-  assert.ok(certHex.includes(`061369d5b6b0c9bfe2aaaabfacc9f680e380adc106${octetStringHex(encodeCollateral(cert.evidence))}`), "collateral extension");
-  const quote = cert.evidence.teeType === "SEV-SNP" ? cert.evidence.report : cert.evidence.quote;
-  const tagged = encodeTaggedEvidence(quote, createHash("sha256").update(spki).digest(), freshness);
-  assert.ok(certHex.includes(`0606678105050409${octetStringHex(tagged)}`), "tagged evidence extension");
-  assert.deepEqual(readAttestationExtensions(cert.certDer).collateral, encodeCollateral(cert.evidence));
+  const claims = encodeClaims(createHash("sha256").update(spki).digest(), { nonce: freshness });
+  assert.deepEqual(cert.claimsBuffer, claims);
+  // OID 2.23.133.5.4.9 (tagged evidence), then the OCTET STRING.
+  assert.ok(certHex.includes(`0606678105050409${octetStringHex(encodeTaggedEvidence(cert.evidence.quote, claims))}`), "tagged evidence extension");
+  // OID 2.23.133.5.4.2 (endorsement manifest), then the OCTET STRING.
+  assert.ok(certHex.includes(`0606678105050402${octetStringHex(encodeEndorsements(cert.evidence.collateral))}`), "endorsement extension");
+  assert.deepEqual([...new PeculiarCertificate(cert.certDer).extensions].map((e) => e.type), ["2.5.29.19", "2.23.133.5.4.9", "2.23.133.5.4.2"], "no 2.25 UUID-arc OID any more");
+  assert.deepEqual(decodeEndorsements(readAttestationExtensions(cert.certDer).endorsements!), cert.evidence.collateral);
 });

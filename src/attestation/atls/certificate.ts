@@ -1,23 +1,25 @@
 /**
- * Attested TLS certificates in the RA-TLS style: a self-signed ECDSA P-256
- * certificate whose extensions carry TEE evidence, with
+ * Attested TLS certificates in the interoperable RA-TLS format (see
+ * extensions.ts): a self-signed ECDSA P-256 certificate whose TCG DICE
+ * tagged-evidence extension holds the quote and a claims buffer with
+ * pubkey-hash = [1, SHA-256(SPKI DER)], an optional nonce (the freshness the
+ * relying party chose or accepts: a nonce agreed out of band, a recent block
+ * hash) and Cloister's own claims, and
  *
- *   report_data = SHA-256("cloister/atls/v1" || SPKI DER of the certificate key) || freshness (32 bytes)
+ *   report_data = SHA-256(claims buffer) || 32 zero bytes
  *
  * so the evidence vouches for this very key (the TLS handshake proves the peer
- * holds it) and for a freshness value the relying party chose or accepts
- * (a nonce agreed out of band, a recent block hash). Without a freshness value
- * the last 32 bytes are zero and the certificate can be replayed by anyone
- * who also holds its private key: only the key binding remains.
+ * holds it) and for the nonce. The collateral rides in the TCG DICE
+ * endorsement-manifest extension. Without a nonce the certificate can be
+ * replayed by anyone who also holds its private key: only the key binding remains.
  */
-import { DOMAIN } from "../../protocol/domains.ts";
-import { createHash, generateKeyPairSync, KeyObject, randomBytes, sign, X509Certificate, type webcrypto } from "node:crypto";
+import { createHash, generateKeyPairSync, KeyObject, randomBytes, sign, type webcrypto } from "node:crypto";
 import { BitString, Boolean as AsnBoolean, Constructed, fromBER, GeneralizedTime, Integer, ObjectIdentifier, OctetString, Sequence, Set as AsnSet, UTCTime, Utf8String, type AsnType } from "asn1js";
 import type { AttestationProvider, Claims, Evidence, VerificationResult } from "../types.ts";
 import { AttestedTlsError } from "./errors.ts";
-import { decodeTaggedEvidence, encodeCollateral, encodeTaggedEvidence, evidenceFrom, readAttestationExtensions, CLOISTER_COLLATERAL_OID, DICE_TAGGED_EVIDENCE_OID } from "./extensions.ts";
+import { CLOISTER_SIGNER_CLAIM, DICE_ENDORSEMENT_MANIFEST_OID, DICE_TAGGED_EVIDENCE_OID, encodeClaims, encodeEndorsements, encodeTaggedEvidence } from "./extensions.ts";
+import { evidenceOf, parseX509, readAttestedCertificate, type AttestedCertificateInfo } from "./reader.ts";
 
-export const ATLS_DOMAIN = DOMAIN.atls;
 export const FRESHNESS_LENGTH = 32;
 const ECDSA_WITH_SHA256 = "1.2.840.10045.4.3.2";
 
@@ -26,6 +28,8 @@ export interface AttestedCertificate {
   keyPem: string;
   certDer: Uint8Array;
   evidence: Evidence;
+  /** The claims buffer whose SHA-256 is the first half of the evidence's report_data. */
+  claimsBuffer: Uint8Array;
 }
 
 export type KeyPairInput = { privateKey: KeyObject; publicKey: KeyObject } | webcrypto.CryptoKeyPair;
@@ -40,10 +44,12 @@ export interface AttestedPeer {
   claims: Claims;
   result: VerificationResult;
   evidence: Evidence;
-  /** The freshness value bound in the evidence. */
+  /** The freshness value bound in the evidence (its nonce claim); 32 zero bytes when it binds none. */
   freshness: Uint8Array;
   /** SPKI DER of the peer's certificate key. */
   spki: Uint8Array;
+  /** Everything read from the peer's certificate: its claims (Cloister's under `cloisterClaims`, the signer address), format, key binding. */
+  certificate: AttestedCertificateInfo;
 }
 
 const ZERO_FRESHNESS = new Uint8Array(FRESHNESS_LENGTH);
@@ -56,13 +62,22 @@ function checkFreshness(freshness: Uint8Array): Uint8Array {
   return freshness;
 }
 
-export function atlsKeyHash(spki: Uint8Array): Uint8Array {
-  return createHash("sha256").update(ATLS_DOMAIN).update(spki).digest();
+/** report_data for a claims buffer: its SHA-256, then 32 zero bytes. */
+export function claimsReportData(claimsBuffer: Uint8Array): Uint8Array {
+  return Buffer.concat([createHash("sha256").update(claimsBuffer).digest(), new Uint8Array(32)]);
 }
 
-/** report_data for a certificate key and a freshness value. */
-export function atlsReportData(spki: Uint8Array, freshness: Uint8Array = ZERO_FRESHNESS): Uint8Array {
-  return Buffer.concat([atlsKeyHash(spki), checkFreshness(freshness)]);
+/** The claims buffer a certificate for this key carries. */
+export function attestedClaims(spki: Uint8Array, options: { freshness?: Uint8Array; signer?: string; claims?: Readonly<Record<string, Uint8Array>> } = {}): Uint8Array {
+  const claims: Record<string, Uint8Array> = { ...options.claims };
+  if (options.signer !== undefined) {
+    if (!/^0x[0-9a-fA-F]{40}$/.test(options.signer)) throw new TypeError(`attested TLS signer must be a 0x-prefixed 20-byte address, got '${options.signer}'`);
+    claims[CLOISTER_SIGNER_CLAIM] = new Uint8Array(Buffer.from(options.signer.slice(2), "hex"));
+  }
+  return encodeClaims(createHash("sha256").update(spki).digest(), {
+    ...(options.freshness ? { nonce: checkFreshness(options.freshness) } : {}),
+    claims,
+  });
 }
 
 function toKeyObjects(keyPair: KeyPairInput | undefined): { privateKey: KeyObject; publicKey: KeyObject } {
@@ -94,15 +109,27 @@ const pem = (label: string, der: Uint8Array) =>
 export async function createAttestedCertificate(options: {
   provider: AttestationProvider;
   keyPair?: KeyPairInput;
+  /** 32 bytes, carried as the nonce claim. */
   freshness?: Uint8Array;
   /** Certificate lifetime; default one day. */
   validitySeconds?: number;
+  /** The enclave's signer address (0x…), carried as the cloister-signer claim. */
+  signer?: string;
+  /** Further Cloister claims; names must start with "cloister-". */
+  claims?: Readonly<Record<string, Uint8Array>>;
+  /** Carry the evidence's collateral in the endorsement extension (default true). */
+  includeCollateral?: boolean;
 }): Promise<AttestedCertificate> {
   const { privateKey, publicKey } = toKeyObjects(options.keyPair);
-  const freshness = checkFreshness(options.freshness ?? ZERO_FRESHNESS);
   const spki = new Uint8Array(publicKey.export({ type: "spki", format: "der" }));
-  const evidence = await options.provider.attest(atlsReportData(spki, freshness));
+  const claimsBuffer = attestedClaims(spki, {
+    ...(options.freshness ? { freshness: options.freshness } : {}),
+    ...(options.signer !== undefined ? { signer: options.signer } : {}),
+    ...(options.claims ? { claims: options.claims } : {}),
+  });
+  const evidence = await options.provider.attest(claimsReportData(claimsBuffer));
   const quote = evidence.teeType === "SEV-SNP" ? evidence.report : evidence.quote;
+  const collateral = options.includeCollateral === false ? undefined : evidence.collateral;
 
   const commonName = new Utf8String({ value: options.provider.simulated ? "cloister-atls SIMULATED" : "cloister-atls" });
   const name = new Sequence({ value: [new AsnSet({ value: [new Sequence({ value: [new ObjectIdentifier({ value: "2.5.4.3" }), commonName] })] })] });
@@ -125,8 +152,8 @@ export async function createAttestedCertificate(options: {
           new Sequence({
             value: [
               extension("2.5.29.19", true, new Sequence().toBER()),
-              extension(DICE_TAGGED_EVIDENCE_OID, false, encodeTaggedEvidence(quote, createHash("sha256").update(spki).digest(), freshness)),
-              extension(CLOISTER_COLLATERAL_OID, false, encodeCollateral(evidence)),
+              extension(DICE_TAGGED_EVIDENCE_OID, false, encodeTaggedEvidence(quote, claimsBuffer)),
+              ...(collateral ? [extension(DICE_ENDORSEMENT_MANIFEST_OID, false, encodeEndorsements(collateral))] : []),
             ],
           }),
         ],
@@ -137,21 +164,11 @@ export async function createAttestedCertificate(options: {
   const signature = new BitString({ valueHex: sign("sha256", tbs, privateKey) });
   const certDer = new Uint8Array(new Sequence({ value: [tbsBlock, sigAlg(), signature] }).toBER());
   const keyPem = privateKey.export({ type: "pkcs8", format: "pem" }).toString();
-  return { certPem: pem("CERTIFICATE", certDer), keyPem, certDer, evidence };
+  return { certPem: pem("CERTIFICATE", certDer), keyPem, certDer, evidence, claimsBuffer };
 }
 
-function parseCertificate(certDer: Uint8Array, now: number): { spki: Uint8Array } {
-  let cert: X509Certificate;
-  try {
-    // Given DER, node's X509Certificate first scans for PEM text and would
-    // parse a certificate embedded in the collateral instead: hand it PEM.
-    cert = new X509Certificate(pem("CERTIFICATE", certDer));
-  } catch (e) {
-    throw new AttestedTlsError("ATLS_CERT_INVALID", `attested TLS peer certificate is not valid X.509: ${(e as Error).message}`, { cause: e });
-  }
-  if (!Buffer.from(cert.raw).equals(Buffer.from(certDer))) {
-    throw new AttestedTlsError("ATLS_CERT_INVALID", "attested TLS peer certificate has trailing or non-DER bytes");
-  }
+function checkPeerCertificate(certDer: Uint8Array, now: number): void {
+  const cert = parseX509(certDer);
   if (cert.publicKey.asymmetricKeyType !== "ec") {
     throw new AttestedTlsError("ATLS_CERT_INVALID", "attested TLS peer certificate key is not an ECDSA key");
   }
@@ -161,61 +178,50 @@ function parseCertificate(certDer: Uint8Array, now: number): { spki: Uint8Array 
   if (now < Date.parse(cert.validFrom) || now > Date.parse(cert.validTo)) {
     throw new AttestedTlsError("ATLS_CERT_INVALID", `attested TLS peer certificate is outside its validity (${cert.validFrom} to ${cert.validTo}); the peer must issue a new one`);
   }
-  return { spki: new Uint8Array(cert.publicKey.export({ type: "spki", format: "der" })) };
 }
 
-async function expectedFreshness(expectation: FreshnessExpectation | undefined, claimed: Uint8Array | undefined): Promise<Uint8Array> {
-  if (expectation === undefined) return ZERO_FRESHNESS;
-  if (expectation instanceof Uint8Array) return checkFreshness(expectation);
-  if (!claimed || claimed.length !== FRESHNESS_LENGTH || !(await expectation(claimed))) {
+async function checkNonce(expectation: FreshnessExpectation | undefined, nonce: Uint8Array | undefined): Promise<void> {
+  if (expectation === undefined) return;
+  const acceptable = expectation instanceof Uint8Array
+    ? nonce !== undefined && hex(nonce) === hex(checkFreshness(expectation))
+    : nonce !== undefined && nonce.length === FRESHNESS_LENGTH && (await expectation(nonce));
+  if (!acceptable) {
     throw new AttestedTlsError(
       "ATLS_FRESHNESS_MISMATCH",
-      `attested TLS peer evidence carries freshness ${claimed ? hex(claimed) : "(none)"}, which is not acceptable (stale or replayed); the peer must attest again with a current value`,
+      `attested TLS peer evidence carries nonce ${nonce ? hex(nonce) : "(none)"}${expectation instanceof Uint8Array ? `, expected ${hex(expectation)}` : ", which is not acceptable"}: the evidence is stale or replayed; the peer must attest again with a current value`,
     );
   }
-  return claimed;
+}
+
+/** The report_data a certificate's evidence must carry for its key binding. */
+function expectedReportData(info: AttestedCertificateInfo): Uint8Array {
+  if (info.claimsBuffer) return claimsReportData(info.claimsBuffer);
+  return Buffer.concat([createHash("sha256").update(info.spki).digest(), new Uint8Array(32)]);
 }
 
 /**
- * Extracts the evidence from an attested TLS certificate, binds it to the
- * certificate's own key and the expected freshness, and has `verify` judge it.
- * Throws AttestedTlsError saying why a peer is refused.
+ * Extracts the evidence from an attested TLS certificate, checks that it binds
+ * the certificate's own key and the expected freshness, and has `verify` judge
+ * it. Throws AttestedTlsError saying why a peer is refused.
  */
 export async function verifyAttestedCertificate(
   certDer: Uint8Array,
   options: { verify: EvidenceVerifier; freshness?: FreshnessExpectation; now?: number },
 ): Promise<AttestedPeer> {
-  const { spki } = parseCertificate(certDer, options.now ?? Date.now());
-  const ext = readAttestationExtensions(certDer);
-  let tagged;
-  if (ext.dice) tagged = decodeTaggedEvidence(ext.dice);
-  else if (ext.legacy) tagged = { quote: ext.legacy };
-  else {
-    throw new AttestedTlsError(
-      "ATLS_EVIDENCE_MISSING",
-      `attested TLS peer certificate carries no evidence extension (neither TCG DICE ${DICE_TAGGED_EVIDENCE_OID} nor Gramine's legacy quote); it is an ordinary certificate, not an attested one`,
-    );
+  checkPeerCertificate(certDer, options.now ?? Date.now());
+  const info = readAttestedCertificate(certDer);
+  if (!info.keyBinding) {
+    throw new AttestedTlsError("ATLS_KEY_MISMATCH", `attested TLS peer evidence does not bind the certificate's key: ${info.keyBindingErrors.join("; ")}`, {
+      details: { errors: info.keyBindingErrors },
+    });
   }
-  if (tagged.pubkeyHash && hex(tagged.pubkeyHash) !== createHash("sha256").update(spki).digest("hex")) {
-    throw new AttestedTlsError("ATLS_KEY_MISMATCH", "attested TLS peer evidence was made for another public key than the certificate's (its pubkey-hash claim differs): the evidence was copied from another certificate");
-  }
-  const evidence = evidenceFrom(tagged.quote, ext.collateral);
-  const freshness = await expectedFreshness(options.freshness, tagged.nonce);
-  const keyHash = atlsKeyHash(spki);
-  const expected = Buffer.concat([keyHash, freshness]);
+  await checkNonce(options.freshness, info.nonce);
+  const evidence = evidenceOf(info);
+  const expected = expectedReportData(info);
 
   const result = await options.verify(evidence, expected);
-  if (result.claims) {
-    const reportData = result.claims.reportData.toLowerCase();
-    if (reportData.slice(0, 64) !== hex(keyHash)) {
-      throw new AttestedTlsError("ATLS_KEY_MISMATCH", "attested TLS peer evidence binds another public key than the certificate's: the evidence was made for a different key (swapped or copied certificate)");
-    }
-    if (reportData.slice(64) !== hex(freshness)) {
-      throw new AttestedTlsError(
-        "ATLS_FRESHNESS_MISMATCH",
-        `attested TLS peer evidence carries freshness ${reportData.slice(64)}, expected ${hex(freshness)}: the evidence is stale or replayed; the peer must attest with the current nonce`,
-      );
-    }
+  if (result.claims && result.claims.reportData.toLowerCase() !== hex(expected)) {
+    throw new AttestedTlsError("ATLS_KEY_MISMATCH", "attested TLS peer evidence, as the verifier read it, carries another report_data than the certificate's claims bind: the evidence was made for a different key (swapped or copied certificate)");
   }
   if (!result.ok || !result.claims) {
     throw new AttestedTlsError("ATLS_EVIDENCE_INVALID", `attested TLS peer evidence is not authentic: ${result.error ?? "the verifier returned no claims"}`);
@@ -223,5 +229,5 @@ export async function verifyAttestedCertificate(
   if (!result.accepted) {
     throw new AttestedTlsError("ATLS_POLICY_REFUSED", `attested TLS peer refused by policy: ${result.reasons.join("; ") || "no reason given"}`, { reasons: result.reasons });
   }
-  return { claims: result.claims, result, evidence, freshness, spki };
+  return { claims: result.claims, result, evidence, freshness: info.nonce ?? ZERO_FRESHNESS, spki: info.spki, certificate: info };
 }

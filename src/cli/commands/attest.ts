@@ -1,6 +1,7 @@
 /**
- * `cloister attest verify` and `cloister attest policy init`: check a quote or
- * an SEV-SNP report against collateral and a policy, from files or a PCCS.
+ * `cloister attest verify` and `cloister attest policy init`: check a quote,
+ * an SEV-SNP report or an attested TLS certificate against collateral and a
+ * policy, from files, a PCCS or the certificate itself.
  */
 import { writeFile, access } from "node:fs/promises";
 import { homedir } from "node:os";
@@ -16,6 +17,7 @@ import { parseUnixSeconds, readInputFile } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { printJson } from "../output.ts";
 import { attestUsage } from "../usage.ts";
+import { certificateJson, certificateLines, isCertificate, loadCertificate, type CertificateInput } from "./attest-certificate.ts";
 
 export async function attestCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -55,14 +57,17 @@ async function verifyCommand(argv: string[]): Promise<number> {
   const policy = pinCode(values.policy ? await loadPolicyOrUsage(values.policy) : productionPolicy(), values.policy !== undefined, values);
   if (policy.anyCode) process.stderr.write("WARNING: --any-code / anyCode: ANY CODE is accepted; this verdict says nothing about what the enclave runs\n");
   const expectedReportData = parseReportData(values["report-data"]);
-  const evidence = await loadEvidence(positionals[0]!, values);
+  const file = positionals[0]!;
+  const bytes = await readInputFile(file, "evidence file");
+  const certificate = isCertificate(bytes) ? await loadCertificate(file, bytes, values, (quote) => dcapCollateral(quote, values)) : undefined;
+  const evidence = certificate?.evidence ?? (await loadEvidence(file, bytes, values));
 
   const result = await verifyEvidence(evidence, { policy, now, ...(expectedReportData ? { expectedReportData } : {}) });
   const claims = result.claims ?? describeUnverified(evidence);
   if (!result.ok && claims && (await presentsAsSimulated(claims))) claims.simulated = true;
-  if (values.json) printJson(toJson(evidence, result, claims));
-  else printHuman(result, claims, now, policy);
-  return result.ok && result.accepted ? 0 : 1;
+  if (values.json) printJson({ ...toJson(evidence, result, claims), ...(certificate ? { keyBinding: certificate.info.keyBinding, certificate: certificateJson(certificate) } : {}) });
+  else printHuman(result, claims, now, policy, certificate);
+  return result.ok && result.accepted && (certificate?.info.keyBinding ?? true) ? 0 : 1;
 }
 
 /**
@@ -150,8 +155,7 @@ interface EvidenceFlags {
   "cache-dir"?: string;
 }
 
-async function loadEvidence(file: string, flags: EvidenceFlags): Promise<Evidence> {
-  const bytes = await readInputFile(file, "evidence file");
+async function loadEvidence(file: string, bytes: Uint8Array, flags: EvidenceFlags): Promise<Evidence> {
   if (bytes[0] === 0x7b /* '{' */) {
     let evidence: Evidence;
     try {
@@ -213,10 +217,12 @@ function toJson(evidence: Evidence, r: VerificationResult, c: Claims | undefined
   };
 }
 
-function printHuman(r: VerificationResult, c: Claims | undefined, now: number, policy: Policy): void {
+function printHuman(r: VerificationResult, c: Claims | undefined, now: number, policy: Policy, certificate?: CertificateInput): void {
   const lines: string[] = [];
   const verdict = r.ok ? (r.accepted ? "AUTHENTIC and ACCEPTED by the policy" : "AUTHENTIC but REFUSED by the policy") : "NOT AUTHENTIC";
-  lines.push(`${c?.simulated ? "[SIMULATED TEE] " : ""}${verdict}${policy.anyCode ? " [ANY CODE ACCEPTED: the enclave's code was not checked]" : ""}`);
+  const unbound = certificate && !certificate.info.keyBinding ? " [KEY NOT BOUND: the evidence does not vouch for this certificate's key]" : "";
+  lines.push(`${c?.simulated ? "[SIMULATED TEE] " : ""}${verdict}${policy.anyCode ? " [ANY CODE ACCEPTED: the enclave's code was not checked]" : ""}${unbound}`);
+  if (certificate) lines.push(...certificateLines(certificate));
   if (c) {
     lines.push(`  TEE            ${c.teeType}${c.simulated ? " (SIMULATED: chains to the simulated vendor root, proves nothing about hardware)" : ""}, quote version ${c.quoteVersion}`);
     if (r.ok && c.tcbStatus) lines.push(`  TCB status     ${c.tcbStatus}${c.advisoryIds.length ? ` (${c.advisoryIds.join(", ")})` : ""}`);
