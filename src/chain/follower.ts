@@ -215,10 +215,10 @@ export class ChainFollower {
     this.#saved = this.#checkpoint.load();
   }
 
-  /** Throws ChainBehindError when a saved position is above the chain's `head`. */
-  assertNotAheadOf(head: bigint, when: "start" | "running"): void {
-    for (const [id, saved] of this.#saved) if (!this.#subs.has(id)) this.#assertPosition(id, saved.block, head, when);
-    for (const [id, s] of this.#subs) this.#assertPosition(id, s.crawledTo, head, when);
+  /** Throws ChainBehindError when a saved position is above the chain's `head` (a node checks before it starts anything). */
+  assertNotAheadOf(head: bigint): void {
+    for (const [id, saved] of this.#saved) if (!this.#subs.has(id)) this.#assertPosition(id, saved.block, head, "start");
+    for (const [id, s] of this.#subs) this.#assertPosition(id, s.crawledTo, head, "start");
   }
 
   #assertPosition(id: string, block: bigint, head: bigint, when: "start" | "running"): void {
@@ -289,7 +289,11 @@ export class ChainFollower {
         for (const s of this.#subs.values()) failing = Math.max(failing, s.failuresInARow);
         this.#backingOff = failing > 0;
         if (!this.#backingOff && (this.#headSeen || more)) continue;
-        const interval = heads?.live ? Math.max(pollIntervalMs, this.#o.safetyPollIntervalMs ?? 1_000) : pollIntervalMs;
+        // While heads arrive, a subscriber read every `everyMs` (the reopen keeper, which acts on deadlines even
+        // when no block comes) still is.
+        let safetyMs = this.#o.safetyPollIntervalMs ?? 1_000;
+        for (const s of this.#subs.values()) if (s.sub.everyMs !== undefined && s.sub.everyMs < safetyMs) safetyMs = s.sub.everyMs;
+        const interval = heads?.live ? Math.max(pollIntervalMs, safetyMs) : pollIntervalMs;
         const delay = failing === 0 ? interval : Math.max(pollIntervalMs, backoffDelay(failing, pollIntervalMs, maxBackoffMs));
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, delay);

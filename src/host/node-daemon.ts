@@ -172,7 +172,7 @@ export class NodeDaemon {
         this.metrics.checkpointBlock.set(Number(block));
       },
     });
-    this.#follower.assertNotAheadOf(await writer.getBlockNumber({ cacheTime: 0 }), "start");
+    this.#follower.assertNotAheadOf(await writer.getBlockNumber({ cacheTime: 0 }));
     const registration = this.#options.registration;
     this.#registration = new RegistrationKeeper({
       reader: writer,
