@@ -93,7 +93,7 @@ async function until(condition: () => boolean, what: string, timeoutMs = 10_000)
 
 test("an RPC outage loses no event, handles none twice, and holds the checkpoint until events are handled", async () => {
   const reader = createReaderClient({ endpoint: { provider: flaky }, chain: chain.chain });
-  const path = join(dir, "checkpoint.json");
+  const path = join(dir, "follower.json");
   const handled = new Map<bigint, number>();
   const violations: string[] = [];
   const errors: unknown[] = [];
