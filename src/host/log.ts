@@ -28,7 +28,7 @@ export type HostEvent =
   /** This node's reopen keeper reopened an attempt another enclave missed, or refunded the requester after the last one. */
   | { type: "task-reopened"; taskId: string; attempt: number; outcome: "reopened" | "refunded"; missedEnclave: string; transactionHash: string; gasUsed: string }
   /** A crawler could not read the market (it backs off and reads the same range again), or the keeper could not reopen a task. */
-  | { type: "watcher-error"; source: "task-watcher" | "reopen-keeper" | "registration"; code: string; message: string; taskId?: string; details?: Readonly<Record<string, unknown>> };
+  | { type: "watcher-error"; source: "chain-follower" | "reopen-keeper" | "registration"; code: string; message: string; taskId?: string; details?: Readonly<Record<string, unknown>> };
 
 /** Every host event type (a Record, so the compiler insists it lists each one). */
 const hostEventTypeSet: Record<HostEvent["type"], true> = {

@@ -20,19 +20,19 @@ import type { BlobStore } from "../storage/blob-store.ts";
 import { cacheGets } from "../storage/cached-gets.ts";
 import { coalescePuts } from "../storage/coalescing-store.ts";
 import { refusalToAccept, type RegistrationSnapshot, type RegistrationState } from "./attestation-lifecycle.ts";
-import { assertNotAheadOfChain } from "./chain-position.ts";
-import { Checkpoint } from "./checkpoint.ts";
 import { startNodeHttpServer, type NodeHealth, type NodeHttpServer, type RegistrationHealth } from "./http-server.ts";
 import { createLimiter } from "../util/limiter.ts";
 import { runCapacity, type RunCapacity } from "./capacity.ts";
 import { errorDetails, fileHostLog, type FileHostLog, type HostEvent, type HostLog } from "./log.ts";
 import { meteredLog, NodeMetrics } from "./metrics.ts";
 import { RegistrationKeeper } from "./registration-keeper.ts";
-import { savedViewBlock, startReopenKeeper } from "./reopen-keeper.ts";
+import { startReopenKeeper } from "./reopen-keeper.ts";
 import { isTransientError } from "./retry.ts";
 import { nodeMarketBatches } from "./market-batches.ts";
 import { handleTask, type TaskHandlerContext } from "./task-handler.ts";
 import { watchSubmittedTasks, type SubmittedTask } from "./task-watcher.ts";
+import { openNodeFollower } from "./node-follower.ts";
+import type { ChainFollower, FollowerSubscription } from "../chain/follower.ts";
 import type { HeadSource } from "../chain/new-heads.ts";
 import type { Deployment } from "../chain/deployment.ts";
 
@@ -43,10 +43,10 @@ export interface NodeDaemonOptions {
   store: BlobStore;
   enclave: EnclaveClient;
   attestationService: AttestationServiceClient;
-  /** Holds the checkpoint and host.log. */
+  /** Holds the chain follower's checkpoint and host.log. */
   dataDir: string;
   pollIntervalMs?: number;
-  /** New heads by push (chain/new-heads.ts): the task watcher crawls on each, and polls only as a safety net while they arrive. */
+  /** New heads by push (chain/new-heads.ts): the chain follower reads on each, and polls only as a safety net while they arrive. */
   newHeads?: HeadSource;
   /** Tasks in the fetch-run-publish step at once (default defaultRunConcurrency()), lowered to what the machine's memory holds (capacity.ts). */
   concurrency?: number;
@@ -104,11 +104,12 @@ export class NodeDaemon {
   readonly metrics = new NodeMetrics();
   /** Tasks this node runs at once, and why that is fewer than configured when it is. */
   readonly capacity: RunCapacity;
-  #watcher: { stop(): Promise<void> } | undefined;
+  #tasks: FollowerSubscription | undefined;
   #keeper: { stop(): Promise<void> } | undefined;
   #evidenceCid: string | undefined;
   #registration: RegistrationKeeper | undefined;
-  #checkpoint: Checkpoint | undefined;
+  /** Reads the market for the task watcher and the reopen keeper (chain/follower.ts). */
+  #follower: ChainFollower | undefined;
   #ctx: TaskHandlerContext | undefined;
   /** Offer posts and withdrawals on registration changes, one after another. */
   #offerUpdates: Promise<void> = Promise.resolve();
@@ -156,13 +157,22 @@ export class NodeDaemon {
     const { enclave, writer, deployment, dataDir } = this.#options;
     const id = enclave.identity;
     this.log.emit({ type: "enclave-ready", signer: id.signer, measurement: id.measurement, simulated: id.simulated, teeType: id.teeType });
-    this.#checkpoint = new Checkpoint(join(dataDir, "checkpoint.json"), deployment.deployBlock - 1n);
-    const head = await writer.getBlockNumber({ cacheTime: 0 });
-    assertNotAheadOfChain({ what: "the task watcher's checkpoint", path: this.#checkpoint.path, block: this.#checkpoint.block }, head, "start");
-    if (this.#options.reopenKeeper !== false) {
-      const statePath = join(dataDir, "reopen-keeper.json");
-      assertNotAheadOfChain({ what: "the reopen keeper's view", path: statePath, block: savedViewBlock(statePath, deployment.deployBlock - 1n) }, head, "start");
-    }
+    this.#follower = openNodeFollower(dataDir, {
+      reader: writer,
+      heads: this.#options.newHeads,
+      pollIntervalMs: this.#options.pollIntervalMs ?? 100,
+      onError: (error) => {
+        if (isTransientError(error)) this.metrics.rpcErrors.inc();
+        this.#lastCrawlError = (error as Error).message;
+        this.log.emit({ type: "watcher-error", source: "chain-follower", code: (error as { code?: string }).code ?? "WATCHER", message: (error as Error).message, ...errorDetails(error) });
+      },
+      onCrawled: () => {
+        const block = this.#tasks!.position;
+        this.#lastCrawl = { at: Date.now(), block };
+        this.metrics.checkpointBlock.set(Number(block));
+      },
+    });
+    this.#follower.assertNotAheadOf(await writer.getBlockNumber({ cacheTime: 0 }));
     const registration = this.#options.registration;
     this.#registration = new RegistrationKeeper({
       reader: writer,
@@ -261,8 +271,8 @@ export class NodeDaemon {
   }
 
   #startWatching(startBlock: bigint): void {
-    const { writer, deployment, store, enclave, dataDir } = this.#options;
-    const checkpoint = this.#checkpoint!;
+    const { writer, deployment, store, enclave } = this.#options;
+    const follower = this.#follower!;
     const runSlot = createLimiter(this.capacity.concurrency);
     const admit = createLimiter(this.#options.maxTasksHeld ?? defaultMaxTasksHeld);
     const batches = nodeMarketBatches({ writer, market: deployment.market, enclave: enclave.identity.signer });
@@ -288,30 +298,15 @@ export class NodeDaemon {
     };
     this.#ctx = ctx;
     this.#watchingSince = Date.now();
-    this.#watcher = watchSubmittedTasks({
-      reader: writer,
-      market: deployment.market,
-      checkpoint,
-      pollIntervalMs: this.#options.pollIntervalMs ?? 100,
-      heads: this.#options.newHeads,
-      handle: (task) => handleTask(ctx, task),
-      onError: (error) => {
-        if (isTransientError(error)) this.metrics.rpcErrors.inc();
-        this.#lastCrawlError = (error as Error).message;
-        this.log.emit({ type: "watcher-error", source: "task-watcher", code: (error as { code?: string }).code ?? "WATCHER", message: (error as Error).message, ...errorDetails(error) });
-      },
-      onCrawled: (block) => {
-        this.#lastCrawl = { at: Date.now(), block };
-        this.metrics.checkpointBlock.set(Number(block));
-      },
-    });
+    this.#tasks = watchSubmittedTasks(follower, { market: deployment.market, fromBlock: deployment.deployBlock, handle: (task) => handleTask(ctx, task) });
+    follower.start();
     const keeper = this.#options.reopenKeeper;
     if (keeper === false) return;
     this.#keeper = startReopenKeeper({
       writer,
       market: deployment.market,
       enclave: enclave.identity.signer,
-      statePath: join(dataDir, "reopen-keeper.json"),
+      follower,
       fromBlock: deployment.deployBlock,
       pollIntervalMs: keeper?.pollIntervalMs ?? 1_000,
       log: this.log,
@@ -385,7 +380,7 @@ export class NodeDaemon {
 
   async stop(): Promise<void> {
     this.#shutdown.abort(new Error("the node daemon is stopping"));
-    await Promise.all([this.#watcher?.stop(), this.#keeper?.stop(), this.#registration?.stop()]);
+    await Promise.all([this.#follower?.stop(), this.#keeper?.stop(), this.#registration?.stop()]);
     await this.#offerUpdates;
     await this.#http?.close();
     await this.#options.enclave.close();

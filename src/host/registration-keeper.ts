@@ -9,7 +9,7 @@ import { decodeEventLog, getAbiItem, pad, toEventSelector, toHex, type Address, 
 import { getBlock, waitForTransactionReceipt } from "viem/actions";
 import { enclaveRegistryAbi } from "../chain/abi/EnclaveRegistry.ts";
 import { AttestationLifecycle, type RegistrationEvent, type RegistrationSnapshot, type RegistrationState } from "./attestation-lifecycle.ts";
-import { backoffDelay } from "./retry.ts";
+import { backoffDelay } from "../util/backoff.ts";
 import { CloisterError } from "../util/base-error.ts";
 
 export interface RegistrationKeeperOptions {

@@ -8,6 +8,7 @@ import { BaseError, HttpRequestError, SocketClosedError, TimeoutError, WebSocket
 import { decodeContractRevert } from "../chain/contract-error.ts";
 import { isEnclaveError } from "../enclave/errors.ts";
 import { StorageError } from "../storage/blob-store.ts";
+import { backoffDelay } from "../util/backoff.ts";
 
 export interface RetryOptions {
   /** What is being attempted, for messages, e.g. "acceptTask 42". */
@@ -62,16 +63,6 @@ export function isTransientError(error: unknown): boolean {
     if (e.name === "TimeoutError" || (e instanceof TypeError && e.message === "fetch failed")) return true;
   }
   return false;
-}
-
-/**
- * The wait before retry number `attempt` (1-based): base·2^(attempt-1), capped
- * at maxMs, with its upper half jittered so that many nodes retrying at once
- * spread out while each node's delays still grow.
- */
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** (attempt - 1));
-  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
 }
 
 export async function withRetry<T>(operation: (attempt: number) => Promise<T>, options: RetryOptions): Promise<T> {

@@ -2,10 +2,11 @@
  * The reopen keeper on the in-process chain: it reopens an attempt another
  * enclave let expire on a task its enclave could run, refunds the requester
  * after the last attempt, leaves alone what is not its business, and
- * resumes from its saved view after a restart.
+ * resumes from its saved view (in the chain follower's checkpoint) after a
+ * restart, a view saved by an earlier version's own file included.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -16,6 +17,9 @@ import { submitTask } from "../../src/chain/actions/submit-task.ts";
 import type { WriterClient } from "../../src/chain/clients.ts";
 import { createLimiter } from "../../src/util/limiter.ts";
 import type { HostEvent } from "../../src/host/log.ts";
+import { ChainFollower } from "../../src/chain/follower.ts";
+import { fileCheckpoint, FollowerCheckpointError } from "../../src/chain/follower-checkpoint.ts";
+import { openNodeFollower } from "../../src/host/node-follower.ts";
 import { ReopenKeeperStateError, startReopenKeeper } from "../../src/host/reopen-keeper.ts";
 import type { TaskSpec } from "../../src/protocol/task.ts";
 import { advanceTime, makeSpec, newEnclave, registerWithOffer, startFixture, type Fixture, type TestEnclave } from "../contracts/fixture.ts";
@@ -27,6 +31,8 @@ let a: TestEnclave;
 let b: TestEnclave;
 let c: TestEnclave;
 const keepers: { stop(): Promise<void> }[] = [];
+/** A node's follower with its checkpoint in `dataDir` (older files migrated), or one with its checkpoint at `path`. */
+type FollowerAt = { dataDir: string } | { path: string };
 
 before(async () => {
   f = await startFixture();
@@ -43,23 +49,28 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** A keeper for `enclave`, sending from `operator`, with its events collected. */
-function keeper(enclave: TestEnclave, operator: WriterClient, statePath: string) {
+/** A keeper for `enclave`, sending from `operator`, on a follower of its own, with its events collected. */
+function keeper(enclave: TestEnclave, operator: WriterClient, at: string | FollowerAt) {
   const events: HostEvent[] = [];
   const errors: unknown[] = [];
-  const k = startReopenKeeper({
+  const where = typeof at === "string" ? { path: at } : at;
+  const options = { reader: operator, pollIntervalMs: 20, onError: (e: unknown) => errors.push(e) };
+  const follower = "dataDir" in where ? openNodeFollower(where.dataDir, options) : new ChainFollower({ ...options, checkpoint: fileCheckpoint(where.path) });
+  const keeper = startReopenKeeper({
     writer: operator,
     market: f.deployment.market,
     enclave: enclave.address,
-    statePath,
+    follower,
     fromBlock: f.deployment.deployBlock,
     pollIntervalMs: 20,
     log: { emit: (e) => events.push(e) },
     sendSerially: createLimiter(1),
     onError: (e) => errors.push(e),
   });
+  follower.start();
+  const k = { stop: () => Promise.all([keeper.stop(), follower.stop()]).then(() => {}) };
   keepers.push(k);
-  return { events, errors, stop: () => k.stop() };
+  return { events, errors, stop: k.stop };
 }
 
 let salt = 0;
@@ -131,7 +142,8 @@ test("a restarted keeper reopens a task it saw before the restart", async () => 
   const { taskId, spec } = await submit([a.address, b.address]);
   const submittedAt = await f.reader.getBlockNumber({ cacheTime: 0 });
   const first = keeper(b, f.operators[1]!, path);
-  const savedBlock = async () => BigInt((JSON.parse(await readFile(path, "utf8").catch(() => '{"block":"0"}')) as { block: string }).block);
+  // The follower saves at most once a second while positions move.
+  const savedBlock = async () => BigInt((JSON.parse(await readFile(path, "utf8").catch(() => "{}")) as { positions?: { reopens?: { block: string } } }).positions?.reopens?.block ?? "0");
   await until(async () => ((await savedBlock()) >= submittedAt ? true : undefined), "the keeper to save a block past the submission", 10_000, 20);
   await first.stop();
   // The task's spec is only in TaskSubmitted, now behind the saved block; it is accepted and expires while the keeper is down.
@@ -143,22 +155,49 @@ test("a restarted keeper reopens a task it saw before the restart", async () => 
   await second.stop();
 });
 
-test("a view saved by the earlier format (tasks with specs) is rebuilt from the deployment block", async () => {
-  const path = join(dir, "old-format.json");
+test("a view saved in the keeper's own file by an earlier version is migrated, attempts and block", async () => {
+  const dataDir = join(dir, "migrate-v2");
+  const { taskId, spec } = await submit([b.address]);
+  const accepted = await acceptTask(f.operators[1]!, f.deployment.market, { taskId, spec, enclave: b.address });
+  const latest = await f.reader.getBlockNumber({ cacheTime: 0 });
+  const { assignment } = accepted;
+  const attempts = [{ taskId: taskId.toString(), ...assignment, price: assignment.price.toString(), deposit: assignment.deposit.toString(), attempt: accepted.attempt, deadline: accepted.deadline.toString() }];
+  await mkdir(dataDir, { recursive: true });
+  await writeFile(join(dataDir, "reopen-keeper.json"), JSON.stringify({ version: 2, block: latest.toString(), attempts }));
+  await advanceTime(f, 301n);
+  // Opening the node's follower migrates the file: the keeper's position and its attempts, in the new checkpoint.
+  openNodeFollower(dataDir, { reader: f.reader, pollIntervalMs: 20, onError: () => {} });
+  const migrated = JSON.parse(await readFile(join(dataDir, "chain-checkpoint.json"), "utf8")) as { positions: Record<string, unknown> };
+  assert.deepEqual(migrated.positions, { reopens: { block: latest.toString(), state: attempts } });
+  // The acceptance is behind the saved block: only the migrated view knows of it.
+  const k = keeper(b, f.operators[1]!, { dataDir });
+  await reopens(k.events, taskId, 1, "the keeper to reopen the attempt it knew of before the migration");
+  assert.equal(await status(taskId), "Refunded");
+  await k.stop();
+  await assert.rejects(access(join(dataDir, "reopen-keeper.json")), "the old file is gone");
+  const saved = JSON.parse(await readFile(join(dataDir, "chain-checkpoint.json"), "utf8")) as { version: number; positions: { reopens: { block: string } } };
+  assert.equal(saved.version, 1);
+  assert.ok(BigInt(saved.positions.reopens.block) > latest);
+});
+
+test("a view of the oldest format (tasks with specs) is rebuilt from the deployment block", async () => {
+  const dataDir = join(dir, "migrate-v1");
   const { taskId, spec } = await submit([b.address]);
   await acceptTask(f.operators[1]!, f.deployment.market, { taskId, spec, enclave: b.address });
   const latest = await f.reader.getBlockNumber({ cacheTime: 0 });
-  await writeFile(path, JSON.stringify({ block: latest.toString(), tasks: [] }));
+  await mkdir(dataDir, { recursive: true });
+  await writeFile(join(dataDir, "reopen-keeper.json"), JSON.stringify({ block: latest.toString(), tasks: [] }));
   await advanceTime(f, 301n);
-  const k = keeper(b, f.operators[1]!, path);
+  const k = keeper(b, f.operators[1]!, { dataDir });
   await reopens(k.events, taskId, 1, "the keeper to find the attempt accepted before the saved block");
   assert.equal(await status(taskId), "Refunded");
   await k.stop();
-  assert.equal((JSON.parse(await readFile(path, "utf8")) as { version: number }).version, 2);
 });
 
-test("refuses an unreadable saved view with a typed error", async () => {
+test("refuses an unreadable checkpoint or saved view with a typed error", async () => {
   const path = join(dir, "corrupt.json");
   await writeFile(path, "{not json");
-  assert.throws(() => keeper(b, f.operators[1]!, path), (e) => e instanceof ReopenKeeperStateError && e.code === "REOPEN_KEEPER_STATE" && e.message.includes(path));
+  assert.throws(() => keeper(b, f.operators[1]!, path), (e) => e instanceof FollowerCheckpointError && e.code === "FOLLOWER_CHECKPOINT" && e.message.includes(path));
+  await writeFile(path, JSON.stringify({ version: 1, positions: { reopens: { block: "1", state: "no attempts" } } }));
+  assert.throws(() => keeper(b, f.operators[1]!, path), (e) => e instanceof ReopenKeeperStateError && e.code === "REOPEN_KEEPER_STATE");
 });

@@ -5,7 +5,7 @@
  * runs is reported, not silently waited out.
  */
 import assert from "node:assert/strict";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { zeroAddress } from "viem";
@@ -15,8 +15,8 @@ import { readOffer } from "../../src/chain/actions/offers.ts";
 import { createWriterClient } from "../../src/chain/clients.ts";
 import { startEmbeddedNetwork, type EmbeddedNetwork } from "../../src/devnet/embedded.ts";
 import { startEnclave } from "../../src/enclave/client.ts";
-import { ChainBehindError } from "../../src/host/chain-position.ts";
-import { Checkpoint } from "../../src/host/checkpoint.ts";
+import { ChainFollower } from "../../src/chain/follower.ts";
+import { ChainBehindError } from "../../src/chain/follower-checkpoint.ts";
 import { NodeDaemon } from "../../src/host/node-daemon.ts";
 import { watchSubmittedTasks } from "../../src/host/task-watcher.ts";
 
@@ -44,12 +44,20 @@ async function startNode(nodeDir: string): Promise<NodeDaemon> {
   return daemon;
 }
 
-for (const file of ["checkpoint.json", "reopen-keeper.json"] as const) {
+/** The node's checkpoint, and the two files of earlier versions it migrates from. */
+const aheadFiles = {
+  "chain-checkpoint.json": { version: 1, positions: { tasks: { block: "1000000" } } },
+  "checkpoint.json": { block: "1000000" },
+  "reopen-keeper.json": { version: 2, block: "1000000", attempts: [] },
+};
+
+for (const [file, content] of Object.entries(aheadFiles)) {
   test(`a ${file} ahead of the chain: the node refuses to start, says why and what to do, and registers nothing`, async () => {
     const nodeDir = join(network.dataDir, `ahead-${file}`);
     await mkdir(nodeDir, { recursive: true });
-    const path = join(nodeDir, file);
-    await writeFile(path, file === "checkpoint.json" ? JSON.stringify({ block: "1000000" }) : JSON.stringify({ version: 2, block: "1000000", attempts: [] }));
+    await writeFile(join(nodeDir, file), JSON.stringify(content));
+    // An older version's file is migrated into the node's checkpoint first, which then names the block.
+    const path = join(nodeDir, "chain-checkpoint.json");
     const head = await network.requester.getBlockNumber({ cacheTime: 0 });
     const error = await startNode(nodeDir).then(
       () => assert.fail("the node started"),
@@ -63,6 +71,7 @@ for (const file of ["checkpoint.json", "reopen-keeper.json"] as const) {
     assert.match(error.message, new RegExp(`${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}.*block 1000000.*head is block \\d+`));
     assert.match(error.message, /delete .* to rescan from the deployment block/);
     assert.match(error.message, /--rpc/);
+    if (file !== "chain-checkpoint.json") await assert.rejects(access(join(nodeDir, file)), "the older file was deleted once migrated");
     await rm(nodeDir, { recursive: true, force: true });
   });
 }
@@ -83,23 +92,15 @@ test("a node with a checkpoint ahead of the chain registers no enclave and posts
 });
 
 test("a head seen going backwards under a running watcher is reported as ChainBehindError each crawl", async () => {
-  const dir = join(network.dataDir, "watcher-behind");
   const head = await network.requester.getBlockNumber({ cacheTime: 0 });
-  // As if the watcher had crawled to head + 5 and the endpoint now answers with an older chain.
-  const checkpoint = new Checkpoint(join(dir, "checkpoint.json"), head + 5n);
   const errors: unknown[] = [];
-  const watcher = watchSubmittedTasks({
-    reader: network.requester,
-    market: network.deployment.market,
-    checkpoint,
-    pollIntervalMs: 10,
-    maxBackoffMs: 20,
-    handle: async () => {},
-    onError: (e) => errors.push(e),
-  });
+  const follower = new ChainFollower({ reader: network.requester, pollIntervalMs: 10, maxBackoffMs: 20, onError: (e) => errors.push(e) });
+  // As if the watcher had crawled to head + 5 and the endpoint now answers with an older chain.
+  watchSubmittedTasks(follower, { market: network.deployment.market, fromBlock: head + 6n, handle: async () => {} });
+  follower.start();
   const deadline = Date.now() + 5_000;
   while (errors.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  await watcher.stop();
+  await follower.stop();
   assert.ok(errors.length >= 2, "reported on every crawl");
   const error = errors[0];
   assert.ok(error instanceof ChainBehindError, String(error));

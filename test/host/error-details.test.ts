@@ -3,7 +3,7 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { ChainBehindError } from "../../src/host/chain-position.ts";
+import { ChainBehindError } from "../../src/chain/follower-checkpoint.ts";
 import { errorDetails, fileHostLog } from "../../src/host/log.ts";
 import { TaskTakenError } from "../../src/host/market-batches.ts";
 
@@ -18,9 +18,9 @@ test("host.log records a typed error's code and details", async () => {
   const path = join(await mkdtemp(join(tmpdir(), "host-log-")), "host.log");
   const log = fileHostLog(path);
   const error = new ChainBehindError("the checkpoint", "/data/checkpoint.json", 120n, 100n, "running");
-  log.emit({ type: "watcher-error", source: "task-watcher", code: error.code, message: error.message, ...errorDetails(error) });
+  log.emit({ type: "watcher-error", source: "chain-follower", code: error.code, message: error.message, ...errorDetails(error) });
   log.close();
   const line = JSON.parse((await readFile(path, "utf8")).trim()) as Record<string, unknown>;
   assert.equal(line.code, "CHAIN_BEHIND_SAVED_POSITION");
-  assert.deepEqual(line.details, { path: "/data/checkpoint.json", savedBlock: "120", head: "100" });
+  assert.deepEqual(line.details, { path: "/data/checkpoint.json", savedBlock: "120", head: "100", when: "running" });
 });

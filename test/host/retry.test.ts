@@ -4,7 +4,8 @@ import { ContractFunctionRevertedError, HttpRequestError, UnknownRpcError } from
 import { taskMarketAbi } from "../../src/chain/abi/TaskMarket.ts";
 import { ContractRevertError } from "../../src/chain/contract-error.ts";
 import { EnclaveError } from "../../src/enclave/errors.ts";
-import { backoffDelay, isTransientError, withRetry } from "../../src/host/retry.ts";
+import { isTransientError, withRetry } from "../../src/host/retry.ts";
+import { backoffDelay } from "../../src/util/backoff.ts";
 import { StorageError } from "../../src/storage/blob-store.ts";
 
 const refused = () => Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:8545"), { code: "ECONNREFUSED" });

@@ -1,7 +1,7 @@
 /**
- * The crawler against the real in-process chain, read through a provider that
- * can be made unreachable: no event is lost, none is handled twice, and the
- * checkpoint only moves past events that were handled.
+ * The task watcher on the chain follower, against the real in-process chain read through a provider that
+ * can be made unreachable: no event is lost, none is handled twice, and the checkpoint only moves past
+ * events that were handled.
  */
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -15,9 +15,10 @@ import { createReaderClient, createWriterClient, type WriterClient } from "../..
 import { deployCloister, type CloisterDeployment } from "../../src/chain/deploy.ts";
 import type { Eip1193Provider } from "../../src/chain/eip1193.ts";
 import { startLocalChain, type LocalChain } from "../../src/chain/local-chain.ts";
+import { ChainFollower } from "../../src/chain/follower.ts";
+import { fileCheckpoint } from "../../src/chain/follower-checkpoint.ts";
 import { newHeadSource } from "../../src/chain/new-heads.ts";
 import { startChainRpcServer } from "../../src/chain/rpc-server.ts";
-import { Checkpoint } from "../../src/host/checkpoint.ts";
 import { isTransientError, withRetry } from "../../src/host/retry.ts";
 import { watchSubmittedTasks, type SubmittedTask } from "../../src/host/task-watcher.ts";
 import { anyTeeType, defaultCategories, type TaskSpec } from "../../src/protocol/task.ts";
@@ -92,8 +93,7 @@ async function until(condition: () => boolean, what: string, timeoutMs = 10_000)
 
 test("an RPC outage loses no event, handles none twice, and holds the checkpoint until events are handled", async () => {
   const reader = createReaderClient({ endpoint: { provider: flaky }, chain: chain.chain });
-  const path = join(dir, "checkpoint.json");
-  const checkpoint = new Checkpoint(path, deployment.deployBlock - 1n);
+  const path = join(dir, "follower.json");
   const handled = new Map<bigint, number>();
   const violations: string[] = [];
   const errors: unknown[] = [];
@@ -102,7 +102,7 @@ test("an RPC outage loses no event, handles none twice, and holds the checkpoint
   let crawled = 0;
 
   const handle = async (task: SubmittedTask) => {
-    if (checkpoint.block >= task.blockNumber) violations.push(`task ${task.taskId} handled after the checkpoint passed block ${task.blockNumber}`);
+    if (watcher.position >= task.blockNumber) violations.push(`task ${task.taskId} handled after the checkpoint passed block ${task.blockNumber}`);
     if (failOnce.delete(task.taskId)) throw unreachable();
     if (cutDuringHandling.delete(task.taskId)) {
       outage.down = true;
@@ -113,16 +113,9 @@ test("an RPC outage loses no event, handles none twice, and holds the checkpoint
     assert.equal(record.status, "Open");
     handled.set(task.taskId, (handled.get(task.taskId) ?? 0) + 1);
   };
-  const watcher = watchSubmittedTasks({
-    reader,
-    market: deployment.market,
-    checkpoint,
-    pollIntervalMs: 20,
-    maxBackoffMs: 200,
-    handle,
-    onError: (e) => errors.push(e),
-    onCrawled: () => crawled++,
-  });
+  const follower = new ChainFollower({ reader, checkpoint: fileCheckpoint(path), pollIntervalMs: 20, maxBackoffMs: 200, onError: (e) => errors.push(e), onCrawled: () => crawled++ });
+  const watcher = watchSubmittedTasks(follower, { market: deployment.market, fromBlock: deployment.deployBlock, handle });
+  follower.start();
   try {
     const first = await submit(3);
     await until(() => first.every((id) => handled.has(id)), "the first tasks");
@@ -130,11 +123,11 @@ test("an RPC outage loses no event, handles none twice, and holds the checkpoint
     // The RPC goes away; tasks keep arriving on the chain.
     outage.down = true;
     const refusedBefore = outage.refused;
-    const blockBefore = checkpoint.block;
+    const blockBefore = watcher.position;
     const second = await submit(3);
     await new Promise((r) => setTimeout(r, 1_200));
     assert.ok(second.every((id) => !handled.has(id)), "nothing could be crawled while the RPC was down");
-    assert.equal(checkpoint.block, blockBefore, "the checkpoint did not move during the outage");
+    assert.equal(watcher.position, blockBefore, "the checkpoint did not move during the outage");
     assert.ok(outage.refused - refusedBefore >= 3, "the crawler kept trying");
     assert.ok(outage.refused - refusedBefore < 40, `the crawler backed off (${outage.refused - refusedBefore} attempts in 1.2 s)`);
     assert.ok(errors.length > 0 && errors.every(isTransientError), "the outage was reported as transient errors");
@@ -148,29 +141,23 @@ test("an RPC outage loses no event, handles none twice, and holds the checkpoint
     const all = [...first, ...second, ...third];
     await until(() => all.every((id) => handled.has(id)), "every task after the outage");
     const latest = await requester.getBlockNumber({ cacheTime: 0 });
-    await until(() => checkpoint.block >= latest && !outage.down, "the checkpoint to reach the head");
+    await until(() => watcher.position >= latest && !outage.down, "the checkpoint to reach the head");
     assert.ok(crawled > 0);
     assert.deepEqual(violations, []);
     assert.deepEqual([...handled.values()].filter((n) => n !== 1), [], "each task was handled exactly once");
     assert.equal(handled.size, all.length);
     assert.equal(failOnce.size, 0, "the failing handler ran");
   } finally {
-    await watcher.stop();
+    await follower.stop();
     outage.down = false;
   }
 
   // A restarted watcher resumes from the saved checkpoint: only new events are handled.
-  const restarted = new Checkpoint(path, deployment.deployBlock - 1n);
-  assert.equal(restarted.block, checkpoint.block);
   const seenAfterRestart: bigint[] = [];
-  const again = watchSubmittedTasks({
-    reader,
-    market: deployment.market,
-    checkpoint: restarted,
-    pollIntervalMs: 20,
-    handle: async (task) => void seenAfterRestart.push(task.taskId),
-    onError: (e) => errors.push(e),
-  });
+  const again = new ChainFollower({ reader, checkpoint: fileCheckpoint(path), pollIntervalMs: 20, onError: (e) => errors.push(e) });
+  const restarted = watchSubmittedTasks(again, { market: deployment.market, fromBlock: deployment.deployBlock, handle: async (task) => void seenAfterRestart.push(task.taskId) });
+  assert.equal(restarted.position, watcher.position);
+  again.start();
   try {
     const [fresh] = await submit(1);
     await until(() => seenAfterRestart.includes(fresh!), "the task submitted after the restart");
@@ -180,24 +167,16 @@ test("an RPC outage loses no event, handles none twice, and holds the checkpoint
   }
 });
 
-/** A crawler from the current head, with new heads pushed over the chain RPC server's WebSocket. */
-async function watchWithHeads(name: string, intervals: { pollIntervalMs: number; safetyPollIntervalMs?: number }) {
+/** A watcher from the current head, with new heads pushed over the chain RPC server's WebSocket. */
+async function watchWithHeads(intervals: { pollIntervalMs: number; safetyPollIntervalMs?: number }) {
   const server = await startChainRpcServer({ provider: chain.provider });
   const heads = newHeadSource({ wsUrl: server.wsUrl });
   const reader = createReaderClient({ endpoint: { provider: chain.provider }, chain: chain.chain });
-  const checkpoint = new Checkpoint(join(dir, `${name}.json`), await requester.getBlockNumber({ cacheTime: 0 }));
   const handled: bigint[] = [];
   let crawls = 0;
-  const watcher = watchSubmittedTasks({
-    reader,
-    market: deployment.market,
-    checkpoint,
-    ...intervals,
-    heads,
-    handle: async (task) => void handled.push(task.taskId),
-    onError: () => {},
-    onCrawled: () => crawls++,
-  });
+  const follower = new ChainFollower({ reader, ...intervals, heads, onError: () => {}, onCrawled: () => crawls++ });
+  watchSubmittedTasks(follower, { market: deployment.market, fromBlock: (await requester.getBlockNumber({ cacheTime: 0 })) + 1n, handle: async (task) => void handled.push(task.taskId) });
+  follower.start();
   await until(() => heads.live, "the newHeads subscription");
   // The wake-ups of going live have been crawled; the next crawl is a poll interval away, or a head.
   await new Promise((r) => setTimeout(r, 50));
@@ -207,7 +186,7 @@ async function watchWithHeads(name: string, intervals: { pollIntervalMs: number;
     handled,
     crawls: () => crawls,
     async close() {
-      await watcher.stop();
+      await follower.stop();
       await heads.close();
       await server.close();
     },
@@ -215,7 +194,7 @@ async function watchWithHeads(name: string, intervals: { pollIntervalMs: number;
 }
 
 test("a new head wakes the crawler: a task is handled without waiting for the poll interval", { timeout: 15_000 }, async () => {
-  const w = await watchWithHeads("heads", { pollIntervalMs: 10_000 });
+  const w = await watchWithHeads({ pollIntervalMs: 10_000 });
   try {
     const crawlsBefore = w.crawls();
     const [id] = await submit(1);
@@ -231,7 +210,7 @@ test("a new head wakes the crawler: a task is handled without waiting for the po
 });
 
 test("when the WebSocket drops, the crawler falls back to polling at its own interval", { timeout: 15_000 }, async () => {
-  const w = await watchWithHeads("fallback", { pollIntervalMs: 50, safetyPollIntervalMs: 60_000 });
+  const w = await watchWithHeads({ pollIntervalMs: 50, safetyPollIntervalMs: 60_000 });
   try {
     await w.server.close();
     await until(() => !w.heads.live, "the head source to notice the drop");

@@ -41,3 +41,16 @@ test("a task refunded after its last attempt missed the deadline fails the wait 
   assert.equal(refunded.outcome, "refunded");
   await assert.rejects(waiting, (e) => e instanceof TaskVerificationError && e.code === "TASK_REFUNDED" && e.message.includes(refunded.hash) && /missed its deadline/.test(e.message));
 });
+
+test("a task that ended in a block the client's follower had already read is found: a new waiter rewinds it", { timeout: 15_000 }, async () => {
+  const watcher = new CompletionWatcher({ reader: f.reader, market: f.deployment.market, pollIntervalMs: 5 });
+  // A first task that never ends keeps the follower reading past the second one's end.
+  const first = await submitTask(f.requester, f.deployment.market, { spec: makeSpec(f, []) });
+  const waitingFirst = watcher.wait(first.taskId, first.receipt.blockNumber, 2_000);
+  const spec = makeSpec(f, []);
+  const { taskId, receipt } = await submitTask(f.requester, f.deployment.market, { spec });
+  const cancelled = await cancelTask(f.requester, f.deployment.market, taskId, spec);
+  await new Promise((r) => setTimeout(r, 200));
+  await assert.rejects(watcher.wait(taskId, receipt.blockNumber, WAIT_MS), (e) => e instanceof TaskVerificationError && e.code === "TASK_CANCELLED" && e.message.includes(cancelled.hash));
+  await assert.rejects(waitingFirst, (e) => e instanceof TaskVerificationError && e.code === "TASK_TIMEOUT");
+});
