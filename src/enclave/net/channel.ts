@@ -147,7 +147,9 @@ export class RelaySocket extends Duplex {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     if (this.#state === "opening" || this.#state === "open") {
-      this.#channel.send({ net: "close", stream: this.#id });
+      // Both directions ended cleanly: the host's socket closes by itself once it has flushed; anything else is an abort.
+      const clean = !error && this.readableEnded && this.writableFinished;
+      if (!clean) this.#channel.send({ net: "close", stream: this.#id });
       this.#channel.forget(this.#id);
     }
     this.#state = "closed";
