@@ -9,8 +9,14 @@
  * `onCarried` sees every byte the host carries (tests record them to prove a
  * canary never crosses in the clear); `allow` is the operator's own egress
  * policy (a refusal is just a stream the enclave cannot open).
+ *
+ * Destinations come from job parameters, so the relay is an egress proxy for
+ * whoever submits work: by default it refuses loopback, private, link-local
+ * and other non-public addresses, checked on the address actually dialled
+ * (after DNS), so a name that resolves into the operator's network is refused
+ * too.
  */
-import { connect, type Socket } from "node:net";
+import { BlockList, connect, type Socket } from "node:net";
 import { MAX_RELAY_CHUNK, type EnclaveRelayFrame, type HostRelayFrame, type RelayEndpoint, type RelaySession } from "../enclave/net/frames.ts";
 
 export interface CarriedBytes {
@@ -30,11 +36,27 @@ export interface NetRelayOptions {
   maxStreams?: number;
   /** TCP connect budget; 10 s by default. */
   connectTimeoutMs?: number;
+  /** "refuse" (default) keeps the relay off loopback, private and link-local networks; "allow" is for tests and private deployments. */
+  privateDestinations?: "refuse" | "allow";
+}
+
+/** Addresses that are not the public internet: loopback, RFC 1918, CGNAT, link-local, unique-local, multicast, reserved. */
+function nonPublicAddresses(): BlockList {
+  const list = new BlockList();
+  const v4: [string, number][] = [
+    ["0.0.0.0", 8], ["10.0.0.0", 8], ["100.64.0.0", 10], ["127.0.0.0", 8], ["169.254.0.0", 16], ["172.16.0.0", 12],
+    ["192.0.0.0", 24], ["192.168.0.0", 16], ["198.18.0.0", 15], ["224.0.0.0", 4], ["240.0.0.0", 4],
+  ];
+  const v6: [string, number][] = [["::", 128], ["::1", 128], ["fc00::", 7], ["fe80::", 10], ["ff00::", 8]];
+  for (const [net, prefix] of v4) list.addSubnet(net, prefix, "ipv4");
+  for (const [net, prefix] of v6) list.addSubnet(net, prefix, "ipv6");
+  return list;
 }
 
 export function createNetRelay(options: NetRelayOptions = {}): RelayEndpoint {
   const maxStreams = options.maxStreams ?? 64;
   const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+  const blockList = options.privateDestinations === "allow" ? undefined : nonPublicAddresses();
   return {
     attach(send: (frame: HostRelayFrame) => void): RelaySession {
       const streams = new Map<number, { socket: Socket; destination: string }>();
@@ -45,7 +67,7 @@ export function createNetRelay(options: NetRelayOptions = {}): RelayEndpoint {
         if (streams.has(stream)) return refuse(stream, "stream id already in use");
         if (streams.size >= maxStreams) return refuse(stream, `too many open streams (limit ${maxStreams})`);
         if (options.allow && !options.allow(host, port)) return refuse(stream, `the host does not relay to ${destination}`);
-        const socket = connect({ host, port, timeout: connectTimeoutMs });
+        const socket = connect({ host, port, timeout: connectTimeoutMs, ...(blockList ? { blockList } : {}) });
         let failure: string | undefined;
         streams.set(stream, { socket, destination });
         socket.once("connect", () => {

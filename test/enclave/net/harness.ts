@@ -39,7 +39,7 @@ export function startTestEnclave(relayOptions: Omit<NetRelayOptions, "onCarried"
   const carried: CarriedBytes[] = [];
   const frames: unknown[] = [];
   const child = fork(ENTRY, [], { serialization: "advanced", execArgv: ["--disable-warning=ExperimentalWarning"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  const relay = linkRelay(child, createNetRelay({ ...relayOptions, onCarried: (c) => carried.push(c) }), (_, frame) => frames.push(frame));
+  const relay = linkRelay(child, createNetRelay({ privateDestinations: "allow", ...relayOptions, onCarried: (c) => carried.push(c) }), (_, frame) => frames.push(frame));
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 1;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

@@ -10,7 +10,7 @@ import { createRelayChannel, type RelayPort } from "../../../src/enclave/net/cha
 import { createEnclaveNet } from "../../../src/enclave/net/connect.ts";
 import { NetError, type NetErrorCode } from "../../../src/enclave/net/errors.ts";
 import { enclaveRelayFrameSchema, hostRelayFrameSchema, MAX_RELAY_CHUNK, type EnclaveRelayFrame } from "../../../src/enclave/net/frames.ts";
-import { createNetRelay } from "../../../src/host/net-relay.ts";
+import { createNetRelay, type NetRelayOptions } from "../../../src/host/net-relay.ts";
 
 const servers: Server[] = [];
 after(() => servers.forEach((s) => s.close()));
@@ -23,10 +23,10 @@ async function echoServer(): Promise<number> {
 }
 
 /** The enclave's channel linked to the real host relay in memory; `inject` sends any raw frame to the enclave as the host. */
-function wired() {
+function wired(relay: NetRelayOptions = { privateDestinations: "allow" }) {
   let toEnclave: (raw: unknown) => void = () => {};
   const sent: EnclaveRelayFrame[] = [];
-  const session = createNetRelay().attach((frame) => queueMicrotask(() => toEnclave(frame)));
+  const session = createNetRelay(relay).attach((frame) => queueMicrotask(() => toEnclave(frame)));
   const port: RelayPort = {
     send: (frame) => {
       sent.push(frame);
@@ -137,5 +137,14 @@ test("a server that is not TLS at all fails the handshake with NET_TLS_FAILED", 
     net.connect({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, pin: { kind: "certificate", sha256: "00".repeat(32) } }),
     isNetError("NET_TLS_FAILED"),
   );
+  w.close();
+});
+
+test("by default the host relay refuses loopback and private addresses, after DNS too", async () => {
+  const w = wired({});
+  const port = await echoServer();
+  await assert.rejects(w.channel.open("127.0.0.1", port), isNetError("NET_CONNECT_FAILED", /ERR_IP_BLOCKED/));
+  await assert.rejects(w.channel.open("localhost", port), isNetError("NET_CONNECT_FAILED", /ERR_IP_BLOCKED/));
+  await assert.rejects(w.channel.open("10.1.2.3", port), isNetError("NET_CONNECT_FAILED", /ERR_IP_BLOCKED/));
   w.close();
 });
