@@ -59,7 +59,8 @@ export function createNetRelay(options: NetRelayOptions = {}): RelayEndpoint {
   const blockList = options.privateDestinations === "allow" ? undefined : nonPublicAddresses();
   return {
     attach(send: (frame: HostRelayFrame) => void): RelaySession {
-      const streams = new Map<number, { socket: Socket; destination: string }>();
+      /** `waiting`: the enclave was asked to pause until the socket drains. */
+      const streams = new Map<number, { socket: Socket; destination: string; waiting: boolean }>();
       const refuse = (stream: number, error: string) => send({ net: "closed", stream, error });
 
       function open(stream: number, host: string, port: number): void {
@@ -69,7 +70,7 @@ export function createNetRelay(options: NetRelayOptions = {}): RelayEndpoint {
         if (options.allow && !options.allow(host, port)) return refuse(stream, `the host does not relay to ${destination}`);
         const socket = connect({ host, port, timeout: connectTimeoutMs, ...(blockList ? { blockList } : {}) });
         let failure: string | undefined;
-        streams.set(stream, { socket, destination });
+        streams.set(stream, { socket, destination, waiting: false });
         socket.once("connect", () => {
           socket.setTimeout(0);
           send({ net: "opened", stream });
@@ -100,7 +101,18 @@ export function createNetRelay(options: NetRelayOptions = {}): RelayEndpoint {
           if (!entry) return;
           if (frame.net === "data") {
             options.onCarried?.({ direction: "to-destination", stream: frame.stream, destination: entry.destination, bytes: frame.bytes });
-            entry.socket.write(frame.bytes);
+            if (!entry.socket.write(frame.bytes) && !entry.waiting) {
+              entry.waiting = true;
+              send({ net: "pause", stream: frame.stream });
+              entry.socket.once("drain", () => {
+                entry.waiting = false;
+                if (streams.get(frame.stream) === entry) send({ net: "resume", stream: frame.stream });
+              });
+            }
+          } else if (frame.net === "pause") {
+            entry.socket.pause();
+          } else if (frame.net === "resume") {
+            entry.socket.resume();
           } else if (frame.net === "end") {
             entry.socket.end();
           } else {

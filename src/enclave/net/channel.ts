@@ -5,8 +5,9 @@
  * setKeepAlive, ref, unref); the enclave never writes plaintext on it, only
  * TLS (see connect.ts).
  *
- * There is no flow control across the relay: data frames are sent as they
- * are written and pushed as they arrive.
+ * Flow control: when the readable side is full the socket sends `pause` and
+ * sends `resume` when it is read again; a `pause` from the host holds writes
+ * until its `resume`.
  */
 import { Duplex } from "node:stream";
 import { hostRelayFrameSchema, MAX_RELAY_CHUNK, relayHostSchema, relayPortSchema, type EnclaveRelayFrame, type HostRelayFrame } from "./frames.ts";
@@ -27,6 +28,9 @@ export interface RelayChannel {
 
 type State = "new" | "opening" | "open" | "closed";
 
+/** What an honest relay may still deliver after `pause` (frames in flight); a host that sends past it is cut off. */
+const MAX_BUFFERED_AFTER_PAUSE = 16 * 1024 * 1024;
+
 /** What a socket needs from its channel. */
 interface ChannelLink {
   send(frame: EnclaveRelayFrame): void;
@@ -39,8 +43,12 @@ export class RelaySocket extends Duplex {
   readonly #channel: ChannelLink;
   #id = -1;
   #state: State = "new";
-  /** A write that arrived before the stream was open: its callback waits for `opened`. */
+  /** A write that waits for `opened` or the host's `resume`. */
   #held: (() => void) | undefined;
+  /** The host asked this side to stop sending. */
+  #writeBlocked = false;
+  /** This side asked the host to stop sending. */
+  #readPaused = false;
   #destination = "";
 
   constructor(channel: ChannelLink) {
@@ -91,12 +99,21 @@ export class RelaySocket extends Duplex {
         if (this.#state !== "opening") return this.#broken("opened twice");
         this.#state = "open";
         this.emit("connect");
-        this.#held?.();
-        this.#held = undefined;
+        this.#release();
         return;
       case "data":
         if (this.#state !== "open") return this.#broken("data before the stream was open");
-        this.push(frame.bytes);
+        if (this.#readPaused && this.readableLength > MAX_BUFFERED_AFTER_PAUSE) return this.#broken(`more than ${MAX_BUFFERED_AFTER_PAUSE} bytes buffered after pause`);
+        if (!this.push(frame.bytes) && !this.#readPaused) {
+          this.#readPaused = true;
+          this.#channel.send({ net: "pause", stream: this.#id });
+        }
+        return;
+      case "pause":
+      case "resume":
+        if (this.#state !== "open") return this.#broken(`${frame.net} before the stream was open`);
+        this.#writeBlocked = frame.net === "pause";
+        if (!this.#writeBlocked) this.#release();
         return;
       case "end":
         if (this.#state !== "open") return this.#broken("end before the stream was open");
@@ -123,8 +140,19 @@ export class RelaySocket extends Duplex {
     this.destroy(new NetError("NET_STREAM_CLOSED", `the relay broke the stream protocol for ${this.#destination} (${problem})`));
   }
 
+  /** Runs the held write once the stream is open and not paused. */
+  #release(): void {
+    if (this.#state !== "open" || this.#writeBlocked || !this.#held) return;
+    const held = this.#held;
+    this.#held = undefined;
+    held();
+  }
+
   override _read(): void {
-    // Data is pushed as the host delivers it.
+    if (this.#readPaused && this.#state === "open") {
+      this.#readPaused = false;
+      this.#channel.send({ net: "resume", stream: this.#id });
+    }
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -136,7 +164,7 @@ export class RelaySocket extends Duplex {
       callback();
     };
     if (chunk.length === 0) return callback();
-    if (this.#state === "opening" || this.#state === "new") this.#held = send;
+    if (this.#state === "opening" || this.#state === "new" || this.#writeBlocked) this.#held = send;
     else send();
   }
 

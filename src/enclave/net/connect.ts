@@ -235,7 +235,9 @@ class DeferredTlsSocket extends Duplex {
     this.#connect(d).then(({ socket }) => {
       if (this.destroyed) return void socket.destroy();
       this.#tls = socket;
-      socket.on("data", (chunk: Buffer) => this.push(chunk));
+      socket.on("data", (chunk: Buffer) => {
+        if (!this.push(chunk)) socket.pause();
+      });
       socket.on("end", () => this.push(null));
       socket.on("error", (e: Error) => this.destroy(e));
       socket.on("close", () => {
@@ -265,7 +267,7 @@ class DeferredTlsSocket extends Duplex {
   }
 
   override _read(): void {
-    // Data is pushed as the TLS socket delivers it.
+    this.#tls?.resume();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {

@@ -7,12 +7,15 @@
  * bytes on it; those bytes are TLS records (the enclave runs TLS itself), so
  * the host carries them without ever holding a session key.
  *
- *   enclave -> host: open { stream, host, port } | data { stream, bytes } | end { stream } | close { stream }
- *   host -> enclave: opened { stream } | data { stream, bytes } | end { stream } | closed { stream, error? }
+ *   enclave -> host: open { stream, host, port } | data | end | pause | resume | close { stream }
+ *   host -> enclave: opened { stream } | data | end | pause | resume | closed { stream, error? }
+ *   (data { stream, bytes }, end/pause/resume { stream } in both directions)
  *
  * `end` half-closes the sender's direction; `close` (enclave) aborts a stream;
  * `closed` (host) reports that the stream is gone, with a short reason when it
- * failed. Stream ids are chosen by the enclave.
+ * failed. `pause` asks the other side to stop sending data on a stream until
+ * `resume` (its receiver is full); what is already in flight still arrives.
+ * Stream ids are chosen by the enclave.
  */
 import { z } from "zod";
 
@@ -32,11 +35,15 @@ export const relayPortSchema = z.number().int().min(1).max(65535);
 
 const data = z.object({ net: z.literal("data"), stream, bytes }).strict();
 const end = z.object({ net: z.literal("end"), stream }).strict();
+const pause = z.object({ net: z.literal("pause"), stream }).strict();
+const resume = z.object({ net: z.literal("resume"), stream }).strict();
 
 export const enclaveRelayFrameSchema = z.discriminatedUnion("net", [
   z.object({ net: z.literal("open"), stream, host: relayHostSchema, port: relayPortSchema }).strict(),
   data,
   end,
+  pause,
+  resume,
   z.object({ net: z.literal("close"), stream }).strict(),
 ]);
 export type EnclaveRelayFrame = z.infer<typeof enclaveRelayFrameSchema>;
@@ -45,6 +52,8 @@ export const hostRelayFrameSchema = z.discriminatedUnion("net", [
   z.object({ net: z.literal("opened"), stream }).strict(),
   data,
   end,
+  pause,
+  resume,
   // The host's reason is untrusted text: short, and only ever shown, never acted on.
   z.object({ net: z.literal("closed"), stream, error: z.string().max(200).optional() }).strict(),
 ]);

@@ -5,7 +5,7 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type AddressInfo, type Server } from "node:net";
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { createRelayChannel, type RelayPort } from "../../../src/enclave/net/channel.ts";
 import { createEnclaveNet } from "../../../src/enclave/net/connect.ts";
 import { NetError, type NetErrorCode } from "../../../src/enclave/net/errors.ts";
@@ -147,4 +147,73 @@ test("by default the host relay refuses loopback and private addresses, after DN
   await assert.rejects(w.channel.open("localhost", port), isNetError("NET_CONNECT_FAILED", /ERR_IP_BLOCKED/));
   await assert.rejects(w.channel.open("10.1.2.3", port), isNetError("NET_CONNECT_FAILED", /ERR_IP_BLOCKED/));
   w.close();
+});
+
+test("flow control: a destination that floods an enclave which is not reading is paused at the host", async () => {
+  const total = 32 * 1024 * 1024;
+  const server = createServer((s) => {
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    let sent = 0;
+    const pump = () => {
+      while (sent < total) {
+        sent += chunk.length;
+        if (!s.write(chunk)) return void s.once("drain", pump);
+      }
+      s.end();
+    };
+    pump();
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  let carried = 0;
+  const w = wired({ privateDestinations: "allow", onCarried: (c) => void (carried += c.bytes.length) });
+  const socket = await w.channel.open("127.0.0.1", (server.address() as AddressInfo).port);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.ok(carried < 4 * 1024 * 1024, `the host carried ${carried} bytes to an enclave that read none`);
+  let read = 0;
+  for await (const chunk of socket) read += (chunk as Buffer).length;
+  assert.equal(read, total);
+  w.close();
+});
+
+test("flow control: an enclave writing to a destination that does not read is held back by the host's pause", async (t) => {
+  const held: Socket[] = [];
+  const server = createServer((s) => {
+    s.pause();
+    held.push(s);
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  let carried = 0;
+  const w = wired({ privateDestinations: "allow", onCarried: (c) => void (carried += c.direction === "to-destination" ? c.bytes.length : 0) });
+  const socket = await w.channel.open("127.0.0.1", (server.address() as AddressInfo).port);
+  t.after(() => {
+    socket.destroy();
+    held.forEach((s) => s.destroy());
+    w.close();
+  });
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  // An asynchronous writer that honours backpressure, as a well-behaved library does, for up to 32 MiB or 1 s.
+  const deadline = Date.now() + 1_000;
+  let written = 0;
+  while (written < 32 * 1024 * 1024 && Date.now() < deadline) {
+    written += chunk.length;
+    if (socket.write(chunk)) await new Promise((resolve) => setImmediate(resolve));
+    else await Promise.race([new Promise((resolve) => socket.once("drain", resolve)), new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())))]);
+  }
+  assert.ok(carried < 16 * 1024 * 1024, `the enclave pushed ${carried} bytes to a destination that read none`);
+});
+
+test("a host that keeps sending after the enclave's pause is cut off with NET_STREAM_CLOSED", async (t) => {
+  const w = wired();
+  const socket = await w.channel.open("127.0.0.1", await echoServer());
+  t.after(() => {
+    socket.destroy();
+    w.close();
+  });
+  const cut = new Promise<unknown>((resolve) => socket.once("error", resolve));
+  const frame = new Uint8Array(MAX_RELAY_CHUNK);
+  for (let i = 0; i < 80 && !socket.destroyed; i++) w.inject({ net: "data", stream: 1, bytes: frame });
+  isNetError("NET_STREAM_CLOSED", /buffered after pause/)(await Promise.race([cut, new Promise((resolve) => setTimeout(resolve, 2_000, "not cut off"))]));
+  assert.ok(w.sent.some((f) => f.net === "pause"), "the enclave asked the host to pause first");
 });
