@@ -49,6 +49,8 @@ export class RelaySocket extends Duplex {
   #writeBlocked = false;
   /** This side asked the host to stop sending. */
   #readPaused = false;
+  /** The host ended its direction. */
+  #remoteEnded = false;
   #destination = "";
 
   constructor(channel: ChannelLink) {
@@ -103,6 +105,7 @@ export class RelaySocket extends Duplex {
         return;
       case "data":
         if (this.#state !== "open") return this.#broken("data before the stream was open");
+        if (this.#remoteEnded) return this.#broken("data after end");
         if (this.#readPaused && this.readableLength > MAX_BUFFERED_AFTER_PAUSE) return this.#broken(`more than ${MAX_BUFFERED_AFTER_PAUSE} bytes buffered after pause`);
         if (!this.push(frame.bytes) && !this.#readPaused) {
           this.#readPaused = true;
@@ -117,6 +120,8 @@ export class RelaySocket extends Duplex {
         return;
       case "end":
         if (this.#state !== "open") return this.#broken("end before the stream was open");
+        if (this.#remoteEnded) return;
+        this.#remoteEnded = true;
         this.push(null);
         return;
       case "closed": {
@@ -130,7 +135,12 @@ export class RelaySocket extends Duplex {
           this.destroy(new NetError("NET_STREAM_CLOSED", `the relay closed the stream to ${this.#destination}${reason}`, { details: { destination: this.#destination } }));
         } else {
           // A clean close ends the readable side; the stream is destroyed once it is read to the end (autoDestroy).
-          this.push(null);
+          // A write still held fails now: there is no socket left to carry it.
+          if (!this.#remoteEnded) this.push(null);
+          this.#remoteEnded = true;
+          const held = this.#held;
+          this.#held = undefined;
+          held?.();
         }
       }
     }

@@ -158,6 +158,16 @@ async function checkPin(socket: tls.TLSSocket, destination: Destination, where: 
   }
 }
 
+function opened(raw: RelaySocket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    raw.once("error", reject);
+    raw.once("connect", () => {
+      raw.removeListener("error", reject);
+      resolve();
+    });
+  });
+}
+
 function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => void, where: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -174,10 +184,12 @@ export function createEnclaveNet(options: EnclaveNetOptions): EnclaveNet {
 
   async function connect(destination: Destination): Promise<PinnedConnection> {
     const identity = destination.pin.kind === "attested" ? await attestedIdentity(options, destination) : undefined;
-    const raw = await options.channel.open(destination.host, destination.port);
+    const raw = options.channel.socket().connect(destination.port, destination.host);
     const where = raw.destination;
     let socket: tls.TLSSocket | undefined;
+    // The budget covers the host's answer to `open` too: a relay that never answers cannot hold the job.
     const work = (async () => {
+      await opened(raw);
       if (destination.startTls === "postgres") await postgresStartTls(raw, where);
       socket = await handshake(raw, destination, identity);
       return { socket, ...(await checkPin(socket, destination, where)) };

@@ -6,11 +6,16 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createServer as createTlsServer } from "node:tls";
 import { createRelayChannel, type RelayPort } from "../../../src/enclave/net/channel.ts";
-import { createEnclaveNet } from "../../../src/enclave/net/connect.ts";
+import { certificateSha256, createEnclaveNet } from "../../../src/enclave/net/connect.ts";
 import { NetError, type NetErrorCode } from "../../../src/enclave/net/errors.ts";
 import { enclaveRelayFrameSchema, hostRelayFrameSchema, MAX_RELAY_CHUNK, type EnclaveRelayFrame } from "../../../src/enclave/net/frames.ts";
 import { createNetRelay, type NetRelayOptions } from "../../../src/host/net-relay.ts";
+import { selfSignedCertificate } from "./postgres-instance.ts";
 
 const servers: Server[] = [];
 after(() => servers.forEach((s) => s.close()));
@@ -216,4 +221,33 @@ test("a host that keeps sending after the enclave's pause is cut off with NET_ST
   for (let i = 0; i < 80 && !socket.destroyed; i++) w.inject({ net: "data", stream: 1, bytes: frame });
   isNetError("NET_STREAM_CLOSED", /buffered after pause/)(await Promise.race([cut, new Promise((resolve) => setTimeout(resolve, 2_000, "not cut off"))]));
   assert.ok(w.sent.some((f) => f.net === "pause"), "the enclave asked the host to pause first");
+});
+
+test("a host that resets an established pinned session: the job gets a typed error, the enclave carries on", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "cloister-tls-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const { certPem, keyPem } = selfSignedCertificate(dir, "echo.test");
+  const server = createTlsServer({ cert: certPem, key: keyPem }, (s) => s.pipe(s));
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const w = wired();
+  t.after(() => w.close());
+  const net = createEnclaveNet({ channel: w.channel });
+  const { socket } = await net.connect({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, pin: { kind: "certificate", sha256: certificateSha256(certPem) } });
+  socket.write("hello");
+  await new Promise((resolve) => socket.once("data", resolve));
+  const failed = new Promise<unknown>((resolve) => socket.once("error", resolve));
+  w.inject({ net: "closed", stream: 1, error: "ECONNRESET" });
+  isNetError("NET_STREAM_CLOSED", /ECONNRESET/)(await failed);
+  // The channel still opens new streams.
+  const again = await w.channel.open("127.0.0.1", await echoServer());
+  again.destroy();
+});
+
+test("a relay that never answers open cannot hold the job: the budget runs out with NET_TLS_FAILED", async () => {
+  const sent: EnclaveRelayFrame[] = [];
+  const channel = createRelayChannel({ send: (frame) => void sent.push(frame), onFrame: () => {} });
+  const net = createEnclaveNet({ channel, handshakeTimeoutMs: 200 });
+  await assert.rejects(net.connect({ host: "db.example", port: 5432, pin: { kind: "certificate", sha256: "00".repeat(32) } }), isNetError("NET_TLS_FAILED", /within 200 ms/));
+  assert.deepEqual(sent.map((f) => f.net), ["open", "close"], "the enclave withdraws the open it gave up on");
 });
