@@ -7,13 +7,13 @@
  * Nothing secret is ever written to a frame, a log or an unsealed file.
  */
 import { bytesToHex } from "viem";
+import { createAttestedCertificate } from "../attestation/atls/certificate.ts";
 import type { AttestationProvider } from "../attestation/types.ts";
 import { fromHex, toHex } from "../crypto/bytes.ts";
 import { enclaveReportData } from "../protocol/binding.ts";
 import { loadAttestationProvider, fallbackTee } from "./attestation.ts";
 import { checkPayload, requestFrameSchema, type EnclaveIdentity, type GateMethod, type InitParams, type ResponseFrame } from "./call-gate.ts";
 import { EnclaveError } from "./errors.ts";
-import { createAttestedCertificate } from "../attestation/atls/certificate.ts";
 import { createRelayChannel } from "./net/channel.ts";
 import { createEnclaveNet, type EnclaveTlsIdentity } from "./net/connect.ts";
 import { isRelayFrame } from "./net/frames.ts";
@@ -43,7 +43,11 @@ const relayChannel = createRelayChannel(processRelayPort());
 function tlsIdentity(provider: AttestationProvider | EnclaveError): (() => Promise<EnclaveTlsIdentity>) | undefined {
   if (provider instanceof EnclaveError) return undefined;
   let made: Promise<EnclaveTlsIdentity> | undefined;
-  return () => (made ??= createAttestedCertificate({ provider }));
+  return () =>
+    (made ??= createAttestedCertificate({ provider }).catch((e: unknown) => {
+      made = undefined;
+      throw e;
+    }));
 }
 
 async function initialize(params: InitParams): Promise<State> {
