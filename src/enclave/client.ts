@@ -26,6 +26,8 @@ import {
   type RefuseTaskResult,
 } from "./call-gate.ts";
 import { EnclaveError, type EnclaveErrorCode } from "./errors.ts";
+import type { RelayEndpoint } from "./net/frames.ts";
+import { linkRelay } from "./net/relay-link.ts";
 
 const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url));
 
@@ -37,6 +39,8 @@ export interface StartEnclaveOptions {
   attestation: AttestationConfig;
   /** Sees every frame the host sends and receives (tests use it to check confidentiality). */
   onFrame?: (direction: FrameDirection, frame: unknown) => void;
+  /** The host's byte relay for the enclave's own TLS connections (src/host/net-relay.ts); without it every open is refused. */
+  relay?: RelayEndpoint;
   /** Per-call timeouts in ms. */
   timeouts?: { initMs?: number; attestMs?: number; runTaskMs?: number };
 }
@@ -80,11 +84,13 @@ export async function startEnclave(options: StartEnclaveOptions): Promise<Enclav
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const pending = new Map<number, Pending>();
+  const relay = linkRelay(child, options.relay, options.onFrame);
   let nextId = 1;
   let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once("exit", (code, signal) => {
       exitInfo = { code, signal };
+      relay.close();
       for (const [id, p] of pending) {
         clearTimeout(p.timer);
         p.reject(new EnclaveError("ENCLAVE_EXITED", `the enclave process exited (code ${code}, signal ${signal}) before answering ${p.method}`));
@@ -99,6 +105,7 @@ export async function startEnclave(options: StartEnclaveOptions): Promise<Enclav
 
   child.on("message", (raw: unknown) => {
     options.onFrame?.("from-enclave", raw);
+    if (relay.route(raw)) return;
     const frame = responseFrameSchema.safeParse(raw);
     if (!frame.success) return;
     const p = pending.get(frame.data.id);

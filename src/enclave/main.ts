@@ -2,15 +2,22 @@
  * The enclave process. Started by client.ts with child_process.fork; talks
  * only through the call gate over the IPC channel. It measures its own code,
  * unseals (or creates) its keys, and serves init, attest, runTask and refuseTask.
+ * Relay frames (`{ net: ... }`) on the same channel carry its own TLS
+ * connections (src/enclave/net/) and never reach the gate.
  * Nothing secret is ever written to a frame, a log or an unsealed file.
  */
 import { bytesToHex } from "viem";
+import { createAttestedCertificate } from "../attestation/atls/certificate.ts";
 import type { AttestationProvider } from "../attestation/types.ts";
 import { fromHex, toHex } from "../crypto/bytes.ts";
 import { enclaveReportData } from "../protocol/binding.ts";
 import { loadAttestationProvider, fallbackTee } from "./attestation.ts";
 import { checkPayload, requestFrameSchema, type EnclaveIdentity, type GateMethod, type InitParams, type ResponseFrame } from "./call-gate.ts";
 import { EnclaveError } from "./errors.ts";
+import { createRelayChannel } from "./net/channel.ts";
+import { createEnclaveNet, type EnclaveTlsIdentity } from "./net/connect.ts";
+import { isRelayFrame } from "./net/frames.ts";
+import { processRelayPort } from "./net/process-port.ts";
 import { loadOrCreateKeys } from "./keys.ts";
 import { measureEnclaveCode } from "./measurement.ts";
 import { sealingRootFor } from "./sealing-root.ts";
@@ -26,6 +33,23 @@ interface State {
 
 let state: Promise<State> | undefined;
 
+const relayChannel = createRelayChannel(processRelayPort());
+
+/**
+ * The certificate the enclave presents to attested peers: for now a fresh
+ * P-256 key per process, certified by the provider's evidence. The one place
+ * to swap in the sealed long-lived TLS key once it is in the key set.
+ */
+function tlsIdentity(provider: AttestationProvider | EnclaveError): (() => Promise<EnclaveTlsIdentity>) | undefined {
+  if (provider instanceof EnclaveError) return undefined;
+  let made: Promise<EnclaveTlsIdentity> | undefined;
+  return () =>
+    (made ??= createAttestedCertificate({ provider }).catch((e: unknown) => {
+      made = undefined;
+      throw e;
+    }));
+}
+
 async function initialize(params: InitParams): Promise<State> {
   const measurement = await measureEnclaveCode();
   const sealingKey = await sealingRootFor(params.attestation).sealingKey(measurement);
@@ -40,7 +64,9 @@ async function initialize(params: InitParams): Promise<State> {
     teeType: tee.teeType,
     simulated: tee.simulated,
   };
-  return { ctx: { keys, measurement, ...tee }, identity, provider, dataDir: params.dataDir };
+  const certificate = tlsIdentity(provider);
+  const net = createEnclaveNet({ channel: relayChannel, ...(certificate ? { certificate } : {}) });
+  return { ctx: { keys, measurement, ...tee, net }, identity, provider, dataDir: params.dataDir };
 }
 
 async function handle(method: GateMethod, params: unknown): Promise<unknown> {
@@ -83,6 +109,7 @@ function reply(frame: ResponseFrame): void {
 }
 
 process.on("message", (raw: unknown) => {
+  if (isRelayFrame(raw)) return;
   const frame = requestFrameSchema.safeParse(raw);
   if (!frame.success) {
     const id = typeof (raw as { id?: unknown })?.id === "number" ? (raw as { id: number }).id : 0;

@@ -28,12 +28,15 @@ import { runJsProgram } from "./executors/js-isolate.ts";
 import { ProgramError } from "./executors/program-error.ts";
 import { isWasmProgram, runWasmProgram } from "./executors/wasm.ts";
 import type { EnclaveKeys } from "./keys.ts";
+import type { EnclaveNet } from "./net/connect.ts";
 
 export interface EnclaveContext {
   keys: EnclaveKeys;
   measurement: string;
   teeType: string;
   simulated: boolean;
+  /** The enclave's own pinned TLS connections through the host's relay, for job code that talks to the network (absent where a context is built without one, as in unit tests). */
+  net?: EnclaveNet;
 }
 
 /**

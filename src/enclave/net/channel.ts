@@ -1,0 +1,237 @@
+/**
+ * The enclave's end of the byte relay: raw streams to host:port, carried by
+ * the host as relay frames (frames.ts). A RelaySocket is a Duplex with the
+ * few net.Socket methods socket-taking libraries call (connect, setNoDelay,
+ * setKeepAlive, ref, unref); the enclave never writes plaintext on it, only
+ * TLS (see connect.ts).
+ *
+ * Flow control: when the readable side is full the socket sends `pause` and
+ * sends `resume` when it is read again; a `pause` from the host holds writes
+ * until its `resume`.
+ */
+import { Duplex } from "node:stream";
+import { hostRelayFrameSchema, MAX_RELAY_CHUNK, relayHostSchema, relayPortSchema, type EnclaveRelayFrame, type HostRelayFrame } from "./frames.ts";
+import { NetError } from "./errors.ts";
+
+/** How the channel reaches the host: send a frame, hear the host's relay frames (unvalidated; the channel validates them). */
+export interface RelayPort {
+  send(frame: EnclaveRelayFrame): void;
+  onFrame(listener: (raw: unknown) => void): void;
+}
+
+export interface RelayChannel {
+  /** An unconnected socket; `connect(port, host)` asks the host to open the stream. */
+  socket(): RelaySocket;
+  /** Opens a stream to host:port; resolves once the host reports it open. */
+  open(host: string, port: number): Promise<RelaySocket>;
+}
+
+type State = "new" | "opening" | "open" | "closed";
+
+/** What an honest relay may still deliver after `pause` (frames in flight); a host that sends past it is cut off. */
+const MAX_BUFFERED_AFTER_PAUSE = 16 * 1024 * 1024;
+
+/** What a socket needs from its channel. */
+interface ChannelLink {
+  send(frame: EnclaveRelayFrame): void;
+  register(id: number, socket: RelaySocket): void;
+  forget(id: number): void;
+  nextId(): number;
+}
+
+export class RelaySocket extends Duplex {
+  readonly #channel: ChannelLink;
+  #id = -1;
+  #state: State = "new";
+  /** A write that waits for `opened` or the host's `resume`. */
+  #held: (() => void) | undefined;
+  /** The host asked this side to stop sending. */
+  #writeBlocked = false;
+  /** This side asked the host to stop sending. */
+  #readPaused = false;
+  /** The host ended its direction. */
+  #remoteEnded = false;
+  #destination = "";
+
+  constructor(channel: ChannelLink) {
+    super({ allowHalfOpen: true });
+    this.#channel = channel;
+  }
+
+  get destination(): string {
+    return this.#destination;
+  }
+
+  /** Asks the host to open a stream to host:port; emits "connect" when it is open. */
+  connect(port: number, host: string): this {
+    if (this.#state !== "new") throw new NetError("NET_BAD_DESTINATION", "this relay socket was already connected; open a new one");
+    const h = relayHostSchema.safeParse(host);
+    const p = relayPortSchema.safeParse(port);
+    if (!h.success || !p.success) {
+      throw new NetError("NET_BAD_DESTINATION", `not a destination the relay can open: ${String(host)}:${String(port)}; give a host name or IP and a port 1..65535`);
+    }
+    this.#id = this.#channel.nextId();
+    this.#state = "opening";
+    this.#destination = `${h.data}:${p.data}`;
+    this.#channel.register(this.#id, this);
+    this.#channel.send({ net: "open", stream: this.#id, host: h.data, port: p.data });
+    return this;
+  }
+
+  setNoDelay(): this {
+    return this;
+  }
+
+  setKeepAlive(): this {
+    return this;
+  }
+
+  ref(): this {
+    return this;
+  }
+
+  unref(): this {
+    return this;
+  }
+
+  /** A validated frame from the host for this stream. */
+  receive(frame: HostRelayFrame): void {
+    switch (frame.net) {
+      case "opened":
+        if (this.#state !== "opening") return this.#broken("opened twice");
+        this.#state = "open";
+        this.emit("connect");
+        this.#release();
+        return;
+      case "data":
+        if (this.#state !== "open") return this.#broken("data before the stream was open");
+        if (this.#remoteEnded) return this.#broken("data after end");
+        if (this.#readPaused && this.readableLength > MAX_BUFFERED_AFTER_PAUSE) return this.#broken(`more than ${MAX_BUFFERED_AFTER_PAUSE} bytes buffered after pause`);
+        if (!this.push(frame.bytes) && !this.#readPaused) {
+          this.#readPaused = true;
+          this.#channel.send({ net: "pause", stream: this.#id });
+        }
+        return;
+      case "pause":
+      case "resume":
+        if (this.#state !== "open") return this.#broken(`${frame.net} before the stream was open`);
+        this.#writeBlocked = frame.net === "pause";
+        if (!this.#writeBlocked) this.#release();
+        return;
+      case "end":
+        if (this.#state !== "open") return this.#broken("end before the stream was open");
+        if (this.#remoteEnded) return;
+        this.#remoteEnded = true;
+        this.push(null);
+        return;
+      case "closed": {
+        const wasOpening = this.#state === "opening";
+        this.#state = "closed";
+        this.#channel.forget(this.#id);
+        const reason = frame.error ? `: ${frame.error}` : "";
+        if (wasOpening) {
+          this.destroy(new NetError("NET_CONNECT_FAILED", `the host's relay could not open ${this.#destination}${reason}`, { details: { destination: this.#destination } }));
+        } else if (frame.error) {
+          this.destroy(new NetError("NET_STREAM_CLOSED", `the relay closed the stream to ${this.#destination}${reason}`, { details: { destination: this.#destination } }));
+        } else {
+          // A clean close ends the readable side; the stream is destroyed once it is read to the end (autoDestroy).
+          // A write still held fails now: there is no socket left to carry it.
+          if (!this.#remoteEnded) this.push(null);
+          this.#remoteEnded = true;
+          const held = this.#held;
+          this.#held = undefined;
+          held?.();
+        }
+      }
+    }
+  }
+
+  #broken(problem: string): void {
+    this.destroy(new NetError("NET_STREAM_CLOSED", `the relay broke the stream protocol for ${this.#destination} (${problem})`));
+  }
+
+  /** Runs the held write once the stream is open and not paused. */
+  #release(): void {
+    if (this.#state !== "open" || this.#writeBlocked || !this.#held) return;
+    const held = this.#held;
+    this.#held = undefined;
+    held();
+  }
+
+  override _read(): void {
+    if (this.#readPaused && this.#state === "open") {
+      this.#readPaused = false;
+      this.#channel.send({ net: "resume", stream: this.#id });
+    }
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    const send = () => {
+      if (this.#state !== "open") return callback(new NetError("NET_STREAM_CLOSED", `the stream to ${this.#destination} is closed`));
+      for (let at = 0; at < chunk.length; at += MAX_RELAY_CHUNK) {
+        this.#channel.send({ net: "data", stream: this.#id, bytes: new Uint8Array(chunk.subarray(at, at + MAX_RELAY_CHUNK)) });
+      }
+      callback();
+    };
+    if (chunk.length === 0) return callback();
+    if (this.#state === "opening" || this.#state === "new" || this.#writeBlocked) this.#held = send;
+    else send();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    if (this.#state === "open") this.#channel.send({ net: "end", stream: this.#id });
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.#state === "opening" || this.#state === "open") {
+      // Both directions ended cleanly: the host's socket closes by itself once it has flushed; anything else is an abort.
+      const clean = !error && this.readableEnded && this.writableFinished;
+      if (!clean) this.#channel.send({ net: "close", stream: this.#id });
+      this.#channel.forget(this.#id);
+    }
+    this.#state = "closed";
+    this.#held = undefined;
+    callback(error);
+  }
+}
+
+export function createRelayChannel(port: RelayPort): RelayChannel {
+  const sockets = new Map<number, RelaySocket>();
+  let next = 1;
+  const link: ChannelLink = {
+    send: (frame: EnclaveRelayFrame) => port.send(frame),
+    register: (id: number, socket: RelaySocket) => void sockets.set(id, socket),
+    forget: (id: number) => void sockets.delete(id),
+    nextId: () => next++,
+  };
+  port.onFrame((raw) => {
+    const parsed = hostRelayFrameSchema.safeParse(raw);
+    if (!parsed.success) {
+      // A frame the enclave cannot read: the stream it names (if any) can no longer be trusted to be whole.
+      const id = (raw as { stream?: unknown }).stream;
+      if (typeof id === "number") sockets.get(id)?.destroy(new NetError("NET_STREAM_CLOSED", "the host sent a malformed relay frame; the stream was dropped"));
+      return;
+    }
+    sockets.get(parsed.data.stream)?.receive(parsed.data);
+  });
+  const socket = () => new RelaySocket(link);
+  return {
+    socket,
+    open: (host, p) =>
+      new Promise((resolve, reject) => {
+        const s = socket();
+        const onError = (e: Error) => reject(e);
+        s.once("error", onError);
+        s.once("connect", () => {
+          s.removeListener("error", onError);
+          resolve(s);
+        });
+        try {
+          s.connect(p, host);
+        } catch (e) {
+          reject(e as Error);
+        }
+      }),
+  };
+}

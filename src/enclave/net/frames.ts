@@ -1,0 +1,80 @@
+/**
+ * The byte relay's frames. They travel on the enclave's IPC channel beside
+ * the call gate's request/response frames and are told apart by their `net`
+ * key. Both sides validate what they receive with these schemas.
+ *
+ * The enclave asks for a stream to host:port and then sends and receives raw
+ * bytes on it; those bytes are TLS records (the enclave runs TLS itself), so
+ * the host carries them without ever holding a session key.
+ *
+ *   enclave -> host: open { stream, host, port } | data | end | pause | resume | close { stream }
+ *   host -> enclave: opened { stream } | data | end | pause | resume | closed { stream, error? }
+ *   (data { stream, bytes }, end/pause/resume { stream } in both directions)
+ *
+ * `end` half-closes the sender's direction; `close` (enclave) aborts a stream;
+ * `closed` (host) reports that the stream is gone, with a short reason when it
+ * failed. `pause` asks the other side to stop sending data on a stream until
+ * `resume` (its receiver is full); what is already in flight still arrives.
+ * Stream ids are chosen by the enclave.
+ */
+import { z } from "zod";
+
+/** Largest data frame either side sends or accepts. */
+export const MAX_RELAY_CHUNK = 256 * 1024;
+
+const stream = z.number().int().nonnegative().max(2 ** 31 - 1);
+const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length > 0 && v.length <= MAX_RELAY_CHUNK, `must be a Uint8Array of 1..${MAX_RELAY_CHUNK} bytes`);
+
+/** A DNS name or an IPv4/IPv6 literal; no ports, paths or spaces. */
+export const relayHostSchema = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|[0-9A-Fa-f:.]+)$/, "must be a host name or an IP address");
+export const relayPortSchema = z.number().int().min(1).max(65535);
+
+const data = z.object({ net: z.literal("data"), stream, bytes }).strict();
+const end = z.object({ net: z.literal("end"), stream }).strict();
+const pause = z.object({ net: z.literal("pause"), stream }).strict();
+const resume = z.object({ net: z.literal("resume"), stream }).strict();
+
+export const enclaveRelayFrameSchema = z.discriminatedUnion("net", [
+  z.object({ net: z.literal("open"), stream, host: relayHostSchema, port: relayPortSchema }).strict(),
+  data,
+  end,
+  pause,
+  resume,
+  z.object({ net: z.literal("close"), stream }).strict(),
+]);
+export type EnclaveRelayFrame = z.infer<typeof enclaveRelayFrameSchema>;
+
+export const hostRelayFrameSchema = z.discriminatedUnion("net", [
+  z.object({ net: z.literal("opened"), stream }).strict(),
+  data,
+  end,
+  pause,
+  resume,
+  // The host's reason is untrusted text: short, and only ever shown, never acted on.
+  z.object({ net: z.literal("closed"), stream, error: z.string().max(200).optional() }).strict(),
+]);
+export type HostRelayFrame = z.infer<typeof hostRelayFrameSchema>;
+
+/** True for anything shaped as a relay frame (`{ net: ... }`), valid or not: such frames never go to the call gate. */
+export function isRelayFrame(raw: unknown): boolean {
+  return typeof raw === "object" && raw !== null && "net" in raw;
+}
+
+/**
+ * The host's side of the relay, as the enclave client sees it: `attach` is
+ * called once per enclave process with the function that sends frames to it.
+ */
+export interface RelayEndpoint {
+  attach(send: (frame: HostRelayFrame) => void): RelaySession;
+}
+
+export interface RelaySession {
+  /** A validated frame from the enclave. */
+  receive(frame: EnclaveRelayFrame): void;
+  /** The enclave is gone: drop every stream. */
+  close(): void;
+}

@@ -1,0 +1,101 @@
+/**
+ * A small stand-in enclave for the network tests: a forked child that uses
+ * src/enclave/net exactly as job code in the enclave would (relay frames on
+ * its IPC channel, TLS inside the process) and runs one test job per message
+ * `{ id, job, params }`, answering `{ id, result }` or `{ id, error }`.
+ * These job messages are the test's own control channel, not the relay.
+ */
+import pg from "pg";
+import { createAttestedCertificate, type EvidenceVerifier } from "../../../src/attestation/atls/certificate.ts";
+import { productionPolicy } from "../../../src/attestation/policy.ts";
+import { createSimPki, simRootDer } from "../../../src/attestation/sim/pki.ts";
+import { SimulatedProvider } from "../../../src/attestation/sim/provider.ts";
+import { verifyEvidence } from "../../../src/attestation/verify.ts";
+import { createRelayChannel } from "../../../src/enclave/net/channel.ts";
+import { createEnclaveNet } from "../../../src/enclave/net/connect.ts";
+import { isRelayFrame } from "../../../src/enclave/net/frames.ts";
+import { processRelayPort } from "../../../src/enclave/net/process-port.ts";
+import { isCloisterError } from "../../../src/util/base-error.ts";
+
+const channel = createRelayChannel(processRelayPort());
+
+interface AttestedJob {
+  host: string;
+  port: number;
+  pkiSeed: string;
+  /** This enclave's (simulated) measurement. */
+  measurement: string;
+  /** The only measurement this enclave accepts from the server. */
+  peerMeasurement: string;
+  canary: string;
+}
+
+async function attested(p: AttestedJob) {
+  const pki = await createSimPki({ seed: p.pkiSeed });
+  const provider = new SimulatedProvider({ pki, mrEnclave: p.measurement });
+  const policy = { ...productionPolicy(), allowSimulation: true, simulatedRoots: [simRootDer(pki)], measurements: [p.peerMeasurement] };
+  const verify: EvidenceVerifier = (evidence, expectedReportData) => verifyEvidence(evidence, { policy, expectedReportData });
+  const net = createEnclaveNet({ channel, certificate: () => createAttestedCertificate({ provider }) });
+  const { socket, peer } = await net.connect({ host: p.host, port: p.port, pin: { kind: "attested", verify } });
+  const protocol = socket.getProtocol();
+  socket.end(p.canary);
+  let reply = "";
+  for await (const chunk of socket) reply += String(chunk);
+  return { reply, peerMeasurement: peer?.claims.measurement, protocol };
+}
+
+interface PostgresJob {
+  host: string;
+  port: number;
+  pinSha256: string;
+  user: string;
+  password: string;
+  database: string;
+  canary: string;
+}
+
+async function postgres(p: PostgresJob) {
+  const net = createEnclaveNet({ channel });
+  const client = new pg.Client({ ...net.postgres({ host: p.host, port: p.port, pin: { kind: "certificate", sha256: p.pinSha256 } }), user: p.user, password: p.password, database: p.database });
+  await client.connect();
+  try {
+    await client.query("CREATE TABLE IF NOT EXISTS secrets (id serial PRIMARY KEY, value text NOT NULL)");
+    await client.query("INSERT INTO secrets (value) VALUES ($1)", [p.canary]);
+    const selected = await client.query<{ value: string }>("SELECT value FROM secrets WHERE value = $1", [p.canary]);
+    const ssl = await client.query<{ ssl: boolean; version: string }>("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+    return { selected: selected.rows.map((r) => r.value), serverSeesTls: ssl.rows[0]?.ssl, tlsVersion: ssl.rows[0]?.version };
+  } finally {
+    await client.end();
+  }
+}
+
+/** No TLS at all: the control that shows the recorder would catch plaintext. */
+async function raw(p: { host: string; port: number; canary: string }) {
+  const socket = await channel.open(p.host, p.port);
+  socket.end(p.canary);
+  let reply = "";
+  for await (const chunk of socket) reply += String(chunk);
+  return { reply };
+}
+
+const jobs: Record<string, (params: never) => Promise<unknown>> = { attested, postgres, raw };
+
+process.on("message", (raw: unknown) => {
+  if (isRelayFrame(raw)) return;
+  const { id, job, params } = raw as { id: number; job: string; params: never };
+  const run = jobs[job];
+  if (!run) return void process.send?.({ id, error: { name: "Error", message: `no job ${job}` } });
+  run(params).then(
+    (result) => process.send?.({ id, result }),
+    (e: unknown) => {
+      const err = e instanceof Error ? e : new Error(String(e));
+      const cause = err.cause as { code?: unknown } | undefined;
+      process.send?.({
+        id,
+        error: { name: err.name, message: err.message, ...(isCloisterError(err) ? { code: err.code, details: err.details } : {}), ...(typeof cause?.code === "string" ? { causeCode: cause.code } : {}) },
+      });
+    },
+  );
+});
+
+process.on("disconnect", () => process.exit(0));
