@@ -119,26 +119,34 @@ const teeType = z.enum(["SGX", "TDX", "SEV-SNP"], {
   error: (issue) => `${JSON.stringify(issue.input)} is not a TEE type (SGX, TDX or SEV-SNP)`,
 });
 
+/** Accepted measurements: hex (lowercased, 0x dropped) or "cloister-released", which expands to the released images' measurements. */
+const measurementList = z.array(z.string().transform((s, ctx): string | string[] => {
+  if (s === RELEASED_MEASUREMENTS_NAME) return releasedEnclaveMeasurements();
+  const t = s.trim().replace(/^0x/i, "").toLowerCase();
+  if (!/^([0-9a-f]{64}|[0-9a-f]{96})$/.test(t)) {
+    ctx.addIssue({ code: "custom", message: `${JSON.stringify(s)} is not "${RELEASED_MEASUREMENTS_NAME}" or a 32-byte (MRENCLAVE) or 48-byte (MRTD, SNP) hex measurement` });
+    return z.NEVER;
+  }
+  return t;
+})).transform((list) => list.flat());
+
+const signerRule = z.strictObject({
+  signer: hexBytes(32),
+  productId: z.number().int().min(0).max(0xffff).optional(),
+  minSvn: z.number().int().min(0).max(0xffff).optional(),
+});
+
+/** The field validators a policy file and a manifest (manifest.ts) share, so both spell a field the same way. */
+export const policyFields = { hexBytes, certificate, productionRoot, tcbStatus, teeType, measurementList, signerRule };
+
 const policySchema = z.strictObject({
   $schema: z.string().optional(),
   trustedRoots: z.array(productionRoot).min(1).optional(),
   allowSimulation: z.boolean().default(false),
   simulatedRoots: z.array(certificate).default([]),
   teeTypes: z.array(teeType).min(1).optional(),
-  measurements: z.array(z.string().transform((s, ctx): string | string[] => {
-    if (s === RELEASED_MEASUREMENTS_NAME) return releasedEnclaveMeasurements();
-    const t = s.trim().replace(/^0x/i, "").toLowerCase();
-    if (!/^([0-9a-f]{64}|[0-9a-f]{96})$/.test(t)) {
-      ctx.addIssue({ code: "custom", message: `${JSON.stringify(s)} is not "${RELEASED_MEASUREMENTS_NAME}" or a 32-byte (MRENCLAVE) or 48-byte (MRTD, SNP) hex measurement` });
-      return z.NEVER;
-    }
-    return t;
-  })).transform((list) => list.flat()).optional(),
-  signers: z.array(z.strictObject({
-    signer: hexBytes(32),
-    productId: z.number().int().min(0).max(0xffff).optional(),
-    minSvn: z.number().int().min(0).max(0xffff).optional(),
-  })).optional(),
+  measurements: measurementList.optional(),
+  signers: z.array(signerRule).optional(),
   anyCode: z.boolean().default(false),
   acceptedTcbStatuses: z.array(tcbStatus).min(1).default(["UpToDate"]),
   acceptedAdvisoryIds: z.array(z.string().regex(/^[A-Z]+-SA-\d+$/, "is not an advisory ID like INTEL-SA-00615")).default([]),

@@ -16,4 +16,6 @@ export const DOMAIN = {
   atls: "cloister/atls/v1",
   /** Sealing key derivation inside the enclave. */
   sealing: "cloister/sealing/v1",
+  /** Digest of a policy manifest: SHA-256(tag || 0x00 || canonical JSON of the normalized manifest). */
+  manifest: "cloister/manifest/v1",
 } as const;
