@@ -10,7 +10,9 @@ export type ManifestErrorCode =
   /** A consumer asked for a role the manifest does not name. */
   | "MANIFEST_ROLE_UNKNOWN"
   /** An old policy file with a field a manifest has no place for; the message says how to convert it. */
-  | "MANIFEST_LEGACY_UNCONVERTIBLE";
+  | "MANIFEST_LEGACY_UNCONVERTIBLE"
+  /** Work asked for more than the manifest's limits allow. */
+  | "LIMITS_EXCEEDED";
 
 export class ManifestError extends CloisterError<ManifestErrorCode> {
   constructor(code: ManifestErrorCode, message: string, options?: CloisterErrorOptions) {

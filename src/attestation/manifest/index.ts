@@ -9,3 +9,4 @@ export { policyForAllRoles, policyForRole, policyForRoles, TASK_ROLE } from "./r
 export { productionManifest, RELEASED_PACKAGE, starterManifestText } from "./defaults.ts";
 export { CONVERTED_PACKAGE, isLegacyPolicyJson, manifestFromLegacyPolicy } from "./legacy.ts";
 export { howToConvert, loadManifestFile, manifestFromJson, parseManifestText, type LoadedManifest } from "./file.ts";
+export { taskLimitsUnder } from "./limits.ts";
