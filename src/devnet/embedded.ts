@@ -8,7 +8,7 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Manifest } from "../attestation/manifest/index.ts";
+import { manifestDigest, type Manifest } from "../attestation/manifest/index.ts";
 import type { Policy } from "../attestation/policy.ts";
 import { AttestationService } from "../cas/service.ts";
 import { createWriterClient, type WriterClient } from "../chain/clients.ts";
@@ -78,7 +78,7 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
 
     const simDir = join(dataDir, "sim-tee");
     const { manifest, policy, measurement } = await localNetworkManifest(simDir);
-    step(`attestation policy: simulated vendor root of this network (SIMULATED TEE), enclave measurement ${measurement}`);
+    step(`policy manifest ${manifestDigest(manifest)}: simulated vendor root of this network (SIMULATED TEE), enclave measurement ${measurement}`);
     const cas = new AttestationService({ writer: writer(chain.accounts.attester), registry: deployment.registry, store, manifest });
 
     const nodes: NodeDaemon[] = [];
