@@ -135,7 +135,7 @@ export class CloisterClient {
     const { category, deadlineMultiple, maxAttempts } = options;
     const maxPrice = options.maxPrice ?? askedPrice;
     const terms = Object.fromEntries(Object.entries({ maxPrice, token, category, deadlineMultiple, maxAttempts }).filter(([, v]) => v !== undefined));
-    const published = await publishTask({ ...ctx, uploadedPrograms: this.#uploadedPrograms }, prepared, { ...options.terms, ...terms });
+    const published = await publishTask({ ...ctx, uploadedPrograms: this.#uploadedPrograms, inlineInputBytes: manifest.limits.task.inlineInputBytes }, prepared, { ...options.terms, ...terms });
     const task = await this.#submit(published);
     options.onProgress?.({ step: "submitted", task });
     const event = await this.#completions.wait(task.taskId, task.submitBlock, options.timeoutMs ?? 60_000);

@@ -190,3 +190,22 @@ test("the attestation service takes the registration lifetime, the evidence size
   const none = withService(parseManifest({ ...network.manifest, roles: { task: { packages: [] } } }));
   await assert.rejects(none.register({ signer, hpkePublicKey, operator: operatorA, ...(await attestTo(none)) }), (e) => e instanceof CasError && e.code === "EVIDENCE_REFUSED" && /no code pinned/.test(e.message));
 });
+
+test("a client puts an encrypted input inline in the envelope only up to its manifest's inlineInputBytes", async () => {
+  const inputs = new Map<string, string[]>();
+  for (const [name, inlineInputBytes] of [["default", undefined], ["none", 0]] as const) {
+    const task = { ...network.manifest.limits.task, ...(inlineInputBytes === undefined ? {} : { inlineInputBytes }) };
+    const manifest = parseManifest({ ...network.manifest, limits: { ...network.manifest.limits, task } });
+    const client = new CloisterClient({ writer: network.requester, deployment: network.deployment, store: network.store, manifest });
+    const result = await client.runTask({
+      program,
+      input: new TextEncoder().encode(name),
+      onProgress: (p) => {
+        if (p.step === "submitted") inputs.set(name, Object.keys(p.task.envelope.input));
+      },
+    });
+    assert.equal(new TextDecoder().decode(result.output), name);
+  }
+  assert.ok(inputs.get("default")?.includes("inline"), JSON.stringify([...inputs]));
+  assert.ok(inputs.get("none")?.includes("cid"), JSON.stringify([...inputs]));
+});
