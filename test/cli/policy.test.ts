@@ -1,12 +1,13 @@
 /** `cloister policy show`: the manifest a command would trust and its digest; its --json output is a manifest file (the conversion of an old policy file). */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { manifestDigest, parseManifest, policyForRole, productionManifest } from "../../src/attestation/manifest/index.ts";
+import { writeNetworkFile } from "../../src/devnet/network-file.ts";
 
 const cli = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
 const measurement = "ab".repeat(32);
@@ -50,6 +51,23 @@ test("--json prints an old policy file as a manifest file, which loads to the sa
   assert.equal(again.code, 0, again.stderr);
   assert.equal(again.stderr, "", "a manifest file needs no conversion note");
   assert.ok(again.stdout.includes(manifestDigest(converted)));
+});
+
+test("--network shows the manifest the network file names, by the digest it names", async () => {
+  const netDir = join(dir, "net");
+  await mkdir(netDir);
+  const manifest = parseManifest({ version: 1, name: "a-devnet", packages: { enclave: { measurements: [measurement] } }, roles: { task: { packages: ["enclave"] } }, registration: { lifetimeSeconds: 7200 } });
+  const registry = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+  await writeNetworkFile(netDir, {
+    chainId: 31337, rpcUrl: "http://127.0.0.1:8545", wsUrl: "ws://127.0.0.1:8545", ipfsUrl: "http://127.0.0.1:8546", casUrl: "http://127.0.0.1:8547",
+    deployment: { chainId: 31337, registry, market: registry, deployBlock: 1n }, testToken: registry, manifest,
+  });
+  const run = await runCli(["policy", "show", "--network", netDir]);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /"a-devnet"/);
+  assert.ok(run.stdout.includes(manifestDigest(manifest)), run.stdout);
+  assert.match(run.stdout, new RegExp(`package +enclave: ${measurement}`));
+  assert.match(run.stdout, /registration +7200 s/);
 });
 
 test("an invalid manifest or a bad command is a usage error (exit 2)", async () => {
