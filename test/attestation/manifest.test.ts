@@ -8,6 +8,7 @@ import {
   parseManifestText, policyForAllRoles, policyForRole, productionManifest, starterManifestText, TASK_ROLE,
 } from "../../src/attestation/manifest/index.ts";
 import { intelSgxRootCaDer } from "../../src/attestation/dcap/intel-root.ts";
+import { loadOrCreateSimPki, simRootDer } from "../../src/attestation/sim/pki.ts";
 import { evaluatePolicy, productionPolicy } from "../../src/attestation/policy.ts";
 import { releasedEnclaveMeasurements } from "../../src/attestation/releases.ts";
 import type { Claims } from "../../src/attestation/types.ts";
@@ -185,6 +186,19 @@ test("an old policy file loads as a manifest whose task role pins its code; expe
     await writeFile(file, "{ \"version\": 1, \"roles\": { \"task\": { \"packages\": [\"x\"] } } }");
     await assert.rejects(loadManifestFile(file), (e: unknown) => e instanceof ManifestError && e.message.startsWith(`${file}: `) && /roles\.task\.packages\[0\]/.test(e.message));
     await assert.rejects(loadManifestFile(join(dir, "missing.json")), (e: unknown) => e instanceof ManifestError && /cannot read policy manifest/.test(e.message));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("a simulated root among a manifest's production trustedRoots is refused: simulation is only ever allowed explicitly", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "cloister-manifest-sim-"));
+  try {
+    const root = Buffer.from(simRootDer(await loadOrCreateSimPki(dir))).toString("base64");
+    assert.throws(() => parseManifest({ version: 1, roles: { task: {} }, attestation: { trustedRoots: [root] } }),
+      (e: unknown) => e instanceof ManifestError && /manifest\.attestation\.trustedRoots\[0\]: is a SIMULATED vendor root/.test(e.message));
+    const dev = parseManifest({ version: 1, roles: { task: {} }, attestation: { allowSimulation: true, simulatedRoots: [root] } });
+    assert.deepEqual(policyForRole(dev, TASK_ROLE).simulatedRoots, [new Uint8Array(Buffer.from(root, "base64"))]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
