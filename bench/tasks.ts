@@ -91,7 +91,7 @@ const devnet = await startMultiProcessDevnet({
     if (taskId) stamp(taskId, m.host.type);
   },
 });
-const remote = await connectToNetwork({ rpcUrl: devnet.rpcUrl, wsUrl: devnet.wsUrl, ipfsUrl: devnet.ipfsUrl, deployment: devnet.deployment, policy: devnet.policy, privateKey: devnet.requesterKey, ...(pollMs === undefined ? {} : { pollingIntervalMs: pollMs }) });
+const remote = await connectToNetwork({ rpcUrl: devnet.rpcUrl, wsUrl: devnet.wsUrl, ipfsUrl: devnet.ipfsUrl, deployment: devnet.deployment, manifest: devnet.manifest, privateKey: devnet.requesterKey, ...(pollMs === undefined ? {} : { pollingIntervalMs: pollMs }) });
 
 try {
   const input = (i: number) => new TextEncoder().encode(`bench task ${i}`);

@@ -8,10 +8,12 @@
  * unless it says `anyCode: true`: genuine hardware running someone else's
  * code is no place to send data.
  *
- * A policy file is JSON with comments (JSONC); parsePolicy names the
- * offending field of a bad file, e.g. `policy.acceptedTcbStatuses[1]`.
+ * A Policy is what the verifier evaluates; it comes from a policy manifest
+ * (manifest/: policyForRole), the one document a network's trust lives in.
+ * parsePolicy reads the policy-file shape from before the manifest (for
+ * conversion, manifest/legacy.ts) and names the offending field of a bad
+ * file, e.g. `policy.acceptedTcbStatuses[1]`.
  */
-import { readFile } from "node:fs/promises";
 import { X509Certificate } from "node:crypto";
 import { z } from "zod";
 import { AttestationError } from "./dcap/errors.ts";
@@ -119,26 +121,34 @@ const teeType = z.enum(["SGX", "TDX", "SEV-SNP"], {
   error: (issue) => `${JSON.stringify(issue.input)} is not a TEE type (SGX, TDX or SEV-SNP)`,
 });
 
+/** Accepted measurements: hex (lowercased, 0x dropped) or "cloister-released", which expands to the released images' measurements. */
+const measurementList = z.array(z.string().transform((s, ctx): string | string[] => {
+  if (s === RELEASED_MEASUREMENTS_NAME) return releasedEnclaveMeasurements();
+  const t = s.trim().replace(/^0x/i, "").toLowerCase();
+  if (!/^([0-9a-f]{64}|[0-9a-f]{96})$/.test(t)) {
+    ctx.addIssue({ code: "custom", message: `${JSON.stringify(s)} is not "${RELEASED_MEASUREMENTS_NAME}" or a 32-byte (MRENCLAVE) or 48-byte (MRTD, SNP) hex measurement` });
+    return z.NEVER;
+  }
+  return t;
+})).transform((list) => list.flat());
+
+const signerRule = z.strictObject({
+  signer: hexBytes(32),
+  productId: z.number().int().min(0).max(0xffff).optional(),
+  minSvn: z.number().int().min(0).max(0xffff).optional(),
+});
+
+/** The field validators a policy file and a manifest (manifest.ts) share, so both spell a field the same way. */
+export const policyFields = { hexBytes, certificate, productionRoot, tcbStatus, teeType, measurementList, signerRule };
+
 const policySchema = z.strictObject({
   $schema: z.string().optional(),
   trustedRoots: z.array(productionRoot).min(1).optional(),
   allowSimulation: z.boolean().default(false),
   simulatedRoots: z.array(certificate).default([]),
   teeTypes: z.array(teeType).min(1).optional(),
-  measurements: z.array(z.string().transform((s, ctx): string | string[] => {
-    if (s === RELEASED_MEASUREMENTS_NAME) return releasedEnclaveMeasurements();
-    const t = s.trim().replace(/^0x/i, "").toLowerCase();
-    if (!/^([0-9a-f]{64}|[0-9a-f]{96})$/.test(t)) {
-      ctx.addIssue({ code: "custom", message: `${JSON.stringify(s)} is not "${RELEASED_MEASUREMENTS_NAME}" or a 32-byte (MRENCLAVE) or 48-byte (MRTD, SNP) hex measurement` });
-      return z.NEVER;
-    }
-    return t;
-  })).transform((list) => list.flat()).optional(),
-  signers: z.array(z.strictObject({
-    signer: hexBytes(32),
-    productId: z.number().int().min(0).max(0xffff).optional(),
-    minSvn: z.number().int().min(0).max(0xffff).optional(),
-  })).optional(),
+  measurements: measurementList.optional(),
+  signers: z.array(signerRule).optional(),
   anyCode: z.boolean().default(false),
   acceptedTcbStatuses: z.array(tcbStatus).min(1).default(["UpToDate"]),
   acceptedAdvisoryIds: z.array(z.string().regex(/^[A-Z]+-SA-\d+$/, "is not an advisory ID like INTEL-SA-00615")).default([]),
@@ -204,32 +214,6 @@ export function stripJsonComments(text: string): string {
   return out.replace(/,(\s*[}\]])/g, "$1");
 }
 
-/** Parses policy text (JSON with comments). */
-export function parsePolicyText(text: string): Policy {
-  let json: unknown;
-  try {
-    json = JSON.parse(stripJsonComments(text));
-  } catch (e) {
-    throw new AttestationError("POLICY_INVALID", `attestation policy is not valid JSON: ${(e as Error).message}`);
-  }
-  return parsePolicy(json);
-}
-
-export async function loadPolicyFile(path: string): Promise<Policy> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    throw new AttestationError("POLICY_INVALID", `cannot read policy file ${path}: ${(e as Error).message}`);
-  }
-  try {
-    return parsePolicyText(text);
-  } catch (e) {
-    if (e instanceof AttestationError) throw new AttestationError("POLICY_INVALID", `${path}: ${e.message}`);
-    throw e;
-  }
-}
-
 function collateralIssueDate(claims: Claims): number | undefined {
   const c = claims.extra?.collateral as { tcbInfoIssueDate?: number; qeIdentityIssueDate?: number } | undefined;
   if (!c || c.tcbInfoIssueDate === undefined || c.qeIdentityIssueDate === undefined) return undefined;
@@ -274,61 +258,4 @@ export function evaluatePolicy(claims: Claims, policy: Policy, ctx: PolicyContex
     }
   }
   return reasons;
-}
-
-/** A commented starter policy for `cloister attest policy init`. */
-export function starterPolicyText(): string {
-  return `// Cloister attestation policy (JSON with comments).
-// Evidence is first checked for authenticity (signatures, certificate chains,
-// CRLs, collateral validity, TCB level); this policy then decides whether
-// authentic evidence is accepted. Everything below is strict by default.
-{
-  // Roots the evidence must chain to: "${INTEL_ROOT_NAME}" (built in,
-  // SHA-256 44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3),
-  // a PEM certificate, or a base64 DER certificate.
-  "trustedRoots": ["${INTEL_ROOT_NAME}"],
-
-  // Simulated TEEs prove nothing about hardware. Only for development:
-  // set allowSimulation to true and list the simulated vendor root(s).
-  "allowSimulation": false,
-  "simulatedRoots": [],
-
-  // TEE types to accept: "SGX", "TDX", "SEV-SNP".
-  "teeTypes": ["SGX", "TDX", "SEV-SNP"],
-
-  // Pin the code: accepted measurements (MRENCLAVE, MRTD or SNP MEASUREMENT,
-  // hex; "${RELEASED_MEASUREMENTS_NAME}" = Cloister's released enclave images)
-  // and/or SGX signers with product ID and minimum SVN. Evidence must match
-  // one entry of either list. A policy that pins no code accepts nothing,
-  // unless it says "anyCode": true (then ANY code on genuine hardware gets
-  // your data: only for inspecting evidence).
-  "measurements": ["${RELEASED_MEASUREMENTS_NAME}"],
-  "signers": [
-    // { "signer": "<MRSIGNER hex>", "productId": 0, "minSvn": 1 }
-  ],
-
-  // Intel TCB statuses to accept. Adding "SWHardeningNeeded" or
-  // "ConfigurationNeeded" trades safety for availability; also list the
-  // advisories (e.g. "INTEL-SA-00615") you have reviewed and accept.
-  "acceptedTcbStatuses": ["UpToDate"],
-  "acceptedAdvisoryIds": [],
-
-  // Debug enclaves expose their memory to the host.
-  "allowDebug": false,
-
-  // Refuse collateral (TCB info, QE identity) issued longer ago than this.
-  "maxCollateralAgeSeconds": 2592000
-
-  // Optional: the exact report_data (64 bytes hex) the evidence must carry.
-  // "expectedReportData": "..."
-}
-`;
-}
-
-/** The JSON Schema (draft 2020-12) of a policy file, for editors and other tools; parsePolicy stays the authority. */
-export function policyJsonSchema(): Record<string, unknown> {
-  return {
-    ...z.toJSONSchema(policySchema, { io: "input", unrepresentable: "any" }),
-    title: "Cloister attestation policy",
-  };
 }

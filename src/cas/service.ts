@@ -1,12 +1,14 @@
 /**
  * The attestation service: it hands out freshness challenges, verifies an
- * enclave's evidence against its own policy (fetched from IPFS by CID, never
- * taken from the caller), checks that report_data binds the enclave's keys,
+ * enclave's evidence (fetched from IPFS by CID, never taken from the caller)
+ * against its policy manifest, accepting the code of any role the manifest
+ * names, checks that report_data binds the enclave's keys,
  * the operator it is registered for and the challenge, and records the
  * enclave in the on-chain registry for that operator only.
  */
 import { hexToBytes, type Address, type Hex } from "viem";
 import { decodeEvidence } from "../attestation/evidence-codec.ts";
+import { policyForAllRoles, type Manifest } from "../attestation/manifest/index.ts";
 import type { Policy } from "../attestation/policy.ts";
 import type { Claims } from "../attestation/types.ts";
 import { verifyEvidence } from "../attestation/verify.ts";
@@ -17,17 +19,16 @@ import type { BlobStore } from "../storage/blob-store.ts";
 import { CasError } from "./errors.ts";
 import { NonceBook } from "./nonces.ts";
 
-/** Evidence documents are a few KiB; refuse to download more. */
-const MAX_EVIDENCE_BYTES = 256 * 1024;
-
 export interface AttestationServiceOptions {
   /** Client whose account holds ATTESTER_ROLE in the registry. */
   writer: WriterClient;
   registry: Address;
   store: BlobStore;
-  policy: Policy;
-  /** How long a registration lasts before the enclave must attest again (default 24 h). */
-  registrationTtlSeconds?: number;
+  /**
+   * The one source of what the service accepts: evidence terms, the code of every role, the registration
+   * lifetime (registration.lifetimeSeconds) and the largest evidence document (limits.evidenceBytes).
+   */
+  manifest: Manifest;
   /** How long a challenge stays valid (default 5 min). */
   challengeTtlMs?: number;
 }
@@ -54,9 +55,11 @@ export interface Registration {
 export class AttestationService {
   readonly #options: AttestationServiceOptions;
   readonly #nonces: NonceBook;
+  readonly #policy: Policy;
 
   constructor(options: AttestationServiceOptions) {
     this.#options = options;
+    this.#policy = policyForAllRoles(options.manifest);
     this.#nonces = new NonceBook(options.challengeTtlMs ?? 5 * 60_000);
   }
 
@@ -71,7 +74,7 @@ export class AttestationService {
     }
     const evidence = await this.#fetchEvidence(request.evidenceCid);
     const expectedReportData = enclaveReportData(request.signer, hexToBytes(request.hpkePublicKey), request.operator, hexToBytes(request.nonce));
-    const result = await verifyEvidence(evidence, { policy: this.#options.policy, expectedReportData });
+    const result = await verifyEvidence(evidence, { policy: this.#policy, expectedReportData });
     if (!result.ok || !result.accepted || !result.claims) {
       const reasons = result.error ? [result.error, ...result.reasons] : result.reasons;
       if (result.ok && result.claims && result.claims.reportData.slice(0, 64) !== Buffer.from(expectedReportData.subarray(0, 32)).toString("hex")) {
@@ -81,7 +84,7 @@ export class AttestationService {
     }
     const claims = result.claims;
     const latest = await this.#options.writer.getBlock({ blockTag: "latest" });
-    const expiry = latest.timestamp + BigInt(this.#options.registrationTtlSeconds ?? 24 * 3600);
+    const expiry = latest.timestamp + BigInt(this.#options.manifest.registration.lifetimeSeconds);
     const tx = await registerEnclave(this.#options.writer, this.#options.registry, {
       enclave: request.signer,
       operator: request.operator,
@@ -98,7 +101,7 @@ export class AttestationService {
   async #fetchEvidence(cid: string) {
     let bytes: Uint8Array;
     try {
-      bytes = await this.#options.store.get(cid, { maxBytes: MAX_EVIDENCE_BYTES });
+      bytes = await this.#options.store.get(cid, { maxBytes: this.#options.manifest.limits.evidenceBytes });
     } catch (cause) {
       throw new CasError("EVIDENCE_UNAVAILABLE", `evidence ${cid} could not be fetched from IPFS: ${(cause as Error).message}`, [], { cause });
     }

@@ -15,8 +15,9 @@ Usage:
   cloister demo                                  run a whole local network and one confidential task, step by step
   cloister task run <program.js> --input <file>  run a program as a confidential task and print its output
   cloister attest verify <evidence> ...          verify SGX/TDX quotes and SEV-SNP reports
-  cloister attest policy init [<file>]           write a commented starter attestation policy
-  cloister attest policy schema                  print the policy file's JSON Schema
+  cloister attest policy init [<file>]           write a commented starter policy manifest
+  cloister attest policy schema                  print the policy manifest's JSON Schema
+  cloister policy show [--network <dir>]         print the policy manifest a command trusts, and its digest
   cloister verify <provenance | task-id> ...     check an execution's provenance record
   cloister devnet up [--nodes N] [--dir D]       run a local multi-process network until Ctrl-C
   cloister devnet accounts                       list the devnet's ten funded test accounts
@@ -62,6 +63,8 @@ async function run(argv: string[]): Promise<number> {
       return (await import("./commands/verify.ts")).verifyCommand(rest);
     case "devnet":
       return (await import("./commands/devnet.ts")).devnetCommand(rest);
+    case "policy":
+      return (await import("./commands/policy.ts")).policyCommand(rest);
     default:
       throw new UsageError(`unknown command '${command}'. Run 'cloister help' for the list of commands.`);
   }

@@ -4,13 +4,16 @@
  * all at once; the single flags (`--rpc --ws --ipfs`, `--cas | --deployment`,
  * `--policy | --sim-pki`) name any other chain and IPFS node, and override
  * the network file's values. Who signs is `--account <i>` on a devnet or
- * CLOISTER_PRIVATE_KEY (signer.ts).
+ * CLOISTER_PRIVATE_KEY (signer.ts). What the client trusts is one policy
+ * manifest: --policy <file>, else --sim-pki's, else the network file's, else
+ * the strict production manifest.
  */
-import { loadPolicyFile, productionPolicy, type Policy } from "../attestation/policy.ts";
+import { productionManifest, type Manifest } from "../attestation/manifest/index.ts";
 import type { NetworkFile } from "../devnet/network-file.ts";
 import { connectToNetwork, type RemoteNetwork, type RemoteNetworkOptions } from "../devnet/remote-client.ts";
-import { localNetworkPolicy } from "../devnet/network-policy.ts";
+import { localNetworkManifest } from "../devnet/network-policy.ts";
 import { UsageError } from "./errors.ts";
+import { manifestFileOrUsage } from "./manifest-option.ts";
 import { loadNetwork, namedNetwork } from "./network-file.ts";
 import { signerKey } from "./signer.ts";
 import { networkOptionsUsage } from "./usage.ts";
@@ -48,7 +51,7 @@ export interface NamedNetwork {
   wsUrl?: string;
   ipfsUrl: string;
   deployment: RemoteNetworkOptions["deployment"];
-  policy: Policy;
+  manifest: Manifest;
 }
 
 /** True when the flags, or CLOISTER_NETWORK unless `ignoreEnv`, ask for a running network. */
@@ -71,27 +74,21 @@ export async function resolveNetwork(flags: NetworkFlags): Promise<NamedNetwork>
   if (flags.ws !== undefined && !/^wss?:\/\/[^/]/.test(flags.ws)) throw new UsageError(`--ws takes the chain's WebSocket URL such as ws://127.0.0.1:8545, got '${flags.ws}'`);
   const deployment: RemoteNetworkOptions["deployment"] | undefined = flags.cas ? { casUrl: flags.cas } : flags.deployment ? { file: flags.deployment } : file?.deployment;
   if (!deployment) throw new UsageError("a running network needs its contract addresses: --network <devnet dir>, --cas <url> (a devnet's attestation service) or --deployment <file>");
-  const policy = flags.policy || flags["sim-pki"] || !file ? await policyFrom(flags) : file.policy;
-  return { ...(file ? { file } : {}), rpcUrl, ...(wsUrl ? { wsUrl } : {}), ipfsUrl, deployment, policy };
+  const manifest = flags.policy || flags["sim-pki"] || !file ? await manifestFrom(flags) : file.manifest;
+  return { ...(file ? { file } : {}), rpcUrl, ...(wsUrl ? { wsUrl } : {}), ipfsUrl, deployment, manifest };
 }
 
 /** Connects a requester's client to the named network, signing as --account or CLOISTER_PRIVATE_KEY. */
 export async function connectFromFlags(flags: NetworkFlags & { account?: string }): Promise<RemoteNetwork> {
   const n = await resolveNetwork(flags);
   const privateKey = signerKey(flags.account, n.file);
-  return connectToNetwork({ rpcUrl: n.rpcUrl, wsUrl: n.wsUrl, ipfsUrl: n.ipfsUrl, deployment: n.deployment, policy: n.policy, privateKey });
+  return connectToNetwork({ rpcUrl: n.rpcUrl, wsUrl: n.wsUrl, ipfsUrl: n.ipfsUrl, deployment: n.deployment, manifest: n.manifest, privateKey });
 }
 
-/** The client's attestation policy: --policy, else --sim-pki (or `fallbackSimPki`), else the strict production policy. */
-export async function policyFrom(flags: Pick<NetworkFlags, "policy" | "sim-pki">, fallbackSimPki?: string): Promise<Policy> {
+/** The client's policy manifest: --policy (a manifest or an old policy file), else --sim-pki (or `fallbackSimPki`), else the strict production manifest. */
+export async function manifestFrom(flags: Pick<NetworkFlags, "policy" | "sim-pki">, fallbackSimPki?: string): Promise<Manifest> {
   if (flags.policy && flags["sim-pki"]) throw new UsageError("give either --policy or --sim-pki, not both");
-  if (flags.policy) {
-    try {
-      return await loadPolicyFile(flags.policy);
-    } catch (error) {
-      throw new UsageError(`policy file '${flags.policy}' is unusable: ${(error as Error).message}`);
-    }
-  }
+  if (flags.policy) return (await manifestFileOrUsage(flags.policy)).manifest;
   const simPki = flags["sim-pki"] ?? fallbackSimPki;
-  return simPki ? (await localNetworkPolicy(simPki)).policy : productionPolicy();
+  return simPki ? (await localNetworkManifest(simPki)).manifest : productionManifest();
 }

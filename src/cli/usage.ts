@@ -4,15 +4,16 @@ export const attestUsage = `Usage:
   cloister attest verify <report-file> --vcek <der> --chain <pem> [--now <unix-seconds>] [--policy <json>] [--json]
   cloister attest verify <evidence.json> [--now <unix-seconds>] [--policy <json>] [--json]
   cloister attest verify <certificate.pem|.der> [--collateral <json> | --pccs <url>] [--policy <json>] [--json]
-  cloister attest policy init [<file>] [--force]   write a commented starter policy (default: cloister-policy.jsonc)
-  cloister attest policy schema                    print the policy file's JSON Schema
+  cloister attest policy init [<file>] [--force]   write a commented starter policy manifest (default: cloister-manifest.jsonc)
+  cloister attest policy schema                    print the policy manifest's JSON Schema
 
 Options of attest verify:
   --collateral <json>     Intel collateral file (tcb_info, qe_identity, CRLs and chains)
   --pccs <url>            fetch collateral from a PCCS or Intel PCS v4 (cached in --cache-dir, default ~/.cache/cloister/collateral)
   --vcek <der> --chain <pem>  AMD VCEK certificate and the ASK/ARK chain of an SEV-SNP report
   --now <unix-seconds>    evaluation time (default: now)
-  --policy <json>         attestation policy file (see 'attest policy init')
+  --policy <json>         policy manifest (see 'attest policy init'; an old policy file is converted)
+  --role <name>           the manifest role whose code to accept (default task)
   --report-data <hex>     the 64-byte report_data the evidence must carry (your nonce binding)
   --measurement <hex>     accept this MRENCLAVE / MRTD / SNP measurement (repeatable; added to the policy's)
   --mrsigner <hex>        accept SGX enclaves of this MRSIGNER (repeatable; added to the policy's)
@@ -25,9 +26,18 @@ verified from its evidence extension; keyBinding says whether that evidence bind
 
 Exit status: 0 authentic and accepted by the policy (and, for a certificate, its key bound), 1 not, 2 unusable
 arguments or unreadable files.
-Without --policy the strict production policy applies (Intel root only, Cloister's released enclave measurements
+Without --policy the strict production manifest applies (Intel root only, Cloister's released enclave measurements
 only (releases/enclave-measurements.json; none yet), UpToDate only, no debug, no simulation). Evidence of code that
-no policy pins is authentic at best, never accepted: pin it with --measurement / --mrsigner or a policy file.`;
+no policy pins is authentic at best, never accepted: pin it with --measurement / --mrsigner or a manifest.`;
+
+export const policyUsage = `Usage:
+  cloister policy show [--network <dir> | --policy <file> | --sim-pki <dir>] [--json]
+
+  Prints the policy manifest a command would trust (docs/attestation.md, "Policy manifest"): --policy's file
+  (a manifest, or an old policy file converted), else a devnet's simulated root (--sim-pki <dir>/sim-tee),
+  else the network file's (--network or CLOISTER_NETWORK), else the strict production manifest; and its
+  digest, which jobs bind to. With --json stdout is the normalized manifest itself and the digest goes to
+  stderr: 'cloister policy show --policy old-policy.json --json > manifest.json' converts an old policy file.`;
 
 export const networkOptionsUsage = `Against a running network:
   --network <dir | file>     a devnet's directory (cloister devnet up --dir <dir>) or its network.json; or set
@@ -43,9 +53,10 @@ export const networkOptionsUsage = `Against a running network:
                              where the contract addresses come from: an attestation service (GET /deployment)
                              or a deployment file
   --sim-pki <dir> | --policy <file>
-                             the attestation policy enclaves are verified against: a devnet's simulated root
-                             (<dir>/sim-tee) with this checkout's enclave measurement, or a policy file;
-                             default the network file's policy, else the strict production policy`;
+                             the policy manifest enclaves are verified against (its "task" role): a devnet's
+                             simulated root (<dir>/sim-tee) with this checkout's enclave measurement, or a
+                             manifest file (an old policy file is converted); default the network file's
+                             manifest, else the strict production manifest ('cloister policy show')`;
 
 export const taskUsage = `Usage:
   cloister task run <program.js> --input <file> [--data-dir <dir>] [--timeout-ms <ms>] [--json] [--quiet]
@@ -116,6 +127,8 @@ export const commandUsages: readonly { words: string; usage: string }[] = [
   { words: "attest policy", usage: attestUsage },
   { words: "attest policy init", usage: attestUsage },
   { words: "attest policy schema", usage: attestUsage },
+  { words: "policy", usage: policyUsage },
+  { words: "policy show", usage: policyUsage },
   { words: "verify", usage: verifyUsage },
   { words: "devnet", usage: devnetUsage },
   { words: "devnet up", usage: devnetUsage },

@@ -8,6 +8,7 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { manifestDigest, type Manifest } from "../attestation/manifest/index.ts";
 import type { Policy } from "../attestation/policy.ts";
 import { AttestationService } from "../cas/service.ts";
 import { createWriterClient, type WriterClient } from "../chain/clients.ts";
@@ -18,7 +19,7 @@ import { NodeDaemon } from "../host/node-daemon.ts";
 import { CloisterClient } from "../sdk/client.ts";
 import { openHeliaStore, type HeliaStore } from "../storage/helia-store.ts";
 import { deployOrReuse } from "./deploy-or-reuse.ts";
-import { localNetworkPolicy } from "./network-policy.ts";
+import { localNetworkManifest } from "./network-policy.ts";
 import type { Deployment } from "../chain/deployment.ts";
 
 export interface EmbeddedNetworkOptions {
@@ -38,6 +39,9 @@ export interface EmbeddedNetwork {
   chain: LocalChain;
   deployment: Deployment;
   store: HeliaStore;
+  /** The network's policy manifest (network-policy.ts): what its attestation service and its client trust. */
+  manifest: Manifest;
+  /** The manifest's task-role policy. */
   policy: Policy;
   measurement: string;
   nodes: NodeDaemon[];
@@ -73,9 +77,9 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
     step(`contracts: EnclaveRegistry ${deployment.registry}, TaskMarket ${deployment.market}`);
 
     const simDir = join(dataDir, "sim-tee");
-    const { policy, measurement } = await localNetworkPolicy(simDir);
-    step(`attestation policy: simulated vendor root of this network (SIMULATED TEE), enclave measurement ${measurement}`);
-    const cas = new AttestationService({ writer: writer(chain.accounts.attester), registry: deployment.registry, store, policy });
+    const { manifest, policy, measurement } = await localNetworkManifest(simDir);
+    step(`policy manifest ${manifestDigest(manifest)}: simulated vendor root of this network (SIMULATED TEE), enclave measurement ${measurement}`);
+    const cas = new AttestationService({ writer: writer(chain.accounts.attester), registry: deployment.registry, store, manifest });
 
     const nodes: NodeDaemon[] = [];
     for (let i = 0; i < nodeCount; i++) {
@@ -100,8 +104,8 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
     }
 
     const requester = writer(chain.accounts.requester);
-    const client = new CloisterClient({ writer: requester, deployment, store, policy });
-    return { dataDir, chain, deployment, store, policy, measurement, nodes, client, requester, close: closeAll };
+    const client = new CloisterClient({ writer: requester, deployment, store, manifest });
+    return { dataDir, chain, deployment, store, manifest, policy, measurement, nodes, client, requester, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

@@ -23,6 +23,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Hex } from "viem";
+import { manifestDigest, type Manifest } from "../attestation/manifest/index.ts";
 import type { Policy } from "../attestation/policy.ts";
 import { startCasHttpServer } from "../cas/http-server.ts";
 import { AttestationService } from "../cas/service.ts";
@@ -40,7 +41,7 @@ import { startKuboRpcServer, type KuboRpcServer, type KuboRpcServerOptions } fro
 import { deployOrReuse } from "./deploy-or-reuse.ts";
 import { DevnetError } from "./errors.ts";
 import { networkFileName, writeNetworkFile, type DevnetEndpoints } from "./network-file.ts";
-import { localNetworkPolicy } from "./network-policy.ts";
+import { localNetworkManifest } from "./network-policy.ts";
 import { checkEndpointsAnswer } from "./readiness.ts";
 import { deployOrReuseTestToken } from "./test-token.ts";
 
@@ -96,8 +97,11 @@ export interface MultiProcessDevnet extends DevnetEndpoints {
   dataDir: string;
   /** `<dataDir>/network.json`, written once every endpoint answered (removed again on close). */
   networkFile: string;
-  /** Where the network's simulated vendor PKI lives; clients build the policy from it. */
+  /** Where the network's simulated vendor PKI lives. */
   simPkiDir: string;
+  /** The network's policy manifest, written to `<dataDir>/manifest.json` and named by the network file. */
+  manifest: Manifest;
+  /** The manifest's task-role policy. */
   policy: Policy;
   measurement: string;
   nodes: DevnetNode[];
@@ -192,11 +196,11 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     );
 
     const simPkiDir = join(dataDir, "sim-tee");
-    const { policy, measurement } = await localNetworkPolicy(simPkiDir);
-    const service = new AttestationService({ writer: writer(chain.accounts.attester), registry: deployment.registry, store: currentStore, policy });
+    const { manifest, policy, measurement } = await localNetworkManifest(simPkiDir);
+    const service = new AttestationService({ writer: writer(chain.accounts.attester), registry: deployment.registry, store: currentStore, manifest });
     const cas = await startCasHttpServer({ service, deployment, port: port(2) });
     cleanups.push(() => cas.close());
-    step(`attestation service: ${cas.url} (policy: simulated root in ${simPkiDir}, SIMULATED TEE; measurement ${measurement})`);
+    step(`attestation service: ${cas.url} (policy manifest ${manifestDigest(manifest)}: simulated root in ${simPkiDir}, SIMULATED TEE; measurement ${measurement})`);
 
     const nodeTuning = [
       ...(options.pollIntervalMs === undefined ? [] : ["--poll-ms", String(options.pollIntervalMs)]),
@@ -226,10 +230,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
 
     await checkEndpointsAnswer({ chainId: chain.chainId, rpcUrl, wsUrl, ipfsUrl, casUrl: cas.url, nodeUrls: nodes.map((n) => n.httpUrl) });
     const endpoints: DevnetEndpoints = { chainId: chain.chainId, rpcUrl, wsUrl, ipfsUrl, casUrl: cas.url, deployment, testToken };
-    const networkFile = await writeNetworkFile(dataDir, {
-      ...endpoints,
-      policy: { simulatedRootsPem: policy.simulatedRoots.map(pemCertificate), measurements: [measurement] },
-    });
+    const networkFile = await writeNetworkFile(dataDir, { ...endpoints, manifest });
     // First to go on close: a stopped devnet's endpoints answer no more.
     cleanups.push(() => rm(join(dataDir, networkFileName), { force: true }));
     step(`network file ${networkFile}`);
@@ -239,6 +240,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
       dataDir,
       networkFile,
       simPkiDir,
+      manifest,
       policy,
       measurement,
       nodes,
@@ -269,11 +271,6 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     await close();
     throw error;
   }
-}
-
-function pemCertificate(der: Uint8Array): string {
-  const lines = Buffer.from(der).toString("base64").match(/.{1,64}/g) ?? [];
-  return `-----BEGIN CERTIFICATE-----\n${lines.join("\n")}\n-----END CERTIFICATE-----\n`;
 }
 
 interface NodeProcess {

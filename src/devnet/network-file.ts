@@ -1,22 +1,26 @@
 /**
  * A network file names a whole Cloister network in one place: its chain id,
- * endpoints, contracts and the attestation policy its clients should verify
+ * endpoints, contracts and the policy manifest its clients should verify
  * enclaves against. `cloister devnet up` writes `<dir>/network.json` (and the
- * policy beside it, `<dir>/policy.json`) once every process serves; every
- * command that talks to a network reads it with `--network`. The format is in
- * docs/architecture.md ("Network file").
+ * manifest beside it, `<dir>/manifest.json`, with its digest in the network
+ * file) once every process serves; every command that talks to a network
+ * reads it with `--network`. A network file of an older devnet names a
+ * policy file (`"policy": "policy.json"`) instead: it still loads, converted
+ * to a manifest. The format is in docs/architecture.md ("Network file").
  */
-import { readFile, rename, stat, writeFile } from "node:fs/promises";
+import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { isAddress, type Address } from "viem";
+import { isAddress, type Address, type Hex } from "viem";
 import { z } from "zod";
-import { loadPolicyFile, parsePolicy, type Policy } from "../attestation/policy.ts";
+import { loadManifestFile, manifestDigest, manifestFromJson, type LoadedManifest, type Manifest } from "../attestation/manifest/index.ts";
 import { devUserCount, testMnemonic } from "../chain/dev-accounts.ts";
 import type { Deployment } from "../chain/deployment.ts";
 import { CloisterError } from "../util/base-error.ts";
 
 export const networkFileName = "network.json";
-export const networkPolicyFileName = "policy.json";
+export const networkManifestFileName = "manifest.json";
+/** The policy file an older devnet wrote beside its network file; removed when a devnet writes its manifest. */
+export const legacyNetworkPolicyFileName = "policy.json";
 
 export class NetworkFileError extends CloisterError<"NETWORK_FILE"> {
   constructor(message: string) {
@@ -38,10 +42,17 @@ const networkFileSchema = z.strictObject({
     deployBlock: z.string().regex(/^\d+$/, "is not a block number in decimal"),
     testToken: address.optional(),
   }),
-  /** A policy file's path (relative to the network file) or the policy itself. */
-  policy: z.union([z.string().min(1), z.record(z.string(), z.unknown())]),
+  /** The policy manifest: its file's path (relative to the network file) or the manifest itself. */
+  manifest: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
+  /** manifestDigest of the manifest; a reader refuses a manifest that does not have it. */
+  manifestDigest: z.string().regex(/^0x[0-9a-f]{64}$/, "is not a 0x-prefixed SHA-256 digest in lowercase hex").optional(),
+  /** Written by older devnets instead of `manifest`: a policy file's path or the policy itself, converted to a manifest when read. */
+  policy: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
   /** Present on a development network only: its funded, publicly known user accounts. */
   devAccounts: z.strictObject({ mnemonic: z.string(), path: z.string(), count: z.number().int().positive() }).optional(),
+}).refine((n) => (n.manifest === undefined) !== (n.policy === undefined), {
+  path: ["manifest"],
+  message: "a network file names its policy manifest (\"manifest\") or, written by an older devnet, its policy file (\"policy\"): exactly one of them",
 });
 
 export type NetworkFileJson = z.input<typeof networkFileSchema>;
@@ -53,7 +64,11 @@ export interface NetworkFile {
   endpoints: { rpc: string; ws?: string; ipfs: string; cas?: string };
   deployment: Deployment;
   testToken?: Address;
-  policy: Policy;
+  /** The network's policy manifest; every client's policy comes from it (policyForRole). */
+  manifest: Manifest;
+  manifestDigest: Hex;
+  /** The network file names an old policy file, converted to this manifest. */
+  convertedFromPolicyFile: boolean;
   /** How many user accounts the network funds from the test mnemonic (0: not a development network). */
   devAccounts: number;
 }
@@ -72,20 +87,21 @@ export interface DevnetEndpoints {
 }
 
 export interface DevnetDescription extends DevnetEndpoints {
-  /** The policy the devnet's clients should use, written as a policy file beside the network file. */
-  policy: { simulatedRootsPem: string[]; measurements: string[] };
+  /** The policy manifest the devnet's clients should use, written beside the network file. */
+  manifest: Manifest;
 }
 
-/** Writes `<dir>/policy.json` and then `<dir>/network.json` (atomically: a reader never sees half a file). */
+/** Writes `<dir>/manifest.json` and then `<dir>/network.json` (atomically: a reader never sees half a file). */
 export async function writeNetworkFile(dir: string, d: DevnetDescription): Promise<string> {
-  const policyFile = { allowSimulation: true, simulatedRoots: d.policy.simulatedRootsPem, measurements: d.policy.measurements };
-  await writeAtomically(join(dir, networkPolicyFileName), policyFile);
+  await writeAtomically(join(dir, networkManifestFileName), d.manifest);
+  await rm(join(dir, legacyNetworkPolicyFileName), { force: true });
   const json: NetworkFileJson = {
     version: 1,
     chainId: d.chainId,
     endpoints: { rpc: d.rpcUrl, ws: d.wsUrl, ipfs: d.ipfsUrl, cas: d.casUrl },
     deployment: { registry: d.deployment.registry, market: d.deployment.market, deployBlock: d.deployment.deployBlock.toString(), testToken: d.testToken },
-    policy: networkPolicyFileName,
+    manifest: networkManifestFileName,
+    manifestDigest: manifestDigest(d.manifest),
     devAccounts: { mnemonic: testMnemonic, path: "m/44'/60'/0'/0/<index>", count: devUserCount },
   };
   const path = join(dir, networkFileName);
@@ -122,7 +138,7 @@ export async function readNetworkFile(fileOrDir: string): Promise<NetworkFile> {
     endpoints: n.endpoints,
     deployment: { chainId: n.chainId, registry: n.deployment.registry, market: n.deployment.market, deployBlock: BigInt(n.deployment.deployBlock) },
     ...(n.deployment.testToken ? { testToken: n.deployment.testToken } : {}),
-    policy: await policyOf(n.policy, path),
+    ...(await manifestOf(n, path)),
     devAccounts: n.devAccounts && n.devAccounts.mnemonic === testMnemonic ? Math.min(n.devAccounts.count, devUserCount) : 0,
   };
 }
@@ -135,11 +151,19 @@ async function networkFilePath(fileOrDir: string): Promise<string> {
   }
 }
 
-async function policyOf(policy: string | Record<string, unknown>, networkPath: string): Promise<Policy> {
+async function manifestOf(n: { manifest?: string | Record<string, unknown>; manifestDigest?: string; policy?: string | Record<string, unknown> }, networkPath: string): Promise<Pick<NetworkFile, "manifest" | "manifestDigest" | "convertedFromPolicyFile">> {
+  const source = (n.manifest ?? n.policy)!;
+  let loaded: LoadedManifest;
   try {
-    if (typeof policy !== "string") return parsePolicy(policy);
-    return await loadPolicyFile(isAbsolute(policy) ? policy : resolve(dirname(networkPath), policy));
+    loaded = typeof source === "string" ? await loadManifestFile(isAbsolute(source) ? source : resolve(dirname(networkPath), source)) : manifestFromJson(source);
   } catch (error) {
-    throw new NetworkFileError(`the policy of network file ${networkPath} is unusable: ${(error as Error).message}`);
+    throw new NetworkFileError(`the policy manifest of network file ${networkPath} is unusable: ${(error as Error).message}`);
   }
+  if (n.manifestDigest !== undefined && n.manifestDigest !== loaded.digest) {
+    throw new NetworkFileError(
+      `the policy manifest of network file ${networkPath} has digest ${loaded.digest}, but the network file names ${n.manifestDigest}: ` +
+        "the manifest was changed after the network file was written; restore it, or restart the devnet to write both again",
+    );
+  }
+  return { manifest: loaded.manifest, manifestDigest: loaded.digest, convertedFromPolicyFile: loaded.convertedFromPolicyFile };
 }

@@ -8,7 +8,7 @@
  * completions from new heads (eth_subscribe) instead of by polling.
  */
 import type { Hex } from "viem";
-import type { Policy } from "../attestation/policy.ts";
+import type { Manifest } from "../attestation/manifest/index.ts";
 import { casHttpClient } from "../cas/http-client.ts";
 import { chainDefinition, createWriterClient, type WriterClient } from "../chain/clients.ts";
 import { localAccount } from "../crypto/secp256k1-account.ts";
@@ -33,7 +33,8 @@ export interface RemoteNetworkOptions {
   ipfsUrl: string;
   /** Where the contract addresses come from: the deployment itself, a deployment file, or an attestation service URL. */
   deployment: Deployment | { file: string } | { casUrl: string };
-  policy: Policy;
+  /** The caller's own policy manifest (the network file's, --policy, or the production manifest). */
+  manifest: Manifest;
   /**
    * The requester's private key. When omitted, the well-known development
    * requester key is used, and only on a local devnet (chain id 31337 at a
@@ -71,7 +72,7 @@ export async function connectToNetwork(options: RemoteNetworkOptions): Promise<R
     const store = openKuboStore(options.ipfsUrl);
     // Its errors need no report: while it is not live the client polls.
     const newHeads = webSocket && newHeadSource({ webSocket });
-    const client = new CloisterClient({ writer, deployment, store, policy: options.policy, pollIntervalMs: options.pollingIntervalMs, newHeads });
+    const client = new CloisterClient({ writer, deployment, store, manifest: options.manifest, pollIntervalMs: options.pollingIntervalMs, newHeads });
     return {
       client,
       writer,

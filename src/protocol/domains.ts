@@ -14,4 +14,6 @@ export const DOMAIN = {
   taskResult: "cloister/task-result/v1",
   /** Sealing key derivation inside the enclave. */
   sealing: "cloister/sealing/v1",
+  /** Digest of a policy manifest: SHA-256(tag || 0x00 || canonical JSON of the normalized manifest). */
+  manifest: "cloister/manifest/v1",
 } as const;

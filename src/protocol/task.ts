@@ -182,14 +182,15 @@ export const defaultTaskLimits: TaskLimits = { memoryMb: 64, cpuTimeMs: 5_000, t
  * its meaning from before `cpuTimeMs` existed (the program may run that long),
  * so it is also the CPU limit; a `cpuTimeMs` given alone gets
  * `wallTimePerCpuTime` times as much wall time (at most `maxTaskTimeMs`).
+ * `defaults` are a policy manifest's (limits.task.defaults), else the protocol's.
  */
-export function resolveTaskLimits(limits: Partial<TaskLimits> = {}): TaskLimits {
+export function resolveTaskLimits(limits: Partial<TaskLimits> = {}, defaults: TaskLimits = defaultTaskLimits): TaskLimits {
   const { cpuTimeMs, timeoutMs } = limits;
   const time =
     cpuTimeMs === undefined
-      ? { cpuTimeMs: timeoutMs ?? defaultTaskLimits.cpuTimeMs, timeoutMs: timeoutMs ?? defaultTaskLimits.timeoutMs }
+      ? { cpuTimeMs: timeoutMs ?? defaults.cpuTimeMs, timeoutMs: timeoutMs ?? defaults.timeoutMs }
       : { cpuTimeMs, timeoutMs: timeoutMs ?? Math.min(maxTaskTimeMs, wallTimePerCpuTime * cpuTimeMs) };
-  return { ...defaultTaskLimits, ...limits, ...time };
+  return { ...defaults, ...limits, ...time };
 }
 
 /**

@@ -3,6 +3,7 @@
  * them, and get back output it has verified end to end.
  */
 import { zeroAddress, type Address, type Hex } from "viem";
+import { policyForRole, TASK_ROLE, taskLimitsUnder, type Manifest } from "../attestation/manifest/index.ts";
 import type { Policy } from "../attestation/policy.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import type { TaskLimits } from "../protocol/task.ts";
@@ -24,8 +25,11 @@ export interface CloisterClientOptions {
   writer: WriterClient;
   deployment: Deployment;
   store: BlobStore;
-  /** The requester's own attestation policy; enclaves are verified against it, not against the registry's word. */
-  policy: Policy;
+  /**
+   * The requester's own policy manifest: enclaves are verified against its `task` role, not against the
+   * registry's word, and tasks run under its task limits (defaults filled in, maxima refused before sending).
+   */
+  manifest: Manifest;
   /** How often the client polls the chain for its tasks' completions (default 20 ms, only while tasks wait). */
   pollIntervalMs?: number;
   /** New heads by push (chain/new-heads.ts): completions are looked for on each, polling stays the fallback. */
@@ -82,10 +86,14 @@ export class CloisterClient {
   readonly #completionReads: CompletionReads;
   /** One submit transaction at a time, so an ERC-20 allowance check and its approve never interleave with another's. */
   readonly #submit: (task: PublishedTask) => Promise<SubmittedTask>;
+  /** The manifest's task-role policy. */
+  readonly #policy: Policy;
 
   constructor(options: CloisterClientOptions) {
     this.#o = options;
-    const { writer, deployment, store, policy } = options;
+    const { writer, deployment, store } = options;
+    const policy = policyForRole(options.manifest, TASK_ROLE);
+    this.#policy = policy;
     this.#store = coalescePuts(store);
     this.#offers = new OfferBook({ reader: writer, market: deployment.market });
     this.#completionReads = sharedCompletionReads(writer, deployment.registry);
@@ -101,8 +109,10 @@ export class CloisterClient {
   }
 
   async runTask(options: RunTaskOptions): Promise<TaskResult> {
-    const { writer, deployment, policy } = this.#o;
+    const { writer, deployment, manifest } = this.#o;
+    const policy = this.#policy;
     requirePinnedCode(policy);
+    const limits = taskLimitsUnder(manifest, options.limits);
     const store = this.#store;
     const listing = await this.listEnclaves();
     options.onProgress?.({ step: "enclaves-verified", verified: listing.verified, rejected: listing.rejected });
@@ -121,11 +131,11 @@ export class CloisterClient {
     // By default the escrow is what the dearest candidate asks, so nothing needs refunding at completion.
     const askedPrice = offered.reduce((max, o) => (o.offer!.price > max ? o.offer!.price : max), 1n);
     const ctx = { writer, market: deployment.market, chainId: BigInt(deployment.chainId), store };
-    const prepared = await prepareTask(ctx, { program: options.program, input: options.input, candidates, limits: options.limits });
+    const prepared = await prepareTask(ctx, { program: options.program, input: options.input, candidates, limits });
     const { category, deadlineMultiple, maxAttempts } = options;
     const maxPrice = options.maxPrice ?? askedPrice;
     const terms = Object.fromEntries(Object.entries({ maxPrice, token, category, deadlineMultiple, maxAttempts }).filter(([, v]) => v !== undefined));
-    const published = await publishTask({ ...ctx, uploadedPrograms: this.#uploadedPrograms }, prepared, { ...options.terms, ...terms });
+    const published = await publishTask({ ...ctx, uploadedPrograms: this.#uploadedPrograms, inlineInputBytes: manifest.limits.task.inlineInputBytes }, prepared, { ...options.terms, ...terms });
     const task = await this.#submit(published);
     options.onProgress?.({ step: "submitted", task });
     const event = await this.#completions.wait(task.taskId, task.submitBlock, options.timeoutMs ?? 60_000);

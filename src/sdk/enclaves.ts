@@ -62,8 +62,9 @@ export async function listVerifiedEnclaves(params: {
 
 /** How to pin code, for the refusal of a policy that pins none. */
 const HOW_TO_PIN =
-  "list the enclave measurements you trust in the policy's \"measurements\" (or SGX \"signers\"): a devnet's policy (--sim-pki <dir>) pins its own enclave, " +
-  "and \"cloister-released\" pins Cloister's released images (releases/enclave-measurements.json)";
+  "list the enclave measurements you trust (or SGX \"signers\") in a package of your policy manifest and name it in roles.task.packages: " +
+  "a devnet's manifest (--network <dir> or --sim-pki <dir>) pins its own enclave, " +
+  "and \"cloister-released\" pins Cloister's released images (releases/enclave-measurements.json); 'cloister policy show' prints the manifest in use";
 
 /**
  * Throws POLICY_PINS_NO_CODE unless the policy names the code it accepts: a

@@ -145,6 +145,8 @@ export interface PublishContext extends Pick<SubmitContext, "writer" | "store"> 
    * tasks is uploaded once. Filled in as programs are uploaded.
    */
   uploadedPrograms?: Map<Hex, string>;
+  /** Encrypted inputs up to this size go inline in the envelope (a manifest's limits.task.inlineInputBytes; default and at most maxInlineInputBytes). */
+  inlineInputBytes?: number;
 }
 
 async function programCidOf(ctx: PublishContext, program: Uint8Array, digest: Hex): Promise<string> {
@@ -155,10 +157,10 @@ async function programCidOf(ctx: PublishContext, program: Uint8Array, digest: He
   return cid;
 }
 
-/** The encrypted input inline in the envelope when it is at most maxInlineInputBytes, else uploaded and named by CID. */
+/** The encrypted input inline in the envelope when it is at most the inline size, else uploaded and named by CID. */
 async function inputRefOf(ctx: PublishContext, encryptedInput: Uint8Array): Promise<TaskInputRef> {
   const digest = sha256(encryptedInput);
-  if (encryptedInput.length <= maxInlineInputBytes) return inlineInputRef(encryptedInput, digest);
+  if (encryptedInput.length <= Math.min(ctx.inlineInputBytes ?? maxInlineInputBytes, maxInlineInputBytes)) return inlineInputRef(encryptedInput, digest);
   return { cid: await ctx.store.put(encryptedInput), digest };
 }
 

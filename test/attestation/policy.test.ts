@@ -3,9 +3,8 @@ import assert from "node:assert/strict";
 import { mkdtemp, writeFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  evaluatePolicy, loadPolicyFile, parsePolicy, parsePolicyText, productionPolicy, starterPolicyText, stripJsonComments, type Policy,
-} from "../../src/attestation/policy.ts";
+import { evaluatePolicy, parsePolicy, productionPolicy, stripJsonComments, type Policy } from "../../src/attestation/policy.ts";
+import { loadManifestFile, ManifestError, policyForRole } from "../../src/attestation/manifest/index.ts";
 import { AttestationError } from "../../src/attestation/dcap/errors.ts";
 import { releasedEnclaveMeasurements } from "../../src/attestation/releases.ts";
 import { intelSgxRootCaDer } from "../../src/attestation/dcap/intel-root.ts";
@@ -116,26 +115,22 @@ test("policy roots accept the built-in name, PEM and base64 DER", () => {
   assert.deepEqual(p.simulatedRoots, [der]);
 });
 
-test("the starter policy is commented JSONC that parses to a strict policy", () => {
-  const text = starterPolicyText();
-  assert.match(text, /^\/\//m);
-  const p = parsePolicyText(text);
-  assert.equal(p.allowSimulation, false);
-  assert.deepEqual(p.acceptedTcbStatuses, ["UpToDate"]);
-  assert.deepEqual(p.measurements, releasedEnclaveMeasurements());
+test("stripJsonComments leaves strings alone and drops trailing commas", () => {
   assert.equal(stripJsonComments('{"a": "x // not a comment", /* c */ "b": [1,],}'), '{"a": "x // not a comment",  "b": [1]}');
 });
 
-test("loadPolicyFile reads JSONC and reports the file on errors", async () => {
+test("an old JSONC policy file loads as a manifest, and reports the file and the policy field on errors", async () => {
   const dir = await mkdtemp(join(tmpdir(), "cloister-policy-"));
   try {
     const good = join(dir, "good.jsonc");
     await writeFile(good, '// strict\n{ "allowDebug": false, /* ok */ "acceptedTcbStatuses": ["UpToDate", "SWHardeningNeeded"], }\n');
-    assert.deepEqual((await loadPolicyFile(good)).acceptedTcbStatuses, ["UpToDate", "SWHardeningNeeded"]);
+    const loaded = await loadManifestFile(good);
+    assert.equal(loaded.convertedFromPolicyFile, true);
+    assert.deepEqual(policyForRole(loaded.manifest, "task").acceptedTcbStatuses, ["UpToDate", "SWHardeningNeeded"]);
     const bad = join(dir, "bad.json");
     await writeFile(bad, '{ "acceptedTcbStatuses": ["Great"] }');
-    await assert.rejects(loadPolicyFile(bad), (e: unknown) => e instanceof AttestationError && e.message.includes(bad) && e.message.includes("acceptedTcbStatuses[0]"));
-    await assert.rejects(loadPolicyFile(join(dir, "missing.json")), (e: unknown) => e instanceof AttestationError && e.code === "POLICY_INVALID");
+    await assert.rejects(loadManifestFile(bad), (e: unknown) => e instanceof ManifestError && e.message.includes(bad) && e.message.includes("policy.acceptedTcbStatuses[0]"));
+    await assert.rejects(loadManifestFile(join(dir, "missing.json")), (e: unknown) => e instanceof ManifestError && e.code === "MANIFEST_INVALID");
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { createAttestedCertificate } from "../../src/attestation/atls/certificate.ts";
 import { certificateDer, readAttestedCertificate } from "../../src/attestation/atls/reader.ts";
 import { SimulatedProvider } from "../../src/attestation/sim/provider.ts";
-import { localNetworkPolicy } from "../../src/devnet/network-policy.ts";
+import { localNetworkManifest } from "../../src/devnet/network-policy.ts";
 import { bitString, explicit, integer, oid, sequence, set, time, utf8String } from "../attestation/der-build.ts";
 
 const cli = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
@@ -106,7 +106,7 @@ describe("attest verify <certificate>: the simulated enclave's own certificate",
   before(async () => {
     const pkiDir = join(dir, "sim-pki");
     // The devnet's policy: its simulated root and this checkout's enclave measurement, in the devnet's policy-file shape.
-    ({ measurement } = await localNetworkPolicy(pkiDir));
+    ({ measurement } = await localNetworkManifest(pkiDir));
     const cert = await createAttestedCertificate({ provider: new SimulatedProvider({ pkiDir, mrEnclave: measurement }), freshness: new Uint8Array(32).fill(9), signer });
     assert.ok(cert.evidence.teeType === "SGX" && cert.evidence.collateral);
     files = { pem: join(dir, "sim.pem"), der: join(dir, "sim.der"), policy: join(dir, "devnet-policy.json"), collateral: join(dir, "sim-collateral.json") };

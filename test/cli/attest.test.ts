@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { encodeEvidence } from "../../src/attestation/evidence-codec.ts";
 import { cases, type DcapCase } from "../attestation/dcap-helpers.ts";
-import { loadPolicyFile } from "../../src/attestation/policy.ts";
+import { loadManifestFile, policyForRole } from "../../src/attestation/manifest/index.ts";
 import { SimulatedProvider } from "../../src/attestation/sim/provider.ts";
 
 const testdata = fileURLToPath(new URL("../../../shared/testdata/attestation/", import.meta.url));
@@ -243,6 +243,33 @@ describe("attest verify: code pinning (issue 10, finding 5)", { concurrency: 2 }
     assert.match(human.stdout, /ANY CODE/);
   });
 
+  test("--policy takes a manifest: the --role's packages are the code accepted", async () => {
+    const manifest = await acceptingPolicy("manifest", {
+      version: 1,
+      packages: { tdx: { measurements: [tdx.expect.mr_td] }, other: { measurements: ["00".repeat(48)] } },
+      roles: { task: { packages: ["other"] }, vault: { packages: ["tdx"] } },
+    });
+    const asTask = await verifyJson([...intelArgs(tdx), "--policy", manifest]);
+    assertVerdict(asTask.out, asTask.run, true, false);
+    assert.equal(asTask.run.stderr.includes("old policy file"), false, "a manifest needs no conversion note");
+    const asVault = await verifyJson([...intelArgs(tdx), "--policy", manifest, "--role", "vault"]);
+    assertVerdict(asVault.out, asVault.run, true, true);
+    const unknown = await runCli(["attest", "verify", ...intelArgs(tdx), "--policy", manifest, "--role", "pipeline"]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /--role: .*names no role "pipeline"/);
+  });
+
+  test("an old policy file loads, with a note saying how to convert it; one with expectedReportData says how to convert it", async () => {
+    const legacy = await acceptingPolicy("legacy", { measurements: [tdx.expect.mr_td] });
+    const { run, out } = await verifyJson([...intelArgs(tdx), "--policy", legacy]);
+    assertVerdict(out, run, true, true);
+    assert.match(run.stderr, /old policy file.*cloister policy show --policy .*--json > manifest\.json/);
+    const pinned = await acceptingPolicy("legacy-report-data", { measurements: [tdx.expect.mr_td], expectedReportData: "00".repeat(64) });
+    const refused = await runCli(["attest", "verify", ...intelArgs(tdx), "--policy", pinned]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /expectedReportData.*--report-data/);
+  });
+
   test("a policy file with anyCode: true accepts any code; --any-code with --measurement is unusable", async () => {
     const policy = await acceptingPolicy("any-code", { anyCode: true });
     const { run, out } = await verifyJson([...intelArgs(tdx), "--policy", policy]);
@@ -363,13 +390,15 @@ describe("attest verify: a simulated quote", { concurrency: 2 }, () => {
 });
 
 describe("attest policy init", () => {
-  test("writes a commented starter policy that loadPolicyFile parses, and refuses to overwrite it", async () => {
+  test("writes a commented starter manifest that loadManifestFile parses, and refuses to overwrite it", async () => {
     const file = join(dir, "starter.jsonc");
     const run = await runCli(["attest", "policy", "init", file]);
     assert.equal(run.code, 0, run.stderr);
     const text = await readFile(file, "utf8");
-    assert.match(text, /^\/\//m, "the starter policy is commented");
-    const policy = await loadPolicyFile(file);
+    assert.match(text, /^\/\//m, "the starter manifest is commented");
+    const loaded = await loadManifestFile(file);
+    assert.equal(loaded.convertedFromPolicyFile, false);
+    const policy = policyForRole(loaded.manifest, "task");
     assert.equal(policy.allowSimulation, false);
     assert.equal(policy.allowDebug, false);
     assert.deepEqual(policy.acceptedTcbStatuses, ["UpToDate"]);
@@ -379,10 +408,10 @@ describe("attest policy init", () => {
   });
 });
 
-test("attest policy schema prints the policy's JSON Schema", async () => {
+test("attest policy schema prints the manifest's JSON Schema", async () => {
   const run = await runCli(["attest", "policy", "schema"]);
   assert.equal(run.code, 0);
   const schema = JSON.parse(run.stdout) as { title: string; properties: Record<string, unknown> };
-  assert.equal(schema.title, "Cloister attestation policy");
-  assert.ok("allowSimulation" in schema.properties && "acceptedTcbStatuses" in schema.properties);
+  assert.equal(schema.title, "Cloister policy manifest");
+  for (const field of ["version", "attestation", "packages", "roles", "limits", "registration"]) assert.ok(field in schema.properties, field);
 });

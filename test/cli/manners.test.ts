@@ -58,6 +58,7 @@ test("the usage lists every command and subcommand", async () => {
     "attest verify",
     "attest policy init",
     "attest policy schema",
+    "policy show",
     "verify",
     "devnet up",
     "devnet accounts",

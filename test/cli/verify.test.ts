@@ -8,7 +8,7 @@ import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 import { productionPolicy } from "../../src/attestation/policy.ts";
 import { startEmbeddedNetwork } from "../../src/devnet/embedded.ts";
-import { localNetworkPolicy } from "../../src/devnet/network-policy.ts";
+import { localNetworkManifest } from "../../src/devnet/network-policy.ts";
 import { verifyProvenanceRecord } from "../../src/sdk/verify-provenance.ts";
 import { openHeliaStore, type HeliaStore } from "../../src/storage/helia-store.ts";
 
@@ -50,7 +50,7 @@ test("verify <task-id> --data-dir checks signature, attestation, output and anch
 });
 
 test("each alteration fails the check it concerns", async () => {
-  const { policy } = await localNetworkPolicy(join(dir, "sim-tee"));
+  const { policy } = await localNetworkManifest(join(dir, "sim-tee"));
   const evidence = await store.get(blobs.evidenceCid);
   const good = await verifyProvenanceRecord({ envelope: blobs.envelope, policy, evidence, output: blobs.output, operator: blobs.operator });
   assert.equal(good.ok, true, JSON.stringify(good.checks));

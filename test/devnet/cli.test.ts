@@ -16,6 +16,7 @@ import { taskMarketAbi } from "../../src/chain/abi/TaskMarket.ts";
 import { readTokenBalance } from "../../src/chain/actions/token.ts";
 import { chainDefinition, createReaderClient } from "../../src/chain/clients.ts";
 import { testMnemonic } from "../../src/chain/dev-accounts.ts";
+import { manifestDigest } from "../../src/attestation/manifest/index.ts";
 import { readNetworkFile } from "../../src/devnet/network-file.ts";
 import { testTokenPerAccount } from "../../src/devnet/test-token.ts";
 import { waitUntilGone } from "./processes.ts";
@@ -60,8 +61,11 @@ test("devnet up says ready once it serves and writes its network file; task run 
     const network = await readNetworkFile(netDir);
     assert.equal(network.path, join(netDir, "network.json"));
     assert.equal(network.devAccounts, 10);
-    assert.equal(network.policy.allowSimulation, true);
-    assert.equal(network.policy.measurements?.length, 1);
+    // The network file names the devnet's manifest (manifest.json beside it) by path and digest.
+    assert.equal(network.manifest.attestation.allowSimulation, true);
+    assert.equal(network.manifest.packages["cloister-enclave"]?.measurements.length, 1);
+    assert.deepEqual(network.manifest.roles.task?.packages, ["cloister-enclave"]);
+    assert.equal(network.manifestDigest, manifestDigest(network.manifest));
     const chainId = await fetch(network.endpoints.rpc, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }) });
     assert.equal(Number(((await chainId.json()) as { result: string }).result), network.chainId);
     assert.equal((await fetch(`${network.endpoints.cas!}/deployment`)).status, 200);

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { casHttpClient, CasHttpError } from "../../src/cas/http-client.ts";
 import { CasError } from "../../src/cas/errors.ts";
-import { localNetworkPolicy } from "../../src/devnet/network-policy.ts";
+import { localNetworkManifest } from "../../src/devnet/network-policy.ts";
 import { connectToNetwork } from "../../src/devnet/remote-client.ts";
 import { startMultiProcessDevnet, type MultiProcessDevnet } from "../../src/devnet/multi-process.ts";
 import { TaskVerificationError } from "../../src/sdk/errors.ts";
@@ -29,8 +29,8 @@ async function tempDir(): Promise<string> {
 
 /** Runs one echo task through the SDK over HTTP (and new heads over WebSocket), with a policy the client builds from the devnet's sim PKI itself. */
 async function runEcho(devnet: MultiProcessDevnet): Promise<{ output: string; input: string; signer: string }> {
-  const { policy } = await localNetworkPolicy(devnet.simPkiDir);
-  const remote = await connectToNetwork({ rpcUrl: devnet.rpcUrl, wsUrl: devnet.wsUrl, ipfsUrl: devnet.ipfsUrl, deployment: { casUrl: devnet.casUrl }, policy });
+  const { manifest } = await localNetworkManifest(devnet.simPkiDir);
+  const remote = await connectToNetwork({ rpcUrl: devnet.rpcUrl, wsUrl: devnet.wsUrl, ipfsUrl: devnet.ipfsUrl, deployment: { casUrl: devnet.casUrl }, manifest });
   try {
     const input = `hello ${randomBytes(8).toString("hex")}`;
     const result = await remote.client.runTask({ program: echo, input: new TextEncoder().encode(input), timeoutMs: 30_000 });
@@ -84,8 +84,8 @@ test("a 2-node devnet runs tasks over HTTP, resumes from its data dir, and leave
     assert.equal(run.output, run.input);
 
     // A client whose policy trusts another simulated root verifies no enclave, so it submits nothing.
-    const foreign = await localNetworkPolicy(join(await tempDir(), "other-sim-tee"));
-    const remote = await connectToNetwork({ rpcUrl: second.rpcUrl, ipfsUrl: second.ipfsUrl, deployment: { file: join(dir, "deployment.json") }, policy: foreign.policy });
+    const foreign = await localNetworkManifest(join(await tempDir(), "other-sim-tee"));
+    const remote = await connectToNetwork({ rpcUrl: second.rpcUrl, ipfsUrl: second.ipfsUrl, deployment: { file: join(dir, "deployment.json") }, manifest: foreign.manifest });
     try {
       await assert.rejects(remote.client.runTask({ program: echo, input: new Uint8Array(), timeoutMs: 5_000 }), (e) => e instanceof TaskVerificationError && e.code === "NO_VERIFIED_ENCLAVE");
     } finally {

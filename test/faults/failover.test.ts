@@ -66,7 +66,7 @@ before(async () => {
   const chain = chainDefinition(devnet.chainId, devnet.rpcUrl);
   const requester = privateKeyToAccount(devnet.requesterKey);
   store = openKuboStore(devnet.ipfsUrl);
-  const client = (writer: WriterClient) => ({ writer, client: new CloisterClient({ writer, deployment: devnet.deployment, store, policy: devnet.policy }) });
+  const client = (writer: WriterClient) => ({ writer, client: new CloisterClient({ writer, deployment: devnet.deployment, store, manifest: devnet.manifest }) });
   overHttp = client(createWriterClient({ endpoint: { rpcUrl: devnet.rpcUrl }, chain, account: requester, pollingInterval: 50 }));
   inProcess = client(createWriterClient({ endpoint: { provider: devnet.chainProvider }, chain, account: requester, pollingInterval: 50 }));
   const admin = createWriterClient({ endpoint: { provider: devnet.chainProvider }, chain, account: privateKeyToAccount(devPrivateKeys(0).deployer) });

@@ -37,9 +37,9 @@ const events: HostEvent[] = [];
 
 before(async () => {
   network = await startEmbeddedNetwork({ nodes: 0 });
-  const { chain, deployment, store, policy, dataDir } = network;
+  const { chain, deployment, store, manifest, dataDir } = network;
   const writer = (account: typeof chain.accounts.deployer) => createWriterClient({ endpoint: { provider: chain.provider }, chain: chain.chain, account });
-  service = new AttestationService({ writer: writer(chain.accounts.attester), registry: deployment.registry, store, policy });
+  service = new AttestationService({ writer: writer(chain.accounts.attester), registry: deployment.registry, store, manifest });
   cas = await startCasHttpServer({ service });
   const enclave = await startEnclave({ dataDir: join(dataDir, "node", "enclave"), attestation: { provider: "sim", pkiDir: join(dataDir, "sim-tee") } });
   daemon = new NodeDaemon({

@@ -30,9 +30,9 @@ after(async () => {
 });
 
 async function startNode(nodeDir: string): Promise<NodeDaemon> {
-  const { chain, deployment, store, policy, dataDir } = network;
+  const { chain, deployment, store, manifest, dataDir } = network;
   const writer = (account: typeof chain.accounts.deployer) => createWriterClient({ endpoint: { provider: chain.provider }, chain: chain.chain, account });
-  const cas = new AttestationService({ writer: writer(chain.accounts.attester), registry: deployment.registry, store, policy });
+  const cas = new AttestationService({ writer: writer(chain.accounts.attester), registry: deployment.registry, store, manifest });
   const enclave = await startEnclave({ dataDir: join(nodeDir, "enclave"), attestation: { provider: "sim", pkiDir: join(dataDir, "sim-tee") } });
   const daemon = new NodeDaemon({ writer: writer(chain.accounts.operators[1]!), deployment, store, enclave, attestationService: cas, dataDir: nodeDir, pollIntervalMs: 25 });
   try {

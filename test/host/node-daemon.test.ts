@@ -32,9 +32,9 @@ after(async () => {
 });
 
 function nodeParts() {
-  const { chain, deployment, store, policy, dataDir } = network;
+  const { chain, deployment, store, manifest, dataDir } = network;
   const writer = (account: typeof chain.accounts.deployer) => createWriterClient({ endpoint: { provider: chain.provider }, chain: chain.chain, account });
-  const cas = new AttestationService({ writer: writer(chain.accounts.attester), registry: deployment.registry, store, policy });
+  const cas = new AttestationService({ writer: writer(chain.accounts.attester), registry: deployment.registry, store, manifest });
   const enclave = () => startEnclave({ dataDir: join(dataDir, "node", "enclave"), attestation: { provider: "sim", pkiDir: join(dataDir, "sim-tee") } });
   return { operator: writer(chain.accounts.operators[0]!), cas, enclave };
 }

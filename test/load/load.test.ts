@@ -29,7 +29,7 @@ after(() => rm(dir, { recursive: true, force: true }));
 
 test(`${TASKS} tasks submitted at once to a 3-node devnet each complete exactly once, and value is conserved`, { timeout: 300_000 }, async () => {
   const devnet = await startMultiProcessDevnet({ dataDir: dir, nodes: 3 });
-  const remote = await connectToNetwork({ rpcUrl: devnet.rpcUrl, ipfsUrl: devnet.ipfsUrl, deployment: devnet.deployment, policy: devnet.policy, privateKey: devnet.requesterKey });
+  const remote = await connectToNetwork({ rpcUrl: devnet.rpcUrl, ipfsUrl: devnet.ipfsUrl, deployment: devnet.deployment, manifest: devnet.manifest, privateKey: devnet.requesterKey });
   try {
     const reader = remote.writer;
     const market = devnet.deployment.market;

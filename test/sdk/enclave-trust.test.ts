@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import type { Address } from "viem";
 import { encodeEvidence } from "../../src/attestation/evidence-codec.ts";
-import { productionPolicy, type Policy } from "../../src/attestation/policy.ts";
+import { ManifestError, parseManifest, productionManifest, type Manifest } from "../../src/attestation/manifest/index.ts";
 import { CasError } from "../../src/cas/errors.ts";
 import { AttestationService } from "../../src/cas/service.ts";
 import { onChainMeasurement, registerEnclave } from "../../src/chain/actions/register-enclave.ts";
@@ -35,7 +35,7 @@ before(async () => {
   scratch = await mkdtemp(join(tmpdir(), "cloister-trust-"));
   const { chain, deployment, store } = network;
   attester = createWriterClient({ endpoint: { provider: chain.provider }, chain: chain.chain, account: chain.accounts.attester });
-  cas = new AttestationService({ writer: attester, registry: deployment.registry, store, policy: network.policy });
+  cas = new AttestationService({ writer: attester, registry: deployment.registry, store, manifest: network.manifest });
   operatorA = chain.accounts.operators[0]!.address;
   operatorB = chain.accounts.operators[1]!.address;
 });
@@ -62,14 +62,14 @@ async function attestFor(enclave: EnclaveClient, operator: Address) {
 }
 
 test("a client whose policy pins no code refuses to wrap a key to any enclave, before anything is sent (finding 5)", async () => {
-  const unpinned: [string, Policy][] = [
-    ["the production policy (no released enclave yet)", productionPolicy()],
-    ["the network policy without its measurement", { ...network.policy, measurements: undefined }],
-    ["the network policy accepting any code", { ...network.policy, measurements: undefined, anyCode: true }],
+  const unpinned: [string, Manifest][] = [
+    ["the production manifest (no released enclave yet)", productionManifest()],
+    ["the network manifest whose task role names no package", { ...network.manifest, roles: { task: { packages: [], anyCode: false } } }],
+    ["the network manifest accepting any code as a task enclave", { ...network.manifest, roles: { task: { packages: [], anyCode: true } } }],
   ];
   const balance = await network.requester.getBalance({ address: network.requester.account.address });
-  for (const [name, policy] of unpinned) {
-    const client = new CloisterClient({ writer: network.requester, deployment: network.deployment, store: network.store, policy });
+  for (const [name, manifest] of unpinned) {
+    const client = new CloisterClient({ writer: network.requester, deployment: network.deployment, store: network.store, manifest });
     await assert.rejects(
       client.runTask({ program, input: new Uint8Array([1]) }),
       (e) => e instanceof TaskVerificationError && e.code === "POLICY_PINS_NO_CODE" && /measurements/.test(e.message),
@@ -109,7 +109,7 @@ test("a requester refuses an enclave registered for another operator than its ev
     expiry: latest.timestamp + 3600n,
     evidenceCid,
   });
-  const client = new CloisterClient({ writer: network.requester, deployment: network.deployment, store: network.store, policy: network.policy });
+  const client = new CloisterClient({ writer: network.requester, deployment: network.deployment, store: network.store, manifest: network.manifest });
   const listing = await client.listEnclaves();
   assert.ok(!listing.verified.some((v) => v.signer === enclave.identity.signer), "the enclave is not trusted");
   const rejection = listing.rejected.find((r) => r.signer === enclave.identity.signer);
@@ -119,7 +119,7 @@ test("a requester refuses an enclave registered for another operator than its ev
 
 test("a result is accepted when the enclave re-attested (same keys, new evidence CID) between listing and completion (finding 8)", async () => {
   const node = network.nodes[0]!;
-  const client = new CloisterClient({ writer: network.requester, deployment: network.deployment, store: network.store, policy: network.policy });
+  const client = new CloisterClient({ writer: network.requester, deployment: network.deployment, store: network.store, manifest: network.manifest });
   const before = (await client.listEnclaves()).verified.find((v) => v.signer === node.signer)!;
   // The node's enclave restarts with its sealed keys and attests again: a new evidence CID for the same key.
   const restarted = await enclaveAt(join(network.dataDir, "nodes", "0", "enclave"));
@@ -137,7 +137,7 @@ test("a result is accepted when the enclave re-attested (same keys, new evidence
 });
 
 test("evidence a statement names must be a registration of the same enclave key (finding 8)", async () => {
-  const client = new CloisterClient({ writer: network.requester, deployment: network.deployment, store: network.store, policy: network.policy });
+  const client = new CloisterClient({ writer: network.requester, deployment: network.deployment, store: network.store, manifest: network.manifest });
   const node = (await client.listEnclaves()).verified.find((v) => v.signer === network.nodes[0]!.signer)!;
   const stranger = await enclaveAt(join(scratch, "other"));
   const foreign = await attestFor(stranger, operatorA);
@@ -152,4 +152,60 @@ test("evidence a statement names must be a registration of the same enclave key 
   assert.ok(!("reason" in own), JSON.stringify(own));
   const strict = await checkReattestedEvidence({ ...params, policy: { ...network.policy, measurements: ["00".repeat(32)] } }, node, node.evidenceCid);
   assert.ok("reason" in strict && /not allowed/.test(strict.reason), "the evidence is checked under the requester's policy");
+});
+
+test("a client runs tasks under its manifest's task limits: a task asking for more is refused before anything is sent", async () => {
+  const tight = parseManifest({ ...network.manifest, limits: { ...network.manifest.limits, task: { ...network.manifest.limits.task, max: { memoryMb: 64, timeMs: 60_000, outputBytes: 1 << 20 } } } });
+  const client = new CloisterClient({ writer: network.requester, deployment: network.deployment, store: network.store, manifest: tight });
+  const balance = await network.requester.getBalance({ address: network.requester.account.address });
+  await assert.rejects(
+    client.runTask({ program, input: new Uint8Array([1]), limits: { memoryMb: 128 } }),
+    (e) => e instanceof ManifestError && e.code === "LIMITS_EXCEEDED" && /memoryMb 128 > 64/.test(e.message),
+  );
+  assert.equal(await network.requester.getBalance({ address: network.requester.account.address }), balance, "no transaction was sent");
+});
+
+test("the attestation service takes the registration lifetime, the evidence size and the accepted code from its manifest", async () => {
+  const enclave = await enclaveAt(join(scratch, "lifetime"));
+  const { signer, hpkePublicKey } = enclave.identity;
+  const withService = (manifest: Manifest) => new AttestationService({ writer: attester, registry: network.deployment.registry, store: network.store, manifest });
+  const attestTo = async (service: AttestationService) => {
+    const nonce = service.challenge();
+    const { evidence } = await enclave.attest({ freshness: nonce, operator: operatorA });
+    return { nonce, evidenceCid: await network.store.put(encodeEvidence(evidence)) };
+  };
+
+  const shortLived = withService(parseManifest({ ...network.manifest, registration: { lifetimeSeconds: 600 } }));
+  const registered = await shortLived.register({ signer, hpkePublicKey, operator: operatorA, ...(await attestTo(shortLived)) });
+  const latest = await attester.getBlock({ blockTag: "latest" });
+  assert.ok(registered.expiry - latest.timestamp <= 600n && registered.expiry - latest.timestamp > 590n, `expiry ${registered.expiry} at block time ${latest.timestamp}`);
+
+  const small = withService(parseManifest({ ...network.manifest, limits: { ...network.manifest.limits, evidenceBytes: 64 } }));
+  await assert.rejects(small.register({ signer, hpkePublicKey, operator: operatorA, ...(await attestTo(small)) }), (e) => e instanceof CasError && e.code === "EVIDENCE_UNAVAILABLE");
+
+  // Only a vault role pins this enclave's code: the service accepts it as a vault enclave, and refuses it once no role names it.
+  const packages = network.manifest.packages;
+  const asVault = withService(parseManifest({ ...network.manifest, roles: { task: { packages: [] }, vault: { packages: Object.keys(packages) } } }));
+  await asVault.register({ signer, hpkePublicKey, operator: operatorA, ...(await attestTo(asVault)) });
+  const none = withService(parseManifest({ ...network.manifest, roles: { task: { packages: [] } } }));
+  await assert.rejects(none.register({ signer, hpkePublicKey, operator: operatorA, ...(await attestTo(none)) }), (e) => e instanceof CasError && e.code === "EVIDENCE_REFUSED" && /no code pinned/.test(e.message));
+});
+
+test("a client puts an encrypted input inline in the envelope only up to its manifest's inlineInputBytes", async () => {
+  const inputs = new Map<string, string[]>();
+  for (const [name, inlineInputBytes] of [["default", undefined], ["none", 0]] as const) {
+    const task = { ...network.manifest.limits.task, ...(inlineInputBytes === undefined ? {} : { inlineInputBytes }) };
+    const manifest = parseManifest({ ...network.manifest, limits: { ...network.manifest.limits, task } });
+    const client = new CloisterClient({ writer: network.requester, deployment: network.deployment, store: network.store, manifest });
+    const result = await client.runTask({
+      program,
+      input: new TextEncoder().encode(name),
+      onProgress: (p) => {
+        if (p.step === "submitted") inputs.set(name, Object.keys(p.task.envelope.input));
+      },
+    });
+    assert.equal(new TextDecoder().decode(result.output), name);
+  }
+  assert.ok(inputs.get("default")?.includes("inline"), JSON.stringify([...inputs]));
+  assert.ok(inputs.get("none")?.includes("cid"), JSON.stringify([...inputs]));
 });

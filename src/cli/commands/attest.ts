@@ -1,7 +1,8 @@
 /**
  * `cloister attest verify` and `cloister attest policy init`: check a quote,
  * an SEV-SNP report or an attested TLS certificate against collateral and a
- * policy, from files, a PCCS or the certificate itself.
+ * role's policy of a policy manifest (--policy, default the strict production
+ * manifest), from files, a PCCS or the certificate itself.
  */
 import { writeFile, access } from "node:fs/promises";
 import { homedir } from "node:os";
@@ -9,13 +10,15 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { decodeEvidence } from "../../attestation/evidence-codec.ts";
 import { fetchCollateral, loadCollateralFile } from "../../attestation/collateral.ts";
-import { loadPolicyFile, parsePolicy, pinsCode, policyJsonSchema, productionPolicy, starterPolicyText, type Policy } from "../../attestation/policy.ts";
+import { manifestJsonSchema, policyForRole, productionManifest, starterManifestText, TASK_ROLE } from "../../attestation/manifest/index.ts";
+import { parsePolicy, pinsCode, type Policy } from "../../attestation/policy.ts";
 import { parseSnpReport } from "../../attestation/snp/report.ts";
 import { verifyEvidence } from "../../attestation/verify.ts";
 import type { Claims, DcapCollateral, Evidence, VerificationResult } from "../../attestation/types.ts";
 import { parseUnixSeconds, readInputFile } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { printJson } from "../output.ts";
+import { manifestFileOrUsage } from "../manifest-option.ts";
 import { attestUsage } from "../usage.ts";
 import { certificateJson, certificateLines, isCertificate, loadCertificate, type CertificateInput } from "./attest-certificate.ts";
 
@@ -26,7 +29,7 @@ export async function attestCommand(argv: string[]): Promise<number> {
   if (sub === "policy" && rest[0] === "schema") {
     // The schema is JSON either way; --json is taken as every command takes it.
     parseArgs({ args: rest.slice(1), options: { json: { type: "boolean" } } });
-    printJson(policyJsonSchema());
+    printJson(manifestJsonSchema());
     return 0;
   }
   throw new UsageError(`unknown attest command '${[sub, ...rest.slice(0, 1)].filter(Boolean).join(" ")}'\n\n${attestUsage}`);
@@ -43,6 +46,7 @@ async function verifyCommand(argv: string[]): Promise<number> {
       chain: { type: "string" },
       now: { type: "string" },
       policy: { type: "string" },
+      role: { type: "string", default: TASK_ROLE },
       "cache-dir": { type: "string" },
       "report-data": { type: "string" },
       measurement: { type: "string", multiple: true },
@@ -54,7 +58,8 @@ async function verifyCommand(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError(`attest verify takes exactly one evidence file\n\n${attestUsage}`);
   if (values.collateral && values.pccs) throw new UsageError("give either --collateral or --pccs, not both");
   const now = parseUnixSeconds(values.now, "--now") ?? Math.floor(Date.now() / 1000);
-  const policy = pinCode(values.policy ? await loadPolicyOrUsage(values.policy) : productionPolicy(), values.policy !== undefined, values);
+  const manifest = values.policy ? (await manifestFileOrUsage(values.policy)).manifest : productionManifest();
+  const policy = pinCode(rolePolicy(manifest, values.role), values.policy !== undefined, values);
   if (policy.anyCode) process.stderr.write("WARNING: --any-code / anyCode: ANY CODE is accepted; this verdict says nothing about what the enclave runs\n");
   const expectedReportData = parseReportData(values["report-data"]);
   const file = positionals[0]!;
@@ -139,11 +144,11 @@ function describeUnverified(evidence: Evidence): Claims | undefined {
   }
 }
 
-async function loadPolicyOrUsage(path: string): Promise<Policy> {
+function rolePolicy(manifest: Parameters<typeof policyForRole>[0], role: string): Policy {
   try {
-    return await loadPolicyFile(path);
+    return policyForRole(manifest, role);
   } catch (error) {
-    throw new UsageError(`policy file '${path}' is unusable: ${(error as Error).message}`);
+    throw new UsageError(`--role: ${(error as Error).message}`);
   }
 }
 
@@ -245,11 +250,11 @@ function printHuman(r: VerificationResult, c: Claims | undefined, now: number, p
 
 async function policyInitCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { force: { type: "boolean", default: false }, json: { type: "boolean", default: false } } });
-  const file = positionals[0] ?? "cloister-policy.jsonc";
+  const file = positionals[0] ?? "cloister-manifest.jsonc";
   const exists = await access(file).then(() => true, () => false);
   if (exists && !values.force) throw new UsageError(`'${file}' already exists; pass --force to overwrite it`);
-  await writeFile(file, starterPolicyText());
+  await writeFile(file, starterManifestText());
   if (values.json) printJson({ wrote: file });
-  else process.stdout.write(`wrote a starter policy to ${file}: edit the allowed measurements, then pass it with --policy ${file}\n`);
+  else process.stdout.write(`wrote a starter policy manifest to ${file}: edit the allowed measurements, then pass it with --policy ${file}\n`);
   return 0;
 }

@@ -19,7 +19,8 @@ import { openHeliaStore } from "../../storage/helia-store.ts";
 import { openKuboStore } from "../../storage/kubo-store.ts";
 import { readInputFile } from "../args.ts";
 import { loadNetwork, namedNetwork } from "../network-file.ts";
-import { policyFrom } from "../network-options.ts";
+import { manifestFrom } from "../network-options.ts";
+import { policyForRole, TASK_ROLE } from "../../attestation/manifest/index.ts";
 import { UsageError } from "../errors.ts";
 import { printJson } from "../output.ts";
 import { verifyUsage } from "../usage.ts";
@@ -74,9 +75,9 @@ interface VerifyFlags {
   "data-dir"?: string;
 }
 
-/** --policy or --sim-pki, else the network's policy, else the strict production policy. */
+/** The task role's policy of --policy or --sim-pki, else of the network's manifest, else of the strict production manifest. */
 async function policyOf(flags: VerifyFlags, network: NetworkFile | undefined) {
-  return flags.policy || flags["sim-pki"] || !network ? policyFrom(flags) : network.policy;
+  return policyForRole(flags.policy || flags["sim-pki"] || !network ? await manifestFrom(flags) : network.manifest, TASK_ROLE);
 }
 
 async function verifyFile(file: string, flags: VerifyFlags, network: NetworkFile | undefined): Promise<ProvenanceVerdict> {
@@ -96,7 +97,7 @@ async function verifyTask(taskId: bigint, flags: VerifyFlags): Promise<Provenanc
   if (!dir) throw new UsageError("verifying a task id needs the network's --data-dir (the directory given to 'cloister task run --data-dir')");
   const deployment = await readDeployment(join(dir, "deployment.json"));
   if (!deployment) throw new UsageError(`no Cloister network in '${dir}' (deployment.json is missing)`);
-  const policy = await policyFrom(flags, join(dir, "sim-tee"));
+  const policy = policyForRole(await manifestFrom(flags, join(dir, "sim-tee")), TASK_ROLE);
   const chain = await startLocalChain({ dataDir: join(dir, "chain") });
   const store = await openHeliaStore(join(dir, "ipfs"));
   try {
