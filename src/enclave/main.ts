@@ -1,7 +1,8 @@
 /**
  * The enclave process. Started by client.ts with child_process.fork; talks
  * only through the call gate over the IPC channel. It measures its own code,
- * unseals (or creates) its keys, and serves init, attest, runTask and refuseTask.
+ * unseals (or creates) its keys, and serves init, attest, runJob and refuseJob
+ * (the job seam: job-runner.ts, one module per kind in jobs/).
  * Nothing secret is ever written to a frame, a log or an unsealed file.
  */
 import { bytesToHex } from "viem";
@@ -13,9 +14,9 @@ import { checkPayload, requestFrameSchema, type EnclaveIdentity, type GateMethod
 import { EnclaveError } from "./errors.ts";
 import { loadOrCreateKeys } from "./keys.ts";
 import { measureEnclaveCode } from "./measurement.ts";
+import { refuseJob, runJob } from "./job-runner.ts";
+import type { EnclaveContext } from "./jobs/job-module.ts";
 import { sealingRootFor } from "./sealing-root.ts";
-import { refuseTask } from "./refusal.ts";
-import { runTask, type EnclaveContext } from "./task-runner.ts";
 
 interface State {
   ctx: EnclaveContext;
@@ -36,6 +37,8 @@ async function initialize(params: InitParams): Promise<State> {
   const identity: EnclaveIdentity = {
     signer: keys.account.address,
     hpkePublicKey: toHex(keys.hpke.publicKey),
+    provenanceKey: toHex(keys.provenance.spki),
+    tlsKey: toHex(keys.tls.spki),
     measurement,
     teeType: tee.teeType,
     simulated: tee.simulated,
@@ -61,15 +64,19 @@ async function handle(method: GateMethod, params: unknown): Promise<unknown> {
   if (method === "attest") {
     if (s.provider instanceof EnclaveError) throw s.provider;
     const { freshness, operator } = checked.value as { freshness?: `0x${string}`; operator: `0x${string}` };
-    const reportData = enclaveReportData(s.identity.signer, s.ctx.keys.hpke.publicKey, operator, freshness ? fromHex(freshness) : undefined);
+    const { keys } = s.ctx;
+    const reportData = enclaveReportData(
+      { signer: keys.account.address, hpkePublicKey: keys.hpke.publicKey, provenanceKey: keys.provenance.spki, tlsKey: keys.tls.spki, operator },
+      freshness ? fromHex(freshness) : undefined,
+    );
     try {
       return { evidence: await s.provider.attest(reportData), reportData: bytesToHex(reportData) };
     } catch (cause) {
       throw new EnclaveError("ATTESTATION_FAILED", `the attestation provider could not produce evidence: ${String(cause)}`, { cause });
     }
   }
-  if (method === "refuseTask") return refuseTask(s.ctx, checked.value as Parameters<typeof refuseTask>[1]);
-  return runTask(s.ctx, checked.value as Parameters<typeof runTask>[1]);
+  if (method === "refuseJob") return refuseJob(s.ctx, checked.value as Parameters<typeof refuseJob>[1]);
+  return runJob(s.ctx, checked.value as Parameters<typeof runJob>[1]);
 }
 
 /** Only typed errors cross the gate with their message; anything else is reported without details that could carry data. */

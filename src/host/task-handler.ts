@@ -11,7 +11,8 @@ import { getContractEvents } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { decodeContractRevert } from "../chain/contract-error.ts";
-import type { RunTaskParams } from "../enclave/call-gate.ts";
+import type { JobOutcome } from "../enclave/call-gate.ts";
+import type { TaskJobParams } from "../enclave/jobs/params.ts";
 import { runTaskTimeoutMs, type EnclaveClient } from "../enclave/client.ts";
 import { isEnclaveError } from "../enclave/errors.ts";
 import { decodeInlineInput, taskCommitment, type Assignment } from "../protocol/task.ts";
@@ -208,8 +209,8 @@ function fetchBlob(ctx: TaskHandlerContext, store: BlobStore, cid: string): Prom
   return retrying(ctx, `get ${cid}`, () => store.get(cid, { maxBytes: MAX_BLOB_BYTES }));
 }
 
-/** The enclave's runTask params: the envelope checked before the accept, its program and input. */
-async function fetchBlobs(ctx: TaskHandlerContext, task: SubmittedTask, checked: CheckedEnvelope): Promise<RunTaskParams> {
+/** The task job's params: the envelope checked before the accept, its program and input. */
+async function fetchBlobs(ctx: TaskHandlerContext, task: SubmittedTask, checked: CheckedEnvelope): Promise<TaskJobParams> {
   // A small input rides inline in the envelope; the enclave checks it against the spec either way.
   const inputRef = checked.envelope.input;
   const [program, input] = await Promise.all([
@@ -222,20 +223,35 @@ async function fetchBlobs(ctx: TaskHandlerContext, task: SubmittedTask, checked:
     envelope: checked.bytes,
     program,
     input,
-    evidenceCid: ctx.evidenceCid,
   };
 }
 
-/** Publishes what the enclave returned: the store must name the blobs by the CIDs the enclave signed. */
-async function publish(ctx: TaskHandlerContext, run: { result: Uint8Array; provenance: Uint8Array; outputCid: string; provenanceCid: string }): Promise<void> {
-  const putBlob = (bytes: Uint8Array) => retrying(ctx, "put", () => ctx.store.put(bytes));
-  const [outputCid, provenanceCid] = await Promise.all([putBlob(run.result), putBlob(run.provenance)]);
-  if (outputCid !== run.outputCid || provenanceCid !== run.provenanceCid) {
+/** Publishes what the enclave returned (outputs and provenance): the store must name the blobs by the CIDs the enclave signed. */
+async function publish(ctx: TaskHandlerContext, outcome: JobOutcome): Promise<void> {
+  const blobs = [...outcome.outputs, outcome.provenance];
+  const cids = await Promise.all(blobs.map((b) => retrying(ctx, "put", () => ctx.store.put(b.bytes))));
+  const wrong = blobs.findIndex((b, i) => cids[i] !== b.cid);
+  if (wrong >= 0) {
     throw new TaskPublishError(
-      `the store named the result ${outputCid} and the provenance ${provenanceCid}, but the enclave signed ${run.outputCid} and ${run.provenanceCid}: ` +
+      `the store named a blob ${cids[wrong]}, but the enclave signed ${blobs[wrong]!.cid}: ` +
         "the store does not use the fixed CID profile (CIDv1, raw leaves, 256 KiB chunks; src/storage/unixfs-profile.ts)",
     );
   }
+}
+
+/** A task's outcome as TaskMarket's completeTask takes it: its one output (the encrypted result), provenance and Completion signature. */
+function taskCompletionOf(outcome: JobOutcome) {
+  const result = outcome.outputs[0];
+  if (outcome.kind !== "task" || outcome.outputs.length !== 1 || !result || outcome.anchor.type !== "TaskMarket.Completion") {
+    throw new TaskPublishError(`the enclave returned a ${outcome.kind} outcome with ${outcome.outputs.length} outputs and a ${outcome.anchor.type} anchor, not a task's`);
+  }
+  return {
+    outputDigest: result.digest,
+    provenanceDigest: outcome.provenance.digest,
+    outputCid: result.cid,
+    provenanceCid: outcome.provenance.cid,
+    signature: outcome.anchor.signature,
+  };
 }
 
 /** The node's store gave other CIDs than the enclave signed: the completion would point the requester nowhere. */
@@ -280,14 +296,15 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
 /** Runs an accepted task in the enclave and relays its completion; failures are logged, not thrown. */
 async function runAndComplete(ctx: TaskHandlerContext, task: SubmittedTask, assignment: Assignment, checked: CheckedEnvelope): Promise<void> {
   const taskId = task.taskId.toString();
-  let params: RunTaskParams | undefined;
+  let params: TaskJobParams | undefined;
   try {
     const runSlot = ctx.runSlot ?? ((job) => job());
     const run = await runSlot(async () => {
       params = await fetchBlobs(ctx, task, checked);
-      const out = await ctx.enclave.runTask(params, { timeoutMs: runTaskTimeoutMs(checked.envelope.limits) });
-      await publish(ctx, out);
-      return out;
+      const outcome = await ctx.enclave.runJob({ kind: "task", params, evidenceCid: ctx.evidenceCid }, { timeoutMs: runTaskTimeoutMs(checked.envelope.limits) });
+      const completion = taskCompletionOf(outcome);
+      await publish(ctx, outcome);
+      return completion;
     });
     ctx.log.emit({ type: "task-executed", taskId, outputCid: run.outputCid, provenanceCid: run.provenanceCid });
     const completed = await retrying(ctx, `completeTask ${taskId}`, () => ctx.batches.complete({

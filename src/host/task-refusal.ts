@@ -8,7 +8,7 @@ import type { Address } from "viem";
 import { refuseTask } from "../chain/actions/refuse-task.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { decodeContractRevert } from "../chain/contract-error.ts";
-import type { RunTaskParams } from "../enclave/call-gate.ts";
+import type { TaskJobParams } from "../enclave/jobs/params.ts";
 import type { EnclaveClient } from "../enclave/client.ts";
 import { isEnclaveError, type EnclaveError } from "../enclave/errors.ts";
 import { refusalReasonName } from "../protocol/refusal.ts";
@@ -35,7 +35,7 @@ export async function refuseIfUnrunnable(
   ctx: RefusalContext,
   task: SubmittedTask,
   assignment: Assignment,
-  params: RunTaskParams,
+  params: TaskJobParams,
   failure: EnclaveError,
 ): Promise<boolean> {
   const taskId = task.taskId.toString();
@@ -44,7 +44,7 @@ export async function refuseIfUnrunnable(
   if (record.status !== "Accepted" || record.commitment !== taskCommitment(task.spec, assignment)) return false;
   let refusal;
   try {
-    refusal = await ctx.enclave.refuseTask({ ...params, attempt: record.attempt });
+    refusal = await ctx.enclave.refuseJob({ kind: "task", params, attempt: record.attempt });
   } catch (e) {
     if (isEnclaveError(e) && e.code === "REFUSAL_UNFOUNDED") return false;
     throw e;

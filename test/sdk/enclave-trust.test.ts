@@ -54,11 +54,15 @@ async function enclaveAt(dataDir: string): Promise<EnclaveClient> {
   return enclave;
 }
 
-/** Evidence the enclave makes for `operator`, answering a fresh challenge of the test's attestation service, published to IPFS. */
+/**
+ * Evidence the enclave makes for `operator`, answering a fresh challenge of the test's attestation service, published to IPFS
+ * in a document that names the enclave's keys; with the P-256 keys a registration names.
+ */
 async function attestFor(enclave: EnclaveClient, operator: Address) {
   const nonce = cas.challenge();
   const { evidence } = await enclave.attest({ freshness: nonce, operator });
-  return { nonce, evidenceCid: await network.store.put(encodeEvidence(evidence)) };
+  const { signer, hpkePublicKey, provenanceKey, tlsKey } = enclave.identity;
+  return { nonce, provenanceKey, tlsKey, evidenceCid: await network.store.put(encodeEvidence(evidence, { signer, hpkePublicKey, provenanceKey, tlsKey })) };
 }
 
 test("a client whose policy pins no code refuses to wrap a key to any enclave, before anything is sent (finding 5)", async () => {
