@@ -5,6 +5,10 @@
  * validates responses). Frames travel over Node's IPC channel with "advanced"
  * serialization, so Uint8Array and bigint cross as themselves.
  *
+ * Methods: init, attest, and the job seam: runJob `{ kind, params, evidenceCid }`
+ * for every kind of work (one outcome shape), refuseJob for kinds whose
+ * contract pays on a refusal. A kind's params schema lives in jobs/params.ts.
+ *
  * Frames: host -> enclave `{ id, method, params }`;
  *         enclave -> host `{ id, result }` or `{ id, error: { code, message } }`.
  * Nothing in a response may hold a secret: results are ciphertext for the
