@@ -157,3 +157,55 @@ test("evidence a statement names must be a registration of the same enclave key 
   const strict = await checkReattestedEvidence({ ...params, policy: { ...network.policy, measurements: ["00".repeat(32)] } }, node, node.evidenceCid);
   assert.ok("reason" in strict && /not allowed/.test(strict.reason), "the evidence is checked under the requester's policy");
 });
+
+test("the attestation service registers an enclave only with the P-256 keys its evidence commits to, named by its evidence document", async () => {
+  const enclave = await enclaveAt(join(scratch, "p256-keys"));
+  const { signer, hpkePublicKey, provenanceKey, tlsKey } = enclave.identity;
+  const refused = (pattern: RegExp) => (e: unknown) => e instanceof CasError && e.code === "EVIDENCE_REFUSED" && pattern.test(e.message);
+
+  // A document without the keys (as published before report_data committed to the P-256 keys).
+  let nonce = cas.challenge();
+  let { evidence } = await enclave.attest({ freshness: nonce, operator: operatorA });
+  const bare = await network.store.put(encodeEvidence(evidence));
+  await assert.rejects(cas.register({ signer, hpkePublicKey, provenanceKey, tlsKey, operator: operatorA, evidenceCid: bare, nonce }), refused(/does not name the keys/));
+
+  // A host that names its own TLS key, in the request and the document alike: report_data does not commit to it.
+  nonce = cas.challenge();
+  ({ evidence } = await enclave.attest({ freshness: nonce, operator: operatorA }));
+  const hostTlsKey = (await enclaveAt(join(scratch, "p256-other"))).identity.tlsKey;
+  const swapped = await network.store.put(encodeEvidence(evidence, { signer, hpkePublicKey, provenanceKey, tlsKey: hostTlsKey }));
+  await assert.rejects(
+    cas.register({ signer, hpkePublicKey, provenanceKey, tlsKey: hostTlsKey, operator: operatorA, evidenceCid: swapped, nonce }),
+    refused(/report_data does not commit/),
+  );
+
+  // The enclave's own keys register.
+  const registered = await cas.register({ signer, hpkePublicKey, operator: operatorA, ...(await attestFor(enclave, operatorA)) });
+  assert.equal(registered.signer, signer);
+});
+
+test("a requester refuses an enclave whose registered evidence document names P-256 keys its report_data does not commit to", async () => {
+  const enclave = await enclaveAt(join(scratch, "p256-listing"));
+  const { signer, hpkePublicKey, provenanceKey } = enclave.identity;
+  const { evidence } = await enclave.attest({ operator: operatorA });
+  const hostKey = (await enclaveAt(join(scratch, "p256-listing-other"))).identity.tlsKey;
+  const evidenceCid = await network.store.put(encodeEvidence(evidence, { signer, hpkePublicKey, provenanceKey, tlsKey: hostKey }));
+  const latest = await attester.getBlock({ blockTag: "latest" });
+  // A registration no honest attestation service makes: it skipped the key check.
+  await registerEnclave(attester, network.deployment.registry, {
+    enclave: signer,
+    operator: operatorA,
+    hpkePublicKey,
+    teeType: "SGX",
+    simulated: true,
+    measurement: onChainMeasurement(`0x${enclave.identity.measurement}`),
+    expiry: latest.timestamp + 3600n,
+    evidenceCid,
+  });
+  const client = new CloisterClient({ writer: network.requester, deployment: network.deployment, store: network.store, policy: network.policy });
+  const listing = await client.listEnclaves();
+  assert.ok(!listing.verified.some((v) => v.signer === signer), "the enclave is not trusted");
+  assert.match(listing.rejected.find((r) => r.signer === signer)?.reason ?? "", /provenance and TLS keys/);
+  const node = listing.verified.find((v) => v.signer === network.nodes[0]!.signer);
+  assert.ok(node && /^0x3059/.test(node.provenanceKey) && /^0x3059/.test(node.tlsKey), "a verified enclave comes with its P-256 keys (SPKI DER)");
+});
