@@ -1,6 +1,7 @@
 /**
  * One task on one node: check what it can before it accepts (pre-accept.ts),
- * accept it on chain, relay its blobs from IPFS into the enclave, publish
+ * accept it on chain, relay its blobs from IPFS into the enclave (a job of
+ * kind `task` on the job seam, task-job.ts), publish
  * what the enclave returns, and relay the enclave's signed completion to the
  * chain, or its signed refusal when the task's own inputs make it unrunnable
  * (task-refusal.ts). The host handles ciphertext only.
@@ -11,8 +12,6 @@ import { getContractEvents } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { decodeContractRevert } from "../chain/contract-error.ts";
-import type { JobOutcome } from "../enclave/call-gate.ts";
-import type { TaskJobParams } from "../enclave/jobs/params.ts";
 import { runTaskTimeoutMs, type EnclaveClient } from "../enclave/client.ts";
 import { isEnclaveError } from "../enclave/errors.ts";
 import { decodeInlineInput, taskCommitment, type Assignment } from "../protocol/task.ts";
@@ -21,6 +20,7 @@ import type { HostLog } from "./log.ts";
 import { TaskTakenError, type NodeMarketBatches } from "./market-batches.ts";
 import { checkBeforeAccept, type CheckedEnvelope } from "./pre-accept.ts";
 import { withRetry, type RetryOptions } from "./retry.ts";
+import { runTaskJob, type RunTaskParams } from "./task-job.ts";
 import { refuseIfUnrunnable } from "./task-refusal.ts";
 import type { SubmittedTask } from "./task-watcher.ts";
 
@@ -209,8 +209,8 @@ function fetchBlob(ctx: TaskHandlerContext, store: BlobStore, cid: string): Prom
   return retrying(ctx, `get ${cid}`, () => store.get(cid, { maxBytes: MAX_BLOB_BYTES }));
 }
 
-/** The task job's params: the envelope checked before the accept, its program and input. */
-async function fetchBlobs(ctx: TaskHandlerContext, task: SubmittedTask, checked: CheckedEnvelope): Promise<TaskJobParams> {
+/** The task job's params: the envelope checked before the accept, its program and input, and the evidence its provenance names. */
+async function fetchBlobs(ctx: TaskHandlerContext, task: SubmittedTask, checked: CheckedEnvelope): Promise<RunTaskParams> {
   // A small input rides inline in the envelope; the enclave checks it against the spec either way.
   const inputRef = checked.envelope.input;
   const [program, input] = await Promise.all([
@@ -223,35 +223,20 @@ async function fetchBlobs(ctx: TaskHandlerContext, task: SubmittedTask, checked:
     envelope: checked.bytes,
     program,
     input,
+    evidenceCid: ctx.evidenceCid,
   };
 }
 
-/** Publishes what the enclave returned (outputs and provenance): the store must name the blobs by the CIDs the enclave signed. */
-async function publish(ctx: TaskHandlerContext, outcome: JobOutcome): Promise<void> {
-  const blobs = [...outcome.outputs, outcome.provenance];
-  const cids = await Promise.all(blobs.map((b) => retrying(ctx, "put", () => ctx.store.put(b.bytes))));
-  const wrong = blobs.findIndex((b, i) => cids[i] !== b.cid);
-  if (wrong >= 0) {
+/** Publishes what the enclave returned: the store must name the blobs by the CIDs the enclave signed. */
+async function publish(ctx: TaskHandlerContext, run: { result: Uint8Array; provenance: Uint8Array; outputCid: string; provenanceCid: string }): Promise<void> {
+  const putBlob = (bytes: Uint8Array) => retrying(ctx, "put", () => ctx.store.put(bytes));
+  const [outputCid, provenanceCid] = await Promise.all([putBlob(run.result), putBlob(run.provenance)]);
+  if (outputCid !== run.outputCid || provenanceCid !== run.provenanceCid) {
     throw new TaskPublishError(
-      `the store named a blob ${cids[wrong]}, but the enclave signed ${blobs[wrong]!.cid}: ` +
+      `the store named the result ${outputCid} and the provenance ${provenanceCid}, but the enclave signed ${run.outputCid} and ${run.provenanceCid}: ` +
         "the store does not use the fixed CID profile (CIDv1, raw leaves, 256 KiB chunks; src/storage/unixfs-profile.ts)",
     );
   }
-}
-
-/** A task's outcome as TaskMarket's completeTask takes it: its one output (the encrypted result), provenance and Completion signature. */
-function taskCompletionOf(outcome: JobOutcome) {
-  const result = outcome.outputs[0];
-  if (outcome.kind !== "task" || outcome.outputs.length !== 1 || !result || outcome.anchor.type !== "TaskMarket.Completion") {
-    throw new TaskPublishError(`the enclave returned a ${outcome.kind} outcome with ${outcome.outputs.length} outputs and a ${outcome.anchor.type} anchor, not a task's`);
-  }
-  return {
-    outputDigest: result.digest,
-    provenanceDigest: outcome.provenance.digest,
-    outputCid: result.cid,
-    provenanceCid: outcome.provenance.cid,
-    signature: outcome.anchor.signature,
-  };
 }
 
 /** The node's store gave other CIDs than the enclave signed: the completion would point the requester nowhere. */
@@ -296,15 +281,14 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
 /** Runs an accepted task in the enclave and relays its completion; failures are logged, not thrown. */
 async function runAndComplete(ctx: TaskHandlerContext, task: SubmittedTask, assignment: Assignment, checked: CheckedEnvelope): Promise<void> {
   const taskId = task.taskId.toString();
-  let params: TaskJobParams | undefined;
+  let params: RunTaskParams | undefined;
   try {
     const runSlot = ctx.runSlot ?? ((job) => job());
     const run = await runSlot(async () => {
       params = await fetchBlobs(ctx, task, checked);
-      const outcome = await ctx.enclave.runJob({ kind: "task", params, evidenceCid: ctx.evidenceCid }, { timeoutMs: runTaskTimeoutMs(checked.envelope.limits) });
-      const completion = taskCompletionOf(outcome);
-      await publish(ctx, outcome);
-      return completion;
+      const out = await runTaskJob(ctx.enclave, params, { timeoutMs: runTaskTimeoutMs(checked.envelope.limits) });
+      await publish(ctx, out);
+      return out;
     });
     ctx.log.emit({ type: "task-executed", taskId, outputCid: run.outputCid, provenanceCid: run.provenanceCid });
     const completed = await retrying(ctx, `completeTask ${taskId}`, () => ctx.batches.complete({
