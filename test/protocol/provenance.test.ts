@@ -1,13 +1,15 @@
 /**
  * Provenance records: in-toto Statement v1 in DSSE, signed with ECDSA P-256.
  * Standard verifiability is shown with implementations that share no code
- * with src/: node:crypto over a PAE written here, and Python's `cryptography`
- * (skipped, with a note, where python3 has no `cryptography`).
+ * with src/: node:crypto over a PAE written here, sigstore-js's own DSSE
+ * primitives (@sigstore/core), and Python's `cryptography` (skipped, with a
+ * note, where python3 has no `cryptography`).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash, createPublicKey, verify } from "node:crypto";
+import { crypto as sigstoreCrypto, dsse as sigstoreDsse } from "@sigstore/core";
 import { sha256 } from "viem";
 import { generateP256 } from "../../src/crypto/p256.ts";
 import { toHex } from "../../src/crypto/bytes.ts";
@@ -119,6 +121,15 @@ test("standard DSSE verification with node:crypto alone: SPKI public key, PAE wr
   const tampered = Buffer.from(message);
   tampered[tampered.length - 2]! ^= 1;
   assert.equal(verify("sha256", tampered, publicKey, Buffer.from(doc.signatures[0]!.sig, "base64")), false);
+});
+
+test("sigstore-js's DSSE primitives (@sigstore/core: its PAE, its verify) accept the envelope with the SPKI key", () => {
+  const { key, envelope } = signed();
+  const doc = JSON.parse(Buffer.from(envelope).toString("utf8")) as { payload: string; payloadType: string; signatures: { sig: string }[] };
+  const message = sigstoreDsse.preAuthEncoding(doc.payloadType, Buffer.from(doc.payload, "base64"));
+  const publicKey = sigstoreCrypto.createPublicKey(Buffer.from(key.spki), "spki");
+  assert.ok(sigstoreCrypto.verify(message, publicKey, Buffer.from(doc.signatures[0]!.sig, "base64")));
+  assert.equal(sigstoreCrypto.verify(message, sigstoreCrypto.createPublicKey(Buffer.from(generateP256().spki), "spki"), Buffer.from(doc.signatures[0]!.sig, "base64")), false);
 });
 
 const PYTHON_DSSE_VERIFY = `
