@@ -41,7 +41,7 @@ export async function runJob(ctx: EnclaveContext, request: RunJobParams): Promis
   const provenance = signEnvelope(statement, ctx.keys.provenance);
   const provDigest = provenanceDigest(provenance);
   // The CIDs the host's put will return (the fixed profile): the anchor signs them where the kind's contract wants them.
-  const [provenanceCid, ...outputCids] = (await Promise.all([provenance, ...outputs.map((o) => o.bytes)].map(cidOfBytes))).map(String) as [string, ...string[]];
+  const [provenanceCid, ...outputCids] = (await Promise.all([provenance, ...outputs.map((o) => o.bytes)].map((b) => cidOfBytes(b)))).map(String) as [string, ...string[]];
   const published = outputs.map((o, i) => ({ name: o.name, bytes: o.bytes, digest: o.digest, cid: outputCids[i]! }));
   const anchor = await job.anchor(ctx, request.params, { outputs: published, provenanceDigest: provDigest, provenanceCid });
   return {

@@ -13,7 +13,7 @@
  * has no error and no resource use, and the public provenance statement none
  * either.
  */
-import { isAddressEqual, type Hex } from "viem";
+import { getAddress, isAddressEqual, type Hex } from "viem";
 import { openStream } from "../../crypto/aead-stream.ts";
 import { fromHex } from "../../crypto/bytes.ts";
 import { isCryptoError } from "../../crypto/errors.ts";
@@ -57,7 +57,7 @@ export const taskJob: JobModule<"task", TaskJobParams, AuthorizedTask> = {
       error: null,
       kindPredicate: {
         chainId: binding.chainId.toString(),
-        market: binding.market,
+        market: getAddress(binding.market),
         program: { digest: spec.programDigest.toLowerCase() as Hex },
         envelope: { digest: spec.envelopeDigest.toLowerCase() as Hex },
         limits: { ...limits },
