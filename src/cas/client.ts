@@ -3,5 +3,5 @@ import type { Address, Hex } from "viem";
 
 export interface AttestationServiceClient {
   challenge(): Promise<Hex> | Hex;
-  register(request: { signer: Address; hpkePublicKey: Hex; operator: Address; evidenceCid: string; nonce: Hex }): Promise<{ expiry: bigint; transactionHash: Hex }>;
+  register(request: { signer: Address; hpkePublicKey: Hex; provenanceKey: Hex; tlsKey: Hex; operator: Address; evidenceCid: string; nonce: Hex }): Promise<{ expiry: bigint; transactionHash: Hex }>;
 }

@@ -2,7 +2,7 @@
  * The attestation service over HTTP, for node daemons in other processes:
  *
  *   POST /challenge   → {"nonce": "0x…"}
- *   POST /register    {signer, hpkePublicKey, operator, evidenceCid, nonce}
+ *   POST /register    {signer, hpkePublicKey, provenanceKey, tlsKey, operator, evidenceCid, nonce}
  *                     → {signer, expiry, transactionHash, teeType, simulated, measurement}
  *   GET  /deployment  → {chainId, registry, market, deployBlock} (when given one)
  *
@@ -53,7 +53,7 @@ const bodies = new BodyBudget({ maxBytes: 64 * 1024 });
 const hex = (length?: number) => z.string().regex(length === undefined ? /^0x[0-9a-fA-F]*$/ : new RegExp(`^0x[0-9a-fA-F]{${length}}$`)) as unknown as z.ZodType<`0x${string}`>;
 
 export const registerRequestSchema = z
-  .object({ signer: hex(40), hpkePublicKey: hex(64), operator: hex(40), evidenceCid: z.string().min(1).max(200), nonce: hex(64) })
+  .object({ signer: hex(40), hpkePublicKey: hex(64), provenanceKey: hex(182), tlsKey: hex(182), operator: hex(40), evidenceCid: z.string().min(1).max(200), nonce: hex(64) })
   .strict();
 
 export async function startCasHttpServer(options: CasHttpServerOptions): Promise<CasHttpServer> {

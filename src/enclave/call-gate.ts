@@ -5,6 +5,10 @@
  * validates responses). Frames travel over Node's IPC channel with "advanced"
  * serialization, so Uint8Array and bigint cross as themselves.
  *
+ * Methods: init, attest, and the job seam: runJob `{ kind, params, evidenceCid }`
+ * for every kind of work (one outcome shape), refuseJob for kinds whose
+ * contract pays on a refusal. A kind's params schema lives in jobs/params.ts.
+ *
  * Frames: host -> enclave `{ id, method, params }`;
  *         enclave -> host `{ id, result }` or `{ id, error: { code, message } }`.
  * Nothing in a response may hold a secret: results are ciphertext for the
@@ -12,9 +16,11 @@
  */
 import { z } from "zod";
 import { dcapCollateralSchema } from "../attestation/evidence-codec.ts";
+import { jobKindSchema } from "../protocol/job-kinds.ts";
+import { resourceUseSchema } from "../protocol/provenance.ts";
 import { addressSchema as address, hex32Schema as hex32T, hexSchema as hexT } from "../protocol/schemas.ts";
+import { bytes, taskJobParamsSchema, uint, uint256 } from "./jobs/params.ts";
 
-const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, "must be a Uint8Array");
 const teeType = z.enum(["SGX", "TDX", "SEV-SNP"]);
 
 /**
@@ -35,6 +41,10 @@ export const initResultSchema = z
     signer: address,
     /** Raw X25519 public key, hex: data keys are wrapped to it. */
     hpkePublicKey: hex32T,
+    /** SPKI DER (hex) of the P-256 key that signs provenance envelopes (DSSE keyid = SHA-256 of these bytes). */
+    provenanceKey: hexT,
+    /** SPKI DER (hex) of the P-256 key of the enclave's attested TLS certificates. */
+    tlsKey: hexT,
     /** Lowercase hex. */
     measurement: z.string().regex(/^[0-9a-f]+$/),
     teeType,
@@ -51,72 +61,49 @@ export const evidenceSchema = z.union([
 ]);
 export const attestResultSchema = z.object({ evidence: evidenceSchema, reportData: hexT }).strict();
 
-const uint = (bits: number) => z.number().int().nonnegative().max(2 ** bits - 1);
-const uint256 = z.bigint().nonnegative().lt(1n << 256n);
+/**
+ * The job seam: one request shape for every kind of work. `params` is the kind's own (jobs/params.ts),
+ * checked here on both sides; `evidenceCid` is the evidence the provenance record names.
+ */
+export const runJobParamsSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("task"), params: taskJobParamsSchema, evidenceCid: z.string() }).strict(),
+]);
 
-/** Mirrors TaskSpec in src/protocol/task.ts (the market's struct). */
-export const taskSpecSchema = z
+/** A blob the host publishes as is; `cid` is its CID in the fixed profile (src/storage/unixfs-profile.ts): the host's put must return it. */
+const publishedBlob = z.object({ bytes, digest: hex32T, cid: z.string() }).strict();
+
+/** One outcome shape for every kind. */
+export const jobOutcomeSchema = z
   .object({
-    requester: address,
-    token: address,
-    maxPrice: z.bigint().nonnegative(),
-    programDigest: hex32T,
-    inputDigest: hex32T,
-    envelopeDigest: hex32T,
-    envelopeCid: z.string(),
-    candidates: z.array(address),
-    cpuMillis: uint(32),
-    memoryMb: uint(32),
-    duration: uint(32),
-    teeTypes: uint(8),
-    category: uint(8),
-    deadlineMultiple: uint(16),
-    maxAttempts: uint(8),
+    kind: jobKindSchema,
+    jobId: uint256,
+    /** The job's outputs by name (ciphertext for their recipients); their digests are the provenance subject. */
+    outputs: z.array(publishedBlob.extend({ name: z.string() }).strict()),
+    /** The DSSE envelope (canonical JSON) of the provenance statement; `digest` is what the anchor names. */
+    provenance: publishedBlob,
+    /** What the job used; null when the kind keeps it from the host (a task's is the requester's alone). */
+    resourceUse: resourceUseSchema.nullable(),
+    /** A failure the kind reports to the host; null when it ran (a task's program failure is the requester's alone). */
+    error: z.object({ code: z.string(), message: z.string() }).strict().nullable(),
+    /**
+     * The enclave's secp256k1 signature for the chain: `JobAnchor` (src/protocol/anchor.ts), or the kind's
+     * own typed data where its contract keeps one (tasks: TaskMarket's Completion, which also signs the CIDs).
+     */
+    anchor: z.object({ type: z.enum(["JobAnchor", "TaskMarket.Completion"]), signature: hexT }).strict(),
   })
   .strict();
 
-export const runTaskParamsSchema = z
-  .object({
-    binding: z.object({ chainId: uint256, market: address, taskId: uint256 }).strict(),
-    spec: taskSpecSchema,
-    /** The task envelope blob (JSON) as fetched from IPFS. */
-    envelope: bytes,
-    /** The program blob (JS module source, UTF-8). */
-    program: bytes,
-    /** The encrypted input blob. */
-    input: bytes,
-    /** CID of this enclave's published evidence, recorded in provenance. */
-    evidenceCid: z.string(),
-  })
-  .strict();
-export const runTaskResultSchema = z
-  .object({
-    /** Result blob encrypted to the requester (upload as is). */
-    result: bytes,
-    /** SHA-256 of `result`. */
-    outputDigest: hex32T,
-    /** DSSE envelope (canonical JSON) of the provenance statement. */
-    provenance: bytes,
-    /** SHA-256 of `provenance`. */
-    provenanceDigest: hex32T,
-    /** CID of `result` in the fixed profile (src/storage/unixfs-profile.ts): the host's put must return it. */
-    outputCid: z.string(),
-    /** CID of `provenance`, likewise. */
-    provenanceCid: z.string(),
-    /** EIP-712 signature over the Completion (digests and CIDs) for completeTask. (No outcome: whether the program failed is the requester's to know.) */
-    signature: hexT,
-  })
-  .strict();
-
-/** runTask's params and the attempt the node holds: the enclave signs a refusal only if the task cannot run. */
-export const refuseTaskParamsSchema = runTaskParamsSchema.extend({ attempt: uint(8) }).strict();
-export const refuseTaskResultSchema = z
+/** runJob's params and the attempt the node holds: the enclave signs a refusal only if the job cannot run for its submitter's fault. */
+export const refuseJobParamsSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("task"), params: taskJobParamsSchema, attempt: uint(8) }).strict(),
+]);
+export const refuseJobResultSchema = z
   .object({
     /** The Refusal's reason code (src/protocol/refusal.ts). */
     reason: uint(8),
-    /** The enclave error that made the task fail, for the node's log. */
+    /** The enclave error that made the job fail, for the node's log. */
     failure: z.object({ code: z.string(), message: z.string() }).strict(),
-    /** EIP-712 signature over the Refusal for refuseTask. */
+    /** EIP-712 signature over the kind's Refusal (tasks: TaskMarket's). */
     signature: hexT,
   })
   .strict();
@@ -124,8 +111,8 @@ export const refuseTaskResultSchema = z
 export const gateMethods = {
   init: { params: initParamsSchema, result: initResultSchema },
   attest: { params: attestParamsSchema, result: attestResultSchema },
-  runTask: { params: runTaskParamsSchema, result: runTaskResultSchema },
-  refuseTask: { params: refuseTaskParamsSchema, result: refuseTaskResultSchema },
+  runJob: { params: runJobParamsSchema, result: jobOutcomeSchema },
+  refuseJob: { params: refuseJobParamsSchema, result: refuseJobResultSchema },
 } as const;
 
 export type GateMethod = keyof typeof gateMethods;
@@ -135,13 +122,13 @@ export type InitParams = GateParams<"init">;
 export type EnclaveIdentity = GateResult<"init">;
 export type AttestParams = GateParams<"attest">;
 export type AttestResult = GateResult<"attest">;
-export type RunTaskParams = GateParams<"runTask">;
-export type RunTaskResult = GateResult<"runTask">;
-export type RefuseTaskParams = GateParams<"refuseTask">;
-export type RefuseTaskResult = GateResult<"refuseTask">;
+export type RunJobParams = GateParams<"runJob">;
+export type JobOutcome = GateResult<"runJob">;
+export type RefuseJobParams = GateParams<"refuseJob">;
+export type RefuseJobResult = GateResult<"refuseJob">;
 
 export const requestFrameSchema = z
-  .object({ id: z.number().int().nonnegative(), method: z.enum(["init", "attest", "runTask", "refuseTask"]), params: z.unknown() })
+  .object({ id: z.number().int().nonnegative(), method: z.enum(["init", "attest", "runJob", "refuseJob"]), params: z.unknown() })
   .strict();
 export type RequestFrame = z.infer<typeof requestFrameSchema>;
 

@@ -20,10 +20,10 @@ import {
   type GateMethod,
   type GateParams,
   type GateResult,
-  type RunTaskParams,
-  type RunTaskResult,
-  type RefuseTaskParams,
-  type RefuseTaskResult,
+  type JobOutcome,
+  type RefuseJobParams,
+  type RefuseJobResult,
+  type RunJobParams,
 } from "./call-gate.ts";
 import { EnclaveError, type EnclaveErrorCode } from "./errors.ts";
 import type { RelayEndpoint } from "./net/frames.ts";
@@ -42,7 +42,7 @@ export interface StartEnclaveOptions {
   /** The host's byte relay for the enclave's own TLS connections (src/host/net-relay.ts); without it every open is refused. */
   relay?: RelayEndpoint;
   /** Per-call timeouts in ms. */
-  timeouts?: { initMs?: number; attestMs?: number; runTaskMs?: number };
+  timeouts?: { initMs?: number; attestMs?: number; runJobMs?: number };
 }
 
 export interface EnclaveClient {
@@ -52,10 +52,14 @@ export interface EnclaveClient {
   init(): Promise<EnclaveIdentity>;
   /** Evidence for the operator (host account) named in params: its report_data commits to it. */
   attest(params: AttestParams): Promise<AttestResult>;
-  /** Timeout defaults to the envelope's limit plus a margin (runTaskTimeoutMs); override with `timeoutMs`. */
-  runTask(params: RunTaskParams, opts?: { timeoutMs?: number }): Promise<RunTaskResult>;
-  /** A signed Refusal when the task's own inputs make it unrunnable; REFUSAL_UNFOUNDED otherwise. */
-  refuseTask(params: RefuseTaskParams): Promise<RefuseTaskResult>;
+  /**
+   * Runs one job of any kind (the job seam). Its params are validated here before they are sent, and again
+   * in the enclave. Timeout: for a task, the envelope's limit plus a margin (runTaskTimeoutMs); override
+   * with `timeoutMs`.
+   */
+  runJob(params: RunJobParams, opts?: { timeoutMs?: number }): Promise<JobOutcome>;
+  /** A signed refusal when the job's own inputs make it unrunnable; REFUSAL_UNFOUNDED otherwise. */
+  refuseJob(params: RefuseJobParams): Promise<RefuseJobResult>;
   /** Stops the enclave process and waits for it to exit. */
   close(): Promise<void>;
   /** Resolves when the process exits, with its exit code or signal. */
@@ -126,8 +130,12 @@ export async function startEnclave(options: StartEnclaveOptions): Promise<Enclav
     if (exitInfo) {
       return Promise.reject(new EnclaveError("ENCLAVE_EXITED", `the enclave process has exited (code ${exitInfo.code}, signal ${exitInfo.signal}); start a new one`));
     }
-    // The enclave validates every request against the call gate's schemas itself; validating here too would
-    // only repeat that work on the host for each task. A malformed request comes back as BAD_REQUEST.
+    // The enclave validates every request against the call gate's schemas itself. Job requests are validated
+    // here too, so that a host bug shows as the host's (BAD_REQUEST before anything is sent).
+    if (method === "runJob" || method === "refuseJob") {
+      const checked = checkPayload(method, "params", params);
+      if (!checked.ok) return Promise.reject(new EnclaveError("BAD_REQUEST", `refusing to send a malformed request: ${checked.problem}`));
+    }
     const id = nextId++;
     const frame = { id, method, params };
     return new Promise<GateResult<M>>((resolve, reject) => {
@@ -153,7 +161,7 @@ export async function startEnclave(options: StartEnclaveOptions): Promise<Enclav
     });
   }
 
-  const t = { initMs: 30_000, attestMs: 30_000, runTaskMs: undefined as number | undefined, ...options.timeouts };
+  const t = { initMs: 30_000, attestMs: 30_000, runJobMs: undefined as number | undefined, ...options.timeouts };
   const init = () => call("init", { dataDir: options.dataDir, attestation: options.attestation }, t.initMs);
   let identity: EnclaveIdentity;
   try {
@@ -170,8 +178,8 @@ export async function startEnclave(options: StartEnclaveOptions): Promise<Enclav
     exited,
     init,
     attest: (params) => call("attest", params, t.attestMs),
-    runTask: (params, opts) => call("runTask", params, opts?.timeoutMs ?? t.runTaskMs ?? runTaskBudget(params)),
-    refuseTask: (params) => call("refuseTask", params, t.runTaskMs ?? 60_000),
+    runJob: (params, opts) => call("runJob", params, opts?.timeoutMs ?? t.runJobMs ?? runJobBudget(params)),
+    refuseJob: (params) => call("refuseJob", params, t.runJobMs ?? 60_000),
     async close() {
       if (exitInfo) return;
       child.disconnect();
@@ -190,10 +198,10 @@ export function runTaskTimeoutMs(limits: { timeoutMs: number }): number {
   return limits.timeoutMs + RUN_TASK_MARGIN_MS;
 }
 
-/** The envelope's time limit plus a margin for crypto and isolate start-up; 60 s when unreadable. */
-function runTaskBudget(params: RunTaskParams): number {
+/** For a task, the envelope's time limit plus a margin for crypto and isolate start-up; 60 s when unreadable. */
+function runJobBudget(request: RunJobParams): number {
   try {
-    const limits = (JSON.parse(new TextDecoder().decode(params.envelope)) as { limits?: { timeoutMs?: unknown } }).limits;
+    const limits = (JSON.parse(new TextDecoder().decode(request.params.envelope)) as { limits?: { timeoutMs?: unknown } }).limits;
     if (typeof limits?.timeoutMs === "number") return runTaskTimeoutMs({ timeoutMs: limits.timeoutMs });
   } catch {
     // The enclave reports a malformed envelope itself.

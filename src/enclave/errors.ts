@@ -18,7 +18,7 @@ export type EnclaveErrorCode =
   | "KEY_UNWRAP_FAILED"
   | "INPUT_DECRYPTION_FAILED"
   | "RESULT_KEY_INVALID"
-  // refuseTask: the task runs, or its failure may be the host's (no refusal is signed)
+  // refuseJob: the job runs, or its failure may be the host's (no refusal is signed)
   | "REFUSAL_UNFOUNDED"
   // enclave state
   | "NOT_INITIALIZED"

@@ -1,11 +1,13 @@
 /**
  * The enclave process. Started by client.ts with child_process.fork; talks
  * only through the call gate over the IPC channel. It measures its own code,
- * unseals (or creates) its keys, and serves init, attest, runTask and refuseTask.
+ * unseals (or creates) its keys, and serves init, attest, runJob and refuseJob
+ * (the job seam: job-runner.ts, one module per kind in jobs/).
  * Relay frames (`{ net: ... }`) on the same channel carry its own TLS
  * connections (src/enclave/net/) and never reach the gate.
  * Nothing secret is ever written to a frame, a log or an unsealed file.
  */
+import { createPublicKey } from "node:crypto";
 import { bytesToHex } from "viem";
 import { createAttestedCertificate } from "../attestation/atls/certificate.ts";
 import type { AttestationProvider } from "../attestation/types.ts";
@@ -18,11 +20,11 @@ import { createRelayChannel } from "./net/channel.ts";
 import { createEnclaveNet, type EnclaveTlsIdentity } from "./net/connect.ts";
 import { isRelayFrame } from "./net/frames.ts";
 import { processRelayPort } from "./net/process-port.ts";
-import { loadOrCreateKeys } from "./keys.ts";
+import { loadOrCreateKeys, type EnclaveKeys } from "./keys.ts";
 import { measureEnclaveCode } from "./measurement.ts";
+import { refuseJob, runJob } from "./job-runner.ts";
+import type { EnclaveContext } from "./jobs/job-module.ts";
 import { sealingRootFor } from "./sealing-root.ts";
-import { refuseTask } from "./refusal.ts";
-import { runTask, type EnclaveContext } from "./task-runner.ts";
 
 interface State {
   ctx: EnclaveContext;
@@ -36,15 +38,17 @@ let state: Promise<State> | undefined;
 const relayChannel = createRelayChannel(processRelayPort());
 
 /**
- * The certificate the enclave presents to attested peers: for now a fresh
- * P-256 key per process, certified by the provider's evidence. The one place
- * to swap in the sealed long-lived TLS key once it is in the key set.
+ * The certificate the enclave presents to attested peers: its sealed
+ * long-lived TLS key (which report_data of its registration commits to),
+ * certified by fresh evidence of the provider and naming its signer, so a
+ * peer can tie the session to the registered enclave. Made once per process.
  */
-function tlsIdentity(provider: AttestationProvider | EnclaveError): (() => Promise<EnclaveTlsIdentity>) | undefined {
+function tlsIdentity(provider: AttestationProvider | EnclaveError, keys: EnclaveKeys): (() => Promise<EnclaveTlsIdentity>) | undefined {
   if (provider instanceof EnclaveError) return undefined;
+  const keyPair = { privateKey: keys.tls.privateKey, publicKey: createPublicKey({ key: Buffer.from(keys.tls.spki), format: "der", type: "spki" }) };
   let made: Promise<EnclaveTlsIdentity> | undefined;
   return () =>
-    (made ??= createAttestedCertificate({ provider }).catch((e: unknown) => {
+    (made ??= createAttestedCertificate({ provider, keyPair, signer: keys.account.address }).catch((e: unknown) => {
       made = undefined;
       throw e;
     }));
@@ -60,11 +64,13 @@ async function initialize(params: InitParams): Promise<State> {
   const identity: EnclaveIdentity = {
     signer: keys.account.address,
     hpkePublicKey: toHex(keys.hpke.publicKey),
+    provenanceKey: toHex(keys.provenance.spki),
+    tlsKey: toHex(keys.tls.spki),
     measurement,
     teeType: tee.teeType,
     simulated: tee.simulated,
   };
-  const certificate = tlsIdentity(provider);
+  const certificate = tlsIdentity(provider, keys);
   const net = createEnclaveNet({ channel: relayChannel, ...(certificate ? { certificate } : {}) });
   return { ctx: { keys, measurement, ...tee, net }, identity, provider, dataDir: params.dataDir };
 }
@@ -87,15 +93,19 @@ async function handle(method: GateMethod, params: unknown): Promise<unknown> {
   if (method === "attest") {
     if (s.provider instanceof EnclaveError) throw s.provider;
     const { freshness, operator } = checked.value as { freshness?: `0x${string}`; operator: `0x${string}` };
-    const reportData = enclaveReportData(s.identity.signer, s.ctx.keys.hpke.publicKey, operator, freshness ? fromHex(freshness) : undefined);
+    const { keys } = s.ctx;
+    const reportData = enclaveReportData(
+      { signer: keys.account.address, hpkePublicKey: keys.hpke.publicKey, provenanceKey: keys.provenance.spki, tlsKey: keys.tls.spki, operator },
+      freshness ? fromHex(freshness) : undefined,
+    );
     try {
       return { evidence: await s.provider.attest(reportData), reportData: bytesToHex(reportData) };
     } catch (cause) {
       throw new EnclaveError("ATTESTATION_FAILED", `the attestation provider could not produce evidence: ${String(cause)}`, { cause });
     }
   }
-  if (method === "refuseTask") return refuseTask(s.ctx, checked.value as Parameters<typeof refuseTask>[1]);
-  return runTask(s.ctx, checked.value as Parameters<typeof runTask>[1]);
+  if (method === "refuseJob") return refuseJob(s.ctx, checked.value as Parameters<typeof refuseJob>[1]);
+  return runJob(s.ctx, checked.value as Parameters<typeof runJob>[1]);
 }
 
 /** Only typed errors cross the gate with their message; anything else is reported without details that could carry data. */

@@ -200,10 +200,11 @@ export class NodeDaemon {
     const id = enclave.identity;
     const nonce = await attestationService.challenge();
     const { evidence } = await enclave.attest({ freshness: nonce, operator: writer.account.address });
-    const evidenceCid = await store.put(encodeEvidence(evidence));
+    // The document names the keys report_data commits to: verifiers take the P-256 keys from it.
+    const keys = { signer: id.signer, hpkePublicKey: id.hpkePublicKey, provenanceKey: id.provenanceKey, tlsKey: id.tlsKey };
+    const evidenceCid = await store.put(encodeEvidence(evidence, keys));
     const registered = await attestationService.register({
-      signer: id.signer,
-      hpkePublicKey: id.hpkePublicKey,
+      ...keys,
       operator: writer.account.address,
       evidenceCid,
       nonce,

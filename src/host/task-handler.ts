@@ -1,6 +1,7 @@
 /**
  * One task on one node: check what it can before it accepts (pre-accept.ts),
- * accept it on chain, relay its blobs from IPFS into the enclave, publish
+ * accept it on chain, relay its blobs from IPFS into the enclave (a job of
+ * kind `task` on the job seam, task-job.ts), publish
  * what the enclave returns, and relay the enclave's signed completion to the
  * chain, or its signed refusal when the task's own inputs make it unrunnable
  * (task-refusal.ts). The host handles ciphertext only.
@@ -11,7 +12,6 @@ import { getContractEvents } from "viem/actions";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { decodeContractRevert } from "../chain/contract-error.ts";
-import type { RunTaskParams, RunTaskResult } from "../enclave/call-gate.ts";
 import { runTaskTimeoutMs, type EnclaveClient } from "../enclave/client.ts";
 import { isEnclaveError } from "../enclave/errors.ts";
 import { decodeInlineInput, taskCommitment, type Assignment } from "../protocol/task.ts";
@@ -20,6 +20,7 @@ import { errorDetails, type HostLog } from "./log.ts";
 import { TaskTakenError, type NodeMarketBatches } from "./market-batches.ts";
 import { checkBeforeAccept, type CheckedEnvelope } from "./pre-accept.ts";
 import { withRetry, type RetryOptions } from "./retry.ts";
+import { runTaskJob, type RunTaskParams, type TaskRun } from "./task-job.ts";
 import { refuseIfUnrunnable } from "./task-refusal.ts";
 import type { SubmittedTask } from "./task-watcher.ts";
 import { CloisterError } from "../util/base-error.ts";
@@ -209,7 +210,7 @@ function fetchBlob(ctx: TaskHandlerContext, store: BlobStore, cid: string): Prom
   return retrying(ctx, `get ${cid}`, () => store.get(cid, { maxBytes: MAX_BLOB_BYTES }));
 }
 
-/** The enclave's runTask params: the envelope checked before the accept, its program and input. */
+/** The task job's params: the envelope checked before the accept, its program and input, and the evidence its provenance names. */
 async function fetchBlobs(ctx: TaskHandlerContext, task: SubmittedTask, checked: CheckedEnvelope): Promise<RunTaskParams> {
   // A small input rides inline in the envelope; the enclave checks it against the spec either way.
   const inputRef = checked.envelope.input;
@@ -285,7 +286,7 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
 }
 
 /** What the enclave made of a task: its outputs, published, or the error that stopped it (with the params it got, if any). */
-type EnclaveRun = { ok: true; out: RunTaskResult } | { ok: false; error: unknown; params: RunTaskParams | undefined };
+type EnclaveRun = { ok: true; out: TaskRun } | { ok: false; error: unknown; params: RunTaskParams | undefined };
 
 /** Fetches the task's blobs, runs it in the enclave and publishes what it returns; never rejects. */
 async function runInEnclave(ctx: TaskHandlerContext, task: SubmittedTask, checked: CheckedEnvelope): Promise<EnclaveRun> {
@@ -294,7 +295,7 @@ async function runInEnclave(ctx: TaskHandlerContext, task: SubmittedTask, checke
     const runSlot = ctx.runSlot ?? ((job) => job());
     const out = await runSlot(async () => {
       params = await fetchBlobs(ctx, task, checked);
-      const result = await ctx.enclave.runTask(params, { timeoutMs: runTaskTimeoutMs(checked.envelope.limits) });
+      const result = await runTaskJob(ctx.enclave, params, { timeoutMs: runTaskTimeoutMs(checked.envelope.limits) });
       await publish(ctx, result);
       return result;
     });

@@ -8,13 +8,13 @@ import type { Address } from "viem";
 import { refuseTask } from "../chain/actions/refuse-task.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { decodeContractRevert } from "../chain/contract-error.ts";
-import type { RunTaskParams } from "../enclave/call-gate.ts";
 import type { EnclaveClient } from "../enclave/client.ts";
 import { isEnclaveError, type EnclaveError } from "../enclave/errors.ts";
 import { refusalReasonName } from "../protocol/refusal.ts";
 import { taskCommitment, type Assignment } from "../protocol/task.ts";
 import { errorDetails, type HostLog } from "./log.ts";
 import type { NodeMarketBatches } from "./market-batches.ts";
+import { refuseTaskJob, type RunTaskParams } from "./task-job.ts";
 import type { SubmittedTask } from "./task-watcher.ts";
 
 export interface RefusalContext {
@@ -44,7 +44,7 @@ export async function refuseIfUnrunnable(
   if (record.status !== "Accepted" || record.commitment !== taskCommitment(task.spec, assignment)) return false;
   let refusal;
   try {
-    refusal = await ctx.enclave.refuseTask({ ...params, attempt: record.attempt });
+    refusal = await refuseTaskJob(ctx.enclave, params, record.attempt);
   } catch (e) {
     if (isEnclaveError(e) && e.code === "REFUSAL_UNFOUNDED") return false;
     throw e;

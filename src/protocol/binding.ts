@@ -59,20 +59,44 @@ export function taskResultInfo(b: TaskBinding): Uint8Array {
   return tagged(DOMAIN.taskResult, encodeBinding(b));
 }
 
+/** The public keys an enclave's report_data commits to, and the operator its evidence is for. */
+export interface EnclaveKeyCommitment {
+  /** secp256k1 signing address: the on-chain identity. */
+  signer: Address;
+  /** Raw X25519 HPKE public key (32 bytes). */
+  hpkePublicKey: Uint8Array;
+  /** SPKI DER of the P-256 provenance (DSSE) key. */
+  provenanceKey: Uint8Array;
+  /** SPKI DER of the P-256 attested-TLS key. */
+  tlsKey: Uint8Array;
+  /** The host account the evidence is for. */
+  operator: Address;
+}
+
 /**
  * The 64-byte report_data an enclave puts in its evidence: the first 32 bytes
- * commit to its public keys and to the operator (host account) the evidence
- * is for, so it cannot be registered under another operator; the last 32
+ * are SHA-256(tag || abi(signer, hpkePublicKey, SHA-256(provenance SPKI),
+ * SHA-256(TLS SPKI), operator)), committing to all its public keys and to the
+ * operator (host account) the evidence is for, so it cannot be registered
+ * under another operator nor paired with keys the host picked; the last 32
  * carry a freshness value (zero when the verifier asked for none).
  */
-export function enclaveReportData(signer: Address, hpkePublicKey: Uint8Array, operator: Address, freshness?: Uint8Array): Uint8Array {
-  if (hpkePublicKey.length !== 32) throw new RangeError("HPKE public key must be 32 bytes (X25519)");
+export function enclaveReportData(k: EnclaveKeyCommitment, freshness?: Uint8Array): Uint8Array {
+  if (k.hpkePublicKey.length !== 32) throw new RangeError("HPKE public key must be 32 bytes (X25519)");
   if (freshness && freshness.length !== 32) throw new RangeError("freshness value must be 32 bytes");
-  const keys = encodeAbiParameters([{ type: "address" }, { type: "bytes32" }, { type: "address" }], [signer, toHex32(hpkePublicKey), operator]);
+  const keys = encodeAbiParameters(
+    [{ type: "address" }, { type: "bytes32" }, { type: "bytes32" }, { type: "bytes32" }, { type: "address" }],
+    [k.signer, toHex32(k.hpkePublicKey), sha256(k.provenanceKey), sha256(k.tlsKey), k.operator],
+  );
   const out = new Uint8Array(64);
   out.set(hexToBytes(sha256(tagged(DOMAIN.enclaveKeys, keys))), 0);
   if (freshness) out.set(freshness, 32);
   return out;
+}
+
+/** The first half of enclaveReportData as lowercase hex without 0x, as Claims.reportData starts. */
+export function enclaveKeyCommitmentHex(k: EnclaveKeyCommitment): string {
+  return Buffer.from(enclaveReportData(k).subarray(0, 32)).toString("hex");
 }
 
 function toHex32(bytes: Uint8Array): Hex {

@@ -4,14 +4,16 @@
  * accepted for another.
  */
 export const DOMAIN = {
-  /** report_data[0..32] = SHA-256(tag || signer address || HPKE public key || operator address). */
-  enclaveKeys: "cloister/enclave-keys/v2",
+  /** report_data[0..32] = SHA-256(tag || abi(signer, HPKE key, SHA-256(provenance SPKI), SHA-256(TLS SPKI), operator)). */
+  enclaveKeys: "cloister/enclave-keys/v3",
   /** HPKE info when wrapping a task's data key to an enclave (binds the program digest and result key). */
   taskKey: "cloister/task-key/v2",
   /** AEAD AAD of the task input stream. */
   taskInput: "cloister/task-input/v1",
   /** HPKE info when encrypting a task result to the requester. */
   taskResult: "cloister/task-result/v1",
+  /** A set of named digests as one (the inputs or outputs of a job anchor, src/protocol/anchor.ts). */
+  digestSet: "cloister/digest-set/v1",
   /** Sealing key derivation inside the enclave. */
   sealing: "cloister/sealing/v1",
   /** Digest of a policy manifest: SHA-256(tag || 0x00 || canonical JSON of the normalized manifest). */

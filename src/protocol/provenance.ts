@@ -1,84 +1,104 @@
 /**
- * Execution provenance: one in-toto Statement v1 per task execution, in a DSSE
- * envelope signed by the enclave's secp256k1 key.
+ * Provenance of every job an enclave runs: one in-toto Statement v1 in a DSSE
+ * envelope, signed by the enclave's P-256 provenance key, whatever the job
+ * kind.
  *
- * Signature scheme (DSSE `sig`): ECDSA secp256k1 over SHA-256(PAE(payloadType,
- * payload)), no Ethereum message prefix, encoded as 65 bytes r || s || v
- * (v = 27 or 28, low s), base64. `keyid` is the enclave's checksummed address;
- * a verifier recovers the address from the signature and compares it with the
- * address it expects (e.g. the one registered on chain). SHA-256 rather than
- * keccak keeps the digest the one DSSE tooling uses; recovery lets the address
- * alone identify the key. verifyEnvelope recovers once per address and then
- * verifies against the remembered key (src/crypto/secp256k1-signers.ts), which
- * accepts exactly the same signatures, v included.
+ * Statement: `_type` https://in-toto.io/Statement/v1; `subject` = the job's
+ * outputs by name and SHA-256; `predicateType` = PREDICATE_TYPE; `predicate`
+ * = a common part (job kind and id, the enclave's identity: its four public
+ * keys, measurement, TEE and evidence CID; input digests; the policy digest
+ * the job ran under, null until the manifest exists; start and finish times
+ * to the second; resource use, null when the kind keeps it from the public)
+ * plus the kind's own part under the kind's name (src/protocol/job-kinds.ts).
+ *
+ * DSSE: payloadType application/vnd.in-toto+json; signature = ECDSA
+ * P-256/SHA-256 over PAE(payloadType, payload), ASN.1 DER, base64; keyid =
+ * lowercase hex SHA-256 of the key's SPKI DER. Any DSSE verifier given the
+ * SPKI (from the enclave's evidence document, whose report_data commits to
+ * it) checks it: no Ethereum-specific recovery, no secp256k1.
  *
  * Envelope bytes are the canonical JSON of { payload, payloadType, signatures };
- * provenanceDigest = SHA-256(envelope bytes).
+ * provenanceDigest = SHA-256(envelope bytes), which the on-chain anchor names.
  *
  * The statement is public (on IPFS), so it says what anyone may know of a run
- * and no more (docs/threat-model.md, "What the public record reveals"): which
- * task, program, input, envelope, enclave and limits, and when the run started
- * and finished to the second, as coarse as the chain's own block times. The
- * outcome and the exact resource use are the requester's alone: they travel
- * in the result record, encrypted to the requester. Predicate v1, signed
- * before this was so, also carried `resourceUse` and `outcome`; such
- * statements still parse.
+ * and no more (docs/threat-model.md, "What the public record reveals"): a
+ * task's record names no outcome and no exact resource use, which travel in
+ * the result encrypted to the requester.
  */
-import { createHash } from "node:crypto";
-import { getAddress, type Address, type Hex } from "viem";
-import { sha256 } from "../crypto/sha256.ts";
+import type { KeyObject } from "node:crypto";
+import { getAddress, type Hex } from "viem";
 import { z } from "zod";
 import { canonicalJson, canonicalJsonBytes, type JsonValue } from "../crypto/canonical-json.ts";
-import { signerKeys } from "../crypto/secp256k1-signers.ts";
-import { addressSchema as address, lowerHex32Schema as hex32 } from "./schemas.ts";
+import { p256KeyId, signP256, verifyP256 } from "../crypto/p256.ts";
+import { sha256 } from "../crypto/sha256.ts";
 import { CloisterError } from "../util/base-error.ts";
+import { JOB_KINDS, kindPredicateSchemas, type JobKind, type KindPredicates } from "./job-kinds.ts";
+import { addressSchema as address, hexSchema, lowerHex32Schema as hex32 } from "./schemas.ts";
 
 export const STATEMENT_TYPE = "https://in-toto.io/Statement/v1";
-export const PREDICATE_TYPE = "https://cloister.dev/provenance/task-execution/v2";
-/** The first predicate, which also named the outcome and exact resource use. */
-export const PREDICATE_TYPE_V1 = "https://cloister.dev/provenance/task-execution/v1";
+export const PREDICATE_TYPE = "https://cloister.dev/provenance/job/v1";
 export const PAYLOAD_TYPE = "application/vnd.in-toto+json";
 
-export type ProvenanceErrorCode = "MALFORMED_ENVELOPE" | "WRONG_PAYLOAD_TYPE" | "BAD_SIGNATURE" | "SIGNER_MISMATCH" | "MALFORMED_STATEMENT";
+export type ProvenanceErrorCode = "MALFORMED_ENVELOPE" | "WRONG_PAYLOAD_TYPE" | "BAD_SIGNATURE" | "MALFORMED_STATEMENT";
 
 export class ProvenanceError extends CloisterError<ProvenanceErrorCode> {}
 
 /** Lowercase hex without 0x, as in-toto digest sets write it. */
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
 const decimal = z.string().regex(/^[0-9]+$/);
+const digestSet = z.object({ sha256: sha256Hex }).strict();
+const named = z.object({ name: z.string(), digest: digestSet }).strict();
 
-const predicateSchema = z
+export const resourceUseSchema = z.object({ wallMs: z.number(), cpuMs: z.number(), outputBytes: z.number() }).strict();
+
+const enclaveSchema = z
   .object({
-    task: z.object({ id: decimal, chainId: decimal, market: address }).strict(),
-    program: z.object({ digest: hex32 }).strict(),
-    inputs: z.array(z.object({ name: z.string(), digest: z.object({ sha256: sha256Hex }).strict() }).strict()),
-    envelope: z.object({ digest: hex32 }).strict(),
-    enclave: z
-      .object({ signer: address, hpkePublicKey: hex32, measurement: z.string(), teeType: z.string(), simulated: z.boolean(), evidenceCid: z.string() })
-      .strict(),
-    // cpuTimeMs is absent from statements signed before the CPU-time limit existed.
-    limits: z.object({ memoryMb: z.number(), cpuTimeMs: z.number().optional(), timeoutMs: z.number(), maxOutputBytes: z.number() }).strict(),
-    startedOn: z.iso.datetime(),
-    finishedOn: z.iso.datetime(),
+    signer: address,
+    hpkePublicKey: hex32,
+    /** SPKI DER hex of the P-256 key that signs this envelope. */
+    provenanceKey: hexSchema,
+    /** SPKI DER hex of the P-256 attested-TLS key. */
+    tlsKey: hexSchema,
+    measurement: z.string(),
+    teeType: z.string(),
+    simulated: z.boolean(),
+    evidenceCid: z.string(),
   })
   .strict();
 
-const predicateV1Schema = predicateSchema
-  .extend({ resourceUse: z.object({ wallMs: z.number(), cpuMs: z.number(), outputBytes: z.number() }).strict(), outcome: z.enum(["ok", "error"]) })
-  .strict();
-
-const statementFields = {
-  _type: z.literal(STATEMENT_TYPE),
-  subject: z.array(z.object({ name: z.string(), digest: z.object({ sha256: sha256Hex }).strict() }).strict()).min(1),
+const commonPredicate = {
+  enclave: enclaveSchema,
+  inputs: z.array(named),
+  /** Digest of the policy document (manifest) the job ran under; null until jobs bind to one. */
+  policy: z.object({ digest: hex32.nullable() }).strict(),
+  startedOn: z.iso.datetime(),
+  finishedOn: z.iso.datetime(),
+  /** Null when the kind keeps resource use from the public (a task's is the requester's alone). */
+  resourceUse: resourceUseSchema.nullable(),
 };
 
-const statementSchema = z.discriminatedUnion("predicateType", [
-  z.object({ ...statementFields, predicateType: z.literal(PREDICATE_TYPE), predicate: predicateSchema }).strict(),
-  z.object({ ...statementFields, predicateType: z.literal(PREDICATE_TYPE_V1), predicate: predicateV1Schema }).strict(),
-]);
+const predicateSchemas = JOB_KINDS.map((kind) =>
+  z.object({ ...commonPredicate, job: z.object({ kind: z.literal(kind), id: decimal }).strict(), [kind]: kindPredicateSchemas[kind] }).strict(),
+);
 
-export type TaskExecutionPredicate = z.infer<typeof predicateSchema>;
-export type ProvenanceStatement = z.infer<typeof statementSchema>;
+const statementSchema = z
+  .object({
+    _type: z.literal(STATEMENT_TYPE),
+    subject: z.array(named).min(1),
+    predicateType: z.literal(PREDICATE_TYPE),
+    predicate: z.union(predicateSchemas as unknown as [z.ZodType, ...z.ZodType[]]),
+  })
+  .strict();
+
+type Common = z.infer<z.ZodObject<typeof commonPredicate>>;
+export type JobPredicate<K extends JobKind = JobKind> = Common & { job: { kind: K; id: string } } & { [P in K]: KindPredicates[P] };
+export interface ProvenanceStatement<K extends JobKind = JobKind> {
+  _type: typeof STATEMENT_TYPE;
+  subject: { name: string; digest: { sha256: string } }[];
+  predicateType: typeof PREDICATE_TYPE;
+  predicate: JobPredicate<K>;
+}
+export type EnclaveRecord = z.infer<typeof enclaveSchema>;
 
 export interface DsseEnvelope {
   payload: string;
@@ -94,42 +114,52 @@ const envelopeSchema = z
   })
   .strict();
 
-export interface StatementInput {
-  binding: { chainId: bigint; market: Address; taskId: bigint };
-  /** SHA-256 of the result blob uploaded for the requester (the completion's outputDigest). */
-  outputDigest: Hex;
-  programDigest: Hex;
+export interface StatementInput<K extends JobKind> {
+  kind: K;
+  jobId: bigint;
+  /** SHA-256 of each output blob, by name (the statement's subject). */
+  outputs: { name: string; digest: Hex }[];
   /** SHA-256 of each input blob, by name. */
-  inputDigests: { name: string; digest: Hex }[];
-  envelopeDigest: Hex;
-  /** hpkePublicKey lets a verifier recompute the key commitment in the enclave's report_data. */
-  enclave: { signer: Address; hpkePublicKey: Hex; measurement: string; teeType: string; simulated: boolean; evidenceCid: string };
-  limits: { memoryMb: number; cpuTimeMs?: number; timeoutMs: number; maxOutputBytes: number };
+  inputs: { name: string; digest: Hex }[];
+  enclave: EnclaveRecord;
+  policyDigest: Hex | null;
+  resourceUse: z.infer<typeof resourceUseSchema> | null;
   /** Recorded rounded down to the second. */
   startedOn: Date;
   /** Recorded rounded up to the second. */
   finishedOn: Date;
+  /** The kind's own predicate part. */
+  kindPredicate: KindPredicates[K];
 }
 
-export function buildStatement(input: StatementInput): ProvenanceStatement {
-  return statementSchema.parse({
+export function buildStatement<K extends JobKind>(input: StatementInput<K>): ProvenanceStatement<K> {
+  const statement = {
     _type: STATEMENT_TYPE,
-    subject: [{ name: "result", digest: { sha256: bare(input.outputDigest) } }],
+    subject: input.outputs.map((o) => ({ name: o.name, digest: { sha256: bare(o.digest) } })),
     predicateType: PREDICATE_TYPE,
     predicate: {
-      task: { id: input.binding.taskId.toString(), chainId: input.binding.chainId.toString(), market: getAddress(input.binding.market) },
-      program: { digest: input.programDigest.toLowerCase() },
-      inputs: input.inputDigests.map((i) => ({ name: i.name, digest: { sha256: bare(i.digest) } })),
-      envelope: { digest: input.envelopeDigest.toLowerCase() },
-      enclave: { ...input.enclave, signer: getAddress(input.enclave.signer), hpkePublicKey: input.enclave.hpkePublicKey.toLowerCase() },
-      limits: { ...input.limits },
+      job: { kind: input.kind, id: input.jobId.toString() },
+      enclave: {
+        ...input.enclave,
+        signer: getAddress(input.enclave.signer),
+        hpkePublicKey: input.enclave.hpkePublicKey.toLowerCase(),
+        provenanceKey: input.enclave.provenanceKey.toLowerCase(),
+        tlsKey: input.enclave.tlsKey.toLowerCase(),
+      },
+      inputs: input.inputs.map((i) => ({ name: i.name, digest: { sha256: bare(i.digest) } })),
+      policy: { digest: input.policyDigest?.toLowerCase() ?? null },
       startedOn: new Date(Math.floor(input.startedOn.getTime() / 1000) * 1000).toISOString(),
       finishedOn: new Date(Math.ceil(input.finishedOn.getTime() / 1000) * 1000).toISOString(),
+      resourceUse: input.resourceUse,
+      [input.kind]: input.kindPredicate,
     },
-  });
+  };
+  const parsed = statementSchema.safeParse(statement);
+  if (!parsed.success) throw new ProvenanceError("MALFORMED_STATEMENT", `refusing to sign a malformed provenance statement: ${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message}`);
+  return parsed.data as ProvenanceStatement<K>;
 }
 
-/** DSSE pre-authentication encoding: "DSSEv1" SP len(type) SP type SP len(body) SP body. */
+/** DSSE pre-authentication encoding: "DSSEv1" SP len(type) SP type SP len(body) SP body (lengths in bytes, decimal). */
 export function pae(payloadType: string, payload: Uint8Array): Uint8Array {
   const type = new TextEncoder().encode(payloadType);
   const head = new TextEncoder().encode(`DSSEv1 ${type.length} ${payloadType} ${payload.length} `);
@@ -139,26 +169,25 @@ export function pae(payloadType: string, payload: Uint8Array): Uint8Array {
   return out;
 }
 
-/** What signs an envelope: a viem local account (`privateKeyToAccount`) fits. */
-export interface HashSigner {
-  address: Address;
-  /** Raw secp256k1 signature over a 32-byte hash, 65 bytes r||s||v hex. */
-  sign(args: { hash: Hex }): Promise<Hex>;
+/** The P-256 key that signs envelopes: its SPKI DER and a node:crypto private key. */
+export interface ProvenanceSigner {
+  spki: Uint8Array;
+  privateKey: KeyObject;
 }
 
 /** Signs a statement; returns the envelope's canonical JSON bytes. */
-export async function signEnvelope(statement: ProvenanceStatement, signer: HashSigner): Promise<Uint8Array> {
+export function signEnvelope(statement: ProvenanceStatement, signer: ProvenanceSigner): Uint8Array {
   const payload = canonicalJsonBytes(statement as unknown as JsonValue);
-  const signature = await signer.sign({ hash: sha256(pae(PAYLOAD_TYPE, payload)) });
+  const sig = signP256(signer.privateKey, pae(PAYLOAD_TYPE, payload));
   const envelope: DsseEnvelope = {
     payload: Buffer.from(payload).toString("base64"),
     payloadType: PAYLOAD_TYPE,
-    signatures: [{ keyid: getAddress(signer.address), sig: Buffer.from(signature.slice(2), "hex").toString("base64") }],
+    signatures: [{ keyid: p256KeyId(signer.spki), sig: Buffer.from(sig).toString("base64") }],
   };
   return new TextEncoder().encode(canonicalJson(envelope as unknown as JsonValue));
 }
 
-/** A DSSE envelope's fields once it parses and carries a Cloister statement; its signatures are not checked. */
+/** A DSSE envelope's fields once it parses and carries an in-toto payload; its signatures are not checked. */
 function openEnvelope(envelopeBytes: Uint8Array): { envelope: DsseEnvelope; payload: Uint8Array } {
   let parsed: unknown;
   try {
@@ -167,7 +196,7 @@ function openEnvelope(envelopeBytes: Uint8Array): { envelope: DsseEnvelope; payl
     throw new ProvenanceError("MALFORMED_ENVELOPE", "provenance envelope is not UTF-8 JSON", { cause });
   }
   const result = envelopeSchema.safeParse(parsed);
-  if (!result.success) throw new ProvenanceError("MALFORMED_ENVELOPE", `provenance envelope is not a DSSE envelope: ${result.error.message}`);
+  if (!result.success) throw new ProvenanceError("MALFORMED_ENVELOPE", `provenance envelope is not a DSSE envelope: ${result.error.issues[0]?.message ?? "invalid"}`);
   const envelope = result.data;
   if (envelope.payloadType !== PAYLOAD_TYPE) {
     throw new ProvenanceError("WRONG_PAYLOAD_TYPE", `provenance envelope carries "${envelope.payloadType}", expected "${PAYLOAD_TYPE}"`);
@@ -176,24 +205,17 @@ function openEnvelope(envelopeBytes: Uint8Array): { envelope: DsseEnvelope; payl
 }
 
 /**
- * Checks a DSSE envelope's signature by `expectedSigner` and returns its payload.
- * Throws ProvenanceError when the envelope is malformed, of another payload
- * type, or not signed by that address.
+ * Checks that a DSSE envelope is signed by the P-256 key whose SPKI DER is `provenanceKey` and returns its
+ * payload. Throws ProvenanceError when the envelope is malformed, of another payload type, or has no valid
+ * signature by that key.
  */
-export async function verifyEnvelope(envelopeBytes: Uint8Array, expectedSigner: Address): Promise<{ payloadType: string; payload: Uint8Array }> {
+export function verifyEnvelope(envelopeBytes: Uint8Array, provenanceKey: Uint8Array): { payloadType: string; payload: Uint8Array } {
   const { envelope, payload } = openEnvelope(envelopeBytes);
-  const digest = createHash("sha256").update(pae(envelope.payloadType, payload)).digest();
-  const recovered: Address[] = [];
-  for (const { sig } of envelope.signatures) {
-    const check = signerKeys.check(digest, Buffer.from(sig, "base64"), expectedSigner);
-    if (check.ok) return { payloadType: envelope.payloadType, payload };
-    // A signature that recovers no key counts as no signature.
-    if (check.recovered !== undefined) recovered.push(getAddress(check.recovered));
-  }
-  if (recovered.length === 0) throw new ProvenanceError("BAD_SIGNATURE", "provenance envelope has no valid secp256k1 signature over its payload");
+  const message = pae(envelope.payloadType, payload);
+  if (envelope.signatures.some(({ sig }) => verifyP256(provenanceKey, message, Buffer.from(sig, "base64")))) return { payloadType: envelope.payloadType, payload };
   throw new ProvenanceError(
-    "SIGNER_MISMATCH",
-    `provenance envelope is signed by ${recovered.join(", ")}, not by the expected enclave ${getAddress(expectedSigner)}: it was altered or signed by another key`,
+    "BAD_SIGNATURE",
+    `provenance envelope has no valid signature by the enclave's provenance key (keyid ${p256KeyId(provenanceKey)}): it was altered or signed by another key`,
   );
 }
 
@@ -205,8 +227,16 @@ export function parseStatement(payload: Uint8Array): ProvenanceStatement {
     throw new ProvenanceError("MALFORMED_STATEMENT", "provenance payload is not UTF-8 JSON", { cause });
   }
   const result = statementSchema.safeParse(json);
-  if (!result.success) throw new ProvenanceError("MALFORMED_STATEMENT", `provenance payload is not a Cloister task-execution statement: ${result.error.message}`);
-  return result.data;
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new ProvenanceError("MALFORMED_STATEMENT", `provenance payload is not a Cloister job statement (${PREDICATE_TYPE}): ${issue?.path.join(".") || "(root)"}: ${issue?.message ?? "invalid"}`);
+  }
+  return result.data as ProvenanceStatement;
+}
+
+/** The statement of an envelope, before its signature is checked: to learn which key to check it against. */
+export function unverifiedStatement(envelopeBytes: Uint8Array): ProvenanceStatement {
+  return parseStatement(openEnvelope(envelopeBytes).payload);
 }
 
 /**
@@ -216,18 +246,22 @@ export function parseStatement(payload: Uint8Array): ProvenanceStatement {
  * holding the envelope alone must use verifyProvenance.
  */
 export function statementOfSignedEnvelope(envelopeBytes: Uint8Array): ProvenanceStatement {
-  return parseStatement(openEnvelope(envelopeBytes).payload);
+  return unverifiedStatement(envelopeBytes);
 }
 
-/** verifyEnvelope + parseStatement: the statement, once its signature by `expectedSigner` is checked. */
-export async function verifyProvenance(envelopeBytes: Uint8Array, expectedSigner: Address): Promise<ProvenanceStatement> {
-  const { payload } = await verifyEnvelope(envelopeBytes, expectedSigner);
-  return parseStatement(payload);
+/** verifyEnvelope + parseStatement: the statement, once its signature by `provenanceKey` (SPKI DER) is checked. */
+export function verifyProvenance(envelopeBytes: Uint8Array, provenanceKey: Uint8Array): ProvenanceStatement {
+  return parseStatement(verifyEnvelope(envelopeBytes, provenanceKey).payload);
 }
 
-/** SHA-256 of the envelope bytes, as anchored in the completion. */
+/** SHA-256 of the envelope bytes, as anchored on chain. */
 export function provenanceDigest(envelopeBytes: Uint8Array): Hex {
   return sha256(envelopeBytes);
+}
+
+/** The task predicate of a statement, or undefined for another kind. */
+export function taskPart(statement: ProvenanceStatement): (JobPredicate<"task">)["task"] | undefined {
+  return statement.predicate.job.kind === "task" ? (statement.predicate as JobPredicate<"task">).task : undefined;
 }
 
 function bare(digest: Hex): string {

@@ -15,7 +15,7 @@ import { getAddress, hexToBytes, type Address, type Client, type Hex } from "vie
 import { sha256 } from "../crypto/sha256.ts";
 import { signerKeys } from "../crypto/secp256k1-signers.ts";
 import { completionDigest } from "../protocol/completion-digest.ts";
-import { statementOfSignedEnvelope, type ProvenanceStatement } from "../protocol/provenance.ts";
+import { statementOfSignedEnvelope, taskPart, type ProvenanceStatement } from "../protocol/provenance.ts";
 import { decryptResult, type ResourceUse } from "../protocol/result.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { directCompletionReads, type CompletionReads } from "./completion-reads.ts";
@@ -106,14 +106,16 @@ export async function verifyAndDecrypt(
     throw new TaskVerificationError("PROVENANCE_INVALID", `provenance of task ${task.taskId} is invalid: ${(cause as Error).message}`, { cause });
   }
   const p = statement.predicate;
+  const t = taskPart(statement);
   const inputDigest = task.spec.inputDigest.slice(2).toLowerCase();
   const mismatch =
-    p.task.id !== task.taskId.toString() ? "task id"
-    : p.program.digest !== task.spec.programDigest.toLowerCase() ? "program digest"
+    !t || p.job.id !== task.taskId.toString() ? "task id"
+    : t.program.digest !== task.spec.programDigest.toLowerCase() ? "program digest"
     : !p.inputs.some((i) => i.digest.sha256 === inputDigest) ? "input digest"
     : statement.subject[0]?.digest.sha256 !== event.outputDigest.slice(2).toLowerCase() ? "output digest"
     : p.enclave.signer.toLowerCase() !== enclave.signer.toLowerCase() ? "enclave"
     : p.enclave.hpkePublicKey.toLowerCase() !== enclave.hpkePublicKey.toLowerCase() ? "enclave HPKE key"
+    : p.enclave.provenanceKey !== enclave.provenanceKey ? "enclave provenance key"
     : undefined;
   if (mismatch) throw new TaskVerificationError("PROVENANCE_INVALID", `provenance of task ${task.taskId} names a different ${mismatch} than the task`);
   checks.push("in-toto provenance, authenticated by the completion signature over its digest, names this task, program, input, output and enclave keys");

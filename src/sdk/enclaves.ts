@@ -3,17 +3,20 @@
  * registry that is active, whose published evidence verifies under the
  * requester's own policy (which must pin the enclave code), and whose
  * report_data commits to the keys and the operator it is registered with.
- * The registry's word alone is not enough.
+ * The registry's word alone is not enough. The registry records the signer
+ * and HPKE key; the P-256 provenance and TLS keys come from the evidence
+ * document at the registered CID, and are accepted only because report_data
+ * commits to them as well.
  */
-import { bytesToHex, getAbiItem, hexToBytes, parseEventLogs, type Address, type Client, type Hex } from "viem";
+import { getAbiItem, hexToBytes, parseEventLogs, type Address, type Client, type Hex } from "viem";
 import { getBlockNumber, getLogs } from "viem/actions";
-import { decodeEvidence } from "../attestation/evidence-codec.ts";
+import { decodeEvidenceDocument } from "../attestation/evidence-codec.ts";
 import { pinsCode, type Policy } from "../attestation/policy.ts";
 import type { Claims } from "../attestation/types.ts";
 import { verifyEvidence } from "../attestation/verify.ts";
 import { enclaveRegistryAbi } from "../chain/abi/EnclaveRegistry.ts";
 import { readEnclave } from "../chain/actions/read-enclave.ts";
-import { enclaveReportData } from "../protocol/binding.ts";
+import { enclaveKeyCommitmentHex } from "../protocol/binding.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { TaskVerificationError } from "./errors.ts";
 
@@ -21,6 +24,10 @@ export interface VerifiedEnclave {
   signer: Address;
   operator: Address;
   hpkePublicKey: Hex;
+  /** SPKI DER (hex) of the P-256 key that signs its provenance, from its evidence document (committed in report_data). */
+  provenanceKey: Hex;
+  /** SPKI DER (hex) of its P-256 attested-TLS key, likewise. */
+  tlsKey: Hex;
   evidenceCid: string;
   expiry: bigint;
   claims: Claims;
@@ -82,29 +89,48 @@ interface EvidenceCheckParams {
   policy: Policy;
 }
 
-/** Fetches and verifies evidence under the policy; its report_data must commit to these keys and this operator. */
+/**
+ * Fetches and verifies evidence under the policy; its document must name these signer and HPKE keys, and its
+ * report_data must commit to them, to the document's P-256 keys and to this operator. Returns the P-256 keys.
+ */
 async function verifyEnclaveEvidence(
   params: EvidenceCheckParams,
   enclave: { signer: Address; hpkePublicKey: Hex; operator: Address },
   evidenceCid: string,
-): Promise<{ claims: Claims } | { reason: string; transient?: boolean }> {
+): Promise<{ claims: Claims; provenanceKey: Hex; tlsKey: Hex } | { reason: string; transient?: boolean }> {
   if (!pinsCode(params.policy)) return { reason: `no code pinned: ${HOW_TO_PIN}` };
-  let evidence;
+  let document;
   try {
-    evidence = decodeEvidence(await params.store.get(evidenceCid, { maxBytes: 256 * 1024 }));
+    document = decodeEvidenceDocument(await params.store.get(evidenceCid, { maxBytes: 256 * 1024 }));
   } catch (error) {
     return { reason: `evidence ${evidenceCid} unusable: ${(error as Error).message}`, transient: true };
+  }
+  const { evidence, enclaveKeys } = document;
+  if (!enclaveKeys) return { reason: `evidence ${evidenceCid} names no enclave keys: its provenance and TLS keys cannot be checked` };
+  if (enclaveKeys.signer.toLowerCase() !== enclave.signer.toLowerCase() || enclaveKeys.hpkePublicKey.toLowerCase() !== enclave.hpkePublicKey.toLowerCase()) {
+    return { reason: `evidence ${evidenceCid} names other keys than the registered signer and HPKE key` };
   }
   const result = await verifyEvidence(evidence, { policy: params.policy });
   if (!result.ok || !result.accepted || !result.claims) {
     return { reason: `evidence refused: ${[result.error, ...result.reasons].filter(Boolean).join("; ")}` };
   }
   // The first half of report_data commits to the keys and the operator; the second half is the attestation service's nonce.
-  const commitment = bytesToHex(enclaveReportData(enclave.signer, hexToBytes(enclave.hpkePublicKey), enclave.operator).subarray(0, 32)).slice(2);
-  if (result.claims.reportData.slice(0, 64) !== commitment) {
-    return { reason: `evidence does not commit to the registered signing and HPKE keys and operator ${enclave.operator}` };
+  let commitment: string;
+  try {
+    commitment = enclaveKeyCommitmentHex({
+      signer: enclave.signer,
+      hpkePublicKey: hexToBytes(enclave.hpkePublicKey),
+      provenanceKey: hexToBytes(enclaveKeys.provenanceKey),
+      tlsKey: hexToBytes(enclaveKeys.tlsKey),
+      operator: enclave.operator,
+    });
+  } catch (error) {
+    return { reason: `evidence ${evidenceCid} names malformed keys: ${(error as Error).message}` };
   }
-  return { claims: result.claims };
+  if (result.claims.reportData.slice(0, 64) !== commitment) {
+    return { reason: `evidence does not commit to the registered signing and HPKE keys, the provenance and TLS keys it names, and operator ${enclave.operator}` };
+  }
+  return { claims: result.claims, provenanceKey: enclaveKeys.provenanceKey.toLowerCase() as Hex, tlsKey: enclaveKeys.tlsKey.toLowerCase() as Hex };
 }
 
 /** Checks one registered enclave: active in the registry, evidence verified under the policy, report_data committing to its keys and operator. */
@@ -117,7 +143,16 @@ export async function checkEnclave(
   if (!record.active) return { reason: record.revoked ? "revoked" : "registration expired" };
   const checked = await verifyEnclaveEvidence(params, { signer, hpkePublicKey: record.hpkePublicKey, operator: record.operator }, evidenceCid);
   if ("reason" in checked) return checked;
-  return { signer, operator: record.operator, hpkePublicKey: record.hpkePublicKey, evidenceCid, expiry: record.expiry, claims: checked.claims };
+  return {
+    signer,
+    operator: record.operator,
+    hpkePublicKey: record.hpkePublicKey,
+    provenanceKey: checked.provenanceKey,
+    tlsKey: checked.tlsKey,
+    evidenceCid,
+    expiry: record.expiry,
+    claims: checked.claims,
+  };
 }
 
 const registeredEvent = getAbiItem({ abi: enclaveRegistryAbi, name: "EnclaveRegistered" });
@@ -134,7 +169,7 @@ export async function checkReattestedEvidence(
   params: { reader: Client; registry: Address; fromBlock: bigint } & EvidenceCheckParams,
   candidate: VerifiedEnclave,
   evidenceCid: string,
-): Promise<{ claims: Claims } | { reason: string }> {
+): Promise<{ claims: Claims; provenanceKey: Hex; tlsKey: Hex } | { reason: string }> {
   const logs = await getLogs(params.reader, { address: params.registry, event: registeredEvent, args: { enclave: candidate.signer }, fromBlock: params.fromBlock, toBlock: "latest" });
   const registration = logs.find((l) => l.args.evidenceCid === evidenceCid && l.args.hpkePublicKey?.toLowerCase() === candidate.hpkePublicKey.toLowerCase());
   if (!registration) return { reason: `evidence ${evidenceCid} is not a registration of enclave ${candidate.signer} with the HPKE key the task's key was wrapped to` };

@@ -1,23 +1,24 @@
 /**
  * Checks one provenance record on its own, as `cloister verify` does: the
- * DSSE signature by the enclave it names, that enclave's attestation under the
- * verifier's policy (its report_data must commit to the signing and HPKE keys
- * the record names and to the operator: the one given, else the one that
- * completed the task on chain; its measurement must be the one the record names), the
- * digest of the output when it is at hand, and, when a chain is at hand, the
- * on-chain anchor: the TaskCompleted event of the task names the same enclave,
+ * DSSE signature by the P-256 provenance key the record names; that key,
+ * with the enclave's other keys, named by the evidence document the record
+ * names and committed to by its report_data (with the operator: the one
+ * given, else the one that completed the task on chain), under the
+ * verifier's policy, with the measurement the record names; the digest of
+ * the output when it is at hand; and, when a chain is at hand, the on-chain
+ * anchor: for a task, the TaskCompleted event names the same enclave,
  * provenance digest and output digest.
  */
-import { bytesToHex, getAddress, hexToBytes, parseEventLogs, type Address, type Client } from "viem";
+import { getAddress, hexToBytes, parseEventLogs, type Address, type Client } from "viem";
 import { sha256 } from "../crypto/sha256.ts";
 import { getLogs } from "viem/actions";
-import { decodeEvidence } from "../attestation/evidence-codec.ts";
+import { decodeEvidenceDocument } from "../attestation/evidence-codec.ts";
 import type { Policy } from "../attestation/policy.ts";
 import type { Claims } from "../attestation/types.ts";
 import { verifyEvidence } from "../attestation/verify.ts";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
-import { enclaveReportData } from "../protocol/binding.ts";
-import { parseStatement, provenanceDigest, verifyEnvelope, type ProvenanceStatement } from "../protocol/provenance.ts";
+import { enclaveKeyCommitmentHex } from "../protocol/binding.ts";
+import { provenanceDigest, unverifiedStatement, verifyEnvelope, type ProvenanceStatement } from "../protocol/provenance.ts";
 
 export interface ProvenanceCheck {
   name: string;
@@ -51,27 +52,43 @@ export async function verifyProvenanceRecord(sources: ProvenanceSources): Promis
 
   let statement: ProvenanceStatement;
   try {
-    statement = parseStatement(unverifiedPayload(sources.envelope));
-    await verifyEnvelope(sources.envelope, statement.predicate.enclave.signer as Address);
-    checks.push({ name: "signature", ok: true, detail: `DSSE envelope signed by enclave ${statement.predicate.enclave.signer}` });
+    // The key the record names; the attestation check below ties it to the enclave's quote.
+    statement = unverifiedStatement(sources.envelope);
+    verifyEnvelope(sources.envelope, hexToBytes(statement.predicate.enclave.provenanceKey));
+    checks.push({ name: "signature", ok: true, detail: `DSSE envelope signed (ECDSA P-256) by the provenance key of enclave ${statement.predicate.enclave.signer}` });
   } catch (error) {
     checks.push({ name: "signature", ok: false, detail: (error as Error).message });
     return verdict();
   }
   const enclave = statement.predicate.enclave;
-  const completion = sources.chain ? await completionOf(sources.chain, BigInt(statement.predicate.task.id)) : undefined;
+  const job = statement.predicate.job;
+  const completion = sources.chain && job.kind === "task" ? await completionOf(sources.chain, BigInt(job.id)) : undefined;
   const operator = sources.operator ?? completion?.operator;
 
   let claims: Claims | undefined;
   if (!sources.evidence) {
     checks.push({ name: "attestation", ok: false, detail: `evidence ${enclave.evidenceCid} not available: pass it to check the enclave's attestation` });
   } else {
-    const evidence = typeof sources.evidence === "function" ? await sources.evidence(enclave.evidenceCid) : sources.evidence;
-    const result = await verifyEvidence(decodeEvidence(evidence), { policy: sources.policy });
+    const bytes = typeof sources.evidence === "function" ? await sources.evidence(enclave.evidenceCid) : sources.evidence;
+    const { evidence, enclaveKeys } = decodeEvidenceDocument(bytes);
+    const result = await verifyEvidence(evidence, { policy: sources.policy });
     claims = result.claims;
-    const commitment = operator && bytesToHex(enclaveReportData(getAddress(enclave.signer), hexToBytes(enclave.hpkePublicKey as `0x${string}`), operator).subarray(0, 32)).slice(2);
+    // The record's keys must be the ones its evidence names, which report_data must commit to.
+    const keysMatch =
+      enclaveKeys !== undefined &&
+      (["signer", "hpkePublicKey", "provenanceKey", "tlsKey"] as const).every((k) => enclaveKeys[k].toLowerCase() === enclave[k].toLowerCase());
+    const commitment =
+      operator &&
+      enclaveKeyCommitmentHex({
+        signer: getAddress(enclave.signer),
+        hpkePublicKey: hexToBytes(enclave.hpkePublicKey),
+        provenanceKey: hexToBytes(enclave.provenanceKey),
+        tlsKey: hexToBytes(enclave.tlsKey),
+        operator,
+      });
     const problems = [
       ...(result.ok ? [] : [`not authentic: ${result.error}`]),
+      ...(keysMatch ? [] : ["the evidence document does not name the keys the record names"]),
       ...result.reasons,
       ...(!commitment ? ["the operator it must be bound to is unknown: give the operator (--operator) or check against the chain"] : []),
       ...(claims && commitment && claims.reportData.slice(0, 64) !== commitment ? [`its report_data does not commit to the keys the record names and operator ${operator}`] : []),
@@ -90,7 +107,13 @@ export async function verifyProvenanceRecord(sources: ProvenanceSources): Promis
     checks.push({ name: "output", ok: actual === subject, detail: actual === subject ? "output blob matches the record's subject digest" : `output blob digest ${actual} is not the record's ${subject}` });
   }
 
-  if (sources.chain) checks.push(checkAnchor(sources.chain, completion, statement, provenanceDigest(sources.envelope).slice(2), subject));
+  if (sources.chain) {
+    checks.push(
+      job.kind === "task"
+        ? checkAnchor(sources.chain, completion, statement, provenanceDigest(sources.envelope).slice(2), subject)
+        : { name: "anchor", ok: false, detail: `no anchor check for jobs of kind ${job.kind} yet` },
+    );
+  }
   return verdict(statement, claims);
 }
 
@@ -107,7 +130,7 @@ function checkAnchor(
   envelopeDigest: string,
   subject: string,
 ): ProvenanceCheck {
-  const taskId = BigInt(statement.predicate.task.id);
+  const taskId = BigInt(statement.predicate.job.id);
   if (!completed) return { name: "anchor", ok: false, detail: `no TaskCompleted event for task ${taskId} on market ${chain.market}` };
   const a = completed;
   const problems = [
@@ -120,16 +143,4 @@ function checkAnchor(
     ok: problems.length === 0,
     detail: problems.length ? problems.join("; ") : `anchored by the completion of task ${taskId} in block ${completed.blockNumber}`,
   };
-}
-
-/** The payload before its signature is checked: only to learn which signer to check it against. */
-function unverifiedPayload(envelope: Uint8Array): Uint8Array {
-  let parsed: { payload?: unknown };
-  try {
-    parsed = JSON.parse(new TextDecoder().decode(envelope)) as { payload?: unknown };
-  } catch {
-    throw new Error("provenance file is not JSON: expected a DSSE envelope");
-  }
-  if (typeof parsed.payload !== "string") throw new Error("provenance file has no DSSE payload");
-  return new Uint8Array(Buffer.from(parsed.payload, "base64"));
 }

@@ -37,7 +37,7 @@ async function editLock(path: string, integrity: string): Promise<void> {
 
 test("the enclave's closure holds its own code and what it imports, and not the host's", async () => {
   const files = await listMeasuredFiles();
-  for (const f of ["src/enclave/main.ts", "src/enclave/task-runner.ts", "src/crypto/hpke.ts", "src/protocol/provenance.ts", "src/attestation/providers/index.ts"]) {
+  for (const f of ["src/enclave/main.ts", "src/enclave/jobs/task.ts", "src/crypto/hpke.ts", "src/protocol/provenance.ts", "src/attestation/providers/index.ts"]) {
     assert.ok(files.includes(f), `${f} is measured`);
   }
   for (const f of ["src/host/node-daemon.ts", "src/enclave/client.ts", "src/sdk/client.ts", "src/cli/main.ts", "src/cas/service.ts", "src/attestation/dcap/verify-quote.ts", "src/attestation/policy.ts"]) {
@@ -49,7 +49,7 @@ test("editing a file the enclave does not load leaves the measurement; editing o
   assert.equal(await changed(touch("src/host/node-daemon.ts")), false, "host code");
   assert.equal(await changed(touch("src/enclave/client.ts")), false, "the host's side of the gate");
   assert.equal(await changed(touch("src/attestation/dcap/verify-quote.ts")), false, "verifier code the enclave does not import");
-  assert.equal(await changed(touch("src/enclave/task-runner.ts")), true, "the task runner");
+  assert.equal(await changed(touch("src/enclave/jobs/task.ts")), true, "the task job");
   assert.equal(await changed(touch("src/crypto/sha256.ts")), true, "crypto the enclave imports");
 });
 

@@ -10,6 +10,9 @@ import { productionPolicy } from "../../src/attestation/policy.ts";
 import { startEmbeddedNetwork } from "../../src/devnet/embedded.ts";
 import { localNetworkManifest } from "../../src/devnet/network-policy.ts";
 import { verifyProvenanceRecord } from "../../src/sdk/verify-provenance.ts";
+import { toHex } from "../../src/crypto/bytes.ts";
+import { generateP256 } from "../../src/crypto/p256.ts";
+import { signEnvelope, unverifiedStatement } from "../../src/protocol/provenance.ts";
 import { openHeliaStore, type HeliaStore } from "../../src/storage/helia-store.ts";
 
 const run = promisify(execFile);
@@ -40,8 +43,9 @@ test("verify <task-id> --data-dir checks signature, attestation, output and anch
   await store.close();
   try {
     const { stdout } = await run(process.execPath, [cli, "verify", taskId.toString(), "--data-dir", dir, "--json"]);
-    const out = JSON.parse(stdout) as { ok: boolean; checks: { name: string; ok: boolean }[]; enclave: { simulated: boolean } };
+    const out = JSON.parse(stdout) as { ok: boolean; job: { kind: string; id: string }; checks: { name: string; ok: boolean }[]; enclave: { simulated: boolean } };
     assert.equal(out.ok, true);
+    assert.deepEqual(out.job, { kind: "task", id: taskId.toString() });
     assert.deepEqual(out.checks.map((c) => [c.name, c.ok]), [["signature", true], ["attestation", true], ["output", true], ["anchor", true]]);
     assert.equal(out.enclave.simulated, true);
   } finally {
@@ -79,6 +83,22 @@ test("each alteration fails the check it concerns", async () => {
 
   const missing = await verifyProvenanceRecord({ envelope: blobs.envelope, policy });
   assert.equal(missing.checks.find((c) => c.name === "attestation")!.ok, false);
+
+  // A host re-signs the record with a P-256 key of its own and names it: the signature checks, the attestation does not.
+  const own = generateP256();
+  const genuine = unverifiedStatement(blobs.envelope);
+  const claimed = { ...genuine, predicate: { ...genuine.predicate, enclave: { ...genuine.predicate.enclave, provenanceKey: toHex(own.spki) } } };
+  const resigned = signEnvelope(claimed, own);
+  const hostSigned = await verifyProvenanceRecord({ envelope: resigned, policy, evidence, output: blobs.output, operator: blobs.operator });
+  assert.deepEqual(hostSigned.checks.map((c) => [c.name, c.ok]), [["signature", true], ["attestation", false], ["output", true]]);
+  assert.match(hostSigned.checks[1]!.detail, /does not name the keys the record names/);
+
+  // ... and an evidence document rewritten to name that key is refused by the quote's report_data.
+  const evidenceDoc = JSON.parse(new TextDecoder().decode(evidence)) as { enclaveKeys: { provenanceKey: string } };
+  evidenceDoc.enclaveKeys.provenanceKey = toHex(own.spki);
+  const rewritten = await verifyProvenanceRecord({ envelope: resigned, policy, evidence: new TextEncoder().encode(JSON.stringify(evidenceDoc)), output: blobs.output, operator: blobs.operator });
+  assert.equal(rewritten.ok, false);
+  assert.match(rewritten.checks[1]!.detail, /report_data does not commit/);
 });
 
 test("verify needs a data dir for a task id and exits 2 without one", async () => {

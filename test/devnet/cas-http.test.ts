@@ -11,6 +11,8 @@ const nonce = `0x${"ab".repeat(32)}` as Hex;
 const request: RegistrationRequest = {
   signer: `0x${"11".repeat(20)}`,
   hpkePublicKey: `0x${"22".repeat(32)}`,
+  provenanceKey: `0x${"66".repeat(91)}`,
+  tlsKey: `0x${"77".repeat(91)}`,
   operator: `0x${"33".repeat(20)}`,
   evidenceCid: "bafkreibi7wwob5ifivsztx2aq57r3ve4gifacxlixus3ddnxs3nq7wnxha",
   nonce,

@@ -95,7 +95,7 @@ test("a 2-node devnet runs tasks over HTTP, resumes from its data dir, and leave
     // The attestation service refuses a registration that answers no challenge it issued, and malformed requests.
     const cas = casHttpClient(second.casUrl);
     const signer = second.nodes[0]!.signer as `0x${string}`;
-    const bogus = { signer, hpkePublicKey: `0x${"11".repeat(32)}`, operator: signer, evidenceCid: "bafkqaaa", nonce: `0x${"22".repeat(32)}` } as const;
+    const bogus = { signer, hpkePublicKey: `0x${"11".repeat(32)}`, provenanceKey: `0x${"33".repeat(91)}`, tlsKey: `0x${"44".repeat(91)}`, operator: signer, evidenceCid: "bafkqaaa", nonce: `0x${"22".repeat(32)}` } as const;
     await assert.rejects(cas.register(bogus), (e) => e instanceof CasError && e.code === "NONCE_UNKNOWN");
     await assert.rejects(cas.register({ ...bogus, signer: "0x12" }), (e) => e instanceof CasHttpError && e.code === "CAS_FAILED" && /signer/.test(e.message));
     await assert.rejects(casHttpClient(second.rpcUrl).deployment(), (e) => e instanceof CasHttpError);

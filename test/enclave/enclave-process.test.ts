@@ -9,10 +9,10 @@ import { completionDomain, completionTypes } from "../../src/protocol/completion
 import { enclaveReportData } from "../../src/protocol/binding.ts";
 import { fromHex, toHex } from "../../src/crypto/bytes.ts";
 import { generateHpkeKeyPair } from "../../src/crypto/hpke.ts";
-import { verifyProvenance } from "../../src/protocol/provenance.ts";
+import { taskPart, verifyProvenance } from "../../src/protocol/provenance.ts";
 import { decryptResult } from "../../src/protocol/result.ts";
 import { cidOfBytes } from "../../src/storage/unixfs-profile.ts";
-import { bindingFor, makeTask, rejectsWith, tempDir, withDigests } from "./task-fixture.ts";
+import { bindingFor, makeTask, rejectsWith, runTask, tempDir, withDigests } from "./task-fixture.ts";
 
 const ECHO = "export default function (input) { return input; }";
 const frames: unknown[] = [];
@@ -49,7 +49,7 @@ test("a task runs end to end: result decrypts, completion and provenance verify"
     program: "export default async (input) => 'got ' + new TextDecoder().decode(input)",
     input: new TextEncoder().encode("hello enclave"),
   });
-  const out = await enclave.runTask(params);
+  const out = await runTask(enclave, params);
   assert.equal(out.outputDigest, sha256(out.result));
   assert.equal(out.provenanceDigest, sha256(out.provenance));
 
@@ -78,10 +78,15 @@ test("a task runs end to end: result decrypts, completion and provenance verify"
   assert.equal(out.outputCid, String(await cidOfBytes(out.result)));
   assert.equal(out.provenanceCid, String(await cidOfBytes(out.provenance)));
 
-  const statement = await verifyProvenance(out.provenance, enclave.identity.signer);
+  const statement = verifyProvenance(out.provenance, fromHex(enclave.identity.provenanceKey));
   assert.equal(statement.subject[0]?.digest.sha256, out.outputDigest.slice(2));
-  assert.equal(statement.predicate.task.id, "1001");
-  assert.equal(statement.predicate.program.digest, params.spec.programDigest);
+  assert.deepEqual(statement.predicate.job, { kind: "task", id: "1001" });
+  assert.equal(taskPart(statement)?.program.digest, params.spec.programDigest);
+  assert.equal(statement.predicate.enclave.provenanceKey, enclave.identity.provenanceKey);
+  assert.equal(statement.predicate.enclave.tlsKey, enclave.identity.tlsKey);
+  assert.equal(statement.predicate.resourceUse, null, "the public statement does not say what the run used");
+  assert.equal(out.job.resourceUse, null, "nor does the outcome the host sees");
+  assert.equal(out.job.error, null);
   assert.equal(statement.predicate.enclave.measurement, enclave.identity.measurement);
   assert.equal(statement.predicate.enclave.simulated, true);
   assert.equal("outcome" in statement.predicate, false, "the public statement does not say how the run ended");
@@ -95,11 +100,12 @@ test("a failing program yields an encrypted error record and a normal completion
     input: new Uint8Array([1]),
     limits: { timeoutMs: 200 },
   });
-  const out = await enclave.runTask(params);
+  const out = await runTask(enclave, params);
   const record = await decryptResult(requester.privateKey, binding, out.result);
   assert.equal(record.outcome, "error");
   assert.equal(record.outcome === "error" && record.error.code, "TIME_LIMIT_EXCEEDED");
-  assert.equal("outcome" in (await verifyProvenance(out.provenance, enclave.identity.signer)).predicate, false);
+  assert.equal("outcome" in verifyProvenance(out.provenance, fromHex(enclave.identity.provenanceKey)).predicate, false);
+  assert.equal(out.job.error, null, "the host does not learn that the program failed");
 });
 
 test("a tampered input ciphertext is refused with INPUT_DECRYPTION_FAILED", async () => {
@@ -111,7 +117,7 @@ test("a tampered input ciphertext is refused with INPUT_DECRYPTION_FAILED", asyn
     JSON.stringify({ ...JSON.parse(new TextDecoder().decode(params.envelope)), input: { cid: "bafy-input", digest: sha256(input) } }),
   );
   await rejectsWith(
-    enclave.runTask({ ...params, input, envelope, spec: { ...spec, envelopeDigest: sha256(envelope) } }),
+    runTask(enclave, { ...params, input, envelope, spec: { ...spec, envelopeDigest: sha256(envelope) } }),
     "INPUT_DECRYPTION_FAILED",
     /input ciphertext failed authentication at chunk 1/,
   );
@@ -119,22 +125,22 @@ test("a tampered input ciphertext is refused with INPUT_DECRYPTION_FAILED", asyn
 
 test("an input encrypted for another task is refused", async () => {
   const { params } = await makeTask(enclave.identity, { binding: bindingFor(1005n), inputBinding: bindingFor(9n), program: ECHO, input: new Uint8Array(10) });
-  await rejectsWith(enclave.runTask(params), "INPUT_DECRYPTION_FAILED");
+  await rejectsWith(runTask(enclave, params), "INPUT_DECRYPTION_FAILED");
 });
 
 test("digest mismatches are refused: program, input, envelope", async () => {
   const { params } = await makeTask(enclave.identity, { binding: bindingFor(1006n), program: ECHO, input: new Uint8Array(10) });
-  await rejectsWith(enclave.runTask({ ...params, program: new TextEncoder().encode("export default () => 'evil'") }), "PROGRAM_DIGEST_MISMATCH");
-  await rejectsWith(enclave.runTask({ ...params, input: params.input.subarray(1) }), "INPUT_DIGEST_MISMATCH");
-  await rejectsWith(enclave.runTask({ ...params, envelope: new TextEncoder().encode("{}") }), "ENVELOPE_DIGEST_MISMATCH");
+  await rejectsWith(runTask(enclave, { ...params, program: new TextEncoder().encode("export default () => 'evil'") }), "PROGRAM_DIGEST_MISMATCH");
+  await rejectsWith(runTask(enclave, { ...params, input: params.input.subarray(1) }), "INPUT_DIGEST_MISMATCH");
+  await rejectsWith(runTask(enclave, { ...params, envelope: new TextEncoder().encode("{}") }), "ENVELOPE_DIGEST_MISMATCH");
   // A spec that names the evil program's digest still disagrees with the envelope the requester signed off.
   const evil = withDigests(params, { program: new TextEncoder().encode("export default () => 'evil'") });
-  await rejectsWith(enclave.runTask({ ...evil, spec: { ...evil.spec, envelopeDigest: params.spec.envelopeDigest } }), "TASK_MISMATCH");
+  await rejectsWith(runTask(enclave, { ...evil, spec: { ...evil.spec, envelopeDigest: params.spec.envelopeDigest } }), "TASK_MISMATCH");
 });
 
 test("a data key wrapped for another task id is refused with KEY_UNWRAP_FAILED", async () => {
   const { params } = await makeTask(enclave.identity, { binding: bindingFor(1007n), wrapBinding: bindingFor(1008n), program: ECHO, input: new Uint8Array(10) });
-  await rejectsWith(enclave.runTask(params), "KEY_UNWRAP_FAILED", /task 1007/);
+  await rejectsWith(runTask(enclave, params), "KEY_UNWRAP_FAILED", /task 1007/);
 });
 
 test("a host that re-uses the requester's wrapped key beside its own result key or program gets KEY_UNWRAP_FAILED", async () => {
@@ -142,35 +148,37 @@ test("a host that re-uses the requester's wrapped key beside its own result key 
   // wrapped key: its own result key, to read the output, or its own program, to run on the input.
   const host = await generateHpkeKeyPair();
   const stolenOutput = await makeTask(enclave.identity, { binding: bindingFor(1010n), wrapResultKey: host, program: ECHO, input: new Uint8Array(10) });
-  await rejectsWith(enclave.runTask(stolenOutput.params), "KEY_UNWRAP_FAILED", /another result key/);
+  await rejectsWith(runTask(enclave, stolenOutput.params), "KEY_UNWRAP_FAILED", /another result key/);
   const otherProgram = await makeTask(enclave.identity, { binding: bindingFor(1011n), wrapProgram: new TextEncoder().encode("export default (i) => i"), program: ECHO, input: new Uint8Array(10) });
-  await rejectsWith(enclave.runTask(otherProgram.params), "KEY_UNWRAP_FAILED", /another program/);
+  await rejectsWith(runTask(enclave, otherProgram.params), "KEY_UNWRAP_FAILED", /another program/);
   // Wrapped for the envelope's own program and result key, the same task runs.
   const honest = await makeTask(enclave.identity, { binding: bindingFor(1012n), program: ECHO, input: new Uint8Array(10) });
-  assert.equal((await decryptResult(honest.requester.privateKey, honest.params.binding, (await enclave.runTask(honest.params)).result)).outcome, "ok");
+  assert.equal((await decryptResult(honest.requester.privateKey, honest.params.binding, (await runTask(enclave, honest.params)).result)).outcome, "ok");
 });
 
 test("an envelope for another task id is refused with TASK_MISMATCH", async () => {
   const { params } = await makeTask(enclave.identity, { binding: bindingFor(1009n), program: ECHO, input: new Uint8Array(10) });
-  await rejectsWith(enclave.runTask({ ...params, binding: bindingFor(1010n) }), "TASK_MISMATCH");
+  await rejectsWith(runTask(enclave, { ...params, binding: bindingFor(1010n) }), "TASK_MISMATCH");
 });
 
 test("malformed requests are refused by the gate", async () => {
   await rejectsWith(enclave.attest({ freshness: "0x1234" as `0x${string}`, operator: OPERATOR }), "BAD_REQUEST", /the enclave refused a malformed request: attest params: freshness/);
   await rejectsWith(enclave.attest({ operator: "0x1234" as `0x${string}` }), "BAD_REQUEST", /attest params: operator/);
   const { params, requester } = await makeTask(enclave.identity, { binding: bindingFor(1003n), program: ECHO, input: new Uint8Array([1]) });
-  await rejectsWith(enclave.runTask({ ...params, binding: { ...params.binding, taskId: -1n } }), "BAD_REQUEST", /runTask params: binding\.taskId/);
-  await rejectsWith(enclave.runTask({ ...params, extra: 1 } as typeof params), "BAD_REQUEST", /the enclave refused a malformed request/);
+  await rejectsWith(runTask(enclave, { ...params, binding: { ...params.binding, taskId: -1n } }), "BAD_REQUEST", /refusing to send a malformed request: runJob params: params\.binding\.taskId/);
+  await rejectsWith(runTask(enclave, { ...params, extra: 1 } as typeof params), "BAD_REQUEST", /refusing to send a malformed request: runJob params: params/);
   // What cannot cross the IPC channel at all is refused before it is sent.
-  await rejectsWith(enclave.runTask({ ...params, evidenceCid: (() => "cid") as unknown as string }), "BAD_REQUEST", /refusing to send a malformed runTask request/);
-  const served = await enclave.runTask(params);
+  await rejectsWith(runTask(enclave, { ...params, evidenceCid: (() => "cid") as unknown as string }), "BAD_REQUEST", /refusing to send a malformed request: runJob params: evidenceCid/);
+  const served = await runTask(enclave, params);
   assert.equal((await decryptResult(requester.privateKey, params.binding, served.result)).outcome, "ok", "the enclave still serves well-formed requests");
 });
 
 test("attest returns simulated SGX evidence whose report_data binds the enclave's keys, the operator and the freshness", async () => {
   const freshness = `0x${"ab".repeat(32)}` as const;
   const { reportData, evidence } = await enclave.attest({ freshness, operator: OPERATOR });
-  const expected = enclaveReportData(enclave.identity.signer, fromHex(enclave.identity.hpkePublicKey), OPERATOR, fromHex(freshness));
+  const id = enclave.identity;
+  const keys = { signer: id.signer, hpkePublicKey: fromHex(id.hpkePublicKey), provenanceKey: fromHex(id.provenanceKey), tlsKey: fromHex(id.tlsKey) };
+  const expected = enclaveReportData({ ...keys, operator: OPERATOR }, fromHex(freshness));
   assert.equal(reportData, toHex(expected));
   const other = await enclave.attest({ freshness, operator: `0x${"22".repeat(20)}` });
   assert.notEqual(other.reportData.slice(0, 66), reportData.slice(0, 66), "another operator gets another key commitment");
@@ -183,7 +191,7 @@ test("canary: no frame the host saw and no file under the data dir holds the pla
   const canary = `canary-${randomBytes(16).toString("hex")}`;
   const binding = bindingFor(1011n);
   const { params, requester } = await makeTask(enclave.identity, { binding, program: ECHO, input: new TextEncoder().encode(`secret ${canary} row`) });
-  const out = await enclave.runTask(params);
+  const out = await runTask(enclave, params);
   const record = await decryptResult(requester.privateKey, binding, out.result);
   assert.ok(record.outcome === "ok" && new TextDecoder().decode(record.output).includes(canary), "the canary must reach the output");
 

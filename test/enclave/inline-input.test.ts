@@ -11,7 +11,7 @@ import { sha256 } from "viem";
 import { startEnclave, type EnclaveClient } from "../../src/enclave/client.ts";
 import { decryptResult } from "../../src/protocol/result.ts";
 import { maxInlineInputBytes, parseTaskEnvelope, TaskEnvelopeError } from "../../src/protocol/task.ts";
-import { bindingFor, makeTask, rejectsWith, tempDir, withDigests } from "./task-fixture.ts";
+import { bindingFor, makeTask, rejectsWith, runTask, tempDir, withDigests } from "./task-fixture.ts";
 
 const ECHO = "export default function (input) { return input; }";
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
@@ -34,7 +34,7 @@ describe("inline input in the enclave", () => {
     const input = new TextEncoder().encode("inline rows");
     const { params, requester, envelope } = await makeTask(enclave.identity, { binding, program: ECHO, input, inline: true });
     assert.ok("inline" in envelope.input && !("cid" in envelope.input));
-    const out = await enclave.runTask(params);
+    const out = await runTask(enclave, params);
     const record = await decryptResult(requester.privateKey, binding, out.result);
     assert.ok(record.outcome === "ok");
     assert.deepEqual(record.output, input);
@@ -48,17 +48,17 @@ describe("inline input in the enclave", () => {
       rawInputRef: (encrypted, digest) => ({ inline: base64(encrypted.subarray(1)), digest }),
     });
     // The host relays the bytes the spec names: only the inline ones disagree.
-    await rejectsWith(enclave.runTask(params), "INPUT_DIGEST_MISMATCH", /inline input/);
+    await rejectsWith(runTask(enclave, params), "INPUT_DIGEST_MISMATCH", /inline input/);
   });
 
   test("the host cannot substitute other bytes for the inline input", async () => {
     const { params } = await makeTask(enclave.identity, { binding: bindingFor(2003n), program: ECHO, input: new Uint8Array(10), inline: true });
     const other = params.input.slice();
     other[other.length - 1]! ^= 1;
-    await rejectsWith(enclave.runTask({ ...params, input: other }), "INPUT_DIGEST_MISMATCH");
+    await rejectsWith(runTask(enclave, { ...params, input: other }), "INPUT_DIGEST_MISMATCH");
     // Even with a spec naming the other bytes, the envelope (whose digest the spec names) disagrees.
     const forged = withDigests(params, { input: other });
-    await rejectsWith(enclave.runTask({ ...forged, spec: { ...forged.spec, envelopeDigest: params.spec.envelopeDigest } }), "TASK_MISMATCH");
+    await rejectsWith(runTask(enclave, { ...forged, spec: { ...forged.spec, envelopeDigest: params.spec.envelopeDigest } }), "TASK_MISMATCH");
   });
 
   test("an envelope input with both cid and inline, or neither, is refused with MALFORMED_ENVELOPE", async () => {
@@ -68,9 +68,9 @@ describe("inline input in the enclave", () => {
       input: new Uint8Array(10),
       rawInputRef: (encrypted, digest) => ({ cid: "bafy-input", inline: base64(encrypted), digest }),
     });
-    await rejectsWith(enclave.runTask(both.params), "MALFORMED_ENVELOPE", /exactly one of cid and inline/);
+    await rejectsWith(runTask(enclave, both.params), "MALFORMED_ENVELOPE", /exactly one of cid and inline/);
     const neither = await makeTask(enclave.identity, { binding: bindingFor(2005n), program: ECHO, input: new Uint8Array(10), rawInputRef: (_, digest) => ({ digest }) });
-    await rejectsWith(enclave.runTask(neither.params), "MALFORMED_ENVELOPE", /exactly one of cid and inline/);
+    await rejectsWith(runTask(enclave, neither.params), "MALFORMED_ENVELOPE", /exactly one of cid and inline/);
   });
 
   test("inline text that is not standard base64 is refused with MALFORMED_ENVELOPE", async () => {
@@ -80,7 +80,7 @@ describe("inline input in the enclave", () => {
       input: new Uint8Array(10),
       rawInputRef: (encrypted, digest) => ({ inline: `${base64(encrypted)}\n`, digest }),
     });
-    await rejectsWith(enclave.runTask(params), "MALFORMED_ENVELOPE", /input\.inline.*base64/);
+    await rejectsWith(runTask(enclave, params), "MALFORMED_ENVELOPE", /input\.inline.*base64/);
   });
 });
 

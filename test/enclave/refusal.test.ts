@@ -11,11 +11,10 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { recoverAddress, sha256, type Hex } from "viem";
 import { startEnclave, type EnclaveClient } from "../../src/enclave/client.ts";
-import type { RunTaskParams } from "../../src/enclave/call-gate.ts";
 import { refusalDigest, refusalReasons } from "../../src/protocol/refusal.ts";
 import { taskSpecHash, type TaskEnvelope } from "../../src/protocol/task.ts";
 import { cidOfBytes } from "../../src/storage/unixfs-profile.ts";
-import { bindingFor, makeTask, rejectsWith, tempDir, withDigests } from "./task-fixture.ts";
+import { bindingFor, makeTask, refuseTask, rejectsWith, runTask, tempDir, withDigests, type RunTaskParams } from "./task-fixture.ts";
 
 const ECHO = "export default function (input) { return input; }";
 let root: string;
@@ -45,8 +44,8 @@ describe("refuseTask in the enclave", () => {
   test("a garbage data key wrapped by the requester: a refusal signed by the enclave for this task and attempt", async () => {
     const { params, envelope } = await makeTask(enclave.identity, { binding: bindingFor(3001n), program: ECHO, input: new Uint8Array([1]) });
     const garbage = withEnvelope(params, envelope, (e) => ({ ...e, wrappedKeys: e.wrappedKeys.map((w) => ({ ...w, ciphertext: `0x${randomBytes(48).toString("hex")}` as Hex })) }));
-    await rejectsWith(enclave.runTask(garbage), "KEY_UNWRAP_FAILED");
-    const out = await enclave.refuseTask({ ...garbage, attempt: 2 });
+    await rejectsWith(runTask(enclave, garbage), "KEY_UNWRAP_FAILED");
+    const out = await refuseTask(enclave, { ...garbage, attempt: 2 });
     assert.equal(out.reason, refusalReasons.KEY_UNWRAP_FAILED);
     assert.equal(out.failure.code, "KEY_UNWRAP_FAILED");
     assert.equal(await signedBy(garbage, 2, out), enclave.identity.signer);
@@ -57,18 +56,18 @@ describe("refuseTask in the enclave", () => {
     const input = Uint8Array.from(params.input);
     input[input.length - 1]! ^= 1;
     const tampered = withEnvelope({ ...params, input }, envelope, (e) => ({ ...e, input: { cid: "bafy-input", digest: sha256(input) } }));
-    await rejectsWith(enclave.runTask(tampered), "INPUT_DECRYPTION_FAILED");
-    const out = await enclave.refuseTask({ ...tampered, attempt: 1 });
+    await rejectsWith(runTask(enclave, tampered), "INPUT_DECRYPTION_FAILED");
+    const out = await refuseTask(enclave, { ...tampered, attempt: 1 });
     assert.equal(out.reason, refusalReasons.INPUT_DECRYPTION_FAILED);
     // The spec's input digest with an envelope that names another: the requester's envelope is inconsistent.
-    const inconsistent = await enclave.refuseTask({ ...withDigests(params, { input }), attempt: 1 });
+    const inconsistent = await refuseTask(enclave, { ...withDigests(params, { input }), attempt: 1 });
     assert.equal(inconsistent.reason, refusalReasons.TASK_MISMATCH);
   });
 
   test("an envelope CID whose bytes do not match the spec's envelope digest: ENVELOPE_DIGEST_MISMATCH", async () => {
     const { params } = await makeTask(enclave.identity, { binding: bindingFor(3003n), program: ECHO, input: new Uint8Array([2]) });
     const spec = { ...params.spec, envelopeCid: String(await cidOfBytes(params.envelope)), envelopeDigest: sha256(new Uint8Array([9])) };
-    const out = await enclave.refuseTask({ ...params, spec, attempt: 1 });
+    const out = await refuseTask(enclave, { ...params, spec, attempt: 1 });
     assert.equal(out.reason, refusalReasons.ENVELOPE_DIGEST_MISMATCH);
   });
 
@@ -77,25 +76,25 @@ describe("refuseTask in the enclave", () => {
     const other = new TextEncoder().encode("export default function () { return 'other'; }");
     const otherCid = String(await cidOfBytes(other));
     const named = withEnvelope(params, envelope, (e) => ({ ...e, program: { ...e.program, cid: otherCid } }));
-    const out = await enclave.refuseTask({ ...named, program: other, attempt: 1 });
+    const out = await refuseTask(enclave, { ...named, program: other, attempt: 1 });
     assert.equal(out.reason, refusalReasons.PROGRAM_DIGEST_MISMATCH);
   });
 
   test("bytes the host swapped (program, envelope, input) and a task that runs get no refusal", async () => {
     const { params } = await makeTask(enclave.identity, { binding: bindingFor(3005n), program: ECHO, input: new Uint8Array([4]) });
     const swapped = new TextEncoder().encode("export default function () { return 'host'; }");
-    await rejectsWith(enclave.refuseTask({ ...params, program: swapped, attempt: 1 }), "REFUSAL_UNFOUNDED", /may be the host's/);
-    await rejectsWith(enclave.refuseTask({ ...params, envelope: new TextEncoder().encode("{}"), attempt: 1 }), "REFUSAL_UNFOUNDED", /may be the host's/);
-    await rejectsWith(enclave.refuseTask({ ...params, input: new Uint8Array(40), attempt: 1 }), "REFUSAL_UNFOUNDED", /may be the host's/);
-    await rejectsWith(enclave.refuseTask({ ...params, attempt: 1 }), "REFUSAL_UNFOUNDED", /can run/);
+    await rejectsWith(refuseTask(enclave, { ...params, program: swapped, attempt: 1 }), "REFUSAL_UNFOUNDED", /may be the host's/);
+    await rejectsWith(refuseTask(enclave, { ...params, envelope: new TextEncoder().encode("{}"), attempt: 1 }), "REFUSAL_UNFOUNDED", /may be the host's/);
+    await rejectsWith(refuseTask(enclave, { ...params, input: new Uint8Array(40), attempt: 1 }), "REFUSAL_UNFOUNDED", /may be the host's/);
+    await rejectsWith(refuseTask(enclave, { ...params, attempt: 1 }), "REFUSAL_UNFOUNDED", /can run/);
   });
 
   test("an open task with no key wrapped to this enclave is its node's mistake, not the requester's: no refusal", async () => {
     const { params, envelope } = await makeTask(enclave.identity, { binding: bindingFor(3006n), program: ECHO, input: new Uint8Array([5]) });
     const unwrapped = withEnvelope(params, envelope, (e) => ({ ...e, wrappedKeys: [{ ...e.wrappedKeys[0]!, enclave: "0x000000000000000000000000000000000000dEaD" }] }));
-    await rejectsWith(enclave.refuseTask({ ...unwrapped, spec: { ...unwrapped.spec, candidates: [] }, attempt: 1 }), "REFUSAL_UNFOUNDED");
+    await rejectsWith(refuseTask(enclave, { ...unwrapped, spec: { ...unwrapped.spec, candidates: [] }, attempt: 1 }), "REFUSAL_UNFOUNDED");
     // The same envelope for a task that names this enclave: the requester did not wrap its key.
-    const out = await enclave.refuseTask({ ...unwrapped, attempt: 1 });
+    const out = await refuseTask(enclave, { ...unwrapped, attempt: 1 });
     assert.equal(out.reason, refusalReasons.KEY_UNWRAP_FAILED);
   });
 });

@@ -9,8 +9,41 @@ import { fromHex, toHex } from "../../src/crypto/bytes.ts";
 import { generateHpkeKeyPair, sealTo } from "../../src/crypto/hpke.ts";
 import { taskInputAad, taskKeyInfo } from "../../src/protocol/binding.ts";
 import { defaultTaskLimits, inlineInputRef, type TaskBinding, type TaskEnvelope, type TaskLimits, type TaskSpec } from "../../src/protocol/task.ts";
-import type { EnclaveIdentity, RunTaskParams } from "../../src/enclave/call-gate.ts";
+import type { EnclaveIdentity, JobOutcome } from "../../src/enclave/call-gate.ts";
+import type { EnclaveClient } from "../../src/enclave/client.ts";
+import type { TaskJobParams } from "../../src/enclave/jobs/params.ts";
 import { EnclaveError } from "../../src/enclave/errors.ts";
+
+/** A task job's params and the evidence CID its provenance names: what the host hands the job seam. */
+export type RunTaskParams = TaskJobParams & { evidenceCid: string };
+
+/** A task's outcome as completeTask takes it. */
+export function taskRunOf(outcome: JobOutcome) {
+  assert.equal(outcome.kind, "task");
+  assert.equal(outcome.outputs.length, 1);
+  assert.equal(outcome.anchor.type, "TaskMarket.Completion");
+  const out = outcome.outputs[0]!;
+  return {
+    result: out.bytes,
+    outputDigest: out.digest,
+    outputCid: out.cid,
+    provenance: outcome.provenance.bytes,
+    provenanceDigest: outcome.provenance.digest,
+    provenanceCid: outcome.provenance.cid,
+    signature: outcome.anchor.signature,
+    job: outcome,
+  };
+}
+
+/** Runs a task through the job seam. */
+export async function runTask(enclave: Pick<EnclaveClient, "runJob">, { evidenceCid, ...params }: RunTaskParams, opts?: { timeoutMs?: number }) {
+  return taskRunOf(await enclave.runJob({ kind: "task", params, evidenceCid }, opts));
+}
+
+/** Asks the enclave for a task's refusal through the job seam. */
+export function refuseTask(enclave: Pick<EnclaveClient, "refuseJob">, { evidenceCid: _, attempt, ...params }: RunTaskParams & { attempt: number }) {
+  return enclave.refuseJob({ kind: "task", params, attempt });
+}
 
 export const market: Address = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 

@@ -12,10 +12,10 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startEnclave, type EnclaveClient } from "../../src/enclave/client.ts";
 import { MAX_PROGRAM_TEXT_CHARS } from "../../src/enclave/executors/program-text.ts";
-import { statementOfSignedEnvelope } from "../../src/protocol/provenance.ts";
+import { taskPart, statementOfSignedEnvelope } from "../../src/protocol/provenance.ts";
 import { decryptResult, type ResultRecord } from "../../src/protocol/result.ts";
 import type { TaskLimits, TaskSpec } from "../../src/protocol/task.ts";
-import { bindingFor, makeTask, tempDir } from "./task-fixture.ts";
+import { bindingFor, makeTask, runTask, tempDir } from "./task-fixture.ts";
 
 let root: string;
 let enclave: EnclaveClient;
@@ -34,7 +34,7 @@ after(async () => {
 async function run(program: string, input = new Uint8Array(0), limits?: Partial<TaskLimits>, spec?: Partial<TaskSpec>) {
   const binding = bindingFor(nextTask++);
   const { params, requester } = await makeTask(enclave.identity, { binding, program, input, limits, spec });
-  const out = await enclave.runTask(params);
+  const out = await runTask(enclave, params);
   const record = await decryptResult(requester.privateKey, binding, out.result);
   return { out, record };
 }
@@ -71,7 +71,7 @@ describe("the memory a task may use", () => {
     const { code, message } = errorOf(record);
     assert.equal(code, "MEMORY_LIMIT_EXCEEDED");
     assert.match(message, /memory limit of 16 MB/);
-    assert.equal(statementOfSignedEnvelope(out.provenance).predicate.limits.memoryMb, 16, "the statement names the limit the program ran under");
+    assert.equal(taskPart(statementOfSignedEnvelope(out.provenance))?.limits.memoryMb, 16, "the statement names the limit the program ran under");
   });
 });
 
@@ -127,11 +127,12 @@ describe("what the public record reveals", () => {
       const { out, record } = await run(program, new TextEncoder().encode("some input"));
       assert.equal(record.outcome, outcome);
       assert.ok(record.usage.wallMs > 0 && (outcome === "error" || record.usage.cpuMs > 0), "the requester gets exact figures");
-      assert.equal("outcome" in out, false, "the enclave tells the host nothing of the outcome");
+      assert.equal(out.job.error, null, "the enclave tells the host nothing of the outcome");
+      assert.equal(out.job.resourceUse, null, "nor of the resources used");
       const statement = statementOfSignedEnvelope(out.provenance);
       const predicate = statement.predicate as Record<string, unknown>;
       assert.equal(predicate.outcome, undefined);
-      assert.equal(predicate.resourceUse, undefined);
+      assert.equal(predicate.resourceUse, null);
       const text = new TextDecoder().decode(out.provenance);
       const payload = Buffer.from(JSON.parse(text).payload, "base64").toString("utf8");
       assert.doesNotMatch(payload, /wallMs|cpuMs|outputBytes|"ok"|"error"/);

@@ -3,12 +3,13 @@ import assert from "node:assert/strict";
 import { isWasmProgram, runWasmProgram } from "../../src/enclave/executors/wasm.ts";
 import { ProgramError } from "../../src/enclave/executors/program-error.ts";
 import { loadOrCreateKeys } from "../../src/enclave/keys.ts";
-import { runTask, type EnclaveContext } from "../../src/enclave/task-runner.ts";
+import { runJob } from "../../src/enclave/job-runner.ts";
+import type { EnclaveContext } from "../../src/enclave/jobs/job-module.ts";
 import { toHex } from "../../src/crypto/bytes.ts";
 import { decryptResult } from "../../src/protocol/result.ts";
 import type { TaskLimits } from "../../src/protocol/task.ts";
 import { sha256 } from "viem";
-import { bindingFor, makeTask, tempDir, withDigests } from "./task-fixture.ts";
+import { bindingFor, makeTask, runTask, tempDir, withDigests } from "./task-fixture.ts";
 
 const limits: TaskLimits = { memoryMb: 16, cpuTimeMs: 1_000, timeoutMs: 1_000, maxOutputBytes: 1024 };
 
@@ -121,16 +122,25 @@ test("memory: an initial size above the limit is refused, growth stops at the li
   assert.equal(grown(await runWasmProgram(module(GROW_BODY, { memory: section(5, [1, 0x01, 1, 0xd0, 0x0f]) }), new Uint8Array(0), limits)), -1);
 });
 
-test("runTask dispatches WebAssembly programs by their magic and encrypts errors to the requester", async () => {
+test("a task job dispatches WebAssembly programs by their magic and encrypts errors to the requester", async () => {
   const { keys } = await loadOrCreateKeys(await tempDir("wasm"), new Uint8Array(32).fill(7));
   const ctx: EnclaveContext = { keys, measurement: "ab".repeat(32), teeType: "SGX", simulated: true };
-  const identity = { signer: keys.account.address, hpkePublicKey: toHex(keys.hpke.publicKey), measurement: ctx.measurement, teeType: "SGX" as const, simulated: true };
+  const identity = {
+    signer: keys.account.address,
+    hpkePublicKey: toHex(keys.hpke.publicKey),
+    provenanceKey: toHex(keys.provenance.spki),
+    tlsKey: toHex(keys.tls.spki),
+    measurement: ctx.measurement,
+    teeType: "SGX" as const,
+    simulated: true,
+  };
+  const seam = { runJob: (request: Parameters<typeof runJob>[1]) => runJob(ctx, request) };
   const runWasm = async (taskId: bigint, wasm: Uint8Array, input: Uint8Array) => {
     const binding = bindingFor(taskId);
     // The fixture builds JS tasks: the key is wrapped for the WebAssembly program patched in below.
     const { params, requester, envelope } = await makeTask(identity, { binding, program: "placeholder", wrapProgram: wasm, input, limits: { cpuTimeMs: 200, timeoutMs: 10_000 } });
     const patched = new TextEncoder().encode(JSON.stringify({ ...envelope, program: { ...envelope.program, digest: sha256(wasm) } }));
-    const out = await runTask(ctx, withDigests(params, { program: wasm, envelope: patched }));
+    const out = await runTask(seam, withDigests(params, { program: wasm, envelope: patched }));
     return decryptResult(requester.privateKey, binding, out.result);
   };
   const input = new TextEncoder().encode("hello wasm");

@@ -54,11 +54,15 @@ async function enclaveAt(dataDir: string): Promise<EnclaveClient> {
   return enclave;
 }
 
-/** Evidence the enclave makes for `operator`, answering a fresh challenge of the test's attestation service, published to IPFS. */
+/**
+ * Evidence the enclave makes for `operator`, answering a fresh challenge of the test's attestation service, published to IPFS
+ * in a document that names the enclave's keys; with the P-256 keys a registration names.
+ */
 async function attestFor(enclave: EnclaveClient, operator: Address) {
   const nonce = cas.challenge();
   const { evidence } = await enclave.attest({ freshness: nonce, operator });
-  return { nonce, evidenceCid: await network.store.put(encodeEvidence(evidence)) };
+  const { signer, hpkePublicKey, provenanceKey, tlsKey } = enclave.identity;
+  return { nonce, provenanceKey, tlsKey, evidenceCid: await network.store.put(encodeEvidence(evidence, { signer, hpkePublicKey, provenanceKey, tlsKey })) };
 }
 
 test("a client whose policy pins no code refuses to wrap a key to any enclave, before anything is sent (finding 5)", async () => {
@@ -172,7 +176,8 @@ test("the attestation service takes the registration lifetime, the evidence size
   const attestTo = async (service: AttestationService) => {
     const nonce = service.challenge();
     const { evidence } = await enclave.attest({ freshness: nonce, operator: operatorA });
-    return { nonce, evidenceCid: await network.store.put(encodeEvidence(evidence)) };
+    const { provenanceKey, tlsKey } = enclave.identity;
+    return { nonce, provenanceKey, tlsKey, evidenceCid: await network.store.put(encodeEvidence(evidence, { signer, hpkePublicKey, provenanceKey, tlsKey })) };
   };
 
   const shortLived = withService(parseManifest({ ...network.manifest, registration: { lifetimeSeconds: 600 } }));
@@ -208,4 +213,56 @@ test("a client puts an encrypted input inline in the envelope only up to its man
   }
   assert.ok(inputs.get("default")?.includes("inline"), JSON.stringify([...inputs]));
   assert.ok(inputs.get("none")?.includes("cid"), JSON.stringify([...inputs]));
+});
+
+test("the attestation service registers an enclave only with the P-256 keys its evidence commits to, named by its evidence document", async () => {
+  const enclave = await enclaveAt(join(scratch, "p256-keys"));
+  const { signer, hpkePublicKey, provenanceKey, tlsKey } = enclave.identity;
+  const refused = (pattern: RegExp) => (e: unknown) => e instanceof CasError && e.code === "EVIDENCE_REFUSED" && pattern.test(e.message);
+
+  // A document without the keys (as published before report_data committed to the P-256 keys).
+  let nonce = cas.challenge();
+  let { evidence } = await enclave.attest({ freshness: nonce, operator: operatorA });
+  const bare = await network.store.put(encodeEvidence(evidence));
+  await assert.rejects(cas.register({ signer, hpkePublicKey, provenanceKey, tlsKey, operator: operatorA, evidenceCid: bare, nonce }), refused(/does not name the keys/));
+
+  // A host that names its own TLS key, in the request and the document alike: report_data does not commit to it.
+  nonce = cas.challenge();
+  ({ evidence } = await enclave.attest({ freshness: nonce, operator: operatorA }));
+  const hostTlsKey = (await enclaveAt(join(scratch, "p256-other"))).identity.tlsKey;
+  const swapped = await network.store.put(encodeEvidence(evidence, { signer, hpkePublicKey, provenanceKey, tlsKey: hostTlsKey }));
+  await assert.rejects(
+    cas.register({ signer, hpkePublicKey, provenanceKey, tlsKey: hostTlsKey, operator: operatorA, evidenceCid: swapped, nonce }),
+    refused(/report_data does not commit/),
+  );
+
+  // The enclave's own keys register.
+  const registered = await cas.register({ signer, hpkePublicKey, operator: operatorA, ...(await attestFor(enclave, operatorA)) });
+  assert.equal(registered.signer, signer);
+});
+
+test("a requester refuses an enclave whose registered evidence document names P-256 keys its report_data does not commit to", async () => {
+  const enclave = await enclaveAt(join(scratch, "p256-listing"));
+  const { signer, hpkePublicKey, provenanceKey } = enclave.identity;
+  const { evidence } = await enclave.attest({ operator: operatorA });
+  const hostKey = (await enclaveAt(join(scratch, "p256-listing-other"))).identity.tlsKey;
+  const evidenceCid = await network.store.put(encodeEvidence(evidence, { signer, hpkePublicKey, provenanceKey, tlsKey: hostKey }));
+  const latest = await attester.getBlock({ blockTag: "latest" });
+  // A registration no honest attestation service makes: it skipped the key check.
+  await registerEnclave(attester, network.deployment.registry, {
+    enclave: signer,
+    operator: operatorA,
+    hpkePublicKey,
+    teeType: "SGX",
+    simulated: true,
+    measurement: onChainMeasurement(`0x${enclave.identity.measurement}`),
+    expiry: latest.timestamp + 3600n,
+    evidenceCid,
+  });
+  const client = new CloisterClient({ writer: network.requester, deployment: network.deployment, store: network.store, manifest: network.manifest });
+  const listing = await client.listEnclaves();
+  assert.ok(!listing.verified.some((v) => v.signer === signer), "the enclave is not trusted");
+  assert.match(listing.rejected.find((r) => r.signer === signer)?.reason ?? "", /provenance and TLS keys/);
+  const node = listing.verified.find((v) => v.signer === network.nodes[0]!.signer);
+  assert.ok(node && /^0x3059/.test(node.provenanceKey) && /^0x3059/.test(node.tlsKey), "a verified enclave comes with its P-256 keys (SPKI DER)");
 });

@@ -25,7 +25,7 @@ function recordingStore() {
 
 async function candidate(): Promise<VerifiedEnclave> {
   const keys = await generateHpkeKeyPair();
-  return { signer: "0x00000000000000000000000000000000000000e1", operator: zeroAddress, hpkePublicKey: toHex(keys.publicKey), evidenceCid: "bafy-evidence", expiry: 0n, claims: {} as VerifiedEnclave["claims"] };
+  return { signer: "0x00000000000000000000000000000000000000e1", operator: zeroAddress, hpkePublicKey: toHex(keys.publicKey), provenanceKey: "0x", tlsKey: "0x", evidenceCid: "bafy-evidence", expiry: 0n, claims: {} as VerifiedEnclave["claims"] };
 }
 
 const writer = { account: { address: "0x000000000000000000000000000000000000beef" } } as unknown as WriterClient;

@@ -51,14 +51,13 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     ? await (network ? verifyNetworkTask(BigInt(target), network, values) : verifyTask(BigInt(target), values))
     : await verifyFile(target, values, network);
   if (values.json) {
-    printJson({ ok: verdict.ok, taskId: verdict.statement?.predicate.task.id ?? null, enclave: verdict.statement?.predicate.enclave ?? null, checks: verdict.checks });
+    const job = verdict.statement?.predicate.job;
+    printJson({ ok: verdict.ok, job: job ?? null, taskId: job?.kind === "task" ? job.id : null, enclave: verdict.statement?.predicate.enclave ?? null, checks: verdict.checks });
   } else {
     const lines = [verdict.ok ? "provenance VERIFIED" : "provenance NOT verified"];
     if (verdict.statement) {
       const p = verdict.statement.predicate;
-      // Only statements of predicate v1 name the outcome; later ones leave it to the requester's encrypted result.
-      const outcome = "outcome" in p ? `, outcome ${p.outcome}` : "";
-      lines.push(`  task ${p.task.id}, enclave ${p.enclave.signer}${p.enclave.simulated ? " (SIMULATED TEE)" : ""}, ran ${p.startedOn} to ${p.finishedOn}${outcome}`);
+      lines.push(`  ${p.job.kind} ${p.job.id}, enclave ${p.enclave.signer}${p.enclave.simulated ? " (SIMULATED TEE)" : ""}, ran ${p.startedOn} to ${p.finishedOn}`);
     }
     for (const c of verdict.checks) lines.push(`  ${c.ok ? "✓" : "✗"} ${c.name}: ${c.detail}`);
     process.stdout.write(`${lines.join("\n")}\n`);

@@ -1,111 +1,113 @@
 /**
- * One task inside the enclave: check everything the host handed over against
- * the on-chain spec, unwrap the data key, decrypt the input, run the program,
- * encrypt the result to the requester, sign provenance and the completion.
+ * The marketplace task, the first job kind. authorize checks everything the
+ * host handed over against the on-chain spec (digests, envelope, candidates)
+ * and unwraps the data key, which opens only for this task, program and
+ * result key: the requester's authorization. execute decrypts the input, runs
+ * the program, and encrypts the result to the requester; the runtime signs
+ * provenance, and anchor signs TaskMarket's Completion.
  *
  * Integrity failures (digests, envelope, wrapped key, input ciphertext) throw
  * EnclaveError: the host must not complete the task. Program failures (throws,
  * limits) become an error record encrypted to the requester, and the task
- * completes normally; only the requester learns that it failed: the host and
- * the public provenance statement see no outcome and no exact resource use.
+ * completes normally; only the requester learns that it failed: the outcome
+ * has no error and no resource use, and the public provenance statement none
+ * either.
  */
-import { isAddressEqual, type Hex } from "viem";
-import { openStream } from "../crypto/aead-stream.ts";
-import { fromHex, toHex } from "../crypto/bytes.ts";
-import { isCryptoError } from "../crypto/errors.ts";
-import { sha256 } from "../crypto/sha256.ts";
-import { openWith } from "../crypto/hpke.ts";
-import { taskInputAad, taskKeyInfo, type TaskKeyTerms } from "../protocol/binding.ts";
-import { buildStatement, provenanceDigest, signEnvelope } from "../protocol/provenance.ts";
-import { encryptResult, type ResultRecord } from "../protocol/result.ts";
-import { decodeInlineInput, type TaskBinding, type TaskEnvelope, type TaskLimits } from "../protocol/task.ts";
-import type { RunTaskParams, RunTaskResult } from "./call-gate.ts";
-import { completionDigest } from "../protocol/completion-digest.ts";
-import { cidOfBytes } from "../storage/unixfs-profile.ts";
-import { parseEnvelope } from "./envelope.ts";
-import { EnclaveError } from "./errors.ts";
-import { runJsProgram } from "./executors/js-isolate.ts";
-import { ProgramError } from "./executors/program-error.ts";
-import { isWasmProgram, runWasmProgram } from "./executors/wasm.ts";
-import type { EnclaveKeys } from "./keys.ts";
-import type { EnclaveNet } from "./net/connect.ts";
+import { getAddress, isAddressEqual, type Hex } from "viem";
+import { openStream } from "../../crypto/aead-stream.ts";
+import { fromHex } from "../../crypto/bytes.ts";
+import { isCryptoError } from "../../crypto/errors.ts";
+import { sha256 } from "../../crypto/sha256.ts";
+import { openWith } from "../../crypto/hpke.ts";
+import { taskInputAad, taskKeyInfo, type TaskKeyTerms } from "../../protocol/binding.ts";
+import { completionDigest } from "../../protocol/completion-digest.ts";
+import { encryptResult, type ResultRecord } from "../../protocol/result.ts";
+import { decodeInlineInput, type TaskBinding, type TaskEnvelope, type TaskLimits } from "../../protocol/task.ts";
+import { parseEnvelope } from "../envelope.ts";
+import { EnclaveError } from "../errors.ts";
+import { runJsProgram } from "../executors/js-isolate.ts";
+import { ProgramError } from "../executors/program-error.ts";
+import { isWasmProgram, runWasmProgram } from "../executors/wasm.ts";
+import type { EnclaveContext, JobModule } from "./job-module.ts";
+import type { TaskJobParams } from "./params.ts";
+import { refuseTask } from "./task-refusal.ts";
 
-export interface EnclaveContext {
-  keys: EnclaveKeys;
-  measurement: string;
-  teeType: string;
-  simulated: boolean;
-  /** The enclave's own pinned TLS connections through the host's relay, for job code that talks to the network (absent where a context is built without one, as in unit tests). */
-  net?: EnclaveNet;
+/** What authorize hands to execute: the parsed envelope, the requester's result key and the unwrapped data key. */
+export interface AuthorizedTask {
+  envelope: TaskEnvelope;
+  resultKey: Uint8Array;
+  dataKey: Uint8Array;
 }
 
+export const taskJob: JobModule<"task", TaskJobParams, AuthorizedTask> = {
+  kind: "task",
+  jobId: (params) => params.binding.taskId,
+  authorize: authorizeTask,
+  async execute(_ctx, params, { envelope, resultKey, dataKey }) {
+    const plaintext = decryptInput(params, dataKey);
+    const limits = effectiveLimits(envelope.limits, params.spec.memoryMb);
+    const record = await execute(params.program, plaintext, limits);
+    plaintext.fill(0);
+    const result = await encryptResult(resultKey, params.binding, record);
+    const { binding, spec } = params;
+    return {
+      outputs: [{ name: "result", bytes: result }],
+      inputs: [{ name: "input", digest: spec.inputDigest }],
+      resourceUse: null,
+      error: null,
+      kindPredicate: {
+        chainId: binding.chainId.toString(),
+        market: getAddress(binding.market),
+        program: { digest: spec.programDigest.toLowerCase() as Hex },
+        envelope: { digest: spec.envelopeDigest.toLowerCase() as Hex },
+        limits: { ...limits },
+      },
+    };
+  },
+  async anchor(ctx, { binding, spec }, run) {
+    const output = run.outputs[0]!;
+    // The same signature as signTypedData over the Completion: sign(hashTypedData), with the digest computed directly.
+    const hash = completionDigest(binding.chainId, binding.market, {
+      taskId: binding.taskId,
+      programDigest: spec.programDigest,
+      inputDigest: spec.inputDigest,
+      outputDigest: output.digest,
+      provenanceDigest: run.provenanceDigest,
+      outputCid: output.cid,
+      provenanceCid: run.provenanceCid,
+    });
+    return { type: "TaskMarket.Completion", signature: await ctx.keys.account.sign({ hash }) };
+  },
+  refuse: refuseTask,
+};
+
 /**
- * Every check before the program runs: the blobs against the spec, the result key, the data key, the input
- * ciphertext. Throws the EnclaveError of the first that fails (refusal.ts tells whether it is the requester's).
+ * Every check before the program runs: the blobs against the spec, the result key, the data key. Throws the
+ * EnclaveError of the first that fails (task-refusal.ts tells whether it is the requester's).
  */
-export async function openTask(ctx: EnclaveContext, params: RunTaskParams): Promise<{ envelope: TaskEnvelope; resultKey: Uint8Array; plaintext: Uint8Array }> {
-  const { binding } = params;
+export async function authorizeTask(ctx: EnclaveContext, params: TaskJobParams): Promise<AuthorizedTask> {
   const envelope = checkInputs(ctx, params);
   const resultKey = checkResultKey(envelope);
+  const dataKey = await unwrapDataKey(ctx, params.binding, envelope, { programDigest: params.spec.programDigest, resultKey });
+  return { envelope, resultKey, dataKey };
+}
 
-  const dataKey = await unwrapDataKey(ctx, binding, envelope, { programDigest: params.spec.programDigest, resultKey });
+/** authorize, then the input ciphertext: every check a task must pass to run. */
+export async function openTask(ctx: EnclaveContext, params: TaskJobParams): Promise<{ envelope: TaskEnvelope; resultKey: Uint8Array; plaintext: Uint8Array }> {
+  const { envelope, resultKey, dataKey } = await authorizeTask(ctx, params);
+  return { envelope, resultKey, plaintext: decryptInput(params, dataKey) };
+}
+
+function decryptInput(params: TaskJobParams, dataKey: Uint8Array): Uint8Array {
+  const { binding } = params;
   try {
-    return { envelope, resultKey, plaintext: openStream(dataKey, params.input, { aad: taskInputAad(binding), label: "input ciphertext" }) };
+    return openStream(dataKey, params.input, { aad: taskInputAad(binding), label: "input ciphertext" });
   } catch (e) {
     if (!isCryptoError(e)) throw e;
     throw new EnclaveError("INPUT_DECRYPTION_FAILED", `${e.message} (task ${binding.taskId}); the task cannot run on this input`, { cause: e });
   } finally {
     dataKey.fill(0);
   }
-}
-
-export async function runTask(ctx: EnclaveContext, params: RunTaskParams): Promise<RunTaskResult> {
-  const startedOn = new Date();
-  const { binding, spec } = params;
-  const { envelope, resultKey, plaintext } = await openTask(ctx, params);
-
-  const limits = effectiveLimits(envelope.limits, spec.memoryMb);
-  const record = await execute(params.program, plaintext, limits);
-  plaintext.fill(0);
-  const result = await encryptResult(resultKey, binding, record);
-  const outputDigest = sha256(result);
-  const finishedOn = new Date();
-
-  const statement = buildStatement({
-    binding,
-    outputDigest,
-    programDigest: spec.programDigest,
-    inputDigests: [{ name: "input", digest: spec.inputDigest }],
-    envelopeDigest: spec.envelopeDigest,
-    enclave: {
-      signer: ctx.keys.account.address,
-      hpkePublicKey: toHex(ctx.keys.hpke.publicKey),
-      measurement: ctx.measurement,
-      teeType: ctx.teeType,
-      simulated: ctx.simulated,
-      evidenceCid: params.evidenceCid,
-    },
-    limits,
-    startedOn,
-    finishedOn,
-  });
-  const provenance = await signEnvelope(statement, ctx.keys.account);
-  const provDigest = provenanceDigest(provenance);
-  // The CIDs the host's put will return (the fixed profile), signed so that the requester fetches these blobs.
-  const [outputCid, provenanceCid] = (await Promise.all([cidOfBytes(result), cidOfBytes(provenance)])).map(String) as [string, string];
-  // The same signature as signTypedData over the Completion: sign(hashTypedData), with the digest computed directly.
-  const signature = await ctx.keys.account.sign({
-    hash: completionDigest(binding.chainId, binding.market, {
-      taskId: binding.taskId,
-      programDigest: spec.programDigest,
-      inputDigest: spec.inputDigest,
-      outputDigest,
-      provenanceDigest: provDigest,
-      outputCid,
-      provenanceCid,
-    }),
-  });
-  return { result, outputDigest, provenance, provenanceDigest: provDigest, outputCid, provenanceCid, signature };
 }
 
 /**
@@ -118,7 +120,7 @@ function effectiveLimits(limits: TaskLimits, specMemoryMb: number): TaskLimits {
 }
 
 /** Every blob the host relayed must be the one the on-chain spec names. */
-function checkInputs(ctx: EnclaveContext, params: RunTaskParams): TaskEnvelope {
+function checkInputs(ctx: EnclaveContext, params: TaskJobParams): TaskEnvelope {
   const { binding, spec } = params;
   const task = `task ${binding.taskId}`;
   mustMatch(sha256(params.envelope), spec.envelopeDigest, "ENVELOPE_DIGEST_MISMATCH", `${task}: the envelope's SHA-256`);

@@ -13,15 +13,16 @@
  */
 import { isAddressEqual } from "viem";
 import { CID } from "multiformats/cid";
-import { sha256 } from "../crypto/sha256.ts";
-import { refusalDigest, refusalReasons, type RefusalReason } from "../protocol/refusal.ts";
-import { decodeInlineInput, parseTaskEnvelope, taskSpecHash, type TaskEnvelope } from "../protocol/task.ts";
-import { cidOfBytes } from "../storage/unixfs-profile.ts";
-import type { RefuseTaskParams, RefuseTaskResult } from "./call-gate.ts";
-import { EnclaveError } from "./errors.ts";
-import { openTask, type EnclaveContext } from "./task-runner.ts";
+import { sha256 } from "../../crypto/sha256.ts";
+import { refusalDigest, refusalReasons, type RefusalReason } from "../../protocol/refusal.ts";
+import { decodeInlineInput, parseTaskEnvelope, taskSpecHash, type TaskEnvelope } from "../../protocol/task.ts";
+import { cidOfBytes } from "../../storage/unixfs-profile.ts";
+import { EnclaveError } from "../errors.ts";
+import type { EnclaveContext, JobRefusal } from "./job-module.ts";
+import type { TaskJobParams } from "./params.ts";
+import { openTask } from "./task.ts";
 
-export async function refuseTask(ctx: EnclaveContext, params: RefuseTaskParams): Promise<RefuseTaskResult> {
+export async function refuseTask(ctx: EnclaveContext, params: TaskJobParams, attempt: number): Promise<JobRefusal> {
   const task = `task ${params.binding.taskId}`;
   let failure: EnclaveError;
   try {
@@ -45,14 +46,14 @@ export async function refuseTask(ctx: EnclaveContext, params: RefuseTaskParams):
     taskId: params.binding.taskId,
     // The spec the checks above were made against: the host cannot get a refusal for a spec it made up.
     specHash: taskSpecHash(params.spec),
-    attempt: params.attempt,
+    attempt,
     reason: code,
   });
   return { reason: code, failure: { code: failure.code, message: failure.message }, signature: await ctx.keys.account.sign({ hash }) };
 }
 
 /** The reason to refuse, when the task's own (authenticated) inputs caused `failure`; undefined otherwise. */
-async function requesterFault(ctx: EnclaveContext, params: RefuseTaskParams, failure: EnclaveError): Promise<RefusalReason | undefined> {
+async function requesterFault(ctx: EnclaveContext, params: TaskJobParams, failure: EnclaveError): Promise<RefusalReason | undefined> {
   const { spec, binding } = params;
   if (!same(sha256(params.envelope), spec.envelopeDigest)) {
     return (await isCidOf(spec.envelopeCid, params.envelope)) ? "ENVELOPE_DIGEST_MISMATCH" : undefined;

@@ -1,0 +1,49 @@
+/**
+ * Each job kind's parameters and kind-specific results as they cross the call
+ * gate: schemas only, imported by both sides (call-gate.ts), so that the host
+ * validates what it sends and the enclave what it receives without the host
+ * loading any job's code. A new kind adds its schemas here and its module
+ * beside this file (registry.ts).
+ */
+import { z } from "zod";
+import { addressSchema as address, hex32Schema as hex32T } from "../../protocol/schemas.ts";
+
+export const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, "must be a Uint8Array");
+export const uint = (bits: number) => z.number().int().nonnegative().max(2 ** bits - 1);
+export const uint256 = z.bigint().nonnegative().lt(1n << 256n);
+
+/** Mirrors TaskSpec in src/protocol/task.ts (the market's struct). */
+export const taskSpecSchema = z
+  .object({
+    requester: address,
+    token: address,
+    maxPrice: z.bigint().nonnegative(),
+    programDigest: hex32T,
+    inputDigest: hex32T,
+    envelopeDigest: hex32T,
+    envelopeCid: z.string(),
+    candidates: z.array(address),
+    cpuMillis: uint(32),
+    memoryMb: uint(32),
+    duration: uint(32),
+    teeTypes: uint(8),
+    category: uint(8),
+    deadlineMultiple: uint(16),
+    maxAttempts: uint(8),
+  })
+  .strict();
+
+/** A marketplace task: the on-chain spec and the blobs the host fetched for it. The job id is the task id. */
+export const taskJobParamsSchema = z
+  .object({
+    binding: z.object({ chainId: uint256, market: address, taskId: uint256 }).strict(),
+    spec: taskSpecSchema,
+    /** The task envelope blob (JSON) as fetched from IPFS. */
+    envelope: bytes,
+    /** The program blob (JS module source or WASM). */
+    program: bytes,
+    /** The encrypted input blob. */
+    input: bytes,
+  })
+  .strict();
+export type TaskJobParams = z.infer<typeof taskJobParamsSchema>;

@@ -1,0 +1,15 @@
+/**
+ * The job kinds this enclave runs, by name. Typed: a kind named in
+ * src/protocol/job-kinds.ts must have its module here, and the module's
+ * params are the ones the gate validated for that kind (jobs/params.ts).
+ */
+import type { JobKind } from "../../protocol/job-kinds.ts";
+import type { RunJobParams } from "../call-gate.ts";
+import type { JobModule } from "./job-module.ts";
+import { taskJob } from "./task.ts";
+
+type ParamsOf<K extends JobKind> = Extract<RunJobParams, { kind: K }>["params"];
+
+export const jobModules: { [K in JobKind]: JobModule<K, ParamsOf<K>, unknown> } = {
+  task: taskJob as JobModule<"task", ParamsOf<"task">, unknown>,
+};
