@@ -270,15 +270,17 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
       ctx.log.emit({ type: "task-skipped", taskId, reason: refusal });
       return;
     }
-    // The enclave runs while the accept is on its way: its output is encrypted to the requester and its
-    // signature is good only for the assignment the market records, so a run whose accept fails is
-    // merely discarded; a task whose accept succeeds saves the accept's round trip.
-    const run = runInEnclave(ctx, task, checked.checked);
+    // An idle node runs the task in its enclave while the accept is on its way: the output is encrypted to
+    // the requester and the signature is good only for the assignment the market records, so a run whose
+    // accept fails is merely discarded, and a lone task saves the accept's round trip. A busy node accepts
+    // first: its enclave's time is better spent on tasks it holds than on one another candidate may take.
+    const speculate = turn === "accept" && enclaveRuns.get(ctx) === undefined;
+    const run = speculate ? runInEnclave(ctx, task, checked.checked) : undefined;
     const assignment = turn === "accept" ? await acceptOrResume(ctx, task).catch(async (error: unknown) => {
       await run;
       throw error;
     }) : turn;
-    if (assignment) await completeRun(ctx, task, assignment, await run);
+    if (assignment) await completeRun(ctx, task, assignment, await (run ?? runInEnclave(ctx, task, checked.checked)));
     else await run;
   });
   // Handled for good (a failure above is rethrown and the task handled again): forget the accept sent for it.
@@ -288,9 +290,13 @@ export async function handleTask(ctx: TaskHandlerContext, task: SubmittedTask): 
 /** What the enclave made of a task: its outputs, published, or the error that stopped it (with the params it got, if any). */
 type EnclaveRun = { ok: true; out: TaskRun } | { ok: false; error: unknown; params: RunTaskParams | undefined };
 
+/** Runs in flight per node (its handler context): a node with none is idle. */
+const enclaveRuns = new WeakMap<TaskHandlerContext, number>();
+
 /** Fetches the task's blobs, runs it in the enclave and publishes what it returns; never rejects. */
 async function runInEnclave(ctx: TaskHandlerContext, task: SubmittedTask, checked: CheckedEnvelope): Promise<EnclaveRun> {
   let params: RunTaskParams | undefined;
+  enclaveRuns.set(ctx, (enclaveRuns.get(ctx) ?? 0) + 1);
   try {
     const runSlot = ctx.runSlot ?? ((job) => job());
     const out = await runSlot(async () => {
@@ -302,6 +308,10 @@ async function runInEnclave(ctx: TaskHandlerContext, task: SubmittedTask, checke
     return { ok: true, out };
   } catch (error) {
     return { ok: false, error, params };
+  } finally {
+    const left = (enclaveRuns.get(ctx) ?? 1) - 1;
+    if (left === 0) enclaveRuns.delete(ctx);
+    else enclaveRuns.set(ctx, left);
   }
 }
 
