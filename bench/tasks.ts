@@ -71,11 +71,15 @@ const progress = (m: string) => {
 const echo = new Uint8Array(await readFile(new URL("../examples/echo.js", import.meta.url)));
 const dataDir = values.dir ?? (await mkdtemp(join(tmpdir(), "cloister-bench-tasks-")));
 progress(`starting a ${nodeCount}-node devnet in ${dataDir}`);
-/** Per task: when each stage was reached (ms on this process's clock); node stages arrive over the nodes' IPC channels. */
+/**
+ * Per task: when each stage was reached, in ms since the Unix epoch; node stages carry the time the node
+ * emitted them (their IPC messages can queue behind the warm-up's).
+ */
 const stamps = new Map<string, Record<string, number>>();
-const stamp = (taskId: string, stage: string) => {
+const epochMs = () => performance.timeOrigin + performance.now();
+const stamp = (taskId: string, stage: string, at = epochMs()) => {
   const s = stamps.get(taskId) ?? {};
-  s[stage] ??= performance.now();
+  s[stage] ??= at;
   stamps.set(taskId, s);
 };
 const stageEvents: HostEvent["type"][] = ["task-seen", "task-accepted", "task-executed", "task-completed"];
@@ -88,7 +92,7 @@ const devnet = await startMultiProcessDevnet({
   onNodeMessage: (_node, m) => {
     if (m.event !== "host" || !stageEvents.includes(m.host.type)) return;
     const taskId = "taskId" in m.host ? m.host.taskId : undefined;
-    if (taskId) stamp(taskId, m.host.type);
+    if (taskId) stamp(taskId, m.host.type, m.at);
   },
 });
 const remote = await connectToNetwork({ rpcUrl: devnet.rpcUrl, wsUrl: devnet.wsUrl, ipfsUrl: devnet.ipfsUrl, deployment: devnet.deployment, manifest: devnet.manifest, privateKey: devnet.requesterKey, ...(pollMs === undefined ? {} : { pollingIntervalMs: pollMs }) });
@@ -122,7 +126,7 @@ try {
           if (p.step === "submitted") {
             submitHashes.add(p.task.transactionHash);
             id = p.task.taskId.toString();
-            stamps.set(id, { ...stamps.get(id), start: t0 });
+            stamps.set(id, { ...stamps.get(id), start: performance.timeOrigin + t0 });
           }
           if (values.stages && id) stamp(id, p.step);
         },
@@ -177,7 +181,8 @@ try {
   if (values.stages) {
     const order = ["start", "submitted", "task-seen", "task-accepted", "task-executed", "task-completed", "completed", "verified"];
     const lines = order.slice(1).map((stage, i) => {
-      const d = [...stamps.values()].filter((s) => s[stage] !== undefined && s[order[i]!] !== undefined).map((s) => s[stage]! - s[order[i]!]!).sort((a, b) => a - b);
+      // Only the measured tasks: the nodes also report the warm-up's.
+      const d = [...stamps.values()].filter((s) => s.start !== undefined && s[stage] !== undefined && s[order[i]!] !== undefined).map((s) => s[stage]! - s[order[i]!]!).sort((a, b) => a - b);
       return `  ${order[i]} -> ${stage}: p50 ${round(quantile(d, 0.5))} ms, p95 ${round(quantile(d, 0.95))} ms`;
     });
     log(`stage durations (median over tasks):\n${lines.join("\n")}`);

@@ -45,7 +45,8 @@ import { CloisterError } from "../util/base-error.ts";
 
 export type NodeProcessMessage =
   | { event: "node-ready"; signer: string; operator: string; measurement: string; teeType: string; simulated: boolean; pid: number; enclavePid: number; httpUrl: string | null }
-  | { event: "host"; host: HostEvent }
+  /** `at`: when the node emitted it, in ms since the Unix epoch (fractional), so a parent can time stages without its IPC backlog. */
+  | { event: "host"; host: HostEvent; at: number }
   | { event: "node-stopped"; pid: number };
 
 class ConfigError extends CloisterError<"NODE_CONFIG"> {
@@ -197,7 +198,7 @@ async function main(): Promise<number> {
     concurrency: cfg.concurrency,
     http: cfg.httpPort === undefined ? undefined : { port: cfg.httpPort },
     onEvent: (host) => {
-      if (!cfg.reportedEvents || cfg.reportedEvents.has(host.type)) report({ event: "host", host });
+      if (!cfg.reportedEvents || cfg.reportedEvents.has(host.type)) report({ event: "host", host, at: performance.timeOrigin + performance.now() });
     },
   });
   started.node = node;
