@@ -65,6 +65,23 @@ async function attestFor(enclave: EnclaveClient, operator: Address) {
   return { nonce, provenanceKey, tlsKey, evidenceCid: await network.store.put(encodeEvidence(evidence, { signer, hpkePublicKey, provenanceKey, tlsKey })) };
 }
 
+/** Registers the enclave directly (as the attester account, skipping the service's checks) and lists the enclaves a client then trusts. */
+async function listedAfterDishonestRegistration(enclave: EnclaveClient, operator: Address, evidenceCid: string) {
+  const latest = await attester.getBlock({ blockTag: "latest" });
+  await registerEnclave(attester, network.deployment.registry, {
+    enclave: enclave.identity.signer,
+    operator,
+    hpkePublicKey: enclave.identity.hpkePublicKey,
+    teeType: "SGX",
+    simulated: true,
+    measurement: onChainMeasurement(`0x${enclave.identity.measurement}`),
+    expiry: latest.timestamp + 3600n,
+    evidenceCid,
+  });
+  const client = new CloisterClient({ writer: network.requester, deployment: network.deployment, store: network.store, manifest: network.manifest });
+  return client.listEnclaves();
+}
+
 test("a client whose policy pins no code refuses to wrap a key to any enclave, before anything is sent (finding 5)", async () => {
   const unpinned: [string, Manifest][] = [
     ["the production manifest (no released enclave yet)", productionManifest()],
@@ -101,20 +118,8 @@ test("evidence an enclave made for operator A is refused when operator B registe
 test("a requester refuses an enclave registered for another operator than its evidence binds (finding 16)", async () => {
   const enclave = await enclaveAt(join(scratch, "stranger"));
   const { evidenceCid } = await attestFor(enclave, operatorA);
-  const latest = await attester.getBlock({ blockTag: "latest" });
   // A registration no honest attestation service makes: it skipped the operator check.
-  await registerEnclave(attester, network.deployment.registry, {
-    enclave: enclave.identity.signer,
-    operator: operatorB,
-    hpkePublicKey: enclave.identity.hpkePublicKey,
-    teeType: "SGX",
-    simulated: true,
-    measurement: onChainMeasurement(`0x${enclave.identity.measurement}`),
-    expiry: latest.timestamp + 3600n,
-    evidenceCid,
-  });
-  const client = new CloisterClient({ writer: network.requester, deployment: network.deployment, store: network.store, manifest: network.manifest });
-  const listing = await client.listEnclaves();
+  const listing = await listedAfterDishonestRegistration(enclave, operatorB, evidenceCid);
   assert.ok(!listing.verified.some((v) => v.signer === enclave.identity.signer), "the enclave is not trusted");
   const rejection = listing.rejected.find((r) => r.signer === enclave.identity.signer);
   assert.match(rejection?.reason ?? "", /operator/);
@@ -247,20 +252,8 @@ test("a requester refuses an enclave whose registered evidence document names P-
   const { evidence } = await enclave.attest({ operator: operatorA });
   const hostKey = (await enclaveAt(join(scratch, "p256-listing-other"))).identity.tlsKey;
   const evidenceCid = await network.store.put(encodeEvidence(evidence, { signer, hpkePublicKey, provenanceKey, tlsKey: hostKey }));
-  const latest = await attester.getBlock({ blockTag: "latest" });
   // A registration no honest attestation service makes: it skipped the key check.
-  await registerEnclave(attester, network.deployment.registry, {
-    enclave: signer,
-    operator: operatorA,
-    hpkePublicKey,
-    teeType: "SGX",
-    simulated: true,
-    measurement: onChainMeasurement(`0x${enclave.identity.measurement}`),
-    expiry: latest.timestamp + 3600n,
-    evidenceCid,
-  });
-  const client = new CloisterClient({ writer: network.requester, deployment: network.deployment, store: network.store, manifest: network.manifest });
-  const listing = await client.listEnclaves();
+  const listing = await listedAfterDishonestRegistration(enclave, operatorA, evidenceCid);
   assert.ok(!listing.verified.some((v) => v.signer === signer), "the enclave is not trusted");
   assert.match(listing.rejected.find((r) => r.signer === signer)?.reason ?? "", /provenance and TLS keys/);
   const node = listing.verified.find((v) => v.signer === network.nodes[0]!.signer);

@@ -9,8 +9,8 @@
  * sends `resume` when it is read again; a `pause` from the host holds writes
  * until its `resume`.
  */
-import { Duplex } from "node:stream";
 import { hostRelayFrameSchema, MAX_RELAY_CHUNK, relayHostSchema, relayPortSchema, type EnclaveRelayFrame, type HostRelayFrame } from "./frames.ts";
+import { SocketLikeDuplex } from "./socket-like.ts";
 import { NetError } from "./errors.ts";
 
 /** How the channel reaches the host: send a frame, hear the host's relay frames (unvalidated; the channel validates them). */
@@ -39,7 +39,7 @@ interface ChannelLink {
   nextId(): number;
 }
 
-export class RelaySocket extends Duplex {
+export class RelaySocket extends SocketLikeDuplex {
   readonly #channel: ChannelLink;
   #id = -1;
   #state: State = "new";
@@ -75,22 +75,6 @@ export class RelaySocket extends Duplex {
     this.#destination = `${h.data}:${p.data}`;
     this.#channel.register(this.#id, this);
     this.#channel.send({ net: "open", stream: this.#id, host: h.data, port: p.data });
-    return this;
-  }
-
-  setNoDelay(): this {
-    return this;
-  }
-
-  setKeepAlive(): this {
-    return this;
-  }
-
-  ref(): this {
-    return this;
-  }
-
-  unref(): this {
     return this;
   }
 

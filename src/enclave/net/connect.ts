@@ -17,11 +17,12 @@
  * to open a stream, and cannot redirect it to anything that passes the pin.
  */
 import { createHash, X509Certificate } from "node:crypto";
-import { Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import { isIP } from "node:net";
 import { verifyAttestedCertificate, type AttestedCertificate, type AttestedPeer, type EvidenceVerifier, type FreshnessExpectation } from "../../attestation/atls/certificate.ts";
 import type { RelayChannel, RelaySocket } from "./channel.ts";
+import { SocketLikeDuplex } from "./socket-like.ts";
 import { NetError } from "./errors.ts";
 
 export type Pin =
@@ -223,7 +224,7 @@ async function attestedIdentity(options: EnclaveNetOptions, destination: Destina
 }
 
 /** See EnclaveNet.socketFor. Writes wait until the pinned session is up. */
-class DeferredTlsSocket extends Duplex {
+class DeferredTlsSocket extends SocketLikeDuplex {
   readonly #destination: Destination;
   readonly #connect: (destination: Destination) => Promise<PinnedConnection>;
   #tls: tls.TLSSocket | undefined;
@@ -259,22 +260,6 @@ class DeferredTlsSocket extends Duplex {
       this.#held?.();
       this.#held = undefined;
     }, (e: Error) => this.destroy(e));
-    return this;
-  }
-
-  setNoDelay(): this {
-    return this;
-  }
-
-  setKeepAlive(): this {
-    return this;
-  }
-
-  ref(): this {
-    return this;
-  }
-
-  unref(): this {
     return this;
   }
 
