@@ -2,7 +2,7 @@
  * The typed error of the policy manifest: a manifest that is not valid, a
  * role it does not name, or an old policy file that cannot become one.
  */
-import { CloisterError, type CloisterErrorOptions } from "../../util/base-error.ts";
+import { CloisterError } from "../../util/base-error.ts";
 
 export type ManifestErrorCode =
   /** Not a valid manifest; the message names every offending field. */
@@ -14,8 +14,4 @@ export type ManifestErrorCode =
   /** Work asked for more than the manifest's limits allow. */
   | "LIMITS_EXCEEDED";
 
-export class ManifestError extends CloisterError<ManifestErrorCode> {
-  constructor(code: ManifestErrorCode, message: string, options?: CloisterErrorOptions) {
-    super(code, message, options);
-  }
-}
+export class ManifestError extends CloisterError<ManifestErrorCode> {}
