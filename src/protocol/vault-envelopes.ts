@@ -21,7 +21,7 @@ import { CryptoError } from "../crypto/errors.ts";
 import { openWith, sealTo, type HpkeSealed } from "../crypto/hpke.ts";
 import { DOMAIN } from "./domains.ts";
 import { VaultShareError } from "./vault-errors.ts";
-import { SALT_BYTES, verifyShare, type ShareSetDescriptor, type VaultBinding, type VaultShare } from "./vault-shares.ts";
+import { SALT_BYTES, verifyShare, type ShareSet, type ShareSetDescriptor, type VaultBinding, type VaultShare } from "./vault-shares.ts";
 
 /** Where a share belongs: token, share set version and slot. */
 export interface ShareAddress {
@@ -98,6 +98,24 @@ async function open(privateKey: Uint8Array, sealed: HpkeSealed, info: Uint8Array
 export async function sealShare(recipientPublicKey: Uint8Array, purpose: EnvelopePurpose, a: ShareAddress, share: VaultShare): Promise<HpkeSealed> {
   checkSlot(a, share);
   return sealTo(recipientPublicKey, encodePayload(share), { info: shareEnvelopeInfo(purpose, a) });
+}
+
+/** One sealed share as a host relays it to the enclave at `slot`. */
+export interface SlotEnvelope extends HpkeSealed {
+  slot: number;
+}
+
+/**
+ * Seals every share of a set to the HPKE key of the enclave at its slot
+ * (`slotKeys[i]` for slot i): what the owner does to store a secret in a
+ * cluster, and the refresh dealer to hand out a new version.
+ */
+export async function sealShareSet(set: ShareSet, slotKeys: readonly Uint8Array[], purpose: EnvelopePurpose): Promise<SlotEnvelope[]> {
+  if (slotKeys.length !== set.shares.length) {
+    throw new VaultShareError("INVALID_ARGUMENT", `a cluster of ${slotKeys.length} slots cannot hold a set of ${set.shares.length} shares`, { details: { slots: slotKeys.length, shares: set.shares.length } });
+  }
+  const { binding, version } = set.descriptor;
+  return Promise.all(set.shares.map(async (share) => ({ slot: share.slot, ...(await sealShare(slotKeys[share.slot]!, purpose, { binding, version, slot: share.slot }, share)) })));
 }
 
 /** Opens a store or transfer envelope addressed to `a`. The share is not checked yet: see openVerifiedShare. */

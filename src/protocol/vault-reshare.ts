@@ -5,8 +5,8 @@
  *
  * Construction: a refresh dealer, one attested vault enclave, receives k
  * shares of the current version (each sealed to its HPKE key with the
- * "transfer" purpose, checked against the current root), recombines salt ||
- * secret inside the enclave, checks it against the secret commitment, splits
+ * "transfer" purpose, checked against the current root), recombines the
+ * payload (salt, secret, padding) inside the enclave, checks it against the secret commitment, splits
  * it again with fresh randomness (new polynomials, new x-coordinates, new
  * share salts), and erases the plaintext. The salt is kept, so the secret
  * commitment is the same at every version: the owner and the contract can
@@ -25,7 +25,7 @@
  */
 import type { Hex } from "viem";
 import { VaultShareError } from "./vault-errors.ts";
-import { combineSalted, splitSalted, type ShareSet, type ShareSetDescriptor, type VaultShare } from "./vault-shares.ts";
+import { combinePayload, splitPayload, type ShareSet, type ShareSetDescriptor, type VaultShare } from "./vault-shares.ts";
 
 export interface RefreshOptions {
   /** Defaults to the current threshold. */
@@ -37,14 +37,14 @@ export interface RefreshOptions {
 /** Inside the refresh dealer: k checked shares of `current` to a new share set of the same secret at version + 1. */
 export async function refreshShares(current: ShareSetDescriptor, root: Hex, shares: readonly VaultShare[], opts: RefreshOptions = {}): Promise<ShareSet> {
   if (current.version >= 2n ** 64n - 1n) throw new VaultShareError("INVALID_ARGUMENT", "the share set version cannot grow any further");
-  const salted = await combineSalted(current, root, shares);
+  const payload = await combinePayload(current, root, shares);
   try {
-    return await splitSalted(current.binding, salted, {
+    return await splitPayload(current.binding, payload, {
       threshold: opts.threshold ?? current.threshold,
       shareCount: opts.shareCount ?? current.shareCount,
       version: current.version + 1n,
     });
   } finally {
-    salted.fill(0);
+    payload.fill(0);
   }
 }

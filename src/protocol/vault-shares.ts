@@ -14,9 +14,11 @@
  * matters less here: the dealer is the owner, whose own secret is at stake,
  * and the recombined secret is checked against its own commitment.
  *
- * - What is shared is `salt || secret` (a fresh 32-byte salt first), so the
+ * - What is shared is the payload salt || uint16 length || secret || zero
+ *   padding (a fresh 32-byte salt first, then the secret padded to a multiple
+ *   of 32 bytes so shares and ciphertexts do not tell its exact length); the
  *   salt is known only to whoever holds k shares.
- * - secretCommitment = SHA-256(tag || abi(chainId, vault, tokenId, salt || secret)):
+ * - secretCommitment = SHA-256(tag || abi(chainId, vault, tokenId, payload)):
  *   hiding (the salt is unknown below k shares) and the same at every version,
  *   since re-sharing keeps salt and secret.
  * - shareCommitment(slot) = SHA-256(tag || abi(chainId, vault, tokenId, version, slot, shareSalt, share)):
@@ -77,6 +79,8 @@ export interface SplitOptions {
 }
 
 export const SALT_BYTES = 32;
+/** Secrets are padded (after a 2-byte length) to a multiple of this. */
+export const PAD_BYTES = 32;
 /** Large enough for any key or seed phrase; a bigger secret goes in a blob whose key is the vault secret. */
 export const MAX_SECRET_BYTES = 4096;
 /** The audited package's limits: at least 2, at most 255 shares and threshold. */
@@ -112,10 +116,29 @@ function checkVersion(version: bigint): void {
   if (version < 1n || version >= 2n ** 64n) fail("INVALID_ARGUMENT", "the share set version must be between 1 and 2^64-1", { version: String(version) });
 }
 
-export function secretCommitment(binding: VaultBinding, saltedSecret: Uint8Array): Hex {
+/** salt || uint16 length || secret || zeros, to a multiple of PAD_BYTES after the salt. */
+function encodePayload(secret: Uint8Array): Uint8Array {
+  const body = Math.ceil((2 + secret.length) / PAD_BYTES) * PAD_BYTES;
+  const out = new Uint8Array(SALT_BYTES + body);
+  out.set(randomBytes(SALT_BYTES), 0);
+  new DataView(out.buffer).setUint16(SALT_BYTES, secret.length);
+  out.set(secret, SALT_BYTES + 2);
+  return out;
+}
+
+/** The secret in a payload whose commitment already matched; undefined if its length field or padding is malformed. */
+function decodePayload(payload: Uint8Array): Uint8Array | undefined {
+  if (payload.length < SALT_BYTES + PAD_BYTES || (payload.length - SALT_BYTES) % PAD_BYTES !== 0) return undefined;
+  const length = new DataView(payload.buffer, payload.byteOffset).getUint16(SALT_BYTES);
+  const end = SALT_BYTES + 2 + length;
+  if (length < 1 || end > payload.length || end + PAD_BYTES <= payload.length || payload.subarray(end).some((b) => b !== 0)) return undefined;
+  return payload.slice(SALT_BYTES + 2, end);
+}
+
+export function secretCommitment(binding: VaultBinding, payload: Uint8Array): Hex {
   return taggedHash(
     DOMAIN.vaultSecret,
-    encodeAbiParameters([{ type: "uint256" }, { type: "address" }, { type: "uint256" }, { type: "bytes" }], [binding.chainId, binding.vault, binding.tokenId, hex(saltedSecret)]),
+    encodeAbiParameters([{ type: "uint256" }, { type: "address" }, { type: "uint256" }, { type: "bytes" }], [binding.chainId, binding.vault, binding.tokenId, hex(payload)]),
   );
 }
 
@@ -158,22 +181,22 @@ export function checkDescriptor(d: ShareSetDescriptor, root: Hex): void {
 }
 
 /**
- * Splits `saltedSecret` (salt || secret) into a committed share set. Used by
- * splitSecret and by re-sharing, which keeps the salt so the secret
- * commitment stays the same.
+ * Splits a payload (salt, length, secret, padding) into a committed share set.
+ * Used by splitSecret and by re-sharing, which keeps the payload so the
+ * secret commitment stays the same.
  */
-export async function splitSalted(binding: VaultBinding, saltedSecret: Uint8Array, opts: SplitOptions): Promise<ShareSet> {
+export async function splitPayload(binding: VaultBinding, payload: Uint8Array, opts: SplitOptions): Promise<ShareSet> {
   const version = opts.version ?? 1n;
   checkVersion(version);
   checkParameters(opts.threshold, opts.shareCount);
-  const raw = await split(saltedSecret, opts.shareCount, opts.threshold);
+  const raw = await split(payload, opts.shareCount, opts.threshold);
   const shares = raw.map((share, slot) => ({ slot, salt: new Uint8Array(randomBytes(SALT_BYTES)), share }));
   const descriptor: ShareSetDescriptor = {
     binding,
     version,
     threshold: opts.threshold,
     shareCount: opts.shareCount,
-    secretCommitment: secretCommitment(binding, saltedSecret),
+    secretCommitment: secretCommitment(binding, payload),
     shareCommitments: shares.map((s) => shareCommitment(binding, version, s)),
   };
   return { descriptor, root: shareSetRoot(descriptor), shares };
@@ -182,10 +205,12 @@ export async function splitSalted(binding: VaultBinding, saltedSecret: Uint8Arra
 /** Splits a secret k-of-n for a token: share i goes to slot i of every cluster. */
 export async function splitSecret(binding: VaultBinding, secret: Uint8Array, opts: SplitOptions): Promise<ShareSet> {
   if (secret.length < 1 || secret.length > MAX_SECRET_BYTES) fail("INVALID_ARGUMENT", `a vault secret must be 1 to ${MAX_SECRET_BYTES} bytes`, { length: secret.length });
-  const salted = new Uint8Array(SALT_BYTES + secret.length);
-  salted.set(randomBytes(SALT_BYTES), 0);
-  salted.set(secret, SALT_BYTES);
-  return splitSalted(binding, salted, opts);
+  const payload = encodePayload(secret);
+  try {
+    return await splitPayload(binding, payload, opts);
+  } finally {
+    payload.fill(0);
+  }
 }
 
 /**
@@ -218,12 +243,12 @@ export interface RejectedShare {
 }
 
 /**
- * Recombines a salted secret from shares checked against `d` (itself checked
+ * Recombines the payload from shares checked against `d` (itself checked
  * against `root`): bad shares are set aside, reported in NOT_ENOUGH_SHARES
  * (with `alreadyRejected`, those the caller could not even open) if fewer
  * than k good ones remain; the result must match the secret commitment.
  */
-export async function combineSalted(d: ShareSetDescriptor, root: Hex, shares: readonly VaultShare[], alreadyRejected: readonly RejectedShare[] = []): Promise<Uint8Array> {
+export async function combinePayload(d: ShareSetDescriptor, root: Hex, shares: readonly VaultShare[], alreadyRejected: readonly RejectedShare[] = []): Promise<Uint8Array> {
   checkDescriptor(d, root);
   const good = new Map<number, VaultShare>();
   const rejected: RejectedShare[] = [...alreadyRejected];
@@ -246,25 +271,26 @@ export async function combineSalted(d: ShareSetDescriptor, root: Hex, shares: re
     });
   }
   const chosen = [...good.values()].slice(0, d.threshold).map((s) => s.share);
-  let salted: Uint8Array;
+  let payload: Uint8Array;
   try {
-    salted = await combine(chosen);
+    payload = await combine(chosen);
   } catch (cause) {
     throw new VaultShareError("SECRET_MISMATCH", "the committed shares do not recombine (malformed share set); the dealer was dishonest", { cause, details: { tokenId: String(d.binding.tokenId) } });
   }
-  if (salted.length <= SALT_BYTES || secretCommitment(d.binding, salted).toLowerCase() !== d.secretCommitment.toLowerCase()) {
+  if (secretCommitment(d.binding, payload).toLowerCase() !== d.secretCommitment.toLowerCase()) {
     fail("SECRET_MISMATCH", "the shares recombine to a secret that does not match its commitment; the share set was not dealt from one secret", {
       tokenId: String(d.binding.tokenId),
       version: String(d.version),
     });
   }
-  return salted;
+  return payload;
 }
 
 /** The owner's side: k checked shares back to the secret. */
 export async function combineShares(d: ShareSetDescriptor, root: Hex, shares: readonly VaultShare[], alreadyRejected: readonly RejectedShare[] = []): Promise<Uint8Array> {
-  const salted = await combineSalted(d, root, shares, alreadyRejected);
-  const secret = salted.slice(SALT_BYTES);
-  salted.fill(0);
+  const payload = await combinePayload(d, root, shares, alreadyRejected);
+  const secret = decodePayload(payload);
+  payload.fill(0);
+  if (!secret) fail("SECRET_MISMATCH", "the recombined secret is not well-formed (length or padding); the share set was dealt dishonestly", { tokenId: String(d.binding.tokenId) });
   return secret;
 }

@@ -8,6 +8,7 @@ import {
   openVerifiedShare,
   sealRetrievalResponse,
   sealShare,
+  sealShareSet,
   shareEnvelopeInfo,
   type ShareAddress,
 } from "../../src/protocol/vault-envelopes.ts";
@@ -19,13 +20,16 @@ const at = (slot: number, over: Partial<ShareAddress> = {}): ShareAddress => ({ 
 
 test("the owner seals each share to its slot enclave; the enclave opens and checks it against the root", async () => {
   const enclaves = await Promise.all(set.shares.map(() => generateHpkeKeyPair()));
-  const sealed = await Promise.all(set.shares.map((s, slot) => sealShare(enclaves[slot]!.publicKey, "store", at(slot), s)));
+  const sealed = await sealShareSet(set, enclaves.map((e) => e.publicKey), "store");
+  assert.deepEqual(sealed.map((e) => e.slot), [0, 1, 2, 3, 4]);
   for (const [slot, envelope] of sealed.entries()) {
     const share = await openVerifiedShare(enclaves[slot]!.privateKey, "store", set.descriptor, set.root, slot, envelope);
     assert.deepEqual(share, set.shares[slot]);
     assert.ok(!contains(envelope.ciphertext, canary) && !contains(envelope.enc, canary), "the host relays no plaintext");
     assert.ok(!contains(envelope.ciphertext, set.shares[slot]!.share), "nor the share itself");
   }
+  await rejectsWith(openShare(enclaves[0]!.privateKey, "store", at(0), sealed[1]!), "WRONG_BINDING");
+  await rejectsWith(sealShareSet(set, enclaves.slice(1).map((e) => e.publicKey), "store"), "INVALID_ARGUMENT");
 });
 
 test("an envelope replayed into another token, version, slot, purpose or key does not open: WRONG_BINDING", async () => {

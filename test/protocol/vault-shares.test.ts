@@ -7,6 +7,7 @@ import {
   checkDescriptor,
   combineShares,
   shareSetRoot,
+  splitPayload,
   splitSecret,
   verifyShare,
   type ShareSetDescriptor,
@@ -123,6 +124,33 @@ test("shares dealt from another secret under this secret's commitment do not pas
   const fake = await splitSecret(binding, new TextEncoder().encode("not the secret the owner committed to"), { threshold: 3, shareCount: 5 });
   const dishonest: ShareSetDescriptor = { ...fake.descriptor, secretCommitment: real.descriptor.secretCommitment };
   await rejectsWith(combineShares(dishonest, shareSetRoot(dishonest), fake.shares.slice(0, 3)), "SECRET_MISMATCH");
+});
+
+test("shares do not tell a secret's exact length: it is padded to 32-byte steps", async () => {
+  const length = async (n: number) => (await splitSecret(binding, randomBytes(n), { threshold: 2, shareCount: 3 })).shares[0]!.share.length;
+  assert.equal(await length(1), await length(30));
+  assert.equal(await length(31), await length(62));
+  assert.ok((await length(31)) > (await length(30)));
+});
+
+test("a committed payload that is not well-formed (length, padding) is refused at recombination", async () => {
+  // Length 0; length 31 in a 32-byte body (30 fit); a 1-byte secret with a padding block too many; non-zero padding.
+  const payloads = [new Uint8Array(64), new Uint8Array(64), new Uint8Array(96), new Uint8Array(64)];
+  payloads[1]![33] = 31;
+  payloads[2]![33] = 1;
+  payloads[3]![33] = 1;
+  payloads[3]![40] = 1;
+  for (const p of payloads) {
+    const set = await splitPayload(binding, p, { threshold: 2, shareCount: 2 });
+    await rejectsWith(combineShares(set.descriptor, set.root, set.shares), "SECRET_MISMATCH");
+  }
+  const good = new Uint8Array(64);
+  good[33] = 30;
+  good[63] = 7;
+  const set = await splitPayload(binding, good, { threshold: 2, shareCount: 2 });
+  const secret = await combineShares(set.descriptor, set.root, set.shares);
+  assert.equal(secret.length, 30, "a length that fills the body is fine");
+  assert.equal(secret[29], 7);
 });
 
 test("canary: the secret is in no share, commitment, root or description", async () => {
