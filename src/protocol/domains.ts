@@ -18,4 +18,16 @@ export const DOMAIN = {
   sealing: "cloister/sealing/v1",
   /** Digest of a policy manifest: SHA-256(tag || 0x00 || canonical JSON of the normalized manifest). */
   manifest: "cloister/manifest/v1",
+  /** Commitment to one vault share (src/protocol/vault-shares.ts): binds token, version, slot, salt and share. */
+  vaultShare: "cloister/vault-share/v1",
+  /** Commitment to a vault secret (salted; the salt is shared with the secret, so only k shares reveal it). */
+  vaultSecret: "cloister/vault-secret/v1",
+  /** The one bytes32 a vault contract stores per token and version: the root over the share set. */
+  vaultRoot: "cloister/vault-root/v1",
+  /** HPKE info of a share sealed by the owner to its slot enclave. */
+  vaultStore: "cloister/vault-store/v1",
+  /** HPKE info of a share sent by one attested enclave to another (a peer at the same slot, or a refresh dealer). */
+  vaultTransfer: "cloister/vault-transfer/v1",
+  /** HPKE info of a share returned to the owner for one signed retrieval request. */
+  vaultRetrieve: "cloister/vault-retrieve/v1",
 } as const;
