@@ -14,6 +14,7 @@ export type CleanRoomPolicyErrorCode =
   | "AGGREGATE_NOT_ALLOWED"
   | "WINDOW_FUNCTION"
   | "IDENTITY_NOT_FOUND"
+  | "QUERY_FAILED"
   | "DP_UNSUPPORTED"
   | "DP_BUDGET_EXCEEDED";
 

@@ -49,6 +49,8 @@ export interface CheckedQuery {
 export const RESERVED_PREFIX = "__cloister";
 
 const SCALAR_CLASSES = new Set(["COLUMN_REF", "CONSTANT", "FUNCTION", "OPERATOR", "COMPARISON", "CONJUNCTION", "CAST", "CASE", "BETWEEN", "COLLATE"]);
+/** Scalar functions that raise data-dependent errors or read the session rather than the data. */
+const DENIED_FUNCTIONS = new Set(["error", "current_setting", "current_query", "getvariable"]);
 const JOIN_KINDS = new Set(["REGULAR", "NATURAL", "CROSS"]);
 
 function refuse(code: CleanRoomPolicyErrorCode, rule: string, message: string, column?: string): never {
@@ -108,6 +110,7 @@ class Checker {
   scalarFunction(node: AstNode, where: string, column?: string): void {
     const name = String(node.function_name).toLowerCase();
     if (node.schema !== "" || node.catalog !== "") refuse("UNSUPPORTED_QUERY", "built-in functions only", `function ${name} in ${where} is refused: only unqualified built-in scalar functions may be used`, column);
+    if (DENIED_FUNCTIONS.has(name)) refuse("UNSUPPORTED_QUERY", "no session or error functions", `function ${name} in ${where} is refused`, column);
     if (!(this.kinds.get(name)?.has("scalar") ?? false)) refuse("UNSUPPORTED_QUERY", "built-in scalar functions only", `function ${name} in ${where} is refused: it is not a built-in scalar function (macros and table functions cannot be proved safe)`, column);
   }
 

@@ -3,6 +3,7 @@ import { augmentedSql, IDENTITY_COLUMN } from "./augment.ts";
 import { sampleDiscreteLaplace } from "./discrete-laplace.ts";
 import type { RandomSource } from "./discrete-laplace.ts";
 import { chargeEpsilon, noiseScale } from "./dp-budget.ts";
+import { CleanRoomPolicyError } from "./errors.ts";
 import type { OutputPolicy } from "./policy.ts";
 import { checkQuery } from "./query-check.ts";
 
@@ -47,7 +48,10 @@ export async function runUnderPolicy(connection: DuckDBConnection, sql: string, 
   const noisedIndexes = policy.dp ? checked.columns.flatMap((c, i) => (c.kind === "aggregate" ? [i] : [])) : [];
   const charge = policy.dp ? chargeEpsilon(policy.dp, options.epsilonSpentBefore ?? 0, noisedIndexes.length + 1) : undefined;
 
-  const reader = await connection.runAndReadAll(runSql);
+  const reader = await connection.runAndReadAll(runSql).catch(() => {
+    // DuckDB's error messages quote row values ("Could not convert string 'x'"): neither the message nor the cause may leave.
+    throw new CleanRoomPolicyError("QUERY_FAILED", "the approved query failed while running; its error is not disclosed because it may quote row values", { details: { rule: "query errors are not disclosed" } });
+  });
   const names = reader.columnNames();
   const identityIndex = names.length - 1;
   if (names[identityIndex] !== IDENTITY_COLUMN) throw new TypeError("the augmented query lost its identity column");

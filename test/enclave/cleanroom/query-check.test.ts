@@ -92,6 +92,8 @@ test("what cannot be proved aggregate is refused", async () => {
   await refused("DELETE FROM purchases", "UNSUPPORTED_QUERY");
   await refused("SELECT count(*) FROM purchases; SELECT count(*) FROM cards", "UNSUPPORTED_QUERY");
   await refused("SELEC nonsense", "QUERY_PARSE_FAILED");
+  await refused("SELECT category, count(*) FROM purchases WHERE CASE WHEN amount = 4242 THEN error('x') ELSE true END GROUP BY category", "UNSUPPORTED_QUERY");
+  await refused("SELECT my_macro(category) AS m, count(*) FROM purchases GROUP BY my_macro(category)", "UNSUPPORTED_QUERY");
 });
 
 test("a malformed policy is a typed error", () => {

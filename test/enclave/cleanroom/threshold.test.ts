@@ -82,3 +82,14 @@ test("a whole-table aggregate is one group and obeys the threshold too", async (
 test("a row-level query is refused before it runs", async () => {
   await assert.rejects(runUnderPolicy(connection, "SELECT customer_id, amount FROM purchases", policy), (e: unknown) => e instanceof CleanRoomPolicyError && e.code === "ROW_LEVEL_OUTPUT" && e.details?.column === "customer_id");
 });
+
+test("a query that fails on the data fails with a typed error that quotes no row value", async () => {
+  const error = await runUnderPolicy(connection, "SELECT CAST(category AS INTEGER) AS c, COUNT(*) AS n FROM purchases GROUP BY CAST(category AS INTEGER)", policy).then(
+    () => assert.fail("expected QUERY_FAILED"),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof CleanRoomPolicyError && error.code === "QUERY_FAILED");
+  const published = JSON.stringify(error.toJSON()) + String(error.stack);
+  for (const value of ["food", "books", "garden", "toys"]) assert.ok(!published.includes(value), `the error quotes ${value}`);
+  assert.equal(error.cause, undefined);
+});
