@@ -14,9 +14,10 @@ import type { AstNode } from "./sql-ast.ts";
  * integer bounds. The tree is edited, then turned back into SQL by DuckDB.
  *
  * The identity column is the policy's `identity`. Qualified ("p.customer_id")
- * it is used as written; unqualified, it is looked up in every table of the
- * FROM clause, and when several tables have it the group size is the LEAST of
- * their distinct counts (conservative: a join can never make it larger).
+ * it is used as written (the parties chose to count that table's identities
+ * only). Unqualified, every table of the FROM clause must have it, and the
+ * group size is the LEAST of their distinct counts (conservative: a join can
+ * never make it larger).
  */
 
 export const IDENTITY_COLUMN = `${RESERVED_PREFIX}_identities`;
@@ -41,10 +42,12 @@ function identityRefs(checked: CheckedQuery, policy: OutputPolicy, columns: Read
     const table = checked.tables.find((t) => t.reference.toLowerCase() === qualifier.toLowerCase());
     if (table && columns.get(table.table.toLowerCase())?.has(column.toLowerCase())) return [`${quoteIdent(table.reference)}.${quoteIdent(column)}`];
   } else {
-    const refs = checked.tables
-      .filter((t) => columns.get(t.table.toLowerCase())?.has(policy.identity.toLowerCase()))
-      .map((t) => `${quoteIdent(t.reference)}.${quoteIdent(policy.identity)}`);
-    if (refs.length > 0) return refs;
+    // Every table must carry the identity: a table without it could contribute one person's values to a large group unnoticed.
+    const missing = checked.tables.find((t) => !columns.get(t.table.toLowerCase())?.has(policy.identity.toLowerCase()));
+    if (!missing) return checked.tables.map((t) => `${quoteIdent(t.reference)}.${quoteIdent(policy.identity)}`);
+    throw new CleanRoomPolicyError("IDENTITY_NOT_FOUND", `table ${missing.table} in the query has no identity column ${policy.identity}: every joined table must carry it, or the policy must name one table's (alias.${policy.identity})`, {
+      details: { rule: "aggregation threshold", column: policy.identity, table: missing.table },
+    });
   }
   throw new CleanRoomPolicyError("IDENTITY_NOT_FOUND", `no table in the query's FROM clause has the policy's identity column ${policy.identity}: the aggregation threshold cannot be enforced`, {
     details: { rule: "aggregation threshold", column: policy.identity },

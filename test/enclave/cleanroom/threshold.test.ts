@@ -71,6 +71,15 @@ test("a qualified identity is used as written; an identity no table has is refus
   );
 });
 
+test("an unqualified identity must be in every joined table: a table without it could carry one person's values", async () => {
+  await connection.run("CREATE TABLE salaries (emp VARCHAR, salary INTEGER)");
+  await connection.run("INSERT INTO salaries VALUES ('bob', 123456)");
+  const sql = "SELECT p.category, SUM(s.salary) AS s FROM purchases p CROSS JOIN salaries s WHERE s.emp = 'bob' GROUP BY p.category";
+  await assert.rejects(runUnderPolicy(connection, sql, policy), (e: unknown) => e instanceof CleanRoomPolicyError && e.code === "IDENTITY_NOT_FOUND" && e.details?.table === "salaries");
+  const joined = await runUnderPolicy(connection, "SELECT tier, COUNT(*) AS n FROM purchases JOIN cards USING (customer_id) GROUP BY tier ORDER BY tier", policy);
+  assert.deepEqual(joined.rows, [["gold", 11n], ["silver", 13n]]);
+});
+
 test("a whole-table aggregate is one group and obeys the threshold too", async () => {
   const all = await runUnderPolicy(connection, "SELECT COUNT(*) AS n FROM purchases", policy);
   assert.deepEqual(all.rows, [[24n]]);
