@@ -64,6 +64,10 @@ test("a run that would exceed the budget is refused before it runs", async () =>
   );
   assert.ok(isCode("DP_BUDGET_EXCEEDED")(error));
   assert.deepEqual((error as CleanRoomPolicyError).details, { rule: "dp budget", epsilon: 1, spentBefore: 2, budget: 2.5 });
+  // A query that would fail on the data is refused for the budget, so it never ran.
+  const failing = "SELECT CAST(category AS INTEGER) AS c, COUNT(*) AS n FROM purchases GROUP BY CAST(category AS INTEGER)";
+  await assert.rejects(runUnderPolicy(connection, failing, policy, { epsilonSpentBefore: 2 }), isCode("DP_BUDGET_EXCEEDED"));
+  await assert.rejects(runUnderPolicy(connection, failing, policy, { epsilonSpentBefore: 0 }), isCode("QUERY_FAILED"));
 });
 
 test("the ledger is exact decimal arithmetic: ten runs of 0.1 spend exactly a budget of 1", () => {
