@@ -1,0 +1,63 @@
+/**
+ * The EIP-712 messages SecretVault checks: a slot enclave's confirmation of the
+ * shares it holds, and a cluster's re-share of a token. Must match the
+ * typehashes and the EIP712 domain in contracts/SecretVault.sol.
+ */
+import type { Address, Hex } from "viem";
+
+export const vaultDomainName = "Cloister SecretVault";
+export const vaultDomainVersion = "1";
+
+export function vaultDomain(chainId: bigint, vault: Address) {
+  return { name: vaultDomainName, version: vaultDomainVersion, chainId, verifyingContract: vault } as const;
+}
+
+export const confirmationTypes = {
+  Confirmation: [
+    { name: "cluster", type: "uint64" },
+    { name: "epoch", type: "uint32" },
+    { name: "slot", type: "uint8" },
+    { name: "shares", type: "Share[]" },
+  ],
+  Share: [
+    { name: "tokenId", type: "uint256" },
+    { name: "version", type: "uint64" },
+    { name: "sharesRoot", type: "bytes32" },
+  ],
+} as const;
+
+/** One token whose share the signing enclave holds, at that version and commitment. */
+export interface ConfirmedShare {
+  tokenId: bigint;
+  version: bigint;
+  sharesRoot: Hex;
+}
+
+/** Signed by the enclave at `slot` of `cluster`; `epoch` is the cluster's membership epoch. */
+export interface ShareConfirmation {
+  cluster: bigint;
+  epoch: number;
+  slot: number;
+  shares: ConfirmedShare[];
+}
+
+export const reshareTypes = {
+  Reshare: [
+    { name: "tokenId", type: "uint256" },
+    { name: "version", type: "uint64" },
+    { name: "sharesRoot", type: "bytes32" },
+    { name: "newSharesRoot", type: "bytes32" },
+    { name: "cluster", type: "uint64" },
+    { name: "epoch", type: "uint32" },
+  ],
+} as const;
+
+/** Signed by at least k enclaves of `cluster`: the shares at `version` (root `sharesRoot`) are replaced. */
+export interface Reshare {
+  tokenId: bigint;
+  version: bigint;
+  sharesRoot: Hex;
+  newSharesRoot: Hex;
+  cluster: bigint;
+  epoch: number;
+}
