@@ -61,3 +61,12 @@ export interface Reshare {
   cluster: bigint;
   epoch: number;
 }
+
+/**
+ * Storage slots of SecretVault's mappings (Solidity layout; test/contracts/vault.test.ts pins them), for an
+ * enclave that proves state with eth_getProof (src/enclave/chain-view/) instead of trusting its host's calls.
+ * `owners` is ERC-721's tokenId → owner. A `secrets` entry is two words: word 0 packs threshold (byte 0),
+ * shares (byte 1), version (bytes 2..9) and burned (byte 10), low-order first; word 1 is sharesRoot.
+ * `memberAt` is cluster → slot → enclave.
+ */
+export const vaultStorageSlots = { owners: 2n, memberAt: 11n, secrets: 13n, syncs: 14n } as const;

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { parseEventLogs, zeroHash, type Hex } from "viem";
-import { readContract } from "viem/actions";
+import { encodeAbiParameters, hexToBigInt, keccak256, parseEventLogs, zeroHash, type Hex } from "viem";
+import { getStorageAt, readContract } from "viem/actions";
 import { secretVaultAbi } from "../../src/chain/abi/SecretVault.ts";
 import { burnSecret } from "../../src/chain/actions/burn-secret.ts";
 import { confirmShares } from "../../src/chain/actions/confirm-shares.ts";
@@ -15,6 +15,7 @@ import { revokeEnclave } from "../../src/chain/actions/revoke-enclave.ts";
 import { writeContractTransaction } from "../../src/chain/actions/send-transaction.ts";
 import { secretTokenId, storeSecret } from "../../src/chain/actions/store-secret.ts";
 import { advanceTime, newEnclave, randomDigest, register, rejectsWith } from "./fixture.ts";
+import { vaultStorageSlots } from "../../src/protocol/vault.ts";
 import { clusterConfirmations, confirmationBy, makeCluster, signReshare, signShares, startVault, storeToken, type VaultFixture } from "./vault-fixture.ts";
 
 function events(receipt: { logs: Parameters<typeof parseEventLogs>[0]["logs"] }) {
@@ -251,6 +252,22 @@ describe("SecretVault", () => {
     assert.equal((await readSecret(v.reader, v.vault, tokenId)).burned, true);
     await rejectsWith(burnSecret(buyer, v.vault, tokenId), "UnknownToken");
     await assert.rejects(readContract(v.reader, { address: v.vault, abi: secretVaultAbi, functionName: "ownerOf", args: [tokenId] }), /ERC721NonexistentToken/);
+  });
+
+  test("the documented storage slots hold the owner and the record (what an enclave proves with eth_getProof)", async () => {
+    const { tokenId, sharesRoot } = await storeToken(v, 3, 5);
+    const slotOf = (slot: bigint, offset = 0n) => {
+      const base = hexToBigInt(keccak256(encodeAbiParameters([{ type: "uint256" }, { type: "uint256" }], [tokenId, slot])));
+      return `0x${(base + offset).toString(16).padStart(64, "0")}` as Hex;
+    };
+    const word = async (slot: Hex) => hexToBigInt((await getStorageAt(v.reader, { address: v.vault, slot })) ?? "0x0");
+    assert.equal(await word(slotOf(vaultStorageSlots.owners)), hexToBigInt(v.owner.account.address));
+    const packed = await word(slotOf(vaultStorageSlots.secrets));
+    assert.deepEqual([packed & 0xffn, (packed >> 8n) & 0xffn, (packed >> 16n) & ((1n << 64n) - 1n), (packed >> 80n) & 0xffn], [3n, 5n, 1n, 0n]);
+    assert.equal(await word(slotOf(vaultStorageSlots.secrets, 1n)), hexToBigInt(sharesRoot));
+    await burnSecret(v.owner, v.vault, tokenId);
+    assert.equal(await word(slotOf(vaultStorageSlots.owners)), 0n);
+    assert.equal((await word(slotOf(vaultStorageSlots.secrets)) >> 80n) & 0xffn, 1n);
   });
 
   test("supports the ERC-721 and AccessControl interfaces", async () => {
