@@ -246,6 +246,9 @@ describe("SecretVault", () => {
 
     const err = await rejectsWith(burnSecret(v.owner, v.vault, tokenId), "NotTokenOwner");
     assert.deepEqual(err.args, { tokenId, caller: v.owner.account.address });
+    // An approved operator may transfer the token but not destroy the secret.
+    await writeContractTransaction(buyer, "approve", { address: v.vault, abi: secretVaultAbi, functionName: "approve", args: [v.relayer.account.address, tokenId] });
+    await rejectsWith(burnSecret(v.relayer, v.vault, tokenId), "NotTokenOwner");
     const tx = await burnSecret(buyer, v.vault, tokenId);
     const burned = events(tx.receipt).find((e) => e.eventName === "SecretBurned");
     assert.deepEqual(burned?.args, { tokenId, owner: buyer.account.address });
