@@ -133,13 +133,16 @@ contract SecretVault is ERC721, EIP712, AccessControl {
     function createCluster(address[] calldata members) external onlyRole(CLUSTER_ADMIN_ROLE) returns (uint64 cluster) {
         uint256 size = members.length;
         if (size == 0 || size > MAX_SHARES) revert InvalidClusterSize(size);
-        for (uint256 i = 0; i < size; ++i) _requireNewActive(members[i]);
+        for (uint256 i = 0; i < size; ++i) {
+            _requireNewActive(members[i]);
+            for (uint256 j = 0; j < i; ++j) {
+                if (members[j] == members[i]) revert EnclaveAlreadyMember(members[i]);
+            }
+        }
 
         cluster = ++clusterCount;
         _clusters[cluster] = Cluster({size: uint8(size), epoch: 0});
         for (uint256 i = 0; i < size; ++i) {
-            // A duplicate within `members` is caught here: its first copy is already a member.
-            if (membershipOf[members[i]].used) revert EnclaveAlreadyMember(members[i]);
             memberAt[cluster][uint8(i)] = members[i];
             membershipOf[members[i]] = Membership({cluster: cluster, slot: uint8(i), used: true});
         }
