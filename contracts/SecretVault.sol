@@ -22,7 +22,8 @@ import {IEnclaveRegistry} from "./IEnclaveRegistry.sol";
 contract SecretVault is ERC721, EIP712, AccessControl {
     bytes32 public constant CLUSTER_ADMIN_ROLE = keccak256("CLUSTER_ADMIN_ROLE");
 
-    /// @notice Confirmation masks are uint32: at most 32 shares, hence slots per cluster.
+    /// @notice Confirmation masks are uint32: at most 32 shares, hence slots per cluster. At least 2: a 1-of-n
+    /// "split" would put the whole secret in every enclave (src/protocol/vault-shares.ts refuses it too).
     uint8 public constant MAX_SHARES = 32;
 
     bytes32 public constant SHARE_TYPEHASH = keccak256("Share(uint256 tokenId,uint64 version,bytes32 sharesRoot)");
@@ -119,7 +120,7 @@ contract SecretVault is ERC721, EIP712, AccessControl {
 
     constructor(IEnclaveRegistry registry_, address admin, address clusterAdmin)
         ERC721("Cloister Secret", "SECRET")
-        EIP712("Cloister SecretVault", "1")
+        EIP712("Cloister Vault", "1")
     {
         if (address(registry_) == address(0) || admin == address(0) || clusterAdmin == address(0)) revert ZeroAddress();
         registry = registry_;
@@ -129,10 +130,10 @@ contract SecretVault is ERC721, EIP712, AccessControl {
 
     // ---------------------------------------------------------------- clusters
 
-    /// @notice Creates a cluster whose slot i is `members[i]`; each must be active and in no cluster yet.
+    /// @notice Creates a cluster of 2 to 32 slots, slot i being `members[i]`; each must be active and in no cluster yet.
     function createCluster(address[] calldata members) external onlyRole(CLUSTER_ADMIN_ROLE) returns (uint64 cluster) {
         uint256 size = members.length;
-        if (size == 0 || size > MAX_SHARES) revert InvalidClusterSize(size);
+        if (size < 2 || size > MAX_SHARES) revert InvalidClusterSize(size);
         for (uint256 i = 0; i < size; ++i) {
             _requireNewActive(members[i]);
             for (uint256 j = 0; j < i; ++j) {
@@ -170,9 +171,9 @@ contract SecretVault is ERC721, EIP712, AccessControl {
         return uint256(keccak256(abi.encode(owner, salt)));
     }
 
-    /// @notice Mints a secret token to the caller and records its k-of-n split at version 1.
+    /// @notice Mints a secret token to the caller and records its k-of-n split (2 <= k <= n <= 32) at version 1.
     function store(bytes32 salt, uint8 threshold, uint8 shares, bytes32 sharesRoot) external returns (uint256 tokenId) {
-        if (threshold == 0 || threshold > shares || shares > MAX_SHARES) revert InvalidShares(threshold, shares);
+        if (threshold < 2 || threshold > shares || shares > MAX_SHARES) revert InvalidShares(threshold, shares);
         if (sharesRoot == bytes32(0)) revert ZeroSharesRoot();
         tokenId = tokenIdOf(msg.sender, salt);
         if (_secrets[tokenId].shares != 0) revert TokenIdUsed(tokenId);

@@ -8,7 +8,7 @@ import { readCluster } from "../../src/chain/actions/read-cluster.ts";
 import { readSecret } from "../../src/chain/actions/read-secret.ts";
 import type { SignedShareConfirmation } from "../../src/chain/actions/confirm-shares.ts";
 import type { WriterClient } from "../../src/chain/clients.ts";
-import { confirmationTypes, reshareTypes, vaultDomain, type ConfirmedShare, type Reshare } from "../../src/protocol/vault.ts";
+import { confirmationTypes, reshareTypes, vaultContractDomain, type ConfirmedShare, type Reshare } from "../../src/protocol/vault-contract.ts";
 import { newEnclave, randomDigest, register, startFixture, type Fixture, type TestEnclave } from "./fixture.ts";
 
 export interface VaultFixture extends Fixture {
@@ -44,7 +44,7 @@ export async function storeToken(v: VaultFixture, threshold = 3, shares = 5, own
 
 export function signShares(v: VaultFixture, signer: PrivateKeyAccount, cluster: bigint, epoch: number, slot: number, shares: ConfirmedShare[]): Promise<Hex> {
   return signer.signTypedData({
-    domain: vaultDomain(BigInt(v.chain.chainId), v.vault),
+    domain: vaultContractDomain(BigInt(v.chain.chainId), v.vault),
     types: confirmationTypes,
     primaryType: "Confirmation",
     message: { cluster, epoch, slot, shares },
@@ -68,5 +68,5 @@ export function clusterConfirmations(v: VaultFixture, cluster: bigint, enclaves:
 }
 
 export function signReshare(v: VaultFixture, signer: PrivateKeyAccount, reshare: Reshare): Promise<Hex> {
-  return signer.signTypedData({ domain: vaultDomain(BigInt(v.chain.chainId), v.vault), types: reshareTypes, primaryType: "Reshare", message: reshare });
+  return signer.signTypedData({ domain: vaultContractDomain(BigInt(v.chain.chainId), v.vault), types: reshareTypes, primaryType: "Reshare", message: reshare });
 }

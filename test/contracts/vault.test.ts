@@ -15,7 +15,7 @@ import { revokeEnclave } from "../../src/chain/actions/revoke-enclave.ts";
 import { writeContractTransaction } from "../../src/chain/actions/send-transaction.ts";
 import { secretTokenId, storeSecret } from "../../src/chain/actions/store-secret.ts";
 import { advanceTime, newEnclave, randomDigest, register, rejectsWith } from "./fixture.ts";
-import { vaultStorageSlots } from "../../src/protocol/vault.ts";
+import { vaultStorageSlots } from "../../src/protocol/vault-contract.ts";
 import { clusterConfirmations, confirmationBy, makeCluster, signReshare, signShares, startVault, storeToken, type VaultFixture } from "./vault-fixture.ts";
 
 function events(receipt: { logs: Parameters<typeof parseEventLogs>[0]["logs"] }) {
@@ -79,7 +79,7 @@ describe("SecretVault", () => {
     const root = randomDigest();
     const salt = randomDigest();
     await rejectsWith(storeSecret(v.owner, v.vault, { salt, threshold: 4, shares: 3, sharesRoot: root }), "InvalidShares");
-    await rejectsWith(storeSecret(v.owner, v.vault, { salt, threshold: 0, shares: 3, sharesRoot: root }), "InvalidShares");
+    await rejectsWith(storeSecret(v.owner, v.vault, { salt, threshold: 1, shares: 3, sharesRoot: root }), "InvalidShares");
     await rejectsWith(storeSecret(v.owner, v.vault, { salt, threshold: 3, shares: 33, sharesRoot: root }), "InvalidShares");
     await rejectsWith(storeSecret(v.owner, v.vault, { salt, threshold: 3, shares: 5, sharesRoot: zeroHash }), "ZeroSharesRoot");
     const { tokenId } = await storeSecret(v.owner, v.vault, { salt, threshold: 3, shares: 5, sharesRoot: root });
@@ -96,6 +96,7 @@ describe("SecretVault", () => {
     const err = await rejectsWith(createCluster(v.relayer, v.vault, members), "AccessControlUnauthorizedAccount");
     assert.equal(err.args.account, v.relayer.account.address);
     await rejectsWith(createCluster(v.admin, v.vault, []), "InvalidClusterSize");
+    await rejectsWith(createCluster(v.admin, v.vault, [members[0]!]), "InvalidClusterSize");
     await rejectsWith(createCluster(v.admin, v.vault, Array.from({ length: 33 }, () => newEnclave().address)), "InvalidClusterSize");
     const unregistered = newEnclave().address;
     assert.equal((await rejectsWith(createCluster(v.admin, v.vault, [...members, unregistered]), "EnclaveInactive")).args.enclave, unregistered);
@@ -170,9 +171,10 @@ describe("SecretVault", () => {
 
     const short = newEnclave();
     await register(v, short, v.chain.accounts.operators[0]!.address, { ttl: 60n });
-    const { cluster } = await createCluster(v.admin, v.vault, [short.address]);
-    const { tokenId: one } = await storeToken(v, 1, 1);
-    const late = await confirmationBy(v, short, cluster, 0, [one]);
+    const long = newEnclave();
+    await register(v, long, v.chain.accounts.operators[0]!.address);
+    const { cluster } = await createCluster(v.admin, v.vault, [short.address, long.address]);
+    const late = await confirmationBy(v, short, cluster, 0, [tokenId]);
     await advanceTime(v, 120n);
     await rejectsWith(confirmShares(v.relayer, v.vault, [late]), "EnclaveInactive");
   });

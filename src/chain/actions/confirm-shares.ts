@@ -3,7 +3,7 @@ import { secretVaultAbi } from "../abi/SecretVault.ts";
 import type { WriterClient } from "../clients.ts";
 import { writeContractTransaction, type TxResult } from "./send-transaction.ts";
 
-/** One slot enclave's signed confirmation (src/protocol/vault.ts ShareConfirmation) as relayed. */
+/** One slot enclave's signed confirmation (src/protocol/vault-contract.ts ShareConfirmation) as relayed. */
 export interface SignedShareConfirmation {
   cluster: bigint;
   slot: number;

@@ -9,7 +9,7 @@ export interface ReshareSecretParams {
   version: bigint;
   newSharesRoot: Hex;
   cluster: bigint;
-  /** At least the token's threshold, from distinct slots in ascending order (src/protocol/vault.ts Reshare). */
+  /** At least the token's threshold, from distinct slots in ascending order (src/protocol/vault-contract.ts Reshare). */
   signatures: { slot: number; signature: Hex }[];
 }
 

@@ -1,15 +1,17 @@
 /**
  * The EIP-712 messages SecretVault checks: a slot enclave's confirmation of the
  * shares it holds, and a cluster's re-share of a token. Must match the
- * typehashes and the EIP712 domain in contracts/SecretVault.sol.
+ * typehashes and the EIP712 domain in contracts/SecretVault.sol. `sharesRoot`
+ * is the root src/protocol/vault-shares.ts computes for the token's version.
  */
 import type { Address, Hex } from "viem";
 
-export const vaultDomainName = "Cloister SecretVault";
-export const vaultDomainVersion = "1";
+/** The same domain as the owner's retrieval request (vault-retrieval.ts, defaultVaultDomainName). */
+export const vaultContractDomainName = "Cloister Vault";
+export const vaultContractDomainVersion = "1";
 
-export function vaultDomain(chainId: bigint, vault: Address) {
-  return { name: vaultDomainName, version: vaultDomainVersion, chainId, verifyingContract: vault } as const;
+export function vaultContractDomain(chainId: bigint, vault: Address) {
+  return { name: vaultContractDomainName, version: vaultContractDomainVersion, chainId, verifyingContract: vault } as const;
 }
 
 export const confirmationTypes = {
