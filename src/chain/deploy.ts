@@ -1,5 +1,6 @@
 import type { Address, Hex } from "viem";
 import { enclaveRegistryAbi, enclaveRegistryBytecode } from "./abi/EnclaveRegistry.ts";
+import { secretVaultAbi, secretVaultBytecode } from "./abi/SecretVault.ts";
 import { taskMarketAbi, taskMarketBytecode } from "./abi/TaskMarket.ts";
 import { testTokenAbi, testTokenBytecode } from "./abi/TestToken.ts";
 import type { WriterClient } from "./clients.ts";
@@ -67,4 +68,21 @@ export async function deployCloister(client: WriterClient, options: DeployOption
 export async function deployTestToken(client: WriterClient, name = "Cloister Test Token", symbol = "CTT"): Promise<Address> {
   const hash = await client.deployContract({ abi: testTokenAbi, bytecode: testTokenBytecode, args: [name, symbol] });
   return (await deployed(client, "TestToken", hash)).address;
+}
+
+export interface VaultDeployOptions {
+  /** The EnclaveRegistry whose active enclaves may be cluster members. */
+  registry: Address;
+  /** Account granted DEFAULT_ADMIN_ROLE; defaults to the deployer. */
+  admin?: Address;
+  /** Account granted CLUSTER_ADMIN_ROLE (creates clusters, replaces members); defaults to the admin. */
+  clusterAdmin?: Address;
+}
+
+/** Deploys a SecretVault bound to `registry` (not yet part of deployCloister nor of the Deployment shape). */
+export async function deploySecretVault(client: WriterClient, options: VaultDeployOptions): Promise<{ address: Address; gasUsed: bigint }> {
+  const admin = options.admin ?? client.account.address;
+  const hash = await client.deployContract({ abi: secretVaultAbi, bytecode: secretVaultBytecode, args: [options.registry, admin, options.clusterAdmin ?? admin] });
+  const { address, receipt } = await deployed(client, "SecretVault", hash);
+  return { address, gasUsed: receipt.gasUsed };
 }

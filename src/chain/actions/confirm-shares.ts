@@ -1,0 +1,22 @@
+import type { Address, Hex } from "viem";
+import { secretVaultAbi } from "../abi/SecretVault.ts";
+import type { WriterClient } from "../clients.ts";
+import { writeContractTransaction, type TxResult } from "./send-transaction.ts";
+
+/** One slot enclave's signed confirmation (src/protocol/vault-contract.ts ShareConfirmation) as relayed. */
+export interface SignedShareConfirmation {
+  cluster: bigint;
+  slot: number;
+  shares: { tokenId: bigint; version: bigint }[];
+  signature: Hex;
+}
+
+/**
+ * Relays slot enclaves' confirmations (SecretVault.confirm): any account may
+ * send them. All or nothing: one that cannot be recorded, including one
+ * already recorded, reverts the call with its own error.
+ */
+export function confirmShares(client: WriterClient, vault: Address, items: readonly SignedShareConfirmation[]): Promise<TxResult> {
+  const shares = items.reduce((sum, item) => sum + item.shares.length, 0);
+  return writeContractTransaction(client, "confirm", { address: vault, abi: secretVaultAbi, functionName: "confirm", args: [items] }, { items: Math.max(1, shares) });
+}
