@@ -111,6 +111,7 @@ contract Collaborations is EIP712 {
 
     bytes32 public constant APPROVAL_TYPEHASH =
         keccak256("Approval(uint256 collaborationId,bytes32 termsHash,bytes32 queryDigest,bytes32 policyDigest,uint64 nonce)");
+    bytes32 public constant WITHDRAWAL_TYPEHASH = keccak256("Withdrawal(uint256 collaborationId,uint64 nonce)");
     bytes32 public constant RUN_TYPEHASH = keccak256(
         "Run(uint256 collaborationId,uint32 runId,bytes32 termsHash,bytes32 inputDigest,bytes32 resultDigest,bytes32 provenanceDigest,uint64 rowsDelivered,uint64 rowsSuppressed,uint64 epsilonSpent)"
     );
@@ -129,9 +130,10 @@ contract Collaborations is EIP712 {
     error UnknownCollaboration(uint256 collaborationId);
     error UnknownParty(uint256 collaborationId, address account);
     error AlreadyApproved(uint256 collaborationId, address party);
-    /// @dev The approval was signed for another nonce: it was used, or the party withdrew since.
-    error StaleApproval(uint256 collaborationId, address party, uint64 nonce, uint64 expected);
+    /// @dev The approval or withdrawal was signed for another nonce: it was used, or the party approved or withdrew since.
+    error StaleNonce(uint256 collaborationId, address party, uint64 nonce, uint64 expected);
     error InvalidApprovalSignature(uint256 collaborationId, address party, address recovered);
+    error InvalidWithdrawalSignature(uint256 collaborationId, address party, address recovered);
     /// @dev `missing` has bit i set for each party i whose approval does not stand.
     error NotApprovedByAll(uint256 collaborationId, uint32 missing);
     error MaxRunsReached(uint256 collaborationId, uint32 maxRuns);
@@ -203,7 +205,7 @@ contract Collaborations is EIP712 {
         PartyState storage p = _party(collaborationId, party);
         uint32 bit = uint32(1) << (p.index - 1);
         if (c.approvals & bit != 0) revert AlreadyApproved(collaborationId, party);
-        if (nonce != p.nonce) revert StaleApproval(collaborationId, party, nonce, p.nonce);
+        if (nonce != p.nonce) revert StaleNonce(collaborationId, party, nonce, p.nonce);
         address recovered = ECDSA.recover(approvalDigest(collaborationId, nonce), signature);
         if (recovered != party) revert InvalidApprovalSignature(collaborationId, party, recovered);
 
@@ -218,13 +220,18 @@ contract Collaborations is EIP712 {
     /// bumps the caller's nonce, so an approval it signed and nobody relayed yet can no longer be used.
     function withdrawApproval(uint256 collaborationId) external {
         Collaboration storage c = _collaboration(collaborationId);
-        PartyState storage p = _party(collaborationId, msg.sender);
-        uint32 bit = uint32(1) << (p.index - 1);
-        bool wasApproved = c.approvals & bit != 0;
-        uint64 nonce = p.nonce + 1;
-        p.nonce = nonce;
-        if (wasApproved) c.approvals &= ~bit;
-        emit ApprovalWithdrawn(collaborationId, msg.sender, nonce, wasApproved);
+        _withdraw(c, collaborationId, msg.sender, _party(collaborationId, msg.sender));
+    }
+
+    /// @notice `withdrawApproval` for `party`, signed by it (EIP-712 Withdrawal with its current nonce), so a party
+    /// that approves through a relayer can withdraw through one too. Anyone may send it.
+    function withdrawApprovalBySig(uint256 collaborationId, address party, uint64 nonce, bytes calldata signature) external {
+        Collaboration storage c = _collaboration(collaborationId);
+        PartyState storage p = _party(collaborationId, party);
+        if (nonce != p.nonce) revert StaleNonce(collaborationId, party, nonce, p.nonce);
+        address recovered = ECDSA.recover(withdrawalDigest(collaborationId, nonce), signature);
+        if (recovered != party) revert InvalidWithdrawalSignature(collaborationId, party, recovered);
+        _withdraw(c, collaborationId, party, p);
     }
 
     /// @notice Records run `report.runId`, signed by `report.enclave`: an active enclave of the registry that
@@ -261,6 +268,11 @@ contract Collaborations is EIP712 {
         );
     }
 
+    /// @notice The EIP-712 digest a party signs to withdraw from `collaborationId` at `nonce`.
+    function withdrawalDigest(uint256 collaborationId, uint64 nonce) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(WITHDRAWAL_TYPEHASH, collaborationId, nonce)));
+    }
+
     /// @notice The EIP-712 digest the compute enclave signs for `report`.
     function runDigest(uint256 collaborationId, RunReport calldata report) public view returns (bytes32) {
         // Two static encodings concatenated equal one encoding of all the fields (one would be too deep a stack).
@@ -271,6 +283,15 @@ contract Collaborations is EIP712 {
             )
         );
         return _hashTypedDataV4(structHash);
+    }
+
+    function _withdraw(Collaboration storage c, uint256 collaborationId, address party, PartyState storage p) private {
+        uint32 bit = uint32(1) << (p.index - 1);
+        bool wasApproved = c.approvals & bit != 0;
+        uint64 nonce = p.nonce + 1;
+        p.nonce = nonce;
+        if (wasApproved) c.approvals &= ~bit;
+        emit ApprovalWithdrawn(collaborationId, party, nonce, wasApproved);
     }
 
     function _checkTerms(Terms calldata terms) private pure {

@@ -1,7 +1,7 @@
 /**
  * A clean-room collaboration as contracts/Collaborations.sol holds it: the
- * terms every party approves, the EIP-712 Approval a party signs (relayable),
- * and the EIP-712 Run the compute enclave signs for each run. Must match the
+ * terms every party approves, the EIP-712 Approval and Withdrawal a party signs
+ * (relayable), and the EIP-712 Run the compute enclave signs for each run. Must match the
  * structs, type hashes, QUERY_TAG and EIP712 domain of the contract.
  *
  * The Run is JobAnchor-shaped (./anchor.ts: an id, what was approved, the
@@ -89,6 +89,13 @@ export const approvalTypes = {
   ],
 } as const;
 
+export const withdrawalTypes = {
+  Withdrawal: [
+    { name: "collaborationId", type: "uint256" },
+    { name: "nonce", type: "uint64" },
+  ],
+} as const;
+
 export const runTypes = {
   Run: [
     { name: "collaborationId", type: "uint256" },
@@ -165,6 +172,11 @@ export function approvalDigest(domain: ReturnType<typeof collaborationsDomain>, 
   return hashTypedData({ domain, types: approvalTypes, primaryType: "Approval", message: approval });
 }
 
+/** The digest a party signs to withdraw its approval through a relayer, at its current `nonce`. */
+export function withdrawalDigest(domain: ReturnType<typeof collaborationsDomain>, collaborationId: bigint, nonce: bigint): Hex {
+  return hashTypedData({ domain, types: withdrawalTypes, primaryType: "Withdrawal", message: { collaborationId, nonce } });
+}
+
 /** The digest the compute enclave signs for `report` of `collaborationId` (whose terms hash is `terms`). */
 export function runDigest(domain: ReturnType<typeof collaborationsDomain>, collaborationId: bigint, terms: Hex, report: RunReport): Hex {
   const { runId, inputDigest, resultDigest, provenanceDigest, rowsDelivered, rowsSuppressed, epsilonSpent } = report;
@@ -197,4 +209,50 @@ export function epsilonFromFixed(fixed: bigint): string {
   const whole = fixed / EPSILON_SCALE;
   const frac = (fixed % EPSILON_SCALE).toString().padStart(6, "0").replace(/0+$/, "");
   return frac === "" ? whole.toString() : `${whole}.${frac}`;
+}
+
+/**
+ * Where Collaborations keeps its state (Solidity's storage layout; OpenZeppelin's EIP712 holds slots 0 and 1),
+ * so an enclave can prove it with eth_getProof (src/enclave/chain-view/): `collaborations[id]` is a struct of six
+ * words from keccak256(abi.encode(id, 2)), `parties[id][account]` one word at the nested mapping of slot 3.
+ */
+export const collaborationsStorage = {
+  collaborationsSlot: 2n,
+  partiesSlot: 3n,
+  /** Word offsets within collaborations[id]. */
+  words: { packed: 0n, computeOperator: 1n, computeMeasurement: 2n, termsHash: 3n, queryDigest: 4n, policyDigest: 5n },
+} as const;
+
+export interface PackedCollaboration {
+  maxRuns: number;
+  runs: number;
+  dpBudget: bigint;
+  dpSpent: bigint;
+  /** Zero: no collaboration has this id. */
+  partyCount: number;
+  allowSimulated: boolean;
+  /** Bit i set: party i's approval stands. */
+  approvals: number;
+}
+
+/** The first word of collaborations[id]: what a run changes or checks first. */
+export function decodePackedCollaboration(word: Hex): PackedCollaboration {
+  const v = BigInt(word);
+  const bits = (from: bigint, width: bigint) => (v >> from) & ((1n << width) - 1n);
+  return {
+    maxRuns: Number(bits(0n, 32n)),
+    runs: Number(bits(32n, 32n)),
+    dpBudget: bits(64n, 64n),
+    dpSpent: bits(128n, 64n),
+    partyCount: Number(bits(192n, 8n)),
+    allowSimulated: bits(200n, 8n) !== 0n,
+    approvals: Number(bits(208n, 32n)),
+  };
+}
+
+/** The word of parties[id][account]: index + 1 (0: not a party) and the party's nonce. */
+export function decodePartyWord(word: Hex): { index: number | null; nonce: bigint } {
+  const v = BigInt(word);
+  const index = Number(v & 0xffn);
+  return { index: index === 0 ? null : index - 1, nonce: (v >> 8n) & ((1n << 64n) - 1n) };
 }

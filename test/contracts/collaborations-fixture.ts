@@ -12,6 +12,7 @@ import {
   epsilonToFixed,
   queryDigest,
   runTypes,
+  withdrawalTypes,
   type CollaborationParty,
   type CollaborationTerms,
   type RunReport,
@@ -101,6 +102,13 @@ export async function signApproval(c: CollabFixture, signer: PrivateKeyAccount, 
   const n = nonce ?? (await readPartyState(c.f.reader, c.contract, of.collaborationId, signer.address)).nonce;
   const signature = await signer.signTypedData({ domain: c.domain, types: approvalTypes, primaryType: "Approval", message: { ...of, nonce: n } });
   return { collaborationId: of.collaborationId, party: signer.address, nonce: n, signature };
+}
+
+/** `signer`'s signed Withdrawal at `nonce` (its current nonce on chain when omitted). */
+export async function signWithdrawal(c: CollabFixture, signer: PrivateKeyAccount, collaborationId: bigint, nonce?: bigint) {
+  const n = nonce ?? (await readPartyState(c.f.reader, c.contract, collaborationId, signer.address)).nonce;
+  const signature = await signer.signTypedData({ domain: c.domain, types: withdrawalTypes, primaryType: "Withdrawal", message: { collaborationId, nonce: n } });
+  return { collaborationId, party: signer.address, nonce: n, signature };
 }
 
 export function approvalOf(collaborationId: bigint, termsHash: Hex, terms: CollaborationTerms): ApprovalFor {

@@ -8,6 +8,7 @@ import { createCollaboration } from "../../src/chain/actions/create-collaboratio
 import { recordRun } from "../../src/chain/actions/record-run.ts";
 import { revokeEnclave } from "../../src/chain/actions/revoke-enclave.ts";
 import { withdrawApproval } from "../../src/chain/actions/withdraw-approval.ts";
+import { withdrawApprovalBySig } from "../../src/chain/actions/withdraw-approval-by-sig.ts";
 import { epsilonToFixed, queryDigest, type CollaborationTerms, type RunReport } from "../../src/protocol/collaboration.ts";
 import { advanceTime, newEnclave, randomDigest, register, rejectsWith, type TestEnclave } from "./fixture.ts";
 import {
@@ -20,6 +21,7 @@ import {
   party,
   signApproval,
   signRun,
+  signWithdrawal,
   startCollabFixture,
   type ApprovalFor,
   type CollabFixture,
@@ -142,21 +144,50 @@ describe("Collaborations reverts", () => {
       await rejectsWith(recordRun(c.relayer, c.contract, approved, makeReport(1, c.enclave.address), zeroSignature), "ECDSAInvalidSignature");
     });
 
-    test("AlreadyApproved, then StaleApproval: a relayed approval replayed after a withdrawal", async () => {
+    test("AlreadyApproved, then StaleNonce: a relayed approval replayed after a withdrawal", async () => {
       const { id, of } = await ready({}, false);
       const signed = await signApproval(c, c.accounts[1]!, of);
       await approveCollaboration(c.relayer, c.contract, signed);
       await rejectsWith(approveCollaboration(c.relayer, c.contract, signed), "AlreadyApproved");
       await withdrawApproval(c.writers[1]!, c.contract, id);
-      const err = await rejectsWith(approveCollaboration(c.relayer, c.contract, signed), "StaleApproval");
+      const err = await rejectsWith(approveCollaboration(c.relayer, c.contract, signed), "StaleNonce");
       assert.deepEqual([err.args.nonce, err.args.expected], [0n, 2n]);
     });
 
-    test("StaleApproval: a signed approval the party voided by withdrawing before anyone relayed it", async () => {
+    test("StaleNonce: a signed approval the party voided by withdrawing before anyone relayed it", async () => {
       const { id, of } = await ready({}, false);
       const signed = await signApproval(c, c.accounts[0]!, of);
       await withdrawApproval(c.writers[0]!, c.contract, id);
-      await rejectsWith(approveCollaboration(c.relayer, c.contract, signed), "StaleApproval");
+      await rejectsWith(approveCollaboration(c.relayer, c.contract, signed), "StaleNonce");
+    });
+  });
+
+  describe("withdrawApprovalBySig", () => {
+    test("UnknownCollaboration and UnknownParty", async () => {
+      const { id } = await ready({}, false);
+      await rejectsWith(withdrawApprovalBySig(c.relayer, c.contract, await signWithdrawal(c, c.accounts[0]!, 77n, 0n)), "UnknownCollaboration");
+      const err = await rejectsWith(withdrawApprovalBySig(c.relayer, c.contract, await signWithdrawal(c, c.accounts[2]!, id, 0n)), "UnknownParty");
+      assert.equal(err.args.account, c.accounts[2]!.address);
+    });
+
+    test("InvalidWithdrawalSignature: another key, or an Approval passed off as a Withdrawal", async () => {
+      const { id, of } = await ready();
+      const party0 = c.accounts[0]!.address;
+      const forged = await signWithdrawal(c, privateKeyToAccount(generatePrivateKey()), id, 1n);
+      let err = await rejectsWith(withdrawApprovalBySig(c.relayer, c.contract, { ...forged, party: party0 }), "InvalidWithdrawalSignature");
+      assert.equal(err.args.party, party0);
+      const approval = await signApproval(c, c.accounts[0]!, of, 1n);
+      err = await rejectsWith(withdrawApprovalBySig(c.relayer, c.contract, approval), "InvalidWithdrawalSignature");
+      assert.notEqual(err.args.recovered, party0);
+    });
+
+    test("StaleNonce: a used Withdrawal replayed after the party approved again", async () => {
+      const { id, of } = await ready();
+      const signed = await signWithdrawal(c, c.accounts[1]!, id);
+      await withdrawApprovalBySig(c.relayer, c.contract, signed);
+      await approveAll(c, of, [c.accounts[1]!]);
+      const err = await rejectsWith(withdrawApprovalBySig(c.relayer, c.contract, signed), "StaleNonce");
+      assert.deepEqual([err.args.nonce, err.args.expected], [1n, 3n]);
     });
   });
 

@@ -12,9 +12,10 @@ import { approveCollaboration } from "../../src/chain/actions/approve-collaborat
 import { readCollaboration, readPartyState } from "../../src/chain/actions/read-collaboration.ts";
 import { recordRun } from "../../src/chain/actions/record-run.ts";
 import { withdrawApproval } from "../../src/chain/actions/withdraw-approval.ts";
-import { approvalDigest, collaborationId, epsilonToFixed, manifestRoleId, runDigest, termsHash } from "../../src/protocol/collaboration.ts";
+import { withdrawApprovalBySig } from "../../src/chain/actions/withdraw-approval-by-sig.ts";
+import { approvalDigest, collaborationId, epsilonToFixed, manifestRoleId, runDigest, termsHash, withdrawalDigest } from "../../src/protocol/collaboration.ts";
 import { randomDigest } from "./fixture.ts";
-import { SQL, approvalOf, approveAll, create, makeReport, makeTerms, party, signApproval, signRun, startCollabFixture, type CollabFixture } from "./collaborations-fixture.ts";
+import { SQL, approvalOf, approveAll, create, makeReport, makeTerms, party, signApproval, signRun, signWithdrawal, startCollabFixture, type CollabFixture } from "./collaborations-fixture.ts";
 
 describe("Collaborations lifecycle", () => {
   let c: CollabFixture;
@@ -60,6 +61,8 @@ describe("Collaborations lifecycle", () => {
     const { collaborationId: id, termsHash: th } = await create(c, terms);
     const onChainApproval = await readContract(c.f.reader, { address: c.contract, abi: collaborationsAbi, functionName: "approvalDigest", args: [id, 7n] });
     assert.equal(onChainApproval, approvalDigest(c.domain, { ...approvalOf(id, th, terms), nonce: 7n }));
+    const onChainWithdrawal = await readContract(c.f.reader, { address: c.contract, abi: collaborationsAbi, functionName: "withdrawalDigest", args: [id, 3n] });
+    assert.equal(onChainWithdrawal, withdrawalDigest(c.domain, id, 3n));
     const report = makeReport(1, c.enclave.address, { rowsDelivered: 2n ** 40n });
     const onChainRun = await readContract(c.f.reader, { address: c.contract, abi: collaborationsAbi, functionName: "runDigest", args: [id, report] });
     assert.equal(onChainRun, runDigest(c.domain, id, th, report));
@@ -137,5 +140,18 @@ describe("Collaborations lifecycle", () => {
     await approveCollaboration(c.relayer, c.contract, await signApproval(c, c.accounts[0]!, of));
     assert.equal((await readCollaboration(c.f.reader, c.contract, created.collaborationId)).approvals, 1);
     assert.equal(signed.nonce, 0n);
+  });
+
+  test("a party withdraws through a relayer with a signed Withdrawal, and the runs stop", async (t) => {
+    const terms = makeTerms(c);
+    const created = await create(c, terms);
+    const id = created.collaborationId;
+    await approveAll(c, approvalOf(id, created.termsHash, terms), c.accounts.slice(0, 2));
+    const tx = await withdrawApprovalBySig(c.relayer, c.contract, await signWithdrawal(c, c.accounts[0]!, id));
+    const [w] = parseEventLogs({ abi: collaborationsAbi, logs: tx.receipt.logs, eventName: "ApprovalWithdrawn" });
+    assert.deepEqual(w?.args, { collaborationId: id, party: c.accounts[0]!.address, nonce: 2n, wasApproved: true });
+    const state = await readCollaboration(c.f.reader, c.contract, id);
+    assert.equal(state.approvals, 0b10);
+    t.diagnostic(`gas: withdrawApprovalBySig ${tx.gasUsed}`);
   });
 });
