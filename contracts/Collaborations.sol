@@ -244,7 +244,8 @@ contract Collaborations is EIP712 {
         uint32 runs = c.runs;
         if (runs >= c.maxRuns) revert MaxRunsReached(collaborationId, c.maxRuns);
         if (report.runId != runs + 1) revert WrongRunId(collaborationId, report.runId, runs + 1);
-        uint64 dpSpent = c.dpSpent + report.epsilonSpent;
+        // Summed in 256 bits: an epsilon near 2^64 is a BudgetExceeded, not an overflow panic.
+        uint256 dpSpent = uint256(c.dpSpent) + report.epsilonSpent;
         if (c.dpBudget == 0) {
             if (report.epsilonSpent != 0) revert EpsilonWithoutBudget(collaborationId);
         } else {
@@ -256,8 +257,8 @@ contract Collaborations is EIP712 {
         _checkEnclave(c, report.enclave);
 
         c.runs = runs + 1;
-        c.dpSpent = dpSpent;
-        _emitRun(collaborationId, report, dpSpent);
+        c.dpSpent = uint64(dpSpent);
+        _emitRun(collaborationId, report, uint64(dpSpent));
     }
 
     /// @notice The EIP-712 digest a party signs to approve `collaborationId` at `nonce`.

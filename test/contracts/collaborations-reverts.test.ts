@@ -235,6 +235,7 @@ describe("Collaborations reverts", () => {
       assert.deepEqual([err.args.spent, err.args.epsilon, err.args.budget], [1_500_000n, 500_001n, 2_000_000n]);
       await run(id, th, makeReport(2, c.enclave.address, { epsilonSpent: epsilonToFixed("0.5") }));
       await rejectsWith(run(id, th, makeReport(3, c.enclave.address, { epsilonSpent: 1n })), "BudgetExceeded");
+      await rejectsWith(run(id, th, makeReport(3, c.enclave.address, { epsilonSpent: 2n ** 64n - 1n })), "BudgetExceeded");
     });
 
     test("EpsilonMissing with a DP budget, EpsilonWithoutBudget without one", async () => {
