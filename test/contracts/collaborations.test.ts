@@ -5,11 +5,14 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { parseEventLogs, zeroAddress, zeroHash } from "viem";
+import { pad, parseEventLogs, toHex, zeroAddress, zeroHash } from "viem";
 import { readContract } from "viem/actions";
 import { collaborationsAbi } from "../../src/chain/abi/Collaborations.ts";
 import { approveCollaboration } from "../../src/chain/actions/approve-collaboration.ts";
 import { readCollaboration, readPartyState } from "../../src/chain/actions/read-collaboration.ts";
+import { CollaborationReadError, readCollaborationTerms } from "../../src/chain/actions/read-collaboration-terms.ts";
+import { readRuns } from "../../src/chain/actions/read-runs.ts";
+import { createReaderClient } from "../../src/chain/clients.ts";
 import { recordRun } from "../../src/chain/actions/record-run.ts";
 import { withdrawApproval } from "../../src/chain/actions/withdraw-approval.ts";
 import { withdrawApprovalBySig } from "../../src/chain/actions/withdraw-approval-by-sig.ts";
@@ -153,5 +156,42 @@ describe("Collaborations lifecycle", () => {
     const state = await readCollaboration(c.f.reader, c.contract, id);
     assert.equal(state.approvals, 0b10);
     t.diagnostic(`gas: withdrawApprovalBySig ${tx.gasUsed}`);
+  });
+
+  test("the terms and runs read back from events; an endpoint that hands back another collaboration's terms is caught", async () => {
+    const terms = makeTerms(c, {}, 3);
+    const created = await create(c, terms);
+    const id = created.collaborationId;
+    const read = await readCollaborationTerms(c.f.reader, c.contract, id);
+    assert.deepEqual(read.terms, terms);
+    assert.equal(read.creator, c.relayer.account.address);
+    assert.equal(read.blockNumber, created.receipt.blockNumber);
+    await assert.rejects(readCollaborationTerms(c.f.reader, c.contract, 5n), (err: unknown) => err instanceof CollaborationReadError && err.code === "COLLABORATION_NOT_FOUND");
+
+    await approveAll(c, approvalOf(id, created.termsHash, terms), c.accounts.slice(0, 3));
+    const reports = [makeReport(1, c.enclave.address), makeReport(2, c.enclave.address, { epsilonSpent: 500_000n })];
+    for (const r of reports) await recordRun(c.relayer, c.contract, id, r, await signRun(c, c.enclave.account, id, created.termsHash, r));
+    const runs = await readRuns(c.f.reader, c.contract, id);
+    assert.deepEqual(runs.map(({ blockNumber: _b, transactionHash: _t, ...run }) => run), [
+      { ...reports[0]!, dpSpent: 1_000_000n },
+      { ...reports[1]!, dpSpent: 1_500_000n },
+    ]);
+    assert.deepEqual(await readRuns(c.f.reader, c.contract, created.collaborationId + 1n), []);
+
+    // A lying endpoint: asked for the logs of `id`, it returns those of another collaboration relabelled as `id`.
+    const other = await create(c, makeTerms(c));
+    const idTopic = pad(toHex(id), { size: 32 });
+    const otherTopic = pad(toHex(other.collaborationId), { size: 32 });
+    const provider = c.f.chain.provider;
+    const lying = {
+      async request(args: { method: string; params?: unknown }) {
+        if (args.method !== "eth_getLogs") return provider.request(args as never);
+        const [filter] = args.params as [{ topics: (string | null)[] }];
+        const logs = (await provider.request({ method: "eth_getLogs", params: [{ ...filter, topics: [filter.topics[0], otherTopic] }] } as never)) as { topics: string[] }[];
+        return logs.map((log) => ({ ...log, topics: [log.topics[0], idTopic, ...log.topics.slice(2)] }));
+      },
+    };
+    const liar = createReaderClient({ endpoint: { provider: lying as typeof provider }, chain: c.f.chain.chain });
+    await assert.rejects(readCollaborationTerms(liar, c.contract, id), (err: unknown) => err instanceof CollaborationReadError && err.code === "COLLABORATION_TERMS_MISMATCH");
   });
 });
