@@ -27,7 +27,8 @@ interface IEnclaveRecords {
 /// EIP-712 Approval naming the collaboration, its terms hash, query digest and policy digest; anyone may relay it)
 /// -> recordRun by the compute party's enclave (an EIP-712 Run it signed, checked against the registry and the
 /// compute party's enclave requirements), at most maxRuns times and within the DP budget, only while every
-/// party's approval stands. A party may withdraw its approval at any time; the next run is then refused.
+/// party's approval stands. A party may withdraw its approval at any time (itself, or by a signed Withdrawal that
+/// anyone relays); the next run is then refused.
 /// @dev Formats must match src/protocol/collaboration.ts. Only what approve and recordRun read is stored; the full
 /// terms (SQL text, dataset and recipient descriptors, every party's requirements) are in CollaborationCreated
 /// and bound by termsHash = keccak256(abi.encode(terms)).

@@ -17,6 +17,7 @@ import { recordRun } from "../../src/chain/actions/record-run.ts";
 import { withdrawApproval } from "../../src/chain/actions/withdraw-approval.ts";
 import { withdrawApprovalBySig } from "../../src/chain/actions/withdraw-approval-by-sig.ts";
 import { approvalDigest, collaborationId, epsilonToFixed, manifestRoleId, runDigest, termsHash, withdrawalDigest } from "../../src/protocol/collaboration.ts";
+import { DOMAIN } from "../../src/protocol/domains.ts";
 import { randomDigest } from "./fixture.ts";
 import { SQL, approvalOf, approveAll, create, makeReport, makeTerms, party, signApproval, signRun, signWithdrawal, startCollabFixture, type CollabFixture } from "./collaborations-fixture.ts";
 
@@ -66,6 +67,8 @@ describe("Collaborations lifecycle", () => {
     assert.equal(onChainApproval, approvalDigest(c.domain, { ...approvalOf(id, th, terms), nonce: 7n }));
     const onChainWithdrawal = await readContract(c.f.reader, { address: c.contract, abi: collaborationsAbi, functionName: "withdrawalDigest", args: [id, 3n] });
     assert.equal(onChainWithdrawal, withdrawalDigest(c.domain, id, 3n));
+    const tag = await readContract(c.f.reader, { address: c.contract, abi: collaborationsAbi, functionName: "QUERY_TAG" });
+    assert.equal(tag, toHex(DOMAIN.collabQuery), "the contract's query tag is the protocol's");
     const report = makeReport(1, c.enclave.address, { rowsDelivered: 2n ** 40n });
     const onChainRun = await readContract(c.f.reader, { address: c.contract, abi: collaborationsAbi, functionName: "runDigest", args: [id, report] });
     assert.equal(onChainRun, runDigest(c.domain, id, th, report));
