@@ -1,4 +1,5 @@
 import type { Address, Hex } from "viem";
+import { collaborationsAbi, collaborationsBytecode } from "./abi/Collaborations.ts";
 import { enclaveRegistryAbi, enclaveRegistryBytecode } from "./abi/EnclaveRegistry.ts";
 import { secretVaultAbi, secretVaultBytecode } from "./abi/SecretVault.ts";
 import { taskMarketAbi, taskMarketBytecode } from "./abi/TaskMarket.ts";
@@ -62,6 +63,15 @@ export async function deployCloister(client: WriterClient, options: DeployOption
     deployBlock: market.receipt.blockNumber,
     gasUsed: { registry: registry.receipt.gasUsed, market: market.receipt.gasUsed },
   };
+}
+
+/**
+ * Deploys Collaborations (clean-room collaborations) bound to `registry`. Separate from deployCloister until
+ * the clean-room jobs use it: networks and deployment files do not name it yet.
+ */
+export async function deployCollaborations(client: WriterClient, registry: Address): Promise<{ address: Address; gasUsed: bigint }> {
+  const { address, receipt } = await deployed(client, "Collaborations", await client.deployContract({ abi: collaborationsAbi, bytecode: collaborationsBytecode, args: [registry] }));
+  return { address, gasUsed: receipt.gasUsed };
 }
 
 /** Deploys a TestToken (anyone may mint: tests and local networks only) and returns its address. */

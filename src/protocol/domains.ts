@@ -14,6 +14,8 @@ export const DOMAIN = {
   taskResult: "cloister/task-result/v1",
   /** A set of named digests as one (the inputs or outputs of a job anchor, src/protocol/anchor.ts). */
   digestSet: "cloister/digest-set/v1",
+  /** Digest of a collaboration's SQL text: SHA-256(tag || 0x00 || UTF-8 text), checked by contracts/Collaborations.sol (QUERY_TAG). */
+  collabQuery: "cloister/collab-query/v1",
   /** Sealing key derivation inside the enclave. */
   sealing: "cloister/sealing/v1",
   /** Digest of a policy manifest: SHA-256(tag || 0x00 || canonical JSON of the normalized manifest). */
