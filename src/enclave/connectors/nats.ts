@@ -81,7 +81,8 @@ export async function openNats(descriptor: NatsDescriptor, options: ReadOptions)
       ? await js.consumers.get(descriptor.stream, {
           deliver_policy: DeliverPolicy.StartSequence,
           opt_start_seq: startSeq,
-          ...(descriptor.subject ? { filterSubjects: [descriptor.subject] } : {}),
+          // one subject as a string: filter_subject, which servers before 2.10 also take
+          ...(descriptor.subject ? { filterSubjects: descriptor.subject } : {}),
         })
       : undefined;
 
