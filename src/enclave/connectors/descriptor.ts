@@ -58,6 +58,37 @@ export type NatsDescriptor = z.infer<typeof natsDescriptorSchema>;
 export type ConnectorDescriptor = z.infer<typeof connectorDescriptorSchema>;
 export type ConnectorType = ConnectorDescriptor["type"];
 
+/**
+ * Where a pipeline writes (issue 14's destination): a database table, with
+ * `append` (insert), `replace` (the table's rows become exactly these) or
+ * `upsert` (insert, or update the row with the same `key`).
+ */
+const destinationFields = {
+  table: nonEmpty,
+  mode: z.enum(["append", "replace", "upsert"]),
+  key: z.array(nonEmpty).min(1).optional(),
+};
+const keyOnlyForUpsert = (d: { mode: string; key?: string[] | undefined }) => (d.mode === "upsert") === (d.key !== undefined);
+const keyMessage = { message: "upsert needs key (the columns that identify a row); append and replace take no key", path: ["key"] };
+
+const postgresDestinationSchema = z.strictObject({ type: z.literal("postgres"), url: databaseUrl(["postgres:", "postgresql:"]), ...destinationFields }).refine(keyOnlyForUpsert, keyMessage);
+const mysqlDestinationSchema = z.strictObject({ type: z.literal("mysql"), url: databaseUrl(["mysql:", "mariadb:"]), ...destinationFields }).refine(keyOnlyForUpsert, keyMessage);
+export const destinationDescriptorSchema = z.union([postgresDestinationSchema, mysqlDestinationSchema]);
+export type DestinationDescriptor = z.infer<typeof destinationDescriptorSchema>;
+
+export function parseDestination(raw: unknown): DestinationDescriptor {
+  const type = (raw as { type?: unknown } | null)?.type;
+  if (type !== "postgres" && type !== "mysql") {
+    throw new ConnectorError("CONNECTOR_BAD_DESCRIPTOR", `destination descriptor needs "type" to be postgres or mysql (files and nats are sources only for now)`, { details: { type: typeof type === "string" ? type : null } });
+  }
+  const result = (type === "postgres" ? postgresDestinationSchema : mysqlDestinationSchema).safeParse(raw);
+  if (!result.success) {
+    const problems = [...new Set(result.error.issues.map((issue) => `${issue.path.join(".") || "(descriptor)"}: ${issue.message}`))];
+    throw new ConnectorError("CONNECTOR_BAD_DESCRIPTOR", `bad ${type} destination descriptor: ${problems.join("; ")}`, { details: { type, problems } });
+  }
+  return result.data;
+}
+
 const schemaByType = {
   csv: fileDescriptorSchema,
   parquet: fileDescriptorSchema,

@@ -15,6 +15,7 @@ export type ConnectorErrorCode =
   | "CONNECTOR_BAD_CURSOR"
   | "CONNECTOR_QUERY_FAILED"
   | "CONNECTOR_BAD_ROW"
+  | "CONNECTOR_BAD_DESTINATION"
   | "CONNECTOR_NOT_FINISHED";
 
 export class ConnectorError extends CloisterError<ConnectorErrorCode> {}

@@ -7,7 +7,8 @@ import { datasetReader } from "./reader.ts";
 import type { DatasetReader, RawRead, ReadOptions } from "./types.ts";
 
 export { ConnectorError, type ConnectorErrorCode } from "./errors.ts";
-export { parseDescriptor, connectorDescriptorSchema, type ConnectorDescriptor, type ConnectorType } from "./descriptor.ts";
+export { parseDescriptor, parseDestination, connectorDescriptorSchema, destinationDescriptorSchema, type ConnectorDescriptor, type ConnectorType, type DestinationDescriptor } from "./descriptor.ts";
+export { writeRows, type WriteSummary } from "./write.ts";
 export { DatasetDigest, datasetDigest } from "./digest.ts";
 export { collect } from "./reader.ts";
 export { redactUrl } from "./redact.ts";
