@@ -3,7 +3,7 @@ import type { FieldPacket } from "mysql2";
 import type { MysqlDescriptor } from "./descriptor.ts";
 import { ConnectorError } from "./errors.ts";
 import { redactUrl, safeCause, urlSecrets } from "./redact.ts";
-import { batchSizeOf } from "./reader.ts";
+import { batchSizeOf, unsupportedNetwork } from "./reader.ts";
 import { baseSelect, cursorIndexOf, incrementalSelect, sourceName } from "./sql.ts";
 import type { Cell, Column, ColumnType, RawRead, ReadOptions, Row } from "./types.ts";
 
@@ -95,6 +95,7 @@ export async function openMysql(descriptor: MysqlDescriptor, options: ReadOption
   if (options.after !== undefined && descriptor.cursor === undefined) {
     throw new ConnectorError("CONNECTOR_BAD_CURSOR", "a read after a cursor value needs the descriptor's cursor column");
   }
+  if (options.network) throw unsupportedNetwork("mysql");
   const batchSize = batchSizeOf(options);
   const connection = mysql.createConnection({ uri: driverUrl(descriptor.url), connectTimeout: 10_000, supportBigNumbers: true, bigNumberStrings: true, dateStrings: true, decimalNumbers: false, rowsAsArray: true });
   connection.on("error", () => {

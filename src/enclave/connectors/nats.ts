@@ -2,7 +2,7 @@ import { connect, DeliverPolicy, type NatsConnection } from "nats";
 import type { NatsDescriptor } from "./descriptor.ts";
 import { ConnectorError } from "./errors.ts";
 import { redactUrl, safeCause, urlSecrets } from "./redact.ts";
-import { batchSizeOf } from "./reader.ts";
+import { batchSizeOf, unsupportedNetwork } from "./reader.ts";
 import type { Cell, Column, ColumnType, RawRead, ReadOptions, Row } from "./types.ts";
 
 /**
@@ -54,6 +54,7 @@ function connectOptions(url: string): { servers: string; user?: string; pass?: s
 }
 
 export async function openNats(descriptor: NatsDescriptor, options: ReadOptions): Promise<RawRead> {
+  if (options.network) throw unsupportedNetwork("nats");
   const url = descriptor.url ?? DEFAULT_NATS_URL;
   const batchSize = batchSizeOf(options);
   let startSeq = 1;

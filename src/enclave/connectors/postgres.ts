@@ -1,10 +1,11 @@
 import pg from "pg";
 import type { PostgresDescriptor } from "./descriptor.ts";
+import { CloisterError } from "../../util/base-error.ts";
 import { ConnectorError } from "./errors.ts";
 import { redactUrl, safeCause, urlSecrets } from "./redact.ts";
 import { batchSizeOf } from "./reader.ts";
 import { baseSelect, cursorIndexOf, incrementalSelect, sourceName } from "./sql.ts";
-import type { Cell, Column, ColumnType, RawRead, ReadOptions, Row } from "./types.ts";
+import type { Cell, Column, ColumnType, ConnectorNetwork, RawRead, ReadOptions, Row } from "./types.ts";
 
 /**
  * PostgreSQL through `pg`. Values come back as PostgreSQL's text form (no pg
@@ -48,11 +49,25 @@ function toCell(text: string | null, type: ColumnType): Cell {
   }
 }
 
+/** pg's settings for `url`: its own socket, or a pinned TLS stream through the enclave's relay. */
+export function postgresClientConfig(url: string, network: ConnectorNetwork | undefined): pg.ClientConfig {
+  if (!network) return { connectionString: url, connectionTimeoutMillis: 10_000 };
+  const parsed = new URL(url);
+  return {
+    ...network.net.postgres({ host: parsed.hostname, port: Number(parsed.port || 5432), pin: network.pin }),
+    user: decodeURIComponent(parsed.username) || undefined,
+    password: decodeURIComponent(parsed.password) || undefined,
+    database: decodeURIComponent(parsed.pathname.slice(1)) || undefined,
+    connectionTimeoutMillis: 30_000,
+  };
+}
+
 const quoteIdent = (part: string) => `"${part.replaceAll('"', '""')}"`;
 
 /** Maps a pg error to what the user must fix; the password never appears. */
-export function postgresError(error: unknown, descriptor: { url: string; table?: string | undefined; query?: string | undefined; cursor?: string | undefined }, phase: "connect" | "query"): ConnectorError {
-  if (error instanceof ConnectorError) return error;
+export function postgresError(error: unknown, descriptor: { url: string; table?: string | undefined; query?: string | undefined; cursor?: string | undefined }, phase: "connect" | "query"): CloisterError {
+  // Ours, or the enclave network's (a pin mismatch, a refused TLS upgrade): already typed and saying what to fix.
+  if (error instanceof CloisterError) return error;
   const secrets = urlSecrets(descriptor.url);
   const cause = safeCause(error, secrets);
   const code = (error as { code?: string }).code;
@@ -73,7 +88,7 @@ export async function openPostgres(descriptor: PostgresDescriptor, options: Read
     throw new ConnectorError("CONNECTOR_BAD_CURSOR", "a read after a cursor value needs the descriptor's cursor column");
   }
   const batchSize = batchSizeOf(options);
-  const client = new pg.Client({ connectionString: descriptor.url, connectionTimeoutMillis: 10_000 });
+  const client = new pg.Client(postgresClientConfig(descriptor.url, options.network));
   client.on("error", () => {
     // a dropped connection surfaces as the failing query's error; the event must not crash the enclave
   });

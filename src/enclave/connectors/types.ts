@@ -1,3 +1,5 @@
+import type { EnclaveNet, Pin } from "../net/connect.ts";
+
 /**
  * The one interface every data connector implements, shared by clean-room
  * parties (issue 13) and pipeline sources (issue 14).
@@ -28,7 +30,20 @@ export interface Column {
   readonly type: ColumnType;
 }
 
+/**
+ * Database connections through the enclave's own network (src/enclave/net):
+ * the bytes cross the host's relay, TLS runs inside the enclave and the
+ * server certificate must match `pin`. Built for postgres; without it a
+ * connector opens a plain socket (tests, and nodes that run connectors
+ * outside an enclave).
+ */
+export interface ConnectorNetwork {
+  net: Pick<EnclaveNet, "postgres">;
+  pin: Pin;
+}
+
 export interface ReadOptions {
+  network?: ConnectorNetwork;
   /**
    * Read only rows whose cursor column is greater than this value (the
    * `cursor` a previous read returned). Needs a cursor: the descriptor's

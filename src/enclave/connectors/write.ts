@@ -4,9 +4,11 @@ import { parseDestination, type DestinationDescriptor } from "./descriptor.ts";
 import { DatasetDigest } from "./digest.ts";
 import { ConnectorError } from "./errors.ts";
 import { mysqlError } from "./mysql.ts";
-import { postgresError } from "./postgres.ts";
+import { postgresClientConfig, postgresError } from "./postgres.ts";
+import { unsupportedNetwork } from "./reader.ts";
+import type { CloisterError } from "../../util/base-error.ts";
 import { redactUrl } from "./redact.ts";
-import type { Cell, Column, ColumnType, Row } from "./types.ts";
+import type { Cell, Column, ColumnType, ConnectorNetwork, Row } from "./types.ts";
 
 /**
  * The destination side for postgres and mysql: rows in, one transaction per
@@ -33,8 +35,8 @@ interface Session {
 
 interface Dialect {
   quote(part: string): string;
-  connect(url: string): Promise<Session>;
-  error(error: unknown, destination: DestinationDescriptor, phase: "connect" | "query"): ConnectorError;
+  connect(url: string, network: ConnectorNetwork | undefined): Promise<Session>;
+  error(error: unknown, destination: DestinationDescriptor, phase: "connect" | "query"): CloisterError;
   sqlType(type: ColumnType, isKey: boolean): string;
   tableExists(session: Session, table: string): Promise<boolean>;
   /** Column sets (sorted) of the table's unique indexes. */
@@ -53,8 +55,8 @@ const splitTable = (table: string): [string | null, string] => {
 
 const postgresDialect: Dialect = {
   quote: (part) => `"${part.replaceAll('"', '""')}"`,
-  async connect(url) {
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  async connect(url, network) {
+    const client = new pg.Client(postgresClientConfig(url, network));
     client.on("error", () => undefined);
     try {
       await client.connect();
@@ -92,7 +94,8 @@ const postgresDialect: Dialect = {
 
 const mysqlDialect: Dialect = {
   quote: (part) => `\`${part.replaceAll("`", "``")}\``,
-  async connect(url) {
+  async connect(url, network) {
+    if (network) throw unsupportedNetwork("mysql");
     const connection = await mysql.createConnection({ uri: url.startsWith("mariadb:") ? `mysql:${url.slice(8)}` : url, connectTimeout: 10_000, supportBigNumbers: true, bigNumberStrings: true });
     connection.on("error", () => undefined);
     return { query: async (sql, params) => (await connection.query(sql, params))[0] as Record<string, unknown>[], end: () => connection.end() };
@@ -125,7 +128,12 @@ const mysqlDialect: Dialect = {
  * Writes the batches to the destination table (created from `columns` when
  * missing) in one transaction and returns what was written.
  */
-export async function writeRows(destination: DestinationDescriptor | unknown, columns: readonly Column[], batches: AsyncIterable<readonly Row[]> | Iterable<readonly Row[]>): Promise<WriteSummary> {
+export async function writeRows(
+  destination: DestinationDescriptor | unknown,
+  columns: readonly Column[],
+  batches: AsyncIterable<readonly Row[]> | Iterable<readonly Row[]>,
+  options: { network?: ConnectorNetwork } = {},
+): Promise<WriteSummary> {
   const dest = parseDestination(destination);
   const dialect = dest.type === "postgres" ? postgresDialect : mysqlDialect;
   const names = columns.map((c) => c.name);
@@ -138,7 +146,7 @@ export async function writeRows(destination: DestinationDescriptor | unknown, co
 
   let session: Session;
   try {
-    session = await dialect.connect(dest.url);
+    session = await dialect.connect(dest.url, options.network);
   } catch (error) {
     throw dialect.error(error, dest, "connect");
   }
