@@ -55,7 +55,8 @@ export async function openFile(descriptor: FileDescriptor, options: ReadOptions,
     throw new ConnectorError("CONNECTOR_BAD_CURSOR", "a read after a cursor value needs the descriptor's cursor column");
   }
   const batchSize = batchSizeOf(options);
-  const instance = await DuckDBInstance.create(":memory:");
+  // No extension is fetched or loaded behind the connector's back (httpfs would open its own sockets).
+  const instance = await DuckDBInstance.create(":memory:", { autoinstall_known_extensions: "false", autoload_known_extensions: "false" });
   const connection = await instance.connect();
   const close = async (): Promise<void> => {
     connection.closeSync();

@@ -82,8 +82,8 @@ export function mysqlError(error: unknown, descriptor: { url: string; table?: st
   }
   if (code === "ER_ACCESS_DENIED_ERROR" || code === "ER_DBACCESS_DENIED_ERROR") return new ConnectorError("CONNECTOR_AUTH_FAILED", `MySQL/MariaDB at ${url} refused the credentials; check the url's user and password`, { details, cause });
   if (code === "ER_BAD_DB_ERROR") return new ConnectorError("CONNECTOR_UNREACHABLE", `MySQL/MariaDB at ${url}: the url's database does not exist`, { details, cause });
-  if (code === "ER_NO_SUCH_TABLE") return new ConnectorError("CONNECTOR_UNKNOWN_TABLE", `MySQL/MariaDB at ${url} has no ${sourceName(descriptor)}${descriptor.table === undefined ? " table it names" : ""}; check the descriptor's table or query`, { details: { ...details, ...(descriptor.table ? { table: descriptor.table } : {}) }, cause });
-  return new ConnectorError("CONNECTOR_QUERY_FAILED", `MySQL/MariaDB at ${url} failed ${sourceName(descriptor)}: ${cause.message}`, { details, cause });
+  if (code === "ER_NO_SUCH_TABLE") return new ConnectorError("CONNECTOR_UNKNOWN_TABLE", descriptor.table !== undefined ? `MySQL/MariaDB at ${url} has no table ${descriptor.table}; check the descriptor's table` : `the descriptor's query names a table MySQL/MariaDB at ${url} does not have (${cause.message}); check the query`, { details: { ...details, ...(descriptor.table ? { table: descriptor.table } : {}) }, cause });
+  return new ConnectorError("CONNECTOR_QUERY_FAILED", `MySQL/MariaDB at ${url} failed reading ${sourceName(descriptor)}: ${cause.message}`, { details, cause });
 }
 
 /** mysql2 takes mysql:// URLs; MariaDB users may write mariadb://. */

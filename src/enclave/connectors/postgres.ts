@@ -78,9 +78,9 @@ export function postgresError(error: unknown, descriptor: { url: string; table?:
   }
   if (code === "28P01" || code === "28000") return new ConnectorError("CONNECTOR_AUTH_FAILED", `PostgreSQL at ${url} refused the credentials; check the url's user and password`, { details, cause });
   if (code === "3D000") return new ConnectorError("CONNECTOR_UNREACHABLE", `PostgreSQL at ${url}: the url's database does not exist`, { details, cause });
-  if (code === "42P01") return new ConnectorError("CONNECTOR_UNKNOWN_TABLE", `PostgreSQL at ${url} has no ${sourceName(descriptor)}${descriptor.table === undefined ? " table it names" : ""}; check the descriptor's table (schema.table) or query`, { details: { ...details, ...(descriptor.table ? { table: descriptor.table } : {}) }, cause });
+  if (code === "42P01") return new ConnectorError("CONNECTOR_UNKNOWN_TABLE", descriptor.table !== undefined ? `PostgreSQL at ${url} has no table ${descriptor.table}; check the descriptor's table (schema.table)` : `the descriptor's query names a table PostgreSQL at ${url} does not have (${cause.message}); check the query`, { details: { ...details, ...(descriptor.table ? { table: descriptor.table } : {}) }, cause });
   if (code?.startsWith("22")) return new ConnectorError("CONNECTOR_BAD_CURSOR", `the cursor value does not fit column "${descriptor.cursor}" at ${url}; pass the cursor a previous read returned`, { details, cause });
-  return new ConnectorError("CONNECTOR_QUERY_FAILED", `PostgreSQL at ${url} failed ${sourceName(descriptor)}: ${cause.message}`, { details, cause });
+  return new ConnectorError("CONNECTOR_QUERY_FAILED", `PostgreSQL at ${url} failed reading ${sourceName(descriptor)}: ${cause.message}`, { details, cause });
 }
 
 export async function openPostgres(descriptor: PostgresDescriptor, options: ReadOptions): Promise<RawRead> {

@@ -67,6 +67,8 @@ test("postgres: a query source, and incremental reads past a cursor", { skip }, 
 
 test("postgres: unknown table, missing cursor column and a bad cursor value are typed", { skip }, async () => {
   await assert.rejects(openDataset({ type: "postgres", url: pgUrl, table: `${table}_nope` }), (e: unknown) => e instanceof ConnectorError && e.code === "CONNECTOR_UNKNOWN_TABLE" && e.message.includes(`${table}_nope`));
+  await assert.rejects(openDataset({ type: "postgres", url: pgUrl, query: `SELECT * FROM ${table}_gone` }), (e: unknown) => e instanceof ConnectorError && e.code === "CONNECTOR_UNKNOWN_TABLE" && /query names a table/.test(e.message) && e.message.includes(`${table}_gone`));
+  await assert.rejects(openDataset({ type: "postgres", url: pgUrl, query: "SELEC 1" }), (e: unknown) => e instanceof ConnectorError && e.code === "CONNECTOR_QUERY_FAILED" && /syntax error/.test(e.message));
   await assert.rejects(openDataset({ type: "postgres", url: pgUrl, table, cursor: "updated_at" }), (e: unknown) => e instanceof ConnectorError && e.code === "CONNECTOR_CURSOR_COLUMN_MISSING" && /id, customer, amount/.test(e.message));
   await assert.rejects(openDataset({ type: "postgres", url: pgUrl, table, cursor: "id" }, { after: "x' OR '1'='1" }), (e: unknown) => e instanceof ConnectorError && e.code === "CONNECTOR_BAD_CURSOR");
 });
