@@ -1,4 +1,4 @@
-import { connect, DeliverPolicy, type NatsConnection } from "nats";
+import { AckPolicy, connect, DeliverPolicy, nanos, type Consumer, type NatsConnection } from "nats";
 import type { NatsDescriptor } from "./descriptor.ts";
 import { ConnectorError } from "./errors.ts";
 import { redactUrl, safeCause, urlSecrets } from "./redact.ts";
@@ -9,7 +9,7 @@ import type { Cell, Column, ColumnType, RawRead, ReadOptions, Row } from "./type
  * A NATS JetStream stream, one JSON object per message, one row each.
  *
  * A read is a snapshot: it reads messages up to the stream's last sequence at
- * the moment the read starts, through an ordered (ephemeral) consumer, so a
+ * the moment the read starts, through an ephemeral pull consumer, so a
  * producer that keeps publishing cannot make it endless. The cursor is the
  * stream sequence: `after` N starts at N + 1, and the summary's cursor is the
  * last sequence read.
@@ -22,6 +22,8 @@ import type { Cell, Column, ColumnType, RawRead, ReadOptions, Row } from "./type
 
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 const FETCH_EXPIRES_MS = 1_000;
+/** The server removes a consumer left behind by a crashed read after this long. */
+const INACTIVE_MS = 60_000;
 
 function jsonType(value: unknown): ColumnType | undefined {
   if (value === null) return undefined;
@@ -70,22 +72,31 @@ export async function openNats(descriptor: NatsDescriptor, options: ReadOptions)
     if (/authorization/i.test(cause.message)) throw natsError(error, url, descriptor.stream);
     throw new ConnectorError("CONNECTOR_UNREACHABLE", `NATS at ${redactUrl(url)} is unreachable (${cause.message}); check that nats-server runs and the url's host and port`, { details: { url: redactUrl(url), stream: descriptor.stream }, cause });
   }
+  let consumerName: string | undefined;
   const close = async (): Promise<void> => {
-    if (!nc.isClosed()) await nc.close().catch(() => undefined);
+    if (nc.isClosed()) return;
+    if (consumerName) await nc.jetstreamManager().then((jsm) => jsm.consumers.delete(descriptor.stream, consumerName!)).catch(() => undefined);
+    await nc.close().catch(() => undefined);
   };
   try {
     const jsm = await nc.jetstreamManager();
     const info = await jsm.streams.info(descriptor.stream);
     const lastSeq = info.state.last_seq;
-    const js = nc.jetstream();
-    const consumer = startSeq <= lastSeq
-      ? await js.consumers.get(descriptor.stream, {
-          deliver_policy: DeliverPolicy.StartSequence,
-          opt_start_seq: startSeq,
-          // one subject as a string: filter_subject, which servers before 2.10 also take
-          ...(descriptor.subject ? { filterSubjects: descriptor.subject } : {}),
-        })
-      : undefined;
+    // An explicit ephemeral pull consumer, not nats.js's ordered consumer: a server that refuses
+    // the consumer answers at once here, where the ordered consumer retries for about 30 s.
+    let consumer: Consumer | undefined;
+    if (startSeq <= lastSeq) {
+      const created = await jsm.consumers.add(descriptor.stream, {
+        ack_policy: AckPolicy.None,
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: startSeq,
+        mem_storage: true,
+        inactive_threshold: nanos(INACTIVE_MS),
+        ...(descriptor.subject ? { filter_subject: descriptor.subject } : {}),
+      });
+      consumerName = created.name;
+      consumer = await nc.jetstream().consumers.get(descriptor.stream, created.name);
+    }
 
     // Columns are fixed by the first message, which must be read before the reader exists.
     const pending: { seq: number; value: Record<string, unknown> }[] = [];

@@ -76,6 +76,16 @@ test("nats: unknown stream, bad cursor and a non-object message are typed", { sk
   }
 });
 
+test("nats: reads leave no consumer behind, and a consumer the server refuses fails at once", { skip }, async () => {
+  await collect(await openDataset({ type: "nats", stream, subject }, { batchSize: 4 }));
+  const jsm = await nc!.jetstreamManager();
+  assert.equal((await jsm.streams.info(stream)).state.consumer_count, 0);
+  const started = Date.now();
+  await assert.rejects(openDataset({ type: "nats", stream, subject: "elsewhere.orders" }), (e: unknown) => e instanceof ConnectorError && e.code === "CONNECTOR_QUERY_FAILED" && e.message.includes(stream));
+  assert.ok(Date.now() - started < 5_000, `the refusal took ${Date.now() - started} ms`);
+  assert.equal((await jsm.streams.info(stream)).state.consumer_count, 0);
+});
+
 test("nats: an unreachable server is typed and never shows the password", async () => {
   const closed = await closedPort();
   const error = await openDataset({ type: "nats", url: `nats://u:${CANARY}@127.0.0.1:${closed}`, stream: "S" }).then(() => assert.fail("expected a refusal"), (e: unknown) => e);
