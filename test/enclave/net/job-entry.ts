@@ -11,6 +11,7 @@ import { productionPolicy } from "../../../src/attestation/policy.ts";
 import { createSimPki, simRootDer } from "../../../src/attestation/sim/pki.ts";
 import { SimulatedProvider } from "../../../src/attestation/sim/provider.ts";
 import { verifyEvidence } from "../../../src/attestation/verify.ts";
+import { collect, openDataset, writeRows } from "../../../src/enclave/connectors/index.ts";
 import { createRelayChannel } from "../../../src/enclave/net/channel.ts";
 import { createEnclaveNet } from "../../../src/enclave/net/connect.ts";
 import { isRelayFrame } from "../../../src/enclave/net/frames.ts";
@@ -69,6 +70,14 @@ async function postgres(p: PostgresJob) {
   }
 }
 
+/** The data connectors over the relay: read a postgres dataset (and write it back) as a clean-room party or pipeline would. */
+async function connector(p: { url: string; pinSha256: string; source: unknown; destination?: unknown }) {
+  const network = { net: createEnclaveNet({ channel }), pin: { kind: "certificate" as const, sha256: p.pinSha256 } };
+  const read = await collect(await openDataset(p.source, { network }));
+  const written = p.destination ? await writeRows(p.destination, read.columns, [read.rows], { network }) : undefined;
+  return { rowCount: read.rowCount, digest: read.digest, rows: read.rows.map((r) => r.map(String)), written: written?.rowCount };
+}
+
 /** No TLS at all: the control that shows the recorder would catch plaintext. */
 async function raw(p: { host: string; port: number; canary: string }) {
   const socket = await channel.open(p.host, p.port);
@@ -78,7 +87,7 @@ async function raw(p: { host: string; port: number; canary: string }) {
   return { reply };
 }
 
-const jobs: Record<string, (params: never) => Promise<unknown>> = { attested, postgres, raw };
+const jobs: Record<string, (params: never) => Promise<unknown>> = { attested, postgres, raw, connector };
 
 process.on("message", (raw: unknown) => {
   if (isRelayFrame(raw)) return;
