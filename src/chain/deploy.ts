@@ -1,6 +1,7 @@
 import type { Address, Hex } from "viem";
 import { collaborationsAbi, collaborationsBytecode } from "./abi/Collaborations.ts";
 import { enclaveRegistryAbi, enclaveRegistryBytecode } from "./abi/EnclaveRegistry.ts";
+import { grantsAbi, grantsBytecode } from "./abi/Grants.ts";
 import { secretVaultAbi, secretVaultBytecode } from "./abi/SecretVault.ts";
 import { taskMarketAbi, taskMarketBytecode } from "./abi/TaskMarket.ts";
 import { testTokenAbi, testTokenBytecode } from "./abi/TestToken.ts";
@@ -71,6 +72,15 @@ export async function deployCloister(client: WriterClient, options: DeployOption
  */
 export async function deployCollaborations(client: WriterClient, registry: Address): Promise<{ address: Address; gasUsed: bigint }> {
   const { address, receipt } = await deployed(client, "Collaborations", await client.deployContract({ abi: collaborationsAbi, bytecode: collaborationsBytecode, args: [registry] }));
+  return { address, gasUsed: receipt.gasUsed };
+}
+
+/**
+ * Deploys Grants (owner grants for direct manipulations) bound to `registry`. Separate from deployCloister until
+ * the granted-manipulation job uses it: networks and deployment files do not name it yet.
+ */
+export async function deployGrants(client: WriterClient, registry: Address): Promise<{ address: Address; gasUsed: bigint }> {
+  const { address, receipt } = await deployed(client, "Grants", await client.deployContract({ abi: grantsAbi, bytecode: grantsBytecode, args: [registry] }));
   return { address, gasUsed: receipt.gasUsed };
 }
 

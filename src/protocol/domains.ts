@@ -16,6 +16,8 @@ export const DOMAIN = {
   digestSet: "cloister/digest-set/v1",
   /** Digest of a collaboration's SQL text: SHA-256(tag || 0x00 || UTF-8 text), checked by contracts/Collaborations.sol (QUERY_TAG). */
   collabQuery: "cloister/collab-query/v1",
+  /** Digest of the statement or program an owner grant allows: SHA-256(tag || 0x00 || bytes) (src/protocol/grants.ts). */
+  grantStatement: "cloister/grant-statement/v1",
   /** Sealing key derivation inside the enclave. */
   sealing: "cloister/sealing/v1",
   /** Digest of a policy manifest: SHA-256(tag || 0x00 || canonical JSON of the normalized manifest). */
