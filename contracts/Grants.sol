@@ -176,7 +176,6 @@ contract Grants is EIP712 {
     }
 
     function _checkTerms(GrantTerms calldata terms) private view {
-        if (terms.owner == address(0)) revert InvalidGrant("owner is the zero address");
         if (terms.operator == address(0)) revert InvalidGrant("operator is the zero address");
         if (terms.dataset == bytes32(0)) revert InvalidGrant("dataset is zero");
         if (terms.operations == 0 || terms.operations > ALL_OPERATIONS) {
