@@ -41,6 +41,10 @@ describe("Grants", () => {
     assert.equal(await read("useDigest", [id, runId, prov]), useDigest(g.domain, id, runId, prov));
   });
 
+  test("deploy", (t) => {
+    record(t, "deploy", g.deployGas, 1_800_000n);
+  });
+
   test("operations masks", () => {
     assert.equal(operationsMask(["read", "delete"]), GRANT_OPERATIONS.read | GRANT_OPERATIONS.delete);
     assert.deepEqual(operationsOf(operationsMask(["update", "insert"])), ["insert", "update"]);
