@@ -2,6 +2,7 @@ import type { Address, Hex } from "viem";
 import { collaborationsAbi, collaborationsBytecode } from "./abi/Collaborations.ts";
 import { enclaveRegistryAbi, enclaveRegistryBytecode } from "./abi/EnclaveRegistry.ts";
 import { grantsAbi, grantsBytecode } from "./abi/Grants.ts";
+import { pipelinesAbi, pipelinesBytecode } from "./abi/Pipelines.ts";
 import { secretVaultAbi, secretVaultBytecode } from "./abi/SecretVault.ts";
 import { taskMarketAbi, taskMarketBytecode } from "./abi/TaskMarket.ts";
 import { testTokenAbi, testTokenBytecode } from "./abi/TestToken.ts";
@@ -81,6 +82,12 @@ export async function deployCollaborations(client: WriterClient, registry: Addre
  */
 export async function deployGrants(client: WriterClient, registry: Address): Promise<{ address: Address; gasUsed: bigint }> {
   const { address, receipt } = await deployed(client, "Grants", await client.deployContract({ abi: grantsAbi, bytecode: grantsBytecode, args: [registry] }));
+  return { address, gasUsed: receipt.gasUsed };
+}
+
+/** Deploys Pipelines (pipeline registry and run anchors) bound to `registry`; not yet part of deployCloister. */
+export async function deployPipelines(client: WriterClient, registry: Address): Promise<{ address: Address; gasUsed: bigint }> {
+  const { address, receipt } = await deployed(client, "Pipelines", await client.deployContract({ abi: pipelinesAbi, bytecode: pipelinesBytecode, args: [registry] }));
   return { address, gasUsed: receipt.gasUsed };
 }
 
