@@ -5,7 +5,7 @@
  * operator signs for each use. Must match the struct, type hashes and EIP712
  * domain of the contract.
  */
-import { encodeAbiParameters, hashTypedData, keccak256, stringToBytes, type Address, type Hex } from "viem";
+import { encodeAbiParameters, getAddress, hashTypedData, keccak256, stringToBytes, type Address, type Hex } from "viem";
 import { sha256 } from "../crypto/sha256.ts";
 import { CloisterError } from "../util/base-error.ts";
 import { DOMAIN } from "./domains.ts";
@@ -108,4 +108,37 @@ export function grantDigest(domain: ReturnType<typeof grantsDomain>, terms: Gran
 /** The digest an enclave of the grant's operator signs to record run `runId` as one use of `grantId`. */
 export function useDigest(domain: ReturnType<typeof grantsDomain>, grantId: bigint, runId: Hex, provenanceDigest: Hex): Hex {
   return hashTypedData({ domain, types: useTypes, primaryType: "Use", message: { grantId, runId, provenanceDigest } });
+}
+
+/**
+ * Where Grants keeps its state (Solidity's storage layout; OpenZeppelin's EIP712 holds slots 0 and 1), so an
+ * enclave can prove a grant's revocation, window and uses with eth_getProof (src/enclave/chain-view/):
+ * `grants[id]` is a struct of four words from keccak256(abi.encode(id, 2)); `runRecorded[id][runId]` one word
+ * (1: recorded) at the nested mapping of slot 3.
+ */
+export const grantsStorage = {
+  grantsSlot: 2n,
+  runRecordedSlot: 3n,
+  /** Word offsets within grants[id]. */
+  words: { owner: 0n, operator: 1n, dataset: 2n, statementDigest: 3n },
+} as const;
+
+/** Word 0 of grants[id]: owner, notBefore, expiry, operations, revoked (owner zero: no such grant). */
+export function decodeGrantOwnerWord(word: Hex): { owner: Address; notBefore: number; expiry: number; operations: number; revoked: boolean } {
+  const v = BigInt(word);
+  const bits = (from: bigint, width: bigint) => (v >> from) & ((1n << width) - 1n);
+  return {
+    owner: getAddress(`0x${bits(0n, 160n).toString(16).padStart(40, "0")}`),
+    notBefore: Number(bits(160n, 40n)),
+    expiry: Number(bits(200n, 40n)),
+    operations: Number(bits(240n, 8n)),
+    revoked: bits(248n, 8n) !== 0n,
+  };
+}
+
+/** Word 1 of grants[id]: operator, maxUses (0 with an owner: cancelled before it was relayed), uses. */
+export function decodeGrantOperatorWord(word: Hex): { operator: Address; maxUses: number; uses: number } {
+  const v = BigInt(word);
+  const bits = (from: bigint, width: bigint) => (v >> from) & ((1n << width) - 1n);
+  return { operator: getAddress(`0x${bits(0n, 160n).toString(16).padStart(40, "0")}`), maxUses: Number(bits(160n, 32n)), uses: Number(bits(192n, 32n)) };
 }

@@ -5,7 +5,7 @@
  * provenance record (./provenance.ts). Must match the struct, type hash and
  * EIP712 domain of the contract.
  */
-import { encodeAbiParameters, hashTypedData, keccak256, type Address, type Hex } from "viem";
+import { encodeAbiParameters, getAddress, hashTypedData, keccak256, type Address, type Hex } from "viem";
 
 export const pipelinesDomainName = "Cloister Pipelines";
 export const pipelinesDomainVersion = "1";
@@ -48,4 +48,27 @@ export function pipelineId(chainId: bigint, contract: Address, owner: Address, s
 /** The digest a candidate enclave signs for `anchor` of `pipelineId`, whose registered digest is `pipelineDigest`. */
 export function pipelineRunDigest(domain: ReturnType<typeof pipelinesDomain>, pipelineId: bigint, pipelineDigest: Hex, anchor: RunAnchor): Hex {
   return hashTypedData({ domain, types: pipelineRunTypes, primaryType: "Run", message: { pipelineId, pipelineDigest, ...anchor } });
+}
+
+/**
+ * Where Pipelines keeps its state (OpenZeppelin's EIP712 holds slots 0 and 1), for eth_getProof:
+ * `pipelines[id]` is three words from keccak256(abi.encode(id, 2)) (owner|runs|retired, digest, cursor);
+ * `isCandidate[id][enclave]` and `runAnchored[id][runId]` one word each at the nested mappings of slots 3 and 4.
+ */
+export const pipelinesStorage = {
+  pipelinesSlot: 2n,
+  isCandidateSlot: 3n,
+  runAnchoredSlot: 4n,
+  /** Word offsets within pipelines[id]. */
+  words: { owner: 0n, pipelineDigest: 1n, cursor: 2n },
+} as const;
+
+/** Word 0 of pipelines[id]: owner (zero: no such pipeline), runs anchored, retired. */
+export function decodePipelineOwnerWord(word: Hex): { owner: Address; runs: number; retired: boolean } {
+  const v = BigInt(word);
+  return {
+    owner: getAddress(`0x${(v & ((1n << 160n) - 1n)).toString(16).padStart(40, "0")}`),
+    runs: Number((v >> 160n) & 0xffffffffn),
+    retired: ((v >> 192n) & 0xffn) !== 0n,
+  };
 }
