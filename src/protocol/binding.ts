@@ -8,7 +8,8 @@ import type { TaskBinding } from "./task.ts";
 
 const utf8 = new TextEncoder();
 
-function tagged(tag: string, body: Hex): Uint8Array {
+/** `tag`, a zero byte, then `body`: the one framing every domain-separated value uses. */
+export function tagged(tag: string, body: Hex): Uint8Array {
   const t = utf8.encode(tag);
   const b = hexToBytes(body);
   const out = new Uint8Array(t.length + 1 + b.length);

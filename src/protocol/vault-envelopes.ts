@@ -16,12 +16,13 @@
  * The plaintext is salt (32 bytes) || share; the slot is not in it, it comes
  * from the binding the envelope opened under.
  */
-import { encodeAbiParameters, hexToBytes, type Hex } from "viem";
+import { encodeAbiParameters, type Hex } from "viem";
 import { CryptoError } from "../crypto/errors.ts";
 import { openWith, sealTo, type HpkeSealed } from "../crypto/hpke.ts";
 import { DOMAIN } from "./domains.ts";
 import { VaultShareError } from "./vault-errors.ts";
 import { SALT_BYTES, verifyShare, type ShareSet, type ShareSetDescriptor, type VaultBinding, type VaultShare } from "./vault-shares.ts";
+import { tagged } from "./binding.ts";
 
 /** Where a share belongs: token, share set version and slot. */
 export interface ShareAddress {
@@ -32,16 +33,6 @@ export interface ShareAddress {
 
 export type EnvelopePurpose = "store" | "transfer";
 
-const utf8 = new TextEncoder();
-
-function tagged(tag: string, body: Hex): Uint8Array {
-  const t = utf8.encode(tag);
-  const b = hexToBytes(body);
-  const out = new Uint8Array(t.length + 1 + b.length);
-  out.set(t, 0);
-  out.set(b, t.length + 1);
-  return out;
-}
 
 function addressBody(a: ShareAddress): Hex {
   return encodeAbiParameters(

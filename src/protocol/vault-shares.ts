@@ -31,10 +31,11 @@
  */
 import { randomBytes } from "node:crypto";
 import { combine, split } from "shamir-secret-sharing";
-import { encodeAbiParameters, hexToBytes, type Address, type Hex } from "viem";
+import { encodeAbiParameters, type Address, type Hex } from "viem";
 import { sha256 } from "../crypto/sha256.ts";
 import { DOMAIN } from "./domains.ts";
 import { VaultShareError, type VaultShareErrorCode } from "./vault-errors.ts";
+import { tagged } from "./binding.ts";
 
 /** Which secret: a token of one vault contract on one chain. */
 export interface VaultBinding {
@@ -87,15 +88,8 @@ export const MAX_SECRET_BYTES = 4096;
 export const MIN_THRESHOLD = 2;
 export const MAX_SHARES = 255;
 
-const utf8 = new TextEncoder();
-
 function taggedHash(tag: string, body: Hex): Hex {
-  const t = utf8.encode(tag);
-  const b = hexToBytes(body);
-  const out = new Uint8Array(t.length + 1 + b.length);
-  out.set(t, 0);
-  out.set(b, t.length + 1);
-  return sha256(out);
+  return sha256(tagged(tag, body));
 }
 
 function hex(bytes: Uint8Array): Hex {
