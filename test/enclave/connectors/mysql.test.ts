@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { inspect } from "node:util";
 import mysql from "mysql2/promise";
 import { collect, ConnectorError, datasetDigest, openDataset } from "../../../src/enclave/connectors/index.ts";
-import { closedPort, my, mysqlUrl, uniqueName, unreachable } from "./servers.ts";
+import { closedPort, my, mysqlUrl, uniqueName, unreachable, drain } from "./servers.ts";
 
 const CANARY = "canary-my-pw-9be41d";
 const down = await unreachable(my.host, my.port);
@@ -34,12 +34,7 @@ test("mysql: a table streams typed rows in batches with count and digest", { ski
     ["id", "integer"], ["customer", "text"], ["amount", "decimal"], ["score", "float"], ["ok", "boolean"],
     ["at", "timestamp"], ["day", "date"], ["raw", "bytes"], ["big", "integer"],
   ]);
-  const rows = [];
-  const sizes = [];
-  for await (const batch of reader) {
-    sizes.push(batch.length);
-    rows.push(...batch);
-  }
+  const { rows, sizes } = await drain(reader);
   assert.deepEqual(sizes, [10, 10, 6]);
   const summary = reader.summary();
   assert.equal(summary.rowCount, 26);

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { inspect } from "node:util";
 import pgLib from "pg";
 import { collect, ConnectorError, datasetDigest, openDataset } from "../../../src/enclave/connectors/index.ts";
-import { closedPort, pg, pgUrl, uniqueName, unreachable } from "./servers.ts";
+import { closedPort, pg, pgUrl, uniqueName, unreachable, drain } from "./servers.ts";
 
 const CANARY = "canary-pg-pw-51c0e2";
 const down = await unreachable(pg.host, pg.port);
@@ -31,12 +31,7 @@ test("postgres: a table streams typed rows in batches with count and digest", { 
     ["id", "integer"], ["customer", "text"], ["amount", "decimal"], ["score", "float"], ["ok", "boolean"],
     ["at", "timestamp"], ["day", "date"], ["doc", "json"], ["raw", "bytes"], ["small", "integer"],
   ]);
-  const rows = [];
-  const sizes = [];
-  for await (const batch of reader) {
-    sizes.push(batch.length);
-    rows.push(...batch);
-  }
+  const { rows, sizes } = await drain(reader);
   assert.deepEqual(sizes, [10, 10, 6]);
   const summary = reader.summary();
   assert.equal(summary.rowCount, 26);

@@ -5,6 +5,7 @@
  */
 import { connect } from "node:net";
 import { randomBytes } from "node:crypto";
+import type { Row } from "../../../src/enclave/connectors/types.ts";
 
 const env = process.env;
 
@@ -56,4 +57,15 @@ export async function closedPort(): Promise<number> {
   const port = (server.address() as { port: number }).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/** Reads a dataset to its end: every row, and the size of each batch it came in. */
+export async function drain(reader: AsyncIterable<readonly Row[]>): Promise<{ rows: Row[]; sizes: number[] }> {
+  const rows: Row[] = [];
+  const sizes: number[] = [];
+  for await (const batch of reader) {
+    sizes.push(batch.length);
+    rows.push(...batch);
+  }
+  return { rows, sizes };
 }
