@@ -136,6 +136,8 @@ function handshake(raw: RelaySocket, destination: Destination, identity: Enclave
     socket.once("error", fail);
     socket.once("secureConnect", () => {
       socket.removeListener("error", fail);
+      // A reset the host sends later ends the stream; unheard, it would end the enclave process instead.
+      socket.on("error", () => {});
       resolve(socket);
     });
   });
