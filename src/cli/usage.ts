@@ -114,12 +114,25 @@ devnet accounts:
   anyone can use, so never send anything of value to these addresses on a real network.`;
 
 /** The commands and subcommands, each with its usage text; `cloister <words> --help` prints it. */
+export const pipelineUsage = `Usage:
+  cloister pipeline run <pipeline.json> [--data-dir <dir>] [--json] [--quiet]
+
+  Runs a pipeline file (source → transform → destination, docs/pipelines.md) once inside an enclave on an
+  embedded network, anchors the run on chain and verifies its provenance. Run it again with the same
+  --data-dir for the next, incremental run (only rows past the last anchored cursor are read).
+  --json prints {"pipeline","run","read","written","cursor","provenance","verified"} as the last line.
+  Exit 2: a bad pipeline file, or a source or destination to fix (unreachable, unknown table, bad SQL).
+
+  e.g. cloister pipeline run examples/pipeline/orders.json --data-dir .cloister/pipeline`;
+
 export const commandUsages: readonly { words: string; usage: string }[] = [
   { words: "demo", usage: `Usage:
   cloister demo [--data-dir <dir>] [--json]
 
   Runs a whole local network (embedded, SIMULATED TEE) and one confidential task through it, every step
   told on stderr. With --json the result is one JSON object on stdout (and the steps only on a terminal).` },
+  { words: "pipeline", usage: pipelineUsage },
+  { words: "pipeline run", usage: pipelineUsage },
   { words: "task", usage: taskUsage },
   { words: "task run", usage: taskUsage },
   { words: "attest", usage: attestUsage },

@@ -16,6 +16,7 @@ import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import { postOffer, withdrawOffer, type PostOfferParams } from "../chain/actions/offers.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import type { EnclaveClient } from "../enclave/client.ts";
+import { PipelineHostError, runPipelineOnce, type PipelineRunContext, type PipelineRunOutcome } from "./pipeline-run.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { cacheGets } from "../storage/cached-gets.ts";
 import { coalescePuts } from "../storage/coalescing-store.ts";
@@ -143,6 +144,13 @@ export class NodeDaemon {
   /** Where /healthz and /metrics are served, once started with `http`. */
   get httpUrl(): string | undefined {
     return this.#http?.url;
+  }
+
+  /** Runs pipeline `pipelineId`'s next run on this node's enclave and anchors it (host/pipeline-run.ts). */
+  runPipeline(pipelineId: bigint, options: Pick<PipelineRunContext, "timeoutMs" | "beforeAnchor"> = {}): Promise<PipelineRunOutcome> {
+    const { enclave, writer, deployment, store } = this.#options;
+    if (!deployment.pipelines) throw new PipelineHostError("PIPELINE_UNKNOWN", "this network's deployment has no Pipelines contract");
+    return runPipelineOnce({ enclave, writer, store, contract: deployment.pipelines, chainId: BigInt(deployment.chainId), evidenceCid: this.#evidenceCid!, ...options }, pipelineId);
   }
 
   get signer(): Address {

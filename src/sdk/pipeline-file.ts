@@ -1,0 +1,85 @@
+/**
+ * A pipeline file (issue 14's JSON) as the owner's tools read it: checked
+ * against the connector descriptors, relative paths resolved against the
+ * file's folder, a transform program read in. The result is the spec the
+ * owner seals to the candidate enclaves (src/protocol/pipeline-package.ts).
+ */
+import { readFile } from "node:fs/promises";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { z } from "zod";
+import { parseDescriptor, parseDestination } from "../enclave/connectors/index.ts";
+import { parseFileDestination } from "../enclave/pipeline/file-destination.ts";
+import { httpsDestinationSchema, httpsSourceSchema } from "../enclave/pipeline/https.ts";
+import type { PipelineSpec, SealedTransform } from "../protocol/pipeline-package.ts";
+import { CloisterError } from "../util/base-error.ts";
+
+export class PipelineFileError extends CloisterError<"PIPELINE_FILE_INVALID"> {}
+
+const fileSchema = z
+  .object({
+    name: z.string().min(1),
+    source: z.looseObject({ type: z.string() }),
+    transform: z.union([z.object({ sql: z.string().min(1) }).strict(), z.object({ program: z.string().min(1) }).strict()]).optional(),
+    destination: z.looseObject({ type: z.string() }),
+    schedule: z.string().min(1).optional(),
+  })
+  .strict();
+
+/** Five cron fields, each `*`, `*\/n`, a number, a range or a list: checked, not interpreted here. */
+const cronField = /^(\*|\d+(-\d+)?)(\/\d+)?(,(\*|\d+(-\d+)?)(\/\d+)?)*$/;
+export function isCron(expr: string): boolean {
+  const fields = expr.trim().split(/\s+/);
+  return fields.length === 5 && fields.every((f) => cronField.test(f));
+}
+
+function fail(path: string, problem: string): never {
+  throw new PipelineFileError("PIPELINE_FILE_INVALID", `${path}: ${problem}`, { details: { file: path } });
+}
+
+export async function loadPipelineFile(path: string): Promise<PipelineSpec> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch {
+    return fail(path, "cannot read the pipeline file; check the path");
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    return fail(path, `not JSON (${(e as Error).message})`);
+  }
+  const parsed = fileSchema.safeParse(json);
+  if (!parsed.success) return fail(path, parsed.error.issues.map((i) => `${i.path.join(".") || "(file)"}: ${i.message}`).join("; "));
+  const file = parsed.data;
+  const dir = dirname(resolve(path));
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(dir, p));
+  const source = { ...file.source };
+  const destination = { ...file.destination };
+  try {
+    if (source.type === "https") httpsSourceSchema.parse(source);
+    else parseDescriptor(source);
+    if (destination.type === "csv" || destination.type === "parquet") parseFileDestination(destination);
+    else if (destination.type === "https") httpsDestinationSchema.parse(destination);
+    else parseDestination(destination);
+  } catch (e) {
+    const message = e instanceof z.ZodError ? e.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") : (e as Error).message;
+    return fail(path, message);
+  }
+  if (typeof source.path === "string") source.path = abs(source.path);
+  if (typeof destination.path === "string") destination.path = abs(destination.path);
+  let transform: SealedTransform = { kind: "copy" };
+  if (file.transform && "sql" in file.transform) transform = { kind: "sql", sql: file.transform.sql };
+  if (file.transform && "program" in file.transform) {
+    const programPath = abs(file.transform.program);
+    let programSource: string;
+    try {
+      programSource = await readFile(programPath, "utf8");
+    } catch {
+      return fail(path, `transform.program: cannot read ${programPath}`);
+    }
+    transform = { kind: "program", name: file.transform.program, source: programSource };
+  }
+  if (file.schedule !== undefined && !isCron(file.schedule)) return fail(path, `schedule: "${file.schedule}" is not a five-field cron expression (e.g. "*/5 * * * *")`);
+  return { name: file.name, source, transform, destination, schedule: file.schedule ?? null };
+}
