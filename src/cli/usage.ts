@@ -130,7 +130,12 @@ export const commandUsages: readonly { words: string; usage: string }[] = [
   cloister demo [--data-dir <dir>] [--json]
 
   Runs a whole local network (embedded, SIMULATED TEE) and one confidential task through it, every step
-  told on stderr. With --json the result is one JSON object on stdout (and the steps only on a terminal).` },
+  told on stderr. With --json the result is one JSON object on stdout (and the steps only on a terminal).
+
+  cloister demo pipeline [--data-dir <dir>] [--json]
+
+  A pipeline over files (no server needed) on two nodes: a first run, an incremental second run, a replayed
+  cursor that writes nothing and is refused on chain, the other candidate running the next run; every check.` },
   { words: "pipeline", usage: pipelineUsage },
   { words: "pipeline run", usage: pipelineUsage },
   { words: "task", usage: taskUsage },
