@@ -32,6 +32,8 @@ export interface EmbeddedNetworkOptions {
   onHostEvent?: (node: number, event: HostEvent) => void;
   /** Every call-gate frame a host sends or receives (confidentiality tests). */
   onFrame?: (node: number, direction: FrameDirection, frame: unknown) => void;
+  /** The nodes' pipeline schedulers (NodeDaemonOptions.pipelines). */
+  pipelines?: { pollIntervalMs?: number; failoverAfterMs?: number } | false;
 }
 
 export interface EmbeddedNetwork {
@@ -99,6 +101,7 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
         enclave,
         attestationService: cas,
         dataDir: nodeDir,
+        ...(options.pipelines !== undefined ? { pipelines: options.pipelines } : {}),
         onEvent: options.onHostEvent ? (event) => options.onHostEvent!(i, event) : undefined,
       });
       cleanups.push(() => node.stop());

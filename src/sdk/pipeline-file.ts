@@ -11,6 +11,7 @@ import { parseDescriptor, parseDestination } from "../enclave/connectors/index.t
 import { parseFileDestination } from "../enclave/pipeline/file-destination.ts";
 import { httpsDestinationSchema, httpsSourceSchema } from "../enclave/pipeline/https.ts";
 import type { PipelineSpec, SealedTransform } from "../protocol/pipeline-package.ts";
+import { parseSchedule } from "../protocol/schedule.ts";
 import { CloisterError } from "../util/base-error.ts";
 
 export class PipelineFileError extends CloisterError<"PIPELINE_FILE_INVALID"> {}
@@ -25,12 +26,6 @@ const fileSchema = z
   })
   .strict();
 
-/** Five cron fields, each `*`, `*\/n`, a number, a range or a list: checked, not interpreted here. */
-const cronField = /^(\*|\d+(-\d+)?)(\/\d+)?(,(\*|\d+(-\d+)?)(\/\d+)?)*$/;
-export function isCron(expr: string): boolean {
-  const fields = expr.trim().split(/\s+/);
-  return fields.length === 5 && fields.every((f) => cronField.test(f));
-}
 
 function fail(path: string, problem: string): never {
   throw new PipelineFileError("PIPELINE_FILE_INVALID", `${path}: ${problem}`, { details: { file: path } });
@@ -80,6 +75,12 @@ export async function loadPipelineFile(path: string): Promise<PipelineSpec> {
     }
     transform = { kind: "program", name: file.transform.program, source: programSource };
   }
-  if (file.schedule !== undefined && !isCron(file.schedule)) return fail(path, `schedule: "${file.schedule}" is not a five-field cron expression (e.g. "*/5 * * * *")`);
+  if (file.schedule !== undefined) {
+    try {
+      parseSchedule(file.schedule);
+    } catch (e) {
+      return fail(path, `schedule: ${(e as Error).message}`);
+    }
+  }
   return { name: file.name, source, transform, destination, schedule: file.schedule ?? null };
 }

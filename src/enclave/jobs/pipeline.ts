@@ -76,7 +76,7 @@ export const pipelineJob: JobModule<"pipeline", PipelineJobParams, AuthorizedPip
         cursorBefore: chain.cursor.toLowerCase() as Hex,
         cursorAfter,
         source: { type: auth.spec.source.type, read: record.read, digest: record.readDigest },
-        transform: { kind: auth.spec.transform.kind, digest: transformDigest(auth.spec.transform)?.toLowerCase() as Hex | null, rows: record.transformed },
+        transform: { kind: auth.spec.transform.kind, digest: (transformDigest(auth.spec.transform)?.toLowerCase() as Hex | undefined) ?? null, rows: record.transformed },
         destination: { type: auth.spec.destination.type, mode: String(auth.spec.destination.mode ?? "append"), written: record.written, digest: record.writtenDigest },
         resumed,
       },
