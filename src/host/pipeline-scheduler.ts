@@ -36,6 +36,8 @@ export interface PipelineSchedulerOptions {
 }
 
 interface Known {
+  /** Block timestamp of the registration: a slot's clock starts no earlier. */
+  registeredAt: number;
   candidates: Address[];
   schedule: Schedule | undefined;
   retired: boolean;
@@ -92,7 +94,8 @@ export class PipelineScheduler {
       const slot = p.schedule.previous(now);
       if (slot === undefined || slot <= p.doneSlot) continue;
       const turn = slotTurn(p.schedule, slot, p.candidates, this.#o.me, failoverSec);
-      if (!turn || now < turn.eligibleAt) continue;
+      // The first slot of a new pipeline may have begun before it was registered: its deadlines count from the registration.
+      if (!turn || now < turn.eligibleAt + Math.max(0, p.registeredAt - slot)) continue;
       if (await this.#anchoredSince(pipelineId, slot)) {
         p.doneSlot = slot;
         continue;
@@ -135,7 +138,8 @@ export class PipelineScheduler {
       } catch {
         schedule = undefined; // an unparsable schedule: runs only on demand
       }
-      this.#known.set(e.args.pipelineId, { candidates: [...e.args.candidates], schedule, retired: false, doneSlot: 0 });
+      const registeredAt = Number((await getBlock(this.#o.reader, { blockNumber: e.blockNumber })).timestamp);
+      this.#known.set(e.args.pipelineId, { registeredAt, candidates: [...e.args.candidates], schedule, retired: false, doneSlot: 0 });
     }
     for (const e of changed) {
       const p = this.#known.get(e.args.pipelineId);
