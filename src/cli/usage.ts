@@ -123,6 +123,19 @@ export const pipelineUsage = `Usage:
   --json prints {"pipeline","run","read","written","cursor","provenance","verified"} as the last line.
   Exit 2: a bad pipeline file, or a source or destination to fix (unreachable, unknown table, bad SQL).
 
+  cloister pipeline create <pipeline.json> --network <dir> --account <i> [--json]
+  cloister pipeline run <id> --network <dir> [--timeout-ms <ms>] [--json]
+  cloister pipeline runs <id> --network <dir> [--json]
+  cloister pipeline status <id> --network <dir> [--json]
+
+  On a running network the owner creates the pipeline (its credentials sealed to the enclaves it verifies
+  under its policy, its digest registered on chain); the candidate nodes run it when its schedule says
+  (cron, or "@every 30s"), each slot by the node whose turn it is, or by the next one after a deadline.
+  'pipeline run <id>' waits for the next anchored run and verifies it; 'cloister verify <run-id>' checks
+  any run.
+
+${networkOptionsUsage}
+
   e.g. cloister pipeline run examples/pipeline/orders.json --data-dir .cloister/pipeline`;
 
 export const commandUsages: readonly { words: string; usage: string }[] = [

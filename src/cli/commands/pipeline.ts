@@ -11,20 +11,35 @@ import { runPipelineFile } from "../../sdk/pipeline-session.ts";
 import { UsageError } from "../errors.ts";
 import { printJson, silentReporter, stderrReporter } from "../output.ts";
 import { pipelineUsage } from "../usage.ts";
+import { networkParseOptions, signerParseOptions, wantsRemoteNetwork } from "../network-options.ts";
+import { pipelineNetworkCommand } from "./pipeline-network.ts";
 
 /** Connector failures the owner fixes in the pipeline file or its source: exit 2. */
 const ownerFixable = /\((CONNECTOR_(BAD_DESCRIPTOR|UNREACHABLE|AUTH_FAILED|UNKNOWN_TABLE|FILE_NOT_FOUND|CURSOR_COLUMN_MISSING|BAD_CURSOR)|PIPELINE_(TRANSFORM_FAILED|BAD_DESTINATION))\)/;
 
 export async function pipelineCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub !== "run") throw new UsageError(`unknown pipeline command '${sub ?? ""}'\n\n${pipelineUsage}`);
+  if (sub !== "run" && sub !== "create" && sub !== "runs" && sub !== "status") throw new UsageError(`unknown pipeline command '${sub ?? ""}'\n\n${pipelineUsage}`);
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { "data-dir": { type: "string" }, json: { type: "boolean", default: false }, quiet: { type: "boolean", default: false } },
+    options: {
+      "data-dir": { type: "string" },
+      "timeout-ms": { type: "string" },
+      json: { type: "boolean", default: false },
+      quiet: { type: "boolean", default: false },
+      ...networkParseOptions,
+      ...signerParseOptions,
+    },
   });
-  if (positionals.length !== 1) throw new UsageError(`pipeline run takes exactly one pipeline file\n\n${pipelineUsage}`);
+  if (positionals.length !== 1) throw new UsageError(`pipeline ${sub} takes exactly one ${sub === "create" || sub === "run" ? "pipeline file or id" : "pipeline id"}\n\n${pipelineUsage}`);
   const file = positionals[0]!;
+  const remote = wantsRemoteNetwork(values, values["data-dir"] !== undefined);
+  if (sub !== "run" || /^\d+$/.test(file)) {
+    if (!remote) throw new UsageError(`pipeline ${sub} ${sub === "run" ? "<id> " : ""}works on a running network: give --network <dir> (or CLOISTER_NETWORK) and --account <i>`);
+    return pipelineNetworkCommand(sub, file, values, values.quiet || values.json ? silentReporter : stderrReporter());
+  }
+  if (remote && values["data-dir"] === undefined) throw new UsageError("on a running network a pipeline is created with 'pipeline create <file>' and its runs are the nodes' ('pipeline run <id>' waits for the next one)");
   let spec;
   try {
     spec = await loadPipelineFile(file);
