@@ -15,7 +15,7 @@
  * socket with the same pin check.
  */
 import { createHash } from "node:crypto";
-import * as http from "node:http";
+import type * as http from "node:http";
 import * as https from "node:https";
 import type { TLSSocket } from "node:tls";
 import type { Duplex } from "node:stream";
@@ -61,25 +61,26 @@ async function request(url: URL, method: "GET" | "POST", headers: Record<string,
     if (!pinHex) throw new ConnectorError("CONNECTOR_BAD_DESCRIPTOR", `https through the enclave network needs "pin" (the server certificate's SHA-256) for ${where}`);
     socket = (await net.connect({ host: url.hostname, port, pin: { kind: "certificate", sha256: pinHex } })).socket;
   }
+  const headerMap = { accept: "application/json", ...headers, ...(body ? { "content-type": "application/json", "content-length": String(body.length) } : {}) };
+  if (socket) {
+    try {
+      return await exchangeOver(socket, method, url, headerMap, body);
+    } catch (error) {
+      throw error instanceof ConnectorError ? error : new ConnectorError("CONNECTOR_UNREACHABLE", `could not reach ${where}: ${(error as Error).message}; check the url and that the server is up`, { cause: error });
+    }
+  }
   return new Promise<Exchange>((resolve, reject) => {
-    const options: https.RequestOptions = {
-      method,
-      host: url.hostname,
-      port,
-      path: url.pathname + url.search,
-      headers: { accept: "application/json", ...headers, ...(body ? { "content-type": "application/json", "content-length": String(body.length) } : {}) },
-      agent: false,
-    };
     const onResponse = (res: http.IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body: new Uint8Array(Buffer.concat(chunks)) }));
       res.on("error", reject);
     };
-    const req = socket
-      ? http.request({ ...options, createConnection: () => socket as never }, onResponse)
-      : https.request({ ...options, rejectUnauthorized: pinHex === undefined, minVersion: "TLSv1.2" }, onResponse);
-    if (!socket && pinHex) {
+    const req = https.request(
+      { method, host: url.hostname, port, path: url.pathname + url.search, headers: headerMap, agent: false, rejectUnauthorized: pinHex === undefined, minVersion: "TLSv1.2" },
+      onResponse,
+    );
+    if (pinHex) {
       req.on("socket", (s) => {
         s.on("secureConnect", () => {
           const cert = (s as TLSSocket).getPeerX509Certificate();
@@ -93,6 +94,38 @@ async function request(url: URL, method: "GET" | "POST", headers: Record<string,
     );
     req.end(body);
   });
+}
+
+/**
+ * One HTTP/1.1 exchange over an already-open (TLS) stream, `Connection: close`: the request, then the whole
+ * response until the server closes; the body by Content-Length, chunked transfer coding, or to the end.
+ */
+async function exchangeOver(socket: Duplex, method: string, url: URL, headers: Record<string, string>, body: Uint8Array | undefined): Promise<Exchange> {
+  const lines = [`${method} ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`, "connection: close", ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), "", ""];
+  socket.write(Buffer.concat([Buffer.from(lines.join("\r\n")), Buffer.from(body ?? new Uint8Array(0))]));
+  const chunks: Buffer[] = [];
+  for await (const chunk of socket) chunks.push(Buffer.from(chunk as Uint8Array));
+  const raw = Buffer.concat(chunks);
+  const end = raw.indexOf("\r\n\r\n");
+  if (end < 0) throw new Error("the server closed the connection before a complete response head");
+  const head = raw.subarray(0, end).toString("latin1").split("\r\n");
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head[0] ?? "")?.[1] ?? 0);
+  const fields = new Map(head.slice(1).map((l) => [l.slice(0, l.indexOf(":")).trim().toLowerCase(), l.slice(l.indexOf(":") + 1).trim()] as const));
+  let rest = raw.subarray(end + 4);
+  if (/chunked/i.test(fields.get("transfer-encoding") ?? "")) {
+    const parts: Buffer[] = [];
+    for (;;) {
+      const nl = rest.indexOf("\r\n");
+      const size = parseInt(rest.subarray(0, nl).toString("latin1"), 16);
+      if (!Number.isFinite(size) || nl < 0) throw new Error("malformed chunked response");
+      if (size === 0) break;
+      parts.push(rest.subarray(nl + 2, nl + 2 + size));
+      rest = rest.subarray(nl + 2 + size + 2);
+    }
+    return { status, body: new Uint8Array(Buffer.concat(parts)) };
+  }
+  const length = fields.get("content-length");
+  return { status, body: new Uint8Array(length === undefined ? rest : rest.subarray(0, Number(length))) };
 }
 
 function cellOf(v: unknown, type: ColumnType): Cell {

@@ -17,6 +17,7 @@ import { createEnclaveNet } from "../../../src/enclave/net/connect.ts";
 import { isRelayFrame } from "../../../src/enclave/net/frames.ts";
 import { processRelayPort } from "../../../src/enclave/net/process-port.ts";
 import { isCloisterError } from "../../../src/util/base-error.ts";
+import { openHttpsSource, writeHttpsRows } from "../../../src/enclave/pipeline/https.ts";
 
 const channel = createRelayChannel(processRelayPort());
 
@@ -78,6 +79,16 @@ async function connector(p: { url: string; pinSha256: string; source: unknown; d
   return { rowCount: read.rowCount, digest: read.digest, rows: read.rows.map((r) => r.map(String)), written: written?.rowCount };
 }
 
+/** A pipeline's https source and destination over the relay (pinned self-signed certificate). */
+async function https(p: { url: string; pin: string; postUrl: string }) {
+  const net = createEnclaveNet({ channel });
+  const read = await collect(await openHttpsSource({ type: "https", url: p.url, pin: p.pin, cursor: "id" }, { net }));
+  const written = await writeHttpsRows({ type: "https", url: p.postUrl, mode: "append", pin: p.pin }, read.columns, (async function* () {
+    yield read.rows;
+  })(), { table: "", runId: "0xrelayed", record: () => "" }, net);
+  return { rows: read.rows.map((r) => r.map(String)), written: written.rowCount };
+}
+
 /** No TLS at all: the control that shows the recorder would catch plaintext. */
 async function raw(p: { host: string; port: number; canary: string }) {
   const socket = await channel.open(p.host, p.port);
@@ -87,7 +98,7 @@ async function raw(p: { host: string; port: number; canary: string }) {
   return { reply };
 }
 
-const jobs: Record<string, (params: never) => Promise<unknown>> = { attested, postgres, raw, connector };
+const jobs: Record<string, (params: never) => Promise<unknown>> = { attested, postgres, raw, connector, https };
 
 process.on("message", (raw: unknown) => {
   if (isRelayFrame(raw)) return;
