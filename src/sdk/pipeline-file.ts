@@ -31,6 +31,15 @@ function fail(path: string, problem: string): never {
   throw new PipelineFileError("PIPELINE_FILE_INVALID", `${path}: ${problem}`, { details: { file: path } });
 }
 
+/** A database endpoint without its optional `pin` (checked, then left for the enclave: run-pipeline.ts). */
+function databaseEndpointShape(d: Record<string, unknown>): Record<string, unknown> {
+  const { pin, ...rest } = d;
+  if (pin !== undefined && (d.type !== "postgres" || typeof pin !== "string" || !/^[0-9a-fA-F]{64}$/.test(pin))) {
+    throw new Error(`${String(d.type)}: "pin" is the hex SHA-256 of a postgres server's certificate (other databases over the enclave network are not built)`);
+  }
+  return rest;
+}
+
 export async function loadPipelineFile(path: string): Promise<PipelineSpec> {
   let text: string;
   try {
@@ -53,10 +62,10 @@ export async function loadPipelineFile(path: string): Promise<PipelineSpec> {
   const destination = { ...file.destination };
   try {
     if (source.type === "https") httpsSourceSchema.parse(source);
-    else parseDescriptor(source);
+    else parseDescriptor(databaseEndpointShape(source));
     if (destination.type === "csv" || destination.type === "parquet") parseFileDestination(destination);
     else if (destination.type === "https") httpsDestinationSchema.parse(destination);
-    else parseDestination(destination);
+    else parseDestination(databaseEndpointShape(destination));
   } catch (e) {
     const message = e instanceof z.ZodError ? e.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") : (e as Error).message;
     return fail(path, message);

@@ -11,7 +11,8 @@ import { z } from "zod";
 import { toHex, fromHex } from "../../crypto/bytes.ts";
 import type { PipelineSpec } from "../../protocol/pipeline-package.ts";
 import { openDataset, writeRows } from "../connectors/index.ts";
-import type { ReadSummary } from "../connectors/types.ts";
+import type { ConnectorNetwork, ReadSummary } from "../connectors/types.ts";
+import type { RunMarker } from "../connectors/write.ts";
 import { PipelineRunError } from "./errors.ts";
 import { parseFileDestination, writeFileRows } from "./file-destination.ts";
 import { openHttpsSource, writeHttpsRows, isHttps } from "./https.ts";
@@ -49,9 +50,27 @@ export interface PipelineRunResult {
   resumed: boolean;
 }
 
+/**
+ * A postgres source or destination may name `pin` (hex SHA-256 of the server certificate's DER): the
+ * connection then goes through the enclave's network with TLS terminating here and that certificate pinned
+ * (connectors.md); without the enclave's network such an endpoint is refused rather than opened in the clear.
+ */
+export function databaseEndpoint<T extends { type: string }>(descriptor: T, net: EnclaveNet | undefined): { descriptor: T; network?: ConnectorNetwork } {
+  const { pin, ...rest } = descriptor as T & { pin?: unknown };
+  if (pin === undefined) return { descriptor };
+  if (descriptor.type !== "postgres" || typeof pin !== "string" || !/^[0-9a-fA-F]{64}$/.test(pin)) {
+    throw new PipelineRunError("PIPELINE_BAD_DESTINATION", `"pin" (the hex SHA-256 of the server certificate) is for postgres sources and destinations (mysql and nats over the enclave network are not built)`);
+  }
+  if (!net) throw new PipelineRunError("PIPELINE_BAD_DESTINATION", "a pinned postgres connection needs the enclave's network (the host's relay); refusing to connect without TLS");
+  return { descriptor: rest as T, network: { net, pin: { kind: "certificate", sha256: pin } } };
+}
+
 export async function runPipeline(spec: PipelineSpec, options: PipelineRunOptions): Promise<PipelineRunResult> {
   const https = isHttps(spec.source);
-  const reader = https ? await openHttpsSource(spec.source, { after: options.after, net: options.net }) : await openDataset(spec.source, { after: options.after });
+  const source = https ? undefined : databaseEndpoint(spec.source, options.net);
+  const reader = https
+    ? await openHttpsSource(spec.source, { after: options.after, net: options.net })
+    : await openDataset(source!.descriptor, { after: options.after, ...(source!.network ? { network: source!.network } : {}) });
   let transformed: Rows | undefined;
   try {
     const t = spec.transform;
@@ -79,7 +98,7 @@ export async function runPipeline(spec: PipelineSpec, options: PipelineRunOption
         ? await writeFileRows(parseFileDestination(dest), rows.columns, rows.batches, marker)
         : isHttps(dest)
           ? await writeHttpsRows(dest, rows.columns, rows.batches, marker, options.net)
-          : await writeRows(dest, rows.columns, rows.batches, { marker });
+          : await writeDatabase(dest, rows, marker, options.net);
     if (summary.resumed !== undefined) {
       const parsed = runRecordSchema.safeParse(JSON.parse(summary.resumed));
       if (!parsed.success) throw new PipelineRunError("PIPELINE_LOAD_FAILED", `the destination's run marker for run ${options.runId} is malformed; it was altered outside the pipeline`);
@@ -91,4 +110,9 @@ export async function runPipeline(spec: PipelineSpec, options: PipelineRunOption
     await transformed?.close();
     await reader.close();
   }
+}
+
+function writeDatabase(dest: PipelineSpec["destination"], rows: Rows, marker: RunMarker, net: EnclaveNet | undefined) {
+  const { descriptor, network } = databaseEndpoint(dest, net);
+  return writeRows(descriptor, rows.columns, rows.batches, { marker, ...(network ? { network } : {}) });
 }

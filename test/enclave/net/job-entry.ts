@@ -18,6 +18,8 @@ import { isRelayFrame } from "../../../src/enclave/net/frames.ts";
 import { processRelayPort } from "../../../src/enclave/net/process-port.ts";
 import { isCloisterError } from "../../../src/util/base-error.ts";
 import { openHttpsSource, writeHttpsRows } from "../../../src/enclave/pipeline/https.ts";
+import { runPipeline } from "../../../src/enclave/pipeline/run-pipeline.ts";
+import type { PipelineSpec } from "../../../src/protocol/pipeline-package.ts";
 
 const channel = createRelayChannel(processRelayPort());
 
@@ -89,6 +91,13 @@ async function https(p: { url: string; pin: string; postUrl: string }) {
   return { rows: read.rows.map((r) => r.map(String)), written: written.rowCount };
 }
 
+/** A whole pipeline run (spec already opened) with pinned postgres endpoints over the relay. */
+async function pipelineRun(p: { spec: PipelineSpec; runId: string }) {
+  const net = createEnclaveNet({ channel });
+  const r = await runPipeline(p.spec, { after: undefined, runId: p.runId, sealCursor: (c) => new TextEncoder().encode(String(c)), net });
+  return { read: r.record.read, written: r.record.written, resumed: r.resumed };
+}
+
 /** No TLS at all: the control that shows the recorder would catch plaintext. */
 async function raw(p: { host: string; port: number; canary: string }) {
   const socket = await channel.open(p.host, p.port);
@@ -98,7 +107,7 @@ async function raw(p: { host: string; port: number; canary: string }) {
   return { reply };
 }
 
-const jobs: Record<string, (params: never) => Promise<unknown>> = { attested, postgres, raw, connector, https };
+const jobs: Record<string, (params: never) => Promise<unknown>> = { attested, postgres, raw, connector, https, pipelineRun };
 
 process.on("message", (raw: unknown) => {
   if (isRelayFrame(raw)) return;
