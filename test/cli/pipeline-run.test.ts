@@ -61,3 +61,10 @@ test("demo pipeline passes every check", async () => {
   assert.equal(json.destinationRows, 8);
   assert.ok((json.checks as string[]).some((c) => /RunAlreadyAnchored/.test(c)));
 });
+
+test("pipeline run: an unreachable database exits 2, and the password is not in the message", async () => {
+  const dir = await tempDir();
+  const file = join(dir, "down.json");
+  await writeFile(file, JSON.stringify({ name: "down", source: { type: "postgres", url: "postgres://u:hunter2secret@127.0.0.1:1/db", table: "t" }, destination: { type: "csv", path: "o.csv", mode: "append" } }));
+  await assert.rejects(run(process.execPath, [cli, "pipeline", "run", file]), (e: { code: number; stderr: string }) => e.code === 2 && /CONNECTOR_UNREACHABLE/.test(e.stderr) && !e.stderr.includes("hunter2secret"));
+});
