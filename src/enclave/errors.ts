@@ -23,6 +23,7 @@ export type EnclaveErrorCode =
   | "PIPELINE_MALFORMED"
   | "CURSOR_STATE_MISMATCH"
   | "PIPELINE_RUN_FAILED"
+  | "PIPELINE_CHAIN_UNPROVEN"
   // refuseJob: the job runs, or its failure may be the host's (no refusal is signed)
   | "REFUSAL_UNFOUNDED"
   // enclave state

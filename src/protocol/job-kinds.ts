@@ -45,6 +45,8 @@ export const pipelinePredicateSchema = z
     transform: z.object({ kind: z.enum(["copy", "sql", "program"]), digest: hex32.nullable(), rows: z.number().int().nonnegative() }).strict(),
     destination: z.object({ type: z.string(), mode: z.string(), written: z.number().int().nonnegative(), digest: z.string() }).strict(),
     resumed: z.boolean(),
+    /** The block at which the enclave proved the pipeline's cursor and digest itself (the owner's chain view endpoints); null: it took the host's claim. */
+    chainProof: z.object({ block: decimal }).strict().nullable(),
   })
   .strict();
 export type PipelinePredicate = z.infer<typeof pipelinePredicateSchema>;

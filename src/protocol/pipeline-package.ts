@@ -60,6 +60,8 @@ export interface PipelineSpec {
   transform: SealedTransform;
   destination: Record<string, unknown> & { type: string };
   schedule: string | null;
+  /** JSON-RPC endpoints the enclave proves the pipeline's chain state from (k of n agree on the checkpoint); absent: the host's claim, checked by the run marker and the chain. */
+  chainView?: { endpoints: string[]; quorum: number; finalityDepth: number };
 }
 
 const transformSchema = z.discriminatedUnion("kind", [
@@ -69,7 +71,14 @@ const transformSchema = z.discriminatedUnion("kind", [
 ]);
 const typed = z.looseObject({ type: z.string().min(1) });
 export const pipelineSpecSchema = z
-  .object({ name: z.string().min(1), source: typed, transform: transformSchema, destination: typed, schedule: z.string().nullable() })
+  .object({
+    name: z.string().min(1),
+    source: typed,
+    transform: transformSchema,
+    destination: typed,
+    schedule: z.string().nullable(),
+    chainView: z.object({ endpoints: z.array(z.string()).min(1), quorum: z.number().int().positive(), finalityDepth: z.number().int().nonnegative() }).strict().optional(),
+  })
   .strict() as unknown as z.ZodType<PipelineSpec>;
 
 const publicSchema = z

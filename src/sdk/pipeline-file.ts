@@ -23,6 +23,11 @@ const fileSchema = z
     transform: z.union([z.object({ sql: z.string().min(1) }).strict(), z.object({ program: z.string().min(1) }).strict()]).optional(),
     destination: z.looseObject({ type: z.string() }),
     schedule: z.string().min(1).optional(),
+    /** JSON-RPC endpoints the enclave proves the pipeline's chain state from; quorum defaults to a majority. */
+    chainView: z
+      .object({ endpoints: z.array(z.url({ protocol: /^https?$/ })).min(1), quorum: z.number().int().positive().optional(), finalityDepth: z.number().int().nonnegative().optional() })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -91,5 +96,8 @@ export async function loadPipelineFile(path: string): Promise<PipelineSpec> {
       return fail(path, `schedule: ${(e as Error).message}`);
     }
   }
-  return { name: file.name, source, transform, destination, schedule: file.schedule ?? null };
+  const cv = file.chainView;
+  if (cv && cv.quorum !== undefined && (cv.quorum > cv.endpoints.length || 2 * cv.quorum <= cv.endpoints.length)) return fail(path, `chainView.quorum: ${cv.quorum} of ${cv.endpoints.length} endpoints is not a majority`);
+  const chainView = cv ? { endpoints: cv.endpoints, quorum: cv.quorum ?? Math.floor(cv.endpoints.length / 2) + 1, finalityDepth: cv.finalityDepth ?? 0 } : undefined;
+  return { name: file.name, source, transform, destination, schedule: file.schedule ?? null, ...(chainView ? { chainView } : {}) };
 }

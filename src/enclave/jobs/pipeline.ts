@@ -22,6 +22,7 @@ import { bindingOf, openCursor, openSpec, parsePackage, pipelineRunId, sealCurso
 import { pipelineRunDigest, pipelinesDomain } from "../../protocol/pipelines.ts";
 import { EnclaveError } from "../errors.ts";
 import { runPipeline, type RunRecord } from "../pipeline/run-pipeline.ts";
+import { provePipelineState } from "../pipeline/chain-check.ts";
 import type { EnclaveContext, JobModule } from "./job-module.ts";
 import type { PipelineJobParams } from "./params.ts";
 
@@ -33,6 +34,8 @@ export interface AuthorizedPipeline {
   after: string | undefined;
   run: number;
   runId: Hex;
+  /** The block the chain state was proved at, when the owner named chain view endpoints. */
+  provenAt: bigint | null;
 }
 
 /** What execute learned that anchor signs (the runtime hands anchor only the outputs and provenance). */
@@ -79,6 +82,7 @@ export const pipelineJob: JobModule<"pipeline", PipelineJobParams, AuthorizedPip
         transform: { kind: auth.spec.transform.kind, digest: (transformDigest(auth.spec.transform)?.toLowerCase() as Hex | undefined) ?? null, rows: record.transformed },
         destination: { type: auth.spec.destination.type, mode: String(auth.spec.destination.mode ?? "append"), written: record.written, digest: record.writtenDigest },
         resumed,
+        chainProof: auth.provenAt === null ? null : { block: auth.provenAt.toString() },
       },
     };
   },
@@ -128,6 +132,7 @@ export async function authorizePipeline(ctx: EnclaveContext, params: PipelineJob
     if (!isCryptoError(error) && !(error instanceof CloisterError)) throw error;
     throw new EnclaveError("KEY_UNWRAP_FAILED", `${name}: the key wrapped to this enclave did not open the pipeline (wrapped for another pipeline or enclave key, or altered)`, { cause: error });
   }
+  const provenAt = spec.chainView ? await checkAgainstChain(spec.chainView, params, name) : null;
   let after: string | undefined;
   let run = 1;
   if (chain.cursor === ZERO_CURSOR || BigInt(chain.cursor) === 0n) {
@@ -146,5 +151,24 @@ export async function authorizePipeline(ctx: EnclaveContext, params: PipelineJob
       throw new EnclaveError("CURSOR_STATE_MISMATCH", `${name}: the cursor state does not open with this pipeline's key`, { cause: error });
     }
   }
-  return { binding, spec, dataKey, after, run, runId: pipelineRunId(binding.pipelineId, chain.cursor) };
+  return { binding, spec, dataKey, after, run, runId: pipelineRunId(binding.pipelineId, chain.cursor), provenAt };
+}
+
+/** The host's claims of digest and cursor against the chain as the enclave proves it; the block proved at. */
+async function checkAgainstChain(config: NonNullable<PipelineSpec["chainView"]>, params: PipelineJobParams, name: string): Promise<bigint> {
+  const { binding, chain } = params;
+  let proven;
+  try {
+    proven = await provePipelineState(config, binding.chainId, binding.contract, binding.pipelineId);
+  } catch (error) {
+    throw new EnclaveError("PIPELINE_CHAIN_UNPROVEN", `${name}: the pipeline's chain state could not be proved from the owner's chain view endpoints (${(error as Error).message}); the run waits until they answer`, { cause: error });
+  }
+  if (!proven.exists || proven.retired) throw new EnclaveError("PIPELINE_CHAIN_UNPROVEN", `${name} is ${proven.exists ? "retired" : "not registered"} at block ${proven.block}`);
+  if (proven.pipelineDigest.toLowerCase() !== chain.pipelineDigest.toLowerCase()) {
+    throw new EnclaveError("PIPELINE_DIGEST_MISMATCH", `${name}: the host claims digest ${chain.pipelineDigest}, the chain holds ${proven.pipelineDigest} at block ${proven.block}`);
+  }
+  if (proven.cursor.toLowerCase() !== chain.cursor.toLowerCase()) {
+    throw new EnclaveError("CURSOR_STATE_MISMATCH", `${name}: the host claims the last anchored cursor is ${chain.cursor}, but the chain holds ${proven.cursor} at block ${proven.block}: an old or future cursor; refusing before reading the source`);
+  }
+  return proven.block;
 }
