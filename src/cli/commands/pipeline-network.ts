@@ -70,7 +70,12 @@ export async function pipelineNetworkCommand(sub: string, target: string | undef
       const [registered] = await getContractEvents(network.writer, { address: contract, abi: pipelinesAbi, eventName: "PipelineRegistered", args: { pipelineId }, fromBlock: 0n, strict: true });
       const runs = await readPipelineRuns(network.writer, contract, pipelineId);
       const last = runs.at(-1);
-      const status = { pipeline: pipelineId.toString(), owner: state.owner, digest: state.pipelineDigest, schedule: registered?.args.schedule ?? null, candidates: registered?.args.candidates ?? [], retired: state.retired, runs: state.runs, cursor: state.cursor, lastRun: last ? { run: last.run, runId: last.runId, read: Number(last.recordsRead), written: Number(last.recordsWritten), enclave: last.enclave } : null };
+      let candidates = [...(registered?.args.candidates ?? [])];
+      for (const e of await getContractEvents(network.writer, { address: contract, abi: pipelinesAbi, eventName: "CandidateSet", args: { pipelineId }, fromBlock: 0n, strict: true })) {
+        candidates = candidates.filter((c) => c.toLowerCase() !== e.args.enclave.toLowerCase());
+        if (e.args.allowed) candidates.push(e.args.enclave);
+      }
+      const status = { pipeline: pipelineId.toString(), owner: state.owner, digest: state.pipelineDigest, schedule: registered?.args.schedule ?? null, candidates, retired: state.retired, runs: state.runs, cursor: state.cursor, lastRun: last ? { run: last.run, runId: last.runId, read: Number(last.recordsRead), written: Number(last.recordsWritten), enclave: last.enclave } : null };
       if (flags.json) printJson(status);
       else process.stdout.write(`pipeline ${pipelineId}${state.retired ? " (retired)" : ""}\n  owner ${state.owner}\n  schedule ${status.schedule || "(none)"}\n  candidates ${status.candidates.join(", ")}\n  runs ${state.runs}, cursor ${state.cursor}\n${last ? `  last run ${last.run} (${last.runId}) by ${last.enclave}: read ${last.recordsRead}, written ${last.recordsWritten}\n` : ""}`);
       return 0;
