@@ -27,7 +27,7 @@ function serialize(value: unknown): string {
 
 export async function startPipelineNet(nodes = 2): Promise<PipelineNet> {
   const frames: unknown[] = [];
-  const network = await startEmbeddedNetwork({ nodes, onFrame: (_node, _direction, frame) => frames.push(frame) });
+  const network = await startEmbeddedNetwork({ nodes, pipelines: false, onFrame: (_node, _direction, frame) => frames.push(frame) });
   const contract = network.deployment.pipelines!;
   return {
     network,

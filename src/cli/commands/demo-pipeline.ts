@@ -155,7 +155,7 @@ export async function pipelineDemoCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { "data-dir": { type: "string" }, json: { type: "boolean", default: false } } });
   const reporter = stderrReporter({ always: !values.json });
   reporter.step("starting an embedded Cloister network with two nodes (one process tree, SIMULATED TEE)");
-  const network = await startEmbeddedNetwork({ dataDir: values["data-dir"], nodes: 2, onStep: (m) => reporter.detail(m) });
+  const network = await startEmbeddedNetwork({ dataDir: values["data-dir"], nodes: 2, pipelines: false, onStep: (m) => reporter.detail(m) });
   const workDir = await mkdtemp(join(tmpdir(), "cloister-pipeline-demo-"));
   const ctx: DemoContext = { network, reporter, workDir, checks: [], state: {} };
   try {

@@ -49,7 +49,8 @@ export async function pipelineCommand(argv: string[]): Promise<number> {
   }
   const reporter = values.quiet || values.json ? silentReporter : stderrReporter();
   reporter.step("starting an embedded network");
-  const network = await startEmbeddedNetwork({ dataDir: values["data-dir"], onStep: (m) => reporter.detail(m) });
+  // This command runs the pipeline itself: the nodes' schedulers stay off so they do not race it.
+  const network = await startEmbeddedNetwork({ dataDir: values["data-dir"], pipelines: false, onStep: (m) => reporter.detail(m) });
   try {
     const { deployment } = network;
     const session = { owner: network.requester, store: network.store, contract: deployment.pipelines!, registry: deployment.registry, policy: network.policy, dataDir: network.dataDir };
