@@ -43,6 +43,9 @@ interface Known {
   retired: boolean;
   /** The latest slot known to be done. */
   doneSlot: number;
+  /** After a failure: no new attempt before this (unix seconds), doubling per failure up to a minute. */
+  retryAt: number;
+  failures: number;
 }
 
 /** The failover deadline when none is configured: CLOISTER_PIPELINE_FAILOVER_MS (the nodes of a devnet inherit it), else 60 s. */
@@ -92,7 +95,7 @@ export class PipelineScheduler {
     for (const [pipelineId, p] of this.#known) {
       if (p.retired || !p.schedule || this.#running.has(pipelineId)) continue;
       const slot = p.schedule.previous(now);
-      if (slot === undefined || slot <= p.doneSlot) continue;
+      if (slot === undefined || slot <= p.doneSlot || now < p.retryAt) continue;
       const turn = slotTurn(p.schedule, slot, p.candidates, this.#o.me, failoverSec);
       // The first slot of a new pipeline may have begun before it was registered: its deadlines count from the registration.
       if (!turn || now < turn.eligibleAt + Math.max(0, p.registeredAt - slot)) continue;
@@ -105,11 +108,16 @@ export class PipelineScheduler {
       try {
         const r = await this.#o.run(pipelineId);
         p.doneSlot = slot;
+        p.failures = 0;
         this.#o.log.emit({ type: "pipeline-anchored", pipelineId: pipelineId.toString(), run: r.run, runId: r.runId, read: r.read, written: r.written, resumed: r.resumed, transactionHash: r.transactionHash, gasUsed: r.gasUsed.toString() });
       } catch (error) {
         const message = (error as Error).message;
         // Another candidate anchored this slot's run first: the slot is done.
         if (/RunAlreadyAnchored|CursorMismatch/.test(message)) p.doneSlot = slot;
+        else {
+          p.failures += 1;
+          p.retryAt = now + Math.min(60, 2 ** (p.failures - 1));
+        }
         this.#o.log.emit({ type: "pipeline-failed", pipelineId: pipelineId.toString(), code: (error as { code?: string }).code ?? "PIPELINE_RUN_FAILED", message });
       } finally {
         this.#running.delete(pipelineId);
@@ -139,7 +147,7 @@ export class PipelineScheduler {
         schedule = undefined; // an unparsable schedule: runs only on demand
       }
       const registeredAt = Number((await getBlock(this.#o.reader, { blockNumber: e.blockNumber })).timestamp);
-      this.#known.set(e.args.pipelineId, { registeredAt, candidates: [...e.args.candidates], schedule, retired: false, doneSlot: 0 });
+      this.#known.set(e.args.pipelineId, { registeredAt, candidates: [...e.args.candidates], schedule, retired: false, doneSlot: 0, retryAt: 0, failures: 0 });
     }
     for (const e of changed) {
       const p = this.#known.get(e.args.pipelineId);
