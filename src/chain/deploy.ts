@@ -41,7 +41,7 @@ async function deployed(client: WriterClient, what: string, hash: Hex) {
   return { address: receipt.contractAddress, receipt };
 }
 
-/** Deploys EnclaveRegistry, then TaskMarket bound to it, waiting for each receipt. */
+/** Deploys EnclaveRegistry, then TaskMarket and Pipelines bound to it, waiting for each receipt. */
 export async function deployCloister(client: WriterClient, options: DeployOptions): Promise<CloisterDeployment> {
   const admin = options.admin ?? client.account.address;
   const registry = await deployed(
@@ -58,11 +58,13 @@ export async function deployCloister(client: WriterClient, options: DeployOption
     "TaskMarket",
     await client.deployContract({ abi: taskMarketAbi, bytecode: taskMarketBytecode, args: [registry.address, admin, options.taskDeposit ?? defaultTaskDeposit] }),
   );
+  const pipelines = await deployed(client, "Pipelines", await client.deployContract({ abi: pipelinesAbi, bytecode: pipelinesBytecode, args: [registry.address] }));
   return {
     chainId: client.chain.id,
     registry: registry.address,
     market: market.address,
     deployBlock: market.receipt.blockNumber,
+    pipelines: pipelines.address,
     gasUsed: { registry: registry.receipt.gasUsed, market: market.receipt.gasUsed },
   };
 }

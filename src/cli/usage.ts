@@ -114,12 +114,43 @@ devnet accounts:
   anyone can use, so never send anything of value to these addresses on a real network.`;
 
 /** The commands and subcommands, each with its usage text; `cloister <words> --help` prints it. */
+export const pipelineUsage = `Usage:
+  cloister pipeline run <pipeline.json> [--data-dir <dir>] [--json] [--quiet]
+
+  Runs a pipeline file (source → transform → destination, docs/pipelines.md) once inside an enclave on an
+  embedded network, anchors the run on chain and verifies its provenance. Run it again with the same
+  --data-dir for the next, incremental run (only rows past the last anchored cursor are read).
+  --json prints {"pipeline","run","read","written","cursor","provenance","verified"} as the last line.
+  Exit 2: a bad pipeline file, or a source or destination to fix (unreachable, unknown table, bad SQL).
+
+  cloister pipeline create <pipeline.json> --network <dir> --account <i> [--json]
+  cloister pipeline run <id> --network <dir> [--timeout-ms <ms>] [--json]
+  cloister pipeline runs <id> --network <dir> [--json]
+  cloister pipeline status <id> --network <dir> [--json]
+
+  On a running network the owner creates the pipeline (its credentials sealed to the enclaves it verifies
+  under its policy, its digest registered on chain); the candidate nodes run it when its schedule says
+  (cron, or "@every 30s"), each slot by the node whose turn it is, or by the next one after a deadline.
+  'pipeline run <id>' waits for the next anchored run and verifies it; 'cloister verify <run-id>' checks
+  any run.
+
+${networkOptionsUsage}
+
+  e.g. cloister pipeline run examples/pipeline/orders.json --data-dir .cloister/pipeline`;
+
 export const commandUsages: readonly { words: string; usage: string }[] = [
   { words: "demo", usage: `Usage:
   cloister demo [--data-dir <dir>] [--json]
 
   Runs a whole local network (embedded, SIMULATED TEE) and one confidential task through it, every step
-  told on stderr. With --json the result is one JSON object on stdout (and the steps only on a terminal).` },
+  told on stderr. With --json the result is one JSON object on stdout (and the steps only on a terminal).
+
+  cloister demo pipeline [--data-dir <dir>] [--json]
+
+  A pipeline over files (no server needed) on two nodes: a first run, an incremental second run, a replayed
+  cursor that writes nothing and is refused on chain, the other candidate running the next run; every check.` },
+  { words: "pipeline", usage: pipelineUsage },
+  { words: "pipeline run", usage: pipelineUsage },
   { words: "task", usage: taskUsage },
   { words: "task run", usage: taskUsage },
   { words: "attest", usage: attestUsage },

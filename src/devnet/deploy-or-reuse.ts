@@ -6,7 +6,7 @@
 import type { Address } from "viem";
 import { getCode } from "viem/actions";
 import type { WriterClient } from "../chain/clients.ts";
-import { deployCloister } from "../chain/deploy.ts";
+import { deployCloister, deployPipelines } from "../chain/deploy.ts";
 import { readDeployment, writeDeployment } from "../chain/deployment-file.ts";
 import type { Deployment } from "../chain/deployment.ts";
 
@@ -14,10 +14,16 @@ export async function deployOrReuse(deployer: WriterClient, options: { chainId: 
   const saved = await readDeployment(options.path);
   if (saved && saved.chainId === options.chainId) {
     const code = await getCode(deployer, { address: saved.market });
-    if (code && code !== "0x") return saved;
+    if (code && code !== "0x") {
+      if (saved.pipelines) return saved;
+      // A network made before Pipelines was part of deployCloister: add it.
+      const withPipelines = { ...saved, pipelines: (await deployPipelines(deployer, saved.registry)).address };
+      await writeDeployment(options.path, withPipelines);
+      return withPipelines;
+    }
   }
   const deployed = await deployCloister(deployer, { attester: options.attester });
-  const stored = { chainId: deployed.chainId, registry: deployed.registry, market: deployed.market, deployBlock: deployed.deployBlock };
+  const stored = { chainId: deployed.chainId, registry: deployed.registry, market: deployed.market, deployBlock: deployed.deployBlock, ...(deployed.pipelines ? { pipelines: deployed.pipelines } : {}) };
   await writeDeployment(options.path, stored);
   return stored;
 }

@@ -13,7 +13,7 @@ import type { Policy } from "../attestation/policy.ts";
 import { AttestationService } from "../cas/service.ts";
 import { createWriterClient, type WriterClient } from "../chain/clients.ts";
 import { startLocalChain, type LocalChain } from "../chain/local-chain.ts";
-import { startEnclave, type FrameDirection } from "../enclave/client.ts";
+import { startEnclave, type EnclaveClient, type FrameDirection } from "../enclave/client.ts";
 import type { HostEvent } from "../host/log.ts";
 import { NodeDaemon } from "../host/node-daemon.ts";
 import { CloisterClient } from "../sdk/client.ts";
@@ -33,6 +33,8 @@ export interface EmbeddedNetworkOptions {
   onHostEvent?: (node: number, event: HostEvent) => void;
   /** Every call-gate frame a host sends or receives (confidentiality tests). */
   onFrame?: (node: number, direction: FrameDirection, frame: unknown) => void;
+  /** The nodes' pipeline schedulers (NodeDaemonOptions.pipelines). */
+  pipelines?: { pollIntervalMs?: number; failoverAfterMs?: number } | false;
 }
 
 export interface EmbeddedNetwork {
@@ -46,6 +48,8 @@ export interface EmbeddedNetwork {
   policy: Policy;
   measurement: string;
   nodes: NodeDaemon[];
+  /** Each node's enclave client (what its host holds): tests play a host that lies to its enclave. */
+  enclaves: EnclaveClient[];
   /** SDK client for the network's requester account. */
   client: CloisterClient;
   requester: WriterClient;
@@ -83,6 +87,7 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
     const cas = new AttestationService({ writer: writer(chain.accounts.attester), registry: deployment.registry, store, manifest });
 
     const nodes: NodeDaemon[] = [];
+    const enclaves: EnclaveClient[] = [];
     for (let i = 0; i < nodeCount; i++) {
       const nodeDir = join(dataDir, "nodes", String(i));
       const enclave = await startEnclave({
@@ -99,16 +104,18 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
         enclave,
         attestationService: cas,
         dataDir: nodeDir,
+        ...(options.pipelines !== undefined ? { pipelines: options.pipelines } : {}),
         onEvent: options.onHostEvent ? (event) => options.onHostEvent!(i, event) : undefined,
       });
       cleanups.push(() => node.stop());
       await node.start();
       nodes.push(node);
+      enclaves.push(enclave);
     }
 
     const requester = writer(chain.accounts.requester);
     const client = new CloisterClient({ writer: requester, deployment, store, manifest });
-    return { dataDir, chain, deployment, store, manifest, policy, measurement, nodes, client, requester, close: closeAll };
+    return { dataDir, chain, deployment, store, manifest, policy, measurement, nodes, enclaves, client, requester, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

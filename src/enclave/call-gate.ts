@@ -20,6 +20,7 @@ import { jobKindSchema } from "../protocol/job-kinds.ts";
 import { resourceUseSchema } from "../protocol/provenance.ts";
 import { addressSchema as address, hex32Schema as hex32T, hexSchema as hexT } from "../protocol/schemas.ts";
 import { bytes, taskJobParamsSchema, uint, uint256 } from "./jobs/params.ts";
+import { pipelineJobParamsSchema } from "./jobs/params.ts";
 
 const teeType = z.enum(["SGX", "TDX", "SEV-SNP"]);
 
@@ -67,6 +68,7 @@ export const attestResultSchema = z.object({ evidence: evidenceSchema, reportDat
  */
 export const runJobParamsSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("task"), params: taskJobParamsSchema, evidenceCid: z.string() }).strict(),
+  z.object({ kind: z.literal("pipeline"), params: pipelineJobParamsSchema, evidenceCid: z.string() }).strict(),
 ]);
 
 /** A blob the host publishes as is; `cid` is its CID in the fixed profile (src/storage/unixfs-profile.ts): the host's put must return it. */
@@ -89,7 +91,7 @@ export const jobOutcomeSchema = z
      * The enclave's secp256k1 signature for the chain: `JobAnchor` (src/protocol/anchor.ts), or the kind's
      * own typed data where its contract keeps one (tasks: TaskMarket's Completion, which also signs the CIDs).
      */
-    anchor: z.object({ type: z.enum(["JobAnchor", "TaskMarket.Completion"]), signature: hexT }).strict(),
+    anchor: z.object({ type: z.enum(["JobAnchor", "TaskMarket.Completion", "Pipelines.Run"]), signature: hexT }).strict(),
   })
   .strict();
 

@@ -18,6 +18,12 @@ export type EnclaveErrorCode =
   | "KEY_UNWRAP_FAILED"
   | "INPUT_DECRYPTION_FAILED"
   | "RESULT_KEY_INVALID"
+  // a pipeline run (src/enclave/jobs/pipeline.ts)
+  | "PIPELINE_DIGEST_MISMATCH"
+  | "PIPELINE_MALFORMED"
+  | "CURSOR_STATE_MISMATCH"
+  | "PIPELINE_RUN_FAILED"
+  | "PIPELINE_CHAIN_UNPROVEN"
   // refuseJob: the job runs, or its failure may be the host's (no refusal is signed)
   | "REFUSAL_UNFOUNDED"
   // enclave state

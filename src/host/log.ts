@@ -27,6 +27,12 @@ export type HostEvent =
   | { type: "task-refused"; taskId: string; reason: string; code: string; message: string; transactionHash: string; gasUsed: string }
   /** This node's reopen keeper reopened an attempt another enclave missed, or refunded the requester after the last one. */
   | { type: "task-reopened"; taskId: string; attempt: number; outcome: "reopened" | "refunded"; missedEnclave: string; transactionHash: string; gasUsed: string }
+  /** This node's scheduler started a pipeline run (its turn, or a failover after the deadline). */
+  | { type: "pipeline-started"; pipelineId: string; slot: number; failover: boolean }
+  /** A pipeline run this node ran is anchored. */
+  | { type: "pipeline-anchored"; pipelineId: string; run: number; runId: string; read: number; written: number; resumed: boolean; transactionHash: string; gasUsed: string }
+  /** A pipeline run failed on this node (retried on the next poll while its slot is open). */
+  | { type: "pipeline-failed"; pipelineId: string; code: string; message: string }
   /** A crawler could not read the market (it backs off and reads the same range again), or the keeper could not reopen a task. */
   | { type: "watcher-error"; source: "chain-follower" | "reopen-keeper" | "registration"; code: string; message: string; taskId?: string; details?: Readonly<Record<string, unknown>> };
 
@@ -46,6 +52,9 @@ const hostEventTypeSet: Record<HostEvent["type"], true> = {
   "task-refused": true,
   "task-reopened": true,
   "watcher-error": true,
+  "pipeline-started": true,
+  "pipeline-anchored": true,
+  "pipeline-failed": true,
 };
 
 export function isHostEventType(name: string): name is HostEvent["type"] {

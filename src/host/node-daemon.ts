@@ -16,6 +16,8 @@ import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import { postOffer, withdrawOffer, type PostOfferParams } from "../chain/actions/offers.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import type { EnclaveClient } from "../enclave/client.ts";
+import { PipelineScheduler } from "./pipeline-scheduler.ts";
+import { PipelineHostError, runPipelineOnce, type PipelineRunContext, type PipelineRunOutcome } from "./pipeline-run.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { cacheGets } from "../storage/cached-gets.ts";
 import { coalescePuts } from "../storage/coalescing-store.ts";
@@ -69,6 +71,8 @@ export interface NodeDaemonOptions {
   registration?: { pollIntervalMs?: number; retryBaseMs?: number; retryMaxMs?: number };
   /** Serve GET /healthz and GET /metrics (on 127.0.0.1 unless `host` says otherwise; port 0 picks one). */
   http?: { port: number; host?: string; crawlStaleAfterMs?: number };
+  /** The pipeline scheduler (pipeline-scheduler.ts), on when the deployment has Pipelines; false turns it off. */
+  pipelines?: { pollIntervalMs?: number; failoverAfterMs?: number } | false;
 }
 
 /** An offer the node posts for its enclave at start (postOffer); price in `token` units. */
@@ -145,6 +149,13 @@ export class NodeDaemon {
     return this.#http?.url;
   }
 
+  /** Runs pipeline `pipelineId`'s next run on this node's enclave and anchors it (host/pipeline-run.ts). */
+  runPipeline(pipelineId: bigint, options: Pick<PipelineRunContext, "timeoutMs" | "beforeAnchor"> = {}): Promise<PipelineRunOutcome> {
+    const { enclave, writer, deployment, store } = this.#options;
+    if (!deployment.pipelines) throw new PipelineHostError("PIPELINE_UNKNOWN", "this network's deployment has no Pipelines contract");
+    return runPipelineOnce({ enclave, writer, store, contract: deployment.pipelines, chainId: BigInt(deployment.chainId), evidenceCid: this.#evidenceCid!, ...options }, pipelineId);
+  }
+
   get signer(): Address {
     return this.#options.enclave.identity.signer;
   }
@@ -192,6 +203,25 @@ export class NodeDaemon {
     await this.#postOffers();
     this.#startWatching(await writer.getBlockNumber({ cacheTime: 0 }));
     await this.#startHttpServer();
+    this.#startPipelineScheduler();
+  }
+
+  #pipelineScheduler: PipelineScheduler | undefined;
+
+  #startPipelineScheduler(): void {
+    const { deployment, writer, pipelines } = this.#options;
+    if (!deployment.pipelines || pipelines === false) return;
+    this.#pipelineScheduler = new PipelineScheduler({
+      reader: writer,
+      contract: deployment.pipelines,
+      me: this.signer,
+      fromBlock: deployment.deployBlock,
+      run: (id) => this.runPipeline(id),
+      log: this.log,
+      pollIntervalMs: pipelines?.pollIntervalMs,
+      failoverAfterMs: pipelines?.failoverAfterMs,
+    });
+    this.#pipelineScheduler.start();
   }
 
   /** The node's one call to attest: a fresh challenge, the enclave's evidence on IPFS, the service's registration. */
@@ -381,7 +411,7 @@ export class NodeDaemon {
 
   async stop(): Promise<void> {
     this.#shutdown.abort(new Error("the node daemon is stopping"));
-    await Promise.all([this.#follower?.stop(), this.#keeper?.stop(), this.#registration?.stop()]);
+    await Promise.all([this.#pipelineScheduler?.stop(), this.#follower?.stop(), this.#keeper?.stop(), this.#registration?.stop()]);
     await this.#offerUpdates;
     await this.#http?.close();
     await this.#options.enclave.close();

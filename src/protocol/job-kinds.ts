@@ -7,7 +7,7 @@
 import { z } from "zod";
 import { addressSchema as address, lowerHex32Schema as hex32 } from "./schemas.ts";
 
-export const JOB_KINDS = ["task"] as const;
+export const JOB_KINDS = ["task", "pipeline"] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 export const jobKindSchema = z.enum(JOB_KINDS);
 
@@ -25,6 +25,32 @@ export const taskPredicateSchema = z
   .strict();
 export type TaskPredicate = z.infer<typeof taskPredicateSchema>;
 
+/**
+ * What a pipeline run's provenance says of it (issue 14): which pipeline of which contract, the run id and
+ * the cursor digests it went from and to, the rows read, produced by the transform and written per stream,
+ * and the dataset digests (src/enclave/connectors/digest.ts) of what was read and of what was written.
+ * `resumed`: an earlier attempt of this run had already loaded the destination (its run marker was there),
+ * so this attempt wrote nothing and repeats that attempt's counts, digest and cursor.
+ */
+export const pipelinePredicateSchema = z
+  .object({
+    chainId: decimal,
+    contract: address,
+    pipelineId: decimal,
+    pipelineDigest: hex32,
+    runId: hex32,
+    cursorBefore: hex32,
+    cursorAfter: hex32,
+    source: z.object({ type: z.string(), read: z.number().int().nonnegative(), digest: z.string() }).strict(),
+    transform: z.object({ kind: z.enum(["copy", "sql", "program"]), digest: hex32.nullable(), rows: z.number().int().nonnegative() }).strict(),
+    destination: z.object({ type: z.string(), mode: z.string(), written: z.number().int().nonnegative(), digest: z.string() }).strict(),
+    resumed: z.boolean(),
+    /** The block at which the enclave proved the pipeline's cursor and digest itself (the owner's chain view endpoints); null: it took the host's claim. */
+    chainProof: z.object({ block: decimal }).strict().nullable(),
+  })
+  .strict();
+export type PipelinePredicate = z.infer<typeof pipelinePredicateSchema>;
+
 /** Each kind's predicate part, found in the predicate under the kind's own name. */
-export const kindPredicateSchemas = { task: taskPredicateSchema } as const satisfies Record<JobKind, z.ZodType>;
+export const kindPredicateSchemas = { task: taskPredicateSchema, pipeline: pipelinePredicateSchema } as const satisfies Record<JobKind, z.ZodType>;
 export type KindPredicates = { [K in JobKind]: z.infer<(typeof kindPredicateSchemas)[K]> };

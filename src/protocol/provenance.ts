@@ -91,7 +91,8 @@ const statementSchema = z
   .strict();
 
 type Common = z.infer<z.ZodObject<typeof commonPredicate>>;
-export type JobPredicate<K extends JobKind = JobKind> = Common & { job: { kind: K; id: string } } & { [P in K]: KindPredicates[P] };
+/** Distributes over a union of kinds: a predicate has its own kind's part only. */
+export type JobPredicate<K extends JobKind = JobKind> = K extends JobKind ? Common & { job: { kind: K; id: string } } & { [P in K]: KindPredicates[P] } : never;
 export interface ProvenanceStatement<K extends JobKind = JobKind> {
   _type: typeof STATEMENT_TYPE;
   subject: { name: string; digest: { sha256: string } }[];
@@ -257,6 +258,11 @@ export function verifyProvenance(envelopeBytes: Uint8Array, provenanceKey: Uint8
 /** SHA-256 of the envelope bytes, as anchored on chain. */
 export function provenanceDigest(envelopeBytes: Uint8Array): Hex {
   return sha256(envelopeBytes);
+}
+
+/** The pipeline predicate of a statement, or undefined for another kind. */
+export function pipelinePart(statement: ProvenanceStatement): (JobPredicate<"pipeline">)["pipeline"] | undefined {
+  return statement.predicate.job.kind === "pipeline" ? (statement.predicate as JobPredicate<"pipeline">).pipeline : undefined;
 }
 
 /** The task predicate of a statement, or undefined for another kind. */

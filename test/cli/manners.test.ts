@@ -55,6 +55,7 @@ test("the usage lists every command and subcommand", async () => {
   assert.deepEqual(await listedCommands(), [
     "demo",
     "task run",
+    "pipeline run",
     "attest verify",
     "attest policy init",
     "attest policy schema",

@@ -11,7 +11,7 @@ import type { Cell, Column, ColumnType, RawRead, ReadOptions, Row } from "./type
 const integerIds = new Set([DuckDBTypeId.TINYINT, DuckDBTypeId.SMALLINT, DuckDBTypeId.INTEGER, DuckDBTypeId.BIGINT, DuckDBTypeId.UTINYINT, DuckDBTypeId.USMALLINT, DuckDBTypeId.UINTEGER, DuckDBTypeId.UBIGINT, DuckDBTypeId.HUGEINT, DuckDBTypeId.UHUGEINT]);
 const timestampIds = new Set([DuckDBTypeId.TIMESTAMP, DuckDBTypeId.TIMESTAMP_S, DuckDBTypeId.TIMESTAMP_MS, DuckDBTypeId.TIMESTAMP_NS, DuckDBTypeId.TIMESTAMP_TZ]);
 
-function columnType(type: DuckDBType): ColumnType {
+export function columnType(type: DuckDBType): ColumnType {
   const id = type.typeId;
   if (id === DuckDBTypeId.BOOLEAN) return "boolean";
   if (integerIds.has(id)) return "integer";
@@ -23,7 +23,7 @@ function columnType(type: DuckDBType): ColumnType {
   return "text";
 }
 
-function toCell(value: DuckDBValue, type: ColumnType): Cell {
+export function toCell(value: DuckDBValue, type: ColumnType): Cell {
   if (value === null) return null;
   switch (type) {
     case "boolean":

@@ -26,6 +26,21 @@ export interface WriteSummary {
   readonly digest: string;
   /** True when the write created the table. */
   readonly created: boolean;
+  /** With a marker: the record an earlier write of the same run left; nothing was written this time. */
+  readonly resumed?: string;
+}
+
+/**
+ * A run marker (pipelines, issue 14): a row in `table` (created when missing: run_id primary key, record)
+ * inserted in the same transaction as the rows. A write whose run id is already marked writes nothing and
+ * returns the marker's record instead, so a run loaded twice (a failover node repeating a run whose node
+ * died after loading, or a host replaying an old cursor) leaves each row once, whatever the mode.
+ */
+export interface RunMarker {
+  table: string;
+  runId: string;
+  /** The text stored with the marker, from what was written (the pipeline job keeps its counts and sealed cursor there). */
+  record(summary: { rowCount: number; digest: string }): string;
 }
 
 interface Session {
@@ -132,7 +147,7 @@ export async function writeRows(
   destination: DestinationDescriptor | unknown,
   columns: readonly Column[],
   batches: AsyncIterable<readonly Row[]> | Iterable<readonly Row[]>,
-  options: { network?: ConnectorNetwork } = {},
+  options: { network?: ConnectorNetwork; marker?: RunMarker } = {},
 ): Promise<WriteSummary> {
   const dest = parseDestination(destination);
   const dialect = dest.type === "postgres" ? postgresDialect : mysqlDialect;
@@ -155,8 +170,20 @@ export async function writeRows(
   const types = columns.map((c) => c.type);
   let rowCount = 0;
   let created = false;
+  const marker = options.marker;
+  const markerTable = marker?.table.split(".").map(dialect.quote).join(".");
+  const p = (n: number) => (dest.type === "postgres" ? `$${n}` : "?");
   try {
+    // Before the transaction: MariaDB commits implicitly on DDL.
+    if (marker) await session.query(`CREATE TABLE IF NOT EXISTS ${markerTable} (run_id VARCHAR(80) NOT NULL PRIMARY KEY, record TEXT NOT NULL)`);
     await session.query(dest.type === "postgres" ? "BEGIN" : "START TRANSACTION");
+    if (marker) {
+      const [done] = await session.query(`SELECT record FROM ${markerTable} WHERE run_id = ${p(1)}`, [marker.runId]);
+      if (done) {
+        await session.query("ROLLBACK");
+        return { rowCount: 0, digest: "", created: false, resumed: String(done.record) };
+      }
+    }
     if (!(await dialect.tableExists(session, dest.table))) {
       const defs = columns.map((c) => `${dialect.quote(c.name)} ${dialect.sqlType(c.type, key.includes(c.name))}${key.includes(c.name) ? " NOT NULL" : ""}`);
       if (key.length > 0) defs.push(`PRIMARY KEY (${key.map(dialect.quote).join(", ")})`);
@@ -183,8 +210,11 @@ export async function writeRows(
       }
       for (let i = 0; i < batch.length; i += ROWS_PER_INSERT) await flush(batch.slice(i, i + ROWS_PER_INSERT));
     }
+    const written = { rowCount, digest: digest.digest() };
+    // A concurrent write of the same run fails here (primary key) and rolls back whole.
+    if (marker) await session.query(`INSERT INTO ${markerTable} (run_id, record) VALUES (${p(1)}, ${p(2)})`, [marker.runId, marker.record(written)]);
     await session.query("COMMIT");
-    return { rowCount, digest: digest.digest(), created };
+    return { ...written, created };
   } catch (error) {
     await session.query("ROLLBACK").catch(() => undefined);
     throw dialect.error(error, dest, "query");

@@ -47,3 +47,18 @@ export const taskJobParamsSchema = z
   })
   .strict();
 export type TaskJobParams = z.infer<typeof taskJobParamsSchema>;
+
+/**
+ * A pipeline run (issue 14): the pipeline's binding, the chain state the host read (the registered digest and
+ * the cursor the last run left), the package and the sealed cursor state fetched from IPFS (null before the
+ * first run). The job id is the run id (pipelineRunId of the pipeline and cursor).
+ */
+export const pipelineJobParamsSchema = z
+  .object({
+    binding: z.object({ chainId: uint256, contract: address, pipelineId: uint256 }).strict(),
+    chain: z.object({ pipelineDigest: hex32T, cursor: hex32T }).strict(),
+    package: bytes,
+    cursorState: bytes.nullable(),
+  })
+  .strict();
+export type PipelineJobParams = z.infer<typeof pipelineJobParamsSchema>;

@@ -7,9 +7,11 @@ import type { JobKind } from "../../protocol/job-kinds.ts";
 import type { RunJobParams } from "../call-gate.ts";
 import type { JobModule } from "./job-module.ts";
 import { taskJob } from "./task.ts";
+import { pipelineJob } from "./pipeline.ts";
 
 type ParamsOf<K extends JobKind> = Extract<RunJobParams, { kind: K }>["params"];
 
 export const jobModules: { [K in JobKind]: JobModule<K, ParamsOf<K>, unknown> } = {
   task: taskJob as JobModule<"task", ParamsOf<"task">, unknown>,
+  pipeline: pipelineJob as JobModule<"pipeline", ParamsOf<"pipeline">, unknown>,
 };

@@ -20,6 +20,9 @@ import type { EnclaveListener } from "../../../src/enclave/net/listen.ts";
 import { createMessageStream } from "../../../src/enclave/net/messages.ts";
 import { processRelayPort } from "../../../src/enclave/net/process-port.ts";
 import { isCloisterError } from "../../../src/util/base-error.ts";
+import { openHttpsSource, writeHttpsRows } from "../../../src/enclave/pipeline/https.ts";
+import { runPipeline } from "../../../src/enclave/pipeline/run-pipeline.ts";
+import type { PipelineSpec } from "../../../src/protocol/pipeline-package.ts";
 
 const channel = createRelayChannel(processRelayPort());
 
@@ -79,6 +82,23 @@ async function connector(p: { url: string; pinSha256: string; source: unknown; d
   const read = await collect(await openDataset(p.source, { network }));
   const written = p.destination ? await writeRows(p.destination, read.columns, [read.rows], { network }) : undefined;
   return { rowCount: read.rowCount, digest: read.digest, rows: read.rows.map((r) => r.map(String)), written: written?.rowCount };
+}
+
+/** A pipeline's https source and destination over the relay (pinned self-signed certificate). */
+async function https(p: { url: string; pin: string; postUrl: string }) {
+  const net = createEnclaveNet({ channel });
+  const read = await collect(await openHttpsSource({ type: "https", url: p.url, pin: p.pin, cursor: "id" }, { net }));
+  const written = await writeHttpsRows({ type: "https", url: p.postUrl, mode: "append", pin: p.pin }, read.columns, (async function* () {
+    yield read.rows;
+  })(), { table: "", runId: "0xrelayed", record: () => "" }, net);
+  return { rows: read.rows.map((r) => r.map(String)), written: written.rowCount };
+}
+
+/** A whole pipeline run (spec already opened) with pinned postgres endpoints over the relay. */
+async function pipelineRun(p: { spec: PipelineSpec; runId: string }) {
+  const net = createEnclaveNet({ channel });
+  const r = await runPipeline(p.spec, { after: undefined, runId: p.runId, sealCursor: (c) => new TextEncoder().encode(String(c)), net });
+  return { read: r.record.read, written: r.record.written, resumed: r.resumed };
 }
 
 /** No TLS at all: the control that shows the recorder would catch plaintext. */
@@ -175,7 +195,7 @@ async function exchange(p: { host: string; port: number; pkiSeed: string; measur
   return { peerMeasurement: peer?.claims.measurement, sent: [p.canary, sha(mine)], received: [Buffer.from(canary).toString(), sha(big)], echoedDigest: Buffer.from(digest).toString("hex"), protocol: socket.getProtocol() };
 }
 
-const jobs: Record<string, (params: never) => Promise<unknown>> = { attested, postgres, raw, connector, listen, served, unlisten, exchange };
+const jobs: Record<string, (params: never) => Promise<unknown>> = { attested, postgres, raw, connector, listen, served, unlisten, exchange, https, pipelineRun };
 
 process.on("message", (raw: unknown) => {
   if (isRelayFrame(raw)) return;
