@@ -17,7 +17,8 @@ export async function deployOrReuse(deployer: WriterClient, options: { chainId: 
     if (code && code !== "0x") return saved;
   }
   const deployed = await deployCloister(deployer, { attester: options.attester });
-  const stored = { chainId: deployed.chainId, registry: deployed.registry, market: deployed.market, deployBlock: deployed.deployBlock };
+  const stored: Deployment = { chainId: deployed.chainId, registry: deployed.registry, market: deployed.market, deployBlock: deployed.deployBlock };
+  if (deployed.grants) stored.grants = deployed.grants;
   await writeDeployment(options.path, stored);
   return stored;
 }

@@ -25,7 +25,7 @@ import {
   type RefuseJobResult,
   type RunJobParams,
 } from "./call-gate.ts";
-import { EnclaveError, type EnclaveErrorCode } from "./errors.ts";
+import { EnclaveError, OPERATE_ERROR_CODES, type EnclaveErrorCode } from "./errors.ts";
 import type { RelayEndpoint } from "./net/frames.ts";
 import { linkRelay } from "./net/relay-link.ts";
 
@@ -71,6 +71,7 @@ const KNOWN_CODES = new Set<string>([
   "NOT_A_CANDIDATE", "KEY_UNWRAP_FAILED", "INPUT_DECRYPTION_FAILED", "RESULT_KEY_INVALID", "REFUSAL_UNFOUNDED", "NOT_INITIALIZED", "UNSEAL_FAILED",
   "SEALED_STATE_MALFORMED", "ATTESTATION_UNAVAILABLE", "ATTESTATION_FAILED", "BAD_REQUEST", "BAD_RESPONSE", "TIMEOUT",
   "ENCLAVE_EXITED", "INTERNAL",
+  ...OPERATE_ERROR_CODES,
 ]);
 
 interface Pending {
@@ -200,6 +201,7 @@ export function runTaskTimeoutMs(limits: { timeoutMs: number }): number {
 
 /** For a task, the envelope's time limit plus a margin for crypto and isolate start-up; 60 s when unreadable. */
 function runJobBudget(request: RunJobParams): number {
+  if (request.kind !== "task") return 60_000;
   try {
     const limits = (JSON.parse(new TextDecoder().decode(request.params.envelope)) as { limits?: { timeoutMs?: unknown } }).limits;
     if (typeof limits?.timeoutMs === "number") return runTaskTimeoutMs({ timeoutMs: limits.timeoutMs });

@@ -91,7 +91,8 @@ const statementSchema = z
   .strict();
 
 type Common = z.infer<z.ZodObject<typeof commonPredicate>>;
-export type JobPredicate<K extends JobKind = JobKind> = Common & { job: { kind: K; id: string } } & { [P in K]: KindPredicates[P] };
+/** Distributive: the predicate of one kind (a statement of any kind is the union of them). */
+export type JobPredicate<K extends JobKind = JobKind> = K extends JobKind ? Common & { job: { kind: K; id: string } } & { [P in K]: KindPredicates[P] } : never;
 export interface ProvenanceStatement<K extends JobKind = JobKind> {
   _type: typeof STATEMENT_TYPE;
   subject: { name: string; digest: { sha256: string } }[];

@@ -6,10 +6,12 @@
 import type { JobKind } from "../../protocol/job-kinds.ts";
 import type { RunJobParams } from "../call-gate.ts";
 import type { JobModule } from "./job-module.ts";
+import { operateJob } from "./operate.ts";
 import { taskJob } from "./task.ts";
 
 type ParamsOf<K extends JobKind> = Extract<RunJobParams, { kind: K }>["params"];
 
 export const jobModules: { [K in JobKind]: JobModule<K, ParamsOf<K>, unknown> } = {
   task: taskJob as JobModule<"task", ParamsOf<"task">, unknown>,
+  operate: operateJob as JobModule<"operate", ParamsOf<"operate">, unknown>,
 };

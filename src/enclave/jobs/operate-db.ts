@@ -1,0 +1,130 @@
+/**
+ * Runs a granted statement against its dataset, once per use: in one
+ * transaction the enclave inserts the use's run marker into the dataset's
+ * `cloister_grant_uses` table (primary key: grant id and use number), runs the
+ * statement, records the rows it affected, and commits. A second run of the
+ * same use (a replay by the host, two nodes at once, or a retry after the
+ * chain record was lost) meets the marker and changes nothing: each use is
+ * applied to the dataset at most once, and its run id is recorded on chain at
+ * most once (Grants.runRecorded).
+ *
+ * Errors from the database cross the gate as their driver code only: a
+ * driver's message may quote row values (MariaDB's duplicate-entry message
+ * does) or the connection URL.
+ */
+import { DuckDBInstance } from "@duckdb/node-api";
+import mysql from "mysql2/promise";
+import pg from "pg";
+import type { GrantedDataset } from "../../protocol/operate.ts";
+import { postgresClientConfig } from "../connectors/postgres.ts";
+import { EnclaveError } from "../errors.ts";
+import type { EnclaveNet } from "../net/connect.ts";
+
+export const runMarkerTable = "cloister_grant_uses";
+
+export interface UseMarker {
+  grantId: bigint;
+  useIndex: number;
+  runId: string;
+  statementDigest: string;
+}
+
+interface Session {
+  run(sql: string, params?: readonly (string | number)[]): Promise<number>;
+  isDuplicate(error: unknown): boolean;
+  codeOf(error: unknown): string;
+  end(): Promise<void>;
+}
+
+async function postgresSession(url: string, pin: string | undefined, net: EnclaveNet | undefined): Promise<Session> {
+  if (pin !== undefined && !net) throw new EnclaveError("BAD_REQUEST", "the dataset pins a PostgreSQL certificate, but this enclave has no network of its own to open TLS through");
+  const client = new pg.Client(postgresClientConfig(url, pin !== undefined && net ? { net, pin: { kind: "certificate", sha256: pin } } : undefined));
+  client.on("error", () => undefined);
+  await client.connect();
+  return {
+    run: async (sql, params) => (await client.query(sql, params ? [...params] : undefined)).rowCount ?? 0,
+    isDuplicate: (e) => (e as { code?: string }).code === "23505",
+    codeOf: (e) => String((e as { code?: string }).code ?? "unknown"),
+    end: () => client.end(),
+  };
+}
+
+async function mysqlSession(url: string): Promise<Session> {
+  const connection = await mysql.createConnection({ uri: url.startsWith("mariadb:") ? `mysql:${url.slice(8)}` : url, connectTimeout: 10_000, supportBigNumbers: true, bigNumberStrings: true });
+  connection.on("error", () => undefined);
+  return {
+    async run(sql, params) {
+      const [result] = await connection.query(sql, params ? [...params] : undefined);
+      return (result as { affectedRows?: number }).affectedRows ?? 0;
+    },
+    isDuplicate: (e) => (e as { errno?: number }).errno === 1062,
+    codeOf: (e) => String((e as { code?: string }).code ?? "unknown"),
+    end: () => connection.end(),
+  };
+}
+
+async function duckdbSession(path: string): Promise<Session> {
+  const instance = await DuckDBInstance.create(path, { autoinstall_known_extensions: "false", autoload_known_extensions: "false" });
+  const connection = await instance.connect();
+  return {
+    run: async (sql, params) => (await connection.run(sql, params ? [...params] : undefined)).rowsChanged,
+    isDuplicate: (e) => /constraint/i.test((e as Error).message ?? "") && /duplicate|primary key|unique/i.test((e as Error).message ?? ""),
+    codeOf: (e) => (e as Error).name ?? "Error",
+    async end() {
+      connection.closeSync();
+      instance.closeSync();
+    },
+  };
+}
+
+const placeholders = (type: GrantedDataset["connection"]["type"], n: number) => Array.from({ length: n }, (_, i) => (type === "postgres" ? `$${i + 1}` : "?")).join(", ");
+
+/** Runs `statement` against `dataset` as use `marker.useIndex` of the grant; returns the rows it affected. */
+export async function applyGrantedStatement(dataset: GrantedDataset, statement: string, marker: UseMarker, net: EnclaveNet | undefined): Promise<number> {
+  const { connection } = dataset;
+  let session: Session;
+  try {
+    session = connection.type === "postgres" ? await postgresSession(connection.url, connection.pin, net) : connection.type === "mysql" ? await mysqlSession(connection.url) : await duckdbSession(connection.path);
+  } catch (error) {
+    if (error instanceof EnclaveError) throw error;
+    throw new EnclaveError("OPERATE_DATASET_UNREACHABLE", `the enclave could not open dataset "${dataset.name}" (${connection.type}, driver code ${(error as { code?: string }).code ?? "unknown"}); ask the owner to check the dataset's connection`);
+  }
+  const grant = marker.grantId.toString();
+  try {
+    await session.run(
+      `CREATE TABLE IF NOT EXISTS ${runMarkerTable} (grant_id VARCHAR(80) NOT NULL, use_index BIGINT NOT NULL, run_id CHAR(66) NOT NULL, statement_digest CHAR(66) NOT NULL, rows_affected BIGINT NOT NULL, PRIMARY KEY (grant_id, use_index))`,
+    );
+    await session.run("BEGIN");
+    try {
+      await session.run(`INSERT INTO ${runMarkerTable} (grant_id, use_index, run_id, statement_digest, rows_affected) VALUES (${placeholders(connection.type, 5)})`, [grant, marker.useIndex, marker.runId, marker.statementDigest, 0]);
+    } catch (error) {
+      await session.run("ROLLBACK").catch(() => undefined);
+      if (session.isDuplicate(error)) {
+        throw new EnclaveError(
+          "GRANT_USE_ALREADY_APPLIED",
+          `use ${marker.useIndex + 1} of grant ${grant} (run ${marker.runId}) was already applied to dataset "${dataset.name}" but is not recorded on chain yet: record that run's use first (the node keeps its outcome); it is not applied twice`,
+        );
+      }
+      throw error;
+    }
+    let affected: number;
+    try {
+      affected = await session.run(statement);
+      await session.run(`UPDATE ${runMarkerTable} SET rows_affected = ${placeholders(connection.type, 1)} WHERE grant_id = ${connection.type === "postgres" ? "$2" : "?"} AND use_index = ${connection.type === "postgres" ? "$3" : "?"}`, [
+        affected,
+        grant,
+        marker.useIndex,
+      ]);
+      await session.run("COMMIT");
+    } catch (error) {
+      await session.run("ROLLBACK").catch(() => undefined);
+      throw new EnclaveError("OPERATE_STATEMENT_FAILED", `the granted statement failed in dataset "${dataset.name}" (driver code ${session.codeOf(error)}) and was rolled back; nothing was changed and no use is recorded`);
+    }
+    return affected;
+  } catch (error) {
+    if (error instanceof EnclaveError) throw error;
+    throw new EnclaveError("OPERATE_STATEMENT_FAILED", `the enclave could not prepare dataset "${dataset.name}" for the granted statement (driver code ${session.codeOf(error)}); check that the dataset's user may create and write the ${runMarkerTable} table`);
+  } finally {
+    await session.end().catch(() => undefined);
+  }
+}
