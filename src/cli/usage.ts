@@ -113,6 +113,13 @@ devnet accounts:
   Use one with --account <i>. --show-private-keys prints their keys too: they are public test keys that
   anyone can use, so never send anything of value to these addresses on a real network.`;
 
+export const demoGrantsUsage = `Usage:
+  cloister demo grants [--data-dir <dir>] [--json]
+
+  Owner grants on an embedded network over a DuckDB file (no server): an operator's manipulation refused
+  without a grant, allowed once under the owner's grant (the use recorded on chain with its provenance),
+  refused when the grant is used up; then the owner lists the grant's uses. Every check is printed.`;
+
 /** The commands and subcommands, each with its usage text; `cloister <words> --help` prints it. */
 export const commandUsages: readonly { words: string; usage: string }[] = [
   { words: "demo", usage: `Usage:
@@ -120,6 +127,7 @@ export const commandUsages: readonly { words: string; usage: string }[] = [
 
   Runs a whole local network (embedded, SIMULATED TEE) and one confidential task through it, every step
   told on stderr. With --json the result is one JSON object on stdout (and the steps only on a terminal).` },
+  { words: "demo grants", usage: demoGrantsUsage },
   { words: "task", usage: taskUsage },
   { words: "task run", usage: taskUsage },
   { words: "attest", usage: attestUsage },
