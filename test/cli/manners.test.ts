@@ -54,12 +54,15 @@ async function listedCommands(): Promise<string[]> {
 test("the usage lists every command and subcommand", async () => {
   assert.deepEqual(await listedCommands(), [
     "demo",
+    "demo grants",
     "task run",
     "attest verify",
     "attest policy init",
     "attest policy schema",
     "policy show",
     "verify",
+    "grant create",
+    "operate",
     "devnet up",
     "devnet accounts",
     "help",

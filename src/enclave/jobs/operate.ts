@@ -97,7 +97,7 @@ export async function authorizeOperation(ctx: EnclaveContext, params: OperateJob
   const { binding, grant } = params;
   const { terms } = grant;
   const me = ctx.keys.account.address;
-  const id = binding.grantId;
+  const id = `0x${binding.grantId.toString(16).padStart(64, "0")}`;
 
   // 1. The scope: the owner's signature over these terms, for this grant id.
   const domain = grantsDomain(binding.chainId, binding.grants);
@@ -111,7 +111,7 @@ export async function authorizeOperation(ctx: EnclaveContext, params: OperateJob
     refuse("GRANT_SIGNATURE_INVALID", `the grant's terms are signed by ${signer}, not by their owner ${terms.owner}: they were altered or signed for another Grants contract or chain`);
   }
   const signedId = grantId(binding.chainId, binding.grants, terms.owner, grant.salt);
-  if (signedId !== id) refuse("GRANT_SIGNATURE_INVALID", `the signed grant is grant ${signedId}, not grant ${id}; run the operation under the grant the document names`);
+  if (signedId !== binding.grantId) refuse("GRANT_SIGNATURE_INVALID", `the signed grant is grant 0x${signedId.toString(16).padStart(64, "0")}, not grant ${id}; run the operation under the grant the document names`);
 
   // 2. The dataset, sealed by the owner to this enclave for this grant.
   const dataset = await openDataset(ctx, params);
@@ -119,7 +119,7 @@ export async function authorizeOperation(ctx: EnclaveContext, params: OperateJob
   // 3. The live state, proved at a trusted block.
   let chain: GrantOnChain;
   try {
-    chain = await readGrantOnChain(replayEndpoint("host-recorded", params.chain), { chainId: Number(binding.chainId), grants: binding.grants, grantId: id, registry: dataset.registry, enclave: me });
+    chain = await readGrantOnChain(replayEndpoint("host-recorded", params.chain), { chainId: Number(binding.chainId), grants: binding.grants, grantId: binding.grantId, registry: dataset.registry, enclave: me });
   } catch (error) {
     if (!(error instanceof ChainViewError)) throw error;
     refuse("GRANT_CHAIN_UNPROVEN", `the enclave could not prove grant ${id}'s state on chain (${error.code}: ${error.message}); the node must send the chain answers of the same reads, at one block`);
