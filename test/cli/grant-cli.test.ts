@@ -15,6 +15,7 @@ import { DuckDBInstance } from "@duckdb/node-api";
 import { mnemonicToAccount } from "viem/accounts";
 import { testMnemonic } from "../../src/chain/dev-accounts.ts";
 import { startMultiProcessDevnet, type MultiProcessDevnet } from "../../src/devnet/multi-process.ts";
+import { openKuboStore } from "../../src/storage/kubo-store.ts";
 
 const run = promisify(execFile);
 const cli = new URL("../../bin/cloister.js", import.meta.url).pathname;
@@ -88,6 +89,15 @@ test("grant create, operate, refusals, list, uses and revoke on a devnet", async
   const use = lastJson(used);
   assert.equal(use.rowsAffected, 1);
   assert.equal(use.recorded, true);
+
+  const store = openKuboStore(devnet.ipfsUrl);
+  await writeFile(join(work, "use.prov.json"), await store.get(use.provenance));
+  await store.close();
+  const verified = await cloister(["verify", "use.prov.json", "--json"]);
+  assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+  const verdict = lastJson(verified);
+  assert.equal(verdict.job.kind, "operate");
+  assert.deepEqual(verdict.checks.map((c: { name: string; ok: boolean }) => [c.name, c.ok]), [["signature", true], ["attestation", true], ["anchor", true]]);
 
   const again = await cloister(["operate", grant.grantId, "--statement", "fix.sql", "--grant", "grant.json", "--account", "1"]);
   assert.equal(again.code, 1);
