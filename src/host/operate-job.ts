@@ -6,7 +6,10 @@
  * signature). The host learns the statement (the operator's own) and the
  * receipt's counts; it never sees the dataset's connection or its rows.
  */
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { type Address, type Hex } from "viem";
+import { isRunRecorded } from "../chain/actions/read-grant.ts";
 import type { Eip1193Provider } from "../chain/eip1193.ts";
 import { consumeGrantUse } from "../chain/actions/consume-grant-use.ts";
 import type { WriterClient } from "../chain/clients.ts";
@@ -55,8 +58,46 @@ export interface OperateOptions {
   store: Pick<BlobStore, "putMany">;
   /** Sends consumeUse; any funded account may (the operator's, as a rule). */
   writer: WriterClient;
-  /** False: stop before consumeUse (tests of the exactly-once path). Default true. */
+  /** False: stop before consumeUse (tests of the exactly-once path, as if the node died there). Default true. */
   record?: boolean;
+  /**
+   * Where the node keeps each use's outcome until it is recorded on chain: a use applied to the dataset but not
+   * recorded (the node died in between) blocks the grant's next use, and recordPendingUses records it from here.
+   */
+  pendingDir?: string;
+}
+
+/** What the node keeps of a use until consumeUse is mined: everything consumeUse needs. */
+interface PendingUse {
+  grants: Address;
+  grantId: string;
+  runId: Hex;
+  provenanceDigest: Hex;
+  provenanceCid: string;
+  signature: Hex;
+}
+
+/** Records every use kept in `dir` for `grants` that the chain does not have yet; returns the run ids recorded. */
+export async function recordPendingUses(writer: WriterClient, grants: Address, dir: string): Promise<Hex[]> {
+  let files: string[];
+  try {
+    files = (await readdir(dir)).filter((f) => f.endsWith(".json"));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  }
+  const recorded: Hex[] = [];
+  for (const file of files) {
+    const use = JSON.parse(await readFile(join(dir, file), "utf8")) as PendingUse;
+    if (use.grants.toLowerCase() !== grants.toLowerCase()) continue;
+    const grantId = BigInt(use.grantId);
+    if (!(await isRunRecorded(writer, grants, grantId, use.runId))) {
+      await consumeGrantUse(writer, grants, { grantId, runId: use.runId, provenanceDigest: use.provenanceDigest, signature: use.signature });
+      recorded.push(use.runId);
+    }
+    await rm(join(dir, file), { force: true });
+  }
+  return recorded;
 }
 
 /** The chain answers the enclave needs for grant `document` (recorded from `provider`). */
@@ -96,7 +137,14 @@ export async function runOperateJob(options: OperateOptions): Promise<OperateRun
     provenanceCid: provenanceCid!,
     signature: outcome.anchor.signature,
   };
+  const pendingFile = options.pendingDir && join(options.pendingDir, `${receipt.runId}.json`);
+  if (pendingFile) {
+    const pending: PendingUse = { grants: document.grants, grantId: document.grantId, runId: receipt.runId, provenanceDigest: run.provenanceDigest, provenanceCid: run.provenanceCid, signature: run.signature };
+    await mkdir(options.pendingDir!, { recursive: true });
+    await writeFile(pendingFile, JSON.stringify(pending));
+  }
   if (options.record === false) return run;
   const tx = await consumeGrantUse(options.writer, document.grants, { grantId: BigInt(document.grantId), runId: receipt.runId, provenanceDigest: run.provenanceDigest, signature: run.signature });
+  if (pendingFile) await rm(pendingFile, { force: true });
   return { ...run, transactionHash: tx.hash, gasUsed: tx.receipt.gasUsed };
 }

@@ -8,7 +8,11 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import pg from "pg";
+import { recordPendingUses } from "../../src/host/operate-job.ts";
 import { readGrant } from "../../src/chain/actions/read-grant.ts";
 import { listGrantUses } from "../../src/chain/actions/read-grant-logs.ts";
 import { revokeGrant } from "../../src/chain/actions/revoke-grant.ts";
@@ -205,6 +209,30 @@ test("exactly once: a use applied but not yet recorded is not applied again, and
   const next = await g.operate(document, statement);
   assert.equal(next.receipt.use, 2);
   assert.equal(await balance(2), start + 14);
+});
+
+test("a use applied by a node that died before recording it is recorded from the node's pending outcome, then the grant goes on", { skip }, async () => {
+  const statement = `UPDATE ${table} SET balance = balance + 3 WHERE id = 3`;
+  const { document, grantId } = await g.grant({ dataset, statement, maxUses: 2 });
+  const pendingDir = await mkdtemp(join(tmpdir(), "cloister-pending-"));
+  try {
+    const start = await balance(3);
+    const first = await g.operate(document, statement, { record: false, pendingDir });
+    assert.deepEqual(await readdir(pendingDir), [`${first.receipt.runId}.json`]);
+    await refused(g.operate(document, statement), "GRANT_USE_ALREADY_APPLIED");
+    const { writer } = g.net.nodes[0]!.enclaveJobs;
+    assert.deepEqual(await recordPendingUses(writer, g.grants, pendingDir), [first.receipt.runId]);
+    assert.deepEqual(await readdir(pendingDir), []);
+    assert.deepEqual(await recordPendingUses(writer, g.grants, pendingDir), [], "nothing left to record");
+    const uses = await listGrantUses(g.net.requester, g.grants, grantId);
+    assert.deepEqual(uses.map((u) => u.provenanceDigest), [first.provenanceDigest]);
+    const second = await g.operate(document, statement, { pendingDir });
+    assert.equal(second.receipt.use, 2);
+    assert.deepEqual(await readdir(pendingDir), [], "a recorded use leaves nothing pending");
+    assert.equal(await balance(3), start + 6);
+  } finally {
+    await rm(pendingDir, { recursive: true, force: true });
+  }
 });
 
 test("no canary from the rows or the database password reaches a host-visible place", { skip }, async () => {

@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { encodeEvidence } from "../../attestation/evidence-codec.ts";
 import { casHttpClient } from "../../cas/http-client.ts";
 import { startEnclave, type EnclaveClient } from "../../enclave/client.ts";
-import { runOperateJob } from "../../host/operate-job.ts";
+import { recordPendingUses, runOperateJob } from "../../host/operate-job.ts";
 import { readInputFile } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { networkParseOptions, signerParseOptions } from "../network-options.ts";
@@ -23,7 +23,7 @@ import { connectForGrants } from "./grant.ts";
 type Connected = Awaited<ReturnType<typeof connectForGrants>>;
 
 /** Starts the operator's enclave and registers it for the signing account; returns it with its evidence CID. */
-async function registeredEnclave(network: Connected, flags: { "enclave-dir"?: string; "sim-pki"?: string; cas?: string }): Promise<{ enclave: EnclaveClient; evidenceCid: string; expiry: bigint }> {
+async function registeredEnclave(network: Connected, flags: { "enclave-dir"?: string; "sim-pki"?: string; cas?: string }): Promise<{ enclave: EnclaveClient; evidenceCid: string; expiry: bigint; enclaveDir: string }> {
   const file = network.named.file;
   const operator = network.writer.account.address;
   const enclaveDir = flags["enclave-dir"] ?? (file ? join(dirname(file.path), "operators", operator, "enclave") : undefined);
@@ -41,7 +41,7 @@ async function registeredEnclave(network: Connected, flags: { "enclave-dir"?: st
     const keys = { signer: id.signer, hpkePublicKey: id.hpkePublicKey, provenanceKey: id.provenanceKey, tlsKey: id.tlsKey };
     const evidenceCid = await network.store.put(encodeEvidence(evidence, keys));
     const registered = await cas.register({ ...keys, operator, evidenceCid, nonce });
-    return { enclave, evidenceCid, expiry: registered.expiry };
+    return { enclave, evidenceCid, expiry: registered.expiry, enclaveDir };
   } catch (error) {
     await enclave.close();
     throw error;
@@ -83,8 +83,12 @@ export async function operateCommand(argv: string[]): Promise<number> {
       else process.stdout.write(`enclave ${signer} registered for operator ${network.writer.account.address} until ${new Date(Number(started.expiry) * 1000).toISOString()}\n  owners can now seal datasets to it: 'cloister grant create --operator ${network.writer.account.address} ...'\n`);
       return 0;
     }
+    // Uses this operator applied but did not get recorded (it stopped in between) are recorded first: until then the grant's next use is refused.
+    const pendingDir = join(started.enclaveDir, "..", "pending-uses");
+    const recordedPending = await recordPendingUses(network.writer, network.grants, pendingDir);
+    if (recordedPending.length > 0 && !values.json) process.stderr.write(`recorded ${recordedPending.length} use(s) applied earlier but not yet on chain: ${recordedPending.join(", ")}\n`);
     const provider = { request: (args: { method: string; params?: readonly unknown[] | object }) => network.writer.request(args as never) as Promise<unknown> };
-    const run = await runOperateJob({ enclave, provider, registry: network.deployment.registry, document, statement, evidenceCid: started.evidenceCid, store: network.store, writer: network.writer });
+    const run = await runOperateJob({ enclave, provider, registry: network.deployment.registry, document, statement, evidenceCid: started.evidenceCid, store: network.store, writer: network.writer, pendingDir });
     if (values.json) {
       printJson({
         grantId: grantIdHex(id!),
