@@ -144,7 +144,8 @@ export const operateUsage = `Usage:
   and the owner's grant document; the enclave checks the statement against the owner's signed terms and
   the grant's state on chain (revocation, window, uses, your operator), refuses with a code naming the
   violated limit (GRANT_NOT_FOUND, GRANT_EXPIRED, GRANT_USED_UP, GRANT_STATEMENT_NOT_GRANTED, ...), or runs
-  it once and the use is recorded on chain with its provenance. Simulated TEE only for now.`;
+  it once and the use is recorded on chain with its provenance. A granted read (SELECT) prints the rows,
+  sealed by the enclave to a key made for the run. Simulated TEE only for now.`;
 
 export const demoGrantsUsage = `Usage:
   cloister demo grants [--data-dir <dir>] [--json]

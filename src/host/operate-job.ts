@@ -41,6 +41,8 @@ export interface OperateRun {
   provenanceCid: string;
   /** The enclave's EIP-712 Use signature. */
   signature: Hex;
+  /** A granted read's rows, sealed to the operator's result key (openGrantRead). */
+  result?: Uint8Array;
   /** The consumeUse transaction; undefined when `record` was false. */
   transactionHash?: Hex;
   gasUsed?: bigint;
@@ -58,6 +60,8 @@ export interface OperateOptions {
   store: Pick<BlobStore, "putMany">;
   /** Sends consumeUse; any funded account may (the operator's, as a rule). */
   writer: WriterClient;
+  /** The operator's X25519 public key (hex) a granted read's rows are sealed to. */
+  resultKey?: Hex;
   /** False: stop before consumeUse (tests of the exactly-once path, as if the node died there). Default true. */
   record?: boolean;
   /**
@@ -120,11 +124,19 @@ export async function runOperateJob(options: OperateOptions): Promise<OperateRun
   const chain = await recordGrantChain(options.provider, document, options.registry, me);
   const outcome = await enclave.runJob({
     kind: "operate",
-    params: { binding: { chainId: BigInt(document.chainId), grants: document.grants, grantId: BigInt(document.grantId) }, grant: document.grant, dataset: sealed, statement: options.statement, chain },
+    params: {
+      binding: { chainId: BigInt(document.chainId), grants: document.grants, grantId: BigInt(document.grantId) },
+      grant: document.grant,
+      dataset: sealed,
+      statement: options.statement,
+      chain,
+      ...(options.resultKey ? { resultKey: options.resultKey } : {}),
+    },
     evidenceCid: options.evidenceCid,
   });
   const out = outcome.outputs[0];
-  if (outcome.kind !== "operate" || outcome.anchor.type !== "Grants.Use" || outcome.outputs.length !== 1 || out?.name !== "receipt") {
+  const result = outcome.outputs.find((o) => o.name === "result");
+  if (outcome.kind !== "operate" || outcome.anchor.type !== "Grants.Use" || out?.name !== "receipt") {
     throw new OperateJobError("OPERATE_OUTCOME_MALFORMED", `the enclave returned a ${outcome.kind} outcome with a ${outcome.anchor.type} anchor, not an operate one: the enclave and the node run different code`);
   }
   const receipt = JSON.parse(new TextDecoder().decode(out.bytes)) as OperateReceipt;
@@ -136,6 +148,7 @@ export async function runOperateJob(options: OperateOptions): Promise<OperateRun
     provenanceDigest: outcome.provenance.digest,
     provenanceCid: provenanceCid!,
     signature: outcome.anchor.signature,
+    ...(result ? { result: result.bytes } : {}),
   };
   const pendingFile = options.pendingDir && join(options.pendingDir, `${receipt.runId}.json`);
   if (pendingFile) {

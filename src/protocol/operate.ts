@@ -108,6 +108,18 @@ export function grantRunId(binding: GrantBinding, useIndex: number): Hex {
   return keccak256(toHex(tagged(DOMAIN.grantRun, body)));
 }
 
+/** HPKE info of the rows of a granted read, sealed to the operator's result key for one run. */
+export function grantReadInfo(binding: GrantBinding, runId: Hex): Uint8Array {
+  const body = encodeAbiParameters([{ type: "uint256" }, { type: "address" }, { type: "uint256" }, { type: "bytes32" }], [binding.chainId, getAddress(binding.grants), binding.grantId, runId]);
+  return tagged(DOMAIN.grantRead, body);
+}
+
+/** The rows of a granted read as the operator decrypts them: column names, and each cell as text (null stays null). */
+export interface GrantReadResult {
+  columns: string[];
+  rows: (string | null)[][];
+}
+
 /**
  * Where EnclaveRegistry keeps an enclave's entry (AccessControl's `_roles` is slot 0): `enclaves[signer]` at
  * keccak256(abi.encode(signer, 1)); its word 0 packs operator (160 bits), expiry (64), teeType (8), simulated (8),
@@ -133,6 +145,8 @@ const shapes: { operation: GrantOperation; pattern: RegExp }[] = [
   { operation: "update", pattern: new RegExp(`^update\\s+(?:only\\s+)?${ident}`, "i") },
   { operation: "delete", pattern: new RegExp(`^delete\\s+from\\s+(?:only\\s+)?${ident}`, "i") },
   { operation: "insert", pattern: new RegExp(`^insert\\s+into\\s+${ident}`, "i") },
+  // A read: its first FROM names the table (the owner signed the whole statement; joins are the owner's to read).
+  { operation: "read", pattern: new RegExp(`^select\\s[\\s\\S]*?\\sfrom\\s+${ident}`, "i") },
 ];
 
 /** A table name as the enclave compares it: quoted parts as written, unquoted ones lowercased. */
@@ -151,7 +165,7 @@ function stripLeadingComments(text: string): string {
 }
 
 /**
- * The operation and target table of one UPDATE, DELETE or INSERT statement. Refused: several statements (any
+ * The operation and target table of one UPDATE, DELETE, INSERT Refused: several statements (any
  * `;` but a trailing one), reads (a granted read's rows would need a recipient: not built), and anything else.
  */
 export function statementShape(statement: string): StatementShape {
@@ -165,6 +179,6 @@ export function statementShape(statement: string): StatementShape {
   }
   throw new GrantDocumentError(
     "GRANT_STATEMENT_UNSUPPORTED",
-    "the statement is not one UPDATE <table>, DELETE FROM <table> or INSERT INTO <table>; granted reads and other statements are not supported yet",
+    "the statement is not one UPDATE <table>, DELETE FROM <table>, INSERT INTO <table> or SELECT ... FROM <table>; other statements (WITH, DDL, ...) are not supported",
   );
 }

@@ -6,11 +6,11 @@
  * public but for the sealed datasets, which only the named enclaves open.
  */
 import { hexToBytes, toHex, type Address, type Hex } from "viem";
-import { sealTo } from "../crypto/hpke.ts";
+import { openWith, sealTo } from "../crypto/hpke.ts";
 import { createGrantBySig } from "../chain/actions/create-grant.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { datasetId, grantId, grantsDomain, grantTypes, operationsMask, statementDigest, type GrantTerms } from "../protocol/grants.ts";
-import { grantDatasetInfo, type GrantBinding, type GrantDocument, type GrantedDataset, type SealedDataset } from "../protocol/operate.ts";
+import { grantDatasetInfo, grantReadInfo, type GrantBinding, type GrantDocument, type GrantedDataset, type GrantReadResult, type SealedDataset } from "../protocol/operate.ts";
 
 export interface GrantRequest {
   grants: Address;
@@ -68,4 +68,11 @@ export async function createGrantDocument(owner: WriterClient, request: GrantReq
   if (request.relay === false) return { document, grantId: id };
   const tx = await createGrantBySig(owner, request.grants, terms, salt, signature);
   return { document, grantId: id, transactionHash: tx.hash, gasUsed: tx.receipt.gasUsed };
+}
+
+/** The rows of a granted read, opened with the operator's X25519 private key. */
+export async function openGrantRead(result: Uint8Array, privateKey: Uint8Array, document: GrantDocument, runId: Hex): Promise<GrantReadResult> {
+  const binding = { chainId: BigInt(document.chainId), grants: document.grants, grantId: BigInt(document.grantId) };
+  const plain = await openWith(privateKey, result.subarray(0, 32), result.subarray(32), { info: grantReadInfo(binding, runId) });
+  return JSON.parse(new TextDecoder().decode(plain)) as GrantReadResult;
 }

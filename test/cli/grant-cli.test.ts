@@ -121,6 +121,23 @@ test("grant create, operate, refusals, list, uses and revoke on a devnet", async
   assert.equal(lastJson(await cloister(["grant", "uses", grant.grantId, "--json"])).revoked, true);
 });
 
+test("a granted read prints the rows to the operator only", async () => {
+  await writeFile(join(work, "read.sql"), "SELECT holder, balance FROM accounts WHERE id = 1\n");
+  const registered = await cloister(["operate", "register", "--account", "1", "--json"]);
+  assert.equal(registered.code, 0, registered.stderr);
+  const created = await cloister([
+    "grant", "create", "--account", "0", "--dataset", "ledger", "--datasets", "datasets.json", "--ops", "read", "--statement", "read.sql",
+    "--purpose", "look up ada", "--expires", "10m", "--uses", "1", "--operator", operator, "--out", "read-grant.json", "--json",
+  ]);
+  assert.equal(created.code, 0, created.stderr);
+  const grant = lastJson(created);
+  const read = await cloister(["operate", grant.grantId, "--statement", "read.sql", "--grant", "read-grant.json", "--account", "1", "--json"]);
+  assert.equal(read.code, 0, read.stderr);
+  const out = lastJson(read);
+  assert.equal(out.operation, "read");
+  assert.deepEqual(out.rows, { columns: ["holder", "balance"], rows: [["ada", "100"]] });
+});
+
 test("grant create says what is missing", async () => {
   const r = await cloister(["grant", "create", "--account", "0", "--dataset", "ledger"]);
   assert.equal(r.code, 2);

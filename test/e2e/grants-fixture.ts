@@ -20,7 +20,7 @@ export interface GrantNetwork {
   /** The owner (the network's requester account) signs, seals to node `node`'s enclave, and creates the grant. */
   grant(request: Partial<GrantRequest> & { dataset: GrantedDataset; statement: string; node?: number }): Promise<CreatedGrantDocument>;
   /** Node `node`'s operator runs `statement` under `document`. */
-  operate(document: GrantDocument, statement: string, options?: { node?: number; record?: boolean; pendingDir?: string }): Promise<OperateRun>;
+  operate(document: GrantDocument, statement: string, options?: { node?: number; record?: boolean; pendingDir?: string; resultKey?: Hex }): Promise<OperateRun>;
   /** Advances the chain's clock and mines a block. */
   advance(seconds: number): Promise<void>;
   /** Every file under the network's data dir holding `needle` (chain journal, IPFS blocks, host logs, sealed state). */
@@ -86,6 +86,7 @@ export async function startGrantNetwork(): Promise<GrantNetwork> {
         writer,
         ...(options.record === false ? { record: false } : {}),
         ...(options.pendingDir ? { pendingDir: options.pendingDir } : {}),
+        ...(options.resultKey ? { resultKey: options.resultKey } : {}),
       });
     },
     async advance(seconds) {

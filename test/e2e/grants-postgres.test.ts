@@ -20,7 +20,9 @@ import { consumeGrantUse } from "../../src/chain/actions/consume-grant-use.ts";
 import { EnclaveError } from "../../src/enclave/errors.ts";
 import type { GrantedDataset } from "../../src/protocol/operate.ts";
 import { statementOfSignedEnvelope } from "../../src/protocol/provenance.ts";
-import { sealDataset } from "../../src/sdk/grants.ts";
+import { toHex } from "viem";
+import { generateHpkeKeyPair } from "../../src/crypto/hpke.ts";
+import { openGrantRead, sealDataset } from "../../src/sdk/grants.ts";
 import { pg as server, uniqueName, unreachable } from "../enclave/connectors/servers.ts";
 import { framesText, startGrantNetwork, type GrantNetwork } from "./grants-fixture.ts";
 
@@ -233,6 +235,21 @@ test("a use applied by a node that died before recording it is recorded from the
   } finally {
     await rm(pendingDir, { recursive: true, force: true });
   }
+});
+
+test("a granted read: the rows go sealed to the operator's key, once; without a key it is refused", { skip }, async () => {
+  const statement = `SELECT holder, balance FROM ${table} WHERE id = 1`;
+  const { document, grantId } = await g.grant({ dataset, statement, operations: ["read"], maxUses: 1 });
+  await refused(g.operate(document, statement), "OPERATE_RESULT_KEY_MISSING");
+  const keys = await generateHpkeKeyPair();
+  const run = await g.operate(document, statement, { resultKey: toHex(keys.publicKey) });
+  assert.equal(run.receipt.operation, "read");
+  assert.equal(run.receipt.rowsAffected, 1);
+  const rows = await openGrantRead(run.result!, keys.privateKey, document, run.receipt.runId);
+  assert.deepEqual(rows.columns, ["holder", "balance"]);
+  assert.equal(rows.rows[0]![0], ROW_CANARY);
+  assert.equal((await readGrant(g.net.requester, g.grants, grantId)).uses, 1);
+  await refused(g.operate(document, statement, { resultKey: toHex(keys.publicKey) }), "GRANT_USED_UP");
 });
 
 test("no canary from the rows or the database password reaches a host-visible place", { skip }, async () => {

@@ -10,8 +10,13 @@ test("statementShape reads the operation and target table of one UPDATE, DELETE 
   assert.deepEqual(statementShape("UPDATE ONLY accounts SET a = 1"), { operation: "update", table: "accounts" });
 });
 
-test("statementShape refuses several statements, reads and anything else", () => {
-  for (const s of ["UPDATE t SET a = 1; DROP TABLE t", "SELECT * FROM t", "WITH x AS (SELECT 1) UPDATE t SET a = 1", "DROP TABLE t", "TRUNCATE t"]) {
+test("statementShape reads a SELECT's first FROM as its table", () => {
+  assert.deepEqual(statementShape("SELECT a, b FROM crm.Customers WHERE id = 1"), { operation: "read", table: "crm.customers" });
+  assert.deepEqual(statementShape("select count(*)\nfrom \"T\""), { operation: "read", table: "T" });
+});
+
+test("statementShape refuses several statements and anything else", () => {
+  for (const s of ["UPDATE t SET a = 1; DROP TABLE t", "SELECT 1", "WITH x AS (SELECT 1) UPDATE t SET a = 1", "DROP TABLE t", "TRUNCATE t"]) {
     assert.throws(() => statementShape(s), (e: unknown) => e instanceof GrantDocumentError && e.code === "GRANT_STATEMENT_UNSUPPORTED", s);
   }
 });

@@ -11,7 +11,11 @@ import { parseArgs } from "node:util";
 import { encodeEvidence } from "../../attestation/evidence-codec.ts";
 import { casHttpClient } from "../../cas/http-client.ts";
 import { startEnclave, type EnclaveClient } from "../../enclave/client.ts";
+import { toHex } from "viem";
+import { generateHpkeKeyPair } from "../../crypto/hpke.ts";
 import { recordPendingUses, runOperateJob } from "../../host/operate-job.ts";
+import { statementShape } from "../../protocol/operate.ts";
+import { openGrantRead } from "../../sdk/grants.ts";
 import { readInputFile } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { networkParseOptions, signerParseOptions } from "../network-options.ts";
@@ -45,6 +49,14 @@ async function registeredEnclave(network: Connected, flags: { "enclave-dir"?: st
   } catch (error) {
     await enclave.close();
     throw error;
+  }
+}
+
+function isRead(statement: string): boolean {
+  try {
+    return statementShape(statement).operation === "read";
+  } catch {
+    return false; // the enclave refuses it with the reason
   }
 }
 
@@ -88,7 +100,14 @@ export async function operateCommand(argv: string[]): Promise<number> {
     const recordedPending = await recordPendingUses(network.writer, network.grants, pendingDir);
     if (recordedPending.length > 0 && !values.json) process.stderr.write(`recorded ${recordedPending.length} use(s) applied earlier but not yet on chain: ${recordedPending.join(", ")}\n`);
     const provider = { request: (args: { method: string; params?: readonly unknown[] | object }) => network.writer.request(args as never) as Promise<unknown> };
-    const run = await runOperateJob({ enclave, provider, registry: network.deployment.registry, document, statement, evidenceCid: started.evidenceCid, store: network.store, writer: network.writer, pendingDir });
+    // A read's rows come back sealed to a key made here for this run: only this command can open them.
+    const readKeys = isRead(statement) ? await generateHpkeKeyPair() : undefined;
+    const run = await runOperateJob({
+      enclave, provider, registry: network.deployment.registry, document, statement, evidenceCid: started.evidenceCid, store: network.store, writer: network.writer, pendingDir,
+      ...(readKeys ? { resultKey: toHex(readKeys.publicKey) } : {}),
+    });
+    const rows = readKeys && run.result ? await openGrantRead(run.result, readKeys.privateKey, document, run.receipt.runId) : undefined;
+    readKeys?.privateKey.fill(0);
     if (values.json) {
       printJson({
         grantId: grantIdHex(id!),
@@ -104,6 +123,7 @@ export async function operateCommand(argv: string[]): Promise<number> {
         transactionHash: run.transactionHash,
         gasUsed: String(run.gasUsed),
         recorded: true,
+        ...(rows ? { rows } : {}),
       });
     } else {
       process.stdout.write(
@@ -111,6 +131,7 @@ export async function operateCommand(argv: string[]): Promise<number> {
           `use ${run.receipt.use} of grant ${grantIdHex(id!)}: ${run.receipt.operation} on ${run.receipt.table}, ${run.receipt.rowsAffected} row(s) affected`,
           `  run ${run.receipt.runId} by enclave ${signer}`,
           `  provenance ${run.provenanceCid}; recorded on chain in ${run.transactionHash} (gas ${run.gasUsed})`,
+          ...(rows ? ["", rows.columns.join("\t"), ...rows.rows.map((r) => r.map((c) => c ?? "NULL").join("\t"))] : []),
           "",
         ].join("\n"),
       );

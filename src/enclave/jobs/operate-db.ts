@@ -15,7 +15,7 @@
 import { DuckDBInstance } from "@duckdb/node-api";
 import mysql from "mysql2/promise";
 import pg from "pg";
-import type { GrantedDataset } from "../../protocol/operate.ts";
+import type { GrantedDataset, GrantReadResult } from "../../protocol/operate.ts";
 import { postgresClientConfig } from "../connectors/postgres.ts";
 import { EnclaveError } from "../errors.ts";
 import type { EnclaveNet } from "../net/connect.ts";
@@ -31,6 +31,8 @@ export interface UseMarker {
 
 interface Session {
   run(sql: string, params?: readonly (string | number)[]): Promise<number>;
+  /** A read: column names and every cell as text. */
+  read(sql: string): Promise<GrantReadResult>;
   isDuplicate(error: unknown): boolean;
   codeOf(error: unknown): string;
   end(): Promise<void>;
@@ -43,6 +45,10 @@ async function postgresSession(url: string, pin: string | undefined, net: Enclav
   await client.connect();
   return {
     run: async (sql, params) => (await client.query(sql, params ? [...params] : undefined)).rowCount ?? 0,
+    async read(sql) {
+      const result = await client.query<(string | null)[]>({ text: sql, rowMode: "array", types: { getTypeParser: () => (value: string) => value } });
+      return { columns: result.fields.map((f) => f.name), rows: result.rows };
+    },
     isDuplicate: (e) => (e as { code?: string }).code === "23505",
     codeOf: (e) => String((e as { code?: string }).code ?? "unknown"),
     end: () => client.end(),
@@ -57,6 +63,10 @@ async function mysqlSession(url: string): Promise<Session> {
       const [result] = await connection.query(sql, params ? [...params] : undefined);
       return (result as { affectedRows?: number }).affectedRows ?? 0;
     },
+    async read(sql) {
+      const [rows, fields] = await connection.query({ sql, rowsAsArray: true, dateStrings: true });
+      return { columns: (fields ?? []).map((f) => f.name), rows: (rows as unknown[][]).map((row) => row.map(cellText)) };
+    },
     isDuplicate: (e) => (e as { errno?: number }).errno === 1062,
     codeOf: (e) => String((e as { code?: string }).code ?? "unknown"),
     end: () => connection.end(),
@@ -68,6 +78,10 @@ async function duckdbSession(path: string): Promise<Session> {
   const connection = await instance.connect();
   return {
     run: async (sql, params) => (await connection.run(sql, params ? [...params] : undefined)).rowsChanged,
+    async read(sql) {
+      const result = await connection.runAndReadAll(sql);
+      return { columns: result.columnNames(), rows: result.getRows().map((row) => row.map(cellText)) };
+    },
     isDuplicate: (e) => /constraint/i.test((e as Error).message ?? "") && /duplicate|primary key|unique/i.test((e as Error).message ?? ""),
     codeOf: (e) => (e as Error).name ?? "Error",
     async end() {
@@ -77,10 +91,21 @@ async function duckdbSession(path: string): Promise<Session> {
   };
 }
 
+/** A cell as text: bytes in hex, dates as ISO, everything else as its string form. */
+function cellText(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  if (value instanceof Uint8Array) return `\\x${Buffer.from(value).toString("hex")}`;
+  if (value instanceof Date) return value.toISOString();
+  return String(value);
+}
+
 const placeholders = (type: GrantedDataset["connection"]["type"], n: number) => Array.from({ length: n }, (_, i) => (type === "postgres" ? `$${i + 1}` : "?")).join(", ");
 
-/** Runs `statement` against `dataset` as use `marker.useIndex` of the grant; returns the rows it affected. */
-export async function applyGrantedStatement(dataset: GrantedDataset, statement: string, marker: UseMarker, net: EnclaveNet | undefined): Promise<number> {
+/**
+ * Runs `statement` against `dataset` as use `marker.useIndex` of the grant; returns the rows it affected (a read:
+ * the rows it returned, and the rows themselves).
+ */
+export async function applyGrantedStatement(dataset: GrantedDataset, statement: string, marker: UseMarker, net: EnclaveNet | undefined, read = false): Promise<{ affected: number; read?: GrantReadResult }> {
   const { connection } = dataset;
   let session: Session;
   try {
@@ -108,8 +133,14 @@ export async function applyGrantedStatement(dataset: GrantedDataset, statement: 
       throw error;
     }
     let affected: number;
+    let rows: GrantReadResult | undefined;
     try {
-      affected = await session.run(statement);
+      if (read) {
+        rows = await session.read(statement);
+        affected = rows.rows.length;
+      } else {
+        affected = await session.run(statement);
+      }
       await session.run(`UPDATE ${runMarkerTable} SET rows_affected = ${placeholders(connection.type, 1)} WHERE grant_id = ${connection.type === "postgres" ? "$2" : "?"} AND use_index = ${connection.type === "postgres" ? "$3" : "?"}`, [
         affected,
         grant,
@@ -120,7 +151,7 @@ export async function applyGrantedStatement(dataset: GrantedDataset, statement: 
       await session.run("ROLLBACK").catch(() => undefined);
       throw new EnclaveError("OPERATE_STATEMENT_FAILED", `the granted statement failed in dataset "${dataset.name}" (driver code ${session.codeOf(error)}) and was rolled back; nothing was changed and no use is recorded`);
     }
-    return affected;
+    return { affected, ...(rows ? { read: rows } : {}) };
   } catch (error) {
     if (error instanceof EnclaveError) throw error;
     throw new EnclaveError("OPERATE_STATEMENT_FAILED", `the enclave could not prepare dataset "${dataset.name}" for the granted statement (driver code ${session.codeOf(error)}); check that the dataset's user may create and write the ${runMarkerTable} table`);

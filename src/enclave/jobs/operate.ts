@@ -13,12 +13,12 @@
  * the anchor is Grants' EIP-712 Use over the grant, the run id and the
  * provenance digest, which consumeUse records on chain once per run.
  */
-import { getAddress, isAddressEqual, recoverAddress, type Hex } from "viem";
+import { concatBytes, getAddress, isAddressEqual, recoverAddress, type Hex } from "viem";
 import { fromHex } from "../../crypto/bytes.ts";
-import { openWith } from "../../crypto/hpke.ts";
+import { openWith, sealTo } from "../../crypto/hpke.ts";
 import { sha256 } from "../../crypto/sha256.ts";
 import { datasetId, grantDigest, grantId, grantsDomain, GRANT_OPERATIONS, operationsOf, statementDigest, useDigest, type GrantTerms } from "../../protocol/grants.ts";
-import { grantDatasetInfo, grantedDatasetSchema, grantRunId, GrantDocumentError, normalizeTableName, statementShape, type GrantedDataset, type StatementShape } from "../../protocol/operate.ts";
+import { grantDatasetInfo, grantedDatasetSchema, grantReadInfo, grantRunId, GrantDocumentError, normalizeTableName, statementShape, type GrantedDataset, type StatementShape } from "../../protocol/operate.ts";
 import { ChainViewError } from "../chain-view/errors.ts";
 import { replayEndpoint } from "../chain-view/recorded.ts";
 import { EnclaveError } from "../errors.ts";
@@ -43,7 +43,14 @@ export const operateJob: JobModule<"operate", OperateJobParams, AuthorizedOperat
   async execute(ctx, params, a) {
     const { binding } = params;
     const digest = statementDigest(params.statement);
-    const rowsAffected = await applyGrantedStatement(a.dataset, params.statement, { grantId: binding.grantId, useIndex: a.useIndex, runId: a.runId, statementDigest: digest }, ctx.net);
+    const applied = await applyGrantedStatement(a.dataset, params.statement, { grantId: binding.grantId, useIndex: a.useIndex, runId: a.runId, statementDigest: digest }, ctx.net, a.shape.operation === "read");
+    const rowsAffected = applied.affected;
+    const outputs = [] as { name: string; bytes: Uint8Array }[];
+    if (applied.read) {
+      // The rows go to the operator the grant names, sealed to the key it sent for this run; the host sees ciphertext.
+      const sealed = await sealTo(fromHex(params.resultKey!), new TextEncoder().encode(JSON.stringify(applied.read)), { info: grantReadInfo(binding, a.runId) });
+      outputs.push({ name: "result", bytes: concatBytes([sealed.enc, sealed.ciphertext]) });
+    }
     const receipt = {
       grantId: binding.grantId.toString(),
       runId: a.runId,
@@ -54,7 +61,7 @@ export const operateJob: JobModule<"operate", OperateJobParams, AuthorizedOperat
       rowsAffected,
     };
     return {
-      outputs: [{ name: "receipt", bytes: new TextEncoder().encode(JSON.stringify(receipt)) }],
+      outputs: [{ name: "receipt", bytes: new TextEncoder().encode(JSON.stringify(receipt)) }, ...outputs],
       inputs: [{ name: "statement", digest: sha256(new TextEncoder().encode(params.statement)) }],
       resourceUse: null,
       error: null,
@@ -163,6 +170,9 @@ export async function authorizeOperation(ctx: EnclaveContext, params: OperateJob
   } catch (error) {
     if (!(error instanceof GrantDocumentError)) throw error;
     refuse("GRANT_STATEMENT_UNSUPPORTED", error.message);
+  }
+  if (shape.operation === "read" && params.resultKey === undefined) {
+    refuse("OPERATE_RESULT_KEY_MISSING", "the statement is a read, and its rows go only to the operator: send the operator's X25519 result key with the job (cloister operate does)");
   }
   if ((terms.operations & GRANT_OPERATIONS[shape.operation]) === 0) {
     refuse("GRANT_OPERATION_NOT_GRANTED", `the statement is an ${shape.operation}, and grant ${id} allows only ${operationsOf(terms.operations).join(", ")}`);

@@ -62,6 +62,8 @@ export const operateJobParamsSchema = z
     dataset: sealedDatasetSchema,
     statement: z.string().min(1).max(1 << 20),
     chain: z.array(recordedAnswerSchema).max(64),
+    /** The operator's X25519 public key for a granted read's rows (they go to nobody else); unused by writes. */
+    resultKey: hex32T.optional(),
   })
   .strict();
 export type OperateJobParams = z.infer<typeof operateJobParamsSchema>;
