@@ -22,11 +22,13 @@ import type { GrantDocument, GrantedDataset } from "../../protocol/operate.ts";
 import { createGrantDocument } from "../../sdk/grants.ts";
 import { CloisterError } from "../../util/base-error.ts";
 import { printJson, stderrReporter, type Reporter } from "../output.ts";
+import { grantIdHex } from "../grant-inputs.ts";
 import { shortId } from "./task.ts";
 
 export class GrantDemoError extends CloisterError<"GRANT_DEMO_FAILED"> {}
 
 export interface GrantDemoResult {
+  /** 0x and 64 hex digits, as the grant commands print it. */
   grantId: string;
   refusedWithoutGrant: string;
   allowed: { runId: string; rowsAffected: number; provenanceCid: string; transactionHash: string; gasUsed: string };
@@ -138,7 +140,7 @@ export async function runGrantDemoSteps(network: EmbeddedNetwork, dir: string, r
   check("the owner lists every use on chain: run id, enclave and provenance digest, once each");
 
   return {
-    grantId: created.grantId.toString(),
+    grantId: grantIdHex(created.grantId),
     refusedWithoutGrant: none.code,
     allowed: { runId: run.receipt.runId, rowsAffected: run.receipt.rowsAffected, provenanceCid: run.provenanceCid, transactionHash: run.transactionHash!, gasUsed: String(run.gasUsed) },
     refusedWhenUsedUp: usedUp.code,
