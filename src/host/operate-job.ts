@@ -60,6 +60,11 @@ export interface OperateOptions {
   store: Pick<BlobStore, "putMany">;
   /** Sends consumeUse; any funded account may (the operator's, as a rule). */
   writer: WriterClient;
+  /**
+   * How long to wait for the enclave (default 10 minutes): a statement that commits after the node gave up
+   * leaves an applied use without an outcome to record, so this is generous.
+   */
+  timeoutMs?: number;
   /** The operator's X25519 public key (hex) a granted read's rows are sealed to. */
   resultKey?: Hex;
   /** False: stop before consumeUse (tests of the exactly-once path, as if the node died there). Default true. */
@@ -133,7 +138,7 @@ export async function runOperateJob(options: OperateOptions): Promise<OperateRun
       ...(options.resultKey ? { resultKey: options.resultKey } : {}),
     },
     evidenceCid: options.evidenceCid,
-  });
+  }, { timeoutMs: options.timeoutMs ?? 600_000 });
   const out = outcome.outputs[0];
   const result = outcome.outputs.find((o) => o.name === "result");
   if (outcome.kind !== "operate" || outcome.anchor.type !== "Grants.Use" || out?.name !== "receipt") {
