@@ -15,6 +15,7 @@ import { createWriterClient, type WriterClient } from "../chain/clients.ts";
 import { startLocalChain, type LocalChain } from "../chain/local-chain.ts";
 import { startEnclave, type FrameDirection } from "../enclave/client.ts";
 import type { HostEvent } from "../host/log.ts";
+import { createNetRelay, type CarriedBytes, type NetRelayOptions } from "../host/net-relay.ts";
 import { NodeDaemon } from "../host/node-daemon.ts";
 import { CloisterClient } from "../sdk/client.ts";
 import { openHeliaStore, type HeliaStore } from "../storage/helia-store.ts";
@@ -32,6 +33,11 @@ export interface EmbeddedNetworkOptions {
   onHostEvent?: (node: number, event: HostEvent) => void;
   /** Every call-gate frame a host sends or receives (confidentiality tests). */
   onFrame?: (node: number, direction: FrameDirection, frame: unknown) => void;
+  /**
+   * Give each enclave the host's byte relay for its own TLS connections (src/host/net-relay.ts), private and
+   * loopback destinations allowed (a local network's databases); without it every open is refused.
+   */
+  netRelay?: Omit<NetRelayOptions, "onCarried"> & { onCarried?: (node: number, carried: CarriedBytes) => void };
 }
 
 export interface EmbeddedNetwork {
@@ -49,6 +55,10 @@ export interface EmbeddedNetwork {
   client: CloisterClient;
   requester: WriterClient;
   close(): Promise<void>;
+}
+
+function nodeRelay(node: number, { onCarried, ...options }: NonNullable<EmbeddedNetworkOptions["netRelay"]>) {
+  return createNetRelay({ privateDestinations: "allow", ...options, ...(onCarried ? { onCarried: (c: CarriedBytes) => onCarried(node, c) } : {}) });
 }
 
 export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {}): Promise<EmbeddedNetwork> {
@@ -88,6 +98,7 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
         dataDir: join(nodeDir, "enclave"),
         attestation: { provider: "sim", pkiDir: simDir },
         onFrame: options.onFrame ? (direction, frame) => options.onFrame!(i, direction, frame) : undefined,
+        ...(options.netRelay ? { relay: nodeRelay(i, options.netRelay) } : {}),
       });
       const node = new NodeDaemon({
         writer: writer(chain.accounts.operators[i]!),

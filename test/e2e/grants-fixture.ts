@@ -6,7 +6,7 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Address, Hex } from "viem";
-import { startEmbeddedNetwork, type EmbeddedNetwork } from "../../src/devnet/embedded.ts";
+import { startEmbeddedNetwork, type EmbeddedNetwork, type EmbeddedNetworkOptions } from "../../src/devnet/embedded.ts";
 import { runOperateJob, type OperateRun } from "../../src/host/operate-job.ts";
 import type { GrantedDataset, GrantDocument } from "../../src/protocol/operate.ts";
 import { createGrantDocument, type CreatedGrantDocument, type GrantRequest } from "../../src/sdk/grants.ts";
@@ -44,9 +44,9 @@ async function walk(dir: string): Promise<string[]> {
   return out;
 }
 
-export async function startGrantNetwork(): Promise<GrantNetwork> {
+export async function startGrantNetwork(options: Pick<EmbeddedNetworkOptions, "netRelay"> = {}): Promise<GrantNetwork> {
   const frames: unknown[] = [];
-  const net = await startEmbeddedNetwork({ nodes: 2, onFrame: (_n, _d, frame) => frames.push(frame) });
+  const net = await startEmbeddedNetwork({ nodes: 2, onFrame: (_n, _d, frame) => frames.push(frame), ...options });
   const grants = net.deployment.grants;
   if (!grants) throw new Error("the embedded network deployed no Grants contract");
   const chainNow = async () => Number(((await net.chain.provider.request({ method: "eth_getBlockByNumber", params: ["latest", false] })) as { timestamp: Hex }).timestamp);

@@ -13,6 +13,7 @@ import { casHttpClient } from "../../cas/http-client.ts";
 import { startEnclave, type EnclaveClient } from "../../enclave/client.ts";
 import { toHex } from "viem";
 import { generateHpkeKeyPair } from "../../crypto/hpke.ts";
+import { createNetRelay } from "../../host/net-relay.ts";
 import { recordPendingUses, runOperateJob } from "../../host/operate-job.ts";
 import { statementShape } from "../../protocol/operate.ts";
 import { openGrantRead } from "../../sdk/grants.ts";
@@ -36,7 +37,9 @@ async function registeredEnclave(network: Connected, flags: { "enclave-dir"?: st
   if (!pkiDir) throw new UsageError("give --sim-pki <dir> (a devnet's sim-tee directory): the only attestation provider built is the simulated TEE");
   const casUrl = flags.cas ?? file?.endpoints.cas;
   if (!casUrl) throw new UsageError("give --cas <url>: the network's attestation service registers the enclave");
-  const enclave = await startEnclave({ dataDir: enclaveDir, attestation: { provider: "sim", pkiDir } });
+  // The relay carries the enclave's own TLS to a dataset with a pinned certificate; the destination is the owner's
+  // (sealed in the grant), often on a private network, so private destinations are allowed.
+  const enclave = await startEnclave({ dataDir: enclaveDir, attestation: { provider: "sim", pkiDir }, relay: createNetRelay({ privateDestinations: "allow" }) });
   try {
     const cas = casHttpClient(casUrl);
     const nonce = await cas.challenge();

@@ -112,7 +112,9 @@ export async function applyGrantedStatement(dataset: GrantedDataset, statement: 
     session = connection.type === "postgres" ? await postgresSession(connection.url, connection.pin, net) : connection.type === "mysql" ? await mysqlSession(connection.url) : await duckdbSession(connection.path);
   } catch (error) {
     if (error instanceof EnclaveError) throw error;
-    throw new EnclaveError("OPERATE_DATASET_UNREACHABLE", `the enclave could not open dataset "${dataset.name}" (${connection.type}, driver code ${(error as { code?: string }).code ?? "unknown"}); ask the owner to check the dataset's connection`);
+    const code = (error as { code?: string }).code ?? "unknown";
+    const pinned = code.startsWith("NET_") ? ": the server's certificate is not the one the owner pinned, or the node's relay refused the connection" : "";
+    throw new EnclaveError("OPERATE_DATASET_UNREACHABLE", `the enclave could not open dataset "${dataset.name}" (${connection.type}, ${code}${pinned}); ask the owner to check the dataset's connection`);
   }
   const grant = marker.grantId.toString();
   try {
