@@ -7,6 +7,10 @@
  */
 import { hexToBytes, toHex, type Address, type Hex } from "viem";
 import { openWith, sealTo } from "../crypto/hpke.ts";
+import type { KindPredicates } from "../protocol/job-kinds.ts";
+import { unverifiedStatement } from "../protocol/provenance.ts";
+import type { BlobStore } from "../storage/blob-store.ts";
+import { singleChunkCidOfDigest } from "../storage/unixfs-profile.ts";
 import { createGrantBySig } from "../chain/actions/create-grant.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { datasetId, grantId, grantsDomain, grantTypes, operationsMask, statementDigest, type GrantTerms } from "../protocol/grants.ts";
@@ -75,4 +79,30 @@ export async function openGrantRead(result: Uint8Array, privateKey: Uint8Array, 
   const binding = { chainId: BigInt(document.chainId), grants: document.grants, grantId: BigInt(document.grantId) };
   const plain = await openWith(privateKey, result.subarray(0, 32), result.subarray(32), { info: grantReadInfo(binding, runId) });
   return JSON.parse(new TextDecoder().decode(plain)) as GrantReadResult;
+}
+
+/** What the owner learns of one recorded use from its provenance record on IPFS (found by the digest the chain holds). */
+export interface UseRecord {
+  provenanceCid: string;
+  /** The record's operate predicate; undefined when the record is not on this IPFS node (or not an operate record). */
+  operate?: KindPredicates["operate"];
+  finishedOn?: string;
+  /** Why it could not be read, when it could not. */
+  missing?: string;
+}
+
+/**
+ * The provenance record of a use, by the digest GrantUsed recorded: a provenance envelope is one raw block, so its
+ * CID follows from its SHA-256, and the store verifies the bytes against it. The signature is `cloister verify`'s.
+ */
+export async function readUseRecord(store: Pick<BlobStore, "get">, provenanceDigest: Hex, timeoutMs = 5_000): Promise<UseRecord> {
+  const provenanceCid = singleChunkCidOfDigest(hexToBytes(provenanceDigest)).toString();
+  try {
+    const bytes = await store.get(provenanceCid, { signal: AbortSignal.timeout(timeoutMs), maxBytes: 1 << 20 });
+    const statement = unverifiedStatement(bytes);
+    const operate = (statement.predicate as { operate?: KindPredicates["operate"] }).operate;
+    return { provenanceCid, finishedOn: statement.predicate.finishedOn, ...(operate ? { operate } : { missing: `the record is of a ${statement.predicate.job.kind} job` }) };
+  } catch (error) {
+    return { provenanceCid, missing: `not readable from this IPFS node (${(error as Error).message})` };
+  }
 }

@@ -112,6 +112,11 @@ test("grant create, operate, refusals, list, uses and revoke on a devnet", async
 
   const uses = lastJson(await cloister(["grant", "uses", grant.grantId, "--json"]));
   assert.deepEqual(uses.uses.map((u: { runId: string; enclave: string; provenanceDigest: string }) => [u.runId, u.enclave, u.provenanceDigest]), [[use.runId, enclave, use.provenanceDigest]]);
+  // What was done, from the use's provenance record on IPFS, found by the digest the chain holds.
+  assert.equal(uses.uses[0].provenance, use.provenance);
+  assert.equal(uses.uses[0].operation, "update");
+  assert.equal(uses.uses[0].table, "accounts");
+  assert.equal(uses.uses[0].rowsAffected, 1);
 
   const notMine = await cloister(["grant", "revoke", grant.grantId, "--account", "1"]);
   assert.equal(notMine.code, 2);

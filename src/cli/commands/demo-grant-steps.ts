@@ -19,7 +19,8 @@ import { startEmbeddedNetwork, type EmbeddedNetwork } from "../../devnet/embedde
 import { EnclaveError } from "../../enclave/errors.ts";
 import { runOperateJob } from "../../host/operate-job.ts";
 import type { GrantDocument, GrantedDataset } from "../../protocol/operate.ts";
-import { createGrantDocument } from "../../sdk/grants.ts";
+import { statementDigest } from "../../protocol/grants.ts";
+import { createGrantDocument, readUseRecord } from "../../sdk/grants.ts";
 import { CloisterError } from "../../util/base-error.ts";
 import { printJson, stderrReporter, type Reporter } from "../output.ts";
 import { grantIdHex } from "../grant-inputs.ts";
@@ -135,9 +136,14 @@ export async function runGrantDemoSteps(network: EmbeddedNetwork, dir: string, r
   if (uses.length !== 1 || uses[0]!.provenanceDigest !== run.provenanceDigest || uses[0]!.runId !== run.receipt.runId || state.uses !== 1) {
     throw new GrantDemoError("GRANT_DEMO_FAILED", `the chain should list exactly the one use with its provenance digest; it lists ${uses.length}`);
   }
+  const record = await readUseRecord(network.store, uses[0]!.provenanceDigest);
+  if (!record.operate || record.operate.rowsAffected !== 1 || record.operate.statement.digest !== statementDigest(STATEMENT).toLowerCase()) {
+    throw new GrantDemoError("GRANT_DEMO_FAILED", `the use's provenance record, found on IPFS by the digest on chain, should name the granted statement and 1 row: ${record.missing ?? "it does not"}`);
+  }
   reporter.step(`the owner lists what was done under grant ${shortId(created.grantId)}: ${uses.length} use`);
-  reporter.detail(`use 1: run ${uses[0]!.runId} by enclave ${uses[0]!.enclave}, provenance digest ${uses[0]!.provenanceDigest}`);
-  check("the owner lists every use on chain: run id, enclave and provenance digest, once each");
+  reporter.detail(`use 1: ${record.operate.statement.operation} on ${record.operate.dataset.table}, ${record.operate.rowsAffected} row, run ${uses[0]!.runId} by enclave ${uses[0]!.enclave}`);
+  reporter.detail(`provenance ${record.provenanceCid}, found on IPFS by the digest on chain ${uses[0]!.provenanceDigest}`);
+  check("the owner lists every use on chain (run id, enclave, provenance digest) and reads what it did from its provenance record");
 
   return {
     grantId: grantIdHex(created.grantId),

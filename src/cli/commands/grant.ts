@@ -17,7 +17,7 @@ import { revokeGrant } from "../../chain/actions/revoke-grant.ts";
 import { connectToNetwork, type RemoteNetwork } from "../../devnet/remote-client.ts";
 import { operationsOf } from "../../protocol/grants.ts";
 import { listVerifiedEnclaves } from "../../sdk/enclaves.ts";
-import { createGrantDocument } from "../../sdk/grants.ts";
+import { createGrantDocument, readUseRecord } from "../../sdk/grants.ts";
 import { readInputFile } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { networkParseOptions, resolveNetwork, signerParseOptions, type NetworkFlags } from "../network-options.ts";
@@ -220,12 +220,31 @@ async function uses(argv: string[]): Promise<number> {
     const state = await readGrant(network.writer, network.grants, id);
     if (!state.exists) throw new UsageError(`grant ${grantIdHex(id)} does not exist on this network's Grants contract; 'cloister grant list' shows the grants`);
     const [logs, revocation] = await Promise.all([listGrantUses(network.writer, network.grants, id, network.deployment.deployBlock), readGrantRevocation(network.writer, network.grants, id, network.deployment.deployBlock)]);
-    const rows = logs.map((u) => ({ use: u.use, runId: u.runId, enclave: u.enclave, provenanceDigest: u.provenanceDigest, transactionHash: u.transactionHash, block: u.blockNumber.toString() }));
+    const rows = await Promise.all(
+      logs.map(async (u) => {
+        const record = await readUseRecord(network.store, u.provenanceDigest);
+        return {
+          use: u.use,
+          runId: u.runId,
+          enclave: u.enclave,
+          provenanceDigest: u.provenanceDigest,
+          provenance: record.provenanceCid,
+          transactionHash: u.transactionHash,
+          block: u.blockNumber.toString(),
+          ...(record.operate
+            ? { operation: record.operate.statement.operation, table: record.operate.dataset.table, rowsAffected: record.operate.rowsAffected, statementDigest: record.operate.statement.digest, finishedOn: record.finishedOn }
+            : { recordMissing: record.missing }),
+        };
+      }),
+    );
     if (values.json) {
       printJson({ grantId: grantIdHex(id), owner: state.owner, operator: state.operator, maxUses: state.maxUses, uses: rows, revoked: state.revoked, revokedIn: revocation?.transactionHash ?? null });
     } else {
       process.stdout.write(`grant ${grantIdHex(id)}: ${state.uses} of ${state.maxUses} use(s)${state.revoked ? ", REVOKED" : ""}\n`);
-      for (const r of rows) process.stdout.write(`  use ${r.use}: run ${r.runId}\n    enclave ${r.enclave}, provenance digest ${r.provenanceDigest}\n    transaction ${r.transactionHash} (block ${r.block})\n`);
+      for (const r of rows) {
+        const what = "operation" in r ? `${r.operation} on ${r.table}, ${r.rowsAffected} row(s), finished ${r.finishedOn}` : `record ${r.recordMissing}`;
+        process.stdout.write(`  use ${r.use}: ${what}\n    run ${r.runId} by enclave ${r.enclave}\n    provenance ${r.provenance} (digest ${r.provenanceDigest})\n    transaction ${r.transactionHash} (block ${r.block})\n`);
+      }
     }
     return 0;
   } finally {
