@@ -41,11 +41,14 @@ before(async () => {
   if (skip) return;
   admin = new pg.Client({ host: server.host, port: server.port, user: server.user, database: server.database });
   await admin.connect();
+  // The role's own schema first on its search path: the run markers (cloister_grant_uses) of this run stay apart from other runs'.
+  await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${PW_CANARY}'`);
+  await admin.query(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`);
+  await admin.query(`ALTER ROLE ${role} SET search_path = ${role}`);
+  await admin.query(`SET search_path = ${role}`);
   await admin.query(`CREATE TABLE ${table} (id INT PRIMARY KEY, holder TEXT NOT NULL, balance INT NOT NULL)`);
   await admin.query(`INSERT INTO ${table} VALUES (1, '${ROW_CANARY}', 100), (2, 'bob', 50), (3, 'carol', 10)`);
-  await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${PW_CANARY}'`);
   await admin.query(`GRANT ALL ON ${table} TO ${role}`);
-  await admin.query(`GRANT CREATE ON SCHEMA public TO ${role}`);
   g = await startGrantNetwork();
   dataset = {
     name: `orders-db/${table}`,
@@ -58,7 +61,7 @@ before(async () => {
 after(async () => {
   if (skip) return;
   await g?.close();
-  await admin.query(`DROP TABLE IF EXISTS ${table}`);
+  await admin.query(`DROP SCHEMA IF EXISTS ${role} CASCADE`);
   await admin.query(`DROP OWNED BY ${role}`).catch(() => undefined);
   await admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
   await admin.end();
