@@ -152,6 +152,32 @@ test("refused once expired (the trusted block's time, not the host's clock)", { 
   assert.equal(await balance(3), 10);
 });
 
+test("refused once expired by the dataset's own clock, even when the node's block says otherwise", { skip }, async () => {
+  // A second role whose now() runs ten days ahead (its schema's now() shadows pg_catalog's on its search path):
+  // the database's clock is past the grant's expiry while the chain's is not, as for a node replaying an old block.
+  const late = `${role}_late`;
+  await admin.query(`CREATE ROLE ${late} LOGIN`);
+  try {
+    await admin.query(`CREATE SCHEMA ${late} AUTHORIZATION ${late}`);
+    await admin.query(`CREATE FUNCTION ${late}.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT pg_catalog.now() + interval '10 days' $$`);
+    await admin.query(`ALTER ROLE ${late} SET search_path = ${late}, pg_catalog`);
+    await admin.query(`GRANT USAGE ON SCHEMA ${role} TO ${late}`);
+    await admin.query(`GRANT ALL ON ${table} TO ${late}`);
+    const lateDataset = { ...dataset, connection: { type: "postgres" as const, url: `postgres://${late}@${server.host}:${server.port}/${server.database}` }, table: `${role}.${table}` };
+    const statement = `UPDATE ${role}.${table} SET balance = 6 WHERE id = 3`;
+    const { document, grantId } = await g.grant({ dataset: lateDataset, statement });
+    const error = await refused(g.operate(document, statement), "GRANT_EXPIRED");
+    assert.match(error.message, /dataset's own clock/);
+    assert.equal(await balance(3), 10);
+    const markers = await admin.query(`SELECT count(*)::int AS n FROM ${late}.cloister_grant_uses WHERE grant_id = $1`, [grantId.toString()]);
+    assert.equal(markers.rows[0].n, 0, "the run marker was rolled back");
+  } finally {
+    await admin.query(`DROP SCHEMA IF EXISTS ${late} CASCADE`);
+    await admin.query(`DROP OWNED BY ${late}`).catch(() => undefined);
+    await admin.query(`DROP ROLE IF EXISTS ${late}`);
+  }
+});
+
 test("refused for another statement than granted", { skip }, async () => {
   const granted = `UPDATE ${table} SET balance = balance + 1 WHERE id = 2`;
   const { document } = await g.grant({ dataset, statement: granted });

@@ -27,7 +27,12 @@ export interface UseMarker {
   useIndex: number;
   runId: string;
   statementDigest: string;
+  /** The grant's expiry (Unix seconds), checked again against the dataset's own clock. */
+  expiry: number;
 }
+
+/** The database server's clock, in Unix seconds: a clock the node does not set (over a pinned TLS connection, one it cannot fake). */
+const clockQuery = { postgres: "SELECT floor(extract(epoch FROM now()))", mysql: "SELECT UNIX_TIMESTAMP()", duckdb: "SELECT CAST(floor(epoch(now())) AS BIGINT)" } as const;
 
 interface Session {
   run(sql: string, params?: readonly (string | number)[]): Promise<number>;
@@ -122,6 +127,15 @@ export async function applyGrantedStatement(dataset: GrantedDataset, statement: 
       `CREATE TABLE IF NOT EXISTS ${runMarkerTable} (grant_id VARCHAR(80) NOT NULL, use_index BIGINT NOT NULL, run_id CHAR(66) NOT NULL, statement_digest CHAR(66) NOT NULL, rows_affected BIGINT NOT NULL, PRIMARY KEY (grant_id, use_index))`,
     );
     await session.run("BEGIN");
+    // The window's end by the dataset's clock too: the block the node proved the grant at may be an old one.
+    const clock = Number((await session.read(clockQuery[connection.type])).rows[0]?.[0]);
+    if (!(clock < marker.expiry)) {
+      await session.run("ROLLBACK").catch(() => undefined);
+      throw new EnclaveError(
+        "GRANT_EXPIRED",
+        `grant 0x${marker.grantId.toString(16).padStart(64, "0")} expired at ${new Date(marker.expiry * 1000).toISOString()} by the dataset's own clock (${Number.isFinite(clock) ? new Date(clock * 1000).toISOString() : "unreadable"}), though not at the block the node sent; ask the owner for a new grant`,
+      );
+    }
     try {
       await session.run(`INSERT INTO ${runMarkerTable} (grant_id, use_index, run_id, statement_digest, rows_affected) VALUES (${placeholders(connection.type, 5)})`, [grant, marker.useIndex, marker.runId, marker.statementDigest, 0]);
     } catch (error) {

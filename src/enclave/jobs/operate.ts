@@ -43,7 +43,7 @@ export const operateJob: JobModule<"operate", OperateJobParams, AuthorizedOperat
   async execute(ctx, params, a) {
     const { binding } = params;
     const digest = statementDigest(params.statement);
-    const applied = await applyGrantedStatement(a.dataset, params.statement, { grantId: binding.grantId, useIndex: a.useIndex, runId: a.runId, statementDigest: digest }, ctx.net, a.shape.operation === "read");
+    const applied = await applyGrantedStatement(a.dataset, params.statement, { grantId: binding.grantId, useIndex: a.useIndex, runId: a.runId, statementDigest: digest, expiry: a.terms.expiry }, ctx.net, a.shape.operation === "read");
     const rowsAffected = applied.affected;
     const outputs = [] as { name: string; bytes: Uint8Array }[];
     if (applied.read) {
