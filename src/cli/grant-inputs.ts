@@ -6,7 +6,8 @@
  */
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import type { Address } from "viem";
+import type { Address, Hex } from "viem";
+import { datasetId } from "../protocol/grants.ts";
 import { datasetConnectionSchema, parseGrantDocument, type GrantDocument, type GrantedDataset } from "../protocol/operate.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { UsageError } from "./errors.ts";
@@ -15,6 +16,22 @@ export const datasetsEnvVar = "CLOISTER_DATASETS";
 export const defaultDatasetsFile = "cloister-datasets.json";
 
 const datasetsFileSchema = z.record(z.string().min(1), z.object({ table: z.string().min(1), connection: datasetConnectionSchema }).strict());
+
+/** The dataset of the owner's datasets file whose datasetId is `id`; undefined when the file names none (or there is no file). */
+export async function datasetByIdFromFile(id: Hex, file: string | undefined, registry: Address): Promise<GrantedDataset | undefined> {
+  const path = file ?? process.env[datasetsEnvVar] ?? defaultDatasetsFile;
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, "utf8"));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT" && file === undefined) return undefined;
+    throw new UsageError(`cannot read the datasets file ${path}: ${(error as Error).message}`);
+  }
+  const parsed = datasetsFileSchema.safeParse(json);
+  if (!parsed.success) throw new UsageError(`the datasets file ${path} is not usable at ${parsed.error.issues[0]!.path.join(".") || "(top level)"}: ${parsed.error.issues[0]!.message}`);
+  const name = Object.keys(parsed.data).find((n) => datasetId(n).toLowerCase() === id.toLowerCase());
+  return name === undefined ? undefined : { name, table: parsed.data[name]!.table, connection: parsed.data[name]!.connection, registry };
+}
 
 /** The dataset `name` of the owner's datasets file (`--datasets`, else CLOISTER_DATASETS, else ./cloister-datasets.json). */
 export async function datasetFromFile(name: string, file: string | undefined, registry: Address): Promise<GrantedDataset> {

@@ -117,7 +117,7 @@ export const grantUsage = `Usage:
   cloister grant create --dataset <name> --ops update,delete --statement <file> --purpose <text>
                         --expires <ISO time | duration> --uses N --operator <address>
                         [--not-before <ISO time | duration>] [--datasets <file>] [--out <file>]
-  cloister grant revoke <grant-id>
+  cloister grant revoke <grant-id> [--datasets <file>]
   cloister grant list [--owner <address>] [--operator <address>]
   cloister grant uses <grant-id>
   (each with --network <devnet dir> --account <i>, or CLOISTER_PRIVATE_KEY; and --json)
@@ -130,7 +130,8 @@ export const grantUsage = `Usage:
   The dataset <name> is looked up in your datasets file (--datasets, else CLOISTER_DATASETS, else
   ./cloister-datasets.json): {"<name>": {"table": "accounts", "connection": {"type": "postgres", "url":
   "postgres://user:password@host/db"}}} (types postgres, mysql, duckdb with "path"). Its credentials leave
-  your machine only sealed to enclaves. revoke ends a grant at once; list shows grants by owner (default:
+  your machine only sealed to enclaves. revoke ends a grant at once (on chain, and in the dataset itself
+  when your datasets file names it, so that even a node proving the grant at an older block is refused); list shows grants by owner (default:
   you) or operator; uses lists every recorded use: run id, enclave, provenance digest, transaction.`;
 
 export const operateUsage = `Usage:

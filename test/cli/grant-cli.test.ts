@@ -121,8 +121,9 @@ test("grant create, operate, refusals, list, uses and revoke on a devnet", async
   const notMine = await cloister(["grant", "revoke", grant.grantId, "--account", "1"]);
   assert.equal(notMine.code, 2);
   assert.match(notMine.stderr, /only its owner may revoke/);
-  const revoked = await cloister(["grant", "revoke", grant.grantId, "--account", "0", "--json"]);
+  const revoked = await cloister(["grant", "revoke", grant.grantId, "--account", "0", "--datasets", "datasets.json", "--json"]);
   assert.equal(revoked.code, 0, revoked.stderr);
+  assert.equal(lastJson(revoked).markedInDataset, "ledger");
   assert.equal(lastJson(await cloister(["grant", "uses", grant.grantId, "--json"])).revoked, true);
 });
 

@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { recordPendingUses } from "../../src/host/operate-job.ts";
+import { markGrantRevoked } from "../../src/enclave/jobs/operate-db.ts";
 import { readGrant } from "../../src/chain/actions/read-grant.ts";
 import { listGrantUses } from "../../src/chain/actions/read-grant-logs.ts";
 import { revokeGrant } from "../../src/chain/actions/revoke-grant.ts";
@@ -47,7 +48,7 @@ before(async () => {
   await admin.query(`ALTER ROLE ${role} SET search_path = ${role}`);
   await admin.query(`SET search_path = ${role}`);
   await admin.query(`CREATE TABLE ${table} (id INT PRIMARY KEY, holder TEXT NOT NULL, balance INT NOT NULL)`);
-  await admin.query(`INSERT INTO ${table} VALUES (1, '${ROW_CANARY}', 100), (2, 'bob', 50), (3, 'carol', 10)`);
+  await admin.query(`INSERT INTO ${table} VALUES (1, '${ROW_CANARY}', 100), (2, 'bob', 50), (3, 'carol', 10), (4, 'dan', 20)`);
   await admin.query(`GRANT ALL ON ${table} TO ${role}`);
   g = await startGrantNetwork();
   dataset = {
@@ -133,6 +134,20 @@ test("refused once revoked", { skip }, async () => {
   await revokeGrant(g.net.requester, g.grants, grantId);
   await refused(g.operate(document, statement), "GRANT_REVOKED");
   assert.equal(await balance(3), 10);
+});
+
+test("refused once the owner marks the grant revoked in the dataset itself, whatever block the node proves", { skip }, async () => {
+  const statement = `UPDATE ${table} SET balance = balance + 1 WHERE id = 4`;
+  const { document, grantId } = await g.grant({ dataset, statement, maxUses: 3 });
+  await g.operate(document, statement);
+  const after1 = await balance(4);
+  // Not revoked on chain: as seen by a node replaying a block from before the revocation.
+  await markGrantRevoked(dataset, grantId);
+  await markGrantRevoked(dataset, grantId); // idempotent
+  const error = await refused(g.operate(document, statement), "GRANT_REVOKED");
+  assert.match(error.message, /mark in dataset/);
+  assert.equal(await balance(4), after1);
+  assert.equal((await readGrant(g.net.requester, g.grants, grantId)).uses, 1);
 });
 
 test("refused before its window opens", { skip }, async () => {
@@ -285,7 +300,7 @@ test("no canary from the rows or the database password reaches a host-visible pl
   const statement = `UPDATE ${table} SET balance = balance + 1 WHERE holder <> 'nobody'`;
   const { document } = await g.grant({ dataset, statement });
   const run = await g.operate(document, statement);
-  assert.equal(run.receipt.rowsAffected, 3);
+  assert.equal(run.receipt.rowsAffected, 4);
   const frames = framesText(g.frames);
   assert.ok(frames.includes(table), "the frames were recorded (they name the table)");
   for (const canary of [ROW_CANARY, PW_CANARY]) {

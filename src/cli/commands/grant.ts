@@ -24,7 +24,8 @@ import { networkParseOptions, resolveNetwork, signerParseOptions, type NetworkFl
 import { printJson } from "../output.ts";
 import { signerKey } from "../signer.ts";
 import { grantUsage } from "../usage.ts";
-import { datasetFromFile, grantIdHex, parseGrantId, parseTimeOrDuration } from "../grant-inputs.ts";
+import { markGrantRevoked } from "../../enclave/jobs/operate-db.ts";
+import { datasetByIdFromFile, datasetFromFile, grantIdHex, parseGrantId, parseTimeOrDuration } from "../grant-inputs.ts";
 
 const iso = (s: number | bigint) => new Date(Number(s) * 1000).toISOString();
 
@@ -145,7 +146,7 @@ async function create(argv: string[]): Promise<number> {
 }
 
 async function revoke(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean", default: false }, ...networkParseOptions, ...signerParseOptions } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { datasets: { type: "string" }, json: { type: "boolean", default: false }, ...networkParseOptions, ...signerParseOptions } });
   if (positionals.length !== 1) throw new UsageError(`grant revoke takes exactly one grant id\n\n${grantUsage}`);
   const id = parseGrantId(positionals[0]);
   const network = await connectForGrants(values, true);
@@ -156,9 +157,16 @@ async function revoke(argv: string[]): Promise<number> {
     if (state.owner.toLowerCase() !== network.writer.account.address.toLowerCase()) {
       throw new UsageError(`grant ${grantIdHex(id)} belongs to ${state.owner}; only its owner may revoke it (you sign as ${network.writer.account.address})`);
     }
+    // Also in the dataset itself, when the owner's datasets file names it: then even a node that proves the grant
+    // at a block from before the revocation is refused, inside the statement's transaction.
+    const dataset = await datasetByIdFromFile(state.dataset, values.datasets, network.deployment.registry);
     const tx = await revokeGrant(network.writer, network.grants, id);
-    if (values.json) printJson({ grantId: grantIdHex(id), revoked: true, uses: state.uses, transactionHash: tx.hash, gasUsed: String(tx.gasUsed) });
-    else process.stdout.write(`grant ${grantIdHex(id)} revoked after ${state.uses} of ${state.maxUses} use(s) (gas ${tx.gasUsed}); every later use is refused\n`);
+    if (dataset) await markGrantRevoked(dataset, id);
+    if (values.json) printJson({ grantId: grantIdHex(id), revoked: true, uses: state.uses, markedInDataset: dataset?.name ?? null, transactionHash: tx.hash, gasUsed: String(tx.gasUsed) });
+    else {
+      process.stdout.write(`grant ${grantIdHex(id)} revoked after ${state.uses} of ${state.maxUses} use(s) (gas ${tx.gasUsed}); every later use is refused\n`);
+      process.stdout.write(dataset ? `  also marked revoked in dataset "${dataset.name}", which the enclave checks in the statement's own transaction\n` : "  not marked in the dataset itself: no entry of your datasets file (--datasets) is this grant's dataset\n");
+    }
     return 0;
   } finally {
     await network.close();

@@ -21,6 +21,10 @@ import { EnclaveError } from "../errors.ts";
 import type { EnclaveNet } from "../net/connect.ts";
 
 export const runMarkerTable = "cloister_grant_uses";
+/** The use number of the owner's revocation mark (uses are numbered from 0). */
+export const REVOKED_MARK = -1;
+
+const markerTableDdl = `CREATE TABLE IF NOT EXISTS ${runMarkerTable} (grant_id VARCHAR(80) NOT NULL, use_index BIGINT NOT NULL, run_id CHAR(66) NOT NULL, statement_digest CHAR(66) NOT NULL, rows_affected BIGINT NOT NULL, PRIMARY KEY (grant_id, use_index))`;
 
 export interface UseMarker {
   grantId: bigint;
@@ -106,26 +110,51 @@ function cellText(value: unknown): string | null {
 
 const placeholders = (type: GrantedDataset["connection"]["type"], n: number) => Array.from({ length: n }, (_, i) => (type === "postgres" ? `$${i + 1}` : "?")).join(", ");
 
-/**
- * Runs `statement` against `dataset` as use `marker.useIndex` of the grant; returns the rows it affected (a read:
- * the rows it returned, and the rows themselves).
- */
-export async function applyGrantedStatement(dataset: GrantedDataset, statement: string, marker: UseMarker, net: EnclaveNet | undefined, read = false): Promise<{ affected: number; read?: GrantReadResult }> {
+async function openSession(dataset: GrantedDataset, net: EnclaveNet | undefined): Promise<Session> {
   const { connection } = dataset;
-  let session: Session;
   try {
-    session = connection.type === "postgres" ? await postgresSession(connection.url, connection.pin, net) : connection.type === "mysql" ? await mysqlSession(connection.url) : await duckdbSession(connection.path);
+    return connection.type === "postgres" ? await postgresSession(connection.url, connection.pin, net) : connection.type === "mysql" ? await mysqlSession(connection.url) : await duckdbSession(connection.path);
   } catch (error) {
     if (error instanceof EnclaveError) throw error;
     const code = (error as { code?: string }).code ?? "unknown";
     const pinned = code.startsWith("NET_") ? ": the server's certificate is not the one the owner pinned, or the node's relay refused the connection" : "";
     throw new EnclaveError("OPERATE_DATASET_UNREACHABLE", `the enclave could not open dataset "${dataset.name}" (${connection.type}, ${code}${pinned}); ask the owner to check the dataset's connection`);
   }
+}
+
+/**
+ * The owner's side: marks grant `grantId` revoked in the dataset itself (a row of the run-marker table with use
+ * number -1), which every later run checks in its own transaction. The chain's revocation is the record; this
+ * mark makes it hold even against a node that proves the grant at a block from before it. Idempotent.
+ */
+export async function markGrantRevoked(dataset: GrantedDataset, grantId: bigint): Promise<void> {
+  // The owner reaches its own database directly: a pin is for the enclave's connection through a relay.
+  const direct: GrantedDataset = dataset.connection.type === "postgres" ? { ...dataset, connection: { type: "postgres", url: dataset.connection.url } } : dataset;
+  const session = await openSession(direct, undefined);
+  try {
+    await session.run(markerTableDdl);
+    const p = placeholders(dataset.connection.type, 5);
+    const insert = `INSERT INTO ${runMarkerTable} (grant_id, use_index, run_id, statement_digest, rows_affected) VALUES (${p})`;
+    try {
+      await session.run(insert, [grantId.toString(), REVOKED_MARK, `0x${"0".repeat(64)}`, `0x${"0".repeat(64)}`, 0]);
+    } catch (error) {
+      if (!session.isDuplicate(error)) throw new EnclaveError("OPERATE_STATEMENT_FAILED", `could not mark grant ${grantId} revoked in dataset "${dataset.name}" (driver code ${session.codeOf(error)})`);
+    }
+  } finally {
+    await session.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Runs `statement` against `dataset` as use `marker.useIndex` of the grant; returns the rows it affected (a read:
+ * the rows it returned, and the rows themselves).
+ */
+export async function applyGrantedStatement(dataset: GrantedDataset, statement: string, marker: UseMarker, net: EnclaveNet | undefined, read = false): Promise<{ affected: number; read?: GrantReadResult }> {
+  const { connection } = dataset;
+  const session = await openSession(dataset, net);
   const grant = marker.grantId.toString();
   try {
-    await session.run(
-      `CREATE TABLE IF NOT EXISTS ${runMarkerTable} (grant_id VARCHAR(80) NOT NULL, use_index BIGINT NOT NULL, run_id CHAR(66) NOT NULL, statement_digest CHAR(66) NOT NULL, rows_affected BIGINT NOT NULL, PRIMARY KEY (grant_id, use_index))`,
-    );
+    await session.run(markerTableDdl);
     await session.run("BEGIN");
     // The window's end by the dataset's clock too: the block the node proved the grant at may be an old one.
     const clock = Number((await session.read(clockQuery[connection.type])).rows[0]?.[0]);
@@ -135,6 +164,12 @@ export async function applyGrantedStatement(dataset: GrantedDataset, statement: 
         "GRANT_EXPIRED",
         `grant 0x${marker.grantId.toString(16).padStart(64, "0")} expired at ${new Date(marker.expiry * 1000).toISOString()} by the dataset's own clock (${Number.isFinite(clock) ? new Date(clock * 1000).toISOString() : "unreadable"}), though not at the block the node sent; ask the owner for a new grant`,
       );
+    }
+    // The owner's revocation mark in the dataset itself (markGrantRevoked): the block the node sent may predate the revocation.
+    const revokedMark = await session.read(`SELECT count(*) FROM ${runMarkerTable} WHERE grant_id = '${grant}' AND use_index = ${REVOKED_MARK}`);
+    if (Number(revokedMark.rows[0]?.[0]) > 0) {
+      await session.run("ROLLBACK").catch(() => undefined);
+      throw new EnclaveError("GRANT_REVOKED", `grant 0x${marker.grantId.toString(16).padStart(64, "0")} was revoked by its owner, as its mark in dataset "${dataset.name}" says (the node's block may predate the revocation); no use is allowed`);
     }
     try {
       await session.run(`INSERT INTO ${runMarkerTable} (grant_id, use_index, run_id, statement_digest, rows_affected) VALUES (${placeholders(connection.type, 5)})`, [grant, marker.useIndex, marker.runId, marker.statementDigest, 0]);
