@@ -12,7 +12,7 @@ import { CloisterError } from "../util/base-error.ts";
 
 /** A deployment just made: its addresses and what deploying them cost. */
 export interface CloisterDeployment extends Deployment {
-  gasUsed: { registry: bigint; market: bigint };
+  gasUsed: { registry: bigint; market: bigint; grants?: bigint };
 }
 
 export class DeploymentError extends CloisterError<"DEPLOYMENT_FAILED"> {
@@ -41,7 +41,7 @@ async function deployed(client: WriterClient, what: string, hash: Hex) {
   return { address: receipt.contractAddress, receipt };
 }
 
-/** Deploys EnclaveRegistry, then TaskMarket and Pipelines bound to it, waiting for each receipt. */
+/** Deploys EnclaveRegistry, then TaskMarket, Pipelines and Grants bound to it, waiting for each receipt. */
 export async function deployCloister(client: WriterClient, options: DeployOptions): Promise<CloisterDeployment> {
   const admin = options.admin ?? client.account.address;
   const registry = await deployed(
@@ -59,13 +59,15 @@ export async function deployCloister(client: WriterClient, options: DeployOption
     await client.deployContract({ abi: taskMarketAbi, bytecode: taskMarketBytecode, args: [registry.address, admin, options.taskDeposit ?? defaultTaskDeposit] }),
   );
   const pipelines = await deployed(client, "Pipelines", await client.deployContract({ abi: pipelinesAbi, bytecode: pipelinesBytecode, args: [registry.address] }));
+  const grants = await deployGrants(client, registry.address);
   return {
     chainId: client.chain.id,
     registry: registry.address,
     market: market.address,
     deployBlock: market.receipt.blockNumber,
     pipelines: pipelines.address,
-    gasUsed: { registry: registry.receipt.gasUsed, market: market.receipt.gasUsed },
+    grants: grants.address,
+    gasUsed: { registry: registry.receipt.gasUsed, market: market.receipt.gasUsed, grants: grants.gasUsed },
   };
 }
 
@@ -79,8 +81,8 @@ export async function deployCollaborations(client: WriterClient, registry: Addre
 }
 
 /**
- * Deploys Grants (owner grants for direct manipulations) bound to `registry`. Separate from deployCloister until
- * the granted-manipulation job uses it: networks and deployment files do not name it yet.
+ * Deploys Grants (owner grants for direct manipulations) bound to `registry`; deployCloister deploys one with
+ * every network (Deployment.grants).
  */
 export async function deployGrants(client: WriterClient, registry: Address): Promise<{ address: Address; gasUsed: bigint }> {
   const { address, receipt } = await deployed(client, "Grants", await client.deployContract({ abi: grantsAbi, bytecode: grantsBytecode, args: [registry] }));

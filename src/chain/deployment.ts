@@ -16,6 +16,8 @@ export interface Deployment {
   deployBlock: bigint;
   /** Pipelines (issue 14), where the network has one. */
   pipelines?: Address;
+  /** Owner grants (contracts/Grants.sol); absent in deployments made before it was deployed with the rest. */
+  grants?: Address;
 }
 
 export const deploymentJsonSchema = z
@@ -25,6 +27,7 @@ export const deploymentJsonSchema = z
     market: addressSchema,
     deployBlock: z.string().regex(/^\d+$/, "must be a decimal block number"),
     pipelines: addressSchema.optional(),
+    grants: addressSchema.optional(),
   })
   .strict();
 
@@ -38,7 +41,11 @@ export class DeploymentFormatError extends CloisterError<"DEPLOYMENT_INVALID"> {
 }
 
 export function deploymentToJson(d: Deployment): DeploymentJson {
-  return { chainId: d.chainId, registry: d.registry, market: d.market, deployBlock: d.deployBlock.toString(), ...(d.pipelines ? { pipelines: d.pipelines } : {}) };
+  return {
+    chainId: d.chainId, registry: d.registry, market: d.market, deployBlock: d.deployBlock.toString(),
+    ...(d.pipelines ? { pipelines: d.pipelines } : {}),
+    ...(d.grants ? { grants: d.grants } : {}),
+  };
 }
 
 /** Parses the JSON form; `source` names the file or URL in the error. Addresses come back as written. */
@@ -49,5 +56,9 @@ export function deploymentFromJson(json: unknown, source: string): Deployment {
     throw new DeploymentFormatError(`${source}: ${issue.path.join(".") || "(top level)"} ${issue.message}; a deployment holds chainId, registry, market and deployBlock`);
   }
   const d = parsed.data;
-  return { chainId: d.chainId, registry: d.registry, market: d.market, deployBlock: BigInt(d.deployBlock), ...(d.pipelines ? { pipelines: d.pipelines } : {}) };
+  return {
+    chainId: d.chainId, registry: d.registry, market: d.market, deployBlock: BigInt(d.deployBlock),
+    ...(d.pipelines ? { pipelines: d.pipelines } : {}),
+    ...(d.grants ? { grants: d.grants } : {}),
+  };
 }

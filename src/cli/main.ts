@@ -13,6 +13,7 @@ const usage = `cloister — confidential computing on attested enclaves, an EVM 
 
 Usage:
   cloister demo                                  run a whole local network and one confidential task, step by step
+  cloister demo grants                           owner grants over a local file: refused, allowed once, used up
   cloister task run <program.js> --input <file>  run a program as a confidential task and print its output
   cloister pipeline run <pipeline.json>          run an ETL pipeline in an enclave, anchor and verify the run
   cloister attest verify <evidence> ...          verify SGX/TDX quotes and SEV-SNP reports
@@ -20,6 +21,8 @@ Usage:
   cloister attest policy schema                  print the policy manifest's JSON Schema
   cloister policy show [--network <dir>]         print the policy manifest a command trusts, and its digest
   cloister verify <provenance | task-id> ...     check an execution's provenance record
+  cloister grant create|revoke|list|uses ...     a data owner's grants: one operator, one statement, limited uses
+  cloister operate <grant-id> --statement <f>    the operator's side: run a granted statement in its enclave
   cloister devnet up [--nodes N] [--dir D]       run a local multi-process network until Ctrl-C
   cloister devnet accounts                       list the devnet's ten funded test accounts
   cloister help [<command>]                      this text, or a command's usage
@@ -68,6 +71,10 @@ async function run(argv: string[]): Promise<number> {
       return (await import("./commands/devnet.ts")).devnetCommand(rest);
     case "policy":
       return (await import("./commands/policy.ts")).policyCommand(rest);
+    case "grant":
+      return (await import("./commands/grant.ts")).grantCommand(rest);
+    case "operate":
+      return (await import("./commands/operate.ts")).operateCommand(rest);
     default:
       throw new UsageError(`unknown command '${command}'. Run 'cloister help' for the list of commands.`);
   }

@@ -113,6 +113,48 @@ devnet accounts:
   Use one with --account <i>. --show-private-keys prints their keys too: they are public test keys that
   anyone can use, so never send anything of value to these addresses on a real network.`;
 
+export const grantUsage = `Usage:
+  cloister grant create --dataset <name> --ops update,delete --statement <file> --purpose <text>
+                        --expires <ISO time | duration> --uses N --operator <address>
+                        [--not-before <ISO time | duration>] [--datasets <file>] [--out <file>]
+  cloister grant revoke <grant-id> [--datasets <file>]
+  cloister grant list [--owner <address>] [--operator <address>]
+  cloister grant uses <grant-id>
+  (each with --network <devnet dir> --account <i>, or CLOISTER_PRIVATE_KEY; and --json)
+
+  An owner grant lets one operator run one exact statement (its digest) of the granted operations (read,
+  insert, update, delete) on one dataset, from --not-before (default: now) until --expires (30m, 12h, 7d or
+  an ISO time), at most N times (docs/pipelines.md, "Owner grants"). create signs it (EIP-712), seals the
+  dataset's connection to each enclave of the operator your policy manifest accepts, records it on chain
+  and writes the grant document (--out, default grant-<id>.json; also put on IPFS) to give to the operator.
+  The dataset <name> is looked up in your datasets file (--datasets, else CLOISTER_DATASETS, else
+  ./cloister-datasets.json): {"<name>": {"table": "accounts", "connection": {"type": "postgres", "url":
+  "postgres://user:password@host/db"}}} (types postgres, mysql, duckdb with "path"). Its credentials leave
+  your machine only sealed to enclaves. revoke ends a grant at once (on chain, and in the dataset itself
+  when your datasets file names it, so that even a node proving the grant at an older block is refused); list shows grants by owner (default:
+  you) or operator; uses lists every recorded use: run id, enclave, provenance digest, transaction.`;
+
+export const operateUsage = `Usage:
+  cloister operate register [--enclave-dir <dir>]
+  cloister operate <grant-id> --statement <file> --grant <file | CID> [--enclave-dir <dir>]
+  (each with --network <devnet dir> --account <i>, or CLOISTER_PRIVATE_KEY; and --json)
+
+  The operator's side of an owner grant. register starts this operator's enclave (sealed state in
+  --enclave-dir, default <devnet dir>/operators/<address>/enclave), has the network's attestation service
+  register it for your account, and prints it: owners seal datasets to it. operate sends it the statement
+  and the owner's grant document; the enclave checks the statement against the owner's signed terms and
+  the grant's state on chain (revocation, window, uses, your operator), refuses with a code naming the
+  violated limit (GRANT_NOT_FOUND, GRANT_EXPIRED, GRANT_USED_UP, GRANT_STATEMENT_NOT_GRANTED, ...), or runs
+  it once and the use is recorded on chain with its provenance. A granted read (SELECT) prints the rows,
+  sealed by the enclave to a key made for the run. Simulated TEE only for now.`;
+
+export const demoGrantsUsage = `Usage:
+  cloister demo grants [--data-dir <dir>] [--json]
+
+  Owner grants on an embedded network over a DuckDB file (no server): an operator's manipulation refused
+  without a grant, allowed once under the owner's grant (the use recorded on chain with its provenance),
+  refused when the grant is used up; then the owner lists the grant's uses. Every check is printed.`;
+
 /** The commands and subcommands, each with its usage text; `cloister <words> --help` prints it. */
 export const pipelineUsage = `Usage:
   cloister pipeline run <pipeline.json> [--data-dir <dir>] [--json] [--quiet]
@@ -151,8 +193,15 @@ export const commandUsages: readonly { words: string; usage: string }[] = [
   cursor that writes nothing and is refused on chain, the other candidate running the next run; every check.` },
   { words: "pipeline", usage: pipelineUsage },
   { words: "pipeline run", usage: pipelineUsage },
+  { words: "demo grants", usage: demoGrantsUsage },
   { words: "task", usage: taskUsage },
   { words: "task run", usage: taskUsage },
+  { words: "grant", usage: grantUsage },
+  { words: "grant create", usage: grantUsage },
+  { words: "grant revoke", usage: grantUsage },
+  { words: "grant list", usage: grantUsage },
+  { words: "grant uses", usage: grantUsage },
+  { words: "operate", usage: operateUsage },
   { words: "attest", usage: attestUsage },
   { words: "attest verify", usage: attestUsage },
   { words: "attest policy", usage: attestUsage },

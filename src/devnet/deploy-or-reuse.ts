@@ -23,7 +23,9 @@ export async function deployOrReuse(deployer: WriterClient, options: { chainId: 
     }
   }
   const deployed = await deployCloister(deployer, { attester: options.attester });
-  const stored = { chainId: deployed.chainId, registry: deployed.registry, market: deployed.market, deployBlock: deployed.deployBlock, ...(deployed.pipelines ? { pipelines: deployed.pipelines } : {}) };
+  const stored: Deployment = { chainId: deployed.chainId, registry: deployed.registry, market: deployed.market, deployBlock: deployed.deployBlock };
+  if (deployed.pipelines) stored.pipelines = deployed.pipelines;
+  if (deployed.grants) stored.grants = deployed.grants;
   await writeDeployment(options.path, stored);
   return stored;
 }

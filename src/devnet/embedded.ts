@@ -15,10 +15,10 @@ import { createWriterClient, type WriterClient } from "../chain/clients.ts";
 import { startLocalChain, type LocalChain } from "../chain/local-chain.ts";
 import { startEnclave, type EnclaveClient, type FrameDirection } from "../enclave/client.ts";
 import type { HostEvent } from "../host/log.ts";
+import { createNetRelay, type CarriedBytes, type NetRelayOptions } from "../host/net-relay.ts";
 import { NodeDaemon } from "../host/node-daemon.ts";
 import { CloisterClient } from "../sdk/client.ts";
 import { openHeliaStore, type HeliaStore } from "../storage/helia-store.ts";
-import { createNetRelay } from "../host/net-relay.ts";
 import { deployOrReuse } from "./deploy-or-reuse.ts";
 import { localNetworkManifest } from "./network-policy.ts";
 import type { Deployment } from "../chain/deployment.ts";
@@ -35,6 +35,11 @@ export interface EmbeddedNetworkOptions {
   onFrame?: (node: number, direction: FrameDirection, frame: unknown) => void;
   /** The nodes' pipeline schedulers (NodeDaemonOptions.pipelines). */
   pipelines?: { pollIntervalMs?: number; failoverAfterMs?: number } | false;
+  /**
+   * Give each enclave the host's byte relay for its own TLS connections (src/host/net-relay.ts), private and
+   * loopback destinations allowed (a local network's databases); without it every open is refused.
+   */
+  netRelay?: Omit<NetRelayOptions, "onCarried"> & { onCarried?: (node: number, carried: CarriedBytes) => void };
 }
 
 export interface EmbeddedNetwork {
@@ -54,6 +59,10 @@ export interface EmbeddedNetwork {
   client: CloisterClient;
   requester: WriterClient;
   close(): Promise<void>;
+}
+
+function nodeRelay(node: number, { onCarried, ...options }: NonNullable<EmbeddedNetworkOptions["netRelay"]>) {
+  return createNetRelay({ privateDestinations: "allow", inbound: { bindHost: "127.0.0.1" }, ...options, ...(onCarried ? { onCarried: (c: CarriedBytes) => onCarried(node, c) } : {}) });
 }
 
 export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {}): Promise<EmbeddedNetwork> {
@@ -94,7 +103,7 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
         dataDir: join(nodeDir, "enclave"),
         attestation: { provider: "sim", pkiDir: simDir },
         // Everything runs on 127.0.0.1 here: the relay may dial loopback, and enclaves may listen for each other.
-        relay: createNetRelay({ privateDestinations: "allow", inbound: { bindHost: "127.0.0.1" } }),
+        relay: options.netRelay ? nodeRelay(i, options.netRelay) : createNetRelay({ privateDestinations: "allow", inbound: { bindHost: "127.0.0.1" } }),
         onFrame: options.onFrame ? (direction, frame) => options.onFrame!(i, direction, frame) : undefined,
       });
       const node = new NodeDaemon({

@@ -42,6 +42,7 @@ const networkFileSchema = z.strictObject({
     deployBlock: z.string().regex(/^\d+$/, "is not a block number in decimal"),
     testToken: address.optional(),
     pipelines: address.optional(),
+    grants: address.optional(),
   }),
   /** The policy manifest: its file's path (relative to the network file) or the manifest itself. */
   manifest: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
@@ -100,7 +101,11 @@ export async function writeNetworkFile(dir: string, d: DevnetDescription): Promi
     version: 1,
     chainId: d.chainId,
     endpoints: { rpc: d.rpcUrl, ws: d.wsUrl, ipfs: d.ipfsUrl, cas: d.casUrl },
-    deployment: { registry: d.deployment.registry, market: d.deployment.market, deployBlock: d.deployment.deployBlock.toString(), testToken: d.testToken, ...(d.deployment.pipelines ? { pipelines: d.deployment.pipelines } : {}) },
+    deployment: {
+      registry: d.deployment.registry, market: d.deployment.market, deployBlock: d.deployment.deployBlock.toString(), testToken: d.testToken,
+      ...(d.deployment.pipelines ? { pipelines: d.deployment.pipelines } : {}),
+      ...(d.deployment.grants ? { grants: d.deployment.grants } : {}),
+    },
     manifest: networkManifestFileName,
     manifestDigest: manifestDigest(d.manifest),
     devAccounts: { mnemonic: testMnemonic, path: "m/44'/60'/0'/0/<index>", count: devUserCount },
@@ -137,7 +142,11 @@ export async function readNetworkFile(fileOrDir: string): Promise<NetworkFile> {
     path,
     chainId: n.chainId,
     endpoints: n.endpoints,
-    deployment: { chainId: n.chainId, registry: n.deployment.registry, market: n.deployment.market, deployBlock: BigInt(n.deployment.deployBlock), ...(n.deployment.pipelines ? { pipelines: n.deployment.pipelines } : {}) },
+    deployment: {
+      chainId: n.chainId, registry: n.deployment.registry, market: n.deployment.market, deployBlock: BigInt(n.deployment.deployBlock),
+      ...(n.deployment.pipelines ? { pipelines: n.deployment.pipelines } : {}),
+      ...(n.deployment.grants ? { grants: n.deployment.grants } : {}),
+    },
     ...(n.deployment.testToken ? { testToken: n.deployment.testToken } : {}),
     ...(await manifestOf(n, path)),
     devAccounts: n.devAccounts && n.devAccounts.mnemonic === testMnemonic ? Math.min(n.devAccounts.count, devUserCount) : 0,

@@ -19,8 +19,7 @@ import { dcapCollateralSchema } from "../attestation/evidence-codec.ts";
 import { jobKindSchema } from "../protocol/job-kinds.ts";
 import { resourceUseSchema } from "../protocol/provenance.ts";
 import { addressSchema as address, hex32Schema as hex32T, hexSchema as hexT } from "../protocol/schemas.ts";
-import { bytes, taskJobParamsSchema, uint, uint256 } from "./jobs/params.ts";
-import { pipelineJobParamsSchema } from "./jobs/params.ts";
+import { bytes, operateJobParamsSchema, pipelineJobParamsSchema, taskJobParamsSchema, uint, uint256 } from "./jobs/params.ts";
 
 const teeType = z.enum(["SGX", "TDX", "SEV-SNP"]);
 
@@ -69,6 +68,7 @@ export const attestResultSchema = z.object({ evidence: evidenceSchema, reportDat
 export const runJobParamsSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("task"), params: taskJobParamsSchema, evidenceCid: z.string() }).strict(),
   z.object({ kind: z.literal("pipeline"), params: pipelineJobParamsSchema, evidenceCid: z.string() }).strict(),
+  z.object({ kind: z.literal("operate"), params: operateJobParamsSchema, evidenceCid: z.string() }).strict(),
 ]);
 
 /** A blob the host publishes as is; `cid` is its CID in the fixed profile (src/storage/unixfs-profile.ts): the host's put must return it. */
@@ -89,9 +89,10 @@ export const jobOutcomeSchema = z
     error: z.object({ code: z.string(), message: z.string() }).strict().nullable(),
     /**
      * The enclave's secp256k1 signature for the chain: `JobAnchor` (src/protocol/anchor.ts), or the kind's
-     * own typed data where its contract keeps one (tasks: TaskMarket's Completion, which also signs the CIDs).
+     * own typed data where its contract keeps one (tasks: TaskMarket's Completion, which also signs the CIDs;
+     * granted manipulations: Grants' Use over the grant, run id and provenance digest).
      */
-    anchor: z.object({ type: z.enum(["JobAnchor", "TaskMarket.Completion", "Pipelines.Run"]), signature: hexT }).strict(),
+    anchor: z.object({ type: z.enum(["JobAnchor", "TaskMarket.Completion", "Pipelines.Run", "Grants.Use"]), signature: hexT }).strict(),
   })
   .strict();
 

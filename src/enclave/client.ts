@@ -25,7 +25,7 @@ import {
   type RefuseJobResult,
   type RunJobParams,
 } from "./call-gate.ts";
-import { EnclaveError, type EnclaveErrorCode } from "./errors.ts";
+import { EnclaveError, OPERATE_ERROR_CODES, type EnclaveErrorCode } from "./errors.ts";
 import type { RelayEndpoint } from "./net/frames.ts";
 import { linkRelay } from "./net/relay-link.ts";
 
@@ -72,6 +72,7 @@ const KNOWN_CODES = new Set<string>([
   "SEALED_STATE_MALFORMED", "ATTESTATION_UNAVAILABLE", "ATTESTATION_FAILED", "BAD_REQUEST", "BAD_RESPONSE", "TIMEOUT",
   "ENCLAVE_EXITED", "INTERNAL",
   "PIPELINE_DIGEST_MISMATCH", "PIPELINE_MALFORMED", "CURSOR_STATE_MISMATCH", "PIPELINE_RUN_FAILED", "PIPELINE_CHAIN_UNPROVEN",
+  ...OPERATE_ERROR_CODES,
 ]);
 
 interface Pending {

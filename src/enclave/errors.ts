@@ -24,6 +24,8 @@ export type EnclaveErrorCode =
   | "CURSOR_STATE_MISMATCH"
   | "PIPELINE_RUN_FAILED"
   | "PIPELINE_CHAIN_UNPROVEN"
+  // operate (granted manipulation): OPERATE_ERROR_CODES below
+  | OperateErrorCode
   // refuseJob: the job runs, or its failure may be the host's (no refusal is signed)
   | "REFUSAL_UNFOUNDED"
   // enclave state
@@ -39,6 +41,15 @@ export type EnclaveErrorCode =
   | "TIMEOUT"
   | "ENCLAVE_EXITED"
   | "INTERNAL";
+
+/** The refusals and failures of a granted manipulation (jobs/operate.ts): each names the grant's limit or the step that failed. */
+export const OPERATE_ERROR_CODES = [
+  "GRANT_NOT_FOUND", "GRANT_SIGNATURE_INVALID", "GRANT_TERMS_MISMATCH", "GRANT_REVOKED", "GRANT_NOT_YET_VALID", "GRANT_EXPIRED", "GRANT_USED_UP",
+  "GRANT_WRONG_OPERATOR", "GRANT_STATEMENT_NOT_GRANTED", "GRANT_OPERATION_NOT_GRANTED", "GRANT_DATASET_NOT_GRANTED", "GRANT_TABLE_NOT_GRANTED",
+  "GRANT_STATEMENT_UNSUPPORTED", "GRANT_CHAIN_UNPROVEN", "GRANT_USE_ALREADY_APPLIED", "OPERATE_DATASET_UNREACHABLE", "OPERATE_STATEMENT_FAILED",
+  "OPERATE_RESULT_KEY_MISSING",
+] as const;
+export type OperateErrorCode = (typeof OPERATE_ERROR_CODES)[number];
 
 export class EnclaveError extends CloisterError<EnclaveErrorCode> {}
 

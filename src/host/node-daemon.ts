@@ -160,6 +160,11 @@ export class NodeDaemon {
     return this.#options.enclave.identity.signer;
   }
 
+  /** The node's enclave and the evidence CID of its registration (undefined before start): jobs the node's operator starts itself (`cloister operate`) go through them. */
+  get enclaveJobs(): { enclave: EnclaveClient; evidenceCid: string | undefined; writer: WriterClient } {
+    return { enclave: this.#options.enclave, evidenceCid: this.#evidenceCid, writer: this.#options.writer };
+  }
+
   /**
    * Checks that the node's saved positions are not ahead of the chain, attests the enclave and has it
    * registered, posts its offers, and starts handling tasks.

@@ -18,6 +18,12 @@ export const DOMAIN = {
   collabQuery: "cloister/collab-query/v1",
   /** Digest of the statement or program an owner grant allows: SHA-256(tag || 0x00 || bytes) (src/protocol/grants.ts). */
   grantStatement: "cloister/grant-statement/v1",
+  /** HPKE info of a granted dataset (connection and credentials) sealed by the owner to one enclave of the operator (src/protocol/operate.ts). */
+  grantDataset: "cloister/grant-dataset/v1",
+  /** The run id of a grant's n-th use: keccak256(tag || 0x00 || abi(chainId, grants, grantId, n)) (src/protocol/operate.ts). */
+  grantRun: "cloister/grant-run/v1",
+  /** HPKE info of a granted read's rows, sealed to the operator's result key (src/protocol/operate.ts). */
+  grantRead: "cloister/grant-read/v1",
   /** Sealing key derivation inside the enclave. */
   sealing: "cloister/sealing/v1",
   /** Digest of a policy manifest: SHA-256(tag || 0x00 || canonical JSON of the normalized manifest). */

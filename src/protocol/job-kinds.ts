@@ -7,7 +7,7 @@
 import { z } from "zod";
 import { addressSchema as address, lowerHex32Schema as hex32 } from "./schemas.ts";
 
-export const JOB_KINDS = ["task", "pipeline"] as const;
+export const JOB_KINDS = ["task", "pipeline", "operate"] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 export const jobKindSchema = z.enum(JOB_KINDS);
 
@@ -51,6 +51,31 @@ export const pipelinePredicateSchema = z
   .strict();
 export type PipelinePredicate = z.infer<typeof pipelinePredicateSchema>;
 
+/** What a granted manipulation's provenance says: the grant, the use, the dataset, the statement and what it changed. */
+export const operatePredicateSchema = z
+  .object({
+    chainId: decimal,
+    grants: address,
+    grantId: decimal,
+    runId: hex32,
+    /** 1-based: the n-th use of the grant. */
+    use: z.number().int().positive(),
+    owner: address,
+    operator: address,
+    /** datasetId(name) as the grant names it, and the table. */
+    dataset: z.object({ id: hex32, table: z.string() }).strict(),
+    statement: z.object({ digest: hex32, operation: z.enum(["read", "insert", "update", "delete"]) }).strict(),
+    rowsAffected: z.number().int().nonnegative(),
+    /** The trusted block the grant's state was proved at. */
+    provedAt: z.object({ number: decimal, hash: hex32, timestamp: decimal }).strict(),
+  })
+  .strict();
+export type OperatePredicate = z.infer<typeof operatePredicateSchema>;
+
 /** Each kind's predicate part, found in the predicate under the kind's own name. */
-export const kindPredicateSchemas = { task: taskPredicateSchema, pipeline: pipelinePredicateSchema } as const satisfies Record<JobKind, z.ZodType>;
+export const kindPredicateSchemas = {
+  task: taskPredicateSchema,
+  pipeline: pipelinePredicateSchema,
+  operate: operatePredicateSchema,
+} as const satisfies Record<JobKind, z.ZodType>;
 export type KindPredicates = { [K in JobKind]: z.infer<(typeof kindPredicateSchemas)[K]> };

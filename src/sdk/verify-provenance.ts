@@ -9,7 +9,7 @@
  * anchor: for a task, the TaskCompleted event names the same enclave,
  * provenance digest and output digest.
  */
-import { getAddress, hexToBytes, parseEventLogs, type Address, type Client } from "viem";
+import { getAddress, hexToBytes, parseEventLogs, type Address, type Client, type Hex } from "viem";
 import { sha256 } from "../crypto/sha256.ts";
 import { getLogs } from "viem/actions";
 import { decodeEvidenceDocument } from "../attestation/evidence-codec.ts";
@@ -17,6 +17,8 @@ import type { Policy } from "../attestation/policy.ts";
 import type { Claims } from "../attestation/types.ts";
 import { verifyEvidence } from "../attestation/verify.ts";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
+import { listGrantUses } from "../chain/actions/read-grant-logs.ts";
+import type { KindPredicates } from "../protocol/job-kinds.ts";
 import { enclaveKeyCommitmentHex } from "../protocol/binding.ts";
 import { provenanceDigest, unverifiedStatement, verifyEnvelope, type ProvenanceStatement } from "../protocol/provenance.ts";
 
@@ -41,7 +43,7 @@ export interface ProvenanceSources {
   /** The result blob the record's subject names; its digest is checked when given. */
   output?: Uint8Array;
   /** Checks the on-chain anchor when given; its completion names the operator the evidence must be bound to. */
-  chain?: { reader: Client; market: Address; fromBlock: bigint };
+  chain?: { reader: Client; market: Address; fromBlock: bigint; grants?: Address };
   /** The operator the enclave's evidence must be bound to, when no chain is given (or to insist on one). */
   operator?: Address;
 }
@@ -63,7 +65,8 @@ export async function verifyProvenanceRecord(sources: ProvenanceSources): Promis
   const enclave = statement.predicate.enclave;
   const job = statement.predicate.job;
   const completion = sources.chain && job.kind === "task" ? await completionOf(sources.chain, BigInt(job.id)) : undefined;
-  const operator = sources.operator ?? completion?.operator;
+  // A granted manipulation's enclave proved its own operator on chain and names it in the signed record.
+  const operator = sources.operator ?? completion?.operator ?? (job.kind === "operate" ? operatePart(statement)?.operator : undefined);
 
   let claims: Claims | undefined;
   if (!sources.evidence) {
@@ -111,7 +114,9 @@ export async function verifyProvenanceRecord(sources: ProvenanceSources): Promis
     checks.push(
       job.kind === "task"
         ? checkAnchor(sources.chain, completion, statement, provenanceDigest(sources.envelope).slice(2), subject)
-        : { name: "anchor", ok: false, detail: `no anchor check for jobs of kind ${job.kind} yet` },
+        : job.kind === "operate"
+          ? await checkGrantUse(sources.chain, statement, provenanceDigest(sources.envelope))
+          : { name: "anchor", ok: false, detail: `no anchor check for jobs of kind ${(job as { kind: string }).kind} yet` },
     );
   }
   return verdict(statement, claims);
@@ -143,4 +148,25 @@ function checkAnchor(
     ok: problems.length === 0,
     detail: problems.length ? problems.join("; ") : `anchored by the completion of task ${taskId} in block ${completed.blockNumber}`,
   };
+}
+
+function operatePart(statement: ProvenanceStatement): KindPredicates["operate"] | undefined {
+  return (statement.predicate as { operate?: KindPredicates["operate"] }).operate;
+}
+
+/** A granted manipulation is anchored by the GrantUsed event of its run on the network's Grants contract. */
+async function checkGrantUse(chain: NonNullable<ProvenanceSources["chain"]>, statement: ProvenanceStatement, envelopeDigest: Hex): Promise<ProvenanceCheck> {
+  const part = operatePart(statement);
+  if (!part) return { name: "anchor", ok: false, detail: "the record has no operate predicate" };
+  if (!chain.grants) return { name: "anchor", ok: false, detail: "this network's deployment names no Grants contract" };
+  if (getAddress(part.grants) !== getAddress(chain.grants)) return { name: "anchor", ok: false, detail: `the record names Grants ${part.grants}, not this network's ${chain.grants}` };
+  const uses = await listGrantUses(chain.reader, chain.grants, BigInt(part.grantId), chain.fromBlock);
+  const use = uses.find((u) => u.runId.toLowerCase() === part.runId.toLowerCase());
+  if (!use) return { name: "anchor", ok: false, detail: `no use of grant ${part.grantId} with run ${part.runId} is recorded on chain` };
+  const problems = [
+    ...(use.provenanceDigest.toLowerCase() !== envelopeDigest.toLowerCase() ? ["the recorded provenance digest differs"] : []),
+    ...(getAddress(use.enclave) !== getAddress(statement.predicate.enclave.signer) ? [`the use was recorded by enclave ${use.enclave}`] : []),
+    ...(use.use !== part.use ? [`it is recorded as use ${use.use}, the record says ${part.use}`] : []),
+  ];
+  return { name: "anchor", ok: problems.length === 0, detail: problems.length ? problems.join("; ") : `recorded as use ${use.use} of grant ${part.grantId} in block ${use.blockNumber}` };
 }

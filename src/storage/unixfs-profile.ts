@@ -64,6 +64,14 @@ export async function cidOfBytes(bytes: Uint8Array): Promise<CID> {
   return (await importBytes(bytes, discard)).cid;
 }
 
+/**
+ * The CID of a blob of at most one chunk whose SHA-256 is `sha256` (32 bytes): one raw block, so the digest a
+ * contract records (a provenance digest) names its blob on IPFS. A larger blob has another CID.
+ */
+export function singleChunkCidOfDigest(sha256: Uint8Array): CID {
+  return CID.createV1(RAW_CODEC, createDigest(SHA2_256, sha256));
+}
+
 function rawBlockCid(bytes: Uint8Array): CID {
   return CID.createV1(RAW_CODEC, createDigest(SHA2_256, createHash("sha256").update(bytes).digest()));
 }

@@ -54,6 +54,7 @@ async function listedCommands(): Promise<string[]> {
 test("the usage lists every command and subcommand", async () => {
   assert.deepEqual(await listedCommands(), [
     "demo",
+    "demo grants",
     "task run",
     "pipeline run",
     "attest verify",
@@ -61,6 +62,8 @@ test("the usage lists every command and subcommand", async () => {
     "attest policy schema",
     "policy show",
     "verify",
+    "grant create",
+    "operate",
     "devnet up",
     "devnet accounts",
     "help",

@@ -102,7 +102,10 @@ function describe(d: MultiProcessDevnet) {
     casUrl: d.casUrl,
     simPkiDir: d.simPkiDir,
     measurement: d.measurement,
-    deployment: { registry: d.deployment.registry, market: d.deployment.market, deployBlock: d.deployment.deployBlock.toString(), testToken: d.testToken },
+    deployment: {
+      registry: d.deployment.registry, market: d.deployment.market, deployBlock: d.deployment.deployBlock.toString(), testToken: d.testToken,
+      ...(d.deployment.grants ? { grants: d.deployment.grants } : {}),
+    },
     nodes: d.nodes,
     pid: process.pid,
   };

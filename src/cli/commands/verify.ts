@@ -13,6 +13,7 @@ import { chainDefinition, createReaderClient, type ReaderClient } from "../../ch
 import { startLocalChain } from "../../chain/local-chain.ts";
 import { readDeployment } from "../../chain/deployment-file.ts";
 import type { NetworkFile } from "../../devnet/network-file.ts";
+import { unverifiedStatement } from "../../protocol/provenance.ts";
 import { verifyProvenanceRecord, type ProvenanceSources, type ProvenanceVerdict } from "../../sdk/verify-provenance.ts";
 import type { BlobStore } from "../../storage/blob-store.ts";
 import { openHeliaStore } from "../../storage/helia-store.ts";
@@ -91,7 +92,32 @@ async function verifyFile(file: string, flags: VerifyFlags, network: NetworkFile
     if (!isAddress(flags.operator, { strict: false })) throw new UsageError(`--operator takes the enclave operator's address (0x and 40 hex digits), got '${flags.operator}'`);
     sources.operator = flags.operator;
   }
+  if (network && unverifiedJobKind(sources.envelope) === "operate") return verifyGrantedRun(sources, network);
   return verifyProvenanceRecord(sources);
+}
+
+function unverifiedJobKind(envelope: Uint8Array): string | undefined {
+  try {
+    return unverifiedStatement(envelope).predicate.job.kind;
+  } catch {
+    return undefined; // verifyProvenanceRecord reports it
+  }
+}
+
+/** A granted manipulation's record on a running network: its evidence from the network's IPFS, its use from the chain. */
+async function verifyGrantedRun(sources: ProvenanceSources, network: NetworkFile): Promise<ProvenanceVerdict> {
+  const reader = createReaderClient({ endpoint: { rpcUrl: network.endpoints.rpc }, chain: chainDefinition(network.chainId, network.endpoints.rpc) });
+  const store = openKuboStore(network.endpoints.ipfs);
+  try {
+    const { deployment } = network;
+    return await verifyProvenanceRecord({
+      ...sources,
+      evidence: sources.evidence ?? ((cid) => store.get(cid)),
+      chain: { reader, market: deployment.market, fromBlock: deployment.deployBlock, ...(deployment.grants ? { grants: deployment.grants } : {}) },
+    });
+  } finally {
+    await store.close();
+  }
 }
 
 /** A task of an embedded network: its chain, IPFS store and deployment are all under --data-dir. */

@@ -7,6 +7,8 @@
  */
 import { z } from "zod";
 import { addressSchema as address, hex32Schema as hex32T } from "../../protocol/schemas.ts";
+import { sealedDatasetSchema, signedGrantSchema } from "../../protocol/operate.ts";
+import { recordedAnswerSchema } from "../chain-view/recorded.ts";
 
 export const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, "must be a Uint8Array");
 export const uint = (bits: number) => z.number().int().nonnegative().max(2 ** bits - 1);
@@ -62,3 +64,21 @@ export const pipelineJobParamsSchema = z
   })
   .strict();
 export type PipelineJobParams = z.infer<typeof pipelineJobParamsSchema>;
+
+/**
+ * A granted manipulation (jobs/operate.ts): the owner's signed grant, the dataset the owner sealed to this
+ * enclave, the statement the operator wants run, and the chain answers the host recorded for the enclave's
+ * proofs (chain-view/recorded.ts). The job id is the grant id; the run id follows from the proved use count.
+ */
+export const operateJobParamsSchema = z
+  .object({
+    binding: z.object({ chainId: uint256, grants: address, grantId: uint256 }).strict(),
+    grant: signedGrantSchema,
+    dataset: sealedDatasetSchema,
+    statement: z.string().min(1).max(1 << 20),
+    chain: z.array(recordedAnswerSchema).max(64),
+    /** The operator's X25519 public key for a granted read's rows (they go to nobody else); unused by writes. */
+    resultKey: hex32T.optional(),
+  })
+  .strict();
+export type OperateJobParams = z.infer<typeof operateJobParamsSchema>;

@@ -6,6 +6,7 @@
 import type { JobKind } from "../../protocol/job-kinds.ts";
 import type { RunJobParams } from "../call-gate.ts";
 import type { JobModule } from "./job-module.ts";
+import { operateJob } from "./operate.ts";
 import { taskJob } from "./task.ts";
 import { pipelineJob } from "./pipeline.ts";
 
@@ -14,4 +15,5 @@ type ParamsOf<K extends JobKind> = Extract<RunJobParams, { kind: K }>["params"];
 export const jobModules: { [K in JobKind]: JobModule<K, ParamsOf<K>, unknown> } = {
   task: taskJob as JobModule<"task", ParamsOf<"task">, unknown>,
   pipeline: pipelineJob as JobModule<"pipeline", ParamsOf<"pipeline">, unknown>,
+  operate: operateJob as JobModule<"operate", ParamsOf<"operate">, unknown>,
 };
