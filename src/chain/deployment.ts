@@ -14,6 +14,8 @@ export interface Deployment {
   market: Address;
   /** Block of the market's deployment: where event crawlers start. */
   deployBlock: bigint;
+  /** Collaborations (clean rooms, issue 13); absent in deployments made before it was part of deployCloister. */
+  collaborations?: Address;
 }
 
 export const deploymentJsonSchema = z
@@ -22,6 +24,7 @@ export const deploymentJsonSchema = z
     registry: addressSchema,
     market: addressSchema,
     deployBlock: z.string().regex(/^\d+$/, "must be a decimal block number"),
+    collaborations: addressSchema.optional(),
   })
   .strict();
 
@@ -35,7 +38,7 @@ export class DeploymentFormatError extends CloisterError<"DEPLOYMENT_INVALID"> {
 }
 
 export function deploymentToJson(d: Deployment): DeploymentJson {
-  return { chainId: d.chainId, registry: d.registry, market: d.market, deployBlock: d.deployBlock.toString() };
+  return { chainId: d.chainId, registry: d.registry, market: d.market, deployBlock: d.deployBlock.toString(), ...(d.collaborations ? { collaborations: d.collaborations } : {}) };
 }
 
 /** Parses the JSON form; `source` names the file or URL in the error. Addresses come back as written. */
@@ -46,5 +49,5 @@ export function deploymentFromJson(json: unknown, source: string): Deployment {
     throw new DeploymentFormatError(`${source}: ${issue.path.join(".") || "(top level)"} ${issue.message}; a deployment holds chainId, registry, market and deployBlock`);
   }
   const d = parsed.data;
-  return { chainId: d.chainId, registry: d.registry, market: d.market, deployBlock: BigInt(d.deployBlock) };
+  return { chainId: d.chainId, registry: d.registry, market: d.market, deployBlock: BigInt(d.deployBlock), ...(d.collaborations ? { collaborations: d.collaborations } : {}) };
 }

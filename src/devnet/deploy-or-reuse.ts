@@ -6,7 +6,7 @@
 import type { Address } from "viem";
 import { getCode } from "viem/actions";
 import type { WriterClient } from "../chain/clients.ts";
-import { deployCloister } from "../chain/deploy.ts";
+import { deployCloister, deployCollaborations } from "../chain/deploy.ts";
 import { readDeployment, writeDeployment } from "../chain/deployment-file.ts";
 import type { Deployment } from "../chain/deployment.ts";
 
@@ -14,10 +14,17 @@ export async function deployOrReuse(deployer: WriterClient, options: { chainId: 
   const saved = await readDeployment(options.path);
   if (saved && saved.chainId === options.chainId) {
     const code = await getCode(deployer, { address: saved.market });
-    if (code && code !== "0x") return saved;
+    if (code && code !== "0x") {
+      if (saved.collaborations) return saved;
+      // A network deployed before Collaborations was part of deployCloister: add it beside the others.
+      const { address } = await deployCollaborations(deployer, saved.registry);
+      const upgraded = { ...saved, collaborations: address };
+      await writeDeployment(options.path, upgraded);
+      return upgraded;
+    }
   }
   const deployed = await deployCloister(deployer, { attester: options.attester });
-  const stored = { chainId: deployed.chainId, registry: deployed.registry, market: deployed.market, deployBlock: deployed.deployBlock };
+  const stored = { chainId: deployed.chainId, registry: deployed.registry, market: deployed.market, deployBlock: deployed.deployBlock, collaborations: deployed.collaborations };
   await writeDeployment(options.path, stored);
   return stored;
 }

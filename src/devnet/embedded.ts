@@ -13,7 +13,7 @@ import type { Policy } from "../attestation/policy.ts";
 import { AttestationService } from "../cas/service.ts";
 import { createWriterClient, type WriterClient } from "../chain/clients.ts";
 import { startLocalChain, type LocalChain } from "../chain/local-chain.ts";
-import { startEnclave, type FrameDirection } from "../enclave/client.ts";
+import { startEnclave, type EnclaveClient, type FrameDirection } from "../enclave/client.ts";
 import type { HostEvent } from "../host/log.ts";
 import { NodeDaemon } from "../host/node-daemon.ts";
 import { CloisterClient } from "../sdk/client.ts";
@@ -45,6 +45,8 @@ export interface EmbeddedNetwork {
   policy: Policy;
   measurement: string;
   nodes: NodeDaemon[];
+  /** Each node's enclave (nodes[i]'s), for jobs a node's host relays outside the market (clean-room runs). */
+  enclaves: EnclaveClient[];
   /** SDK client for the network's requester account. */
   client: CloisterClient;
   requester: WriterClient;
@@ -82,6 +84,7 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
     const cas = new AttestationService({ writer: writer(chain.accounts.attester), registry: deployment.registry, store, manifest });
 
     const nodes: NodeDaemon[] = [];
+    const enclaves: EnclaveClient[] = [];
     for (let i = 0; i < nodeCount; i++) {
       const nodeDir = join(dataDir, "nodes", String(i));
       const enclave = await startEnclave({
@@ -101,11 +104,12 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
       cleanups.push(() => node.stop());
       await node.start();
       nodes.push(node);
+      enclaves.push(enclave);
     }
 
     const requester = writer(chain.accounts.requester);
     const client = new CloisterClient({ writer: requester, deployment, store, manifest });
-    return { dataDir, chain, deployment, store, manifest, policy, measurement, nodes, client, requester, close: closeAll };
+    return { dataDir, chain, deployment, store, manifest, policy, measurement, nodes, enclaves, client, requester, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

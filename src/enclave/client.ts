@@ -68,7 +68,7 @@ export interface EnclaveClient {
 
 const KNOWN_CODES = new Set<string>([
   "MALFORMED_ENVELOPE", "ENVELOPE_DIGEST_MISMATCH", "PROGRAM_DIGEST_MISMATCH", "INPUT_DIGEST_MISMATCH", "TASK_MISMATCH",
-  "NOT_A_CANDIDATE", "KEY_UNWRAP_FAILED", "INPUT_DECRYPTION_FAILED", "RESULT_KEY_INVALID", "REFUSAL_UNFOUNDED", "NOT_INITIALIZED", "UNSEAL_FAILED",
+  "NOT_A_CANDIDATE", "KEY_UNWRAP_FAILED", "INPUT_DECRYPTION_FAILED", "RESULT_KEY_INVALID", "COLLAB_REFUSED", "REFUSAL_UNFOUNDED", "NOT_INITIALIZED", "UNSEAL_FAILED",
   "SEALED_STATE_MALFORMED", "ATTESTATION_UNAVAILABLE", "ATTESTATION_FAILED", "BAD_REQUEST", "BAD_RESPONSE", "TIMEOUT",
   "ENCLAVE_EXITED", "INTERNAL",
 ]);
@@ -200,6 +200,7 @@ export function runTaskTimeoutMs(limits: { timeoutMs: number }): number {
 
 /** For a task, the envelope's time limit plus a margin for crypto and isolate start-up; 60 s when unreadable. */
 function runJobBudget(request: RunJobParams): number {
+  if (request.kind !== "task") return 300_000;
   try {
     const limits = (JSON.parse(new TextDecoder().decode(request.params.envelope)) as { limits?: { timeoutMs?: unknown } }).limits;
     if (typeof limits?.timeoutMs === "number") return runTaskTimeoutMs({ timeoutMs: limits.timeoutMs });

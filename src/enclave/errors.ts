@@ -18,6 +18,8 @@ export type EnclaveErrorCode =
   | "KEY_UNWRAP_FAILED"
   | "INPUT_DECRYPTION_FAILED"
   | "RESULT_KEY_INVALID"
+  // a clean-room job refused to run or deliver: the message starts with the typed reason ("ROW_LEVEL_OUTPUT: …")
+  | "COLLAB_REFUSED"
   // refuseJob: the job runs, or its failure may be the host's (no refusal is signed)
   | "REFUSAL_UNFOUNDED"
   // enclave state

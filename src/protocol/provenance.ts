@@ -91,7 +91,8 @@ const statementSchema = z
   .strict();
 
 type Common = z.infer<z.ZodObject<typeof commonPredicate>>;
-export type JobPredicate<K extends JobKind = JobKind> = Common & { job: { kind: K; id: string } } & { [P in K]: KindPredicates[P] };
+/** Distributes over a union of kinds: a predicate is one kind's. */
+export type JobPredicate<K extends JobKind = JobKind> = K extends JobKind ? Common & { job: { kind: K; id: string } } & { [P in K]: KindPredicates[P] } : never;
 export interface ProvenanceStatement<K extends JobKind = JobKind> {
   _type: typeof STATEMENT_TYPE;
   subject: { name: string; digest: { sha256: string } }[];

@@ -48,7 +48,7 @@ export interface SealedRun {
 }
 
 export interface JobAnchorSignature {
-  type: "JobAnchor" | "TaskMarket.Completion";
+  type: "JobAnchor" | "TaskMarket.Completion" | "Collaborations.Run";
   signature: Hex;
 }
 

@@ -6,10 +6,14 @@
 import type { JobKind } from "../../protocol/job-kinds.ts";
 import type { RunJobParams } from "../call-gate.ts";
 import type { JobModule } from "./job-module.ts";
+import { collabComputeJob } from "./collab-compute.ts";
+import { collabPartnerJob } from "./collab-partner.ts";
 import { taskJob } from "./task.ts";
 
 type ParamsOf<K extends JobKind> = Extract<RunJobParams, { kind: K }>["params"];
 
 export const jobModules: { [K in JobKind]: JobModule<K, ParamsOf<K>, unknown> } = {
   task: taskJob as JobModule<"task", ParamsOf<"task">, unknown>,
+  "collab-partner": collabPartnerJob as JobModule<"collab-partner", ParamsOf<"collab-partner">, unknown>,
+  "collab-compute": collabComputeJob as JobModule<"collab-compute", ParamsOf<"collab-compute">, unknown>,
 };
