@@ -14,6 +14,7 @@ const usage = `cloister — confidential computing on attested enclaves, an EVM 
 Usage:
   cloister demo                                  run a whole local network and one confidential task, step by step
   cloister task run <program.js> --input <file>  run a program as a confidential task and print its output
+  cloister collab run <collaboration.json>       run a clean-room collaboration: partners' data joined in enclaves, only aggregates out
   cloister attest verify <evidence> ...          verify SGX/TDX quotes and SEV-SNP reports
   cloister attest policy init [<file>]           write a commented starter policy manifest
   cloister attest policy schema                  print the policy manifest's JSON Schema
@@ -59,6 +60,8 @@ async function run(argv: string[]): Promise<number> {
       return (await import("./commands/task.ts")).taskCommand(rest);
     case "attest":
       return (await import("./commands/attest.ts")).attestCommand(rest);
+    case "collab":
+      return (await import("./commands/collab.ts")).collabCommand(rest);
     case "verify":
       return (await import("./commands/verify.ts")).verifyCommand(rest);
     case "devnet":

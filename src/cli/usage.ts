@@ -113,6 +113,24 @@ devnet accounts:
   Use one with --account <i>. --show-private-keys prints their keys too: they are public test keys that
   anyone can use, so never send anything of value to these addresses on a real network.`;
 
+export const collabUsage = `Usage:
+  cloister collab run <collaboration.json> [--data-dir <dir>] [--json] [--quiet]
+  cloister collab create <collaboration.json> --network <dir> --account <i> [--json]
+  cloister collab approve <id> --party <name> --network <dir> --account <i> [--json]
+  cloister collab run <id> --network <dir> --account <i> [--json]
+  cloister collab status <id> --network <dir> [--json]
+  cloister collab runs <id> --network <dir> [--json]
+
+  A clean room (docs/cleanroom.md): partners compute on each other's data in enclaves without seeing a row.
+  collab run <file> does it all on an embedded network: one node with its own enclave process per party
+  (SIMULATED TEE), the collaboration created on chain, approved by every party, run once; each partner's
+  enclave reads its own data and seals it to the attested compute enclave, which runs the approved SQL in
+  DuckDB under the output policy and seals the result to the recipient party, whose node stores it. Prints
+  the delivered rows; with --json the last stdout line is
+  {"collaboration":…,"run":…,"columns":[…],"rows":[[…]],"suppressed":N,"provenance":"<cid>","verified":true}.
+  Exit status: 0 delivered and verified, 1 refused (the typed error, e.g. ROW_LEVEL_OUTPUT), 2 a bad file
+  or an unreachable source (what to fix).`;
+
 /** The commands and subcommands, each with its usage text; `cloister <words> --help` prints it. */
 export const commandUsages: readonly { words: string; usage: string }[] = [
   { words: "demo", usage: `Usage:
@@ -120,6 +138,12 @@ export const commandUsages: readonly { words: string; usage: string }[] = [
 
   Runs a whole local network (embedded, SIMULATED TEE) and one confidential task through it, every step
   told on stderr. With --json the result is one JSON object on stdout (and the steps only on a terminal).` },
+  { words: "collab", usage: collabUsage },
+  { words: "collab run", usage: collabUsage },
+  { words: "collab create", usage: collabUsage },
+  { words: "collab approve", usage: collabUsage },
+  { words: "collab status", usage: collabUsage },
+  { words: "collab runs", usage: collabUsage },
   { words: "task", usage: taskUsage },
   { words: "task run", usage: taskUsage },
   { words: "attest", usage: attestUsage },

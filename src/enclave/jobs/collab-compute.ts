@@ -18,13 +18,12 @@ import { collabResultInfo, collabTransferInfo, encodeCollabResult, openCollabBlo
 import { collaborationsDomain, epsilonFromFixed, epsilonToFixed, runDigest } from "../../protocol/collaboration.ts";
 import { verifyProvenance } from "../../protocol/provenance.ts";
 import { chargeEpsilon } from "../cleanroom/dp-budget.ts";
-import { checkQuery } from "../cleanroom/query-check.ts";
 import { runUnderPolicy } from "../cleanroom/run-query.ts";
 import type { CollabComputeParams } from "./collab-params.ts";
 import { datasetInputName, partnerAnchorDigest } from "./collab-partner.ts";
 import { decodeTransfer, loadDataset, readDatasets, type ReadDataset } from "./collab/datasets.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
-import { checkCollaboration, openDatasets, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
+import { checkCollaboration, checkQueryUnderPolicy, openDatasets, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
 import type { JobModule } from "./job-module.ts";
 
 interface AuthorizedCompute {
@@ -87,14 +86,7 @@ async function authorizeCompute(ctx: Parameters<typeof openDatasets>[0], p: Coll
   }
   for (const partner of p.partners) partners.push({ party: partner.peer.party, ...(await verifyPeer(checked, partner.peer, partner.peer.party)) });
   // The query and the budget, before any data is read.
-  const instance = await DuckDBInstance.create(":memory:", { autoinstall_known_extensions: "false", autoload_known_extensions: "false" });
-  const connection = await instance.connect();
-  try {
-    await checkQuery(connection, checked.sql, policy);
-  } finally {
-    connection.closeSync();
-    instance.closeSync();
-  }
+  await checkQueryUnderPolicy(checked);
   const epsilonSpentBefore = Number(p.epsilonSpentBefore) / 1e6;
   if (policy.dp) {
     if (epsilonToFixed(policy.dp.budget) !== terms.dpBudget) throw new CollabJobError("COLLAB_POLICY_MISMATCH", `the policy's DP budget ${policy.dp.budget} is not the terms' ${epsilonFromFixed(terms.dpBudget)}`);

@@ -1,6 +1,7 @@
 /**
  * `collab-partner`: one party's side of a clean-room run, in that party's own enclave. authorize checks the
- * collaboration (every party's signed approval of these terms, the approved SQL and policy), attests the
+ * collaboration (every party's signed approval of these terms, the approved SQL and policy, the SQL against
+ * the output policy, so a row-level query is refused before any row is read), attests the
  * compute enclave against the manifest and measurement the terms pin for the compute party, and opens the
  * party's dataset descriptors (sealed by the party to this enclave; the credentials never reach the host).
  * execute reads the datasets through the connectors inside the enclave and seals the rows to the attested
@@ -17,7 +18,7 @@ import { collaborationsDomainName } from "../../protocol/collaboration.ts";
 import type { CollabPartnerParams } from "./collab-params.ts";
 import { encodeTransfer, readDatasets } from "./collab/datasets.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
-import { checkCollaboration, openDatasets, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
+import { checkCollaboration, checkQueryUnderPolicy, openDatasets, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
 import type { JobModule } from "./job-module.ts";
 
 interface AuthorizedPartner {
@@ -40,6 +41,7 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
         throw new CollabJobError("COLLAB_TERMS_INVALID", `party ${p.party} is not a partner of this collaboration (the compute party ${terms.computeParty} runs collab-compute)`);
       }
       if (p.runId < 1 || p.runId > terms.maxRuns) throw new CollabJobError("COLLAB_TERMS_INVALID", `run ${p.runId} is outside the terms' 1..${terms.maxRuns} runs`);
+      await checkQueryUnderPolicy(checked);
       const compute = await verifyPeer(checked, p.compute, terms.computeParty);
       const descriptors = await openDatasets(ctx, checked, p.party, p.datasets);
       return { checked, compute, descriptors };

@@ -12,7 +12,9 @@ import { fromHex } from "../../../crypto/bytes.ts";
 import { enclaveReportData } from "../../../protocol/binding.ts";
 import { collabDatasetsDigest, collabDatasetsInfo, collabPolicyDigest, openCollabBlob, type CollabBinding } from "../../../protocol/collab-run.ts";
 import { approvalTypes, collaborationsDomain, manifestRoleId, queryDigest, termsHash, type CollaborationTerms } from "../../../protocol/collaboration.ts";
+import { DuckDBInstance } from "@duckdb/node-api";
 import { parseOutputPolicy, type OutputPolicy } from "../../cleanroom/policy.ts";
+import { checkQuery } from "../../cleanroom/query-check.ts";
 import type { EnclaveContext } from "../job-module.ts";
 import type { CollabJobCollaboration, CollabPeer } from "../collab-params.ts";
 import { CollabJobError } from "./errors.ts";
@@ -135,4 +137,19 @@ export async function openDatasets(ctx: EnclaveContext, checked: CheckedCollabor
     if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(name)) throw new CollabJobError("COLLAB_DATASET_NAME", `dataset name "${name}" is not a plain SQL identifier`);
   }
   return datasets;
+}
+
+/**
+ * The approved SQL against the output policy, on DuckDB's parse tree, with no table and no data: every party's
+ * enclave makes this check before it reads a row, so a row-level query is refused before any data is read.
+ */
+export async function checkQueryUnderPolicy(checked: CheckedCollaboration): Promise<void> {
+  const instance = await DuckDBInstance.create(":memory:", { autoinstall_known_extensions: "false", autoload_known_extensions: "false" });
+  const connection = await instance.connect();
+  try {
+    await checkQuery(connection, checked.sql, checked.policy);
+  } finally {
+    connection.closeSync();
+    instance.closeSync();
+  }
 }
