@@ -177,7 +177,7 @@ export interface RunOptions {
   recipientKey: HpkeKeyPair;
   onStep?: (s: CollabStep) => void;
   /** Overrides, for tests that play a misbehaving host: what the compute job is handed instead of the honest value. */
-  tamper?: { recipientKey?: Uint8Array; terms?: CollaborationTerms; skipStateCheck?: boolean };
+  tamper?: { recipientKey?: Uint8Array; terms?: CollaborationTerms; skipStateCheck?: boolean; approvals?: { nonce: bigint; signature: Hex }[] };
 }
 
 export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promise<CollabRunOutcome> {
@@ -199,7 +199,7 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
     contract: net.contract,
     id,
     terms: jobTerms,
-    approvals: approvals.map((a) => ({ nonce: a.nonce, signature: a.signature })),
+    approvals: o.tamper?.approvals ?? approvals.map((a) => ({ nonce: a.nonce, signature: a.signature })),
     policy: JSON.stringify(loaded.file.policy),
     partyNames: loaded.file.parties.map((p) => p.name),
   };
