@@ -138,6 +138,12 @@ export const commandUsages: readonly { words: string; usage: string }[] = [
 
   Runs a whole local network (embedded, SIMULATED TEE) and one confidential task through it, every step
   told on stderr. With --json the result is one JSON object on stdout (and the steps only on a terminal).` },
+  { words: "demo clean-room", usage: `Usage:
+  cloister demo clean-room [--data-dir <dir>] [--json]
+
+  Two partners (a retailer's csv, a bank's parquet file), each with its own node and enclave process, join
+  their data in a clean room without seeing each other's rows; one group is suppressed by the output policy;
+  the result is delivered to the retailer and every check is shown. Needs no database server.` },
   { words: "collab", usage: collabUsage },
   { words: "collab run", usage: collabUsage },
   { words: "collab create", usage: collabUsage },

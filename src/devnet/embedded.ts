@@ -76,7 +76,7 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
     step(`IPFS store ready at ${join(dataDir, "ipfs")}`);
 
     const deployment = await deployOrReuse(writer(chain.accounts.deployer), { chainId: chain.chainId, attester: chain.accounts.attester.address, path: join(dataDir, "deployment.json") });
-    step(`contracts: EnclaveRegistry ${deployment.registry}, TaskMarket ${deployment.market}`);
+    step(`contracts: EnclaveRegistry ${deployment.registry}, TaskMarket ${deployment.market}${deployment.collaborations ? `, Collaborations ${deployment.collaborations}` : ""}`);
 
     const simDir = join(dataDir, "sim-tee");
     const { manifest, policy, measurement } = await localNetworkManifest(simDir);
