@@ -3,6 +3,7 @@
  * process on the simulated TEE), the collaboration created, approved by every party, run once, the result
  * delivered to the recipient party's node and opened with the recipient's key.
  */
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { TASK_ROLE } from "../attestation/manifest/index.ts";
 import { createWriterClient } from "../chain/clients.ts";
@@ -67,8 +68,29 @@ export async function runCollabFile(path: string, options: EmbeddedNetworkOption
   try {
     const made = await createAndApprove(c, loaded, options.onCollabStep);
     const outcome = await runCollaboration(c.net, { ...made, loaded, nodes: c.nodes, onStep: options.onCollabStep });
+    await recordRunIndex(c.network.dataDir, outcome);
     return { ...outcome, loaded };
   } finally {
     await c.network.close();
   }
+}
+
+/** The run's collaboration id and run number as `cloister verify` takes them: `0x<64 hex>:<run>`. */
+export function runRef(collaborationId: bigint, runId: number): string {
+  return `0x${collaborationId.toString(16).padStart(64, "0")}:${runId}`;
+}
+
+/**
+ * Where an embedded network's runs' blobs are: the chain records a run's digests, not the CIDs, so the data
+ * dir keeps `collab-runs.json` (run reference -> provenance and result CIDs) for `cloister verify <run>`.
+ */
+export async function recordRunIndex(dataDir: string, outcome: Pick<CollabRunOutcome, "collaborationId" | "runId" | "provenanceCid" | "resultCid">): Promise<void> {
+  const path = join(dataDir, "collab-runs.json");
+  const index = JSON.parse(await readFile(path, "utf8").catch(() => "{}")) as Record<string, { provenanceCid: string; resultCid: string }>;
+  index[runRef(outcome.collaborationId, outcome.runId)] = { provenanceCid: outcome.provenanceCid, resultCid: outcome.resultCid };
+  await writeFile(path, `${JSON.stringify(index, null, 2)}\n`);
+}
+
+export async function readRunIndex(dataDir: string): Promise<Record<string, { provenanceCid: string; resultCid: string }>> {
+  return JSON.parse(await readFile(join(dataDir, "collab-runs.json"), "utf8").catch(() => "{}")) as Record<string, { provenanceCid: string; resultCid: string }>;
 }

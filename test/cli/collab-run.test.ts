@@ -47,6 +47,17 @@ test("collab run --json: the last stdout line is the delivered, verified result"
   assert.equal(last.suppressed, 1);
   assert.match(last.provenance, /^baf/);
   assert.equal(last.verified, true);
+
+  // cloister verify <collaboration>:<run>: the provenance, the compute enclave's attestation and the run on chain.
+  const verified = await cloister(["verify", `${last.collaboration}:1`, "--data-dir", dataDir, "--json"]);
+  assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+  const v = JSON.parse(verified.stdout.trim().split("\n").at(-1)!);
+  assert.equal(v.ok, true);
+  assert.equal(v.job.kind, "collab-compute");
+  assert.deepEqual(v.checks.map((c: { name: string }) => c.name), ["signature", "attestation", "output", "anchor"]);
+  const unknown = await cloister(["verify", `${last.collaboration}:2`, "--data-dir", dataDir]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /no run 2/);
 });
 
 test("collab run: a refused query exits 1 with the typed error; a bad file and an unreachable source exit 2 saying what to fix", async () => {
