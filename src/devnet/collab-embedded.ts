@@ -40,6 +40,7 @@ export async function startCollabNetwork(loaded: LoadedCollabFile, options: Embe
         account,
         writer: createWriterClient({ endpoint: { provider: chain.provider }, chain: chain.chain, account }),
         enclave: network.enclaves[i]!,
+        nextListener: () => network.nextListener(i),
         dataDir: join(network.dataDir, "nodes", String(i)),
       };
     });

@@ -18,7 +18,7 @@ import type { HostEvent } from "../host/log.ts";
 import { NodeDaemon } from "../host/node-daemon.ts";
 import { CloisterClient } from "../sdk/client.ts";
 import { openHeliaStore, type HeliaStore } from "../storage/helia-store.ts";
-import { createNetRelay } from "../host/net-relay.ts";
+import { createNetRelay, type CarriedBytes, type RelayListening } from "../host/net-relay.ts";
 import { deployOrReuse } from "./deploy-or-reuse.ts";
 import { localNetworkManifest } from "./network-policy.ts";
 import type { Deployment } from "../chain/deployment.ts";
@@ -33,6 +33,8 @@ export interface EmbeddedNetworkOptions {
   onHostEvent?: (node: number, event: HostEvent) => void;
   /** Every call-gate frame a host sends or receives (confidentiality tests). */
   onFrame?: (node: number, direction: FrameDirection, frame: unknown) => void;
+  /** Every byte a node's relay carries for its enclave's network connections (confidentiality tests). */
+  onCarried?: (node: number, carried: CarriedBytes) => void;
 }
 
 export interface EmbeddedNetwork {
@@ -48,6 +50,8 @@ export interface EmbeddedNetwork {
   nodes: NodeDaemon[];
   /** Each node's enclave (nodes[i]'s), for jobs a node's host relays outside the market (clean-room runs). */
   enclaves: EnclaveClient[];
+  /** The address node i's relay reports for the next listener its enclave opens (subscribe before the job that listens starts). */
+  nextListener(node: number): Promise<RelayListening>;
   /** SDK client for the network's requester account. */
   client: CloisterClient;
   requester: WriterClient;
@@ -86,13 +90,19 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
 
     const nodes: NodeDaemon[] = [];
     const enclaves: EnclaveClient[] = [];
+    const listenWaiters: ((l: RelayListening) => void)[][] = Array.from({ length: nodeCount }, () => []);
+    const nextListener = (node: number) => new Promise<RelayListening>((resolve) => listenWaiters[node]!.push(resolve));
     for (let i = 0; i < nodeCount; i++) {
       const nodeDir = join(dataDir, "nodes", String(i));
       const enclave = await startEnclave({
         dataDir: join(nodeDir, "enclave"),
         attestation: { provider: "sim", pkiDir: simDir },
         // Everything runs on 127.0.0.1 here: the relay may dial loopback, and enclaves may listen for each other.
-        relay: createNetRelay({ privateDestinations: "allow", inbound: { bindHost: "127.0.0.1" } }),
+        relay: createNetRelay({
+          privateDestinations: "allow",
+          inbound: { bindHost: "127.0.0.1", onListening: (l) => listenWaiters[i]?.splice(0).forEach((w) => w(l)) },
+          ...(options.onCarried ? { onCarried: (c: CarriedBytes) => options.onCarried!(i, c) } : {}),
+        }),
         onFrame: options.onFrame ? (direction, frame) => options.onFrame!(i, direction, frame) : undefined,
       });
       const node = new NodeDaemon({
@@ -112,7 +122,7 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
 
     const requester = writer(chain.accounts.requester);
     const client = new CloisterClient({ writer: requester, deployment, store, manifest });
-    return { dataDir, chain, deployment, store, manifest, policy, measurement, nodes, enclaves, client, requester, close: closeAll };
+    return { dataDir, chain, deployment, store, manifest, policy, measurement, nodes, enclaves, nextListener, client, requester, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

@@ -1,14 +1,16 @@
 /**
  * What a clean-room run binds beyond the on-chain terms (./collaboration.ts):
  * the digests the terms name (the output policy, each party's dataset
- * descriptors without credentials), and the byte formats that cross the host
- * between enclaves and to the recipient, each HPKE-sealed with an info that
- * names the chain, the contract, the collaboration, the run and the party, so
- * a blob made for one run, party or collaboration opens for no other.
+ * descriptors without credentials), and the sealed blobs that cross a host,
+ * each HPKE-sealed with an info that names the chain, the contract and the
+ * collaboration (and the party, or the run and the recipient key), so a blob
+ * made for one collaboration, party or run opens for no other:
  *
  * - a party's dataset descriptors (with credentials) sealed by the party to its own enclave;
- * - one party's rows sealed by its enclave to the compute enclave for one run (the transfer);
  * - the run's result sealed by the compute enclave to the recipient's X25519 key.
+ *
+ * A partner's rows do not cross a host sealed: they go over mutual attested TLS
+ * between the enclaves (src/enclave/jobs/collab/transfer.ts).
  */
 import { encodeAbiParameters, type Address, type Hex } from "viem";
 import { openStream, sealStream, generateDataKey } from "../crypto/aead-stream.ts";
@@ -71,17 +73,8 @@ export function collabDatasetsInfo(b: CollabBinding, party: number): Uint8Array 
   return tagged(DOMAIN.collabDatasets, enc([{ type: "bytes" }, { type: "uint8" }], [bindingAbi(b), party]));
 }
 
-export function collabTransferInfo(b: CollabBinding, runId: number, party: number, compute: Address): Uint8Array {
-  return tagged(DOMAIN.collabTransfer, enc([{ type: "bytes" }, { type: "uint32" }, { type: "uint8" }, { type: "address" }], [bindingAbi(b), runId, party, compute]));
-}
-
 export function collabResultInfo(b: CollabBinding, runId: number, recipientKey: Uint8Array): Uint8Array {
   return tagged(DOMAIN.collabResult, enc([{ type: "bytes" }, { type: "uint32" }, { type: "bytes32" }], [bindingAbi(b), runId, sha256(recipientKey)]));
-}
-
-/** The digest a partner enclave signs (secp256k1) over a transfer blob: the compute enclave checks it came from the attested partner. */
-export function collabTransferDigest(info: Uint8Array, blob: Uint8Array): Hex {
-  return sha256(Buffer.concat([Buffer.from(info), Buffer.from(sha256(blob).slice(2), "hex")]));
 }
 
 const MAGIC = new TextEncoder().encode("CLC1");

@@ -21,8 +21,6 @@ export const DOMAIN = {
   collabDataset: "cloister/collab-dataset/v1",
   /** HPKE info of a party's dataset descriptors (with credentials) sealed to its own enclave. */
   collabDatasets: "cloister/collab-datasets/v1",
-  /** HPKE info / AAD of one party's rows sealed by its enclave to the compute enclave for one run. */
-  collabTransfer: "cloister/collab-transfer/v1",
   /** HPKE info / AAD of a run's result sealed by the compute enclave to the recipient. */
   collabResult: "cloister/collab-result/v1",
   /** Digest of the statement or program an owner grant allows: SHA-256(tag || 0x00 || bytes) (src/protocol/grants.ts). */

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createAndApprove, startCollabNetwork, type EmbeddedCollab } from "../../src/devnet/collab-embedded.ts";
 import type { FrameDirection } from "../../src/enclave/client.ts";
+import type { CarriedBytes } from "../../src/host/net-relay.ts";
 import { parseCollabFile, type LoadedCollabFile } from "../../src/sdk/collab/file.ts";
 import { runCollaboration, type RunOptions } from "../../src/sdk/collab/run.ts";
 
@@ -16,6 +17,8 @@ export interface CollabFixture {
   c: EmbeddedCollab;
   dir: string;
   frames: unknown[];
+  /** Every byte the nodes' relays carried (the partner-to-compute TLS sessions among them). */
+  carried: CarriedBytes[];
   close(): Promise<void>;
 }
 
@@ -24,12 +27,13 @@ export async function startFixture(parties: string[], options: { dataDir?: strin
   const dir = await mkdtemp(join(tmpdir(), "cloister-cleanroom-"));
   await cp(EXAMPLE_DIR, dir, { recursive: true });
   const frames: unknown[] = [];
+  const carried: CarriedBytes[] = [];
   const placeholder = parseCollabFile(
     { name: "x", parties: parties.map((name) => ({ name, datasets: { [`t_${name}`]: { type: "csv", path: "purchases.csv" } } })), compute: parties[0], query: "SELECT 1", policy: { identity: "customer_id", minGroupSize: 5 }, recipient: { party: parties[0] } },
     join(dir, "placeholder.json"),
   );
-  const c = await startCollabNetwork(placeholder, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), onFrame: (_node: number, _d: FrameDirection, frame: unknown) => frames.push(frame) });
-  return { c, dir, frames, close: () => c.network.close() };
+  const c = await startCollabNetwork(placeholder, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), onFrame: (_node: number, _d: FrameDirection, frame: unknown) => frames.push(frame), onCarried: (_node, c) => carried.push(c) });
+  return { c, dir, frames, carried, close: () => c.network.close() };
 }
 
 /** The example collaboration, changed by `edit`. */

@@ -3,7 +3,8 @@
  * (its url carries a password), an insurer's MariaDB table and its NATS JetStream stream. The delivered rows
  * are plain DuckDB's answer over the same rows, above the threshold; a canary in the bank's rows and in its
  * database password appears in no host-visible place (every file of the network's data dir: chain journal,
- * IPFS blocks, host logs, sealed enclave state; every call-gate frame; the chain's transactions), and the
+ * IPFS blocks, host logs, sealed enclave state; every call-gate frame; every byte the relays carried between
+ * the partners' and the compute enclave; the chain's transactions), and the
  * recipient receives only the aggregate.
  */
 import { after, before, describe, test } from "node:test";
@@ -138,6 +139,11 @@ describe("clean room, three parties over PostgreSQL, MariaDB and NATS", { skip }
       const bytes = serialize(frame);
       for (const c of canaries) assert.equal(bytes.indexOf(c), -1, "a gate frame carries a canary");
     }
+    // The bytes the relays carried: the partners' rows went to the compute enclave over them, inside TLS.
+    const relayed = fx.carried.filter((c) => c.destination.includes("->"));
+    assert.ok(relayed.length > 0, "the partners' rows crossed the relays (inbound streams)");
+    const all = Buffer.concat(fx.carried.map((c) => c.bytes));
+    for (const c of canaries) assert.equal(all.indexOf(c), -1, "the relays carried a canary in the clear");
     // The chain: every transaction's calldata and every log (the terms name the url without its password).
     const chain = fx.c.network.chain;
     const head = Number(await chain.provider.request({ method: "eth_blockNumber" }));

@@ -3,27 +3,29 @@
  * read: checks the collaboration (every party's signed approval, the approved SQL and policy, the run within
  * maxRuns), the recipient key against the terms' pin, attests every partner's enclave under the manifest and
  * measurement the terms pin for its party, opens the compute party's own descriptors, checks the query
- * against the output policy (DuckDB's parse tree, no data) and the DP budget. execute opens each partner's
- * sealed rows (only this enclave's key opens them, only for this run and party) and checks the partner's
- * signed anchor over them, reads its own datasets through the connectors, loads everything into an in-memory
- * DuckDB, turns off DuckDB's external access, runs exactly the approved SQL under the policy, and seals the
+ * against the output policy (DuckDB's parse tree, no data) and the DP budget. execute listens for the
+ * partners (mutual attested TLS through its host's relay: each partner's certificate must carry evidence its
+ * pinned manifest and measurement accept, for the TLS key its verified evidence binds), loads their rows into
+ * an in-memory DuckDB as they arrive while it reads its own datasets through the connectors, turns off DuckDB's external access, runs exactly the approved SQL under the policy, and seals the
  * delivered rows to the recipient. anchor signs the Collaborations `Run` the contract records.
  */
 import { DuckDBInstance } from "@duckdb/node-api";
-import { getAddress, isAddressEqual, recoverAddress, type Hex } from "viem";
+import { getAddress, type Hex } from "viem";
 import { fromHex } from "../../crypto/bytes.ts";
 import { sha256 } from "../../crypto/sha256.ts";
 import { digestSet } from "../../protocol/anchor.ts";
-import { collabResultInfo, collabTransferInfo, encodeCollabResult, openCollabBlob, sealCollabBlob, type CollabResult } from "../../protocol/collab-run.ts";
+import { collabResultInfo, encodeCollabResult, sealCollabBlob, type CollabResult } from "../../protocol/collab-run.ts";
 import { collaborationsDomain, epsilonFromFixed, epsilonToFixed, runDigest } from "../../protocol/collaboration.ts";
-import { verifyProvenance } from "../../protocol/provenance.ts";
 import { chargeEpsilon } from "../cleanroom/dp-budget.ts";
 import { runUnderPolicy } from "../cleanroom/run-query.ts";
 import type { CollabComputeParams } from "./collab-params.ts";
-import { datasetInputName, partnerAnchorDigest } from "./collab-partner.ts";
-import { decodeTransfer, loadDataset, readDatasets, type ReadDataset } from "./collab/datasets.ts";
+import { datasetInputName } from "./collab-partner.ts";
+import { serialize } from "node:v8";
+import { createMessageStream } from "../net/messages.ts";
+import type { LoadedDataset } from "./collab/datasets.ts";
+import { loadOwnDatasets, MAX_TRANSFER_MESSAGE, receiveDatasets } from "./collab/transfer.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
-import { checkCollaboration, checkQueryUnderPolicy, openDatasets, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
+import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
 import type { JobModule } from "./job-module.ts";
 
 interface AuthorizedCompute {
@@ -80,11 +82,11 @@ async function authorizeCompute(ctx: Parameters<typeof openDatasets>[0], p: Coll
   // Every partner, once each, attested under its party's pins.
   const partners: AuthorizedCompute["partners"] = [];
   const expected = terms.parties.map((_, i) => i).filter((i) => i !== terms.computeParty);
-  const given = p.partners.map((x) => x.peer.party).sort((x, y) => x - y);
+  const given = p.partners.map((x) => x.party).sort((x, y) => x - y);
   if (given.length !== expected.length || given.some((g, i) => g !== expected[i])) {
     throw new CollabJobError("COLLAB_TERMS_INVALID", `the job introduces partners [${given.join(", ")}]; the terms have partners [${expected.join(", ")}]`);
   }
-  for (const partner of p.partners) partners.push({ party: partner.peer.party, ...(await verifyPeer(checked, partner.peer, partner.peer.party)) });
+  for (const peer of p.partners) partners.push({ party: peer.party, ...(await verifyPeer(checked, peer, peer.party)) });
   // The query and the budget, before any data is read.
   await checkQueryUnderPolicy(checked);
   const epsilonSpentBefore = Number(p.epsilonSpentBefore) / 1e6;
@@ -100,63 +102,31 @@ async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: Collab
   const { checked } = a;
   const names = p.collaboration.partyNames;
   const me = ctx.keys.account.address;
-  const datasets: ReadDataset[] = [];
-  for (const partner of p.partners) {
-    const party = partner.peer.party;
-    const name = names[party]!;
-    // The partner's provenance, signed by its attested provenance key, names the datasets it read.
-    let statement;
-    try {
-      statement = verifyProvenance(partner.provenance, fromHex(partner.peer.provenanceKey));
-    } catch {
-      throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} (${name})'s provenance is not signed by its attested enclave`);
-    }
-    const info = collabTransferInfo(checked.binding, p.runId, party, me);
-    const inputs = statement.predicate.inputs.map((i) => ({ name: i.name, digest: `0x${i.digest.sha256}` as Hex }));
-    const anchor = partnerAnchorDigest(checked.binding, checked.termsHash, inputs, sha256(partner.transfer), sha256(partner.provenance));
-    let signer: `0x${string}` | undefined;
-    try {
-      signer = await recoverAddress({ hash: anchor, signature: partner.signature });
-    } catch {
-      signer = undefined;
-    }
-    if (!signer || !isAddressEqual(signer, partner.peer.signer)) {
-      throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} (${name})'s rows are not signed by its attested enclave ${partner.peer.signer} for this collaboration`);
-    }
-    const payload = await openCollabBlob(ctx.keys.hpke.privateKey, info, partner.transfer, `party ${party}'s rows`);
-    const received = decodeTransfer(payload, name);
-    payload.fill(0);
-    for (const d of received) {
-      const claimed = inputs.find((i) => i.name === datasetInputName(name, d.name));
-      if (!claimed || claimed.digest.toLowerCase() !== d.digest.toLowerCase()) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} (${name})'s dataset ${d.name} is not the one its provenance names`);
-    }
-    datasets.push(...received);
-  }
-  datasets.push(...(await readDatasets(names[checked.terms.computeParty]!, a.descriptors, p.baseDir)));
-  const seen = new Set<string>();
-  for (const d of datasets) {
-    if (seen.has(d.name.toLowerCase())) throw new CollabJobError("COLLAB_DATASET_NAME", `two parties name a dataset "${d.name}": dataset names must be unique across the collaboration (they are the query's table names)`);
-    seen.add(d.name.toLowerCase());
-  }
-
+  if (!ctx.net) throw new CollabJobError("COLLAB_PEER_REFUSED", "this enclave has no network: partners cannot reach it");
   const instance = await DuckDBInstance.create(":memory:", {
     autoinstall_known_extensions: "false",
     autoload_known_extensions: "false",
     ...(p.memoryMb ? { memory_limit: `${p.memoryMb}MB` } : {}),
   });
-  const connection = await instance.connect();
   let result;
+  let datasets: LoadedDataset[];
   try {
-    for (const d of datasets) {
-      await loadDataset(connection, d);
-      d.batches = [];
+    const taken = new Set<string>();
+    const reserve = (name: string) => {
+      if (taken.has(name.toLowerCase())) throw new CollabJobError("COLLAB_DATASET_NAME", `two parties name a dataset "${name}": dataset names must be unique across the collaboration (they are the query's table names)`);
+      taken.add(name.toLowerCase());
+    };
+    datasets = await receiveAll(ctx.net, instance, p, a, reserve);
+    const connection = await instance.connect();
+    try {
+      // From here the query sees only the loaded tables: no file, no network, no setting changes.
+      await connection.run("SET enable_external_access = false");
+      await connection.run("SET lock_configuration = true");
+      result = await runUnderPolicy(connection, checked.sql, checked.policy, { epsilonSpentBefore: a.epsilonSpentBefore });
+    } finally {
+      connection.closeSync();
     }
-    // From here the query sees only the loaded tables: no file, no network, no setting changes.
-    await connection.run("SET enable_external_access = false");
-    await connection.run("SET lock_configuration = true");
-    result = await runUnderPolicy(connection, checked.sql, checked.policy, { epsilonSpentBefore: a.epsilonSpentBefore });
   } finally {
-    connection.closeSync();
     instance.closeSync();
   }
 
@@ -212,4 +182,61 @@ function cellOut(value: unknown): string | number | boolean | null {
   if (typeof value === "bigint") return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
   if (typeof value === "number" || typeof value === "boolean" || typeof value === "string") return value;
   return String(value);
+}
+
+/**
+ * Listens for the partners (mutual attested TLS through this host's relay), loads the compute party's own
+ * datasets meanwhile, and loads each partner's rows as they arrive. Every partner must connect and finish
+ * within the timeout; a refused or failed peer fails the run.
+ */
+async function receiveAll(net: NonNullable<Parameters<typeof openDatasets>[0]["net"]>, instance: DuckDBInstance, p: CollabComputeParams, a: AuthorizedCompute, reserve: (name: string) => void): Promise<LoadedDataset[]> {
+  const { checked } = a;
+  const names = p.collaboration.partyNames;
+  let fail!: (e: unknown) => void;
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  failed.catch(() => {});
+  const listener = await net.listen({
+    peer: { kind: "attested", verify: tlsVerifier(p.partners) },
+    onRefused: (e) => fail(new CollabJobError("COLLAB_PEER_REFUSED", `an inbound peer was refused before it could send rows (${e.code}): a partner's enclave is not the one the terms pin`)),
+  });
+  const pending = new Map(p.partners.map((peer) => [peer.party, { resolve: (_: LoadedDataset[]) => {}, promise: undefined as unknown as Promise<LoadedDataset[]> }]));
+  for (const entry of pending.values()) entry.promise = new Promise((resolve) => (entry.resolve = resolve));
+  listener.onConnection(({ socket, peer }) => {
+    void (async () => {
+      const stream = createMessageStream(socket, { maxMessageBytes: MAX_TRANSFER_MESSAGE });
+      try {
+        const partner = await tlsPeerParty(checked, peer, p.partners);
+        const entry = pending.get(partner.party);
+        if (!entry) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${partner.party} connected twice`);
+        pending.delete(partner.party);
+        const header = { v: 1 as const, collaborationId: p.collaboration.id.toString(), runId: p.runId, party: partner.party, termsHash: checked.termsHash };
+        const loaded = await receiveDatasets(stream, instance, header, names[partner.party]!, reserve);
+        entry.resolve(loaded);
+        // The rows are loaded: the acknowledgement is the partner's to hear; a connection it already closed changes nothing here.
+        await stream.send(serialize({ ok: true })).then(() => stream.end()).catch(() => {});
+      } catch (e) {
+        await stream.send(serialize({ error: e instanceof CollabJobError ? `${e.code}: ${e.message}` : "COLLAB_TRANSFER_INVALID: the rows could not be loaded" })).catch(() => {});
+        socket.destroy();
+        fail(e);
+      }
+    })();
+  });
+  const timeoutMs = p.partnerTimeoutMs ?? 120_000;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const missing = [...pending.keys()].map((i) => names[i]);
+      reject(new CollabJobError("COLLAB_PEER_REFUSED", `no rows from ${missing.join(", ")} within ${timeoutMs} ms: their enclaves did not connect, or refused this enclave`));
+    }, timeoutMs);
+  });
+  timeout.catch(() => {});
+  try {
+    const own = loadOwnDatasets(instance, names[checked.terms.computeParty]!, a.descriptors, p.baseDir, reserve);
+    const partners = [...pending.values()].map((e) => e.promise);
+    const all = await Promise.race([Promise.all([own, ...partners]), failed, timeout]);
+    return all.flat();
+  } finally {
+    clearTimeout(timer);
+    await listener.close();
+  }
 }

@@ -73,8 +73,10 @@ export const collabPartnerParamsSchema = z
     runId: uint(32),
     party: uint(8),
     datasets: sealedDatasets,
-    /** The compute enclave, which the partner seals its rows to once it has verified it. */
+    /** The compute enclave, which the partner attests (its evidence here, its certificate in the TLS handshake) before it sends a row. */
     compute: collabPeerSchema,
+    /** Where the compute enclave listens (as its host's relay reports it; untrusted: the peer is checked by attestation). */
+    computeAddress: z.object({ host: z.string().min(1).max(255), port: z.number().int().min(1).max(65535) }).strict(),
     /** Where file paths in the descriptors resolve (the collaboration file's folder). */
     baseDir: z.string().optional(),
   })
@@ -95,8 +97,10 @@ export const collabComputeParamsSchema = z
     /** The compute party's own datasets, sealed to this enclave. */
     datasets: sealedDatasets,
     baseDir: z.string().optional(),
-    /** Each other party: its enclave, its rows sealed to this enclave (the partner job's output), its provenance envelope and its JobAnchor signature. */
-    partners: z.array(z.object({ peer: collabPeerSchema, transfer: bytes, provenance: bytes, signature: hexT }).strict()),
+    /** Each other party's enclave: it must connect over mutual attested TLS with this certificate key and send its rows. */
+    partners: z.array(collabPeerSchema),
+    /** How long to wait for every partner's rows; 120 s by default. */
+    partnerTimeoutMs: uint(32).optional(),
     delivery: collabDeliverySchema,
     /** DuckDB's memory limit for the run. */
     memoryMb: uint(32).optional(),

@@ -4,21 +4,22 @@
  * the output policy, so a row-level query is refused before any row is read), attests the
  * compute enclave against the manifest and measurement the terms pin for the compute party, and opens the
  * party's dataset descriptors (sealed by the party to this enclave; the credentials never reach the host).
- * execute reads the datasets through the connectors inside the enclave and seals the rows to the attested
- * compute enclave for this run only (HPKE, info binding chain, contract, collaboration, run, party and the
- * compute enclave's address). The anchor is a JobAnchor the compute enclave checks: it names the terms hash,
- * the datasets' digests, the sealed transfer and this provenance, so the compute enclave knows the rows come
- * from the attested partner.
+ * execute connects to the compute enclave over mutual attested TLS (through both hosts' relays; the compute
+ * enclave's certificate must carry evidence its pinned manifest and measurement accept, for the TLS key its
+ * verified evidence binds), reads the datasets through the connectors inside the enclave and streams the rows
+ * batch by batch (collab/transfer.ts). Its output is a public receipt (digests and counts); the anchor is a
+ * JobAnchor over the terms hash, the datasets' digests, the receipt and this provenance.
  */
 import { getAddress, type Hex } from "viem";
-import { fromHex } from "../../crypto/bytes.ts";
+import { canonicalJsonBytes } from "../../crypto/canonical-json.ts";
 import { anchorDigest, anchorDomain, digestSet } from "../../protocol/anchor.ts";
-import { collabTransferInfo, sealCollabBlob, type CollabBinding } from "../../protocol/collab-run.ts";
+import type { CollabBinding } from "../../protocol/collab-run.ts";
 import { collaborationsDomainName } from "../../protocol/collaboration.ts";
 import type { CollabPartnerParams } from "./collab-params.ts";
-import { encodeTransfer, readDatasets } from "./collab/datasets.ts";
+import { createMessageStream } from "../net/messages.ts";
+import { MAX_TRANSFER_MESSAGE, sendDatasets } from "./collab/transfer.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
-import { checkCollaboration, checkQueryUnderPolicy, openDatasets, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
+import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
 import type { JobModule } from "./job-module.ts";
 
 interface AuthorizedPartner {
@@ -46,32 +47,41 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
       const descriptors = await openDatasets(ctx, checked, p.party, p.datasets);
       return { checked, compute, descriptors };
     }),
-  execute: (_ctx, p, a) =>
+  execute: (ctx, p, a) =>
     reportingRefusals(async () => {
       const party = p.collaboration.partyNames[p.party]!;
-      const read = await readDatasets(party, a.descriptors, p.baseDir);
-      const payload = encodeTransfer(read);
-      const info = collabTransferInfo(a.checked.binding, p.runId, p.party, p.compute.signer);
-      const transfer = await sealCollabBlob(fromHex(p.compute.hpkePublicKey), info, payload);
-      payload.fill(0);
-      const inputs = read.map((d) => ({ name: datasetInputName(party, d.name), digest: d.digest as Hex }));
-      anchorInputs.set(p, { inputs, termsHash: a.checked.termsHash });
-      return {
-        outputs: [{ name: "transfer", bytes: transfer }],
-        inputs,
-        resourceUse: null,
-        error: null,
-        kindPredicate: {
-          chainId: p.collaboration.chainId.toString(),
-          contract: getAddress(p.collaboration.contract),
-          collaborationId: p.collaboration.id.toString(),
-          runId: p.runId,
-          termsHash: a.checked.termsHash.toLowerCase() as Hex,
-          party: p.party,
-          datasets: read.map((d) => ({ party, name: d.name, digest: d.digest.toLowerCase() as Hex, rows: d.rowCount })),
-          computeEnclave: { signer: getAddress(a.compute.signer), measurement: a.compute.measurement },
-        },
-      };
+      if (!ctx.net) throw new CollabJobError("COLLAB_PEER_REFUSED", "this enclave has no network: it cannot reach the compute enclave");
+      // Mutual attested TLS: the compute enclave's certificate must carry evidence its pinned manifest accepts, for the key its verified evidence binds.
+      const conn = await ctx.net.connect({ ...p.computeAddress, pin: { kind: "attested", verify: tlsVerifier([p.compute]) } });
+      try {
+        await tlsPeerParty(a.checked, conn.peer!, [p.compute]);
+        const stream = createMessageStream(conn.socket, { maxMessageBytes: MAX_TRANSFER_MESSAGE });
+        const header = { v: 1 as const, collaborationId: p.collaboration.id.toString(), runId: p.runId, party: p.party, termsHash: a.checked.termsHash };
+        const sent = await sendDatasets(stream, header, party, a.descriptors, p.baseDir);
+        const inputs = sent.map((d) => ({ name: datasetInputName(party, d.name), digest: d.digest as Hex }));
+        anchorInputs.set(p, { inputs, termsHash: a.checked.termsHash });
+        const datasets = sent.map((d) => ({ party, name: d.name, digest: d.digest.toLowerCase() as Hex, rows: d.rowCount }));
+        // The receipt: what this partner sent, to whom (public: digests and counts, no row).
+        const receipt = canonicalJsonBytes({ collaborationId: header.collaborationId, runId: p.runId, party: p.party, compute: getAddress(a.compute.signer), datasets });
+        return {
+          outputs: [{ name: "receipt", bytes: receipt }],
+          inputs,
+          resourceUse: null,
+          error: null,
+          kindPredicate: {
+            chainId: p.collaboration.chainId.toString(),
+            contract: getAddress(p.collaboration.contract),
+            collaborationId: p.collaboration.id.toString(),
+            runId: p.runId,
+            termsHash: a.checked.termsHash.toLowerCase() as Hex,
+            party: p.party,
+            datasets,
+            computeEnclave: { signer: getAddress(a.compute.signer), measurement: a.compute.measurement },
+          },
+        };
+      } finally {
+        conn.socket.destroy();
+      }
     }),
   async anchor(ctx, p, run) {
     const a = anchorInputs.get(p);
@@ -84,17 +94,14 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
 /** What execute hands to anchor (the runtime passes both the same params object). */
 const anchorInputs = new WeakMap<CollabPartnerParams, { inputs: { name: string; digest: Hex }[]; termsHash: Hex }>();
 
-/**
- * The JobAnchor a partner signs: the terms hash, its datasets' digests, the sealed transfer and its provenance.
- * The compute enclave recomputes it from what it received and checks that it recovers the attested partner.
- */
-export function partnerAnchorDigest(b: CollabBinding, termsHash: Hex, inputs: { name: string; digest: Hex }[], transferDigest: Hex, provenanceDigest: Hex): Hex {
+/** The JobAnchor a partner signs: the terms hash, its datasets' digests, its receipt and its provenance. */
+export function partnerAnchorDigest(b: CollabBinding, termsHash: Hex, inputs: { name: string; digest: Hex }[], receiptDigest: Hex, provenanceDigest: Hex): Hex {
   return anchorDigest(anchorDomain(collaborationsDomainName, b.chainId, b.contract), {
     kind: "collab-partner",
     jobId: b.collaborationId,
     approvedDigest: termsHash,
     inputDigest: digestSet(inputs),
-    outputDigest: digestSet([{ name: "transfer", digest: transferDigest }]),
+    outputDigest: digestSet([{ name: "receipt", digest: receiptDigest }]),
     provenanceDigest,
   });
 }

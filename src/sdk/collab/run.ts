@@ -59,6 +59,8 @@ export interface CollabPartyNode {
   /** The node operator's client: sends the party's transactions; its address is the operator the terms pin. */
   writer: WriterClient;
   enclave: EnclaveClient;
+  /** The address the node's relay reports for its enclave's next listener (the compute party's node must have one). */
+  nextListener?: () => Promise<{ host: string; port: number }>;
   /** Where the node keeps results delivered to it. */
   dataDir: string;
 }
@@ -176,6 +178,8 @@ export interface RunOptions {
   termsHash: Hex;
   recipientKey: HpkeKeyPair;
   onStep?: (s: CollabStep) => void;
+  /** How long the compute enclave waits for every partner's rows (120 s by default). */
+  partnerTimeoutMs?: number;
   /** Overrides, for tests that play a misbehaving host: what the compute job is handed instead of the honest value. */
   tamper?: { recipientKey?: Uint8Array; terms?: CollaborationTerms; skipStateCheck?: boolean; approvals?: { nonce: bigint; signature: Hex }[] };
 }
@@ -213,29 +217,11 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
   );
 
   const partnerIndexes = nodes.map((_, i) => i).filter((i) => i !== computeIndex);
-  const partners = await Promise.all(
-    partnerIndexes.map(async (i) => {
-      const name = loaded.file.parties[i]!.name;
-      let outcome: JobOutcome;
-      try {
-        outcome = await nodes[i]!.enclave.runJob({
-          kind: "collab-partner",
-          params: { collaboration, runId, party: i, datasets: sealedDatasets[i]!, compute: peers[computeIndex]!.peer, baseDir: loaded.baseDir },
-          evidenceCid: peers[i]!.evidenceCid,
-        });
-      } catch (e) {
-        throw refusal(e, name);
-      }
-      const statement = verifyProvenance(outcome.provenance.bytes, hexBytes(nodes[i]!.enclave.identity.provenanceKey));
-      const part = (statement.predicate as unknown as Record<string, { datasets: CollabComputePredicate["datasets"] }>)["collab-partner"]!;
-      step({ step: "partner-sealed", party: name, datasets: part.datasets });
-      return { peer: peers[i]!.peer, transfer: outcome.outputs[0]!.bytes, provenance: outcome.provenance.bytes, signature: outcome.anchor.signature };
-    }),
-  );
-
-  let outcome: JobOutcome;
-  try {
-    outcome = await computeNode.enclave.runJob({
+  // The compute job listens first; its host's relay reports the address, which the partners' hosts are given.
+  if (!computeNode.nextListener) throw new CollabRunError("COLLAB_NOT_DEPLOYED", `${computeNode.name}'s node offers no inbound connections: the compute enclave cannot listen for its partners`);
+  const listening = computeNode.nextListener();
+  const computing = computeNode.enclave
+    .runJob({
       kind: "collab-compute",
       params: {
         collaboration,
@@ -243,14 +229,39 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
         epsilonSpentBefore: state.dpSpent,
         datasets: sealedDatasets[computeIndex]!,
         baseDir: loaded.baseDir,
-        partners,
+        partners: partnerIndexes.map((i) => peers[i]!.peer),
         delivery: { kind: "party", key: toHex(o.tamper?.recipientKey ?? o.recipientKey.publicKey) },
+        ...(o.partnerTimeoutMs ? { partnerTimeoutMs: o.partnerTimeoutMs } : {}),
       },
       evidenceCid: peers[computeIndex]!.evidenceCid,
+    })
+    .catch((e: unknown) => {
+      throw refusal(e, loaded.file.parties[computeIndex]!.name);
     });
-  } catch (e) {
-    throw refusal(e, loaded.file.parties[computeIndex]!.name);
-  }
+  computing.catch(() => {});
+  const address = await Promise.race([listening, computing.then(() => undefined)]);
+  if (!address) throw new CollabRunError("COLLAB_VERIFY_FAILED", "the compute enclave finished without listening for its partners");
+  const partnersDone = Promise.all(
+    partnerIndexes.map(async (i) => {
+      const name = loaded.file.parties[i]!.name;
+      let partner: JobOutcome;
+      try {
+        partner = await nodes[i]!.enclave.runJob({
+          kind: "collab-partner",
+          params: { collaboration, runId, party: i, datasets: sealedDatasets[i]!, compute: peers[computeIndex]!.peer, computeAddress: { host: address.host, port: address.port }, baseDir: loaded.baseDir },
+          evidenceCid: peers[i]!.evidenceCid,
+        });
+      } catch (e) {
+        throw refusal(e, name);
+      }
+      const statement = verifyProvenance(partner.provenance.bytes, hexBytes(nodes[i]!.enclave.identity.provenanceKey));
+      const part = (statement.predicate as unknown as Record<string, { datasets: CollabComputePredicate["datasets"] }>)["collab-partner"]!;
+      step({ step: "partner-sealed", party: name, datasets: part.datasets });
+    }),
+  );
+  partnersDone.catch(() => {});
+  // The first refusal wins: a partner's (it refused the compute enclave, or its source) or the compute enclave's.
+  const [, outcome] = await Promise.all([partnersDone, computing]);
   const statement = verifyProvenance(outcome.provenance.bytes, hexBytes(computeNode.enclave.identity.provenanceKey));
   const predicate = (statement.predicate as unknown as Record<string, CollabComputePredicate>)["collab-compute"]!;
   step({ step: "computed", rowsDelivered: predicate.rowsDelivered, rowsSuppressed: predicate.rowsSuppressed, epsilonSpent: predicate.epsilonSpent });

@@ -6,6 +6,7 @@
  */
 import { hashTypedData, isAddressEqual, recoverAddress, zeroAddress, zeroHash, type Address, type Hex } from "viem";
 import { manifestDigest, parseManifest, policyForRole } from "../../../attestation/manifest/index.ts";
+import type { AttestedPeer, EvidenceVerifier } from "../../../attestation/atls/certificate.ts";
 import { verifyEvidence } from "../../../attestation/verify.ts";
 import { onChainMeasurement } from "../../../chain/actions/register-enclave.ts";
 import { fromHex } from "../../../crypto/bytes.ts";
@@ -152,4 +153,47 @@ export async function checkQueryUnderPolicy(checked: CheckedCollaboration): Prom
     connection.closeSync();
     instance.closeSync();
   }
+}
+
+function manifestPolicy(peer: CollabPeer) {
+  return policyForRole(parseManifest(JSON.parse(peer.manifest)), peer.role);
+}
+
+/**
+ * The attested-TLS verifier for the peers a job expects (already checked by verifyPeer): evidence is accepted
+ * when one of their manifests' policies accepts it. Which peer it is, is decided after the handshake by the
+ * certificate's key (tlsPeerParty).
+ */
+export function tlsVerifier(peers: readonly CollabPeer[]): EvidenceVerifier {
+  const policies = peers.map(manifestPolicy);
+  return async (evidence, expectedReportData) => {
+    let last;
+    for (const policy of policies) {
+      last = await verifyEvidence(evidence, { policy, expectedReportData });
+      if (last.ok && last.accepted) return last;
+    }
+    return last!;
+  };
+}
+
+/**
+ * The party of an attested TLS peer: the one whose verified evidence binds this certificate key (the enclave's
+ * sealed TLS key), whose signer the certificate names, whose manifest policy accepts the certificate's
+ * evidence, and whose measurement the terms pin.
+ */
+export async function tlsPeerParty(checked: CheckedCollaboration, tls: AttestedPeer, peers: readonly CollabPeer[]): Promise<CollabPeer> {
+  const spki = Buffer.from(tls.spki).toString("hex");
+  const peer = peers.find((p) => p.tlsKey.slice(2).toLowerCase() === spki);
+  if (!peer) throw new CollabJobError("COLLAB_PEER_REFUSED", "an attested peer connected with a TLS key that no expected party's enclave has");
+  if (!tls.certificate.signer || !isAddressEqual(tls.certificate.signer as Address, peer.signer)) {
+    throw new CollabJobError("COLLAB_PEER_REFUSED", `the TLS peer with party ${peer.party}'s key names another signer`);
+  }
+  const result = await verifyEvidence(tls.evidence, { policy: manifestPolicy(peer), expectedReportData: tls.certificate.reportData });
+  if (!result.ok || !result.accepted) throw new CollabJobError("COLLAB_PEER_REFUSED", `party ${peer.party}'s TLS evidence is not accepted by its pinned manifest: ${result.error ?? result.reasons.join("; ")}`);
+  const want = checked.terms.parties[peer.party]!;
+  if (want.measurement !== zeroHash && onChainMeasurement(`0x${tls.claims.measurement}`).toLowerCase() !== want.measurement.toLowerCase()) {
+    throw new CollabJobError("COLLAB_PEER_REFUSED", `party ${peer.party}'s TLS peer has measurement ${tls.claims.measurement}; the terms require ${want.measurement}`);
+  }
+  if (tls.claims.simulated && !checked.terms.allowSimulated) throw new CollabJobError("COLLAB_PEER_REFUSED", `party ${peer.party}'s TLS peer runs on a simulated TEE and the terms do not allow one`);
+  return peer;
 }
