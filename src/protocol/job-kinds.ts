@@ -25,8 +25,10 @@ export const taskPredicateSchema = z
   .strict();
 export type TaskPredicate = z.infer<typeof taskPredicateSchema>;
 
-/** One dataset as a clean-room run read it: the SHA-256 of its rows in the connector's encoding (docs/connectors.md) and its row count. */
-const collabDatasetRecord = z.object({ party: z.string(), name: z.string(), digest: hex32, rows: z.number().int().nonnegative() }).strict();
+/** One dataset as a clean-room run read it: the SHA-256 of its rows in the connector's encoding (docs/connectors.md), or with `of: "file"` of the file DuckDB read in place, and its row count. */
+const collabDatasetRecord = z
+  .object({ party: z.string(), name: z.string(), digest: hex32, rows: z.number().int().nonnegative(), of: z.enum(["rows", "file"]).optional() })
+  .strict();
 /** The collaboration a clean-room job belongs to. */
 const collabRecord = { chainId: decimal, contract: address, collaborationId: decimal, runId: z.number().int().positive(), termsHash: hex32 };
 

@@ -168,7 +168,7 @@ async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: Collab
         const enclave = index === terms.computeParty ? { signer: getAddress(me), measurement: ctx.measurement } : a.partners.find((x) => x.party === index)!;
         return { index, name: names[index]!, account: getAddress(party.account), enclave: { signer: getAddress(enclave.signer), measurement: enclave.measurement } };
       }),
-      datasets: datasets.map((d) => ({ party: d.party, name: d.name, digest: d.digest.toLowerCase() as Hex, rows: d.rowCount })),
+      datasets: datasets.map((d) => ({ party: d.party, name: d.name, digest: d.digest.toLowerCase() as Hex, rows: d.rowCount, ...(d.of === "file" ? { of: "file" as const } : {}) })),
       rowsDelivered: result.rows.length,
       rowsSuppressed: result.suppressed,
       epsilonSpent: epsilonFromFixed(epsilonSpent),

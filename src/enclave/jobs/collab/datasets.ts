@@ -12,6 +12,8 @@ export interface LoadedDataset {
   name: string;
   digest: string;
   rowCount: number;
+  /** What the digest is of: the connector's row encoding (docs/connectors.md), or the file's bytes (a file loaded in place). */
+  of?: "rows" | "file";
 }
 
 export const BATCH_ROWS = 20_000;

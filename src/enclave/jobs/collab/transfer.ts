@@ -14,7 +14,10 @@
  */
 import { deserialize, serialize } from "node:v8";
 import type { Hex } from "viem";
-import { openDataset, type Column, type Row } from "../../connectors/index.ts";
+import { createHash } from "node:crypto";
+import { createReadStream, existsSync } from "node:fs";
+import { ConnectorError, openDataset, parseDescriptor, type Column, type Row } from "../../connectors/index.ts";
+import { resolveFilePath } from "../../connectors/duckdb-file.ts";
 import type { MessageStream } from "../../net/messages.ts";
 import { BATCH_ROWS, TableLoader, type LoadedDataset } from "./datasets.ts";
 import { CollabJobError } from "./errors.ts";
@@ -135,6 +138,11 @@ export async function loadOwnDatasets(instance: DuckDBInstance, party: string, d
 async function loadInto(connection: DuckDBConnection, out: LoadedDataset[], party: string, descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, reserve: (name: string) => void): Promise<void> {
   for (const [name, descriptor] of Object.entries(descriptors)) {
     reserve(name);
+    const parsed = parseDescriptor(descriptor);
+    if ((parsed.type === "csv" || parsed.type === "parquet") && parsed.cursor === undefined) {
+      out.push(await loadFileInPlace(connection, party, name, parsed.type, resolveFilePath(parsed.path, baseDir)));
+      continue;
+    }
     const reader = await openDataset(descriptor, { ...(baseDir ? { baseDir } : {}), batchSize: BATCH_ROWS });
     const loader = await TableLoader.begin(connection, name, reader.columns);
     for await (const rows of reader) loader.append(rows);
@@ -142,4 +150,25 @@ async function loadInto(connection: DuckDBConnection, out: LoadedDataset[], part
     const { digest, rowCount } = reader.summary();
     out.push({ party, name, digest: `0x${digest}`, rowCount });
   }
+}
+
+/**
+ * The compute party's own csv or parquet file, read by DuckDB in place (no rows through JavaScript): its
+ * digest is the SHA-256 of the file's bytes (`of: "file"` in the provenance), not the connector's row
+ * encoding. The file is the compute party's own, on its own machine.
+ */
+async function loadFileInPlace(connection: DuckDBConnection, party: string, name: string, type: "csv" | "parquet", path: string): Promise<LoadedDataset> {
+  if (!existsSync(path)) {
+    throw new ConnectorError("CONNECTOR_FILE_NOT_FOUND", `${type} file ${path} does not exist; check the descriptor's path (relative paths resolve against the collaboration file's folder)`, { details: { path } });
+  }
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  const table = `"${name.replaceAll('"', '""')}"`;
+  try {
+    await connection.run(`CREATE TABLE ${table} AS SELECT * FROM ${type === "csv" ? "read_csv" : "read_parquet"}('${path.replaceAll("'", "''")}')`);
+  } catch (error) {
+    throw new ConnectorError("CONNECTOR_QUERY_FAILED", `could not read ${type} file ${path}: ${(error as Error).message.split("\n")[0]}`, { details: { path } });
+  }
+  const count = (await connection.runAndReadAll(`SELECT count(*) FROM ${table}`)).getRowsJS()[0]![0] as bigint;
+  return { party, name, digest: `0x${hash.digest("hex")}`, rowCount: Number(count), of: "file" };
 }
