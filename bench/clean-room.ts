@@ -94,7 +94,7 @@ try {
   };
   const out = await runCollaboration(c.net, { ...made, loaded, nodes: c.nodes, onStep });
   const ms = performance.now() - started;
-  result = { ms, rows: out.result.rows.length, suppressed: out.result.suppressed };
+  result = { ms, rows: out.result?.rows.length ?? 0, suppressed: out.result?.suppressed ?? 0 };
 } finally {
   await c.network.close();
 }

@@ -73,6 +73,17 @@ export function collabDatasetsInfo(b: CollabBinding, party: number): Uint8Array 
   return tagged(DOMAIN.collabDatasets, enc([{ type: "bytes" }, { type: "uint8" }], [bindingAbi(b), party]));
 }
 
+/** HPKE info of the recipient table's url (with its credentials), sealed by the recipient's side to the compute enclave. */
+export function collabDeliveryInfo(b: CollabBinding): Uint8Array {
+  return tagged(DOMAIN.collabDelivery, bindingAbi(b));
+}
+
+/** The terms' recipient descriptor of a PostgreSQL table (credentials removed) or an HTTPS endpoint. */
+export function recipientDescriptor(r: { postgres: string; table: string } | { https: string }): string {
+  if ("https" in r) return `https:${r.https}`;
+  return `postgres:${publicDescriptor({ url: r.postgres }).url as string}#${r.table}`;
+}
+
 export function collabResultInfo(b: CollabBinding, runId: number, recipientKey: Uint8Array): Uint8Array {
   return tagged(DOMAIN.collabResult, enc([{ type: "bytes" }, { type: "uint32" }, { type: "bytes32" }], [bindingAbi(b), runId, sha256(recipientKey)]));
 }

@@ -21,6 +21,8 @@ export const DOMAIN = {
   collabDataset: "cloister/collab-dataset/v1",
   /** HPKE info of a party's dataset descriptors (with credentials) sealed to its own enclave. */
   collabDatasets: "cloister/collab-datasets/v1",
+  /** HPKE info of a recipient table's url (credentials included) sealed to the compute enclave. */
+  collabDelivery: "cloister/collab-delivery/v1",
   /** HPKE info / AAD of a run's result sealed by the compute enclave to the recipient. */
   collabResult: "cloister/collab-result/v1",
   /** Digest of the statement or program an owner grant allows: SHA-256(tag || 0x00 || bytes) (src/protocol/grants.ts). */

@@ -117,8 +117,8 @@ describe("clean room, three parties over PostgreSQL, MariaDB and NATS", { skip }
     const out = await run(fx, made);
     const expected = await plainExpected();
     assert.ok(expected.small.length >= 1);
-    assert.deepEqual(out.result.rows, expected.kept);
-    assert.equal(out.result.suppressed, expected.small.length);
+    assert.deepEqual(out.result!.rows, expected.kept);
+    assert.equal(out.result!.suppressed, expected.small.length);
     assert.ok(out.deliveredTo.includes(join("nodes", "2")), "delivered to the insurer's node");
 
     const canaries = [CANARY_ROW, CANARY_PASSWORD].map((c) => Buffer.from(c));

@@ -51,10 +51,10 @@ describe("clean room, two parties", () => {
     const out = await run(fx, made);
     const expected = await plainExpected(fx.dir, 5);
     assert.ok(expected.small.length >= 1, "the example has a small group");
-    assert.deepEqual(out.result.columns, ["category", "customers", "total"]);
-    assert.deepEqual(out.result.rows, expected.kept);
-    assert.equal(out.result.suppressed, expected.small.length);
-    assert.ok(!out.result.rows.some((r) => r[0] === "toys"), "the small group is not delivered");
+    assert.deepEqual(out.result!.columns, ["category", "customers", "total"]);
+    assert.deepEqual(out.result!.rows, expected.kept);
+    assert.equal(out.result!.suppressed, expected.small.length);
+    assert.ok(!out.result!.rows.some((r) => r[0] === "toys"), "the small group is not delivered");
     const runs = await readRuns(fx.c.net.reader, fx.c.net.contract, made.collaborationId);
     assert.equal(runs.length, 1);
     assert.equal(runs[0]!.rowsDelivered, BigInt(expected.kept.length));
@@ -154,9 +154,9 @@ describe("clean room, two parties", () => {
       ),
     );
     const first = await run(fx, made);
-    assert.equal(first.result.epsilonSpent, "1.5");
-    assert.deepEqual(first.result.noised, ["n", "total"]);
-    for (const row of first.result.rows) assert.ok(Number.isInteger(row[1]) && Number.isInteger(row[2]));
+    assert.equal(first.result!.epsilonSpent, "1.5");
+    assert.deepEqual(first.result!.noised, ["n", "total"]);
+    for (const row of first.result!.rows) assert.ok(Number.isInteger(row[1]) && Number.isInteger(row[2]));
     await run(fx, made);
     assert.equal((await readCollaboration(fx.c.net.reader, fx.c.net.contract, made.collaborationId)).dpSpent, 3_000_000n);
     await assert.rejects(run(fx, made), refused("DP_BUDGET_EXCEEDED"));

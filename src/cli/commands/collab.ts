@@ -33,13 +33,19 @@ async function collabRun(argv: string[]): Promise<number> {
   try {
     const r = await runCollabFile(positionals[0]!, { dataDir: values["data-dir"], onStep: (m) => reporter.detail(m), onCollabStep: (s) => reportStep(reporter, s) });
     const collaboration = `0x${r.collaborationId.toString(16).padStart(64, "0")}`;
+    if (!r.result) {
+      // A table or an endpoint received the rows from the enclave; this side saw only the receipt.
+      if (values.json) printJson({ collaboration, run: r.runId, deliveredTo: r.deliveredTo, provenance: r.provenanceCid, verified: true });
+      else process.stdout.write(`rows delivered to ${r.deliveredTo} by the compute enclave; collaboration ${collaboration} run ${r.runId}; provenance ${r.provenanceCid}\n`);
+      return 0;
+    }
     if (values.json) {
       printJson({ collaboration, run: r.runId, columns: r.result.columns, rows: r.result.rows, suppressed: r.result.suppressed, provenance: r.provenanceCid, verified: true });
     } else {
       reporter.step("verified");
       for (const c of r.checks) reporter.detail(`✓ ${c}`);
       process.stdout.write(`${table(r.result.columns, r.result.rows)}\n`);
-      process.stdout.write(`(${r.result.rows.length} rows delivered to ${r.loaded.file.recipient.party}, ${r.result.suppressed} suppressed by the policy; collaboration ${collaboration} run ${r.runId}; provenance ${r.provenanceCid})\n`);
+      process.stdout.write(`(${r.result.rows.length} rows delivered to ${r.deliveredTo}, ${r.result.suppressed} suppressed by the policy; collaboration ${collaboration} run ${r.runId}; provenance ${r.provenanceCid})\n`);
     }
     return 0;
   } catch (e) {

@@ -7,6 +7,7 @@
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runCollabFile } from "../../devnet/collab-embedded.ts";
+import { CollabRunError } from "../../sdk/collab/errors.ts";
 import { printJson, stderrReporter } from "../output.ts";
 import { reportStep } from "./collab.ts";
 
@@ -20,19 +21,21 @@ export async function demoCleanRoomCommand(argv: string[]): Promise<number> {
   reporter.step("starting an embedded network: one node with its own enclave process per partner (SIMULATED TEE)");
   const r = await runCollabFile(example, { dataDir: values["data-dir"], onStep: (m) => reporter.detail(m), onCollabStep: (s) => reportStep(reporter, s) });
   const collaboration = `0x${r.collaborationId.toString(16).padStart(64, "0")}`;
+  const result = r.result;
+  if (!result) throw new CollabRunError("COLLAB_VERIFY_FAILED", "the demo's recipient is a party, but no result was opened for it");
   if (values.json) {
-    printJson({ collaboration, run: r.runId, columns: r.result.columns, rows: r.result.rows, suppressed: r.result.suppressed, provenance: r.provenanceCid, checks: r.checks, verified: true });
+    printJson({ collaboration, run: r.runId, columns: result.columns, rows: result.rows, suppressed: result.suppressed, provenance: r.provenanceCid, checks: r.checks, verified: true });
     return 0;
   }
-  const width = r.result.columns.map((c, i) => Math.max(c.length, ...r.result.rows.map((row) => String(row[i]).length)));
+  const width = result.columns.map((c, i) => Math.max(c.length, ...result.rows.map((row) => String(row[i]).length)));
   const line = (cells: readonly unknown[]) => `  ${cells.map((v, i) => String(v).padEnd(width[i]!)).join("  ")}`.trimEnd();
   process.stdout.write(
     [
       "",
       `Delivered to the retailer (the recipient the terms pin), decrypted with its key:`,
-      line(r.result.columns),
-      ...r.result.rows.map(line),
-      `  (${r.result.suppressed} group suppressed: fewer than 5 distinct gold-card customers)`,
+      line(result.columns),
+      ...result.rows.map(line),
+      `  (${result.suppressed} group suppressed: fewer than 5 distinct gold-card customers)`,
       "",
       "Checks:",
       "  ✓ every party's enclave verified every party's EIP-712 approval of the exact terms (query and policy digests)",

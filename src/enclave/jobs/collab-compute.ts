@@ -11,10 +11,9 @@
  */
 import { DuckDBInstance } from "@duckdb/node-api";
 import { getAddress, type Hex } from "viem";
-import { fromHex } from "../../crypto/bytes.ts";
-import { sha256 } from "../../crypto/sha256.ts";
 import { digestSet } from "../../protocol/anchor.ts";
-import { collabResultInfo, encodeCollabResult, sealCollabBlob, type CollabResult } from "../../protocol/collab-run.ts";
+import type { CollabResult } from "../../protocol/collab-run.ts";
+import { deliver, resolveDelivery, type Delivery } from "./collab/deliver.ts";
 import { collaborationsDomain, epsilonFromFixed, epsilonToFixed, runDigest } from "../../protocol/collaboration.ts";
 import { chargeEpsilon } from "../cleanroom/dp-budget.ts";
 import { runUnderPolicy } from "../cleanroom/run-query.ts";
@@ -32,7 +31,7 @@ interface AuthorizedCompute {
   checked: CheckedCollaboration;
   partners: { party: number; signer: `0x${string}`; measurement: string }[];
   descriptors: Record<string, Record<string, unknown>>;
-  recipientKey: Uint8Array;
+  delivery: Delivery;
   epsilonSpentBefore: number;
 }
 
@@ -71,14 +70,8 @@ async function authorizeCompute(ctx: Parameters<typeof openDatasets>[0], p: Coll
   const checked = await checkCollaboration(p.collaboration);
   const { terms, policy } = checked;
   if (p.runId < 1 || p.runId > terms.maxRuns) throw new CollabJobError("COLLAB_TERMS_INVALID", `run ${p.runId} is outside the terms' 1..${terms.maxRuns} runs: maxRuns is reached`);
-  // The recipient: the terms name it and pin its key; the host cannot redirect the result.
-  const recipientKey = fromHex(p.delivery.key);
-  if (!terms.recipient.startsWith("party:") || sha256(recipientKey).toLowerCase() !== terms.recipientPin.toLowerCase()) {
-    throw new CollabJobError(
-      "COLLAB_RECIPIENT_PIN_MISMATCH",
-      `the recipient key given (SHA-256 ${sha256(recipientKey)}) is not the one the terms pin for ${terms.recipient} (${terms.recipientPin}): the result goes only to the approved recipient`,
-    );
-  }
+  // The recipient: the terms name it and pin its key or certificate; the host cannot redirect the result.
+  const delivery = await resolveDelivery(ctx, checked, p.delivery);
   // Every partner, once each, attested under its party's pins.
   const partners: AuthorizedCompute["partners"] = [];
   const expected = terms.parties.map((_, i) => i).filter((i) => i !== terms.computeParty);
@@ -95,7 +88,7 @@ async function authorizeCompute(ctx: Parameters<typeof openDatasets>[0], p: Coll
     chargeEpsilon(policy.dp, epsilonSpentBefore, 1);
   }
   const descriptors = await openDatasets(ctx, checked, terms.computeParty, p.datasets);
-  return { checked, partners, descriptors, recipientKey, epsilonSpentBefore };
+  return { checked, partners, descriptors, delivery, epsilonSpentBefore };
 }
 
 async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: CollabComputeParams, a: AuthorizedCompute) {
@@ -140,7 +133,7 @@ async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: Collab
     epsilonSpent: epsilonFromFixed(epsilonSpent),
     noised: [...result.noised],
   };
-  const sealed = await sealCollabBlob(a.recipientKey, collabResultInfo(checked.binding, p.runId, a.recipientKey), encodeCollabResult(delivered));
+  const sealed = await deliver(ctx, checked, p.runId, a.delivery, delivered);
   const inputs = datasets.map((d) => ({ name: datasetInputName(d.party, d.name), digest: d.digest as Hex }));
   runCounts.set(p, { inputDigest: digestSet(inputs), rowsDelivered: BigInt(result.rows.length), rowsSuppressed: BigInt(result.suppressed), epsilonSpent, termsHash: checked.termsHash });
   const terms = checked.terms;

@@ -86,6 +86,10 @@ export type CollabPartnerParams = z.infer<typeof collabPartnerParamsSchema>;
 export const collabDeliverySchema = z.union([
   /** The recipient party's node: the result is sealed to this X25519 key; SHA-256(key) must be the terms' recipientPin. */
   z.object({ kind: z.literal("party"), key: hex32T }).strict(),
+  /** A PostgreSQL table: its url with credentials, HPKE-sealed to this enclave (collabDeliveryInfo); the terms name it without them and pin its certificate. */
+  z.object({ kind: z.literal("postgres"), sealed: bytes }).strict(),
+  /** An HTTPS endpoint (the terms name it and pin its certificate); the rows are POSTed as JSON. */
+  z.object({ kind: z.literal("https") }).strict(),
 ]);
 
 export const collabComputeParamsSchema = z

@@ -14,6 +14,7 @@ import { CloisterError } from "../../util/base-error.ts";
 export class CollabFileError extends CloisterError<"COLLAB_FILE_INVALID"> {}
 
 const name = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/, "must be a name of letters, digits, _ and - (starting with a letter or _)");
+const pin = z.string().regex(/^[0-9a-fA-F]{64}$/, "must be the hex SHA-256 of the server certificate's DER (64 hex digits)");
 const tableName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "must be a plain SQL identifier (it is the query's table name)");
 
 export const collabFileSchema = z.strictObject({
@@ -25,7 +26,15 @@ export const collabFileSchema = z.strictObject({
   compute: name,
   query: z.string().min(1),
   policy: z.record(z.string(), z.unknown()),
-  recipient: z.strictObject({ party: name }),
+  /**
+   * Who receives the result: a party's node (sealed to its key), or, from inside the compute enclave over TLS
+   * with the server certificate pinned (`pin`: hex SHA-256 of its DER), a PostgreSQL table or an HTTPS endpoint.
+   */
+  recipient: z.union([
+    z.strictObject({ party: name }),
+    z.strictObject({ postgres: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// url"), table: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "must be a plain table name"), pin }),
+    z.strictObject({ https: z.string().regex(/^https:\/\/[^/?#]+/, "must be an https:// url"), pin }),
+  ]),
   /** How often the fixed query may run (the contract's maxRuns); 10 unless given. */
   maxRuns: z.number().int().min(1).max(2 ** 32 - 1).optional(),
   /** Whether simulated TEEs may take part (development networks); true unless given. */
@@ -41,6 +50,7 @@ export interface LoadedCollabFile {
   file: CollabFile;
   policy: OutputPolicy;
   computeIndex: number;
+  /** The recipient party's index; -1 for a table or an endpoint. */
   recipientIndex: number;
 }
 
@@ -71,8 +81,8 @@ export function parseCollabFile(json: unknown, path: string): LoadedCollabFile {
   if (new Set(names).size !== names.length) throw new CollabFileError("COLLAB_FILE_INVALID", `${path}: parties: two parties are called the same; give each a unique name`);
   const computeIndex = names.indexOf(file.compute);
   if (computeIndex < 0) throw new CollabFileError("COLLAB_FILE_INVALID", `${path}: compute names "${file.compute}", which is not a party (${names.join(", ")})`);
-  const recipientIndex = names.indexOf(file.recipient.party);
-  if (recipientIndex < 0) throw new CollabFileError("COLLAB_FILE_INVALID", `${path}: recipient.party names "${file.recipient.party}", which is not a party (${names.join(", ")})`);
+  const recipientIndex = "party" in file.recipient ? names.indexOf(file.recipient.party) : -1;
+  if ("party" in file.recipient && recipientIndex < 0) throw new CollabFileError("COLLAB_FILE_INVALID", `${path}: recipient.party names "${(file.recipient as { party: string }).party}", which is not a party (${names.join(", ")})`);
   const tables = new Set<string>();
   for (const party of file.parties) {
     for (const [table, descriptor] of Object.entries(party.datasets)) {

@@ -29,7 +29,7 @@ import type { JsonValue } from "../../crypto/canonical-json.ts";
 import { sha256 } from "../../crypto/sha256.ts";
 import type { JobOutcome } from "../../enclave/call-gate.ts";
 import type { EnclaveClient } from "../../enclave/client.ts";
-import type { CollabPeer } from "../../enclave/jobs/collab-params.ts";
+import type { CollabComputeParams, CollabPeer } from "../../enclave/jobs/collab-params.ts";
 import { EnclaveError } from "../../enclave/errors.ts";
 import { digestSet } from "../../protocol/anchor.ts";
 import {
@@ -39,7 +39,9 @@ import {
   collabResultInfo,
   decodeCollabResult,
   openCollabBlob,
+  recipientDescriptor,
   recipientKeyPin,
+  collabDeliveryInfo,
   sealCollabBlob,
   type CollabBinding,
   type CollabResult,
@@ -102,8 +104,8 @@ export function buildTerms(loaded: LoadedCollabFile, nodes: readonly CollabParty
     policyDigest: collabPolicyDigest(file.policy as JsonValue),
     maxRuns: file.maxRuns ?? 10,
     dpBudget: policy.dp ? epsilonToFixed(policy.dp.budget) : 0n,
-    recipient: `party:${file.recipient.party}`,
-    recipientPin: recipientKeyPin(recipientKey),
+    recipient: "party" in file.recipient ? `party:${file.recipient.party}` : recipientDescriptor(file.recipient),
+    recipientPin: "party" in file.recipient ? recipientKeyPin(recipientKey) : (`0x${file.recipient.pin.toLowerCase()}` as Hex),
     allowSimulated: file.allowSimulated ?? true,
   };
 }
@@ -129,10 +131,11 @@ export async function approveAsParty(net: CollabNetwork, node: CollabPartyNode, 
 export interface CollabRunOutcome {
   collaborationId: bigint;
   runId: number;
-  result: CollabResult;
+  /** The delivered rows as the recipient party opened them; absent when a table or an endpoint received them. */
+  result?: CollabResult;
   provenanceCid: string;
   resultCid: string;
-  /** Where the recipient's node stored the sealed result. */
+  /** Where the recipient's node stored the sealed result, or the table or endpoint the enclave delivered to. */
   deliveredTo: string;
   checks: string[];
   recordGas: bigint;
@@ -181,7 +184,7 @@ export interface RunOptions {
   /** How long the compute enclave waits for every partner's rows (120 s by default). */
   partnerTimeoutMs?: number;
   /** Overrides, for tests that play a misbehaving host: what the compute job is handed instead of the honest value. */
-  tamper?: { recipientKey?: Uint8Array; terms?: CollaborationTerms; skipStateCheck?: boolean; approvals?: { nonce: bigint; signature: Hex }[] };
+  tamper?: { recipientKey?: Uint8Array; recipientUrl?: string; terms?: CollaborationTerms; skipStateCheck?: boolean; approvals?: { nonce: bigint; signature: Hex }[] };
 }
 
 export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promise<CollabRunOutcome> {
@@ -230,7 +233,7 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
         datasets: sealedDatasets[computeIndex]!,
         baseDir: loaded.baseDir,
         partners: partnerIndexes.map((i) => peers[i]!.peer),
-        delivery: { kind: "party", key: toHex(o.tamper?.recipientKey ?? o.recipientKey.publicKey) },
+        delivery: await deliveryFor(loaded, computeNode, binding, o),
         ...(o.partnerTimeoutMs ? { partnerTimeoutMs: o.partnerTimeoutMs } : {}),
       },
       evidenceCid: peers[computeIndex]!.evidenceCid,
@@ -285,16 +288,21 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
   const [provenanceCid, resultCid] = await Promise.all([net.store.put(outcome.provenance.bytes), net.store.put(resultBlob.bytes)]);
   if (provenanceCid !== outcome.provenance.cid || resultCid !== resultBlob.cid) throw new CollabRunError("COLLAB_VERIFY_FAILED", "the store returned other CIDs than the enclave computed for the run's blobs");
 
+  const checks = await verifyRun(net, { collaborationId: id, runId, provenance: outcome.provenance.bytes, result: resultBlob.bytes, computeProvenanceKey: computeNode.enclave.identity.provenanceKey, terms });
+  if (loaded.recipientIndex < 0) {
+    // A table or an endpoint: the compute enclave delivered the rows itself; the output is its public receipt.
+    const receipt = JSON.parse(new TextDecoder().decode(resultBlob.bytes)) as { delivered: string; rowsDelivered: number; rowsSuppressed: number };
+    step({ step: "delivered", party: receipt.delivered, path: receipt.delivered });
+    checks.push(`the compute enclave delivered ${receipt.rowsDelivered} rows to ${receipt.delivered} over TLS with the pinned certificate (its receipt is the provenance subject)`);
+    return { collaborationId: id, runId, provenanceCid, resultCid, deliveredTo: receipt.delivered, checks, recordGas: recorded.gasUsed };
+  }
   // Delivered to the recipient party's node, which keeps it sealed to the recipient.
-  const recipientIndex = loaded.recipientIndex;
-  const recipientNode = nodes[recipientIndex]!;
+  const recipientNode = nodes[loaded.recipientIndex]!;
   const dir = join(recipientNode.dataDir, "collab-results");
   await mkdir(dir, { recursive: true });
   const deliveredTo = join(dir, `${id.toString(16).slice(0, 16)}-run${runId}.sealed`);
   await writeFile(deliveredTo, resultBlob.bytes);
   step({ step: "delivered", party: recipientNode.name, path: deliveredTo });
-
-  const checks = await verifyRun(net, { collaborationId: id, runId, provenance: outcome.provenance.bytes, result: resultBlob.bytes, computeProvenanceKey: computeNode.enclave.identity.provenanceKey, terms });
   const plain = await openCollabBlob(o.recipientKey.privateKey, collabResultInfo(binding, runId, o.recipientKey.publicKey), resultBlob.bytes, "the delivered result");
   const result = decodeCollabResult(plain);
   checks.push(`the result opened with ${recipientNode.name}'s key (pinned in the terms): ${result.rows.length} rows, ${result.suppressed} suppressed`);
@@ -337,4 +345,14 @@ export async function newRecipientKey(): Promise<HpkeKeyPair> {
 
 function hexBytes(hex: string): Uint8Array {
   return Uint8Array.from(Buffer.from(hex.slice(2), "hex"));
+}
+
+/** What the compute job is told of the recipient: the party's key, the table's url sealed to the compute enclave, or that it is the endpoint the terms name. */
+async function deliveryFor(loaded: LoadedCollabFile, compute: CollabPartyNode, binding: CollabBinding, o: RunOptions): Promise<CollabComputeParams["delivery"]> {
+  const r = loaded.file.recipient;
+  if ("party" in r) return { kind: "party", key: toHex(o.tamper?.recipientKey ?? o.recipientKey.publicKey) };
+  if ("https" in r) return { kind: "https" };
+  // The recipient's side seals the table's url, credentials included, to the compute enclave: its host carries ciphertext.
+  const url = o.tamper?.recipientUrl ?? r.postgres;
+  return { kind: "postgres", sealed: await sealCollabBlob(hexBytes(compute.enclave.identity.hpkePublicKey), collabDeliveryInfo(binding), new TextEncoder().encode(JSON.stringify({ url, table: r.table }))) };
 }

@@ -15,6 +15,7 @@ export type CollabJobErrorCode =
   | "COLLAB_PEER_REFUSED"
   | "COLLAB_TRANSFER_INVALID"
   | "COLLAB_RECIPIENT_PIN_MISMATCH"
+  | "COLLAB_DELIVERY_FAILED"
   | "COLLAB_DATASET_NAME";
 
 export class CollabJobError extends CloisterError<CollabJobErrorCode> {}
