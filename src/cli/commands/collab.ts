@@ -16,7 +16,7 @@ import { collabUsage } from "../usage.ts";
 export async function collabCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "run") return collabRun(rest);
-  if (sub && ["create", "approve", "status", "runs"].includes(sub)) return (await import("./collab-network.ts")).collabNetworkCommand(sub, rest);
+  if (sub === "create" || sub === "approve" || sub === "status" || sub === "runs") return (await import("./collab-network.ts")).collabNetworkCommand(sub, rest);
   throw new UsageError(`unknown collab command '${sub ?? ""}'\n\n${collabUsage}`);
 }
 

@@ -20,7 +20,7 @@ const tableName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "must be a p
 export const collabFileSchema = z.strictObject({
   name: z.string().min(1).max(200),
   parties: z
-    .array(z.strictObject({ name, datasets: z.record(tableName, z.record(z.string(), z.unknown())).refine((d) => Object.keys(d).length > 0, "needs at least one dataset") }))
+    .array(z.strictObject({ name, account: z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be the party's 0x address (it signs the approval)").optional(), datasets: z.record(tableName, z.record(z.string(), z.unknown())).refine((d) => Object.keys(d).length > 0, "needs at least one dataset") }))
     .min(2, "a collaboration needs at least 2 parties")
     .max(32),
   compute: name,

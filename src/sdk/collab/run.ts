@@ -57,7 +57,7 @@ import type { LoadedCollabFile } from "./file.ts";
 export interface CollabPartyNode {
   name: string;
   /** Signs the party's EIP-712 approvals. */
-  account: LocalAccount;
+  account: Pick<LocalAccount, "address" | "signTypedData">;
   /** The node operator's client: sends the party's transactions; its address is the operator the terms pin. */
   writer: WriterClient;
   enclave: EnclaveClient;
@@ -110,13 +110,13 @@ export function buildTerms(loaded: LoadedCollabFile, nodes: readonly CollabParty
   };
 }
 
-export async function createOnChain(net: CollabNetwork, creator: WriterClient, terms: CollaborationTerms): Promise<{ collaborationId: bigint; gasUsed: bigint }> {
+export async function createOnChain(net: Pick<CollabNetwork, "contract">, creator: WriterClient, terms: CollaborationTerms): Promise<{ collaborationId: bigint; gasUsed: bigint }> {
   const created = await createCollaboration(creator, net.contract, terms);
   return { collaborationId: created.collaborationId, gasUsed: created.gasUsed };
 }
 
 /** The party signs the Approval at its current nonce; its node relays it. */
-export async function approveAsParty(net: CollabNetwork, node: CollabPartyNode, collaborationId: bigint, terms: CollaborationTerms, termsHashValue: Hex): Promise<bigint> {
+export async function approveAsParty(net: Pick<CollabNetwork, "reader" | "contract" | "chainId">, node: Pick<CollabPartyNode, "account" | "writer">, collaborationId: bigint, terms: CollaborationTerms, termsHashValue: Hex): Promise<bigint> {
   const { nonce } = await readPartyState(net.reader, net.contract, collaborationId, node.account.address);
   const signature = await node.account.signTypedData({
     domain: collaborationsDomain(net.chainId, net.contract),
