@@ -60,7 +60,7 @@ export function load(fx: CollabFixture, file: Record<string, unknown>): LoadedCo
 
 /** Creates, approves (every party) and returns what a run needs. */
 export async function created(fx: CollabFixture, loaded: LoadedCollabFile) {
-  const nodes = fx.c.nodes.map((n, i) => ({ ...n, name: loaded.file.parties[i]!.name }));
+  const nodes = fx.c.nodes.slice(0, loaded.file.parties.length).map((n, i) => ({ ...n, name: loaded.file.parties[i]!.name }));
   const made = await createAndApprove({ ...fx.c, nodes }, loaded);
   return { ...made, loaded, nodes };
 }

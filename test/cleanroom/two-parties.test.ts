@@ -21,7 +21,8 @@ import { created, exampleFile, load, run, startFixture, type CollabFixture } fro
 
 let fx: CollabFixture;
 before(async () => {
-  fx = await startFixture(["retailer", "bank"]);
+  // A third node, not a party: its enclave plays an impostor.
+  fx = await startFixture(["retailer", "bank", "spare"]);
 });
 after(() => fx.close());
 
@@ -101,7 +102,7 @@ describe("clean room, two parties", () => {
 
   test("a partner enclave whose measurement is not the one the terms pin is refused by the compute enclave", async () => {
     const loaded = load(fx, exampleFile());
-    const nodes = fx.c.nodes.map((n, i) => ({ ...n, name: loaded.file.parties[i]!.name }));
+    const nodes = fx.c.nodes.slice(0, 2).map((n, i) => ({ ...n, name: loaded.file.parties[i]!.name }));
     // The bank's terms pin another measurement: its (real) enclave no longer matches.
     const made = await created(fx, loaded);
     const terms = structuredClone(made.terms);
@@ -126,6 +127,17 @@ describe("clean room, two parties", () => {
     const { collaborationId } = await createOnChain(fx.c.net, fx.c.network.requester, terms);
     for (const n of made.nodes) await approveAsParty(fx.c.net, n, collaborationId, terms, termsHash(terms));
     await assert.rejects(run(fx, { ...made, collaborationId, terms, termsHash: termsHash(terms) }), refused("COLLAB_PEER_REFUSED", "bank"));
+  });
+
+  test("an enclave that is not the introduced partner's is refused on the TLS session by its attested key: the compute enclave reads no row from it", async () => {
+    const made = await created(fx, load(fx, exampleFile()));
+    // The bank's host introduces the bank's enclave (its evidence checks out) but runs the job on another attested enclave.
+    await assert.rejects(run(fx, made, { tamper: { impostor: { party: 1, enclave: fx.c.network.enclaves[2]! } } }), (e) => {
+      refused("COLLAB_PEER_REFUSED", "retailer")(e);
+      assert.match((e as Error).message, /TLS key that no expected party's enclave has/);
+      return true;
+    });
+    assert.equal((await readRuns(fx.c.net.reader, fx.c.net.contract, made.collaborationId)).length, 0);
   });
 
   test("a recipient key that is not the one the terms pin is refused: the host cannot redirect the result", async () => {

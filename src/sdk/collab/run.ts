@@ -184,7 +184,7 @@ export interface RunOptions {
   /** How long the compute enclave waits for every partner's rows (120 s by default). */
   partnerTimeoutMs?: number;
   /** Overrides, for tests that play a misbehaving host: what the compute job is handed instead of the honest value. */
-  tamper?: { recipientKey?: Uint8Array; recipientUrl?: string; terms?: CollaborationTerms; skipStateCheck?: boolean; approvals?: { nonce: bigint; signature: Hex }[] };
+  tamper?: { impostor?: { party: number; enclave: EnclaveClient }; recipientKey?: Uint8Array; recipientUrl?: string; terms?: CollaborationTerms; skipStateCheck?: boolean; approvals?: { nonce: bigint; signature: Hex }[] };
 }
 
 export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promise<CollabRunOutcome> {
@@ -248,23 +248,36 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
     partnerIndexes.map(async (i) => {
       const name = loaded.file.parties[i]!.name;
       let partner: JobOutcome;
+      // A misbehaving host (tests) hands party i's job to another enclave, with descriptors sealed to that one.
+      const impostor = o.tamper?.impostor?.party === i ? o.tamper.impostor.enclave : undefined;
       try {
-        partner = await nodes[i]!.enclave.runJob({
+        const datasets = impostor
+          ? await sealCollabBlob(hexBytes(impostor.identity.hpkePublicKey), collabDatasetsInfo(binding, i), new TextEncoder().encode(JSON.stringify(loaded.file.parties[i]!.datasets)))
+          : sealedDatasets[i]!;
+        partner = await (impostor ?? nodes[i]!.enclave).runJob({
           kind: "collab-partner",
-          params: { collaboration, runId, party: i, datasets: sealedDatasets[i]!, compute: peers[computeIndex]!.peer, computeAddress: { host: address.host, port: address.port }, baseDir: loaded.baseDir },
+          params: { collaboration, runId, party: i, datasets, compute: peers[computeIndex]!.peer, computeAddress: { host: address.host, port: address.port }, baseDir: loaded.baseDir },
           evidenceCid: peers[i]!.evidenceCid,
         });
       } catch (e) {
         throw refusal(e, name);
       }
-      const statement = verifyProvenance(partner.provenance.bytes, hexBytes(nodes[i]!.enclave.identity.provenanceKey));
+      const statement = verifyProvenance(partner.provenance.bytes, hexBytes((impostor ?? nodes[i]!.enclave).identity.provenanceKey));
       const part = (statement.predicate as unknown as Record<string, { datasets: CollabComputePredicate["datasets"] }>)["collab-partner"]!;
       step({ step: "partner-sealed", party: name, datasets: part.datasets });
     }),
   );
   partnersDone.catch(() => {});
-  // The first refusal wins: a partner's (it refused the compute enclave, or its source) or the compute enclave's.
-  const [, outcome] = await Promise.all([partnersDone, computing]);
+  // The first refusal wins: a partner's (it refused the compute enclave, or its source) or the compute enclave's. A
+  // partner whose rows the compute enclave did not take reports only that; the compute enclave's reason is the cause.
+  const [, outcome] = await Promise.all([
+    partnersDone.catch(async (e: unknown) => {
+      if (!(e instanceof CollabRefusedError && e.code === "COLLAB_TRANSFER_INVALID")) throw e;
+      const cause = await Promise.race([computing.then(() => undefined, (c: unknown) => c), new Promise((resolve) => setTimeout(resolve, 5_000, undefined))]);
+      throw cause ?? e;
+    }),
+    computing,
+  ]);
   const statement = verifyProvenance(outcome.provenance.bytes, hexBytes(computeNode.enclave.identity.provenanceKey));
   const predicate = (statement.predicate as unknown as Record<string, CollabComputePredicate>)["collab-compute"]!;
   step({ step: "computed", rowsDelivered: predicate.rowsDelivered, rowsSuppressed: predicate.rowsSuppressed, epsilonSpent: predicate.epsilonSpent });
