@@ -117,8 +117,8 @@ devnet accounts:
 export const collabUsage = `Usage:
   cloister collab run <collaboration.json> [--data-dir <dir>] [--json] [--quiet]
   cloister collab create <collaboration.json> --network <dir> --account <i> [--json]
-  cloister collab approve <id> --party <name> --network <dir> --account <i> [--json]
-  cloister collab run <id> --network <dir> --account <i> [--json]
+  cloister collab approve <id> [--party <name> --file <collaboration.json> | --party <index>] --network <dir> --account <i> [--json]
+  cloister collab run <id> --network <dir> --account <i> [--json]   (not built: the nodes have no clean-room relay yet)
   cloister collab status <id> --network <dir> [--json]
   cloister collab runs <id> --network <dir> [--json]
 
@@ -130,7 +130,9 @@ export const collabUsage = `Usage:
   the delivered rows; with --json the last stdout line is
   {"collaboration":…,"run":…,"columns":[…],"rows":[[…]],"suppressed":N,"provenance":"<cid>","verified":true}.
   Exit status: 0 delivered and verified, 1 refused (the typed error, e.g. ROW_LEVEL_OUTPUT), 2 a bad file
-  or an unreachable source (what to fix).`;
+  or an unreachable source (what to fix).
+  Against a running network, create takes the file with each party's "account"; approve signs as --account
+  (the party's own account) and relays the approval; status and runs read the chain.`;
 
 /** The commands and subcommands, each with its usage text; `cloister <words> --help` prints it. */
 export const commandUsages: readonly { words: string; usage: string }[] = [

@@ -29,7 +29,7 @@ export async function collabNetworkCommand(sub: string, argv: string[]): Promise
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { ...networkParseOptions, ...signerParseOptions, party: { type: "string" }, json: { type: "boolean", default: false }, "data-dir": { type: "string" }, quiet: { type: "boolean", default: false } },
+    options: { ...networkParseOptions, ...signerParseOptions, party: { type: "string" }, file: { type: "string" }, json: { type: "boolean", default: false }, "data-dir": { type: "string" }, quiet: { type: "boolean", default: false } },
   });
   if (sub === "run") {
     throw new UsageError("'cloister collab run <id>' against a running network is not built yet: the node daemons have no clean-room relay. 'cloister collab run <file>' runs a collaboration on an embedded network");
@@ -48,8 +48,9 @@ export async function collabNetworkCommand(sub: string, argv: string[]): Promise
       const me = network.writer.account.address;
       const index = terms.parties.findIndex((p) => isAddressEqual(p.account, me));
       if (index < 0) throw new UsageError(`the signing account ${me} is not a party of collaboration ${positionals[0]}; sign as the party's account (--account i or CLOISTER_PRIVATE_KEY)`);
-      if (values.party !== undefined && values.party !== String(index) && !(values.party.startsWith("0x") && isAddressEqual(values.party as Address, me))) {
-        throw new UsageError(`--party ${values.party} is not the signing account's party (index ${index}, ${me})`);
+      if (values.party !== undefined) {
+        const named = await partyIndex(values.party, values.file, terms);
+        if (named !== index) throw new UsageError(`--party ${values.party} is not the signing account's party (index ${index}, ${me})`);
       }
       const net = collabNetwork(network, contract);
       const account = network.writer.account;
@@ -153,6 +154,23 @@ async function create(path: string, values: { json?: boolean } & Parameters<type
 async function readOnly(values: Parameters<typeof resolveNetwork>[0]) {
   const n = await resolveNetwork(values);
   return connectToNetwork({ rpcUrl: n.rpcUrl, ...(n.wsUrl ? { wsUrl: n.wsUrl } : {}), ipfsUrl: n.ipfsUrl, deployment: n.deployment, manifest: n.manifest });
+}
+
+/**
+ * The party `--party` names: its index, its account, or its name in the collaboration file (`--file`), whose
+ * datasets must then be the ones the terms on chain name for it.
+ */
+async function partyIndex(party: string, file: string | undefined, terms: CollaborationTerms): Promise<number> {
+  if (/^\d+$/.test(party)) return Number(party);
+  if (/^0x[0-9a-fA-F]{40}$/.test(party)) return terms.parties.findIndex((p) => isAddressEqual(p.account, party as Address));
+  if (!file) throw new UsageError(`--party ${party}: a party's name is known from the collaboration file: add --file <collaboration.json> (or give its index or account)`);
+  const loaded = await loadCollabFile(file);
+  const i = loaded.file.parties.findIndex((p) => p.name === party);
+  if (i < 0) throw new UsageError(`--party ${party} is not a party of ${file} (${loaded.file.parties.map((p) => p.name).join(", ")})`);
+  if (collabDatasetsDigest(loaded.file.parties[i]!.datasets) !== terms.parties[i]?.datasetsDigest) {
+    throw new UsageError(`${party}'s datasets in ${file} are not the ones this collaboration's terms name: it was created from another file`);
+  }
+  return i;
 }
 
 function parseId(text: string): bigint {
