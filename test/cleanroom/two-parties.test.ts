@@ -63,6 +63,16 @@ describe("clean room, two parties", () => {
     assert.equal(runs[0]!.enclave, fx.c.nodes[0]!.enclave.identity.signer);
     assert.ok(out.checks.some((c) => c.includes("recorded on chain")));
     assert.ok(existsSync(out.deliveredTo));
+    // A verifier given another result blob, or another run's provenance, refuses.
+    const { verifyRun } = await import("../../src/sdk/collab/run.ts");
+    const provenance = await fx.c.network.store.get(out.provenanceCid);
+    const sealed = await fx.c.network.store.get(out.resultCid);
+    const base = { collaborationId: made.collaborationId, runId: out.runId, provenance, computeProvenanceKey: fx.c.nodes[0]!.enclave.identity.provenanceKey, terms: made.terms };
+    assert.ok((await verifyRun(fx.c.net, { ...base, result: sealed })).length > 0);
+    const altered = Uint8Array.from(sealed);
+    altered[altered.length - 1]! ^= 1;
+    await assert.rejects(verifyRun(fx.c.net, { ...base, result: altered }), /not the provenance subject/);
+    await assert.rejects(verifyRun(fx.c.net, { ...base, runId: 2, result: sealed }), /another collaboration or run/);
   });
 
   test("a query that would output row-level values is refused before any data is read, naming the rule and the column", async () => {
