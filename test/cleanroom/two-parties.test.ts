@@ -63,6 +63,10 @@ describe("clean room, two parties", () => {
     assert.equal(runs[0]!.enclave, fx.c.nodes[0]!.enclave.identity.signer);
     assert.ok(out.checks.some((c) => c.includes("recorded on chain")));
     assert.ok(existsSync(out.deliveredTo));
+    // Both files were read by DuckDB in place (the retailer's in the compute enclave, the bank's in its own and sent as vectors): digests of the files.
+    const { statementOfSignedEnvelope } = await import("../../src/protocol/provenance.ts");
+    const predicate = (statementOfSignedEnvelope(await fx.c.network.store.get(out.provenanceCid)).predicate as unknown as Record<string, { datasets: { name: string; of?: string; rows: number }[] }>)["collab-compute"]!;
+    assert.deepEqual(predicate.datasets.map((d) => [d.name, d.of, d.rows]).sort(), [["cards", "file", 40], ["purchases", "file", 149]]);
     // A verifier given another result blob, or another run's provenance, refuses.
     const { verifyRun } = await import("../../src/sdk/collab/run.ts");
     const provenance = await fx.c.network.store.get(out.provenanceCid);

@@ -60,7 +60,7 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
         const sent = await sendDatasets(stream, header, party, a.descriptors, p.baseDir);
         const inputs = sent.map((d) => ({ name: datasetInputName(party, d.name), digest: d.digest as Hex }));
         anchorInputs.set(p, { inputs, termsHash: a.checked.termsHash });
-        const datasets = sent.map((d) => ({ party, name: d.name, digest: d.digest.toLowerCase() as Hex, rows: d.rowCount }));
+        const datasets = sent.map((d) => ({ party, name: d.name, digest: d.digest.toLowerCase() as Hex, rows: d.rowCount, ...(d.of === "file" ? { of: "file" as const } : {}) }));
         // The receipt: what this partner sent, to whom (public: digests and counts, no row).
         const receipt = canonicalJsonBytes({ collaborationId: header.collaborationId, runId: p.runId, party: p.party, compute: getAddress(a.compute.signer), datasets });
         return {
