@@ -12,8 +12,8 @@ import { commandOf } from "./usage.ts";
 const usage = `cloister — confidential computing on attested enclaves, an EVM task market and IPFS
 
 Usage:
-  cloister demo                                  run a whole local network and one confidential task, step by step
-  cloister demo clean-room                       two partners join their data in enclaves; only aggregates come out
+  cloister demo [clean-room]                     run a whole local network and one confidential task (or a clean room: two
+                                                 partners join their data in enclaves, only aggregates come out), step by step
   cloister task run <program.js> --input <file>  run a program as a confidential task and print its output
   cloister collab run <collaboration.json>       run a clean-room collaboration: partners' data joined in enclaves, only aggregates out
   cloister attest verify <evidence> ...          verify SGX/TDX quotes and SEV-SNP reports

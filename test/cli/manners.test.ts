@@ -55,6 +55,7 @@ test("the usage lists every command and subcommand", async () => {
   assert.deepEqual(await listedCommands(), [
     "demo",
     "task run",
+    "collab run",
     "attest verify",
     "attest policy init",
     "attest policy schema",
