@@ -48,7 +48,7 @@ async function plainExpected(dir: string, minGroupSize: number) {
 
 describe("clean room, two parties", () => {
   test("the approved join runs in the compute enclave; only groups of at least minGroupSize customers reach the recipient; the run is on chain and verified", async () => {
-    const made = await created(fx, load(fx, exampleFile()));
+    const made = await created(fx, load(fx, exampleFile((f) => (f.limits = { memoryMb: 512, partnerTimeoutMs: 60_000 }))));
     const out = await run(fx, made);
     const expected = await plainExpected(fx.dir, 5);
     assert.ok(expected.small.length >= 1, "the example has a small group");

@@ -37,6 +37,8 @@ export const collabFileSchema = z.strictObject({
   ]),
   /** How often the fixed query may run (the contract's maxRuns); 10 unless given. */
   maxRuns: z.number().int().min(1).max(2 ** 32 - 1).optional(),
+  /** The compute enclave's DuckDB memory limit, and how long it waits for every partner's rows (120 s by default). */
+  limits: z.strictObject({ memoryMb: z.number().int().min(64).max(1_048_576).optional(), partnerTimeoutMs: z.number().int().min(1_000).max(3_600_000).optional() }).optional(),
   /** Whether simulated TEEs may take part (development networks); true unless given. */
   allowSimulated: z.boolean().optional(),
 });

@@ -234,7 +234,8 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
         baseDir: loaded.baseDir,
         partners: partnerIndexes.map((i) => peers[i]!.peer),
         delivery: await deliveryFor(loaded, computeNode, binding, o),
-        ...(o.partnerTimeoutMs ? { partnerTimeoutMs: o.partnerTimeoutMs } : {}),
+        ...((o.partnerTimeoutMs ?? loaded.file.limits?.partnerTimeoutMs) ? { partnerTimeoutMs: o.partnerTimeoutMs ?? loaded.file.limits!.partnerTimeoutMs! } : {}),
+        ...(loaded.file.limits?.memoryMb ? { memoryMb: loaded.file.limits.memoryMb } : {}),
       },
       evidenceCid: peers[computeIndex]!.evidenceCid,
     })
