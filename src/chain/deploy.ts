@@ -12,7 +12,8 @@ import { CloisterError } from "../util/base-error.ts";
 
 /** A deployment just made: its addresses and what deploying them cost. */
 export interface CloisterDeployment extends Deployment {
-  gasUsed: { registry: bigint; market: bigint; grants?: bigint };
+  collaborations: Address;
+  gasUsed: { registry: bigint; market: bigint; grants?: bigint; collaborations: bigint };
 }
 
 export class DeploymentError extends CloisterError<"DEPLOYMENT_FAILED"> {
@@ -41,7 +42,7 @@ async function deployed(client: WriterClient, what: string, hash: Hex) {
   return { address: receipt.contractAddress, receipt };
 }
 
-/** Deploys EnclaveRegistry, then TaskMarket, Pipelines and Grants bound to it, waiting for each receipt. */
+/** Deploys EnclaveRegistry, then TaskMarket, Pipelines, Grants and Collaborations bound to it, waiting for each receipt. */
 export async function deployCloister(client: WriterClient, options: DeployOptions): Promise<CloisterDeployment> {
   const admin = options.admin ?? client.account.address;
   const registry = await deployed(
@@ -60,6 +61,7 @@ export async function deployCloister(client: WriterClient, options: DeployOption
   );
   const pipelines = await deployed(client, "Pipelines", await client.deployContract({ abi: pipelinesAbi, bytecode: pipelinesBytecode, args: [registry.address] }));
   const grants = await deployGrants(client, registry.address);
+  const collaborations = await deployCollaborations(client, registry.address);
   return {
     chainId: client.chain.id,
     registry: registry.address,
@@ -67,14 +69,12 @@ export async function deployCloister(client: WriterClient, options: DeployOption
     deployBlock: market.receipt.blockNumber,
     pipelines: pipelines.address,
     grants: grants.address,
-    gasUsed: { registry: registry.receipt.gasUsed, market: market.receipt.gasUsed, grants: grants.gasUsed },
+    collaborations: collaborations.address,
+    gasUsed: { registry: registry.receipt.gasUsed, market: market.receipt.gasUsed, grants: grants.gasUsed, collaborations: collaborations.gasUsed },
   };
 }
 
-/**
- * Deploys Collaborations (clean-room collaborations) bound to `registry`. Separate from deployCloister until
- * the clean-room jobs use it: networks and deployment files do not name it yet.
- */
+/** Deploys Collaborations (clean-room collaborations) bound to `registry`; deployCloister calls it too. */
 export async function deployCollaborations(client: WriterClient, registry: Address): Promise<{ address: Address; gasUsed: bigint }> {
   const { address, receipt } = await deployed(client, "Collaborations", await client.deployContract({ abi: collaborationsAbi, bytecode: collaborationsBytecode, args: [registry] }));
   return { address, gasUsed: receipt.gasUsed };

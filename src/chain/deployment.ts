@@ -18,6 +18,8 @@ export interface Deployment {
   pipelines?: Address;
   /** Owner grants (contracts/Grants.sol); absent in deployments made before it was deployed with the rest. */
   grants?: Address;
+  /** Collaborations (clean rooms, issue 13); absent in deployments made before it was part of deployCloister. */
+  collaborations?: Address;
 }
 
 export const deploymentJsonSchema = z
@@ -28,6 +30,7 @@ export const deploymentJsonSchema = z
     deployBlock: z.string().regex(/^\d+$/, "must be a decimal block number"),
     pipelines: addressSchema.optional(),
     grants: addressSchema.optional(),
+    collaborations: addressSchema.optional(),
   })
   .strict();
 
@@ -45,6 +48,7 @@ export function deploymentToJson(d: Deployment): DeploymentJson {
     chainId: d.chainId, registry: d.registry, market: d.market, deployBlock: d.deployBlock.toString(),
     ...(d.pipelines ? { pipelines: d.pipelines } : {}),
     ...(d.grants ? { grants: d.grants } : {}),
+    ...(d.collaborations ? { collaborations: d.collaborations } : {}),
   };
 }
 
@@ -60,5 +64,6 @@ export function deploymentFromJson(json: unknown, source: string): Deployment {
     chainId: d.chainId, registry: d.registry, market: d.market, deployBlock: BigInt(d.deployBlock),
     ...(d.pipelines ? { pipelines: d.pipelines } : {}),
     ...(d.grants ? { grants: d.grants } : {}),
+    ...(d.collaborations ? { collaborations: d.collaborations } : {}),
   };
 }

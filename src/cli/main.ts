@@ -12,9 +12,11 @@ import { commandOf } from "./usage.ts";
 const usage = `cloister — confidential computing on attested enclaves, an EVM task market and IPFS
 
 Usage:
-  cloister demo                                  run a whole local network and one confidential task, step by step
+  cloister demo [clean-room]                     run a whole local network and one confidential task (or a clean room: two
+                                                 partners join their data in enclaves, only aggregates come out), step by step
   cloister demo grants                           owner grants over a local file: refused, allowed once, used up
   cloister task run <program.js> --input <file>  run a program as a confidential task and print its output
+  cloister collab run <collaboration.json>       run a clean-room collaboration: partners' data joined in enclaves, only aggregates out
   cloister pipeline run <pipeline.json>          run an ETL pipeline in an enclave, anchor and verify the run
   cloister attest verify <evidence> ...          verify SGX/TDX quotes and SEV-SNP reports
   cloister attest policy init [<file>]           write a commented starter policy manifest
@@ -65,6 +67,8 @@ async function run(argv: string[]): Promise<number> {
       return (await import("./commands/attest.ts")).attestCommand(rest);
     case "pipeline":
       return (await import("./commands/pipeline.ts")).pipelineCommand(rest);
+    case "collab":
+      return (await import("./commands/collab.ts")).collabCommand(rest);
     case "verify":
       return (await import("./commands/verify.ts")).verifyCommand(rest);
     case "devnet":

@@ -75,6 +75,7 @@ ${networkOptionsUsage}
 export const verifyUsage = `Usage:
   cloister verify <provenance.json> [--evidence <file>] [--output <file>] [--operator <address>] [--network <dir> | --policy <file> | --sim-pki <dir>] [--json]
   cloister verify <task-id> --data-dir <dir> [--policy <file>] [--json]
+  cloister verify <collaboration-id>:<run> --data-dir <dir> [--json]   a clean-room run (docs/cleanroom.md)
 
   Checks an execution's provenance record: the DSSE signature by the enclave it names, that enclave's
   attestation under the policy (default: the strict production policy; with --sim-pki or a --data-dir,
@@ -154,6 +155,25 @@ export const demoGrantsUsage = `Usage:
   Owner grants on an embedded network over a DuckDB file (no server): an operator's manipulation refused
   without a grant, allowed once under the owner's grant (the use recorded on chain with its provenance),
   refused when the grant is used up; then the owner lists the grant's uses. Every check is printed.`;
+export const collabUsage = `Usage:
+  cloister collab run <collaboration.json> [--data-dir <dir>] [--json] [--quiet]
+  cloister collab create <collaboration.json> --network <dir> --account <i> [--json]
+  cloister collab approve <id> [--party <name> --file <collaboration.json> | --party <index>] --network <dir> --account <i> [--json]
+  cloister collab run <id> --network <dir> --account <i> [--json]   (not built: the nodes have no clean-room relay yet)
+  cloister collab status <id> --network <dir> [--json]
+  cloister collab runs <id> --network <dir> [--json]
+
+  A clean room (docs/cleanroom.md): partners compute on each other's data in enclaves without seeing a row.
+  collab run <file> does it all on an embedded network: one node with its own enclave process per party
+  (SIMULATED TEE), the collaboration created on chain, approved by every party, run once; each partner's
+  enclave reads its own data and seals it to the attested compute enclave, which runs the approved SQL in
+  DuckDB under the output policy and seals the result to the recipient party, whose node stores it. Prints
+  the delivered rows; with --json the last stdout line is
+  {"collaboration":…,"run":…,"columns":[…],"rows":[[…]],"suppressed":N,"provenance":"<cid>","verified":true}.
+  Exit status: 0 delivered and verified, 1 refused (the typed error, e.g. ROW_LEVEL_OUTPUT), 2 a bad file
+  or an unreachable source (what to fix).
+  Against a running network, create takes the file with each party's "account"; approve signs as --account
+  (the party's own account) and relays the approval; status and runs read the chain.`;
 
 /** The commands and subcommands, each with its usage text; `cloister <words> --help` prints it. */
 export const pipelineUsage = `Usage:
@@ -194,6 +214,18 @@ export const commandUsages: readonly { words: string; usage: string }[] = [
   { words: "pipeline", usage: pipelineUsage },
   { words: "pipeline run", usage: pipelineUsage },
   { words: "demo grants", usage: demoGrantsUsage },
+  { words: "demo clean-room", usage: `Usage:
+  cloister demo clean-room [--data-dir <dir>] [--json]
+
+  Two partners (a retailer's csv, a bank's parquet file), each with its own node and enclave process, join
+  their data in a clean room without seeing each other's rows; one group is suppressed by the output policy;
+  the result is delivered to the retailer and every check is shown. Needs no database server.` },
+  { words: "collab", usage: collabUsage },
+  { words: "collab run", usage: collabUsage },
+  { words: "collab create", usage: collabUsage },
+  { words: "collab approve", usage: collabUsage },
+  { words: "collab status", usage: collabUsage },
+  { words: "collab runs", usage: collabUsage },
   { words: "task", usage: taskUsage },
   { words: "task run", usage: taskUsage },
   { words: "grant", usage: grantUsage },

@@ -6,7 +6,7 @@
 import type { Address } from "viem";
 import { getCode } from "viem/actions";
 import type { WriterClient } from "../chain/clients.ts";
-import { deployCloister, deployPipelines } from "../chain/deploy.ts";
+import { deployCloister, deployCollaborations, deployPipelines } from "../chain/deploy.ts";
 import { readDeployment, writeDeployment } from "../chain/deployment-file.ts";
 import type { Deployment } from "../chain/deployment.ts";
 
@@ -15,15 +15,19 @@ export async function deployOrReuse(deployer: WriterClient, options: { chainId: 
   if (saved && saved.chainId === options.chainId) {
     const code = await getCode(deployer, { address: saved.market });
     if (code && code !== "0x") {
-      if (saved.pipelines) return saved;
-      // A network made before Pipelines was part of deployCloister: add it.
-      const withPipelines = { ...saved, pipelines: (await deployPipelines(deployer, saved.registry)).address };
-      await writeDeployment(options.path, withPipelines);
-      return withPipelines;
+      // A network made before Pipelines and Collaborations were part of deployCloister: add them beside the others.
+      if (saved.pipelines && saved.collaborations) return saved;
+      const upgraded = {
+        ...saved,
+        pipelines: saved.pipelines ?? (await deployPipelines(deployer, saved.registry)).address,
+        collaborations: saved.collaborations ?? (await deployCollaborations(deployer, saved.registry)).address,
+      };
+      await writeDeployment(options.path, upgraded);
+      return upgraded;
     }
   }
   const deployed = await deployCloister(deployer, { attester: options.attester });
-  const stored: Deployment = { chainId: deployed.chainId, registry: deployed.registry, market: deployed.market, deployBlock: deployed.deployBlock };
+  const stored: Deployment = { chainId: deployed.chainId, registry: deployed.registry, market: deployed.market, deployBlock: deployed.deployBlock, collaborations: deployed.collaborations };
   if (deployed.pipelines) stored.pipelines = deployed.pipelines;
   if (deployed.grants) stored.grants = deployed.grants;
   await writeDeployment(options.path, stored);

@@ -15,7 +15,7 @@ import { createWriterClient, type WriterClient } from "../chain/clients.ts";
 import { startLocalChain, type LocalChain } from "../chain/local-chain.ts";
 import { startEnclave, type EnclaveClient, type FrameDirection } from "../enclave/client.ts";
 import type { HostEvent } from "../host/log.ts";
-import { createNetRelay, type CarriedBytes, type NetRelayOptions } from "../host/net-relay.ts";
+import { createNetRelay, type CarriedBytes, type NetRelayOptions, type RelayListening } from "../host/net-relay.ts";
 import { NodeDaemon } from "../host/node-daemon.ts";
 import { CloisterClient } from "../sdk/client.ts";
 import { openHeliaStore, type HeliaStore } from "../storage/helia-store.ts";
@@ -36,10 +36,12 @@ export interface EmbeddedNetworkOptions {
   /** The nodes' pipeline schedulers (NodeDaemonOptions.pipelines). */
   pipelines?: { pollIntervalMs?: number; failoverAfterMs?: number } | false;
   /**
-   * Give each enclave the host's byte relay for its own TLS connections (src/host/net-relay.ts), private and
-   * loopback destinations allowed (a local network's databases); without it every open is refused.
+   * Options for each enclave's byte relay (src/host/net-relay.ts) beyond the devnet's own (private and
+   * loopback destinations allowed, inbound listeners on 127.0.0.1).
    */
   netRelay?: Omit<NetRelayOptions, "onCarried"> & { onCarried?: (node: number, carried: CarriedBytes) => void };
+  /** Every byte a node's relay carries for its enclave's network connections (confidentiality tests). */
+  onCarried?: (node: number, carried: CarriedBytes) => void;
 }
 
 export interface EmbeddedNetwork {
@@ -53,16 +55,26 @@ export interface EmbeddedNetwork {
   policy: Policy;
   measurement: string;
   nodes: NodeDaemon[];
-  /** Each node's enclave client (what its host holds): tests play a host that lies to its enclave. */
+  /** Each node's enclave client (what its host holds): for jobs a node's host relays outside the market (clean-room runs), and tests that play a host lying to its enclave. */
   enclaves: EnclaveClient[];
+  /** The address node i's relay reports for the next listener its enclave opens (subscribe before the job that listens starts). */
+  nextListener(node: number): Promise<RelayListening>;
   /** SDK client for the network's requester account. */
   client: CloisterClient;
   requester: WriterClient;
   close(): Promise<void>;
 }
 
-function nodeRelay(node: number, { onCarried, ...options }: NonNullable<EmbeddedNetworkOptions["netRelay"]>) {
-  return createNetRelay({ privateDestinations: "allow", inbound: { bindHost: "127.0.0.1" }, ...options, ...(onCarried ? { onCarried: (c: CarriedBytes) => onCarried(node, c) } : {}) });
+/** Node i's relay: the devnet's defaults (loopback and private destinations, listeners on 127.0.0.1), the caller's options, every carried byte to the caller's recorders. */
+function nodeRelay(node: number, options: EmbeddedNetworkOptions, onListening: (l: RelayListening) => void) {
+  const { onCarried: relayCarried, inbound, ...relayOptions } = options.netRelay ?? {};
+  const recorders = [relayCarried, options.onCarried].filter((f) => f !== undefined);
+  return createNetRelay({
+    privateDestinations: "allow",
+    ...relayOptions,
+    inbound: { bindHost: "127.0.0.1", ...inbound, onListening: (l) => { inbound?.onListening?.(l); onListening(l); } },
+    ...(recorders.length > 0 ? { onCarried: (c: CarriedBytes) => recorders.forEach((f) => f(node, c)) } : {}),
+  });
 }
 
 export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {}): Promise<EmbeddedNetwork> {
@@ -88,7 +100,7 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
     step(`IPFS store ready at ${join(dataDir, "ipfs")}`);
 
     const deployment = await deployOrReuse(writer(chain.accounts.deployer), { chainId: chain.chainId, attester: chain.accounts.attester.address, path: join(dataDir, "deployment.json") });
-    step(`contracts: EnclaveRegistry ${deployment.registry}, TaskMarket ${deployment.market}`);
+    step(`contracts: EnclaveRegistry ${deployment.registry}, TaskMarket ${deployment.market}${deployment.collaborations ? `, Collaborations ${deployment.collaborations}` : ""}`);
 
     const simDir = join(dataDir, "sim-tee");
     const { manifest, policy, measurement } = await localNetworkManifest(simDir);
@@ -97,13 +109,15 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
 
     const nodes: NodeDaemon[] = [];
     const enclaves: EnclaveClient[] = [];
+    const listenWaiters: ((l: RelayListening) => void)[][] = Array.from({ length: nodeCount }, () => []);
+    const nextListener = (node: number) => new Promise<RelayListening>((resolve) => listenWaiters[node]!.push(resolve));
     for (let i = 0; i < nodeCount; i++) {
       const nodeDir = join(dataDir, "nodes", String(i));
       const enclave = await startEnclave({
         dataDir: join(nodeDir, "enclave"),
         attestation: { provider: "sim", pkiDir: simDir },
         // Everything runs on 127.0.0.1 here: the relay may dial loopback, and enclaves may listen for each other.
-        relay: options.netRelay ? nodeRelay(i, options.netRelay) : createNetRelay({ privateDestinations: "allow", inbound: { bindHost: "127.0.0.1" } }),
+        relay: nodeRelay(i, options, (l) => listenWaiters[i]?.splice(0).forEach((w) => w(l))),
         onFrame: options.onFrame ? (direction, frame) => options.onFrame!(i, direction, frame) : undefined,
       });
       const node = new NodeDaemon({
@@ -124,7 +138,7 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
 
     const requester = writer(chain.accounts.requester);
     const client = new CloisterClient({ writer: requester, deployment, store, manifest });
-    return { dataDir, chain, deployment, store, manifest, policy, measurement, nodes, enclaves, client, requester, close: closeAll };
+    return { dataDir, chain, deployment, store, manifest, policy, measurement, nodes, enclaves, nextListener, client, requester, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

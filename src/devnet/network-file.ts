@@ -39,6 +39,7 @@ const networkFileSchema = z.strictObject({
   deployment: z.strictObject({
     registry: address,
     market: address,
+    collaborations: address.optional(),
     deployBlock: z.string().regex(/^\d+$/, "is not a block number in decimal"),
     testToken: address.optional(),
     pipelines: address.optional(),
@@ -105,6 +106,7 @@ export async function writeNetworkFile(dir: string, d: DevnetDescription): Promi
       registry: d.deployment.registry, market: d.deployment.market, deployBlock: d.deployment.deployBlock.toString(), testToken: d.testToken,
       ...(d.deployment.pipelines ? { pipelines: d.deployment.pipelines } : {}),
       ...(d.deployment.grants ? { grants: d.deployment.grants } : {}),
+      ...(d.deployment.collaborations ? { collaborations: d.deployment.collaborations } : {}),
     },
     manifest: networkManifestFileName,
     manifestDigest: manifestDigest(d.manifest),
@@ -146,6 +148,7 @@ export async function readNetworkFile(fileOrDir: string): Promise<NetworkFile> {
       chainId: n.chainId, registry: n.deployment.registry, market: n.deployment.market, deployBlock: BigInt(n.deployment.deployBlock),
       ...(n.deployment.pipelines ? { pipelines: n.deployment.pipelines } : {}),
       ...(n.deployment.grants ? { grants: n.deployment.grants } : {}),
+      ...(n.deployment.collaborations ? { collaborations: n.deployment.collaborations } : {}),
     },
     ...(n.deployment.testToken ? { testToken: n.deployment.testToken } : {}),
     ...(await manifestOf(n, path)),

@@ -15,11 +15,14 @@
  * requester, public keys, signatures, digests and evidence.
  */
 import { z } from "zod";
-import { dcapCollateralSchema } from "../attestation/evidence-codec.ts";
 import { jobKindSchema } from "../protocol/job-kinds.ts";
 import { resourceUseSchema } from "../protocol/provenance.ts";
 import { addressSchema as address, hex32Schema as hex32T, hexSchema as hexT } from "../protocol/schemas.ts";
+import { evidenceSchema } from "./evidence-schema.ts";
+import { collabComputeParamsSchema, collabPartnerParamsSchema } from "./jobs/collab-params.ts";
 import { bytes, operateJobParamsSchema, pipelineJobParamsSchema, taskJobParamsSchema, uint, uint256 } from "./jobs/params.ts";
+
+export { evidenceSchema };
 
 const teeType = z.enum(["SGX", "TDX", "SEV-SNP"]);
 
@@ -55,10 +58,6 @@ export const initResultSchema = z
 /** `operator`: the host account the evidence is for; report_data commits to it. */
 export const attestParamsSchema = z.object({ freshness: hex32T.optional(), operator: address }).strict();
 
-export const evidenceSchema = z.union([
-  z.object({ teeType: z.enum(["SGX", "TDX"]), quote: bytes, collateral: dcapCollateralSchema.optional() }).strict(),
-  z.object({ teeType: z.literal("SEV-SNP"), report: bytes, collateral: z.object({ vcek: bytes, chainPem: z.string() }).strict() }).strict(),
-]);
 export const attestResultSchema = z.object({ evidence: evidenceSchema, reportData: hexT }).strict();
 
 /**
@@ -69,6 +68,8 @@ export const runJobParamsSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("task"), params: taskJobParamsSchema, evidenceCid: z.string() }).strict(),
   z.object({ kind: z.literal("pipeline"), params: pipelineJobParamsSchema, evidenceCid: z.string() }).strict(),
   z.object({ kind: z.literal("operate"), params: operateJobParamsSchema, evidenceCid: z.string() }).strict(),
+  z.object({ kind: z.literal("collab-partner"), params: collabPartnerParamsSchema, evidenceCid: z.string() }).strict(),
+  z.object({ kind: z.literal("collab-compute"), params: collabComputeParamsSchema, evidenceCid: z.string() }).strict(),
 ]);
 
 /** A blob the host publishes as is; `cid` is its CID in the fixed profile (src/storage/unixfs-profile.ts): the host's put must return it. */
@@ -92,7 +93,7 @@ export const jobOutcomeSchema = z
      * own typed data where its contract keeps one (tasks: TaskMarket's Completion, which also signs the CIDs;
      * granted manipulations: Grants' Use over the grant, run id and provenance digest).
      */
-    anchor: z.object({ type: z.enum(["JobAnchor", "TaskMarket.Completion", "Pipelines.Run", "Grants.Use"]), signature: hexT }).strict(),
+    anchor: z.object({ type: z.enum(["JobAnchor", "TaskMarket.Completion", "Pipelines.Run", "Grants.Use", "Collaborations.Run"]), signature: hexT }).strict(),
   })
   .strict();
 

@@ -26,6 +26,8 @@ export type EnclaveErrorCode =
   | "PIPELINE_CHAIN_UNPROVEN"
   // operate (granted manipulation): OPERATE_ERROR_CODES below
   | OperateErrorCode
+  // a clean-room job refused to run or deliver: the message starts with the typed reason ("ROW_LEVEL_OUTPUT: …")
+  | "COLLAB_REFUSED"
   // refuseJob: the job runs, or its failure may be the host's (no refusal is signed)
   | "REFUSAL_UNFOUNDED"
   // enclave state

@@ -50,7 +50,7 @@ export interface CollaborationTerms {
   dpBudget: bigint;
   /** The recipient descriptor (e.g. "https://…", "party:retailer"). */
   recipient: string;
-  /** SHA-256 of the SubjectPublicKeyInfo the recipient's TLS endpoint must present. */
+  /** The recipient's pin: SHA-256 of a party recipient's X25519 result key, or of the DER certificate a table's or endpoint's TLS server must present. */
   recipientPin: Hex;
   allowSimulated: boolean;
 }

@@ -16,6 +16,15 @@ export const DOMAIN = {
   digestSet: "cloister/digest-set/v1",
   /** Digest of a collaboration's SQL text: SHA-256(tag || 0x00 || UTF-8 text), checked by contracts/Collaborations.sol (QUERY_TAG). */
   collabQuery: "cloister/collab-query/v1",
+  /** Digest of a collaboration's output policy and of a party's (credential-free) dataset descriptor (src/protocol/collab-run.ts). */
+  collabPolicy: "cloister/collab-policy/v1",
+  collabDataset: "cloister/collab-dataset/v1",
+  /** HPKE info of a party's dataset descriptors (with credentials) sealed to its own enclave. */
+  collabDatasets: "cloister/collab-datasets/v1",
+  /** HPKE info of a recipient table's url (credentials included) sealed to the compute enclave. */
+  collabDelivery: "cloister/collab-delivery/v1",
+  /** HPKE info / AAD of a run's result sealed by the compute enclave to the recipient. */
+  collabResult: "cloister/collab-result/v1",
   /** Digest of the statement or program an owner grant allows: SHA-256(tag || 0x00 || bytes) (src/protocol/grants.ts). */
   grantStatement: "cloister/grant-statement/v1",
   /** HPKE info of a granted dataset (connection and credentials) sealed by the owner to one enclave of the operator (src/protocol/operate.ts). */

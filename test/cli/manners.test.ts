@@ -57,6 +57,7 @@ test("the usage lists every command and subcommand", async () => {
     "demo grants",
     "task run",
     "pipeline run",
+    "collab run",
     "attest verify",
     "attest policy init",
     "attest policy schema",

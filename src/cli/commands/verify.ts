@@ -49,10 +49,12 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   if (values.network && values["data-dir"]) throw new UsageError("give either --network (a running network) or --data-dir (an embedded network's state), not both");
   const named = namedNetwork(values.network, values["data-dir"] !== undefined);
   const network = named === undefined ? undefined : await loadNetwork(named, values.network === undefined);
-  // A 32-byte hex id may be a pipeline run's (verify-pipeline.ts); otherwise it is a task id.
+  // A 32-byte hex id may be a pipeline run's (verify-pipeline.ts); <collaboration>:<run> a clean-room run's; otherwise it is a task id.
   const run = /^0x[0-9a-fA-F]{64}$/.test(target) ? await verifyPipelineRunTarget(target as `0x${string}`, values, network) : undefined;
   if (run) return printPipelineVerdict(run, values.json);
-  const verdict = /^(0x[0-9a-fA-F]+|\d+)$/.test(target)
+  const verdict = /^0x[0-9a-fA-F]+:\d+$/.test(target)
+    ? await (await import("./verify-collab.ts")).verifyCollabRun(target, values)
+    : /^(0x[0-9a-fA-F]+|\d+)$/.test(target)
     ? await (network ? verifyNetworkTask(BigInt(target), network, values) : verifyTask(BigInt(target), values))
     : await verifyFile(target, values, network);
   if (values.json) {

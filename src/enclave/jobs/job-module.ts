@@ -48,7 +48,7 @@ export interface SealedRun {
 }
 
 export interface JobAnchorSignature {
-  type: "JobAnchor" | "TaskMarket.Completion" | "Pipelines.Run" | "Grants.Use";
+  type: "JobAnchor" | "TaskMarket.Completion" | "Pipelines.Run" | "Grants.Use" | "Collaborations.Run";
   signature: Hex;
 }
 

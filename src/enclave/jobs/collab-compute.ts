@@ -1,0 +1,235 @@
+/**
+ * `collab-compute`: the compute party's side of a clean-room run, in its enclave. authorize, before any row is
+ * read: checks the collaboration (every party's signed approval, the approved SQL and policy, the run within
+ * maxRuns), the recipient key against the terms' pin, attests every partner's enclave under the manifest and
+ * measurement the terms pin for its party, opens the compute party's own descriptors, checks the query
+ * against the output policy (DuckDB's parse tree, no data) and the DP budget. execute listens for the
+ * partners (mutual attested TLS through its host's relay: each partner's certificate must carry evidence its
+ * pinned manifest and measurement accept, for the TLS key its verified evidence binds), loads their rows into
+ * an in-memory DuckDB as they arrive while it reads its own datasets through the connectors, turns off DuckDB's external access, runs exactly the approved SQL under the policy, and seals the
+ * delivered rows to the recipient. anchor signs the Collaborations `Run` the contract records.
+ */
+import { DuckDBInstance } from "@duckdb/node-api";
+import { getAddress, type Hex } from "viem";
+import { digestSet } from "../../protocol/anchor.ts";
+import type { CollabResult } from "../../protocol/collab-run.ts";
+import { deliver, resolveDelivery, type Delivery } from "./collab/deliver.ts";
+import { collaborationsDomain, epsilonFromFixed, epsilonToFixed, runDigest } from "../../protocol/collaboration.ts";
+import { chargeEpsilon } from "../cleanroom/dp-budget.ts";
+import { runUnderPolicy } from "../cleanroom/run-query.ts";
+import type { CollabComputeParams } from "./collab-params.ts";
+import { datasetInputName } from "./collab-partner.ts";
+import { serialize } from "node:v8";
+import { createMessageStream } from "../net/messages.ts";
+import type { LoadedDataset } from "./collab/datasets.ts";
+import { loadOwnDatasets, MAX_TRANSFER_MESSAGE, receiveDatasets } from "./collab/transfer.ts";
+import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
+import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
+import type { JobModule } from "./job-module.ts";
+
+interface AuthorizedCompute {
+  checked: CheckedCollaboration;
+  partners: { party: number; signer: `0x${string}`; measurement: string }[];
+  descriptors: Record<string, Record<string, unknown>>;
+  delivery: Delivery;
+  epsilonSpentBefore: number;
+}
+
+interface RunCounts {
+  inputDigest: Hex;
+  rowsDelivered: bigint;
+  rowsSuppressed: bigint;
+  epsilonSpent: bigint;
+  termsHash: Hex;
+}
+const runCounts = new WeakMap<CollabComputeParams, RunCounts>();
+
+export const collabComputeJob: JobModule<"collab-compute", CollabComputeParams, AuthorizedCompute> = {
+  kind: "collab-compute",
+  jobId: (p) => p.collaboration.id,
+  authorize: (ctx, p) => reportingRefusals(() => authorizeCompute(ctx, p)),
+  execute: (ctx, p, a) => reportingRefusals(() => executeCompute(ctx, p, a)),
+  async anchor(ctx, p, run) {
+    const counts = runCounts.get(p);
+    if (!counts) throw new CollabJobError("COLLAB_TERMS_INVALID", "anchor before execute");
+    const hash = runDigest(collaborationsDomain(p.collaboration.chainId, p.collaboration.contract), p.collaboration.id, counts.termsHash, {
+      runId: p.runId,
+      enclave: ctx.keys.account.address,
+      inputDigest: counts.inputDigest,
+      resultDigest: run.outputs[0]!.digest,
+      provenanceDigest: run.provenanceDigest,
+      rowsDelivered: counts.rowsDelivered,
+      rowsSuppressed: counts.rowsSuppressed,
+      epsilonSpent: counts.epsilonSpent,
+    });
+    return { type: "Collaborations.Run", signature: await ctx.keys.account.sign({ hash }) };
+  },
+};
+
+async function authorizeCompute(ctx: Parameters<typeof openDatasets>[0], p: CollabComputeParams): Promise<AuthorizedCompute> {
+  const checked = await checkCollaboration(p.collaboration);
+  const { terms, policy } = checked;
+  if (p.runId < 1 || p.runId > terms.maxRuns) throw new CollabJobError("COLLAB_TERMS_INVALID", `run ${p.runId} is outside the terms' 1..${terms.maxRuns} runs: maxRuns is reached`);
+  // The recipient: the terms name it and pin its key or certificate; the host cannot redirect the result.
+  const delivery = await resolveDelivery(ctx, checked, p.delivery);
+  // Every partner, once each, attested under its party's pins.
+  const partners: AuthorizedCompute["partners"] = [];
+  const expected = terms.parties.map((_, i) => i).filter((i) => i !== terms.computeParty);
+  const given = p.partners.map((x) => x.party).sort((x, y) => x - y);
+  if (given.length !== expected.length || given.some((g, i) => g !== expected[i])) {
+    throw new CollabJobError("COLLAB_TERMS_INVALID", `the job introduces partners [${given.join(", ")}]; the terms have partners [${expected.join(", ")}]`);
+  }
+  for (const peer of p.partners) partners.push({ party: peer.party, ...(await verifyPeer(checked, peer, peer.party)) });
+  // The query and the budget, before any data is read.
+  await checkQueryUnderPolicy(checked);
+  const epsilonSpentBefore = Number(p.epsilonSpentBefore) / 1e6;
+  if (policy.dp) {
+    if (epsilonToFixed(policy.dp.budget) !== terms.dpBudget) throw new CollabJobError("COLLAB_POLICY_MISMATCH", `the policy's DP budget ${policy.dp.budget} is not the terms' ${epsilonFromFixed(terms.dpBudget)}`);
+    chargeEpsilon(policy.dp, epsilonSpentBefore, 1);
+  }
+  const descriptors = await openDatasets(ctx, checked, terms.computeParty, p.datasets);
+  return { checked, partners, descriptors, delivery, epsilonSpentBefore };
+}
+
+async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: CollabComputeParams, a: AuthorizedCompute) {
+  const { checked } = a;
+  const names = p.collaboration.partyNames;
+  const me = ctx.keys.account.address;
+  if (!ctx.net) throw new CollabJobError("COLLAB_PEER_REFUSED", "this enclave has no network: partners cannot reach it");
+  const instance = await DuckDBInstance.create(":memory:", {
+    autoinstall_known_extensions: "false",
+    autoload_known_extensions: "false",
+    ...(p.memoryMb ? { memory_limit: `${p.memoryMb}MB` } : {}),
+  });
+  let result;
+  let datasets: LoadedDataset[];
+  try {
+    const taken = new Set<string>();
+    const reserve = (name: string) => {
+      if (taken.has(name.toLowerCase())) throw new CollabJobError("COLLAB_DATASET_NAME", `two parties name a dataset "${name}": dataset names must be unique across the collaboration (they are the query's table names)`);
+      taken.add(name.toLowerCase());
+    };
+    datasets = await receiveAll(ctx.net, instance, p, a, reserve);
+    const connection = await instance.connect();
+    try {
+      // From here the query sees only the loaded tables: no file, no network, no setting changes.
+      await connection.run("SET enable_external_access = false");
+      await connection.run("SET lock_configuration = true");
+      result = await runUnderPolicy(connection, checked.sql, checked.policy, { epsilonSpentBefore: a.epsilonSpentBefore });
+    } finally {
+      connection.closeSync();
+    }
+  } finally {
+    instance.closeSync();
+  }
+
+  const epsilonSpent = epsilonToFixed(result.epsilonSpent);
+  const delivered: CollabResult = {
+    collaborationId: p.collaboration.id.toString(),
+    runId: p.runId,
+    columns: [...result.columns],
+    rows: result.rows.map((row) => row.map(cellOut)),
+    suppressed: result.suppressed,
+    epsilonSpent: epsilonFromFixed(epsilonSpent),
+    noised: [...result.noised],
+  };
+  const sealed = await deliver(ctx, checked, p.runId, a.delivery, delivered);
+  const inputs = datasets.map((d) => ({ name: datasetInputName(d.party, d.name), digest: d.digest as Hex }));
+  runCounts.set(p, { inputDigest: digestSet(inputs), rowsDelivered: BigInt(result.rows.length), rowsSuppressed: BigInt(result.suppressed), epsilonSpent, termsHash: checked.termsHash });
+  const terms = checked.terms;
+  const policy = checked.policy;
+  return {
+    outputs: [{ name: "result", bytes: sealed }],
+    inputs,
+    resourceUse: null,
+    error: null,
+    kindPredicate: {
+      chainId: p.collaboration.chainId.toString(),
+      contract: getAddress(p.collaboration.contract),
+      collaborationId: p.collaboration.id.toString(),
+      runId: p.runId,
+      termsHash: checked.termsHash.toLowerCase() as Hex,
+      queryDigest: terms.queryDigest.toLowerCase() as Hex,
+      policyDigest: terms.policyDigest.toLowerCase() as Hex,
+      policy: {
+        identity: policy.identity,
+        minGroupSize: policy.minGroupSize,
+        ...(policy.allowedAggregates ? { allowedAggregates: policy.allowedAggregates } : {}),
+        ...(policy.dp ? { dp: { epsilon: policy.dp.epsilon, budget: policy.dp.budget } } : {}),
+      },
+      parties: terms.parties.map((party, index) => {
+        const enclave = index === terms.computeParty ? { signer: getAddress(me), measurement: ctx.measurement } : a.partners.find((x) => x.party === index)!;
+        return { index, name: names[index]!, account: getAddress(party.account), enclave: { signer: getAddress(enclave.signer), measurement: enclave.measurement } };
+      }),
+      datasets: datasets.map((d) => ({ party: d.party, name: d.name, digest: d.digest.toLowerCase() as Hex, rows: d.rowCount, ...(d.of === "file" ? { of: "file" as const } : {}) })),
+      rowsDelivered: result.rows.length,
+      rowsSuppressed: result.suppressed,
+      epsilonSpent: epsilonFromFixed(epsilonSpent),
+      recipient: { descriptor: terms.recipient, pin: terms.recipientPin.toLowerCase() as Hex },
+    },
+  };
+}
+
+function cellOut(value: unknown): string | number | boolean | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === "bigint") return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "string") return value;
+  return String(value);
+}
+
+/**
+ * Listens for the partners (mutual attested TLS through this host's relay), loads the compute party's own
+ * datasets meanwhile, and loads each partner's rows as they arrive. Every partner must connect and finish
+ * within the timeout; a refused or failed peer fails the run.
+ */
+async function receiveAll(net: NonNullable<Parameters<typeof openDatasets>[0]["net"]>, instance: DuckDBInstance, p: CollabComputeParams, a: AuthorizedCompute, reserve: (name: string) => void): Promise<LoadedDataset[]> {
+  const { checked } = a;
+  const names = p.collaboration.partyNames;
+  let fail!: (e: unknown) => void;
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  failed.catch(() => {});
+  const listener = await net.listen({
+    peer: { kind: "attested", verify: tlsVerifier(p.partners) },
+    onRefused: (e) => fail(new CollabJobError("COLLAB_PEER_REFUSED", `an inbound peer was refused before it could send rows (${e.code}): a partner's enclave is not the one the terms pin`)),
+  });
+  const pending = new Map(p.partners.map((peer) => [peer.party, { resolve: (_: LoadedDataset[]) => {}, promise: undefined as unknown as Promise<LoadedDataset[]> }]));
+  for (const entry of pending.values()) entry.promise = new Promise((resolve) => (entry.resolve = resolve));
+  listener.onConnection(({ socket, peer }) => {
+    void (async () => {
+      const stream = createMessageStream(socket, { maxMessageBytes: MAX_TRANSFER_MESSAGE });
+      try {
+        const partner = await tlsPeerParty(checked, peer, p.partners);
+        const entry = pending.get(partner.party);
+        if (!entry) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${partner.party} connected twice`);
+        pending.delete(partner.party);
+        const header = { v: 1 as const, collaborationId: p.collaboration.id.toString(), runId: p.runId, party: partner.party, termsHash: checked.termsHash };
+        const loaded = await receiveDatasets(stream, instance, header, names[partner.party]!, reserve);
+        entry.resolve(loaded);
+        // The rows are loaded: the acknowledgement is the partner's to hear; a connection it already closed changes nothing here.
+        await stream.send(serialize({ ok: true })).then(() => stream.end()).catch(() => {});
+      } catch (e) {
+        await stream.send(serialize({ error: e instanceof CollabJobError ? `${e.code}: ${e.message}` : "COLLAB_TRANSFER_INVALID: the rows could not be loaded" })).catch(() => {});
+        socket.destroy();
+        fail(e);
+      }
+    })();
+  });
+  const timeoutMs = p.partnerTimeoutMs ?? 120_000;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const missing = [...pending.keys()].map((i) => names[i]);
+      reject(new CollabJobError("COLLAB_PEER_REFUSED", `no rows from ${missing.join(", ")} within ${timeoutMs} ms: their enclaves did not connect, or refused this enclave`));
+    }, timeoutMs);
+  });
+  timeout.catch(() => {});
+  try {
+    const own = loadOwnDatasets(instance, names[checked.terms.computeParty]!, a.descriptors, p.baseDir, reserve);
+    const partners = [...pending.values()].map((e) => e.promise);
+    const all = await Promise.race([Promise.all([own, ...partners]), failed, timeout]);
+    return all.flat();
+  } finally {
+    clearTimeout(timer);
+    await listener.close();
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * How a partner's rows reach the compute enclave: over one mutual attested TLS connection (the partner
+ * connects to the compute enclave's listener through both hosts' relays; each side checks the other's
+ * attested certificate), as length-prefixed messages (net/messages.ts), each a structured-clone value:
+ *
+ *   partner -> compute   { v: 1, collaborationId, runId, party, termsHash, datasets: [{ name, columns }] }
+ *                        { d, rows }                        batches of dataset d, in read order (a connector's rows)
+ *                        { d, chunks: [{ n, cols }] }       or DuckDB vectors, column by column (a file read in place)
+ *                        { d, end: true, digest, rowCount } after dataset d's last batch
+ *                        { done: true }
+ *   compute -> partner   { ok: true } | { error: "<code>: <message>" }
+ *
+ * The peer on each end is an attested enclave whose certificate key is the one its verified evidence binds,
+ * so a message's origin is the attested partner; the compute enclave still checks each message's shape.
+ */
+import { deserialize, serialize } from "node:v8";
+import type { Hex } from "viem";
+import { createHash } from "node:crypto";
+import { createReadStream, existsSync } from "node:fs";
+import { ConnectorError, openDataset, parseDescriptor, type Column, type ColumnType, type Row } from "../../connectors/index.ts";
+import { resolveFilePath } from "../../connectors/duckdb-file.ts";
+import type { MessageStream } from "../../net/messages.ts";
+import { BATCH_ROWS, TableLoader, type LoadedDataset } from "./datasets.ts";
+import { CollabJobError } from "./errors.ts";
+import { DuckDBInstance, DuckDBTypeId, type DuckDBConnection, type DuckDBResult } from "@duckdb/node-api";
+
+/** Largest message: one batch of BATCH_ROWS rows with wide text cells. */
+export const MAX_TRANSFER_MESSAGE = 64 * 1024 * 1024;
+
+export interface TransferHeader {
+  v: 1;
+  collaborationId: string;
+  runId: number;
+  party: number;
+  termsHash: Hex;
+}
+
+const columnTypes = new Set(["boolean", "integer", "float", "decimal", "text", "date", "timestamp", "json", "bytes"]);
+
+/** Partner side: reads each dataset through its connector and streams it; returns what was sent (digest and count per dataset). */
+export async function sendDatasets(
+  stream: MessageStream,
+  header: TransferHeader,
+  party: string,
+  descriptors: Record<string, Record<string, unknown>>,
+  baseDir: string | undefined,
+): Promise<LoadedDataset[]> {
+  const sources: Source[] = [];
+  for (const [name, descriptor] of Object.entries(descriptors)) sources.push(await openSource(name, descriptor, baseDir));
+  await stream.send(serialize({ ...header, datasets: sources.map((x) => ({ name: x.name, columns: x.columns, ...(x.kind === "file" ? { of: "file" } : {}) })) }));
+  const sent: LoadedDataset[] = [];
+  for (const [d, source] of sources.entries()) {
+    if (source.kind === "rows") {
+      for await (const rows of source.reader) await stream.send(serialize({ d, rows }));
+      const { digest, rowCount } = source.reader.summary();
+      await stream.send(serialize({ d, end: true, digest: `0x${digest}`, rowCount }));
+      sent.push({ party, name: source.name, digest: `0x${digest}`, rowCount });
+      continue;
+    }
+    // A file DuckDB reads here: its vectors go out column by column, a few chunks a message.
+    let rowCount = 0;
+    let group: { n: number; cols: unknown[][] }[] = [];
+    let groupRows = 0;
+    try {
+      for (;;) {
+        const chunk = await source.result.fetchChunk();
+        if (!chunk || chunk.rowCount === 0) break;
+        group.push({ n: chunk.rowCount, cols: chunk.getColumns() as unknown[][] });
+        groupRows += chunk.rowCount;
+        rowCount += chunk.rowCount;
+        if (groupRows >= BATCH_ROWS) {
+          await stream.send(serialize({ d, chunks: group }));
+          group = [];
+          groupRows = 0;
+        }
+      }
+      if (group.length > 0) await stream.send(serialize({ d, chunks: group }));
+    } finally {
+      source.close();
+    }
+    await stream.send(serialize({ d, end: true, digest: source.digest, rowCount }));
+    sent.push({ party, name: source.name, digest: source.digest, rowCount, of: "file" });
+  }
+  await stream.send(serialize({ done: true }));
+  const reply = await stream.receive();
+  const answer = reply ? (deserialize(reply) as { ok?: boolean; error?: string }) : { error: "COLLAB_TRANSFER_INVALID: the compute enclave closed the connection" };
+  if (answer.ok !== true) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `the compute enclave did not accept ${party}'s rows: ${String(answer.error ?? "no answer")}`);
+  // Accepted: whether the closing handshake completes no longer matters.
+  await stream.end().catch(() => {});
+  return sent;
+}
+
+function message(bytes: Uint8Array | null, party: string): Record<string, unknown> {
+  if (!bytes) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} ended its connection before its last dataset`);
+  try {
+    const value = deserialize(bytes) as unknown;
+    if (typeof value === "object" && value !== null) return value as Record<string, unknown>;
+  } catch {
+    // reported below
+  }
+  throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} sent a message that does not decode`);
+}
+
+/** Compute side: checks the header against this run and the party, loads each dataset as it arrives, answers. */
+export async function receiveDatasets(stream: MessageStream, instance: DuckDBInstance, expected: TransferHeader, party: string, reserve: (name: string) => void): Promise<LoadedDataset[]> {
+  const header = message(await stream.receive(), party);
+  if (header.v !== 1 || header.collaborationId !== expected.collaborationId || header.runId !== expected.runId || header.party !== expected.party || header.termsHash !== expected.termsHash) {
+    throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party}'s enclave sent rows for another collaboration, run or party`);
+  }
+  const datasets = header.datasets as { name: unknown; columns: Column[]; of?: unknown }[];
+  if (!Array.isArray(datasets) || datasets.length === 0) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} announced no dataset`);
+  // A connection per source: tables of one in-memory database, loaded side by side.
+  const connection = await instance.connect();
+  try {
+    return await receiveInto(stream, connection, datasets, party, reserve);
+  } finally {
+    connection.closeSync();
+  }
+}
+
+async function receiveInto(stream: MessageStream, connection: DuckDBConnection, datasets: { name: unknown; columns: Column[]; of?: unknown }[], party: string, reserve: (name: string) => void): Promise<LoadedDataset[]> {
+  const loaders: TableLoader[] = [];
+  const names: string[] = [];
+  for (const d of datasets) {
+    const ok = typeof d.name === "string" && /^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(d.name) && Array.isArray(d.columns) && d.columns.length > 0 && d.columns.every((c) => typeof c.name === "string" && columnTypes.has(c.type));
+    if (!ok) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} announced a malformed dataset`);
+    reserve(d.name as string);
+    names.push(d.name as string);
+    loaders.push(await TableLoader.begin(connection, d.name as string, d.columns));
+  }
+  const loaded: LoadedDataset[] = [];
+  for (;;) {
+    const m = message(await stream.receive(), party);
+    if (m.done === true) break;
+    const loader = typeof m.d === "number" ? loaders[m.d] : undefined;
+    if (!loader) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} sent rows of an unannounced dataset`);
+    const name = names[m.d as number]!;
+    if (m.end === true) {
+      if (m.rowCount !== loader.rows || typeof m.digest !== "string" || !/^0x[0-9a-f]{64}$/.test(m.digest)) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party}'s dataset ${name} ends with another count than it sent`);
+      await loader.finish();
+      loaded.push({ party, name, digest: m.digest, rowCount: loader.rows, ...(datasets[m.d as number]!.of === "file" ? { of: "file" as const } : {}) });
+      continue;
+    }
+    if (Array.isArray(m.chunks)) {
+      const width = datasets[m.d as number]!.columns.length;
+      for (const chunk of m.chunks as { n: unknown; cols: unknown }[]) {
+        const n = chunk.n;
+        const cols = chunk.cols as unknown[][];
+        if (typeof n !== "number" || !Array.isArray(cols) || cols.length !== width || !cols.every((c) => Array.isArray(c) && c.length === n)) {
+          throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} sent a malformed chunk of ${name}`);
+        }
+        loader.appendColumns(cols, n);
+      }
+      continue;
+    }
+    const rows = m.rows as Row[];
+    const width = datasets[m.d as number]!.columns.length;
+    if (!Array.isArray(rows) || !rows.every((r) => Array.isArray(r) && r.length === width)) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} sent a malformed batch of ${name}`);
+    loader.append(rows);
+  }
+  if (loaded.length !== loaders.length) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} finished before ending every dataset`);
+  return loaded;
+}
+
+/** The compute party's own datasets: read through the connectors inside this enclave, loaded as they are read. */
+export async function loadOwnDatasets(instance: DuckDBInstance, party: string, descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, reserve: (name: string) => void): Promise<LoadedDataset[]> {
+  const out: LoadedDataset[] = [];
+  const connection = await instance.connect();
+  try {
+    await loadInto(connection, out, party, descriptors, baseDir, reserve);
+  } finally {
+    connection.closeSync();
+  }
+  return out;
+}
+
+async function loadInto(connection: DuckDBConnection, out: LoadedDataset[], party: string, descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, reserve: (name: string) => void): Promise<void> {
+  for (const [name, descriptor] of Object.entries(descriptors)) {
+    reserve(name);
+    const parsed = parseDescriptor(descriptor);
+    if ((parsed.type === "csv" || parsed.type === "parquet") && parsed.cursor === undefined) {
+      out.push(await loadFileInPlace(connection, party, name, parsed.type, resolveFilePath(parsed.path, baseDir)));
+      continue;
+    }
+    const reader = await openDataset(descriptor, { ...(baseDir ? { baseDir } : {}), batchSize: BATCH_ROWS });
+    const loader = await TableLoader.begin(connection, name, reader.columns);
+    for await (const rows of reader) loader.append(rows);
+    await loader.finish();
+    const { digest, rowCount } = reader.summary();
+    out.push({ party, name, digest: `0x${digest}`, rowCount });
+  }
+}
+
+/**
+ * The compute party's own csv or parquet file, read by DuckDB in place (no rows through JavaScript): its
+ * digest is the SHA-256 of the file's bytes (`of: "file"` in the provenance), not the connector's row
+ * encoding. The file is the compute party's own, on its own machine.
+ */
+async function loadFileInPlace(connection: DuckDBConnection, party: string, name: string, type: "csv" | "parquet", path: string): Promise<LoadedDataset> {
+  if (!existsSync(path)) {
+    throw new ConnectorError("CONNECTOR_FILE_NOT_FOUND", `${type} file ${path} does not exist; check the descriptor's path (relative paths resolve against the collaboration file's folder)`, { details: { path } });
+  }
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  const table = `"${name.replaceAll('"', '""')}"`;
+  try {
+    await connection.run(`CREATE TABLE ${table} AS SELECT * FROM ${type === "csv" ? "read_csv" : "read_parquet"}('${path.replaceAll("'", "''")}')`);
+  } catch (error) {
+    throw new ConnectorError("CONNECTOR_QUERY_FAILED", `could not read ${type} file ${path}: ${(error as Error).message.split("\n")[0]}`, { details: { path } });
+  }
+  const count = (await connection.runAndReadAll(`SELECT count(*) FROM ${table}`)).getRowsJS()[0]![0] as bigint;
+  return { party, name, digest: `0x${hash.digest("hex")}`, rowCount: Number(count), of: "file" };
+}
+
+type Source =
+  | { kind: "rows"; name: string; columns: readonly Column[]; reader: Awaited<ReturnType<typeof openDataset>> }
+  | { kind: "file"; name: string; columns: Column[]; digest: string; result: DuckDBResult; close: () => void };
+
+/** DuckDB types whose vectors cross as plain JS values (bigint, number, boolean, string), and the column type each loads as. */
+const columnarTypes: Partial<Record<DuckDBTypeId, ColumnType>> = {
+  [DuckDBTypeId.BOOLEAN]: "boolean",
+  [DuckDBTypeId.TINYINT]: "integer",
+  [DuckDBTypeId.SMALLINT]: "integer",
+  [DuckDBTypeId.INTEGER]: "integer",
+  [DuckDBTypeId.BIGINT]: "integer",
+  [DuckDBTypeId.FLOAT]: "float",
+  [DuckDBTypeId.DOUBLE]: "float",
+  [DuckDBTypeId.VARCHAR]: "text",
+};
+
+/**
+ * A partner's dataset as it will be sent: a csv or parquet file (no cursor) whose columns all have plain types
+ * is read by DuckDB and sent column by column (its digest: SHA-256 of the file's bytes, `of: "file"`); any
+ * other source through its connector, row by row (the connector's row digest).
+ */
+async function openSource(name: string, descriptor: Record<string, unknown>, baseDir: string | undefined): Promise<Source> {
+  const parsed = parseDescriptor(descriptor);
+  if ((parsed.type === "csv" || parsed.type === "parquet") && parsed.cursor === undefined) {
+    const path = resolveFilePath(parsed.path, baseDir);
+    if (existsSync(path)) {
+      const instance = await DuckDBInstance.create(":memory:", { autoinstall_known_extensions: "false", autoload_known_extensions: "false" });
+      const connection = await instance.connect();
+      const close = () => {
+        connection.closeSync();
+        instance.closeSync();
+      };
+      try {
+        const result = await connection.stream(`SELECT * FROM ${parsed.type === "csv" ? "read_csv" : "read_parquet"}('${path.replaceAll("'", "''")}')`);
+        const types = result.columnTypes().map((t) => columnarTypes[t.typeId]);
+        if (types.every((t) => t !== undefined)) {
+          const hash = createHash("sha256");
+          for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+          const columns = result.columnNames().map((n, i) => ({ name: n, type: types[i]! }));
+          return { kind: "file", name, columns, digest: `0x${hash.digest("hex")}`, result, close };
+        }
+      } catch {
+        // The connector reports the problem below, in its own words.
+      }
+      close();
+    }
+  }
+  const reader = await openDataset(descriptor, { ...(baseDir ? { baseDir } : {}), batchSize: BATCH_ROWS });
+  return { kind: "rows", name, columns: reader.columns, reader };
+}
