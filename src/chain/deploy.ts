@@ -12,7 +12,7 @@ import { CloisterError } from "../util/base-error.ts";
 
 /** A deployment just made: its addresses and what deploying them cost. */
 export interface CloisterDeployment extends Deployment {
-  gasUsed: { registry: bigint; market: bigint };
+  gasUsed: { registry: bigint; market: bigint; vault: bigint };
 }
 
 export class DeploymentError extends CloisterError<"DEPLOYMENT_FAILED"> {
@@ -41,7 +41,7 @@ async function deployed(client: WriterClient, what: string, hash: Hex) {
   return { address: receipt.contractAddress, receipt };
 }
 
-/** Deploys EnclaveRegistry, then TaskMarket bound to it, waiting for each receipt. */
+/** Deploys EnclaveRegistry, then TaskMarket and SecretVault bound to it, waiting for each receipt. */
 export async function deployCloister(client: WriterClient, options: DeployOptions): Promise<CloisterDeployment> {
   const admin = options.admin ?? client.account.address;
   const registry = await deployed(
@@ -58,12 +58,14 @@ export async function deployCloister(client: WriterClient, options: DeployOption
     "TaskMarket",
     await client.deployContract({ abi: taskMarketAbi, bytecode: taskMarketBytecode, args: [registry.address, admin, options.taskDeposit ?? defaultTaskDeposit] }),
   );
+  const vault = await deploySecretVault(client, { registry: registry.address, admin });
   return {
     chainId: client.chain.id,
     registry: registry.address,
     market: market.address,
+    vault: vault.address,
     deployBlock: market.receipt.blockNumber,
-    gasUsed: { registry: registry.receipt.gasUsed, market: market.receipt.gasUsed },
+    gasUsed: { registry: registry.receipt.gasUsed, market: market.receipt.gasUsed, vault: vault.gasUsed },
   };
 }
 
@@ -106,7 +108,7 @@ export interface VaultDeployOptions {
   clusterAdmin?: Address;
 }
 
-/** Deploys a SecretVault bound to `registry` (not yet part of deployCloister nor of the Deployment shape). */
+/** Deploys a SecretVault bound to `registry` (deployCloister calls it; the cluster admin defaults to `admin`). */
 export async function deploySecretVault(client: WriterClient, options: VaultDeployOptions): Promise<{ address: Address; gasUsed: bigint }> {
   const admin = options.admin ?? client.account.address;
   const hash = await client.deployContract({ abi: secretVaultAbi, bytecode: secretVaultBytecode, args: [options.registry, admin, options.clusterAdmin ?? admin] });

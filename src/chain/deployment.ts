@@ -12,6 +12,8 @@ export interface Deployment {
   chainId: number;
   registry: Address;
   market: Address;
+  /** SecretVault (issue 15); absent in deployment files written before it was deployed. */
+  vault?: Address;
   /** Block of the market's deployment: where event crawlers start. */
   deployBlock: bigint;
 }
@@ -21,6 +23,7 @@ export const deploymentJsonSchema = z
     chainId: z.number().int().positive(),
     registry: addressSchema,
     market: addressSchema,
+    vault: addressSchema.optional(),
     deployBlock: z.string().regex(/^\d+$/, "must be a decimal block number"),
   })
   .strict();
@@ -35,7 +38,7 @@ export class DeploymentFormatError extends CloisterError<"DEPLOYMENT_INVALID"> {
 }
 
 export function deploymentToJson(d: Deployment): DeploymentJson {
-  return { chainId: d.chainId, registry: d.registry, market: d.market, deployBlock: d.deployBlock.toString() };
+  return { chainId: d.chainId, registry: d.registry, market: d.market, ...(d.vault ? { vault: d.vault } : {}), deployBlock: d.deployBlock.toString() };
 }
 
 /** Parses the JSON form; `source` names the file or URL in the error. Addresses come back as written. */
@@ -43,8 +46,8 @@ export function deploymentFromJson(json: unknown, source: string): Deployment {
   const parsed = deploymentJsonSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new DeploymentFormatError(`${source}: ${issue.path.join(".") || "(top level)"} ${issue.message}; a deployment holds chainId, registry, market and deployBlock`);
+    throw new DeploymentFormatError(`${source}: ${issue.path.join(".") || "(top level)"} ${issue.message}; a deployment holds chainId, registry, market, deployBlock and optionally vault`);
   }
   const d = parsed.data;
-  return { chainId: d.chainId, registry: d.registry, market: d.market, deployBlock: BigInt(d.deployBlock) };
+  return { chainId: d.chainId, registry: d.registry, market: d.market, ...(d.vault ? { vault: d.vault } : {}), deployBlock: BigInt(d.deployBlock) };
 }

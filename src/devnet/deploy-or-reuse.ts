@@ -14,10 +14,12 @@ export async function deployOrReuse(deployer: WriterClient, options: { chainId: 
   const saved = await readDeployment(options.path);
   if (saved && saved.chainId === options.chainId) {
     const code = await getCode(deployer, { address: saved.market });
-    if (code && code !== "0x") return saved;
+    // A deployment file from before the vault was deployed is redeployed, so every devnet has one.
+    if (code && code !== "0x" && saved.vault) return saved;
   }
   const deployed = await deployCloister(deployer, { attester: options.attester });
-  const stored = { chainId: deployed.chainId, registry: deployed.registry, market: deployed.market, deployBlock: deployed.deployBlock };
+  const stored: Deployment = { chainId: deployed.chainId, registry: deployed.registry, market: deployed.market, deployBlock: deployed.deployBlock };
+  if (deployed.vault) stored.vault = deployed.vault;
   await writeDeployment(options.path, stored);
   return stored;
 }

@@ -186,7 +186,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
 
     const writer = (account: LocalChain["accounts"]["deployer"]) => createWriterClient({ endpoint: { provider: chain.provider }, chain: chain.chain, account });
     const deployment = await deployOrReuse(writer(chain.accounts.deployer), { chainId: chain.chainId, attester: chain.accounts.attester.address, path: join(dataDir, "deployment.json") });
-    step(`contracts: EnclaveRegistry ${deployment.registry}, TaskMarket ${deployment.market} (from block ${deployment.deployBlock})`);
+    step(`contracts: EnclaveRegistry ${deployment.registry}, TaskMarket ${deployment.market}, SecretVault ${deployment.vault ?? "none"} (from block ${deployment.deployBlock})`);
     const users = devUserKeys().map((k) => localAccount(k).address);
     const testToken = await deployOrReuseTestToken(writer(chain.accounts.deployer), { chainId: chain.chainId, path: join(dataDir, "test-token.json"), recipients: users });
     step(
