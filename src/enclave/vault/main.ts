@@ -134,7 +134,10 @@ process.on("message", (raw: unknown) => {
   const { id, method, params } = frame.data;
   handle(method, params).then(
     (result) => process.send?.({ id, result: result ?? null }),
-    (e: unknown) => process.send?.({ id, error: toGateError(e) }),
+    (e: unknown) => {
+      if (process.env.CLOISTER_VAULT_DEBUG === "1" && !(e instanceof CloisterError)) console.error(`vault enclave ${method}:`, e);
+      process.send?.({ id, error: toGateError(e) });
+    },
   );
 });
 

@@ -63,6 +63,8 @@ export class SealedVaultStore {
   readonly #key: Uint8Array;
   readonly #dir: string;
   readonly #shares = new Map<bigint, HeldShare>();
+  readonly #writes = new Map<string, Promise<void>>();
+  #tmpCounter = 0;
 
   private constructor(key: Uint8Array, dir: string) {
     this.#key = key;
@@ -163,10 +165,21 @@ export class SealedVaultStore {
     }
   }
 
-  async #write(path: string, plain: Uint8Array): Promise<void> {
-    const tmp = `${path}.tmp`;
-    await writeFile(tmp, seal(this.#key, plain), { mode: 0o600 });
-    await rename(tmp, path);
+  /** Writes to one path are queued, so the last call's content is what stays; each uses its own temporary file. */
+  #write(path: string, plain: Uint8Array): Promise<void> {
+    const sealed = seal(this.#key, plain);
+    const previous = this.#writes.get(path) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      const tmp = `${path}.${++this.#tmpCounter}.tmp`;
+      await writeFile(tmp, sealed, { mode: 0o600 });
+      await rename(tmp, path);
+    });
+    const settled = next.catch(() => {});
+    this.#writes.set(path, settled);
+    void settled.then(() => {
+      if (this.#writes.get(path) === settled) this.#writes.delete(path);
+    });
+    return next;
   }
 }
 
