@@ -18,6 +18,7 @@ import type { HostEvent } from "../host/log.ts";
 import { NodeDaemon } from "../host/node-daemon.ts";
 import { CloisterClient } from "../sdk/client.ts";
 import { openHeliaStore, type HeliaStore } from "../storage/helia-store.ts";
+import { createNetRelay } from "../host/net-relay.ts";
 import { deployOrReuse } from "./deploy-or-reuse.ts";
 import { localNetworkManifest } from "./network-policy.ts";
 import type { Deployment } from "../chain/deployment.ts";
@@ -87,6 +88,8 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
       const enclave = await startEnclave({
         dataDir: join(nodeDir, "enclave"),
         attestation: { provider: "sim", pkiDir: simDir },
+        // Everything runs on 127.0.0.1 here: the relay may dial loopback, and enclaves may listen for each other.
+        relay: createNetRelay({ privateDestinations: "allow", inbound: { bindHost: "127.0.0.1" } }),
         onFrame: options.onFrame ? (direction, frame) => options.onFrame!(i, direction, frame) : undefined,
       });
       const node = new NodeDaemon({

@@ -207,11 +207,13 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
       ...(options.nodeConcurrency === undefined ? [] : ["--concurrency", String(options.nodeConcurrency)]),
       ...(options.hostEvents === undefined ? [] : ["--report-events", options.hostEvents.join(",")]),
     ];
+    // Everything runs on 127.0.0.1: each enclave's relay may dial loopback, and listens there for peers.
+    const relayOnLoopback = ["--relay-private", "--relay-bind", "127.0.0.1"];
     const processes: NodeProcess[] = [];
     cleanups.push(() => Promise.all(processes.map((p) => p.stop())).then(() => {}));
     const startNode = (i: number) =>
       spawnNode(i, {
-        args: ["--rpc", rpcUrl, "--ws", wsUrl, "--ipfs", ipfsUrl, "--cas", cas.url, "--data-dir", join(dataDir, "nodes", String(i)), "--sim-pki", simPkiDir, "--http-port", String(port(3 + i)), ...nodeTuning],
+        args: ["--rpc", rpcUrl, "--ws", wsUrl, "--ipfs", ipfsUrl, "--cas", cas.url, "--data-dir", join(dataDir, "nodes", String(i)), "--sim-pki", simPkiDir, "--http-port", String(port(3 + i)), ...relayOnLoopback, ...nodeTuning],
         operatorKey: chain.privateKeys.operators[i]!,
         onMessage: options.onNodeMessage,
         onExit: (code, signal) => {

@@ -6,6 +6,7 @@
  *   node src/host/main.ts --rpc <url> --ipfs <url> --cas <url> --data-dir <dir> --sim-pki <dir>
  *                         [--ws <url>] [--deployment <file>] [--poll-ms <ms>] [--concurrency <n>] [--http-port <port>]
  *                         [--report-events all|<type>,<type>…]
+ *                         [--relay-private] [--relay-bind <host>] [--relay-advertise <host>]
  *   env CLOISTER_OPERATOR_KEY=0x…   the operator account's private key (kept out of argv, which
  *                                   other users can read in the process list)
  *
@@ -25,8 +26,17 @@
  * goes to host.log): a devnet that shows only accepts and completions spares
  * itself and its nodes a message per node per task seen. SIGINT/SIGTERM stop it
  * cleanly (exit 0): the watcher stops, the enclave process is closed.
+ *
+ * The enclave's network relay (src/host/net-relay.ts) is on: outbound streams
+ * go to public addresses only unless --relay-private (CLOISTER_RELAY_PRIVATE=1)
+ * also allows loopback and private networks (a devnet on one machine, a private
+ * deployment); inbound listeners bind --relay-bind (CLOISTER_RELAY_BIND, default
+ * 127.0.0.1) on an ephemeral port, and peers are told --relay-advertise
+ * (CLOISTER_RELAY_ADVERTISE, default the bind address). Each listener the
+ * enclave opens is reported as {"event":"enclave-listening",…}.
  * Exit 1: it could not start or its enclave died; exit 2: bad configuration.
  */
+import { isIP } from "node:net";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { isHex, type Hex } from "viem";
@@ -37,6 +47,8 @@ import { newHeadSource } from "../chain/new-heads.ts";
 import { openWebSocketProvider } from "../chain/ws-provider.ts";
 import { readDeployment } from "../chain/deployment-file.ts";
 import { startEnclave, type EnclaveClient } from "../enclave/client.ts";
+import { relayHostSchema } from "../enclave/net/frames.ts";
+import { createNetRelay } from "./net-relay.ts";
 import { openKuboStore } from "../storage/kubo-store.ts";
 import { hostEventTypes, isHostEventType, type HostEvent } from "./log.ts";
 import { NodeCapacityError, runCapacity, type RunCapacity } from "./capacity.ts";
@@ -47,6 +59,8 @@ export type NodeProcessMessage =
   | { event: "node-ready"; signer: string; operator: string; measurement: string; teeType: string; simulated: boolean; pid: number; enclavePid: number; httpUrl: string | null }
   /** `at`: when the node emitted it, in ms since the Unix epoch (fractional), so a parent can time stages without its IPC backlog. */
   | { event: "host"; host: HostEvent; at: number }
+  /** The enclave listens for peers at host:port (the address the node advertises; peers are verified by attestation). */
+  | { event: "enclave-listening"; listener: number; host: string; port: number }
   | { event: "node-stopped"; pid: number };
 
 class ConfigError extends CloisterError<"NODE_CONFIG"> {
@@ -70,10 +84,13 @@ function config() {
       concurrency: { type: "string", default: String(defaultRunConcurrency()) },
       "http-port": { type: "string" },
       "report-events": { type: "string", default: "all" },
+      "relay-private": { type: "boolean", default: process.env.CLOISTER_RELAY_PRIVATE === "1" },
+      "relay-bind": { type: "string", default: process.env.CLOISTER_RELAY_BIND ?? "127.0.0.1" },
+      "relay-advertise": { type: "string", default: process.env.CLOISTER_RELAY_ADVERTISE },
     },
   });
-  const need = (name: keyof typeof values) => {
-    const value = values[name];
+  const need = (name: Exclude<keyof typeof values, "relay-private">): string => {
+    const value = values[name] as string | undefined;
     if (!value) throw new ConfigError(`--${name} is required (or its CLOISTER_* environment variable)`);
     return value;
   };
@@ -99,6 +116,11 @@ function config() {
     throw error;
   }
   if (capacity.note) process.stderr.write(`cloister node: ${capacity.note}\n`);
+  for (const name of ["relay-bind", "relay-advertise"] as const) {
+    const host = values[name];
+    // A name or an IP literal (the schema alone would let "host:port" pass as IPv6-ish).
+    if (host !== undefined && !(relayHostSchema.safeParse(host).success && (isIP(host) !== 0 || !host.includes(":")))) throw new ConfigError(`--${name} takes a host name or IP address, got '${host}'`);
+  }
   return {
     rpcUrl: need("rpc"),
     wsUrl: values.ws,
@@ -112,6 +134,7 @@ function config() {
     httpPort,
     reportedEvents: reported === undefined ? undefined : new Set(reported),
     operatorKey: key as Hex,
+    relay: { privateDestinations: values["relay-private"] ? ("allow" as const) : ("refuse" as const), bindHost: values["relay-bind"], advertiseHost: values["relay-advertise"] },
   };
 }
 
@@ -174,7 +197,15 @@ async function main(): Promise<number> {
     process.once("disconnect", onSignal);
   });
 
-  const enclave = await startEnclave({ dataDir: join(cfg.dataDir, "enclave"), attestation: { provider: "sim", pkiDir: cfg.simPkiDir } });
+  const relay = createNetRelay({
+    privateDestinations: cfg.relay.privateDestinations,
+    inbound: {
+      bindHost: cfg.relay.bindHost,
+      ...(cfg.relay.advertiseHost !== undefined ? { advertiseHost: cfg.relay.advertiseHost } : {}),
+      onListening: (l) => report({ event: "enclave-listening", ...l }),
+    },
+  });
+  const enclave = await startEnclave({ dataDir: join(cfg.dataDir, "enclave"), attestation: { provider: "sim", pkiDir: cfg.simPkiDir }, relay });
   started.enclave = enclave;
   if (stopping) {
     // Stopped while the enclave was starting.

@@ -24,6 +24,19 @@ export interface RelayChannel {
   socket(): RelaySocket;
   /** Opens a stream to host:port; resolves once the host reports it open. */
   open(host: string, port: number): Promise<RelaySocket>;
+  /** Asks the host to listen for inbound TCP connections; resolves once it reports the address (NET_LISTEN_FAILED if it will not). */
+  listen(): Promise<RelayListener>;
+}
+
+/** A host-side TCP listener whose connections arrive as raw relay streams (already open). */
+export interface RelayListener {
+  readonly id: number;
+  /** host:port as the host reports it: untrusted, only passed on to peers. */
+  readonly address: { host: string; port: number };
+  /** Each inbound stream; streams accepted before a handler is set wait for it. */
+  onStream(handler: (socket: RelaySocket) => void): void;
+  /** Asks the host to stop listening; streams already accepted stay open. */
+  close(): void;
 }
 
 type State = "new" | "opening" | "open" | "closed";
@@ -56,6 +69,16 @@ export class RelaySocket extends SocketLikeDuplex {
   constructor(channel: ChannelLink) {
     super({ allowHalfOpen: true });
     this.#channel = channel;
+  }
+
+  /** A stream the host accepted on a listener: open from the start, under the host's (negative) id. */
+  static accepted(channel: ChannelLink, id: number, listener: number): RelaySocket {
+    const socket = new RelaySocket(channel);
+    socket.#id = id;
+    socket.#state = "open";
+    socket.#destination = `inbound#${-id} on listener ${listener}`;
+    channel.register(id, socket);
+    return socket;
   }
 
   get destination(): string {
@@ -180,15 +203,63 @@ export class RelaySocket extends SocketLikeDuplex {
   }
 }
 
+interface PendingListener {
+  resolve(listener: RelayListener): void;
+  reject(error: Error): void;
+}
+
+interface ActiveListener {
+  handler: ((socket: RelaySocket) => void) | undefined;
+  backlog: RelaySocket[];
+}
+
 export function createRelayChannel(port: RelayPort): RelayChannel {
   const sockets = new Map<number, RelaySocket>();
+  const pending = new Map<number, PendingListener>();
+  const listeners = new Map<number, ActiveListener>();
   let next = 1;
+  let nextListener = 1;
   const link: ChannelLink = {
     send: (frame: EnclaveRelayFrame) => port.send(frame),
     register: (id: number, socket: RelaySocket) => void sockets.set(id, socket),
     forget: (id: number) => void sockets.delete(id),
     nextId: () => next++,
   };
+
+  function onListenerFrame(frame: Extract<HostRelayFrame, { net: "listening" | "listen-failed" | "accepted" }>): void {
+    if (frame.net === "accepted") {
+      const active = listeners.get(frame.listener);
+      // A stream for a listener this enclave does not hold, or an id already in use: refuse it.
+      if (!active || sockets.has(frame.stream)) return port.send({ net: "close", stream: frame.stream });
+      const socket = RelaySocket.accepted(link, frame.stream, frame.listener);
+      if (active.handler) active.handler(socket);
+      else active.backlog.push(socket);
+      return;
+    }
+    const waiting = pending.get(frame.listener);
+    if (!waiting) return;
+    pending.delete(frame.listener);
+    if (frame.net === "listen-failed") {
+      return waiting.reject(new NetError("NET_LISTEN_FAILED", `the host would not listen for this enclave: ${frame.reason}`));
+    }
+    const id = frame.listener;
+    const active: ActiveListener = { handler: undefined, backlog: [] };
+    listeners.set(id, active);
+    waiting.resolve({
+      id,
+      address: { host: frame.host, port: frame.port },
+      onStream(handler) {
+        active.handler = handler;
+        for (const socket of active.backlog.splice(0)) handler(socket);
+      },
+      close() {
+        if (!listeners.delete(id)) return;
+        for (const socket of active.backlog.splice(0)) socket.destroy();
+        port.send({ net: "unlisten", listener: id });
+      },
+    });
+  }
+
   port.onFrame((raw) => {
     const parsed = hostRelayFrameSchema.safeParse(raw);
     if (!parsed.success) {
@@ -197,7 +268,9 @@ export function createRelayChannel(port: RelayPort): RelayChannel {
       if (typeof id === "number") sockets.get(id)?.destroy(new NetError("NET_STREAM_CLOSED", "the host sent a malformed relay frame; the stream was dropped"));
       return;
     }
-    sockets.get(parsed.data.stream)?.receive(parsed.data);
+    const frame = parsed.data;
+    if (frame.net === "listening" || frame.net === "listen-failed" || frame.net === "accepted") return onListenerFrame(frame);
+    sockets.get(frame.stream)?.receive(frame);
   });
   const socket = () => new RelaySocket(link);
   return {
@@ -216,6 +289,12 @@ export function createRelayChannel(port: RelayPort): RelayChannel {
         } catch (e) {
           reject(e as Error);
         }
+      }),
+    listen: () =>
+      new Promise((resolve, reject) => {
+        const id = nextListener++;
+        pending.set(id, { resolve, reject });
+        port.send({ net: "listen", listener: id });
       }),
   };
 }

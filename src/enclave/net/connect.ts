@@ -24,6 +24,7 @@ import { verifyAttestedCertificate, type AttestedCertificate, type AttestedPeer,
 import type { RelayChannel, RelaySocket } from "./channel.ts";
 import { SocketLikeDuplex } from "./socket-like.ts";
 import { NetError } from "./errors.ts";
+import { listenAttested, type EnclaveListener, type ListenOptions } from "./listen.ts";
 
 export type Pin =
   /** Lowercase or uppercase hex SHA-256 of the server certificate's DER (see certificateSha256). */
@@ -81,6 +82,13 @@ export interface EnclaveNet {
    * pinned TLS 1.3 handshake), so pg can never fall back to plaintext.
    */
   postgres(destination: Omit<Destination, "startTls">): { host: string; port: number; ssl: false; stream: () => Duplex };
+  /**
+   * Asks the host to listen for inbound connections and runs the mutual
+   * attested TLS server on each (listen.ts); NET_LISTEN_FAILED if the host
+   * offers no inbound connections, NET_NO_CERTIFICATE without this enclave's
+   * attested certificate.
+   */
+  listen(options: ListenOptions): Promise<EnclaveListener>;
 }
 
 /** The pin of a certificate: hex SHA-256 of its DER, from PEM or DER. */
@@ -128,6 +136,8 @@ function handshake(raw: RelaySocket, destination: Destination, identity: Enclave
     socket.once("error", fail);
     socket.once("secureConnect", () => {
       socket.removeListener("error", fail);
+      // A reset the host sends later ends the stream; unheard, it would end the enclave process instead.
+      socket.on("error", () => {});
       resolve(socket);
     });
   });
@@ -213,6 +223,11 @@ export function createEnclaveNet(options: EnclaveNetOptions): EnclaveNet {
       ssl: false,
       stream: () => new DeferredTlsSocket({ ...destination, startTls: "postgres" }, connect),
     }),
+    listen: (listenOptions) => {
+      const certificate = options.certificate;
+      if (!certificate) return Promise.reject(new NetError("NET_NO_CERTIFICATE", "this enclave has no attested TLS certificate configured, so it cannot accept attested connections"));
+      return listenAttested({ channel: options.channel, identity: certificate, handshakeTimeoutMs: timeoutMs }, listenOptions);
+    },
   };
 }
 

@@ -20,7 +20,11 @@ export type NetErrorCode =
   /** The server's attested certificate was refused (the cause is the AttestedTlsError). */
   | "NET_PEER_REFUSED"
   /** An attested destination needs this enclave's attested certificate, and none was configured. */
-  | "NET_NO_CERTIFICATE";
+  | "NET_NO_CERTIFICATE"
+  /** The host would not listen for inbound connections (it offers none, or a limit was reached). */
+  | "NET_LISTEN_FAILED"
+  /** A length-prefixed message was over the agreed maximum, or the stream ended in the middle of one (messages.ts). */
+  | "NET_BAD_MESSAGE";
 
 export class NetError extends CloisterError<NetErrorCode> {
   constructor(code: NetErrorCode, shortMessage: string, options?: CloisterErrorOptions) {

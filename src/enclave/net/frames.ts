@@ -15,14 +15,33 @@
  * `closed` (host) reports that the stream is gone, with a short reason when it
  * failed. `pause` asks the other side to stop sending data on a stream until
  * `resume` (its receiver is full); what is already in flight still arrives.
- * Stream ids are chosen by the enclave.
+ * Outbound stream ids are chosen by the enclave and are never negative.
+ *
+ * Inbound connections (listen.ts): the enclave asks the host to listen,
+ *
+ *   enclave -> host: listen { listener } | unlisten { listener }
+ *   host -> enclave: listening { listener, host, port } | listen-failed { listener, reason }
+ *                  | accepted { listener, stream }   (one per inbound TCP connection)
+ *
+ * Listener ids are chosen by the enclave. The stream id of an accepted
+ * connection is chosen by the HOST and is always negative, so the two id
+ * spaces never meet: the schemas refuse an `open` with a negative id and an
+ * `accepted` with a non-negative one. After `accepted`, data/end/pause/resume
+ * and close/closed carry the stream exactly like an outbound one. The address
+ * in `listening` is what the host says peers dial; the enclave passes it on
+ * but trusts nothing by it (peers are verified by attestation).
  */
 import { z } from "zod";
 
 /** Largest data frame either side sends or accepts. */
 export const MAX_RELAY_CHUNK = 256 * 1024;
 
-const stream = z.number().int().nonnegative().max(2 ** 31 - 1);
+/** An outbound stream (enclave-chosen id). */
+const outboundStream = z.number().int().nonnegative().max(2 ** 31 - 1);
+/** An inbound stream (host-chosen id): always negative. */
+const inboundStream = z.number().int().min(-(2 ** 31 - 1)).max(-1);
+const stream = z.union([outboundStream, inboundStream]);
+const listener = z.number().int().nonnegative().max(2 ** 31 - 1);
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length > 0 && v.length <= MAX_RELAY_CHUNK, `must be a Uint8Array of 1..${MAX_RELAY_CHUNK} bytes`);
 
 /** A DNS name or an IPv4/IPv6 literal; no ports, paths or spaces. */
@@ -39,7 +58,9 @@ const pause = z.object({ net: z.literal("pause"), stream }).strict();
 const resume = z.object({ net: z.literal("resume"), stream }).strict();
 
 export const enclaveRelayFrameSchema = z.discriminatedUnion("net", [
-  z.object({ net: z.literal("open"), stream, host: relayHostSchema, port: relayPortSchema }).strict(),
+  z.object({ net: z.literal("open"), stream: outboundStream, host: relayHostSchema, port: relayPortSchema }).strict(),
+  z.object({ net: z.literal("listen"), listener }).strict(),
+  z.object({ net: z.literal("unlisten"), listener }).strict(),
   data,
   end,
   pause,
@@ -49,7 +70,10 @@ export const enclaveRelayFrameSchema = z.discriminatedUnion("net", [
 export type EnclaveRelayFrame = z.infer<typeof enclaveRelayFrameSchema>;
 
 export const hostRelayFrameSchema = z.discriminatedUnion("net", [
-  z.object({ net: z.literal("opened"), stream }).strict(),
+  z.object({ net: z.literal("opened"), stream: outboundStream }).strict(),
+  z.object({ net: z.literal("listening"), listener, host: relayHostSchema, port: relayPortSchema }).strict(),
+  z.object({ net: z.literal("listen-failed"), listener, reason: z.string().max(200) }).strict(),
+  z.object({ net: z.literal("accepted"), listener, stream: inboundStream }).strict(),
   data,
   end,
   pause,

@@ -43,6 +43,7 @@ function noRelay(send: (frame: HostRelayFrame) => void): RelaySession {
   return {
     receive: (frame) => {
       if (frame.net === "open") send({ net: "closed", stream: frame.stream, error: "this host offers no network relay" });
+      if (frame.net === "listen") send({ net: "listen-failed", listener: frame.listener, reason: "this host offers no network relay" });
     },
     close: () => {},
   };

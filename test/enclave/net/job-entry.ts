@@ -5,6 +5,7 @@
  * `{ id, job, params }`, answering `{ id, result }` or `{ id, error }`.
  * These job messages are the test's own control channel, not the relay.
  */
+import { createHash, randomBytes } from "node:crypto";
 import pg from "pg";
 import { createAttestedCertificate, type EvidenceVerifier } from "../../../src/attestation/atls/certificate.ts";
 import { productionPolicy } from "../../../src/attestation/policy.ts";
@@ -15,6 +16,8 @@ import { collect, openDataset, writeRows } from "../../../src/enclave/connectors
 import { createRelayChannel } from "../../../src/enclave/net/channel.ts";
 import { createEnclaveNet } from "../../../src/enclave/net/connect.ts";
 import { isRelayFrame } from "../../../src/enclave/net/frames.ts";
+import type { EnclaveListener } from "../../../src/enclave/net/listen.ts";
+import { createMessageStream } from "../../../src/enclave/net/messages.ts";
 import { processRelayPort } from "../../../src/enclave/net/process-port.ts";
 import { isCloisterError } from "../../../src/util/base-error.ts";
 
@@ -87,7 +90,92 @@ async function raw(p: { host: string; port: number; canary: string }) {
   return { reply };
 }
 
-const jobs: Record<string, (params: never) => Promise<unknown>> = { attested, postgres, raw, connector };
+/** An attested enclave identity (measurement) that accepts only `peerMeasurement`. */
+async function attestedNet(p: { pkiSeed: string; measurement: string; peerMeasurement: string }) {
+  const pki = await createSimPki({ seed: p.pkiSeed });
+  const provider = new SimulatedProvider({ pki, mrEnclave: p.measurement });
+  const policy = { ...productionPolicy(), allowSimulation: true, simulatedRoots: [simRootDer(pki)], measurements: [p.peerMeasurement] };
+  const verify: EvidenceVerifier = (evidence, expectedReportData) => verifyEvidence(evidence, { policy, expectedReportData });
+  const certificate = await createAttestedCertificate({ provider });
+  return { net: createEnclaveNet({ channel, certificate: () => Promise.resolve(certificate) }), verify };
+}
+
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const MAX_MESSAGE = 32 * 1024 * 1024;
+
+interface Served {
+  peerMeasurement: string;
+  received: string[];
+  sent: string[];
+  error?: string;
+}
+const listeners = new Map<number, { listener: EnclaveListener; served: Served[]; refused: string[] }>();
+let nextListener = 1;
+
+/**
+ * Listens for attested peers. Each verified connection: receive the peer's
+ * canary and big message, send this side's canary, a big message of
+ * `bigBytes` random bytes and the digest of what it received, then wait for
+ * the peer's end.
+ */
+async function listen(p: { pkiSeed: string; measurement: string; peerMeasurement: string; canary: string; bigBytes: number }) {
+  const { net, verify } = await attestedNet(p);
+  const served: Served[] = [];
+  const refused: string[] = [];
+  const listener = await net.listen({ peer: { kind: "attested", verify }, onRefused: (e) => refused.push(e.code) });
+  listener.onConnection(({ socket, peer }) => {
+    const record: Served = { peerMeasurement: peer.claims.measurement, received: [], sent: [] };
+    served.push(record);
+    const m = createMessageStream(socket, { maxMessageBytes: MAX_MESSAGE });
+    void (async () => {
+      const canary = await m.receive();
+      const big = await m.receive();
+      if (!canary || !big) throw new Error("the peer ended early");
+      record.received.push(Buffer.from(canary).toString(), sha(big));
+      const mine = randomBytes(p.bigBytes);
+      await m.send(Buffer.from(p.canary));
+      await m.send(mine);
+      await m.send(Buffer.from(sha(big), "hex"));
+      record.sent.push(p.canary, sha(mine));
+      if ((await m.receive()) !== null) throw new Error("expected the peer's end");
+      await m.end();
+    })().catch((e: unknown) => (record.error = (e as Error).message));
+  });
+  const id = nextListener++;
+  listeners.set(id, { listener, served, refused });
+  return { id, address: listener.address };
+}
+
+/** What a listener has served so far. */
+async function served(p: { id: number }) {
+  const l = listeners.get(p.id);
+  if (!l) throw new Error(`no listener ${p.id}`);
+  return { served: l.served, refused: l.refused };
+}
+
+async function unlisten(p: { id: number }) {
+  await listeners.get(p.id)?.listener.close();
+  listeners.delete(p.id);
+  return {};
+}
+
+/** The client side of `listen`'s exchange, over EnclaveNet.connect with an attested pin. */
+async function exchange(p: { host: string; port: number; pkiSeed: string; measurement: string; peerMeasurement: string; canary: string; bigBytes: number }) {
+  const { net, verify } = await attestedNet(p);
+  const { socket, peer } = await net.connect({ host: p.host, port: p.port, pin: { kind: "attested", verify } });
+  const m = createMessageStream(socket, { maxMessageBytes: MAX_MESSAGE });
+  const mine = randomBytes(p.bigBytes);
+  await m.send(Buffer.from(p.canary));
+  await m.send(mine);
+  const canary = await m.receive();
+  const big = await m.receive();
+  const digest = await m.receive();
+  await m.end();
+  if (!canary || !big || !digest) throw new Error("the listener ended early");
+  return { peerMeasurement: peer?.claims.measurement, sent: [p.canary, sha(mine)], received: [Buffer.from(canary).toString(), sha(big)], echoedDigest: Buffer.from(digest).toString("hex"), protocol: socket.getProtocol() };
+}
+
+const jobs: Record<string, (params: never) => Promise<unknown>> = { attested, postgres, raw, connector, listen, served, unlisten, exchange };
 
 process.on("message", (raw: unknown) => {
   if (isRelayFrame(raw)) return;

@@ -244,6 +244,24 @@ test("a host that resets an established pinned session: the job gets a typed err
   again.destroy();
 });
 
+test("a reset of a session whose job code listens for no errors closes the socket and does not end the enclave process", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "cloister-tls-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const { certPem, keyPem } = selfSignedCertificate(dir, "echo.test");
+  const server = createTlsServer({ cert: certPem, key: keyPem }, (s) => s.pipe(s));
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const w = wired();
+  t.after(() => w.close());
+  const net = createEnclaveNet({ channel: w.channel });
+  const { socket } = await net.connect({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, pin: { kind: "certificate", sha256: certificateSha256(certPem) } });
+  const closed = new Promise((resolve) => socket.once("close", resolve));
+  // No error listener of the job's own: an unheard 'error' would be an uncaught exception here.
+  w.inject({ net: "closed", stream: 1, error: "ECONNRESET" });
+  await closed;
+  assert.ok(socket.destroyed);
+});
+
 test("a relay that never answers open cannot hold the job: the budget runs out with NET_TLS_FAILED", async () => {
   const sent: EnclaveRelayFrame[] = [];
   const channel = createRelayChannel({ send: (frame) => void sent.push(frame), onFrame: () => {} });
