@@ -13,13 +13,15 @@ const usage = `cloister — confidential computing on attested enclaves, an EVM 
 
 Usage:
   cloister demo                                  run a whole local network and one confidential task, step by step
+  cloister demo vault                            store a secret in enclave clusters, lose two enclaves, retrieve, transfer
   cloister task run <program.js> --input <file>  run a program as a confidential task and print its output
   cloister attest verify <evidence> ...          verify SGX/TDX quotes and SEV-SNP reports
   cloister attest policy init [<file>]           write a commented starter policy manifest
   cloister attest policy schema                  print the policy manifest's JSON Schema
   cloister policy show [--network <dir>]         print the policy manifest a command trusts, and its digest
   cloister verify <provenance | task-id> ...     check an execution's provenance record
-  cloister devnet up [--nodes N] [--dir D]       run a local multi-process network until Ctrl-C
+  cloister devnet up [--nodes N] [--dir D]       run a local multi-process network until Ctrl-C (--clusters C: vault clusters)
+  cloister vault store|status|get|transfer|burn  secrets held k-of-n by enclave clusters, released only to the token's owner
   cloister devnet accounts                       list the devnet's ten funded test accounts
   cloister help [<command>]                      this text, or a command's usage
 
@@ -65,6 +67,8 @@ async function run(argv: string[]): Promise<number> {
       return (await import("./commands/devnet.ts")).devnetCommand(rest);
     case "policy":
       return (await import("./commands/policy.ts")).policyCommand(rest);
+    case "vault":
+      return (await import("./commands/vault.ts")).vaultCommand(rest);
     default:
       throw new UsageError(`unknown command '${command}'. Run 'cloister help' for the list of commands.`);
   }

@@ -35,7 +35,7 @@ const wsUrl = z.string().refine((s) => /^wss?:\/\/[^/]/.test(s) && URL.canParse(
 const networkFileSchema = z.strictObject({
   version: z.literal(1),
   chainId: z.number().int().positive(),
-  endpoints: z.strictObject({ rpc: httpUrl, ws: wsUrl.optional(), ipfs: httpUrl, cas: httpUrl.optional() }),
+  endpoints: z.strictObject({ rpc: httpUrl, ws: wsUrl.optional(), ipfs: httpUrl, cas: httpUrl.optional(), vault: httpUrl.optional() }),
   deployment: z.strictObject({
     registry: address,
     market: address,
@@ -62,7 +62,7 @@ export interface NetworkFile {
   /** Where it was read from. */
   path: string;
   chainId: number;
-  endpoints: { rpc: string; ws?: string; ipfs: string; cas?: string };
+  endpoints: { rpc: string; ws?: string; ipfs: string; cas?: string; vault?: string };
   deployment: Deployment;
   testToken?: Address;
   /** The network's policy manifest; every client's policy comes from it (policyForRole). */
@@ -85,6 +85,8 @@ export interface DevnetEndpoints {
   deployment: Deployment;
   /** The devnet's TestToken (anyone may mint), of which each user account got testTokenPerAccount. */
   testToken: Address;
+  /** The vault hosts' gateway (src/host/vault-http.ts), when the devnet runs vault clusters. */
+  vaultUrl?: string;
 }
 
 export interface DevnetDescription extends DevnetEndpoints {
@@ -99,7 +101,7 @@ export async function writeNetworkFile(dir: string, d: DevnetDescription): Promi
   const json: NetworkFileJson = {
     version: 1,
     chainId: d.chainId,
-    endpoints: { rpc: d.rpcUrl, ws: d.wsUrl, ipfs: d.ipfsUrl, cas: d.casUrl },
+    endpoints: { rpc: d.rpcUrl, ws: d.wsUrl, ipfs: d.ipfsUrl, cas: d.casUrl, ...(d.vaultUrl ? { vault: d.vaultUrl } : {}) },
     deployment: {
       registry: d.deployment.registry,
       market: d.deployment.market,

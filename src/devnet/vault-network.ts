@@ -12,6 +12,8 @@
  */
 import { join } from "node:path";
 import { keccak256, stringToBytes, type Address } from "viem";
+import { readContract } from "viem/actions";
+import { secretVaultAbi } from "../chain/abi/SecretVault.ts";
 import { createCluster } from "../chain/actions/create-cluster.ts";
 import { onChainMeasurement, registerEnclave } from "../chain/actions/register-enclave.ts";
 import { replaceClusterMember } from "../chain/actions/replace-cluster-member.ts";
@@ -43,6 +45,8 @@ export interface VaultNetworkOptions {
   onEvent?: (host: number, e: VaultHostEvent) => void;
   /** Start each host's crawl loop (default true). */
   crawl?: boolean;
+  /** One host supervises every cluster (with hostWriters[0]), as one devnet process does; default one host per cluster. */
+  sharedHost?: boolean;
 }
 
 export interface VaultClusterInfo {
@@ -72,10 +76,12 @@ export async function startVaultNetwork(o: VaultNetworkOptions): Promise<VaultNe
   const chain: VaultChainConfigParams = { chainId: o.chainId, vault: o.vault, registry: o.registry, endpoints: [{ name: "devnet", url: o.rpcUrl }], quorum: 1, finalityDepth: 0 };
   const apis = new Map<string, VaultSlotApi>();
   const directory: VaultDirectory = { node: (enclave) => apis.get(enclave.toLowerCase()) };
-  const hosts = Array.from({ length: o.clusters }, (_, i) => {
+  const distinct = Array.from({ length: o.sharedHost ? 1 : o.clusters }, (_, i) => {
     const writer = o.hostWriters[i % o.hostWriters.length]!;
     return new VaultHost({ writer, reader: o.reader, vault: o.vault, directory, ...(o.onEvent ? { onEvent: (e: VaultHostEvent) => o.onEvent!(i, e) } : {}) });
   });
+  // hosts[c] supervises cluster c (the same object for every cluster when shared).
+  const hosts = Array.from({ length: o.clusters }, (_, c) => distinct[o.sharedHost ? 0 : c]!);
   const running = new Map<string, VaultEnclaveClient>();
   const dirs = new Map<string, string>();
   let generation = 0;
@@ -116,13 +122,20 @@ export async function startVaultNetwork(o: VaultNetworkOptions): Promise<VaultNe
       members.push(await launch(c, s, dir));
     }
     for (const m of members) await register(m, c);
-    const { cluster } = await createCluster(o.clusterAdmin, o.vault, members.map((m) => m.identity.signer));
+    // A devnet restarted on its data dir: the enclaves unsealed the same keys, so they are members already.
+    const [existing, , used] = await readContract(o.reader, { address: o.vault, abi: secretVaultAbi, functionName: "membershipOf", args: [members[0]!.identity.signer] });
+    const cluster = used ? existing : (await createCluster(o.clusterAdmin, o.vault, members.map((m) => m.identity.signer))).cluster;
     clusters.push({ id: cluster, members: members.map((m) => m.identity.signer) });
   }
-  // Fresh clusters have nothing to bootstrap: each enclave ends bootstrap at once and crawls from here.
-  for (let c = 0; c < o.clusters; c++) for (const e of hosts[c]!.enclaves) await hosts[c]!.bootstrap(e.identity.signer);
-  for (const h of hosts) await h.syncOnce();
-  if (o.crawl ?? true) for (const h of hosts) h.start();
+  // Fresh clusters have nothing to bootstrap: each new enclave ends bootstrap at once; restarted ones recover.
+  for (let c = 0; c < o.clusters; c++) {
+    for (let s = 0; s < size; s++) {
+      const e = running.get(key(c, s))!;
+      if (e.identity.state === "bootstrapping") await hosts[c]!.bootstrap(e.identity.signer);
+    }
+  }
+  for (const h of distinct) await h.syncOnce();
+  if (o.crawl ?? true) for (const h of distinct) h.start();
 
   async function stop(c: number, s: number): Promise<void> {
     const e = running.get(key(c, s));
@@ -159,7 +172,7 @@ export async function startVaultNetwork(o: VaultNetworkOptions): Promise<VaultNe
       return e;
     },
     async close() {
-      await Promise.all(hosts.map((h) => h.stop()));
+      await Promise.all(distinct.map((h) => h.stop()));
       await Promise.all([...running.values()].map((e) => e.close()));
       running.clear();
     },
