@@ -131,6 +131,8 @@ devnet accounts:
 export const commandUsages: readonly { words: string; usage: string }[] = [
   { words: "demo", usage: `Usage:
   cloister demo [--data-dir <dir>] [--json]
+  cloister demo vault [--json]     the secret vault: store, sync to a second cluster, two enclaves stopped,
+                                   retrieval still works, a non-owner refused, transfer, old owner refused
 
   Runs a whole local network (embedded, SIMULATED TEE) and one confidential task through it, every step
   told on stderr. With --json the result is one JSON object on stdout (and the steps only on a terminal).` },

@@ -115,12 +115,13 @@ export async function startVaultNetwork(o: VaultNetworkOptions): Promise<VaultNe
 
   const clusters: VaultClusterInfo[] = [];
   for (let c = 0; c < o.clusters; c++) {
-    const members: VaultEnclaveClient[] = [];
-    for (let s = 0; s < size; s++) {
-      const dir = join(o.dataDir, `cluster-${c}-slot-${s}-${generation}`);
-      dirs.set(key(c, s), dir);
-      members.push(await launch(c, s, dir));
-    }
+    const members = await Promise.all(
+      Array.from({ length: size }, (_, s) => {
+        const dir = join(o.dataDir, `cluster-${c}-slot-${s}-${generation}`);
+        dirs.set(key(c, s), dir);
+        return launch(c, s, dir);
+      }),
+    );
     for (const m of members) await register(m, c);
     // A devnet restarted on its data dir: the enclaves unsealed the same keys, so they are members already.
     const [existing, , used] = await readContract(o.reader, { address: o.vault, abi: secretVaultAbi, functionName: "membershipOf", args: [members[0]!.identity.signer] });

@@ -13,6 +13,7 @@ import { reportProgress, shortId } from "./task.ts";
 const examples = new URL("../../../examples/", import.meta.url);
 
 export async function demoCommand(argv: string[]): Promise<number> {
+  if (argv[0] === "vault") return (await import("./demo-vault.ts")).demoVaultCommand(argv.slice(1));
   const { values } = parseArgs({ args: argv, options: { "data-dir": { type: "string" }, json: { type: "boolean", default: false } } });
   // The steps are the demo's story, told in a pipe too; with --json they are progress like any other.
   const reporter = stderrReporter({ always: !values.json });
