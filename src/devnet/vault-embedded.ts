@@ -27,9 +27,10 @@ export interface EmbeddedVault {
   close(): Promise<void>;
 }
 
-export async function startEmbeddedVault(o: { clusters: number; size?: number; onStep?: (m: string) => void; onEvent?: (host: number, e: VaultHostEvent) => void }): Promise<EmbeddedVault> {
+/** `owners`: extra funded accounts (chain.accounts.operators[4..]) for clients that store in parallel. */
+export async function startEmbeddedVault(o: { clusters: number; size?: number; owners?: number; onStep?: (m: string) => void; onEvent?: (host: number, e: VaultHostEvent) => void }): Promise<EmbeddedVault> {
   const root = await mkdtemp(join(tmpdir(), "cloister-vault-"));
-  const chain = await startLocalChain({ operators: 4 });
+  const chain = await startLocalChain({ operators: 4 + (o.owners ?? 0) });
   const rpc = await startChainRpcServer({ provider: chain.provider });
   const endpoint = { provider: chain.provider };
   const writer = (account: PrivateKeyAccount) => createWriterClient({ endpoint, chain: chain.chain, account });

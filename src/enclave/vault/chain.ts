@@ -14,7 +14,8 @@ import { hexToBigInt, type Address, type Hex } from "viem";
 import { ChainView } from "../chain-view/chain-view.ts";
 import type { TrustedHeader } from "../chain-view/header.ts";
 import { QuorumHeaderSource } from "../chain-view/quorum.ts";
-import type { ChainEndpoint } from "../chain-view/rpc.ts";
+import { parseProof, verifyAccountProof, verifyStorageProof } from "../chain-view/proof.ts";
+import { blockTagOf, call, type ChainEndpoint } from "../chain-view/rpc.ts";
 import { addressFromWord, mappingSlot, nestedMappingSlot, slotPlus } from "../chain-view/slots.ts";
 import { vaultStorageSlots } from "../../protocol/vault-contract.ts";
 import { VaultEnclaveError } from "./errors.ts";
@@ -78,14 +79,26 @@ function byteAt(word: bigint, offset: number, bytes: number): bigint {
   return (word >> BigInt(offset * 8)) & ((1n << BigInt(bytes * 8)) - 1n);
 }
 
+function decodeSecret(w0: bigint, w1: bigint): SecretWord {
+  return {
+    threshold: Number(byteAt(w0, 0, 1)),
+    shares: Number(byteAt(w0, 1, 1)),
+    version: byteAt(w0, 2, 8),
+    burned: byteAt(w0, 10, 1) !== 0n,
+    sharesRoot: `0x${w1.toString(16).padStart(64, "0")}`,
+  };
+}
+
 /** Proved reads of the vault's and the registry's state, at one trusted block per call site. */
 export class VaultChain {
   readonly view: ChainView;
   readonly config: ChainConfig;
+  readonly #data: ChainEndpoint;
 
   constructor(config: ChainConfig, endpoints?: readonly ChainEndpoint[]) {
     const eps = endpoints ?? config.endpoints.map((e) => httpEndpoint(e.name, e.url));
     this.config = config;
+    this.#data = eps[0]!;
     this.view = new ChainView({
       headers: new QuorumHeaderSource({ chainId: config.chainId, endpoints: eps, quorum: config.quorum, finalityDepth: config.finalityDepth }),
       data: eps[0]!,
@@ -109,18 +122,41 @@ export class VaultChain {
     }
   }
 
+  /** Several storage words of one contract, proved with one eth_getProof (many slots) at `block`. */
+  async words(address: Address, slots: readonly Hex[], block: TrustedHeader): Promise<bigint[]> {
+    try {
+      const proof = parseProof(await call(this.#data, "eth_getProof", [address, slots, blockTagOf(block.number)], 30_000));
+      const account = await verifyAccountProof(block.stateRoot, address, proof);
+      // Matched by key, not by position: an endpoint may order (or merge) them as it likes.
+      const byKey = new Map(proof.storageProof.map((e) => [hexToBigInt(e.key as Hex), e] as const));
+      return await Promise.all(
+        slots.map(async (slot) => {
+          const entry = byKey.get(hexToBigInt(slot));
+          if (!entry) throw new VaultEnclaveError("CHAIN_UNAVAILABLE", `the endpoint sent no storage proof for slot ${slot}`);
+          return hexToBigInt(await verifyStorageProof(account.storageRoot, slot, entry));
+        }),
+      );
+    } catch (cause) {
+      if (cause instanceof VaultEnclaveError) throw cause;
+      if (process.env.CLOISTER_VAULT_DEBUG === "1") console.error("vault enclave proofs:", cause);
+      throw new VaultEnclaveError("CHAIN_UNAVAILABLE", "storage proofs could not be verified; the endpoint is wrong or lying", { cause });
+    }
+  }
+
+  /** SecretVault's records of many tokens, proved together. */
+  async secrets(tokenIds: readonly bigint[], block: TrustedHeader): Promise<SecretWord[]> {
+    const slots = tokenIds.flatMap((tokenId) => {
+      const base = mappingSlot({ type: "uint256", value: tokenId }, vaultStorageSlots.secrets);
+      return [base, slotPlus(base, 1n)];
+    });
+    const words: bigint[] = [];
+    for (let i = 0; i < slots.length; i += 256) words.push(...(await this.words(this.config.vault, slots.slice(i, i + 256), block)));
+    return tokenIds.map((_, i) => decodeSecret(words[2 * i]!, words[2 * i + 1]!));
+  }
+
   /** SecretVault's record of a token (threshold 0: never stored). */
   async secret(tokenId: bigint, block: TrustedHeader): Promise<SecretWord> {
-    const base = mappingSlot({ type: "uint256", value: tokenId }, vaultStorageSlots.secrets);
-    const w0 = await this.#word(this.config.vault, base, block);
-    const w1 = await this.#word(this.config.vault, slotPlus(base, 1n), block);
-    return {
-      threshold: Number(byteAt(w0, 0, 1)),
-      shares: Number(byteAt(w0, 1, 1)),
-      version: byteAt(w0, 2, 8),
-      burned: byteAt(w0, 10, 1) !== 0n,
-      sharesRoot: `0x${w1.toString(16).padStart(64, "0")}`,
-    };
+    return (await this.secrets([tokenId], block))[0]!;
   }
 
   /** ERC-721 ownerOf, proved (the zero address for a burned or unminted token). */
@@ -146,8 +182,7 @@ export class VaultChain {
 
   async registryEntry(enclave: Address, block: TrustedHeader): Promise<RegistryEntry> {
     const base = mappingSlot({ type: "address", value: enclave }, REGISTRY_ENCLAVES_SLOT);
-    const w0 = await this.#word(this.config.registry, base, block);
-    const w1 = await this.#word(this.config.registry, slotPlus(base, 1n), block);
+    const [w0, w1] = (await this.words(this.config.registry, [base, slotPlus(base, 1n)], block)) as [bigint, bigint];
     return {
       operator: addressFromWord(`0x${w0.toString(16).padStart(64, "0")}`),
       expiry: byteAt(w0, 20, 8),

@@ -15,7 +15,7 @@ import { openVerifiedShare, sealRetrievalResponse, sealShare } from "../../proto
 import { verifyRetrievalRequest, vaultDomain, type RetrievalNonceStore } from "../../protocol/vault-retrieval.ts";
 import { checkDescriptor, type ShareSetDescriptor } from "../../protocol/vault-shares.ts";
 import type { TrustedHeader } from "../chain-view/header.ts";
-import type { VaultChain } from "./chain.ts";
+import type { SecretWord, VaultChain } from "./chain.ts";
 import { VaultEnclaveError } from "./errors.ts";
 import type { PersistentState, SealedVaultStore } from "./sealed-store.ts";
 import { VaultStateMachine, type VaultState } from "./states.ts";
@@ -103,8 +103,34 @@ export class VaultService {
     return place;
   }
 
+  #cachedBlock: { at: number; header: Promise<TrustedHeader> } | undefined;
+  #cachedPlace: { at: number; place: { cluster: bigint; slot: number } } | undefined;
+
+  /**
+   * A trusted block at most 100 ms old, for stores and imports: what they check (a token's record, the
+   * share's commitment) cannot be in a block this enclave has not seen yet, and the contract re-checks
+   * every confirmation. Retrieval and export always prove at a fresh block.
+   */
+  #recentBlock(): Promise<TrustedHeader> {
+    const now = Date.now();
+    if (!this.#cachedBlock || now - this.#cachedBlock.at > 100) {
+      const header = this.#chain.block();
+      this.#cachedBlock = { at: now, header };
+      header.catch(() => (this.#cachedBlock = undefined));
+    }
+    return this.#cachedBlock.header;
+  }
+
+  /** The place proved in the last second, for stores and imports (a replaced member's confirmations are refused on chain anyway). */
+  async #recentPlace(block: TrustedHeader): Promise<{ cluster: bigint; slot: number }> {
+    if (this.#cachedPlace && Date.now() - this.#cachedPlace.at < 1_000) return this.#cachedPlace.place;
+    const place = await this.#place(block);
+    this.#cachedPlace = { at: Date.now(), place };
+    return place;
+  }
+
   /** The chain's record for a token at `block`, with the descriptor checked against its root. */
-  async #checkedDescriptor(raw: unknown, block: TrustedHeader): Promise<{ descriptor: ShareSetDescriptor; root: Hex }> {
+  async #checkedDescriptor(raw: unknown, block: TrustedHeader, proved?: SecretWord): Promise<{ descriptor: ShareSetDescriptor; root: Hex }> {
     let descriptor: ShareSetDescriptor;
     try {
       descriptor = parseShareSetDescriptor(raw);
@@ -115,7 +141,7 @@ export class VaultService {
     if (chainId !== BigInt(this.#chain.config.chainId) || vault.toLowerCase() !== this.#chain.config.vault.toLowerCase()) {
       throw new VaultEnclaveError("UNKNOWN_TOKEN", "the descriptor is for another chain or vault contract than this enclave's");
     }
-    const record = await this.#chain.secret(tokenId, block);
+    const record = proved ?? (await this.#chain.secret(tokenId, block));
     if (record.threshold === 0 || record.burned) throw new VaultEnclaveError("UNKNOWN_TOKEN", `token ${tokenId} is not stored in the vault, or was burned`, { details: { tokenId: String(tokenId) } });
     if (record.version !== descriptor.version) {
       throw new VaultEnclaveError("UNKNOWN_TOKEN", `token ${tokenId} is at version ${record.version} on chain, not ${descriptor.version}`, { details: { tokenId: String(tokenId), version: String(record.version) } });
@@ -124,8 +150,8 @@ export class VaultService {
     return { descriptor, root: record.sharesRoot };
   }
 
-  async #accept(purpose: "store" | "transfer", rawDescriptor: unknown, envelope: HpkeSealed, block: TrustedHeader, slot: number): Promise<{ tokenId: bigint; version: bigint }> {
-    const { descriptor, root } = await this.#checkedDescriptor(rawDescriptor, block);
+  async #accept(purpose: "store" | "transfer", rawDescriptor: unknown, envelope: HpkeSealed, block: TrustedHeader, slot: number, record?: SecretWord): Promise<{ tokenId: bigint; version: bigint }> {
+    const { descriptor, root } = await this.#checkedDescriptor(rawDescriptor, block, record);
     // TAMPERED_SHARE / WRONG_BINDING (VaultShareError) when the share is not the one the root commits to.
     const share = await openVerifiedShare(this.#keys.hpke.privateKey, purpose, descriptor, root, slot, envelope);
     const tokenId = descriptor.binding.tokenId;
@@ -143,9 +169,18 @@ export class VaultService {
   /** The owner's store envelope for this enclave's slot, relayed by the host. */
   async store(p: { descriptor: unknown; envelope: SealedEnvelope }): Promise<{ tokenId: bigint; version: bigint }> {
     this.machine.require("store");
-    const block = await this.#chain.block();
-    const { slot } = await this.#place(block);
-    const result = await this.#accept("store", p.descriptor, p.envelope, block, slot);
+    let block = await this.#recentBlock();
+    const { slot } = await this.#recentPlace(block);
+    let result: { tokenId: bigint; version: bigint };
+    try {
+      result = await this.#accept("store", p.descriptor, p.envelope, block, slot);
+    } catch (e) {
+      // The token may be minted in a block newer than the recent one: prove again at a fresh block.
+      if (!(e instanceof VaultEnclaveError && e.code === "UNKNOWN_TOKEN")) throw e;
+      block = await this.#chain.block();
+      this.#cachedBlock = { at: Date.now(), header: Promise.resolve(block) };
+      result = await this.#accept("store", p.descriptor, p.envelope, block, slot);
+    }
     await this.#store.saveState(this.#state);
     return result;
   }
@@ -153,13 +188,24 @@ export class VaultService {
   /** Shares fetched from a peer (replication or bootstrap). `cursor` records bootstrap progress. */
   async importShares(p: { items: { descriptor: unknown; envelope: SealedEnvelope }[]; cursor?: bigint }): Promise<{ imported: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }> {
     this.machine.require("importShares");
-    const block = await this.#chain.block();
-    const { slot } = await this.#place(block);
+    let block = await this.#recentBlock();
+    const { slot } = await this.#recentPlace(block);
     const imported: { tokenId: bigint; version: bigint }[] = [];
     const refused: { index: number; code: string }[] = [];
+    // Every token's record proved in one go (one eth_getProof per 128 tokens: 256 slots, the parser's cap), then each share checked.
+    const ids = p.items.map((item) => {
+      const id = (item.descriptor as { binding?: { tokenId?: unknown } } | null)?.binding?.tokenId;
+      return typeof id === "string" && /^\d{1,78}$/.test(id) ? BigInt(id) : typeof id === "bigint" ? id : 0n;
+    });
+    let records = await this.#chain.secrets(ids, block);
+    if (records.some((r) => r.threshold === 0)) {
+      // Newer than the recent block: prove again at a fresh one.
+      block = await this.#chain.block();
+      records = await this.#chain.secrets(ids, block);
+    }
     for (const [index, item] of p.items.entries()) {
       try {
-        imported.push(await this.#accept("transfer", item.descriptor, item.envelope, block, slot));
+        imported.push(await this.#accept("transfer", item.descriptor, item.envelope, block, slot, records[index]));
       } catch (e) {
         refused.push({ index, code: (e as { code?: string }).code ?? "INTERNAL" });
       }
