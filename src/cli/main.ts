@@ -21,7 +21,11 @@ Usage:
   cloister policy show [--network <dir>]         print the policy manifest a command trusts, and its digest
   cloister verify <provenance | task-id> ...     check an execution's provenance record
   cloister devnet up [--nodes N] [--dir D]       run a local multi-process network until Ctrl-C (--clusters C: vault clusters)
-  cloister vault store|status|get|transfer|burn  secrets held k-of-n by enclave clusters, released only to the token's owner
+  cloister vault store <file> [--threshold 3]    store a secret k-of-n in enclave clusters (needs devnet up --clusters)
+  cloister vault status <token>                  which clusters and slots hold a token's shares
+  cloister vault get <token> [--out <file>]      as the token's owner: rebuild the secret from k shares
+  cloister vault transfer <token> <address>      transfer the token (and with it the right to the secret)
+  cloister vault burn <token>                    burn the token; the enclaves drop its shares
   cloister devnet accounts                       list the devnet's ten funded test accounts
   cloister help [<command>]                      this text, or a command's usage
 

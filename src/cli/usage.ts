@@ -136,6 +136,13 @@ export const commandUsages: readonly { words: string; usage: string }[] = [
 
   Runs a whole local network (embedded, SIMULATED TEE) and one confidential task through it, every step
   told on stderr. With --json the result is one JSON object on stdout (and the steps only on a terminal).` },
+  { words: "demo vault", usage: `Usage:
+  cloister demo [--data-dir <dir>] [--json]
+  cloister demo vault [--json]     the secret vault: store, sync to a second cluster, two enclaves stopped,
+                                   retrieval still works, a non-owner refused, transfer, old owner refused
+
+  Runs a whole local network (embedded, SIMULATED TEE) and one confidential task through it, every step
+  told on stderr. With --json the result is one JSON object on stdout (and the steps only on a terminal).` },
   { words: "task", usage: taskUsage },
   { words: "task run", usage: taskUsage },
   { words: "attest", usage: attestUsage },

@@ -54,6 +54,7 @@ async function listedCommands(): Promise<string[]> {
 test("the usage lists every command and subcommand", async () => {
   assert.deepEqual(await listedCommands(), [
     "demo",
+    "demo vault",
     "task run",
     "attest verify",
     "attest policy init",
@@ -61,6 +62,11 @@ test("the usage lists every command and subcommand", async () => {
     "policy show",
     "verify",
     "devnet up",
+    "vault store",
+    "vault status",
+    "vault get",
+    "vault transfer",
+    "vault burn",
     "devnet accounts",
     "help",
   ]);
