@@ -67,6 +67,8 @@ export interface VaultNetwork {
   /** Replaces the member at (cluster index, slot) by a new enclave, which bootstraps its slot from the other clusters. */
   replace(clusterIndex: number, slot: number): Promise<VaultEnclaveClient>;
   dataDirOf(clusterIndex: number, slot: number): string;
+  /** Re-shares a token in the cluster at `clusterIndex` (its host runs the refresh: see VaultHost.reshare). */
+  reshare(tokenId: bigint, clusterIndex: number): Promise<{ version: bigint; newRoot: `0x${string}`; transactionHash: `0x${string}` }>;
   close(): Promise<void>;
 }
 
@@ -153,6 +155,7 @@ export async function startVaultNetwork(o: VaultNetworkOptions): Promise<VaultNe
     clusters,
     enclave: (c, s) => running.get(key(c, s)),
     dataDirOf: (c, s) => dirs.get(key(c, s))!,
+    reshare: (tokenId, c) => hosts[c]!.reshare(tokenId, clusters[c]!.id),
     stop,
     async restart(c, s) {
       const e = await launch(c, s, dirs.get(key(c, s))!);

@@ -30,6 +30,7 @@ import { readVaultEvents } from "../chain/actions/read-vault-events.ts";
 import { readCluster } from "../chain/actions/read-cluster.ts";
 import { readSecret } from "../chain/actions/read-secret.ts";
 import { readSync } from "../chain/actions/read-sync.ts";
+import { reshareSecret } from "../chain/actions/reshare-secret.ts";
 import { listClusters } from "../chain/actions/list-clusters.ts";
 import type { ReaderClient, WriterClient } from "../chain/clients.ts";
 import type { VaultEnclaveClient, VaultEnclaveStatus } from "../enclave/vault/client.ts";
@@ -285,6 +286,10 @@ export class VaultHost {
         const synced = events.filter((e) => e.kind === "synced" && e.cluster !== place.cluster) as { tokenId: bigint; cluster: bigint; version: bigint }[];
         for (const e of events) {
           if (e.kind === "burned") await slot.enclave.drop({ tokenId: e.tokenId });
+          if (e.kind === "reshared" && e.cluster === place.cluster) {
+            const { committed } = await slot.enclave.reshareCommit({ tokenId: e.tokenId });
+            if (committed) this.scheduleConfirmations();
+          }
           if (e.kind === "memberReplaced" && e.cluster === place.cluster) slot.recheckEpoch = true;
         }
         const { tokenIds } = synced.length ? await slot.enclave.missing({ tokens: synced.map((e) => ({ tokenId: e.tokenId, version: e.version })) }) : { tokenIds: [] };
@@ -313,6 +318,50 @@ export class VaultHost {
       from = to + 1n;
     }
     if (status.state === "recovering" && status.checkpoint >= head) await slot.enclave.advance({ block: head, caughtUp: true });
+  }
+
+  /**
+   * Re-shares a token in `cluster` (every member supervised by this host): k holders send their shares to a
+   * dealer enclave of the cluster, which refreshes them (same secret, new shares, version + 1) and seals each
+   * new share to its slot's enclave; every member checks its new share and signs Reshare; k signatures are
+   * relayed. The crawl then commits the pending shares on SecretReshared, the cluster confirms the new version,
+   * and the other clusters fetch it on its SecretSynced. Old shares no longer match the chain's root.
+   */
+  async reshare(tokenId: bigint, cluster: bigint): Promise<{ version: bigint; newRoot: `0x${string}`; transactionHash: `0x${string}` }> {
+    const { members } = await readCluster(this.#o.reader, this.#o.vault, cluster);
+    const record = await readSecret(this.#o.reader, this.#o.vault, tokenId);
+    const slots = members.map((m) => this.#slots.get(m.toLowerCase()));
+    const up = slots.filter((s): s is Slot => s !== undefined);
+    if (up.length < record.threshold) throw new VaultHostError("ENCLAVE_UNKNOWN", `only ${up.length} members of cluster ${cluster} are supervised here; a re-share needs ${record.threshold}`);
+    const dealer = up[0]!;
+    const items = [];
+    for (const s of up) {
+      if (items.length === record.threshold) break;
+      try {
+        const item = await s.enclave.reshareExport({ tokenId, dealer: dealer.address });
+        items.push({ slot: item.slot, descriptor: item.descriptor, envelope: item.envelope });
+      } catch (e) {
+        this.#emit({ type: "error", enclave: s.address, code: codeOf(e), message: String((e as Error).message) });
+      }
+    }
+    const dealt = await dealer.enclave.reshareDeal({ tokenId, items });
+    const signatures: { slot: number; signature: `0x${string}` }[] = [];
+    for (const e of dealt.envelopes) {
+      const s = slots[e.slot];
+      if (!s) continue;
+      try {
+        const accepted = await s.enclave.reshareAccept({ descriptor: dealt.descriptor, envelope: { enc: e.enc, ciphertext: e.ciphertext } });
+        signatures.push({ slot: accepted.slot, signature: accepted.signature });
+      } catch (err) {
+        this.#emit({ type: "error", enclave: s.address, code: codeOf(err), message: String((err as Error).message) });
+      }
+    }
+    signatures.sort((a, b) => a.slot - b.slot);
+    const tx = await reshareSecret(this.#o.writer, this.#o.vault, { tokenId, version: record.version, newSharesRoot: dealt.root, cluster, signatures });
+    // Commit at once where this host can (the crawl would do it on SecretReshared anyway).
+    for (const s of up) await s.enclave.reshareCommit({ tokenId }).catch(() => ({ committed: false }));
+    await this.flushConfirmations();
+    return { version: record.version + 1n, newRoot: dealt.root, transactionHash: tx.hash };
   }
 
   /** Crawls every `intervalMs` until stopped. */

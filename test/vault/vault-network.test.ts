@@ -9,6 +9,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { serialize } from "node:v8";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { readSecret } from "../../src/chain/actions/read-secret.ts";
 import { readSync } from "../../src/chain/actions/read-sync.ts";
 import { generateHpkeKeyPair } from "../../src/crypto/hpke.ts";
 import { signRetrievalRequest, vaultDomain } from "../../src/protocol/vault-retrieval.ts";
@@ -152,6 +153,27 @@ test("a new enclave replacing a member bootstraps every share of its slot from t
   assert.ok(t.events.some((e) => e.event.type === "bootstrap-page" && e.event.enclave === fresh.identity.signer));
   const got = await retrieveVaultSecret(t.ctx, t.chain.accounts.requester, stored[0]!, { clusters: [c2.id] });
   assert.equal(new TextDecoder().decode(got), CANARY);
+});
+
+test("after a member is replaced its cluster re-shares: same secret, new shares (version 2, new root), replicated to the other cluster", async () => {
+  const [c1, c2] = t.net.clusters;
+  const before = await readSecret(t.reader, t.deployment.vault, stored[0]!);
+  const r = await t.net.reshare(stored[0]!, 1);
+  assert.equal(r.version, before.version + 1n);
+  const after = await readSecret(t.reader, t.deployment.vault, stored[0]!);
+  assert.equal(after.version, 2n);
+  assert.notEqual(after.sharesRoot, before.sharesRoot);
+  await awaitSynced(t.ctx, stored[0]!, c2!.id);
+  await awaitSynced(t.ctx, stored[0]!, c1!.id);
+  // Every enclave of both clusters now holds version 2 (cluster 1 fetched it from cluster 2, its old share overwritten).
+  for (let c = 0; c < 2; c++) {
+    for (let s = 0; s < 5; s++) {
+      const e = t.net.enclave(c, s)!;
+      await waitFor(`enclave ${c}:${s} at version 2`, async () => (await e.missing({ tokens: [{ tokenId: stored[0]!, version: 2n }] })).tokenIds.length === 0);
+    }
+  }
+  assert.equal(new TextDecoder().decode(await retrieveVaultSecret(t.ctx, t.chain.accounts.requester, stored[0]!, { clusters: [c1!.id] })), CANARY);
+  assert.equal(new TextDecoder().decode(await retrieveVaultSecret(t.ctx, t.chain.accounts.requester, stored[0]!, { clusters: [c2!.id] })), CANARY);
 });
 
 test("after a transfer the old owner is refused and the new owner retrieves", async () => {

@@ -43,6 +43,10 @@ export interface VaultEnclaveClient {
   missing(p: { tokens: { tokenId: bigint; version: bigint }[] }): Promise<{ tokenIds: bigint[] }>;
   held(p: { after: bigint | null; limit: number }): Promise<{ tokens: { tokenId: bigint; version: bigint }[] }>;
   drop(p: { tokenId: bigint }): Promise<{ dropped: boolean }>;
+  reshareExport(p: { tokenId: bigint; dealer: Address }): Promise<TransferItem & { slot: number }>;
+  reshareDeal(p: { tokenId: bigint; items: { slot: number; descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[] }): Promise<{ descriptor: ShareSetDescriptorJson; root: `0x${string}`; envelopes: { slot: number; enc: Uint8Array; ciphertext: Uint8Array }[] }>;
+  reshareAccept(p: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }): Promise<{ slot: number; signature: `0x${string}`; newRoot: `0x${string}` }>;
+  reshareCommit(p: { tokenId: bigint }): Promise<{ committed: boolean }>;
   bootstrapDone(p: { block: bigint }): Promise<void>;
   advance(p: { block: bigint; caughtUp: boolean }): Promise<void>;
   /** Stops the process (disconnect, then SIGKILL after 2 s). */
@@ -131,6 +135,10 @@ export async function startVaultEnclave(options: StartVaultEnclaveOptions): Prom
     missing: (p) => call("missing", p),
     held: (p) => call("held", p),
     drop: (p) => call("drop", p),
+    reshareExport: (p) => call("reshareExport", p),
+    reshareDeal: (p) => call("reshareDeal", p),
+    reshareAccept: (p) => call("reshareAccept", p),
+    reshareCommit: (p) => call("reshareCommit", p),
     bootstrapDone: (p) => call("bootstrapDone", p),
     advance: (p) => call("advance", p),
     async close() {

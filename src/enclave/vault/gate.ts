@@ -38,6 +38,10 @@ export const vaultGateParams = {
   missing: z.strictObject({ tokens: z.array(z.strictObject({ tokenId, version: z.bigint().positive() })).max(10_000) }),
   held: z.strictObject({ after: tokenId.nullable(), limit: z.number().int().positive().max(10_000) }),
   drop: z.strictObject({ tokenId }),
+  reshareExport: z.strictObject({ tokenId, dealer: addressSchema }),
+  reshareDeal: z.strictObject({ tokenId, items: z.array(z.strictObject({ slot: z.number().int().min(0).max(255), descriptor: z.unknown(), envelope })).min(1).max(255) }),
+  reshareAccept: z.strictObject({ descriptor: z.unknown(), envelope }),
+  reshareCommit: z.strictObject({ tokenId }),
   bootstrapDone: z.strictObject({ block }),
   advance: z.strictObject({ block, caughtUp: z.boolean() }),
 } as const;

@@ -110,6 +110,14 @@ async function handle(method: VaultGateMethod, raw: unknown): Promise<unknown> {
       return s.held(params);
     case "drop":
       return s.drop(params);
+    case "reshareExport":
+      return s.reshareExport(params);
+    case "reshareDeal":
+      return s.reshareDeal(params);
+    case "reshareAccept":
+      return s.reshareAccept(params);
+    case "reshareCommit":
+      return s.reshareCommit(params);
     case "bootstrapDone":
       return s.bootstrapDone(params);
     case "advance":

@@ -104,6 +104,39 @@ export class SealedVaultStore {
     return ids.slice(0, limit).map((id) => this.#shares.get(id)!);
   }
 
+  /** A re-share's new share, kept sealed until the chain records its version (`vault/pending/`). */
+  async putPending(held: HeldShare): Promise<void> {
+    await mkdir(join(this.#dir, "pending"), { recursive: true });
+    await this.#write(join(this.#dir, "pending", `${held.tokenId.toString(16)}.bin`), this.#encode(held));
+  }
+
+  async takePending(tokenId: bigint): Promise<HeldShare | undefined> {
+    const path = join(this.#dir, "pending", `${tokenId.toString(16)}.bin`);
+    const plain = await this.#readOptional(path);
+    if (!plain) return undefined;
+    const held = this.#decodeShare(plain, `pending/${tokenId.toString(16)}.bin`);
+    if (held.tokenId !== tokenId) throw new VaultEnclaveError("SEALED_STATE_MALFORMED", `pending share file for token ${tokenId} holds another token`);
+    return held;
+  }
+
+  async removePending(tokenId: bigint): Promise<void> {
+    await rm(join(this.#dir, "pending", `${tokenId.toString(16)}.bin`), { force: true });
+  }
+
+  #encode(held: HeldShare): Uint8Array {
+    return new TextEncoder().encode(
+      JSON.stringify({
+        tokenId: held.tokenId.toString(),
+        version: held.version.toString(),
+        slot: held.share.slot,
+        salt: toHex(held.share.salt),
+        share: toHex(held.share.share),
+        descriptor: shareSetDescriptorJson(held.descriptor),
+        root: held.root.toLowerCase(),
+      }),
+    );
+  }
+
   async put(held: HeldShare): Promise<void> {
     const json = {
       tokenId: held.tokenId.toString(),

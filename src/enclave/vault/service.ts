@@ -9,11 +9,12 @@
 import { hexToBytes, type Address, type Hex } from "viem";
 import type { PrivateKeyAccount } from "viem/accounts";
 import type { HpkeSealed } from "../../crypto/hpke.ts";
-import { confirmationTypes, vaultContractDomain } from "../../protocol/vault-contract.ts";
+import { confirmationTypes, reshareTypes, vaultContractDomain } from "../../protocol/vault-contract.ts";
 import { parseShareSetDescriptor, shareSetDescriptorJson, type ShareSetDescriptorJson } from "../../protocol/vault-descriptor.ts";
-import { openVerifiedShare, sealRetrievalResponse, sealShare } from "../../protocol/vault-envelopes.ts";
+import { openVerifiedShare, sealRetrievalResponse, sealShare, sealShareSet } from "../../protocol/vault-envelopes.ts";
+import { refreshShares } from "../../protocol/vault-reshare.ts";
 import { verifyRetrievalRequest, vaultDomain, type RetrievalNonceStore } from "../../protocol/vault-retrieval.ts";
-import { checkDescriptor, type ShareSetDescriptor } from "../../protocol/vault-shares.ts";
+import { checkDescriptor, shareSetRoot, type ShareSetDescriptor } from "../../protocol/vault-shares.ts";
 import type { TrustedHeader } from "../chain-view/header.ts";
 import type { SecretWord, VaultChain } from "./chain.ts";
 import { VaultEnclaveError } from "./errors.ts";
@@ -307,6 +308,113 @@ export class VaultService {
   missing(p: { tokens: { tokenId: bigint; version: bigint }[] }): { tokenIds: bigint[] } {
     this.machine.require("held");
     return { tokenIds: p.tokens.filter((t) => this.#store.get(t.tokenId)?.version !== t.version).map((t) => t.tokenId) };
+  }
+
+  /** A peer of the same cluster (or this enclave itself), active, running this image: its registered HPKE key. */
+  async #clusterPeerKey(peer: Address, cluster: bigint, block: TrustedHeader): Promise<Uint8Array> {
+    const place = await this.#chain.placeOf(peer, block);
+    if (!place || place.cluster !== cluster) throw new VaultEnclaveError("PEER_REFUSED", `enclave ${peer} is not a current member of cluster ${cluster}`, { details: { peer } });
+    const entry = await this.#chain.registryEntry(peer, block);
+    if (entry.revoked || entry.expiry <= block.timestamp) throw new VaultEnclaveError("PEER_REFUSED", `enclave ${peer} is revoked or its registration expired`, { details: { peer } });
+    const measurement = await this.#chain.registryMeasurement(peer, block);
+    if (measurement.toLowerCase() !== this.#measurement.toLowerCase()) throw new VaultEnclaveError("PEER_REFUSED", `enclave ${peer} runs another image than this vault enclave`, { details: { peer } });
+    return hexToBytes(entry.hpkePublicKey);
+  }
+
+  /** Re-share, step 1 (a holder): its share of the current version, sealed to the refresh dealer, a member of its own cluster. */
+  async reshareExport(p: { tokenId: bigint; dealer: Address }): Promise<TransferItem & { slot: number }> {
+    this.machine.require("exportShares");
+    const block = await this.#chain.block();
+    const mine = await this.#place(block);
+    const key = await this.#clusterPeerKey(p.dealer, mine.cluster, block);
+    const held = this.#store.get(p.tokenId);
+    const record = await this.#chain.secret(p.tokenId, block);
+    if (!held || held.version !== record.version) throw new VaultEnclaveError("SHARE_MISSING", `this enclave holds no share of the current version of token ${p.tokenId}`);
+    const envelope = await sealShare(key, "transfer", { binding: held.descriptor.binding, version: held.version, slot: held.share.slot }, held.share);
+    return { tokenId: p.tokenId, version: held.version, slot: held.share.slot, descriptor: shareSetDescriptorJson(held.descriptor), envelope };
+  }
+
+  /**
+   * Re-share, step 2 (the refresh dealer): checks k shares against the chain's root, recombines the payload
+   * inside this enclave, splits it again at version + 1 (same secret commitment, fresh polynomials, x-coordinates
+   * and salts) and seals each new share to the registered key of the member at its slot. The plaintext is
+   * zeroed before it returns; only the new public descriptor and the sealed shares leave.
+   */
+  async reshareDeal(p: { tokenId: bigint; items: { slot: number; descriptor: unknown; envelope: SealedEnvelope }[] }): Promise<{ descriptor: ShareSetDescriptorJson; root: Hex; envelopes: { slot: number; enc: Uint8Array; ciphertext: Uint8Array }[] }> {
+    this.machine.require("exportShares");
+    if (p.items.length === 0) throw new VaultEnclaveError("BAD_REQUEST", "a re-share needs k shares");
+    const block = await this.#chain.block();
+    const mine = await this.#place(block);
+    const { descriptor, root } = await this.#checkedDescriptor(p.items[0]!.descriptor, block);
+    if (descriptor.binding.tokenId !== p.tokenId) throw new VaultEnclaveError("BAD_REQUEST", "the shares are of another token");
+    const shares = [];
+    for (const item of p.items) shares.push(await openVerifiedShare(this.#keys.hpke.privateKey, "transfer", descriptor, root, item.slot, item.envelope));
+    const set = await refreshShares(descriptor, root, shares);
+    for (const s of shares) s.share.fill(0);
+    try {
+      const keys = [];
+      for (let slot = 0; slot < set.descriptor.shareCount; slot++) {
+        const member = await this.#chain.memberAt(mine.cluster, slot, block);
+        keys.push(await this.#clusterPeerKey(member, mine.cluster, block));
+      }
+      const envelopes = await sealShareSet(set, keys, "store");
+      return { descriptor: shareSetDescriptorJson(set.descriptor), root: set.root, envelopes: envelopes.map((e) => ({ slot: e.slot, enc: e.enc, ciphertext: e.ciphertext })) };
+    } finally {
+      for (const s of set.shares) s.share.fill(0);
+    }
+  }
+
+  /**
+   * Re-share, step 3 (every member): the new share for its slot, checked against the new descriptor, which
+   * must be a refresh of the one it holds (same token, secret commitment, k and n, version + 1); kept sealed as
+   * pending, and a Reshare signature over (old version and root, new root, cluster, epoch) for the host to relay.
+   */
+  async reshareAccept(p: { descriptor: unknown; envelope: SealedEnvelope }): Promise<{ slot: number; signature: Hex; newRoot: Hex }> {
+    this.machine.require("exportShares");
+    const block = await this.#chain.block();
+    const { cluster, slot } = await this.#place(block);
+    let d: ShareSetDescriptor;
+    try {
+      d = parseShareSetDescriptor(p.descriptor);
+    } catch (cause) {
+      throw new VaultEnclaveError("BAD_REQUEST", "the new share set descriptor is malformed", { cause });
+    }
+    const tokenId = d.binding.tokenId;
+    const held = this.#store.get(tokenId);
+    const record = await this.#chain.secret(tokenId, block);
+    if (!held || held.version !== record.version || record.burned) throw new VaultEnclaveError("SHARE_MISSING", `this enclave holds no share of the current version of token ${tokenId}`);
+    const h = held.descriptor;
+    if (d.version !== held.version + 1n || d.secretCommitment !== h.secretCommitment || d.threshold !== record.threshold || d.shareCount !== record.shares || d.binding.vault.toLowerCase() !== h.binding.vault.toLowerCase() || d.binding.chainId !== h.binding.chainId) {
+      throw new VaultEnclaveError("BAD_REQUEST", `the new share set is not a refresh of version ${held.version} of token ${tokenId} (same secret commitment, k and n, next version)`);
+    }
+    const newRoot = shareSetRoot(d);
+    const share = await openVerifiedShare(this.#keys.hpke.privateKey, "store", d, newRoot, slot, p.envelope);
+    await this.#store.putPending({ tokenId, version: d.version, share, descriptor: d, root: newRoot });
+    const { epoch } = await this.#chain.clusterEpoch(cluster, block);
+    const signature = await this.#keys.account.signTypedData({
+      domain: vaultContractDomain(BigInt(this.#chain.config.chainId), this.#chain.config.vault),
+      types: reshareTypes,
+      primaryType: "Reshare",
+      message: { tokenId, version: record.version, sharesRoot: record.sharesRoot, newSharesRoot: newRoot, cluster, epoch },
+    });
+    return { slot, signature, newRoot };
+  }
+
+  /** After SecretReshared: the pending share becomes the held one (the old share is overwritten) once the chain names its root. */
+  async reshareCommit(p: { tokenId: bigint }): Promise<{ committed: boolean }> {
+    this.machine.require("drop");
+    const pending = await this.#store.takePending(p.tokenId);
+    if (!pending) return { committed: false };
+    const record = await this.#chain.secret(p.tokenId, await this.#chain.block());
+    if (record.version !== pending.version || record.sharesRoot.toLowerCase() !== pending.root.toLowerCase()) {
+      if (record.version >= pending.version) await this.#store.removePending(p.tokenId);
+      return { committed: false };
+    }
+    await this.#store.put(pending);
+    await this.#store.removePending(p.tokenId);
+    this.#state.unconfirmed.set(p.tokenId, pending.version);
+    await this.#store.saveState(this.#state);
+    return { committed: true };
   }
 
   /** Held token ids, paged (for a bootstrapping peer's host; ids and versions are public on chain anyway). */
