@@ -7,8 +7,15 @@
  * descriptors (commitments only), signatures, token ids, counters.
  */
 import { z } from "zod";
-import { addressSchema } from "../../protocol/schemas.ts";
-import { attestationConfigSchema, attestParamsSchema } from "../call-gate.ts";
+import { addressSchema, hex32Schema } from "../../protocol/schemas.ts";
+
+// The same shapes as the task runtime's gate (call-gate.ts), declared here so that the vault image does not
+// load the task runtime's schemas (and its measurement does not change when they do).
+const attestationConfigSchema = z.union([
+  z.object({ provider: z.literal("sim"), pkiDir: z.string().min(1) }).catchall(z.unknown()),
+  z.object({ provider: z.string().min(1), pkiDir: z.string().optional() }).catchall(z.unknown()),
+]);
+const attestParamsSchema = z.object({ freshness: hex32Schema.optional(), operator: addressSchema }).strict();
 
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, "must be a Uint8Array");
 const tokenId = z.bigint().nonnegative().lt(1n << 256n);
