@@ -21,6 +21,7 @@ import type { ReaderClient, WriterClient } from "../chain/clients.ts";
 import type { AttestationConfig } from "../enclave/call-gate.ts";
 import { startVaultEnclave, type VaultEnclaveClient } from "../enclave/vault/client.ts";
 import type { VaultChainConfigParams } from "../enclave/vault/gate.ts";
+import { createNetRelay } from "../host/net-relay.ts";
 import { VaultHost, type VaultDirectory, type VaultHostEvent, type VaultSlotApi } from "../host/vault-host.ts";
 
 export interface VaultNetworkOptions {
@@ -47,6 +48,10 @@ export interface VaultNetworkOptions {
   crawl?: boolean;
   /** One host supervises every cluster (with hostWriters[0]), as one devnet process does; default one host per cluster. */
   sharedHost?: boolean;
+  /** Peer fetches enclave to enclave over mutual attested TLS through each host's relay (default true); false: host-relayed HPKE envelopes only. */
+  atls?: boolean;
+  /** Sees every byte the hosts' relays carry for the enclaves' TLS sessions (tests look for canaries in it). */
+  onCarried?: (bytes: Uint8Array) => void;
 }
 
 export interface VaultClusterInfo {
@@ -77,7 +82,9 @@ export async function startVaultNetwork(o: VaultNetworkOptions): Promise<VaultNe
   const attestation: AttestationConfig = { provider: "sim", pkiDir: o.pkiDir };
   const chain: VaultChainConfigParams = { chainId: o.chainId, vault: o.vault, registry: o.registry, endpoints: [{ name: "devnet", url: o.rpcUrl }], quorum: 1, finalityDepth: 0 };
   const apis = new Map<string, VaultSlotApi>();
-  const directory: VaultDirectory = { node: (enclave) => apis.get(enclave.toLowerCase()) };
+  const listeners = new Map<string, { host: string; port: number }>();
+  const directory: VaultDirectory = { node: (enclave) => apis.get(enclave.toLowerCase()), listenerOf: (enclave) => listeners.get(enclave.toLowerCase()) };
+  const atls = o.atls ?? true;
   const distinct = Array.from({ length: o.sharedHost ? 1 : o.clusters }, (_, i) => {
     const writer = o.hostWriters[i % o.hostWriters.length]!;
     return new VaultHost({ writer, reader: o.reader, vault: o.vault, directory, ...(o.onEvent ? { onEvent: (e: VaultHostEvent) => o.onEvent!(i, e) } : {}) });
@@ -94,10 +101,13 @@ export async function startVaultNetwork(o: VaultNetworkOptions): Promise<VaultNe
       dataDir,
       attestation,
       chain,
+      // Everything is on 127.0.0.1 here: the relay may dial loopback, and listens there for peers.
+      ...(atls ? { relay: createNetRelay({ privateDestinations: "allow", inbound: { bindHost: "127.0.0.1" }, ...(o.onCarried ? { onCarried: (c: { bytes: Uint8Array }) => o.onCarried!(c.bytes) } : {}) }) } : {}),
       ...(o.onFrame ? { onFrame: (d: "to-enclave" | "from-enclave", f: unknown) => o.onFrame!(`${c}:${s}`, d, f) } : {}),
     });
     running.set(key(c, s), client);
     apis.set(client.identity.signer.toLowerCase(), hosts[c]!.add(client));
+    if (atls) listeners.set(client.identity.signer.toLowerCase(), await client.listen());
     return client;
   }
 
@@ -145,6 +155,7 @@ export async function startVaultNetwork(o: VaultNetworkOptions): Promise<VaultNe
     if (!e) return;
     running.delete(key(c, s));
     apis.delete(e.identity.signer.toLowerCase());
+    listeners.delete(e.identity.signer.toLowerCase());
     hosts[c]!.remove(e.identity.signer);
     await e.kill();
   }

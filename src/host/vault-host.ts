@@ -54,13 +54,15 @@ export interface VaultSlotApi extends VaultPeerApi {
 export interface VaultDirectory {
   /** The host API of `enclave`, or undefined when no host is known for it. */
   node(enclave: Address): VaultSlotApi | undefined;
+  /** Where `enclave` listens for mutual-aTLS peer sessions, when it does: fetches then go enclave to enclave. */
+  listenerOf?(enclave: Address): { host: string; port: number } | undefined;
 }
 
 export class VaultHostError extends CloisterError<"PEER_UNREACHABLE" | "BOOTSTRAP_FAILED" | "ENCLAVE_UNKNOWN"> {}
 
 export type VaultHostEvent =
   | { type: "confirmed"; enclaves: number; shares: number; transactionHash: string; gasUsed: string }
-  | { type: "fetched"; enclave: Address; from: Address; cluster: string; shares: number; refused: number }
+  | { type: "fetched"; enclave: Address; from: Address; cluster: string; shares: number; refused: number; transport: "atls" | "host" }
   | { type: "crawled"; enclave: Address; fromBlock: string; toBlock: string; events: number }
   | { type: "bootstrap-page"; enclave: Address; from: Address; shares: number; cursor: string }
   | { type: "bootstrap-source-failed"; enclave: Address; from: Address; code: string }
@@ -203,15 +205,25 @@ export class VaultHost {
   async #fetch(slot: Slot, place: { slot: number }, cluster: bigint, tokenIds: bigint[]): Promise<number> {
     const { members } = await readCluster(this.#o.reader, this.#o.vault, cluster);
     const source = members[place.slot];
+    const listener = source ? this.#o.directory.listenerOf?.(source) : undefined;
+    let imported = 0;
+    if (source && listener) {
+      // Enclave to enclave over mutual attested TLS: this host only carries TLS records.
+      for (let i = 0; i < tokenIds.length; i += this.#o.pageSize) {
+        const r = await slot.enclave.fetchFrom({ ...listener, peer: source, tokenIds: tokenIds.slice(i, i + this.#o.pageSize) });
+        imported += r.imported.length;
+        this.#emit({ type: "fetched", enclave: slot.address, from: source, cluster: String(cluster), shares: r.imported.length, refused: r.refused.length, transport: "atls" });
+      }
+      return imported;
+    }
     const peer = source ? this.#o.directory.node(source) : undefined;
     if (!source || !peer) throw new VaultHostError("PEER_UNREACHABLE", `no host is known for slot ${place.slot} of cluster ${cluster}`);
-    let imported = 0;
     for (let i = 0; i < tokenIds.length; i += this.#o.pageSize) {
       const { items } = await peer.exportShares({ requester: slot.address, tokenIds: tokenIds.slice(i, i + this.#o.pageSize) });
       if (items.length === 0) continue;
       const r = await slot.enclave.importShares({ items: items.map(({ descriptor, envelope }) => ({ descriptor, envelope })) });
       imported += r.imported.length;
-      this.#emit({ type: "fetched", enclave: slot.address, from: source, cluster: String(cluster), shares: r.imported.length, refused: r.refused.length });
+      this.#emit({ type: "fetched", enclave: slot.address, from: source, cluster: String(cluster), shares: r.imported.length, refused: r.refused.length, transport: "host" });
     }
     return imported;
   }
@@ -239,10 +251,19 @@ export class VaultHost {
           for (;;) {
             const { tokens } = await peer.held({ after: cursor, limit: this.#o.pageSize });
             if (tokens.length === 0) break;
-            const { items } = await peer.exportShares({ requester: enclave, tokenIds: tokens.map((t) => t.tokenId) });
-            cursor = tokens.at(-1)!.tokenId;
-            await slot.enclave.importShares({ items: items.map(({ descriptor, envelope }) => ({ descriptor, envelope })), cursor });
-            this.#emit({ type: "bootstrap-page", enclave, from: source, shares: items.length, cursor: String(cursor) });
+            const listener = this.#o.directory.listenerOf?.(source);
+            let shares: number;
+            if (listener) {
+              shares = (await slot.enclave.fetchFrom({ ...listener, peer: source, tokenIds: tokens.map((t) => t.tokenId) })).imported.length;
+              cursor = tokens.at(-1)!.tokenId;
+              await slot.enclave.importShares({ items: [], cursor });
+            } else {
+              const { items } = await peer.exportShares({ requester: enclave, tokenIds: tokens.map((t) => t.tokenId) });
+              cursor = tokens.at(-1)!.tokenId;
+              await slot.enclave.importShares({ items: items.map(({ descriptor, envelope }) => ({ descriptor, envelope })), cursor });
+              shares = items.length;
+            }
+            this.#emit({ type: "bootstrap-page", enclave, from: source, shares, cursor: String(cursor) });
           }
           done = true;
           break;

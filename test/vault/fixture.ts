@@ -24,6 +24,8 @@ export interface VaultTestNet {
   ctx: VaultContext;
   frames: { enclave: string; direction: string; frame: unknown }[];
   events: { host: number; event: VaultHostEvent }[];
+  /** Every byte the relays carried between enclaves (mutual-aTLS sessions). */
+  carried: Uint8Array[];
   close(): Promise<void>;
 }
 
@@ -38,6 +40,7 @@ export async function startVaultTestNet(options: { clusters?: number; size?: num
   const deployment = (await deployCloister(deployer, { attester: chain.accounts.attester.address })) as VaultTestNet["deployment"];
   const frames: VaultTestNet["frames"] = [];
   const events: VaultTestNet["events"] = [];
+  const carried: Uint8Array[] = [];
   const net = await startVaultNetwork({
     rpcUrl: rpc.url,
     chainId: chain.chainId,
@@ -53,6 +56,7 @@ export async function startVaultTestNet(options: { clusters?: number; size?: num
     pkiDir: join(root, "platform"),
     onFrame: (enclave, direction, frame) => frames.push({ enclave, direction, frame }),
     onEvent: (host, event) => events.push({ host, event }),
+    onCarried: (bytes) => carried.push(bytes),
     crawl: options.crawl ?? true,
   });
   return {
@@ -68,6 +72,7 @@ export async function startVaultTestNet(options: { clusters?: number; size?: num
     ctx: { reader, vault: deployment.vault, registry: deployment.registry, directory: net.directory },
     frames,
     events,
+    carried,
     async close() {
       await net.close();
       await rpc.close();

@@ -51,6 +51,9 @@ test("a 3-of-5 secret is stored, synced in the first cluster and replicated to t
   // Every enclave of the second cluster fetched its share from the same slot of the first.
   const fetched = t.events.filter((e) => e.event.type === "fetched" && e.host === 1);
   assert.ok(fetched.length >= 5, `expected 5 fetches by cluster 2's host, saw ${fetched.length}`);
+  // Enclave to enclave over mutual attested TLS: the hosts' relays carried TLS records only.
+  assert.ok(fetched.every((e) => e.event.type === "fetched" && e.event.transport === "atls"));
+  assert.ok(t.carried.length > 0);
 });
 
 test("with 2 of the 5 enclaves of a cluster stopped, the owner still retrieves from that cluster", async () => {
@@ -94,6 +97,15 @@ test("a peer that is not the same slot of another cluster is refused its share",
   await assert.rejects(node.exportShares({ requester: t.net.clusters[1]!.members[3]!, tokenIds: [stored[0]!] }), { code: "PEER_REFUSED" });
   const ok = await node.exportShares({ requester: t.net.clusters[1]!.members[2]!, tokenIds: [stored[0]!] });
   assert.equal(ok.items.length, 1);
+  // Over mutual attested TLS the requester is the certificate's signer: a same-cluster enclave is refused,
+  // and a listener that is not the enclave the host named is refused by the fetching enclave.
+  const sameCluster = t.net.enclave(0, 3)!;
+  const target = t.net.clusters[0]!.members[2]!;
+  await assert.rejects(sameCluster.fetchFrom({ ...t.ctx.directory.listenerOf!(target)!, peer: target, tokenIds: [stored[0]!] }), { code: "PEER_REFUSED" });
+  const other = t.net.enclave(1, 2)!;
+  await assert.rejects(other.fetchFrom({ ...t.ctx.directory.listenerOf!(t.net.clusters[0]!.members[1]!)!, peer: target, tokenIds: [stored[0]!] }), { code: "PEER_REFUSED" });
+  const fetched = await other.fetchFrom({ ...t.ctx.directory.listenerOf!(target)!, peer: target, tokenIds: [stored[0]!] });
+  assert.deepEqual(fetched.refused, []);
 });
 
 test("a tampered share is detected: by the enclave that stores it, and by the owner who combines (who still succeeds with k good ones)", async () => {
@@ -212,6 +224,8 @@ test("the canary secret is in no host-visible place: data dirs, gate frames, hos
   assert.ok(t.frames.length > 100);
   for (const f of t.frames) assert.equal(has(serialize(f.frame)), false, `canary in a gate frame of ${f.enclave}`);
   assert.equal(has(Buffer.from(JSON.stringify(t.events))), false);
+  assert.ok(t.carried.length > 10);
+  assert.equal(has(Buffer.concat(t.carried)), false, "canary in bytes the relays carried");
   const head = await t.reader.getBlockNumber();
   for (let n = 0n; n <= head; n++) {
     const block = await t.chain.provider.request({ method: "eth_getBlockByNumber", params: [`0x${n.toString(16)}`, true] });

@@ -14,6 +14,8 @@ import type { AttestationConfig, AttestResult, EnclaveIdentity } from "../call-g
 import type { VaultChainConfigParams, VaultGateMethod, VaultGateParams } from "./gate.ts";
 import type { SealedEnvelope, SignedConfirmation, TransferItem } from "./service.ts";
 import type { VaultState } from "./states.ts";
+import type { RelayEndpoint } from "../net/frames.ts";
+import { linkRelay } from "../net/relay-link.ts";
 
 const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url));
 
@@ -47,6 +49,10 @@ export interface VaultEnclaveClient {
   reshareDeal(p: { tokenId: bigint; items: { slot: number; descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[] }): Promise<{ descriptor: ShareSetDescriptorJson; root: `0x${string}`; envelopes: { slot: number; enc: Uint8Array; ciphertext: Uint8Array }[] }>;
   reshareAccept(p: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }): Promise<{ slot: number; signature: `0x${string}`; newRoot: `0x${string}` }>;
   reshareCommit(p: { tokenId: bigint }): Promise<{ committed: boolean }>;
+  /** Starts the enclave's mutual-aTLS listener for peers (needs a relay with inbound); resolves with the address peers dial. */
+  listen(): Promise<{ host: string; port: number }>;
+  /** The enclave itself fetches shares from the peer listening at host:port over mutual attested TLS, and imports them. */
+  fetchFrom(p: { host: string; port: number; peer: Address; tokenIds: bigint[] }): Promise<{ imported: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
   bootstrapDone(p: { block: bigint }): Promise<void>;
   advance(p: { block: bigint; caughtUp: boolean }): Promise<void>;
   /** Stops the process (disconnect, then SIGKILL after 2 s). */
@@ -61,6 +67,8 @@ export interface StartVaultEnclaveOptions {
   attestation: AttestationConfig;
   chain: VaultChainConfigParams;
   onFrame?: (direction: "to-enclave" | "from-enclave", frame: unknown) => void;
+  /** The host's byte relay for the enclave's own TLS sessions (src/host/net-relay.ts, with `inbound` to listen for peers). */
+  relay?: RelayEndpoint;
   timeoutMs?: number;
 }
 
@@ -81,8 +89,11 @@ export async function startVaultEnclave(options: StartVaultEnclaveOptions): Prom
     });
   });
   child.on("error", () => {});
+  const relay = linkRelay(child, options.relay, options.onFrame ? (d, f) => options.onFrame!(d, f) : undefined);
+  void exited.then(() => relay.close());
   child.on("message", (raw: unknown) => {
     options.onFrame?.("from-enclave", raw);
+    if (relay.route(raw)) return;
     const frame = raw as { id?: number; result?: unknown; error?: { code: string; message: string } };
     const p = typeof frame.id === "number" ? pending.get(frame.id) : undefined;
     if (!p) return;
@@ -139,6 +150,8 @@ export async function startVaultEnclave(options: StartVaultEnclaveOptions): Prom
     reshareDeal: (p) => call("reshareDeal", p),
     reshareAccept: (p) => call("reshareAccept", p),
     reshareCommit: (p) => call("reshareCommit", p),
+    listen: () => call("listen", {}),
+    fetchFrom: (p) => call("fetchFrom", p),
     bootstrapDone: (p) => call("bootstrapDone", p),
     advance: (p) => call("advance", p),
     async close() {

@@ -49,6 +49,8 @@ export const vaultGateParams = {
   reshareDeal: z.strictObject({ tokenId, items: z.array(z.strictObject({ slot: z.number().int().min(0).max(255), descriptor: z.unknown(), envelope })).min(1).max(255) }),
   reshareAccept: z.strictObject({ descriptor: z.unknown(), envelope }),
   reshareCommit: z.strictObject({ tokenId }),
+  listen: z.strictObject({}),
+  fetchFrom: z.strictObject({ host: z.string().min(1).max(255), port: z.number().int().min(1).max(65535), peer: addressSchema, tokenIds: z.array(tokenId).min(1).max(10_000) }),
   bootstrapDone: z.strictObject({ block }),
   advance: z.strictObject({ block, caughtUp: z.boolean() }),
 } as const;

@@ -26,9 +26,25 @@ import { VaultEnclaveError } from "./errors.ts";
 import { vaultGateParams, vaultRequestFrameSchema, type VaultGateMethod, type VaultGateParams } from "./gate.ts";
 import { SealedVaultStore } from "./sealed-store.ts";
 import { VaultService } from "./service.ts";
+import { createPublicKey } from "node:crypto";
+import { createAttestedCertificate, type EvidenceVerifier } from "../../attestation/atls/certificate.ts";
+import { productionPolicy } from "../../attestation/policy.ts";
+import { loadOrCreateSimPki, simRootDer } from "../../attestation/sim/pki.ts";
+import { verifyEvidence } from "../../attestation/verify.ts";
+import { createRelayChannel } from "../net/channel.ts";
+import { createEnclaveNet, type EnclaveNet } from "../net/connect.ts";
+import { isRelayFrame } from "../net/frames.ts";
+import type { EnclaveListener } from "../net/listen.ts";
+import { processRelayPort } from "../net/process-port.ts";
+import { fetchFromPeer, servePeers } from "./peers.ts";
+
+const relayChannel = createRelayChannel(processRelayPort());
 
 interface Ready {
   service: VaultService;
+  /** Mutual attested TLS with peers of this same image (undefined without an attestation provider). */
+  peers?: { net: EnclaveNet; verify: EvidenceVerifier };
+  listener?: EnclaveListener;
   identity: EnclaveIdentity;
   keys: EnclaveKeys;
   provider: AttestationProvider | EnclaveError;
@@ -56,7 +72,21 @@ async function initialize(p: VaultGateParams<"init">): Promise<Ready> {
     teeType: tee.teeType,
     simulated: tee.simulated,
   };
-  return { service, identity, keys, provider, dataDir: p.dataDir };
+  let peers: Ready["peers"];
+  if (!(provider instanceof EnclaveError)) {
+    const keyPair = { privateKey: keys.tls.privateKey, publicKey: createPublicKey({ key: Buffer.from(keys.tls.spki), format: "der", type: "spki" }) };
+    let made: ReturnType<typeof createAttestedCertificate> | undefined;
+    const certificate = () => (made ??= createAttestedCertificate({ provider, keyPair, signer: keys.account.address }));
+    // Peers must run this very image: the policy accepts only this enclave's own measurement.
+    const base = productionPolicy();
+    const policy =
+      p.attestation.provider === "sim" && typeof p.attestation.pkiDir === "string"
+        ? { ...base, allowSimulation: true, simulatedRoots: [simRootDer(await loadOrCreateSimPki(p.attestation.pkiDir))], measurements: [measurement] }
+        : { ...base, measurements: [measurement] };
+    const verify: EvidenceVerifier = (evidence, expectedReportData) => verifyEvidence(evidence, { policy, expectedReportData });
+    peers = { net: createEnclaveNet({ channel: relayChannel, certificate }), verify };
+  }
+  return { service, identity, keys, provider, dataDir: p.dataDir, ...(peers ? { peers } : {}) };
 }
 
 async function handle(method: VaultGateMethod, raw: unknown): Promise<unknown> {
@@ -118,6 +148,15 @@ async function handle(method: VaultGateMethod, raw: unknown): Promise<unknown> {
       return s.reshareAccept(params);
     case "reshareCommit":
       return s.reshareCommit(params);
+    case "listen": {
+      if (!r.peers) throw new VaultEnclaveError("WRONG_STATE", "this vault enclave has no attestation provider, so no attested peer sessions");
+      r.listener ??= await servePeers(r.peers.net, r.peers.verify, s);
+      return r.listener.address;
+    }
+    case "fetchFrom": {
+      if (!r.peers) throw new VaultEnclaveError("WRONG_STATE", "this vault enclave has no attestation provider, so no attested peer sessions");
+      return fetchFromPeer(r.peers.net, r.peers.verify, s, params as VaultGateParams<"fetchFrom">);
+    }
     case "bootstrapDone":
       return s.bootstrapDone(params);
     case "advance":
@@ -133,6 +172,8 @@ function toGateError(e: unknown): { code: string; message: string } {
 }
 
 process.on("message", (raw: unknown) => {
+  // Relay frames (the enclave's own TLS sessions) are the relay channel's, never the gate's.
+  if (isRelayFrame(raw)) return;
   const frame = vaultRequestFrameSchema.safeParse(raw);
   if (!frame.success) {
     const id = typeof (raw as { id?: unknown })?.id === "number" ? (raw as { id: number }).id : 0;
