@@ -161,7 +161,10 @@ export class VaultHost {
   flushConfirmations(): Promise<void> {
     const run = this.#confirming.then(async () => {
       for (;;) {
-        const signed = (await Promise.all([...this.#slots.values()].map((s) => s.enclave.confirmations({ max: 400, recheckEpoch: s.recheckEpoch }).then((c) => {
+        // At most about 600 token confirmations per transaction (~67k gas each when a cluster's first slot
+        // confirms): a whole cluster re-confirming after a replacement must fit a block.
+        const max = Math.max(10, Math.floor(600 / Math.max(1, this.#slots.size)));
+        const signed = (await Promise.all([...this.#slots.values()].map((s) => s.enclave.confirmations({ max, recheckEpoch: s.recheckEpoch }).then((c) => {
           s.recheckEpoch = false;
           return { s, c };
         }).catch(() => ({ s, c: null }))))).filter((x) => x.c !== null);
