@@ -17,12 +17,12 @@
  *   resumable (the enclave keeps the cursor sealed), trying another cluster
  *   when one fails.
  *
- * Peer transport: `VaultDirectory` maps an enclave address to its host's
- * API. In a devnet it is in-process (several hosts in one process) or HTTP
- * (vault-http.ts). Mutual attested TLS between enclaves is not used for this
- * transport yet (see docs/vault.md, "Not built"): confidentiality rests on
- * the HPKE envelope to the registered key, which the exporting enclave proves
- * from the chain.
+ * Peer transport: when the directory knows the peer's listener
+ * (`listenerOf`), the fetching enclave itself opens a mutual attested TLS
+ * session to it through this host's relay (`fetchFrom`), and the host carries
+ * only TLS records; otherwise the host asks the peer's host (`exportShares`)
+ * and relays the HPKE envelopes. Either way the exporting enclave decides from
+ * the chain, and the shares are sealed to the requester's registered key.
  */
 import type { Address } from "viem";
 import { confirmShares } from "../chain/actions/confirm-shares.ts";
