@@ -204,12 +204,18 @@ export class VaultService {
       block = await this.#chain.block();
       records = await this.#chain.secrets(ids, block);
     }
-    for (const [index, item] of p.items.entries()) {
-      try {
-        imported.push(await this.#accept("transfer", item.descriptor, item.envelope, block, slot, records[index]));
-      } catch (e) {
-        refused.push({ index, code: (e as { code?: string }).code ?? "INTERNAL" });
-      }
+    // Sixteen at a time: each share is an HPKE open, a commitment check and a sealed file written.
+    const entries = [...p.items.entries()];
+    for (let at = 0; at < entries.length; at += 16) {
+      await Promise.all(
+        entries.slice(at, at + 16).map(async ([index, item]) => {
+          try {
+            imported.push(await this.#accept("transfer", item.descriptor, item.envelope, block, slot, records[index]));
+          } catch (e) {
+            refused.push({ index, code: (e as { code?: string }).code ?? "INTERNAL" });
+          }
+        }),
+      );
     }
     if (p.cursor !== undefined) this.#state.bootstrapCursor = p.cursor;
     await this.#store.saveState(this.#state);
