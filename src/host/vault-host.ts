@@ -26,8 +26,8 @@
  */
 import type { Address } from "viem";
 import { confirmShares } from "../chain/actions/confirm-shares.ts";
-import { readVaultEvents } from "../chain/actions/read-vault-events.ts";
-import { readCluster } from "../chain/actions/read-cluster.ts";
+import { readVaultEvents, type VaultEvent } from "../chain/actions/read-vault-events.ts";
+import { readCluster, type ClusterRecord } from "../chain/actions/read-cluster.ts";
 import { readSecret } from "../chain/actions/read-secret.ts";
 import { readSync } from "../chain/actions/read-sync.ts";
 import { reshareSecret } from "../chain/actions/reshare-secret.ts";
@@ -197,7 +197,12 @@ export class VaultHost {
 
   /** Where the chain says `enclave` sits now (routing only: the enclaves prove it themselves). */
   async #placeOf(enclave: Address): Promise<{ cluster: bigint; slot: number } | undefined> {
-    for (const c of await listClusters(this.#o.reader, this.#o.vault)) {
+    this.#tick.clusters ??= listClusters(this.#o.reader, this.#o.vault);
+    const listed = await this.#tick.clusters.catch((e: unknown) => {
+      this.#tick.clusters = undefined;
+      throw e;
+    });
+    for (const c of listed) {
       const slot = c.members.findIndex((m) => m.toLowerCase() === enclave.toLowerCase());
       if (slot >= 0) return { cluster: c.cluster, slot };
     }
@@ -241,6 +246,7 @@ export class VaultHost {
     const slot = this.#slots.get(enclave.toLowerCase());
     if (!slot) throw new VaultHostError("ENCLAVE_UNKNOWN", `enclave ${enclave} is not supervised by this host`);
     const startBlock = await this.#o.reader.getBlockNumber();
+    this.#tick = { events: new Map() }; // fresh membership: the enclave may have joined a moment ago
     const place = await this.#placeOf(enclave);
     if (place) {
       const others = (await listClusters(this.#o.reader, this.#o.vault)).filter((c) => c.cluster !== place.cluster && c.size > place.slot);
@@ -292,7 +298,21 @@ export class VaultHost {
     return this.#syncing;
   }
 
+  /** Per crawl tick: one eth_getLogs per range and one cluster listing, shared by every supervised enclave. */
+  #tick: { events: Map<string, Promise<VaultEvent[]>>; clusters?: Promise<ClusterRecord[]> } = { events: new Map() };
+
+  #events(from: bigint, to: bigint): Promise<VaultEvent[]> {
+    const key = `${from}-${to}`;
+    let p = this.#tick.events.get(key);
+    if (!p) {
+      p = readVaultEvents(this.#o.reader, this.#o.vault, from, to);
+      this.#tick.events.set(key, p);
+    }
+    return p;
+  }
+
   async #syncAll(): Promise<void> {
+    this.#tick = { events: new Map() };
     const head = await this.#o.reader.getBlockNumber();
     await Promise.all([...this.#slots.values()].map((s) => this.#syncSlot(s, head).catch((e: unknown) => this.#emit({ type: "error", enclave: s.address, code: codeOf(e), message: String((e as Error).message) }))));
     await this.flushConfirmations();
@@ -305,7 +325,7 @@ export class VaultHost {
     let from = status.checkpoint + 1n;
     while (from <= head) {
       const to = from + this.#o.logRange - 1n < head ? from + this.#o.logRange - 1n : head;
-      const events = await readVaultEvents(this.#o.reader, this.#o.vault, from, to);
+      const events = await this.#events(from, to);
       if (place) {
         const synced = events.filter((e) => e.kind === "synced" && e.cluster !== place.cluster) as { tokenId: bigint; cluster: bigint; version: bigint }[];
         for (const e of events) {

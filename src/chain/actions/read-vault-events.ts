@@ -1,4 +1,4 @@
-import { parseEventLogs, type Address, type Client } from "viem";
+import { parseEventLogs, toEventSelector, type AbiEvent, type Address, type Client, type Hex } from "viem";
 import { getLogs } from "viem/actions";
 import { secretVaultAbi } from "../abi/SecretVault.ts";
 
@@ -9,13 +9,18 @@ export type VaultEvent =
   | { kind: "reshared"; tokenId: bigint; cluster: bigint; version: bigint; block: bigint }
   | { kind: "memberReplaced"; cluster: bigint; slot: number; enclave: Address; block: bigint };
 
+const crawledTopics: Hex[] = secretVaultAbi
+  .filter((x): x is Extract<(typeof secretVaultAbi)[number], { type: "event" }> => x.type === "event" && ["SecretSynced", "SecretBurned", "SecretReshared", "ClusterMemberReplaced"].includes(x.name))
+  .map((e) => toEventSelector(e as AbiEvent));
+
 /**
  * SecretSynced, SecretBurned, SecretReshared and ClusterMemberReplaced in [fromBlock, toBlock], in chain order:
  * one eth_getLogs for the whole range (the caller splits long ranges), never block by block.
  */
 export async function readVaultEvents(client: Client, vault: Address, fromBlock: bigint, toBlock: bigint): Promise<VaultEvent[]> {
   if (toBlock < fromBlock) return [];
-  const logs = await getLogs(client, { address: vault, fromBlock, toBlock });
+  // Only the four events a crawler acts on (topic 0 any of them): not every ShareConfirmed and Transfer.
+  const logs = await getLogs(client, { address: vault, fromBlock, toBlock, topics: [crawledTopics] } as Parameters<typeof getLogs>[1]);
   const parsed = parseEventLogs({ abi: secretVaultAbi, logs, strict: true });
   const out: VaultEvent[] = [];
   for (const log of parsed) {
