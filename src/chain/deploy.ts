@@ -13,7 +13,7 @@ import { CloisterError } from "../util/base-error.ts";
 /** A deployment just made: its addresses and what deploying them cost. */
 export interface CloisterDeployment extends Deployment {
   collaborations: Address;
-  gasUsed: { registry: bigint; market: bigint; grants?: bigint; collaborations: bigint };
+  gasUsed: { registry: bigint; market: bigint; grants?: bigint; collaborations: bigint; vault: bigint };
 }
 
 export class DeploymentError extends CloisterError<"DEPLOYMENT_FAILED"> {
@@ -42,7 +42,7 @@ async function deployed(client: WriterClient, what: string, hash: Hex) {
   return { address: receipt.contractAddress, receipt };
 }
 
-/** Deploys EnclaveRegistry, then TaskMarket, Pipelines, Grants and Collaborations bound to it, waiting for each receipt. */
+/** Deploys EnclaveRegistry, then TaskMarket, Pipelines, Grants, Collaborations and SecretVault bound to it, waiting for each receipt. */
 export async function deployCloister(client: WriterClient, options: DeployOptions): Promise<CloisterDeployment> {
   const admin = options.admin ?? client.account.address;
   const registry = await deployed(
@@ -62,15 +62,17 @@ export async function deployCloister(client: WriterClient, options: DeployOption
   const pipelines = await deployed(client, "Pipelines", await client.deployContract({ abi: pipelinesAbi, bytecode: pipelinesBytecode, args: [registry.address] }));
   const grants = await deployGrants(client, registry.address);
   const collaborations = await deployCollaborations(client, registry.address);
+  const vault = await deploySecretVault(client, { registry: registry.address, admin });
   return {
     chainId: client.chain.id,
     registry: registry.address,
     market: market.address,
+    vault: vault.address,
     deployBlock: market.receipt.blockNumber,
     pipelines: pipelines.address,
     grants: grants.address,
     collaborations: collaborations.address,
-    gasUsed: { registry: registry.receipt.gasUsed, market: market.receipt.gasUsed, grants: grants.gasUsed, collaborations: collaborations.gasUsed },
+    gasUsed: { registry: registry.receipt.gasUsed, market: market.receipt.gasUsed, grants: grants.gasUsed, collaborations: collaborations.gasUsed, vault: vault.gasUsed },
   };
 }
 
@@ -110,7 +112,7 @@ export interface VaultDeployOptions {
   clusterAdmin?: Address;
 }
 
-/** Deploys a SecretVault bound to `registry` (not yet part of deployCloister nor of the Deployment shape). */
+/** Deploys a SecretVault bound to `registry` (deployCloister calls it; the cluster admin defaults to `admin`). */
 export async function deploySecretVault(client: WriterClient, options: VaultDeployOptions): Promise<{ address: Address; gasUsed: bigint }> {
   const admin = options.admin ?? client.account.address;
   const hash = await client.deployContract({ abi: secretVaultAbi, bytecode: secretVaultBytecode, args: [options.registry, admin, options.clusterAdmin ?? admin] });

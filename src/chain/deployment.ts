@@ -12,6 +12,8 @@ export interface Deployment {
   chainId: number;
   registry: Address;
   market: Address;
+  /** SecretVault (issue 15); absent in deployment files written before it was deployed. */
+  vault?: Address;
   /** Block of the market's deployment: where event crawlers start. */
   deployBlock: bigint;
   /** Pipelines (issue 14), where the network has one. */
@@ -27,6 +29,7 @@ export const deploymentJsonSchema = z
     chainId: z.number().int().positive(),
     registry: addressSchema,
     market: addressSchema,
+    vault: addressSchema.optional(),
     deployBlock: z.string().regex(/^\d+$/, "must be a decimal block number"),
     pipelines: addressSchema.optional(),
     grants: addressSchema.optional(),
@@ -49,6 +52,7 @@ export function deploymentToJson(d: Deployment): DeploymentJson {
     ...(d.pipelines ? { pipelines: d.pipelines } : {}),
     ...(d.grants ? { grants: d.grants } : {}),
     ...(d.collaborations ? { collaborations: d.collaborations } : {}),
+    ...(d.vault ? { vault: d.vault } : {}),
   };
 }
 
@@ -57,7 +61,7 @@ export function deploymentFromJson(json: unknown, source: string): Deployment {
   const parsed = deploymentJsonSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new DeploymentFormatError(`${source}: ${issue.path.join(".") || "(top level)"} ${issue.message}; a deployment holds chainId, registry, market and deployBlock`);
+    throw new DeploymentFormatError(`${source}: ${issue.path.join(".") || "(top level)"} ${issue.message}; a deployment holds chainId, registry, market, deployBlock and optionally vault`);
   }
   const d = parsed.data;
   return {
@@ -65,5 +69,6 @@ export function deploymentFromJson(json: unknown, source: string): Deployment {
     ...(d.pipelines ? { pipelines: d.pipelines } : {}),
     ...(d.grants ? { grants: d.grants } : {}),
     ...(d.collaborations ? { collaborations: d.collaborations } : {}),
+    ...(d.vault ? { vault: d.vault } : {}),
   };
 }

@@ -15,6 +15,7 @@ Usage:
   cloister demo [clean-room]                     run a whole local network and one confidential task (or a clean room: two
                                                  partners join their data in enclaves, only aggregates come out), step by step
   cloister demo grants                           owner grants over a local file: refused, allowed once, used up
+  cloister demo vault                            store a secret in enclave clusters, lose two enclaves, retrieve, transfer
   cloister task run <program.js> --input <file>  run a program as a confidential task and print its output
   cloister collab run <collaboration.json>       run a clean-room collaboration: partners' data joined in enclaves, only aggregates out
   cloister pipeline run <pipeline.json>          run an ETL pipeline in an enclave, anchor and verify the run
@@ -25,7 +26,12 @@ Usage:
   cloister verify <provenance | task-id> ...     check an execution's provenance record
   cloister grant create|revoke|list|uses ...     a data owner's grants: one operator, one statement, limited uses
   cloister operate <grant-id> --statement <f>    the operator's side: run a granted statement in its enclave
-  cloister devnet up [--nodes N] [--dir D]       run a local multi-process network until Ctrl-C
+  cloister devnet up [--nodes N] [--dir D]       run a local multi-process network until Ctrl-C (--clusters C: vault clusters)
+  cloister vault store <file> [--threshold 3]    store a secret k-of-n in enclave clusters (needs devnet up --clusters)
+  cloister vault status <token>                  which clusters and slots hold a token's shares
+  cloister vault get <token> [--out <file>]      as the token's owner: rebuild the secret from k shares
+  cloister vault transfer <token> <address>      transfer the token (and with it the right to the secret)
+  cloister vault burn <token>                    burn the token; the enclaves drop its shares
   cloister devnet accounts                       list the devnet's ten funded test accounts
   cloister help [<command>]                      this text, or a command's usage
 
@@ -79,6 +85,8 @@ async function run(argv: string[]): Promise<number> {
       return (await import("./commands/grant.ts")).grantCommand(rest);
     case "operate":
       return (await import("./commands/operate.ts")).operateCommand(rest);
+    case "vault":
+      return (await import("./commands/vault.ts")).vaultCommand(rest);
     default:
       throw new UsageError(`unknown command '${command}'. Run 'cloister help' for the list of commands.`);
   }

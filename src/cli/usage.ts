@@ -85,8 +85,20 @@ export const verifyUsage = `Usage:
   anchor (the task's completion names the same enclave and digests).
   Exit status: 0 verified, 1 not, 2 unusable arguments.`;
 
+export const vaultUsage = `Usage:
+  cloister vault store <file> [--threshold 3 --shares 5] [--json]   split, mint a token, store in a cluster; prints the token id and the synced clusters
+  cloister vault status <token> [--json]                           per cluster: synced or not, and each slot's confirmation
+  cloister vault get <token> [--out <file>]                        as the owner: the secret goes to stdout or the file, nowhere else
+  cloister vault transfer <token> <address> [--json]
+  cloister vault burn <token> [--json]
+
+  Every vault command takes --network <devnet dir> (or CLOISTER_NETWORK): a devnet started with
+  'cloister devnet up --clusters C'. Signing: --account <i> (a devnet test account) or CLOISTER_PRIVATE_KEY.
+  With --json, store ends with {"token":…,"clusters":[…]} and status with {"token":…,"clusters":[{"id":…,"synced":…,"slots":[…]}]}.
+  docs/vault.md describes the protocol.`;
+
 export const devnetUsage = `Usage:
-  cloister devnet up [--nodes <n>] [--dir <dir>] [--port <port>] [--json] [--quiet] [limits]
+  cloister devnet up [--nodes <n>] [--clusters <c>] [--dir <dir>] [--port <port>] [--json] [--quiet] [limits]
   cloister devnet accounts [--json] [--show-private-keys]
 
 devnet up:
@@ -101,6 +113,8 @@ devnet up:
   the same chain, IPFS blocks, contracts and enclave identities. Default port 8545; 0 picks free ports.
   Progress goes to stderr when it is a terminal (CLOISTER_PROGRESS=1 shows it in a pipe too).
   Everything binds to 127.0.0.1.
+  --clusters <c> also runs c vault clusters of 5 vault enclave processes (supervised by the devnet process),
+  prints them, and serves their gateway on <port>+3+<n> ('cloister vault ...' uses it through network.json).
 
   Limits (raise them only for clients you trust; docs/threat-model.md, Public endpoints):
   --rpc-max-batch <n>                       requests in one JSON-RPC batch (default 1000)
@@ -203,6 +217,15 @@ ${networkOptionsUsage}
 export const commandUsages: readonly { words: string; usage: string }[] = [
   { words: "demo", usage: `Usage:
   cloister demo [--data-dir <dir>] [--json]
+  cloister demo vault [--json]     the secret vault: store, sync to a second cluster, two enclaves stopped,
+                                   retrieval still works, a non-owner refused, transfer, old owner refused
+
+  Runs a whole local network (embedded, SIMULATED TEE) and one confidential task through it, every step
+  told on stderr. With --json the result is one JSON object on stdout (and the steps only on a terminal).` },
+  { words: "demo vault", usage: `Usage:
+  cloister demo [--data-dir <dir>] [--json]
+  cloister demo vault [--json]     the secret vault: store, sync to a second cluster, two enclaves stopped,
+                                   retrieval still works, a non-owner refused, transfer, old owner refused
 
   Runs a whole local network (embedded, SIMULATED TEE) and one confidential task through it, every step
   told on stderr. With --json the result is one JSON object on stdout (and the steps only on a terminal).
@@ -242,6 +265,12 @@ export const commandUsages: readonly { words: string; usage: string }[] = [
   { words: "policy", usage: policyUsage },
   { words: "policy show", usage: policyUsage },
   { words: "verify", usage: verifyUsage },
+  { words: "vault", usage: vaultUsage },
+  { words: "vault store", usage: vaultUsage },
+  { words: "vault status", usage: vaultUsage },
+  { words: "vault get", usage: vaultUsage },
+  { words: "vault transfer", usage: vaultUsage },
+  { words: "vault burn", usage: vaultUsage },
   { words: "devnet", usage: devnetUsage },
   { words: "devnet up", usage: devnetUsage },
   { words: "devnet accounts", usage: devnetUsage },

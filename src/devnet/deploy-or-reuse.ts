@@ -14,7 +14,8 @@ export async function deployOrReuse(deployer: WriterClient, options: { chainId: 
   const saved = await readDeployment(options.path);
   if (saved && saved.chainId === options.chainId) {
     const code = await getCode(deployer, { address: saved.market });
-    if (code && code !== "0x") {
+    // A deployment file from before the vault was deployed is redeployed, so every devnet has one.
+    if (code && code !== "0x" && saved.vault) {
       // A network made before Pipelines and Collaborations were part of deployCloister: add them beside the others.
       if (saved.pipelines && saved.collaborations) return saved;
       const upgraded = {
@@ -30,6 +31,7 @@ export async function deployOrReuse(deployer: WriterClient, options: { chainId: 
   const stored: Deployment = { chainId: deployed.chainId, registry: deployed.registry, market: deployed.market, deployBlock: deployed.deployBlock, collaborations: deployed.collaborations };
   if (deployed.pipelines) stored.pipelines = deployed.pipelines;
   if (deployed.grants) stored.grants = deployed.grants;
+  if (deployed.vault) stored.vault = deployed.vault;
   await writeDeployment(options.path, stored);
   return stored;
 }

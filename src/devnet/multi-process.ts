@@ -39,6 +39,8 @@ import { StorageError, type BlobStore } from "../storage/blob-store.ts";
 import { openHeliaStore, type HeliaStore } from "../storage/helia-store.ts";
 import { startKuboRpcServer, type KuboRpcServer, type KuboRpcServerOptions } from "../storage/kubo-rpc-server.ts";
 import { deployOrReuse } from "./deploy-or-reuse.ts";
+import { startDevnetVault } from "./vault-devnet.ts";
+import type { VaultClusterInfo } from "./vault-network.ts";
 import { DevnetError } from "./errors.ts";
 import { networkFileName, writeNetworkFile, type DevnetEndpoints } from "./network-file.ts";
 import { localNetworkManifest } from "./network-policy.ts";
@@ -76,6 +78,8 @@ export interface MultiProcessDevnetOptions {
   rpcLimits?: Pick<ChainRpcServerOptions, "maxBodyBytes" | "maxBatchItems" | "maxResponseBytes">;
   /** The IPFS node's caps on uploads, each and all in flight (defaults in kubo-rpc-server.ts). */
   ipfsLimits?: Pick<KuboRpcServerOptions, "maxUploadBytes" | "maxUploadBytesInFlight">;
+  /** Vault clusters of 5 vault enclave processes, supervised by this process (issue 15; default 0: none). */
+  vaultClusters?: number;
   /** A node process exited while the network was running (not during close). */
   onNodeExit?: (node: number, code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -107,6 +111,8 @@ export interface MultiProcessDevnet extends DevnetEndpoints {
   nodes: DevnetNode[];
   /** Blocks replayed from the data dir at start (0 for a new network). */
   replayedBlocks: number;
+  /** The vault clusters this devnet runs (empty without --clusters). */
+  vaultClusters: VaultClusterInfo[];
   /** The well-known development requester key (local use only). */
   requesterKey: Hex;
   /** The chain in this process, reachable while its JSON-RPC server is stopped. */
@@ -186,7 +192,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
 
     const writer = (account: LocalChain["accounts"]["deployer"]) => createWriterClient({ endpoint: { provider: chain.provider }, chain: chain.chain, account });
     const deployment = await deployOrReuse(writer(chain.accounts.deployer), { chainId: chain.chainId, attester: chain.accounts.attester.address, path: join(dataDir, "deployment.json") });
-    step(`contracts: EnclaveRegistry ${deployment.registry}, TaskMarket ${deployment.market} (from block ${deployment.deployBlock})`);
+    step(`contracts: EnclaveRegistry ${deployment.registry}, TaskMarket ${deployment.market}, SecretVault ${deployment.vault ?? "none"} (from block ${deployment.deployBlock})`);
     const users = devUserKeys().map((k) => localAccount(k).address);
     const testToken = await deployOrReuseTestToken(writer(chain.accounts.deployer), { chainId: chain.chainId, path: join(dataDir, "test-token.json"), recipients: users });
     step(
@@ -230,8 +236,10 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     };
     for (const n of nodes) step(`node ${n.index}: pid ${n.pid}, enclave pid ${n.enclavePid}, signer ${n.signer} ${n.teeType}${n.simulated ? " SIMULATED" : ""}, operator ${n.operator}${n.httpUrl ? `, health ${n.httpUrl}/healthz` : ""}`);
 
+    const vault = options.vaultClusters ? await startDevnetVault({ chain, rpcUrl, deployment, dataDir, simPkiDir, clusters: options.vaultClusters, port: port(3 + nodeCount), step }) : undefined;
+    if (vault) cleanups.push(() => vault.close());
     await checkEndpointsAnswer({ chainId: chain.chainId, rpcUrl, wsUrl, ipfsUrl, casUrl: cas.url, nodeUrls: nodes.map((n) => n.httpUrl) });
-    const endpoints: DevnetEndpoints = { chainId: chain.chainId, rpcUrl, wsUrl, ipfsUrl, casUrl: cas.url, deployment, testToken };
+    const endpoints: DevnetEndpoints = { chainId: chain.chainId, rpcUrl, wsUrl, ipfsUrl, casUrl: cas.url, deployment, testToken, ...(vault ? { vaultUrl: vault.url } : {}) };
     const networkFile = await writeNetworkFile(dataDir, { ...endpoints, manifest });
     // First to go on close: a stopped devnet's endpoints answer no more.
     cleanups.push(() => rm(join(dataDir, networkFileName), { force: true }));
@@ -247,6 +255,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
       measurement,
       nodes,
       replayedBlocks: chain.replayedBlocks,
+      vaultClusters: vault?.clusters ?? [],
       requesterKey: chain.privateKeys.requester,
       chainProvider: chain.provider,
       killNode: (index) => processOf(index).kill(),

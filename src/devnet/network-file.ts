@@ -35,11 +35,12 @@ const wsUrl = z.string().refine((s) => /^wss?:\/\/[^/]/.test(s) && URL.canParse(
 const networkFileSchema = z.strictObject({
   version: z.literal(1),
   chainId: z.number().int().positive(),
-  endpoints: z.strictObject({ rpc: httpUrl, ws: wsUrl.optional(), ipfs: httpUrl, cas: httpUrl.optional() }),
+  endpoints: z.strictObject({ rpc: httpUrl, ws: wsUrl.optional(), ipfs: httpUrl, cas: httpUrl.optional(), vault: httpUrl.optional() }),
   deployment: z.strictObject({
     registry: address,
     market: address,
     collaborations: address.optional(),
+    vault: address.optional(),
     deployBlock: z.string().regex(/^\d+$/, "is not a block number in decimal"),
     testToken: address.optional(),
     pipelines: address.optional(),
@@ -64,7 +65,7 @@ export interface NetworkFile {
   /** Where it was read from. */
   path: string;
   chainId: number;
-  endpoints: { rpc: string; ws?: string; ipfs: string; cas?: string };
+  endpoints: { rpc: string; ws?: string; ipfs: string; cas?: string; vault?: string };
   deployment: Deployment;
   testToken?: Address;
   /** The network's policy manifest; every client's policy comes from it (policyForRole). */
@@ -87,6 +88,8 @@ export interface DevnetEndpoints {
   deployment: Deployment;
   /** The devnet's TestToken (anyone may mint), of which each user account got testTokenPerAccount. */
   testToken: Address;
+  /** The vault hosts' gateway (src/host/vault-http.ts), when the devnet runs vault clusters. */
+  vaultUrl?: string;
 }
 
 export interface DevnetDescription extends DevnetEndpoints {
@@ -101,12 +104,13 @@ export async function writeNetworkFile(dir: string, d: DevnetDescription): Promi
   const json: NetworkFileJson = {
     version: 1,
     chainId: d.chainId,
-    endpoints: { rpc: d.rpcUrl, ws: d.wsUrl, ipfs: d.ipfsUrl, cas: d.casUrl },
+    endpoints: { rpc: d.rpcUrl, ws: d.wsUrl, ipfs: d.ipfsUrl, cas: d.casUrl, ...(d.vaultUrl ? { vault: d.vaultUrl } : {}) },
     deployment: {
       registry: d.deployment.registry, market: d.deployment.market, deployBlock: d.deployment.deployBlock.toString(), testToken: d.testToken,
       ...(d.deployment.pipelines ? { pipelines: d.deployment.pipelines } : {}),
       ...(d.deployment.grants ? { grants: d.deployment.grants } : {}),
       ...(d.deployment.collaborations ? { collaborations: d.deployment.collaborations } : {}),
+      ...(d.deployment.vault ? { vault: d.deployment.vault } : {}),
     },
     manifest: networkManifestFileName,
     manifestDigest: manifestDigest(d.manifest),
@@ -149,6 +153,7 @@ export async function readNetworkFile(fileOrDir: string): Promise<NetworkFile> {
       ...(n.deployment.pipelines ? { pipelines: n.deployment.pipelines } : {}),
       ...(n.deployment.grants ? { grants: n.deployment.grants } : {}),
       ...(n.deployment.collaborations ? { collaborations: n.deployment.collaborations } : {}),
+      ...(n.deployment.vault ? { vault: n.deployment.vault } : {}),
     },
     ...(n.deployment.testToken ? { testToken: n.deployment.testToken } : {}),
     ...(await manifestOf(n, path)),

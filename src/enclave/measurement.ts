@@ -22,16 +22,23 @@ import { enclaveCodeMeasurement } from "../attestation/sim/measurement.ts";
 export const ENCLAVE_ENTRYPOINTS = ["src/enclave/main.ts", "src/attestation/providers/index.ts"] as const;
 const COMPUTED_IMPORTS = ["src/enclave/attestation.ts"] as const;
 
+/**
+ * The vault enclave's own image (issue 15): its entrypoint instead of main.ts, so that a change to the task
+ * runtime, the executors or another job kind does not change the vault's measurement, hence the sealing key
+ * of the shares it holds.
+ */
+export const VAULT_ENCLAVE_ENTRYPOINTS = ["src/enclave/vault/main.ts", "src/attestation/providers/index.ts"] as const;
+
 /** The repository root this file lives in. */
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 /** Repository-relative paths ("/" separators) of the measured modules, sorted. */
-export async function listMeasuredFiles(root: string = REPO_ROOT): Promise<string[]> {
-  return (await codeClosure(ENCLAVE_ENTRYPOINTS, root, { computedImports: COMPUTED_IMPORTS })).files;
+export async function listMeasuredFiles(root: string = REPO_ROOT, entrypoints: readonly string[] = ENCLAVE_ENTRYPOINTS): Promise<string[]> {
+  return (await codeClosure(entrypoints, root, { computedImports: COMPUTED_IMPORTS })).files;
 }
 
 /** Lowercase hex measurement of the enclave code under `root`. */
-export async function measureEnclaveCode(root: string = REPO_ROOT): Promise<string> {
-  const closure = await codeClosure(ENCLAVE_ENTRYPOINTS, root, { computedImports: COMPUTED_IMPORTS });
+export async function measureEnclaveCode(root: string = REPO_ROOT, entrypoints: readonly string[] = ENCLAVE_ENTRYPOINTS): Promise<string> {
+  const closure = await codeClosure(entrypoints, root, { computedImports: COMPUTED_IMPORTS });
   return enclaveCodeMeasurement(closure.files, root, closure.packages);
 }

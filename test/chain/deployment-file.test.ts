@@ -21,3 +21,21 @@ test("a deployment file round-trips, a missing one reads as none, and a wrong on
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("a deployment file keeps the vault's address, and one written before the vault existed still reads (without it)", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "cloister-deployment-"));
+  try {
+    const path = join(dir, "deployment.json");
+    const withVault = { chainId: 31337, registry: `0x${"11".repeat(20)}`, market: `0x${"22".repeat(20)}`, vault: `0x${"33".repeat(20)}`, deployBlock: 4n } as const;
+    await writeDeployment(path, withVault);
+    assert.deepEqual(await readDeployment(path), withVault);
+    await writeFile(path, JSON.stringify({ chainId: 31337, registry: withVault.registry, market: withVault.market, deployBlock: "4" }));
+    const old = await readDeployment(path);
+    assert.equal(old?.vault, undefined);
+    assert.equal(old?.market, withVault.market);
+    await writeFile(path, JSON.stringify({ chainId: 31337, registry: withVault.registry, market: withVault.market, vault: "0x33", deployBlock: "4" }));
+    await assert.rejects(readDeployment(path), { code: "DEPLOYMENT_INVALID", message: /vault/ });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -55,6 +55,7 @@ test("the usage lists every command and subcommand", async () => {
   assert.deepEqual(await listedCommands(), [
     "demo",
     "demo grants",
+    "demo vault",
     "task run",
     "pipeline run",
     "collab run",
@@ -66,6 +67,11 @@ test("the usage lists every command and subcommand", async () => {
     "grant create",
     "operate",
     "devnet up",
+    "vault store",
+    "vault status",
+    "vault get",
+    "vault transfer",
+    "vault burn",
     "devnet accounts",
     "help",
   ]);

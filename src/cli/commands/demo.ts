@@ -16,6 +16,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   if (argv[0] === "pipeline") return (await import("./demo-pipeline.ts")).pipelineDemoCommand(argv.slice(1));
   if (argv[0] === "grants") return (await import("./demo-grant-steps.ts")).demoGrantsCommand(argv.slice(1));
   if (argv[0] === "clean-room") return (await import("./demo-clean-room.ts")).demoCleanRoomCommand(argv.slice(1));
+  if (argv[0] === "vault") return (await import("./demo-vault.ts")).demoVaultCommand(argv.slice(1));
   const { values } = parseArgs({ args: argv, options: { "data-dir": { type: "string" }, json: { type: "boolean", default: false } } });
   // The steps are the demo's story, told in a pipe too; with --json they are progress like any other.
   const reporter = stderrReporter({ always: !values.json });

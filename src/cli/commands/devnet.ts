@@ -28,6 +28,7 @@ export async function devnetCommand(argv: string[]): Promise<number> {
     args: rest,
     options: {
       nodes: { type: "string" },
+      clusters: { type: "string" },
       dir: { type: "string", default: ".cloister/devnet" },
       port: { type: "string", default: "8545" },
       json: { type: "boolean", default: false },
@@ -40,6 +41,7 @@ export async function devnetCommand(argv: string[]): Promise<number> {
   });
   if (positionals.length > 0) throw new UsageError(`devnet up takes no positional arguments\n\n${devnetUsage}`);
   const nodes = parsePositiveInt(values.nodes, "--nodes", 2);
+  const vaultClusters = values.clusters === undefined ? 0 : parsePositiveInt(values.clusters, "--clusters", 0);
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535 - 3 - nodes) throw new UsageError(`--port takes a port number (0 picks free ports), got '${values.port}'`);
   const dataDir = resolve(values.dir);
@@ -68,6 +70,7 @@ export async function devnetCommand(argv: string[]): Promise<number> {
       dataDir,
       nodes,
       port,
+      vaultClusters,
       rpcLimits,
       ipfsLimits,
       onStep: (m) => reporter.detail(m),
@@ -107,6 +110,7 @@ function describe(d: MultiProcessDevnet) {
       ...(d.deployment.grants ? { grants: d.deployment.grants } : {}),
     },
     nodes: d.nodes,
+    ...(d.vaultUrl ? { vaultUrl: d.vaultUrl, vault: d.deployment.vault, clusters: d.vaultClusters.map((c) => ({ id: c.id.toString(), members: c.members })) } : {}),
     pid: process.pid,
   };
 }
@@ -122,6 +126,7 @@ function endpointsText(d: MultiProcessDevnet, dirFlag: string): string {
     `  TaskMarket       ${d.deployment.market}  (deploy block ${d.deployment.deployBlock})`,
     `  test token       ${d.testToken}  (accounts 0..9 hold some: cloister devnet accounts)`,
     ...d.nodes.map((n) => `  node ${n.index}           pid ${n.pid}, enclave pid ${n.enclavePid}, signer ${n.signer} ${n.teeType}${n.simulated ? " SIMULATED" : ""}${n.httpUrl ? `, metrics ${n.httpUrl}/metrics` : ""}`),
+    ...(d.vaultUrl ? [`  SecretVault      ${d.deployment.vault}  (gateway ${d.vaultUrl})`, ...d.vaultClusters.map((c) => `  vault cluster ${c.id}  ${c.members.join(" ")}`)] : []),
     `  data dir         ${d.dataDir}`,
     `  network file     ${d.networkFile}`,
     `Run a task (Ctrl-C stops the devnet):`,

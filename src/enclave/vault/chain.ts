@@ -1,0 +1,207 @@
+/**
+ * What the vault enclave knows of the chain, proved rather than believed:
+ * every read is a storage word of SecretVault or EnclaveRegistry proved with
+ * eth_getProof against a header the enclave's own quorum of endpoints agrees
+ * on (src/enclave/chain-view/). The host may serve the proofs; it cannot
+ * change what they prove.
+ *
+ * Endpoints: in this simulated runtime the enclave calls the JSON-RPC URLs
+ * of its configuration with fetch (the devnet's are plain HTTP on loopback).
+ * On hardware they are HTTPS endpoints reached through the host relay with
+ * TLS terminating inside the enclave (src/enclave/net/): not wired yet.
+ */
+import { hexToBigInt, type Address, type Hex } from "viem";
+import { ChainView } from "../chain-view/chain-view.ts";
+import type { TrustedHeader } from "../chain-view/header.ts";
+import { QuorumHeaderSource } from "../chain-view/quorum.ts";
+import { parseProof, verifyAccountProof, verifyStorageProof } from "../chain-view/proof.ts";
+import { blockTagOf, call, type ChainEndpoint } from "../chain-view/rpc.ts";
+import { addressFromWord, mappingSlot, nestedMappingSlot, slotPlus } from "../chain-view/slots.ts";
+import { vaultStorageSlots } from "../../protocol/vault-contract.ts";
+import { VaultEnclaveError } from "./errors.ts";
+
+/** EnclaveRegistry's `enclaves` mapping (after AccessControl's `_roles` at 0); test/enclave/vault pins it. */
+export const REGISTRY_ENCLAVES_SLOT = 1n;
+/** SecretVault's `_clusters` (cluster → { uint8 size, uint32 epoch }) and `membershipOf` mappings. */
+export const VAULT_CLUSTERS_SLOT = 10n;
+export const VAULT_MEMBERSHIP_SLOT = 12n;
+
+export interface ChainConfig {
+  chainId: number;
+  vault: Address;
+  registry: Address;
+  /** JSON-RPC endpoints (http or https URLs) named in the enclave's configuration. */
+  endpoints: readonly { name: string; url: string }[];
+  /** How many endpoints must agree on the checkpoint block (a majority). */
+  quorum: number;
+  /** How many blocks below the quorum's head the checkpoint is. */
+  finalityDepth: number;
+}
+
+/** An EIP-1193 request function over HTTP JSON-RPC. */
+export function httpEndpoint(name: string, url: string): ChainEndpoint {
+  let id = 0;
+  return {
+    name,
+    rpc: {
+      async request({ method, params }: { method: string; params?: readonly unknown[] | object }) {
+        const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: ++id, method, params: params ?? [] }) });
+        const body = (await response.json()) as { result?: unknown; error?: { message?: string } };
+        if (body.error) throw new Error(`${method}: ${body.error.message ?? "error"}`);
+        return body.result;
+      },
+    },
+  };
+}
+
+export interface SecretWord {
+  threshold: number;
+  shares: number;
+  version: bigint;
+  burned: boolean;
+  sharesRoot: Hex;
+}
+
+export interface RegistryEntry {
+  operator: Address;
+  expiry: bigint;
+  revoked: boolean;
+  hpkePublicKey: Hex;
+}
+
+export interface Membership {
+  cluster: bigint;
+  slot: number;
+  used: boolean;
+}
+
+function byteAt(word: bigint, offset: number, bytes: number): bigint {
+  return (word >> BigInt(offset * 8)) & ((1n << BigInt(bytes * 8)) - 1n);
+}
+
+function decodeSecret(w0: bigint, w1: bigint): SecretWord {
+  return {
+    threshold: Number(byteAt(w0, 0, 1)),
+    shares: Number(byteAt(w0, 1, 1)),
+    version: byteAt(w0, 2, 8),
+    burned: byteAt(w0, 10, 1) !== 0n,
+    sharesRoot: `0x${w1.toString(16).padStart(64, "0")}`,
+  };
+}
+
+/** Proved reads of the vault's and the registry's state, at one trusted block per call site. */
+export class VaultChain {
+  readonly view: ChainView;
+  readonly config: ChainConfig;
+  readonly #data: ChainEndpoint;
+
+  constructor(config: ChainConfig, endpoints?: readonly ChainEndpoint[]) {
+    const eps = endpoints ?? config.endpoints.map((e) => httpEndpoint(e.name, e.url));
+    this.config = config;
+    this.#data = eps[0]!;
+    this.view = new ChainView({
+      headers: new QuorumHeaderSource({ chainId: config.chainId, endpoints: eps, quorum: config.quorum, finalityDepth: config.finalityDepth }),
+      data: eps[0]!,
+    });
+  }
+
+  /** A trusted header: the checkpoint of the quorum. */
+  async block(): Promise<TrustedHeader> {
+    try {
+      return await this.view.header();
+    } catch (cause) {
+      throw new VaultEnclaveError("CHAIN_UNAVAILABLE", "the vault enclave could not establish a trusted block from its endpoints; check them", { cause });
+    }
+  }
+
+  async #word(address: Address, slot: Hex, block: TrustedHeader): Promise<bigint> {
+    try {
+      return hexToBigInt((await this.view.read({ address, slot, blockTag: block })).value);
+    } catch (cause) {
+      throw new VaultEnclaveError("CHAIN_UNAVAILABLE", "a storage proof could not be verified; the endpoint is wrong or lying", { cause });
+    }
+  }
+
+  /** Several storage words of one contract, proved with one eth_getProof (many slots) at `block`. */
+  async words(address: Address, slots: readonly Hex[], block: TrustedHeader): Promise<bigint[]> {
+    try {
+      const proof = parseProof(await call(this.#data, "eth_getProof", [address, slots, blockTagOf(block.number)], 30_000));
+      const account = await verifyAccountProof(block.stateRoot, address, proof);
+      // Matched by key, not by position: an endpoint may order (or merge) them as it likes.
+      const byKey = new Map(proof.storageProof.map((e) => [hexToBigInt(e.key as Hex), e] as const));
+      return await Promise.all(
+        slots.map(async (slot) => {
+          const entry = byKey.get(hexToBigInt(slot));
+          if (!entry) throw new VaultEnclaveError("CHAIN_UNAVAILABLE", `the endpoint sent no storage proof for slot ${slot}`);
+          return hexToBigInt(await verifyStorageProof(account.storageRoot, slot, entry));
+        }),
+      );
+    } catch (cause) {
+      if (cause instanceof VaultEnclaveError) throw cause;
+      if (process.env.CLOISTER_VAULT_DEBUG === "1") console.error("vault enclave proofs:", cause);
+      throw new VaultEnclaveError("CHAIN_UNAVAILABLE", "storage proofs could not be verified; the endpoint is wrong or lying", { cause });
+    }
+  }
+
+  /** SecretVault's records of many tokens, proved together. */
+  async secrets(tokenIds: readonly bigint[], block: TrustedHeader): Promise<SecretWord[]> {
+    const slots = tokenIds.flatMap((tokenId) => {
+      const base = mappingSlot({ type: "uint256", value: tokenId }, vaultStorageSlots.secrets);
+      return [base, slotPlus(base, 1n)];
+    });
+    const words: bigint[] = [];
+    for (let i = 0; i < slots.length; i += 256) words.push(...(await this.words(this.config.vault, slots.slice(i, i + 256), block)));
+    return tokenIds.map((_, i) => decodeSecret(words[2 * i]!, words[2 * i + 1]!));
+  }
+
+  /** SecretVault's record of a token (threshold 0: never stored). */
+  async secret(tokenId: bigint, block: TrustedHeader): Promise<SecretWord> {
+    return (await this.secrets([tokenId], block))[0]!;
+  }
+
+  /** ERC-721 ownerOf, proved (the zero address for a burned or unminted token). */
+  async ownerOf(tokenId: bigint, block: TrustedHeader): Promise<Address> {
+    const word = await this.#word(this.config.vault, mappingSlot({ type: "uint256", value: tokenId }, vaultStorageSlots.owners), block);
+    return addressFromWord(`0x${word.toString(16).padStart(64, "0")}`);
+  }
+
+  async membership(enclave: Address, block: TrustedHeader): Promise<Membership> {
+    const w = await this.#word(this.config.vault, mappingSlot({ type: "address", value: enclave }, VAULT_MEMBERSHIP_SLOT), block);
+    return { cluster: byteAt(w, 0, 8), slot: Number(byteAt(w, 8, 1)), used: byteAt(w, 9, 1) !== 0n };
+  }
+
+  async memberAt(cluster: bigint, slot: number, block: TrustedHeader): Promise<Address> {
+    const w = await this.#word(this.config.vault, nestedMappingSlot([{ type: "uint256", value: cluster }, { type: "uint256", value: BigInt(slot) }], vaultStorageSlots.memberAt), block);
+    return addressFromWord(`0x${w.toString(16).padStart(64, "0")}`);
+  }
+
+  async clusterEpoch(cluster: bigint, block: TrustedHeader): Promise<{ size: number; epoch: number }> {
+    const w = await this.#word(this.config.vault, mappingSlot({ type: "uint256", value: cluster }, VAULT_CLUSTERS_SLOT), block);
+    return { size: Number(byteAt(w, 0, 1)), epoch: Number(byteAt(w, 1, 4)) };
+  }
+
+  async registryEntry(enclave: Address, block: TrustedHeader): Promise<RegistryEntry> {
+    const base = mappingSlot({ type: "address", value: enclave }, REGISTRY_ENCLAVES_SLOT);
+    const [w0, w1] = (await this.words(this.config.registry, [base, slotPlus(base, 1n)], block)) as [bigint, bigint];
+    return {
+      operator: addressFromWord(`0x${w0.toString(16).padStart(64, "0")}`),
+      expiry: byteAt(w0, 20, 8),
+      revoked: byteAt(w0, 30, 1) !== 0n,
+      hpkePublicKey: `0x${w1.toString(16).padStart(64, "0")}`,
+    };
+  }
+
+  /** The measurement the registry holds for an enclave (word 2 of its entry). */
+  async registryMeasurement(enclave: Address, block: TrustedHeader): Promise<Hex> {
+    const w = await this.#word(this.config.registry, slotPlus(mappingSlot({ type: "address", value: enclave }, REGISTRY_ENCLAVES_SLOT), 2n), block);
+    return `0x${w.toString(16).padStart(64, "0")}`;
+  }
+
+  /** The enclave's current place: it must be the member at its recorded slot (a replaced enclave is not). */
+  async placeOf(enclave: Address, block: TrustedHeader): Promise<{ cluster: bigint; slot: number } | undefined> {
+    const m = await this.membership(enclave, block);
+    if (!m.used) return undefined;
+    const at = await this.memberAt(m.cluster, m.slot, block);
+    return at.toLowerCase() === enclave.toLowerCase() ? { cluster: m.cluster, slot: m.slot } : undefined;
+  }
+}

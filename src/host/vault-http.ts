@@ -1,0 +1,78 @@
+/**
+ * The vault hosts' HTTP face on a devnet: owners' CLIs (another process) reach
+ * the slot enclaves' hosts through it. `POST /v1/vault/<method>` with
+ * `{ enclave, params }`; the answer is `{ result }` or `{ error: { code,
+ * message } }` (the enclave's refusal code, e.g. WRONG_OWNER). Only public
+ * data and ciphertext cross it, as with the in-process directory. Bigints and
+ * bytes travel tagged (`{"$n": "12"}`, `{"$b": "0x.."}`): vaultJsonEncode /
+ * vaultJsonDecode.
+ */
+import { createServer, type IncomingMessage } from "node:http";
+import type { Address } from "viem";
+import { CloisterError } from "../util/base-error.ts";
+import { listenOnLoopback, type ListeningServer } from "../util/loopback-http.ts";
+import type { VaultDirectory, VaultSlotApi } from "./vault-host.ts";
+
+export function vaultJsonEncode(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (typeof v === "bigint") return { $n: v.toString() };
+    if (v instanceof Uint8Array) return { $b: `0x${Buffer.from(v).toString("hex")}` };
+    return v;
+  });
+}
+
+export function vaultJsonDecode(text: string): unknown {
+  return JSON.parse(text, (_k, v: unknown) => {
+    if (v && typeof v === "object" && !Array.isArray(v)) {
+      const o = v as Record<string, unknown>;
+      const keys = Object.keys(o);
+      if (keys.length === 1 && typeof o.$n === "string" && /^-?\d+$/.test(o.$n)) return BigInt(o.$n);
+      if (keys.length === 1 && typeof o.$b === "string" && /^0x([0-9a-f]{2})*$/.test(o.$b)) return Uint8Array.from(Buffer.from(o.$b.slice(2), "hex"));
+    }
+    return v;
+  });
+}
+
+const methods = ["store", "retrieve", "status", "held", "exportShares"] as const;
+type Method = (typeof methods)[number];
+
+export class VaultHttpError extends CloisterError<"VAULT_HTTP_LISTEN"> {}
+
+const MAX_BODY = 8 * 1024 * 1024;
+
+async function body(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) throw Object.assign(new Error("body too large"), { code: "BAD_REQUEST" });
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Serves `directory` on 127.0.0.1:`port` (0: a free port). */
+export async function startVaultHttpServer(directory: VaultDirectory, port = 0): Promise<ListeningServer> {
+  const server = createServer((req, res) => {
+    const reply = (status: number, payload: unknown) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(vaultJsonEncode(payload));
+    };
+    const method = /^\/v1\/vault\/([a-zA-Z]+)$/.exec(req.url ?? "")?.[1] as Method | undefined;
+    if (req.method !== "POST" || !method || !methods.includes(method)) return reply(404, { error: { code: "NOT_FOUND", message: `POST /v1/vault/{${methods.join(",")}}` } });
+    body(req)
+      .then(async (text) => {
+        const { enclave, params } = vaultJsonDecode(text) as { enclave?: Address; params?: unknown };
+        const node = typeof enclave === "string" ? directory.node(enclave) : undefined;
+        if (!node) return reply(404, { error: { code: "PEER_UNREACHABLE", message: `no host here supervises enclave ${String(enclave)}` } });
+        const api = node as unknown as Record<Method, (p: unknown) => Promise<unknown>>;
+        const result = method === "status" ? await (node as VaultSlotApi).status() : await api[method](params);
+        reply(200, { result: result ?? null });
+      })
+      .catch((e: unknown) => {
+        const code = (e as { code?: unknown }).code;
+        reply(200, { error: { code: typeof code === "string" ? code : "INTERNAL", message: e instanceof CloisterError ? e.message : "internal error" } });
+      });
+  });
+  return listenOnLoopback(server, "127.0.0.1", port, (cause) => new VaultHttpError("VAULT_HTTP_LISTEN", `the vault gateway could not listen on 127.0.0.1:${port}: ${cause.message}`, { cause }));
+}

@@ -1,0 +1,205 @@
+/**
+ * The owner's side of the secret vault (issue 15):
+ *
+ * - store: split k-of-n (3-of-5 by default) with the audited
+ *   shamir-secret-sharing, a commitment per share under one root, mint the
+ *   token with that root, seal share i (HPKE) to the registered key of the
+ *   enclave at slot i of a cluster, hand each envelope to that enclave's
+ *   host, and wait for SecretSynced in that cluster;
+ * - get: an EIP-712 request signed by the owner's account naming a fresh
+ *   ephemeral X25519 key, a window of a few blocks and a random nonce; each
+ *   slot enclave checks ownership from chain state it proves itself and
+ *   answers with its share sealed to that key; k good answers are combined
+ *   and checked against the commitment;
+ * - transfer and burn: the ERC-721's.
+ *
+ * Hosts only ever see ciphertext, descriptors (commitments) and signatures.
+ */
+import { randomBytes } from "node:crypto";
+import { toHex, type Address, type Hex } from "viem";
+import type { LocalAccount } from "viem/accounts";
+import { burnSecret } from "../chain/actions/burn-secret.ts";
+import { listClusters } from "../chain/actions/list-clusters.ts";
+import { readCluster, type ClusterRecord } from "../chain/actions/read-cluster.ts";
+import { readEnclave } from "../chain/actions/read-enclave.ts";
+import { readSecret } from "../chain/actions/read-secret.ts";
+import { readSync } from "../chain/actions/read-sync.ts";
+import { secretTokenId, storeSecret } from "../chain/actions/store-secret.ts";
+import { transferSecret } from "../chain/actions/transfer-secret.ts";
+import type { ReaderClient, WriterClient } from "../chain/clients.ts";
+import { generateHpkeKeyPair } from "../crypto/hpke.ts";
+import type { VaultDirectory, VaultSlotApi } from "../host/vault-host.ts";
+import { parseShareSetDescriptor, shareSetDescriptorJson } from "../protocol/vault-descriptor.ts";
+import { sealShareSet } from "../protocol/vault-envelopes.ts";
+import { recoverSecret, type RetrievalResponse } from "../protocol/vault-recover.ts";
+import { signRetrievalRequest, vaultDomain } from "../protocol/vault-retrieval.ts";
+import { splitSecret } from "../protocol/vault-shares.ts";
+import { VaultClientError } from "./vault-errors.ts";
+
+export interface VaultContext {
+  reader: ReaderClient;
+  vault: Address;
+  registry: Address;
+  directory: VaultDirectory;
+}
+
+export interface StoreOptions {
+  threshold?: number;
+  shares?: number;
+  /** The cluster to store in; default the first cluster whose size is the share count. */
+  cluster?: bigint;
+  /** Wait for SecretSynced in that cluster (default true), polling every 50 ms up to `timeoutMs` (default 60 s). */
+  awaitSync?: boolean;
+  timeoutMs?: number;
+}
+
+export interface StoredSecret {
+  tokenId: bigint;
+  cluster: bigint;
+  sharesRoot: Hex;
+  transactionHash: Hex;
+}
+
+async function pickCluster(ctx: VaultContext, shares: number, wanted?: bigint): Promise<ClusterRecord> {
+  if (wanted !== undefined) {
+    const c = await readCluster(ctx.reader, ctx.vault, wanted);
+    if (c.size !== shares) throw new VaultClientError("NO_CLUSTER", `cluster ${wanted} has ${c.size} slots, not ${shares}; pick a cluster of that size or change --shares`);
+    return c;
+  }
+  const c = (await listClusters(ctx.reader, ctx.vault)).find((x) => x.size === shares);
+  if (!c) throw new VaultClientError("NO_CLUSTER", `the vault has no cluster of ${shares} slots; start a devnet with clusters (cloister devnet up --clusters 2) or change --shares`);
+  return c;
+}
+
+/** Splits, mints, seals and hands the shares to a cluster; resolves once that cluster synced it (by default). */
+export async function storeVaultSecret(ctx: VaultContext, owner: WriterClient, secret: Uint8Array, opts: StoreOptions = {}): Promise<StoredSecret> {
+  const threshold = opts.threshold ?? 3;
+  const shareCount = opts.shares ?? 5;
+  const cluster = await pickCluster(ctx, shareCount, opts.cluster);
+  const keys = await Promise.all(cluster.members.map(async (m) => Uint8Array.from(Buffer.from((await readEnclave(ctx.reader, ctx.registry, m)).hpkePublicKey.slice(2), "hex"))));
+  const salt = toHex(randomBytes(32));
+  const tokenId = secretTokenId(owner.account.address, salt);
+  const set = await splitSecret({ chainId: BigInt(await ctx.reader.getChainId()), vault: ctx.vault, tokenId }, secret, { threshold, shareCount });
+  const tx = await storeSecret(owner, ctx.vault, { salt, threshold, shares: shareCount, sharesRoot: set.root });
+  const envelopes = await sealShareSet(set, keys, "store");
+  for (const s of set.shares) s.share.fill(0);
+  const descriptor = shareSetDescriptorJson(set.descriptor);
+  const results = await Promise.allSettled(
+    envelopes.map((e) => {
+      const node = ctx.directory.node(cluster.members[e.slot]!);
+      if (!node) return Promise.reject(new VaultClientError("STORE_INCOMPLETE", `no host is known for slot ${e.slot} of cluster ${cluster.cluster}`));
+      return node.store({ descriptor, envelope: { enc: e.enc, ciphertext: e.ciphertext } });
+    }),
+  );
+  const failed = results.flatMap((r, slot) => (r.status === "rejected" ? [{ slot, code: (r.reason as { code?: string }).code ?? "INTERNAL" }] : []));
+  if (failed.length) {
+    throw new VaultClientError("STORE_INCOMPLETE", `token ${tokenId} was minted but ${failed.length} slots of cluster ${cluster.cluster} did not take their share; burn it and store again`, {
+      details: { tokenId: String(tokenId), cluster: String(cluster.cluster), failed },
+    });
+  }
+  if (opts.awaitSync ?? true) await awaitSynced(ctx, tokenId, cluster.cluster, opts.timeoutMs ?? 60_000);
+  return { tokenId, cluster: cluster.cluster, sharesRoot: set.root, transactionHash: tx.hash };
+}
+
+/** Polls syncOf until the cluster synced the token's current version. */
+export async function awaitSynced(ctx: VaultContext, tokenId: bigint, cluster: bigint, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if ((await readSync(ctx.reader, ctx.vault, tokenId, cluster)).synced) return;
+    if (Date.now() > deadline) throw new VaultClientError("NOT_SYNCED", `cluster ${cluster} did not sync token ${tokenId} within ${timeoutMs} ms; check that its hosts run`, { details: { tokenId: String(tokenId), cluster: String(cluster) } });
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface ClusterSync {
+  id: bigint;
+  synced: boolean;
+  slots: { slot: number; enclave: Address; confirmed: boolean }[];
+}
+
+/** Per cluster of the token's size: synced or not, and which slots confirmed the current version. */
+export async function vaultStatus(ctx: VaultContext, tokenId: bigint): Promise<{ tokenId: bigint; version: bigint; threshold: number; shares: number; burned: boolean; owner: Address | null; clusters: ClusterSync[] }> {
+  const record = await readSecret(ctx.reader, ctx.vault, tokenId);
+  if (record.threshold === 0) throw new VaultClientError("UNKNOWN_TOKEN", `token ${tokenId} is not in vault ${ctx.vault}`);
+  const clusters = (await listClusters(ctx.reader, ctx.vault)).filter((c) => c.size === record.shares);
+  const out = await Promise.all(
+    clusters.map(async (c) => {
+      const sync = await readSync(ctx.reader, ctx.vault, tokenId, c.cluster);
+      return { id: c.cluster, synced: sync.synced, slots: c.members.map((enclave, slot) => ({ slot, enclave, confirmed: sync.confirmedSlots.includes(slot) })) };
+    }),
+  );
+  let owner: Address | null = null;
+  if (!record.burned) owner = (await ctx.reader.readContract({ address: ctx.vault, abi: ownerOfAbi, functionName: "ownerOf", args: [tokenId] })) as Address;
+  return { tokenId, version: record.version, threshold: record.threshold, shares: record.shares, burned: record.burned, owner, clusters: out };
+}
+
+const ownerOfAbi = [{ type: "function", name: "ownerOf", stateMutability: "view", inputs: [{ name: "tokenId", type: "uint256" }], outputs: [{ name: "", type: "address" }] }] as const;
+
+export interface RetrieveOptions {
+  /** How many blocks the request stays valid (default 16; the enclaves accept at most 64). */
+  validityBlocks?: bigint;
+  /** Ask these clusters (default: every synced cluster, in id order). */
+  clusters?: bigint[];
+}
+
+/**
+ * Retrieves the secret as `account` (it must be ownerOf). Asks the slot enclaves of the synced clusters
+ * until k good shares are in hand; a share that does not match its commitment is set aside.
+ */
+export async function retrieveVaultSecret(ctx: VaultContext, account: LocalAccount, tokenId: bigint, opts: RetrieveOptions = {}): Promise<Uint8Array> {
+  const record = await readSecret(ctx.reader, ctx.vault, tokenId);
+  if (record.threshold === 0 || record.burned) throw new VaultClientError("UNKNOWN_TOKEN", `token ${tokenId} is not in vault ${ctx.vault}, or was burned`);
+  const status = await vaultStatus(ctx, tokenId);
+  const clusters = opts.clusters ?? status.clusters.filter((c) => c.synced).map((c) => c.id);
+  const ephemeral = await generateHpkeKeyPair();
+  const chainId = await ctx.reader.getChainId();
+  const request = await signRetrievalRequest(account, vaultDomain(chainId, ctx.vault), {
+    tokenId,
+    ownerKey: ephemeral.publicKey,
+    currentBlock: await ctx.reader.getBlockNumber(),
+    validityBlocks: opts.validityBlocks ?? 16n,
+  });
+  const refusals: { cluster: string; slot: number; code: string; details?: object }[] = [];
+  try {
+    for (const clusterId of clusters) {
+      const cluster = status.clusters.find((c) => c.id === clusterId);
+      if (!cluster) continue;
+      const nodes = cluster.slots.map((s) => ({ slot: s.slot, node: ctx.directory.node(s.enclave) }));
+      const answers = await Promise.allSettled(nodes.map(({ node }) => (node ? node.retrieve({ request }) : Promise.reject(Object.assign(new Error("no host"), { code: "PEER_UNREACHABLE" })))));
+      const responses: RetrievalResponse[] = [];
+      let descriptorRaw: unknown;
+      answers.forEach((a, i) => {
+        if (a.status === "fulfilled") {
+          responses.push({ slot: a.value.slot, version: a.value.version, enc: a.value.envelope.enc, ciphertext: a.value.envelope.ciphertext });
+          descriptorRaw ??= a.value.descriptor;
+        } else refusals.push({ cluster: String(clusterId), slot: nodes[i]!.slot, code: (a.reason as { code?: string }).code ?? "INTERNAL" });
+      });
+      if (responses.length < record.threshold || descriptorRaw === undefined) continue;
+      // The descriptor comes from a host: it is checked against the chain's root before anything is trusted.
+      const descriptor = parseShareSetDescriptor(descriptorRaw);
+      try {
+        return await recoverSecret({ descriptor, root: record.sharesRoot, request, ephemeralPrivateKey: ephemeral.privateKey, responses });
+      } catch (e) {
+        refusals.push({ cluster: String(clusterId), slot: -1, code: (e as { code?: string }).code ?? "INTERNAL", ...((e as { details?: object }).details ? { details: (e as { details?: object }).details } : {}) });
+      }
+    }
+  } finally {
+    ephemeral.privateKey.fill(0);
+  }
+  const counts = new Map<string, number>();
+  for (const r of refusals) counts.set(r.code, (counts.get(r.code) ?? 0) + 1);
+  const reason = [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? "NOT_SYNCED";
+  throw new VaultClientError("RETRIEVAL_REFUSED", `fewer than ${record.threshold} slot enclaves of any cluster released a good share of token ${tokenId} (${reason})`, {
+    details: { tokenId: String(tokenId), reason, refusals },
+  });
+}
+
+export function transferVaultSecret(ctx: Pick<VaultContext, "vault">, owner: WriterClient, tokenId: bigint, to: Address) {
+  return transferSecret(owner, ctx.vault, tokenId, to);
+}
+
+export function burnVaultSecret(ctx: Pick<VaultContext, "vault">, owner: WriterClient, tokenId: bigint) {
+  return burnSecret(owner, ctx.vault, tokenId);
+}
+
+export type { VaultSlotApi };
