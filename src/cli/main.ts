@@ -21,6 +21,7 @@ Usage:
   cloister verify <provenance | task-id> ...     check an execution's provenance record
   cloister devnet up [--nodes N] [--dir D]       run a local multi-process network until Ctrl-C
   cloister devnet accounts                       list the devnet's ten funded test accounts
+  cloister dashboard --network <dir>             serve the read-only web dashboard of a network
   cloister help [<command>]                      this text, or a command's usage
 
 Every command takes --help (or -h) and --json (one JSON object as the last line on stdout; on failure,
@@ -65,6 +66,8 @@ async function run(argv: string[]): Promise<number> {
       return (await import("./commands/devnet.ts")).devnetCommand(rest);
     case "policy":
       return (await import("./commands/policy.ts")).policyCommand(rest);
+    case "dashboard":
+      return (await import("./commands/dashboard.ts")).dashboardCommand(rest);
     default:
       throw new UsageError(`unknown command '${command}'. Run 'cloister help' for the list of commands.`);
   }

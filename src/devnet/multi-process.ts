@@ -43,6 +43,9 @@ import { DevnetError } from "./errors.ts";
 import { networkFileName, writeNetworkFile, type DevnetEndpoints } from "./network-file.ts";
 import { localNetworkManifest } from "./network-policy.ts";
 import { checkEndpointsAnswer } from "./readiness.ts";
+import { OriginAllowList } from "../util/cors.ts";
+import { startDashboardServer, type DashboardServer } from "./dashboard-server.ts";
+import { dashboardDeploymentOf } from "./dashboard-deployment.ts";
 import { deployOrReuseTestToken } from "./test-token.ts";
 
 const NODE_MAIN = fileURLToPath(new URL("../host/main.ts", import.meta.url));
@@ -76,6 +79,13 @@ export interface MultiProcessDevnetOptions {
   rpcLimits?: Pick<ChainRpcServerOptions, "maxBodyBytes" | "maxBatchItems" | "maxResponseBytes">;
   /** The IPFS node's caps on uploads, each and all in flight (defaults in kubo-rpc-server.ts). */
   ipfsLimits?: Pick<KuboRpcServerOptions, "maxUploadBytes" | "maxUploadBytesInFlight">;
+  /**
+   * Web origins (besides the dashboard's own) whose pages may call the chain RPC and IPFS API (CORS);
+   * the devnet adds its dashboard's origins to this list once the dashboard listens.
+   */
+  allowedOrigins?: OriginAllowList;
+  /** Serve the dashboard (web/) on `port + 3 + nodes` (a free port with port 0), or on the given port. */
+  dashboard?: boolean | { port: number };
   /** A node process exited while the network was running (not during close). */
   onNodeExit?: (node: number, code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -107,6 +117,10 @@ export interface MultiProcessDevnet extends DevnetEndpoints {
   nodes: DevnetNode[];
   /** Blocks replayed from the data dir at start (0 for a new network). */
   replayedBlocks: number;
+  /** The dashboard's URL, when it was asked for (options.dashboard). */
+  dashboardUrl: string | null;
+  /** The origins the chain RPC and IPFS API serve to web pages (the dashboard's and options.allowedOrigins). */
+  allowedOrigins: OriginAllowList;
   /** The well-known development requester key (local use only). */
   requesterKey: Hex;
   /** The chain in this process, reachable while its JSON-RPC server is stopped. */
@@ -133,6 +147,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
   const nodeCount = options.nodes ?? 2;
   if (!Number.isInteger(nodeCount) || nodeCount < 1) throw new DevnetError(`a devnet needs at least one node, got ${nodeCount}`);
   const port = (offset: number) => (options.port ? options.port + offset : 0);
+  const allowedOrigins = options.allowedOrigins ?? new OriginAllowList();
   await mkdir(dataDir, { recursive: true });
   const cleanups: (() => Promise<void>)[] = [];
   let closing: Promise<void> | undefined;
@@ -150,7 +165,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     if (chain.accounts.operators.length < nodeCount) {
       throw new DevnetError(`the chain in ${chainDir} has ${chain.accounts.operators.length} operator accounts, too few for ${nodeCount} nodes; start with --nodes ${chain.accounts.operators.length} or a new data dir`);
     }
-    let rpc: ChainRpcServer | undefined = await startChainRpcServer({ ...options.rpcLimits, provider: chain.provider, port: port(0) });
+    let rpc: ChainRpcServer | undefined = await startChainRpcServer({ ...options.rpcLimits, provider: chain.provider, port: port(0), allowedOrigins });
     const { url: rpcUrl, wsUrl, port: rpcPort } = rpc;
     const stopChainRpc = async () => {
       await rpc?.close();
@@ -161,7 +176,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
 
     const ipfsDir = join(dataDir, "ipfs");
     let store: HeliaStore | undefined = await openHeliaStore(ipfsDir);
-    let kubo: KuboRpcServer | undefined = await startKuboRpcServer({ ...options.ipfsLimits, store, port: port(1) });
+    let kubo: KuboRpcServer | undefined = await startKuboRpcServer({ ...options.ipfsLimits, store, port: port(1), allowedOrigins });
     const { url: ipfsUrl, port: ipfsPort } = kubo;
     const stopIpfs = async () => {
       await kubo?.close();
@@ -230,6 +245,24 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
 
     await checkEndpointsAnswer({ chainId: chain.chainId, rpcUrl, wsUrl, ipfsUrl, casUrl: cas.url, nodeUrls: nodes.map((n) => n.httpUrl) });
     const endpoints: DevnetEndpoints = { chainId: chain.chainId, rpcUrl, wsUrl, ipfsUrl, casUrl: cas.url, deployment, testToken };
+    let dashboard: DashboardServer | undefined;
+    if (options.dashboard) {
+      const dashboardPort = typeof options.dashboard === "object" ? options.dashboard.port : port(3 + nodeCount);
+      dashboard = await startDashboardServer({
+        rpcUrl,
+        wsUrl,
+        ipfsUrl,
+        deployment: dashboardDeploymentOf(deployment, { testToken }),
+        deploymentSource: join(dataDir, "deployment.json"),
+        manifest,
+        nodeUrls: nodes.flatMap((n) => (n.httpUrl ? [n.httpUrl] : [])),
+        port: dashboardPort,
+        onStep: step,
+      });
+      cleanups.push(() => dashboard!.close());
+      for (const origin of dashboard.origins) allowedOrigins.add(origin);
+      step(`dashboard ${dashboard.url} (read-only; the chain RPC and IPFS API serve its origin)`);
+    }
     const networkFile = await writeNetworkFile(dataDir, { ...endpoints, manifest });
     // First to go on close: a stopped devnet's endpoints answer no more.
     cleanups.push(() => rm(join(dataDir, networkFileName), { force: true }));
@@ -245,6 +278,8 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
       measurement,
       nodes,
       replayedBlocks: chain.replayedBlocks,
+      dashboardUrl: dashboard?.url ?? null,
+      allowedOrigins,
       requesterKey: chain.privateKeys.requester,
       chainProvider: chain.provider,
       killNode: (index) => processOf(index).kill(),
@@ -258,12 +293,12 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
       },
       stopChainRpc,
       async startChainRpc() {
-        rpc ??= await startChainRpcServer({ ...options.rpcLimits, provider: chain.provider, port: rpcPort });
+        rpc ??= await startChainRpcServer({ ...options.rpcLimits, provider: chain.provider, port: rpcPort, allowedOrigins });
       },
       stopIpfs,
       async startIpfs() {
         store ??= await openHeliaStore(ipfsDir);
-        kubo ??= await startKuboRpcServer({ ...options.ipfsLimits, store, port: ipfsPort });
+        kubo ??= await startKuboRpcServer({ ...options.ipfsLimits, store, port: ipfsPort, allowedOrigins });
       },
       close,
     };
