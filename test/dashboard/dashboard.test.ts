@@ -1,0 +1,205 @@
+/**
+ * The dashboard in a real browser (Debian's Chromium through playwright-core)
+ * against a running multi-process devnet: the enclaves page with SIMULATED
+ * and verified evidence, a task that completes while the page is open (pushed
+ * over WebSocket) with its verified provenance, sections whose contracts are
+ * not deployed, keyboard navigation, nothing loaded from elsewhere; and the
+ * error states of a bad deployment file and an unreachable chain RPC.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import type { Browser, Page } from "playwright-core";
+import { localNetworkManifest } from "../../src/devnet/network-policy.ts";
+import { connectToNetwork } from "../../src/devnet/remote-client.ts";
+import { startMultiProcessDevnet, type MultiProcessDevnet } from "../../src/devnet/multi-process.ts";
+import { startDashboardServer } from "../../src/devnet/dashboard-server.ts";
+import { DashboardDeploymentError, readDashboardDeployment } from "../../src/devnet/dashboard-deployment.ts";
+import { inPage, launchChromium, noBrowser, settled } from "./browser.ts";
+
+const echo = new Uint8Array(await readFile(new URL("../../examples/echo.js", import.meta.url)));
+const skip = noBrowser;
+let dir: string;
+let devnet: MultiProcessDevnet;
+let browser: Browser;
+
+before(async () => {
+  if (skip) return;
+  dir = await mkdtemp(join(tmpdir(), "cloister-dashboard-"));
+  [devnet, browser] = await Promise.all([startMultiProcessDevnet({ dataDir: join(dir, "devnet"), nodes: 1, dashboard: true }), launchChromium()]);
+});
+after(async () => {
+  await browser?.close();
+  await devnet?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** A page that records every request it makes and every script error. */
+async function openPage(): Promise<{ page: Page; requests: string[]; errors: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const requests: string[] = [];
+  const errors: string[] = [];
+  page.on("request", (r) => requests.push(r.url()));
+  page.on("pageerror", (e) => errors.push(e.message));
+  return { page, requests, errors };
+}
+
+async function runEcho(): Promise<bigint> {
+  const { manifest } = await localNetworkManifest(devnet.simPkiDir);
+  const remote = await connectToNetwork({ rpcUrl: devnet.rpcUrl, wsUrl: devnet.wsUrl, ipfsUrl: devnet.ipfsUrl, deployment: { casUrl: devnet.casUrl }, manifest });
+  try {
+    const result = await remote.client.runTask({ program: echo, input: new TextEncoder().encode(`dashboard ${randomBytes(4).toString("hex")}`), timeoutMs: 60_000 });
+    return result.taskId;
+  } finally {
+    await remote.close();
+  }
+}
+
+const hexId = (id: bigint) => `0x${id.toString(16)}`;
+
+test("the enclaves page shows the devnet's enclave marked SIMULATED in text, with its evidence verified under the named policy", { skip }, async () => {
+  const { page, errors } = await openPage();
+  try {
+    assert.ok(devnet.dashboardUrl, "the devnet serves a dashboard");
+    await page.goto(`${devnet.dashboardUrl}#/enclaves`);
+    assert.equal(await settled(page), "ready");
+    const table = page.locator('[data-testid="enclaves"]');
+    const text = await table.innerText();
+    const signer = devnet.nodes[0]!.signer;
+    assert.match(text, new RegExp(`${signer.slice(0, 8)}`, "i"), "the node's enclave is listed");
+    assert.match(text, /SIMULATED/, "the simulated enclave is marked in its row, in text");
+    assert.match(text, /✓ verified/);
+    assert.match(text, /registered/);
+    assert.match(text, /per task in/, "its offer is shown");
+    assert.match(await page.locator("main").innerText(), /policy "cloister-devnet"/, "the page names the policy it verified against");
+    // Never only in a tooltip: the mark is visible text.
+    assert.ok(await page.locator('[data-testid="enclaves"] .badge.sim').first().isVisible());
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test("a task that completes while the tasks page is open appears without a reload, and its page shows the verified provenance and its checks", { skip }, async () => {
+  const { page, requests, errors } = await openPage();
+  try {
+    await page.goto(`${devnet.dashboardUrl}#/tasks`);
+    assert.equal(await settled(page), "ready");
+    const taskId = await runEcho();
+    const link = page.locator(`a[href="#/tasks/${hexId(taskId)}"]`);
+    // New blocks are pushed over the chain's WebSocket; the page renders again on each.
+    await link.waitFor({ timeout: 30_000 });
+    const row = await page.locator('[data-testid="tasks"]').innerText();
+    assert.match(row, /Completed/);
+    await link.click();
+    await page.locator('[data-testid="provenance"]').waitFor({ timeout: 30_000 });
+    const provenance = await page.locator('[data-testid="provenance"]').innerText();
+    assert.match(provenance, /✓ provenance verified/);
+    assert.match(provenance, /SIMULATED/);
+    const checks = await page.locator('[data-testid="checks"] tbody tr').allInnerTexts();
+    assert.deepEqual(checks.map((c) => c.split("\t")[0]), ["signature", "attestation", "output", "anchor"]);
+    for (const c of checks) assert.match(c, /✓ passed/, c);
+    const main = await page.locator("main").innerText();
+    assert.match(main, /▶ Completed \(now\)/, "the state machine position is shown in text");
+    assert.match(main, /Gas used/);
+    assert.match(main, /TaskSubmitted[\s\S]*TaskAccepted[\s\S]*TaskCompleted/);
+    // Nothing from outside the machine: every request went to the dashboard, the chain or IPFS.
+    const allowed = new Set([new URL(devnet.dashboardUrl!).origin, new URL(devnet.rpcUrl).origin, new URL(devnet.ipfsUrl).origin, new URL(devnet.wsUrl).origin]);
+    for (const url of requests) assert.ok(url.startsWith("data:") || allowed.has(new URL(url).origin), `a request left the devnet: ${url}`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test("the network page lists the contracts and says which sections are not deployed on this network", { skip }, async () => {
+  const { page } = await openPage();
+  try {
+    await page.goto(`${devnet.dashboardUrl}#/network`);
+    assert.equal(await settled(page), "ready");
+    const contracts = await page.locator('[data-testid="contracts"]').innerText();
+    assert.match(contracts, /EnclaveRegistry[^\n]*✓ code present/);
+    assert.match(contracts, /TaskMarket[^\n]*✓ code present/);
+    for (const [route, text] of [["collaborations", /Collaborations \(clean room\): not deployed on this network/], ["vault", /Vault: not deployed on this network/]] as const) {
+      await page.goto(`${devnet.dashboardUrl}#/${route}`);
+      await page.locator('[data-testid="not-deployed"]').first().waitFor();
+      assert.match(await page.locator("main").innerText(), text);
+    }
+    await page.goto(`${devnet.dashboardUrl}#/pipelines`);
+    await page.locator('[data-testid="not-deployed"]').nth(1).waitFor();
+    assert.equal(await page.locator('[data-testid="not-deployed"]').count(), 2, "pipelines and grants each say so");
+  } finally {
+    await page.close();
+  }
+});
+
+test("the dashboard works from the keyboard: skip link, section links, a task, focus on each new page's heading", { skip }, async () => {
+  const { page } = await openPage();
+  try {
+    await page.goto(`${devnet.dashboardUrl}`);
+    assert.equal(await settled(page), "ready");
+    await page.keyboard.press("Tab");
+    assert.equal(await inPage(page, "document.activeElement?.textContent"), "Skip to content");
+    // Tab on through the section links to "Tasks" and open it.
+    const visited: string[] = [];
+    for (let i = 0; i < 8 && visited.at(-1) !== "Tasks"; i++) {
+      await page.keyboard.press("Tab");
+      visited.push((await inPage<string>(page, "document.activeElement?.textContent")) ?? "");
+    }
+    assert.deepEqual(visited, ["Network", "Enclaves", "Tasks"]);
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(`location.hash === "#/tasks" && document.activeElement?.tagName === "H1"`);
+    assert.equal(await inPage(page, "document.activeElement?.textContent"), "Tasks");
+    assert.equal(await page.locator('#nav a[aria-current="page"]').innerText(), "Tasks", "the current section is marked for screen readers, not by colour alone");
+    // From the heading, Tab reaches the first task link; Enter opens it.
+    for (let i = 0; i < 10; i++) {
+      await page.keyboard.press("Tab");
+      if (await inPage<boolean>(page, `document.activeElement?.getAttribute("href")?.startsWith("#/tasks/") ?? false`)) break;
+    }
+    assert.match((await inPage<string | null>(page, `document.activeElement?.getAttribute("href")`)) ?? "", /^#\/tasks\/0x/);
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(`/^#\\/tasks\\/0x/.test(location.hash) && document.activeElement?.tagName === "H1"`);
+    assert.match((await inPage<string>(page, "document.activeElement?.textContent")) ?? "", /^Task 0x/);
+  } finally {
+    await page.close();
+  }
+});
+
+test("a bad deployment file and an unreachable chain RPC each show a clear error state, not a blank page", { skip }, async () => {
+  const bad = join(dir, "bad-deployment.json");
+  await writeFile(bad, JSON.stringify({ chainId: 31337, registry: "0x1234", market: devnet.deployment.market, deployBlock: "2" }));
+  const problem = await readDashboardDeployment(bad).then(
+    () => assert.fail("a deployment with a short address was accepted"),
+    (e: unknown) => (assert.ok(e instanceof DashboardDeploymentError), e.message),
+  );
+  const foreign = { chainId: devnet.chainId, registry: "0x00000000000000000000000000000000000000aa", market: "0x00000000000000000000000000000000000000bb", deployBlock: "0" } as const;
+  const closedPort = `http://127.0.0.1:9`;
+  const servers = await Promise.all([
+    startDashboardServer({ rpcUrl: devnet.rpcUrl, ipfsUrl: devnet.ipfsUrl, deploymentProblem: problem, deploymentSource: bad }),
+    startDashboardServer({ rpcUrl: devnet.rpcUrl, ipfsUrl: devnet.ipfsUrl, deployment: foreign, deploymentSource: "foreign.json" }),
+    startDashboardServer({ rpcUrl: closedPort, ipfsUrl: devnet.ipfsUrl, deployment: { ...foreign, registry: devnet.deployment.registry, market: devnet.deployment.market } }),
+  ]);
+  // The chain must serve the two that get that far.
+  for (const s of servers) for (const o of s.origins) devnet.allowedOrigins.add(o);
+  const { page } = await openPage();
+  try {
+    const expectations: [number, RegExp][] = [
+      [0, /No usable deployment[\s\S]*bad-deployment\.json[\s\S]*registry is not a 20-byte hex address/],
+      [1, /Deployment does not match this chain[\s\S]*No contract on chain 31337 at EnclaveRegistry 0x0+aa/],
+      [2, /Chain RPC unreachable[\s\S]*http:\/\/127\.0\.0\.1:9/],
+    ];
+    for (const [i, pattern] of expectations) {
+      await page.goto(servers[i]!.url);
+      assert.equal(await settled(page), "error", `server ${i}`);
+      const alert = await page.locator('[role="alert"]').innerText();
+      assert.match(alert, pattern);
+      assert.match(await page.locator("#status").innerText(), /^Error:/);
+    }
+  } finally {
+    await page.close();
+    await Promise.all(servers.map((s) => s.close()));
+  }
+});
