@@ -26,13 +26,28 @@ export function launchChromium(): Promise<Browser> {
   });
 }
 
+/**
+ * The few browser globals the functions below run against in the page (this project's types have no
+ * DOM). They are functions, not strings: the dashboard's Content-Security-Policy forbids eval.
+ */
+declare const document: { body: { dataset: Record<string, string | undefined> }; activeElement: { tagName: string; textContent: string | null; getAttribute(name: string): string | null } | null };
+declare const location: { hash: string };
+
 /** Waits until the dashboard has rendered a page or its error state (body[data-state]). */
 export async function settled(page: Page): Promise<"ready" | "error"> {
-  await page.waitForFunction(`["ready", "error"].includes(document.body.dataset.state)`, null, { timeout: 30_000 });
-  return inPage<"ready" | "error">(page, "document.body.dataset.state");
+  await page.waitForFunction(() => document.body.dataset.state === "ready" || document.body.dataset.state === "error", null, { timeout: 30_000 });
+  return page.evaluate(() => document.body.dataset.state as "ready" | "error");
 }
 
-/** The value of a JavaScript expression in the page (a string: this project's types have no DOM). */
-export function inPage<T>(page: Page, expression: string): Promise<T> {
-  return page.evaluate(expression) as Promise<T>;
+/** The focused element: its tag, text and href. */
+export function focused(page: Page): Promise<{ tag: string; text: string; href: string | null } | null> {
+  return page.evaluate(() => {
+    const el = document.activeElement;
+    return el ? { tag: el.tagName, text: el.textContent ?? "", href: el.getAttribute("href") } : null;
+  });
+}
+
+/** Waits until the location hash matches `pattern` and a page heading has the focus. */
+export async function waitForPageFocus(page: Page, pattern: RegExp): Promise<void> {
+  await page.waitForFunction((source) => new RegExp(source).test(location.hash) && document.activeElement?.tagName === "H1", pattern.source, { timeout: 30_000 });
 }

@@ -18,7 +18,7 @@ import { connectToNetwork } from "../../src/devnet/remote-client.ts";
 import { startMultiProcessDevnet, type MultiProcessDevnet } from "../../src/devnet/multi-process.ts";
 import { startDashboardServer } from "../../src/devnet/dashboard-server.ts";
 import { DashboardDeploymentError, readDashboardDeployment } from "../../src/devnet/dashboard-deployment.ts";
-import { inPage, launchChromium, noBrowser, settled } from "./browser.ts";
+import { focused, launchChromium, noBrowser, settled, waitForPageFocus } from "./browser.ts";
 
 const echo = new Uint8Array(await readFile(new URL("../../examples/echo.js", import.meta.url)));
 const skip = noBrowser;
@@ -142,27 +142,27 @@ test("the dashboard works from the keyboard: skip link, section links, a task, f
     await page.goto(`${devnet.dashboardUrl}`);
     assert.equal(await settled(page), "ready");
     await page.keyboard.press("Tab");
-    assert.equal(await inPage(page, "document.activeElement?.textContent"), "Skip to content");
+    assert.equal((await focused(page))?.text, "Skip to content");
     // Tab on through the section links to "Tasks" and open it.
     const visited: string[] = [];
     for (let i = 0; i < 8 && visited.at(-1) !== "Tasks"; i++) {
       await page.keyboard.press("Tab");
-      visited.push((await inPage<string>(page, "document.activeElement?.textContent")) ?? "");
+      visited.push((await focused(page))?.text ?? "");
     }
     assert.deepEqual(visited, ["Network", "Enclaves", "Tasks"]);
     await page.keyboard.press("Enter");
-    await page.waitForFunction(`location.hash === "#/tasks" && document.activeElement?.tagName === "H1"`);
-    assert.equal(await inPage(page, "document.activeElement?.textContent"), "Tasks");
+    await waitForPageFocus(page, /^#\/tasks$/);
+    assert.equal((await focused(page))?.text, "Tasks");
     assert.equal(await page.locator('#nav a[aria-current="page"]').innerText(), "Tasks", "the current section is marked for screen readers, not by colour alone");
     // From the heading, Tab reaches the first task link; Enter opens it.
     for (let i = 0; i < 10; i++) {
       await page.keyboard.press("Tab");
-      if (await inPage<boolean>(page, `document.activeElement?.getAttribute("href")?.startsWith("#/tasks/") ?? false`)) break;
+      if ((await focused(page))?.href?.startsWith("#/tasks/")) break;
     }
-    assert.match((await inPage<string | null>(page, `document.activeElement?.getAttribute("href")`)) ?? "", /^#\/tasks\/0x/);
+    assert.match((await focused(page))?.href ?? "", /^#\/tasks\/0x/);
     await page.keyboard.press("Enter");
-    await page.waitForFunction(`/^#\\/tasks\\/0x/.test(location.hash) && document.activeElement?.tagName === "H1"`);
-    assert.match((await inPage<string>(page, "document.activeElement?.textContent")) ?? "", /^Task 0x/);
+    await waitForPageFocus(page, /^#\/tasks\/0x/);
+    assert.match((await focused(page))?.text ?? "", /^Task 0x/);
   } finally {
     await page.close();
   }
