@@ -17,18 +17,8 @@ import { localNetworkManifest } from "../../src/devnet/network-policy.ts";
 import { connectToNetwork } from "../../src/devnet/remote-client.ts";
 import { startMultiProcessDevnet, type MultiProcessDevnet } from "../../src/devnet/multi-process.ts";
 import { startDashboardServer } from "../../src/devnet/dashboard-server.ts";
-import { keccak256, toHex, zeroAddress, zeroHash, type Address } from "viem";
-import { chainDefinition, createWriterClient } from "../../src/chain/clients.ts";
-import { deployCollaborations, deployGrants, deployPipelines, deploySecretVault } from "../../src/chain/deploy.ts";
-import { createCluster } from "../../src/chain/actions/create-cluster.ts";
-import { createCollaboration } from "../../src/chain/actions/create-collaboration.ts";
-import { createGrant } from "../../src/chain/actions/create-grant.ts";
-import { registerPipeline } from "../../src/chain/actions/register-pipeline.ts";
-import { storeSecret } from "../../src/chain/actions/store-secret.ts";
-import { localAccount } from "../../src/crypto/secp256k1-account.ts";
-import { devUserKeys } from "../../src/chain/dev-accounts.ts";
-import { queryDigest } from "../../src/protocol/collaboration.ts";
 import { DashboardDeploymentError, readDashboardDeployment } from "../../src/devnet/dashboard-deployment.ts";
+import { populateOptionalSections } from "./fixture.ts";
 import { focused, launchChromium, noBrowser, settled, waitForPageFocus } from "./browser.ts";
 
 const echo = new Uint8Array(await readFile(new URL("../../examples/echo.js", import.meta.url)));
@@ -85,7 +75,7 @@ test("the enclaves page shows the devnet's enclave marked SIMULATED in text, wit
     assert.match(text, /SIMULATED/, "the simulated enclave is marked in its row, in text");
     assert.match(text, /✓ verified/);
     assert.match(text, /registered/);
-    assert.match(text, /per task in/, "its offer is shown");
+    assert.match(text, /0.001 ETH per task/, "its offer is shown");
     assert.match(await page.locator("main").innerText(), /policy "cloister-devnet"/, "the page names the policy it verified against");
     // Never only in a tooltip: the mark is visible text.
     assert.ok(await page.locator('[data-testid="enclaves"] .badge.sim').first().isVisible());
@@ -217,37 +207,9 @@ test("a bad deployment file and an unreachable chain RPC each show a clear error
 });
 
 test("once the deployment names them, the collaborations, pipelines and grants, and vault pages show what is on chain", { skip }, async () => {
-  // Not yet deployed by deployCloister: this test deploys them itself and serves a dashboard whose deployment names them.
-  const writer = createWriterClient({ endpoint: { rpcUrl: devnet.rpcUrl }, chain: chainDefinition(devnet.chainId, devnet.rpcUrl), account: localAccount(devnet.requesterKey), pollingInterval: 20 });
+  // Not yet deployed by deployCloister: the fixture deploys them itself and the dashboard's deployment names them.
+  const { collaborations, pipelines, grants, vault, collaborationId, cluster, tokenId, testEnclaves } = await populateOptionalSections(devnet);
   const registry = devnet.deployment.registry;
-  const [collaborations, pipelines, grants, vault] = [
-    (await deployCollaborations(writer, registry)).address,
-    (await deployPipelines(writer, registry)).address,
-    (await deployGrants(writer, registry)).address,
-    (await deploySecretVault(writer, { registry })).address,
-  ];
-  const signers = devnet.nodes.map((n) => n.signer as Address);
-  const partner = localAccount(devUserKeys()[1]!).address;
-  const sql = "SELECT region, count(*) FROM sales GROUP BY region";
-  const party = (account: Address) => ({ account, operator: zeroAddress, measurement: `0x${devnet.measurement}` as const, manifestDigest: zeroHash, manifestRole: zeroHash, datasetsDigest: keccak256(toHex(account)) });
-  const collab = await createCollaboration(writer, collaborations, {
-    parties: [party(writer.account.address), party(partner)],
-    computeParty: 0,
-    queryDigest: queryDigest(sql),
-    queryText: sql,
-    queryCid: "",
-    policyDigest: keccak256(toHex("policy")),
-    maxRuns: 3,
-    dpBudget: 0n,
-    recipient: "party:retailer",
-    recipientPin: keccak256(toHex("pin")),
-    allowSimulated: true,
-  });
-  await registerPipeline(writer, pipelines, { pipelineDigest: keccak256(toHex("pipeline")), candidates: signers, schedule: "*/5 * * * *" });
-  await createGrant(writer, grants, { owner: writer.account.address, operator: devnet.nodes[0]!.operator as Address, dataset: keccak256(toHex("dataset")), operations: 1, statementDigest: keccak256(toHex("statement")), purpose: "dashboard test", notBefore: 0, expiry: 4_000_000_000, maxUses: 5 });
-  const cluster = await createCluster(writer, vault, signers);
-  const secret = await storeSecret(writer, vault, { salt: keccak256(toHex("salt")), threshold: 2, shares: 2, sharesRoot: keccak256(toHex("root")) });
-
   const server = await startDashboardServer({
     rpcUrl: devnet.rpcUrl,
     wsUrl: devnet.wsUrl,
@@ -261,28 +223,56 @@ test("once the deployment names them, the collaborations, pipelines and grants, 
     await page.goto(`${server.url}#/collaborations`);
     await page.locator('[data-testid="collaboration"]').waitFor();
     const c = await page.locator('[data-testid="collaboration"]').innerText();
-    assert.match(c, new RegExp(`Collaboration ${collab.collaborationId}`));
-    assert.match(c, /awaiting approvals/);
+    assert.match(c, new RegExp(`Collaboration ${collaborationId}`));
+    assert.match(c, /approved/);
     assert.match(c, /SELECT region, count\(\*\) FROM sales GROUP BY region/);
-    assert.match(c, /Approvals\s+0 of 2/);
-    assert.match(c, /Runs\s+0 of at most 3/);
+    assert.match(c, /Approvals\s+2 of 2/);
+    assert.match(c, /Runs\s+1 of at most 3/);
+    assert.match(c, /Rows suppressed \(all runs\)\s+3/);
+    assert.match(c, /DP budget spent\s+250000 of 1000000/);
+    const run = await page.locator('[data-testid="collaboration-runs"] tbody tr').allInnerTexts();
+    assert.equal(run.length, 1);
+    assert.match(run[0]!, /^1\t0x[0-9a-fA-F]{6}…[0-9a-fA-F]{6}\t12\t3\t250000\t250000$/);
 
     await page.goto(`${server.url}#/pipelines`);
     await page.locator('[data-testid="grant"]').waitFor();
     const p = await page.locator('[data-testid="pipeline"]').innerText();
     assert.match(p, /active/);
     assert.match(p, /\*\/5 \* \* \* \*/);
+    assert.match(p, /Runs\s+1\n/);
+    const pipelineRuns = await page.locator('[data-testid="pipeline-runs"] tbody tr').allInnerTexts();
+    assert.equal(pipelineRuns.length, 1);
+    assert.match(pipelineRuns[0]!, /^1\t.*\t120\t118\t0x0000…0000 → 0x[0-9a-f]{4}…/);
     const g = await page.locator('[data-testid="grant"]').innerText();
     assert.match(g, /in force/);
-    assert.match(g, /Uses\s+0 of at most 5/);
+    assert.match(g, /Uses\s+1 of at most 5/);
     assert.match(g, /read \(mask 1\)/);
+    assert.equal(await page.locator('[data-testid="grant-uses"] tbody tr').count(), 1);
 
     await page.goto(`${server.url}#/vault`);
     await page.locator('[data-testid="vault-token"]').waitFor();
-    assert.match(await page.locator('[data-testid="vault-clusters"]').innerText(), new RegExp(`${cluster.cluster}\\s+2`));
+    assert.match(await page.locator('[data-testid="vault-clusters"]').innerText(), new RegExp(`${cluster}\\s+2`));
     const t = await page.locator('[data-testid="vault-token"]').innerText();
+    assert.match(t, new RegExp(`Token ${tokenId < 1n << 64n ? tokenId : `0x${tokenId.toString(16).slice(0, 10)}`}`));
+    assert.match(t, /synced/);
     assert.match(t, /Threshold\s+2 of 2 shares/);
-    assert.ok(secret.tokenId > 0n);
+    const sync = await page.locator('[data-testid="vault-sync"]').innerText();
+    assert.match(sync, /✓ synced/);
+    assert.match(sync, /slot 0: ✓ confirmed[\s\S]*slot 1: ✓ confirmed/);
+    assert.match(await page.locator("main").innerText(), /share confirmations \(cumulative\) — 2 points/, "the cluster's sync progress is plotted");
+
+    // The fixture's test enclaves are not attested: the enclaves page says so.
+    await page.goto(`${server.url}#/enclaves`);
+    await page.locator('[data-testid="enclaves"]').waitFor();
+    await page.locator('[data-testid="enclaves"] .reason').first().waitFor();
+    const rows = await page.locator('[data-testid="enclaves"] tbody tr').allInnerTexts();
+    for (const test of testEnclaves) {
+      const row = rows.find((r) => r.toLowerCase().startsWith(test.slice(0, 8).toLowerCase()));
+      assert.ok(row, `test enclave ${test} is listed`);
+      assert.match(row, /SIMULATED/);
+      assert.match(row, /✗ NOT verified/);
+      assert.match(row, /evidence .* unusable/);
+    }
     assert.deepEqual(errors, []);
   } finally {
     await page.close();

@@ -95,3 +95,8 @@ export function duration(seconds: number): string {
   if (seconds < 172800) return `${(seconds / 3600).toFixed(1)} h`;
   return `${(seconds / 86400).toFixed(1)} days`;
 }
+
+/** Items separated by commas. */
+export function list(items: Child[]): Child[] {
+  return items.flatMap((item, i) => (i === 0 ? [item] : [", ", item]));
+}

@@ -49,7 +49,7 @@ export async function collaborationsPage(app: App): Promise<HTMLElement> {
       return h(
         "article",
         { class: "card", "data-testid": "collaboration" },
-        h("h2", null, `Collaboration ${id}`, " ", stateTag(fully ? "approved" : "awaiting approvals"), allowSimulated ? [" ", simulatedMark(), h("span", { class: "muted" }, " enclaves allowed")] : null),
+        h("h2", null, `Collaboration ${shortId(id)}`, " ", stateTag(fully ? "approved" : "awaiting approvals"), allowSimulated ? [" ", simulatedMark(), h("span", { class: "muted" }, " enclaves allowed")] : null),
         facts([
           ["Query", h("code", null, t.queryText || `(digest ${t.queryDigest})`)],
           ["Policy digest", hex(t.policyDigest, 8)],
@@ -59,7 +59,7 @@ export async function collaborationsPage(app: App): Promise<HTMLElement> {
           ["DP budget spent", h("span", null, `${dpSpent} of ${dpBudget}`, " ", meter(Number(dpSpent), Number(dpBudget)))],
           ["Result recipient", t.recipient],
         ]),
-        table("Parties", ["#", "Account", "Operator", "Role", "Approved"], t.parties.map((p, i) => [String(i), hex(p.account), hex(p.operator), `${p.manifestRole}${i === t.computeParty ? " (computes)" : ""}`, approved.get(p.account.toLowerCase()) ? "✓ yes" : "✗ no"])),
+        table("Parties", ["#", "Account", "Operator", "Requirement", "Approved"], t.parties.map((p, i) => [String(i), hex(p.account), hex(p.operator), h("span", null, /^0x0*$/.test(p.manifestRole) ? "measurement pinned" : hex(p.manifestRole), i === t.computeParty ? " (computes)" : ""), approved.get(p.account.toLowerCase()) ? "✓ yes" : "✗ no"])),
         table(
           "Runs",
           ["Run", "Enclave", "Rows delivered", "Rows suppressed", "ε spent", "DP spent"],
@@ -70,6 +70,10 @@ export async function collaborationsPage(app: App): Promise<HTMLElement> {
     }),
   );
   return h("section", null, title, sections.length ? sections : h("p", { class: "empty" }, "No collaboration has been created on this network yet."));
+}
+
+function shortId(id: bigint): string {
+  return id < 1n << 64n ? id.toString() : `0x${id.toString(16).slice(0, 10)}…`;
 }
 
 function countBits(n: number): number {

@@ -4,7 +4,7 @@
  * SIMULATED mark in text on each simulated one, and the serving process's
  * verdict on its evidence under the named policy.
  */
-import type { Address, Hex } from "viem";
+import { formatEther, type Address, type Hex } from "viem";
 import { readContract } from "viem/actions";
 import { enclaveRegistryAbi } from "../../../src/chain/abi/EnclaveRegistry.ts";
 import type { App } from "../app.ts";
@@ -90,7 +90,7 @@ export async function enclavesPage(app: App): Promise<HTMLElement> {
         reg.registrations > 1 ? h("span", { class: "muted" }, ` (${reg.registrations} registrations)`) : null,
         node?.health ? h("span", { class: "muted" }, h("br"), `node ${node.index}: ${node.health.registration.state}${node.health.enclave.up ? "" : ", enclave DOWN"}`) : null,
       ),
-      enclaveOffers.length === 0 ? h("span", { class: "muted" }, "no offer") : enclaveOffers.map((o) => h("div", null, `${o.price} per task in `, hex(o.token, 4), `, ${o.cpuMillis} ms CPU, ${o.memoryMb} MB, ≤ ${o.maxDuration} s`)),
+      enclaveOffers.length === 0 ? h("span", { class: "muted" }, "no offer") : enclaveOffers.map((o) => h("div", null, price(o.price, o.token), ` per task, ${o.cpuMillis} ms CPU, ${o.memoryMb} MB, ≤ ${o.maxDuration} s`)),
       evidenceCell(v, verdicts, reg.reg.evidenceCid),
     ];
   });
@@ -111,6 +111,11 @@ export async function enclavesPage(app: App): Promise<HTMLElement> {
     Array.isArray(verdicts) || verdicts === undefined ? null : errorBox("Evidence verification unavailable", verdicts.message),
     table("Registered enclaves", ["Enclave (signer)", "Operator", "TEE", "Measurement", "Registration expiry", "Lifecycle", "Offers", "Evidence"], rows, { "data-testid": "enclaves" }),
   );
+}
+
+/** A price in the offer's token: the zero address is the chain's native currency (18 decimals). */
+function price(amount: bigint, token: Address): HTMLElement {
+  return /^0x0{40}$/i.test(token) ? h("span", null, `${formatEther(amount)} ETH`) : h("span", null, `${amount} units of token `, hex(token, 4));
 }
 
 function evidenceCell(v: EnclaveVerdict | undefined, verdicts: EnclaveVerdict[] | Error | undefined, cid: string): HTMLElement {

@@ -5,7 +5,7 @@ import { grantsAbi } from "../../../src/chain/abi/Grants.ts";
 import { pipelinesAbi } from "../../../src/chain/abi/Pipelines.ts";
 import type { App } from "../app.ts";
 import type { EventLog } from "../data/events.ts";
-import { facts, h, hex, notDeployed, stateTag, table, unixTime } from "../dom.ts";
+import { facts, h, hex, list, notDeployed, stateTag, table, unixTime } from "../dom.ts";
 
 export async function pipelinesPage(app: App): Promise<HTMLElement> {
   const [pipelines, grants] = await Promise.all([app.events("pipelines"), app.events("grants")]);
@@ -48,7 +48,7 @@ async function pipelineCards(app: App, log: EventLog): Promise<HTMLElement | HTM
         facts([
           ["Owner", hex(owner)],
           ["Schedule", p.args.schedule || "—"],
-          ["Candidate enclaves", p.args.candidates.map((c) => hex(c, 4))],
+          ["Candidate enclaves", list(p.args.candidates.map((c) => hex(c, 4)))],
           ["Runs", String(runs)],
           ["Cursor now", hex(cursor, 8)],
         ]),

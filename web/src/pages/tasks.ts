@@ -7,7 +7,7 @@
 import { formatUnits } from "viem";
 import type { App } from "../app.ts";
 import { latencyOf, loadTasks, receiptOf, taskLabel, type TaskView } from "../data/tasks.ts";
-import { duration, errorBox, facts, h, hex, shortHex, simulatedMark, stateTag, table, unixTime, verdict } from "../dom.ts";
+import { duration, errorBox, facts, h, hex, list, shortHex, simulatedMark, stateTag, table, unixTime, verdict } from "../dom.ts";
 import { barChart, lineChart } from "../plot.ts";
 
 const LISTED = 50;
@@ -94,7 +94,7 @@ export async function taskPage(app: App, param: string | undefined): Promise<HTM
       ["Requester", spec ? hex(spec.requester) : "—"],
       ["Limits", spec ? `${spec.cpuMillis} ms CPU, ${spec.memoryMb} MB, ${spec.duration} s; deadline ${spec.deadlineMultiple}× the category's time` : "—"],
       ["Max price", spec ? [`${formatUnits(spec.maxPrice, 18)} of token `, hex(spec.token, 4)] : "—"],
-      ["Candidates", spec ? (spec.candidates.length ? spec.candidates.map((c) => hex(c, 4)) : "any enclave") : "—"],
+      ["Candidates", spec ? (spec.candidates.length ? list(spec.candidates.map((c) => hex(c, 4))) : "any enclave") : "—"],
       ["Latency", latency ? `${latencyText(latency.seconds)} (block ${t.submittedBlock} → ${t.completed!.blockNumber})` : "—"],
     ]),
     table(

@@ -48,7 +48,7 @@ export async function vaultPage(app: App): Promise<HTMLElement> {
       return h(
         "article",
         { class: "card", "data-testid": "vault-token" },
-        h("h2", null, `Token ${shortId(id)}`, " ", stateTag(secret.burned ? "burned" : syncs.some((x) => x.synced) ? "synced" : "syncing")),
+        h("h2", null, `Token ${shortId(id)}`, " ", stateTag(secret.burned ? "burned" : syncs.some((x) => x.synced) ? "synced" : syncs.length ? "syncing" : "awaiting shares")),
         facts([
           ["Owner", hex(s.args.owner)],
           ["Threshold", `${secret.threshold} of ${secret.shares} shares`],
