@@ -223,7 +223,8 @@ test("once the deployment names them, the collaborations, pipelines and grants, 
     await page.goto(`${server.url}#/collaborations`);
     await page.locator('[data-testid="collaboration"]').waitFor();
     const c = await page.locator('[data-testid="collaboration"]').innerText();
-    assert.match(c, new RegExp(`Collaboration ${collaborationId}`));
+    assert.equal(await page.locator('[data-testid="collaboration"]').getAttribute("data-id"), collaborationId.toString());
+    assert.match(c, new RegExp(`^Collaboration 0x${collaborationId.toString(16).slice(0, 10)}…`));
     assert.match(c, /approved/);
     assert.match(c, /SELECT region, count\(\*\) FROM sales GROUP BY region/);
     assert.match(c, /Approvals\s+2 of 2/);

@@ -48,7 +48,7 @@ export async function collaborationsPage(app: App): Promise<HTMLElement> {
       const t = c.args.terms;
       return h(
         "article",
-        { class: "card", "data-testid": "collaboration" },
+        { class: "card", "data-testid": "collaboration", "data-id": id.toString() },
         h("h2", null, `Collaboration ${shortId(id)}`, " ", stateTag(fully ? "approved" : "awaiting approvals"), allowSimulated ? [" ", simulatedMark(), h("span", { class: "muted" }, " enclaves allowed")] : null),
         facts([
           ["Query", h("code", null, t.queryText || `(digest ${t.queryDigest})`)],
