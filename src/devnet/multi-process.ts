@@ -86,6 +86,8 @@ export interface MultiProcessDevnetOptions {
   allowedOrigins?: OriginAllowList;
   /** Serve the dashboard (web/) on `port + 3 + nodes` (a free port with port 0), or on the given port. */
   dashboard?: boolean | { port: number };
+  /** The dashboard could not start; the devnet runs on without it (dashboardUrl null). */
+  onDashboardError?: (error: Error) => void;
   /** A node process exited while the network was running (not during close). */
   onNodeExit?: (node: number, code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -248,20 +250,27 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     let dashboard: DashboardServer | undefined;
     if (options.dashboard) {
       const dashboardPort = typeof options.dashboard === "object" ? options.dashboard.port : port(3 + nodeCount);
-      dashboard = await startDashboardServer({
-        rpcUrl,
-        wsUrl,
-        ipfsUrl,
-        deployment: dashboardDeploymentOf(deployment, { testToken }),
-        deploymentSource: join(dataDir, "deployment.json"),
-        manifest,
-        nodeUrls: nodes.flatMap((n) => (n.httpUrl ? [n.httpUrl] : [])),
-        port: dashboardPort,
-        onStep: step,
-      });
-      cleanups.push(() => dashboard!.close());
-      for (const origin of dashboard.origins) allowedOrigins.add(origin);
-      step(`dashboard ${dashboard.url} (read-only; the chain RPC and IPFS API serve its origin)`);
+      // The network works without its console: a dashboard that cannot start (no bundle and no Vite to build one, a taken port) is reported, not fatal.
+      try {
+        dashboard = await startDashboardServer({
+          rpcUrl,
+          wsUrl,
+          ipfsUrl,
+          deployment: dashboardDeploymentOf(deployment, { testToken }),
+          deploymentSource: join(dataDir, "deployment.json"),
+          manifest,
+          nodeUrls: nodes.flatMap((n) => (n.httpUrl ? [n.httpUrl] : [])),
+          port: dashboardPort,
+          onStep: step,
+        });
+        const started = dashboard;
+        cleanups.push(() => started.close());
+        for (const origin of started.origins) allowedOrigins.add(origin);
+        step(`dashboard ${started.url} (read-only; the chain RPC and IPFS API serve its origin)`);
+      } catch (error) {
+        options.onDashboardError?.(error as Error);
+        step(`no dashboard: ${(error as Error).message}`);
+      }
     }
     const networkFile = await writeNetworkFile(dataDir, { ...endpoints, manifest });
     // First to go on close: a stopped devnet's endpoints answer no more.

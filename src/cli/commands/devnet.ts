@@ -81,6 +81,7 @@ export async function devnetCommand(argv: string[]): Promise<number> {
       ipfsLimits,
       allowedOrigins,
       dashboard: !values["no-dashboard"],
+      onDashboardError: (e) => process.stderr.write(`cloister: the dashboard did not start (${e.message}); the devnet runs without it\n`),
       onStep: (m) => reporter.detail(m),
       onNodeMessage: (i, m) => reportNodeMessage(reporter, i, m),
       hostEvents: shownHostEvents,
