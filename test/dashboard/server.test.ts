@@ -6,6 +6,9 @@
  * deployment and network files, the optional contracts included.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -111,4 +114,36 @@ test("a deployment or network file is read with its optional contracts; anything
   await writeFile(file, "{ not json");
   await assert.rejects(readDashboardDeployment(file), (e) => e instanceof DashboardDeploymentError && e.message.includes(file) && /not JSON/.test(e.message));
   await assert.rejects(readDashboardDeployment(join(dir, "missing.json")), /cannot read the deployment file/);
+});
+
+test("'cloister dashboard' serves any network, shows an unusable deployment file as the page's problem, and stops on SIGTERM", async () => {
+  const bad = join(dir, "bad-deployment.json");
+  await writeFile(bad, JSON.stringify({ registry: "0x12", market, deployBlock: "1" }));
+  const cli = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
+  const child = spawn(process.execPath, [cli, "dashboard", "--rpc", "http://127.0.0.1:18545", "--ipfs", "http://127.0.0.1:18546", "--deployment", bad, "--port", "0", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  try {
+    const first = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout }).once("line", resolve);
+      void exited.then((code) => reject(new Error(`cloister dashboard exited (${code}) before it served`)));
+    });
+    const started = JSON.parse(first) as { ready: boolean; url: string; deploymentProblem: string; policy: string };
+    assert.equal(started.ready, true);
+    assert.match(started.deploymentProblem, /bad-deployment\.json is not a Cloister deployment: registry/);
+    const config = (await (await fetch(`${started.url}config.json`)).json()) as { deployment: unknown; deploymentProblem: string };
+    assert.equal(config.deployment, null);
+    assert.equal(config.deploymentProblem, started.deploymentProblem);
+  } finally {
+    child.kill("SIGTERM");
+  }
+  assert.equal(await exited, 0);
+  await assert.rejects(
+    new Promise((resolve, reject) => {
+      const c = spawn(process.execPath, [cli, "dashboard", "--rpc", "localhost:8545", "--ipfs", "http://127.0.0.1:1"], { stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      c.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      c.once("exit", (code) => (code === 0 ? resolve(code) : reject(Object.assign(new Error(stderr), { code }))));
+    }),
+    (e: Error & { code: number }) => e.code === 2 && /--rpc takes a http:\/\/… or https:\/\/… URL/.test(e.message),
+  );
 });
