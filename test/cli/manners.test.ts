@@ -62,6 +62,7 @@ test("the usage lists every command and subcommand", async () => {
     "verify",
     "devnet up",
     "devnet accounts",
+    "dashboard",
     "help",
   ]);
 });

@@ -156,7 +156,7 @@ test("devnet up says ready once it serves and writes its network file; task run 
 test("devnet up refuses unusable options with exit 2", async () => {
   await assert.rejects(run(process.execPath, [cli, "devnet", "up", "--nodes", "0"]), (e: { code: number; stderr: string }) => e.code === 2 && /--nodes/.test(e.stderr));
   await assert.rejects(run(process.execPath, [cli, "devnet", "up", "--ipfs-max-upload-bytes", "0"]), (e: { code: number; stderr: string }) => e.code === 2 && /--ipfs-max-upload-bytes/.test(e.stderr));
-  await assert.rejects(run(process.execPath, [cli, "devnet", "up", "--allow-origin", "localhost:5173"]), (e: { code: number; stderr: string }) => e.code === 2 && /--allow-origin: 'localhost:5173' is not an origin/.test(e.stderr));
+  await assert.rejects(run(process.execPath, [cli, "devnet", "up", "--allow-origin", "localhost:5173"]), (e: { code: number; stderr: string }) => e.code === 2 && /--allow-origin: 'localhost:5173' is not an http\(s\) origin/.test(e.stderr));
   await assert.rejects(run(process.execPath, [cli, "devnet", "down"]), (e: { code: number; stderr: string }) => e.code === 2 && /devnet up/.test(e.stderr));
 });
 
