@@ -117,7 +117,7 @@ test("a task that completes while the tasks page is open appears without a reloa
   }
 });
 
-test("the network page lists the contracts and says which sections are not deployed on this network", { skip }, async () => {
+test("the network page lists the contracts, sections whose contract is missing say so, and the nodes page shows each node's health", { skip }, async () => {
   const { page } = await openPage();
   try {
     await page.goto(`${devnet.dashboardUrl}#/network`);
@@ -133,6 +133,14 @@ test("the network page lists the contracts and says which sections are not deplo
     await page.goto(`${devnet.dashboardUrl}#/pipelines`);
     await page.locator('[data-testid="not-deployed"]').nth(1).waitFor();
     assert.equal(await page.locator('[data-testid="not-deployed"]').count(), 2, "pipelines and grants each say so");
+    // Node health and metrics, relayed by the serving process.
+    await page.goto(`${devnet.dashboardUrl}#/nodes`);
+    await page.locator('[data-testid="node"]').nth(1).waitFor();
+    const node = await page.locator('[data-testid="node"]').first().innerText();
+    assert.match(node, /^Node 0 ok SIMULATED/);
+    assert.match(node, /✓ process up/);
+    assert.match(node, /Registration\s+registered, expires in \d+ s/);
+    assert.match(node, /tasks_completed_total\s+\d+/);
   } finally {
     await page.close();
   }

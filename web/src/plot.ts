@@ -22,13 +22,13 @@ export interface Point {
   y: number;
 }
 
-function frame(title: string, summary: string, maxY: number, xLabels: [number, string][], xMin: number, xMax: number, body: (sx: (x: number) => number, sy: (y: number) => number) => SVGElement[]): SVGElement {
+function frame(title: string, summary: string, maxY: number, xLabels: [number, string, ("start" | "middle" | "end")?][], xMin: number, xMax: number, body: (sx: (x: number) => number, sy: (y: number) => number) => SVGElement[]): SVGElement {
   const sx = (x: number) => PAD.left + ((x - xMin) / Math.max(xMax - xMin, 1e-9)) * (W - PAD.left - PAD.right);
   const sy = (y: number) => H - PAD.bottom - (y / Math.max(maxY, 1e-9)) * (H - PAD.top - PAD.bottom);
   const ticks = [0, maxY / 2, maxY].map((v) =>
     svg("g", {}, svg("line", { x1: PAD.left, x2: W - PAD.right, y1: sy(v), y2: sy(v), class: "grid" }), svg("text", { x: PAD.left - 6, y: sy(v) + 4, "text-anchor": "end", class: "tick" }, fmt(v))),
   );
-  const labels = xLabels.map(([x, label]) => svg("text", { x: sx(x), y: H - 8, "text-anchor": "middle", class: "tick" }, label));
+  const labels = xLabels.map(([x, label, anchor = "middle"]) => svg("text", { x: sx(x), y: H - 8, "text-anchor": anchor, class: "tick" }, label));
   return svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${title}: ${summary}`, class: "plot" }, svg("title", {}, title), ...ticks, ...labels, ...body(sx, sy));
 }
 
@@ -56,8 +56,9 @@ export function lineChart(title: string, unit: string, points: (Point & { label:
   const xMax = Math.max(...points.map((p) => p.x), xMin + 1);
   const mean = points.reduce((s, p) => s + p.y, 0) / points.length;
   const summary = `${points.length} points, mean ${fmt(mean)} ${unit}, max ${fmt(Math.max(...points.map((p) => p.y)))} ${unit}`;
-  const clock = (x: number) => new Date(x * 1000).toISOString().slice(11, 16);
-  const chart = frame(title, summary, maxY, [[xMin, clock(xMin)], [xMax, clock(xMax)]], xMin, xMax, (sx, sy) => [
+  // Minutes, or seconds too when the points span less than ten minutes.
+  const clock = (x: number) => new Date(x * 1000).toISOString().slice(11, xMax - xMin < 600 ? 19 : 16);
+  const chart = frame(title, summary, maxY, [[xMin, clock(xMin), "start"], [xMax, clock(xMax), "end"]], xMin, xMax, (sx, sy) => [
     svg("polyline", { points: points.map((p) => `${sx(p.x)},${sy(p.y)}`).join(" "), class: "line" }),
     ...points.map((p) => svg("circle", { cx: sx(p.x), cy: sy(p.y), r: 3, class: "dot" }, svg("title", {}, `${p.label}: ${fmt(p.y)} ${unit}`))),
   ]);
