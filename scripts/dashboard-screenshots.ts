@@ -1,5 +1,5 @@
 // Takes the screenshots of docs/dashboard.md (docs/img/dashboard-*.png): a 2-node devnet with its
-// dashboard, a few echo tasks, and the optional contracts populated by the tests' fixture; then one
+// dashboard, eight echo tasks 1.5 s apart, and the optional contracts populated by the tests' fixture; then one
 // page per section in Debian's Chromium (playwright-core), and the error state of a bad deployment.
 //   node scripts/dashboard-screenshots.ts [--out docs/img]
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -13,7 +13,7 @@ import { startMultiProcessDevnet } from "../src/devnet/multi-process.ts";
 import { launchChromium, settled } from "../test/dashboard/browser.ts";
 import { populateOptionalSections } from "../test/dashboard/fixture.ts";
 
-const { values } = parseArgs({ options: { out: { type: "string", default: "docs/img" }, tasks: { type: "string", default: "6" } } });
+const { values } = parseArgs({ options: { out: { type: "string", default: "docs/img" }, tasks: { type: "string", default: "8" }, "pause-ms": { type: "string", default: "1500" } } });
 const out = resolve(values.out);
 const dir = await mkdtemp(join(tmpdir(), "cloister-screens-"));
 const devnet = await startMultiProcessDevnet({ dataDir: dir, nodes: 2, dashboard: true });
@@ -26,6 +26,8 @@ try {
   try {
     for (let i = 0; i < Number(values.tasks); i++) {
       lastTask = (await remote.client.runTask({ program: echo, input: new TextEncoder().encode(`screenshot ${i}`), timeoutMs: 60_000 })).taskId;
+      // Spread over time, so the plots have a shape.
+      await new Promise((resolve) => setTimeout(resolve, Number(values["pause-ms"])));
     }
   } finally {
     await remote.close();
