@@ -34,7 +34,7 @@ export interface TaskView {
   submittedBlock?: bigint;
 }
 
-/** Every task the market has seen, newest first, with its current word from the chain. */
+/** Every task the market has seen, newest submission first, with its current word from the chain. */
 export async function loadTasks(app: App): Promise<TaskView[]> {
   const market = (await app.events("market"))!;
   const byId = new Map<bigint, TaskView>();
@@ -76,7 +76,9 @@ export async function loadTasks(app: App): Promise<TaskView[]> {
         break;
     }
   }
-  const tasks = [...byId.values()].sort((x, y) => (x.taskId < y.taskId ? 1 : -1));
+  // Newest first by the first event (task ids are hashes, not counters).
+  const order = (t: TaskView) => t.events[0]!.blockNumber * 1_000_000n + BigInt(t.events[0]!.logIndex);
+  const tasks = [...byId.values()].sort((x, y) => (order(x) < order(y) ? 1 : order(x) > order(y) ? -1 : 0));
   for (let i = 0; i < tasks.length; i += 200) {
     const chunk = tasks.slice(i, i + 200);
     const words = await readContract(app.client, { address: app.deployment.market, abi: taskMarketAbi, functionName: "taskWords", args: [chunk.map((t) => t.taskId)] });
