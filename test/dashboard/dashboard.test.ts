@@ -268,7 +268,9 @@ test("once the deployment names them, the collaborations, pipelines and grants, 
     const sync = await page.locator('[data-testid="vault-sync"]').innerText();
     assert.match(sync, /✓ synced/);
     assert.match(sync, /slot 0: ✓ confirmed[\s\S]*slot 1: ✓ confirmed/);
-    assert.match(await page.locator("main").innerText(), /share confirmations \(cumulative\) — 2 points/, "the cluster's sync progress is plotted");
+    assert.match(t, /Version\s+2/);
+    assert.match(t, new RegExp(`Re-sharing[\\s\\S]*${cluster}\\t2\\t0x`), "the re-share to version 2 is listed");
+    assert.match(await page.locator("main").innerText(), /share confirmations \(cumulative\) — 4 points/, "the cluster's sync progress is plotted");
 
     // The fixture's test enclaves are not attested: the enclaves page says so.
     await page.goto(`${server.url}#/enclaves`);

@@ -12,7 +12,7 @@
  * devnet's well-known attester account, evidence that is not evidence) and
  * signs with them what the contracts check: an approved collaboration run, an
  * anchored pipeline run, a grant use, and both slots' share confirmations
- * (the token synced). The dashboard shows those two enclaves as SIMULATED with
+ * (the token synced), a re-share to version 2 and its confirmations. The dashboard shows those two enclaves as SIMULATED with
  * evidence NOT verified, as it must.
  */
 import { keccak256, toHex, zeroAddress, zeroHash, type Address, type Hex } from "viem";
@@ -27,6 +27,8 @@ import { approveCollaboration } from "../../src/chain/actions/approve-collaborat
 import { confirmShares } from "../../src/chain/actions/confirm-shares.ts";
 import { consumeGrantUse } from "../../src/chain/actions/consume-grant-use.ts";
 import { recordRun } from "../../src/chain/actions/record-run.ts";
+import { reshareSecret } from "../../src/chain/actions/reshare-secret.ts";
+import { reshareTypes, vaultContractDomain } from "../../src/protocol/vault-contract.ts";
 import { onChainMeasurement, registerEnclave } from "../../src/chain/actions/register-enclave.ts";
 import { devPrivateKeys } from "../../src/chain/dev-accounts.ts";
 import { openKuboStore } from "../../src/storage/kubo-store.ts";
@@ -122,16 +124,25 @@ export async function populateOptionalSections(devnet: MultiProcessDevnet): Prom
   // A vault cluster of the two test enclaves and a 2-of-2 token both slots confirm (synced).
   const cluster = await createCluster(writer, vault, [a.address, b.address]);
   const secret = await storeSecret(writer, vault, { salt: keccak256(toHex("salt")), threshold: 2, shares: 2, sharesRoot: keccak256(toHex("root")) });
-  const shares = [{ tokenId: secret.tokenId, version: 1n }];
-  const confirmations = await Promise.all(
-    [a, b].map(async (key, slot) => ({
-      cluster: cluster.cluster,
-      slot,
-      shares,
-      signature: await sign(key, await readContract(writer, { address: vault, abi: secretVaultAbi, functionName: "confirmationDigest", args: [cluster.cluster, 0, slot, shares] })),
-    })),
-  );
-  await confirmShares(writer, vault, confirmations);
+  const confirmBoth = async (version: bigint) => {
+    const shares = [{ tokenId: secret.tokenId, version }];
+    const confirmations = await Promise.all(
+      [a, b].map(async (key, slot) => ({
+        cluster: cluster.cluster,
+        slot,
+        shares,
+        signature: await sign(key, await readContract(writer, { address: vault, abi: secretVaultAbi, functionName: "confirmationDigest", args: [cluster.cluster, 0, slot, shares] })),
+      })),
+    );
+    await confirmShares(writer, vault, confirmations);
+  };
+  await confirmBoth(1n);
+  // The cluster re-shares the token (version 2, both slots sign), then confirms the new shares.
+  const reshare = { tokenId: secret.tokenId, version: 1n, sharesRoot: keccak256(toHex("root")), newSharesRoot: keccak256(toHex("root 2")), cluster: cluster.cluster, epoch: 0 };
+  const domain = vaultContractDomain(BigInt(devnet.chainId), vault);
+  const signatures = await Promise.all([a, b].map(async (key, slot) => ({ slot, signature: await key.signTypedData({ domain, types: reshareTypes, primaryType: "Reshare", message: reshare }) })));
+  await reshareSecret(writer, vault, { tokenId: secret.tokenId, version: 1n, newSharesRoot: reshare.newSharesRoot, cluster: cluster.cluster, signatures });
+  await confirmBoth(2n);
 
   return { testEnclaves: [a.address, b.address], collaborations, pipelines, grants, vault, collaborationId, pipelineId: pipeline.pipelineId, grantId: grant.grantId, cluster: cluster.cluster, tokenId: secret.tokenId };
 }
