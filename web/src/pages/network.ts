@@ -8,8 +8,8 @@ export async function networkPage(app: App): Promise<HTMLElement> {
     app.client.getBlock({ blockNumber: app.head }),
     ipfsVersion(config.ipfsUrl),
     Promise.all(
-      (Object.keys(contractNames) as ContractKey[]).map(async (key) => {
-        const address = app.address(key);
+      [...(Object.keys(contractNames) as ContractKey[]), ...(app.deployment.testToken ? ["testToken" as const] : [])].map(async (key) => {
+        const address = key === "testToken" ? app.deployment.testToken : app.address(key);
         const code = address ? await app.client.getCode({ address }).catch(() => undefined) : undefined;
         return { key, address, hasCode: code !== undefined && code !== "0x" };
       }),
@@ -39,7 +39,7 @@ export async function networkPage(app: App): Promise<HTMLElement> {
       "Contracts",
       ["Contract", "Address", "State"],
       contracts.map((c) => [
-        contractNames[c.key],
+        c.key === "testToken" ? "Test token (ERC-20)" : contractNames[c.key],
         c.address ? hex(c.address, 8) : "—",
         !c.address ? h("span", { class: "muted" }, "not deployed on this network") : c.hasCode ? verdict(true, "code present") : verdict(false, "", "no code at this address"),
       ]),

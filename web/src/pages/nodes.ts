@@ -38,7 +38,7 @@ export async function nodesPage(app: App): Promise<HTMLElement> {
               ["Mean task time", meanTaskTime(n.metrics)],
               ...(n.health?.reason ? ([["Problem", n.health.reason]] as [string, string][]) : []),
             ]),
-        n.metrics ? table("Metrics", ["Metric", "Value"], shown.filter((m) => n.metrics![m] !== undefined).map((m) => [h("code", null, m), String(n.metrics![m])])) : null,
+        n.metrics ? table("Metrics", ["Metric", "Value"], shown.filter((m) => n.metrics![m] !== undefined).map((m) => [h("code", null, m), String(Number.isInteger(n.metrics![m]) ? n.metrics![m] : Number(n.metrics![m]!.toPrecision(6)))])) : null,
       ),
     ),
   );
