@@ -128,7 +128,12 @@ async function render(app: App, moveFocus: boolean): Promise<void> {
     }
     document.title = `${content.querySelector("h1")?.textContent ?? entry.title} · Cloister dashboard`;
     const focused = document.activeElement instanceof HTMLElement && main.contains(document.activeElement) ? focusKey(document.activeElement) : undefined;
-    if (moveFocus || main.firstElementChild?.outerHTML !== content.outerHTML) main.replaceChildren(content);
+    if (moveFocus || main.firstElementChild?.outerHTML !== content.outerHTML) {
+      // A re-render on a new block keeps what the reader opened (the plots' number tables).
+      const open = moveFocus ? [] : [...main.querySelectorAll("details")].map((d) => d.open);
+      main.replaceChildren(content);
+      main.querySelectorAll("details").forEach((d, i) => (d.open = open[i] ?? false));
+    }
     document.body.dataset.state = "ready";
     if (moveFocus) (main.querySelector<HTMLElement>("h1") ?? main).focus();
     else if (focused) main.querySelector<HTMLElement>(focused)?.focus();
