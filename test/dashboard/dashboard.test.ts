@@ -285,13 +285,16 @@ test("once the deployment names them, the collaborations, pipelines and grants, 
     await page.locator('[data-testid="enclaves"]').waitFor();
     await page.locator('[data-testid="enclaves"] .reason').first().waitFor();
     const rows = await page.locator('[data-testid="enclaves"] tbody tr').allInnerTexts();
-    for (const test of testEnclaves) {
-      const row = rows.find((r) => r.toLowerCase().startsWith(test.slice(0, 8).toLowerCase()));
-      assert.ok(row, `test enclave ${test} is listed`);
+    const rowOf = (enclave: string) => rows.find((r) => r.toLowerCase().startsWith(enclave.slice(0, 8).toLowerCase()));
+    const [active, revoked] = testEnclaves.map(rowOf);
+    assert.ok(active && revoked, `the test enclaves are listed:\n${rows.join("\n")}`);
+    for (const row of [active, revoked]) {
       assert.match(row, /SIMULATED/);
       assert.match(row, /✗ NOT verified/);
-      assert.match(row, /evidence .* unusable/);
     }
+    assert.match(active, /\bregistered\b/);
+    assert.match(active, /evidence .* unusable/);
+    assert.match(revoked, /\brevoked\b/);
     assert.deepEqual(errors, []);
   } finally {
     await page.close();

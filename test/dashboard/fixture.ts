@@ -12,7 +12,8 @@
  * devnet's well-known attester account, evidence that is not evidence) and
  * signs with them what the contracts check: an approved collaboration run, an
  * anchored pipeline run, a grant use, and both slots' share confirmations
- * (the token synced), a re-share to version 2 and its confirmations. The dashboard shows those two enclaves as SIMULATED with
+ * (the token synced), a re-share to version 2 and its confirmations; then
+ * the attester revokes the second test enclave. The dashboard shows those two enclaves as SIMULATED with
  * evidence NOT verified, as it must.
  */
 import { keccak256, toHex, zeroAddress, zeroHash, type Address, type Hex } from "viem";
@@ -28,6 +29,7 @@ import { confirmShares } from "../../src/chain/actions/confirm-shares.ts";
 import { consumeGrantUse } from "../../src/chain/actions/consume-grant-use.ts";
 import { recordRun } from "../../src/chain/actions/record-run.ts";
 import { reshareSecret } from "../../src/chain/actions/reshare-secret.ts";
+import { revokeEnclave } from "../../src/chain/actions/revoke-enclave.ts";
 import { reshareTypes, vaultContractDomain } from "../../src/protocol/vault-contract.ts";
 import { onChainMeasurement, registerEnclave } from "../../src/chain/actions/register-enclave.ts";
 import { devPrivateKeys } from "../../src/chain/dev-accounts.ts";
@@ -45,7 +47,7 @@ import type { MultiProcessDevnet } from "../../src/devnet/multi-process.ts";
 import { queryDigest } from "../../src/protocol/collaboration.ts";
 
 export interface OptionalSections {
-  /** The fixture's own test enclaves (not attested). */
+  /** The fixture's own test enclaves (not attested); the second is revoked. */
   testEnclaves: Address[];
   collaborations: Address;
   pipelines: Address;
@@ -143,6 +145,8 @@ export async function populateOptionalSections(devnet: MultiProcessDevnet): Prom
   const signatures = await Promise.all([a, b].map(async (key, slot) => ({ slot, signature: await key.signTypedData({ domain, types: reshareTypes, primaryType: "Reshare", message: reshare }) })));
   await reshareSecret(writer, vault, { tokenId: secret.tokenId, version: 1n, newSharesRoot: reshare.newSharesRoot, cluster: cluster.cluster, signatures });
   await confirmBoth(2n);
+  // Last, the attester revokes test enclave b (the enclaves page shows a revoked one).
+  await revokeEnclave(attester, registry, b.address);
 
   return { testEnclaves: [a.address, b.address], collaborations, pipelines, grants, vault, collaborationId, pipelineId: pipeline.pipelineId, grantId: grant.grantId, cluster: cluster.cluster, tokenId: secret.tokenId };
 }
