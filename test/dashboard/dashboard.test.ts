@@ -18,6 +18,7 @@ import { connectToNetwork } from "../../src/devnet/remote-client.ts";
 import { startMultiProcessDevnet, type MultiProcessDevnet } from "../../src/devnet/multi-process.ts";
 import { startDashboardServer } from "../../src/devnet/dashboard-server.ts";
 import { DashboardDeploymentError, readDashboardDeployment } from "../../src/devnet/dashboard-deployment.ts";
+import { prepareTask, publishTask, submitPublished } from "../../src/sdk/submit.ts";
 import { populateOptionalSections } from "./fixture.ts";
 import { focused, launchChromium, noBrowser, settled, waitForPageFocus } from "./browser.ts";
 
@@ -92,10 +93,10 @@ test("a task that completes while the tasks page is open appears without a reloa
     assert.equal(await settled(page), "ready");
     const taskId = await runEcho();
     const link = page.locator(`a[href="#/tasks/${hexId(taskId)}"]`);
-    // New blocks are pushed over the chain's WebSocket; the page renders again on each.
-    await link.waitFor({ timeout: 30_000 });
-    const row = await page.locator('[data-testid="tasks"]').innerText();
-    assert.match(row, /Completed/);
+    // New blocks are pushed over the chain's WebSocket; the page renders again on each, until the row says Completed.
+    const row = page.locator(`[data-testid="tasks"] tr:has(a[href="#/tasks/${hexId(taskId)}"])`, { hasText: "Completed" });
+    await row.waitFor({ timeout: 30_000 });
+    assert.match(await row.innerText(), /Completed\t1 of 3\t/);
     await link.click();
     await page.locator('[data-testid="provenance"]').waitFor({ timeout: 30_000 });
     const provenance = await page.locator('[data-testid="provenance"]').innerText();
@@ -111,6 +112,35 @@ test("a task that completes while the tasks page is open appears without a reloa
     // Nothing from outside the machine: every request went to the dashboard, the chain or IPFS.
     const allowed = new Set([new URL(devnet.dashboardUrl!).origin, new URL(devnet.rpcUrl).origin, new URL(devnet.ipfsUrl).origin, new URL(devnet.wsUrl).origin]);
     for (const url of requests) assert.ok(url.startsWith("data:") || allowed.has(new URL(url).origin), `a request left the devnet: ${url}`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test("a task the enclave refuses shows its refused state, the refusal's reason on its attempt, and no provenance", { skip }, async () => {
+  // A tampered input ciphertext: the enclave's refusal (INPUT_DECRYPTION_FAILED) ends the task on chain.
+  const { manifest } = await localNetworkManifest(devnet.simPkiDir);
+  const remote = await connectToNetwork({ rpcUrl: devnet.rpcUrl, wsUrl: devnet.wsUrl, ipfsUrl: devnet.ipfsUrl, deployment: { casUrl: devnet.casUrl }, manifest });
+  let taskId: bigint;
+  try {
+    const ctx = { writer: remote.writer, market: remote.deployment.market, chainId: BigInt(remote.deployment.chainId), store: remote.store };
+    const prepared = await prepareTask(ctx, { program: echo, input: new TextEncoder().encode("tampered"), candidates: (await remote.client.listEnclaves()).verified });
+    prepared.encryptedInput[prepared.encryptedInput.length - 1]! ^= 0x01;
+    taskId = (await submitPublished(ctx, await publishTask(ctx, prepared))).taskId;
+  } finally {
+    await remote.close();
+  }
+  const { page, errors } = await openPage();
+  try {
+    await page.goto(`${devnet.dashboardUrl}#/tasks/${hexId(taskId)}`);
+    // Live: the page renders again on each block until the refusal is on chain.
+    await page.locator("ol.machine li.current", { hasText: "Refused" }).waitFor({ timeout: 30_000 });
+    const main = await page.locator("main").innerText();
+    assert.match(main, /State\s+Refused/);
+    assert.match(main, /refused \(INPUT_DECRYPTION_FAILED\)/);
+    assert.match(main, /TaskSubmitted[\s\S]*TaskAccepted[\s\S]*TaskRefused/);
+    assert.match(main, /Provenance\s+None yet/);
     assert.deepEqual(errors, []);
   } finally {
     await page.close();
