@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "src/chain/abi/**", ".data/**", "coverage/**"] },
+  { ignores: ["node_modules/**", "src/chain/abi/**", ".data/**", "coverage/**", "web/dist/**", "web/.dist-*/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -11,5 +11,10 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "@typescript-eslint/consistent-type-imports": "error",
     },
+  },
+  // The dashboard's browser code (web/): the browser's globals.
+  {
+    files: ["web/src/**/*.ts"],
+    languageOptions: { globals: { window: "readonly", document: "readonly", location: "readonly", Node: "readonly", HTMLElement: "readonly", HTMLAnchorElement: "readonly", SVGElement: "readonly", Event: "readonly", CSS: "readonly", Response: "readonly" } },
   },
 );

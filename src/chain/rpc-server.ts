@@ -11,7 +11,13 @@
  * serves has unlocked, well-known development accounts, so it binds to a
  * loopback address only and refuses requests and WebSocket upgrades that
  * carry an Origin header (a web page's cross-site request could otherwise send
- * transactions from those accounts); Node and CLI clients send none.
+ * transactions from those accounts); Node and CLI clients send none. The
+ * exception is an origin on the `allowedOrigins` list (the devnet's dashboard,
+ * and what the operator names with --allow-origin): its requests, preflight
+ * (CORS) included, are served, except the methods that use the node's
+ * unlocked accounts or change the development chain (crossOriginRefused), so
+ * an allowed page reads the chain and may send transactions its own wallet
+ * signed (eth_sendRawTransaction), never spend the node's accounts.
  *
  * Limits (options, defaults below): a request body or WebSocket message of
  * 16 MiB, a batch of 1000 requests, and a reply of 32 MiB, a batch's replies
@@ -25,6 +31,7 @@ import { createGuardedServer, HttpRequestError } from "../util/guarded-http.ts";
 import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
 import { BodyBudget } from "../util/request-body.ts";
 import { CloisterError, type CloisterErrorOptions } from "../util/base-error.ts";
+import { applyCors, checkUpgradeOrigin, type OriginAllowList } from "../util/cors.ts";
 
 export interface ChainRpcServerOptions {
   /** With "message" events (EIP-1193) eth_subscribe works over WebSocket; without, it is refused. */
@@ -42,6 +49,8 @@ export interface ChainRpcServerOptions {
    * that does not fit becomes a JSON-RPC error (-32005, "response size exceeded").
    */
   maxResponseBytes?: number;
+  /** Web origins whose pages may call this node (CORS); every other Origin is refused. May grow while serving. */
+  allowedOrigins?: OriginAllowList;
 }
 
 export interface ChainRpcServer {
@@ -117,19 +126,28 @@ export async function startChainRpcServer(options: ChainRpcServerOptions): Promi
     }
     return provider.request({ method, params });
   };
+  // A page from an allowed origin reads and sends signed transactions; it never uses the node's own accounts.
+  const crossOriginDispatch: Dispatch = (method, params) => {
+    if (crossOriginRefused(method)) return Promise.reject(new RpcError(METHOD_NOT_FOUND, `${method} is not served to web pages: it would use this node's unlocked accounts or change the development chain; sign with your own wallet and use eth_sendRawTransaction`));
+    return httpDispatch(method, params);
+  };
   const subscriptions = new Subscriptions(provider);
   const sockets = new WebSocketServer({ noServer: true, maxPayload: maxBodyBytes });
   let closing = false;
   const server = createGuardedServer({
-    handle: (req, res) => handleHttp(httpDispatch, bodies, limits, req, res),
+    handle: (req, res) => {
+      const origin = applyCors(req, res, options.allowedOrigins, { methods: ["POST"], headers: ["content-type"] });
+      if (origin.kind === "preflight") return;
+      return handleHttp(origin.kind === "allowed" ? crossOriginDispatch : httpDispatch, bodies, limits, req, res);
+    },
     respondError: (res, err) => {
       const status = err instanceof HttpRequestError ? err.status : 500;
       sendJson(res, status, toJson({ jsonrpc: "2.0", id: null, error: { code: INVALID_REQUEST, message: err instanceof Error ? err.message : String(err) } }));
     },
     upgrade: (req, socket, head) => {
       if (closing) throw new HttpRequestError(503, "CLOSING", "this node is shutting down; connect again when it is back");
-      if (req.headers.origin !== undefined) throw new HttpRequestError(403, "FORBIDDEN", "cross-origin requests are refused by this node");
-      sockets.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, provider, subscriptions, limits));
+      checkUpgradeOrigin(req, options.allowedOrigins);
+      sockets.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, provider, subscriptions, limits, req.headers.origin !== undefined));
     },
   });
 
@@ -152,8 +170,15 @@ export async function startChainRpcServer(options: ChainRpcServerOptions): Promi
   };
 }
 
+/** Methods a web page may not call even from an allowed origin: they use the node's unlocked accounts or rewrite the development chain. */
+const crossOriginRefusedMethods = new Set(["eth_sendTransaction", "eth_sign", "eth_signTransaction", "eth_signTypedData", "eth_signTypedData_v3", "eth_signTypedData_v4"]);
+const crossOriginRefusedPrefixes = ["personal_", "hardhat_", "evm_", "anvil_", "debug_setHead"];
+
+export function crossOriginRefused(method: string): boolean {
+  return crossOriginRefusedMethods.has(method) || crossOriginRefusedPrefixes.some((p) => method.startsWith(p));
+}
+
 async function handleHttp(dispatch: Dispatch, bodies: BodyBudget, limits: ReplyLimits, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  if (req.headers.origin !== undefined) throw new HttpRequestError(403, "FORBIDDEN", "cross-origin requests are refused by this node");
   if (req.method !== "POST") throw new HttpRequestError(405, "METHOD_NOT_ALLOWED", `${req.method ?? "?"} is not supported: send JSON-RPC requests with POST, or open a WebSocket`);
   const body = await bodies.read(req);
   sendJson(res, 200, await answer(dispatch, body.toString("utf8"), limits));
@@ -219,7 +244,7 @@ async function handleRequest(dispatch: Dispatch, request: unknown): Promise<Json
  * One WebSocket client: each message is answered on its own (replies carry the requests' ids, so they
  * may come out of order), and the subscriptions it opened end with it.
  */
-function serveWebSocket(ws: WebSocket, provider: Eip1193Provider, subscriptions: Subscriptions, limits: ReplyLimits): void {
+function serveWebSocket(ws: WebSocket, provider: Eip1193Provider, subscriptions: Subscriptions, limits: ReplyLimits, crossOrigin: boolean): void {
   ws.on("message", (data: RawData) => {
     // A subscription's notifications wait until the reply that names its id has been sent.
     const opened: string[] = [];
@@ -230,6 +255,7 @@ function serveWebSocket(ws: WebSocket, provider: Eip1193Provider, subscriptions:
         return id;
       }
       if (method === "eth_unsubscribe") return subscriptions.unsubscribe(ws, params);
+      if (crossOrigin && crossOriginRefused(method)) throw new RpcError(METHOD_NOT_FOUND, `${method} is not served to web pages: it would use this node's unlocked accounts or change the development chain`);
       return provider.request({ method, params });
     };
     answer(dispatch, rawText(data), limits)

@@ -33,6 +33,7 @@ Usage:
   cloister vault transfer <token> <address>      transfer the token (and with it the right to the secret)
   cloister vault burn <token>                    burn the token; the enclaves drop its shares
   cloister devnet accounts                       list the devnet's ten funded test accounts
+  cloister dashboard --network <dir>             serve the read-only web dashboard of a network
   cloister help [<command>]                      this text, or a command's usage
 
 Every command takes --help (or -h) and --json (one JSON object as the last line on stdout; on failure,
@@ -87,6 +88,8 @@ async function run(argv: string[]): Promise<number> {
       return (await import("./commands/operate.ts")).operateCommand(rest);
     case "vault":
       return (await import("./commands/vault.ts")).vaultCommand(rest);
+    case "dashboard":
+      return (await import("./commands/dashboard.ts")).dashboardCommand(rest);
     default:
       throw new UsageError(`unknown command '${command}'. Run 'cloister help' for the list of commands.`);
   }

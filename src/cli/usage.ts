@@ -97,15 +97,34 @@ export const vaultUsage = `Usage:
   With --json, store ends with {"token":…,"clusters":[…]} and status with {"token":…,"clusters":[{"id":…,"synced":…,"slots":[…]}]}.
   docs/vault.md describes the protocol.`;
 
+export const dashboardUsage = `Usage:
+  cloister dashboard --network <devnet dir | network.json> [--port <port>]
+  cloister dashboard --rpc <url> [--ws <url>] --ipfs <url> --deployment <file> [--policy <manifest> | --sim-pki <dir>] [--node <url>]... [--port <port>]
+
+  Serves the read-only web dashboard of any Cloister network on http://127.0.0.1:<port>/ (default 8560;
+  0 picks a free port) until Ctrl-C: the network, its enclaves (SIMULATED ones marked), tasks with their
+  provenance, collaborations, pipelines and grants, the vault, and node health. The page reads the chain
+  (viem, live over --ws when given) and IPFS from the browser: the network must allow the dashboard's
+  origin (a devnet: 'cloister devnet up --allow-origin http://127.0.0.1:<port>'). This process verifies
+  enclave evidence and provenance records against the policy manifest (--policy, --sim-pki, the network
+  file's, else the strict production manifest) and relays the health and metrics of each --node <url>.
+  --deployment takes a deployment.json or a network.json; one that is unusable is shown as the page's
+  error. It holds no key and sends no transaction. The web bundle is built on first use when missing
+  ('npm run build:web' builds it ahead).`;
+
 export const devnetUsage = `Usage:
-  cloister devnet up [--nodes <n>] [--clusters <c>] [--dir <dir>] [--port <port>] [--json] [--quiet] [limits]
+  cloister devnet up [--nodes <n>] [--clusters <c>] [--dir <dir>] [--port <port>] [--allow-origin <origin>]... [--no-dashboard] [--json] [--quiet] [limits]
   cloister devnet accounts [--json] [--show-private-keys]
 
 devnet up:
   Runs a local network as separate processes: the chain (JSON-RPC over HTTP and WebSocket on 127.0.0.1:<port>), one IPFS node
   (Kubo RPC API on <port>+1), the attestation service (HTTP on <port>+2, GET /deployment gives the
   contract addresses) and <n> node daemons (default 2), each with its enclave process on the SIMULATED TEE
-  and GET /healthz and /metrics on <port>+3+i.
+  and GET /healthz and /metrics on <port>+3+i, and the dashboard (a read-only web console) on <port>+3+<n>.
+  The chain RPC and IPFS API refuse browser requests (an Origin header) except from the dashboard's origin
+  and each --allow-origin <origin> (repeatable, e.g. --allow-origin http://localhost:5173); a page from an
+  allowed origin reads and may send transactions its own wallet signed, never the node's unlocked accounts.
+  --no-dashboard serves no dashboard.
   Once every node's enclave is registered and every endpoint answers, it writes <dir>/network.json (what
   --network reads) and prints its endpoints and a last line that starts with 'ready' (with --json, one JSON
   object with "ready": true); then it keeps running. Ctrl-C (or SIGTERM) stops every process and removes
@@ -274,6 +293,7 @@ export const commandUsages: readonly { words: string; usage: string }[] = [
   { words: "devnet", usage: devnetUsage },
   { words: "devnet up", usage: devnetUsage },
   { words: "devnet accounts", usage: devnetUsage },
+  { words: "dashboard", usage: dashboardUsage },
   { words: "help", usage: `Usage:
   cloister help [<command> [<subcommand>]] [--json]
   cloister <command> [<subcommand>] --help | -h

@@ -45,6 +45,9 @@ import { DevnetError } from "./errors.ts";
 import { networkFileName, writeNetworkFile, type DevnetEndpoints } from "./network-file.ts";
 import { localNetworkManifest } from "./network-policy.ts";
 import { checkEndpointsAnswer } from "./readiness.ts";
+import { OriginAllowList } from "../util/cors.ts";
+import { startDashboardServer, type DashboardServer } from "./dashboard-server.ts";
+import { dashboardDeploymentOf } from "./dashboard-deployment.ts";
 import { deployOrReuseTestToken } from "./test-token.ts";
 
 const NODE_MAIN = fileURLToPath(new URL("../host/main.ts", import.meta.url));
@@ -80,6 +83,15 @@ export interface MultiProcessDevnetOptions {
   ipfsLimits?: Pick<KuboRpcServerOptions, "maxUploadBytes" | "maxUploadBytesInFlight">;
   /** Vault clusters of 5 vault enclave processes, supervised by this process (issue 15; default 0: none). */
   vaultClusters?: number;
+  /**
+   * Web origins (besides the dashboard's own) whose pages may call the chain RPC and IPFS API (CORS);
+   * the devnet adds its dashboard's origins to this list once the dashboard listens.
+   */
+  allowedOrigins?: OriginAllowList;
+  /** Serve the dashboard (web/) on `port + 3 + nodes` (a free port with port 0), or on the given port. */
+  dashboard?: boolean | { port: number };
+  /** The dashboard could not start; the devnet runs on without it (dashboardUrl null). */
+  onDashboardError?: (error: Error) => void;
   /** A node process exited while the network was running (not during close). */
   onNodeExit?: (node: number, code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -113,6 +125,10 @@ export interface MultiProcessDevnet extends DevnetEndpoints {
   replayedBlocks: number;
   /** The vault clusters this devnet runs (empty without --clusters). */
   vaultClusters: VaultClusterInfo[];
+  /** The dashboard's URL, when it was asked for (options.dashboard). */
+  dashboardUrl: string | null;
+  /** The origins the chain RPC and IPFS API serve to web pages (the dashboard's and options.allowedOrigins). */
+  allowedOrigins: OriginAllowList;
   /** The well-known development requester key (local use only). */
   requesterKey: Hex;
   /** The chain in this process, reachable while its JSON-RPC server is stopped. */
@@ -139,6 +155,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
   const nodeCount = options.nodes ?? 2;
   if (!Number.isInteger(nodeCount) || nodeCount < 1) throw new DevnetError(`a devnet needs at least one node, got ${nodeCount}`);
   const port = (offset: number) => (options.port ? options.port + offset : 0);
+  const allowedOrigins = options.allowedOrigins ?? new OriginAllowList();
   await mkdir(dataDir, { recursive: true });
   const cleanups: (() => Promise<void>)[] = [];
   let closing: Promise<void> | undefined;
@@ -156,7 +173,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     if (chain.accounts.operators.length < nodeCount) {
       throw new DevnetError(`the chain in ${chainDir} has ${chain.accounts.operators.length} operator accounts, too few for ${nodeCount} nodes; start with --nodes ${chain.accounts.operators.length} or a new data dir`);
     }
-    let rpc: ChainRpcServer | undefined = await startChainRpcServer({ ...options.rpcLimits, provider: chain.provider, port: port(0) });
+    let rpc: ChainRpcServer | undefined = await startChainRpcServer({ ...options.rpcLimits, provider: chain.provider, port: port(0), allowedOrigins });
     const { url: rpcUrl, wsUrl, port: rpcPort } = rpc;
     const stopChainRpc = async () => {
       await rpc?.close();
@@ -167,7 +184,7 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
 
     const ipfsDir = join(dataDir, "ipfs");
     let store: HeliaStore | undefined = await openHeliaStore(ipfsDir);
-    let kubo: KuboRpcServer | undefined = await startKuboRpcServer({ ...options.ipfsLimits, store, port: port(1) });
+    let kubo: KuboRpcServer | undefined = await startKuboRpcServer({ ...options.ipfsLimits, store, port: port(1), allowedOrigins });
     const { url: ipfsUrl, port: ipfsPort } = kubo;
     const stopIpfs = async () => {
       await kubo?.close();
@@ -240,6 +257,31 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
     if (vault) cleanups.push(() => vault.close());
     await checkEndpointsAnswer({ chainId: chain.chainId, rpcUrl, wsUrl, ipfsUrl, casUrl: cas.url, nodeUrls: nodes.map((n) => n.httpUrl) });
     const endpoints: DevnetEndpoints = { chainId: chain.chainId, rpcUrl, wsUrl, ipfsUrl, casUrl: cas.url, deployment, testToken, ...(vault ? { vaultUrl: vault.url } : {}) };
+    let dashboard: DashboardServer | undefined;
+    if (options.dashboard) {
+      const dashboardPort = typeof options.dashboard === "object" ? options.dashboard.port : port(3 + nodeCount + (vault ? 1 : 0));
+      // The network works without its console: a dashboard that cannot start (no bundle and no Vite to build one, a taken port) is reported, not fatal.
+      try {
+        dashboard = await startDashboardServer({
+          rpcUrl,
+          wsUrl,
+          ipfsUrl,
+          deployment: dashboardDeploymentOf(deployment, { testToken }),
+          deploymentSource: join(dataDir, "deployment.json"),
+          manifest,
+          nodeUrls: nodes.flatMap((n) => (n.httpUrl ? [n.httpUrl] : [])),
+          port: dashboardPort,
+          onStep: step,
+        });
+        const started = dashboard;
+        cleanups.push(() => started.close());
+        for (const origin of started.origins) allowedOrigins.add(origin);
+        step(`dashboard ${started.url} (read-only; the chain RPC and IPFS API serve its origin)`);
+      } catch (error) {
+        options.onDashboardError?.(error as Error);
+        step(`no dashboard: ${(error as Error).message}`);
+      }
+    }
     const networkFile = await writeNetworkFile(dataDir, { ...endpoints, manifest });
     // First to go on close: a stopped devnet's endpoints answer no more.
     cleanups.push(() => rm(join(dataDir, networkFileName), { force: true }));
@@ -256,6 +298,8 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
       nodes,
       replayedBlocks: chain.replayedBlocks,
       vaultClusters: vault?.clusters ?? [],
+      dashboardUrl: dashboard?.url ?? null,
+      allowedOrigins,
       requesterKey: chain.privateKeys.requester,
       chainProvider: chain.provider,
       killNode: (index) => processOf(index).kill(),
@@ -269,12 +313,12 @@ export async function startMultiProcessDevnet(options: MultiProcessDevnetOptions
       },
       stopChainRpc,
       async startChainRpc() {
-        rpc ??= await startChainRpcServer({ ...options.rpcLimits, provider: chain.provider, port: rpcPort });
+        rpc ??= await startChainRpcServer({ ...options.rpcLimits, provider: chain.provider, port: rpcPort, allowedOrigins });
       },
       stopIpfs,
       async startIpfs() {
         store ??= await openHeliaStore(ipfsDir);
-        kubo ??= await startKuboRpcServer({ ...options.ipfsLimits, store, port: ipfsPort });
+        kubo ??= await startKuboRpcServer({ ...options.ipfsLimits, store, port: ipfsPort, allowedOrigins });
       },
       close,
     };

@@ -14,7 +14,10 @@
  *
  * Security: the API has no authentication, like Kubo's, so it binds to a
  * loopback address only, and refuses requests that carry an Origin header
- * (a web page's cross-site POST); Node clients send none.
+ * (a web page's cross-site POST); Node clients send none. Origins on the
+ * `allowedOrigins` list (the devnet's dashboard, --allow-origin) may read:
+ * a page from one gets the read commands (crossOriginCommands), preflight
+ * included; adding, removing and pinning stay with Node clients.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { StorageError } from "./blob-store.ts";
@@ -24,6 +27,7 @@ import { handleBlockGet, handleBlockPut, handleBlockRm, handleBlockStat, handleD
 import { handleCat, handleFilesStat, handleGet, handleLs } from "./kubo-rpc-files.ts";
 import { handleConfig, handleConfigShow, handleId, handleRepoStat, handleVersion, isNetworkCommand, newIdentity, OFFLINE_MESSAGE } from "./kubo-rpc-node.ts";
 import { RpcError, sendError } from "./kubo-rpc-response.ts";
+import { applyCors, type OriginAllowList } from "../util/cors.ts";
 import { createGuardedServer } from "../util/guarded-http.ts";
 import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
 import { BodyBudget } from "../util/request-body.ts";
@@ -41,7 +45,12 @@ export interface KuboRpcServerOptions {
    * pass it is refused with 503. Default 512 MiB (or maxUploadBytes, when larger).
    */
   maxUploadBytesInFlight?: number;
+  /** Web origins whose pages may read through this API (CORS); every other Origin is refused. May grow while serving. */
+  allowedOrigins?: OriginAllowList;
 }
+
+/** What a page from an allowed origin may call: reads only. */
+export const crossOriginCommands: ReadonlySet<string> = new Set(["id", "version", "repo/stat", "cat", "ls", "files/stat", "block/get", "block/stat", "dag/get", "refs", "pin/ls"]);
 
 export interface KuboRpcServer {
   /** Base URL to give a Kubo RPC client, e.g. http://127.0.0.1:5001. */
@@ -107,7 +116,11 @@ export async function startKuboRpcServer(options: KuboRpcServerOptions): Promise
     handle: async (req, res, url) => {
       const command = url.pathname.startsWith("/api/v0/") ? url.pathname.slice("/api/v0/".length) : undefined;
       const route = routes[url.pathname] ?? (command !== undefined && isNetworkCommand(command) ? offline : undefined);
-      if (req.headers.origin !== undefined) throw new RpcError(403, "Cross-origin requests are refused by this node.");
+      const origin = applyCors(req, res, options.allowedOrigins, { methods: ["POST"], headers: ["content-type"] });
+      if (origin.kind === "preflight") return;
+      if (origin.kind === "allowed" && (command === undefined || !crossOriginCommands.has(command))) {
+        throw new RpcError(403, `${url.pathname} is not served to web pages; they may call ${[...crossOriginCommands].join(", ")}.`);
+      }
       if (route === undefined) throw new RpcError(404, `${url.pathname} is not served by Cloister's embedded IPFS node; see the README's table of the commands it serves.`);
       if (req.method !== "POST") throw new RpcError(405, `${req.method} ${url.pathname}: the Kubo RPC API takes POST only.`);
       await route(req, res, url.searchParams);

@@ -73,6 +73,7 @@ test("the usage lists every command and subcommand", async () => {
     "vault transfer",
     "vault burn",
     "devnet accounts",
+    "dashboard",
     "help",
   ]);
 });

@@ -41,7 +41,7 @@ test("devnet up says ready once it serves and writes its network file; task run 
   dirs.push(dir);
   const netDir = join(dir, "net");
   // CLOISTER_PROGRESS=1: progress in a pipe too, to see the nodes' events.
-  const devnet = spawn(process.execPath, [cli, "devnet", "up", "--nodes", "1", "--dir", netDir, "--port", "0", "--rpc-max-batch", "70"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CLOISTER_PROGRESS: "1" } });
+  const devnet = spawn(process.execPath, [cli, "devnet", "up", "--nodes", "1", "--dir", netDir, "--port", "0", "--rpc-max-batch", "70", "--allow-origin", "http://localhost:5173"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CLOISTER_PROGRESS: "1" } });
   let stderr = "";
   devnet.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => devnet.once("exit", (code) => resolve(code)));
@@ -74,6 +74,16 @@ test("devnet up says ready once it serves and writes its network file; task run 
     const nodeSigner = nodeLine?.match(/signer (0x[0-9a-fA-F]{40})/)?.[1];
     assert.ok(nodeSigner, printed.join("\n"));
     assert.ok(printed.some((l) => l.includes(`--network ${netDir} --account 0`)), "it says how to run a task");
+    // It prints its dashboard's URL with the other endpoints; the chain serves that origin and --allow-origin's, no other.
+    const dashboardUrl = printed.map((l) => l.match(/^ {2}dashboard +(http:\/\/127\.0\.0\.1:\d+\/)/)?.[1]).find(Boolean);
+    assert.ok(dashboardUrl, printed.join("\n"));
+    const page = await fetch(dashboardUrl);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<title>Cloister dashboard<\/title>/);
+    const fromOrigin = (origin: string) => fetch(network.endpoints.rpc, { method: "POST", headers: { origin, "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId" }) });
+    assert.equal((await fromOrigin(new URL(dashboardUrl).origin)).status, 200);
+    assert.equal((await fromOrigin("http://localhost:5173")).status, 200);
+    assert.equal((await fromOrigin("https://evil.example")).status, 403);
     assert.match(stderr, /SIMULATED/);
     // The limit flags reach the servers.
     const batch = (n: number) => Array.from({ length: n }, (_, id) => ({ jsonrpc: "2.0", id, method: "eth_chainId" }));
@@ -146,6 +156,7 @@ test("devnet up says ready once it serves and writes its network file; task run 
 test("devnet up refuses unusable options with exit 2", async () => {
   await assert.rejects(run(process.execPath, [cli, "devnet", "up", "--nodes", "0"]), (e: { code: number; stderr: string }) => e.code === 2 && /--nodes/.test(e.stderr));
   await assert.rejects(run(process.execPath, [cli, "devnet", "up", "--ipfs-max-upload-bytes", "0"]), (e: { code: number; stderr: string }) => e.code === 2 && /--ipfs-max-upload-bytes/.test(e.stderr));
+  await assert.rejects(run(process.execPath, [cli, "devnet", "up", "--allow-origin", "localhost:5173"]), (e: { code: number; stderr: string }) => e.code === 2 && /--allow-origin: 'localhost:5173' is not an http\(s\) origin/.test(e.stderr));
   await assert.rejects(run(process.execPath, [cli, "devnet", "down"]), (e: { code: number; stderr: string }) => e.code === 2 && /devnet up/.test(e.stderr));
 });
 

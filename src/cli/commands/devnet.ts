@@ -15,6 +15,7 @@ import { localAccount } from "../../crypto/secp256k1-account.ts";
 import type { MultiProcessDevnet } from "../../devnet/multi-process.ts";
 import type { HostEvent } from "../../host/log.ts";
 import type { NodeProcessMessage } from "../../host/main.ts";
+import { OriginAllowList } from "../../util/cors.ts";
 import { parsePositiveInt } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { printJson, stderrReporter, type Reporter } from "../output.ts";
@@ -37,13 +38,15 @@ export async function devnetCommand(argv: string[]): Promise<number> {
       "rpc-max-response-bytes": { type: "string" },
       "ipfs-max-upload-bytes": { type: "string" },
       "ipfs-max-uploads-in-flight-bytes": { type: "string" },
+      "allow-origin": { type: "string", multiple: true },
+      "no-dashboard": { type: "boolean", default: false },
     },
   });
   if (positionals.length > 0) throw new UsageError(`devnet up takes no positional arguments\n\n${devnetUsage}`);
   const nodes = parsePositiveInt(values.nodes, "--nodes", 2);
   const vaultClusters = values.clusters === undefined ? 0 : parsePositiveInt(values.clusters, "--clusters", 0);
   const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535 - 3 - nodes) throw new UsageError(`--port takes a port number (0 picks free ports), got '${values.port}'`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535 - 4 - nodes) throw new UsageError(`--port takes a port number (0 picks free ports), got '${values.port}'`);
   const dataDir = resolve(values.dir);
   const optionalInt = (flag: keyof typeof values) => {
     const value = values[flag];
@@ -52,6 +55,12 @@ export async function devnetCommand(argv: string[]): Promise<number> {
   const rpcLimits = { maxBatchItems: optionalInt("rpc-max-batch"), maxResponseBytes: optionalInt("rpc-max-response-bytes") };
   const ipfsLimits = { maxUploadBytes: optionalInt("ipfs-max-upload-bytes"), maxUploadBytesInFlight: optionalInt("ipfs-max-uploads-in-flight-bytes") };
   const reporter = stderrReporter({ quiet: values.quiet });
+  let allowedOrigins: OriginAllowList;
+  try {
+    allowedOrigins = new OriginAllowList(values["allow-origin"] ?? []);
+  } catch (error) {
+    throw new UsageError(`--allow-origin: ${(error as Error).message}`);
+  }
 
   // Signals that arrive during start-up stop the network as soon as it is up.
   let stopRequested = false;
@@ -73,6 +82,9 @@ export async function devnetCommand(argv: string[]): Promise<number> {
       vaultClusters,
       rpcLimits,
       ipfsLimits,
+      allowedOrigins,
+      dashboard: !values["no-dashboard"],
+      onDashboardError: (e) => process.stderr.write(`cloister: the dashboard did not start (${e.message}); the devnet runs without it\n`),
       onStep: (m) => reporter.detail(m),
       onNodeMessage: (i, m) => reportNodeMessage(reporter, i, m),
       hostEvents: shownHostEvents,
@@ -103,6 +115,8 @@ function describe(d: MultiProcessDevnet) {
     wsUrl: d.wsUrl,
     ipfsUrl: d.ipfsUrl,
     casUrl: d.casUrl,
+    dashboardUrl: d.dashboardUrl,
+    allowedOrigins: d.allowedOrigins.origins,
     simPkiDir: d.simPkiDir,
     measurement: d.measurement,
     deployment: {
@@ -122,6 +136,7 @@ function endpointsText(d: MultiProcessDevnet, dirFlag: string): string {
     `  chain WebSocket  ${d.wsUrl}  (eth_subscribe)`,
     `  IPFS (Kubo RPC)  ${d.ipfsUrl}`,
     `  attestation      ${d.casUrl}  (GET /deployment)`,
+    ...(d.dashboardUrl ? [`  dashboard        ${d.dashboardUrl}  (read-only web console)`] : []),
     `  EnclaveRegistry  ${d.deployment.registry}`,
     `  TaskMarket       ${d.deployment.market}  (deploy block ${d.deployment.deployBlock})`,
     `  test token       ${d.testToken}  (accounts 0..9 hold some: cloister devnet accounts)`,
