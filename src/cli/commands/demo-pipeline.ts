@@ -1,9 +1,9 @@
 /**
  * `cloister demo pipeline`: a pipeline over files (no server needed) on an
  * embedded network of two nodes, every check shown. The demo is a list of
- * steps sharing one context; `grantSteps` is where the owner-grant steps
- * (issue 14 part B: a manipulation refused without a grant, allowed once
- * under one, refused when it is used up) are appended at merge.
+ * steps sharing one context; `grantSteps` end it with the owner grants
+ * (a manipulation refused without a grant, allowed once under one, refused
+ * when it is used up: demo-grant-steps.ts, also `cloister demo grants`).
  */
 import { mkdtemp, readFile, rm, writeFile, appendFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { anchorPipelineRun } from "../../chain/actions/anchor-pipeline-run.ts";
 import { readPipeline } from "../../chain/actions/read-pipeline.ts";
 import { startEmbeddedNetwork, type EmbeddedNetwork } from "../../devnet/embedded.ts";
+import { runGrantDemoSteps } from "./demo-grant-steps.ts";
 import type { PipelineRunOutcome } from "../../host/pipeline-run.ts";
 import { pipelinePart, statementOfSignedEnvelope } from "../../protocol/provenance.ts";
 import { rawCidOfDigest } from "../../storage/raw-cid.ts";
@@ -148,8 +149,21 @@ export const pipelineSteps: DemoStep[] = [
   },
 ];
 
-/** The owner-grant steps (issue 14 part B) go here at merge. */
-export const grantSteps: DemoStep[] = [];
+/** Owner grants on the same network: node 0's operator, the requester as the data owner, a DuckDB file as the dataset. */
+export const grantSteps: DemoStep[] = [
+  {
+    title: "an operator's manipulation of the owner's data: refused without a grant, allowed once under one, refused when used up",
+    async run(ctx) {
+      const result = await runGrantDemoSteps(ctx.network, join(ctx.workDir, "grants"), ctx.reporter);
+      ctx.checks.push(
+        `without a grant the enclave refused the statement (${result.refusedWithoutGrant})`,
+        `under grant ${result.grantId.slice(0, 10)}… it ran once (${result.allowed.rowsAffected} row(s) changed), the use recorded on chain with its provenance`,
+        `with the grant used up the enclave refused again (${result.refusedWhenUsedUp})`,
+        `the owner lists ${result.uses} use of the grant`,
+      );
+    },
+  },
+];
 
 export async function pipelineDemoCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { "data-dir": { type: "string" }, json: { type: "boolean", default: false } } });
