@@ -17,8 +17,8 @@ Usage:
   cloister demo grants                           owner grants over a local file: refused, allowed once, used up
   cloister demo vault                            store a secret in enclave clusters, lose two enclaves, retrieve, transfer
   cloister task run <program.js> --input <file>  run a program as a confidential task and print its output
-  cloister collab run <collaboration.json>       run a clean-room collaboration: partners' data joined in enclaves, only aggregates out
   cloister pipeline run <pipeline.json>          run an ETL pipeline in an enclave, anchor and verify the run
+  cloister collab run <collaboration.json>       run a clean-room collaboration: partners' data joined in enclaves, only aggregates out
   cloister attest verify <evidence> ...          verify SGX/TDX quotes and SEV-SNP reports
   cloister attest policy init [<file>]           write a commented starter policy manifest
   cloister attest policy schema                  print the policy manifest's JSON Schema
