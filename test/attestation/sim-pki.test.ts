@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
+import { promisify } from "node:util";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -161,6 +163,21 @@ test("a corrupt PKI file is reported, not silently replaced", async () => {
     const { writeFile } = await import("node:fs/promises");
     await writeFile(join(dir, "sim-pki.json"), "{not json");
     await assert.rejects(loadOrCreateSimPki(dir), (e: SimPkiError) => e.code === "SIM_PKI_CORRUPT");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("loadOrCreateSimPki: processes that start together on a new directory all load one whole PKI (none reads a half-written file)", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "cloister-sim-pki-race-"));
+  const module = new URL("../../src/attestation/sim/pki.ts", import.meta.url).href;
+  const script = `const m = await import(${JSON.stringify(module)}); const p = await m.loadOrCreateSimPki(process.argv[1]); process.stdout.write(Buffer.from(m.simRootDer(p)).toString("hex"));`;
+  try {
+    const roots = await Promise.all(
+      Array.from({ length: 8 }, () => promisify(execFile)(process.execPath, ["--input-type=module", "-e", script, dir]).then((r) => r.stdout)),
+    );
+    assert.equal(new Set(roots).size, 1, "every process loaded the same root");
+    assert.ok(roots[0]!.length > 0);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -16,7 +16,7 @@
 // @peculiar/x509 needs a Reflect metadata polyfill loaded before it.
 import "reflect-metadata";
 import { randomBytes, webcrypto } from "node:crypto";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
 import { Integer } from "asn1js";
@@ -328,14 +328,22 @@ export async function loadOrCreateSimPki(dir: string, options: CreateSimPkiOptio
   }
   await mkdir(dir, { recursive: true });
   const pki = await createSimPki(options);
+  // Written whole to a file of this process's, then linked into place: link fails if another process won,
+  // and a racing reader never sees a half-written file.
+  const tmp = join(dir, `${PKI_FILE}.${process.pid}.${Date.now()}.tmp`);
+  await writeFile(tmp, `${JSON.stringify(persisted(pki), null, 2)}\n`, { mode: 0o600 });
   try {
-    await writeFile(file, `${JSON.stringify(persisted(pki), null, 2)}\n`, { flag: "wx", mode: 0o600 });
+    await link(tmp, file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EEXIST") return load(dir, await readFile(file, "utf8"));
     throw error;
+  } finally {
+    await unlink(tmp);
   }
   pki.dir = dir;
-  await writeFile(join(dir, ROOT_PEM_FILE), `${simRootPem(pki)}\n`);
+  const pemTmp = join(dir, `${ROOT_PEM_FILE}.${process.pid}.tmp`);
+  await writeFile(pemTmp, `${simRootPem(pki)}\n`);
+  await rename(pemTmp, join(dir, ROOT_PEM_FILE));
   return pki;
 }
 
