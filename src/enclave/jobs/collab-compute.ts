@@ -17,7 +17,7 @@ import { deliver, resolveDelivery, type Delivery } from "./collab/deliver.ts";
 import { collaborationsDomain, epsilonFromFixed, epsilonToFixed, runDigest } from "../../protocol/collaboration.ts";
 import { chargeEpsilon } from "../cleanroom/dp-budget.ts";
 import { runUnderPolicy } from "../cleanroom/run-query.ts";
-import type { CollabComputeParams } from "./collab-params.ts";
+import { collabRecordPart, type CollabComputeParams } from "./collab-params.ts";
 import { datasetInputName } from "./collab-partner.ts";
 import { serialize } from "node:v8";
 import { createMessageStream } from "../net/messages.ts";
@@ -144,11 +144,7 @@ async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: Collab
     resourceUse: null,
     error: null,
     kindPredicate: {
-      chainId: p.collaboration.chainId.toString(),
-      contract: getAddress(p.collaboration.contract),
-      collaborationId: p.collaboration.id.toString(),
-      runId: p.runId,
-      termsHash: checked.termsHash.toLowerCase() as Hex,
+      ...collabRecordPart(p.collaboration, p.runId, checked.termsHash),
       queryDigest: terms.queryDigest.toLowerCase() as Hex,
       policyDigest: terms.policyDigest.toLowerCase() as Hex,
       policy: {

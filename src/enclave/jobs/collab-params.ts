@@ -4,6 +4,7 @@
  * ciphertext only (a party's dataset descriptors sealed to its enclave, a partner's rows sealed to the compute
  * enclave). Nothing here is trusted by the enclave before it checks it (collab/verify.ts).
  */
+import { getAddress, type Hex } from "viem";
 import { z } from "zod";
 import { addressSchema as address, hex32Schema as hex32T, hexSchema as hexT } from "../../protocol/schemas.ts";
 import { evidenceSchema } from "../evidence-schema.ts";
@@ -113,3 +114,14 @@ export const collabComputeParamsSchema = z
 export type CollabComputeParams = z.infer<typeof collabComputeParamsSchema>;
 export type CollabPeer = z.infer<typeof collabPeerSchema>;
 export type CollabJobCollaboration = z.infer<typeof collabSchema>;
+
+/** The part every clean-room predicate opens with (protocol/job-kinds.ts `collabRecord`): which collaboration, run and terms. */
+export function collabRecordPart(collaboration: CollabJobCollaboration, runId: number, termsHash: Hex) {
+  return {
+    chainId: collaboration.chainId.toString(),
+    contract: getAddress(collaboration.contract),
+    collaborationId: collaboration.id.toString(),
+    runId,
+    termsHash: termsHash.toLowerCase() as Hex,
+  };
+}

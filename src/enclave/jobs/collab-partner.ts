@@ -15,7 +15,7 @@ import { canonicalJsonBytes } from "../../crypto/canonical-json.ts";
 import { anchorDigest, anchorDomain, digestSet } from "../../protocol/anchor.ts";
 import type { CollabBinding } from "../../protocol/collab-run.ts";
 import { collaborationsDomainName } from "../../protocol/collaboration.ts";
-import type { CollabPartnerParams } from "./collab-params.ts";
+import { collabRecordPart, type CollabPartnerParams } from "./collab-params.ts";
 import { createMessageStream } from "../net/messages.ts";
 import { MAX_TRANSFER_MESSAGE, sendDatasets } from "./collab/transfer.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
@@ -69,11 +69,7 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
           resourceUse: null,
           error: null,
           kindPredicate: {
-            chainId: p.collaboration.chainId.toString(),
-            contract: getAddress(p.collaboration.contract),
-            collaborationId: p.collaboration.id.toString(),
-            runId: p.runId,
-            termsHash: a.checked.termsHash.toLowerCase() as Hex,
+            ...collabRecordPart(p.collaboration, p.runId, a.checked.termsHash),
             party: p.party,
             datasets,
             computeEnclave: { signer: getAddress(a.compute.signer), measurement: a.compute.measurement },

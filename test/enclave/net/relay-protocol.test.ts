@@ -3,7 +3,7 @@
  * wired to the host relay through an in-memory port. Frames are validated on
  * both sides; a host that breaks the protocol only ever breaks a stream.
  */
-import { test, after } from "node:test";
+import { test, after, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -223,7 +223,8 @@ test("a host that keeps sending after the enclave's pause is cut off with NET_ST
   assert.ok(w.sent.some((f) => f.net === "pause"), "the enclave asked the host to pause first");
 });
 
-test("a host that resets an established pinned session: the job gets a typed error, the enclave carries on", async (t) => {
+/** A pinned TLS session from the enclave's net, through a wired relay, to a TLS echo server. */
+async function pinnedEchoSession(t: TestContext) {
   const dir = mkdtempSync(join(tmpdir(), "cloister-tls-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const { certPem, keyPem } = selfSignedCertificate(dir, "echo.test");
@@ -234,6 +235,11 @@ test("a host that resets an established pinned session: the job gets a typed err
   t.after(() => w.close());
   const net = createEnclaveNet({ channel: w.channel });
   const { socket } = await net.connect({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, pin: { kind: "certificate", sha256: certificateSha256(certPem) } });
+  return { w, socket };
+}
+
+test("a host that resets an established pinned session: the job gets a typed error, the enclave carries on", async (t) => {
+  const { w, socket } = await pinnedEchoSession(t);
   socket.write("hello");
   await new Promise((resolve) => socket.once("data", resolve));
   const failed = new Promise<unknown>((resolve) => socket.once("error", resolve));
@@ -245,16 +251,7 @@ test("a host that resets an established pinned session: the job gets a typed err
 });
 
 test("a reset of a session whose job code listens for no errors closes the socket and does not end the enclave process", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "cloister-tls-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const { certPem, keyPem } = selfSignedCertificate(dir, "echo.test");
-  const server = createTlsServer({ cert: certPem, key: keyPem }, (s) => s.pipe(s));
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const w = wired();
-  t.after(() => w.close());
-  const net = createEnclaveNet({ channel: w.channel });
-  const { socket } = await net.connect({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, pin: { kind: "certificate", sha256: certificateSha256(certPem) } });
+  const { w, socket } = await pinnedEchoSession(t);
   const closed = new Promise((resolve) => socket.once("close", resolve));
   // No error listener of the job's own: an unheard 'error' would be an uncaught exception here.
   w.inject({ net: "closed", stream: 1, error: "ECONNRESET" });
