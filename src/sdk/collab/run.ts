@@ -270,10 +270,11 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
   );
   partnersDone.catch(() => {});
   // The first refusal wins: a partner's (it refused the compute enclave, or its source) or the compute enclave's. A
-  // partner whose rows the compute enclave did not take reports only that; the compute enclave's reason is the cause.
+  // partner whose rows the compute enclave did not take, or whose stream it cut (it refused that partner on the TLS
+  // session), reports only that; the compute enclave's reason is the cause.
   const [, outcome] = await Promise.all([
     partnersDone.catch(async (e: unknown) => {
-      if (!(e instanceof CollabRefusedError && e.code === "COLLAB_TRANSFER_INVALID")) throw e;
+      if (!(e instanceof CollabRefusedError && (e.code === "COLLAB_TRANSFER_INVALID" || e.code === "NET_STREAM_CLOSED"))) throw e;
       const cause = await Promise.race([computing.then(() => undefined, (c: unknown) => c), new Promise((resolve) => setTimeout(resolve, 5_000, undefined))]);
       throw cause ?? e;
     }),
