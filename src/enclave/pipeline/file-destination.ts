@@ -3,8 +3,10 @@
  * own disk). DuckDB builds the new file from the old one and the rows
  * (append: old + new; replace: new; upsert: old rows whose key is not among
  * the new, + new), writes it beside the target and renames it over it. The
- * run marker is a sidecar `<file>.cloister-runs.json` written after the
- * rename. Weaker than a database's marker, and said so in docs/pipelines.md:
+ * run marker is a sidecar `<file>.cloister-runs.json` written (aside, then
+ * renamed) after the rename, all under the file's lock (file-lock.ts), so two
+ * runs of the same slot at once load it once. Weaker than a database's
+ * marker, and said so in docs/pipelines.md:
  * the host owns this disk, so it can alter the file or the sidecar, and a
  * node dying between the rename and the sidecar leaves an append done twice
  * if the run is repeated.
@@ -18,6 +20,7 @@ import { DatasetDigest } from "../connectors/digest.ts";
 import type { Cell, Column, ColumnType, Row } from "../connectors/types.ts";
 import type { RunMarker, WriteSummary } from "../connectors/write.ts";
 import { PipelineRunError } from "./errors.ts";
+import { withFileLock } from "./file-lock.ts";
 
 export const fileDestinationSchema = z
   .strictObject({ type: z.enum(["csv", "parquet"]), path: z.string().min(1), mode: z.enum(["append", "replace", "upsert"]), key: z.array(z.string().min(1)).min(1).optional() })
@@ -44,6 +47,11 @@ async function readMarkers(path: string): Promise<Record<string, string>> {
 }
 
 export async function writeFileRows(dest: FileDestination, columns: readonly Column[], batches: AsyncIterable<readonly Row[]>, marker?: RunMarker): Promise<WriteSummary> {
+  await mkdir(dirname(dest.path), { recursive: true });
+  return withFileLock(dest.path, () => writeLocked(dest, columns, batches, marker));
+}
+
+async function writeLocked(dest: FileDestination, columns: readonly Column[], batches: AsyncIterable<readonly Row[]>, marker?: RunMarker): Promise<WriteSummary> {
   const markers = marker ? await readMarkers(dest.path) : {};
   if (marker && markers[marker.runId] !== undefined) return { rowCount: 0, digest: "", created: false, resumed: markers[marker.runId] };
   const key = dest.key ?? [];
@@ -83,7 +91,6 @@ export async function writeFileRows(dest: FileDestination, columns: readonly Col
       select = `SELECT ${names} FROM ${reader} o WHERE NOT EXISTS (SELECT 1 FROM incoming n WHERE ${match}) UNION ALL SELECT ${names} FROM incoming`;
     }
     const tmp = `${dest.path}.tmp-${process.pid}`;
-    await mkdir(dirname(dest.path), { recursive: true });
     try {
       await connection.run(`COPY (${select}) TO ${quoteString(tmp)} (FORMAT ${dest.type === "csv" ? "csv, HEADER true" : "parquet"})`);
     } catch (error) {
@@ -91,7 +98,10 @@ export async function writeFileRows(dest: FileDestination, columns: readonly Col
     }
     await rename(tmp, dest.path);
     const written = { rowCount, digest: digest.digest() };
-    if (marker) await writeFile(markerPath(dest.path), JSON.stringify({ ...markers, [marker.runId]: marker.record(written) }));
+    if (marker) {
+      await writeFile(`${markerPath(dest.path)}.tmp-${process.pid}`, JSON.stringify({ ...markers, [marker.runId]: marker.record(written) }));
+      await rename(`${markerPath(dest.path)}.tmp-${process.pid}`, markerPath(dest.path));
+    }
     return { ...written, created: !exists };
   } finally {
     connection.closeSync();
