@@ -8,43 +8,29 @@ import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import type { Address, Hex } from "viem";
 import { datasetId } from "../protocol/grants.ts";
-import { datasetConnectionSchema, parseGrantDocument, type GrantDocument, type GrantedDataset } from "../protocol/operate.ts";
+import { chainViewSchema, datasetConnectionSchema, parseGrantDocument, type GrantDocument, type GrantedDataset } from "../protocol/operate.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { UsageError } from "./errors.ts";
 
 export const datasetsEnvVar = "CLOISTER_DATASETS";
 export const defaultDatasetsFile = "cloister-datasets.json";
 
-const datasetsFileSchema = z.record(z.string().min(1), z.object({ table: z.string().min(1), connection: datasetConnectionSchema }).strict());
+const datasetsFileSchema = z.record(z.string().min(1), z.object({ table: z.string().min(1), connection: datasetConnectionSchema, chainView: chainViewSchema.optional() }).strict());
+type DatasetsFile = z.infer<typeof datasetsFileSchema>;
 
-/** The dataset of the owner's datasets file whose datasetId is `id`; undefined when the file names none (or there is no file). */
-export async function datasetByIdFromFile(id: Hex, file: string | undefined, registry: Address): Promise<GrantedDataset | undefined> {
-  const path = file ?? process.env[datasetsEnvVar] ?? defaultDatasetsFile;
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(path, "utf8"));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT" && file === undefined) return undefined;
-    throw new UsageError(`cannot read the datasets file ${path}: ${(error as Error).message}`);
-  }
-  const parsed = datasetsFileSchema.safeParse(json);
-  if (!parsed.success) throw new UsageError(`the datasets file ${path} is not usable at ${parsed.error.issues[0]!.path.join(".") || "(top level)"}: ${parsed.error.issues[0]!.message}`);
-  const name = Object.keys(parsed.data).find((n) => datasetId(n).toLowerCase() === id.toLowerCase());
-  return name === undefined ? undefined : { name, table: parsed.data[name]!.table, connection: parsed.data[name]!.connection, registry };
-}
-
-/** The dataset `name` of the owner's datasets file (`--datasets`, else CLOISTER_DATASETS, else ./cloister-datasets.json). */
-export async function datasetFromFile(name: string, file: string | undefined, registry: Address): Promise<GrantedDataset> {
+/** The owner's datasets file (`--datasets`, else CLOISTER_DATASETS, else ./cloister-datasets.json); undefined when `optional` and there is none. */
+async function readDatasetsFile(file: string | undefined, optional: boolean): Promise<{ path: string; datasets: DatasetsFile } | undefined> {
   const path = file ?? process.env[datasetsEnvVar] ?? defaultDatasetsFile;
   let json: unknown;
   try {
     json = JSON.parse(await readFile(path, "utf8"));
   } catch (error) {
     const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
+    if (missing && optional && file === undefined) return undefined;
     throw new UsageError(
       missing
         ? `no datasets file at ${path}: write one mapping each dataset name to {"table": ..., "connection": {"type": "postgres" | "mysql", "url": ...} or {"type": "duckdb", "path": ...}} (docs/pipelines.md, "Datasets"), and pass it with --datasets`
-        : `the datasets file ${path} is not valid JSON: ${(error as Error).message}`,
+        : `the datasets file ${path} ${error instanceof SyntaxError ? "is not valid JSON" : "cannot be read"}: ${(error as Error).message}`,
     );
   }
   const parsed = datasetsFileSchema.safeParse(json);
@@ -53,9 +39,26 @@ export async function datasetFromFile(name: string, file: string | undefined, re
     // The path only: a connection URL may carry a password.
     throw new UsageError(`the datasets file ${path} is not usable at ${issue.path.join(".") || "(top level)"}: ${issue.message}`);
   }
-  const entry = parsed.data[name];
-  if (!entry) throw new UsageError(`the datasets file ${path} names no dataset '${name}'; it names ${Object.keys(parsed.data).join(", ") || "none"}`);
-  return { name, table: entry.table, connection: entry.connection, registry };
+  return { path, datasets: parsed.data };
+}
+
+function granted(name: string, entry: DatasetsFile[string], registry: Address): GrantedDataset {
+  return { name, table: entry.table, connection: entry.connection, registry, ...(entry.chainView ? { chainView: entry.chainView } : {}) };
+}
+
+/** The dataset of the owner's datasets file whose datasetId is `id`; undefined when the file names none (or there is no file). */
+export async function datasetByIdFromFile(id: Hex, file: string | undefined, registry: Address): Promise<GrantedDataset | undefined> {
+  const found = await readDatasetsFile(file, true);
+  const name = found && Object.keys(found.datasets).find((n) => datasetId(n).toLowerCase() === id.toLowerCase());
+  return name === undefined ? undefined : granted(name, found!.datasets[name]!, registry);
+}
+
+/** The dataset `name` of the owner's datasets file. */
+export async function datasetFromFile(name: string, file: string | undefined, registry: Address): Promise<GrantedDataset> {
+  const { path, datasets } = (await readDatasetsFile(file, false))!;
+  const entry = datasets[name];
+  if (!entry) throw new UsageError(`the datasets file ${path} names no dataset '${name}'; it names ${Object.keys(datasets).join(", ") || "none"}`);
+  return granted(name, entry, registry);
 }
 
 const units: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };

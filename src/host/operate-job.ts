@@ -15,7 +15,7 @@ import { consumeGrantUse } from "../chain/actions/consume-grant-use.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { recordingEndpoint, type RecordedAnswer } from "../enclave/chain-view/recorded.ts";
 import type { EnclaveClient } from "../enclave/client.ts";
-import { readGrantOnChain } from "../enclave/jobs/operate-chain.ts";
+import { readGrantOnChain, singleEndpointView } from "../enclave/jobs/operate-chain.ts";
 import type { GrantDocument } from "../protocol/operate.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { CloisterError } from "../util/base-error.ts";
@@ -112,7 +112,7 @@ export async function recordPendingUses(writer: WriterClient, grants: Address, d
 /** The chain answers the enclave needs for grant `document` (recorded from `provider`). */
 export async function recordGrantChain(provider: Eip1193Provider, document: GrantDocument, registry: Address, enclave: Address): Promise<RecordedAnswer[]> {
   const answers: RecordedAnswer[] = [];
-  await readGrantOnChain(recordingEndpoint({ name: "host", rpc: provider }, answers), { chainId: document.chainId, grants: document.grants, grantId: BigInt(document.grantId), registry, enclave });
+  await readGrantOnChain(singleEndpointView(document.chainId, recordingEndpoint({ name: "host", rpc: provider }, answers)), { chainId: document.chainId, grants: document.grants, grantId: BigInt(document.grantId), registry, enclave });
   return answers;
 }
 

@@ -66,8 +66,8 @@ export const operatePredicateSchema = z
     dataset: z.object({ id: hex32, table: z.string() }).strict(),
     statement: z.object({ digest: hex32, operation: z.enum(["read", "insert", "update", "delete"]) }).strict(),
     rowsAffected: z.number().int().nonnegative(),
-    /** The trusted block the grant's state was proved at. */
-    provedAt: z.object({ number: decimal, hash: hex32, timestamp: decimal }).strict(),
+    /** The trusted block the grant's state was proved at, and who chose it: a quorum of the owner's sealed endpoints, or the host. */
+    provedAt: z.object({ number: decimal, hash: hex32, timestamp: decimal, chosenBy: z.enum(["owner-endpoints", "host"]) }).strict(),
   })
   .strict();
 export type OperatePredicate = z.infer<typeof operatePredicateSchema>;

@@ -66,8 +66,17 @@ export const datasetConnectionSchema = z.discriminatedUnion("type", [
 /**
  * The dataset as the owner seals it. `registry`: the EnclaveRegistry the grant's Grants contract checks, stated
  * by the owner, so the host cannot point the enclave's proof of its own operator at another contract.
+ * `chainView`: see chainViewSchema.
  */
-export const grantedDatasetSchema = z.object({ name: nonEmpty, table: nonEmpty, connection: datasetConnectionSchema, registry: addressSchema }).strict();
+/**
+ * JSON-RPC endpoints the owner trusts for the chain, sealed with the dataset so that a quorum of them, not the
+ * host, chooses the block the grant is proved at (a host can otherwise replay a block from before a revocation).
+ */
+export const chainViewSchema = z
+  .object({ endpoints: z.array(z.url({ protocol: /^https?$/ })).min(1).max(8), quorum: z.number().int().positive(), finalityDepth: z.number().int().nonnegative().max(1024) })
+  .strict()
+  .refine((c) => c.quorum <= c.endpoints.length && 2 * c.quorum > c.endpoints.length, { message: "quorum must be a majority of the endpoints (n/2 < quorum <= n)", path: ["quorum"] });
+export const grantedDatasetSchema = z.object({ name: nonEmpty, table: nonEmpty, connection: datasetConnectionSchema, registry: addressSchema, chainView: chainViewSchema.optional() }).strict();
 export type GrantedDataset = z.infer<typeof grantedDatasetSchema>;
 
 /** What the owner hands to the operator (a file, or an IPFS blob): public but for the sealed datasets, which only the named enclaves open. */

@@ -265,6 +265,11 @@ export function pipelinePart(statement: ProvenanceStatement): (JobPredicate<"pip
   return statement.predicate.job.kind === "pipeline" ? (statement.predicate as JobPredicate<"pipeline">).pipeline : undefined;
 }
 
+/** The operate (granted manipulation) predicate of a statement, or undefined for another kind. */
+export function operatePart(statement: ProvenanceStatement): (JobPredicate<"operate">)["operate"] | undefined {
+  return statement.predicate.job.kind === "operate" ? (statement.predicate as JobPredicate<"operate">).operate : undefined;
+}
+
 /** The task predicate of a statement, or undefined for another kind. */
 export function taskPart(statement: ProvenanceStatement): (JobPredicate<"task">)["task"] | undefined {
   return statement.predicate.job.kind === "task" ? (statement.predicate as JobPredicate<"task">).task : undefined;

@@ -37,7 +37,10 @@ before(async () => {
   await connection.run("INSERT INTO accounts VALUES (1, 'ada', 100), (2, 'bob', 50)");
   connection.closeSync();
   instance.closeSync();
-  await writeFile(join(work, "datasets.json"), JSON.stringify({ ledger: { table: "accounts", connection: { type: "duckdb", path: join(work, "ledger.duckdb") } } }));
+  // The owner's own chain endpoint sealed with the dataset: the enclave proves the grant at the block its quorum gives.
+  const chainView = { endpoints: [devnet.rpcUrl], quorum: 1, finalityDepth: 0 };
+  await writeFile(join(work, "datasets.json"), JSON.stringify({ ledger: { table: "accounts", connection: { type: "duckdb", path: join(work, "ledger.duckdb") }, chainView } }));
+  await writeFile(join(work, "bad-quorum.json"), JSON.stringify({ ledger: { table: "accounts", connection: { type: "duckdb", path: join(work, "ledger.duckdb") }, chainView: { ...chainView, quorum: 2 } } }));
   await writeFile(join(work, "fix.sql"), "UPDATE accounts SET balance = balance + 25 WHERE id = 2\n");
   await writeFile(join(work, "other.sql"), "UPDATE accounts SET balance = 0 WHERE id = 2\n");
 });
@@ -89,6 +92,7 @@ test("grant create, operate, refusals, list, uses and revoke on a devnet", async
   const use = lastJson(used);
   assert.equal(use.rowsAffected, 1);
   assert.equal(use.recorded, true);
+  assert.equal(use.provedAt.chosenBy, "owner-endpoints", "the enclave proved the grant at the block the owner's endpoints gave");
 
   const store = openKuboStore(devnet.ipfsUrl);
   await writeFile(join(work, "use.prov.json"), await store.get(use.provenance));
@@ -154,4 +158,10 @@ test("grant create says what is missing", async () => {
   ]);
   assert.equal(noOperatorEnclave.code, 2);
   assert.match(noOperatorEnclave.stderr, /operate register/);
+  const badQuorum = await cloister([
+    "grant", "create", "--account", "0", "--dataset", "ledger", "--datasets", "bad-quorum.json", "--ops", "update", "--statement", "fix.sql",
+    "--purpose", "p", "--expires", "1h", "--uses", "1", "--operator", operator,
+  ]);
+  assert.equal(badQuorum.code, 2);
+  assert.match(badQuorum.stderr, /ledger\.chainView\.quorum: quorum must be a majority/);
 });

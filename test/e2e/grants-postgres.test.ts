@@ -12,14 +12,15 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { recordPendingUses } from "../../src/host/operate-job.ts";
+import { recordGrantChain, recordPendingUses } from "../../src/host/operate-job.ts";
+import { startChainRpcServer } from "../../src/chain/rpc-server.ts";
 import { markGrantRevoked } from "../../src/enclave/jobs/operate-db.ts";
 import { readGrant } from "../../src/chain/actions/read-grant.ts";
 import { listGrantUses } from "../../src/chain/actions/read-grant-logs.ts";
 import { revokeGrant } from "../../src/chain/actions/revoke-grant.ts";
 import { consumeGrantUse } from "../../src/chain/actions/consume-grant-use.ts";
 import { EnclaveError } from "../../src/enclave/errors.ts";
-import type { GrantedDataset } from "../../src/protocol/operate.ts";
+import type { GrantDocument, GrantedDataset } from "../../src/protocol/operate.ts";
 import { statementOfSignedEnvelope } from "../../src/protocol/provenance.ts";
 import { toHex } from "viem";
 import { generateHpkeKeyPair } from "../../src/crypto/hpke.ts";
@@ -148,6 +149,34 @@ test("refused once the owner marks the grant revoked in the dataset itself, what
   assert.match(error.message, /mark in dataset/);
   assert.equal(await balance(4), after1);
   assert.equal((await readGrant(g.net.requester, g.grants, grantId)).uses, 1);
+});
+
+test("with the owner's chain endpoints sealed in the dataset, a node replaying a block from before the revocation is refused", { skip }, async () => {
+  const rpc = await startChainRpcServer({ provider: g.net.chain.provider });
+  try {
+    await admin.query(`INSERT INTO ${table} VALUES (5, 'erin', 5)`);
+    const statement = `UPDATE ${table} SET balance = balance + 1 WHERE id = 5`;
+    const { enclave, evidenceCid } = g.net.nodes[0]!.enclaveJobs;
+    // The node records the chain's answers while the grant is live, the owner revokes, the node replays the old answers.
+    const replayOld = async (document: GrantDocument) => {
+      const stale = await recordGrantChain(g.net.chain.provider, document, g.net.deployment.registry, enclave.identity.signer);
+      await revokeGrant(g.net.requester, g.grants, BigInt(document.grantId));
+      const sealed = document.datasets.find((d) => d.enclave.toLowerCase() === enclave.identity.signer.toLowerCase())!;
+      return enclave.runJob({ kind: "operate", params: { binding: { chainId: BigInt(document.chainId), grants: document.grants, grantId: BigInt(document.grantId) }, grant: document.grant, dataset: sealed, statement, chain: stale }, evidenceCid: evidenceCid! });
+    };
+    // Without endpoints of the owner's, the host's block is believed: the stale replay applies (the dataset's mark is the remedy there).
+    const plain = await g.grant({ dataset, statement, maxUses: 3 });
+    await replayOld(plain.document);
+    assert.equal(await balance(5), 6, "the host-chosen block let a revoked grant's use through");
+
+    const withView = await g.grant({ dataset: { ...dataset, chainView: { endpoints: [rpc.url], quorum: 1, finalityDepth: 0 } }, statement, maxUses: 3 });
+    const error = await refused(replayOld(withView.document), "GRANT_REVOKED");
+    assert.match(error.message, /revoked by its owner at block/);
+    assert.equal(await balance(5), 6, "nothing changed");
+  } finally {
+    await admin.query(`DELETE FROM ${table} WHERE id = 5`);
+    await rpc.close();
+  }
 });
 
 test("refused before its window opens", { skip }, async () => {

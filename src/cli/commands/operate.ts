@@ -21,6 +21,7 @@ import { readInputFile } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { networkParseOptions, signerParseOptions } from "../network-options.ts";
 import { printJson } from "../output.ts";
+import { operatePart, statementOfSignedEnvelope } from "../../protocol/provenance.ts";
 import { operateUsage } from "../usage.ts";
 import { grantIdHex, loadGrantDocument, parseGrantId } from "../grant-inputs.ts";
 import { connectForGrants } from "./grant.ts";
@@ -111,6 +112,8 @@ export async function operateCommand(argv: string[]): Promise<number> {
     });
     const rows = readKeys && run.result ? await openGrantRead(run.result, readKeys.privateKey, document, run.receipt.runId) : undefined;
     readKeys?.privateKey.fill(0);
+    const provedAt = operatePart(statementOfSignedEnvelope(run.provenance))?.provedAt;
+    const blockChosenBy = provedAt?.chosenBy === "owner-endpoints" ? "a quorum of the owner's chain endpoints" : "this node (the owner sealed no chain endpoints)";
     if (values.json) {
       printJson({
         grantId: grantIdHex(id!),
@@ -126,6 +129,7 @@ export async function operateCommand(argv: string[]): Promise<number> {
         transactionHash: run.transactionHash,
         gasUsed: String(run.gasUsed),
         recorded: true,
+        provedAt: provedAt ?? null,
         ...(rows ? { rows } : {}),
       });
     } else {
@@ -133,6 +137,7 @@ export async function operateCommand(argv: string[]): Promise<number> {
         [
           `use ${run.receipt.use} of grant ${grantIdHex(id!)}: ${run.receipt.operation} on ${run.receipt.table}, ${run.receipt.rowsAffected} row(s) affected`,
           `  run ${run.receipt.runId} by enclave ${signer}`,
+          `  grant proved at block ${provedAt?.number ?? "?"}, chosen by ${blockChosenBy}`,
           `  provenance ${run.provenanceCid}; recorded on chain in ${run.transactionHash} (gas ${run.gasUsed})`,
           ...(rows ? ["", rows.columns.join("\t"), ...rows.rows.map((r) => r.map((c) => c ?? "NULL").join("\t"))] : []),
           "",

@@ -2,8 +2,10 @@
  * What a granted manipulation reads from the chain, at one trusted block: the
  * grant's two packed words and its dataset and statement digest (Grants), and
  * the enclave's own registry entry (EnclaveRegistry), so the enclave knows the
- * operator it runs for without the host saying it. The host runs the same
- * function through a recording endpoint; the enclave through the replay.
+ * operator it runs for without the host saying it. The trusted block: when
+ * the owner sealed chain endpoints with the dataset, their quorum's
+ * checkpoint (http-endpoints.ts); otherwise the host's, which runs the same
+ * reads through a recording endpoint that the enclave replays and verifies.
  */
 import { getAddress, type Address, type Hex } from "viem";
 import { decodeGrantOperatorWord, decodeGrantOwnerWord, grantsStorage } from "../../protocol/grants.ts";
@@ -29,8 +31,12 @@ export interface GrantReadTarget {
   enclave: Address;
 }
 
-export async function readGrantOnChain(endpoint: ChainEndpoint, target: GrantReadTarget): Promise<GrantOnChain> {
-  const view = new ChainView({ headers: singleEndpointHeaderSource(target.chainId, endpoint), data: endpoint });
+/** The view of one endpoint that chooses its own block: the host's recording, or the enclave's replay of it. */
+export function singleEndpointView(chainId: number, endpoint: ChainEndpoint): ChainView {
+  return new ChainView({ headers: singleEndpointHeaderSource(chainId, endpoint), data: endpoint });
+}
+
+export async function readGrantOnChain(view: ChainView, target: GrantReadTarget): Promise<GrantOnChain> {
   const block = await view.header();
   const base = mappingSlot({ type: "uint256", value: target.grantId }, grantsStorage.grantsSlot);
   const word = async (offset: bigint) => (await view.read({ address: target.grants, slot: slotPlus(base, offset), blockTag: block })).value;

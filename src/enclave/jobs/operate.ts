@@ -20,11 +20,12 @@ import { sha256 } from "../../crypto/sha256.ts";
 import { datasetId, grantDigest, grantId, grantsDomain, GRANT_OPERATIONS, operationsOf, statementDigest, useDigest, type GrantTerms } from "../../protocol/grants.ts";
 import { grantDatasetInfo, grantedDatasetSchema, grantReadInfo, grantRunId, GrantDocumentError, normalizeTableName, statementShape, type GrantedDataset, type StatementShape } from "../../protocol/operate.ts";
 import { ChainViewError } from "../chain-view/errors.ts";
+import { ownerChainView } from "../chain-view/http-endpoints.ts";
 import { replayEndpoint } from "../chain-view/recorded.ts";
 import { EnclaveError } from "../errors.ts";
 import type { EnclaveContext, JobModule } from "./job-module.ts";
 import { applyGrantedStatement } from "./operate-db.ts";
-import { readGrantOnChain, type GrantOnChain } from "./operate-chain.ts";
+import { readGrantOnChain, singleEndpointView, type GrantOnChain } from "./operate-chain.ts";
 import type { OperateJobParams } from "./params.ts";
 
 export interface AuthorizedOperation {
@@ -76,7 +77,7 @@ export const operateJob: JobModule<"operate", OperateJobParams, AuthorizedOperat
         dataset: { id: a.terms.dataset.toLowerCase() as Hex, table: a.shape.table },
         statement: { digest: digest.toLowerCase() as Hex, operation: a.shape.operation },
         rowsAffected,
-        provedAt: { number: a.block.number.toString(), hash: a.block.hash.toLowerCase() as Hex, timestamp: a.block.timestamp.toString() },
+        provedAt: { number: a.block.number.toString(), hash: a.block.hash.toLowerCase() as Hex, timestamp: a.block.timestamp.toString(), chosenBy: a.dataset.chainView ? "owner-endpoints" : "host" },
       },
     };
   },
@@ -126,10 +127,14 @@ export async function authorizeOperation(ctx: EnclaveContext, params: OperateJob
   // 3. The live state, proved at a trusted block.
   let chain: GrantOnChain;
   try {
-    chain = await readGrantOnChain(replayEndpoint("host-recorded", params.chain), { chainId: Number(binding.chainId), grants: binding.grants, grantId: binding.grantId, registry: dataset.registry, enclave: me });
+    const chainId = Number(binding.chainId);
+    // The owner's endpoints, when it sealed some, choose the block; otherwise the host's recorded answers do.
+    const view = dataset.chainView ? ownerChainView(dataset.chainView, chainId) : singleEndpointView(chainId, replayEndpoint("host-recorded", params.chain));
+    chain = await readGrantOnChain(view, { chainId, grants: binding.grants, grantId: binding.grantId, registry: dataset.registry, enclave: me });
   } catch (error) {
     if (!(error instanceof ChainViewError)) throw error;
-    refuse("GRANT_CHAIN_UNPROVEN", `the enclave could not prove grant ${id}'s state on chain (${error.code}: ${error.message}); the node must send the chain answers of the same reads, at one block`);
+    const fix = dataset.chainView ? "the owner's chain endpoints sealed with the dataset must answer (a majority of them, on the same block)" : "the node must send the chain answers of the same reads, at one block";
+    refuse("GRANT_CHAIN_UNPROVEN", `the enclave could not prove grant ${id}'s state on chain (${error.code}: ${error.message}); ${fix}`);
   }
   const g = chain.grant;
   const now = chain.block.timestamp;

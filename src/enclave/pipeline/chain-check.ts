@@ -7,38 +7,12 @@
  * cursor-before is not the cursor the chain holds is then refused before the
  * source is read: an old cursor replayed by the host is caught here, not only
  * by the destination's run marker.
- *
- * The endpoints are reached from the enclave process with fetch (CA-validated
- * TLS for https): not through the relay with a pin, which would need pins for
- * RPC providers (not built).
+ * How the endpoints are reached: chain-view/http-endpoints.ts.
  */
 import type { Address, Hex } from "viem";
-import { ChainView } from "../chain-view/chain-view.ts";
-import { QuorumHeaderSource } from "../chain-view/quorum.ts";
-import type { ChainEndpoint } from "../chain-view/rpc.ts";
+import { ownerChainView, type OwnerChainViewConfig } from "../chain-view/http-endpoints.ts";
 import { mappingSlot, slotPlus } from "../chain-view/slots.ts";
 import { decodePipelineOwnerWord, pipelinesStorage } from "../../protocol/pipelines.ts";
-
-export interface ChainViewConfig {
-  endpoints: string[];
-  quorum: number;
-  finalityDepth: number;
-}
-
-function jsonRpcEndpoint(url: string, index: number): ChainEndpoint {
-  let id = 0;
-  return {
-    name: `endpoint ${index + 1} (${new URL(url).host})`,
-    rpc: {
-      async request({ method, params }: { method: string; params?: readonly unknown[] | object }) {
-        const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: ++id, method, params: params ?? [] }) });
-        const body = (await res.json()) as { result?: unknown; error?: { message?: string } };
-        if (body.error) throw new Error(`${method}: ${body.error.message ?? "error"}`);
-        return body.result;
-      },
-    } as ChainEndpoint["rpc"],
-  };
-}
 
 export interface ProvenPipeline {
   block: bigint;
@@ -48,9 +22,8 @@ export interface ProvenPipeline {
   cursor: Hex;
 }
 
-export async function provePipelineState(config: ChainViewConfig, chainId: bigint, contract: Address, pipelineId: bigint): Promise<ProvenPipeline> {
-  const endpoints = config.endpoints.map(jsonRpcEndpoint);
-  const view = new ChainView({ headers: new QuorumHeaderSource({ chainId: Number(chainId), endpoints, quorum: config.quorum, finalityDepth: config.finalityDepth }), data: endpoints[0]! });
+export async function provePipelineState(config: OwnerChainViewConfig, chainId: bigint, contract: Address, pipelineId: bigint): Promise<ProvenPipeline> {
+  const view = ownerChainView(config, Number(chainId));
   const block = await view.header();
   const base = mappingSlot({ type: "uint256", value: pipelineId }, pipelinesStorage.pipelinesSlot);
   const word = (offset: bigint) => view.read({ address: contract, slot: slotPlus(base, offset), blockTag: block }).then((w) => w.value);

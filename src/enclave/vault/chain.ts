@@ -13,6 +13,7 @@
 import { hexToBigInt, type Address, type Hex } from "viem";
 import { ChainView } from "../chain-view/chain-view.ts";
 import type { TrustedHeader } from "../chain-view/header.ts";
+import { httpEndpoint } from "../chain-view/http-endpoints.ts";
 import { QuorumHeaderSource } from "../chain-view/quorum.ts";
 import { parseProof, verifyAccountProof, verifyStorageProof } from "../chain-view/proof.ts";
 import { blockTagOf, call, type ChainEndpoint } from "../chain-view/rpc.ts";
@@ -39,21 +40,6 @@ export interface ChainConfig {
 }
 
 /** An EIP-1193 request function over HTTP JSON-RPC. */
-export function httpEndpoint(name: string, url: string): ChainEndpoint {
-  let id = 0;
-  return {
-    name,
-    rpc: {
-      async request({ method, params }: { method: string; params?: readonly unknown[] | object }) {
-        const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: ++id, method, params: params ?? [] }) });
-        const body = (await response.json()) as { result?: unknown; error?: { message?: string } };
-        if (body.error) throw new Error(`${method}: ${body.error.message ?? "error"}`);
-        return body.result;
-      },
-    },
-  };
-}
-
 export interface SecretWord {
   threshold: number;
   shares: number;
