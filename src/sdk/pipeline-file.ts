@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { parseDescriptor, parseDestination } from "../enclave/connectors/index.ts";
+import { parseNatsDestination } from "../enclave/connectors/descriptor.ts";
 import { parseFileDestination } from "../enclave/pipeline/file-destination.ts";
 import { httpsDestinationSchema, httpsSourceSchema } from "../enclave/pipeline/https.ts";
 import type { PipelineSpec, SealedTransform } from "../protocol/pipeline-package.ts";
@@ -70,6 +71,7 @@ export async function loadPipelineFile(path: string): Promise<PipelineSpec> {
     else parseDescriptor(databaseEndpointShape(source));
     if (destination.type === "csv" || destination.type === "parquet") parseFileDestination(destination);
     else if (destination.type === "https") httpsDestinationSchema.parse(destination);
+    else if (destination.type === "nats") parseNatsDestination(destination);
     else parseDestination(databaseEndpointShape(destination));
   } catch (e) {
     const message = e instanceof z.ZodError ? e.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") : (e as Error).message;

@@ -74,12 +74,34 @@ const keyMessage = { message: "upsert needs key (the columns that identify a row
 const postgresDestinationSchema = z.strictObject({ type: z.literal("postgres"), url: databaseUrl(["postgres:", "postgresql:"]), ...destinationFields }).refine(keyOnlyForUpsert, keyMessage);
 const mysqlDestinationSchema = z.strictObject({ type: z.literal("mysql"), url: databaseUrl(["mysql:", "mariadb:"]), ...destinationFields }).refine(keyOnlyForUpsert, keyMessage);
 export const destinationDescriptorSchema = z.union([postgresDestinationSchema, mysqlDestinationSchema]);
+
+/**
+ * A JetStream stream as a destination: each row one JSON message on `subject` (which the stream must
+ * capture). A stream is a log, so the only mode is append.
+ */
+export const natsDestinationSchema = z.strictObject({
+  type: z.literal("nats"),
+  url: databaseUrl(["nats:"]).optional(),
+  stream: nonEmpty,
+  subject: nonEmpty,
+  mode: z.literal("append", { error: "a JetStream stream is a log: the only mode is append (replace and upsert need a table)" }).default("append"),
+});
+export type NatsDestination = z.infer<typeof natsDestinationSchema>;
+
+export function parseNatsDestination(raw: unknown): NatsDestination {
+  const result = natsDestinationSchema.safeParse(raw);
+  if (!result.success) {
+    const problems = [...new Set(result.error.issues.map((issue) => `${issue.path.join(".") || "(descriptor)"}: ${issue.message}`))];
+    throw new ConnectorError("CONNECTOR_BAD_DESCRIPTOR", `bad nats destination descriptor: ${problems.join("; ")}`, { details: { type: "nats", problems } });
+  }
+  return result.data;
+}
 export type DestinationDescriptor = z.infer<typeof destinationDescriptorSchema>;
 
 export function parseDestination(raw: unknown): DestinationDescriptor {
   const type = (raw as { type?: unknown } | null)?.type;
   if (type !== "postgres" && type !== "mysql") {
-    throw new ConnectorError("CONNECTOR_BAD_DESCRIPTOR", `destination descriptor needs "type" to be postgres or mysql (files and nats are sources only for now)`, { details: { type: typeof type === "string" ? type : null } });
+    throw new ConnectorError("CONNECTOR_BAD_DESCRIPTOR", `a table destination needs "type" to be postgres or mysql`, { details: { type: typeof type === "string" ? type : null } });
   }
   const result = (type === "postgres" ? postgresDestinationSchema : mysqlDestinationSchema).safeParse(raw);
   if (!result.success) {

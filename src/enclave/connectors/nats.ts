@@ -33,7 +33,7 @@ function jsonType(value: unknown): ColumnType | undefined {
   return "json";
 }
 
-function natsError(error: unknown, url: string, stream: string): ConnectorError {
+export function natsError(error: unknown, url: string, stream: string): ConnectorError {
   if (error instanceof ConnectorError) return error;
   const cause = safeCause(error, urlSecrets(url));
   const code = String((error as { code?: unknown }).code ?? "");
@@ -43,6 +43,17 @@ function natsError(error: unknown, url: string, stream: string): ConnectorError 
   if (code === "AUTHORIZATION_VIOLATION" || /authorization/i.test(cause.message)) return new ConnectorError("CONNECTOR_AUTH_FAILED", `NATS at ${shown} refused the credentials; check the url's user and password`, { details, cause });
   if (code === "503" || /jetstream not enabled/i.test(cause.message)) return new ConnectorError("CONNECTOR_UNREACHABLE", `NATS at ${shown} has no JetStream; start nats-server with -js`, { details, cause });
   return new ConnectorError("CONNECTOR_QUERY_FAILED", `NATS at ${shown} failed reading stream "${stream}": ${cause.message}`, { details, cause });
+}
+
+/** A connection for reading or writing `stream`; its errors are typed and never quote the url's password. */
+export async function connectNats(url: string, stream: string): Promise<NatsConnection> {
+  try {
+    return await connect({ ...connectOptions(url), timeout: 10_000, reconnect: false, maxReconnectAttempts: 0 });
+  } catch (error) {
+    const cause = safeCause(error, urlSecrets(url));
+    if (/authorization/i.test(cause.message)) throw natsError(error, url, stream);
+    throw new ConnectorError("CONNECTOR_UNREACHABLE", `NATS at ${redactUrl(url)} is unreachable (${cause.message}); check that nats-server runs and the url's host and port`, { details: { url: redactUrl(url), stream }, cause });
+  }
 }
 
 /** nats.js takes credentials as options, not inside the server URL. */
@@ -64,14 +75,7 @@ export async function openNats(descriptor: NatsDescriptor, options: ReadOptions)
     if (!/^\d+$/.test(options.after)) throw new ConnectorError("CONNECTOR_BAD_CURSOR", `a nats cursor is a stream sequence number; pass the cursor a previous read returned`, { details: { stream: descriptor.stream } });
     startSeq = Number(options.after) + 1;
   }
-  let nc: NatsConnection;
-  try {
-    nc = await connect({ ...connectOptions(url), timeout: 10_000, reconnect: false, maxReconnectAttempts: 0 });
-  } catch (error) {
-    const cause = safeCause(error, urlSecrets(url));
-    if (/authorization/i.test(cause.message)) throw natsError(error, url, descriptor.stream);
-    throw new ConnectorError("CONNECTOR_UNREACHABLE", `NATS at ${redactUrl(url)} is unreachable (${cause.message}); check that nats-server runs and the url's host and port`, { details: { url: redactUrl(url), stream: descriptor.stream }, cause });
-  }
+  const nc = await connectNats(url, descriptor.stream);
   let consumerName: string | undefined;
   const close = async (): Promise<void> => {
     if (nc.isClosed()) return;

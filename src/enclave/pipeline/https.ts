@@ -21,6 +21,7 @@ import type { TLSSocket } from "node:tls";
 import type { Duplex } from "node:stream";
 import { z } from "zod";
 import { DatasetDigest } from "../connectors/digest.ts";
+import { jsonCell } from "../connectors/json-cell.ts";
 import { ConnectorError } from "../connectors/errors.ts";
 import { redactUrl } from "../connectors/redact.ts";
 import type { Cell, Column, ColumnType, DatasetReader, Row } from "../connectors/types.ts";
@@ -190,12 +191,6 @@ export async function openHttpsSource(raw: unknown, options: { after?: string | 
     },
     close: async () => undefined,
   };
-}
-
-function jsonCell(cell: Cell): unknown {
-  if (typeof cell === "bigint") return Number.isSafeInteger(Number(cell)) ? Number(cell) : cell.toString();
-  if (cell instanceof Uint8Array) return Buffer.from(cell).toString("base64");
-  return cell;
 }
 
 /** POSTs the rows as one JSON document with the run id as idempotency key. */

@@ -11,6 +11,8 @@ import { z } from "zod";
 import { toHex, fromHex } from "../../crypto/bytes.ts";
 import type { PipelineSpec } from "../../protocol/pipeline-package.ts";
 import { openDataset, writeRows } from "../connectors/index.ts";
+import { parseNatsDestination } from "../connectors/descriptor.ts";
+import { writeNatsRows } from "../connectors/nats-write.ts";
 import type { ConnectorNetwork, ReadSummary } from "../connectors/types.ts";
 import type { RunMarker } from "../connectors/write.ts";
 import { PipelineRunError } from "./errors.ts";
@@ -98,7 +100,9 @@ export async function runPipeline(spec: PipelineSpec, options: PipelineRunOption
         ? await writeFileRows(parseFileDestination(dest), rows.columns, rows.batches, marker)
         : isHttps(dest)
           ? await writeHttpsRows(dest, rows.columns, rows.batches, marker, options.net)
-          : await writeDatabase(dest, rows, marker, options.net);
+          : dest.type === "nats"
+            ? await writeNatsRows(parseNatsDestination(dest), rows.columns, rows.batches, marker)
+            : await writeDatabase(dest, rows, marker, options.net);
     if (summary.resumed !== undefined) {
       const parsed = runRecordSchema.safeParse(JSON.parse(summary.resumed));
       if (!parsed.success) throw new PipelineRunError("PIPELINE_LOAD_FAILED", `the destination's run marker for run ${options.runId} is malformed; it was altered outside the pipeline`);

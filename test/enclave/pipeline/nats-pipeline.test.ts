@@ -1,13 +1,15 @@
 /**
- * A NATS JetStream source in a pipeline run: the cursor is the stream
- * sequence, so a second run reads only the messages published since.
+ * NATS JetStream in pipeline runs: as a source the cursor is the stream
+ * sequence, so a second run reads only the messages published since; as a
+ * destination a run is published once.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "nats";
+import { collect, openDataset } from "../../../src/enclave/connectors/index.ts";
 import { runPipeline } from "../../../src/enclave/pipeline/run-pipeline.ts";
 import type { PipelineSpec } from "../../../src/protocol/pipeline-package.ts";
 import { natsUrl, uniqueName, unreachable } from "../connectors/servers.ts";
@@ -45,4 +47,32 @@ test("nats → SQL → csv: the second run reads only the new messages", { skip 
   const second = await runPipeline(spec, { after: sealed ?? undefined, runId: "0xn2", sealCursor: (c) => new TextEncoder().encode((sealed = c) ?? "") });
   assert.deepEqual([second.record.read, second.record.written, sealed], [2, 2, "7"]);
   assert.deepEqual(readFileSync(join(dir, "events.csv"), "utf8").trim().split("\n").slice(1), ["1,ODD", "2,EVEN", "3,ODD", "4,EVEN", "5,ODD", "6,EVEN", "7,ODD"]);
+});
+
+test("csv → SQL → nats: the run's rows are published once, and the same run loaded again resumes from the bucket's marker", { skip }, async () => {
+  nc ??= await connect({ servers: `${hostname}:${port || 4222}` });
+  const out = `${stream}_OUT`;
+  const jsm = await nc.jetstreamManager();
+  await jsm.streams.add({ name: out, subjects: [`${out.toLowerCase()}.>`] });
+  try {
+    writeFileSync(join(dir, "orders.csv"), "id,customer,amount\n1,ada,10\n2,bob,5\n3,ada,7\n");
+    const spec: PipelineSpec = {
+      name: "to-nats",
+      source: { type: "csv", path: join(dir, "orders.csv"), cursor: "id" },
+      transform: { kind: "sql", sql: "SELECT customer, SUM(amount) AS total FROM source GROUP BY customer ORDER BY customer" },
+      destination: { type: "nats", url: natsUrl, stream: out, subject: `${out.toLowerCase()}.totals` },
+      schedule: null,
+    };
+    const seal = (c: string | null) => new TextEncoder().encode(c ?? "");
+    // A run id of its own: the marker bucket (cloister_pipeline_runs) outlives this test on the machine's server.
+    const runId = uniqueName("0xto_nats");
+    const first = await runPipeline(spec, { after: undefined, runId, sealCursor: seal });
+    assert.deepEqual([first.record.read, first.record.written, first.resumed], [3, 2, false]);
+    const again = await runPipeline(spec, { after: undefined, runId, sealCursor: seal });
+    assert.deepEqual([again.record.written, again.resumed], [2, true]);
+    const published = await collect(await openDataset({ type: "nats", url: natsUrl, stream: out }));
+    assert.deepEqual(published.rows, [["ada", 17], ["bob", 5]]);
+  } finally {
+    await jsm.streams.delete(out).catch(() => undefined);
+  }
 });

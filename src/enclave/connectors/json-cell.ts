@@ -1,0 +1,12 @@
+import type { Cell } from "./types.ts";
+
+/**
+ * A cell as a JSON value, for destinations that take JSON (https, NATS): an
+ * integer as a number while it is exact, else as its decimal text; bytes as
+ * base64; everything else as it is.
+ */
+export function jsonCell(cell: Cell): unknown {
+  if (typeof cell === "bigint") return Number.isSafeInteger(Number(cell)) ? Number(cell) : cell.toString();
+  if (cell instanceof Uint8Array) return Buffer.from(cell).toString("base64");
+  return cell;
+}
