@@ -9,14 +9,17 @@ import {IEnclaveRegistry} from "./IEnclaveRegistry.sol";
 /// @notice registerPipeline (the owner; digest, candidate enclaves, schedule) -> recordRun by a candidate enclave
 /// active in the registry (an EIP-712 Run it signed), once per run id, each run continuing from the cursor the
 /// previous run left (cursorBefore must equal the stored cursor), so no host can replay an old cursor or skip
-/// a run's record. The owner may add or remove candidates and retire the pipeline.
+/// a run's record. The owner may add or remove candidates, request a run outside the schedule (requestRun: the
+/// candidates' nodes run it in turn, as a scheduled slot) and retire the pipeline.
 /// @dev Formats must match src/protocol/pipelines.ts. The pipeline file itself is off chain, bound by its digest.
 contract Pipelines is EIP712 {
-    /// @dev One slot: owner, runs, retired.
+    /// @dev One slot: owner, runs, retired, requests.
     struct Pipeline {
         address owner;
         uint32 runs;
         bool retired;
+        /// @dev How many runs the owner requested (requestRun); the latest request's number.
+        uint32 requests;
         bytes32 pipelineDigest;
         /// @dev The cursorAfter of the last run (zero before the first).
         bytes32 cursor;
@@ -58,6 +61,7 @@ contract Pipelines is EIP712 {
     event PipelineRegistered(uint256 indexed pipelineId, address indexed owner, bytes32 pipelineDigest, address[] candidates, string schedule, bytes32 salt);
     event CandidateSet(uint256 indexed pipelineId, address indexed enclave, bool allowed);
     event PipelineRetired(uint256 indexed pipelineId, uint32 runs);
+    event RunRequested(uint256 indexed pipelineId, address indexed requester, uint32 request);
     event RunAnchored(
         uint256 indexed pipelineId,
         bytes32 indexed runId,
@@ -111,6 +115,15 @@ contract Pipelines is EIP712 {
         Pipeline storage p = _owned(pipelineId);
         p.retired = true;
         emit PipelineRetired(pipelineId, p.runs);
+    }
+
+    /// @notice The owner asks for a run now, schedule or not: the candidates' nodes treat the request as a due slot,
+    /// done once a run is anchored after it. Requests made before that run are served by it.
+    function requestRun(uint256 pipelineId) external {
+        Pipeline storage p = _owned(pipelineId);
+        uint32 request = p.requests + 1;
+        p.requests = request;
+        emit RunRequested(pipelineId, msg.sender, request);
     }
 
     /// @notice Anchors one run, signed (EIP-712 Run) by a candidate enclave active in the registry. Anyone may send

@@ -219,15 +219,18 @@ export const pipelineUsage = `Usage:
   Exit 2: a bad pipeline file, or a source or destination to fix (unreachable, unknown table, bad SQL).
 
   cloister pipeline create <pipeline.json> --network <dir> --account <i> [--json]
-  cloister pipeline run <id> --network <dir> [--timeout-ms <ms>] [--json]
+  cloister pipeline run <id> --network <dir> --account <i> [--timeout-ms <ms>] [--json]
   cloister pipeline runs <id> --network <dir> [--json]
   cloister pipeline status <id> --network <dir> [--json]
 
   On a running network the owner creates the pipeline (its credentials sealed to the enclaves it verifies
   under its policy, its digest registered on chain); the candidate nodes run it when its schedule says
   (cron, or "@every 30s"), each slot by the node whose turn it is, or by the next one after a deadline.
-  'pipeline run <id>' waits for the next anchored run and verifies it; 'cloister verify <run-id>' checks
-  any run.
+  'pipeline run <id>' (the owner's --account) requests a run now, schedule or not: the candidate whose
+  turn it is runs it at once, the next one after the deadline; it waits for the run anchored after the
+  request (--timeout-ms, default 10 minutes), verifies it and prints what 'pipeline run <file>' prints.
+  Not the owner or a retired pipeline: exit 2; no run anchored in time: exit 1 (PIPELINE_RUN_TIMEOUT).
+  'cloister verify <run-id>' checks any run.
 
 ${networkOptionsUsage}
 

@@ -27,8 +27,8 @@ export type HostEvent =
   | { type: "task-refused"; taskId: string; reason: string; code: string; message: string; transactionHash: string; gasUsed: string }
   /** This node's reopen keeper reopened an attempt another enclave missed, or refunded the requester after the last one. */
   | { type: "task-reopened"; taskId: string; attempt: number; outcome: "reopened" | "refunded"; missedEnclave: string; transactionHash: string; gasUsed: string }
-  /** This node's scheduler started a pipeline run (its turn, or a failover after the deadline). */
-  | { type: "pipeline-started"; pipelineId: string; slot: number; failover: boolean }
+  /** This node's scheduler started a pipeline run (its turn, or a failover after the deadline); `request`: the owner's request it serves (then `slot` is the request's block time). */
+  | { type: "pipeline-started"; pipelineId: string; slot: number; failover: boolean; request?: number }
   /** A pipeline run this node ran is anchored. */
   | { type: "pipeline-anchored"; pipelineId: string; run: number; runId: string; read: number; written: number; resumed: boolean; transactionHash: string; gasUsed: string }
   /** A pipeline run failed on this node (retried on the next poll while its slot is open). */

@@ -52,7 +52,7 @@ export function pipelineRunDigest(domain: ReturnType<typeof pipelinesDomain>, pi
 
 /**
  * Where Pipelines keeps its state (OpenZeppelin's EIP712 holds slots 0 and 1), for eth_getProof:
- * `pipelines[id]` is three words from keccak256(abi.encode(id, 2)) (owner|runs|retired, digest, cursor);
+ * `pipelines[id]` is three words from keccak256(abi.encode(id, 2)) (owner|runs|retired|requests, digest, cursor);
  * `isCandidate[id][enclave]` and `runAnchored[id][runId]` one word each at the nested mappings of slots 3 and 4.
  */
 export const pipelinesStorage = {
@@ -63,7 +63,7 @@ export const pipelinesStorage = {
   words: { owner: 0n, pipelineDigest: 1n, cursor: 2n },
 } as const;
 
-/** Word 0 of pipelines[id]: owner (zero: no such pipeline), runs anchored, retired. */
+/** Word 0 of pipelines[id]: owner (zero: no such pipeline), runs anchored, retired (the owner's request count above them is not read). */
 export function decodePipelineOwnerWord(word: Hex): { owner: Address; runs: number; retired: boolean } {
   const v = BigInt(word);
   return {

@@ -75,10 +75,21 @@ export function parseSchedule(expr: string): Schedule {
  * the slot's own node at once, the next one `failoverAfterSec` later, and so on around the list.
  */
 export function slotTurn(schedule: Schedule, slotSec: number, candidates: readonly string[], me: string, failoverAfterSec: number): { mine: boolean; eligibleAt: number } | undefined {
+  return turnOf(schedule.slotIndex(slotSec), slotSec, candidates, me, failoverAfterSec);
+}
+
+/**
+ * The same turns for a run the owner requested (Pipelines.requestRun): its number picks the first candidate, so
+ * successive requests go round the list as slots do, and its block's timestamp is the slot's time.
+ */
+export function requestTurn(request: number, requestedAtSec: number, candidates: readonly string[], me: string, failoverAfterSec: number): { mine: boolean; eligibleAt: number } | undefined {
+  return turnOf(request, requestedAtSec, candidates, me, failoverAfterSec);
+}
+
+function turnOf(index: number, slotSec: number, candidates: readonly string[], me: string, failoverAfterSec: number): { mine: boolean; eligibleAt: number } | undefined {
   const n = candidates.length;
-  const index = candidates.findIndex((c) => c.toLowerCase() === me.toLowerCase());
-  if (index < 0 || n === 0) return undefined;
-  const primary = schedule.slotIndex(slotSec) % n;
-  const offset = (index - primary + n) % n;
+  const position = candidates.findIndex((c) => c.toLowerCase() === me.toLowerCase());
+  if (position < 0 || n === 0) return undefined;
+  const offset = (position - (index % n) + n) % n;
   return { mine: offset === 0, eligibleAt: slotSec + offset * failoverAfterSec };
 }

@@ -3,6 +3,7 @@
  * candidate enclaves, publish the package, register its digest), and verify
  * a run from the chain and IPFS alone.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { toHex, type Address, type Client, type Hex } from "viem";
 import { registerPipeline } from "../chain/actions/register-pipeline.ts";
 import { readPipeline, readPipelineRuns, type AnchoredRun } from "../chain/actions/read-pipeline.ts";
@@ -40,6 +41,19 @@ export async function createPipeline(params: { writer: WriterClient; store: Blob
   const pipelineDigest = sha256(pkg);
   const tx = await registerPipeline(writer, contract, { pipelineDigest, candidates: params.candidates.map((c) => c.signer), schedule: spec.schedule ?? "" }, salt);
   return { pipelineId: tx.pipelineId, pipelineDigest, packageCid, transactionHash: tx.hash, gasUsed: tx.gasUsed };
+}
+
+/**
+ * The first run anchored in a block after `afterBlock` (the block of an owner's request: the run that serves it),
+ * read every `pollMs` until `timeoutMs` has passed; undefined when none was anchored by then.
+ */
+export async function waitForRunAfter(params: { reader: Client; contract: Address; pipelineId: bigint; afterBlock: bigint; timeoutMs: number; pollMs?: number }): Promise<AnchoredRun | undefined> {
+  const deadline = Date.now() + params.timeoutMs;
+  for (;;) {
+    const [run] = await readPipelineRuns(params.reader, params.contract, params.pipelineId, params.afterBlock + 1n);
+    if (run || Date.now() >= deadline) return run;
+    await sleep(params.pollMs ?? 500);
+  }
 }
 
 export interface VerifiedRun {

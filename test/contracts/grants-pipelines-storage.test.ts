@@ -8,6 +8,7 @@ import { pad, toHex, type Address, type Hex } from "viem";
 import { revokeGrant } from "../../src/chain/actions/revoke-grant.ts";
 import { readGrant } from "../../src/chain/actions/read-grant.ts";
 import { readPipeline } from "../../src/chain/actions/read-pipeline.ts";
+import { requestPipelineRun } from "../../src/chain/actions/register-pipeline.ts";
 import { deployPipelines } from "../../src/chain/deploy.ts";
 import { mappingSlot, nestedMappingSlot } from "../../src/enclave/chain-view/slots.ts";
 import { decodeGrantOperatorWord, decodeGrantOwnerWord, grantsStorage } from "../../src/protocol/grants.ts";
@@ -64,6 +65,7 @@ test("pipelines[id], isCandidate and runAnchored decode from raw storage to what
   const { pipelineId: id, registration } = await registered(p);
   const run = makeAnchor();
   await anchor(p, id, registration.pipelineDigest, run);
+  await requestPipelineRun(p.owner, address, id); // the request count shares word 0 and must not disturb its fields
 
   const state = await readPipeline(g.f.reader, address, id);
   const base = mappingSlot({ type: "uint256", value: id }, pipelinesStorage.pipelinesSlot);

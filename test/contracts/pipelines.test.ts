@@ -7,11 +7,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { zeroAddress, zeroHash } from "viem";
-import { readContract } from "viem/actions";
+import { getContractEvents, readContract } from "viem/actions";
 import { pipelinesAbi } from "../../src/chain/abi/Pipelines.ts";
 import { anchorPipelineRun } from "../../src/chain/actions/anchor-pipeline-run.ts";
 import { readPipeline, readPipelineRuns } from "../../src/chain/actions/read-pipeline.ts";
-import { registerPipeline, retirePipeline, setPipelineCandidate } from "../../src/chain/actions/register-pipeline.ts";
+import { registerPipeline, requestPipelineRun, retirePipeline, setPipelineCandidate } from "../../src/chain/actions/register-pipeline.ts";
 import { revokeEnclave } from "../../src/chain/actions/revoke-enclave.ts";
 import { pipelineId, pipelineRunDigest } from "../../src/protocol/pipelines.ts";
 import { newEnclave, randomDigest, register, rejectsWith } from "./fixture.ts";
@@ -50,7 +50,7 @@ describe("Pipelines", () => {
     record(t, "recordRun (next, other candidate)", (await anchor(p, id, digest, second, p.candidates[1])).gasUsed, 90_000n);
 
     const state = await readPipeline(p.f.reader, p.contract, id);
-    assert.deepEqual({ ...state }, { pipelineId: id, exists: true, owner: p.owner.account.address, runs: 2, retired: false, pipelineDigest: digest, cursor: second.cursorAfter });
+    assert.deepEqual({ ...state }, { pipelineId: id, exists: true, owner: p.owner.account.address, runs: 2, retired: false, requests: 0, pipelineDigest: digest, cursor: second.cursorAfter });
     const runs = await readPipelineRuns(p.f.reader, p.contract, id);
     assert.deepEqual(
       runs.map(({ blockNumber: _b, transactionHash: _t, ...r }) => r),
@@ -72,6 +72,22 @@ describe("Pipelines", () => {
     record(t, "retirePipeline", (await retirePipeline(p.owner, p.contract, id)).gasUsed, 40_000n);
     assert.equal((await readPipeline(p.f.reader, p.contract, id)).retired, true);
     await rejectsWith(anchor(p, id, registration.pipelineDigest, makeAnchor(run.cursorAfter)), "PipelineIsRetired");
+  });
+
+  test("the owner requests runs: numbered, in the event, beside the runs and cursor in the same slot", async (t) => {
+    const { pipelineId: id, registration } = await registered(p, { schedule: "" });
+    const first = await requestPipelineRun(p.owner, p.contract, id);
+    record(t, "requestRun (first)", first.gasUsed, 40_000n);
+    const run = makeAnchor();
+    await anchor(p, id, registration.pipelineDigest, run);
+    const second = await requestPipelineRun(p.owner, p.contract, id);
+    record(t, "requestRun (next)", second.gasUsed, 35_000n);
+    assert.deepEqual([first.request, second.request], [1, 2]);
+    const [event] = await getContractEvents(p.f.reader, { address: p.contract, abi: pipelinesAbi, eventName: "RunRequested", args: { pipelineId: id }, fromBlock: second.blockNumber, strict: true });
+    assert.deepEqual(event?.args, { pipelineId: id, requester: p.owner.account.address, request: 2 });
+    assert.equal(event.logIndex, second.logIndex);
+    const state = await readPipeline(p.f.reader, p.contract, id);
+    assert.deepEqual({ owner: state.owner, runs: state.runs, requests: state.requests, retired: state.retired, cursor: state.cursor }, { owner: p.owner.account.address, runs: 1, requests: 2, retired: false, cursor: run.cursorAfter });
   });
 
   describe("reverts", () => {
@@ -106,6 +122,16 @@ describe("Pipelines", () => {
       const err = await rejectsWith(setPipelineCandidate(p.relayer, p.contract, id, p.outsider.address, true), "NotPipelineOwner");
       assert.deepEqual(err.args, { pipelineId: id, caller: p.relayer.account.address, owner: p.owner.account.address });
       await rejectsWith(retirePipeline(p.relayer, p.contract, id), "NotPipelineOwner");
+    });
+
+    test("requestRun: UnknownPipeline, NotPipelineOwner, PipelineIsRetired", async () => {
+      await rejectsWith(requestPipelineRun(p.owner, p.contract, 5n), "UnknownPipeline");
+      const { pipelineId: id } = await registered(p);
+      const err = await rejectsWith(requestPipelineRun(p.relayer, p.contract, id), "NotPipelineOwner");
+      assert.deepEqual(err.args, { pipelineId: id, caller: p.relayer.account.address, owner: p.owner.account.address });
+      await retirePipeline(p.owner, p.contract, id);
+      await rejectsWith(requestPipelineRun(p.owner, p.contract, id), "PipelineIsRetired");
+      assert.equal((await readPipeline(p.f.reader, p.contract, id)).requests, 0, "no refused request was counted");
     });
 
     test("PipelineIsRetired: set and retire after retirement", async () => {

@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
+import { keccak256, toHex } from "viem";
 import { localNetworkManifest } from "../../src/devnet/network-policy.ts";
 import { connectToNetwork } from "../../src/devnet/remote-client.ts";
 import { startMultiProcessDevnet, type MultiProcessDevnet } from "../../src/devnet/multi-process.ts";
@@ -287,6 +288,9 @@ test("once the deployment names them, the collaborations, pipelines and grants, 
     assert.match(p, /active/);
     assert.match(p, /\*\/5 \* \* \* \*/);
     assert.match(p, /Runs\s+1\n/);
+    assert.match(p, /Runs requested by the owner\s+0\n/);
+    const cursor = keccak256(toHex("cursor 1")); // the fixture's anchored cursorAfter
+    assert.ok(p.includes(`${cursor.slice(0, 10)}…${cursor.slice(-8)}`), "the stored cursor, not the pipeline digest beside it in the getter");
     const pipelineRuns = await page.locator('[data-testid="pipeline-runs"] tbody tr').allInnerTexts();
     assert.equal(pipelineRuns.length, 1);
     assert.match(pipelineRuns[0]!, /^1\t.*\t120\t118\t0x0000…0000 → 0x[0-9a-f]{4}…/);

@@ -5,7 +5,7 @@
  */
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Hex } from "viem";
+import type { Address, Hex } from "viem";
 import { getBlock } from "viem/actions";
 import { startEmbeddedNetwork, type EmbeddedNetwork } from "../../src/devnet/embedded.ts";
 import type { PipelineSpec } from "../../src/protocol/pipeline-package.ts";
@@ -58,4 +58,18 @@ export async function startPipelineNet(nodes = 2): Promise<PipelineNet> {
     },
     close: () => network.close(),
   };
+}
+
+/** A pipeline copying `dir`/in.csv (cursor `id`) to `dir`/out.csv, created by the network's requester with every verified enclave as a candidate. */
+export async function createCsvCopyPipeline(network: EmbeddedNetwork, dir: string, name: string, schedule: string | null): Promise<{ pipelineId: bigint; contract: Address; candidates: Address[] }> {
+  const { verified } = await listVerifiedEnclaves({ reader: network.requester, registry: network.deployment.registry, fromBlock: 0n, store: network.store, policy: network.policy });
+  const contract = network.deployment.pipelines!;
+  const { pipelineId } = await createPipeline({
+    writer: network.requester,
+    store: network.store,
+    contract,
+    spec: { name, source: { type: "csv", path: join(dir, "in.csv"), cursor: "id" }, transform: { kind: "copy" }, destination: { type: "csv", path: join(dir, "out.csv"), mode: "append" }, schedule },
+    candidates: verified,
+  });
+  return { pipelineId, contract, candidates: verified.map((v) => v.signer) };
 }

@@ -13,8 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { readPipelineRuns } from "../../src/chain/actions/read-pipeline.ts";
 import { startEmbeddedNetwork } from "../../src/devnet/embedded.ts";
 import type { HostEvent } from "../../src/host/log.ts";
-import { listVerifiedEnclaves } from "../../src/sdk/enclaves.ts";
-import { createPipeline } from "../../src/sdk/pipelines.ts";
+import { createCsvCopyPipeline } from "./pipeline-fixture.ts";
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, attempts = 600): Promise<T> {
   for (let i = 0; i < attempts; i++) {
@@ -31,15 +30,7 @@ test("scheduled runs alternate between candidates; when one enclave dies the oth
   const network = await startEmbeddedNetwork({ nodes: 2, pipelines: { pollIntervalMs: 200, failoverAfterMs: 1000 }, onHostEvent: (node, event) => events.push({ node, event }) });
   try {
     await writeFile(join(dir, "in.csv"), "id,v\n1,a\n2,b\n");
-    const { verified } = await listVerifiedEnclaves({ reader: network.requester, registry: network.deployment.registry, fromBlock: 0n, store: network.store, policy: network.policy });
-    const contract = network.deployment.pipelines!;
-    const { pipelineId } = await createPipeline({
-      writer: network.requester,
-      store: network.store,
-      contract,
-      spec: { name: "sched", source: { type: "csv", path: join(dir, "in.csv"), cursor: "id" }, transform: { kind: "copy" }, destination: { type: "csv", path: join(dir, "out.csv"), mode: "append" }, schedule: "@every 2s" },
-      candidates: verified,
-    });
+    const { pipelineId, contract } = await createCsvCopyPipeline(network, dir, "sched", "@every 2s");
     const anchoredBy = (node: number) => events.filter((e) => e.node === node && e.event.type === "pipeline-anchored").length;
     await until("both nodes to anchor a scheduled run", async () => (anchoredBy(0) > 0 && anchoredBy(1) > 0 ? true : undefined));
 

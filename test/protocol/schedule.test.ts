@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseSchedule, slotTurn } from "../../src/protocol/schedule.ts";
+import { parseSchedule, requestTurn, slotTurn } from "../../src/protocol/schedule.ts";
 
 const at = (iso: string) => Date.parse(iso) / 1000;
 
@@ -31,4 +31,14 @@ test("turns: the slot's candidate at once, the next after the deadline, around t
   assert.deepEqual(slotTurn(s, 1000, c, "0xC", 60), { mine: false, eligibleAt: 1060 });
   assert.deepEqual(slotTurn(s, 1000, c, "0xA", 60), { mine: false, eligibleAt: 1120 });
   assert.equal(slotTurn(s, 1000, c, "0xD", 60), undefined);
+});
+
+test("a requested run: its number picks the first candidate, its block time starts the deadlines", () => {
+  const c = ["0xA", "0xB", "0xC"];
+  // request 4: 4 % 3 = 1, B's turn at the request's time; C after one deadline, A after two.
+  assert.deepEqual(requestTurn(4, 5000, c, "0xB", 30), { mine: true, eligibleAt: 5000 });
+  assert.deepEqual(requestTurn(4, 5000, c, "0xc", 30), { mine: false, eligibleAt: 5030 });
+  assert.deepEqual(requestTurn(4, 5000, c, "0xA", 30), { mine: false, eligibleAt: 5060 });
+  assert.deepEqual(requestTurn(5, 5000, c, "0xC", 30), { mine: true, eligibleAt: 5000 }, "the next request goes to the next candidate");
+  assert.equal(requestTurn(4, 5000, c, "0xD", 30), undefined);
 });

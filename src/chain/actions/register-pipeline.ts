@@ -40,3 +40,11 @@ export function setPipelineCandidate(client: WriterClient, contract: Address, pi
 export function retirePipeline(client: WriterClient, contract: Address, pipelineId: bigint): Promise<TxResult> {
   return writeContractTransaction(client, "retirePipeline", { address: contract, abi: pipelinesAbi, functionName: "retirePipeline", args: [pipelineId] });
 }
+
+/** The owner asks the candidates to run the pipeline now; `request` is its number, `logIndex` orders it among the block's events. */
+export async function requestPipelineRun(client: WriterClient, contract: Address, pipelineId: bigint): Promise<TxResult & { request: number; blockNumber: bigint; logIndex: number }> {
+  const tx = await writeContractTransaction(client, "requestRun", { address: contract, abi: pipelinesAbi, functionName: "requestRun", args: [pipelineId] });
+  const [event] = parseEventLogs({ abi: pipelinesAbi, logs: tx.receipt.logs, eventName: "RunRequested" });
+  if (!event) throw new RangeError(`requestRun transaction ${tx.hash} emitted no RunRequested event; is ${contract} a Pipelines contract?`);
+  return { ...tx, request: event.args.request, blockNumber: event.blockNumber, logIndex: event.logIndex };
+}

@@ -39,7 +39,7 @@ export async function pipelineCommand(argv: string[]): Promise<number> {
     if (!remote) throw new UsageError(`pipeline ${sub} ${sub === "run" ? "<id> " : ""}works on a running network: give --network <dir> (or CLOISTER_NETWORK) and --account <i>`);
     return pipelineNetworkCommand(sub, file, values, values.quiet || values.json ? silentReporter : stderrReporter());
   }
-  if (remote && values["data-dir"] === undefined) throw new UsageError("on a running network a pipeline is created with 'pipeline create <file>' and its runs are the nodes' ('pipeline run <id>' waits for the next one)");
+  if (remote && values["data-dir"] === undefined) throw new UsageError("on a running network a pipeline is created with 'pipeline create <file>' and its runs are the nodes' ('pipeline run <id>' asks them for one)");
   let spec;
   try {
     spec = await loadPipelineFile(file);

@@ -38,7 +38,7 @@ async function pipelineCards(app: App, log: EventLog): Promise<HTMLElement | HTM
   return Promise.all(
     registered.reverse().map(async (p) => {
       const id = p.args.pipelineId;
-      const [owner, runs, retired, , cursor] = await readContract(app.client, { address: log.address, abi: pipelinesAbi, functionName: "pipelines", args: [id] });
+      const [owner, runs, retired, requests, , cursor] = await readContract(app.client, { address: log.address, abi: pipelinesAbi, functionName: "pipelines", args: [id] });
       const anchored = log.named<Anchored>("RunAnchored").filter((e) => e.args.pipelineId === id);
       const times = await Promise.all(anchored.map((e) => app.times.of(e.blockNumber)));
       return h(
@@ -50,6 +50,7 @@ async function pipelineCards(app: App, log: EventLog): Promise<HTMLElement | HTM
           ["Schedule", p.args.schedule || "—"],
           ["Candidate enclaves", list(p.args.candidates.map((c) => hex(c, 4)))],
           ["Runs", String(runs)],
+          ["Runs requested by the owner", String(requests)],
           ["Cursor now", hex(cursor, 8)],
         ]),
         table(
