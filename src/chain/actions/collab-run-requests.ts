@@ -50,10 +50,11 @@ export interface RunJoin {
   party: number;
   enclave: Address;
   peerCid: string;
+  blockNumber: bigint;
 }
 
 /** The clean-room run events in [fromBlock, toBlock], of one collaboration or of all. */
-export async function readRunEvents(client: Client, contract: Address, range: { fromBlock: BlockNumber; toBlock: BlockNumber; collaborationId?: bigint }): Promise<{ assignments: NodeAssignment[]; requests: RunRequest[]; joins: RunJoin[] }> {
+export async function readRunEvents(client: Client, contract: Address, range: { fromBlock: BlockNumber; toBlock: BlockNumber | "latest"; collaborationId?: bigint }): Promise<{ assignments: NodeAssignment[]; requests: RunRequest[]; joins: RunJoin[] }> {
   const base = { address: contract, abi: collaborationsAbi, fromBlock: range.fromBlock, toBlock: range.toBlock, strict: true } as const;
   const args = range.collaborationId === undefined ? {} : { args: { collaborationId: range.collaborationId } };
   const [assigned, requested, joined] = await Promise.all([
@@ -64,6 +65,6 @@ export async function readRunEvents(client: Client, contract: Address, range: { 
   return {
     assignments: assigned.map((e) => ({ collaborationId: e.args.collaborationId, party: e.args.party, enclave: e.args.enclave, kitCid: e.args.kitCid, blockNumber: e.blockNumber })),
     requests: requested.map((e) => ({ collaborationId: e.args.collaborationId, runId: e.args.runId, requester: e.args.requester, blockNumber: e.blockNumber, blockHash: e.blockHash })),
-    joins: joined.map((e) => ({ collaborationId: e.args.collaborationId, runId: e.args.runId, party: e.args.party, enclave: e.args.enclave, peerCid: e.args.peerCid })),
+    joins: joined.map((e) => ({ collaborationId: e.args.collaborationId, runId: e.args.runId, party: e.args.party, enclave: e.args.enclave, peerCid: e.args.peerCid, blockNumber: e.blockNumber })),
   };
 }
