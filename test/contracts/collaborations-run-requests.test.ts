@@ -29,16 +29,17 @@ describe("Collaborations run requests", () => {
     const partner = newEnclave();
     await register(c.f, partner, c.accounts[1]!.address);
     await assignNode(c.writers[0]!, c.contract, r.id, c.enclave.address, "bafkit0");
-    await assignNode(c.writers[1]!, c.contract, r.id, partner.address, "bafkit1");
-    return { ...r, partner };
+    const first = await assignNode(c.writers[1]!, c.contract, r.id, partner.address, "bafkit1");
+    return { ...r, partner, assignGas: first.gasUsed };
   }
 
-  test("a party assigns its node, requests a run, each node joins it: the events carry what the nodes follow", async () => {
-    const { id, partner } = await assigned();
+  test("a party assigns its node, requests a run, each node joins it: the events carry what the nodes follow", async (t) => {
+    const { id, partner, assignGas } = await assigned();
     const requested = await requestRun(c.writers[1]!, c.contract, id);
     assert.equal(requested.runId, 1);
-    await joinRun(c.writers[1]!, c.contract, id, 1, 1, "bafpeer1");
+    const joined = await joinRun(c.writers[1]!, c.contract, id, 1, 1, "bafpeer1");
     await joinRun(c.writers[0]!, c.contract, id, 1, 0, "bafpeer0");
+    t.diagnostic(`gas: assignNode ${assignGas}, requestRun ${requested.gasUsed}, joinRun ${joined.gasUsed} (7-character CIDs; a real one adds its calldata and log bytes)`);
     const events = await readRunEvents(c.relayer, c.contract, { fromBlock: 0n, toBlock: "latest", collaborationId: id });
     assert.deepEqual(events.assignments.map((a) => [a.party, a.enclave, a.kitCid]), [[0, c.enclave.address, "bafkit0"], [1, partner.address, "bafkit1"]]);
     assert.deepEqual(events.requests.map((r) => [r.runId, r.requester, r.blockHash]), [[1, c.accounts[1]!.address, requested.blockHash]]);
