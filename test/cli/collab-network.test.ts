@@ -72,6 +72,13 @@ test("collab create, approve with each party's node, run <id> by the nodes: rows
     const bank = await cloister(["collab", "approve", id, "--party", "bank", "--file", collabFile, "--node", signers[1]!, "--network", netDir, "--account", "1", "--json"]);
     assert.equal(bank.code, 0, bank.stderr);
     assert.equal(lastJson(bank.stdout).node, signers[1]);
+    // The bank's run kit on IPFS carries its descriptors sealed to its node's enclave: no path, type or table name in clear.
+    const ipfs = (JSON.parse(await readFile(join(netDir, "network.json"), "utf8")) as { endpoints: { ipfs: string } }).endpoints.ipfs;
+    const kit = await (await fetch(`${ipfs}/api/v0/cat?arg=${lastJson(bank.stdout).kit as string}`, { method: "POST" })).text();
+    const parsed = JSON.parse(kit) as { format: string; party: number; datasets: string };
+    assert.deepEqual([parsed.format, parsed.party], ["cloister-collab-kit/v1", 1]);
+    assert.ok(parsed.datasets.length > 0);
+    for (const clear of ["cards.parquet", "parquet", "\"cards\""]) assert.ok(!kit.includes(clear), `the kit shows ${clear} in clear`);
     const after = lastJson((await cloister(["collab", "status", id, "--network", netDir, "--json"])).stdout) as { approved: boolean };
     assert.equal(after.approved, true);
     assert.deepEqual(lastJson((await cloister(["collab", "runs", id, "--network", netDir, "--json"])).stdout).runs, []);

@@ -53,18 +53,15 @@ export interface RunJoin {
   blockNumber: bigint;
 }
 
-/** The clean-room run events in [fromBlock, toBlock], of one collaboration or of all. */
+/** The clean-room run events in [fromBlock, toBlock], of one collaboration or of all: one log query for the three kinds. */
 export async function readRunEvents(client: Client, contract: Address, range: { fromBlock: BlockNumber; toBlock: BlockNumber | "latest"; collaborationId?: bigint }): Promise<{ assignments: NodeAssignment[]; requests: RunRequest[]; joins: RunJoin[] }> {
-  const base = { address: contract, abi: collaborationsAbi, fromBlock: range.fromBlock, toBlock: range.toBlock, strict: true } as const;
-  const args = range.collaborationId === undefined ? {} : { args: { collaborationId: range.collaborationId } };
-  const [assigned, requested, joined] = await Promise.all([
-    getContractEvents(client, { ...base, ...args, eventName: "PartyNodeAssigned" }),
-    getContractEvents(client, { ...base, ...args, eventName: "RunRequested" }),
-    getContractEvents(client, { ...base, ...args, eventName: "RunJoined" }),
-  ]);
-  return {
-    assignments: assigned.map((e) => ({ collaborationId: e.args.collaborationId, party: e.args.party, enclave: e.args.enclave, kitCid: e.args.kitCid, blockNumber: e.blockNumber })),
-    requests: requested.map((e) => ({ collaborationId: e.args.collaborationId, runId: e.args.runId, requester: e.args.requester, blockNumber: e.blockNumber, blockHash: e.blockHash })),
-    joins: joined.map((e) => ({ collaborationId: e.args.collaborationId, runId: e.args.runId, party: e.args.party, enclave: e.args.enclave, peerCid: e.args.peerCid, blockNumber: e.blockNumber })),
-  };
+  const logs = await getContractEvents(client, { address: contract, abi: collaborationsAbi, fromBlock: range.fromBlock, toBlock: range.toBlock, strict: true });
+  const out: { assignments: NodeAssignment[]; requests: RunRequest[]; joins: RunJoin[] } = { assignments: [], requests: [], joins: [] };
+  for (const e of logs) {
+    if (range.collaborationId !== undefined && "collaborationId" in e.args && e.args.collaborationId !== range.collaborationId) continue;
+    if (e.eventName === "PartyNodeAssigned") out.assignments.push({ ...e.args, blockNumber: e.blockNumber });
+    else if (e.eventName === "RunRequested") out.requests.push({ ...e.args, blockNumber: e.blockNumber, blockHash: e.blockHash });
+    else if (e.eventName === "RunJoined") out.joins.push({ ...e.args, blockNumber: e.blockNumber });
+  }
+  return out;
 }
