@@ -185,7 +185,8 @@ export class CollabDriver {
           ...baseDir,
           partners,
           delivery: await this.#delivery(terms, kit, assignments),
-          partnerTimeoutMs: this.#o.peerTimeoutMs ?? 120_000,
+          partnerTimeoutMs: kit.limits?.partnerTimeoutMs ?? this.#o.peerTimeoutMs ?? 120_000,
+          ...(kit.limits?.memoryMb ? { memoryMb: kit.limits.memoryMb } : {}),
         },
         evidenceCid,
       }, { timeoutMs: 300_000 });

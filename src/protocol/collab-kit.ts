@@ -39,6 +39,8 @@ export const collabKitSchema = z
     recipientKey: hex32Schema.optional(),
     /** For a table recipient, in the compute party's kit: its url and table sealed to the compute enclave (collabDeliveryInfo). */
     delivery: base64.optional(),
+    /** The file's limits, in the compute party's kit: DuckDB's memory limit, how long to wait for the partners' rows. */
+    limits: z.object({ memoryMb: z.number().int().positive().optional(), partnerTimeoutMs: z.number().int().positive().optional() }).strict().optional(),
   })
   .strict();
 export type CollabKit = z.infer<typeof collabKitSchema>;

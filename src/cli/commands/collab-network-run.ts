@@ -94,6 +94,7 @@ export async function assignPartyNode(id: bigint, index: number, terms: Collabor
     ...("postgres" in recipient && index === terms.computeParty
       ? { delivery: base64(await sealCollabBlob(enclaveKey, collabDeliveryInfo(binding), utf8(JSON.stringify({ url: recipient.postgres, table: recipient.table })))) }
       : {}),
+    ...(index === terms.computeParty && loaded.file.limits ? { limits: loaded.file.limits } : {}),
   };
   const kitCid = await network.store.put(encodeCollabDocument(kit));
   const tx = await assignNode(network.writer, contract, id, enclave, kitCid);
