@@ -124,6 +124,10 @@ contract Collaborations is EIP712 {
 
     mapping(uint256 collaborationId => Collaboration) public collaborations;
     mapping(uint256 collaborationId => mapping(address account => PartyState)) public parties;
+    /// @dev The enclave of the node each party runs its side on (assignNode); zero: none yet.
+    mapping(uint256 collaborationId => mapping(uint8 party => address enclave)) public partyNodes;
+    /// @dev Bit i set: party i has assigned its node.
+    mapping(uint256 collaborationId => uint32) public assignedNodes;
 
     error InvalidTerms(string reason);
     error QueryDigestMismatch(bytes32 queryDigest, bytes32 textDigest);
@@ -147,6 +151,10 @@ contract Collaborations is EIP712 {
     error WrongEnclaveOperator(address enclave, address operator, address required);
     error WrongEnclaveMeasurement(address enclave, bytes32 measurement, bytes32 required);
     error SimulatedEnclaveNotAllowed(address enclave);
+    /// @dev `missing` has bit i set for each party i that has not assigned its node.
+    error NodesNotAssigned(uint256 collaborationId, uint32 missing);
+    /// @dev Only the operator of the enclave party `party` assigned joins a run for it.
+    error NotPartyNode(uint256 collaborationId, uint8 party, address sender);
 
     event CollaborationCreated(uint256 indexed collaborationId, address indexed creator, bytes32 termsHash, Terms terms);
     event Approved(uint256 indexed collaborationId, address indexed party, uint64 nonce, address relayer);
@@ -166,6 +174,15 @@ contract Collaborations is EIP712 {
         uint64 epsilonSpent,
         uint64 dpSpent
     );
+
+    /// @param kitCid IPFS CID of the party's run kit for that node: its dataset descriptors sealed to the enclave,
+    /// the policy text, the manifest (src/protocol/collab-kit.ts).
+    event PartyNodeAssigned(uint256 indexed collaborationId, uint8 indexed party, address indexed enclave, string kitCid);
+    /// @notice A party asks every party's node to run `runId` (the next run); the nodes follow this event.
+    event RunRequested(uint256 indexed collaborationId, uint32 indexed runId, address indexed requester);
+    /// @param peerCid IPFS CID of the node's peer record for this run: its enclave's keys and fresh evidence and,
+    /// for the compute party, the address its enclave listens on.
+    event RunJoined(uint256 indexed collaborationId, uint32 indexed runId, uint8 indexed party, address enclave, string peerCid);
 
     constructor(IEnclaveRegistry registry_) EIP712("Cloister Collaborations", "1") {
         registry = registry_;
@@ -260,6 +277,40 @@ contract Collaborations is EIP712 {
         c.runs = runs + 1;
         c.dpSpent = uint64(dpSpent);
         _emitRun(collaborationId, report, uint64(dpSpent));
+    }
+
+    /// @notice The caller, a party, names the enclave of the node that runs its side of every run, and the
+    /// run kit that node reads (ciphertext for that enclave, and public text). A later call replaces it.
+    function assignNode(uint256 collaborationId, address enclave, string calldata kitCid) external {
+        _collaboration(collaborationId);
+        uint8 party = _party(collaborationId, msg.sender).index - 1;
+        if (registry.activeOperator(enclave) == address(0)) revert EnclaveNotActive(enclave);
+        partyNodes[collaborationId][party] = enclave;
+        assignedNodes[collaborationId] |= uint32(1) << party;
+        emit PartyNodeAssigned(collaborationId, party, enclave, kitCid);
+    }
+
+    /// @notice The caller, a party, requests the next run. Refused unless it could be recorded now (every
+    /// approval standing, runs left) and every party has a node; the nodes then run it and recordRun records it.
+    function requestRun(uint256 collaborationId) external returns (uint32 runId) {
+        Collaboration storage c = _collaboration(collaborationId);
+        _party(collaborationId, msg.sender);
+        uint32 all = _allParties(c.partyCount);
+        if (c.approvals != all) revert NotApprovedByAll(collaborationId, all & ~c.approvals);
+        if (c.runs >= c.maxRuns) revert MaxRunsReached(collaborationId, c.maxRuns);
+        uint32 assigned = assignedNodes[collaborationId];
+        if (assigned != all) revert NodesNotAssigned(collaborationId, all & ~assigned);
+        runId = c.runs + 1;
+        emit RunRequested(collaborationId, runId, msg.sender);
+    }
+
+    /// @notice The operator of party `party`'s node publishes its peer record for the pending run `runId`.
+    function joinRun(uint256 collaborationId, uint32 runId, uint8 party, string calldata peerCid) external {
+        Collaboration storage c = _collaboration(collaborationId);
+        if (runId != c.runs + 1) revert WrongRunId(collaborationId, runId, c.runs + 1);
+        address enclave = partyNodes[collaborationId][party];
+        if (enclave == address(0) || registry.activeOperator(enclave) != msg.sender) revert NotPartyNode(collaborationId, party, msg.sender);
+        emit RunJoined(collaborationId, runId, party, enclave, peerCid);
     }
 
     /// @notice The EIP-712 digest a party signs to approve `collaborationId` at `nonce`.

@@ -191,8 +191,9 @@ export const demoGrantsUsage = `Usage:
 export const collabUsage = `Usage:
   cloister collab run <collaboration.json> [--data-dir <dir>] [--json] [--quiet]
   cloister collab create <collaboration.json> --network <dir> --account <i> [--json]
-  cloister collab approve <id> [--party <name> --file <collaboration.json> | --party <index>] --network <dir> --account <i> [--json]
-  cloister collab run <id> --network <dir> --account <i> [--json]   (not built: the nodes have no clean-room relay yet)
+  cloister collab approve <id> [--party <name> --file <collaboration.json> | --party <index>] [--node <enclave> [--key <file>]] --network <dir> --account <i> [--json]
+  cloister collab run <id> [--key <recipient-key>] [--timeout <s>] --network <dir> --account <i> [--json] [--quiet]
+  cloister collab withdraw <id> --network <dir> --account <i> [--json]
   cloister collab status <id> --network <dir> [--json]
   cloister collab runs <id> --network <dir> [--json]
 
@@ -206,7 +207,13 @@ export const collabUsage = `Usage:
   Exit status: 0 delivered and verified, 1 refused (the typed error, e.g. ROW_LEVEL_OUTPUT), 2 a bad file
   or an unreachable source (what to fix).
   Against a running network, create takes the file with each party's "account"; approve signs as --account
-  (the party's own account) and relays the approval; status and runs read the chain.`;
+  (the party's own account) and relays the approval; with --node (and --file, --party <name>) it also seals
+  the party's datasets to that node's enclave (its signer address, as 'cloister node' prints it) and names
+  the node on chain; the recipient party's approve reads its key (--key, default <file>.<party>.recipient-key).
+  run <id> (a party's account) requests the next run; every party's node runs its side; it waits for the run
+  on chain (--timeout, 300 s), verifies it as 'cloister verify' does and, with the recipient's key (--key),
+  prints the rows (same --json line; without the key no "columns"/"rows"). withdraw withdraws the signing
+  party's approval: no run is requested or recorded until it approves again. status and runs read the chain.`;
 
 /** The commands and subcommands, each with its usage text; `cloister <words> --help` prints it. */
 export const pipelineUsage = `Usage:
@@ -270,6 +277,7 @@ export const commandUsages: readonly { words: string; usage: string }[] = [
   { words: "collab create", usage: collabUsage },
   { words: "collab approve", usage: collabUsage },
   { words: "collab status", usage: collabUsage },
+  { words: "collab withdraw", usage: collabUsage },
   { words: "collab runs", usage: collabUsage },
   { words: "task", usage: taskUsage },
   { words: "task run", usage: taskUsage },

@@ -49,6 +49,7 @@ import { readDeployment } from "../chain/deployment-file.ts";
 import { startEnclave, type EnclaveClient } from "../enclave/client.ts";
 import { relayHostSchema } from "../enclave/net/frames.ts";
 import { createNetRelay } from "./net-relay.ts";
+import { listenerWaiters } from "./collab-driver.ts";
 import { openKuboStore } from "../storage/kubo-store.ts";
 import { hostEventTypes, isHostEventType, type HostEvent } from "./log.ts";
 import { NodeCapacityError, runCapacity, type RunCapacity } from "./capacity.ts";
@@ -197,12 +198,17 @@ async function main(): Promise<number> {
     process.once("disconnect", onSignal);
   });
 
+  // The clean-room driver waits for the relay's report of the compute enclave's listener.
+  const listeners = listenerWaiters();
   const relay = createNetRelay({
     privateDestinations: cfg.relay.privateDestinations,
     inbound: {
       bindHost: cfg.relay.bindHost,
       ...(cfg.relay.advertiseHost !== undefined ? { advertiseHost: cfg.relay.advertiseHost } : {}),
-      onListening: (l) => report({ event: "enclave-listening", ...l }),
+      onListening: (l) => {
+        listeners.report(l);
+        report({ event: "enclave-listening", ...l });
+      },
     },
   });
   const enclave = await startEnclave({ dataDir: join(cfg.dataDir, "enclave"), attestation: { provider: "sim", pkiDir: cfg.simPkiDir }, relay });
@@ -228,6 +234,7 @@ async function main(): Promise<number> {
     newHeads: heads,
     concurrency: cfg.concurrency,
     http: cfg.httpPort === undefined ? undefined : { port: cfg.httpPort },
+    collab: { nextListener: listeners.next },
     onEvent: (host) => {
       if (!cfg.reportedEvents || cfg.reportedEvents.has(host.type)) report({ event: "host", host, at: performance.timeOrigin + performance.now() });
     },

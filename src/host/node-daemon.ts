@@ -17,6 +17,7 @@ import { postOffer, withdrawOffer, type PostOfferParams } from "../chain/actions
 import type { WriterClient } from "../chain/clients.ts";
 import type { EnclaveClient } from "../enclave/client.ts";
 import { PipelineScheduler } from "./pipeline-scheduler.ts";
+import { CollabDriver, type CollabDriverOptions } from "./collab-driver.ts";
 import { PipelineHostError, runPipelineOnce, type PipelineRunContext, type PipelineRunOutcome } from "./pipeline-run.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { cacheGets } from "../storage/cached-gets.ts";
@@ -73,6 +74,8 @@ export interface NodeDaemonOptions {
   http?: { port: number; host?: string; crawlStaleAfterMs?: number };
   /** The pipeline scheduler (pipeline-scheduler.ts), on when the deployment has Pipelines; false turns it off. */
   pipelines?: { pollIntervalMs?: number; failoverAfterMs?: number } | false;
+  /** Runs its parties' sides of clean-room runs requested on chain (collab-driver.ts), when the deployment has Collaborations and the relay takes inbound connections. */
+  collab?: Pick<CollabDriverOptions, "nextListener" | "pollIntervalMs" | "peerTimeoutMs">;
 }
 
 /** An offer the node posts for its enclave at start (postOffer); price in `token` units. */
@@ -209,6 +212,16 @@ export class NodeDaemon {
     this.#startWatching(await writer.getBlockNumber({ cacheTime: 0 }));
     await this.#startHttpServer();
     this.#startPipelineScheduler();
+    this.#startCollabDriver();
+  }
+
+  #collabDriver: CollabDriver | undefined;
+
+  #startCollabDriver(): void {
+    const { deployment, writer, store, enclave, collab, dataDir } = this.#options;
+    if (!deployment.collaborations || !collab) return;
+    this.#collabDriver = new CollabDriver({ ...collab, writer, contract: deployment.collaborations, store, enclave, fromBlock: deployment.deployBlock, dataDir, log: this.log });
+    this.#collabDriver.start();
   }
 
   #pipelineScheduler: PipelineScheduler | undefined;
@@ -416,7 +429,7 @@ export class NodeDaemon {
 
   async stop(): Promise<void> {
     this.#shutdown.abort(new Error("the node daemon is stopping"));
-    await Promise.all([this.#pipelineScheduler?.stop(), this.#follower?.stop(), this.#keeper?.stop(), this.#registration?.stop()]);
+    await Promise.all([this.#pipelineScheduler?.stop(), this.#collabDriver?.stop(), this.#follower?.stop(), this.#keeper?.stop(), this.#registration?.stop()]);
     await this.#offerUpdates;
     await this.#http?.close();
     await this.#options.enclave.close();

@@ -1,7 +1,7 @@
-/** `cloister collab create | approve | status | runs` against a running devnet (`devnet up`), as a user runs them. */
+/** `cloister collab create | approve | run | withdraw | status | runs` against a running devnet (`devnet up`, one node per party), as users run them. */
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { cp, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -25,7 +25,7 @@ async function cloister(args: string[]): Promise<{ code: number; stdout: string;
 }
 const lastJson = (text: string) => JSON.parse(text.trim().split("\n").at(-1)!) as Record<string, unknown>;
 
-test("collab create, approve by each party, status and runs on a running devnet; run <id> there is refused as not built", async () => {
+test("collab create, approve with each party's node, run <id> by the nodes: rows delivered and verified; a withdrawn approval stops the next run", async () => {
   const dir = await mkdtemp(join(tmpdir(), "cloister-collab-net-"));
   dirs.push(dir);
   await cp(example, dir, { recursive: true });
@@ -35,13 +35,21 @@ test("collab create, approve by each party, status and runs on a running devnet;
   file.parties[1]!.account = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
   await writeFile(join(dir, "collaboration.json"), JSON.stringify(file));
   const netDir = join(dir, "net");
-  const devnet = spawn(process.execPath, [cli, "devnet", "up", "--nodes", "1", "--dir", netDir, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CLOISTER_PROGRESS: "" } });
+  const devnet = spawn(process.execPath, [cli, "devnet", "up", "--nodes", "2", "--dir", netDir, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CLOISTER_PROGRESS: "" } });
   const exited = new Promise<number | null>((resolve) => devnet.once("exit", (code) => resolve(code)));
+  // The nodes' enclave signers, as `devnet up` prints them: each party runs its side on one of them.
+  const signers: string[] = [];
   try {
     await new Promise<void>((resolve, reject) => {
-      createInterface({ input: devnet.stdout }).on("line", (line) => line === "ready" && resolve());
+      createInterface({ input: devnet.stdout }).on("line", (line) => {
+        const node = /^\s*node (\d+)\s.*signer (0x[0-9a-fA-F]{40})/.exec(line);
+        if (node) signers[Number(node[1])] = node[2]!;
+        if (line === "ready") resolve();
+      });
       void exited.then((code) => reject(new Error(`devnet up exited (${code}) before ready`)));
     });
+    assert.equal(signers.length, 2, "devnet up names both nodes' enclaves");
+    const collabFile = join(dir, "collaboration.json");
     const created = await cloister(["collab", "create", join(dir, "collaboration.json"), "--network", netDir, "--account", "0", "--json"]);
     assert.equal(created.code, 0, created.stderr);
     const { collaboration: id, recipientKeyFile } = lastJson(created.stdout) as { collaboration: string; recipientKeyFile: string };
@@ -53,6 +61,7 @@ test("collab create, approve by each party, status and runs on a running devnet;
     assert.deepEqual(before.parties.map((p) => p.approved), [false, false]);
     assert.equal(before.maxRuns, 10);
 
+    // The retailer (compute and recipient) approves without a node first: a run cannot be requested yet.
     assert.equal((await cloister(["collab", "approve", id, "--network", netDir, "--account", "0"])).code, 0);
     const notParty = await cloister(["collab", "approve", id, "--network", netDir, "--account", "2"]);
     assert.equal(notParty.code, 2);
@@ -60,14 +69,59 @@ test("collab create, approve by each party, status and runs on a running devnet;
     const wrongName = await cloister(["collab", "approve", id, "--party", "retailer", "--file", join(dir, "collaboration.json"), "--network", netDir, "--account", "1"]);
     assert.equal(wrongName.code, 2);
     assert.match(wrongName.stderr, /not the signing account's party/);
-    assert.equal((await cloister(["collab", "approve", id, "--party", "bank", "--file", join(dir, "collaboration.json"), "--network", netDir, "--account", "1"])).code, 0);
+    const bank = await cloister(["collab", "approve", id, "--party", "bank", "--file", collabFile, "--node", signers[1]!, "--network", netDir, "--account", "1", "--json"]);
+    assert.equal(bank.code, 0, bank.stderr);
+    assert.equal(lastJson(bank.stdout).node, signers[1]);
+    // The bank's run kit on IPFS carries its descriptors sealed to its node's enclave: no path, type or table name in clear.
+    const ipfs = (JSON.parse(await readFile(join(netDir, "network.json"), "utf8")) as { endpoints: { ipfs: string } }).endpoints.ipfs;
+    const kit = await (await fetch(`${ipfs}/api/v0/cat?arg=${lastJson(bank.stdout).kit as string}`, { method: "POST" })).text();
+    const parsed = JSON.parse(kit) as { format: string; party: number; datasets: string };
+    assert.deepEqual([parsed.format, parsed.party], ["cloister-collab-kit/v1", 1]);
+    assert.ok(parsed.datasets.length > 0);
+    for (const clear of ["cards.parquet", "parquet", "\"cards\""]) assert.ok(!kit.includes(clear), `the kit shows ${clear} in clear`);
     const after = lastJson((await cloister(["collab", "status", id, "--network", netDir, "--json"])).stdout) as { approved: boolean };
     assert.equal(after.approved, true);
     assert.deepEqual(lastJson((await cloister(["collab", "runs", id, "--network", netDir, "--json"])).stdout).runs, []);
+    const early = await cloister(["collab", "run", id, "--network", netDir, "--account", "0"]);
+    assert.equal(early.code, 1);
+    assert.match(early.stderr, /NodesNotAssigned/);
+    // Its approval stands: --node only assigns its node (the compute enclave), with the recipient key beside the file.
+    const retailer = await cloister(["collab", "approve", id, "--party", "retailer", "--file", collabFile, "--node", signers[0]!, "--network", netDir, "--account", "0", "--json"]);
+    assert.equal(retailer.code, 0, retailer.stderr);
+    assert.equal(lastJson(retailer.stdout).gasUsed, "0");
 
-    const run = await cloister(["collab", "run", id, "--network", netDir, "--account", "0"]);
-    assert.equal(run.code, 2);
-    assert.match(run.stderr, /not built yet/);
+    const run = await cloister(["collab", "run", id, "--key", recipientKeyFile, "--network", netDir, "--account", "0", "--json"]);
+    assert.equal(run.code, 0, run.stderr);
+    const out = lastJson(run.stdout) as { collaboration: string; run: number; columns: string[]; rows: unknown[][]; suppressed: number; provenance: string; verified: boolean };
+    assert.equal(out.collaboration, id);
+    assert.equal(out.run, 1);
+    assert.equal(out.verified, true);
+    assert.deepEqual(out.columns, ["category", "customers", "total"]);
+    // The groups the embedded run delivers from the example's data (test/cli/collab-run.test.ts), each of at least 5 customers.
+    assert.deepEqual(out.rows.map((r) => r[0]), ["books", "electronics", "garden"]);
+    assert.ok(out.rows.every((r) => Number(r[1]) >= 5), JSON.stringify(out.rows));
+    assert.equal(out.suppressed, 1);
+    assert.match(out.provenance, /^baf/);
+    const runs = lastJson((await cloister(["collab", "runs", id, "--network", netDir, "--json"])).stdout).runs as { run: number; rowsDelivered: string }[];
+    assert.deepEqual(runs.map((r) => [r.run, r.rowsDelivered]), [[1, "3"]]);
+    // The recipient party's node keeps the sealed result; the bank's does not.
+    const kept = await readdir(join(netDir, "nodes", "0", "collab-results"));
+    assert.equal(kept.length, 1);
+    await assert.rejects(readdir(join(netDir, "nodes", "1", "collab-results")));
+
+    // Without the recipient's key the run is verified but shows no rows.
+    const bankRun = await cloister(["collab", "run", id, "--network", netDir, "--account", "1", "--json"]);
+    assert.equal(bankRun.code, 0, bankRun.stderr);
+    const bankOut = lastJson(bankRun.stdout);
+    assert.equal(bankOut.run, 2);
+    assert.equal(bankOut.verified, true);
+    assert.equal(bankOut.rows, undefined);
+
+    assert.equal((await cloister(["collab", "withdraw", id, "--network", netDir, "--account", "1"])).code, 0);
+    const stopped = await cloister(["collab", "run", id, "--key", recipientKeyFile, "--network", netDir, "--account", "0"]);
+    assert.equal(stopped.code, 1);
+    assert.match(stopped.stderr, /NotApprovedByAll/);
+    assert.equal((lastJson((await cloister(["collab", "status", id, "--network", netDir, "--json"])).stdout) as { runs: number }).runs, 2);
   } finally {
     devnet.kill("SIGINT");
     await exited;

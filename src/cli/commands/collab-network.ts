@@ -1,8 +1,7 @@
 /**
- * `cloister collab create | approve | status | runs` against a running network (--network / --account, like
- * the task commands). They act on the chain only. `collab run <id>` against a running network is not built:
- * a run needs every party's node to relay a job to its enclave, and the node daemons have no clean-room relay
- * yet; `cloister collab run <file>` runs one on an embedded network.
+ * `cloister collab create | approve | run | status | runs` against a running network (--network / --account,
+ * like the task commands). `approve --node` also assigns the party's node (collab-network-run.ts), and
+ * `run <id>` requests a run that the parties' node daemons carry out (src/host/collab-driver.ts).
  */
 import { chmod, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
@@ -11,6 +10,7 @@ import { manifestDigest, TASK_ROLE } from "../../attestation/manifest/index.ts";
 import { readCollaboration } from "../../chain/actions/read-collaboration.ts";
 import { readCollaborationTerms } from "../../chain/actions/read-collaboration-terms.ts";
 import { readRuns } from "../../chain/actions/read-runs.ts";
+import { withdrawApproval } from "../../chain/actions/withdraw-approval.ts";
 import { onChainMeasurement } from "../../chain/actions/register-enclave.ts";
 import { toHex } from "../../crypto/bytes.ts";
 import { generateHpkeKeyPair } from "../../crypto/hpke.ts";
@@ -20,6 +20,7 @@ import { epsilonFromFixed, epsilonToFixed, manifestRoleId, queryDigest, termsHas
 import { loadCollabFile } from "../../sdk/collab/file.ts";
 import { approveAsParty, createOnChain, type CollabNetwork } from "../../sdk/collab/run.ts";
 import { connectToNetwork } from "../../devnet/remote-client.ts";
+import { assignPartyNode, requestAndAwaitRun } from "./collab-network-run.ts";
 import { UsageError } from "../errors.ts";
 import { connectFromFlags, networkParseOptions, resolveNetwork, signerParseOptions } from "../network-options.ts";
 import { printJson } from "../output.ts";
@@ -29,11 +30,8 @@ export async function collabNetworkCommand(sub: string, argv: string[]): Promise
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { ...networkParseOptions, ...signerParseOptions, party: { type: "string" }, file: { type: "string" }, json: { type: "boolean", default: false }, "data-dir": { type: "string" }, quiet: { type: "boolean", default: false } },
+    options: { ...networkParseOptions, ...signerParseOptions, party: { type: "string" }, file: { type: "string" }, node: { type: "string" }, key: { type: "string" }, timeout: { type: "string" }, json: { type: "boolean", default: false }, "data-dir": { type: "string" }, quiet: { type: "boolean", default: false } },
   });
-  if (sub === "run") {
-    throw new UsageError("'cloister collab run <id>' against a running network is not built yet: the node daemons have no clean-room relay. 'cloister collab run <file>' runs a collaboration on an embedded network");
-  }
   if (positionals.length !== 1) throw new UsageError(`collab ${sub} takes one ${sub === "create" ? "collaboration file" : "collaboration id"}\n\n${collabUsage}`);
   // Reading needs no key of the user's: status and runs connect with the network's default (read-only use).
   const network = sub === "status" || sub === "runs" ? await readOnly(values) : await connectFromFlags(values);
@@ -43,6 +41,7 @@ export async function collabNetworkCommand(sub: string, argv: string[]): Promise
     const reader = network.writer;
     if (sub === "create") return await create(positionals[0]!, values, { network, contract });
     const id = parseId(positionals[0]!);
+    if (sub === "run") return await requestAndAwaitRun(id, values, { network, contract, manifest: (await resolveNetwork(values)).manifest });
     if (sub === "approve") {
       const { terms } = await readCollaborationTerms(reader, contract, id);
       const me = network.writer.account.address;
@@ -55,9 +54,22 @@ export async function collabNetworkCommand(sub: string, argv: string[]): Promise
       const net = collabNetwork(network, contract);
       const account = network.writer.account;
       if (account.type !== "local") throw new UsageError("collab approve signs with a local key: --account i or CLOISTER_PRIVATE_KEY");
-      const gasUsed = await approveAsParty(net, { account, writer: network.writer }, id, terms, termsHash(terms));
-      if (values.json) printJson({ collaboration: hexId(id), party: index, account: me, gasUsed, approved: true });
-      else process.stdout.write(`party ${index} (${me}) approved collaboration ${hexId(id)} (gas ${gasUsed})\n`);
+      if (values.node !== undefined && values.file === undefined) throw new UsageError("--node seals the party's datasets to its node's enclave: add --file <collaboration.json> (the file it was created from)");
+      // With --node, a party whose approval stands only assigns its node.
+      const standing = ((await readCollaboration(reader, contract, id)).approvals >> index) & 1;
+      const gasUsed = values.node !== undefined && standing ? 0n : await approveAsParty(net, { account, writer: network.writer }, id, terms, termsHash(terms));
+      const assigned = values.node === undefined ? undefined : await assignPartyNode(id, index, terms, { network, contract, manifest: (await resolveNetwork(values)).manifest, node: values.node, file: values.file!, key: values.key });
+      if (values.json) printJson({ collaboration: hexId(id), party: index, account: me, gasUsed, approved: true, ...(assigned ? { node: assigned.enclave, kit: assigned.kitCid } : {}) });
+      else {
+        process.stdout.write(`party ${index} (${me}) approved collaboration ${hexId(id)}${gasUsed ? ` (gas ${gasUsed})` : " (its approval stood)"}\n`);
+        if (assigned) process.stdout.write(`its node: enclave ${assigned.enclave}; its datasets are sealed to that enclave in run kit ${assigned.kitCid}\n`);
+      }
+      return 0;
+    }
+    if (sub === "withdraw") {
+      const tx = await withdrawApproval(network.writer, contract, id);
+      if (values.json) printJson({ collaboration: hexId(id), account: network.writer.account.address, withdrawn: true, gasUsed: tx.gasUsed });
+      else process.stdout.write(`${network.writer.account.address} withdrew its approval of collaboration ${hexId(id)} (gas ${tx.gasUsed}); no run is requested or recorded until it approves again\n`);
       return 0;
     }
     if (sub === "status") {
@@ -178,6 +190,6 @@ function parseId(text: string): bigint {
   return BigInt(text);
 }
 
-function hexId(id: bigint): string {
+export function hexId(id: bigint): string {
   return `0x${id.toString(16).padStart(64, "0")}`;
 }

@@ -10,13 +10,14 @@ import { CollabRefusedError, isInputProblem } from "../../sdk/collab/errors.ts";
 import type { CollabStep } from "../../sdk/collab/run.ts";
 import { CloisterError } from "../../util/base-error.ts";
 import { UsageError } from "../errors.ts";
+import { networkParseOptions, signerParseOptions } from "../network-options.ts";
 import { printJson, silentReporter, stderrReporter, type Reporter } from "../output.ts";
 import { collabUsage } from "../usage.ts";
 
 export async function collabCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "run") return collabRun(rest);
-  if (sub === "create" || sub === "approve" || sub === "status" || sub === "runs") return (await import("./collab-network.ts")).collabNetworkCommand(sub, rest);
+  if (sub === "create" || sub === "approve" || sub === "withdraw" || sub === "status" || sub === "runs") return (await import("./collab-network.ts")).collabNetworkCommand(sub, rest);
   throw new UsageError(`unknown collab command '${sub ?? ""}'\n\n${collabUsage}`);
 }
 
@@ -24,7 +25,8 @@ async function collabRun(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { "data-dir": { type: "string" }, json: { type: "boolean", default: false }, quiet: { type: "boolean", default: false }, network: { type: "string" }, account: { type: "string" } },
+    // The network form's flags too (collab-network.ts parses them again).
+    options: { ...networkParseOptions, ...signerParseOptions, "data-dir": { type: "string" }, json: { type: "boolean", default: false }, quiet: { type: "boolean", default: false }, key: { type: "string" }, timeout: { type: "string" } },
   });
   if (positionals.length !== 1) throw new UsageError(`collab run takes exactly one collaboration file (or, with --network, a collaboration id)\n\n${collabUsage}`);
   if (values.network !== undefined || /^0x[0-9a-fA-F]+$/.test(positionals[0]!)) return (await import("./collab-network.ts")).collabNetworkCommand("run", argv);
@@ -79,7 +81,7 @@ export function reportStep(reporter: Reporter, s: CollabStep): void {
   }
 }
 
-function table(columns: readonly string[], rows: readonly (readonly unknown[])[]): string {
+export function table(columns: readonly string[], rows: readonly (readonly unknown[])[]): string {
   const cells = [columns.map(String), ...rows.map((r) => r.map((v) => (v === null ? "NULL" : String(v))))];
   const widths = columns.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
   return cells.map((r) => r.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");

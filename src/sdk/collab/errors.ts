@@ -1,7 +1,7 @@
 import { CloisterError, type CloisterErrorOptions } from "../../util/base-error.ts";
 
 /** What the host side of a clean-room run refuses before or after the enclaves (the enclaves' own refusals: CollabRefusedError). */
-export type CollabRunErrorCode = "COLLAB_NOT_DEPLOYED" | "COLLAB_NOT_APPROVED" | "COLLAB_MAX_RUNS" | "COLLAB_VERIFY_FAILED" | "COLLAB_UNKNOWN";
+export type CollabRunErrorCode = "COLLAB_NOT_DEPLOYED" | "COLLAB_NOT_APPROVED" | "COLLAB_MAX_RUNS" | "COLLAB_VERIFY_FAILED" | "COLLAB_UNKNOWN" | "COLLAB_RUN_TIMEOUT";
 export class CollabRunError extends CloisterError<CollabRunErrorCode> {}
 
 /**

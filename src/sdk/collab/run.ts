@@ -12,7 +12,6 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { getAddress, type Address, type Client, type Hex, type LocalAccount } from "viem";
-import { encodeEvidence } from "../../attestation/evidence-codec.ts";
 import { manifestDigest, type Manifest } from "../../attestation/manifest/index.ts";
 import { approveCollaboration } from "../../chain/actions/approve-collaboration.ts";
 import { createCollaboration } from "../../chain/actions/create-collaboration.ts";
@@ -20,7 +19,6 @@ import { readApprovals } from "../../chain/actions/read-approvals.ts";
 import { readCollaboration } from "../../chain/actions/read-collaboration.ts";
 import { readPartyState } from "../../chain/actions/read-collaboration.ts";
 import { readRuns } from "../../chain/actions/read-runs.ts";
-import { recordRun } from "../../chain/actions/record-run.ts";
 import { onChainMeasurement } from "../../chain/actions/register-enclave.ts";
 import type { WriterClient } from "../../chain/clients.ts";
 import { toHex } from "../../crypto/bytes.ts";
@@ -31,7 +29,6 @@ import type { JobOutcome } from "../../enclave/call-gate.ts";
 import type { EnclaveClient } from "../../enclave/client.ts";
 import type { CollabComputeParams, CollabPeer } from "../../enclave/jobs/collab-params.ts";
 import { EnclaveError } from "../../enclave/errors.ts";
-import { digestSet } from "../../protocol/anchor.ts";
 import {
   collabDatasetsDigest,
   collabDatasetsInfo,
@@ -46,10 +43,11 @@ import {
   type CollabBinding,
   type CollabResult,
 } from "../../protocol/collab-run.ts";
-import { approvalTypes, collaborationsDomain, epsilonToFixed, manifestRoleId, queryDigest, type CollaborationTerms, type RunReport } from "../../protocol/collaboration.ts";
+import { approvalTypes, collaborationsDomain, epsilonToFixed, manifestRoleId, queryDigest, type CollaborationTerms } from "../../protocol/collaboration.ts";
 import type { CollabComputePredicate } from "../../protocol/job-kinds.ts";
 import { verifyProvenance } from "../../protocol/provenance.ts";
 import type { BlobStore } from "../../storage/blob-store.ts";
+import { attestPeer, computePredicate, recordAndPublish } from "../../host/collab-peer.ts";
 import { CollabRefusedError, CollabRunError, type CollabRefusalCode } from "./errors.ts";
 import type { LoadedCollabFile } from "./file.ts";
 
@@ -142,26 +140,9 @@ export interface CollabRunOutcome {
 }
 
 /** The peer record the host introduces for `node`'s enclave: its keys, fresh evidence for its operator, the pinned manifest. */
-async function peerOf(net: CollabNetwork, node: CollabPartyNode, party: number): Promise<{ peer: CollabPeer; evidenceCid: string }> {
-  const id = node.enclave.identity;
+function peerOf(net: CollabNetwork, node: CollabPartyNode, party: number): Promise<{ peer: CollabPeer; evidenceCid: string }> {
   const freshness = toHex(crypto.getRandomValues(new Uint8Array(32)));
-  const { evidence } = await node.enclave.attest({ freshness, operator: node.writer.account.address });
-  const evidenceCid = await net.store.put(encodeEvidence(evidence, { signer: id.signer, hpkePublicKey: id.hpkePublicKey, provenanceKey: id.provenanceKey, tlsKey: id.tlsKey }));
-  return {
-    peer: {
-      party,
-      signer: id.signer,
-      hpkePublicKey: id.hpkePublicKey,
-      provenanceKey: id.provenanceKey,
-      tlsKey: id.tlsKey,
-      operator: node.writer.account.address,
-      freshness,
-      evidence,
-      manifest: JSON.stringify(net.manifest),
-      role: net.role,
-    },
-    evidenceCid,
-  };
+  return attestPeer(node.enclave, net.store, { party, operator: node.writer.account.address, freshness, manifest: JSON.stringify(net.manifest), role: net.role });
 }
 
 /** Turns an enclave's COLLAB_REFUSED ("CODE: message") into the typed refusal. */
@@ -280,28 +261,14 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
     }),
     computing,
   ]);
-  const statement = verifyProvenance(outcome.provenance.bytes, hexBytes(computeNode.enclave.identity.provenanceKey));
-  const predicate = (statement.predicate as unknown as Record<string, CollabComputePredicate>)["collab-compute"]!;
+  const predicate = computePredicate(outcome, computeNode.enclave.identity.provenanceKey);
   step({ step: "computed", rowsDelivered: predicate.rowsDelivered, rowsSuppressed: predicate.rowsSuppressed, epsilonSpent: predicate.epsilonSpent });
   const resultBlob = outcome.outputs[0]!;
 
-  // The compute party's node records the run; the chain checks the enclave, the approvals, maxRuns and the budget.
-  const report: RunReport = {
-    runId,
-    enclave: computeNode.enclave.identity.signer,
-    inputDigest: digestSet(predicate.datasets.map((d) => ({ name: `${d.party}/${d.name}`, digest: d.digest }))),
-    resultDigest: resultBlob.digest,
-    provenanceDigest: outcome.provenance.digest,
-    rowsDelivered: BigInt(predicate.rowsDelivered),
-    rowsSuppressed: BigInt(predicate.rowsSuppressed),
-    epsilonSpent: epsilonToFixed(predicate.epsilonSpent),
-  };
-  const recorded = await recordRun(computeNode.writer, net.contract, id, report, outcome.anchor.signature);
+  // The compute party's node records the run and publishes the provenance and the sealed result (ciphertext for the recipient).
+  const recorded = await recordAndPublish(computeNode.writer, net.store, { contract: net.contract, collaborationId: id, runId, signer: computeNode.enclave.identity.signer, outcome, predicate });
   step({ step: "recorded", runId, gasUsed: recorded.gasUsed });
-
-  // Published: the provenance and the sealed result (ciphertext for the recipient) under the CIDs the enclave computed.
-  const [provenanceCid, resultCid] = await Promise.all([net.store.put(outcome.provenance.bytes), net.store.put(resultBlob.bytes)]);
-  if (provenanceCid !== outcome.provenance.cid || resultCid !== resultBlob.cid) throw new CollabRunError("COLLAB_VERIFY_FAILED", "the store returned other CIDs than the enclave computed for the run's blobs");
+  const { provenanceCid, resultCid } = recorded;
 
   const checks = await verifyRun(net, { collaborationId: id, runId, provenance: outcome.provenance.bytes, result: resultBlob.bytes, computeProvenanceKey: computeNode.enclave.identity.provenanceKey, terms });
   if (loaded.recipientIndex < 0) {
