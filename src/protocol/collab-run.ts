@@ -13,6 +13,7 @@
  * between the enclaves (src/enclave/jobs/collab/transfer.ts).
  */
 import { encodeAbiParameters, type Address, type Hex } from "viem";
+import { z } from "zod";
 import { openStream, sealStream, generateDataKey } from "../crypto/aead-stream.ts";
 import { canonicalJsonBytes, type JsonValue } from "../crypto/canonical-json.ts";
 import { openWith, sealTo } from "../crypto/hpke.ts";
@@ -21,6 +22,7 @@ import { CloisterError } from "../util/base-error.ts";
 import { digestSet } from "./anchor.ts";
 import { tagged } from "./binding.ts";
 import { DOMAIN } from "./domains.ts";
+import { chainViewSchema } from "./operate.ts";
 
 export type CollabSealErrorCode = "COLLAB_BLOB_MALFORMED" | "COLLAB_BLOB_WRONG_BINDING";
 export class CollabSealError extends CloisterError<CollabSealErrorCode> {}
@@ -55,14 +57,47 @@ export function publicDescriptor(descriptor: Record<string, unknown>): Record<st
   }
 }
 
-/** digestSet over the party's datasets, each as SHA-256(tag || 0x00 || canonical JSON of its public descriptor): the terms' datasetsDigest. */
-export function collabDatasetsDigest(datasets: Record<string, Record<string, unknown>>): Hex {
-  return digestSet(
-    Object.entries(datasets).map(([name, descriptor]) => ({
-      name,
-      digest: sha256(Buffer.concat([Buffer.from(DOMAIN.collabDataset), Buffer.from([0]), Buffer.from(canonicalJsonBytes(publicDescriptor(descriptor) as JsonValue))])),
-    })),
-  );
+/** JSON-RPC endpoints a party trusts for the chain (the grants' chainViewSchema: a majority quorum, a finality depth). */
+export type CollabChainView = z.infer<typeof chainViewSchema>;
+
+/** What a party seals to its own enclave: its descriptors (credentials included) and the chain endpoints it trusts, if any. */
+export interface CollabPartyDatasets {
+  datasets: Record<string, Record<string, unknown>>;
+  chainView?: CollabChainView;
+}
+
+const taggedDigest = (tag: string, value: JsonValue) => sha256(Buffer.concat([Buffer.from(tag), Buffer.from([0]), Buffer.from(canonicalJsonBytes(value))]));
+
+/**
+ * The terms' datasetsDigest: digestSet over the party's datasets, each as SHA-256(tag || 0x00 || canonical JSON
+ * of its public descriptor), plus, when the party names chain endpoints, an entry "@chainView" (not a SQL
+ * identifier, so no dataset's name) over them: the terms bind the endpoints, so a host that re-seals the
+ * descriptors without them is refused. A party without endpoints has the digest it always had.
+ */
+export function collabDatasetsDigest(party: CollabPartyDatasets): Hex {
+  const entries = Object.entries(party.datasets).map(([name, descriptor]) => ({ name, digest: taggedDigest(DOMAIN.collabDataset, publicDescriptor(descriptor) as JsonValue) }));
+  if (party.chainView) entries.push({ name: "@chainView", digest: taggedDigest(DOMAIN.collabChainView, party.chainView as JsonValue) });
+  return digestSet(entries);
+}
+
+/** The plaintext a party seals to its enclave (collabDatasetsInfo). */
+export function encodePartyDatasets(party: CollabPartyDatasets): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ datasets: party.datasets, ...(party.chainView ? { chainView: party.chainView } : {}) }));
+}
+
+const partyDatasetsSchema = z.object({ datasets: z.record(z.string(), z.record(z.string(), z.unknown())), chainView: chainViewSchema.optional() }).strict();
+
+/** Parses what encodePartyDatasets made; anything else is COLLAB_BLOB_MALFORMED. */
+export function decodePartyDatasets(plain: Uint8Array, what: string): CollabPartyDatasets {
+  let parsed;
+  try {
+    parsed = partyDatasetsSchema.safeParse(JSON.parse(new TextDecoder().decode(plain)));
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed?.success) throw new CollabSealError("COLLAB_BLOB_MALFORMED", `${what} are not {"datasets": {...}, "chainView"?: {endpoints, quorum, finalityDepth}}: sealed by an older release, or altered`);
+  const { datasets, chainView } = parsed.data;
+  return { datasets, ...(chainView ? { chainView } : {}) };
 }
 
 function bindingAbi(b: CollabBinding): Hex {

@@ -19,8 +19,10 @@ export const DOMAIN = {
   /** Digest of a collaboration's output policy and of a party's (credential-free) dataset descriptor (src/protocol/collab-run.ts). */
   collabPolicy: "cloister/collab-policy/v1",
   collabDataset: "cloister/collab-dataset/v1",
-  /** HPKE info of a party's dataset descriptors (with credentials) sealed to its own enclave. */
-  collabDatasets: "cloister/collab-datasets/v1",
+  /** Digest of the chain endpoints a party trusts (an entry of its datasetsDigest when it names them). */
+  collabChainView: "cloister/collab-chain-view/v1",
+  /** HPKE info of a party's sealed datasets ({datasets, chainView?}, descriptors with credentials) sealed to its own enclave. */
+  collabDatasets: "cloister/collab-datasets/v2",
   /** HPKE info of a recipient table's url (credentials included) sealed to the compute enclave. */
   collabDelivery: "cloister/collab-delivery/v1",
   /** HPKE info / AAD of a run's result sealed by the compute enclave to the recipient. */

@@ -77,11 +77,14 @@ const collabDatasetRecord = z
   .strict();
 /** The collaboration a clean-room job belongs to. */
 const collabRecord = { chainId: decimal, contract: address, collaborationId: decimal, runId: z.number().int().positive(), termsHash: hex32 };
+/** The block a party's enclave proved the collaboration's state at (approvals, runs, budget), chosen by a quorum of the party's own endpoints; absent when it named none. */
+const collabProvedAt = z.object({ number: decimal, hash: hex32, timestamp: decimal, chosenBy: z.literal("party-endpoints") }).strict().optional();
 
 /** A clean-room partner: which collaboration and run, its party, the datasets it read and sent, and the compute enclave it sealed them to. */
 export const collabPartnerPredicateSchema = z
-  .object({ ...collabRecord, party: z.number().int().nonnegative(), datasets: z.array(collabDatasetRecord), computeEnclave: z.object({ signer: address, measurement: z.string() }).strict() })
+  .object({ ...collabRecord, party: z.number().int().nonnegative(), datasets: z.array(collabDatasetRecord), computeEnclave: z.object({ signer: address, measurement: z.string() }).strict(), provedAt: collabProvedAt })
   .strict();
+export type CollabPartnerPredicate = z.infer<typeof collabPartnerPredicateSchema>;
 
 /** A clean-room run: the approved query and policy, every party's datasets and enclave, what was delivered and suppressed, epsilon spent. */
 export const collabComputePredicateSchema = z
@@ -97,6 +100,7 @@ export const collabComputePredicateSchema = z
     /** Decimal epsilon this run spent ("0" without DP). */
     epsilonSpent: z.string(),
     recipient: z.object({ descriptor: z.string(), pin: hex32 }).strict(),
+    provedAt: collabProvedAt,
   })
   .strict();
 export type CollabComputePredicate = z.infer<typeof collabComputePredicateSchema>;

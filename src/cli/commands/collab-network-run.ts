@@ -23,6 +23,7 @@ import { COLLAB_KIT_FORMAT, encodeCollabDocument, type CollabKit } from "../../p
 import {
   collabDatasetsDigest,
   collabDatasetsInfo,
+  encodePartyDatasets,
   collabDeliveryInfo,
   collabResultInfo,
   decodeCollabResult,
@@ -67,7 +68,7 @@ export async function assignPartyNode(id: bigint, index: number, terms: Collabor
   }
   const loaded = await loadCollabFile(c.file);
   const party = loaded.file.parties[index]!;
-  if (collabDatasetsDigest(party.datasets) !== terms.parties[index]!.datasetsDigest) throw new UsageError(`${party.name}'s datasets in ${c.file} are not the ones this collaboration's terms name: it was created from another file`);
+  if (collabDatasetsDigest(party) !== terms.parties[index]!.datasetsDigest) throw new UsageError(`${party.name}'s datasets in ${c.file} are not the ones this collaboration's terms name: it was created from another file`);
   const binding: CollabBinding = { chainId: BigInt(network.deployment.chainId), contract, collaborationId: id };
   const enclaveKey = fromHex(record.hpkePublicKey);
   const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
@@ -89,7 +90,7 @@ export async function assignPartyNode(id: bigint, index: number, terms: Collabor
     manifest: JSON.stringify(c.manifest),
     role: TASK_ROLE,
     baseDir: loaded.baseDir,
-    datasets: base64(await sealCollabBlob(enclaveKey, collabDatasetsInfo(binding, index), utf8(JSON.stringify(party.datasets)))),
+    datasets: base64(await sealCollabBlob(enclaveKey, collabDatasetsInfo(binding, index), encodePartyDatasets(party))),
     ...(recipientKey ? { recipientKey } : {}),
     ...("postgres" in recipient && index === terms.computeParty
       ? { delivery: base64(await sealCollabBlob(enclaveKey, collabDeliveryInfo(binding), utf8(JSON.stringify({ url: recipient.postgres, table: recipient.table })))) }

@@ -144,7 +144,7 @@ async function create(path: string, values: { json?: boolean } & Parameters<type
       measurement: i === loaded.computeIndex ? onChainMeasurement(`0x${measurement.replace(/^0x/, "")}`) : zeroHash,
       manifestDigest: manifestDigest(manifest),
       manifestRole: manifestRoleId(TASK_ROLE),
-      datasetsDigest: collabDatasetsDigest(p.datasets),
+      datasetsDigest: collabDatasetsDigest(p),
     })),
     computeParty: loaded.computeIndex,
     queryDigest: queryDigest(loaded.file.query),
@@ -179,7 +179,7 @@ async function partyIndex(party: string, file: string | undefined, terms: Collab
   const loaded = await loadCollabFile(file);
   const i = loaded.file.parties.findIndex((p) => p.name === party);
   if (i < 0) throw new UsageError(`--party ${party} is not a party of ${file} (${loaded.file.parties.map((p) => p.name).join(", ")})`);
-  if (collabDatasetsDigest(loaded.file.parties[i]!.datasets) !== terms.parties[i]?.datasetsDigest) {
+  if (collabDatasetsDigest(loaded.file.parties[i]!) !== terms.parties[i]?.datasetsDigest) {
     throw new UsageError(`${party}'s datasets in ${file} are not the ones this collaboration's terms name: it was created from another file`);
   }
   return i;

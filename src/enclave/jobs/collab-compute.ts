@@ -23,6 +23,7 @@ import { serialize } from "node:v8";
 import { createMessageStream } from "../net/messages.ts";
 import type { LoadedDataset } from "./collab/datasets.ts";
 import { loadOwnDatasets, MAX_TRANSFER_MESSAGE, receiveDatasets } from "./collab/transfer.ts";
+import { proveCollabState, type CollabProvedAt } from "./collab/chain-state.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
 import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
 import type { JobModule } from "./job-module.ts";
@@ -33,6 +34,8 @@ interface AuthorizedCompute {
   descriptors: Record<string, Record<string, unknown>>;
   delivery: Delivery;
   epsilonSpentBefore: number;
+  /** Where the compute party's own chain endpoints proved the collaboration's state, when it named them. */
+  provedAt?: CollabProvedAt;
 }
 
 interface RunCounts {
@@ -82,13 +85,13 @@ async function authorizeCompute(ctx: Parameters<typeof openDatasets>[0], p: Coll
   for (const peer of p.partners) partners.push({ party: peer.party, ...(await verifyPeer(checked, peer, peer.party)) });
   // The query and the budget, before any data is read.
   await checkQueryUnderPolicy(checked);
-  const epsilonSpentBefore = Number(p.epsilonSpentBefore) / 1e6;
-  if (policy.dp) {
-    if (epsilonToFixed(policy.dp.budget) !== terms.dpBudget) throw new CollabJobError("COLLAB_POLICY_MISMATCH", `the policy's DP budget ${policy.dp.budget} is not the terms' ${epsilonFromFixed(terms.dpBudget)}`);
-    chargeEpsilon(policy.dp, epsilonSpentBefore, 1);
-  }
-  const descriptors = await openDatasets(ctx, checked, terms.computeParty, p.datasets);
-  return { checked, partners, descriptors, delivery, epsilonSpentBefore };
+  if (policy.dp && epsilonToFixed(policy.dp.budget) !== terms.dpBudget) throw new CollabJobError("COLLAB_POLICY_MISMATCH", `the policy's DP budget ${policy.dp.budget} is not the terms' ${epsilonFromFixed(terms.dpBudget)}`);
+  const opened = await openDatasets(ctx, checked, terms.computeParty, p.datasets);
+  // With endpoints of its own, the compute party's enclave proves the approvals and runs, and takes the epsilon spent from the chain, not from its host.
+  const proven = opened.chainView ? await proveCollabState(opened.chainView, checked, p.runId, p.collaboration.partyNames) : undefined;
+  const epsilonSpentBefore = Number(proven ? proven.dpSpent : p.epsilonSpentBefore) / 1e6;
+  if (policy.dp) chargeEpsilon(policy.dp, epsilonSpentBefore, 1);
+  return { checked, partners, descriptors: opened.datasets, delivery, epsilonSpentBefore, ...(proven ? { provedAt: proven.provedAt } : {}) };
 }
 
 async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: CollabComputeParams, a: AuthorizedCompute) {
@@ -162,6 +165,7 @@ async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: Collab
       rowsSuppressed: result.suppressed,
       epsilonSpent: epsilonFromFixed(epsilonSpent),
       recipient: { descriptor: terms.recipient, pin: terms.recipientPin.toLowerCase() as Hex },
+      ...(a.provedAt ? { provedAt: a.provedAt } : {}),
     },
   };
 }
@@ -220,7 +224,7 @@ async function receiveAll(net: NonNullable<Parameters<typeof openDatasets>[0]["n
   });
   timeout.catch(() => {});
   try {
-    const own = loadOwnDatasets(instance, names[checked.terms.computeParty]!, a.descriptors, p.baseDir, reserve);
+    const own = loadOwnDatasets(instance, names[checked.terms.computeParty]!, a.descriptors, p.baseDir, reserve, net);
     const partners = [...pending.values()].map((e) => e.promise);
     const all = await Promise.race([Promise.all([own, ...partners]), failed, timeout]);
     return all.flat();

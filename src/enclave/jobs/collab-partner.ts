@@ -18,6 +18,7 @@ import { collaborationsDomainName } from "../../protocol/collaboration.ts";
 import { collabRecordPart, type CollabPartnerParams } from "./collab-params.ts";
 import { createMessageStream } from "../net/messages.ts";
 import { MAX_TRANSFER_MESSAGE, sendDatasets } from "./collab/transfer.ts";
+import { proveCollabState, type CollabProvedAt } from "./collab/chain-state.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
 import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
 import type { JobModule } from "./job-module.ts";
@@ -26,6 +27,8 @@ interface AuthorizedPartner {
   checked: CheckedCollaboration;
   compute: { signer: `0x${string}`; measurement: string };
   descriptors: Record<string, Record<string, unknown>>;
+  /** Where the party's own chain endpoints proved the collaboration's state, when it named them. */
+  provedAt?: CollabProvedAt;
 }
 
 /** The name under which a party's dataset enters digest sets and provenance. */
@@ -44,8 +47,10 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
       if (p.runId < 1 || p.runId > terms.maxRuns) throw new CollabJobError("COLLAB_TERMS_INVALID", `run ${p.runId} is outside the terms' 1..${terms.maxRuns} runs`);
       await checkQueryUnderPolicy(checked);
       const compute = await verifyPeer(checked, p.compute, terms.computeParty);
-      const descriptors = await openDatasets(ctx, checked, p.party, p.datasets);
-      return { checked, compute, descriptors };
+      const opened = await openDatasets(ctx, checked, p.party, p.datasets);
+      // With endpoints of its own, the party's enclave proves the approvals stand before it reads a row.
+      const proven = opened.chainView ? await proveCollabState(opened.chainView, checked, p.runId, p.collaboration.partyNames) : undefined;
+      return { checked, compute, descriptors: opened.datasets, ...(proven ? { provedAt: proven.provedAt } : {}) };
     }),
   execute: (ctx, p, a) =>
     reportingRefusals(async () => {
@@ -57,7 +62,7 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
         await tlsPeerParty(a.checked, conn.peer!, [p.compute]);
         const stream = createMessageStream(conn.socket, { maxMessageBytes: MAX_TRANSFER_MESSAGE });
         const header = { v: 1 as const, collaborationId: p.collaboration.id.toString(), runId: p.runId, party: p.party, termsHash: a.checked.termsHash };
-        const sent = await sendDatasets(stream, header, party, a.descriptors, p.baseDir);
+        const sent = await sendDatasets(stream, header, party, a.descriptors, p.baseDir, ctx.net);
         const inputs = sent.map((d) => ({ name: datasetInputName(party, d.name), digest: d.digest as Hex }));
         anchorInputs.set(p, { inputs, termsHash: a.checked.termsHash });
         const datasets = sent.map((d) => ({ party, name: d.name, digest: d.digest.toLowerCase() as Hex, rows: d.rowCount, ...(d.of === "file" ? { of: "file" as const } : {}) }));
@@ -73,6 +78,7 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
             party: p.party,
             datasets,
             computeEnclave: { signer: getAddress(a.compute.signer), measurement: a.compute.measurement },
+            ...(a.provedAt ? { provedAt: a.provedAt } : {}),
           },
         };
       } finally {

@@ -11,9 +11,10 @@ import { z } from "zod";
 import { toHex, fromHex } from "../../crypto/bytes.ts";
 import type { PipelineSpec } from "../../protocol/pipeline-package.ts";
 import { openDataset, writeRows } from "../connectors/index.ts";
+import { databaseEndpoint } from "../connectors/endpoint.ts";
 import { parseNatsDestination } from "../connectors/descriptor.ts";
 import { writeNatsRows } from "../connectors/nats-write.ts";
-import type { ConnectorNetwork, ReadSummary } from "../connectors/types.ts";
+import type { ReadSummary } from "../connectors/types.ts";
 import type { RunMarker } from "../connectors/write.ts";
 import { PipelineRunError } from "./errors.ts";
 import { parseFileDestination, writeFileRows } from "./file-destination.ts";
@@ -50,21 +51,6 @@ export interface PipelineRunResult {
   cursorState: Uint8Array;
   /** True when an earlier attempt had loaded this run: nothing was written now. */
   resumed: boolean;
-}
-
-/**
- * A postgres source or destination may name `pin` (hex SHA-256 of the server certificate's DER): the
- * connection then goes through the enclave's network with TLS terminating here and that certificate pinned
- * (connectors.md); without the enclave's network such an endpoint is refused rather than opened in the clear.
- */
-export function databaseEndpoint<T extends { type: string }>(descriptor: T, net: EnclaveNet | undefined): { descriptor: T; network?: ConnectorNetwork } {
-  const { pin, ...rest } = descriptor as T & { pin?: unknown };
-  if (pin === undefined) return { descriptor };
-  if (descriptor.type !== "postgres" || typeof pin !== "string" || !/^[0-9a-fA-F]{64}$/.test(pin)) {
-    throw new PipelineRunError("PIPELINE_BAD_DESTINATION", `"pin" (the hex SHA-256 of the server certificate) is for postgres sources and destinations (mysql and nats over the enclave network are not built)`);
-  }
-  if (!net) throw new PipelineRunError("PIPELINE_BAD_DESTINATION", "a pinned postgres connection needs the enclave's network (the host's relay); refusing to connect without TLS");
-  return { descriptor: rest as T, network: { net, pin: { kind: "certificate", sha256: pin } } };
 }
 
 export async function runPipeline(spec: PipelineSpec, options: PipelineRunOptions): Promise<PipelineRunResult> {

@@ -8,7 +8,9 @@ import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { parseDescriptor } from "../../enclave/connectors/index.ts";
+import { splitPin } from "../../enclave/connectors/endpoint.ts";
 import { parseOutputPolicy, type OutputPolicy } from "../../enclave/cleanroom/policy.ts";
+import { chainViewSchema } from "../../protocol/operate.ts";
 import { CloisterError } from "../../util/base-error.ts";
 
 export class CollabFileError extends CloisterError<"COLLAB_FILE_INVALID"> {}
@@ -20,7 +22,7 @@ const tableName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "must be a p
 export const collabFileSchema = z.strictObject({
   name: z.string().min(1).max(200),
   parties: z
-    .array(z.strictObject({ name, account: z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be the party's 0x address (it signs the approval)").optional(), datasets: z.record(tableName, z.record(z.string(), z.unknown())).refine((d) => Object.keys(d).length > 0, "needs at least one dataset") }))
+    .array(z.strictObject({ name, account: z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be the party's 0x address (it signs the approval)").optional(), datasets: z.record(tableName, z.record(z.string(), z.unknown())).refine((d) => Object.keys(d).length > 0, "needs at least one dataset"), chainView: chainViewSchema.optional() }))
     .min(2, "a collaboration needs at least 2 parties")
     .max(32),
   compute: name,
@@ -91,7 +93,7 @@ export function parseCollabFile(json: unknown, path: string): LoadedCollabFile {
       if (tables.has(table.toLowerCase())) throw new CollabFileError("COLLAB_FILE_INVALID", `${path}: dataset "${table}" is named by two parties; dataset names are the query's tables and must be unique`);
       tables.add(table.toLowerCase());
       try {
-        parseDescriptor(descriptor);
+        parseDescriptor(splitPin(descriptor).descriptor);
       } catch (e) {
         throw new CollabFileError("COLLAB_FILE_INVALID", `${path}: parties.${party.name}.datasets.${table}: ${(e as Error).message}`, { cause: e });
       }

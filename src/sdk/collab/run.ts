@@ -32,6 +32,7 @@ import { EnclaveError } from "../../enclave/errors.ts";
 import {
   collabDatasetsDigest,
   collabDatasetsInfo,
+  encodePartyDatasets,
   collabPolicyDigest,
   collabResultInfo,
   decodeCollabResult,
@@ -41,10 +42,11 @@ import {
   collabDeliveryInfo,
   sealCollabBlob,
   type CollabBinding,
+  type CollabPartyDatasets,
   type CollabResult,
 } from "../../protocol/collab-run.ts";
 import { approvalTypes, collaborationsDomain, epsilonToFixed, manifestRoleId, queryDigest, type CollaborationTerms } from "../../protocol/collaboration.ts";
-import type { CollabComputePredicate } from "../../protocol/job-kinds.ts";
+import type { CollabComputePredicate, CollabPartnerPredicate } from "../../protocol/job-kinds.ts";
 import { verifyProvenance } from "../../protocol/provenance.ts";
 import type { BlobStore } from "../../storage/blob-store.ts";
 import { attestPeer, computePredicate, recordAndPublish } from "../../host/collab-peer.ts";
@@ -78,7 +80,7 @@ export interface CollabNetwork {
 export type CollabStep =
   | { step: "created"; collaborationId: bigint; gasUsed: bigint }
   | { step: "approved"; party: string; gasUsed: bigint }
-  | { step: "partner-sealed"; party: string; datasets: CollabComputePredicate["datasets"] }
+  | { step: "partner-sealed"; party: string; datasets: CollabComputePredicate["datasets"]; provedAt?: CollabPartnerPredicate["provedAt"] }
   | { step: "computed"; rowsDelivered: number; rowsSuppressed: number; epsilonSpent: string }
   | { step: "recorded"; runId: number; gasUsed: bigint }
   | { step: "delivered"; party: string; path: string };
@@ -93,7 +95,7 @@ export function buildTerms(loaded: LoadedCollabFile, nodes: readonly CollabParty
       measurement: onChainMeasurement(`0x${nodes[i]!.enclave.identity.measurement}`),
       manifestDigest: manifestDigest(net.manifest),
       manifestRole: manifestRoleId(net.role),
-      datasetsDigest: collabDatasetsDigest(p.datasets),
+      datasetsDigest: collabDatasetsDigest(p),
     })),
     computeParty: loaded.computeIndex,
     queryDigest: queryDigest(file.query),
@@ -165,7 +167,16 @@ export interface RunOptions {
   /** How long the compute enclave waits for every partner's rows (120 s by default). */
   partnerTimeoutMs?: number;
   /** Overrides, for tests that play a misbehaving host: what the compute job is handed instead of the honest value. */
-  tamper?: { impostor?: { party: number; enclave: EnclaveClient }; recipientKey?: Uint8Array; recipientUrl?: string; terms?: CollaborationTerms; skipStateCheck?: boolean; approvals?: { nonce: bigint; signature: Hex }[] };
+  tamper?: {
+    impostor?: { party: number; enclave: EnclaveClient };
+    recipientKey?: Uint8Array;
+    recipientUrl?: string;
+    terms?: CollaborationTerms;
+    skipStateCheck?: boolean;
+    approvals?: { nonce: bigint; signature: Hex }[];
+    /** What the host seals to party `party`'s enclave instead of the party's own datasets (and chain endpoints). */
+    sealedAs?: { party: number; datasets: CollabPartyDatasets };
+  };
 }
 
 export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promise<CollabRunOutcome> {
@@ -197,7 +208,9 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
   const peers = await Promise.all(nodes.map((n, i) => peerOf(net, n, i)));
   // Each party seals its own descriptors (credentials included) to its own enclave: its host carries ciphertext.
   const sealedDatasets = await Promise.all(
-    nodes.map((n, i) => sealCollabBlob(hexBytes(n.enclave.identity.hpkePublicKey), collabDatasetsInfo(binding, i), new TextEncoder().encode(JSON.stringify(loaded.file.parties[i]!.datasets)))),
+    nodes.map((n, i) =>
+      sealCollabBlob(hexBytes(n.enclave.identity.hpkePublicKey), collabDatasetsInfo(binding, i), encodePartyDatasets(o.tamper?.sealedAs?.party === i ? o.tamper.sealedAs.datasets : loaded.file.parties[i]!)),
+    ),
   );
 
   const partnerIndexes = nodes.map((_, i) => i).filter((i) => i !== computeIndex);
@@ -234,7 +247,7 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
       const impostor = o.tamper?.impostor?.party === i ? o.tamper.impostor.enclave : undefined;
       try {
         const datasets = impostor
-          ? await sealCollabBlob(hexBytes(impostor.identity.hpkePublicKey), collabDatasetsInfo(binding, i), new TextEncoder().encode(JSON.stringify(loaded.file.parties[i]!.datasets)))
+          ? await sealCollabBlob(hexBytes(impostor.identity.hpkePublicKey), collabDatasetsInfo(binding, i), encodePartyDatasets(loaded.file.parties[i]!))
           : sealedDatasets[i]!;
         partner = await (impostor ?? nodes[i]!.enclave).runJob({
           kind: "collab-partner",
@@ -245,8 +258,8 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
         throw refusal(e, name);
       }
       const statement = verifyProvenance(partner.provenance.bytes, hexBytes((impostor ?? nodes[i]!.enclave).identity.provenanceKey));
-      const part = (statement.predicate as unknown as Record<string, { datasets: CollabComputePredicate["datasets"] }>)["collab-partner"]!;
-      step({ step: "partner-sealed", party: name, datasets: part.datasets });
+      const part = (statement.predicate as unknown as Record<string, CollabPartnerPredicate>)["collab-partner"]!;
+      step({ step: "partner-sealed", party: name, datasets: part.datasets, ...(part.provedAt ? { provedAt: part.provedAt } : {}) });
     }),
   );
   partnersDone.catch(() => {});

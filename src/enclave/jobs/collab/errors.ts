@@ -16,7 +16,10 @@ export type CollabJobErrorCode =
   | "COLLAB_TRANSFER_INVALID"
   | "COLLAB_RECIPIENT_PIN_MISMATCH"
   | "COLLAB_DELIVERY_FAILED"
-  | "COLLAB_DATASET_NAME";
+  | "COLLAB_DATASET_NAME"
+  | "COLLAB_CHAIN_UNPROVEN"
+  | "COLLAB_RUN_RECORDED"
+  | "COLLAB_MAX_RUNS";
 
 export class CollabJobError extends CloisterError<CollabJobErrorCode> {}
 

@@ -19,6 +19,8 @@ import { createHash } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
 import { ConnectorError, openDataset, parseDescriptor, type Column, type ColumnType, type Row } from "../../connectors/index.ts";
 import { resolveFilePath } from "../../connectors/duckdb-file.ts";
+import { databaseEndpoint } from "../../connectors/endpoint.ts";
+import type { EnclaveNet } from "../../net/connect.ts";
 import type { MessageStream } from "../../net/messages.ts";
 import { BATCH_ROWS, TableLoader, type LoadedDataset } from "./datasets.ts";
 import { CollabJobError } from "./errors.ts";
@@ -44,9 +46,10 @@ export async function sendDatasets(
   party: string,
   descriptors: Record<string, Record<string, unknown>>,
   baseDir: string | undefined,
+  net?: EnclaveNet,
 ): Promise<LoadedDataset[]> {
   const sources: Source[] = [];
-  for (const [name, descriptor] of Object.entries(descriptors)) sources.push(await openSource(name, descriptor, baseDir));
+  for (const [name, descriptor] of Object.entries(descriptors)) sources.push(await openSource(name, descriptor, baseDir, net));
   await stream.send(serialize({ ...header, datasets: sources.map((x) => ({ name: x.name, columns: x.columns, ...(x.kind === "file" ? { of: "file" } : {}) })) }));
   const sent: LoadedDataset[] = [];
   for (const [d, source] of sources.entries()) {
@@ -163,26 +166,27 @@ async function receiveInto(stream: MessageStream, connection: DuckDBConnection, 
 }
 
 /** The compute party's own datasets: read through the connectors inside this enclave, loaded as they are read. */
-export async function loadOwnDatasets(instance: DuckDBInstance, party: string, descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, reserve: (name: string) => void): Promise<LoadedDataset[]> {
+export async function loadOwnDatasets(instance: DuckDBInstance, party: string, descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, reserve: (name: string) => void, net?: EnclaveNet): Promise<LoadedDataset[]> {
   const out: LoadedDataset[] = [];
   const connection = await instance.connect();
   try {
-    await loadInto(connection, out, party, descriptors, baseDir, reserve);
+    await loadInto(connection, out, party, descriptors, baseDir, reserve, net);
   } finally {
     connection.closeSync();
   }
   return out;
 }
 
-async function loadInto(connection: DuckDBConnection, out: LoadedDataset[], party: string, descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, reserve: (name: string) => void): Promise<void> {
-  for (const [name, descriptor] of Object.entries(descriptors)) {
+async function loadInto(connection: DuckDBConnection, out: LoadedDataset[], party: string, descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, reserve: (name: string) => void, net: EnclaveNet | undefined): Promise<void> {
+  for (const [name, pinned] of Object.entries(descriptors)) {
     reserve(name);
+    const { descriptor, network } = databaseEndpoint(pinned, net);
     const parsed = parseDescriptor(descriptor);
     if ((parsed.type === "csv" || parsed.type === "parquet") && parsed.cursor === undefined) {
       out.push(await loadFileInPlace(connection, party, name, parsed.type, resolveFilePath(parsed.path, baseDir)));
       continue;
     }
-    const reader = await openDataset(descriptor, { ...(baseDir ? { baseDir } : {}), batchSize: BATCH_ROWS });
+    const reader = await openDataset(descriptor, { ...(baseDir ? { baseDir } : {}), ...(network ? { network } : {}), batchSize: BATCH_ROWS });
     const loader = await TableLoader.begin(connection, name, reader.columns);
     for await (const rows of reader) loader.append(rows);
     await loader.finish();
@@ -233,7 +237,8 @@ const columnarTypes: Partial<Record<DuckDBTypeId, ColumnType>> = {
  * is read by DuckDB and sent column by column (its digest: SHA-256 of the file's bytes, `of: "file"`); any
  * other source through its connector, row by row (the connector's row digest).
  */
-async function openSource(name: string, descriptor: Record<string, unknown>, baseDir: string | undefined): Promise<Source> {
+async function openSource(name: string, pinned: Record<string, unknown>, baseDir: string | undefined, net: EnclaveNet | undefined): Promise<Source> {
+  const { descriptor, network } = databaseEndpoint(pinned, net);
   const parsed = parseDescriptor(descriptor);
   if ((parsed.type === "csv" || parsed.type === "parquet") && parsed.cursor === undefined) {
     const path = resolveFilePath(parsed.path, baseDir);
@@ -259,6 +264,6 @@ async function openSource(name: string, descriptor: Record<string, unknown>, bas
       close();
     }
   }
-  const reader = await openDataset(descriptor, { ...(baseDir ? { baseDir } : {}), batchSize: BATCH_ROWS });
+  const reader = await openDataset(descriptor, { ...(baseDir ? { baseDir } : {}), ...(network ? { network } : {}), batchSize: BATCH_ROWS });
   return { kind: "rows", name, columns: reader.columns, reader };
 }

@@ -11,7 +11,7 @@ import { verifyEvidence } from "../../../attestation/verify.ts";
 import { onChainMeasurement } from "../../../chain/actions/register-enclave.ts";
 import { fromHex } from "../../../crypto/bytes.ts";
 import { enclaveReportData } from "../../../protocol/binding.ts";
-import { collabDatasetsDigest, collabDatasetsInfo, collabPolicyDigest, openCollabBlob, type CollabBinding } from "../../../protocol/collab-run.ts";
+import { collabDatasetsDigest, collabDatasetsInfo, collabPolicyDigest, decodePartyDatasets, openCollabBlob, type CollabBinding, type CollabPartyDatasets } from "../../../protocol/collab-run.ts";
 import { approvalTypes, collaborationsDomain, manifestRoleId, queryDigest, termsHash, type CollaborationTerms } from "../../../protocol/collaboration.ts";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { parseOutputPolicy, type OutputPolicy } from "../../cleanroom/policy.ts";
@@ -119,25 +119,27 @@ export async function verifyPeer(checked: CheckedCollaboration, peer: CollabPeer
   return { signer: peer.signer, measurement: claims.measurement };
 }
 
-/** The party's descriptors (credentials included), sealed to this enclave, checked against the terms' datasetsDigest. */
-export async function openDatasets(ctx: EnclaveContext, checked: CheckedCollaboration, party: number, sealed: Uint8Array): Promise<Record<string, Record<string, unknown>>> {
-  const plain = await openCollabBlob(ctx.keys.hpke.privateKey, collabDatasetsInfo(checked.binding, party), sealed, `party ${party}'s sealed dataset descriptors`);
-  let datasets: Record<string, Record<string, unknown>>;
+/**
+ * The party's descriptors (credentials included) and the chain endpoints it trusts, if any, sealed to this
+ * enclave, checked against the terms' datasetsDigest (which binds the endpoints too).
+ */
+export async function openDatasets(ctx: EnclaveContext, checked: CheckedCollaboration, party: number, sealed: Uint8Array): Promise<CollabPartyDatasets> {
+  const what = `party ${party}'s sealed dataset descriptors`;
+  const plain = await openCollabBlob(ctx.keys.hpke.privateKey, collabDatasetsInfo(checked.binding, party), sealed, what);
+  let opened: CollabPartyDatasets;
   try {
-    datasets = JSON.parse(new TextDecoder().decode(plain)) as Record<string, Record<string, unknown>>;
+    opened = decodePartyDatasets(plain, what);
   } finally {
     plain.fill(0);
   }
-  if (typeof datasets !== "object" || datasets === null || Object.keys(datasets).length === 0) {
-    throw new CollabJobError("COLLAB_DATASETS_MISMATCH", `party ${party}'s sealed descriptors are not a non-empty object of datasets`);
+  if (Object.keys(opened.datasets).length === 0) throw new CollabJobError("COLLAB_DATASETS_MISMATCH", `party ${party}'s sealed descriptors name no dataset`);
+  if (collabDatasetsDigest(opened).toLowerCase() !== checked.terms.parties[party]!.datasetsDigest.toLowerCase()) {
+    throw new CollabJobError("COLLAB_DATASETS_MISMATCH", `party ${party}'s dataset descriptors (and chain endpoints) are not the ones the terms name (datasetsDigest ${checked.terms.parties[party]!.datasetsDigest})`);
   }
-  if (collabDatasetsDigest(datasets).toLowerCase() !== checked.terms.parties[party]!.datasetsDigest.toLowerCase()) {
-    throw new CollabJobError("COLLAB_DATASETS_MISMATCH", `party ${party}'s dataset descriptors are not the ones the terms name (datasetsDigest ${checked.terms.parties[party]!.datasetsDigest})`);
-  }
-  for (const name of Object.keys(datasets)) {
+  for (const name of Object.keys(opened.datasets)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(name)) throw new CollabJobError("COLLAB_DATASET_NAME", `dataset name "${name}" is not a plain SQL identifier`);
   }
-  return datasets;
+  return opened;
 }
 
 /**

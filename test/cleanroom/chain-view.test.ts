@@ -1,0 +1,101 @@
+/**
+ * Standing approvals proved inside the enclaves: a party seals JSON-RPC endpoints it trusts with its datasets
+ * (the terms' datasetsDigest binds them); its enclave proves the collaboration's state from Collaborations'
+ * storage at a block a quorum of them agrees on, before it reads a row. A withdrawal the host hides (it replays
+ * the approvals from before it and skips its own check) is refused inside that party's enclave; a host that
+ * re-seals the descriptors without the endpoints is refused too. Without endpoints nothing changes (the
+ * withdrawal is then stopped at recordRun: two-parties.test.ts).
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { getBlock, getBlockNumber } from "viem/actions";
+import { readApprovals } from "../../src/chain/actions/read-approvals.ts";
+import { readRuns } from "../../src/chain/actions/read-runs.ts";
+import { withdrawApproval } from "../../src/chain/actions/withdraw-approval.ts";
+import { startChainRpcServer, type ChainRpcServer } from "../../src/chain/rpc-server.ts";
+import { collabDatasetsDigest } from "../../src/protocol/collab-run.ts";
+import { CollabRefusedError } from "../../src/sdk/collab/errors.ts";
+import type { CollabStep } from "../../src/sdk/collab/run.ts";
+import { created, exampleFile, load, run, startFixture, type CollabFixture } from "./fixture.ts";
+
+let fx: CollabFixture;
+let rpc: ChainRpcServer;
+before(async () => {
+  fx = await startFixture(["retailer", "bank"]);
+  rpc = await startChainRpcServer({ provider: fx.c.network.chain.provider });
+});
+after(async () => {
+  await rpc.close();
+  await fx.close();
+});
+
+/** The example, with the bank (the partner) naming the chain endpoint; the compute party names none. */
+const bankWithEndpoints = () =>
+  exampleFile((f) => {
+    (f.parties as Record<string, unknown>[])[1]!.chainView = { endpoints: [rpc.url], quorum: 1, finalityDepth: 0 };
+    f.limits = { partnerTimeoutMs: 3_000 };
+  });
+
+const refusedBy = (code: string, party: string, message: RegExp) => (e: unknown) => {
+  assert.ok(e instanceof CollabRefusedError, `expected the enclave's typed refusal, got ${String(e)}`);
+  assert.equal(e.code, code, e.message);
+  assert.equal(e.party, party);
+  assert.match(e.message, message);
+  return true;
+};
+
+describe("clean room, approvals proved in the enclave", () => {
+  test("the bank's enclave proves the approvals at a block its endpoint chose and records it; the endpoints are bound by the terms", async () => {
+    const loaded = load(fx, bankWithEndpoints());
+    const bank = loaded.file.parties[1]!;
+    const made = await created(fx, loaded);
+    assert.notEqual(made.terms.parties[1]!.datasetsDigest, collabDatasetsDigest({ datasets: bank.datasets }), "the endpoints are part of the bank's datasetsDigest");
+    assert.equal(made.terms.parties[0]!.datasetsDigest, collabDatasetsDigest({ datasets: loaded.file.parties[0]!.datasets }));
+    const steps: CollabStep[] = [];
+    const head = await getBlockNumber(fx.c.net.reader);
+    const out = await run(fx, made, { onStep: (s) => steps.push(s) });
+    assert.ok(out.result!.rows.length > 0);
+    const sealed = steps.find((s) => s.step === "partner-sealed");
+    assert.ok(sealed?.step === "partner-sealed" && sealed.provedAt, "the bank's provenance names the block it proved at");
+    assert.equal(sealed.provedAt.chosenBy, "party-endpoints");
+    assert.equal(BigInt(sealed.provedAt.number), head, "the endpoint's head (finality depth 0) at the time of the run");
+    assert.equal((await getBlock(fx.c.net.reader, { blockNumber: head })).hash, sealed.provedAt.hash);
+  });
+
+  test("a withdrawal the host hides (old approvals replayed, its own check skipped) is refused in the bank's enclave before a row is read", async () => {
+    const made = await created(fx, load(fx, bankWithEndpoints()));
+    const earlier = await readApprovals(fx.c.net.reader, fx.c.net.contract, made.collaborationId, made.terms.parties.map((p) => p.account));
+    await withdrawApproval(made.nodes[1]!.writer, fx.c.net.contract, made.collaborationId);
+    const withdrawnAt = await getBlockNumber(fx.c.net.reader);
+    const replayed = earlier.map((a) => ({ nonce: a!.nonce, signature: a!.signature }));
+    const carriedBefore = fx.carried.length;
+    const steps: CollabStep[] = [];
+    await assert.rejects(
+      run(fx, made, { onStep: (s) => steps.push(s), tamper: { skipStateCheck: true, approvals: replayed } }),
+      refusedBy("COLLAB_NOT_APPROVED", "bank", new RegExp(`party 1 \\(bank\\) withdrew its approval: it does not stand at block ${withdrawnAt}`)),
+    );
+    assert.equal(steps.filter((s) => s.step === "partner-sealed").length, 0, "the bank sent nothing");
+    // The bank's enclave never connected to the compute enclave: no relayed byte reached its listener.
+    assert.equal(fx.carried.slice(carriedBefore).filter((c) => c.destination.includes("->")).length, 0);
+    assert.equal((await readRuns(fx.c.net.reader, fx.c.net.contract, made.collaborationId)).length, 0);
+    // Let the compute enclave, which waited for the bank, give up before the next run on its node.
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
+  });
+
+  test("a host that re-seals the bank's descriptors without its endpoints is refused: the terms bind them", async () => {
+    const loaded = load(fx, bankWithEndpoints());
+    const made = await created(fx, loaded);
+    await assert.rejects(
+      run(fx, made, { tamper: { sealedAs: { party: 1, datasets: { datasets: loaded.file.parties[1]!.datasets } } } }),
+      refusedBy("COLLAB_DATASETS_MISMATCH", "bank", /chain endpoints/),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
+  });
+
+  test("endpoints that do not answer stop the run in the enclave that named them", async () => {
+    const made = await created(fx, load(fx, exampleFile((f) => {
+      (f.parties as Record<string, unknown>[])[0]!.chainView = { endpoints: ["http://127.0.0.1:9/"], quorum: 1, finalityDepth: 0 };
+    })));
+    await assert.rejects(run(fx, made), refusedBy("COLLAB_CHAIN_UNPROVEN", "retailer", /could not be proved from this party's chain endpoints/));
+  });
+});
