@@ -25,11 +25,11 @@ async function cloister(args: string[]): Promise<{ code: number; stdout: string;
 }
 const lastJson = (text: string) => JSON.parse(text.trim().split("\n").at(-1)!) as Record<string, unknown>;
 
-test("collab create, approve with each party's node, run <id> by the nodes: rows delivered and verified; a withdrawn approval stops the next run", async () => {
+test("collab create, approve with each party's node (the bank's with its own chain endpoint), run <id> by the nodes: rows delivered and verified; a withdrawn approval stops the next run", async () => {
   const dir = await mkdtemp(join(tmpdir(), "cloister-collab-net-"));
   dirs.push(dir);
   await cp(example, dir, { recursive: true });
-  const file = JSON.parse(await readFile(join(dir, "collaboration.json"), "utf8")) as { parties: { account?: string }[] };
+  const file = JSON.parse(await readFile(join(dir, "collaboration.json"), "utf8")) as { parties: { account?: string; chainView?: unknown }[] };
   // Devnet accounts 0 and 1 (the standard test mnemonic).
   file.parties[0]!.account = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
   file.parties[1]!.account = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
@@ -49,6 +49,10 @@ test("collab create, approve with each party's node, run <id> by the nodes: rows
       void exited.then((code) => reject(new Error(`devnet up exited (${code}) before ready`)));
     });
     assert.equal(signers.length, 2, "devnet up names both nodes' enclaves");
+    // The bank names the devnet's RPC as its chain endpoint: its node's enclave proves the approvals stand before it sends a row.
+    const rpc = (JSON.parse(await readFile(join(netDir, "network.json"), "utf8")) as { endpoints: { rpc: string } }).endpoints.rpc;
+    file.parties[1]!.chainView = { endpoints: [rpc], quorum: 1, finalityDepth: 0 };
+    await writeFile(join(dir, "collaboration.json"), JSON.stringify(file));
     const collabFile = join(dir, "collaboration.json");
     const created = await cloister(["collab", "create", join(dir, "collaboration.json"), "--network", netDir, "--account", "0", "--json"]);
     assert.equal(created.code, 0, created.stderr);
@@ -78,7 +82,7 @@ test("collab create, approve with each party's node, run <id> by the nodes: rows
     const parsed = JSON.parse(kit) as { format: string; party: number; datasets: string };
     assert.deepEqual([parsed.format, parsed.party], ["cloister-collab-kit/v1", 1]);
     assert.ok(parsed.datasets.length > 0);
-    for (const clear of ["cards.parquet", "parquet", "\"cards\""]) assert.ok(!kit.includes(clear), `the kit shows ${clear} in clear`);
+    for (const clear of ["cards.parquet", "parquet", "\"cards\"", rpc]) assert.ok(!kit.includes(clear), `the kit shows ${clear} in clear`);
     const after = lastJson((await cloister(["collab", "status", id, "--network", netDir, "--json"])).stdout) as { approved: boolean };
     assert.equal(after.approved, true);
     assert.deepEqual(lastJson((await cloister(["collab", "runs", id, "--network", netDir, "--json"])).stdout).runs, []);
