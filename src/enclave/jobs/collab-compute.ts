@@ -36,6 +36,7 @@ interface AuthorizedCompute {
   descriptors: Record<string, Record<string, unknown>>;
   delivery: Delivery;
   epsilonSpentBefore: number;
+  listening: PartnerListener;
 }
 
 interface RunCounts {
@@ -50,7 +51,20 @@ const runCounts = new WeakMap<CollabComputeParams, RunCounts>();
 export const collabComputeJob: JobModule<"collab-compute", CollabComputeParams, AuthorizedCompute> = {
   kind: "collab-compute",
   jobId: (p) => p.collaboration.id,
-  authorize: (ctx, p) => reportingRefusals(() => authorizeCompute(ctx, p)),
+  authorize: (ctx, p) =>
+    reportingRefusals(async () => {
+      if (!ctx.net) throw new CollabJobError("COLLAB_PEER_REFUSED", "this enclave has no network: partners cannot reach it");
+      // Listening before the checks: the partners' hosts learn the address and their enclaves make their own checks
+      // meanwhile. A connection is only handled in execute, once every check here passed (its peer is verified again
+      // then, against the partners attested below); a refusal here closes the listener.
+      const listening = await listenForPartners(ctx.net, p.partners);
+      try {
+        return { ...(await authorizeCompute(ctx, p)), listening };
+      } catch (e) {
+        await listening.listener.close();
+        throw e;
+      }
+    }),
   execute: (ctx, p, a) => reportingRefusals(() => executeCompute(ctx, p, a)),
   async anchor(ctx, p, run) {
     const counts = runCounts.get(p);
@@ -69,7 +83,7 @@ export const collabComputeJob: JobModule<"collab-compute", CollabComputeParams, 
   },
 };
 
-async function authorizeCompute(ctx: Parameters<typeof openDatasets>[0], p: CollabComputeParams): Promise<AuthorizedCompute> {
+async function authorizeCompute(ctx: Parameters<typeof openDatasets>[0], p: CollabComputeParams): Promise<Omit<AuthorizedCompute, "listening">> {
   const checked = await checkCollaboration(p.collaboration);
   const { terms, policy } = checked;
   if (p.runId < 1 || p.runId > terms.maxRuns) throw new CollabJobError("COLLAB_TERMS_INVALID", `run ${p.runId} is outside the terms' 1..${terms.maxRuns} runs: maxRuns is reached`);
@@ -98,9 +112,7 @@ async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: Collab
   const { checked } = a;
   const names = p.collaboration.partyNames;
   const me = ctx.keys.account.address;
-  if (!ctx.net) throw new CollabJobError("COLLAB_PEER_REFUSED", "this enclave has no network: partners cannot reach it");
-  // Listening first: the partners' hosts learn the address and their enclaves start their own checks while this one sets up.
-  const partners = await listenForPartners(ctx.net, p.partners);
+  const partners = a.listening;
   let instance;
   try {
     instance = await DuckDBInstance.create(":memory:", {
