@@ -20,6 +20,7 @@ import { runUnderPolicy } from "../cleanroom/run-query.ts";
 import { collabRecordPart, type CollabComputeParams } from "./collab-params.ts";
 import { datasetInputName } from "./collab-partner.ts";
 import { serialize } from "node:v8";
+import type { EvidenceVerifier } from "../../attestation/atls/certificate.ts";
 import type { EnclaveNet } from "../net/connect.ts";
 import type { NetError } from "../net/errors.ts";
 import type { EnclaveListener } from "../net/listen.ts";
@@ -202,11 +203,17 @@ interface PartnerListener {
   onRefused(handler: (e: NetError) => void): void;
 }
 
-/** Listens for the partners: mutual attested TLS through this host's relay, each peer's evidence checked under its pinned manifest. */
+/**
+ * Listens for the partners: mutual attested TLS through this host's relay, each peer's evidence checked under
+ * its pinned manifest. The verifier is made at the first handshake: the manifests are parsed (and refused with
+ * their reason) by authorize's checks, which may still be running.
+ */
 async function listenForPartners(net: EnclaveNet, partners: CollabComputeParams["partners"]): Promise<PartnerListener> {
   const early: NetError[] = [];
   let handler: ((e: NetError) => void) | undefined;
-  const listener = await net.listen({ peer: { kind: "attested", verify: tlsVerifier(partners) }, onRefused: (e) => (handler ? handler(e) : early.push(e)) });
+  let verifier: EvidenceVerifier | undefined;
+  const verify: EvidenceVerifier = (evidence, reportData) => (verifier ??= tlsVerifier(partners))(evidence, reportData);
+  const listener = await net.listen({ peer: { kind: "attested", verify }, onRefused: (e) => (handler ? handler(e) : early.push(e)) });
   return {
     listener,
     onRefused(h) {
