@@ -1,22 +1,26 @@
 /**
  * A clean-room run against plain DuckDB on the same data:
  *
- *   npm run bench -- clean-room [--rows N] [--parties P] [--json]
+ *   npm run bench -- clean-room [--rows N] [--parties P] [--runs R] [--json]
  *
  * P parties (default 2) with N generated, deterministic rows each (default 100,000) in parquet files: party 0
  * has purchases (customer_id, category, amount), party 1 cards (customer_id, tier), party k > 1 a table
  * extra_k (customer_id, score). The query joins them all on customer_id and groups by category.
  *
- * - plain: DuckDB in this process loads the same files into tables and runs the same query (no policy).
+ * - plain: a fresh in-memory DuckDB instance in this process loads every file into a table (CREATE TABLE AS
+ *   SELECT * FROM read_parquet) and runs the same query, its rows read into JS (no policy, no hashing).
  * - clean room: on an embedded network (one node and enclave process per party, already running, the
  *   collaboration created and approved), from the run's start to the verified result opened by the
- *   recipient: every party's enclave reads its file through the connector, partners seal their rows to the
- *   compute enclave, which loads them into DuckDB, runs the query under the policy and seals the result;
- *   the run is recorded on chain and the result delivered and checked.
+ *   recipient: every enclave checks the approvals, the query and its peers; the compute enclave loads its
+ *   own file in place; each partner reads its file and sends it as DuckDB vectors over mutual attested TLS
+ *   to the compute enclave, which loads them, runs the query under the policy and seals the result; the
+ *   run is recorded on chain and the result delivered and checked.
  *
- * Both are measured in the same process run, the plain one first and last (the mean is reported). Where the
- * clean room's time goes is reported from the run's steps (the partners' reads and transfers overlap the
- * compute enclave's own load, so the stages are wall-clock spans, not a sum of work). The last stdout line is one JSON object.
+ * Both are measured in the same process run, interleaved: plain, clean room, plain, ... plain (R clean-room
+ * runs after one warm-up, R + 1 plain runs); the medians are reported, and their ratio, so a change in the
+ * machine's load during the run moves both sides. Where the clean room's time goes is reported from the
+ * median run's steps (the partners' reads and transfers overlap the compute enclave's own load, so the
+ * stages are wall-clock spans, not a sum of work). The last stdout line is one JSON object.
  * Provisional: the machine's 2 cores are shared.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -28,11 +32,12 @@ import { createAndApprove, startCollabNetwork } from "../src/devnet/collab-embed
 import { parseCollabFile } from "../src/sdk/collab/file.ts";
 import { runCollaboration, type CollabStep } from "../src/sdk/collab/run.ts";
 
-const { values } = parseArgs({ options: { rows: { type: "string", default: "100000" }, parties: { type: "string", default: "2" }, json: { type: "boolean", default: false } } });
+const { values } = parseArgs({ options: { rows: { type: "string", default: "100000" }, parties: { type: "string", default: "2" }, runs: { type: "string", default: "3" }, json: { type: "boolean", default: false } } });
 const rows = Number(values.rows);
 const parties = Number(values.parties);
-if (!Number.isInteger(rows) || rows < 1 || !Number.isInteger(parties) || parties < 2 || parties > 8) {
-  process.stderr.write("--rows takes a positive integer, --parties an integer from 2 to 8\n");
+const runs = Number(values.runs);
+if (!Number.isInteger(rows) || rows < 1 || !Number.isInteger(parties) || parties < 2 || parties > 8 || !Number.isInteger(runs) || runs < 1 || runs > 50) {
+  process.stderr.write("--rows takes a positive integer, --parties an integer from 2 to 8, --runs an integer from 1 to 50\n");
   process.exit(2);
 }
 const log = (m: string) => process.stderr.write(`${m}\n`);
@@ -78,29 +83,37 @@ await writeFile(join(dir, "collaboration.json"), JSON.stringify(file));
 const loaded = parseCollabFile(file, join(dir, "collaboration.json"));
 
 log(`generated ${parties} parquet files of ${rows} rows (purchases) and ${customers} rows (the others) in ${dir}`);
-const plain1 = await plain();
-log(`plain DuckDB: ${plain1.ms.toFixed(0)} ms`);
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const plainMs: number[] = [];
+const measurePlain = async () => {
+  plainMs.push((await plain()).ms);
+  log(`plain DuckDB: ${plainMs.at(-1)!.toFixed(0)} ms`);
+};
+await measurePlain();
 log("starting the embedded network (one node and enclave process per party)");
 const c = await startCollabNetwork(loaded);
-let result;
-const marks: Record<string, number> = {};
+const cleanRoom: { ms: number; rows: number; suppressed: number; marks: Record<string, number> }[] = [];
 try {
   const made = await createAndApprove(c, loaded);
   // One warm-up run (not measured): the enclaves' first DuckDB instance and code paths.
   await runCollaboration(c.net, { ...made, loaded, nodes: c.nodes });
-  const started = performance.now();
-  const onStep = (s: CollabStep) => {
-    marks[s.step === "partner-sealed" ? `partner-sealed:${s.party}` : s.step] = performance.now() - started;
-  };
-  const out = await runCollaboration(c.net, { ...made, loaded, nodes: c.nodes, onStep });
-  const ms = performance.now() - started;
-  result = { ms, rows: out.result?.rows.length ?? 0, suppressed: out.result?.suppressed ?? 0 };
+  for (let r = 0; r < runs; r++) {
+    const marks: Record<string, number> = {};
+    const started = performance.now();
+    const onStep = (s: CollabStep) => {
+      marks[s.step === "partner-sealed" ? `partner-sealed:${s.party}` : s.step] = performance.now() - started;
+    };
+    const out = await runCollaboration(c.net, { ...made, loaded, nodes: c.nodes, onStep });
+    cleanRoom.push({ ms: performance.now() - started, rows: out.result?.rows.length ?? 0, suppressed: out.result?.suppressed ?? 0, marks });
+    log(`clean room: ${cleanRoom.at(-1)!.ms.toFixed(0)} ms`);
+    await measurePlain();
+  }
 } finally {
   await c.network.close();
 }
-const plain2 = await plain();
 await rm(dir, { recursive: true, force: true });
-const plainMs = (plain1.ms + plain2.ms) / 2;
+const result = cleanRoom.find((x) => x.ms === median(cleanRoom.map((y) => y.ms)))!;
+const marks = result.marks;
 const partnersDone = Math.max(...Object.entries(marks).filter(([k]) => k.startsWith("partner-sealed")).map(([, v]) => v));
 const stages = {
   // Attestation of every peer, the compute enclave's listener, each partner's read and aTLS stream, and (at the same time) the loads into DuckDB.
@@ -114,9 +127,12 @@ const summary = {
   benchmark: "clean-room",
   rows,
   parties,
-  plain_ms: Math.round(plainMs),
+  runs,
+  plain_ms: Math.round(median(plainMs)),
   clean_room_ms: Math.round(result.ms),
-  ratio: Math.round((result.ms / plainMs) * 100) / 100,
+  ratio: Math.round((result.ms / median(plainMs)) * 100) / 100,
+  plain_runs_ms: plainMs.map(Math.round),
+  clean_room_runs_ms: cleanRoom.map((x) => Math.round(x.ms)),
   delivered_rows: result.rows,
   suppressed: result.suppressed,
   stages,

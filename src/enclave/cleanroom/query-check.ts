@@ -3,7 +3,7 @@ import { CleanRoomPolicyError } from "./errors.ts";
 import type { CleanRoomPolicyErrorCode } from "./errors.ts";
 import { allowedAggregates } from "./policy.ts";
 import type { OutputPolicy } from "./policy.ts";
-import { functionKinds, parseSelect, shape } from "./sql-ast.ts";
+import { builtinFunctionKinds, parseSelect, shape } from "./sql-ast.ts";
 import type { AstNode } from "./sql-ast.ts";
 
 /**
@@ -234,7 +234,7 @@ export async function checkQuery(connection: DuckDBConnection, sql: string, poli
   if (((tree.cte_map as { map?: unknown[] }).map ?? []).length > 0) refuse("UNSUPPORTED_QUERY", "no CTEs", "WITH (common table expressions) is refused: the policy cannot prove a CTE aggregate");
   if (tree.qualify !== null || tree.sample !== null) refuse("UNSUPPORTED_QUERY", "no QUALIFY or sampling", "QUALIFY and USING SAMPLE are refused");
   if (tree.aggregate_handling !== "STANDARD_HANDLING") refuse("UNSUPPORTED_QUERY", "explicit GROUP BY", "GROUP BY ALL is refused: list the GROUP BY keys");
-  const checker = new Checker(policy, await functionKinds(connection));
+  const checker = new Checker(policy, await builtinFunctionKinds());
   const tables: BaseTable[] = [];
   checker.tables(tree.from_table, tables);
   checker.expression(tree.where_clause, "WHERE", false);

@@ -1,4 +1,5 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
+import { withParser } from "./parser.ts";
 import { CleanRoomPolicyError } from "./errors.ts";
 
 /**
@@ -40,17 +41,32 @@ export async function parseExpression(connection: DuckDBConnection, expression: 
   return (node.select_list as AstNode[])[0]!;
 }
 
-/** How DuckDB classifies each function name: scalar, aggregate, macro, table, ... */
-export async function functionKinds(connection: DuckDBConnection): Promise<ReadonlyMap<string, ReadonlySet<string>>> {
-  const reader = await connection.runAndReadAll("SELECT DISTINCT function_name, function_type FROM duckdb_functions()");
-  const kinds = new Map<string, Set<string>>();
-  for (const [name, type] of reader.getRows()) {
-    const key = String(name).toLowerCase();
-    const set = kinds.get(key) ?? new Set<string>();
-    set.add(String(type));
-    kinds.set(key, set);
-  }
-  return kinds;
+let builtins: Promise<ReadonlyMap<string, ReadonlySet<string>>> | undefined;
+
+/**
+ * How DuckDB classifies each built-in function name: scalar, aggregate, table, ... Read once per process
+ * (listing the functions takes DuckDB tens of ms) from the parser instance, which loads no extension: every
+ * instance of this library has these built-ins, and a name missing here (a macro, an extension's function)
+ * is refused by the checks, never taken for a built-in.
+ */
+export function builtinFunctionKinds(): Promise<ReadonlyMap<string, ReadonlySet<string>>> {
+  builtins ??= readBuiltins();
+  builtins.catch(() => (builtins = undefined));
+  return builtins;
+}
+
+function readBuiltins(): Promise<ReadonlyMap<string, ReadonlySet<string>>> {
+  return withParser(async (connection) => {
+    const reader = await connection.runAndReadAll("SELECT DISTINCT function_name, function_type FROM duckdb_functions()");
+    const kinds = new Map<string, Set<string>>();
+    for (const [name, type] of reader.getRows()) {
+      const key = String(name).toLowerCase();
+      const set = kinds.get(key) ?? new Set<string>();
+      set.add(String(type));
+      kinds.set(key, set);
+    }
+    return kinds;
+  });
 }
 
 /** A quoted SQL identifier. */

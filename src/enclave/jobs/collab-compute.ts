@@ -20,6 +20,10 @@ import { runUnderPolicy } from "../cleanroom/run-query.ts";
 import { collabRecordPart, type CollabComputeParams } from "./collab-params.ts";
 import { datasetInputName } from "./collab-partner.ts";
 import { serialize } from "node:v8";
+import type { EvidenceVerifier } from "../../attestation/atls/certificate.ts";
+import type { EnclaveNet } from "../net/connect.ts";
+import type { NetError } from "../net/errors.ts";
+import type { EnclaveListener } from "../net/listen.ts";
 import { createMessageStream } from "../net/messages.ts";
 import type { LoadedDataset } from "./collab/datasets.ts";
 import { loadOwnDatasets, MAX_TRANSFER_MESSAGE, receiveDatasets } from "./collab/transfer.ts";
@@ -36,6 +40,7 @@ interface AuthorizedCompute {
   epsilonSpentBefore: number;
   /** Where the compute party's own chain endpoints proved the collaboration's state, when it named them. */
   provedAt?: CollabProvedAt;
+  listening: PartnerListener;
 }
 
 interface RunCounts {
@@ -50,7 +55,20 @@ const runCounts = new WeakMap<CollabComputeParams, RunCounts>();
 export const collabComputeJob: JobModule<"collab-compute", CollabComputeParams, AuthorizedCompute> = {
   kind: "collab-compute",
   jobId: (p) => p.collaboration.id,
-  authorize: (ctx, p) => reportingRefusals(() => authorizeCompute(ctx, p)),
+  authorize: (ctx, p) =>
+    reportingRefusals(async () => {
+      if (!ctx.net) throw new CollabJobError("COLLAB_PEER_REFUSED", "this enclave has no network: partners cannot reach it");
+      // Listening before the checks: the partners' hosts learn the address and their enclaves make their own checks
+      // meanwhile. A connection is only handled in execute, once every check here passed (its peer is verified again
+      // then, against the partners attested below); a refusal here closes the listener.
+      const listening = await listenForPartners(ctx.net, p.partners);
+      try {
+        return { ...(await authorizeCompute(ctx, p)), listening };
+      } catch (e) {
+        await listening.listener.close();
+        throw e;
+      }
+    }),
   execute: (ctx, p, a) => reportingRefusals(() => executeCompute(ctx, p, a)),
   async anchor(ctx, p, run) {
     const counts = runCounts.get(p);
@@ -69,7 +87,7 @@ export const collabComputeJob: JobModule<"collab-compute", CollabComputeParams, 
   },
 };
 
-async function authorizeCompute(ctx: Parameters<typeof openDatasets>[0], p: CollabComputeParams): Promise<AuthorizedCompute> {
+async function authorizeCompute(ctx: Parameters<typeof openDatasets>[0], p: CollabComputeParams): Promise<Omit<AuthorizedCompute, "listening">> {
   const checked = await checkCollaboration(p.collaboration);
   const { terms, policy } = checked;
   if (p.runId < 1 || p.runId > terms.maxRuns) throw new CollabJobError("COLLAB_TERMS_INVALID", `run ${p.runId} is outside the terms' 1..${terms.maxRuns} runs: maxRuns is reached`);
@@ -98,12 +116,18 @@ async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: Collab
   const { checked } = a;
   const names = p.collaboration.partyNames;
   const me = ctx.keys.account.address;
-  if (!ctx.net) throw new CollabJobError("COLLAB_PEER_REFUSED", "this enclave has no network: partners cannot reach it");
-  const instance = await DuckDBInstance.create(":memory:", {
-    autoinstall_known_extensions: "false",
-    autoload_known_extensions: "false",
-    ...(p.memoryMb ? { memory_limit: `${p.memoryMb}MB` } : {}),
-  });
+  const partners = a.listening;
+  let instance;
+  try {
+    instance = await DuckDBInstance.create(":memory:", {
+      autoinstall_known_extensions: "false",
+      autoload_known_extensions: "false",
+      ...(p.memoryMb ? { memory_limit: `${p.memoryMb}MB` } : {}),
+    });
+  } catch (e) {
+    await partners.listener.close();
+    throw e;
+  }
   let result;
   let datasets: LoadedDataset[];
   try {
@@ -112,7 +136,7 @@ async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: Collab
       if (taken.has(name.toLowerCase())) throw new CollabJobError("COLLAB_DATASET_NAME", `two parties name a dataset "${name}": dataset names must be unique across the collaboration (they are the query's table names)`);
       taken.add(name.toLowerCase());
     };
-    datasets = await receiveAll(ctx.net, instance, p, a, reserve);
+    datasets = await receiveAll(partners, instance, p, a, reserve, ctx.net);
     const connection = await instance.connect();
     try {
       // From here the query sees only the loaded tables: no file, no network, no setting changes.
@@ -177,21 +201,51 @@ function cellOut(value: unknown): string | number | boolean | null {
   return String(value);
 }
 
+interface PartnerListener {
+  listener: EnclaveListener;
+  /** Refusals of inbound peers (those before the handler is set are kept for it). */
+  onRefused(handler: (e: NetError) => void): void;
+}
+
 /**
- * Listens for the partners (mutual attested TLS through this host's relay), loads the compute party's own
- * datasets meanwhile, and loads each partner's rows as they arrive. Every partner must connect and finish
- * within the timeout; a refused or failed peer fails the run.
+ * Listens for the partners: mutual attested TLS through this host's relay, each peer's evidence checked under
+ * its pinned manifest. The verifier is made at the first handshake: the manifests are parsed (and refused with
+ * their reason) by authorize's checks, which may still be running.
  */
-async function receiveAll(net: NonNullable<Parameters<typeof openDatasets>[0]["net"]>, instance: DuckDBInstance, p: CollabComputeParams, a: AuthorizedCompute, reserve: (name: string) => void): Promise<LoadedDataset[]> {
+async function listenForPartners(net: EnclaveNet, partners: CollabComputeParams["partners"]): Promise<PartnerListener> {
+  const early: NetError[] = [];
+  let handler: ((e: NetError) => void) | undefined;
+  let verifier: EvidenceVerifier | undefined;
+  const verify: EvidenceVerifier = (evidence, reportData) => (verifier ??= tlsVerifier(partners))(evidence, reportData);
+  const listener = await net.listen({ peer: { kind: "attested", verify }, onRefused: (e) => (handler ? handler(e) : early.push(e)) });
+  return {
+    listener,
+    onRefused(h) {
+      handler = h;
+      for (const e of early.splice(0)) h(e);
+    },
+  };
+}
+
+/**
+ * Loads the compute party's own datasets while the partners connect, and each partner's rows as they arrive.
+ * Every partner must connect and finish within the timeout; a refused or failed peer fails the run. Closes the listener.
+ * `net` reaches the compute party's own pinned database.
+ */
+async function receiveAll(
+  { listener, onRefused }: PartnerListener,
+  instance: DuckDBInstance,
+  p: CollabComputeParams,
+  a: AuthorizedCompute,
+  reserve: (name: string) => void,
+  net: EnclaveNet | undefined,
+): Promise<LoadedDataset[]> {
   const { checked } = a;
   const names = p.collaboration.partyNames;
   let fail!: (e: unknown) => void;
   const failed = new Promise<never>((_, reject) => (fail = reject));
   failed.catch(() => {});
-  const listener = await net.listen({
-    peer: { kind: "attested", verify: tlsVerifier(p.partners) },
-    onRefused: (e) => fail(new CollabJobError("COLLAB_PEER_REFUSED", `an inbound peer was refused before it could send rows (${e.code}): a partner's enclave is not the one the terms pin`)),
-  });
+  onRefused((e) => fail(new CollabJobError("COLLAB_PEER_REFUSED", `an inbound peer was refused before it could send rows (${e.code}): a partner's enclave is not the one the terms pin`)));
   const pending = new Map(p.partners.map((peer) => [peer.party, { resolve: (_: LoadedDataset[]) => {}, promise: undefined as unknown as Promise<LoadedDataset[]> }]));
   for (const entry of pending.values()) entry.promise = new Promise((resolve) => (entry.resolve = resolve));
   listener.onConnection(({ socket, peer }) => {

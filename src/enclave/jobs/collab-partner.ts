@@ -17,7 +17,7 @@ import type { CollabBinding } from "../../protocol/collab-run.ts";
 import { collaborationsDomainName } from "../../protocol/collaboration.ts";
 import { collabRecordPart, type CollabPartnerParams } from "./collab-params.ts";
 import { createMessageStream } from "../net/messages.ts";
-import { MAX_TRANSFER_MESSAGE, sendDatasets } from "./collab/transfer.ts";
+import { MAX_TRANSFER_MESSAGE, openSources, sendDatasets } from "./collab/transfer.ts";
 import { proveCollabState, type CollabProvedAt } from "./collab/chain-state.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
 import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
@@ -56,13 +56,24 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
     reportingRefusals(async () => {
       const party = p.collaboration.partyNames[p.party]!;
       if (!ctx.net) throw new CollabJobError("COLLAB_PEER_REFUSED", "this enclave has no network: it cannot reach the compute enclave");
-      // Mutual attested TLS: the compute enclave's certificate must carry evidence its pinned manifest accepts, for the key its verified evidence binds.
-      const conn = await ctx.net.connect({ ...p.computeAddress, pin: { kind: "attested", verify: tlsVerifier([p.compute]) } });
+      // The datasets open (a file is hashed, a reader or connection opened) while the connection is made; nothing is sent before the peer is verified.
+      const opening = openSources(a.descriptors, p.baseDir, ctx.net);
+      opening.catch(() => {});
+      const release = () => opening.then((s) => s.close(), () => {});
+      let conn;
       try {
+        // Mutual attested TLS: the compute enclave's certificate must carry evidence its pinned manifest accepts, for the key its verified evidence binds.
+        conn = await ctx.net.connect({ ...p.computeAddress, pin: { kind: "attested", verify: tlsVerifier([p.compute]) } });
         await tlsPeerParty(a.checked, conn.peer!, [p.compute]);
+      } catch (e) {
+        conn?.socket.destroy();
+        await release();
+        throw e;
+      }
+      try {
         const stream = createMessageStream(conn.socket, { maxMessageBytes: MAX_TRANSFER_MESSAGE });
         const header = { v: 1 as const, collaborationId: p.collaboration.id.toString(), runId: p.runId, party: p.party, termsHash: a.checked.termsHash };
-        const sent = await sendDatasets(stream, header, party, a.descriptors, p.baseDir, ctx.net);
+        const sent = await sendDatasets(stream, header, party, await opening);
         const inputs = sent.map((d) => ({ name: datasetInputName(party, d.name), digest: d.digest as Hex }));
         anchorInputs.set(p, { inputs, termsHash: a.checked.termsHash });
         const datasets = sent.map((d) => ({ party, name: d.name, digest: d.digest.toLowerCase() as Hex, rows: d.rowCount, ...(d.of === "file" ? { of: "file" as const } : {}) }));
@@ -83,6 +94,7 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
         };
       } finally {
         conn.socket.destroy();
+        await release();
       }
     }),
   async anchor(ctx, p, run) {

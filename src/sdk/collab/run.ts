@@ -179,6 +179,9 @@ export interface RunOptions {
   };
 }
 
+/** A partner's refusals that say only that the compute enclave cut it off: the compute enclave's reason is the cause. */
+const computeSideCodes: ReadonlySet<string> = new Set(["COLLAB_TRANSFER_INVALID", "NET_STREAM_CLOSED", "NET_CONNECT_FAILED", "NET_TLS_FAILED"]);
+
 export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promise<CollabRunOutcome> {
   const { collaborationId: id, loaded, nodes, terms } = o;
   const step = o.onStep ?? (() => {});
@@ -264,11 +267,12 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
   );
   partnersDone.catch(() => {});
   // The first refusal wins: a partner's (it refused the compute enclave, or its source) or the compute enclave's. A
-  // partner whose rows the compute enclave did not take, or whose stream it cut (it refused that partner on the TLS
-  // session), reports only that; the compute enclave's reason is the cause.
+  // partner whose rows the compute enclave did not take, whose stream it cut (it refused that partner on the TLS
+  // session), or that could not reach its listener (the compute enclave refused the run after it started listening
+  // and closed it), reports only that; the compute enclave's reason is the cause.
   const [, outcome] = await Promise.all([
     partnersDone.catch(async (e: unknown) => {
-      if (!(e instanceof CollabRefusedError && (e.code === "COLLAB_TRANSFER_INVALID" || e.code === "NET_STREAM_CLOSED"))) throw e;
+      if (!(e instanceof CollabRefusedError && computeSideCodes.has(e.code))) throw e;
       const cause = await Promise.race([computing.then(() => undefined, (c: unknown) => c), new Promise((resolve) => setTimeout(resolve, 5_000, undefined))]);
       throw cause ?? e;
     }),

@@ -77,21 +77,6 @@ export class TableLoader {
     this.rows += batch.length;
   }
 
-  /** Appends `n` rows given as columns (DuckDB vectors as plain values: bigint or number, boolean, string). */
-  appendColumns(cols: readonly (readonly unknown[])[], n: number): void {
-    const appender = this.#appender!;
-    const append = this.#append;
-    for (let r = 0; r < n; r++) {
-      for (let i = 0; i < append.length; i++) {
-        const cell = cols[i]![r];
-        if (cell === null || cell === undefined) appender.appendNull();
-        else append[i]!(cell);
-      }
-      appender.endRow();
-    }
-    this.rows += n;
-  }
-
   async finish(): Promise<void> {
     this.#appender!.closeSync();
     const select = this.#columns

@@ -5,7 +5,8 @@
  *
  *   partner -> compute   { v: 1, collaborationId, runId, party, termsHash, datasets: [{ name, columns }] }
  *                        { d, rows }                        batches of dataset d, in read order (a connector's rows)
- *                        { d, chunks: [{ n, cols }] }       or DuckDB vectors, column by column (a file read in place)
+ *                        { d, chunks: [{ n, cols }] }       or DuckDB vectors, column by column (a file read in place;
+ *                                                           its columns announced with their DuckDB type, `vector`)
  *                        { d, end: true, digest, rowCount } after dataset d's last batch
  *                        { done: true }
  *   compute -> partner   { ok: true } | { error: "<code>: <message>" }
@@ -17,14 +18,15 @@ import { deserialize, serialize } from "node:v8";
 import type { Hex } from "viem";
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
-import { ConnectorError, openDataset, parseDescriptor, type Column, type ColumnType, type Row } from "../../connectors/index.ts";
+import { ConnectorError, openDataset, parseDescriptor, type Column, type Row } from "../../connectors/index.ts";
 import { resolveFilePath } from "../../connectors/duckdb-file.ts";
 import { databaseEndpoint } from "../../connectors/endpoint.ts";
 import type { EnclaveNet } from "../../net/connect.ts";
 import type { MessageStream } from "../../net/messages.ts";
 import { BATCH_ROWS, TableLoader, type LoadedDataset } from "./datasets.ts";
 import { CollabJobError } from "./errors.ts";
-import { DuckDBInstance, DuckDBTypeId, type DuckDBConnection, type DuckDBResult } from "@duckdb/node-api";
+import { columnTypeOf, isVectorType, vectorTypeOf, VectorLoader, type VectorType } from "./vector-loader.ts";
+import { DuckDBInstance, type DuckDBConnection, type DuckDBResult } from "@duckdb/node-api";
 
 /** Largest message: one batch of BATCH_ROWS rows with wide text cells. */
 export const MAX_TRANSFER_MESSAGE = 64 * 1024 * 1024;
@@ -39,17 +41,35 @@ export interface TransferHeader {
 
 const columnTypes = new Set(["boolean", "integer", "float", "decimal", "text", "date", "timestamp", "json", "bytes"]);
 
-/** Partner side: reads each dataset through its connector and streams it; returns what was sent (digest and count per dataset). */
-export async function sendDatasets(
-  stream: MessageStream,
-  header: TransferHeader,
-  party: string,
-  descriptors: Record<string, Record<string, unknown>>,
-  baseDir: string | undefined,
-  net?: EnclaveNet,
-): Promise<LoadedDataset[]> {
-  const sources: Source[] = [];
-  for (const [name, descriptor] of Object.entries(descriptors)) sources.push(await openSource(name, descriptor, baseDir, net));
+/**
+ * Partner side: opens every dataset (a file DuckDB reads here, or its connector); done while the connection
+ * to the compute enclave is being made. Nothing is sent yet.
+ */
+export async function openSources(descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, net?: EnclaveNet): Promise<Sources> {
+  const list: Source[] = [];
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    for (const source of list) await (source.kind === "rows" ? source.reader.close() : source.close());
+  };
+  try {
+    for (const [name, descriptor] of Object.entries(descriptors)) list.push(await openSource(name, descriptor, baseDir, net));
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return { list, close };
+}
+
+export interface Sources {
+  readonly list: readonly Source[];
+  /** Releases every source not yet released (sendDatasets releases each one it reads to the end); once. */
+  close(): Promise<void>;
+}
+
+/** Partner side: streams each opened dataset; returns what was sent (digest and count per dataset). */
+export async function sendDatasets(stream: MessageStream, header: TransferHeader, party: string, { list: sources }: Sources): Promise<LoadedDataset[]> {
   await stream.send(serialize({ ...header, datasets: sources.map((x) => ({ name: x.name, columns: x.columns, ...(x.kind === "file" ? { of: "file" } : {}) })) }));
   const sent: LoadedDataset[] = [];
   for (const [d, source] of sources.entries()) {
@@ -64,10 +84,13 @@ export async function sendDatasets(
     let rowCount = 0;
     let group: { n: number; cols: unknown[][] }[] = [];
     let groupRows = 0;
+    // The next chunk is read (on DuckDB's threads) while this one is converted and sent.
+    let next = source.result.fetchChunk();
     try {
       for (;;) {
-        const chunk = await source.result.fetchChunk();
+        const chunk = await next;
         if (!chunk || chunk.rowCount === 0) break;
+        next = source.result.fetchChunk();
         group.push({ n: chunk.rowCount, cols: chunk.getColumns() as unknown[][] });
         groupRows += chunk.rowCount;
         rowCount += chunk.rowCount;
@@ -79,6 +102,8 @@ export async function sendDatasets(
       }
       if (group.length > 0) await stream.send(serialize({ d, chunks: group }));
     } finally {
+      // No read may be running on the connection when it closes.
+      await next.catch(() => {});
       source.close();
     }
     await stream.send(serialize({ d, end: true, digest: source.digest, rowCount }));
@@ -110,7 +135,7 @@ export async function receiveDatasets(stream: MessageStream, instance: DuckDBIns
   if (header.v !== 1 || header.collaborationId !== expected.collaborationId || header.runId !== expected.runId || header.party !== expected.party || header.termsHash !== expected.termsHash) {
     throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party}'s enclave sent rows for another collaboration, run or party`);
   }
-  const datasets = header.datasets as { name: unknown; columns: Column[]; of?: unknown }[];
+  const datasets = header.datasets as Announced[];
   if (!Array.isArray(datasets) || datasets.length === 0) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} announced no dataset`);
   // A connection per source: tables of one in-memory database, loaded side by side.
   const connection = await instance.connect();
@@ -121,15 +146,36 @@ export async function receiveDatasets(stream: MessageStream, instance: DuckDBIns
   }
 }
 
-async function receiveInto(stream: MessageStream, connection: DuckDBConnection, datasets: { name: unknown; columns: Column[]; of?: unknown }[], party: string, reserve: (name: string) => void): Promise<LoadedDataset[]> {
-  const loaders: TableLoader[] = [];
+/** A dataset as a partner announces it: a file's columns carry their DuckDB type (`vector`) and arrive as chunks; other sources' as rows. */
+interface Announced {
+  name: unknown;
+  columns: (Column & { vector?: unknown })[];
+  of?: unknown;
+}
+
+type Loader = { kind: "rows"; rows: TableLoader } | { kind: "vectors"; vectors: VectorLoader };
+
+async function beginLoad(connection: DuckDBConnection, d: Announced, party: string): Promise<Loader> {
+  const name = d.name as string;
+  const vectors = d.of === "file";
+  const ok =
+    /^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(name) &&
+    Array.isArray(d.columns) &&
+    d.columns.length > 0 &&
+    d.columns.every((c) => typeof c.name === "string" && columnTypes.has(c.type) && (vectors ? isVectorType(c.vector) && columnTypeOf(c.vector) === c.type : c.vector === undefined));
+  if (!ok) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} announced a malformed dataset`);
+  if (vectors) return { kind: "vectors", vectors: await VectorLoader.begin(connection, name, d.columns as VectorColumn[]) };
+  return { kind: "rows", rows: await TableLoader.begin(connection, name, d.columns) };
+}
+
+async function receiveInto(stream: MessageStream, connection: DuckDBConnection, datasets: Announced[], party: string, reserve: (name: string) => void): Promise<LoadedDataset[]> {
+  const loaders: Loader[] = [];
   const names: string[] = [];
   for (const d of datasets) {
-    const ok = typeof d.name === "string" && /^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(d.name) && Array.isArray(d.columns) && d.columns.length > 0 && d.columns.every((c) => typeof c.name === "string" && columnTypes.has(c.type));
-    if (!ok) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} announced a malformed dataset`);
-    reserve(d.name as string);
-    names.push(d.name as string);
-    loaders.push(await TableLoader.begin(connection, d.name as string, d.columns));
+    if (typeof d.name !== "string") throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} announced a malformed dataset`);
+    reserve(d.name);
+    names.push(d.name);
+    loaders.push(await beginLoad(connection, d, party));
   }
   const loaded: LoadedDataset[] = [];
   for (;;) {
@@ -139,27 +185,25 @@ async function receiveInto(stream: MessageStream, connection: DuckDBConnection, 
     if (!loader) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} sent rows of an unannounced dataset`);
     const name = names[m.d as number]!;
     if (m.end === true) {
-      if (m.rowCount !== loader.rows || typeof m.digest !== "string" || !/^0x[0-9a-f]{64}$/.test(m.digest)) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party}'s dataset ${name} ends with another count than it sent`);
-      await loader.finish();
-      loaded.push({ party, name, digest: m.digest, rowCount: loader.rows, ...(datasets[m.d as number]!.of === "file" ? { of: "file" as const } : {}) });
+      const rowCount = loader.kind === "rows" ? loader.rows.rows : loader.vectors.rows;
+      if (m.rowCount !== rowCount || typeof m.digest !== "string" || !/^0x[0-9a-f]{64}$/.test(m.digest)) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party}'s dataset ${name} ends with another count than it sent`);
+      if (loader.kind === "rows") await loader.rows.finish();
+      else loader.vectors.finish();
+      loaded.push({ party, name, digest: m.digest, rowCount, ...(loader.kind === "vectors" ? { of: "file" as const } : {}) });
       continue;
     }
-    if (Array.isArray(m.chunks)) {
-      const width = datasets[m.d as number]!.columns.length;
-      for (const chunk of m.chunks as { n: unknown; cols: unknown }[]) {
-        const n = chunk.n;
-        const cols = chunk.cols as unknown[][];
-        if (typeof n !== "number" || !Array.isArray(cols) || cols.length !== width || !cols.every((c) => Array.isArray(c) && c.length === n)) {
-          throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} sent a malformed chunk of ${name}`);
-        }
-        loader.appendColumns(cols, n);
+    if (loader.kind === "vectors") {
+      if (!Array.isArray(m.chunks)) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} sent rows of ${name}, announced as vectors`);
+      for (const chunk of m.chunks as { n?: unknown; cols?: unknown }[]) {
+        const problem = Array.isArray(chunk?.cols) ? loader.vectors.append(chunk.cols, chunk.n as number) : "no columns";
+        if (problem) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} sent a malformed chunk of ${name}: ${problem}`);
       }
       continue;
     }
     const rows = m.rows as Row[];
     const width = datasets[m.d as number]!.columns.length;
     if (!Array.isArray(rows) || !rows.every((r) => Array.isArray(r) && r.length === width)) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} sent a malformed batch of ${name}`);
-    loader.append(rows);
+    loader.rows.append(rows);
   }
   if (loaded.length !== loaders.length) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} finished before ending every dataset`);
   return loaded;
@@ -204,33 +248,35 @@ async function loadFileInPlace(connection: DuckDBConnection, party: string, name
   if (!existsSync(path)) {
     throw new ConnectorError("CONNECTOR_FILE_NOT_FOUND", `${type} file ${path} does not exist; check the descriptor's path (relative paths resolve against the collaboration file's folder)`, { details: { path } });
   }
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  // The file is hashed while DuckDB loads it (its own threads); CREATE TABLE AS reports the row count.
+  const hashing = fileSha256(path);
+  hashing.catch(() => {});
   const table = `"${name.replaceAll('"', '""')}"`;
+  let created;
   try {
-    await connection.run(`CREATE TABLE ${table} AS SELECT * FROM ${type === "csv" ? "read_csv" : "read_parquet"}('${path.replaceAll("'", "''")}')`);
+    created = await connection.runAndReadAll(`CREATE TABLE ${table} AS SELECT * FROM ${type === "csv" ? "read_csv" : "read_parquet"}('${path.replaceAll("'", "''")}')`);
   } catch (error) {
     throw new ConnectorError("CONNECTOR_QUERY_FAILED", `could not read ${type} file ${path}: ${(error as Error).message.split("\n")[0]}`, { details: { path } });
   }
-  const count = (await connection.runAndReadAll(`SELECT count(*) FROM ${table}`)).getRowsJS()[0]![0] as bigint;
-  return { party, name, digest: `0x${hash.digest("hex")}`, rowCount: Number(count), of: "file" };
+  const [count] = created.getRowsJS()[0] ?? [];
+  const rowCount = typeof count === "bigint" ? count : ((await connection.runAndReadAll(`SELECT count(*) FROM ${table}`)).getRowsJS()[0]![0] as bigint);
+  const digest = await hashing;
+  return { party, name, digest, rowCount: Number(rowCount), of: "file" };
+}
+
+/** The SHA-256 of a file's bytes, as a 0x-prefixed hex digest. */
+async function fileSha256(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return `0x${hash.digest("hex")}`;
 }
 
 type Source =
   | { kind: "rows"; name: string; columns: readonly Column[]; reader: Awaited<ReturnType<typeof openDataset>> }
-  | { kind: "file"; name: string; columns: Column[]; digest: string; result: DuckDBResult; close: () => void };
+  | { kind: "file"; name: string; columns: VectorColumn[]; digest: string; result: DuckDBResult; close: () => void };
 
-/** DuckDB types whose vectors cross as plain JS values (bigint, number, boolean, string), and the column type each loads as. */
-const columnarTypes: Partial<Record<DuckDBTypeId, ColumnType>> = {
-  [DuckDBTypeId.BOOLEAN]: "boolean",
-  [DuckDBTypeId.TINYINT]: "integer",
-  [DuckDBTypeId.SMALLINT]: "integer",
-  [DuckDBTypeId.INTEGER]: "integer",
-  [DuckDBTypeId.BIGINT]: "integer",
-  [DuckDBTypeId.FLOAT]: "float",
-  [DuckDBTypeId.DOUBLE]: "float",
-  [DuckDBTypeId.VARCHAR]: "text",
-};
+/** A column sent as vectors: its column type and the DuckDB type the compute enclave loads it as. */
+type VectorColumn = Column & { vector: VectorType };
 
 /**
  * A partner's dataset as it will be sent: a csv or parquet file (no cursor) whose columns all have plain types
@@ -245,18 +291,19 @@ async function openSource(name: string, pinned: Record<string, unknown>, baseDir
     if (existsSync(path)) {
       const instance = await DuckDBInstance.create(":memory:", { autoinstall_known_extensions: "false", autoload_known_extensions: "false" });
       const connection = await instance.connect();
+      let open = true;
       const close = () => {
+        if (!open) return;
+        open = false;
         connection.closeSync();
         instance.closeSync();
       };
       try {
         const result = await connection.stream(`SELECT * FROM ${parsed.type === "csv" ? "read_csv" : "read_parquet"}('${path.replaceAll("'", "''")}')`);
-        const types = result.columnTypes().map((t) => columnarTypes[t.typeId]);
+        const types = result.columnTypes().map(vectorTypeOf);
         if (types.every((t) => t !== undefined)) {
-          const hash = createHash("sha256");
-          for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-          const columns = result.columnNames().map((n, i) => ({ name: n, type: types[i]! }));
-          return { kind: "file", name, columns, digest: `0x${hash.digest("hex")}`, result, close };
+          const columns = result.columnNames().map((n, i) => ({ name: n, type: columnTypeOf(types[i]!), vector: types[i]! }));
+          return { kind: "file", name, columns, digest: await fileSha256(path), result, close };
         }
       } catch {
         // The connector reports the problem below, in its own words.

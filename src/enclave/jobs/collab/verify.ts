@@ -13,8 +13,8 @@ import { fromHex } from "../../../crypto/bytes.ts";
 import { enclaveReportData } from "../../../protocol/binding.ts";
 import { collabDatasetsDigest, collabDatasetsInfo, collabPolicyDigest, decodePartyDatasets, openCollabBlob, type CollabBinding, type CollabPartyDatasets } from "../../../protocol/collab-run.ts";
 import { approvalTypes, collaborationsDomain, manifestRoleId, queryDigest, termsHash, type CollaborationTerms } from "../../../protocol/collaboration.ts";
-import { DuckDBInstance } from "@duckdb/node-api";
 import { parseOutputPolicy, type OutputPolicy } from "../../cleanroom/policy.ts";
+import { withParser } from "../../cleanroom/parser.ts";
 import { checkQuery } from "../../cleanroom/query-check.ts";
 import type { EnclaveContext } from "../job-module.ts";
 import type { CollabJobCollaboration, CollabPeer } from "../collab-params.ts";
@@ -147,14 +147,7 @@ export async function openDatasets(ctx: EnclaveContext, checked: CheckedCollabor
  * enclave makes this check before it reads a row, so a row-level query is refused before any data is read.
  */
 export async function checkQueryUnderPolicy(checked: CheckedCollaboration): Promise<void> {
-  const instance = await DuckDBInstance.create(":memory:", { autoinstall_known_extensions: "false", autoload_known_extensions: "false" });
-  const connection = await instance.connect();
-  try {
-    await checkQuery(connection, checked.sql, checked.policy);
-  } finally {
-    connection.closeSync();
-    instance.closeSync();
-  }
+  await withParser((connection) => checkQuery(connection, checked.sql, checked.policy));
 }
 
 function manifestPolicy(peer: CollabPeer) {
