@@ -106,10 +106,12 @@ describe("clean room datasets in a party's own PostgreSQL over pinned TLS", () =
   });
 });
 
-test("the collaboration file takes pin on a postgres dataset only", () => {
+test("the collaboration file takes pin on a postgres or mysql dataset only", () => {
   const file = (descriptor: Record<string, unknown>) => exampleFile((f) => ((f.parties as { datasets: Record<string, unknown> }[])[1]!.datasets = { cards: descriptor }));
   const pinned = { type: "postgres", url: "postgres://db.example:5432/bank", table: "cards", pin: "ab".repeat(32) };
   assert.deepEqual(parseCollabFile(file(pinned), "/x/c.json").file.parties[1]!.datasets.cards, pinned);
-  assert.throws(() => parseCollabFile(file({ ...pinned, type: "mysql", url: "mysql://db.example/bank" }), "/x/c.json"), /COLLAB_FILE_INVALID|"pin".*postgres/);
+  const mysqlPinned = { ...pinned, type: "mysql", url: "mysql://db.example/bank" };
+  assert.deepEqual(parseCollabFile(file(mysqlPinned), "/x/c.json").file.parties[1]!.datasets.cards, mysqlPinned);
+  assert.throws(() => parseCollabFile(file({ type: "csv", path: "cards.csv", pin: pinned.pin }), "/x/c.json"), /COLLAB_FILE_INVALID.*"pin".*postgres and mysql/);
   assert.throws(() => parseCollabFile(file({ ...pinned, pin: "not-hex" }), "/x/c.json"), /"pin"/);
 });
