@@ -39,7 +39,7 @@ export interface Destination {
   pin: Pin;
   /** SNI; defaults to `host` when it is a name (never an IP, RFC 6066). */
   servername?: string;
-  /** A protocol-level TLS upgrade to run on the raw stream first (PostgreSQL's SSLRequest; MySQL's is EnclaveNet.mysql's). */
+  /** A protocol-level TLS upgrade to run on the raw stream first (PostgreSQL's SSLRequest; MySQL's needs the driver's handshake response, so EnclaveNet.mysql runs it). */
   startTls?: "postgres";
 }
 
