@@ -57,10 +57,11 @@ export const sealedDatasetSchema = z.object({ enclave: addressSchema, enc: hexSc
 export type SealedDataset = z.infer<typeof sealedDatasetSchema>;
 
 const nonEmpty = z.string().min(1).max(4096);
-/** How the enclave reaches the dataset. `pin` (PostgreSQL): SHA-256 hex of the server certificate, for TLS through the enclave's relay. */
+const certificatePin = z.string().regex(/^[0-9a-fA-F]{64}$/).optional();
+/** How the enclave reaches the dataset. `pin` (PostgreSQL, MySQL): SHA-256 hex of the server certificate, for TLS through the enclave's relay. */
 export const datasetConnectionSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("postgres"), url: nonEmpty, pin: z.string().regex(/^[0-9a-fA-F]{64}$/).optional() }).strict(),
-  z.object({ type: z.literal("mysql"), url: nonEmpty }).strict(),
+  z.object({ type: z.literal("postgres"), url: nonEmpty, pin: certificatePin }).strict(),
+  z.object({ type: z.literal("mysql"), url: nonEmpty, pin: certificatePin }).strict(),
   z.object({ type: z.literal("duckdb"), path: nonEmpty }).strict(),
 ]);
 /**

@@ -9,6 +9,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { parseDescriptor, parseDestination } from "../enclave/connectors/index.ts";
 import { parseNatsDestination } from "../enclave/connectors/descriptor.ts";
+import { splitPin } from "../enclave/connectors/endpoint.ts";
 import { parseFileDestination } from "../enclave/pipeline/file-destination.ts";
 import { httpsDestinationSchema, httpsSourceSchema } from "../enclave/pipeline/https.ts";
 import type { PipelineSpec, SealedTransform } from "../protocol/pipeline-package.ts";
@@ -37,15 +38,6 @@ function fail(path: string, problem: string): never {
   throw new PipelineFileError("PIPELINE_FILE_INVALID", `${path}: ${problem}`, { details: { file: path } });
 }
 
-/** A database endpoint without its optional `pin` (checked, then left for the enclave: run-pipeline.ts). */
-function databaseEndpointShape(d: Record<string, unknown>): Record<string, unknown> {
-  const { pin, ...rest } = d;
-  if (pin !== undefined && (d.type !== "postgres" || typeof pin !== "string" || !/^[0-9a-fA-F]{64}$/.test(pin))) {
-    throw new Error(`${String(d.type)}: "pin" is the hex SHA-256 of a postgres server's certificate (other databases over the enclave network are not built)`);
-  }
-  return rest;
-}
-
 export async function loadPipelineFile(path: string): Promise<PipelineSpec> {
   let text: string;
   try {
@@ -68,11 +60,12 @@ export async function loadPipelineFile(path: string): Promise<PipelineSpec> {
   const destination = { ...file.destination };
   try {
     if (source.type === "https") httpsSourceSchema.parse(source);
-    else parseDescriptor(databaseEndpointShape(source));
+    // A database endpoint's optional `pin` is checked here, then left for the enclave (run-pipeline.ts).
+    else parseDescriptor(splitPin(source).descriptor);
     if (destination.type === "csv" || destination.type === "parquet") parseFileDestination(destination);
     else if (destination.type === "https") httpsDestinationSchema.parse(destination);
     else if (destination.type === "nats") parseNatsDestination(destination);
-    else parseDestination(databaseEndpointShape(destination));
+    else parseDestination(splitPin(destination).descriptor);
   } catch (e) {
     const message = e instanceof z.ZodError ? e.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") : (e as Error).message;
     return fail(path, message);

@@ -3,6 +3,7 @@
  * case makes its own collaboration from a file object (datasets relative to `baseDir`).
  */
 import { cp, mkdtemp } from "node:fs/promises";
+import { DuckDBInstance } from "@duckdb/node-api";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createAndApprove, startCollabNetwork, type EmbeddedCollab } from "../../src/devnet/collab-embedded.ts";
@@ -52,6 +53,20 @@ export function exampleFile(edit: (f: Record<string, unknown>) => void = () => {
   };
   edit(f);
   return f;
+}
+
+/** The example's rows (purchases.csv, cards.parquet), for tests that copy them into a database server. */
+export async function exampleRows(fx: CollabFixture): Promise<{ purchases: unknown[][]; cards: unknown[][] }> {
+  const duck = await DuckDBInstance.create(":memory:");
+  const d = await duck.connect();
+  try {
+    const purchases = (await d.runAndReadAll(`SELECT purchase_id, customer_id, category, amount FROM read_csv('${join(fx.dir, "purchases.csv")}')`)).getRowsJS();
+    const cards = (await d.runAndReadAll(`SELECT customer_id, tier FROM read_parquet('${join(fx.dir, "cards.parquet")}')`)).getRowsJS();
+    return { purchases, cards };
+  } finally {
+    d.closeSync();
+    duck.closeSync();
+  }
 }
 
 export function load(fx: CollabFixture, file: Record<string, unknown>): LoadedCollabFile {

@@ -9,9 +9,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
 import { serialize } from "node:v8";
-import { DuckDBInstance } from "@duckdb/node-api";
 import pgLib from "pg";
 import { readRuns } from "../../src/chain/actions/read-runs.ts";
 import { certificateSha256 } from "../../src/enclave/net/connect.ts";
@@ -19,7 +17,7 @@ import { CollabRefusedError } from "../../src/sdk/collab/errors.ts";
 import { parseCollabFile } from "../../src/sdk/collab/file.ts";
 import type { CollabStep } from "../../src/sdk/collab/run.ts";
 import { postgresRunner, startPostgres, type PostgresInstance } from "../enclave/net/postgres-instance.ts";
-import { created, exampleFile, load, run, startFixture, type CollabFixture } from "./fixture.ts";
+import { created, exampleFile, exampleRows, load, run, startFixture, type CollabFixture } from "./fixture.ts";
 
 const runner = postgresRunner();
 const skip = "skip" in runner ? runner.skip : false;
@@ -32,12 +30,7 @@ let pin = "";
 
 /** The example's csv and parquet rows copied into the TLS-only server, plus a card whose tier is the canary. */
 async function fill(): Promise<void> {
-  const duck = await DuckDBInstance.create(":memory:");
-  const d = await duck.connect();
-  const purchases = (await d.runAndReadAll(`SELECT purchase_id, customer_id, category, amount FROM read_csv('${join(fx.dir, "purchases.csv")}')`)).getRowsJS();
-  const cards = (await d.runAndReadAll(`SELECT customer_id, tier FROM read_parquet('${join(fx.dir, "cards.parquet")}')`)).getRowsJS();
-  d.closeSync();
-  duck.closeSync();
+  const { purchases, cards } = await exampleRows(fx);
   const c = new pgLib.Client({ host: pg.host, port: pg.port, user: pg.user, password: pg.password, database: pg.database, ssl: { rejectUnauthorized: false } });
   await c.connect();
   await c.query("CREATE TABLE purchases (purchase_id bigint, customer_id bigint, category text, amount bigint)");
@@ -106,10 +99,12 @@ describe("clean room datasets in a party's own PostgreSQL over pinned TLS", () =
   });
 });
 
-test("the collaboration file takes pin on a postgres dataset only", () => {
+test("the collaboration file takes pin on a postgres or mysql dataset only", () => {
   const file = (descriptor: Record<string, unknown>) => exampleFile((f) => ((f.parties as { datasets: Record<string, unknown> }[])[1]!.datasets = { cards: descriptor }));
   const pinned = { type: "postgres", url: "postgres://db.example:5432/bank", table: "cards", pin: "ab".repeat(32) };
   assert.deepEqual(parseCollabFile(file(pinned), "/x/c.json").file.parties[1]!.datasets.cards, pinned);
-  assert.throws(() => parseCollabFile(file({ ...pinned, type: "mysql", url: "mysql://db.example/bank" }), "/x/c.json"), /COLLAB_FILE_INVALID|"pin".*postgres/);
+  const mysqlPinned = { ...pinned, type: "mysql", url: "mysql://db.example/bank" };
+  assert.deepEqual(parseCollabFile(file(mysqlPinned), "/x/c.json").file.parties[1]!.datasets.cards, mysqlPinned);
+  assert.throws(() => parseCollabFile(file({ type: "csv", path: "cards.csv", pin: pinned.pin }), "/x/c.json"), (e: unknown) => (e as { code?: string }).code === "COLLAB_FILE_INVALID" && /datasets\.cards: "pin".*postgres and mysql/.test((e as Error).message));
   assert.throws(() => parseCollabFile(file({ ...pinned, pin: "not-hex" }), "/x/c.json"), /"pin"/);
 });

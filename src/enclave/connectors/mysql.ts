@@ -1,11 +1,12 @@
 import mysql from "mysql2";
-import type { FieldPacket } from "mysql2";
+import type { ConnectionOptions, FieldPacket } from "mysql2";
 import type { MysqlDescriptor } from "./descriptor.ts";
+import { CloisterError } from "../../util/base-error.ts";
 import { ConnectorError } from "./errors.ts";
 import { redactUrl, safeCause, urlSecrets } from "./redact.ts";
-import { batchSizeOf, unsupportedNetwork } from "./reader.ts";
+import { batchSizeOf } from "./reader.ts";
 import { baseSelect, cursorIndexOf, incrementalSelect, sourceName } from "./sql.ts";
-import type { Cell, Column, ColumnType, RawRead, ReadOptions, Row } from "./types.ts";
+import type { Cell, Column, ColumnType, ConnectorNetwork, RawRead, ReadOptions, Row } from "./types.ts";
 
 /**
  * MySQL and MariaDB through `mysql2`: big integers and decimals as exact
@@ -71,8 +72,9 @@ function toCell(value: unknown, type: ColumnType): Cell {
 
 const quoteIdent = (part: string) => `\`${part.replaceAll("`", "``")}\``;
 
-export function mysqlError(error: unknown, descriptor: { url: string; table?: string | undefined; query?: string | undefined; cursor?: string | undefined }, phase: "connect" | "query"): ConnectorError {
-  if (error instanceof ConnectorError) return error;
+export function mysqlError(error: unknown, descriptor: { url: string; table?: string | undefined; query?: string | undefined; cursor?: string | undefined }, phase: "connect" | "query"): CloisterError {
+  // Ours, or the enclave network's (a pin mismatch, a server without TLS): already typed and saying what to fix.
+  if (error instanceof CloisterError) return error;
   const cause = safeCause(error, urlSecrets(descriptor.url));
   const code = (error as { code?: string }).code;
   const url = redactUrl(descriptor.url);
@@ -86,18 +88,23 @@ export function mysqlError(error: unknown, descriptor: { url: string; table?: st
   return new ConnectorError("CONNECTOR_QUERY_FAILED", `MySQL/MariaDB at ${url} failed reading ${sourceName(descriptor)}: ${cause.message}`, { details, cause });
 }
 
-/** mysql2 takes mysql:// URLs; MariaDB users may write mariadb://. */
-function driverUrl(url: string): string {
-  return url.startsWith("mariadb:") ? `mysql:${url.slice("mariadb:".length)}` : url;
+/**
+ * mysql2's settings for `url` (mysql:// or mariadb://): its own socket, or a
+ * pinned TLS stream through the enclave's relay (host and port from the url).
+ */
+export function mysqlConnectionConfig(url: string, network: ConnectorNetwork | undefined): ConnectionOptions {
+  const uri = url.startsWith("mariadb:") ? `mysql:${url.slice("mariadb:".length)}` : url;
+  if (!network) return { uri, connectTimeout: 10_000 };
+  const parsed = new URL(uri);
+  return { uri, ...network.net.mysql({ host: parsed.hostname, port: Number(parsed.port || 3306), pin: network.pin }), connectTimeout: 30_000 };
 }
 
 export async function openMysql(descriptor: MysqlDescriptor, options: ReadOptions): Promise<RawRead> {
   if (options.after !== undefined && descriptor.cursor === undefined) {
     throw new ConnectorError("CONNECTOR_BAD_CURSOR", "a read after a cursor value needs the descriptor's cursor column");
   }
-  if (options.network) throw unsupportedNetwork("mysql");
   const batchSize = batchSizeOf(options);
-  const connection = mysql.createConnection({ uri: driverUrl(descriptor.url), connectTimeout: 10_000, supportBigNumbers: true, bigNumberStrings: true, dateStrings: true, decimalNumbers: false, rowsAsArray: true });
+  const connection = mysql.createConnection({ ...mysqlConnectionConfig(descriptor.url, options.network), supportBigNumbers: true, bigNumberStrings: true, dateStrings: true, decimalNumbers: false, rowsAsArray: true });
   connection.on("error", () => {
     // surfaces as the failing query's error; the event must not crash the enclave
   });

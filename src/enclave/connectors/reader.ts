@@ -76,5 +76,5 @@ export function columnIndex(columns: readonly Column[], name: string): number | 
 
 /** A connector that cannot yet run over the enclave's relay refuses rather than open a socket of its own. */
 export function unsupportedNetwork(type: string): ConnectorError {
-  return new ConnectorError("CONNECTOR_BAD_DESCRIPTOR", `${type} connections through the enclave network are not built yet (only postgres is); run this source outside the relay or use postgres`, { details: { type } });
+  return new ConnectorError("CONNECTOR_BAD_DESCRIPTOR", `${type} connections through the enclave network are not built yet (postgres and mysql are); run this source outside the relay or use a database`, { details: { type } });
 }

@@ -33,12 +33,12 @@ export interface Column {
 /**
  * Database connections through the enclave's own network (src/enclave/net):
  * the bytes cross the host's relay, TLS runs inside the enclave and the
- * server certificate must match `pin`. Built for postgres; without it a
+ * server certificate must match `pin`. Built for postgres and mysql; without it a
  * connector opens a plain socket (tests, and nodes that run connectors
  * outside an enclave).
  */
 export interface ConnectorNetwork {
-  net: Pick<EnclaveNet, "postgres">;
+  net: Pick<EnclaveNet, "postgres" | "mysql">;
   pin: Pin;
 }
 

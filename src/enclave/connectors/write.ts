@@ -3,9 +3,8 @@ import mysql from "mysql2/promise";
 import { parseDestination, type DestinationDescriptor } from "./descriptor.ts";
 import { DatasetDigest } from "./digest.ts";
 import { ConnectorError } from "./errors.ts";
-import { mysqlError } from "./mysql.ts";
+import { mysqlConnectionConfig, mysqlError } from "./mysql.ts";
 import { postgresClientConfig, postgresError } from "./postgres.ts";
-import { unsupportedNetwork } from "./reader.ts";
 import type { CloisterError } from "../../util/base-error.ts";
 import { redactUrl } from "./redact.ts";
 import type { Cell, Column, ColumnType, ConnectorNetwork, Row } from "./types.ts";
@@ -110,8 +109,7 @@ const postgresDialect: Dialect = {
 const mysqlDialect: Dialect = {
   quote: (part) => `\`${part.replaceAll("`", "``")}\``,
   async connect(url, network) {
-    if (network) throw unsupportedNetwork("mysql");
-    const connection = await mysql.createConnection({ uri: url.startsWith("mariadb:") ? `mysql:${url.slice(8)}` : url, connectTimeout: 10_000, supportBigNumbers: true, bigNumberStrings: true });
+    const connection = await mysql.createConnection({ ...mysqlConnectionConfig(url, network), supportBigNumbers: true, bigNumberStrings: true });
     connection.on("error", () => undefined);
     return { query: async (sql, params) => (await connection.query(sql, params))[0] as Record<string, unknown>[], end: () => connection.end() };
   },

@@ -16,7 +16,9 @@ import { DuckDBInstance } from "@duckdb/node-api";
 import mysql from "mysql2/promise";
 import pg from "pg";
 import type { GrantedDataset, GrantReadResult } from "../../protocol/operate.ts";
+import { mysqlConnectionConfig } from "../connectors/mysql.ts";
 import { postgresClientConfig } from "../connectors/postgres.ts";
+import type { ConnectorNetwork } from "../connectors/types.ts";
 import { EnclaveError } from "../errors.ts";
 import type { EnclaveNet } from "../net/connect.ts";
 
@@ -47,9 +49,15 @@ interface Session {
   end(): Promise<void>;
 }
 
-async function postgresSession(url: string, pin: string | undefined, net: EnclaveNet | undefined): Promise<Session> {
-  if (pin !== undefined && !net) throw new EnclaveError("BAD_REQUEST", "the dataset pins a PostgreSQL certificate, but this enclave has no network of its own to open TLS through");
-  const client = new pg.Client(postgresClientConfig(url, pin !== undefined && net ? { net, pin: { kind: "certificate", sha256: pin } } : undefined));
+/** A pinned dataset's connection goes through the enclave's own network, TLS inside the enclave; never in the clear. */
+function pinnedNetwork(pin: string | undefined, net: EnclaveNet | undefined): ConnectorNetwork | undefined {
+  if (pin === undefined) return undefined;
+  if (!net) throw new EnclaveError("BAD_REQUEST", "the dataset pins its server's certificate, but this enclave has no network of its own to open TLS through");
+  return { net, pin: { kind: "certificate", sha256: pin } };
+}
+
+async function postgresSession(url: string, network: ConnectorNetwork | undefined): Promise<Session> {
+  const client = new pg.Client(postgresClientConfig(url, network));
   client.on("error", () => undefined);
   await client.connect();
   return {
@@ -64,8 +72,8 @@ async function postgresSession(url: string, pin: string | undefined, net: Enclav
   };
 }
 
-async function mysqlSession(url: string): Promise<Session> {
-  const connection = await mysql.createConnection({ uri: url.startsWith("mariadb:") ? `mysql:${url.slice(8)}` : url, connectTimeout: 10_000, supportBigNumbers: true, bigNumberStrings: true });
+async function mysqlSession(url: string, network: ConnectorNetwork | undefined): Promise<Session> {
+  const connection = await mysql.createConnection({ ...mysqlConnectionConfig(url, network), supportBigNumbers: true, bigNumberStrings: true });
   connection.on("error", () => undefined);
   return {
     async run(sql, params) {
@@ -113,7 +121,9 @@ const placeholders = (type: GrantedDataset["connection"]["type"], n: number) => 
 async function openSession(dataset: GrantedDataset, net: EnclaveNet | undefined): Promise<Session> {
   const { connection } = dataset;
   try {
-    return connection.type === "postgres" ? await postgresSession(connection.url, connection.pin, net) : connection.type === "mysql" ? await mysqlSession(connection.url) : await duckdbSession(connection.path);
+    if (connection.type === "duckdb") return await duckdbSession(connection.path);
+    const network = pinnedNetwork(connection.pin, net);
+    return connection.type === "postgres" ? await postgresSession(connection.url, network) : await mysqlSession(connection.url, network);
   } catch (error) {
     if (error instanceof EnclaveError) throw error;
     const code = (error as { code?: string }).code ?? "unknown";
@@ -129,7 +139,7 @@ async function openSession(dataset: GrantedDataset, net: EnclaveNet | undefined)
  */
 export async function markGrantRevoked(dataset: GrantedDataset, grantId: bigint): Promise<void> {
   // The owner reaches its own database directly: a pin is for the enclave's connection through a relay.
-  const direct: GrantedDataset = dataset.connection.type === "postgres" ? { ...dataset, connection: { type: "postgres", url: dataset.connection.url } } : dataset;
+  const direct: GrantedDataset = dataset.connection.type === "duckdb" ? dataset : { ...dataset, connection: { type: dataset.connection.type, url: dataset.connection.url } };
   const session = await openSession(direct, undefined);
   try {
     await session.run(markerTableDdl);

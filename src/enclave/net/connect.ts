@@ -24,6 +24,7 @@ import { verifyAttestedCertificate, type AttestedCertificate, type AttestedPeer,
 import type { RelayChannel, RelaySocket } from "./channel.ts";
 import { SocketLikeDuplex } from "./socket-like.ts";
 import { NetError } from "./errors.ts";
+import { driverGreeting, MysqlConnectionPhase, readGreeting, sslRequestFor } from "./mysql-starttls.ts";
 import { listenAttested, type EnclaveListener, type ListenOptions } from "./listen.ts";
 
 export type Pin =
@@ -38,7 +39,7 @@ export interface Destination {
   pin: Pin;
   /** SNI; defaults to `host` when it is a name (never an IP, RFC 6066). */
   servername?: string;
-  /** A protocol-level TLS upgrade to run on the raw stream first (PostgreSQL's SSLRequest). */
+  /** A protocol-level TLS upgrade to run on the raw stream first (PostgreSQL's SSLRequest; MySQL's needs the driver's handshake response, so EnclaveNet.mysql runs it). */
   startTls?: "postgres";
 }
 
@@ -50,6 +51,9 @@ export interface PinnedConnection {
   /** The verified claims, for an attested destination. */
   peer?: AttestedPeer;
 }
+
+/** A protocol step on the opened raw stream before the TLS handshake (a database's TLS upgrade). */
+type Upgrade = (raw: RelaySocket, where: string) => Promise<void>;
 
 /** This enclave's attested certificate and key, as createAttestedCertificate returns them. */
 export type EnclaveTlsIdentity = Pick<AttestedCertificate, "certPem" | "keyPem">;
@@ -82,6 +86,13 @@ export interface EnclaveNet {
    * pinned TLS 1.3 handshake), so pg can never fall back to plaintext.
    */
   postgres(destination: Omit<Destination, "startTls">): { host: string; port: number; ssl: false; stream: () => Duplex };
+  /**
+   * Connection options for `mysql.createConnection({ ...net.mysql(dest), user, password, database })`:
+   * a stream already on its way to a pinned TLS session (the server's greeting,
+   * SSLRequest and the handshake are done here, mysql-starttls.ts); mysql2's
+   * own TLS stays off and nothing it writes leaves before the pin is checked.
+   */
+  mysql(destination: Omit<Destination, "startTls">): { stream: () => Duplex };
   /**
    * Asks the host to listen for inbound connections and runs the mutual
    * attested TLS server on each (listen.ts); NET_LISTEN_FAILED if the host
@@ -193,7 +204,7 @@ function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => void, whe
 export function createEnclaveNet(options: EnclaveNetOptions): EnclaveNet {
   const timeoutMs = options.handshakeTimeoutMs ?? 30_000;
 
-  async function connect(destination: Destination): Promise<PinnedConnection> {
+  async function connect(destination: Destination, upgrade?: Upgrade): Promise<PinnedConnection> {
     const identity = destination.pin.kind === "attested" ? await attestedIdentity(options, destination) : undefined;
     const raw = options.channel.socket().connect(destination.port, destination.host);
     const where = raw.destination;
@@ -202,6 +213,7 @@ export function createEnclaveNet(options: EnclaveNetOptions): EnclaveNet {
     const work = (async () => {
       await opened(raw);
       if (destination.startTls === "postgres") await postgresStartTls(raw, where);
+      if (upgrade) await upgrade(raw, where);
       socket = await handshake(raw, destination, identity);
       return { socket, ...(await checkPin(socket, destination, where)) };
     })();
@@ -223,6 +235,8 @@ export function createEnclaveNet(options: EnclaveNetOptions): EnclaveNet {
       ssl: false,
       stream: () => new DeferredTlsSocket({ ...destination, startTls: "postgres" }, connect),
     }),
+    // mysql2 reads and writes the stream it is given without connecting it.
+    mysql: (destination) => ({ stream: () => new DeferredTlsSocket(destination, connect, "mysql").connect(destination.port, destination.host) }),
     listen: (listenOptions) => {
       const certificate = options.certificate;
       if (!certificate) return Promise.reject(new NetError("NET_NO_CERTIFICATE", "this enclave has no attested TLS certificate configured, so it cannot accept attested connections"));
@@ -238,19 +252,36 @@ async function attestedIdentity(options: EnclaveNetOptions, destination: Destina
   return options.certificate();
 }
 
-/** See EnclaveNet.socketFor. Writes wait until the pinned session is up. */
+/**
+ * See EnclaveNet.socketFor and EnclaveNet.mysql. Writes wait until the pinned
+ * session is up; for mysql the driver first gets the server's greeting and its
+ * handshake response is held for SSLRequest (mysql-starttls.ts).
+ */
 class DeferredTlsSocket extends SocketLikeDuplex {
   readonly #destination: Destination;
-  readonly #connect: (destination: Destination) => Promise<PinnedConnection>;
+  readonly #connect: (destination: Destination, upgrade?: Upgrade) => Promise<PinnedConnection>;
+  readonly #mysql: MysqlConnectionPhase | undefined;
   #tls: tls.TLSSocket | undefined;
   #held: (() => void) | undefined;
+  /** Takes the driver's first write (mysql's handshake response) while the upgrade waits for it. */
+  #onFirstWrite: ((chunk: Buffer) => void) | undefined;
   #started = false;
 
-  constructor(destination: Destination, connect: (destination: Destination) => Promise<PinnedConnection>) {
+  constructor(destination: Destination, connect: (destination: Destination, upgrade?: Upgrade) => Promise<PinnedConnection>, protocol?: "mysql") {
     super({ allowHalfOpen: false });
     this.#destination = destination;
     this.#connect = connect;
+    this.#mysql = protocol === "mysql" ? new MysqlConnectionPhase() : undefined;
   }
+
+  /** MySQL's upgrade: greeting to the driver, SSLRequest from its handshake response. */
+  readonly #mysqlUpgrade: Upgrade = async (raw, where) => {
+    const greeting = driverGreeting(await readGreeting(raw, where), where);
+    // Armed before the push: the driver may answer from inside it.
+    const response = new Promise<Buffer>((resolve) => (this.#onFirstWrite = resolve));
+    this.push(greeting);
+    raw.write(sslRequestFor(await response, where));
+  };
 
   connect(port: number, host: string): this {
     const d = this.#destination;
@@ -260,11 +291,12 @@ class DeferredTlsSocket extends SocketLikeDuplex {
       process.nextTick(() => this.destroy(new NetError("NET_BAD_DESTINATION", `asked to connect to ${host}:${port}, but this socket is pinned to ${d.host}:${d.port}`)));
       return this;
     }
-    this.#connect(d).then(({ socket }) => {
+    this.#connect(d, this.#mysql ? this.#mysqlUpgrade : undefined).then(({ socket }) => {
       if (this.destroyed) return void socket.destroy();
       this.#tls = socket;
       socket.on("data", (chunk: Buffer) => {
-        if (!this.push(chunk)) socket.pause();
+        const bytes = this.#mysql ? this.#mysql.fromServer(chunk) : chunk;
+        if (bytes.length > 0 && !this.push(bytes)) socket.pause();
       });
       socket.on("end", () => this.push(null));
       socket.on("error", (e: Error) => this.destroy(e));
@@ -285,10 +317,12 @@ class DeferredTlsSocket extends SocketLikeDuplex {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     const write = () => {
       if (!this.#tls) return callback(new NetError("NET_STREAM_CLOSED", "the pinned connection is closed"));
-      this.#tls.write(chunk, callback);
+      this.#tls.write(this.#mysql ? this.#mysql.fromClient(chunk) : chunk, callback);
     };
-    if (this.#tls) write();
-    else this.#held = write;
+    if (this.#tls) return write();
+    this.#held = write;
+    this.#onFirstWrite?.(chunk);
+    this.#onFirstWrite = undefined;
   }
 
   override _final(callback: (error?: Error | null) => void): void {

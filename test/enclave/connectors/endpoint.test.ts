@@ -1,5 +1,5 @@
 /**
- * A descriptor's `pin`: postgres only, 64 hex digits, and never opened without the enclave's network (which
+ * A descriptor's `pin`: postgres and mysql only, 64 hex digits, and never opened without the enclave's network (which
  * would mean a plain socket to a server the owner asked to reach over pinned TLS).
  */
 import { test } from "node:test";
@@ -15,17 +15,19 @@ const badDescriptor = (message: RegExp) => (e: unknown) => {
   return true;
 };
 
-test("a pinned postgres descriptor opens through the enclave network with the certificate pinned; without a pin nothing changes", () => {
+test("a pinned postgres or mysql descriptor opens through the enclave network with the certificate pinned; without a pin nothing changes", () => {
   const net = {} as EnclaveNet;
   const { descriptor, network } = databaseEndpoint(pinned, net);
   assert.deepEqual(descriptor, { type: "postgres", url: "postgres://db.example/bank", table: "cards" });
   assert.deepEqual(network, { net, pin: { kind: "certificate", sha256: pin } });
+  const mysqlPinned = databaseEndpoint({ ...pinned, type: "mysql", url: "mysql://db.example/bank" }, net);
+  assert.deepEqual(mysqlPinned, { descriptor: { type: "mysql", url: "mysql://db.example/bank", table: "cards" }, network: { net, pin: { kind: "certificate", sha256: pin } } });
   const plain = { type: "csv", path: "a.csv" };
   assert.deepEqual(databaseEndpoint(plain, undefined), { descriptor: plain });
 });
 
 test("a pin without the enclave network, on another type, or not 64 hex digits is refused", () => {
   assert.throws(() => databaseEndpoint(pinned, undefined), badDescriptor(/needs the enclave's network/));
-  assert.throws(() => splitPin({ ...pinned, type: "mysql" }), badDescriptor(/for postgres/));
-  assert.throws(() => splitPin({ ...pinned, pin: "ab" }), badDescriptor(/for postgres/));
+  assert.throws(() => splitPin({ type: "nats", stream: "orders", pin }), badDescriptor(/for postgres and mysql/));
+  assert.throws(() => splitPin({ ...pinned, pin: "ab" }), badDescriptor(/for postgres and mysql/));
 });

@@ -5,6 +5,8 @@
  */
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { createRelayChannel, type RelayPort } from "../../../src/enclave/net/channel.ts";
+import { enclaveRelayFrameSchema, type EnclaveRelayFrame, type HostRelayFrame } from "../../../src/enclave/net/frames.ts";
 import { linkRelay } from "../../../src/enclave/net/relay-link.ts";
 import { createNetRelay, type CarriedBytes, type NetRelayOptions } from "../../../src/host/net-relay.ts";
 
@@ -91,4 +93,25 @@ export function framesContain(frames: unknown[], needle: string): boolean {
 
 export function carriedTotal(carried: CarriedBytes[], direction?: CarriedBytes["direction"]): number {
   return carried.filter((c) => !direction || c.direction === direction).reduce((n, c) => n + c.bytes.length, 0);
+}
+
+/** The enclave's channel linked to the real host relay in memory; `inject` sends any raw frame to the enclave as the host. */
+export function wired(relayOptions: NetRelayOptions = { privateDestinations: "allow" }) {
+  let toEnclave: (raw: unknown) => void = () => {};
+  const sent: EnclaveRelayFrame[] = [];
+  const received: HostRelayFrame[] = [];
+  const relay = createNetRelay(relayOptions);
+  const session = relay.attach((frame) => {
+    received.push(frame);
+    queueMicrotask(() => toEnclave(frame));
+  });
+  const port: RelayPort = {
+    send: (frame) => {
+      sent.push(frame);
+      const checked = enclaveRelayFrameSchema.parse(frame);
+      queueMicrotask(() => session.receive(checked));
+    },
+    onFrame: (listener) => (toEnclave = listener),
+  };
+  return { relay, channel: createRelayChannel(port), inject: (raw: unknown) => toEnclave(raw), sent, received, close: () => session.close() };
 }

@@ -7,31 +7,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { Duplex, PassThrough } from "node:stream";
-import { createRelayChannel, type RelayPort, type RelaySocket } from "../../../src/enclave/net/channel.ts";
+import type { RelaySocket } from "../../../src/enclave/net/channel.ts";
 import { NetError } from "../../../src/enclave/net/errors.ts";
-import { enclaveRelayFrameSchema, hostRelayFrameSchema, type EnclaveRelayFrame, type HostRelayFrame } from "../../../src/enclave/net/frames.ts";
+import { enclaveRelayFrameSchema, hostRelayFrameSchema } from "../../../src/enclave/net/frames.ts";
 import { createMessageStream } from "../../../src/enclave/net/messages.ts";
-import { createNetRelay, type CarriedBytes, type NetRelayOptions } from "../../../src/host/net-relay.ts";
-
-function wired(relayOptions: NetRelayOptions) {
-  let toEnclave: (raw: unknown) => void = () => {};
-  const sent: EnclaveRelayFrame[] = [];
-  const received: HostRelayFrame[] = [];
-  const relay = createNetRelay(relayOptions);
-  const session = relay.attach((frame) => {
-    received.push(frame);
-    queueMicrotask(() => toEnclave(frame));
-  });
-  const port: RelayPort = {
-    send: (frame) => {
-      sent.push(frame);
-      const checked = enclaveRelayFrameSchema.parse(frame);
-      queueMicrotask(() => session.receive(checked));
-    },
-    onFrame: (listener) => (toEnclave = listener),
-  };
-  return { relay, channel: createRelayChannel(port), inject: (raw: unknown) => toEnclave(raw), sent, received, close: () => session.close() };
-}
+import { wired } from "./harness.ts";
+import type { CarriedBytes } from "../../../src/host/net-relay.ts";
 
 function dial(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {

@@ -60,7 +60,7 @@ export function postgresRunner(): { run: (bin: string, args: string[]) => void; 
   return { skip: "running as root and neither runuser nor su can run commands as postgres (initdb refuses root)" };
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;

@@ -10,11 +10,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer as createTlsServer } from "node:tls";
-import { createRelayChannel, type RelayPort } from "../../../src/enclave/net/channel.ts";
+import { createRelayChannel } from "../../../src/enclave/net/channel.ts";
 import { certificateSha256, createEnclaveNet } from "../../../src/enclave/net/connect.ts";
 import { NetError, type NetErrorCode } from "../../../src/enclave/net/errors.ts";
 import { enclaveRelayFrameSchema, hostRelayFrameSchema, MAX_RELAY_CHUNK, type EnclaveRelayFrame } from "../../../src/enclave/net/frames.ts";
-import { createNetRelay, type NetRelayOptions } from "../../../src/host/net-relay.ts";
+import { wired } from "./harness.ts";
 import { selfSignedCertificate } from "./postgres-instance.ts";
 
 const servers: Server[] = [];
@@ -25,22 +25,6 @@ async function echoServer(): Promise<number> {
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return (server.address() as AddressInfo).port;
-}
-
-/** The enclave's channel linked to the real host relay in memory; `inject` sends any raw frame to the enclave as the host. */
-function wired(relay: NetRelayOptions = { privateDestinations: "allow" }) {
-  let toEnclave: (raw: unknown) => void = () => {};
-  const sent: EnclaveRelayFrame[] = [];
-  const session = createNetRelay(relay).attach((frame) => queueMicrotask(() => toEnclave(frame)));
-  const port: RelayPort = {
-    send: (frame) => {
-      sent.push(frame);
-      const checked = enclaveRelayFrameSchema.parse(frame);
-      queueMicrotask(() => session.receive(checked));
-    },
-    onFrame: (listener) => (toEnclave = listener),
-  };
-  return { channel: createRelayChannel(port), inject: (raw: unknown) => toEnclave(raw), sent, close: () => session.close() };
 }
 
 const isNetError = (code: NetErrorCode, message?: RegExp) => (e: unknown) => {
