@@ -35,12 +35,12 @@ import {
 import { epsilonFromFixed, type CollaborationTerms } from "../../protocol/collaboration.ts";
 import { CollabRunError } from "../../sdk/collab/errors.ts";
 import { loadCollabFile } from "../../sdk/collab/file.ts";
+import { verifyRecordedRun } from "../../sdk/collab/verify-run.ts";
 import { rawCidOfDigest } from "../../storage/raw-cid.ts";
 import { UsageError } from "../errors.ts";
 import { printJson, silentReporter, stderrReporter } from "../output.ts";
 import { hexId } from "./collab-network.ts";
 import { table } from "./collab.ts";
-import { verifyRecordedRun } from "./verify-collab.ts";
 
 interface Ctx {
   network: RemoteNetwork;
@@ -122,7 +122,7 @@ export async function requestAndAwaitRun(id: bigint, values: { json?: boolean; q
     policy: policyForRole(c.manifest, TASK_ROLE),
     evidence: (cid) => network.store.get(cid),
     collaborationId: id,
-    runId,
+    run,
     envelope,
     result,
   });

@@ -5,20 +5,14 @@
  * result digests, rows and epsilon, and the record names the approved query and policy of the terms.
  */
 import { join } from "node:path";
-import { getAddress, type Address, type Client } from "viem";
 import { policyForRole, TASK_ROLE } from "../../attestation/manifest/index.ts";
-import type { Policy } from "../../attestation/policy.ts";
-import { readCollaborationTerms } from "../../chain/actions/read-collaboration-terms.ts";
-import { readEnclave } from "../../chain/actions/read-enclave.ts";
 import { readRuns } from "../../chain/actions/read-runs.ts";
 import { createReaderClient } from "../../chain/clients.ts";
 import { readDeployment } from "../../chain/deployment-file.ts";
 import { startLocalChain } from "../../chain/local-chain.ts";
-import { sha256 } from "../../crypto/sha256.ts";
 import { readRunIndex } from "../../devnet/collab-embedded.ts";
-import { epsilonToFixed } from "../../protocol/collaboration.ts";
-import type { CollabComputePredicate } from "../../protocol/job-kinds.ts";
-import { verifyProvenanceRecord, type ProvenanceCheck, type ProvenanceVerdict } from "../../sdk/verify-provenance.ts";
+import { verifyRecordedRun } from "../../sdk/collab/verify-run.ts";
+import type { ProvenanceVerdict } from "../../sdk/verify-provenance.ts";
 import { openHeliaStore } from "../../storage/helia-store.ts";
 import { UsageError } from "../errors.ts";
 import { manifestFrom } from "../network-options.ts";
@@ -40,56 +34,13 @@ export async function verifyCollabRun(ref: string, flags: { "data-dir"?: string;
   const store = await openHeliaStore(join(dir, "ipfs"));
   try {
     const reader = createReaderClient({ endpoint: { provider: chain.provider }, chain: chain.chain });
+    const run = (await readRuns(reader, deployment.collaborations, collaborationId)).find((r) => r.runId === runId);
+    if (!run) throw new UsageError(`run ${runId} of collaboration ${m[1]} is not recorded on chain`);
     const envelope = await store.get(blobs.provenanceCid);
     const result = await store.get(blobs.resultCid);
-    return await verifyRecordedRun({ reader, deployment: { registry: deployment.registry, collaborations: deployment.collaborations }, policy, evidence: (cid) => store.get(cid), collaborationId, runId, envelope, result });
+    return await verifyRecordedRun({ reader, deployment: { registry: deployment.registry, collaborations: deployment.collaborations }, policy, evidence: (cid) => store.get(cid), collaborationId, run, envelope, result });
   } finally {
     await store.close();
     await chain.close();
   }
-}
-
-/**
- * The checks of a recorded run, given its provenance envelope and sealed result: the record (signature, the
- * compute enclave's attestation bound to the operator the registry names, the result's digest) and the
- * RunRecorded event against it and the approved terms.
- */
-export async function verifyRecordedRun(c: {
-  reader: Client;
-  deployment: { registry: Address; collaborations: Address };
-  policy: Policy;
-  evidence: (cid: string) => Promise<Uint8Array>;
-  collaborationId: bigint;
-  runId: number;
-  envelope: Uint8Array;
-  result: Uint8Array;
-}): Promise<ProvenanceVerdict> {
-  const { reader, collaborationId, runId, envelope, result } = c;
-  const contract = c.deployment.collaborations;
-  const run = (await readRuns(reader, contract, collaborationId)).find((r) => r.runId === runId);
-  if (!run) throw new UsageError(`run ${runId} of collaboration 0x${collaborationId.toString(16)} is not recorded on chain`);
-  const { operator } = await readEnclave(reader, c.deployment.registry, run.enclave);
-  const verdict = await verifyProvenanceRecord({ envelope, policy: c.policy, evidence: c.evidence, output: result, operator });
-  const checks: ProvenanceCheck[] = [...verdict.checks];
-  const predicate = (verdict.statement?.predicate as unknown as Record<string, CollabComputePredicate | undefined> | undefined)?.["collab-compute"];
-  const { terms } = await readCollaborationTerms(reader, contract, collaborationId);
-  const problems = !predicate
-    ? ["the record is not a clean-room run's"]
-    : [
-        ...(predicate.collaborationId !== collaborationId.toString() || predicate.runId !== runId ? ["the record names another collaboration or run"] : []),
-        ...(run.provenanceDigest !== sha256(envelope) ? ["the chain records another provenance digest"] : []),
-        ...(run.resultDigest !== sha256(result) ? ["the chain records another result digest"] : []),
-        ...(getAddress(run.enclave) !== getAddress(verdict.statement!.predicate.enclave.signer) ? [`the run was recorded by enclave ${run.enclave}`] : []),
-        ...(Number(run.rowsDelivered) !== predicate.rowsDelivered || Number(run.rowsSuppressed) !== predicate.rowsSuppressed ? ["the chain records other row counts"] : []),
-        ...(run.epsilonSpent !== epsilonToFixed(predicate.epsilonSpent) ? ["the chain records another epsilon"] : []),
-        ...(predicate.queryDigest !== terms.queryDigest.toLowerCase() || predicate.policyDigest !== terms.policyDigest.toLowerCase() ? ["the record names another query or policy than the approved terms"] : []),
-      ];
-  checks.push({
-    name: "anchor",
-    ok: problems.length === 0,
-    detail: problems.length
-      ? problems.join("; ")
-      : `run ${runId} recorded on chain (${run.transactionHash}) by the same enclave with the same provenance and result digests, ${predicate!.rowsDelivered} rows delivered, ${predicate!.rowsSuppressed} suppressed, epsilon ${predicate!.epsilonSpent}; the approved query and policy`,
-  });
-  return { ...verdict, ok: checks.every((check) => check.ok), checks };
 }
