@@ -108,7 +108,7 @@ test("the provenance API names one job, refuses a bad id or run number with its 
   for (const n of ["0", "-1", "1.5", "01", "x"]) assert.equal((await answer(`grant=1&use=${n}`)).status, 400, n);
   assert.match((await answer("grant=1&run=1")).error, /grant=<id> needs use=<n>/);
   // The verifying server's deployment names only the registry and the market.
-  for (const [query, contract] of [["pipeline=1&run=1", "Pipelines"], ["collaboration=0x1f&run=2", "Collaborations"], ["grant=7&use=1", "Grants"]]) {
+  for (const [query, contract] of [["pipeline=1&run=1", "Pipelines"], ["collaboration=0x1f&run=2", "Collaborations"], ["grant=7&use=1", "Grants"]] as const) {
     assert.deepEqual(await answer(query), { status: 404, error: `this dashboard's deployment names no ${contract} contract` });
   }
   assert.equal((await fetch(`${server.url}api/provenance?pipeline=1&run=1`)).status, 404, "without a policy nothing is verified");
