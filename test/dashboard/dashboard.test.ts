@@ -397,7 +397,8 @@ test("once the deployment names them, the collaborations, pipelines and grants, 
     const collabRun = await api(`collaboration=${collaborationId}&run=1`);
     assert.match(failed(collabRun.body), /^record: the provenance record \w+ the chain names is not readable from IPFS/);
     const grantUse = await api(`grant=${grantId}&use=1`);
-    assert.match(failed(grantUse.body), /^record: the provenance record \w+ that use 1 names on chain is not readable from this IPFS node/);
+    assert.match(failed(grantUse.body), /^signature: provenance envelope is not a DSSE envelope/, "the tampered record on IPFS is no signed record");
+    assert.deepEqual(grantUse.body.checks!.map((c) => c.name), ["signature"]);
     assert.deepEqual(await api(`collaboration=${collaborationId}&run=2`), { status: 404, body: { error: `the chain records no run 2 of collaboration ${collaborationId}` } });
     assert.equal((await api(`grant=${grantId}&use=2`)).status, 404);
 
