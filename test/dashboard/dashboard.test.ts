@@ -4,7 +4,7 @@
  * and verified evidence, a task that completes while the page is open (pushed
  * over WebSocket) with its verified provenance, sections whose contracts are
  * not deployed, keyboard navigation, nothing loaded from elsewhere; a
- * pipeline run and a grant use made through the CLI, each with its verified
+ * pipeline run, a clean-room run and a grant use made through the CLI, each with its verified
  * provenance on the pipelines page and from the API; the fixture's runs and
  * use, signed by test enclaves, NOT verified with the failed check named; and
  * the error states of a bad deployment file and an unreachable chain RPC.
@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -238,9 +238,21 @@ test("the dashboard works from the keyboard: skip link, section links, a task, f
   }
 });
 
-test("a pipeline run and a grant use show their verified provenance on the pipelines page, loaded lazily, and from the API", { skip }, async () => {
+test("a pipeline run, a clean-room run and a grant use show their verified provenance on their pages, loaded lazily, and from the API", { skip }, async () => {
   const work = join(dir, "work");
   await mkdir(work, { recursive: true });
+  // The clean-room example between devnet accounts 0 (retailer: computes, receives) and 1 (bank), one node each.
+  await cp(new URL("../../examples/clean-room/", import.meta.url).pathname, join(work, "clean-room"), { recursive: true });
+  const collabFile = join(work, "clean-room", "collaboration.json");
+  const file = JSON.parse(await readFile(collabFile, "utf8")) as { parties: { account?: string }[] };
+  file.parties.forEach((p, i) => (p.account = mnemonicToAccount(testMnemonic, { addressIndex: i }).address));
+  await writeFile(collabFile, JSON.stringify(file));
+  const collaboration = String((await cloister(["collab", "create", collabFile, "--account", "0"], work)).collaboration);
+  for (const [party, account] of [["bank", 1], ["retailer", 0]] as const) {
+    await cloister(["collab", "approve", collaboration, "--party", party, "--file", collabFile, "--node", devnet.nodes[account]!.signer, "--account", String(account)], work);
+  }
+  const cleanRoomRun = await cloister(["collab", "run", collaboration, "--account", "0"], work);
+  assert.deepEqual([cleanRoomRun.run, cleanRoomRun.verified], [1, true]);
   // A pipeline of account 1 over a CSV, one run requested and anchored by a node's enclave.
   await writeFile(join(work, "in.csv"), "id,v\n1,a\n2,b\n");
   await writeFile(join(work, "p.json"), JSON.stringify({ name: "dash", source: { type: "csv", path: "in.csv", cursor: "id" }, destination: { type: "csv", path: "out.csv", mode: "append" } }));
@@ -273,7 +285,12 @@ test("a pipeline run and a grant use show their verified provenance on the pipel
   assert.deepEqual(use.body.checks!.map((c) => [c.name, c.ok]), [["signature", true], ["attestation", true], ["anchor", true]]);
   assert.equal(use.body.statement?.job.kind, "operate");
   assert.equal(use.body.statement?.enclave.simulated, true);
+  const cleanRoom = await provenanceApi(base, `collaboration=${collaboration}&run=1`);
+  assert.equal(cleanRoom.body.ok, true, JSON.stringify(cleanRoom.body));
+  assert.deepEqual(cleanRoom.body.checks!.map((c) => [c.name, c.ok]), [["signature", true], ["attestation", true], ["output", true], ["anchor", true]]);
+  assert.equal(cleanRoom.body.statement?.job.kind, "collab-compute");
   assert.deepEqual(await provenanceApi(base, `pipeline=${pipeline}&run=2`), { status: 404, body: { error: `the chain records no run 2 of pipeline ${pipeline}` } });
+  assert.deepEqual(await provenanceApi(base, `collaboration=${collaboration}&run=2`), { status: 404, body: { error: `the chain records no run 2 of collaboration ${collaboration}` } });
   assert.deepEqual(await provenanceApi(base, `grant=${grantId}&use=2`), { status: 404, body: { error: `the chain records no use 2 of grant ${grantId}` } });
 
   const { page, errors } = await openPage();
@@ -290,6 +307,12 @@ test("a pipeline run and a grant use show their verified provenance on the pipel
       for (const r of rows) assert.match(r, /✓ passed/);
     }
     assert.match(await page.locator('[data-testid="pipeline-runs"]').innerText(), new RegExp(`cloister verify ${String(ran.run)}`), "the CLI command that runs the same checks");
+    await page.goto(`${base}#/collaborations`);
+    const cell = page.locator('[data-testid="collaboration-runs"] [data-testid="verdict"]');
+    await page.locator('[data-testid="collaboration-runs"] [data-testid="verdict"][data-state="verified"]').waitFor({ timeout: 30_000 });
+    assert.match(await cell.innerText(), /^✓ provenance verified under policy "cloister-devnet" SIMULATED/);
+    await cell.locator("summary").click();
+    assert.deepEqual((await cell.locator('[data-testid="checks"] tbody tr').allInnerTexts()).map((r) => r.split("\t").slice(0, 2).join(" ")), ["signature ✓ passed", "attestation ✓ passed", "output ✓ passed", "anchor ✓ passed"]);
     assert.deepEqual(errors, []);
   } finally {
     await page.close();
