@@ -75,7 +75,7 @@ ${networkOptionsUsage}
 export const verifyUsage = `Usage:
   cloister verify <provenance.json> [--evidence <file>] [--output <file>] [--operator <address>] [--network <dir> | --policy <file> | --sim-pki <dir>] [--json]
   cloister verify <task-id> --data-dir <dir> [--policy <file>] [--json]
-  cloister verify <collaboration-id>:<run> --data-dir <dir> [--json]   a clean-room run (docs/cleanroom.md)
+  cloister verify <collaboration-id>:<run> [--data-dir <dir> | --network <dir>] [--json]   a clean-room run (docs/cleanroom.md)
 
   Checks an execution's provenance record: the DSSE signature by the enclave it names, that enclave's
   attestation under the policy (default: the strict production policy; with --sim-pki or a --data-dir,

@@ -16,9 +16,8 @@ import { enclaveRegistryAbi } from "../chain/abi/EnclaveRegistry.ts";
 import { taskMarketAbi } from "../chain/abi/TaskMarket.ts";
 import type { ReaderClient } from "../chain/clients.ts";
 import { readPipelineRuns } from "../chain/actions/read-pipeline.ts";
-import { readRuns } from "../chain/actions/read-runs.ts";
 import type { ProvenanceStatement } from "../protocol/provenance.ts";
-import { verifyRecordedRun } from "../sdk/collab/verify-run.ts";
+import { verifyRunOnChain } from "../sdk/collab/verify-run.ts";
 import { checkEnclave } from "../sdk/enclaves.ts";
 import { verifyGrantUse } from "../sdk/grants.ts";
 import { verifyRunById } from "../sdk/pipeline-runs.ts";
@@ -151,15 +150,9 @@ export class DashboardChecks {
     }
   }
 
-  async #collabRun(contract: Address, collaborationId: bigint, runId: number): Promise<Verdict | undefined> {
+  #collabRun(collaborations: Address, collaborationId: bigint, runId: number): Promise<Verdict | undefined> {
     const { reader, registry, fromBlock } = this.#o;
-    const run = (await readRuns(reader, contract, collaborationId, fromBlock)).find((r) => r.runId === runId);
-    if (!run) return undefined;
-    const [envelope, result] = await Promise.all([this.#record(rawCidOfDigest(run.provenanceDigest)), this.#record(rawCidOfDigest(run.resultDigest), "sealed result")]);
-    if (!(envelope instanceof Uint8Array)) return envelope;
-    if (!(result instanceof Uint8Array)) return result;
-    const store = this.#store;
-    return verifyRecordedRun({ reader, deployment: { registry, collaborations: contract }, policy: this.policy, evidence: (cid) => store.get(cid), collaborationId, run, envelope, result });
+    return verifyRunOnChain({ reader, store: this.#store, deployment: { registry, collaborations }, policy: this.policy, collaborationId, runId, fromBlock, timeoutMs: this.#o.blobTimeoutMs });
   }
 
   #grantUse(grants: Address, grantId: bigint, use: number): Promise<Verdict | undefined> {

@@ -253,6 +253,9 @@ test("a pipeline run, a clean-room run and a grant use show their verified prove
   }
   const cleanRoomRun = await cloister(["collab", "run", collaboration, "--account", "0"], work);
   assert.deepEqual([cleanRoomRun.run, cleanRoomRun.verified], [1, true]);
+  // The CLI checks it on the running network the same way.
+  const verifiedByCli = await cloister(["verify", `${collaboration}:1`], work);
+  assert.deepEqual([verifiedByCli.ok, (verifiedByCli.checks as { name: string }[]).map((c) => c.name)], [true, ["signature", "attestation", "output", "anchor"]]);
   // A pipeline of account 1 over a CSV, one run requested and anchored by a node's enclave.
   await writeFile(join(work, "in.csv"), "id,v\n1,a\n2,b\n");
   await writeFile(join(work, "p.json"), JSON.stringify({ name: "dash", source: { type: "csv", path: "in.csv", cursor: "id" }, destination: { type: "csv", path: "out.csv", mode: "append" } }));
@@ -386,9 +389,9 @@ test("once the deployment names them, the collaborations, pipelines and grants, 
     // Its record is not on IPFS (the fixture recorded made-up digests): NOT verified, and why.
     const collabVerdict = page.locator('[data-testid="collaboration-runs"] [data-testid="verdict"][data-state="failed"]');
     await collabVerdict.waitFor({ timeout: 30_000 });
-    assert.match(await collabVerdict.innerText(), /^✗ provenance NOT verified under policy "cloister-devnet"\n+1 check, 1 failed/);
+    assert.match(await collabVerdict.innerText(), /^✗ provenance NOT verified under policy "cloister-devnet"\n+2 checks, 2 failed/);
     await collabVerdict.locator("summary").click();
-    assert.match(await collabVerdict.locator('[data-testid="checks"]').innerText(), /record\t✗ FAILED\tthe provenance record \w+ the chain names is not readable from IPFS/);
+    assert.match(await collabVerdict.locator('[data-testid="checks"]').innerText(), /record\t✗ FAILED\tthe provenance record \w+ that run 1 names on chain is not readable from IPFS[^\n]*\nrecord\t✗ FAILED\tthe sealed result \w+ that run 1/);
 
     await page.goto(`${server.url}#/pipelines`);
     await page.locator('[data-testid="grant"]').waitFor();
@@ -418,7 +421,7 @@ test("once the deployment names them, the collaborations, pipelines and grants, 
     assert.equal(pipelineRun.body.ok, false);
     assert.match(failed(pipelineRun.body), new RegExp(`^RUN_ENCLAVE_UNVERIFIED: the enclave ${testEnclaves[0]} that anchored run 0x[0-9a-f]{64} is not among the enclaves verified under your policy$`));
     const collabRun = await api(`collaboration=${collaborationId}&run=1`);
-    assert.match(failed(collabRun.body), /^record: the provenance record \w+ the chain names is not readable from IPFS/);
+    assert.match(failed(collabRun.body), /^record: the provenance record \w+ that run 1 names on chain is not readable from IPFS/);
     const grantUse = await api(`grant=${grantId}&use=1`);
     assert.match(failed(grantUse.body), /^signature: provenance envelope is not a DSSE envelope/, "the tampered record on IPFS is no signed record");
     assert.deepEqual(grantUse.body.checks!.map((c) => c.name), ["signature"]);

@@ -1,5 +1,6 @@
 /**
- * `cloister verify <collaboration-id>:<run> --data-dir D`: a clean-room run of an embedded network. The
+ * `cloister verify <collaboration-id>:<run> --data-dir D | --network N`: a clean-room run of an embedded network
+ * (its blobs named by the data dir's run index) or of a running one (the blobs the chain's digests name). The
  * provenance record (signature, the compute enclave's attestation bound to its registered operator, the
  * sealed result's digest) and the run on chain: the RunRecorded event names the same enclave, provenance and
  * result digests, rows and epsilon, and the record names the approved query and policy of the terms.
@@ -7,24 +8,27 @@
 import { join } from "node:path";
 import { policyForRole, TASK_ROLE } from "../../attestation/manifest/index.ts";
 import { readRuns } from "../../chain/actions/read-runs.ts";
-import { createReaderClient } from "../../chain/clients.ts";
+import { chainDefinition, createReaderClient } from "../../chain/clients.ts";
 import { readDeployment } from "../../chain/deployment-file.ts";
 import { startLocalChain } from "../../chain/local-chain.ts";
 import { readRunIndex } from "../../devnet/collab-embedded.ts";
-import { verifyRecordedRun } from "../../sdk/collab/verify-run.ts";
+import type { NetworkFile } from "../../devnet/network-file.ts";
+import { verifyRecordedRun, verifyRunOnChain } from "../../sdk/collab/verify-run.ts";
 import type { ProvenanceVerdict } from "../../sdk/verify-provenance.ts";
 import { openHeliaStore } from "../../storage/helia-store.ts";
+import { openKuboStore } from "../../storage/kubo-store.ts";
 import { UsageError } from "../errors.ts";
 import { manifestFrom } from "../network-options.ts";
 
 export const RUN_REF = /^(0x[0-9a-fA-F]{1,64}):(\d+)$/;
 
-export async function verifyCollabRun(ref: string, flags: { "data-dir"?: string; policy?: string; "sim-pki"?: string }): Promise<ProvenanceVerdict> {
+export async function verifyCollabRun(ref: string, flags: { "data-dir"?: string; policy?: string; "sim-pki"?: string }, network?: NetworkFile): Promise<ProvenanceVerdict> {
   const m = RUN_REF.exec(ref)!;
   const collaborationId = BigInt(m[1]!);
   const runId = Number(m[2]);
+  if (network) return verifyNetworkRun(network, collaborationId, runId, flags);
   const dir = flags["data-dir"];
-  if (!dir) throw new UsageError("verifying a clean-room run needs the network's --data-dir (the directory given to 'cloister collab run --data-dir')");
+  if (!dir) throw new UsageError("verifying a clean-room run needs the network: --network <dir> (a running one) or --data-dir <dir> (the directory given to 'cloister collab run --data-dir')");
   const deployment = await readDeployment(join(dir, "deployment.json"));
   if (!deployment?.collaborations) throw new UsageError(`no Cloister network with a Collaborations contract in '${dir}'`);
   const blobs = (await readRunIndex(dir))[`0x${collaborationId.toString(16).padStart(64, "0")}:${runId}`];
@@ -42,5 +46,20 @@ export async function verifyCollabRun(ref: string, flags: { "data-dir"?: string;
   } finally {
     await store.close();
     await chain.close();
+  }
+}
+
+async function verifyNetworkRun(network: NetworkFile, collaborationId: bigint, runId: number, flags: { policy?: string; "sim-pki"?: string }): Promise<ProvenanceVerdict> {
+  const { deployment } = network;
+  if (!deployment.collaborations) throw new UsageError(`the network of ${network.path} has no Collaborations contract`);
+  const policy = policyForRole(flags.policy || flags["sim-pki"] ? await manifestFrom(flags) : network.manifest, TASK_ROLE);
+  const reader = createReaderClient({ endpoint: { rpcUrl: network.endpoints.rpc }, chain: chainDefinition(network.chainId, network.endpoints.rpc) });
+  const store = openKuboStore(network.endpoints.ipfs);
+  try {
+    const verdict = await verifyRunOnChain({ reader, store, deployment: { registry: deployment.registry, collaborations: deployment.collaborations }, policy, collaborationId, runId, fromBlock: deployment.deployBlock });
+    if (!verdict) throw new UsageError(`run ${runId} of collaboration 0x${collaborationId.toString(16)} is not recorded on chain`);
+    return verdict;
+  } finally {
+    await store.close();
   }
 }

@@ -8,11 +8,45 @@ import { getAddress, type Address, type Client } from "viem";
 import type { Policy } from "../../attestation/policy.ts";
 import { readCollaborationTerms } from "../../chain/actions/read-collaboration-terms.ts";
 import { readEnclave } from "../../chain/actions/read-enclave.ts";
-import type { RecordedRun } from "../../chain/actions/read-runs.ts";
+import { readRuns, type RecordedRun } from "../../chain/actions/read-runs.ts";
 import { sha256 } from "../../crypto/sha256.ts";
 import { epsilonToFixed } from "../../protocol/collaboration.ts";
 import type { CollabComputePredicate } from "../../protocol/job-kinds.ts";
+import type { BlobStore } from "../../storage/blob-store.ts";
+import { rawCidOfDigest } from "../../storage/raw-cid.ts";
 import { verifyProvenanceRecord, type ProvenanceCheck, type ProvenanceVerdict } from "../verify-provenance.ts";
+
+/**
+ * Run `runId` of a collaboration as the chain records it, with the blobs its digests name on IPFS (each one raw
+ * block, so its CID follows from its digest), checked by verifyRecordedRun. Undefined when the chain records no
+ * such run; a blob the store does not give (within `timeoutMs`, default 5 s) is a failed "record" check.
+ */
+export async function verifyRunOnChain(c: {
+  reader: Client;
+  store: Pick<BlobStore, "get">;
+  deployment: { registry: Address; collaborations: Address };
+  policy: Policy;
+  collaborationId: bigint;
+  runId: number;
+  fromBlock?: bigint;
+  timeoutMs?: number;
+}): Promise<ProvenanceVerdict | undefined> {
+  const { store, collaborationId } = c;
+  const run = (await readRuns(c.reader, c.deployment.collaborations, collaborationId, c.fromBlock ?? 0n)).find((r) => r.runId === c.runId);
+  if (!run) return undefined;
+  const get = (cid: string) => store.get(cid, { signal: AbortSignal.timeout(c.timeoutMs ?? 5_000) });
+  const blobs = await Promise.all(
+    ([["provenance record", run.provenanceDigest], ["sealed result", run.resultDigest]] as const).map(([what, digest]) => {
+      const cid = rawCidOfDigest(digest);
+      return get(cid).catch((error: Error) => `the ${what} ${cid} that run ${c.runId} names on chain is not readable from IPFS: ${error.message}`);
+    }),
+  );
+  const [envelope, result] = blobs;
+  if (typeof envelope === "string" || typeof result === "string") {
+    return { ok: false, checks: blobs.filter((b) => typeof b === "string").map((detail) => ({ name: "record", ok: false, detail })) };
+  }
+  return verifyRecordedRun({ reader: c.reader, deployment: c.deployment, policy: c.policy, evidence: get, collaborationId, run, envelope: envelope!, result: result! });
+}
 
 /** `run` is the RunRecorded event of the run (read-runs.ts); `envelope` and `result` the blobs its digests name. */
 export async function verifyRecordedRun(c: {
