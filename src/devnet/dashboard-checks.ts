@@ -22,8 +22,9 @@ import { checkEnclave } from "../sdk/enclaves.ts";
 import { verifyGrantUse } from "../sdk/grants.ts";
 import { verifyRunById } from "../sdk/pipeline-runs.ts";
 import { verifyProvenanceRecord, type ProvenanceCheck } from "../sdk/verify-provenance.ts";
-import type { BlobStore } from "../storage/blob-store.ts";
+import { isStorageError, type BlobStore } from "../storage/blob-store.ts";
 import { rawCidOfDigest } from "../storage/raw-cid.ts";
+import { DevnetError } from "./errors.ts";
 
 export interface EnclaveVerdictJson {
   signer: Address;
@@ -130,7 +131,7 @@ export class DashboardChecks {
    */
   async run(kind: RunKind, id: bigint, run: number): Promise<ProvenanceVerdictJson | undefined> {
     const contract = this.#contract(kind);
-    if (!contract) throw new Error(`this deployment names no ${RUN_KINDS[kind]} contract`);
+    if (!contract) throw new DevnetError(`this dashboard's deployment names no ${RUN_KINDS[kind]} contract: ask verifies("${kind}") first`);
     return this.#cached(`${kind}:${id}:${run}`, () => (kind === "pipeline" ? this.#pipelineRun(contract, id, run) : kind === "collaboration" ? this.#collabRun(contract, id, run) : this.#grantUse(contract, id, run)));
   }
 
@@ -145,7 +146,8 @@ export class DashboardChecks {
     try {
       return await verifyRunById({ reader, store: this.#store, contract, registry, policy: this.policy, runId: anchored.runId, pipelineId });
     } catch (error) {
-      // verifyRunById reports what it checked as failed checks, and throws only when a blob cannot be read.
+      // verifyRunById reports each failed check; it throws when the record cannot be read (or the chain fails).
+      if (!isStorageError(error) && !(error instanceof DOMException)) throw error;
       return unreadable(rawCidOfDigest(anchored.provenanceDigest), error);
     }
   }
