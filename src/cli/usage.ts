@@ -102,8 +102,8 @@ export const dashboardUsage = `Usage:
   cloister dashboard --rpc <url> [--ws <url>] --ipfs <url> --deployment <file> [--policy <manifest> | --sim-pki <dir>] [--node <url>]... [--port <port>]
 
   Serves the read-only web dashboard of any Cloister network on http://127.0.0.1:<port>/ (default 8560;
-  0 picks a free port) until Ctrl-C: the network, its enclaves (SIMULATED ones marked), tasks with their
-  provenance, collaborations, pipelines and grants, the vault, and node health. The page reads the chain
+  0 picks a free port) until Ctrl-C: the network, its enclaves (SIMULATED ones marked), tasks, clean-room
+  runs, pipeline runs and grant uses with their provenance, the vault, and node health. The page reads the chain
   (viem, live over --ws when given) and IPFS from the browser: the network must allow the dashboard's
   origin (a devnet: 'cloister devnet up --allow-origin http://127.0.0.1:<port>'). This process verifies
   enclave evidence and provenance records against the policy manifest (--policy, --sim-pki, the network
