@@ -256,6 +256,7 @@ test("a pipeline run, a clean-room run and a grant use show their verified prove
   // The CLI checks it on the running network the same way.
   const verifiedByCli = await cloister(["verify", `${collaboration}:1`], work);
   assert.deepEqual([verifiedByCli.ok, (verifiedByCli.checks as { name: string }[]).map((c) => c.name)], [true, ["signature", "attestation", "output", "anchor"]]);
+  await assert.rejects(cloister(["verify", `${collaboration}:5`], work), (e: { code: number; stderr: string }) => e.code === 2 && /run 5 of collaboration 0x[0-9a-f]+ is not recorded on chain/.test(e.stderr));
   // A pipeline of account 1 over a CSV, one run requested and anchored by a node's enclave.
   await writeFile(join(work, "in.csv"), "id,v\n1,a\n2,b\n");
   await writeFile(join(work, "p.json"), JSON.stringify({ name: "dash", source: { type: "csv", path: "in.csv", cursor: "id" }, destination: { type: "csv", path: "out.csv", mode: "append" } }));
