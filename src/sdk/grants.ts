@@ -4,6 +4,7 @@
  * owner trusts, and create the grant on chain from the signature. The result
  * is the grant document the operator's node needs (src/protocol/operate.ts):
  * public but for the sealed datasets, which only the named enclaves open.
+ * And the owner's audit: each use's provenance record, read and verified.
  */
 import { hexToBytes, toHex, type Address, type Client, type Hex } from "viem";
 import type { Policy } from "../attestation/policy.ts";
