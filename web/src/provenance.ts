@@ -45,7 +45,7 @@ let running = 0;
  */
 export function lazyVerdict(app: App, query: string, command: string): HTMLElement {
   const cell = h("div", { class: "lazy-verdict", "data-testid": "verdict", "aria-live": "polite" });
-  if (!app.config.policy) return fill(cell, { block: app.head, error: "not verified: the serving process has no policy" }, command);
+  if (!app.config.policy) return fill(cell, { block: app.head, error: "the serving process has no policy" }, command);
   const known = settled.get(query);
   if (known && (known.block === app.head || ("answer" in known && known.answer.ok))) return fill(cell, known, command);
   cell.append(h("span", { class: "muted" }, "checking provenance…"));
@@ -57,7 +57,7 @@ export function lazyVerdict(app: App, query: string, command: string): HTMLEleme
 function fill(cell: HTMLElement, s: Settled, command: string): HTMLElement {
   cell.dataset.state = "answer" in s ? (s.answer.ok ? "verified" : "failed") : "error";
   if ("error" in s) {
-    cell.replaceChildren(verdict(false, "", "provenance not checked"), ` ${s.error}`);
+    cell.replaceChildren(verdict(false, "", "provenance not checked"), `: ${s.error}`);
     return cell;
   }
   const p = s.answer;
