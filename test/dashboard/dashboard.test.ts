@@ -439,6 +439,17 @@ test("once the deployment names them, the collaborations, pipelines and grants, 
     assert.deepEqual(await api(`collaboration=${collaborationId}&run=2`), { status: 404, body: { error: `the chain records no run 2 of collaboration ${collaborationId}` } });
     assert.equal((await api(`grant=${grantId}&use=2`)).status, 404);
 
+    // A dashboard without a policy verifies nothing, and each cell says so.
+    const unverifying = await startDashboardServer({ rpcUrl: devnet.rpcUrl, ipfsUrl: devnet.ipfsUrl, deployment: { chainId: devnet.chainId, registry, market: devnet.deployment.market, deployBlock: devnet.deployment.deployBlock.toString(), pipelines, grants } });
+    for (const o of unverifying.origins) devnet.allowedOrigins.add(o);
+    try {
+      await page.goto(`${unverifying.url}#/pipelines`);
+      await page.locator('[data-testid="grant-uses"]').waitFor();
+      assert.deepEqual(await page.locator('[data-testid="verdict"]').allInnerTexts(), ["✗ provenance not checked: the serving process has no policy", "✗ provenance not checked: the serving process has no policy"]);
+    } finally {
+      await unverifying.close();
+    }
+
     await page.goto(`${server.url}#/vault`);
     await page.locator('[data-testid="vault-token"]').waitFor();
     assert.match(await page.locator('[data-testid="vault-clusters"]').innerText(), new RegExp(`${cluster}\\s+2`));
