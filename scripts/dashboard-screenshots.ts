@@ -10,7 +10,7 @@ import { startDashboardServer } from "../src/devnet/dashboard-server.ts";
 import { localNetworkManifest } from "../src/devnet/network-policy.ts";
 import { connectToNetwork } from "../src/devnet/remote-client.ts";
 import { startMultiProcessDevnet } from "../src/devnet/multi-process.ts";
-import { launchChromium, settled } from "../test/dashboard/browser.ts";
+import { launchChromium, settled, verdictsLoaded } from "../test/dashboard/browser.ts";
 import { populateOptionalSections } from "../test/dashboard/fixture.ts";
 
 const { values } = parseArgs({ options: { out: { type: "string", default: "docs/img" }, tasks: { type: "string", default: "8" }, "pause-ms": { type: "string", default: "1500" } } });
@@ -61,6 +61,8 @@ try {
     await settled(page);
     // The task page asks the serving process for the provenance verdict: wait for it.
     if (name === "task") await page.locator('[data-testid="provenance"]').waitFor();
+    // Runs and uses fill in their verdicts lazily: wait until none is still being checked.
+    await verdictsLoaded(page);
     await page.evaluate(() => new Promise((r) => setTimeout(r, 300)));
     const file = join(out, `dashboard-${name}.png`);
     await page.screenshot({ path: file, fullPage: true });

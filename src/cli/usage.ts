@@ -75,7 +75,7 @@ ${networkOptionsUsage}
 export const verifyUsage = `Usage:
   cloister verify <provenance.json> [--evidence <file>] [--output <file>] [--operator <address>] [--network <dir> | --policy <file> | --sim-pki <dir>] [--json]
   cloister verify <task-id> --data-dir <dir> [--policy <file>] [--json]
-  cloister verify <collaboration-id>:<run> --data-dir <dir> [--json]   a clean-room run (docs/cleanroom.md)
+  cloister verify <collaboration-id>:<run> [--data-dir <dir> | --network <dir>] [--json]   a clean-room run (docs/cleanroom.md)
 
   Checks an execution's provenance record: the DSSE signature by the enclave it names, that enclave's
   attestation under the policy (default: the strict production policy; with --sim-pki or a --data-dir,
@@ -102,8 +102,8 @@ export const dashboardUsage = `Usage:
   cloister dashboard --rpc <url> [--ws <url>] --ipfs <url> --deployment <file> [--policy <manifest> | --sim-pki <dir>] [--node <url>]... [--port <port>]
 
   Serves the read-only web dashboard of any Cloister network on http://127.0.0.1:<port>/ (default 8560;
-  0 picks a free port) until Ctrl-C: the network, its enclaves (SIMULATED ones marked), tasks with their
-  provenance, collaborations, pipelines and grants, the vault, and node health. The page reads the chain
+  0 picks a free port) until Ctrl-C: the network, its enclaves (SIMULATED ones marked), tasks, clean-room
+  runs, pipeline runs and grant uses with their provenance, the vault, and node health. The page reads the chain
   (viem, live over --ws when given) and IPFS from the browser: the network must allow the dashboard's
   origin (a devnet: 'cloister devnet up --allow-origin http://127.0.0.1:<port>'). This process verifies
   enclave evidence and provenance records against the policy manifest (--policy, --sim-pki, the network

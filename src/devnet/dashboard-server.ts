@@ -6,6 +6,8 @@
  *
  *   GET /api/enclaves              each registered enclave's evidence, verified under the policy
  *   GET /api/provenance?task=<id>  a completed task's provenance record, verified
+ *   GET /api/provenance?pipeline=<id>&run=<n>, ?collaboration=<id>&run=<n>, ?grant=<id>&use=<n>
+ *                                  a pipeline run's, a clean-room run's, a grant use's, verified
  *   GET /api/nodes                 the nodes' /healthz and /metrics (they serve localhost only, without CORS)
  *
  * Everything else the page reads itself, in the browser, from the chain
@@ -22,7 +24,7 @@ import { openKuboStore } from "../storage/kubo-store.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { createGuardedServer, HttpRequestError } from "../util/guarded-http.ts";
 import { listenOnLoopback } from "../util/loopback-http.ts";
-import { DashboardChecks } from "./dashboard-checks.ts";
+import { DashboardChecks, RUN_KINDS, type ProvenanceVerdictJson, type RunKind } from "./dashboard-checks.ts";
 import { ensureDashboardBundle } from "./dashboard-bundle.ts";
 import type { DashboardDeployment } from "./dashboard-deployment.ts";
 import { DevnetError } from "./errors.ts";
@@ -81,7 +83,17 @@ export async function startDashboardServer(options: DashboardServerOptions): Pro
           store = openKuboStore(options.ipfsUrl);
           const chainId = d.chainId ?? 31337;
           const reader = createReaderClient({ endpoint: { rpcUrl: options.rpcUrl }, chain: chainDefinition(chainId, options.rpcUrl) });
-          return new DashboardChecks({ reader, store, registry: d.registry, market: d.market, fromBlock: BigInt(d.deployBlock), manifest: options.manifest! });
+          return new DashboardChecks({
+            reader,
+            store,
+            registry: d.registry,
+            market: d.market,
+            fromBlock: BigInt(d.deployBlock),
+            manifest: options.manifest!,
+            ...(d.pipelines ? { pipelines: d.pipelines } : {}),
+            ...(d.collaborations ? { collaborations: d.collaborations } : {}),
+            ...(d.grants ? { grants: d.grants } : {}),
+          });
         })()
       : undefined;
   const nodeUrls = options.nodeUrls ?? [];
@@ -116,11 +128,7 @@ export async function startDashboardServer(options: DashboardServerOptions): Pro
       }
       if (url.pathname === "/api/provenance") {
         if (!checks) throw new HttpRequestError(404, "NO_POLICY", "this dashboard verifies nothing: it was started without a policy manifest or deployment");
-        const task = url.searchParams.get("task") ?? "";
-        if (!/^(0x[0-9a-fA-F]{1,64}|\d{1,78})$/.test(task)) throw new HttpRequestError(400, "BAD_TASK", `'${task}' is not a task id`);
-        const verdict = await checks.provenance(BigInt(task));
-        if (!verdict) throw new HttpRequestError(404, "NOT_COMPLETED", `task ${task} has no completion on the market`);
-        return sendJson(res, 200, verdict);
+        return sendJson(res, 200, await provenanceOf(checks, url.searchParams));
       }
       if (url.pathname === "/api/nodes") return sendJson(res, 200, { nodes: await Promise.all(nodeUrls.map((u, i) => nodeReport(i, u))) });
       if (url.pathname.startsWith("/api/")) throw new HttpRequestError(404, "NOT_FOUND", `no API ${url.pathname}`);
@@ -139,6 +147,30 @@ export async function startDashboardServer(options: DashboardServerOptions): Pro
       await store?.close();
     },
   };
+}
+
+const ID = /^(0x[0-9a-fA-F]{1,64}|\d{1,78})$/;
+const ORDINAL = /^[1-9]\d{0,9}$/;
+
+/** GET /api/provenance: exactly one of task=<id>, pipeline=<id>&run=<n>, collaboration=<id>&run=<n>, grant=<id>&use=<n>. */
+async function provenanceOf(checks: DashboardChecks, params: URLSearchParams): Promise<ProvenanceVerdictJson> {
+  const named = (["task", ...(Object.keys(RUN_KINDS) as RunKind[])] as const).filter((k) => params.has(k));
+  if (named.length !== 1) throw new HttpRequestError(400, "BAD_QUERY", "name one job: task=<id>, pipeline=<id>&run=<n>, collaboration=<id>&run=<n> or grant=<id>&use=<n>");
+  const kind = named[0]!;
+  const id = params.get(kind)!;
+  if (!ID.test(id)) throw new HttpRequestError(400, kind === "task" ? "BAD_TASK" : "BAD_ID", `'${id}' is not a ${kind} id (a decimal or 0x number)`);
+  if (kind === "task") {
+    const verdict = await checks.provenance(BigInt(id));
+    if (!verdict) throw new HttpRequestError(404, "NOT_COMPLETED", `task ${id} has no completion on the market`);
+    return verdict;
+  }
+  const what = kind === "grant" ? "use" : "run";
+  const n = params.get(what) ?? "";
+  if (!ORDINAL.test(n)) throw new HttpRequestError(400, "BAD_RUN", `${kind}=<id> needs ${what}=<n>, a whole number from 1; got '${n}'`);
+  if (!checks.verifies(kind)) throw new HttpRequestError(404, "NOT_DEPLOYED", `this dashboard's deployment names no ${RUN_KINDS[kind]} contract`);
+  const verdict = await checks.run(kind, BigInt(id), Number(n));
+  if (!verdict) throw new HttpRequestError(404, "NO_SUCH_RUN", `the chain records no ${what} ${n} of ${kind} ${id}`);
+  return verdict;
 }
 
 async function serveStatic(root: string, pathname: string, req: IncomingMessage, res: ServerResponse, csp: string): Promise<void> {

@@ -4,8 +4,11 @@
  * owner trusts, and create the grant on chain from the signature. The result
  * is the grant document the operator's node needs (src/protocol/operate.ts):
  * public but for the sealed datasets, which only the named enclaves open.
+ * And the owner's audit: each use's provenance record, read and verified.
  */
-import { hexToBytes, toHex, type Address, type Hex } from "viem";
+import { hexToBytes, toHex, type Address, type Client, type Hex } from "viem";
+import type { Policy } from "../attestation/policy.ts";
+import { listGrantUses } from "../chain/actions/read-grant-logs.ts";
 import { openWith, sealTo } from "../crypto/hpke.ts";
 import type { KindPredicates } from "../protocol/job-kinds.ts";
 import { unverifiedStatement } from "../protocol/provenance.ts";
@@ -15,6 +18,7 @@ import { createGrantBySig } from "../chain/actions/create-grant.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { datasetId, grantId, grantsDomain, grantTypes, operationsMask, statementDigest, type GrantTerms } from "../protocol/grants.ts";
 import { grantDatasetInfo, grantReadInfo, type GrantBinding, type GrantDocument, type GrantedDataset, type GrantReadResult, type SealedDataset } from "../protocol/operate.ts";
+import { verifyProvenanceRecord, type ProvenanceVerdict } from "./verify-provenance.ts";
 
 export interface GrantRequest {
   grants: Address;
@@ -96,13 +100,48 @@ export interface UseRecord {
  * CID follows from its SHA-256, and the store verifies the bytes against it. The signature is `cloister verify`'s.
  */
 export async function readUseRecord(store: Pick<BlobStore, "get">, provenanceDigest: Hex, timeoutMs = 5_000): Promise<UseRecord> {
-  const provenanceCid = singleChunkCidOfDigest(hexToBytes(provenanceDigest)).toString();
+  const provenanceCid = useRecordCid(provenanceDigest);
   try {
-    const bytes = await store.get(provenanceCid, { signal: AbortSignal.timeout(timeoutMs), maxBytes: 1 << 20 });
-    const statement = unverifiedStatement(bytes);
+    const statement = unverifiedStatement(await readUseEnvelope(store, provenanceCid, timeoutMs));
     const operate = (statement.predicate as { operate?: KindPredicates["operate"] }).operate;
     return { provenanceCid, finishedOn: statement.predicate.finishedOn, ...(operate ? { operate } : { missing: `the record is of a ${statement.predicate.job.kind} job` }) };
   } catch (error) {
     return { provenanceCid, missing: `not readable from this IPFS node (${(error as Error).message})` };
   }
+}
+
+function useRecordCid(provenanceDigest: Hex): string {
+  return singleChunkCidOfDigest(hexToBytes(provenanceDigest)).toString();
+}
+
+function readUseEnvelope(store: Pick<BlobStore, "get">, provenanceCid: string, timeoutMs: number): Promise<Uint8Array> {
+  return store.get(provenanceCid, { signal: AbortSignal.timeout(timeoutMs), maxBytes: 1 << 20 });
+}
+
+/**
+ * Use `use` (1 for the first) of a grant, checked as `cloister verify <provenance file> --network` checks its
+ * record: the record the chain's digest names, its signature, the enclave's attestation bound to the operator it
+ * names, and its GrantUsed event. Undefined when the chain records no such use; a record the store cannot give is
+ * a failed "record" check.
+ */
+export async function verifyGrantUse(o: {
+  reader: Client;
+  store: Pick<BlobStore, "get">;
+  chain: { market: Address; grants: Address; fromBlock: bigint };
+  policy: Policy;
+  grantId: bigint;
+  use: number;
+  timeoutMs?: number;
+}): Promise<ProvenanceVerdict | undefined> {
+  const { reader, store, chain } = o;
+  const found = (await listGrantUses(reader, chain.grants, o.grantId, chain.fromBlock)).find((u) => u.use === o.use);
+  if (!found) return undefined;
+  const provenanceCid = useRecordCid(found.provenanceDigest);
+  let envelope: Uint8Array;
+  try {
+    envelope = await readUseEnvelope(store, provenanceCid, o.timeoutMs ?? 5_000);
+  } catch (error) {
+    return { ok: false, checks: [{ name: "record", ok: false, detail: `the provenance record ${provenanceCid} that use ${o.use} names on chain is not readable from this IPFS node: ${(error as Error).message}` }] };
+  }
+  return verifyProvenanceRecord({ envelope, policy: o.policy, evidence: (cid) => store.get(cid, { signal: AbortSignal.timeout(o.timeoutMs ?? 5_000) }), chain: { reader, ...chain } });
 }

@@ -30,7 +30,11 @@ export function launchChromium(): Promise<Browser> {
  * The few browser globals the functions below run against in the page (this project's types have no
  * DOM). They are functions, not strings: the dashboard's Content-Security-Policy forbids eval.
  */
-declare const document: { body: { dataset: Record<string, string | undefined> }; activeElement: { tagName: string; textContent: string | null; getAttribute(name: string): string | null } | null };
+declare const document: {
+  body: { dataset: Record<string, string | undefined> };
+  activeElement: { tagName: string; textContent: string | null; getAttribute(name: string): string | null } | null;
+  querySelectorAll(selector: string): { length: number };
+};
 declare const location: { hash: string };
 
 /** Waits until the dashboard has rendered a page or its error state (body[data-state]). */
@@ -50,4 +54,9 @@ export function focused(page: Page): Promise<{ tag: string; text: string; href: 
 /** Waits until the location hash matches `pattern` and a page heading has the focus. */
 export async function waitForPageFocus(page: Page, pattern: RegExp): Promise<void> {
   await page.waitForFunction((source) => new RegExp(source).test(location.hash) && document.activeElement?.tagName === "H1", pattern.source, { timeout: 30_000 });
+}
+
+/** Waits until every lazily loaded provenance verdict on the page has its answer. */
+export async function verdictsLoaded(page: Page): Promise<void> {
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="verdict"][data-state="checking"]').length === 0, null, { timeout: 30_000 });
 }

@@ -3,17 +3,25 @@
  * against a running multi-process devnet: the enclaves page with SIMULATED
  * and verified evidence, a task that completes while the page is open (pushed
  * over WebSocket) with its verified provenance, sections whose contracts are
- * not deployed, keyboard navigation, nothing loaded from elsewhere; and the
- * error states of a bad deployment file and an unreachable chain RPC.
+ * not deployed, keyboard navigation, nothing loaded from elsewhere; a
+ * pipeline run, a clean-room run and a grant use made through the CLI, each with its verified
+ * provenance on the pipelines page and from the API; the fixture's runs and
+ * use, signed by test enclaves, NOT verified with the failed check named; and
+ * the error states of a bad deployment file and an unreachable chain RPC.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { promisify } from "node:util";
+import { DuckDBInstance } from "@duckdb/node-api";
 import type { Browser, Page } from "playwright-core";
 import { keccak256, toHex } from "viem";
+import { mnemonicToAccount } from "viem/accounts";
+import { testMnemonic } from "../../src/chain/dev-accounts.ts";
 import { localNetworkManifest } from "../../src/devnet/network-policy.ts";
 import { connectToNetwork } from "../../src/devnet/remote-client.ts";
 import { startMultiProcessDevnet, type MultiProcessDevnet } from "../../src/devnet/multi-process.ts";
@@ -63,6 +71,19 @@ async function runEcho(): Promise<bigint> {
 }
 
 const hexId = (id: bigint) => `0x${id.toString(16)}`;
+
+const cli = new URL("../../bin/cloister.js", import.meta.url).pathname;
+/** A CLI command on the devnet, in `cwd`; its last line of JSON output. */
+async function cloister(args: string[], cwd: string): Promise<Record<string, unknown>> {
+  const { stdout } = await promisify(execFile)(process.execPath, [cli, ...args, "--network", devnet.networkFile, "--json"], { cwd, env: { ...process.env, CLOISTER_PROGRESS: "", CLOISTER_NETWORK: "" } });
+  return JSON.parse(stdout.trim().split("\n").at(-1)!) as Record<string, unknown>;
+}
+
+/** The serving process's provenance answer for `query`, with its HTTP status. */
+async function provenanceApi(base: string, query: string): Promise<{ status: number; body: { ok?: boolean; error?: string; checks?: { name: string; ok: boolean; detail: string }[]; statement?: { job: { kind: string }; enclave: { simulated: boolean } } } }> {
+  const res = await fetch(`${base}api/provenance?${query}`);
+  return { status: res.status, body: (await res.json()) as never };
+}
 
 test("the enclaves page shows the devnet's enclave marked SIMULATED in text, with its evidence verified under the named policy", { skip }, async () => {
   const { page, errors } = await openPage();
@@ -217,6 +238,101 @@ test("the dashboard works from the keyboard: skip link, section links, a task, f
   }
 });
 
+test("a pipeline run, a clean-room run and a grant use show their verified provenance on their pages, loaded lazily, and from the API", { skip }, async (t) => {
+  const work = join(dir, "work");
+  await mkdir(work, { recursive: true });
+  // The clean-room example between devnet accounts 0 (retailer: computes, receives) and 1 (bank), one node each.
+  await cp(new URL("../../examples/clean-room/", import.meta.url).pathname, join(work, "clean-room"), { recursive: true });
+  const collabFile = join(work, "clean-room", "collaboration.json");
+  const file = JSON.parse(await readFile(collabFile, "utf8")) as { parties: { account?: string }[] };
+  file.parties.forEach((p, i) => (p.account = mnemonicToAccount(testMnemonic, { addressIndex: i }).address));
+  await writeFile(collabFile, JSON.stringify(file));
+  const collaboration = String((await cloister(["collab", "create", collabFile, "--account", "0"], work)).collaboration);
+  for (const [party, account] of [["bank", 1], ["retailer", 0]] as const) {
+    await cloister(["collab", "approve", collaboration, "--party", party, "--file", collabFile, "--node", devnet.nodes[account]!.signer, "--account", String(account)], work);
+  }
+  const cleanRoomRun = await cloister(["collab", "run", collaboration, "--account", "0"], work);
+  assert.deepEqual([cleanRoomRun.run, cleanRoomRun.verified], [1, true]);
+  // The CLI checks it on the running network the same way.
+  const verifiedByCli = await cloister(["verify", `${collaboration}:1`], work);
+  assert.deepEqual([verifiedByCli.ok, (verifiedByCli.checks as { name: string }[]).map((c) => c.name)], [true, ["signature", "attestation", "output", "anchor"]]);
+  await assert.rejects(cloister(["verify", `${collaboration}:5`], work), (e: { code: number; stderr: string }) => e.code === 2 && /run 5 of collaboration 0x[0-9a-f]+ is not recorded on chain/.test(e.stderr));
+  // A pipeline of account 1 over a CSV, one run requested and anchored by a node's enclave.
+  await writeFile(join(work, "in.csv"), "id,v\n1,a\n2,b\n");
+  await writeFile(join(work, "p.json"), JSON.stringify({ name: "dash", source: { type: "csv", path: "in.csv", cursor: "id" }, destination: { type: "csv", path: "out.csv", mode: "append" } }));
+  const pipeline = String((await cloister(["pipeline", "create", join(work, "p.json"), "--account", "1"], work)).pipeline);
+  const ran = await cloister(["pipeline", "run", pipeline, "--account", "1"], work);
+  assert.equal(ran.verified, true);
+  // A grant of account 0 to account 1's enclave over a DuckDB table, used once.
+  const instance = await DuckDBInstance.create(join(work, "ledger.duckdb"));
+  const connection = await instance.connect();
+  await connection.run("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER)");
+  await connection.run("INSERT INTO accounts VALUES (1, 100), (2, 50)");
+  connection.closeSync();
+  instance.closeSync();
+  await writeFile(join(work, "datasets.json"), JSON.stringify({ ledger: { table: "accounts", connection: { type: "duckdb", path: join(work, "ledger.duckdb") }, chainView: { endpoints: [devnet.rpcUrl], quorum: 1, finalityDepth: 0 } } }));
+  await writeFile(join(work, "fix.sql"), "UPDATE accounts SET balance = balance + 25 WHERE id = 2\n");
+  await cloister(["operate", "register", "--account", "1"], work);
+  const operator = mnemonicToAccount(testMnemonic, { addressIndex: 1 }).address;
+  const grant = await cloister(["grant", "create", "--account", "0", "--dataset", "ledger", "--datasets", "datasets.json", "--ops", "update", "--statement", "fix.sql", "--purpose", "dashboard", "--expires", "1h", "--uses", "2", "--operator", operator], work);
+  const grantId = String(grant.grantId);
+  assert.equal((await cloister(["operate", grantId, "--statement", "fix.sql", "--grant", String(grant.documentCid), "--account", "1"], work)).recorded, true);
+
+  const base = devnet.dashboardUrl!;
+  // How long each check takes in the serving process, first and again (a verified answer is cached).
+  for (const query of [`pipeline=${pipeline}&run=1`, `collaboration=${collaboration}&run=1`, `grant=${grantId}&use=1`]) {
+    const times = [];
+    for (let i = 0; i < 2; i++) {
+      const started = performance.now();
+      assert.equal((await provenanceApi(base, query)).status, 200);
+      times.push(Math.round(performance.now() - started));
+    }
+    t.diagnostic(`${query.split("=")[0]}: ${times[0]} ms, cached ${times[1]} ms`);
+  }
+  const run = await provenanceApi(base, `pipeline=${pipeline}&run=1`);
+  assert.equal(run.status, 200);
+  assert.equal(run.body.ok, true, JSON.stringify(run.body));
+  assert.deepEqual(run.body.checks!.map((c) => [c.name, c.ok]), [["anchor", true], ["enclave", true], ["provenance signature", true], ["record matches anchor", true]]);
+  assert.equal(run.body.statement?.job.kind, "pipeline");
+  const use = await provenanceApi(base, `grant=${grantId}&use=1`);
+  assert.equal(use.body.ok, true, JSON.stringify(use.body));
+  assert.deepEqual(use.body.checks!.map((c) => [c.name, c.ok]), [["signature", true], ["attestation", true], ["anchor", true]]);
+  assert.equal(use.body.statement?.job.kind, "operate");
+  assert.equal(use.body.statement?.enclave.simulated, true);
+  const cleanRoom = await provenanceApi(base, `collaboration=${collaboration}&run=1`);
+  assert.equal(cleanRoom.body.ok, true, JSON.stringify(cleanRoom.body));
+  assert.deepEqual(cleanRoom.body.checks!.map((c) => [c.name, c.ok]), [["signature", true], ["attestation", true], ["output", true], ["anchor", true]]);
+  assert.equal(cleanRoom.body.statement?.job.kind, "collab-compute");
+  assert.deepEqual(await provenanceApi(base, `pipeline=${pipeline}&run=2`), { status: 404, body: { error: `the chain records no run 2 of pipeline ${pipeline}` } });
+  assert.deepEqual(await provenanceApi(base, `collaboration=${collaboration}&run=2`), { status: 404, body: { error: `the chain records no run 2 of collaboration ${collaboration}` } });
+  assert.deepEqual(await provenanceApi(base, `grant=${grantId}&use=2`), { status: 404, body: { error: `the chain records no use 2 of grant ${grantId}` } });
+
+  const { page, errors } = await openPage();
+  try {
+    await page.goto(`${base}#/pipelines`);
+    assert.equal(await settled(page), "ready");
+    for (const [table, checks] of [["pipeline-runs", ["anchor", "enclave", "provenance signature", "record matches anchor"]], ["grant-uses", ["signature", "attestation", "anchor"]]] as const) {
+      const cell = page.locator(`[data-testid="${table}"] [data-testid="verdict"]`);
+      await page.locator(`[data-testid="${table}"] [data-testid="verdict"][data-state="verified"]`).waitFor({ timeout: 30_000 });
+      assert.match(await cell.innerText(), /^✓ provenance verified under policy "cloister-devnet" SIMULATED/, table);
+      await cell.locator("summary").click();
+      const rows = await cell.locator('[data-testid="checks"] tbody tr').allInnerTexts();
+      assert.deepEqual(rows.map((r) => r.split("\t")[0]), checks, table);
+      for (const r of rows) assert.match(r, /✓ passed/);
+    }
+    assert.match(await page.locator('[data-testid="pipeline-runs"]').innerText(), new RegExp(`cloister verify ${String(ran.run)}`), "the CLI command that runs the same checks");
+    await page.goto(`${base}#/collaborations`);
+    const cell = page.locator('[data-testid="collaboration-runs"] [data-testid="verdict"]');
+    await page.locator('[data-testid="collaboration-runs"] [data-testid="verdict"][data-state="verified"]').waitFor({ timeout: 30_000 });
+    assert.match(await cell.innerText(), /^✓ provenance verified under policy "cloister-devnet" SIMULATED/);
+    await cell.locator("summary").click();
+    assert.deepEqual((await cell.locator('[data-testid="checks"] tbody tr').allInnerTexts()).map((r) => r.split("\t").slice(0, 2).join(" ")), ["signature ✓ passed", "attestation ✓ passed", "output ✓ passed", "anchor ✓ passed"]);
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
 test("a bad deployment file and an unreachable chain RPC each show a clear error state, not a blank page", { skip }, async () => {
   const bad = join(dir, "bad-deployment.json");
   await writeFile(bad, JSON.stringify({ chainId: 31337, registry: "0x1234", market: devnet.deployment.market, deployBlock: "2" }));
@@ -255,7 +371,7 @@ test("a bad deployment file and an unreachable chain RPC each show a clear error
 
 test("once the deployment names them, the collaborations, pipelines and grants, and vault pages show what is on chain", { skip }, async () => {
   // Not yet deployed by deployCloister: the fixture deploys them itself and the dashboard's deployment names them.
-  const { collaborations, pipelines, grants, vault, collaborationId, cluster, tokenId, testEnclaves } = await populateOptionalSections(devnet);
+  const { collaborations, pipelines, grants, vault, collaborationId, pipelineId, grantId, cluster, tokenId, testEnclaves } = await populateOptionalSections(devnet);
   const registry = devnet.deployment.registry;
   const server = await startDashboardServer({
     rpcUrl: devnet.rpcUrl,
@@ -278,9 +394,15 @@ test("once the deployment names them, the collaborations, pipelines and grants, 
     assert.match(c, /Runs\s+1 of at most 3/);
     assert.match(c, /Rows suppressed \(all runs\)\s+3/);
     assert.match(c, /DP budget spent\s+250000 of 1000000/);
-    const run = await page.locator('[data-testid="collaboration-runs"] tbody tr').allInnerTexts();
+    const run = await page.locator('[data-testid="collaboration-runs"] > tbody > tr').allInnerTexts();
     assert.equal(run.length, 1);
-    assert.match(run[0]!, /^1\t0x[0-9a-fA-F]{6}…[0-9a-fA-F]{6}\t12\t3\t250000\t250000$/);
+    assert.match(run[0]!, /^1\t0x[0-9a-fA-F]{6}…[0-9a-fA-F]{6}\t12\t3\t250000\t250000\t/);
+    // Its record is not on IPFS (the fixture recorded made-up digests): NOT verified, and why.
+    const collabVerdict = page.locator('[data-testid="collaboration-runs"] [data-testid="verdict"][data-state="failed"]');
+    await collabVerdict.waitFor({ timeout: 30_000 });
+    assert.match(await collabVerdict.innerText(), /^✗ provenance NOT verified under policy "cloister-devnet"\n+2 checks, 2 failed/);
+    await collabVerdict.locator("summary").click();
+    assert.match(await collabVerdict.locator('[data-testid="checks"]').innerText(), /record\t✗ FAILED\tthe provenance record \w+ that run 1 names on chain is not readable from IPFS[^\n]*\nrecord\t✗ FAILED\tthe sealed result \w+ that run 1/);
 
     await page.goto(`${server.url}#/pipelines`);
     await page.locator('[data-testid="grant"]').waitFor();
@@ -291,14 +413,42 @@ test("once the deployment names them, the collaborations, pipelines and grants, 
     assert.match(p, /Runs requested by the owner\s+0\n/);
     const cursor = keccak256(toHex("cursor 1")); // the fixture's anchored cursorAfter
     assert.ok(p.includes(`${cursor.slice(0, 10)}…${cursor.slice(-8)}`), "the stored cursor, not the pipeline digest beside it in the getter");
-    const pipelineRuns = await page.locator('[data-testid="pipeline-runs"] tbody tr').allInnerTexts();
+    const pipelineRuns = await page.locator('[data-testid="pipeline-runs"] > tbody > tr').allInnerTexts();
     assert.equal(pipelineRuns.length, 1);
     assert.match(pipelineRuns[0]!, /^1\t.*\t120\t118\t0x0000…0000 → 0x[0-9a-f]{4}…/);
+    // Anchored by a test enclave whose evidence is not evidence: NOT verified, the enclave check says why.
+    await page.locator('[data-testid="pipeline-runs"] [data-testid="verdict"][data-state="failed"]').waitFor({ timeout: 30_000 });
+    assert.match(await page.locator('[data-testid="pipeline-runs"] [data-testid="verdict"]').innerText(), /^✗ provenance NOT verified/);
+    await page.locator('[data-testid="grant-uses"] [data-testid="verdict"][data-state="failed"]').waitFor({ timeout: 30_000 });
     const g = await page.locator('[data-testid="grant"]').innerText();
     assert.match(g, /in force/);
     assert.match(g, /Uses\s+1 of at most 5/);
     assert.match(g, /read \(mask 1\)/);
-    assert.equal(await page.locator('[data-testid="grant-uses"] tbody tr').count(), 1);
+    assert.equal(await page.locator('[data-testid="grant-uses"] > tbody > tr').count(), 1);
+    // The same answers from the API, each failure named; an unknown run or use is refused with the reason.
+    const api = (query: string) => provenanceApi(server.url, query);
+    const failed = (body: Awaited<ReturnType<typeof api>>["body"]) => body.checks!.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`).join("\n");
+    const pipelineRun = await api(`pipeline=${pipelineId}&run=1`);
+    assert.equal(pipelineRun.body.ok, false);
+    assert.match(failed(pipelineRun.body), new RegExp(`^RUN_ENCLAVE_UNVERIFIED: the enclave ${testEnclaves[0]} that anchored run 0x[0-9a-f]{64} is not among the enclaves verified under your policy$`));
+    const collabRun = await api(`collaboration=${collaborationId}&run=1`);
+    assert.match(failed(collabRun.body), /^record: the provenance record \w+ that run 1 names on chain is not readable from IPFS/);
+    const grantUse = await api(`grant=${grantId}&use=1`);
+    assert.match(failed(grantUse.body), /^signature: provenance envelope is not a DSSE envelope/, "the tampered record on IPFS is no signed record");
+    assert.deepEqual(grantUse.body.checks!.map((c) => c.name), ["signature"]);
+    assert.deepEqual(await api(`collaboration=${collaborationId}&run=2`), { status: 404, body: { error: `the chain records no run 2 of collaboration ${collaborationId}` } });
+    assert.equal((await api(`grant=${grantId}&use=2`)).status, 404);
+
+    // A dashboard without a policy verifies nothing, and each cell says so.
+    const unverifying = await startDashboardServer({ rpcUrl: devnet.rpcUrl, ipfsUrl: devnet.ipfsUrl, deployment: { chainId: devnet.chainId, registry, market: devnet.deployment.market, deployBlock: devnet.deployment.deployBlock.toString(), pipelines, grants } });
+    for (const o of unverifying.origins) devnet.allowedOrigins.add(o);
+    try {
+      await page.goto(`${unverifying.url}#/pipelines`);
+      await page.locator('[data-testid="grant-uses"]').waitFor();
+      assert.deepEqual(await page.locator('[data-testid="verdict"]').allInnerTexts(), ["✗ provenance not checked: the serving process has no policy", "✗ provenance not checked: the serving process has no policy"]);
+    } finally {
+      await unverifying.close();
+    }
 
     await page.goto(`${server.url}#/vault`);
     await page.locator('[data-testid="vault-token"]').waitFor();

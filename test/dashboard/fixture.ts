@@ -10,8 +10,9 @@
  * enclave code of those issues is not on this branch: so the fixture
  * registers two TEST enclaves of its own (keys it holds, registered by the
  * devnet's well-known attester account, evidence that is not evidence) and
- * signs with them what the contracts check: an approved collaboration run, an
- * anchored pipeline run, a grant use, and both slots' share confirmations
+ * signs with them what the contracts check: an approved collaboration run
+ * (whose records are not on IPFS), an anchored pipeline run, a grant use
+ * (whose record on IPFS is no signed record: tampered), and both slots' share confirmations
  * (the token synced), a re-share to version 2 and its confirmations; then
  * the attester revokes the second test enclave. The dashboard shows those two enclaves as SIMULATED with
  * evidence NOT verified, as it must.
@@ -43,6 +44,7 @@ import { chainDefinition, createWriterClient } from "../../src/chain/clients.ts"
 import { deployCollaborations, deployGrants, deployPipelines, deploySecretVault } from "../../src/chain/deploy.ts";
 import { devUserKeys } from "../../src/chain/dev-accounts.ts";
 import { localAccount } from "../../src/crypto/secp256k1-account.ts";
+import { sha256 } from "../../src/crypto/sha256.ts";
 import type { MultiProcessDevnet } from "../../src/devnet/multi-process.ts";
 import { queryDigest } from "../../src/protocol/collaboration.ts";
 
@@ -75,6 +77,9 @@ export async function populateOptionalSections(devnet: MultiProcessDevnet): Prom
   const operator = devnet.nodes[0]!.operator as Address;
   const store = openKuboStore(devnet.ipfsUrl);
   const notEvidence = await store.put(new TextEncoder().encode("not evidence: a test enclave of test/dashboard/fixture.ts"));
+  // The grant use's record: on IPFS at the digest its use records, but not a record any enclave signed.
+  const tamperedRecord = new TextEncoder().encode(JSON.stringify({ payloadType: "application/vnd.in-toto+json", payload: "dGFtcGVyZWQ=", signatures: [] }));
+  await store.put(tamperedRecord);
   await store.close();
   const now = (await writer.getBlock()).timestamp;
   const testKeys = [privateKeyToAccount(generatePrivateKey()), privateKeyToAccount(generatePrivateKey())];
@@ -119,7 +124,7 @@ export async function populateOptionalSections(devnet: MultiProcessDevnet): Prom
   // A grant to node 0's operator, used once by test enclave a.
   const grant = await createGrant(writer, grants, { owner: writer.account.address, operator, dataset: keccak256(toHex("dataset")), operations: 1, statementDigest: keccak256(toHex("statement")), purpose: "dashboard test", notBefore: 0, expiry: 4_000_000_000, maxUses: 5 });
   const useRun = keccak256(toHex("use 1"));
-  const useProvenance = keccak256(toHex("grant provenance"));
+  const useProvenance = sha256(tamperedRecord);
   const useDigest = await readContract(writer, { address: grants, abi: grantsAbi, functionName: "useDigest", args: [grant.grantId, useRun, useProvenance] });
   await consumeGrantUse(writer, grants, { grantId: grant.grantId, runId: useRun, provenanceDigest: useProvenance, signature: await sign(a, useDigest) });
 

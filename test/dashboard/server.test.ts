@@ -2,7 +2,8 @@
  * The dashboard's server without a browser: what it serves (the bundle with a
  * Content-Security-Policy that names only the network's endpoints, the page's
  * configuration), what it refuses (writes, paths outside the bundle, a bad
- * task id, verification without a policy), the node relay, and reading
+ * task id or run reference, verification without a policy or of a contract
+ * the deployment does not name), the node relay, and reading
  * deployment and network files, the optional contracts included.
  */
 import assert from "node:assert/strict";
@@ -89,6 +90,28 @@ test("the API refuses a task id that is not one, and reports an unreachable node
   assert.equal(nodes.nodes.length, 1);
   assert.equal(nodes.nodes[0]!.ok, false);
   assert.match(nodes.nodes[0]!.error ?? "", /http:\/\/127\.0\.0\.1:9 does not answer/);
+});
+
+test("the provenance API names one job, refuses a bad id or run number with its reason, and a run kind whose contract is not deployed", async () => {
+  const answer = async (query: string) => {
+    const res = await fetch(`${verifying.url}api/provenance?${query}`);
+    return { status: res.status, error: ((await res.json()) as { error: string }).error };
+  };
+  for (const query of ["", "task=1&pipeline=2&run=1", "run=1", "use=1"]) {
+    const a = await answer(query);
+    assert.equal(a.status, 400, query);
+    assert.match(a.error, /name one job: task=<id>, pipeline=<id>&run=<n>, collaboration=<id>&run=<n> or grant=<id>&use=<n>/, query);
+  }
+  assert.deepEqual(await answer("pipeline=abc&run=1"), { status: 400, error: "'abc' is not a pipeline id (a decimal or 0x number)" });
+  assert.deepEqual(await answer("collaboration=0x&run=1"), { status: 400, error: "'0x' is not a collaboration id (a decimal or 0x number)" });
+  assert.deepEqual(await answer("pipeline=1"), { status: 400, error: "pipeline=<id> needs run=<n>, a whole number from 1; got ''" });
+  for (const n of ["0", "-1", "1.5", "01", "x"]) assert.equal((await answer(`grant=1&use=${n}`)).status, 400, n);
+  assert.match((await answer("grant=1&run=1")).error, /grant=<id> needs use=<n>/);
+  // The verifying server's deployment names only the registry and the market.
+  for (const [query, contract] of [["pipeline=1&run=1", "Pipelines"], ["collaboration=0x1f&run=2", "Collaborations"], ["grant=7&use=1", "Grants"]] as const) {
+    assert.deepEqual(await answer(query), { status: 404, error: `this dashboard's deployment names no ${contract} contract` });
+  }
+  assert.equal((await fetch(`${server.url}api/provenance?pipeline=1&run=1`)).status, 404, "without a policy nothing is verified");
 });
 
 test("Prometheus samples are parsed by name, labelled ones with their labels", () => {

@@ -36,12 +36,13 @@ import {
 import { epsilonFromFixed, type CollaborationTerms } from "../../protocol/collaboration.ts";
 import { CollabRunError } from "../../sdk/collab/errors.ts";
 import { loadCollabFile } from "../../sdk/collab/file.ts";
+import { verifyRecordedRun } from "../../sdk/collab/verify-run.ts";
+import { isStorageError } from "../../storage/blob-store.ts";
 import { rawCidOfDigest } from "../../storage/raw-cid.ts";
 import { UsageError } from "../errors.ts";
 import { printJson, silentReporter, stderrReporter } from "../output.ts";
 import { hexId } from "./collab-network.ts";
 import { table } from "./collab.ts";
-import { verifyRecordedRun } from "./verify-collab.ts";
 
 interface Ctx {
   network: RemoteNetwork;
@@ -116,14 +117,15 @@ export async function requestAndAwaitRun(id: bigint, values: { json?: boolean; q
   reporter.step(`run ${runId} recorded on chain (tx ${run.transactionHash}): ${run.rowsDelivered} rows delivered, ${run.rowsSuppressed} suppressed, epsilon ${epsilonFromFixed(run.epsilonSpent)}`);
 
   const provenanceCid = rawCidOfDigest(run.provenanceDigest);
-  const [envelope, result] = await Promise.all([network.store.get(provenanceCid), network.store.get(rawCidOfDigest(run.resultDigest))]);
+  const deadline = Date.now() + PUBLISH_WAIT_MS;
+  const [envelope, result] = await Promise.all([publishedBlob(network, provenanceCid, deadline), publishedBlob(network, rawCidOfDigest(run.resultDigest), deadline)]);
   const verdict = await verifyRecordedRun({
     reader: network.writer,
     deployment: { registry: network.deployment.registry, collaborations: contract },
     policy: policyForRole(c.manifest, TASK_ROLE),
     evidence: (cid) => network.store.get(cid),
     collaborationId: id,
-    runId,
+    run,
     envelope,
     result,
   });
@@ -163,6 +165,21 @@ async function awaitRecorded(c: Ctx, id: bigint, runId: number, fromBlock: bigin
       throw new CollabRunError("COLLAB_RUN_TIMEOUT", `run ${runId} of collaboration ${hexId(id)} was not recorded within ${timeoutMs / 1000} s (${seen.size} of ${state.partyCount} nodes joined); each party's node logs why in its host.log (collab-run-failed)`);
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/** How long the compute node may take to publish a recorded run's blobs. */
+const PUBLISH_WAIT_MS = 30_000;
+
+/** A blob of a recorded run: the compute node records the run, then publishes its blobs, so wait for them until `deadline`. */
+async function publishedBlob(network: RemoteNetwork, cid: string, deadline: number): Promise<Uint8Array> {
+  for (;;) {
+    try {
+      return await network.store.get(cid);
+    } catch (error) {
+      if (!isStorageError(error, "BLOB_NOT_FOUND") || Date.now() > deadline) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 

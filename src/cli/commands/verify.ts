@@ -53,7 +53,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   const run = /^0x[0-9a-fA-F]{64}$/.test(target) ? await verifyPipelineRunTarget(target as `0x${string}`, values, network) : undefined;
   if (run) return printPipelineVerdict(run, values.json);
   const verdict = /^0x[0-9a-fA-F]+:\d+$/.test(target)
-    ? await (await import("./verify-collab.ts")).verifyCollabRun(target, values)
+    ? await (await import("./verify-collab.ts")).verifyCollabRun(target, values, network)
     : /^(0x[0-9a-fA-F]+|\d+)$/.test(target)
     ? await (network ? verifyNetworkTask(BigInt(target), network, values) : verifyTask(BigInt(target), values))
     : await verifyFile(target, values, network);

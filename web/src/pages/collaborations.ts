@@ -1,9 +1,13 @@
-/** Collaborations (clean room): parties, approvals, policy, runs, rows suppressed, differential-privacy budget spent. */
+/**
+ * Collaborations (clean room): parties, approvals, policy, runs (each with its provenance verdict from the
+ * serving process, loaded lazily), rows suppressed, differential-privacy budget spent.
+ */
 import type { Address, Hex } from "viem";
 import { readContract } from "viem/actions";
 import { collaborationsAbi } from "../../../src/chain/abi/Collaborations.ts";
 import type { App } from "../app.ts";
 import { facts, h, hex, notDeployed, simulatedMark, stateTag, table } from "../dom.ts";
+import { lazyVerdict } from "../provenance.ts";
 
 interface Terms {
   parties: readonly { account: Address; operator: Address; measurement: Hex; manifestRole: string }[];
@@ -62,8 +66,16 @@ export async function collaborationsPage(app: App): Promise<HTMLElement> {
         table("Parties", ["#", "Account", "Operator", "Requirement", "Approved"], t.parties.map((p, i) => [String(i), hex(p.account), hex(p.operator), h("span", null, /^0x0*$/.test(p.manifestRole) ? "measurement pinned" : hex(p.manifestRole), i === t.computeParty ? " (computes)" : ""), approved.get(p.account.toLowerCase()) ? "✓ yes" : "✗ no"])),
         table(
           "Runs",
-          ["Run", "Enclave", "Rows delivered", "Rows suppressed", "ε spent", "DP spent"],
-          runEvents.map((e) => [String(e.args.runId), hex(e.args.enclave), e.args.rowsDelivered.toString(), e.args.rowsSuppressed.toString(), e.args.epsilonSpent.toString(), e.args.dpSpent.toString()]),
+          ["Run", "Enclave", "Rows delivered", "Rows suppressed", "ε spent", "DP spent", "Provenance"],
+          runEvents.map((e) => [
+            String(e.args.runId),
+            hex(e.args.enclave),
+            e.args.rowsDelivered.toString(),
+            e.args.rowsSuppressed.toString(),
+            e.args.epsilonSpent.toString(),
+            e.args.dpSpent.toString(),
+            lazyVerdict(app, `collaboration=${id}&run=${e.args.runId}`, `0x${id.toString(16)}:${e.args.runId}`),
+          ]),
           { "data-testid": "collaboration-runs" },
         ),
       );

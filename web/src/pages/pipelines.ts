@@ -1,4 +1,7 @@
-/** Pipelines (runs with their counts and cursors) and grants (limits and every use). */
+/**
+ * Pipelines (runs with their counts and cursors) and grants (limits and every use), each run and use with its
+ * provenance verdict from the serving process, loaded lazily.
+ */
 import type { Address, Hex } from "viem";
 import { readContract } from "viem/actions";
 import { grantsAbi } from "../../../src/chain/abi/Grants.ts";
@@ -6,6 +9,7 @@ import { pipelinesAbi } from "../../../src/chain/abi/Pipelines.ts";
 import type { App } from "../app.ts";
 import type { EventLog } from "../data/events.ts";
 import { facts, h, hex, list, notDeployed, stateTag, table, unixTime } from "../dom.ts";
+import { lazyVerdict } from "../provenance.ts";
 
 export async function pipelinesPage(app: App): Promise<HTMLElement> {
   const [pipelines, grants] = await Promise.all([app.events("pipelines"), app.events("grants")]);
@@ -55,8 +59,16 @@ async function pipelineCards(app: App, log: EventLog): Promise<HTMLElement | HTM
         ]),
         table(
           "Runs",
-          ["Run", "Time", "Enclave", "Records read", "Records written", "Cursor before → after"],
-          anchored.map((e, i) => [String(e.args.run), unixTime(times[i]!), hex(e.args.enclave), e.args.recordsRead.toString(), e.args.recordsWritten.toString(), h("span", null, hex(e.args.cursorBefore, 4), " → ", hex(e.args.cursorAfter, 4))]),
+          ["Run", "Time", "Enclave", "Records read", "Records written", "Cursor before → after", "Provenance"],
+          anchored.map((e, i) => [
+            String(e.args.run),
+            unixTime(times[i]!),
+            hex(e.args.enclave),
+            e.args.recordsRead.toString(),
+            e.args.recordsWritten.toString(),
+            h("span", null, hex(e.args.cursorBefore, 4), " → ", hex(e.args.cursorAfter, 4)),
+            lazyVerdict(app, `pipeline=${id}&run=${e.args.run}`, e.args.runId),
+          ]),
           { "data-testid": "pipeline-runs" },
         ),
       );
@@ -89,7 +101,12 @@ async function grantCards(app: App, log: EventLog): Promise<HTMLElement | HTMLEl
           ["Valid", `${unixTime(notBefore)} → ${unixTime(expiry)}`],
           ["Uses", `${uses} of at most ${maxUses}`],
         ]),
-        table("Every use", ["Use", "Run", "Enclave", "Provenance digest"], used.map((e) => [String(e.args.use), hex(e.args.runId), hex(e.args.enclave), hex(e.args.provenanceDigest)]), { "data-testid": "grant-uses" }),
+        table(
+          "Every use",
+          ["Use", "Run", "Enclave", "Provenance digest", "Provenance"],
+          used.map((e) => [String(e.args.use), hex(e.args.runId), hex(e.args.enclave), hex(e.args.provenanceDigest), lazyVerdict(app, `grant=${id}&use=${e.args.use}`, "<the use's provenance file> --network <dir>")]),
+          { "data-testid": "grant-uses" },
+        ),
       );
     }),
   );

@@ -7,8 +7,9 @@
 import { formatUnits } from "viem";
 import type { App } from "../app.ts";
 import { latencyOf, loadTasks, receiptOf, taskLabel, type TaskView } from "../data/tasks.ts";
-import { duration, errorBox, facts, h, hex, list, shortHex, simulatedMark, stateTag, table, unixTime, verdict } from "../dom.ts";
+import { duration, errorBox, facts, h, hex, list, shortHex, stateTag, table, unixTime } from "../dom.ts";
 import { barChart, lineChart } from "../plot.ts";
+import { checksTable, statementFacts, verdictLine, type ProvenanceAnswer } from "../provenance.ts";
 
 const LISTED = 50;
 const MINUTES = 30;
@@ -64,13 +65,6 @@ export async function tasksPage(app: App): Promise<HTMLElement> {
       { "data-testid": "tasks" },
     ),
   );
-}
-
-interface ProvenanceAnswer {
-  ok: boolean;
-  policy: string;
-  checks: { name: string; ok: boolean; detail: string }[];
-  statement?: { job: { kind: string; id: string }; enclave: { signer: string; simulated: boolean; measurement: string; evidenceCid: string }; startedOn: string; finishedOn: string };
 }
 
 export async function taskPage(app: App, param: string | undefined): Promise<HTMLElement> {
@@ -143,15 +137,14 @@ function provenanceSection(app: App, t: TaskView, p: ProvenanceAnswer | Error | 
   const where = h("p", null, "Record ", h("code", null, t.completed.provenanceCid), " on IPFS, anchored by digest ", hex(t.completed.provenanceDigest), "; output ", h("code", null, t.completed.outputCid), ".");
   if (p === undefined) return h("section", null, heading, where, h("p", null, "Not verified: the serving process has no policy."));
   if (p instanceof Error) return h("section", null, heading, where, errorBox("Provenance not checked", p.message));
-  const s = p.statement;
   return h(
     "section",
     { "data-testid": "provenance" },
     heading,
-    h("p", { class: "verdict-line" }, verdict(p.ok, "provenance verified", "provenance NOT verified"), ` under policy "${p.policy}"`, s?.enclave.simulated ? [" ", simulatedMark()] : null),
+    verdictLine(p),
     where,
-    s ? facts([["Job", `${s.job.kind} ${/^\d+$/.test(s.job.id) ? taskLabel(BigInt(s.job.id)) : s.job.id}`], ["Enclave", hex(s.enclave.signer)], ["Measurement", hex(s.enclave.measurement, 8)], ["Ran", `${s.startedOn} → ${s.finishedOn}`]]) : null,
-    table("Checks", ["Check", "Result", "Detail"], p.checks.map((c) => [c.name, verdict(c.ok, "passed", "FAILED"), c.detail]), { "data-testid": "checks" }),
+    statementFacts(p, (id) => (/^\d+$/.test(id) ? taskLabel(BigInt(id)) : id)),
+    checksTable(p),
     h("p", { class: "muted" }, `Checked by the dashboard's serving process (the same checks as 'cloister verify ${taskLabel(t.taskId)}'); the browser shows its verdict. Chain ${app.chainId}.`),
   );
 }
