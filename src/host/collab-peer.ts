@@ -69,6 +69,8 @@ export async function recordAndPublish(
     rowsSuppressed: BigInt(predicate.rowsSuppressed),
     epsilonSpent: epsilonToFixed(predicate.epsilonSpent),
   };
+  // Recorded first: a run the chain refuses (maxRuns, budget, a withdrawn approval) is never published. Readers
+  // of a just-recorded run may find its blobs a moment later (collab run <id> and the dashboard wait for them).
   const recorded = await recordRun(writer, c.contract, c.collaborationId, report, outcome.anchor.signature);
   const [provenanceCid, resultCid] = await Promise.all([store.put(outcome.provenance.bytes), store.put(resultBlob.bytes)]);
   if (provenanceCid !== outcome.provenance.cid || resultCid !== resultBlob.cid) throw new CollabHostError("COLLAB_PUBLISH_MISMATCH", "the store returned other CIDs than the enclave computed for the run's blobs");
