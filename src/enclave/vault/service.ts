@@ -170,31 +170,41 @@ export class VaultService {
   /** The owner's store envelope for this enclave's slot, relayed by the host. */
   async store(p: { descriptor: unknown; envelope: SealedEnvelope }): Promise<{ tokenId: bigint; version: bigint }> {
     this.machine.require("store");
-    let block = await this.#recentBlock();
-    const { slot } = await this.#recentPlace(block);
-    let result: { tokenId: bigint; version: bigint };
-    try {
-      result = await this.#accept("store", p.descriptor, p.envelope, block, slot);
-    } catch (e) {
-      // The token may be minted in a block newer than the recent one: prove again at a fresh block.
-      if (!(e instanceof VaultEnclaveError && e.code === "UNKNOWN_TOKEN")) throw e;
-      block = await this.#chain.block();
-      this.#cachedBlock = { at: Date.now(), header: Promise.resolve(block) };
-      result = await this.#accept("store", p.descriptor, p.envelope, block, slot);
-    }
+    const { accepted, refused } = await this.#acceptMany("store", [p]);
     await this.#store.saveState(this.#state);
-    return result;
+    if (refused[0]) throw refused[0].error;
+    return accepted[0]!;
+  }
+
+  /**
+   * Many owners' store envelopes for this enclave's slot at once (the SDK's batched store): every token's
+   * record is proved together, then each share is checked and sealed as `store` does; the state is saved once.
+   * Per item refusals (TAMPERED_SHARE, WRONG_BINDING, UNKNOWN_TOKEN, …) come back by index.
+   */
+  async storeMany(p: { items: { descriptor: unknown; envelope: SealedEnvelope }[] }): Promise<{ stored: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }> {
+    this.machine.require("store");
+    const { accepted, refused } = await this.#acceptMany("store", p.items);
+    await this.#store.saveState(this.#state);
+    return { stored: accepted, refused: refused.map(({ index, error }) => ({ index, code: codeOf(error) })) };
   }
 
   /** Shares fetched from a peer (replication or bootstrap). `cursor` records bootstrap progress. */
   async importShares(p: { items: { descriptor: unknown; envelope: SealedEnvelope }[]; cursor?: bigint }): Promise<{ imported: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }> {
     this.machine.require("importShares");
+    const { accepted, refused } = await this.#acceptMany("transfer", p.items);
+    if (p.cursor !== undefined) this.#state.bootstrapCursor = p.cursor;
+    await this.#store.saveState(this.#state);
+    return { imported: accepted, refused: refused.map(({ index, error }) => ({ index, code: codeOf(error) })) };
+  }
+
+  /** Proves every item's record in one go (one eth_getProof per 128 tokens: 256 slots, the parser's cap), then checks and seals each share. */
+  async #acceptMany(purpose: "store" | "transfer", items: { descriptor: unknown; envelope: SealedEnvelope }[]): Promise<{ accepted: { tokenId: bigint; version: bigint }[]; refused: { index: number; error: unknown }[] }> {
+    const accepted: { tokenId: bigint; version: bigint }[] = [];
+    const refused: { index: number; error: unknown }[] = [];
+    if (items.length === 0) return { accepted, refused };
     let block = await this.#recentBlock();
     const { slot } = await this.#recentPlace(block);
-    const imported: { tokenId: bigint; version: bigint }[] = [];
-    const refused: { index: number; code: string }[] = [];
-    // Every token's record proved in one go (one eth_getProof per 128 tokens: 256 slots, the parser's cap), then each share checked.
-    const ids = p.items.map((item) => {
+    const ids = items.map((item) => {
       const id = (item.descriptor as { binding?: { tokenId?: unknown } } | null)?.binding?.tokenId;
       return typeof id === "string" && /^\d{1,78}$/.test(id) ? BigInt(id) : typeof id === "bigint" ? id : 0n;
     });
@@ -202,24 +212,23 @@ export class VaultService {
     if (records.some((r) => r.threshold === 0)) {
       // Newer than the recent block: prove again at a fresh one.
       block = await this.#chain.block();
+      this.#cachedBlock = { at: Date.now(), header: Promise.resolve(block) };
       records = await this.#chain.secrets(ids, block);
     }
     // Sixteen at a time: each share is an HPKE open, a commitment check and a sealed file written.
-    const entries = [...p.items.entries()];
+    const entries = [...items.entries()];
     for (let at = 0; at < entries.length; at += 16) {
       await Promise.all(
         entries.slice(at, at + 16).map(async ([index, item]) => {
           try {
-            imported.push(await this.#accept("transfer", item.descriptor, item.envelope, block, slot, records[index]));
-          } catch (e) {
-            refused.push({ index, code: (e as { code?: string }).code ?? "INTERNAL" });
+            accepted.push(await this.#accept(purpose, item.descriptor, item.envelope, block, slot, records[index]));
+          } catch (error) {
+            refused.push({ index, error });
           }
         }),
       );
     }
-    if (p.cursor !== undefined) this.#state.bootstrapCursor = p.cursor;
-    await this.#store.saveState(this.#state);
-    return { imported, refused };
+    return { accepted, refused };
   }
 
   /** One EIP-712 Confirmation over every held share not yet confirmed (at most `max`), for the host to relay. */
@@ -467,6 +476,11 @@ export class VaultService {
       bootstrapCursor: this.#state.bootstrapCursor,
     };
   }
+}
+
+function codeOf(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : "INTERNAL";
 }
 
 function tokenIdOf(request: unknown): bigint {
