@@ -427,9 +427,11 @@ export class VaultHost {
     if (this.#loop) return;
     const tick = () => {
       this.#loop = setTimeout(() => {
-        void this.syncOnce().finally(() => {
-          if (this.#loop) tick();
-        });
+        void this.syncOnce()
+          .catch((e: unknown) => this.#emit({ type: "error", code: codeOf(e), message: String((e as Error).message) }))
+          .finally(() => {
+            if (this.#loop) tick();
+          });
       }, intervalMs);
     };
     tick();
