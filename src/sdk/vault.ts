@@ -172,11 +172,33 @@ async function handOver(ctx: VaultContext, cluster: ClusterRecord, keys: Uint8Ar
     const descriptor = shareSetDescriptorJson(set.descriptor);
     for (const e of envelopes) bySlot[e.slot]!.push({ descriptor, envelope: { enc: e.enc, ciphertext: e.ciphertext } });
   }
-  const results = await Promise.allSettled(bySlot.map(async (items, slot) => slotNode(ctx, cluster, slot).storeMany({ items })));
-  return results.flatMap((r, slot) => {
-    if (r.status === "rejected") return sets.map(({ tokenId }) => ({ tokenId, slot, code: (r.reason as { code?: string }).code ?? "INTERNAL" }));
-    return r.value.refused.map(({ index, code }) => ({ tokenId: sets[index]!.tokenId, slot, code }));
-  });
+  const failed = await Promise.all(bySlot.map((items, slot) => storeSlot(slotNode(ctx, cluster, slot), items)));
+  return failed.flatMap((refused, slot) => refused.map(({ index, code }) => ({ tokenId: sets[index]!.tokenId, slot, code })));
+}
+
+/** Refusals that say the enclave could not read the chain in time (a loaded endpoint), not that the share is bad. */
+const TRANSIENT = new Set(["CHAIN_UNAVAILABLE", "TIMEOUT"]);
+
+/** One slot's envelopes of a batch; what the enclave refused only because it could not read the chain is sent again (twice at most). */
+async function storeSlot(node: VaultSlotApi, items: Parameters<VaultSlotApi["storeMany"]>[0]["items"]): Promise<{ index: number; code: string }[]> {
+  let pending = items.map((item, index) => ({ item, index }));
+  const refused: { index: number; code: string }[] = [];
+  for (let attempt = 0; pending.length > 0; attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, 250 * attempt));
+    const batch = pending;
+    let round: { index: number; code: string }[];
+    try {
+      round = (await node.storeMany({ items: batch.map((p) => p.item) })).refused.map(({ index, code }) => ({ index: batch[index]!.index, code }));
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? "INTERNAL";
+      round = batch.map((p) => ({ index: p.index, code }));
+    }
+    const retry = attempt < 2 ? round.filter((f) => TRANSIENT.has(f.code)) : [];
+    refused.push(...round.filter((f) => !retry.includes(f)));
+    const again = new Set(retry.map((f) => f.index));
+    pending = batch.filter((p) => again.has(p.index));
+  }
+  return refused;
 }
 
 /** Follows SecretSynced in `cluster` from `fromBlock` (one eth_getLogs per poll, not one read per token) until every token synced. */
