@@ -93,15 +93,20 @@ export class VaultService {
     return vaultDomain(this.#chain.config.chainId, this.#chain.config.vault);
   }
 
-  /** Where this enclave sits now, proved; NOT_A_MEMBER when it is in no cluster (or was replaced). */
-  async #place(block: TrustedHeader): Promise<{ cluster: bigint; slot: number }> {
-    const place = await this.#chain.placeOf(this.#keys.account.address, block);
+  /**
+   * Where this enclave sits now, proved, with its cluster's epoch and the places of `peers`, all in two
+   * eth_getProof calls (VaultChain.placesOf); NOT_A_MEMBER when it is in no cluster (or was replaced).
+   */
+  async #place(block: TrustedHeader, peers: readonly Address[] = []): Promise<{ cluster: bigint; slot: number; epoch: number; peers: ({ cluster: bigint; slot: number } | undefined)[] }> {
+    const me = this.#keys.account.address;
+    const proved = await this.#chain.placesOf([me, ...peers], block, me);
+    const place = proved.places[0];
     if (!place) throw new VaultEnclaveError("NOT_A_MEMBER", `enclave ${this.#keys.account.address} is not a current member of any cluster of vault ${this.#chain.config.vault}; ask the cluster admin to add it`);
     if (!this.#state.place || this.#state.place.cluster !== place.cluster || this.#state.place.slot !== place.slot) {
       this.#state.place = place;
       await this.#store.saveState(this.#state);
     }
-    return place;
+    return { ...place, epoch: proved.epoch!, peers: proved.places.slice(1) };
   }
 
   #cachedBlock: { at: number; header: Promise<TrustedHeader> } | undefined;
@@ -236,8 +241,7 @@ export class VaultService {
     this.machine.require("confirmations");
     if (this.#store.size === 0 || (this.#state.unconfirmed.size === 0 && !p.recheckEpoch)) return null;
     const block = await this.#chain.block();
-    const { cluster, slot } = await this.#place(block);
-    const { epoch } = await this.#chain.clusterEpoch(cluster, block);
+    const { cluster, slot, epoch } = await this.#place(block);
     if (this.#state.epoch !== epoch) {
       // A member of the cluster was replaced (or this is the first confirmation): confirmations of the old
       // epoch no longer count, so every held share is confirmed again under the new one.
@@ -274,10 +278,9 @@ export class VaultService {
     const held = this.#store.get(tokenId);
     if (!held) throw new VaultEnclaveError("SHARE_MISSING", `this enclave holds no share of token ${tokenId}`, { details: { tokenId: String(tokenId) } });
     const block = await this.#chain.block();
-    const record = await this.#chain.secret(tokenId, block);
+    const { record, owner } = await this.#chain.secretAndOwner(tokenId, block);
     if (record.burned || record.threshold === 0) throw new VaultEnclaveError("UNKNOWN_TOKEN", `token ${tokenId} was burned`, { details: { tokenId: String(tokenId) } });
     if (record.version !== held.version) throw new VaultEnclaveError("SHARE_MISSING", `this enclave holds version ${held.version} of token ${tokenId}, the chain is at ${record.version}`);
-    const owner = await this.#chain.ownerOf(tokenId, block);
     this.#nonces.prune(block.number);
     const verified = await verifyRetrievalRequest(p.request, { domain: this.#domain(), tokenId, owner, trustedBlock: block.number, nonces: this.#nonces });
     const envelope = await sealRetrievalResponse(verified.ownerKey, { binding: held.descriptor.binding, version: held.version, slot: held.share.slot }, verified.digest, held.share);
@@ -291,8 +294,8 @@ export class VaultService {
   async exportShares(p: { requester: Address; tokenIds: bigint[] }): Promise<{ items: TransferItem[]; missing: bigint[] }> {
     this.machine.require("exportShares");
     const block = await this.#chain.block();
-    const mine = await this.#place(block);
-    const peer = await this.#chain.placeOf(p.requester, block);
+    const mine = await this.#place(block, [p.requester]);
+    const peer = mine.peers[0];
     if (!peer || peer.slot !== mine.slot || peer.cluster === mine.cluster) {
       throw new VaultEnclaveError("PEER_REFUSED", `enclave ${p.requester} is not the member at slot ${mine.slot} of another cluster; shares of this slot go to nobody else`, {
         details: { requester: p.requester, slot: mine.slot },
@@ -300,9 +303,8 @@ export class VaultService {
     }
     const entry = await this.#chain.registryEntry(p.requester, block);
     if (entry.revoked || entry.expiry <= block.timestamp) throw new VaultEnclaveError("PEER_REFUSED", `enclave ${p.requester} is revoked or its registration expired`, { details: { requester: p.requester } });
-    const measurement = await this.#chain.registryMeasurement(p.requester, block);
-    if (measurement.toLowerCase() !== this.#measurement.toLowerCase()) {
-      throw new VaultEnclaveError("PEER_REFUSED", `enclave ${p.requester} runs another image than this vault enclave`, { details: { requester: p.requester, measurement } });
+    if (entry.measurement.toLowerCase() !== this.#measurement.toLowerCase()) {
+      throw new VaultEnclaveError("PEER_REFUSED", `enclave ${p.requester} runs another image than this vault enclave`, { details: { requester: p.requester, measurement: entry.measurement } });
     }
     const peerKey = hexToBytes(entry.hpkePublicKey);
     const items: TransferItem[] = [];
@@ -331,8 +333,7 @@ export class VaultService {
     if (!place || place.cluster !== cluster) throw new VaultEnclaveError("PEER_REFUSED", `enclave ${peer} is not a current member of cluster ${cluster}`, { details: { peer } });
     const entry = await this.#chain.registryEntry(peer, block);
     if (entry.revoked || entry.expiry <= block.timestamp) throw new VaultEnclaveError("PEER_REFUSED", `enclave ${peer} is revoked or its registration expired`, { details: { peer } });
-    const measurement = await this.#chain.registryMeasurement(peer, block);
-    if (measurement.toLowerCase() !== this.#measurement.toLowerCase()) throw new VaultEnclaveError("PEER_REFUSED", `enclave ${peer} runs another image than this vault enclave`, { details: { peer } });
+    if (entry.measurement.toLowerCase() !== this.#measurement.toLowerCase()) throw new VaultEnclaveError("PEER_REFUSED", `enclave ${peer} runs another image than this vault enclave`, { details: { peer } });
     return hexToBytes(entry.hpkePublicKey);
   }
 
@@ -387,7 +388,7 @@ export class VaultService {
   async reshareAccept(p: { descriptor: unknown; envelope: SealedEnvelope }): Promise<{ slot: number; signature: Hex; newRoot: Hex }> {
     this.machine.require("exportShares");
     const block = await this.#chain.block();
-    const { cluster, slot } = await this.#place(block);
+    const { cluster, slot, epoch } = await this.#place(block);
     let d: ShareSetDescriptor;
     try {
       d = parseShareSetDescriptor(p.descriptor);
@@ -405,7 +406,6 @@ export class VaultService {
     const newRoot = shareSetRoot(d);
     const share = await openVerifiedShare(this.#keys.hpke.privateKey, "store", d, newRoot, slot, p.envelope);
     await this.#store.putPending({ tokenId, version: d.version, share, descriptor: d, root: newRoot });
-    const { epoch } = await this.#chain.clusterEpoch(cluster, block);
     const signature = await this.#keys.account.signTypedData({
       domain: vaultContractDomain(BigInt(this.#chain.config.chainId), this.#chain.config.vault),
       types: reshareTypes,
