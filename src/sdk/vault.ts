@@ -179,12 +179,12 @@ async function handOver(ctx: VaultContext, cluster: ClusterRecord, keys: Uint8Ar
 /** Refusals that say the enclave could not read the chain in time (a loaded endpoint), not that the share is bad. */
 const TRANSIENT = new Set(["CHAIN_UNAVAILABLE", "TIMEOUT"]);
 
-/** One slot's envelopes of a batch; what the enclave refused only because it could not read the chain is sent again (twice at most). */
+/** One slot's envelopes of a batch; what the enclave refused only because it could not read the chain is sent again (four times at most, backing off from 1 s). */
 async function storeSlot(node: VaultSlotApi, items: Parameters<VaultSlotApi["storeMany"]>[0]["items"]): Promise<{ index: number; code: string }[]> {
   let pending = items.map((item, index) => ({ item, index }));
   const refused: { index: number; code: string }[] = [];
   for (let attempt = 0; pending.length > 0; attempt++) {
-    if (attempt > 0) await new Promise((r) => setTimeout(r, 250 * attempt));
+    if (attempt > 0) await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
     const batch = pending;
     let round: { index: number; code: string }[];
     try {
@@ -193,7 +193,7 @@ async function storeSlot(node: VaultSlotApi, items: Parameters<VaultSlotApi["sto
       const code = (e as { code?: string }).code ?? "INTERNAL";
       round = batch.map((p) => ({ index: p.index, code }));
     }
-    const retry = attempt < 2 ? round.filter((f) => TRANSIENT.has(f.code)) : [];
+    const retry = attempt < 4 ? round.filter((f) => TRANSIENT.has(f.code)) : [];
     refused.push(...round.filter((f) => !retry.includes(f)));
     const again = new Set(retry.map((f) => f.index));
     pending = batch.filter((p) => again.has(p.index));
