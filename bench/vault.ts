@@ -9,8 +9,9 @@
  *   over) until SecretSynced in the first cluster; p50/p95;
  * - retrieval latency: S sequential retrievals by the owner (request, proofs in each enclave, responses,
  *   combination and check); p50/p95;
- * - sync throughput: N secrets stored by W clients at once, until every one is synced in all 3 clusters
- *   (counted from SecretSynced events);
+ * - sync throughput: N secrets stored by W clients at once, each storing its part with the batched SDK store
+ *   (storeVaultSecrets: 100 per storeBatch transaction, one hand-over per slot per batch), until every one is
+ *   synced in all 3 clusters (counted from SecretSynced events);
  * - bootstrap: a member of the third cluster replaced by a new enclave, until it holds every share of its
  *   slot (N + 2S + the bootstrap extra, from the first cluster's enclave at that slot).
  * The last line of stdout is one JSON object. Figures on a shared machine are provisional.
@@ -21,7 +22,7 @@ import { getLogs } from "viem/actions";
 import { secretVaultAbi } from "../src/chain/abi/SecretVault.ts";
 import { progressWanted } from "../src/cli/output.ts";
 import { startEmbeddedVault } from "../src/devnet/vault-embedded.ts";
-import { retrieveVaultSecret, storeVaultSecret } from "../src/sdk/vault.ts";
+import { retrieveVaultSecret, storeVaultSecret, storeVaultSecrets } from "../src/sdk/vault.ts";
 
 const { values } = parseArgs({
   options: {
@@ -72,13 +73,10 @@ try {
     const fromBlock = (await v.reader.getBlockNumber()) + 1n;
     const t0 = performance.now();
     const made: bigint[] = [];
-    let next = 0;
     await Promise.all(
-      owners.map(async (owner) => {
-        while (next < n) {
-          next++;
-          made.push((await storeVaultSecret(v.ctx, owner, secret, { awaitSync: false })).tokenId);
-        }
+      owners.map(async (owner, i) => {
+        const part = Math.floor(n / owners.length) + (i < n % owners.length ? 1 : 0);
+        if (part > 0) made.push(...(await storeVaultSecrets(v.ctx, owner, Array.from({ length: part }, () => secret), { awaitSync: false })).tokenIds);
       }),
     );
     const want = new Set(made);
@@ -102,7 +100,8 @@ try {
   const extra = Math.max(0, bootstrapTarget - secrets - samples);
   if (extra > 0) {
     say(`bootstrap: storing ${extra} more secrets first`);
-    await storeMany(extra);
+    // A thousand at a time, each synced before the next: the chain's node (in this process) is not flooded.
+    for (let left = extra; left > 0; left -= 1_000) await storeMany(Math.min(1_000, left));
   }
   const peer = v.net.enclave(0, 2)!;
   const held = (await peer.status()).shares;

@@ -78,6 +78,14 @@ contract SecretVault is ERC721, EIP712, AccessControl {
         bytes signature;
     }
 
+    /// @notice One secret of a `storeBatch`: the arguments of `store`.
+    struct StoreRequest {
+        bytes32 salt;
+        uint8 threshold;
+        uint8 shares;
+        bytes32 sharesRoot;
+    }
+
     struct SlotSignature {
         uint8 slot;
         bytes signature;
@@ -173,15 +181,19 @@ contract SecretVault is ERC721, EIP712, AccessControl {
 
     /// @notice Mints a secret token to the caller and records its k-of-n split (2 <= k <= n <= 32) at version 1.
     function store(bytes32 salt, uint8 threshold, uint8 shares, bytes32 sharesRoot) external returns (uint256 tokenId) {
-        if (threshold < 2 || threshold > shares || shares > MAX_SHARES) revert InvalidShares(threshold, shares);
-        if (sharesRoot == bytes32(0)) revert ZeroSharesRoot();
-        tokenId = tokenIdOf(msg.sender, salt);
-        if (_secrets[tokenId].shares != 0) revert TokenIdUsed(tokenId);
+        return _store(salt, threshold, shares, sharesRoot);
+    }
 
-        _secrets[tokenId] = Secret({threshold: threshold, shares: shares, version: 1, burned: false, sharesRoot: sharesRoot});
-        emit SecretStored(tokenId, msg.sender, threshold, shares, sharesRoot);
-        // Last: the receiver hook of a contract owner is the only external call.
-        _safeMint(msg.sender, tokenId);
+    /// @notice Stores many secrets in one call, exactly as that many `store` calls in order would (an owner storing
+    /// a thousand secrets pays one transaction's overhead per batch, not per secret). All or nothing: an item that
+    /// `store` would refuse reverts the whole call with that item's error.
+    function storeBatch(StoreRequest[] calldata items) external returns (uint256[] memory tokenIds) {
+        if (items.length == 0) revert EmptyBatch();
+        tokenIds = new uint256[](items.length);
+        for (uint256 i = 0; i < items.length; ++i) {
+            StoreRequest calldata r = items[i];
+            tokenIds[i] = _store(r.salt, r.threshold, r.shares, r.sharesRoot);
+        }
     }
 
     /// @notice Relays slot enclaves' confirmations: each item is one enclave's signature over many tokens.
@@ -269,6 +281,18 @@ contract SecretVault is ERC721, EIP712, AccessControl {
         uint8 size;
         uint8 slot;
         address enclave;
+    }
+
+    /// @dev Checks, records and emits, then mints: the receiver hook of a contract owner is the only external call.
+    function _store(bytes32 salt, uint8 threshold, uint8 shares, bytes32 sharesRoot) internal returns (uint256 tokenId) {
+        if (threshold < 2 || threshold > shares || shares > MAX_SHARES) revert InvalidShares(threshold, shares);
+        if (sharesRoot == bytes32(0)) revert ZeroSharesRoot();
+        tokenId = tokenIdOf(msg.sender, salt);
+        if (_secrets[tokenId].shares != 0) revert TokenIdUsed(tokenId);
+
+        _secrets[tokenId] = Secret({threshold: threshold, shares: shares, version: 1, burned: false, sharesRoot: sharesRoot});
+        emit SecretStored(tokenId, msg.sender, threshold, shares, sharesRoot);
+        _safeMint(msg.sender, tokenId);
     }
 
     function _confirm(Confirmation calldata item) internal {

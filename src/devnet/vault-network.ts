@@ -44,6 +44,8 @@ export interface VaultNetworkOptions {
   pkiDir: string;
   onFrame?: (enclave: string, direction: "to-enclave" | "from-enclave", frame: unknown) => void;
   onEvent?: (host: number, e: VaultHostEvent) => void;
+  /** Shares per fetch and per bootstrap page (VaultHost's pageSize, default 500). */
+  pageSize?: number;
   /** Start each host's crawl loop (default true). */
   crawl?: boolean;
   /** One host supervises every cluster (with hostWriters[0]), as one devnet process does; default one host per cluster. */
@@ -87,7 +89,7 @@ export async function startVaultNetwork(o: VaultNetworkOptions): Promise<VaultNe
   const atls = o.atls ?? true;
   const distinct = Array.from({ length: o.sharedHost ? 1 : o.clusters }, (_, i) => {
     const writer = o.hostWriters[i % o.hostWriters.length]!;
-    return new VaultHost({ writer, reader: o.reader, vault: o.vault, directory, ...(o.onEvent ? { onEvent: (e: VaultHostEvent) => o.onEvent!(i, e) } : {}) });
+    return new VaultHost({ writer, reader: o.reader, vault: o.vault, directory, ...(o.pageSize ? { pageSize: o.pageSize } : {}), ...(o.onEvent ? { onEvent: (e: VaultHostEvent) => o.onEvent!(i, e) } : {}) });
   });
   // hosts[c] supervises cluster c (the same object for every cluster when shared).
   const hosts = Array.from({ length: o.clusters }, (_, c) => distinct[o.sharedHost ? 0 : c]!);

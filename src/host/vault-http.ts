@@ -33,12 +33,13 @@ export function vaultJsonDecode(text: string): unknown {
   });
 }
 
-const methods = ["store", "retrieve", "status", "held", "exportShares"] as const;
+const methods = ["store", "storeMany", "retrieve", "status", "held", "exportShares"] as const;
 type Method = (typeof methods)[number];
 
 export class VaultHttpError extends CloisterError<"VAULT_HTTP_LISTEN"> {}
 
-const MAX_BODY = 8 * 1024 * 1024;
+/** A batched store of 1,000 secrets is about 2 MB of tagged JSON. */
+const MAX_BODY = 32 * 1024 * 1024;
 
 async function body(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];

@@ -23,6 +23,7 @@ export function httpVaultDirectory(baseUrl: string): VaultDirectory {
     node(enclave: Address): VaultSlotApi {
       return {
         store: (p) => call(enclave, "store", p),
+        storeMany: (p) => call(enclave, "storeMany", p),
         retrieve: (p) => call(enclave, "retrieve", p),
         status: () => call(enclave, "status", {}),
         held: (p) => call(enclave, "held", p),

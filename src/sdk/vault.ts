@@ -1,7 +1,7 @@
 /**
  * The owner's side of the secret vault (issue 15):
  *
- * - store: split k-of-n (3-of-5 by default) with the audited
+ * - store (one secret, or many in batches: storeVaultSecrets): split k-of-n (3-of-5 by default) with the audited
  *   shamir-secret-sharing, a commitment per share under one root, mint the
  *   token with that root, seal share i (HPKE) to the registered key of the
  *   enclave at slot i of a cluster, hand each envelope to that enclave's
@@ -17,14 +17,16 @@
  */
 import { randomBytes } from "node:crypto";
 import { toHex, type Address, type Hex } from "viem";
+import { getContractEvents } from "viem/actions";
 import type { LocalAccount } from "viem/accounts";
+import { secretVaultAbi } from "../chain/abi/SecretVault.ts";
 import { burnSecret } from "../chain/actions/burn-secret.ts";
 import { listClusters } from "../chain/actions/list-clusters.ts";
 import { readCluster, type ClusterRecord } from "../chain/actions/read-cluster.ts";
 import { readEnclave } from "../chain/actions/read-enclave.ts";
 import { readSecret } from "../chain/actions/read-secret.ts";
 import { readSync } from "../chain/actions/read-sync.ts";
-import { secretTokenId, storeSecret } from "../chain/actions/store-secret.ts";
+import { secretTokenId, storeSecret, storeSecrets } from "../chain/actions/store-secret.ts";
 import { transferSecret } from "../chain/actions/transfer-secret.ts";
 import type { ReaderClient, WriterClient } from "../chain/clients.ts";
 import { generateHpkeKeyPair } from "../crypto/hpke.ts";
@@ -71,26 +73,36 @@ async function pickCluster(ctx: VaultContext, shares: number, wanted?: bigint): 
   return c;
 }
 
-/** Splits, mints, seals and hands the shares to a cluster; resolves once that cluster synced it (by default). */
-export async function storeVaultSecret(ctx: VaultContext, owner: WriterClient, secret: Uint8Array, opts: StoreOptions = {}): Promise<StoredSecret> {
+/** What every store needs once: the cluster, its slots' registered HPKE keys, the chain id. */
+async function storeTarget(ctx: VaultContext, opts: StoreOptions): Promise<{ cluster: ClusterRecord; keys: Uint8Array[]; chainId: bigint; threshold: number; shareCount: number }> {
   const threshold = opts.threshold ?? 3;
   const shareCount = opts.shares ?? 5;
   const cluster = await pickCluster(ctx, shareCount, opts.cluster);
-  const keys = await Promise.all(cluster.members.map(async (m) => Uint8Array.from(Buffer.from((await readEnclave(ctx.reader, ctx.registry, m)).hpkePublicKey.slice(2), "hex"))));
+  const [keys, chainId] = await Promise.all([
+    Promise.all(cluster.members.map(async (m) => Uint8Array.from(Buffer.from((await readEnclave(ctx.reader, ctx.registry, m)).hpkePublicKey.slice(2), "hex")))),
+    ctx.reader.getChainId(),
+  ]);
+  return { cluster, keys, chainId: BigInt(chainId), threshold, shareCount };
+}
+
+/** The slot's host, or a STORE_INCOMPLETE refusal when the directory knows none. */
+function slotNode(ctx: VaultContext, cluster: ClusterRecord, slot: number): VaultSlotApi {
+  const node = ctx.directory.node(cluster.members[slot]!);
+  if (!node) throw new VaultClientError("STORE_INCOMPLETE", `no host is known for slot ${slot} of cluster ${cluster.cluster}`);
+  return node;
+}
+
+/** Splits, mints, seals and hands the shares to a cluster; resolves once that cluster synced it (by default). */
+export async function storeVaultSecret(ctx: VaultContext, owner: WriterClient, secret: Uint8Array, opts: StoreOptions = {}): Promise<StoredSecret> {
+  const { cluster, keys, chainId, threshold, shareCount } = await storeTarget(ctx, opts);
   const salt = toHex(randomBytes(32));
   const tokenId = secretTokenId(owner.account.address, salt);
-  const set = await splitSecret({ chainId: BigInt(await ctx.reader.getChainId()), vault: ctx.vault, tokenId }, secret, { threshold, shareCount });
+  const set = await splitSecret({ chainId, vault: ctx.vault, tokenId }, secret, { threshold, shareCount });
   const tx = await storeSecret(owner, ctx.vault, { salt, threshold, shares: shareCount, sharesRoot: set.root });
   const envelopes = await sealShareSet(set, keys, "store");
   for (const s of set.shares) s.share.fill(0);
   const descriptor = shareSetDescriptorJson(set.descriptor);
-  const results = await Promise.allSettled(
-    envelopes.map((e) => {
-      const node = ctx.directory.node(cluster.members[e.slot]!);
-      if (!node) return Promise.reject(new VaultClientError("STORE_INCOMPLETE", `no host is known for slot ${e.slot} of cluster ${cluster.cluster}`));
-      return node.store({ descriptor, envelope: { enc: e.enc, ciphertext: e.ciphertext } });
-    }),
-  );
+  const results = await Promise.allSettled(envelopes.map(async (e) => slotNode(ctx, cluster, e.slot).store({ descriptor, envelope: { enc: e.enc, ciphertext: e.ciphertext } })));
   const failed = results.flatMap((r, slot) => (r.status === "rejected" ? [{ slot, code: (r.reason as { code?: string }).code ?? "INTERNAL" }] : []));
   if (failed.length) {
     throw new VaultClientError("STORE_INCOMPLETE", `token ${tokenId} was minted but ${failed.length} slots of cluster ${cluster.cluster} did not take their share; burn it and store again`, {
@@ -99,6 +111,116 @@ export async function storeVaultSecret(ctx: VaultContext, owner: WriterClient, s
   }
   if (opts.awaitSync ?? true) await awaitSynced(ctx, tokenId, cluster.cluster, opts.timeoutMs ?? 60_000);
   return { tokenId, cluster: cluster.cluster, sharesRoot: set.root, transactionHash: tx.hash };
+}
+
+export interface StoreManyOptions extends StoreOptions {
+  /** Secrets minted per storeBatch transaction (default 100: about 7.5M gas). */
+  batchSize?: number;
+}
+
+export interface StoredSecrets {
+  /** In the order of the secrets given. */
+  tokenIds: bigint[];
+  cluster: bigint;
+  transactionHashes: Hex[];
+}
+
+/**
+ * Stores many secrets as one owner: each split as `storeVaultSecret` does, minted `batchSize` per storeBatch
+ * transaction, and each slot's envelopes handed to its host in one call per batch (the enclave proves the
+ * batch's records together and checks every share against its commitment). While a batch is handed over, the
+ * next is minted. Resolves once the cluster synced every token (by default); STORE_INCOMPLETE names the tokens
+ * some slot did not take (minted but not stored: burn them and store again).
+ */
+export async function storeVaultSecrets(ctx: VaultContext, owner: WriterClient, secrets: readonly Uint8Array[], opts: StoreManyOptions = {}): Promise<StoredSecrets> {
+  const { cluster, keys, chainId, threshold, shareCount } = await storeTarget(ctx, opts);
+  const batchSize = opts.batchSize ?? 100;
+  const fromBlock = await ctx.reader.getBlockNumber();
+  const tokenIds: bigint[] = [];
+  const transactionHashes: Hex[] = [];
+  const handOvers: Promise<{ tokenId: bigint; slot: number; code: string }[]>[] = [];
+  for (let at = 0; at < secrets.length; at += batchSize) {
+    const sets = await Promise.all(
+      secrets.slice(at, at + batchSize).map(async (secret) => {
+        const salt = toHex(randomBytes(32));
+        const tokenId = secretTokenId(owner.account.address, salt);
+        return { salt, tokenId, set: await splitSecret({ chainId, vault: ctx.vault, tokenId }, secret, { threshold, shareCount }) };
+      }),
+    );
+    const tx = await storeSecrets(owner, ctx.vault, sets.map(({ salt, set }) => ({ salt, threshold, shares: shareCount, sharesRoot: set.root })));
+    tokenIds.push(...sets.map((s) => s.tokenId));
+    transactionHashes.push(tx.hash);
+    handOvers.push(handOver(ctx, cluster, keys, sets));
+  }
+  const failed = (await Promise.all(handOvers)).flat();
+  if (failed.length) {
+    const tokens = [...new Set(failed.map((f) => String(f.tokenId)))];
+    throw new VaultClientError("STORE_INCOMPLETE", `${tokens.length} of ${tokenIds.length} tokens were minted but some slots of cluster ${cluster.cluster} did not take their share; burn them and store again`, {
+      details: { cluster: String(cluster.cluster), tokens, failed: failed.map((f) => ({ tokenId: String(f.tokenId), slot: f.slot, code: f.code })) },
+    });
+  }
+  if (opts.awaitSync ?? true) await awaitSyncedMany(ctx, tokenIds, cluster.cluster, fromBlock, opts.timeoutMs ?? 60_000);
+  return { tokenIds, cluster: cluster.cluster, transactionHashes };
+}
+
+/** Seals a batch's shares and hands each slot its envelopes in one call; what a slot did not take, by token. */
+async function handOver(ctx: VaultContext, cluster: ClusterRecord, keys: Uint8Array[], sets: { tokenId: bigint; set: Awaited<ReturnType<typeof splitSecret>> }[]): Promise<{ tokenId: bigint; slot: number; code: string }[]> {
+  const bySlot = keys.map(() => [] as { descriptor: ReturnType<typeof shareSetDescriptorJson>; envelope: { enc: Uint8Array; ciphertext: Uint8Array } }[]);
+  for (const { set } of sets) {
+    const envelopes = await sealShareSet(set, keys, "store");
+    for (const s of set.shares) s.share.fill(0);
+    const descriptor = shareSetDescriptorJson(set.descriptor);
+    for (const e of envelopes) bySlot[e.slot]!.push({ descriptor, envelope: { enc: e.enc, ciphertext: e.ciphertext } });
+  }
+  const failed = await Promise.all(bySlot.map((items, slot) => storeSlot(slotNode(ctx, cluster, slot), items)));
+  return failed.flatMap((refused, slot) => refused.map(({ index, code }) => ({ tokenId: sets[index]!.tokenId, slot, code })));
+}
+
+/** Refusals that say the enclave could not read the chain in time (a loaded endpoint), not that the share is bad. */
+const TRANSIENT = new Set(["CHAIN_UNAVAILABLE", "TIMEOUT"]);
+
+/** One slot's envelopes of a batch; what the enclave refused only because it could not read the chain is sent again (four times at most, backing off from 1 s). */
+async function storeSlot(node: VaultSlotApi, items: Parameters<VaultSlotApi["storeMany"]>[0]["items"]): Promise<{ index: number; code: string }[]> {
+  let pending = items.map((item, index) => ({ item, index }));
+  const refused: { index: number; code: string }[] = [];
+  for (let attempt = 0; pending.length > 0; attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+    const batch = pending;
+    let round: { index: number; code: string }[];
+    try {
+      round = (await node.storeMany({ items: batch.map((p) => p.item) })).refused.map(({ index, code }) => ({ index: batch[index]!.index, code }));
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? "INTERNAL";
+      round = batch.map((p) => ({ index: p.index, code }));
+    }
+    const retry = attempt < 4 ? round.filter((f) => TRANSIENT.has(f.code)) : [];
+    refused.push(...round.filter((f) => !retry.includes(f)));
+    const again = new Set(retry.map((f) => f.index));
+    pending = batch.filter((p) => again.has(p.index));
+  }
+  return refused;
+}
+
+/** Follows SecretSynced in `cluster` from `fromBlock` (one eth_getLogs per poll, not one read per token) until every token synced. */
+export async function awaitSyncedMany(ctx: VaultContext, tokenIds: readonly bigint[], cluster: bigint, fromBlock: bigint, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const waiting = new Set(tokenIds);
+  let from = fromBlock;
+  while (waiting.size > 0) {
+    const head = await ctx.reader.getBlockNumber();
+    if (head >= from) {
+      const logs = await getContractEvents(ctx.reader, { address: ctx.vault, abi: secretVaultAbi, eventName: "SecretSynced", args: { cluster }, fromBlock: from, toBlock: head });
+      for (const l of logs) waiting.delete(l.args.tokenId!);
+      from = head + 1n;
+    }
+    if (waiting.size === 0) return;
+    if (Date.now() > deadline) {
+      throw new VaultClientError("NOT_SYNCED", `cluster ${cluster} did not sync ${waiting.size} of ${tokenIds.length} tokens within ${timeoutMs} ms; check that its hosts run`, {
+        details: { cluster: String(cluster), tokens: [...waiting].slice(0, 20).map(String) },
+      });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** Polls syncOf until the cluster synced the token's current version. */

@@ -76,6 +76,23 @@ describe("contract writes", () => {
     assert.deepEqual(take(), { estimates: 1, calls: 1 }, "the simulation at the learned limit failed, so the estimate set the limit");
   });
 
+  test("a learned limit that, scaled to a batch, passes the block's gas limit is not tried: the estimate sets the limit", async () => {
+    const { writer, take } = countedRequester();
+    const items = (n: number, from: number) => Array.from({ length: n }, (_, i) => ({ spec: makeSpec(f, []), salt: `0x${(0xfab000 + from + i).toString(16).padStart(64, "0")}` as Hex }));
+    // One task alone teaches the whole transaction's cost as the cost per task (the intrinsic gas included).
+    await submitTasks(writer, f.deployment.market, { items: items(1, 0) });
+    assert.deepEqual(take(), { estimates: 1, calls: 0 });
+    const { gasLimit } = await f.reader.getBlock();
+    // Told it carries far more items than it does, the learned limit would pass the block's: a node's eth_call may
+    // accept it, the transaction would not be mined.
+    const batch = items(3, 10);
+    const value = batch.reduce((sum, b) => sum + b.spec.maxPrice, 0n);
+    const tx = await writeContractTransaction(writer, "submitTasks", { address: f.deployment.market, abi: taskMarketAbi, functionName: "submitTasks", args: [batch.map((b) => b.spec), batch.map((b) => b.salt)], value }, { items: 100_000 });
+    assert.equal(tx.receipt.status, "success");
+    assert.deepEqual(take(), { estimates: 1, calls: 0 }, "no simulation at a limit over the block's");
+    assert.ok((await f.reader.getTransaction({ hash: tx.hash })).gas <= gasLimit);
+  });
+
   test("a revert on the learned path is still reported with the custom error's name", async () => {
     const { writer, take } = countedRequester();
     const spec = makeSpec(f, []);

@@ -1,5 +1,6 @@
 /**
- * Gas of SecretVault's writes, as docs/vault.md reports them: store, one
+ * Gas of SecretVault's writes, as docs/vault.md reports them: store (alone and
+ * 100 in one storeBatch), one
  * confirmation (first, middle and the last slot, which syncs), one enclave
  * confirming 10 and 50 tokens with one signature, a whole cluster syncing 10
  * and 50 tokens in one call, a re-share and a burn. The bounds are loose
@@ -12,6 +13,7 @@ import { confirmShares } from "../../src/chain/actions/confirm-shares.ts";
 import { createCluster } from "../../src/chain/actions/create-cluster.ts";
 import { readCluster } from "../../src/chain/actions/read-cluster.ts";
 import { reshareSecret } from "../../src/chain/actions/reshare-secret.ts";
+import { storeSecrets } from "../../src/chain/actions/store-secret.ts";
 import { deploySecretVault } from "../../src/chain/deploy.ts";
 import { newEnclave, randomDigest, register } from "./fixture.ts";
 import { clusterConfirmations, confirmationBy, makeCluster, signReshare, startVault, storeToken, type VaultFixture } from "./vault-fixture.ts";
@@ -48,6 +50,8 @@ test("deploy and cluster creation", async (t) => {
 
 test("store", async (t) => {
   record(t, "store", (await storeToken(v)).gasUsed, 120_000n);
+  const batch = Array.from({ length: 100 }, () => ({ salt: randomDigest(), threshold: 3, shares: 5, sharesRoot: randomDigest() }));
+  record(t, "storeBatch of 100: per token", (await storeSecrets(v.owner, v.vault, batch)).gasUsed / 100n, 100_000n);
 });
 
 test("one confirmation per transaction: first slot, middle slot, last slot (sync)", async (t) => {

@@ -13,7 +13,7 @@ import { replaceClusterMember } from "../../src/chain/actions/replace-cluster-me
 import { reshareSecret } from "../../src/chain/actions/reshare-secret.ts";
 import { revokeEnclave } from "../../src/chain/actions/revoke-enclave.ts";
 import { writeContractTransaction } from "../../src/chain/actions/send-transaction.ts";
-import { secretTokenId, storeSecret } from "../../src/chain/actions/store-secret.ts";
+import { secretTokenId, storeSecret, storeSecrets } from "../../src/chain/actions/store-secret.ts";
 import { advanceTime, newEnclave, randomDigest, register, rejectsWith } from "./fixture.ts";
 import { vaultStorageSlots } from "../../src/protocol/vault-contract.ts";
 import { clusterConfirmations, confirmationBy, makeCluster, signReshare, signShares, startVault, storeToken, type VaultFixture } from "./vault-fixture.ts";
@@ -87,6 +87,30 @@ describe("SecretVault", () => {
     assert.equal(err.args.tokenId, tokenId);
     await burnSecret(v.owner, v.vault, tokenId);
     await rejectsWith(storeSecret(v.owner, v.vault, { salt, threshold: 3, shares: 5, sharesRoot: root }), "TokenIdUsed");
+  });
+
+  test("storeBatch mints many tokens to the caller in one call, each recorded as store would", async () => {
+    const items = Array.from({ length: 3 }, (_, i) => ({ salt: randomDigest(), threshold: 2 + i, shares: 5, sharesRoot: randomDigest() }));
+    const { tokenIds, receipt } = await storeSecrets(v.owner, v.vault, items);
+    assert.deepEqual(tokenIds, items.map((i) => secretTokenId(v.owner.account.address, i.salt)));
+    for (const [i, tokenId] of tokenIds.entries()) {
+      assert.equal(await readContract(v.reader, { address: v.vault, abi: secretVaultAbi, functionName: "ownerOf", args: [tokenId] }), v.owner.account.address);
+      assert.deepEqual(await readSecret(v.reader, v.vault, tokenId), { tokenId, threshold: items[i]!.threshold, shares: 5, version: 1n, burned: false, sharesRoot: items[i]!.sharesRoot });
+    }
+    const stored = events(receipt).filter((e) => e.eventName === "SecretStored");
+    assert.deepEqual(stored.map((e) => e.args.tokenId), tokenIds);
+  });
+
+  test("storeBatch is all or nothing: one bad item reverts it with that item's error; an empty batch reverts", async () => {
+    const good = { salt: randomDigest(), threshold: 3, shares: 5, sharesRoot: randomDigest() };
+    await rejectsWith(storeSecrets(v.owner, v.vault, []), "EmptyBatch");
+    await rejectsWith(storeSecrets(v.owner, v.vault, [good, { ...good, salt: randomDigest(), threshold: 6 }]), "InvalidShares");
+    await rejectsWith(storeSecrets(v.owner, v.vault, [good, { ...good, salt: randomDigest(), sharesRoot: zeroHash }]), "ZeroSharesRoot");
+    const err = await rejectsWith(storeSecrets(v.owner, v.vault, [good, good]), "TokenIdUsed");
+    assert.equal(err.args.tokenId, secretTokenId(v.owner.account.address, good.salt));
+    // Nothing of a reverted batch was recorded: its first item can still be stored.
+    assert.equal((await readSecret(v.reader, v.vault, secretTokenId(v.owner.account.address, good.salt))).threshold, 0);
+    await storeSecrets(v.owner, v.vault, [good]);
   });
 
   test("only the cluster admin creates clusters, of active enclaves in no other cluster", async () => {

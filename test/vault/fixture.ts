@@ -29,7 +29,7 @@ export interface VaultTestNet {
   close(): Promise<void>;
 }
 
-export async function startVaultTestNet(options: { clusters?: number; size?: number; crawl?: boolean } = {}): Promise<VaultTestNet> {
+export async function startVaultTestNet(options: { clusters?: number; size?: number; crawl?: boolean; pageSize?: number } = {}): Promise<VaultTestNet> {
   const root = await mkdtemp(join(tmpdir(), "cloister-vault-"));
   const chain = await startLocalChain({ operators: 4 });
   const rpc = await startChainRpcServer({ provider: chain.provider });
@@ -58,6 +58,7 @@ export async function startVaultTestNet(options: { clusters?: number; size?: num
     onEvent: (host, event) => events.push({ host, event }),
     onCarried: (bytes) => carried.push(bytes),
     crawl: options.crawl ?? true,
+    ...(options.pageSize ? { pageSize: options.pageSize } : {}),
   });
   return {
     root,

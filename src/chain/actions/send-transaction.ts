@@ -32,7 +32,7 @@ import {
   type Hex,
   type TransactionReceipt,
 } from "viem";
-import { call as ethCall, estimateGas, getTransactionCount, sendRawTransaction } from "viem/actions";
+import { call as ethCall, estimateGas, getBlock, getTransactionCount, sendRawTransaction } from "viem/actions";
 import type { WriterClient } from "../clients.ts";
 import { decodeContractRevert } from "../contract-error.ts";
 import { cachedFees, forgetFees } from "./fee-cache.ts";
@@ -193,6 +193,19 @@ async function signAndSend(client: WriterClient, state: SenderState, request: { 
   }
 }
 
+const blockGasLimits = new WeakMap<WriterClient, Promise<bigint>>();
+
+/** The latest block's gas limit, read once per client. */
+function blockGasLimit(client: WriterClient): Promise<bigint> {
+  let limit = blockGasLimits.get(client);
+  if (!limit) {
+    limit = getBlock(client, { blockTag: "latest" }).then((b) => b.gasLimit);
+    limit.catch(() => blockGasLimits.delete(client));
+    blockGasLimits.set(client, limit);
+  }
+  return limit;
+}
+
 /**
  * The gas limit to send `call` with, once a simulation against `options.blockTag` succeeded with it: eth_call
  * at the limit learned from earlier calls of the function, else (nothing learned yet, or that simulation
@@ -201,8 +214,11 @@ async function signAndSend(client: WriterClient, state: SenderState, request: { 
 async function simulatedGasLimit(client: WriterClient, call: ContractWrite, request: { to: Address; data: Hex; value?: bigint }, items: bigint, options: WriteOptions): Promise<bigint> {
   const at = options.blockTag ? { blockTag: options.blockTag } : {};
   const perItem = gasPerItem.get(client)?.get(gasKey(call));
-  if (perItem !== undefined) {
-    const gas = gasLimitOf(perItem * items) + LEARNED_FIXED_HEADROOM;
+  const learned = perItem === undefined ? undefined : gasLimitOf(perItem * items) + LEARNED_FIXED_HEADROOM;
+  // A learned limit scaled to a large batch can pass the block's gas limit (a node's eth_call may still run it):
+  // the estimate then finds what the batch really needs.
+  if (learned !== undefined && learned <= (await blockGasLimit(client))) {
+    const gas = learned;
     try {
       await ethCall(client, { account: client.account, ...request, gas, ...at });
       return gas;

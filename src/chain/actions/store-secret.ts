@@ -27,3 +27,17 @@ export async function storeSecret(client: WriterClient, vault: Address, params: 
   });
   return { ...tx, tokenId: secretTokenId(client.account.address, params.salt) };
 }
+
+/**
+ * Mints many secret tokens to the client's account in one transaction (SecretVault.storeBatch), as that many
+ * `storeSecret` calls in order would. All or nothing: one item `store` would refuse reverts the whole call.
+ */
+export async function storeSecrets(client: WriterClient, vault: Address, items: readonly StoreSecretParams[]): Promise<TxResult & { tokenIds: bigint[] }> {
+  const tx = await writeContractTransaction(
+    client,
+    "storeBatch",
+    { address: vault, abi: secretVaultAbi, functionName: "storeBatch", args: [items.map((p) => ({ salt: p.salt, threshold: p.threshold, shares: p.shares, sharesRoot: p.sharesRoot }))] },
+    { items: Math.max(1, items.length) },
+  );
+  return { ...tx, tokenIds: items.map((p) => secretTokenId(client.account.address, p.salt)) };
+}

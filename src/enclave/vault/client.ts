@@ -37,6 +37,8 @@ export interface VaultEnclaveClient {
   attest(p: VaultGateParams<"attest">): Promise<AttestResult>;
   status(): Promise<VaultEnclaveStatus>;
   store(p: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }): Promise<{ tokenId: bigint; version: bigint }>;
+  /** Many store envelopes for this slot in one call (the SDK's batched store); refusals come back by index. */
+  storeMany(p: { items: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[] }): Promise<{ stored: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
   importShares(p: { items: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[]; cursor?: bigint }): Promise<{ imported: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
   confirmations(p: { max: number; recheckEpoch?: boolean }): Promise<SignedConfirmation | null>;
   markConfirmed(p: { shares: { tokenId: bigint; version: bigint }[] }): Promise<void>;
@@ -53,6 +55,11 @@ export interface VaultEnclaveClient {
   listen(): Promise<{ host: string; port: number }>;
   /** The enclave itself fetches shares from the peer listening at host:port over mutual attested TLS, and imports them. */
   fetchFrom(p: { host: string; port: number; peer: Address; tokenIds: bigint[] }): Promise<{ imported: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
+  /**
+   * Bootstrap over one mutual-aTLS session: the enclave pages through the holdings of the peer at host:port
+   * from its sealed cursor, pipelined, importing and sealing the cursor page by page.
+   */
+  bootstrapFrom(p: { host: string; port: number; peer: Address; pageSize: number }): Promise<{ pages: { shares: number; refused: number; cursor: bigint }[] }>;
   bootstrapDone(p: { block: bigint }): Promise<void>;
   advance(p: { block: bigint; caughtUp: boolean }): Promise<void>;
   /** Stops the process (disconnect, then SIGKILL after 2 s). */
@@ -138,6 +145,7 @@ export async function startVaultEnclave(options: StartVaultEnclaveOptions): Prom
     attest: (p) => call("attest", p),
     status: () => call("status", {}),
     store: (p) => call("store", p),
+    storeMany: (p) => call("storeMany", p),
     importShares: (p) => call("importShares", p),
     confirmations: (p) => call("confirmations", p),
     markConfirmed: (p) => call("markConfirmed", p),
@@ -152,6 +160,7 @@ export async function startVaultEnclave(options: StartVaultEnclaveOptions): Prom
     reshareCommit: (p) => call("reshareCommit", p),
     listen: () => call("listen", {}),
     fetchFrom: (p) => call("fetchFrom", p),
+    bootstrapFrom: (p) => call("bootstrapFrom", p),
     bootstrapDone: (p) => call("bootstrapDone", p),
     advance: (p) => call("advance", p),
     async close() {

@@ -37,6 +37,7 @@ export const vaultGateParams = {
   attest: attestParamsSchema,
   status: z.strictObject({}),
   store: z.strictObject({ descriptor: z.unknown(), envelope }),
+  storeMany: z.strictObject({ items: z.array(z.strictObject({ descriptor: z.unknown(), envelope })).min(1).max(10_000) }),
   importShares: z.strictObject({ items: z.array(z.strictObject({ descriptor: z.unknown(), envelope })).max(10_000), cursor: tokenId.optional() }),
   confirmations: z.strictObject({ max: z.number().int().positive().max(5_000), recheckEpoch: z.boolean().optional() }),
   markConfirmed: z.strictObject({ shares: z.array(z.strictObject({ tokenId, version: z.bigint().positive() })) }),
@@ -51,6 +52,7 @@ export const vaultGateParams = {
   reshareCommit: z.strictObject({ tokenId }),
   listen: z.strictObject({}),
   fetchFrom: z.strictObject({ host: z.string().min(1).max(255), port: z.number().int().min(1).max(65535), peer: addressSchema, tokenIds: z.array(tokenId).min(1).max(10_000) }),
+  bootstrapFrom: z.strictObject({ host: z.string().min(1).max(255), port: z.number().int().min(1).max(65535), peer: addressSchema, pageSize: z.number().int().min(1).max(10_000) }),
   bootstrapDone: z.strictObject({ block }),
   advance: z.strictObject({ block, caughtUp: z.boolean() }),
 } as const;

@@ -36,14 +36,14 @@ import { createEnclaveNet, type EnclaveNet } from "../net/connect.ts";
 import { isRelayFrame } from "../net/frames.ts";
 import type { EnclaveListener } from "../net/listen.ts";
 import { processRelayPort } from "../net/process-port.ts";
-import { fetchFromPeer, servePeers } from "./peers.ts";
+import { bootstrapFromPeer, PeerSessions, servePeers } from "./peers.ts";
 
 const relayChannel = createRelayChannel(processRelayPort());
 
 interface Ready {
   service: VaultService;
   /** Mutual attested TLS with peers of this same image (undefined without an attestation provider). */
-  peers?: { net: EnclaveNet; verify: EvidenceVerifier };
+  peers?: { net: EnclaveNet; verify: EvidenceVerifier; sessions: PeerSessions };
   listener?: EnclaveListener;
   identity: EnclaveIdentity;
   keys: EnclaveKeys;
@@ -84,7 +84,8 @@ async function initialize(p: VaultGateParams<"init">): Promise<Ready> {
         ? { ...base, allowSimulation: true, simulatedRoots: [simRootDer(await loadOrCreateSimPki(p.attestation.pkiDir))], measurements: [measurement] }
         : { ...base, measurements: [measurement] };
     const verify: EvidenceVerifier = (evidence, expectedReportData) => verifyEvidence(evidence, { policy, expectedReportData });
-    peers = { net: createEnclaveNet({ channel: relayChannel, certificate }), verify };
+    const net = createEnclaveNet({ channel: relayChannel, certificate });
+    peers = { net, verify, sessions: new PeerSessions(net, verify) };
   }
   return { service, identity, keys, provider, dataDir: p.dataDir, ...(peers ? { peers } : {}) };
 }
@@ -124,6 +125,8 @@ async function handle(method: VaultGateMethod, raw: unknown): Promise<unknown> {
       return s.status();
     case "store":
       return s.store(params);
+    case "storeMany":
+      return s.storeMany(params);
     case "importShares":
       return s.importShares(params);
     case "confirmations":
@@ -155,7 +158,11 @@ async function handle(method: VaultGateMethod, raw: unknown): Promise<unknown> {
     }
     case "fetchFrom": {
       if (!r.peers) throw new VaultEnclaveError("WRONG_STATE", "this vault enclave has no attestation provider, so no attested peer sessions");
-      return fetchFromPeer(r.peers.net, r.peers.verify, s, params as VaultGateParams<"fetchFrom">);
+      return r.peers.sessions.fetch(s, params as VaultGateParams<"fetchFrom">);
+    }
+    case "bootstrapFrom": {
+      if (!r.peers) throw new VaultEnclaveError("WRONG_STATE", "this vault enclave has no attestation provider, so no attested peer sessions");
+      return bootstrapFromPeer(r.peers.net, r.peers.verify, s, params as VaultGateParams<"bootstrapFrom">);
     }
     case "bootstrapDone":
       return s.bootstrapDone(params);

@@ -93,15 +93,20 @@ export class VaultService {
     return vaultDomain(this.#chain.config.chainId, this.#chain.config.vault);
   }
 
-  /** Where this enclave sits now, proved; NOT_A_MEMBER when it is in no cluster (or was replaced). */
-  async #place(block: TrustedHeader): Promise<{ cluster: bigint; slot: number }> {
-    const place = await this.#chain.placeOf(this.#keys.account.address, block);
+  /**
+   * Where this enclave sits now, proved, with its cluster's epoch and the places of `peers`, all in two
+   * eth_getProof calls (VaultChain.placesOf); NOT_A_MEMBER when it is in no cluster (or was replaced).
+   */
+  async #place(block: TrustedHeader, peers: readonly Address[] = []): Promise<{ cluster: bigint; slot: number; epoch: number; peers: ({ cluster: bigint; slot: number } | undefined)[] }> {
+    const me = this.#keys.account.address;
+    const proved = await this.#chain.placesOf([me, ...peers], block, me);
+    const place = proved.places[0];
     if (!place) throw new VaultEnclaveError("NOT_A_MEMBER", `enclave ${this.#keys.account.address} is not a current member of any cluster of vault ${this.#chain.config.vault}; ask the cluster admin to add it`);
     if (!this.#state.place || this.#state.place.cluster !== place.cluster || this.#state.place.slot !== place.slot) {
       this.#state.place = place;
       await this.#store.saveState(this.#state);
     }
-    return place;
+    return { ...place, epoch: proved.epoch!, peers: proved.places.slice(1) };
   }
 
   #cachedBlock: { at: number; header: Promise<TrustedHeader> } | undefined;
@@ -170,31 +175,41 @@ export class VaultService {
   /** The owner's store envelope for this enclave's slot, relayed by the host. */
   async store(p: { descriptor: unknown; envelope: SealedEnvelope }): Promise<{ tokenId: bigint; version: bigint }> {
     this.machine.require("store");
-    let block = await this.#recentBlock();
-    const { slot } = await this.#recentPlace(block);
-    let result: { tokenId: bigint; version: bigint };
-    try {
-      result = await this.#accept("store", p.descriptor, p.envelope, block, slot);
-    } catch (e) {
-      // The token may be minted in a block newer than the recent one: prove again at a fresh block.
-      if (!(e instanceof VaultEnclaveError && e.code === "UNKNOWN_TOKEN")) throw e;
-      block = await this.#chain.block();
-      this.#cachedBlock = { at: Date.now(), header: Promise.resolve(block) };
-      result = await this.#accept("store", p.descriptor, p.envelope, block, slot);
-    }
+    const { accepted, refused } = await this.#acceptMany("store", [p]);
     await this.#store.saveState(this.#state);
-    return result;
+    if (refused[0]) throw refused[0].error;
+    return accepted[0]!;
+  }
+
+  /**
+   * Many owners' store envelopes for this enclave's slot at once (the SDK's batched store): every token's
+   * record is proved together, then each share is checked and sealed as `store` does; the state is saved once.
+   * Per item refusals (TAMPERED_SHARE, WRONG_BINDING, UNKNOWN_TOKEN, …) come back by index.
+   */
+  async storeMany(p: { items: { descriptor: unknown; envelope: SealedEnvelope }[] }): Promise<{ stored: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }> {
+    this.machine.require("store");
+    const { accepted, refused } = await this.#acceptMany("store", p.items);
+    await this.#store.saveState(this.#state);
+    return { stored: accepted, refused: refused.map(({ index, error }) => ({ index, code: codeOf(error) })) };
   }
 
   /** Shares fetched from a peer (replication or bootstrap). `cursor` records bootstrap progress. */
   async importShares(p: { items: { descriptor: unknown; envelope: SealedEnvelope }[]; cursor?: bigint }): Promise<{ imported: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }> {
     this.machine.require("importShares");
+    const { accepted, refused } = await this.#acceptMany("transfer", p.items);
+    if (p.cursor !== undefined) this.#state.bootstrapCursor = p.cursor;
+    await this.#store.saveState(this.#state);
+    return { imported: accepted, refused: refused.map(({ index, error }) => ({ index, code: codeOf(error) })) };
+  }
+
+  /** Proves every item's record in one go (one eth_getProof per 128 tokens: 256 slots, the parser's cap), then checks and seals each share. */
+  async #acceptMany(purpose: "store" | "transfer", items: { descriptor: unknown; envelope: SealedEnvelope }[]): Promise<{ accepted: { tokenId: bigint; version: bigint }[]; refused: { index: number; error: unknown }[] }> {
+    const accepted: { tokenId: bigint; version: bigint }[] = [];
+    const refused: { index: number; error: unknown }[] = [];
+    if (items.length === 0) return { accepted, refused };
     let block = await this.#recentBlock();
     const { slot } = await this.#recentPlace(block);
-    const imported: { tokenId: bigint; version: bigint }[] = [];
-    const refused: { index: number; code: string }[] = [];
-    // Every token's record proved in one go (one eth_getProof per 128 tokens: 256 slots, the parser's cap), then each share checked.
-    const ids = p.items.map((item) => {
+    const ids = items.map((item) => {
       const id = (item.descriptor as { binding?: { tokenId?: unknown } } | null)?.binding?.tokenId;
       return typeof id === "string" && /^\d{1,78}$/.test(id) ? BigInt(id) : typeof id === "bigint" ? id : 0n;
     });
@@ -202,24 +217,23 @@ export class VaultService {
     if (records.some((r) => r.threshold === 0)) {
       // Newer than the recent block: prove again at a fresh one.
       block = await this.#chain.block();
+      this.#cachedBlock = { at: Date.now(), header: Promise.resolve(block) };
       records = await this.#chain.secrets(ids, block);
     }
     // Sixteen at a time: each share is an HPKE open, a commitment check and a sealed file written.
-    const entries = [...p.items.entries()];
+    const entries = [...items.entries()];
     for (let at = 0; at < entries.length; at += 16) {
       await Promise.all(
         entries.slice(at, at + 16).map(async ([index, item]) => {
           try {
-            imported.push(await this.#accept("transfer", item.descriptor, item.envelope, block, slot, records[index]));
-          } catch (e) {
-            refused.push({ index, code: (e as { code?: string }).code ?? "INTERNAL" });
+            accepted.push(await this.#accept(purpose, item.descriptor, item.envelope, block, slot, records[index]));
+          } catch (error) {
+            refused.push({ index, error });
           }
         }),
       );
     }
-    if (p.cursor !== undefined) this.#state.bootstrapCursor = p.cursor;
-    await this.#store.saveState(this.#state);
-    return { imported, refused };
+    return { accepted, refused };
   }
 
   /** One EIP-712 Confirmation over every held share not yet confirmed (at most `max`), for the host to relay. */
@@ -227,8 +241,7 @@ export class VaultService {
     this.machine.require("confirmations");
     if (this.#store.size === 0 || (this.#state.unconfirmed.size === 0 && !p.recheckEpoch)) return null;
     const block = await this.#chain.block();
-    const { cluster, slot } = await this.#place(block);
-    const { epoch } = await this.#chain.clusterEpoch(cluster, block);
+    const { cluster, slot, epoch } = await this.#place(block);
     if (this.#state.epoch !== epoch) {
       // A member of the cluster was replaced (or this is the first confirmation): confirmations of the old
       // epoch no longer count, so every held share is confirmed again under the new one.
@@ -265,10 +278,9 @@ export class VaultService {
     const held = this.#store.get(tokenId);
     if (!held) throw new VaultEnclaveError("SHARE_MISSING", `this enclave holds no share of token ${tokenId}`, { details: { tokenId: String(tokenId) } });
     const block = await this.#chain.block();
-    const record = await this.#chain.secret(tokenId, block);
+    const { record, owner } = await this.#chain.secretAndOwner(tokenId, block);
     if (record.burned || record.threshold === 0) throw new VaultEnclaveError("UNKNOWN_TOKEN", `token ${tokenId} was burned`, { details: { tokenId: String(tokenId) } });
     if (record.version !== held.version) throw new VaultEnclaveError("SHARE_MISSING", `this enclave holds version ${held.version} of token ${tokenId}, the chain is at ${record.version}`);
-    const owner = await this.#chain.ownerOf(tokenId, block);
     this.#nonces.prune(block.number);
     const verified = await verifyRetrievalRequest(p.request, { domain: this.#domain(), tokenId, owner, trustedBlock: block.number, nonces: this.#nonces });
     const envelope = await sealRetrievalResponse(verified.ownerKey, { binding: held.descriptor.binding, version: held.version, slot: held.share.slot }, verified.digest, held.share);
@@ -282,8 +294,8 @@ export class VaultService {
   async exportShares(p: { requester: Address; tokenIds: bigint[] }): Promise<{ items: TransferItem[]; missing: bigint[] }> {
     this.machine.require("exportShares");
     const block = await this.#chain.block();
-    const mine = await this.#place(block);
-    const peer = await this.#chain.placeOf(p.requester, block);
+    const mine = await this.#place(block, [p.requester]);
+    const peer = mine.peers[0];
     if (!peer || peer.slot !== mine.slot || peer.cluster === mine.cluster) {
       throw new VaultEnclaveError("PEER_REFUSED", `enclave ${p.requester} is not the member at slot ${mine.slot} of another cluster; shares of this slot go to nobody else`, {
         details: { requester: p.requester, slot: mine.slot },
@@ -291,9 +303,8 @@ export class VaultService {
     }
     const entry = await this.#chain.registryEntry(p.requester, block);
     if (entry.revoked || entry.expiry <= block.timestamp) throw new VaultEnclaveError("PEER_REFUSED", `enclave ${p.requester} is revoked or its registration expired`, { details: { requester: p.requester } });
-    const measurement = await this.#chain.registryMeasurement(p.requester, block);
-    if (measurement.toLowerCase() !== this.#measurement.toLowerCase()) {
-      throw new VaultEnclaveError("PEER_REFUSED", `enclave ${p.requester} runs another image than this vault enclave`, { details: { requester: p.requester, measurement } });
+    if (entry.measurement.toLowerCase() !== this.#measurement.toLowerCase()) {
+      throw new VaultEnclaveError("PEER_REFUSED", `enclave ${p.requester} runs another image than this vault enclave`, { details: { requester: p.requester, measurement: entry.measurement } });
     }
     const peerKey = hexToBytes(entry.hpkePublicKey);
     const items: TransferItem[] = [];
@@ -322,8 +333,7 @@ export class VaultService {
     if (!place || place.cluster !== cluster) throw new VaultEnclaveError("PEER_REFUSED", `enclave ${peer} is not a current member of cluster ${cluster}`, { details: { peer } });
     const entry = await this.#chain.registryEntry(peer, block);
     if (entry.revoked || entry.expiry <= block.timestamp) throw new VaultEnclaveError("PEER_REFUSED", `enclave ${peer} is revoked or its registration expired`, { details: { peer } });
-    const measurement = await this.#chain.registryMeasurement(peer, block);
-    if (measurement.toLowerCase() !== this.#measurement.toLowerCase()) throw new VaultEnclaveError("PEER_REFUSED", `enclave ${peer} runs another image than this vault enclave`, { details: { peer } });
+    if (entry.measurement.toLowerCase() !== this.#measurement.toLowerCase()) throw new VaultEnclaveError("PEER_REFUSED", `enclave ${peer} runs another image than this vault enclave`, { details: { peer } });
     return hexToBytes(entry.hpkePublicKey);
   }
 
@@ -378,7 +388,7 @@ export class VaultService {
   async reshareAccept(p: { descriptor: unknown; envelope: SealedEnvelope }): Promise<{ slot: number; signature: Hex; newRoot: Hex }> {
     this.machine.require("exportShares");
     const block = await this.#chain.block();
-    const { cluster, slot } = await this.#place(block);
+    const { cluster, slot, epoch } = await this.#place(block);
     let d: ShareSetDescriptor;
     try {
       d = parseShareSetDescriptor(p.descriptor);
@@ -396,7 +406,6 @@ export class VaultService {
     const newRoot = shareSetRoot(d);
     const share = await openVerifiedShare(this.#keys.hpke.privateKey, "store", d, newRoot, slot, p.envelope);
     await this.#store.putPending({ tokenId, version: d.version, share, descriptor: d, root: newRoot });
-    const { epoch } = await this.#chain.clusterEpoch(cluster, block);
     const signature = await this.#keys.account.signTypedData({
       domain: vaultContractDomain(BigInt(this.#chain.config.chainId), this.#chain.config.vault),
       types: reshareTypes,
@@ -467,6 +476,11 @@ export class VaultService {
       bootstrapCursor: this.#state.bootstrapCursor,
     };
   }
+}
+
+function codeOf(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : "INTERNAL";
 }
 
 function tokenIdOf(request: unknown): bigint {
