@@ -70,11 +70,6 @@ export class VaultReshareKeeper {
     this.#o.onEvent?.(e);
   }
 
-  /** Tokens still owed a re-share (known after the last pass). */
-  get owed(): bigint[] {
-    return [...this.#owed.keys()];
-  }
-
   async #ranges(from: bigint, to: bigint, each: (from: bigint, to: bigint) => Promise<void>): Promise<void> {
     for (let a = from; a <= to; a += this.#o.logRange) await each(a, a + this.#o.logRange - 1n < to ? a + this.#o.logRange - 1n : to);
   }
