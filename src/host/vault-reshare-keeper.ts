@@ -130,6 +130,8 @@ export class VaultReshareKeeper {
     const notReady = await this.#notReady(live.map((r) => ({ tokenId: r.tokenId, version: r.version })));
     let reshared = 0;
     for (const r of live) {
+      // A stop waits for the token in hand only, not for a whole cluster's worth of re-shares.
+      if (this.#stop?.signal.aborted) break;
       if (notReady.has(r.tokenId)) continue;
       try {
         const done = await this.#o.host.reshare(r.tokenId, this.#o.cluster);
