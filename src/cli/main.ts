@@ -32,6 +32,7 @@ Usage:
   cloister vault get <token> [--out <file>]      as the token's owner: rebuild the secret from k shares
   cloister vault transfer <token> <address>      transfer the token (and with it the right to the secret)
   cloister vault burn <token>                    burn the token; the enclaves drop its shares
+  cloister vault reshare [<token>] --cluster C   re-share a token (or all) of a cluster: same secret, new shares
   cloister devnet accounts                       list the devnet's ten funded test accounts
   cloister dashboard --network <dir>             serve the read-only web dashboard of a network
   cloister help [<command>]                      this text, or a command's usage

@@ -91,10 +91,15 @@ export const vaultUsage = `Usage:
   cloister vault get <token> [--out <file>]                        as the owner: the secret goes to stdout or the file, nowhere else
   cloister vault transfer <token> <address> [--json]
   cloister vault burn <token> [--json]
+  cloister vault reshare <token> --cluster <id> [--json]          the cluster's host re-shares the token: same secret, new shares (version + 1)
+  cloister vault reshare --cluster <id> [--json]                  every token the cluster holds and has synced (progress on stderr)
 
   Every vault command takes --network <devnet dir> (or CLOISTER_NETWORK): a devnet started with
   'cloister devnet up --clusters C'. Signing: --account <i> (a devnet test account) or CLOISTER_PRIVATE_KEY.
-  With --json, store ends with {"token":…,"clusters":[…]} and status with {"token":…,"clusters":[{"id":…,"synced":…,"slots":[…]}]}.
+  With --json, store ends with {"token":…,"clusters":[…]} and status with {"token":…,"clusters":[{"id":…,"synced":…,"slots":[…]}]};
+  reshare with {"token":…,"cluster":…,"version":…,"newRoot":…,"transactionHash":…}, or for a whole cluster
+  {"cluster":…,"reshared":[…],"skipped":[{"token":…,"code":…,"message":…}]}. After a member is replaced the
+  devnet's hosts re-share the cluster's tokens on their own; this is for a refresh now.
   docs/vault.md describes the protocol.`;
 
 export const dashboardUsage = `Usage:
@@ -301,6 +306,7 @@ export const commandUsages: readonly { words: string; usage: string }[] = [
   { words: "vault get", usage: vaultUsage },
   { words: "vault transfer", usage: vaultUsage },
   { words: "vault burn", usage: vaultUsage },
+  { words: "vault reshare", usage: vaultUsage },
   { words: "devnet", usage: devnetUsage },
   { words: "devnet up", usage: devnetUsage },
   { words: "devnet accounts", usage: devnetUsage },

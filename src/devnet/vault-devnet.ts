@@ -12,6 +12,7 @@ import { createReaderClient, createWriterClient } from "../chain/clients.ts";
 import type { Deployment } from "../chain/deployment.ts";
 import type { LocalChain } from "../chain/local-chain.ts";
 import { startVaultHttpServer } from "../host/vault-http.ts";
+import type { VaultReshareEvent } from "../host/vault-reshare-keeper.ts";
 import { DevnetError } from "./errors.ts";
 import { startVaultNetwork, type VaultClusterInfo, type VaultNetwork } from "./vault-network.ts";
 
@@ -39,8 +40,14 @@ export async function startDevnetVault(o: { chain: LocalChain; rpcUrl: string; d
     clusters: o.clusters,
     dataDir: join(o.dataDir, "vault"),
     pkiDir: o.simPkiDir,
+    fromBlock: o.deployment.deployBlock,
+    onReshare: (c, e) => o.step(`vault cluster ${network.clusters[c]?.id ?? c}: ${describeReshare(e)}`),
   });
-  const server = await startVaultHttpServer(network.directory, o.port);
+  const server = await startVaultHttpServer(network.directory, o.port, async ({ tokenId, cluster }) => {
+    const index = network.clusters.findIndex((c) => c.id === cluster);
+    if (index < 0) throw new DevnetError(`this devnet runs no vault cluster ${cluster} (it runs ${network.clusters.map((c) => c.id).join(", ")})`);
+    return network.reshare(tokenId, index);
+  });
   for (const c of network.clusters) o.step(`vault cluster ${c.id}: ${c.members.join(" ")}`);
   o.step(`vault gateway ${server.url}`);
   return {
@@ -52,4 +59,17 @@ export async function startDevnetVault(o: { chain: LocalChain; rpcUrl: string; d
       await network.close();
     },
   };
+}
+
+function describeReshare(e: VaultReshareEvent): string {
+  switch (e.type) {
+    case "reshare-needed":
+      return `slot ${e.slot} replaced at block ${e.block}; ${e.tokens} token(s) to re-share`;
+    case "reshare-waiting":
+      return `${e.tokens} token(s) wait: ${e.reason}`;
+    case "reshared":
+      return `token ${e.tokenId} re-shared at version ${e.version} (${e.left} left)`;
+    case "reshare-failed":
+      return `re-share${e.tokenId ? ` of token ${e.tokenId}` : " pass"} failed (${e.code}): ${e.message}; retried on the next pass`;
+  }
 }

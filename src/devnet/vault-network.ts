@@ -23,6 +23,7 @@ import { startVaultEnclave, type VaultEnclaveClient } from "../enclave/vault/cli
 import type { VaultChainConfigParams } from "../enclave/vault/gate.ts";
 import { createNetRelay } from "../host/net-relay.ts";
 import { VaultHost, type VaultDirectory, type VaultHostEvent, type VaultSlotApi } from "../host/vault-host.ts";
+import { VaultReshareKeeper, type VaultReshareEvent } from "../host/vault-reshare-keeper.ts";
 
 export interface VaultNetworkOptions {
   rpcUrl: string;
@@ -46,7 +47,11 @@ export interface VaultNetworkOptions {
   onEvent?: (host: number, e: VaultHostEvent) => void;
   /** Shares per fetch and per bootstrap page (VaultHost's pageSize, default 500). */
   pageSize?: number;
-  /** Start each host's crawl loop (default true). */
+  /** The first block the re-share keepers scan (the vault's deployment block; default 0). */
+  fromBlock?: bigint;
+  /** What each cluster's re-share keeper does (cluster index). */
+  onReshare?: (cluster: number, e: VaultReshareEvent) => void;
+  /** Start each host's crawl loop and each cluster's re-share keeper (default true). */
   crawl?: boolean;
   /** One host supervises every cluster (with hostWriters[0]), as one devnet process does; default one host per cluster. */
   sharedHost?: boolean;
@@ -150,7 +155,12 @@ export async function startVaultNetwork(o: VaultNetworkOptions): Promise<VaultNe
     }
   }
   for (const h of distinct) await h.syncOnce();
-  if (o.crawl ?? true) for (const h of distinct) h.start();
+  // Each cluster's host re-shares its tokens after a member is replaced (it supervises every member).
+  const keepers = clusters.map((c, i) => new VaultReshareKeeper({ reader: o.reader, vault: o.vault, cluster: c.id, host: hosts[i]!, ...(o.fromBlock === undefined ? {} : { fromBlock: o.fromBlock }), ...(o.onReshare ? { onEvent: (e: VaultReshareEvent) => o.onReshare!(i, e) } : {}) }));
+  if (o.crawl ?? true) {
+    for (const h of distinct) h.start();
+    for (const k of keepers) k.start();
+  }
 
   async function stop(c: number, s: number): Promise<void> {
     const e = running.get(key(c, s));
@@ -189,7 +199,7 @@ export async function startVaultNetwork(o: VaultNetworkOptions): Promise<VaultNe
       return e;
     },
     async close() {
-      await Promise.all(distinct.map((h) => h.stop()));
+      await Promise.all([...keepers, ...distinct].map((x) => x.stop()));
       await Promise.all([...running.values()].map((e) => e.close()));
       running.clear();
     },

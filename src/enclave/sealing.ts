@@ -14,7 +14,7 @@
  * with the first 5 bytes as AAD.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { concatBytes } from "../crypto/bytes.ts";
 import { DOMAIN } from "../protocol/domains.ts";
@@ -30,10 +30,15 @@ export const PLATFORM_SECRET_FILE = "platform-secret";
 export async function loadOrCreatePlatformSecret(platformDir: string): Promise<Uint8Array> {
   const path = join(platformDir, PLATFORM_SECRET_FILE);
   await mkdir(platformDir, { recursive: true });
+  // Written aside and linked into place: enclaves starting together never read a created but unwritten file.
+  const pending = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
+  await writeFile(pending, randomBytes(32), { mode: 0o600 });
   try {
-    await writeFile(path, randomBytes(32), { flag: "wx", mode: 0o600 });
+    await link(pending, path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+  } finally {
+    await rm(pending, { force: true });
   }
   const secret = new Uint8Array(await readFile(path));
   if (secret.length !== 32) {

@@ -5,7 +5,9 @@
  * message } }` (the enclave's refusal code, e.g. WRONG_OWNER). Only public
  * data and ciphertext cross it, as with the in-process directory. Bigints and
  * bytes travel tagged (`{"$n": "12"}`, `{"$b": "0x.."}`): vaultJsonEncode /
- * vaultJsonDecode.
+ * vaultJsonDecode. `POST /v1/vault/reshare` with `{ params: { tokenId, cluster }
+ * }` asks the host of that cluster to re-share a token (when the server was
+ * given `reshare`).
  */
 import { createServer, type IncomingMessage } from "node:http";
 import type { Address } from "viem";
@@ -36,6 +38,9 @@ export function vaultJsonDecode(text: string): unknown {
 const methods = ["store", "storeMany", "retrieve", "status", "held", "exportShares"] as const;
 type Method = (typeof methods)[number];
 
+/** A cluster's re-share of one token, run by the host that supervises the cluster (VaultHost.reshare). */
+export type VaultGatewayReshare = (p: { tokenId: bigint; cluster: bigint }) => Promise<{ version: bigint; newRoot: `0x${string}`; transactionHash: `0x${string}` }>;
+
 export class VaultHttpError extends CloisterError<"VAULT_HTTP_LISTEN"> {}
 
 /** A batched store of 1,000 secrets is about 2 MB of tagged JSON. */
@@ -52,14 +57,29 @@ async function body(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-/** Serves `directory` on 127.0.0.1:`port` (0: a free port). */
-export async function startVaultHttpServer(directory: VaultDirectory, port = 0): Promise<ListeningServer> {
+function errorOf(e: unknown): { code: string; message: string } {
+  const code = (e as { code?: unknown }).code;
+  return { code: typeof code === "string" ? code : "INTERNAL", message: e instanceof CloisterError ? e.message : "internal error" };
+}
+
+/** Serves `directory` (and `reshare`, when given) on 127.0.0.1:`port` (0: a free port). */
+export async function startVaultHttpServer(directory: VaultDirectory, port = 0, reshare?: VaultGatewayReshare): Promise<ListeningServer> {
   const server = createServer((req, res) => {
     const reply = (status: number, payload: unknown) => {
       res.writeHead(status, { "content-type": "application/json" });
       res.end(vaultJsonEncode(payload));
     };
-    const method = /^\/v1\/vault\/([a-zA-Z]+)$/.exec(req.url ?? "")?.[1] as Method | undefined;
+    const name = /^\/v1\/vault\/([a-zA-Z]+)$/.exec(req.url ?? "")?.[1];
+    if (req.method === "POST" && reshare && name === "reshare") {
+      return void body(req)
+        .then(async (text) => {
+          const { params } = vaultJsonDecode(text) as { params?: { tokenId?: unknown; cluster?: unknown } };
+          if (typeof params?.tokenId !== "bigint" || typeof params.cluster !== "bigint") return reply(400, { error: { code: "BAD_REQUEST", message: "reshare takes params { tokenId, cluster } as tagged integers" } });
+          reply(200, { result: await reshare({ tokenId: params.tokenId, cluster: params.cluster }) });
+        })
+        .catch((e: unknown) => reply(200, { error: errorOf(e) }));
+    }
+    const method = name as Method | undefined;
     if (req.method !== "POST" || !method || !methods.includes(method)) return reply(404, { error: { code: "NOT_FOUND", message: `POST /v1/vault/{${methods.join(",")}}` } });
     body(req)
       .then(async (text) => {
@@ -70,10 +90,7 @@ export async function startVaultHttpServer(directory: VaultDirectory, port = 0):
         const result = method === "status" ? await (node as VaultSlotApi).status() : await api[method](params);
         reply(200, { result: result ?? null });
       })
-      .catch((e: unknown) => {
-        const code = (e as { code?: unknown }).code;
-        reply(200, { error: { code: typeof code === "string" ? code : "INTERNAL", message: e instanceof CloisterError ? e.message : "internal error" } });
-      });
+      .catch((e: unknown) => reply(200, { error: errorOf(e) }));
   });
   return listenOnLoopback(server, "127.0.0.1", port, (cause) => new VaultHttpError("VAULT_HTTP_LISTEN", `the vault gateway could not listen on 127.0.0.1:${port}: ${cause.message}`, { cause }));
 }

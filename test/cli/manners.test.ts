@@ -72,6 +72,7 @@ test("the usage lists every command and subcommand", async () => {
     "vault get",
     "vault transfer",
     "vault burn",
+    "vault reshare",
     "devnet accounts",
     "dashboard",
     "help",

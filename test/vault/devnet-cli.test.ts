@@ -1,6 +1,7 @@
 /**
  * The vault on `cloister devnet up --clusters 2` (the multi-process devnet, src/devnet/multi-process.ts) as
- * a user drives it: the CLI's vault commands in separate processes, their --json shapes, transfer and burn.
+ * a user drives it: the CLI's vault commands in separate processes, their --json shapes, a re-share of one token and of a
+ * whole cluster, transfer and burn.
  */
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
@@ -14,7 +15,7 @@ import { promisify } from "node:util";
 const cli = new URL("../../bin/cloister.js", import.meta.url).pathname;
 const run = promisify(execFile);
 
-test("devnet up --clusters 2 prints its vault clusters; vault store/status/get/transfer/burn work from other processes", async () => {
+test("devnet up --clusters 2 prints its vault clusters; vault store/status/get/reshare/transfer/burn work from other processes", async () => {
   const dir = await mkdtemp(join(tmpdir(), "cloister-vault-cli-"));
   const netDir = join(dir, "net");
   const devnet = spawn(process.execPath, [cli, "devnet", "up", "--nodes", "1", "--clusters", "2", "--dir", netDir, "--port", "0", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
@@ -72,6 +73,34 @@ test("devnet up --clusters 2 prints its vault clusters; vault store/status/get/t
     assert.match(stranger.stderr, /RETRIEVAL_REFUSED/);
     assert.match(stranger.stderr, /WRONG_OWNER/);
     assert.equal(stranger.stdout.length, 0);
+
+    // A refresh on request: the cluster's host re-shares (same secret, new shares); then every token of cluster 2.
+    const reshared = await cloister(["vault", "reshare", s.token, "--cluster", "1", "--json"]);
+    assert.equal(reshared.code, 0, reshared.stderr);
+    const r = last(reshared.stdout) as { token: string; cluster: string; version: string; newRoot: string; transactionHash: string };
+    assert.deepEqual([r.token, r.cluster, r.version], [s.token, "1", "2"]);
+    assert.match(r.newRoot, /^0x[0-9a-f]{64}$/);
+    const syncedAt = async (version: string) => {
+      for (let i = 0; i < 300; i++) {
+        const x = last((await cloister(["vault", "status", s.token, "--json"])).stdout) as { version: string; clusters: { synced: boolean }[] };
+        if (x.version === version && x.clusters.every((c) => c.synced)) return;
+        await new Promise((done) => setTimeout(done, 100));
+      }
+      assert.fail(`token ${s.token} did not sync version ${version} in both clusters`);
+    };
+    await syncedAt("2");
+    const whole = await cloister(["vault", "reshare", "--cluster", "2", "--json"]);
+    assert.equal(whole.code, 0, whole.stderr);
+    const w = last(whole.stdout) as { cluster: string; reshared: { token: string; version: string }[]; skipped: unknown[] };
+    assert.deepEqual(w, { ...w, cluster: "2", reshared: [{ ...w.reshared[0]!, token: s.token, version: "3" }], skipped: [] });
+    await syncedAt("3");
+    assert.deepEqual((await cloister(["vault", "get", s.token, "--account", "0"])).stdout, secret);
+    const noCluster = await cloister(["vault", "reshare", s.token]);
+    assert.equal(noCluster.code, 2);
+    assert.match(noCluster.stderr, /--cluster <id>/);
+    const unknown = await cloister(["vault", "reshare", s.token, "--cluster", "9", "--json"]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /UNKNOWN_CLUSTER/);
 
     const accounts = last((await cloister(["devnet", "accounts", "--json"])).stdout) as { accounts: { address: string }[] };
     const transferred = await cloister(["vault", "transfer", s.token, accounts.accounts[1]!.address, "--account", "0", "--json"]);

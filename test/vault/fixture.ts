@@ -8,6 +8,7 @@ import { startLocalChain, type LocalChain } from "../../src/chain/local-chain.ts
 import { startChainRpcServer, type ChainRpcServer } from "../../src/chain/rpc-server.ts";
 import { startVaultNetwork, type VaultNetwork } from "../../src/devnet/vault-network.ts";
 import type { VaultHostEvent } from "../../src/host/vault-host.ts";
+import type { VaultReshareEvent } from "../../src/host/vault-reshare-keeper.ts";
 import type { VaultContext } from "../../src/sdk/vault.ts";
 import type { PrivateKeyAccount } from "viem/accounts";
 
@@ -24,6 +25,8 @@ export interface VaultTestNet {
   ctx: VaultContext;
   frames: { enclave: string; direction: string; frame: unknown }[];
   events: { host: number; event: VaultHostEvent }[];
+  /** What each cluster's re-share keeper did (cluster index). */
+  reshares: { cluster: number; event: VaultReshareEvent }[];
   /** Every byte the relays carried between enclaves (mutual-aTLS sessions). */
   carried: Uint8Array[];
   close(): Promise<void>;
@@ -40,6 +43,7 @@ export async function startVaultTestNet(options: { clusters?: number; size?: num
   const deployment = (await deployCloister(deployer, { attester: chain.accounts.attester.address })) as VaultTestNet["deployment"];
   const frames: VaultTestNet["frames"] = [];
   const events: VaultTestNet["events"] = [];
+  const reshares: VaultTestNet["reshares"] = [];
   const carried: Uint8Array[] = [];
   const net = await startVaultNetwork({
     rpcUrl: rpc.url,
@@ -56,6 +60,7 @@ export async function startVaultTestNet(options: { clusters?: number; size?: num
     pkiDir: join(root, "platform"),
     onFrame: (enclave, direction, frame) => frames.push({ enclave, direction, frame }),
     onEvent: (host, event) => events.push({ host, event }),
+    onReshare: (cluster, event) => reshares.push({ cluster, event }),
     onCarried: (bytes) => carried.push(bytes),
     crawl: options.crawl ?? true,
     ...(options.pageSize ? { pageSize: options.pageSize } : {}),
@@ -73,6 +78,7 @@ export async function startVaultTestNet(options: { clusters?: number; size?: num
     ctx: { reader, vault: deployment.vault, registry: deployment.registry, directory: net.directory },
     frames,
     events,
+    reshares,
     carried,
     async close() {
       await net.close();

@@ -12,7 +12,12 @@ import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { readSecret } from "../../src/chain/actions/read-secret.ts";
 import { readSync } from "../../src/chain/actions/read-sync.ts";
 import { generateHpkeKeyPair } from "../../src/crypto/hpke.ts";
-import { signRetrievalRequest, vaultDomain } from "../../src/protocol/vault-retrieval.ts";
+import { combine as shamirCombine } from "shamir-secret-sharing";
+import { parseShareSetDescriptor } from "../../src/protocol/vault-descriptor.ts";
+import { openRetrievalResponse } from "../../src/protocol/vault-envelopes.ts";
+import { retrievalRequestDigest, signRetrievalRequest, vaultDomain } from "../../src/protocol/vault-retrieval.ts";
+import { combineShares, type ShareSetDescriptor, type VaultShare } from "../../src/protocol/vault-shares.ts";
+import { VaultReshareKeeper } from "../../src/host/vault-reshare-keeper.ts";
 import type { VaultDirectory } from "../../src/host/vault-host.ts";
 import { awaitSynced, burnVaultSecret, retrieveVaultSecret, storeVaultSecret, transferVaultSecret, vaultStatus } from "../../src/sdk/vault.ts";
 import { startVaultTestNet, type VaultTestNet } from "./fixture.ts";
@@ -152,12 +157,36 @@ test("an enclave killed while its cluster replicates recovers by crawling from i
   assert.equal(c1!.members.length, 5);
 });
 
+/** The owner's view of `tokenId` in cluster `c`: every slot's share opened, the descriptor they came with, and the chain's root. */
+async function openedShares(tokenId: bigint, c: number): Promise<{ descriptor: ShareSetDescriptor; root: `0x${string}`; shares: VaultShare[] }> {
+  const { sharesRoot } = await readSecret(t.reader, t.deployment.vault, tokenId);
+  const key = await generateHpkeKeyPair();
+  const domain = vaultDomain(t.chain.chainId, t.deployment.vault);
+  const request = await signRetrievalRequest(t.chain.accounts.requester, domain, { tokenId, ownerKey: key.publicKey, currentBlock: await t.reader.getBlockNumber(), validityBlocks: 16n });
+  const digest = retrievalRequestDigest(request.domain, request.message);
+  const answers = await Promise.all(t.net.clusters[c]!.members.map((m) => t.ctx.directory.node(m)!.retrieve({ request })));
+  const descriptor = parseShareSetDescriptor(answers[0]!.descriptor);
+  const shares = await Promise.all(answers.map((a) => openRetrievalResponse(key.privateKey, { binding: descriptor.binding, version: a.version, slot: a.slot }, digest, a.envelope)));
+  return { descriptor, root: sharesRoot, shares };
+}
+
+const beforeReplacement = new Map<bigint, { root: `0x${string}`; version: bigint }>();
+let oldShares: Awaited<ReturnType<typeof openedShares>>;
+
 test("a new enclave replacing a member bootstraps every share of its slot from the other cluster; its cluster syncs again", async () => {
   const c2 = t.net.clusters[1]!;
+  for (const id of stored) {
+    const r = await readSecret(t.reader, t.deployment.vault, id);
+    beforeReplacement.set(id, { root: r.sharesRoot, version: r.version });
+  }
+  oldShares = await openedShares(stored[0]!, 1);
   const fresh = await t.net.replace(1, 3);
   assert.equal(c2.members[3], fresh.identity.signer);
-  // Every share its peer holds, including the token whose store a lying host broke (slots 1 to 4 took theirs).
-  await waitFor("the new member holds every share", async () => (await fresh.missing({ tokens: await Promise.all(stored.map(async (tokenId) => ({ tokenId, version: 1n }))) })).tokenIds.length === 0);
+  // Every share its peer holds, at whatever version (the cluster's keeper may already be re-sharing them).
+  await waitFor("the new member holds every share", async () => {
+    const held = (await fresh.held({ after: null, limit: 100 })).tokens.map((x) => x.tokenId);
+    return stored.every((id) => held.includes(id));
+  });
   const peer = t.net.enclave(0, 3)!;
   assert.equal((await fresh.status()).shares, (await peer.status()).shares);
   for (const id of stored) await awaitSynced(t.ctx, id, c2.id);
@@ -167,25 +196,49 @@ test("a new enclave replacing a member bootstraps every share of its slot from t
   assert.equal(new TextDecoder().decode(got), CANARY);
 });
 
-test("after a member is replaced its cluster re-shares: same secret, new shares (version 2, new root), replicated to the other cluster", async () => {
+test("after a member is replaced its cluster's keeper re-shares every token the old member held, with no call: version + 1, new root, old and new shares do not combine, both clusters sync it", async () => {
   const [c1, c2] = t.net.clusters;
-  const before = await readSecret(t.reader, t.deployment.vault, stored[0]!);
-  const r = await t.net.reshare(stored[0]!, 1);
-  assert.equal(r.version, before.version + 1n);
-  const after = await readSecret(t.reader, t.deployment.vault, stored[0]!);
-  assert.equal(after.version, 2n);
-  assert.notEqual(after.sharesRoot, before.sharesRoot);
-  await awaitSynced(t.ctx, stored[0]!, c2!.id);
-  await awaitSynced(t.ctx, stored[0]!, c1!.id);
-  // Every enclave of both clusters now holds version 2 (cluster 1 fetched it from cluster 2, its old share overwritten).
-  for (let c = 0; c < 2; c++) {
-    for (let s = 0; s < 5; s++) {
-      const e = t.net.enclave(c, s)!;
-      await waitFor(`enclave ${c}:${s} at version 2`, async () => (await e.missing({ tokens: [{ tokenId: stored[0]!, version: 2n }] })).tokenIds.length === 0);
+  // No reshare call: the keeper of cluster 2 saw ClusterMemberReplaced and the old member's ShareConfirmed logs.
+  // The chain's version moves when the reshare transaction lands; the keeper reports once its host committed.
+  const reshared = () => t.reshares.flatMap((r) => (r.event.type === "reshared" ? [[r.cluster, r.event.tokenId]] : []));
+  await waitFor("the keeper re-shared every token of cluster 2", async () => reshared().length >= stored.length, 120_000);
+  assert.deepEqual(reshared().sort(), stored.map((id) => [1, String(id)]).sort(), JSON.stringify(t.reshares));
+  for (const id of stored) {
+    const r = await readSecret(t.reader, t.deployment.vault, id);
+    assert.equal(r.version, beforeReplacement.get(id)!.version + 1n);
+    assert.notEqual(r.sharesRoot, beforeReplacement.get(id)!.root);
+  }
+  const needed = t.reshares.filter((r) => r.event.type === "reshare-needed");
+  assert.deepEqual(needed.map((r) => [r.cluster, r.event.type === "reshare-needed" && r.event.tokens]), [[1, stored.length]]);
+  // Every enclave of both clusters holds the new version (cluster 1 fetched it from cluster 2, its old share overwritten).
+  for (const id of stored) {
+    const version = beforeReplacement.get(id)!.version + 1n;
+    await awaitSynced(t.ctx, id, c2!.id);
+    await awaitSynced(t.ctx, id, c1!.id);
+    for (let c = 0; c < 2; c++) {
+      for (let s = 0; s < 5; s++) {
+        const e = t.net.enclave(c, s)!;
+        await waitFor(`enclave ${c}:${s} at version ${version} of token ${id}`, async () => (await e.missing({ tokens: [{ tokenId: id, version }] })).tokenIds.length === 0);
+      }
     }
   }
   assert.equal(new TextDecoder().decode(await retrieveVaultSecret(t.ctx, t.chain.accounts.requester, stored[0]!, { clusters: [c1!.id] })), CANARY);
   assert.equal(new TextDecoder().decode(await retrieveVaultSecret(t.ctx, t.chain.accounts.requester, stored[0]!, { clusters: [c2!.id] })), CANARY);
+  // The old share set is useless with the new one: the owner's check sets an old share aside, and the raw
+  // polynomials do not meet (two new shares and an old one interpolate to something else).
+  const fresh = await openedShares(stored[0]!, 0);
+  assert.equal(new TextDecoder().decode(await combineShares(fresh.descriptor, fresh.root, fresh.shares)), CANARY);
+  await assert.rejects(combineShares(fresh.descriptor, fresh.root, [fresh.shares[0]!, fresh.shares[1]!, oldShares.shares[2]!]), { code: "NOT_ENOUGH_SHARES" });
+  await assert.rejects(combineShares(oldShares.descriptor, fresh.root, oldShares.shares), { code: "ROOT_MISMATCH" });
+  const pure = await shamirCombine(fresh.shares.slice(0, 3).map((x) => x.share));
+  const mixed = await shamirCombine([fresh.shares[0]!.share, fresh.shares[1]!.share, oldShares.shares[2]!.share]).catch(() => undefined);
+  assert.ok(Buffer.from(pure).includes(Buffer.from(CANARY)), "control: three new shares interpolate to the secret");
+  assert.ok(!mixed || !Buffer.from(mixed).includes(Buffer.from(CANARY)));
+  // Resumable from the chain alone: a keeper started now finds every owed token re-shared after the replacement.
+  const again = new VaultReshareKeeper({ reader: t.reader, vault: t.deployment.vault, cluster: c2!.id, host: t.net.hosts[1]! });
+  assert.deepEqual(await again.once(), { reshared: 0, owed: 0 });
+  // The other cluster's keeper had nothing to do.
+  assert.equal(t.reshares.filter((r) => r.cluster === 0).length, 0);
 });
 
 test("after a transfer the old owner is refused and the new owner retrieves", async () => {

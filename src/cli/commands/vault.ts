@@ -1,5 +1,5 @@
 /**
- * `cloister vault store|status|get|transfer|burn` against a devnet with vault
+ * `cloister vault store|status|get|transfer|burn|reshare` against a devnet with vault
  * clusters (`cloister devnet up --clusters C`), or any network whose network
  * file names a vault and its gateway. Signs as `--account <i>` or
  * CLOISTER_PRIVATE_KEY. `vault get` writes the secret to stdout or --out and
@@ -11,12 +11,13 @@ import { isAddress, type Address } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { chainDefinition, createReaderClient, createWriterClient } from "../../chain/clients.ts";
 import { httpVaultDirectory } from "../../sdk/vault-http-client.ts";
+import { httpVaultReshare, reshareVaultCluster, reshareVaultSecret } from "../../sdk/vault-reshare.ts";
 import { burnVaultSecret, retrieveVaultSecret, storeVaultSecret, transferVaultSecret, vaultStatus, type VaultContext } from "../../sdk/vault.ts";
 import { parsePositiveInt, readInputFile } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { loadNetwork, namedNetwork } from "../network-file.ts";
 import { signerParseOptions } from "../network-options.ts";
-import { printJson } from "../output.ts";
+import { printJson, stderrReporter } from "../output.ts";
 import { signerKey } from "../signer.ts";
 import { vaultUsage } from "../usage.ts";
 
@@ -30,6 +31,7 @@ export async function vaultCommand(argv: string[]): Promise<number> {
       threshold: { type: "string" },
       shares: { type: "string" },
       out: { type: "string" },
+      cluster: { type: "string" },
       json: { type: "boolean", default: false },
       ...signerParseOptions,
     },
@@ -110,6 +112,34 @@ export async function vaultCommand(argv: string[]): Promise<number> {
       if (values.json) printJson({ token: token.toString(), burned: true, transactionHash: tx.hash });
       else process.stdout.write(`token ${token} burned (${tx.hash}); the enclaves drop its shares\n`);
       return 0;
+    }
+    case "reshare": {
+      if (!values.cluster || !/^\d{1,20}$/.test(values.cluster)) throw new UsageError(`vault reshare needs --cluster <id> (the clusters are in 'cloister vault status <token>')\n\n${vaultUsage}`);
+      const cluster = BigInt(values.cluster);
+      const reshare = httpVaultReshare(gateway);
+      if (positionals.length > 0) {
+        const r = await reshareVaultSecret(ctx, reshare, tokenArg(), cluster);
+        if (values.json) printJson({ token: r.tokenId.toString(), cluster: cluster.toString(), version: r.version.toString(), newRoot: r.newRoot, transactionHash: r.transactionHash });
+        else process.stdout.write(`token ${r.tokenId} re-shared in cluster ${cluster}: version ${r.version}, root ${r.newRoot} (${r.transactionHash}); the other clusters fetch the new shares\n`);
+        return 0;
+      }
+      const progress = stderrReporter({ quiet: values.json });
+      progress.step(`re-sharing every token cluster ${cluster} holds`);
+      const all = await reshareVaultCluster(ctx, reshare, cluster, (done, total, last) => progress.detail(`${done}/${total} token ${last.tokenId}: ${"version" in last ? `version ${last.version}` : `skipped (${last.code})`}`));
+      if (values.json) {
+        printJson({
+          cluster: cluster.toString(),
+          reshared: all.reshared.map((r) => ({ token: r.tokenId.toString(), version: r.version.toString(), newRoot: r.newRoot, transactionHash: r.transactionHash })),
+          skipped: all.skipped.map((x) => ({ token: x.tokenId.toString(), code: x.code, message: x.message })),
+        });
+      } else {
+        const lines = [`cluster ${cluster}: ${all.reshared.length} token(s) re-shared, ${all.skipped.length} skipped`];
+        for (const r of all.reshared) lines.push(`  token ${r.tokenId}: version ${r.version}`);
+        for (const x of all.skipped) lines.push(`  token ${x.tokenId}: skipped, ${x.code}: ${x.message}`);
+        process.stdout.write(`${lines.join("\n")}\n`);
+      }
+      // A token the cluster has not synced is not an error (re-share it where it is synced); any other failure is.
+      return all.skipped.every((x) => x.code === "NOT_SYNCED") ? 0 : 1;
     }
     default:
       throw new UsageError(`unknown vault command '${sub ?? ""}'\n\n${vaultUsage}`);
