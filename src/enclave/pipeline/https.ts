@@ -21,10 +21,10 @@ import type { TLSSocket } from "node:tls";
 import type { Duplex } from "node:stream";
 import { z } from "zod";
 import { DatasetDigest } from "../connectors/digest.ts";
-import { jsonCell } from "../connectors/json-cell.ts";
+import { cellFromJson, jsonCell } from "../connectors/json-cell.ts";
 import { ConnectorError } from "../connectors/errors.ts";
 import { redactUrl } from "../connectors/redact.ts";
-import type { Cell, Column, ColumnType, DatasetReader, Row } from "../connectors/types.ts";
+import type { Column, ColumnType, DatasetReader, Row } from "../connectors/types.ts";
 import type { RunMarker, WriteSummary } from "../connectors/write.ts";
 import type { EnclaveNet } from "../net/connect.ts";
 
@@ -129,15 +129,6 @@ async function exchangeOver(socket: Duplex, method: string, url: URL, headers: R
   return { status, body: new Uint8Array(length === undefined ? rest : rest.subarray(0, Number(length))) };
 }
 
-function cellOf(v: unknown, type: ColumnType): Cell {
-  if (v === null || v === undefined) return null;
-  if (type === "integer") return BigInt(v as number);
-  if (type === "float") return Number(v);
-  if (type === "boolean") return Boolean(v);
-  if (type === "json") return JSON.stringify(v);
-  return String(v);
-}
-
 function typeOf(records: Record<string, unknown>[], name: string): ColumnType {
   const v = records.find((r) => r[name] !== null && r[name] !== undefined)?.[name];
   if (typeof v === "boolean") return "boolean";
@@ -172,7 +163,7 @@ export async function openHttpsSource(raw: unknown, options: { after?: string | 
     records = records.filter((r) => r[src.cursor!] != null && (options.after === undefined || key(r[src.cursor!]) > key(options.after)));
     records.sort((a, b) => (key(a[src.cursor!]) < key(b[src.cursor!]) ? -1 : key(a[src.cursor!]) > key(b[src.cursor!]) ? 1 : 0));
   }
-  const rows: Row[] = records.map((r) => columns.map((c) => cellOf(r[c.name], c.type)));
+  const rows: Row[] = records.map((r) => columns.map((c) => cellFromJson(r[c.name], c.type)));
   const digest = new DatasetDigest(columns);
   const types = columns.map((c) => c.type);
   for (const row of rows) digest.addRow(row, types);

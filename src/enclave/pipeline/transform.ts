@@ -6,6 +6,7 @@
  */
 import { DuckDBInstance, type DuckDBAppender, type DuckDBValue } from "@duckdb/node-api";
 import { columnType, toCell } from "../connectors/duckdb-file.ts";
+import { cellFromJson } from "../connectors/json-cell.ts";
 import type { Cell, Column, ColumnType, Row } from "../connectors/types.ts";
 import { runJsProgram } from "../executors/js-isolate.ts";
 import { ProgramError } from "../executors/program-error.ts";
@@ -137,16 +138,7 @@ export async function programTransform(source: string, name: string, columns: re
     return "text";
   };
   const outColumns: Column[] = names.map((n) => ({ name: n, type: typeOf(n) }));
-  const toRow = (r: Record<string, unknown>): Row =>
-    outColumns.map(({ name: n, type }) => {
-      const v = r[n];
-      if (v === null || v === undefined) return null;
-      if (type === "integer") return BigInt(v as number);
-      if (type === "float") return Number(v);
-      if (type === "boolean") return Boolean(v);
-      if (type === "json") return JSON.stringify(v);
-      return String(v);
-    });
+  const toRow = (r: Record<string, unknown>): Row => outColumns.map(({ name: n, type }) => cellFromJson(r[n], type));
   const all = records.map(toRow);
   async function* out(): AsyncGenerator<readonly Row[]> {
     for (let i = 0; i < all.length; i += BATCH) yield all.slice(i, i + BATCH);
