@@ -33,6 +33,7 @@ import type { BlobStore } from "../storage/blob-store.ts";
 import { rawCidOfDigest } from "../storage/raw-cid.ts";
 import { attestPeer, CollabHostError, computePredicate, peerOfRecord, recordAndPublish } from "./collab-peer.ts";
 import type { HostLog } from "./log.ts";
+import { startPollLoop, type PollLoop } from "./poll-loop.ts";
 import type { RelayListening } from "./net-relay.ts";
 
 export interface CollabDriverOptions {
@@ -66,10 +67,8 @@ export class CollabDriver {
   readonly #assigned = new Map<string, Map<number, NodeAssignment>>();
   readonly #joins = new Map<string, RunJoin[]>();
   readonly #pending: RunRequest[] = [];
-  #timer: NodeJS.Timeout | undefined;
-  #tick: Promise<void> = Promise.resolve();
   #running: Promise<void> = Promise.resolve();
-  #stopped = false;
+  #loop: PollLoop | undefined;
 
   constructor(options: CollabDriverOptions) {
     this.#o = options;
@@ -77,23 +76,16 @@ export class CollabDriver {
   }
 
   start(): void {
-    const loop = () => {
-      if (this.#stopped) return;
-      this.#tick = this.#poll().catch((error: unknown) => {
-        this.#o.log.emit({ type: "watcher-error", source: "chain-follower", code: (error as { code?: string }).code ?? "COLLAB_DRIVER", message: (error as Error).message });
-      });
-      void this.#tick.then(() => {
-        if (!this.#stopped) this.#timer = setTimeout(loop, this.#o.pollIntervalMs ?? 500);
-      });
-    };
-    loop();
+    this.#loop = startPollLoop(() => this.#poll(), { intervalMs: this.#o.pollIntervalMs ?? 500, onError: (error: unknown) => this.#o.log.emit({ type: "watcher-error", source: "chain-follower", code: (error as { code?: string }).code ?? "COLLAB_DRIVER", message: (error as Error).message }) });
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    await this.#tick;
+    await this.#loop?.stop();
     await this.#running;
+  }
+
+  get #stopped(): boolean {
+    return this.#loop?.stopped ?? false;
   }
 
   async #poll(): Promise<void> {

@@ -21,6 +21,7 @@ import { readPipelineRuns } from "../chain/actions/read-pipeline.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import { parseSchedule, requestTurn, slotTurn, type Schedule } from "../protocol/schedule.ts";
 import type { HostLog } from "./log.ts";
+import { startPollLoop, type PollLoop } from "./poll-loop.ts";
 import type { PipelineRunOutcome } from "./pipeline-run.ts";
 
 export interface PipelineSchedulerOptions {
@@ -65,10 +66,8 @@ export class PipelineScheduler {
   readonly #o: PipelineSchedulerOptions;
   readonly #known = new Map<bigint, Known>();
   #from: bigint;
-  #timer: NodeJS.Timeout | undefined;
   #running = new Set<bigint>();
-  #tick: Promise<void> = Promise.resolve();
-  #stopped = false;
+  #loop: PollLoop | undefined;
 
   constructor(options: PipelineSchedulerOptions) {
     this.#o = options;
@@ -76,22 +75,11 @@ export class PipelineScheduler {
   }
 
   start(): void {
-    const loop = () => {
-      if (this.#stopped) return;
-      this.#tick = this.poll().catch((error: unknown) => {
-        this.#o.log.emit({ type: "watcher-error", source: "chain-follower", code: (error as { code?: string }).code ?? "PIPELINE_SCHEDULER", message: (error as Error).message });
-      });
-      void this.#tick.then(() => {
-        if (!this.#stopped) this.#timer = setTimeout(loop, this.#o.pollIntervalMs ?? 1000);
-      });
-    };
-    loop();
+    this.#loop = startPollLoop(() => this.poll(), { intervalMs: this.#o.pollIntervalMs ?? 1000, onError: (error: unknown) => this.#o.log.emit({ type: "watcher-error", source: "chain-follower", code: (error as { code?: string }).code ?? "PIPELINE_SCHEDULER", message: (error as Error).message }) });
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    await this.#tick;
+    await this.#loop?.stop();
   }
 
   /** One pass: new events, then every due request and slot of a pipeline this node is a candidate of. */
