@@ -17,7 +17,7 @@ import type { CollabBinding } from "../../protocol/collab-run.ts";
 import { collaborationsDomainName } from "../../protocol/collaboration.ts";
 import { collabRecordPart, type CollabPartnerParams } from "./collab-params.ts";
 import { createMessageStream } from "../net/messages.ts";
-import { MAX_TRANSFER_MESSAGE, openSources, sendDatasets } from "./collab/transfer.ts";
+import { MAX_TRANSFER_MESSAGE, openSources, sendDatasets, TRANSFER_VERSION } from "./collab/transfer.ts";
 import { proveCollabState, type CollabProvedAt } from "./collab/chain-state.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
 import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
@@ -72,7 +72,7 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
       }
       try {
         const stream = createMessageStream(conn.socket, { maxMessageBytes: MAX_TRANSFER_MESSAGE });
-        const header = { v: 1 as const, collaborationId: p.collaboration.id.toString(), runId: p.runId, party: p.party, termsHash: a.checked.termsHash };
+        const header = { v: TRANSFER_VERSION, collaborationId: p.collaboration.id.toString(), runId: p.runId, party: p.party, termsHash: a.checked.termsHash };
         const sent = await sendDatasets(stream, header, party, await opening);
         const inputs = sent.map((d) => ({ name: datasetInputName(party, d.name), digest: d.digest as Hex }));
         anchorInputs.set(p, { inputs, termsHash: a.checked.termsHash });

@@ -3,10 +3,11 @@
  * connects to the compute enclave's listener through both hosts' relays; each side checks the other's
  * attested certificate), as length-prefixed messages (net/messages.ts), each a structured-clone value:
  *
- *   partner -> compute   { v: 1, collaborationId, runId, party, termsHash, datasets: [{ name, columns }] }
+ *   partner -> compute   { v: 2, collaborationId, runId, party, termsHash, datasets: [{ name, columns }] }
  *                        { d, rows }                        batches of dataset d, in read order (a connector's rows)
- *                        { d, chunks: [{ n, cols }] }       or DuckDB vectors, column by column (a file read in place;
- *                                                           its columns announced with their DuckDB type, `vector`)
+ *                        { d, chunks: [{ n, cols }] }       or DuckDB vectors' bytes, column by column (a file read
+ *                                                           in place; its columns announced with their DuckDB type,
+ *                                                           `vector`; each column as wire-vectors.ts describes)
  *                        { d, end: true, digest, rowCount } after dataset d's last batch
  *                        { done: true }
  *   compute -> partner   { ok: true } | { error: "<code>: <message>" }
@@ -26,13 +27,17 @@ import type { MessageStream } from "../../net/messages.ts";
 import { BATCH_ROWS, TableLoader, type LoadedDataset } from "./datasets.ts";
 import { CollabJobError } from "./errors.ts";
 import { columnTypeOf, isVectorType, vectorTypeOf, VectorLoader, type VectorType } from "./vector-loader.ts";
+import { encodeChunk, type WireColumn } from "./wire-vectors.ts";
 import { DuckDBInstance, type DuckDBConnection, type DuckDBResult } from "@duckdb/node-api";
 
 /** Largest message: one batch of BATCH_ROWS rows with wide text cells. */
 export const MAX_TRANSFER_MESSAGE = 64 * 1024 * 1024;
 
+/** The transfer's format: 2 since file vectors cross as bytes (wire-vectors.ts). */
+export const TRANSFER_VERSION = 2 as const;
+
 export interface TransferHeader {
-  v: 1;
+  v: typeof TRANSFER_VERSION;
   collaborationId: string;
   runId: number;
   party: number;
@@ -80,9 +85,10 @@ export async function sendDatasets(stream: MessageStream, header: TransferHeader
       sent.push({ party, name: source.name, digest: `0x${digest}`, rowCount });
       continue;
     }
-    // A file DuckDB reads here: its vectors go out column by column, a few chunks a message.
+    // A file DuckDB reads here: its vectors' bytes go out column by column, a few chunks a message.
+    const types = source.columns.map((c) => c.vector);
     let rowCount = 0;
-    let group: { n: number; cols: unknown[][] }[] = [];
+    let group: { n: number; cols: WireColumn[] }[] = [];
     let groupRows = 0;
     // The next chunk is read (on DuckDB's threads) while this one is converted and sent.
     let next = source.result.fetchChunk();
@@ -91,7 +97,7 @@ export async function sendDatasets(stream: MessageStream, header: TransferHeader
         const chunk = await next;
         if (!chunk || chunk.rowCount === 0) break;
         next = source.result.fetchChunk();
-        group.push({ n: chunk.rowCount, cols: chunk.getColumns() as unknown[][] });
+        group.push({ n: chunk.rowCount, cols: encodeChunk(chunk.chunk, chunk.rowCount, types) });
         groupRows += chunk.rowCount;
         rowCount += chunk.rowCount;
         if (groupRows >= BATCH_ROWS) {
@@ -132,7 +138,7 @@ function message(bytes: Uint8Array | null, party: string): Record<string, unknow
 /** Compute side: checks the header against this run and the party, loads each dataset as it arrives, answers. */
 export async function receiveDatasets(stream: MessageStream, instance: DuckDBInstance, expected: TransferHeader, party: string, reserve: (name: string) => void): Promise<LoadedDataset[]> {
   const header = message(await stream.receive(), party);
-  if (header.v !== 1 || header.collaborationId !== expected.collaborationId || header.runId !== expected.runId || header.party !== expected.party || header.termsHash !== expected.termsHash) {
+  if (header.v !== TRANSFER_VERSION || header.collaborationId !== expected.collaborationId || header.runId !== expected.runId || header.party !== expected.party || header.termsHash !== expected.termsHash) {
     throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party}'s enclave sent rows for another collaboration, run or party`);
   }
   const datasets = header.datasets as Announced[];
@@ -195,7 +201,7 @@ async function receiveInto(stream: MessageStream, connection: DuckDBConnection, 
     if (loader.kind === "vectors") {
       if (!Array.isArray(m.chunks)) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} sent rows of ${name}, announced as vectors`);
       for (const chunk of m.chunks as { n?: unknown; cols?: unknown }[]) {
-        const problem = Array.isArray(chunk?.cols) ? loader.vectors.append(chunk.cols, chunk.n as number) : "no columns";
+        const problem = Array.isArray(chunk?.cols) ? loader.vectors.append(chunk.cols, chunk.n) : "no columns";
         if (problem) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} sent a malformed chunk of ${name}: ${problem}`);
       }
       continue;
