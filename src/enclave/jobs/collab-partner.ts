@@ -56,7 +56,7 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
     reportingRefusals(async () => {
       const party = p.collaboration.partyNames[p.party]!;
       if (!ctx.net) throw new CollabJobError("COLLAB_PEER_REFUSED", "this enclave has no network: it cannot reach the compute enclave");
-      // The datasets open (a file is hashed, a reader or connection opened) while the connection is made; nothing is sent before the peer is verified.
+      // The datasets open (a file read by DuckDB and its hash begun, or a reader or connection opened) while the connection is made; nothing is sent before the peer is verified.
       const opening = openSources(a.descriptors, p.baseDir, ctx.net);
       opening.catch(() => {});
       const release = () => opening.then((s) => s.close(), () => {});

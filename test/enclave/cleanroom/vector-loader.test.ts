@@ -66,10 +66,10 @@ test("a malformed chunk is refused, described, and nothing of it is appended", a
     n: 2,
     cols: [{ data: new Uint8Array(16) }, { text: new TextEncoder().encode("abcdé"), ends: Uint32Array.of(2, 6) }, { data: Uint8Array.of(1, 0) }] as Record<string, unknown>[],
   });
-  const tamper = (f: (cols: Record<string, unknown>[]) => void, n = 2) => {
+  const tamper = (f: (cols: Record<string, unknown>[]) => void, n: unknown = 2) => {
     const g = good();
     f(g.cols);
-    return { cols: g.cols as unknown[], n: n as unknown };
+    return { cols: g.cols as unknown[], n };
   };
   const bad: [{ cols: unknown[]; n: unknown }, RegExp][] = [
     [tamper((c) => (c[0]!.data = new Uint8Array(15))), /column 0: data that is not 2 × 8 bytes/],

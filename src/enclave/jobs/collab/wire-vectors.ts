@@ -3,7 +3,8 @@
  * of the vector's memory, and the compute enclave, after checking every byte count, copies them into a
  * data chunk's vectors. No value becomes a JavaScript value on either side.
  *
- *   fixed width  { data, valid? }        data: rows × width bytes, DuckDB's layout (little-endian)
+ *   fixed width  { data, valid? }        data: rows × width bytes, DuckDB's layout (the machine's byte order:
+ *                                        little-endian on every platform the bindings ship for)
  *   VARCHAR      { text, ends, valid? }  text: the rows' UTF-8 bytes back to back; ends: Uint32Array, the
  *                                        end offset of each row in text (a NULL row is empty)
  *   valid        DuckDB's validity mask: bit r of the little-endian 64-bit words set when row r is not NULL,
@@ -11,8 +12,10 @@
  *
  * The compute side writes into DuckDB's memory with unchecked copies, so `checkColumn` refuses any column
  * whose sizes are not exactly what the chunk needs, a BOOLEAN byte other than 0 or 1, and text that is not
- * UTF-8 row by row (DuckDB assumes valid UTF-8).
+ * UTF-8 row by row (DuckDB assumes valid UTF-8; the whole buffer is validated in one native call, and no row
+ * may start inside a character).
  */
+import { isUtf8 } from "node:buffer";
 import duckdb from "@duckdb/node-bindings";
 
 /** The DuckDB types whose vectors cross as bytes, with each value's width in the vector (VARCHAR: its 16-byte string_t). */
@@ -59,12 +62,13 @@ export function encodeChunk(chunk: duckdb.DataChunk, rows: number, types: readon
 }
 
 function encodeText(raw: Uint8Array, rows: number, valid: Uint8Array | undefined): TextColumn {
-  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  // The view starts at the vector's data; the lengths are read in the machine's byte order, as DuckDB wrote them.
+  const lengths = new Uint32Array(raw.buffer, raw.byteOffset, rows * 4);
   const ends = new Uint32Array(rows);
   let total = 0;
   for (let r = 0; r < rows; r++) {
     // A NULL row's string_t is not read: its pointer may be anything.
-    if (isValid(valid, r)) total += view.getUint32(r * STRING_T, true);
+    if (isValid(valid, r)) total += lengths[r * 4]!;
     ends[r] = total;
   }
   const text = new Uint8Array(total);
@@ -78,8 +82,6 @@ function encodeText(raw: Uint8Array, rows: number, valid: Uint8Array | undefined
   }
   return { text, ends };
 }
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Compute side: what is wrong with one column of a chunk of `rows` rows as a peer sent it, or undefined when
@@ -108,11 +110,7 @@ function checkText({ text, ends, valid }: Partial<TextColumn>, rows: number): st
     start = end;
   }
   if (start !== text.byteLength) return "text bytes past the last row";
-  try {
-    utf8.decode(text);
-  } catch {
-    return "text that is not UTF-8";
-  }
+  if (!isUtf8(text)) return "text that is not UTF-8";
   return undefined;
 }
 
@@ -130,7 +128,7 @@ export function writeColumn(chunk: duckdb.DataChunk, index: number, column: Wire
   // Short strings are built inline as string_t and copied at once; longer ones DuckDB copies into its heap.
   const { text, ends } = column;
   const structs = new Uint8Array(rows * STRING_T);
-  const view = new DataView(structs.buffer);
+  const lengths = new Uint32Array(structs.buffer);
   const long: number[] = [];
   let start = 0;
   for (let r = 0; r < rows; r++) {
@@ -138,7 +136,7 @@ export function writeColumn(chunk: duckdb.DataChunk, index: number, column: Wire
     const length = end - start;
     if (length > INLINE_MAX) long.push(r);
     else {
-      view.setUint32(r * STRING_T, length, true);
+      lengths[r * 4] = length;
       for (let k = 0, at = r * STRING_T + 4; k < length; k++) structs[at + k] = text[start + k]!;
     }
     start = end;
