@@ -18,6 +18,7 @@ import { collaborationsDomainName } from "../../protocol/collaboration.ts";
 import { collabRecordPart, type CollabPartnerParams } from "./collab-params.ts";
 import { createMessageStream } from "../net/messages.ts";
 import { MAX_TRANSFER_MESSAGE, openSources, sendDatasets, TRANSFER_VERSION } from "./collab/transfer.ts";
+import { namedColumns } from "./collab/projection.ts";
 import { proveCollabState, type CollabProvedAt } from "./collab/chain-state.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
 import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
@@ -57,7 +58,8 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
       const party = p.collaboration.partyNames[p.party]!;
       if (!ctx.net) throw new CollabJobError("COLLAB_PEER_REFUSED", "this enclave has no network: it cannot reach the compute enclave");
       // The datasets open (a file read by DuckDB and its hash begun, or a reader or connection opened) while the connection is made; nothing is sent before the peer is verified.
-      const opening = openSources(a.descriptors, p.baseDir, ctx.net);
+      // A file sends only the columns the approved query and policy name (projection.ts).
+      const opening = namedColumns(a.checked.sql, a.checked.policy).then((columns) => openSources(a.descriptors, p.baseDir, ctx.net, columns));
       opening.catch(() => {});
       const release = () => opening.then((s) => s.close(), () => {});
       let conn;

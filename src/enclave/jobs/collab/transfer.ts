@@ -28,6 +28,7 @@ import { BATCH_ROWS, TableLoader, type LoadedDataset } from "./datasets.ts";
 import { CollabJobError } from "./errors.ts";
 import { columnTypeOf, isVectorType, vectorTypeOf, VectorLoader, type VectorType } from "./vector-loader.ts";
 import { encodeChunk, type WireColumn } from "./wire-vectors.ts";
+import { quoteIdent } from "../../cleanroom/sql-ast.ts";
 import { DuckDBInstance, type DuckDBConnection, type DuckDBResult } from "@duckdb/node-api";
 
 /** Largest message: one batch of BATCH_ROWS rows with wide text cells. */
@@ -48,9 +49,10 @@ const columnTypes = new Set(["boolean", "integer", "float", "decimal", "text", "
 
 /**
  * Partner side: opens every dataset (a file DuckDB reads here, or its connector); done while the connection
- * to the compute enclave is being made. Nothing is sent yet.
+ * to the compute enclave is being made. Nothing is sent yet. With `columns` (projection.ts), a file's reader
+ * keeps only the columns of those names (every column when none of them is in the file).
  */
-export async function openSources(descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, net?: EnclaveNet): Promise<Sources> {
+export async function openSources(descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, net?: EnclaveNet, columns?: ReadonlySet<string>): Promise<Sources> {
   const list: Source[] = [];
   let closed = false;
   const close = async () => {
@@ -59,7 +61,7 @@ export async function openSources(descriptors: Record<string, Record<string, unk
     for (const source of list) await (source.kind === "rows" ? source.reader.close() : source.close());
   };
   try {
-    for (const [name, descriptor] of Object.entries(descriptors)) list.push(await openSource(name, descriptor, baseDir, net));
+    for (const [name, descriptor] of Object.entries(descriptors)) list.push(await openSource(name, descriptor, baseDir, net, columns));
   } catch (e) {
     await close();
     throw e;
@@ -279,6 +281,13 @@ async function fileSha256(path: string): Promise<string> {
   return `0x${hash.digest("hex")}`;
 }
 
+/** The select list keeping a file's columns named in `columns`, or `*` when it names none of them. */
+async function projection(connection: DuckDBConnection, read: string, columns: ReadonlySet<string>): Promise<string> {
+  const names = (await connection.runAndReadAll(`SELECT * FROM ${read} LIMIT 0`)).columnNames();
+  const kept = names.filter((n) => columns.has(n.toLowerCase()));
+  return kept.length > 0 ? kept.map(quoteIdent).join(", ") : "*";
+}
+
 type Source =
   | { kind: "rows"; name: string; columns: readonly Column[]; reader: Awaited<ReturnType<typeof openDataset>> }
   | { kind: "file"; name: string; columns: VectorColumn[]; digest: Promise<string>; result: DuckDBResult; close: () => void };
@@ -291,7 +300,7 @@ type VectorColumn = Column & { vector: VectorType };
  * is read by DuckDB and sent column by column (its digest: SHA-256 of the file's bytes, `of: "file"`); any
  * other source through its connector, row by row (the connector's row digest).
  */
-async function openSource(name: string, pinned: Record<string, unknown>, baseDir: string | undefined, net: EnclaveNet | undefined): Promise<Source> {
+async function openSource(name: string, pinned: Record<string, unknown>, baseDir: string | undefined, net: EnclaveNet | undefined, columns: ReadonlySet<string> | undefined): Promise<Source> {
   const { descriptor, network } = databaseEndpoint(pinned, net);
   const parsed = parseDescriptor(descriptor);
   if ((parsed.type === "csv" || parsed.type === "parquet") && parsed.cursor === undefined) {
@@ -307,7 +316,8 @@ async function openSource(name: string, pinned: Record<string, unknown>, baseDir
         instance.closeSync();
       };
       try {
-        const result = await connection.stream(`SELECT * FROM ${parsed.type === "csv" ? "read_csv" : "read_parquet"}('${path.replaceAll("'", "''")}')`);
+        const read = `${parsed.type === "csv" ? "read_csv" : "read_parquet"}('${path.replaceAll("'", "''")}')`;
+        const result = await connection.stream(`SELECT ${columns ? await projection(connection, read, columns) : "*"} FROM ${read}`);
         const types = result.columnTypes().map(vectorTypeOf);
         if (types.every((t) => t !== undefined)) {
           const columns = result.columnNames().map((n, i) => ({ name: n, type: columnTypeOf(types[i]!), vector: types[i]! }));
