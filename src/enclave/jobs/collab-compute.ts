@@ -26,7 +26,7 @@ import type { NetError } from "../net/errors.ts";
 import type { EnclaveListener } from "../net/listen.ts";
 import { createMessageStream } from "../net/messages.ts";
 import type { LoadedDataset } from "./collab/datasets.ts";
-import { loadOwnDatasets, MAX_TRANSFER_MESSAGE, receiveDatasets } from "./collab/transfer.ts";
+import { loadOwnDatasets, MAX_TRANSFER_MESSAGE, receiveDatasets, TRANSFER_VERSION } from "./collab/transfer.ts";
 import { proveCollabState, type CollabProvedAt } from "./collab/chain-state.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
 import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
@@ -256,7 +256,7 @@ async function receiveAll(
         const entry = pending.get(partner.party);
         if (!entry) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${partner.party} connected twice`);
         pending.delete(partner.party);
-        const header = { v: 1 as const, collaborationId: p.collaboration.id.toString(), runId: p.runId, party: partner.party, termsHash: checked.termsHash };
+        const header = { v: TRANSFER_VERSION, collaborationId: p.collaboration.id.toString(), runId: p.runId, party: partner.party, termsHash: checked.termsHash };
         const loaded = await receiveDatasets(stream, instance, header, names[partner.party]!, reserve);
         entry.resolve(loaded);
         // The rows are loaded: the acknowledgement is the partner's to hear; a connection it already closed changes nothing here.

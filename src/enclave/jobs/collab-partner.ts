@@ -17,7 +17,8 @@ import type { CollabBinding } from "../../protocol/collab-run.ts";
 import { collaborationsDomainName } from "../../protocol/collaboration.ts";
 import { collabRecordPart, type CollabPartnerParams } from "./collab-params.ts";
 import { createMessageStream } from "../net/messages.ts";
-import { MAX_TRANSFER_MESSAGE, openSources, sendDatasets } from "./collab/transfer.ts";
+import { MAX_TRANSFER_MESSAGE, openSources, sendDatasets, TRANSFER_VERSION } from "./collab/transfer.ts";
+import { namedColumns } from "./collab/projection.ts";
 import { proveCollabState, type CollabProvedAt } from "./collab/chain-state.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
 import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
@@ -56,8 +57,9 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
     reportingRefusals(async () => {
       const party = p.collaboration.partyNames[p.party]!;
       if (!ctx.net) throw new CollabJobError("COLLAB_PEER_REFUSED", "this enclave has no network: it cannot reach the compute enclave");
-      // The datasets open (a file is hashed, a reader or connection opened) while the connection is made; nothing is sent before the peer is verified.
-      const opening = openSources(a.descriptors, p.baseDir, ctx.net);
+      // The datasets open (a file read by DuckDB and its hash begun, or a reader or connection opened) while the connection is made; nothing is sent before the peer is verified.
+      // A file sends only the columns the approved query and policy name (projection.ts).
+      const opening = namedColumns(a.checked.sql, a.checked.policy).then((columns) => openSources(a.descriptors, p.baseDir, ctx.net, columns));
       opening.catch(() => {});
       const release = () => opening.then((s) => s.close(), () => {});
       let conn;
@@ -72,7 +74,7 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
       }
       try {
         const stream = createMessageStream(conn.socket, { maxMessageBytes: MAX_TRANSFER_MESSAGE });
-        const header = { v: 1 as const, collaborationId: p.collaboration.id.toString(), runId: p.runId, party: p.party, termsHash: a.checked.termsHash };
+        const header = { v: TRANSFER_VERSION, collaborationId: p.collaboration.id.toString(), runId: p.runId, party: p.party, termsHash: a.checked.termsHash };
         const sent = await sendDatasets(stream, header, party, await opening);
         const inputs = sent.map((d) => ({ name: datasetInputName(party, d.name), digest: d.digest as Hex }));
         anchorInputs.set(p, { inputs, termsHash: a.checked.termsHash });

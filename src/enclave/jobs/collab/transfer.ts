@@ -3,10 +3,11 @@
  * connects to the compute enclave's listener through both hosts' relays; each side checks the other's
  * attested certificate), as length-prefixed messages (net/messages.ts), each a structured-clone value:
  *
- *   partner -> compute   { v: 1, collaborationId, runId, party, termsHash, datasets: [{ name, columns }] }
+ *   partner -> compute   { v: 2, collaborationId, runId, party, termsHash, datasets: [{ name, columns }] }
  *                        { d, rows }                        batches of dataset d, in read order (a connector's rows)
- *                        { d, chunks: [{ n, cols }] }       or DuckDB vectors, column by column (a file read in place;
- *                                                           its columns announced with their DuckDB type, `vector`)
+ *                        { d, chunks: [{ n, cols }] }       or DuckDB vectors' bytes, column by column (a file read
+ *                                                           in place; its columns announced with their DuckDB type,
+ *                                                           `vector`; each column as wire-vectors.ts describes)
  *                        { d, end: true, digest, rowCount } after dataset d's last batch
  *                        { done: true }
  *   compute -> partner   { ok: true } | { error: "<code>: <message>" }
@@ -26,13 +27,18 @@ import type { MessageStream } from "../../net/messages.ts";
 import { BATCH_ROWS, TableLoader, type LoadedDataset } from "./datasets.ts";
 import { CollabJobError } from "./errors.ts";
 import { columnTypeOf, isVectorType, vectorTypeOf, VectorLoader, type VectorType } from "./vector-loader.ts";
+import { encodeChunk, type WireColumn } from "./wire-vectors.ts";
+import { quoteIdent } from "../../cleanroom/sql-ast.ts";
 import { DuckDBInstance, type DuckDBConnection, type DuckDBResult } from "@duckdb/node-api";
 
 /** Largest message: one batch of BATCH_ROWS rows with wide text cells. */
 export const MAX_TRANSFER_MESSAGE = 64 * 1024 * 1024;
 
+/** The transfer's format: 2 since file vectors cross as bytes (wire-vectors.ts). */
+export const TRANSFER_VERSION = 2 as const;
+
 export interface TransferHeader {
-  v: 1;
+  v: typeof TRANSFER_VERSION;
   collaborationId: string;
   runId: number;
   party: number;
@@ -43,9 +49,10 @@ const columnTypes = new Set(["boolean", "integer", "float", "decimal", "text", "
 
 /**
  * Partner side: opens every dataset (a file DuckDB reads here, or its connector); done while the connection
- * to the compute enclave is being made. Nothing is sent yet.
+ * to the compute enclave is being made. Nothing is sent yet. With `columns` (projection.ts), a file's reader
+ * keeps only the columns of those names (every column when none of them is in the file).
  */
-export async function openSources(descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, net?: EnclaveNet): Promise<Sources> {
+export async function openSources(descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, net?: EnclaveNet, columns?: ReadonlySet<string>): Promise<Sources> {
   const list: Source[] = [];
   let closed = false;
   const close = async () => {
@@ -54,7 +61,7 @@ export async function openSources(descriptors: Record<string, Record<string, unk
     for (const source of list) await (source.kind === "rows" ? source.reader.close() : source.close());
   };
   try {
-    for (const [name, descriptor] of Object.entries(descriptors)) list.push(await openSource(name, descriptor, baseDir, net));
+    for (const [name, descriptor] of Object.entries(descriptors)) list.push(await openSource(name, descriptor, baseDir, net, columns));
   } catch (e) {
     await close();
     throw e;
@@ -80,9 +87,10 @@ export async function sendDatasets(stream: MessageStream, header: TransferHeader
       sent.push({ party, name: source.name, digest: `0x${digest}`, rowCount });
       continue;
     }
-    // A file DuckDB reads here: its vectors go out column by column, a few chunks a message.
+    // A file DuckDB reads here: its vectors' bytes go out column by column, a few chunks a message.
+    const types = source.columns.map((c) => c.vector);
     let rowCount = 0;
-    let group: { n: number; cols: unknown[][] }[] = [];
+    let group: { n: number; cols: WireColumn[] }[] = [];
     let groupRows = 0;
     // The next chunk is read (on DuckDB's threads) while this one is converted and sent.
     let next = source.result.fetchChunk();
@@ -91,7 +99,7 @@ export async function sendDatasets(stream: MessageStream, header: TransferHeader
         const chunk = await next;
         if (!chunk || chunk.rowCount === 0) break;
         next = source.result.fetchChunk();
-        group.push({ n: chunk.rowCount, cols: chunk.getColumns() as unknown[][] });
+        group.push({ n: chunk.rowCount, cols: encodeChunk(chunk.chunk, chunk.rowCount, types) });
         groupRows += chunk.rowCount;
         rowCount += chunk.rowCount;
         if (groupRows >= BATCH_ROWS) {
@@ -106,8 +114,9 @@ export async function sendDatasets(stream: MessageStream, header: TransferHeader
       await next.catch(() => {});
       source.close();
     }
-    await stream.send(serialize({ d, end: true, digest: source.digest, rowCount }));
-    sent.push({ party, name: source.name, digest: source.digest, rowCount, of: "file" });
+    const digest = await source.digest;
+    await stream.send(serialize({ d, end: true, digest, rowCount }));
+    sent.push({ party, name: source.name, digest, rowCount, of: "file" });
   }
   await stream.send(serialize({ done: true }));
   const reply = await stream.receive();
@@ -132,7 +141,7 @@ function message(bytes: Uint8Array | null, party: string): Record<string, unknow
 /** Compute side: checks the header against this run and the party, loads each dataset as it arrives, answers. */
 export async function receiveDatasets(stream: MessageStream, instance: DuckDBInstance, expected: TransferHeader, party: string, reserve: (name: string) => void): Promise<LoadedDataset[]> {
   const header = message(await stream.receive(), party);
-  if (header.v !== 1 || header.collaborationId !== expected.collaborationId || header.runId !== expected.runId || header.party !== expected.party || header.termsHash !== expected.termsHash) {
+  if (header.v !== TRANSFER_VERSION || header.collaborationId !== expected.collaborationId || header.runId !== expected.runId || header.party !== expected.party || header.termsHash !== expected.termsHash) {
     throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party}'s enclave sent rows for another collaboration, run or party`);
   }
   const datasets = header.datasets as Announced[];
@@ -195,7 +204,7 @@ async function receiveInto(stream: MessageStream, connection: DuckDBConnection, 
     if (loader.kind === "vectors") {
       if (!Array.isArray(m.chunks)) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} sent rows of ${name}, announced as vectors`);
       for (const chunk of m.chunks as { n?: unknown; cols?: unknown }[]) {
-        const problem = Array.isArray(chunk?.cols) ? loader.vectors.append(chunk.cols, chunk.n as number) : "no columns";
+        const problem = Array.isArray(chunk?.cols) ? loader.vectors.append(chunk.cols, chunk.n) : "no columns";
         if (problem) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} sent a malformed chunk of ${name}: ${problem}`);
       }
       continue;
@@ -267,13 +276,21 @@ async function loadFileInPlace(connection: DuckDBConnection, party: string, name
 /** The SHA-256 of a file's bytes, as a 0x-prefixed hex digest. */
 async function fileSha256(path: string): Promise<string> {
   const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  // 1 MiB reads: fewer turns of the event loop, which also serves the transfer.
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   return `0x${hash.digest("hex")}`;
+}
+
+/** The select list keeping a file's columns named in `columns`, or `*` when it names none of them. */
+async function projection(connection: DuckDBConnection, read: string, columns: ReadonlySet<string>): Promise<string> {
+  const names = (await connection.runAndReadAll(`SELECT * FROM ${read} LIMIT 0`)).columnNames();
+  const kept = names.filter((n) => columns.has(n.toLowerCase()));
+  return kept.length > 0 ? kept.map(quoteIdent).join(", ") : "*";
 }
 
 type Source =
   | { kind: "rows"; name: string; columns: readonly Column[]; reader: Awaited<ReturnType<typeof openDataset>> }
-  | { kind: "file"; name: string; columns: VectorColumn[]; digest: string; result: DuckDBResult; close: () => void };
+  | { kind: "file"; name: string; columns: VectorColumn[]; digest: Promise<string>; result: DuckDBResult; close: () => void };
 
 /** A column sent as vectors: its column type and the DuckDB type the compute enclave loads it as. */
 type VectorColumn = Column & { vector: VectorType };
@@ -283,7 +300,7 @@ type VectorColumn = Column & { vector: VectorType };
  * is read by DuckDB and sent column by column (its digest: SHA-256 of the file's bytes, `of: "file"`); any
  * other source through its connector, row by row (the connector's row digest).
  */
-async function openSource(name: string, pinned: Record<string, unknown>, baseDir: string | undefined, net: EnclaveNet | undefined): Promise<Source> {
+async function openSource(name: string, pinned: Record<string, unknown>, baseDir: string | undefined, net: EnclaveNet | undefined, columns: ReadonlySet<string> | undefined): Promise<Source> {
   const { descriptor, network } = databaseEndpoint(pinned, net);
   const parsed = parseDescriptor(descriptor);
   if ((parsed.type === "csv" || parsed.type === "parquet") && parsed.cursor === undefined) {
@@ -299,11 +316,15 @@ async function openSource(name: string, pinned: Record<string, unknown>, baseDir
         instance.closeSync();
       };
       try {
-        const result = await connection.stream(`SELECT * FROM ${parsed.type === "csv" ? "read_csv" : "read_parquet"}('${path.replaceAll("'", "''")}')`);
+        const read = `${parsed.type === "csv" ? "read_csv" : "read_parquet"}('${path.replaceAll("'", "''")}')`;
+        const result = await connection.stream(`SELECT ${columns ? await projection(connection, read, columns) : "*"} FROM ${read}`);
         const types = result.columnTypes().map(vectorTypeOf);
         if (types.every((t) => t !== undefined)) {
           const columns = result.columnNames().map((n, i) => ({ name: n, type: columnTypeOf(types[i]!), vector: types[i]! }));
-          return { kind: "file", name, columns, digest: await fileSha256(path), result, close };
+          // Hashed while the file's vectors are sent; the digest goes out after the last of them.
+          const digest = fileSha256(path);
+          digest.catch(() => {});
+          return { kind: "file", name, columns, digest, result, close };
         }
       } catch {
         // The connector reports the problem below, in its own words.

@@ -1,25 +1,27 @@
 /**
  * A partner's file read by DuckDB crosses as DuckDB vectors (transfer.ts): the partner announces each
- * column's DuckDB type (one of a few plain types), sends each chunk's columns as plain JS values, and the
- * compute enclave checks every value's JS type and appends the chunk whole (DuckDB data chunks into the
- * final table, in its announced types: no per-row appends, no staging table).
+ * column's DuckDB type (one of a few plain types) and sends each chunk's columns as the vectors' bytes
+ * (wire-vectors.ts); the compute enclave checks every column's byte counts (and text's UTF-8), copies them
+ * into a data chunk and appends it whole (into the final table, in its announced types: no per-row appends,
+ * no staging table, no JavaScript value per cell).
  */
 import { BIGINT, BOOLEAN, DOUBLE, DuckDBDataChunk, FLOAT, INTEGER, SMALLINT, TINYINT, VARCHAR, type DuckDBAppender, type DuckDBTypeId, type DuckDBConnection, type DuckDBType } from "@duckdb/node-api";
 import type { ColumnType } from "../../connectors/index.ts";
+import { checkColumn, writeColumn, type WireColumn, type WireType } from "./wire-vectors.ts";
 
-/** The DuckDB types whose vectors cross, by name: the DuckDB type, the column type it loads as, the JS type of its values. */
+/** The DuckDB types whose vectors cross, by name: the DuckDB type and the column type it loads as. */
 const vectorTypes = {
-  BOOLEAN: { duck: BOOLEAN, column: "boolean", js: "boolean" },
-  TINYINT: { duck: TINYINT, column: "integer", js: "number" },
-  SMALLINT: { duck: SMALLINT, column: "integer", js: "number" },
-  INTEGER: { duck: INTEGER, column: "integer", js: "number" },
-  BIGINT: { duck: BIGINT, column: "integer", js: "bigint" },
-  FLOAT: { duck: FLOAT, column: "float", js: "number" },
-  DOUBLE: { duck: DOUBLE, column: "float", js: "number" },
-  VARCHAR: { duck: VARCHAR, column: "text", js: "string" },
-} as const satisfies Record<string, { duck: DuckDBType; column: ColumnType; js: "boolean" | "number" | "bigint" | "string" }>;
+  BOOLEAN: { duck: BOOLEAN, column: "boolean" },
+  TINYINT: { duck: TINYINT, column: "integer" },
+  SMALLINT: { duck: SMALLINT, column: "integer" },
+  INTEGER: { duck: INTEGER, column: "integer" },
+  BIGINT: { duck: BIGINT, column: "integer" },
+  FLOAT: { duck: FLOAT, column: "float" },
+  DOUBLE: { duck: DOUBLE, column: "float" },
+  VARCHAR: { duck: VARCHAR, column: "text" },
+} as const satisfies Record<WireType, { duck: DuckDBType; column: ColumnType }>;
 
-export type VectorType = keyof typeof vectorTypes;
+export type VectorType = WireType;
 
 const byTypeId: Partial<Record<DuckDBTypeId, VectorType>> = Object.fromEntries(Object.entries(vectorTypes).map(([name, t]) => [t.duck.typeId, name]));
 
@@ -61,24 +63,18 @@ export class VectorLoader {
   }
 
   /**
-   * Appends one chunk: `cols` has one array of `n` values per column, each null or of its column's JS type.
-   * Returns a description of what is wrong with a malformed chunk (nothing is appended then), or undefined.
+   * Appends one chunk: `cols` has one wire column (wire-vectors.ts) of `n` rows per column, in the announced
+   * types. Returns a description of what is wrong with a malformed chunk (nothing is appended then), or undefined.
    */
-  append(cols: readonly unknown[], n: number): string | undefined {
-    if (!Number.isInteger(n) || n < 1 || n > CHUNK_ROWS) return `a chunk of ${String(n)} rows (1..${CHUNK_ROWS})`;
+  append(cols: readonly unknown[], n: unknown): string | undefined {
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > CHUNK_ROWS) return `a chunk of ${String(n)} rows (1..${CHUNK_ROWS})`;
     if (cols.length !== this.#types.length) return `a chunk of ${cols.length} columns, not ${this.#types.length}`;
     for (const [i, col] of cols.entries()) {
-      if (!Array.isArray(col) || col.length !== n) return `column ${i} is not an array of ${n} values`;
-      const js = vectorTypes[this.#types[i]!].js;
-      for (const v of col as unknown[]) if (v !== null && typeof v !== js) return `column ${i} holds a value that is not a ${js}`;
+      const problem = checkColumn(col, this.#types[i]!, n);
+      if (problem) return `column ${i}: ${problem}`;
     }
     const chunk = DuckDBDataChunk.create(this.#duck, n);
-    try {
-      chunk.setColumns(cols as never);
-    } catch {
-      // An integer out of its type's range, say; DuckDB's message would quote the value.
-      return "a value out of its column type's range";
-    }
+    for (const [i, col] of cols.entries()) writeColumn(chunk.chunk, i, col as WireColumn, n);
     this.#appender.appendDataChunk(chunk);
     this.rows += n;
     return undefined;
