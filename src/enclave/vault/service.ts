@@ -246,10 +246,15 @@ export class VaultService {
     return { accepted, refused };
   }
 
-  /** One EIP-712 Confirmation over every held share not yet confirmed (at most `max`), for the host to relay. */
-  async confirmations(p: { max: number; recheckEpoch?: boolean }): Promise<SignedConfirmation | null> {
+  /**
+   * EIP-712 Confirmations over the held shares not yet confirmed, for the host to relay: up to `batches` of
+   * them (default 1), each over at most `max` shares, under one proof of this enclave's place and epoch (a
+   * large backlog, such as every share again after a member was replaced, costs one proof per `batches`
+   * transactions rather than one per transaction). Empty when nothing is pending.
+   */
+  async confirmations(p: { max: number; recheckEpoch?: boolean; batches?: number }): Promise<SignedConfirmation[]> {
     this.machine.require("confirmations");
-    if (this.#store.size === 0 || (this.#state.unconfirmed.size === 0 && !p.recheckEpoch)) return null;
+    if (this.#store.size === 0 || (this.#state.unconfirmed.size === 0 && !p.recheckEpoch)) return [];
     const block = await this.#chain.block();
     const { cluster, slot, epoch } = await this.#place(block);
     if (this.#state.epoch !== epoch) {
@@ -259,16 +264,15 @@ export class VaultService {
       this.#state.epoch = epoch;
       await this.#store.saveState(this.#state);
     }
-    if (this.#state.unconfirmed.size === 0) return null;
-    const entries = [...this.#state.unconfirmed].slice(0, p.max);
-    const shares = entries.map(([tokenId, version]) => ({ tokenId, version, sharesRoot: this.#store.get(tokenId)!.root }));
-    const signature = await this.#keys.account.signTypedData({
-      domain: vaultContractDomain(BigInt(this.#chain.config.chainId), this.#chain.config.vault),
-      types: confirmationTypes,
-      primaryType: "Confirmation",
-      message: { cluster, epoch, slot, shares },
-    });
-    return { cluster, slot, epoch, shares: shares.map(({ tokenId, version }) => ({ tokenId, version })), signature };
+    const entries = [...this.#state.unconfirmed].slice(0, p.max * (p.batches ?? 1));
+    const domain = vaultContractDomain(BigInt(this.#chain.config.chainId), this.#chain.config.vault);
+    const signed: SignedConfirmation[] = [];
+    for (let at = 0; at < entries.length; at += p.max) {
+      const shares = entries.slice(at, at + p.max).map(([tokenId, version]) => ({ tokenId, version, sharesRoot: this.#store.get(tokenId)!.root }));
+      const signature = await this.#keys.account.signTypedData({ domain, types: confirmationTypes, primaryType: "Confirmation", message: { cluster, epoch, slot, shares } });
+      signed.push({ cluster, slot, epoch, shares: shares.map(({ tokenId, version }) => ({ tokenId, version })), signature });
+    }
+    return signed;
   }
 
   /**
