@@ -80,6 +80,11 @@ export interface VaultHostOptions {
   logRange?: bigint;
   /** Shares per bootstrap page and per fetch (default 500). */
   pageSize?: number;
+  /**
+   * Bootstrap pages per bootstrapFrom call (default 10): each gate call has a timeout (120 s), and one call for
+   * a whole slot of 10,000 shares outlasted it on the bench; 10 pages of 500 took about 20 to 45 s there.
+   */
+  pagesPerCall?: number;
   onEvent?: (e: VaultHostEvent) => void;
 }
 
@@ -170,7 +175,7 @@ export class VaultHost {
   #loop: NodeJS.Timeout | undefined;
 
   constructor(options: VaultHostOptions) {
-    this.#o = { logRange: 2_000n, pageSize: 500, ...options };
+    this.#o = { logRange: 2_000n, pageSize: 500, pagesPerCall: 10, ...options };
   }
 
   /** Supervise an enclave; returns the API the directory should map its address to. */
@@ -330,9 +335,17 @@ export class VaultHost {
           if (listener) {
             // Enclave to enclave: the new enclave pages through the source's holdings on one mutual-aTLS session.
             // Its pages are confirmed while it fetches the next ones (the host hears of pages only at the end).
+            // A call fetches at most pagesPerCall pages (each gate call has a timeout); the next resumes from the sealed cursor.
             const confirming = setInterval(() => this.scheduleConfirmations(), BOOTSTRAP_CONFIRM_MS);
-            const { pages } = await slot.enclave.bootstrapFrom({ ...listener, peer: source, pageSize: this.#o.pageSize }).finally(() => clearInterval(confirming));
-            for (const p of pages) this.#emit({ type: "bootstrap-page", enclave, from: source, shares: p.shares, cursor: String(p.cursor) });
+            try {
+              for (let done = false; !done; ) {
+                const r = await slot.enclave.bootstrapFrom({ ...listener, peer: source, pageSize: this.#o.pageSize, maxPages: this.#o.pagesPerCall });
+                for (const p of r.pages) this.#emit({ type: "bootstrap-page", enclave, from: source, shares: p.shares, cursor: String(p.cursor) });
+                done = r.done;
+              }
+            } finally {
+              clearInterval(confirming);
+            }
           } else {
             let cursor = (await slot.enclave.status()).bootstrapCursor;
             for (;;) {

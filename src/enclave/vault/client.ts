@@ -59,7 +59,7 @@ export interface VaultEnclaveClient {
    * Bootstrap over one mutual-aTLS session: the enclave pages through the holdings of the peer at host:port
    * from its sealed cursor, pipelined, importing and sealing the cursor page by page.
    */
-  bootstrapFrom(p: { host: string; port: number; peer: Address; pageSize: number }): Promise<{ pages: { shares: number; refused: number; cursor: bigint }[] }>;
+  bootstrapFrom(p: { host: string; port: number; peer: Address; pageSize: number; maxPages?: number }): Promise<{ pages: { shares: number; refused: number; cursor: bigint }[]; done: boolean }>;
   bootstrapDone(p: { block: bigint }): Promise<void>;
   advance(p: { block: bigint; caughtUp: boolean }): Promise<void>;
   /** Stops the process (disconnect, then SIGKILL after 2 s). */

@@ -52,7 +52,7 @@ export const vaultGateParams = {
   reshareCommit: z.strictObject({ tokenId }),
   listen: z.strictObject({}),
   fetchFrom: z.strictObject({ host: z.string().min(1).max(255), port: z.number().int().min(1).max(65535), peer: addressSchema, tokenIds: z.array(tokenId).min(1).max(10_000) }),
-  bootstrapFrom: z.strictObject({ host: z.string().min(1).max(255), port: z.number().int().min(1).max(65535), peer: addressSchema, pageSize: z.number().int().min(1).max(10_000) }),
+  bootstrapFrom: z.strictObject({ host: z.string().min(1).max(255), port: z.number().int().min(1).max(65535), peer: addressSchema, pageSize: z.number().int().min(1).max(10_000), maxPages: z.number().int().min(1).optional() }),
   bootstrapDone: z.strictObject({ block }),
   advance: z.strictObject({ block, caughtUp: z.boolean() }),
 } as const;
