@@ -47,6 +47,8 @@ export interface VaultNetworkOptions {
   onEvent?: (host: number, e: VaultHostEvent) => void;
   /** Shares per fetch and per bootstrap page (VaultHost's pageSize, default 500). */
   pageSize?: number;
+  /** Bootstrap pages per bootstrapFrom call (VaultHost's pagesPerCall, default 10). */
+  pagesPerCall?: number;
   /** The first block the re-share keepers scan (the vault's deployment block; default 0). */
   fromBlock?: bigint;
   /** What each cluster's re-share keeper does (cluster index). */
@@ -94,7 +96,7 @@ export async function startVaultNetwork(o: VaultNetworkOptions): Promise<VaultNe
   const atls = o.atls ?? true;
   const distinct = Array.from({ length: o.sharedHost ? 1 : o.clusters }, (_, i) => {
     const writer = o.hostWriters[i % o.hostWriters.length]!;
-    return new VaultHost({ writer, reader: o.reader, vault: o.vault, directory, ...(o.pageSize ? { pageSize: o.pageSize } : {}), ...(o.onEvent ? { onEvent: (e: VaultHostEvent) => o.onEvent!(i, e) } : {}) });
+    return new VaultHost({ writer, reader: o.reader, vault: o.vault, directory, ...(o.pageSize ? { pageSize: o.pageSize } : {}), ...(o.pagesPerCall ? { pagesPerCall: o.pagesPerCall } : {}), ...(o.onEvent ? { onEvent: (e: VaultHostEvent) => o.onEvent!(i, e) } : {}) });
   });
   // hosts[c] supervises cluster c (the same object for every cluster when shared).
   const hosts = Array.from({ length: o.clusters }, (_, c) => distinct[o.sharedHost ? 0 : c]!);

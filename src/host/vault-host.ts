@@ -35,7 +35,7 @@ import { reshareSecret } from "../chain/actions/reshare-secret.ts";
 import { listClusters } from "../chain/actions/list-clusters.ts";
 import type { ReaderClient, WriterClient } from "../chain/clients.ts";
 import type { VaultEnclaveClient, VaultEnclaveStatus } from "../enclave/vault/client.ts";
-import type { SealedEnvelope, TransferItem } from "../enclave/vault/service.ts";
+import type { SealedEnvelope, SignedConfirmation, TransferItem } from "../enclave/vault/service.ts";
 import type { ShareSetDescriptorJson } from "../protocol/vault-descriptor.ts";
 import { CloisterError } from "../util/base-error.ts";
 
@@ -80,6 +80,11 @@ export interface VaultHostOptions {
   logRange?: bigint;
   /** Shares per bootstrap page and per fetch (default 500). */
   pageSize?: number;
+  /**
+   * Bootstrap pages per bootstrapFrom call (default 10): each gate call has a timeout (120 s), and one call for
+   * a whole slot of 10,000 shares outlasted it on the bench; 10 pages of 500 took about 20 to 45 s there.
+   */
+  pagesPerCall?: number;
   onEvent?: (e: VaultHostEvent) => void;
 }
 
@@ -89,6 +94,40 @@ export interface VaultHostOptions {
  * transactions (and the enclaves' signing rounds) a large sync needs.
  */
 const MAX_CONFIRMATIONS_PER_CALL = 1_200;
+
+/**
+ * Signed chunks an enclave hands over per flush round: its place and epoch are proved once per round (an
+ * eth_getProof whose cost grows with the vault's storage), so a backlog of thousands (every share again
+ * under a new epoch) takes a proof per eight calls, not per call.
+ */
+const CONFIRMATION_BATCHES = 8;
+
+/** How often a bootstrapping enclave's imported pages are confirmed while its bootstrap runs. */
+const BOOTSTRAP_CONFIRM_MS = 1_000;
+
+/** One enclave's signed chunk, with the slot that signed it. */
+interface Confirmable {
+  s: Slot;
+  c: SignedConfirmation;
+}
+
+/** Greedily packs chunks, in order, into calls of at most MAX_CONFIRMATIONS_PER_CALL token confirmations. */
+function packConfirmations(chunks: readonly Confirmable[]): Confirmable[][] {
+  const calls: Confirmable[][] = [];
+  let current: Confirmable[] = [];
+  let tokens = 0;
+  for (const chunk of chunks) {
+    if (current.length > 0 && tokens + chunk.c.shares.length > MAX_CONFIRMATIONS_PER_CALL) {
+      calls.push(current);
+      current = [];
+      tokens = 0;
+    }
+    current.push(chunk);
+    tokens += chunk.c.shares.length;
+  }
+  if (current.length) calls.push(current);
+  return calls;
+}
 
 /** One supervised enclave and the handle the host exposes for it. */
 class Slot implements VaultSlotApi {
@@ -136,7 +175,7 @@ export class VaultHost {
   #loop: NodeJS.Timeout | undefined;
 
   constructor(options: VaultHostOptions) {
-    this.#o = { logRange: 2_000n, pageSize: 500, ...options };
+    this.#o = { logRange: 2_000n, pageSize: 500, pagesPerCall: 10, ...options };
   }
 
   /** Supervise an enclave; returns the API the directory should map its address to. */
@@ -172,40 +211,60 @@ export class VaultHost {
     }, delayMs);
   }
 
-  /** Collects every supervised enclave's pending confirmation and relays them in one call; repeats until none is left. */
+  /**
+   * Collects every supervised enclave's pending confirmations (up to CONFIRMATION_BATCHES signed chunks each,
+   * under one place proof per enclave) and relays them packed into calls of at most MAX_CONFIRMATIONS_PER_CALL
+   * token confirmations; repeats until none is left.
+   */
   flushConfirmations(): Promise<void> {
     const run = this.#confirming.then(async () => {
       for (;;) {
         const max = Math.max(10, Math.floor(MAX_CONFIRMATIONS_PER_CALL / Math.max(1, this.#slots.size)));
-        const signed = (await Promise.all([...this.#slots.values()].map((s) => s.enclave.confirmations({ max, recheckEpoch: s.recheckEpoch }).then((c) => {
-          s.recheckEpoch = false;
-          return { s, c };
-        }).catch(() => ({ s, c: null }))))).filter((x) => x.c !== null);
-        if (signed.length === 0) return;
-        const items = signed.map(({ c }) => ({ cluster: c!.cluster, slot: c!.slot, shares: c!.shares, signature: c!.signature }));
-        try {
-          const tx = await confirmShares(this.#o.writer, this.#o.vault, items);
-          await Promise.all(signed.map(({ s, c }) => s.enclave.markConfirmed({ shares: c!.shares })));
-          this.#emit({ type: "confirmed", enclaves: items.length, shares: items.reduce((n, i) => n + i.shares.length, 0), transactionHash: tx.hash, gasUsed: String(tx.receipt.gasUsed) });
-        } catch (e) {
-          // The batch is all or nothing: drop from each enclave's pending set what the chain already records
-          // (a confirmation relayed before a crash), and what is no longer current, then try again.
-          let cleared = 0;
-          for (const { s, c } of signed) {
-            const done = [];
-            for (const share of c!.shares) {
-              const [sync, record] = await Promise.all([readSync(this.#o.reader, this.#o.vault, share.tokenId, c!.cluster), readSecret(this.#o.reader, this.#o.vault, share.tokenId)]);
-              if (sync.confirmedSlots.includes(c!.slot) || record.burned || record.version !== share.version) done.push(share);
-            }
-            if (done.length) await s.enclave.markConfirmed({ shares: done });
-            cleared += done.length;
-          }
-          if (cleared === 0) throw e;
-        }
+        const signed = await Promise.all(
+          [...this.#slots.values()].map((s) =>
+            s.enclave.confirmations({ max, recheckEpoch: s.recheckEpoch, batches: CONFIRMATION_BATCHES }).then(
+              (chunks) => {
+                s.recheckEpoch = false;
+                return chunks;
+              },
+              () => [],
+            ),
+          ),
+        );
+        const slots = [...this.#slots.values()];
+        // Chunk i of every enclave before chunk i + 1 of any: each call carries several enclaves while it can.
+        const chunks: Confirmable[] = [];
+        for (let i = 0; i < CONFIRMATION_BATCHES; i++) signed.forEach((c, at) => c[i] && chunks.push({ s: slots[at]!, c: c[i]! }));
+        if (chunks.length === 0) return;
+        for (const call of packConfirmations(chunks)) await this.#relayConfirmations(call);
       }
     });
     this.#confirming = run.catch(() => {});
     return run;
+  }
+
+  /** One confirm call; on a revert, drops from each enclave's pending set what the chain already shows, or throws. */
+  async #relayConfirmations(signed: Confirmable[]): Promise<void> {
+    const items = signed.map(({ c }) => ({ cluster: c.cluster, slot: c.slot, shares: c.shares, signature: c.signature }));
+    try {
+      const tx = await confirmShares(this.#o.writer, this.#o.vault, items);
+      await Promise.all(signed.map(({ s, c }) => s.enclave.markConfirmed({ shares: c.shares })));
+      this.#emit({ type: "confirmed", enclaves: items.length, shares: items.reduce((n, i) => n + i.shares.length, 0), transactionHash: tx.hash, gasUsed: String(tx.receipt.gasUsed) });
+    } catch (e) {
+      // The batch is all or nothing: drop from each enclave's pending set what the chain already records
+      // (a confirmation relayed before a crash), and what is no longer current, then try again.
+      let cleared = 0;
+      for (const { s, c } of signed) {
+        const done = [];
+        for (const share of c.shares) {
+          const [sync, record] = await Promise.all([readSync(this.#o.reader, this.#o.vault, share.tokenId, c.cluster), readSecret(this.#o.reader, this.#o.vault, share.tokenId)]);
+          if (sync.confirmedSlots.includes(c.slot) || record.burned || record.version !== share.version) done.push(share);
+        }
+        if (done.length) await s.enclave.markConfirmed({ shares: done });
+        cleared += done.length;
+      }
+      if (cleared === 0) throw e;
+    }
   }
 
   /** Where the chain says `enclave` sits now (routing only: the enclaves prove it themselves). */
@@ -275,8 +334,18 @@ export class VaultHost {
           const listener = this.#o.directory.listenerOf?.(source);
           if (listener) {
             // Enclave to enclave: the new enclave pages through the source's holdings on one mutual-aTLS session.
-            const { pages } = await slot.enclave.bootstrapFrom({ ...listener, peer: source, pageSize: this.#o.pageSize });
-            for (const p of pages) this.#emit({ type: "bootstrap-page", enclave, from: source, shares: p.shares, cursor: String(p.cursor) });
+            // Its pages are confirmed while it fetches the next ones (the host hears of pages only at the end).
+            // A call fetches at most pagesPerCall pages (each gate call has a timeout); the next resumes from the sealed cursor.
+            const confirming = setInterval(() => this.scheduleConfirmations(), BOOTSTRAP_CONFIRM_MS);
+            try {
+              for (let done = false; !done; ) {
+                const r = await slot.enclave.bootstrapFrom({ ...listener, peer: source, pageSize: this.#o.pageSize, maxPages: this.#o.pagesPerCall });
+                for (const p of r.pages) this.#emit({ type: "bootstrap-page", enclave, from: source, shares: p.shares, cursor: String(p.cursor) });
+                done = r.done;
+              }
+            } finally {
+              clearInterval(confirming);
+            }
           } else {
             let cursor = (await slot.enclave.status()).bootstrapCursor;
             for (;;) {

@@ -99,27 +99,51 @@ export class VaultReshareKeeper {
     }
   }
 
-  /** Why the cluster cannot re-share `tokens` yet (per token), or nothing for those it can. */
-  async #notReady(tokens: { tokenId: bigint; version: bigint }[]): Promise<Map<bigint, string>> {
+  /**
+   * Why the cluster cannot re-share anything yet (a member not supervised here, silent or bootstrapping), with
+   * its members' enclaves when it can. Asked before any per-token read: while a replacement bootstraps, a pass
+   * costs a status call per member, not a record read per owed token (thousands, every pass).
+   */
+  async #clusterNotReady(): Promise<{ reason: string } | { enclaves: VaultEnclaveClient[] }> {
     const { members } = await readCluster(this.#o.reader, this.#o.vault, this.#o.cluster);
     const byAddress = new Map(this.#o.host.enclaves.map((e) => [e.identity.signer.toLowerCase(), e]));
-    const reasons = new Map<bigint, string>();
-    const all = (reason: string) => new Map(tokens.map((t) => [t.tokenId, reason]));
+    const enclaves: VaultEnclaveClient[] = [];
     for (const [slot, member] of members.entries()) {
       const enclave = byAddress.get(member.toLowerCase());
-      if (!enclave) return all(`slot ${slot} (${member}) is not supervised by this host; the host that supervises every member of cluster ${this.#o.cluster} re-shares`);
+      if (!enclave) return { reason: `slot ${slot} (${member}) is not supervised by this host; the host that supervises every member of cluster ${this.#o.cluster} re-shares` };
       const status = await enclave.status().catch(() => undefined);
-      if (!status) return all(`slot ${slot} (${member}) does not answer; start it`);
-      if (status.state === "bootstrapping") return all(`slot ${slot} (${member}) is still bootstrapping`);
+      if (!status) return { reason: `slot ${slot} (${member}) does not answer; start it` };
+      if (status.state === "bootstrapping") return { reason: `slot ${slot} (${member}) is still bootstrapping` };
+      enclaves.push(enclave);
+    }
+    return { enclaves };
+  }
+
+  /** Which of `tokens` some member does not hold at that version yet, and why. */
+  async #notHeld(enclaves: readonly VaultEnclaveClient[], tokens: { tokenId: bigint; version: bigint }[]): Promise<Map<bigint, string>> {
+    const reasons = new Map<bigint, string>();
+    for (const [slot, enclave] of enclaves.entries()) {
       const { tokenIds } = await enclave.missing({ tokens });
-      for (const id of tokenIds) reasons.set(id, `slot ${slot} (${member}) does not hold the current version yet`);
+      for (const id of tokenIds) reasons.set(id, `slot ${slot} (${enclave.identity.signer}) does not hold the current version yet`);
     }
     return reasons;
+  }
+
+  /** Reports why tokens wait, when the reason changed since the last pass. */
+  #reportWaiting(tokens: number, reason: string): void {
+    if (reason !== this.#waiting && tokens > 0) this.#emit({ type: "reshare-waiting", cluster: String(this.#o.cluster), tokens, reason });
+    this.#waiting = reason;
   }
 
   /** One pass: scan, then re-share every owed token the cluster is ready for. Failures are reported and retried next pass. */
   async once(): Promise<{ reshared: number; owed: number }> {
     await this.#scan();
+    if (this.#owed.size === 0) return { reshared: 0, owed: 0 };
+    const ready = await this.#clusterNotReady();
+    if ("reason" in ready) {
+      this.#reportWaiting(this.#owed.size, ready.reason);
+      return { reshared: 0, owed: this.#owed.size };
+    }
     const cluster = String(this.#o.cluster);
     const records = await Promise.all([...this.#owed.keys()].sort((a, b) => (a < b ? -1 : 1)).map((id) => readSecret(this.#o.reader, this.#o.vault, id)));
     const live = records.filter((r) => {
@@ -127,7 +151,7 @@ export class VaultReshareKeeper {
       return this.#owed.has(r.tokenId);
     });
     if (live.length === 0) return { reshared: 0, owed: 0 };
-    const notReady = await this.#notReady(live.map((r) => ({ tokenId: r.tokenId, version: r.version })));
+    const notReady = await this.#notHeld(ready.enclaves, live.map((r) => ({ tokenId: r.tokenId, version: r.version })));
     let reshared = 0;
     for (const r of live) {
       // A stop waits for the token in hand only, not for a whole cluster's worth of re-shares.
@@ -144,9 +168,7 @@ export class VaultReshareKeeper {
       }
     }
     // Waiting is reported when its reason changes, not every pass.
-    const reason = [...new Set(notReady.values())].join("; ");
-    if (reason !== this.#waiting && notReady.size > 0) this.#emit({ type: "reshare-waiting", cluster, tokens: notReady.size, reason });
-    this.#waiting = reason;
+    this.#reportWaiting(notReady.size, [...new Set(notReady.values())].join("; "));
     return { reshared, owed: this.#owed.size };
   }
 

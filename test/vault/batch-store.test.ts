@@ -1,7 +1,8 @@
 /**
  * The batched paths (issue 15's throughput): many secrets per SDK call (storeBatch on chain, one storeMany
  * per slot per batch), a tampered item refused alone by the enclave, replication over kept peer sessions
- * (also after the source restarts), and a bootstrap paged over one mutual-aTLS session. Two clusters of 3.
+ * (also after the source restarts), and a bootstrap paged over mutual-aTLS sessions (two pages a call, each
+ * call resuming from the sealed cursor). Two clusters of 3.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -17,7 +18,8 @@ const opts = { threshold: 2, shares: 3 };
 const secretOf = (i: number) => new TextEncoder().encode(`batched secret ${i}`);
 
 before(async () => {
-  t = await startVaultTestNet({ clusters: 2, size: 3, pageSize: 4 });
+  // Two pages per bootstrapFrom call: the bootstrap below takes several calls, each resuming from the sealed cursor.
+  t = await startVaultTestNet({ clusters: 2, size: 3, pageSize: 4, pagesPerCall: 2 });
 });
 after(() => t.close());
 
@@ -81,7 +83,7 @@ test("replication goes on after the source enclave restarts (its kept session is
   stored.push(...r.tokenIds);
 });
 
-test("a replacement bootstraps every share of its slot in pages of 4 over one session, then its cluster syncs again", async () => {
+test("a replacement bootstraps every share of its slot in pages of 4, two per session, then its cluster syncs again", async () => {
   // The source (slot 2 of the first cluster) also holds the tampered token's share: its slot took it.
   const held = (await t.net.enclave(0, 2)!.status()).shares;
   assert.equal(held, stored.length + 1);

@@ -32,7 +32,7 @@ export interface VaultTestNet {
   close(): Promise<void>;
 }
 
-export async function startVaultTestNet(options: { clusters?: number; size?: number; crawl?: boolean; pageSize?: number } = {}): Promise<VaultTestNet> {
+export async function startVaultTestNet(options: { clusters?: number; size?: number; crawl?: boolean; pageSize?: number; pagesPerCall?: number } = {}): Promise<VaultTestNet> {
   const root = await mkdtemp(join(tmpdir(), "cloister-vault-"));
   const chain = await startLocalChain({ operators: 4 });
   const rpc = await startChainRpcServer({ provider: chain.provider });
@@ -64,6 +64,7 @@ export async function startVaultTestNet(options: { clusters?: number; size?: num
     onCarried: (bytes) => carried.push(bytes),
     crawl: options.crawl ?? true,
     ...(options.pageSize ? { pageSize: options.pageSize } : {}),
+    ...(options.pagesPerCall ? { pagesPerCall: options.pagesPerCall } : {}),
   });
   return {
     root,

@@ -15,7 +15,7 @@ import { ChainView } from "../chain-view/chain-view.ts";
 import type { TrustedHeader } from "../chain-view/header.ts";
 import { httpEndpoint } from "../chain-view/http-endpoints.ts";
 import { QuorumHeaderSource } from "../chain-view/quorum.ts";
-import { parseProof, verifyAccountProof, verifyStorageProof } from "../chain-view/proof.ts";
+import { MAX_STORAGE_PROOFS, parseProof, verifyAccountProof, verifyStorageProofs } from "../chain-view/proof.ts";
 import { blockTagOf, call, type ChainEndpoint } from "../chain-view/rpc.ts";
 import { addressFromWord, mappingSlot, nestedMappingSlot, slotPlus } from "../chain-view/slots.ts";
 import { vaultStorageSlots } from "../../protocol/vault-contract.ts";
@@ -104,20 +104,26 @@ export class VaultChain {
     }
   }
 
-  /** Several storage words of one contract, proved with one eth_getProof (many slots) at `block`. */
+  /** Several storage words of one contract, proved at `block`: one eth_getProof per MAX_STORAGE_PROOFS slots. */
   async words(address: Address, slots: readonly Hex[], block: TrustedHeader): Promise<bigint[]> {
+    const words: bigint[] = [];
+    for (let i = 0; i < slots.length; i += MAX_STORAGE_PROOFS) words.push(...(await this.#proveWords(address, slots.slice(i, i + MAX_STORAGE_PROOFS), block)));
+    return words;
+  }
+
+  async #proveWords(address: Address, slots: readonly Hex[], block: TrustedHeader): Promise<bigint[]> {
     try {
       const proof = parseProof(await call(this.#data, "eth_getProof", [address, slots, blockTagOf(block.number)], 30_000));
       const account = await verifyAccountProof(block.stateRoot, address, proof);
       // Matched by key, not by position: an endpoint may order (or merge) them as it likes.
       const byKey = new Map(proof.storageProof.map((e) => [hexToBigInt(e.key as Hex), e] as const));
-      return await Promise.all(
-        slots.map(async (slot) => {
-          const entry = byKey.get(hexToBigInt(slot));
-          if (!entry) throw new VaultEnclaveError("CHAIN_UNAVAILABLE", `the endpoint sent no storage proof for slot ${slot}`);
-          return hexToBigInt(await verifyStorageProof(account.storageRoot, slot, entry));
-        }),
-      );
+      const items = slots.map((slot) => {
+        const entry = byKey.get(hexToBigInt(slot));
+        if (!entry) throw new VaultEnclaveError("CHAIN_UNAVAILABLE", `the endpoint sent no storage proof for slot ${slot}`);
+        return { slot, entry };
+      });
+      // One pool of trie nodes for the whole answer: a node shared by many slots' paths is hashed once.
+      return (await verifyStorageProofs(account.storageRoot, items)).map((w) => hexToBigInt(w));
     } catch (cause) {
       if (cause instanceof VaultEnclaveError) throw cause;
       if (process.env.CLOISTER_VAULT_DEBUG === "1") console.error("vault enclave proofs:", cause);
@@ -125,15 +131,22 @@ export class VaultChain {
     }
   }
 
-  /** SecretVault's records of many tokens, proved together. */
-  async secrets(tokenIds: readonly bigint[], block: TrustedHeader): Promise<SecretWord[]> {
-    const slots = tokenIds.flatMap((tokenId) => {
+  /** The storage slots of tokens' records (two words each), for words() or placesOf's `also`. */
+  secretSlots(tokenIds: readonly bigint[]): Hex[] {
+    return tokenIds.flatMap((tokenId) => {
       const base = mappingSlot({ type: "uint256", value: tokenId }, vaultStorageSlots.secrets);
       return [base, slotPlus(base, 1n)];
     });
-    const words: bigint[] = [];
-    for (let i = 0; i < slots.length; i += 256) words.push(...(await this.words(this.config.vault, slots.slice(i, i + 256), block)));
-    return tokenIds.map((_, i) => decodeSecret(words[2 * i]!, words[2 * i + 1]!));
+  }
+
+  /** Records from the words of secretSlots, in the same order. */
+  decodeSecrets(words: readonly bigint[]): SecretWord[] {
+    return Array.from({ length: words.length / 2 }, (_, i) => decodeSecret(words[2 * i]!, words[2 * i + 1]!));
+  }
+
+  /** SecretVault's records of many tokens, proved together. */
+  async secrets(tokenIds: readonly bigint[], block: TrustedHeader): Promise<SecretWord[]> {
+    return this.decodeSecrets(await this.words(this.config.vault, this.secretSlots(tokenIds), block));
   }
 
   /** SecretVault's record of a token (threshold 0: never stored). */
@@ -154,26 +167,55 @@ export class VaultChain {
   }
 
   /**
-   * Where each enclave sits now: it must be the member at its recorded slot (a replaced enclave is not). Two
-   * eth_getProof calls whatever the number of enclaves: a node's cost per call grows with the vault's storage
-   * (measured on EDR: about 80 ms per call at 10,000 tokens), hardly with the slots asked. With `epochOf`, the
-   * epoch of that enclave's cluster comes in the second call.
+   * Where each enclave sits now: it must be the member at its recorded slot (a replaced enclave is not). With
+   * `epochOf`, the epoch of that enclave's cluster too; with `also`, more words of the vault at the same block
+   * (a batch's records), in the same call. One eth_getProof when every enclave sits where it was last proved to
+   * sit (its memberAt word and its cluster's epoch are asked with its membership word), a second one otherwise:
+   * a node's cost per call grows with the vault's storage (measured on EDR: about 100 ms per call at 10,000
+   * tokens), hardly with the slots asked. The guess only chooses which slots to ask; every answer is a word
+   * proved at `block`.
    */
-  async placesOf(enclaves: readonly Address[], block: TrustedHeader, epochOf?: Address): Promise<{ places: ({ cluster: bigint; slot: number } | undefined)[]; epoch?: number }> {
-    const words = await this.words(this.config.vault, enclaves.map((e) => mappingSlot({ type: "address", value: e }, VAULT_MEMBERSHIP_SLOT)), block);
-    const memberships = words.map((w) => ({ cluster: byteAt(w, 0, 8), slot: Number(byteAt(w, 8, 1)), used: byteAt(w, 9, 1) !== 0n }));
-    const used = memberships.flatMap((m, i) => (m.used ? [i] : []));
+  async placesOf(
+    enclaves: readonly Address[],
+    block: TrustedHeader,
+    epochOf?: Address,
+    also: readonly Hex[] = [],
+  ): Promise<{ places: ({ cluster: bigint; slot: number } | undefined)[]; epoch?: number; also: bigint[] }> {
     const asked = enclaves.findIndex((e) => epochOf !== undefined && e.toLowerCase() === epochOf.toLowerCase());
-    const clusterSlot = asked >= 0 && memberships[asked]!.used ? mappingSlot({ type: "uint256", value: memberships[asked]!.cluster }, VAULT_CLUSTERS_SLOT) : undefined;
-    const slots = [...used.map((i) => this.#memberAtSlot(memberships[i]!.cluster, memberships[i]!.slot)), ...(clusterSlot ? [clusterSlot] : [])];
-    const second = slots.length ? await this.words(this.config.vault, slots, block) : [];
-    const places = enclaves.map((e, i): { cluster: bigint; slot: number } | undefined => {
-      const at = used.indexOf(i);
-      if (at < 0) return undefined;
-      const member = addressFromWord(`0x${second[at]!.toString(16).padStart(64, "0")}`);
-      return member.toLowerCase() === e.toLowerCase() ? { cluster: memberships[i]!.cluster, slot: memberships[i]!.slot } : undefined;
+    const membershipSlots = enclaves.map((e) => mappingSlot({ type: "address", value: e }, VAULT_MEMBERSHIP_SLOT));
+    const guessed = this.#placeSlots(enclaves.map((e) => this.#lastMembership.get(e.toLowerCase())), asked);
+    const first = await this.words(this.config.vault, [...membershipSlots, ...also, ...guessed], block);
+    const proved = new Map<string, bigint>([...membershipSlots, ...also, ...guessed].map((slot, i) => [slot.toLowerCase(), first[i]!] as const));
+    const memberships = enclaves.map((_, i) => {
+      const w = first[i]!;
+      return { cluster: byteAt(w, 0, 8), slot: Number(byteAt(w, 8, 1)), used: byteAt(w, 9, 1) !== 0n };
     });
-    return { places, ...(clusterSlot ? { epoch: Number(byteAt(second.at(-1)!, 1, 4)) } : {}) };
+    const needed = this.#placeSlots(memberships, asked);
+    const missing = needed.filter((slot) => !proved.has(slot.toLowerCase()));
+    if (missing.length) (await this.words(this.config.vault, missing, block)).forEach((w, i) => proved.set(missing[i]!.toLowerCase(), w));
+    const places = enclaves.map((e, i): { cluster: bigint; slot: number } | undefined => {
+      const m = memberships[i]!;
+      if (!m.used) return undefined;
+      this.#lastMembership.set(e.toLowerCase(), m);
+      const member = addressFromWord(`0x${proved.get(this.#memberAtSlot(m.cluster, m.slot).toLowerCase())!.toString(16).padStart(64, "0")}`);
+      return member.toLowerCase() === e.toLowerCase() ? { cluster: m.cluster, slot: m.slot } : undefined;
+    });
+    const epochWord = asked >= 0 && memberships[asked]!.used ? proved.get(this.#clusterSlot(memberships[asked]!.cluster).toLowerCase()) : undefined;
+    return { places, ...(epochWord !== undefined ? { epoch: Number(byteAt(epochWord, 1, 4)) } : {}), also: first.slice(enclaves.length, enclaves.length + also.length) };
+  }
+
+  /** Membership words last proved, per enclave (public data, only to choose which slots to ask next time). */
+  readonly #lastMembership = new Map<string, { cluster: bigint; slot: number; used: boolean }>();
+
+  /** The memberAt slot of each used membership, and the cluster slot (epoch) of the one at `epochIndex`. */
+  #placeSlots(memberships: readonly ({ cluster: bigint; slot: number; used: boolean } | undefined)[], epochIndex: number): Hex[] {
+    const slots = memberships.flatMap((m) => (m?.used ? [this.#memberAtSlot(m.cluster, m.slot)] : []));
+    const forEpoch = epochIndex >= 0 ? memberships[epochIndex] : undefined;
+    return forEpoch?.used ? [...slots, this.#clusterSlot(forEpoch.cluster)] : slots;
+  }
+
+  #clusterSlot(cluster: bigint): Hex {
+    return mappingSlot({ type: "uint256", value: cluster }, VAULT_CLUSTERS_SLOT);
   }
 
   async memberAt(cluster: bigint, slot: number, block: TrustedHeader): Promise<Address> {

@@ -40,7 +40,7 @@ export interface VaultEnclaveClient {
   /** Many store envelopes for this slot in one call (the SDK's batched store); refusals come back by index. */
   storeMany(p: { items: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[] }): Promise<{ stored: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
   importShares(p: { items: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[]; cursor?: bigint }): Promise<{ imported: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
-  confirmations(p: { max: number; recheckEpoch?: boolean }): Promise<SignedConfirmation | null>;
+  confirmations(p: { max: number; recheckEpoch?: boolean; batches?: number }): Promise<SignedConfirmation[]>;
   markConfirmed(p: { shares: { tokenId: bigint; version: bigint }[] }): Promise<void>;
   retrieve(p: { request: unknown }): Promise<{ slot: number; version: bigint; descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }>;
   exportShares(p: { requester: Address; tokenIds: bigint[] }): Promise<{ items: TransferItem[]; missing: bigint[] }>;
@@ -59,7 +59,7 @@ export interface VaultEnclaveClient {
    * Bootstrap over one mutual-aTLS session: the enclave pages through the holdings of the peer at host:port
    * from its sealed cursor, pipelined, importing and sealing the cursor page by page.
    */
-  bootstrapFrom(p: { host: string; port: number; peer: Address; pageSize: number }): Promise<{ pages: { shares: number; refused: number; cursor: bigint }[] }>;
+  bootstrapFrom(p: { host: string; port: number; peer: Address; pageSize: number; maxPages?: number }): Promise<{ pages: { shares: number; refused: number; cursor: bigint }[]; done: boolean }>;
   bootstrapDone(p: { block: bigint }): Promise<void>;
   advance(p: { block: bigint; caughtUp: boolean }): Promise<void>;
   /** Stops the process (disconnect, then SIGKILL after 2 s). */

@@ -39,7 +39,7 @@ export const vaultGateParams = {
   store: z.strictObject({ descriptor: z.unknown(), envelope }),
   storeMany: z.strictObject({ items: z.array(z.strictObject({ descriptor: z.unknown(), envelope })).min(1).max(10_000) }),
   importShares: z.strictObject({ items: z.array(z.strictObject({ descriptor: z.unknown(), envelope })).max(10_000), cursor: tokenId.optional() }),
-  confirmations: z.strictObject({ max: z.number().int().positive().max(5_000), recheckEpoch: z.boolean().optional() }),
+  confirmations: z.strictObject({ max: z.number().int().positive().max(5_000), recheckEpoch: z.boolean().optional(), batches: z.number().int().positive().max(64).optional() }),
   markConfirmed: z.strictObject({ shares: z.array(z.strictObject({ tokenId, version: z.bigint().positive() })) }),
   retrieve: z.strictObject({ request: z.unknown() }),
   exportShares: z.strictObject({ requester: addressSchema, tokenIds: z.array(tokenId).max(10_000) }),
@@ -52,7 +52,7 @@ export const vaultGateParams = {
   reshareCommit: z.strictObject({ tokenId }),
   listen: z.strictObject({}),
   fetchFrom: z.strictObject({ host: z.string().min(1).max(255), port: z.number().int().min(1).max(65535), peer: addressSchema, tokenIds: z.array(tokenId).min(1).max(10_000) }),
-  bootstrapFrom: z.strictObject({ host: z.string().min(1).max(255), port: z.number().int().min(1).max(65535), peer: addressSchema, pageSize: z.number().int().min(1).max(10_000) }),
+  bootstrapFrom: z.strictObject({ host: z.string().min(1).max(255), port: z.number().int().min(1).max(65535), peer: addressSchema, pageSize: z.number().int().min(1).max(10_000), maxPages: z.number().int().min(1).optional() }),
   bootstrapDone: z.strictObject({ block }),
   advance: z.strictObject({ block, caughtUp: z.boolean() }),
 } as const;

@@ -196,24 +196,33 @@ export class PeerSessions {
 /**
  * Bootstraps from the peer at host:port: pages of its holdings after this enclave's sealed cursor, on one
  * session, pipelined (the next page is asked for before this one is imported); each import seals the cursor,
- * so a restart resumes after the last page imported. Returns what each page brought.
+ * so a restart resumes after the last page imported. At most `maxPages` pages per call, so that one gate call
+ * stays within its timeout however many shares the slot holds: `done` says whether the peer's holdings ended,
+ * else the caller calls again and the next call resumes from the sealed cursor. Returns what each page brought.
  */
-export async function bootstrapFromPeer(net: EnclaveNet, verify: EvidenceVerifier, service: VaultService, p: PeerAddress & { pageSize: number }) {
+export async function bootstrapFromPeer(net: EnclaveNet, verify: EvidenceVerifier, service: VaultService, p: PeerAddress & { pageSize: number; maxPages?: number }) {
   const { stream, socket } = await openSession(net, verify, p);
   const ask = (after: bigint | null) => stream.send(new TextEncoder().encode(JSON.stringify({ page: { after: after === null ? null : String(after), limit: p.pageSize } })));
   const pages: { shares: number; refused: number; cursor: bigint }[] = [];
+  const maxPages = p.maxPages ?? Number.POSITIVE_INFINITY;
+  let done = false;
   try {
     await ask(service.status().bootstrapCursor);
     for (;;) {
       const { items, last } = parseAnswer(await stream.receive());
-      if (last === null) break;
-      await ask(last);
+      if (last === null) {
+        done = true;
+        break;
+      }
+      // The last page of this call asks for no next one: nothing is left unanswered on the session.
+      if (pages.length + 1 < maxPages) await ask(last);
       const r = await service.importShares({ items, cursor: last });
       pages.push({ shares: r.imported.length, refused: r.refused.length, cursor: last });
+      if (pages.length >= maxPages) break;
     }
     await stream.end();
   } finally {
     socket.destroy();
   }
-  return { pages };
+  return { pages, done };
 }

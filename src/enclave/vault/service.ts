@@ -94,19 +94,25 @@ export class VaultService {
   }
 
   /**
-   * Where this enclave sits now, proved, with its cluster's epoch and the places of `peers`, all in two
-   * eth_getProof calls (VaultChain.placesOf); NOT_A_MEMBER when it is in no cluster (or was replaced).
+   * Where this enclave sits now, proved, with its cluster's epoch, the places of `peers` and the words of
+   * `also` (more vault slots at the same block), usually in one eth_getProof call (VaultChain.placesOf);
+   * NOT_A_MEMBER when it is in no cluster (or was replaced).
    */
-  async #place(block: TrustedHeader, peers: readonly Address[] = []): Promise<{ cluster: bigint; slot: number; epoch: number; peers: ({ cluster: bigint; slot: number } | undefined)[] }> {
+  async #place(
+    block: TrustedHeader,
+    peers: readonly Address[] = [],
+    also: readonly Hex[] = [],
+  ): Promise<{ cluster: bigint; slot: number; epoch: number; peers: ({ cluster: bigint; slot: number } | undefined)[]; also: bigint[] }> {
     const me = this.#keys.account.address;
-    const proved = await this.#chain.placesOf([me, ...peers], block, me);
+    const proved = await this.#chain.placesOf([me, ...peers], block, me, also);
     const place = proved.places[0];
     if (!place) throw new VaultEnclaveError("NOT_A_MEMBER", `enclave ${this.#keys.account.address} is not a current member of any cluster of vault ${this.#chain.config.vault}; ask the cluster admin to add it`);
     if (!this.#state.place || this.#state.place.cluster !== place.cluster || this.#state.place.slot !== place.slot) {
       this.#state.place = place;
       await this.#store.saveState(this.#state);
     }
-    return { ...place, epoch: proved.epoch!, peers: proved.places.slice(1) };
+    this.#cachedPlace = { at: Date.now(), place };
+    return { ...place, epoch: proved.epoch!, peers: proved.places.slice(1), also: proved.also };
   }
 
   #cachedBlock: { at: number; header: Promise<TrustedHeader> } | undefined;
@@ -127,12 +133,15 @@ export class VaultService {
     return this.#cachedBlock.header;
   }
 
-  /** The place proved in the last second, for stores and imports (a replaced member's confirmations are refused on chain anyway). */
-  async #recentPlace(block: TrustedHeader): Promise<{ cluster: bigint; slot: number }> {
-    if (this.#cachedPlace && Date.now() - this.#cachedPlace.at < 1_000) return this.#cachedPlace.place;
-    const place = await this.#place(block);
-    this.#cachedPlace = { at: Date.now(), place };
-    return place;
+  /**
+   * The place proved in the last second (a replaced member's confirmations are refused on chain anyway) and the
+   * records of `tokenIds`, for stores and imports: proved together in one call when the place is older.
+   */
+  async #recentPlaceAndRecords(tokenIds: readonly bigint[], block: TrustedHeader): Promise<{ slot: number; records: SecretWord[] }> {
+    const slots = this.#chain.secretSlots(tokenIds);
+    if (this.#cachedPlace && Date.now() - this.#cachedPlace.at < 1_000) return { slot: this.#cachedPlace.place.slot, records: await this.#chain.secrets(tokenIds, block) };
+    const { slot, also } = await this.#place(block, [], slots);
+    return { slot, records: this.#chain.decodeSecrets(also) };
   }
 
   /** The chain's record for a token at `block`, with the descriptor checked against its root. */
@@ -202,18 +211,19 @@ export class VaultService {
     return { imported: accepted, refused: refused.map(({ index, error }) => ({ index, code: codeOf(error) })) };
   }
 
-  /** Proves every item's record in one go (one eth_getProof per 128 tokens: 256 slots, the parser's cap), then checks and seals each share. */
+  /** Proves every item's record in one go (with this enclave's place when not proved in the last second; one eth_getProof per 512 tokens), then checks and seals each share. */
   async #acceptMany(purpose: "store" | "transfer", items: { descriptor: unknown; envelope: SealedEnvelope }[]): Promise<{ accepted: { tokenId: bigint; version: bigint }[]; refused: { index: number; error: unknown }[] }> {
     const accepted: { tokenId: bigint; version: bigint }[] = [];
     const refused: { index: number; error: unknown }[] = [];
     if (items.length === 0) return { accepted, refused };
     let block = await this.#recentBlock();
-    const { slot } = await this.#recentPlace(block);
     const ids = items.map((item) => {
       const id = (item.descriptor as { binding?: { tokenId?: unknown } } | null)?.binding?.tokenId;
       return typeof id === "string" && /^\d{1,78}$/.test(id) ? BigInt(id) : typeof id === "bigint" ? id : 0n;
     });
-    let records = await this.#chain.secrets(ids, block);
+    const proved = await this.#recentPlaceAndRecords(ids, block);
+    const { slot } = proved;
+    let { records } = proved;
     if (records.some((r) => r.threshold === 0)) {
       // Newer than the recent block: prove again at a fresh one.
       block = await this.#chain.block();
@@ -236,10 +246,15 @@ export class VaultService {
     return { accepted, refused };
   }
 
-  /** One EIP-712 Confirmation over every held share not yet confirmed (at most `max`), for the host to relay. */
-  async confirmations(p: { max: number; recheckEpoch?: boolean }): Promise<SignedConfirmation | null> {
+  /**
+   * EIP-712 Confirmations over the held shares not yet confirmed, for the host to relay: up to `batches` of
+   * them (default 1), each over at most `max` shares, under one proof of this enclave's place and epoch (a
+   * large backlog, such as every share again after a member was replaced, costs one proof per `batches`
+   * transactions rather than one per transaction). Empty when nothing is pending.
+   */
+  async confirmations(p: { max: number; recheckEpoch?: boolean; batches?: number }): Promise<SignedConfirmation[]> {
     this.machine.require("confirmations");
-    if (this.#store.size === 0 || (this.#state.unconfirmed.size === 0 && !p.recheckEpoch)) return null;
+    if (this.#store.size === 0 || (this.#state.unconfirmed.size === 0 && !p.recheckEpoch)) return [];
     const block = await this.#chain.block();
     const { cluster, slot, epoch } = await this.#place(block);
     if (this.#state.epoch !== epoch) {
@@ -249,16 +264,15 @@ export class VaultService {
       this.#state.epoch = epoch;
       await this.#store.saveState(this.#state);
     }
-    if (this.#state.unconfirmed.size === 0) return null;
-    const entries = [...this.#state.unconfirmed].slice(0, p.max);
-    const shares = entries.map(([tokenId, version]) => ({ tokenId, version, sharesRoot: this.#store.get(tokenId)!.root }));
-    const signature = await this.#keys.account.signTypedData({
-      domain: vaultContractDomain(BigInt(this.#chain.config.chainId), this.#chain.config.vault),
-      types: confirmationTypes,
-      primaryType: "Confirmation",
-      message: { cluster, epoch, slot, shares },
-    });
-    return { cluster, slot, epoch, shares: shares.map(({ tokenId, version }) => ({ tokenId, version })), signature };
+    const entries = [...this.#state.unconfirmed].slice(0, p.max * (p.batches ?? 1));
+    const domain = vaultContractDomain(BigInt(this.#chain.config.chainId), this.#chain.config.vault);
+    const signed: SignedConfirmation[] = [];
+    for (let at = 0; at < entries.length; at += p.max) {
+      const shares = entries.slice(at, at + p.max).map(([tokenId, version]) => ({ tokenId, version, sharesRoot: this.#store.get(tokenId)!.root }));
+      const signature = await this.#keys.account.signTypedData({ domain, types: confirmationTypes, primaryType: "Confirmation", message: { cluster, epoch, slot, shares } });
+      signed.push({ cluster, slot, epoch, shares: shares.map(({ tokenId, version }) => ({ tokenId, version })), signature });
+    }
+    return signed;
   }
 
   /**

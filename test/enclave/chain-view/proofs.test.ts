@@ -15,7 +15,7 @@ import { startLocalChain, type LocalChain } from "../../../src/chain/local-chain
 import { ChainView } from "../../../src/enclave/chain-view/chain-view.ts";
 import { ChainViewError } from "../../../src/enclave/chain-view/errors.ts";
 import { headerHash, parseHeader, verifyHeader, verifyParentChain } from "../../../src/enclave/chain-view/header.ts";
-import { EMPTY_TRIE_ROOT, parseProof, verifyAccountProof, verifyStorageProof, type RpcProof } from "../../../src/enclave/chain-view/proof.ts";
+import { EMPTY_TRIE_ROOT, parseProof, verifyAccountProof, verifyStorageProof, verifyStorageProofs, type RpcProof } from "../../../src/enclave/chain-view/proof.ts";
 import { singleEndpointHeaderSource } from "../../../src/enclave/chain-view/quorum.ts";
 import type { ChainEndpoint } from "../../../src/enclave/chain-view/rpc.ts";
 import { addressFromWord, arrayElementSlot, mappingSlot, nestedMappingSlot, slotKey } from "../../../src/enclave/chain-view/slots.ts";
@@ -139,6 +139,39 @@ describe("state proofs from eth_getProof", () => {
     // Asked for one slot, answered for another.
     await assert.rejects(verifyStorageProof(account.storageRoot, slotKey(1n), entry), code("PROOF_VALUE_MISMATCH"));
     assert.throws(() => parseProof({ ...proof, accountProof: "nope" }), code("PROOF_MALFORMED"));
+  });
+});
+
+describe("several storage proofs checked together (one pool of nodes)", () => {
+  async function answer() {
+    const head = await blockAt("latest");
+    const slots = [balanceSlot(), mappingSlot({ type: "address", value: chain.accounts.deployer.address }, 0n), mappingSlot({ type: "address", value: "0x00000000000000000000000000000000deadbeef" }, 0n), slotKey(2n)];
+    const proof = parseProof(await rpc("eth_getProof", [token, slots, `0x${BigInt(head.number).toString(16)}`]));
+    const account = await verifyAccountProof(head.stateRoot as Hex, token, proof);
+    return { slots, account, items: slots.map((slot, i) => ({ slot, entry: proof.storageProof[i]! })) };
+  }
+
+  test("prove every slot of one answer: balances, an unset slot and totalSupply", async () => {
+    const { account, items } = await answer();
+    const words = await verifyStorageProofs(account.storageRoot, items);
+    assert.deepEqual(words.map((w) => BigInt(w)), [minted, 1n, 0n, minted + 1n]);
+    // Each equals what the one-slot check proves.
+    for (const [i, { slot, entry }] of items.entries()) assert.equal(await verifyStorageProof(account.storageRoot, slot, entry), words[i]);
+  });
+
+  test("a lie, an altered node, a proof swapped for another slot's or another root is refused for the whole answer", async () => {
+    const { account, items } = await answer();
+    const [a, b, ...rest] = items;
+    await assert.rejects(verifyStorageProofs(account.storageRoot, [a!, { ...b!, entry: { ...b!.entry, value: "0x2" } }, ...rest]), code("PROOF_VALUE_MISMATCH"));
+    const leaf = b!.entry.proof.at(-1)!;
+    const altered = `${leaf.slice(0, -2)}${leaf.endsWith("00") ? "01" : "00"}`;
+    await assert.rejects(verifyStorageProofs(account.storageRoot, [a!, { ...b!, entry: { ...b!.entry, proof: [...b!.entry.proof.slice(0, -1), altered] } }]), code("PROOF_INVALID"));
+    // The holder's slot answered with the deployer's path only: the pool lacks the holder's leaf, which is not an absence.
+    await assert.rejects(verifyStorageProofs(account.storageRoot, [{ slot: a!.slot, entry: { ...b!.entry, key: a!.entry.key, value: "0x0" } }]), code("PROOF_INVALID"));
+    // Nor does another slot's node, pooled from the same answer, stand in for a node altered on this slot's path.
+    await assert.rejects(verifyStorageProofs(account.storageRoot, [{ ...a!, entry: { ...a!.entry, proof: [...a!.entry.proof.slice(0, -1), altered] } }, b!]), code("PROOF_INVALID"));
+    await assert.rejects(verifyStorageProofs(keccak256("0x80ff"), items), code("PROOF_ROOT_MISMATCH"));
+    await assert.rejects(verifyStorageProofs(account.storageRoot, [{ slot: slotKey(1n), entry: a!.entry }]), code("PROOF_VALUE_MISMATCH"));
   });
 });
 
