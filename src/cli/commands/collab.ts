@@ -51,10 +51,15 @@ async function collabRun(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (e) {
-    if (e instanceof CloisterError && isInputProblem(e.code)) throw new UsageError(`${e.code}: ${e.message}`, { cause: e, details: { code: e.code } });
-    if (e instanceof CollabRefusedError && isInputProblem(e.code)) throw new UsageError(`${e.code}: ${e.message}`, { cause: e, details: { code: e.code, party: e.party } });
-    throw e;
+    throw inputProblemAsUsage(e);
   }
+}
+
+/** A bad file or a source that cannot be read becomes a usage error (exit status 2); any other error is as it was (1). */
+export function inputProblemAsUsage(e: unknown): unknown {
+  if (e instanceof CollabRefusedError && isInputProblem(e.code)) return new UsageError(`${e.code}: ${e.message}`, { cause: e, details: { code: e.code, party: e.party } });
+  if (e instanceof CloisterError && isInputProblem(e.code)) return new UsageError(`${e.code}: ${e.message}`, { cause: e, details: { code: e.code } });
+  return e;
 }
 
 export function reportStep(reporter: Reporter, s: CollabStep): void {
