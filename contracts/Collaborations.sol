@@ -128,6 +128,9 @@ contract Collaborations is EIP712 {
     mapping(uint256 collaborationId => mapping(uint8 party => address enclave)) public partyNodes;
     /// @dev Bit i set: party i has assigned its node.
     mapping(uint256 collaborationId => uint32) public assignedNodes;
+    /// @dev The result digest of each recorded run: a compute enclave releases a result only once it has proved,
+    /// from this slot at a block its own endpoints chose, that this run was recorded with its result.
+    mapping(uint256 collaborationId => mapping(uint32 runId => bytes32 resultDigest)) public runResults;
 
     error InvalidTerms(string reason);
     error QueryDigestMismatch(bytes32 queryDigest, bytes32 textDigest);
@@ -280,6 +283,7 @@ contract Collaborations is EIP712 {
         _checkEnclave(c, report.enclave);
 
         c.runs = runs + 1;
+        runResults[collaborationId][report.runId] = report.resultDigest;
         c.dpSpent = uint64(dpSpent);
         _emitRun(collaborationId, report, uint64(dpSpent));
     }

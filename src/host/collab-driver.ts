@@ -33,7 +33,7 @@ import { COLLAB_PEER_FORMAT, collabKitSchema, collabPeerRecordSchema, decodeColl
 import type { CollaborationTerms } from "../protocol/collaboration.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { rawCidOfDigest } from "../storage/raw-cid.ts";
-import { attestPeer, CollabHostError, computePredicate, peerOfRecord, recordAndPublish } from "./collab-peer.ts";
+import { attestPeer, CollabHostError, computePredicate, peerOfRecord, recordAndPublish, releaseNote } from "./collab-peer.ts";
 import type { HostEvent, HostLog } from "./log.ts";
 import { startPollLoop, type PollLoop } from "./poll-loop.ts";
 import type { RelayListening } from "./net-relay.ts";
@@ -227,8 +227,8 @@ export class CollabDriver {
       const outcome = await computing;
       const predicate = computePredicate(outcome, peer.provenanceKey);
       step("computed", { detail: `${predicate.rowsDelivered} rows delivered, ${predicate.rowsSuppressed} suppressed` });
-      const recorded = await recordAndPublish(writer, store, { contract, collaborationId: id, runId, signer: peer.signer, outcome, predicate });
-      step("recorded", { transactionHash: recorded.transactionHash, detail: `provenance ${recorded.provenanceCid}, result ${recorded.resultCid}` });
+      const recorded = await recordAndPublish(writer, store, { contract, collaborationId: id, runId, signer: peer.signer, outcome, predicate, enclave });
+      step("recorded", { transactionHash: recorded.transactionHash, detail: `provenance ${recorded.provenanceCid}, result ${recorded.resultCid}; ${releaseNote(recorded.releasedAt)}` });
     }
     if (terms.recipient === `party:${kit.partyNames[party]}`) step("result-stored", { detail: await this.#keepResult(id, runId) });
   }

@@ -56,10 +56,11 @@ test("collab create, approve with each party's node (the bank's with its own cha
 
     const run = await cloister(["collab", "run", id, "--key", recipientKeyFile, "--network", netDir, "--account", "0", "--json"]);
     assert.equal(run.code, 0, run.stderr);
-    const out = lastJson(run.stdout) as { collaboration: string; run: number; columns: string[]; rows: unknown[][]; suppressed: number; provenance: string; verified: boolean };
+    const out = lastJson(run.stdout) as { collaboration: string; run: number; columns: string[]; rows: unknown[][]; suppressed: number; provenance: string; verified: boolean; releaseProved: boolean };
     assert.equal(out.collaboration, id);
     assert.equal(out.run, 1);
     assert.equal(out.verified, true);
+    assert.equal(out.releaseProved, false, "the retailer (compute) names no chain endpoints: its release is not proved");
     assert.deepEqual(out.columns, ["category", "customers", "total"]);
     // The groups the embedded run delivers from the example's data (test/cli/collab-run.test.ts), each of at least 5 customers.
     assert.deepEqual(out.rows.map((r) => r[0]), ["books", "electronics", "garden"]);

@@ -35,9 +35,10 @@ import {
   type CollabResult,
 } from "../../protocol/collab-run.ts";
 import { epsilonFromFixed, type CollaborationTerms } from "../../protocol/collaboration.ts";
+import type { CollabComputePredicate } from "../../protocol/job-kinds.ts";
 import { CollabRefusedError, CollabRunError, type CollabRefusalCode } from "../../sdk/collab/errors.ts";
 import { loadCollabFile } from "../../sdk/collab/file.ts";
-import { verifyRecordedRun } from "../../sdk/collab/verify-run.ts";
+import { releaseOf, verifyRecordedRun } from "../../sdk/collab/verify-run.ts";
 import { isStorageError } from "../../storage/blob-store.ts";
 import { rawCidOfDigest } from "../../storage/raw-cid.ts";
 import { UsageError } from "../errors.ts";
@@ -135,11 +136,14 @@ export async function requestAndAwaitRun(id: bigint, values: { json?: boolean; q
   if (!verdict.ok) throw new CollabRunError("COLLAB_VERIFY_FAILED", `run ${runId} of collaboration ${hexId(id)} does not verify: ${verdict.checks.filter((k) => !k.ok).map((k) => `${k.name}: ${k.detail}`).join("; ")}`);
   reporter.step("verified");
   for (const k of verdict.checks) reporter.detail(`✓ ${k.name}: ${k.detail}`);
+  const predicate = (verdict.statement?.predicate as unknown as Record<string, CollabComputePredicate | undefined> | undefined)?.["collab-compute"];
+  reporter.detail(releaseOf(predicate));
 
   const opened = await openRows(c, id, runId, terms, result, values.key);
   const collaboration = hexId(id);
   if (values.json) {
-    printJson({ collaboration, run: runId, ...(opened ? { columns: opened.columns, rows: opened.rows } : {}), suppressed: opened?.suppressed ?? Number(run.rowsSuppressed), provenance: provenanceCid, verified: true });
+    const releaseProved = predicate?.release === "after-record-proved";
+    printJson({ collaboration, run: runId, ...(opened ? { columns: opened.columns, rows: opened.rows } : {}), suppressed: opened?.suppressed ?? Number(run.rowsSuppressed), provenance: provenanceCid, verified: true, releaseProved });
   } else if (opened) {
     process.stdout.write(`${table(opened.columns, opened.rows)}\n`);
     process.stdout.write(`(${opened.rows.length} rows delivered to ${terms.recipient}, ${opened.suppressed} suppressed by the policy; collaboration ${collaboration} run ${runId}; provenance ${provenanceCid})\n`);

@@ -37,12 +37,12 @@ async function collabRun(argv: string[]): Promise<number> {
     const collaboration = `0x${r.collaborationId.toString(16).padStart(64, "0")}`;
     if (!r.result) {
       // A table or an endpoint received the rows from the enclave; this side saw only the receipt.
-      if (values.json) printJson({ collaboration, run: r.runId, deliveredTo: r.deliveredTo, provenance: r.provenanceCid, verified: true });
+      if (values.json) printJson({ collaboration, run: r.runId, deliveredTo: r.deliveredTo, provenance: r.provenanceCid, verified: true, releaseProved: r.releasedAt !== undefined });
       else process.stdout.write(`rows delivered to ${r.deliveredTo} by the compute enclave; collaboration ${collaboration} run ${r.runId}; provenance ${r.provenanceCid}\n`);
       return 0;
     }
     if (values.json) {
-      printJson({ collaboration, run: r.runId, columns: r.result.columns, rows: r.result.rows, suppressed: r.result.suppressed, provenance: r.provenanceCid, verified: true });
+      printJson({ collaboration, run: r.runId, columns: r.result.columns, rows: r.result.rows, suppressed: r.result.suppressed, provenance: r.provenanceCid, verified: true, releaseProved: r.releasedAt !== undefined });
     } else {
       reporter.step("verified");
       for (const c of r.checks) reporter.detail(`✓ ${c}`);
