@@ -128,6 +128,9 @@ contract Collaborations is EIP712 {
     mapping(uint256 collaborationId => mapping(uint8 party => address enclave)) public partyNodes;
     /// @dev Bit i set: party i has assigned its node.
     mapping(uint256 collaborationId => uint32) public assignedNodes;
+    /// @dev The result digest of each recorded run: a compute enclave releases a result only once it has proved,
+    /// from this slot at a block its own endpoints chose, that this run was recorded with its result.
+    mapping(uint256 collaborationId => mapping(uint32 runId => bytes32 resultDigest)) public runResults;
 
     error InvalidTerms(string reason);
     error QueryDigestMismatch(bytes32 queryDigest, bytes32 textDigest);
@@ -155,6 +158,8 @@ contract Collaborations is EIP712 {
     error NodesNotAssigned(uint256 collaborationId, uint32 missing);
     /// @dev Only the operator of the enclave party `party` assigned joins a run for it.
     error NotPartyNode(uint256 collaborationId, uint8 party, address sender);
+    /// @dev A refusal code is 1 to 32 characters of A-Z, 0-9 and _, left-aligned and zero-padded: a typed code, no data.
+    error InvalidRefusalCode(bytes32 code);
 
     event CollaborationCreated(uint256 indexed collaborationId, address indexed creator, bytes32 termsHash, Terms terms);
     event Approved(uint256 indexed collaborationId, address indexed party, uint64 nonce, address relayer);
@@ -183,6 +188,9 @@ contract Collaborations is EIP712 {
     /// @param peerCid IPFS CID of the node's peer record for this run: its enclave's keys and fresh evidence and,
     /// for the compute party, the address its enclave listens on.
     event RunJoined(uint256 indexed collaborationId, uint32 indexed runId, uint8 indexed party, address enclave, string peerCid);
+    /// @notice Party `party`'s node refused run `runId`; `code` is its enclave's typed reason (e.g. ROW_LEVEL_OUTPUT),
+    /// ASCII, zero-padded. The requester fails at once instead of at its timeout.
+    event RunRefused(uint256 indexed collaborationId, uint32 indexed runId, uint8 indexed party, address enclave, bytes32 code);
 
     constructor(IEnclaveRegistry registry_) EIP712("Cloister Collaborations", "1") {
         registry = registry_;
@@ -275,6 +283,7 @@ contract Collaborations is EIP712 {
         _checkEnclave(c, report.enclave);
 
         c.runs = runs + 1;
+        runResults[collaborationId][report.runId] = report.resultDigest;
         c.dpSpent = uint64(dpSpent);
         _emitRun(collaborationId, report, uint64(dpSpent));
     }
@@ -306,11 +315,15 @@ contract Collaborations is EIP712 {
 
     /// @notice The operator of party `party`'s node publishes its peer record for the pending run `runId`.
     function joinRun(uint256 collaborationId, uint32 runId, uint8 party, string calldata peerCid) external {
-        Collaboration storage c = _collaboration(collaborationId);
-        if (runId != c.runs + 1) revert WrongRunId(collaborationId, runId, c.runs + 1);
-        address enclave = partyNodes[collaborationId][party];
-        if (enclave == address(0) || registry.activeOperator(enclave) != msg.sender) revert NotPartyNode(collaborationId, party, msg.sender);
-        emit RunJoined(collaborationId, runId, party, enclave, peerCid);
+        emit RunJoined(collaborationId, runId, party, _pendingRunNode(collaborationId, runId, party), peerCid);
+    }
+
+    /// @notice The operator of party `party`'s node reports that its enclave refused the pending run `runId`, with
+    /// the enclave's typed refusal code only (no message: a code carries no row value, SQL or credential).
+    function reportRefusal(uint256 collaborationId, uint32 runId, uint8 party, bytes32 code) external {
+        address enclave = _pendingRunNode(collaborationId, runId, party);
+        if (!_isRefusalCode(code)) revert InvalidRefusalCode(code);
+        emit RunRefused(collaborationId, runId, party, enclave, code);
     }
 
     /// @notice The EIP-712 digest a party signs to approve `collaborationId` at `nonce`.
@@ -404,6 +417,27 @@ contract Collaborations is EIP712 {
             report.epsilonSpent,
             dpSpent
         );
+    }
+
+    /// @dev The enclave party `party` assigned, when the caller is its operator and `runId` the pending run.
+    function _pendingRunNode(uint256 collaborationId, uint32 runId, uint8 party) private view returns (address enclave) {
+        Collaboration storage c = _collaboration(collaborationId);
+        if (runId != c.runs + 1) revert WrongRunId(collaborationId, runId, c.runs + 1);
+        enclave = partyNodes[collaborationId][party];
+        if (enclave == address(0) || registry.activeOperator(enclave) != msg.sender) revert NotPartyNode(collaborationId, party, msg.sender);
+    }
+
+    /// @dev 1 to 32 of A-Z, 0-9, _ from the left, then only zero bytes.
+    function _isRefusalCode(bytes32 code) private pure returns (bool) {
+        uint256 i = 0;
+        for (; i < 32; ++i) {
+            bytes1 b = code[i];
+            if (b == 0) break;
+            if (!((b >= "A" && b <= "Z") || (b >= "0" && b <= "9") || b == "_")) return false;
+        }
+        if (i == 0) return false;
+        for (; i < 32; ++i) if (code[i] != 0) return false;
+        return true;
     }
 
     function _collaboration(uint256 collaborationId) private view returns (Collaboration storage c) {

@@ -7,7 +7,8 @@
  *
  * Methods: init, attest, and the job seam: runJob `{ kind, params, evidenceCid }`
  * for every kind of work (one outcome shape), refuseJob for kinds whose
- * contract pays on a refusal. A kind's params schema lives in jobs/params.ts.
+ * contract pays on a refusal, releaseCollabResult for a clean-room result held
+ * until its run's record is proved (jobs/collab/release.ts). A kind's params schema lives in jobs/params.ts.
  *
  * Frames: host -> enclave `{ id, method, params }`;
  *         enclave -> host `{ id, result }` or `{ id, error: { code, message } }`.
@@ -75,13 +76,19 @@ export const runJobParamsSchema = z.discriminatedUnion("kind", [
 /** A blob the host publishes as is; `cid` is its CID in the fixed profile (src/storage/unixfs-profile.ts): the host's put must return it. */
 const publishedBlob = z.object({ bytes, digest: hex32T, cid: z.string() }).strict();
 
+/**
+ * An output the enclave keeps inside (`bytes` empty): its digest and CID are the provenance subject and what the
+ * anchor signs; the enclave releases the bytes later (releaseCollabResult).
+ */
+const jobOutput = publishedBlob.extend({ name: z.string(), withheld: z.literal(true).optional() }).strict();
+
 /** One outcome shape for every kind. */
 export const jobOutcomeSchema = z
   .object({
     kind: jobKindSchema,
     jobId: uint256,
     /** The job's outputs by name (ciphertext for their recipients); their digests are the provenance subject. */
-    outputs: z.array(publishedBlob.extend({ name: z.string() }).strict()),
+    outputs: z.array(jobOutput),
     /** The DSSE envelope (canonical JSON) of the provenance statement; `digest` is what the anchor names. */
     provenance: publishedBlob,
     /** What the job used; null when the kind keeps it from the host (a task's is the requester's alone). */
@@ -112,11 +119,23 @@ export const refuseJobResultSchema = z
   })
   .strict();
 
+/** A held clean-room result: the run it belongs to and the result digest its Run was signed with. */
+export const releaseCollabResultParamsSchema = z.object({ chainId: uint256, contract: address, collaborationId: uint256, runId: uint(32), resultDigest: hex32T }).strict();
+export const releaseCollabResultResultSchema = z
+  .object({
+    /** The sealed result (a party recipient) or the delivery receipt (a table, an endpoint: delivered now, from inside). */
+    bytes,
+    /** The checkpoint the record was proved at (the compute party's endpoints chose it). */
+    provedAt: z.object({ number: z.string(), hash: hex32T, timestamp: z.string(), chosenBy: z.literal("party-endpoints") }).strict(),
+  })
+  .strict();
+
 export const gateMethods = {
   init: { params: initParamsSchema, result: initResultSchema },
   attest: { params: attestParamsSchema, result: attestResultSchema },
   runJob: { params: runJobParamsSchema, result: jobOutcomeSchema },
   refuseJob: { params: refuseJobParamsSchema, result: refuseJobResultSchema },
+  releaseCollabResult: { params: releaseCollabResultParamsSchema, result: releaseCollabResultResultSchema },
 } as const;
 
 export type GateMethod = keyof typeof gateMethods;
@@ -130,9 +149,11 @@ export type RunJobParams = GateParams<"runJob">;
 export type JobOutcome = GateResult<"runJob">;
 export type RefuseJobParams = GateParams<"refuseJob">;
 export type RefuseJobResult = GateResult<"refuseJob">;
+export type ReleaseCollabResultParams = GateParams<"releaseCollabResult">;
+export type ReleaseCollabResultResult = GateResult<"releaseCollabResult">;
 
 export const requestFrameSchema = z
-  .object({ id: z.number().int().nonnegative(), method: z.enum(["init", "attest", "runJob", "refuseJob"]), params: z.unknown() })
+  .object({ id: z.number().int().nonnegative(), method: z.enum(["init", "attest", "runJob", "refuseJob", "releaseCollabResult"]), params: z.unknown() })
   .strict();
 export type RequestFrame = z.infer<typeof requestFrameSchema>;
 

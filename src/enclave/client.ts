@@ -23,6 +23,8 @@ import {
   type JobOutcome,
   type RefuseJobParams,
   type RefuseJobResult,
+  type ReleaseCollabResultParams,
+  type ReleaseCollabResultResult,
   type RunJobParams,
 } from "./call-gate.ts";
 import { EnclaveError, OPERATE_ERROR_CODES, type EnclaveErrorCode } from "./errors.ts";
@@ -60,6 +62,8 @@ export interface EnclaveClient {
   runJob(params: RunJobParams, opts?: { timeoutMs?: number }): Promise<JobOutcome>;
   /** A signed refusal when the job's own inputs make it unrunnable; REFUSAL_UNFOUNDED otherwise. */
   refuseJob(params: RefuseJobParams): Promise<RefuseJobResult>;
+  /** A clean-room result the compute enclave held until its run's record is proved (COLLAB_REFUSED with COLLAB_RUN_PENDING while it is not). */
+  releaseCollabResult(params: ReleaseCollabResultParams): Promise<ReleaseCollabResultResult>;
   /** Stops the enclave process and waits for it to exit. */
   close(): Promise<void>;
   /** Resolves when the process exits, with its exit code or signal. */
@@ -182,6 +186,7 @@ export async function startEnclave(options: StartEnclaveOptions): Promise<Enclav
     attest: (params) => call("attest", params, t.attestMs),
     runJob: (params, opts) => call("runJob", params, opts?.timeoutMs ?? t.runJobMs ?? runJobBudget(params)),
     refuseJob: (params) => call("refuseJob", params, t.runJobMs ?? 60_000),
+    releaseCollabResult: (params) => call("releaseCollabResult", params, 300_000),
     async close() {
       if (exitInfo) return;
       child.disconnect();

@@ -47,7 +47,7 @@ export async function runJob(ctx: EnclaveContext, request: RunJobParams): Promis
   return {
     kind: job.kind,
     jobId,
-    outputs: published,
+    outputs: published.map((o, i) => (outputs[i]!.withheld ? { ...o, bytes: new Uint8Array(0), withheld: true as const } : o)),
     provenance: { bytes: provenance, digest: provDigest, cid: provenanceCid },
     resourceUse: run.resourceUse,
     error: run.error,

@@ -14,7 +14,7 @@ import type { AttestationProvider } from "../attestation/types.ts";
 import { fromHex, toHex } from "../crypto/bytes.ts";
 import { enclaveReportData } from "../protocol/binding.ts";
 import { loadAttestationProvider, fallbackTee } from "./attestation.ts";
-import { checkPayload, requestFrameSchema, type EnclaveIdentity, type GateMethod, type InitParams, type ResponseFrame } from "./call-gate.ts";
+import { checkPayload, requestFrameSchema, type EnclaveIdentity, type GateMethod, type InitParams, type ReleaseCollabResultParams, type ResponseFrame } from "./call-gate.ts";
 import { EnclaveError } from "./errors.ts";
 import { createRelayChannel } from "./net/channel.ts";
 import { createEnclaveNet, type EnclaveTlsIdentity } from "./net/connect.ts";
@@ -23,6 +23,8 @@ import { processRelayPort } from "./net/process-port.ts";
 import { loadOrCreateKeys, type EnclaveKeys } from "./keys.ts";
 import { measureEnclaveCode } from "./measurement.ts";
 import { refuseJob, runJob } from "./job-runner.ts";
+import { reportingRefusals } from "./jobs/collab/errors.ts";
+import { releaseResult } from "./jobs/collab/release.ts";
 import type { EnclaveContext } from "./jobs/job-module.ts";
 import { sealingRootFor } from "./sealing-root.ts";
 
@@ -105,6 +107,7 @@ async function handle(method: GateMethod, params: unknown): Promise<unknown> {
     }
   }
   if (method === "refuseJob") return refuseJob(s.ctx, checked.value as Parameters<typeof refuseJob>[1]);
+  if (method === "releaseCollabResult") return reportingRefusals(() => releaseResult(checked.value as ReleaseCollabResultParams));
   return runJob(s.ctx, checked.value as Parameters<typeof runJob>[1]);
 }
 

@@ -19,20 +19,22 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isAddressEqual, type Address } from "viem";
-import { joinRun, readRunEvents, type NodeAssignment, type RunJoin, type RunRequest } from "../chain/actions/collab-run-requests.ts";
+import { joinRun, readRunEvents, reportRefusal, type NodeAssignment, type RunJoin, type RunRequest } from "../chain/actions/collab-run-requests.ts";
 import { readApprovals } from "../chain/actions/read-approvals.ts";
 import { readCollaboration } from "../chain/actions/read-collaboration.ts";
 import { readCollaborationTerms } from "../chain/actions/read-collaboration-terms.ts";
 import { readRuns } from "../chain/actions/read-runs.ts";
 import type { WriterClient } from "../chain/clients.ts";
 import type { EnclaveClient } from "../enclave/client.ts";
+import { EnclaveError } from "../enclave/errors.ts";
 import type { CollabComputeParams, CollabJobCollaboration } from "../enclave/jobs/collab-params.ts";
+import { isRefusalCode } from "../protocol/collab-refusal.ts";
 import { COLLAB_PEER_FORMAT, collabKitSchema, collabPeerRecordSchema, decodeCollabDocument, encodeCollabDocument, type CollabKit, type CollabPeerRecord } from "../protocol/collab-kit.ts";
 import type { CollaborationTerms } from "../protocol/collaboration.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { rawCidOfDigest } from "../storage/raw-cid.ts";
-import { attestPeer, CollabHostError, computePredicate, peerOfRecord, recordAndPublish } from "./collab-peer.ts";
-import type { HostLog } from "./log.ts";
+import { attestPeer, CollabHostError, computePredicate, peerOfRecord, recordAndPublish, releaseNote } from "./collab-peer.ts";
+import type { HostEvent, HostLog } from "./log.ts";
 import { startPollLoop, type PollLoop } from "./poll-loop.ts";
 import type { RelayListening } from "./net-relay.ts";
 
@@ -56,6 +58,22 @@ export interface CollabDriverOptions {
 export function listenerWaiters(): { report: (l: RelayListening) => void; next: () => Promise<RelayListening> } {
   const waiting: ((l: RelayListening) => void)[] = [];
   return { report: (l) => waiting.splice(0).forEach((w) => w(l)), next: () => new Promise((resolve) => waiting.push(resolve)) };
+}
+
+type CollabRunStep = Extract<HostEvent, { type: "collab-run" }>["step"];
+
+/**
+ * The typed code of a refusal a node publishes: its enclave's (COLLAB_REFUSED carries the job's code first:
+ * "ROW_LEVEL_OUTPUT: …"; another gate code, e.g. ATTESTATION_FAILED, is its own) or its host's check of a kit
+ * or peer record; undefined for what is no refusal (a timeout, the chain, IPFS).
+ */
+export function refusalCode(error: unknown): string | undefined {
+  if (error instanceof EnclaveError) {
+    const code = error.code === "COLLAB_REFUSED" ? /^([A-Z][A-Z0-9_]*):/.exec(error.message)?.[1] : error.code;
+    return code !== undefined && isRefusalCode(code) ? code : undefined;
+  }
+  if (error instanceof CollabHostError && error.code === "COLLAB_PEER_INVALID") return error.code;
+  return undefined;
 }
 
 const key = (id: bigint, runId?: number) => (runId === undefined ? id.toString() : `${id}:${runId}`);
@@ -123,10 +141,29 @@ export class CollabDriver {
     } catch (error) {
       const e = error as Error & { code?: string };
       this.#o.log.emit({ type: "collab-run-failed", ...base, code: e.code ?? "COLLAB_RUN_FAILED", message: e.message });
+      await this.#reportRefusal(request, party, error);
     }
   }
 
-  async #run(request: RunRequest, party: number, step: (s: "started" | "joined" | "computed" | "recorded" | "sent" | "result-stored" | "skipped", extra?: { detail?: string; transactionHash?: string }) => void): Promise<void> {
+  /**
+   * Publishes the typed code of a refusal on chain (reportRefusal, the code only: its message stays in this log),
+   * so the requester fails at once instead of at its timeout. A timeout or a chain failure is not a refusal: the
+   * requester's own timeout names the parties that never joined.
+   */
+  async #reportRefusal(request: RunRequest, party: number, error: unknown): Promise<void> {
+    const code = refusalCode(error);
+    if (code === undefined || this.#stopped) return;
+    const { collaborationId, runId } = request;
+    try {
+      const tx = await reportRefusal(this.#o.writer, this.#o.contract, collaborationId, runId, party, code);
+      this.#o.log.emit({ type: "collab-run", collaborationId: collaborationId.toString(), runId, party, step: "refusal-reported", detail: code, transactionHash: tx.hash });
+    } catch (e) {
+      // The run was recorded or refused by the chain meanwhile (WrongRunId), or the chain is away: the log above has the reason.
+      this.#o.log.emit({ type: "watcher-error", source: "chain-follower", code: (e as { code?: string }).code ?? "COLLAB_DRIVER", message: `reporting refusal ${code} of run ${runId}: ${(e as Error).message}` });
+    }
+  }
+
+  async #run(request: RunRequest, party: number, step: (s: CollabRunStep, extra?: { detail?: string; transactionHash?: string }) => void): Promise<void> {
     const { writer, contract, store, enclave } = this.#o;
     const { collaborationId: id, runId } = request;
     const state = await readCollaboration(writer, contract, id);
@@ -190,8 +227,8 @@ export class CollabDriver {
       const outcome = await computing;
       const predicate = computePredicate(outcome, peer.provenanceKey);
       step("computed", { detail: `${predicate.rowsDelivered} rows delivered, ${predicate.rowsSuppressed} suppressed` });
-      const recorded = await recordAndPublish(writer, store, { contract, collaborationId: id, runId, signer: peer.signer, outcome, predicate });
-      step("recorded", { transactionHash: recorded.transactionHash, detail: `provenance ${recorded.provenanceCid}, result ${recorded.resultCid}` });
+      const recorded = await recordAndPublish(writer, store, { contract, collaborationId: id, runId, signer: peer.signer, outcome, predicate, enclave });
+      step("recorded", { transactionHash: recorded.transactionHash, detail: `provenance ${recorded.provenanceCid}, result ${recorded.resultCid}; ${releaseNote(recorded.releasedAt)}` });
     }
     if (terms.recipient === `party:${kit.partyNames[party]}`) step("result-stored", { detail: await this.#keepResult(id, runId) });
   }

@@ -8,7 +8,9 @@ import type { Address, Hex } from "viem";
 import { decodeEvidenceDocument, encodeEvidence } from "../attestation/evidence-codec.ts";
 import { recordRun } from "../chain/actions/record-run.ts";
 import type { WriterClient } from "../chain/clients.ts";
-import type { JobOutcome } from "../enclave/call-gate.ts";
+import type { JobOutcome, ReleaseCollabResultParams, ReleaseCollabResultResult } from "../enclave/call-gate.ts";
+import { EnclaveError } from "../enclave/errors.ts";
+import { sha256 } from "../crypto/sha256.ts";
 import type { EnclaveClient } from "../enclave/client.ts";
 import type { CollabPeer } from "../enclave/jobs/collab-params.ts";
 import { digestSet } from "../protocol/anchor.ts";
@@ -48,22 +50,27 @@ export function computePredicate(outcome: JobOutcome, provenanceKey: Hex): Colla
   return (statement.predicate as unknown as Record<string, CollabComputePredicate>)["collab-compute"]!;
 }
 
+/** How long the host asks a compute enclave to release a held result while the record is not proved yet (finality). */
+const RELEASE_WAIT_MS = 120_000;
+
 /**
  * Records the compute enclave's run on chain (the contract checks the enclave, the approvals, maxRuns and the
- * budget) and publishes its provenance and sealed result under the CIDs the enclave computed.
+ * budget) and publishes its provenance and sealed result under the CIDs the enclave computed. A compute enclave
+ * whose party names chain endpoints holds the result until it proves the record (`release` in its predicate):
+ * the host then asks it, until the record is `finalityDepth` blocks deep there, and publishes what it releases.
  */
 export async function recordAndPublish(
   writer: WriterClient,
   store: BlobStore,
-  c: { contract: Address; collaborationId: bigint; runId: number; signer: Address; outcome: JobOutcome; predicate: CollabComputePredicate },
-): Promise<{ gasUsed: bigint; transactionHash: Hex; provenanceCid: string; resultCid: string; result: Uint8Array }> {
+  c: { contract: Address; collaborationId: bigint; runId: number; signer: Address; outcome: JobOutcome; predicate: CollabComputePredicate; enclave: Pick<EnclaveClient, "releaseCollabResult"> },
+): Promise<{ gasUsed: bigint; transactionHash: Hex; provenanceCid: string; resultCid: string; result: Uint8Array; releasedAt?: CollabReleasedAt }> {
   const { outcome, predicate } = c;
-  const resultBlob = outcome.outputs[0]!;
+  const output = outcome.outputs[0]!;
   const report: RunReport = {
     runId: c.runId,
     enclave: c.signer,
     inputDigest: digestSet(predicate.datasets.map((d) => ({ name: `${d.party}/${d.name}`, digest: d.digest }))),
-    resultDigest: resultBlob.digest,
+    resultDigest: output.digest,
     provenanceDigest: outcome.provenance.digest,
     rowsDelivered: BigInt(predicate.rowsDelivered),
     rowsSuppressed: BigInt(predicate.rowsSuppressed),
@@ -72,7 +79,33 @@ export async function recordAndPublish(
   // Recorded first: a run the chain refuses (maxRuns, budget, a withdrawn approval) is never published. Readers
   // of a just-recorded run may find its blobs a moment later (collab run <id> and the dashboard wait for them).
   const recorded = await recordRun(writer, c.contract, c.collaborationId, report, outcome.anchor.signature);
+  const released = predicate.release === "after-record-proved" ? await awaitRelease(c.enclave, { chainId: BigInt(await writer.getChainId()), contract: c.contract, collaborationId: c.collaborationId, runId: c.runId, resultDigest: output.digest }) : undefined;
+  const resultBlob = released ? { ...output, bytes: released.bytes } : output;
+  if (released && sha256(resultBlob.bytes) !== output.digest) throw new CollabHostError("COLLAB_PUBLISH_MISMATCH", "the enclave released other bytes than the result digest it signed");
   const [provenanceCid, resultCid] = await Promise.all([store.put(outcome.provenance.bytes), store.put(resultBlob.bytes)]);
   if (provenanceCid !== outcome.provenance.cid || resultCid !== resultBlob.cid) throw new CollabHostError("COLLAB_PUBLISH_MISMATCH", "the store returned other CIDs than the enclave computed for the run's blobs");
-  return { gasUsed: recorded.gasUsed, transactionHash: recorded.hash, provenanceCid, resultCid, result: resultBlob.bytes };
+  return { gasUsed: recorded.gasUsed, transactionHash: recorded.hash, provenanceCid, resultCid, result: resultBlob.bytes, ...(released ? { releasedAt: released.provedAt } : {}) };
+}
+
+export type CollabReleasedAt = ReleaseCollabResultResult["provedAt"];
+
+/** Says whether a run's release was proved after its record (for logs, checks and the CLI). */
+export function releaseNote(at: CollabReleasedAt | undefined): string {
+  return at
+    ? `released after the compute enclave proved the run recorded with this result at block ${at.number} (its party's chain endpoints)`
+    : "release not proved: the result left the compute enclave with its signed Run (the compute party names no chain endpoints)";
+}
+
+/** Asks the compute enclave to release a held result until it has proved the run's record (COLLAB_RUN_PENDING meanwhile) or RELEASE_WAIT_MS pass. */
+export async function awaitRelease(enclave: Pick<EnclaveClient, "releaseCollabResult">, params: ReleaseCollabResultParams, waitMs = RELEASE_WAIT_MS): Promise<ReleaseCollabResultResult> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await enclave.releaseCollabResult(params);
+    } catch (e) {
+      const retry = e instanceof EnclaveError && e.code === "COLLAB_REFUSED" && /^COLLAB_(RUN_PENDING|CHAIN_UNPROVEN):/.test(e.message);
+      if (!retry || Date.now() > deadline) throw e;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
 }

@@ -34,7 +34,7 @@ export type HostEvent =
   /** A pipeline run failed on this node (retried on the next poll while its slot is open). */
   | { type: "pipeline-failed"; pipelineId: string; code: string; message: string }
   /** A step of this node's side (party `party`) of a clean-room run requested on chain (collab-driver.ts). */
-  | { type: "collab-run"; collaborationId: string; runId: number; party: number; step: "started" | "joined" | "computed" | "recorded" | "sent" | "result-stored" | "skipped"; detail?: string; transactionHash?: string }
+  | { type: "collab-run"; collaborationId: string; runId: number; party: number; step: "started" | "joined" | "computed" | "recorded" | "sent" | "result-stored" | "skipped" | "refusal-reported"; detail?: string; transactionHash?: string }
   /** This node's side of a clean-room run failed: an enclave's refusal (its typed reason) or a host step. */
   | { type: "collab-run-failed"; collaborationId: string; runId: number; party: number; code: string; message: string }
   /** A crawler could not read the market (it backs off and reads the same range again), or the keeper could not reopen a task. */

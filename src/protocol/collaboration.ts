@@ -214,11 +214,13 @@ export function epsilonFromFixed(fixed: bigint): string {
 /**
  * Where Collaborations keeps its state (Solidity's storage layout; OpenZeppelin's EIP712 holds slots 0 and 1),
  * so an enclave can prove it with eth_getProof (src/enclave/chain-view/): `collaborations[id]` is a struct of six
- * words from keccak256(abi.encode(id, 2)), `parties[id][account]` one word at the nested mapping of slot 3.
+ * words from keccak256(abi.encode(id, 2)), `parties[id][account]` one word at the nested mapping of slot 3,
+ * `runResults[id][runId]` (a recorded run's result digest) at the nested mapping of slot 6.
  */
 export const collaborationsStorage = {
   collaborationsSlot: 2n,
   partiesSlot: 3n,
+  runResultsSlot: 6n,
   /** Word offsets within collaborations[id]. */
   words: { packed: 0n, computeOperator: 1n, computeMeasurement: 2n, termsHash: 3n, queryDigest: 4n, policyDigest: 5n },
 } as const;

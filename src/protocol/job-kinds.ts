@@ -101,6 +101,12 @@ export const collabComputePredicateSchema = z
     epsilonSpent: z.string(),
     recipient: z.object({ descriptor: z.string(), pin: hex32 }).strict(),
     provedAt: collabProvedAt,
+    /**
+     * When the result left the enclave: "after-record-proved" (the compute party names chain endpoints: released
+     * only once its enclave proved the run recorded with this result) or "at-compute" (handed to the host with the
+     * signed Run; absent in records from before).
+     */
+    release: z.enum(["after-record-proved", "at-compute"]).optional(),
   })
   .strict();
 export type CollabComputePredicate = z.infer<typeof collabComputePredicateSchema>;

@@ -5,12 +5,19 @@
  * the approvals from before it and skips its own check) is refused inside that party's enclave; a host that
  * re-seals the descriptors without the endpoints is refused too. Without endpoints nothing changes (the
  * withdrawal is then stopped at recordRun: two-parties.test.ts).
+ *
+ * Release after record: a compute party that names endpoints has its enclave keep the result inside until it has
+ * proved there that the run was recorded with it; a host that does not record gets nothing, and a host that
+ * computes one pending run twice gets the one result the chain recorded.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { getBlock, getBlockNumber } from "viem/actions";
 import { readApprovals } from "../../src/chain/actions/read-approvals.ts";
 import { readRuns } from "../../src/chain/actions/read-runs.ts";
+import type { Hex } from "viem";
+import type { JobOutcome } from "../../src/enclave/call-gate.ts";
+import { computePredicate } from "../../src/host/collab-peer.ts";
 import { withdrawApproval } from "../../src/chain/actions/withdraw-approval.ts";
 import { startChainRpcServer, type ChainRpcServer } from "../../src/chain/rpc-server.ts";
 import { collabDatasetsDigest } from "../../src/protocol/collab-run.ts";
@@ -60,6 +67,8 @@ describe("clean room, approvals proved in the enclave", () => {
     assert.equal(sealed.provedAt.chosenBy, "party-endpoints");
     assert.equal(BigInt(sealed.provedAt.number), head, "the endpoint's head (finality depth 0) at the time of the run");
     assert.equal((await getBlock(fx.c.net.reader, { blockNumber: head })).hash, sealed.provedAt.hash);
+    assert.equal(out.releasedAt, undefined, "the compute party names no endpoints: the release is not proved (as before)");
+    assert.ok(out.checks.some((c) => c.startsWith("release not proved")), out.checks.join("\n"));
   });
 
   test("a withdrawal the host hides (old approvals replayed, its own check skipped) is refused in the bank's enclave before a row is read", async () => {
@@ -97,5 +106,53 @@ describe("clean room, approvals proved in the enclave", () => {
       (f.parties as Record<string, unknown>[])[0]!.chainView = { endpoints: ["http://127.0.0.1:9/"], quorum: 1, finalityDepth: 0 };
     })));
     await assert.rejects(run(fx, made), refusedBy("COLLAB_CHAIN_UNPROVEN", "retailer", /could not be proved from this party's chain endpoints/));
+  });
+});
+
+describe("clean room, release after record", () => {
+  /** The example, with the retailer (the compute party and recipient) naming the chain endpoint. */
+  const retailerWithEndpoints = () =>
+    exampleFile((f) => {
+      (f.parties as Record<string, unknown>[])[0]!.chainView = { endpoints: [rpc.url], quorum: 1, finalityDepth: 0 };
+      f.limits = { partnerTimeoutMs: 3_000 };
+    });
+
+  test("the compute enclave withholds the sealed result from its host until it has proved the run recorded, then releases it", async () => {
+    const made = await created(fx, load(fx, retailerWithEndpoints()));
+    let computed: JobOutcome | undefined;
+    const out = await run(fx, made, { tamper: { onComputed: (o) => (computed = o) } });
+    const output = computed!.outputs[0]!;
+    assert.equal(output.withheld, true);
+    assert.equal(output.bytes.length, 0, "the host holds no byte of the result before the record");
+    assert.ok(out.result!.rows.length > 0, "delivered to the recipient once released");
+    const [recorded] = await readRuns(fx.c.net.reader, fx.c.net.contract, made.collaborationId);
+    assert.equal(recorded!.resultDigest, output.digest);
+    assert.ok(out.releasedAt && BigInt(out.releasedAt.number) >= recorded!.blockNumber, "proved at a block that holds the record");
+    assert.ok(out.checks.some((c) => c.startsWith(`released after the compute enclave proved the run recorded with this result at block ${out.releasedAt!.number}`)), out.checks.join("\n"));
+    const predicate = computePredicate(computed!, made.nodes[0]!.enclave.identity.provenanceKey);
+    assert.equal(predicate.release, "after-record-proved");
+  });
+
+  test("a host that does not record gets no delivery; one that computes the pending run twice gets only the recorded result", async () => {
+    const made = await created(fx, load(fx, retailerWithEndpoints()));
+    const enclave = made.nodes[0]!.enclave;
+    const release = (digest: Hex) => enclave.releaseCollabResult({ chainId: fx.c.net.chainId, contract: fx.c.net.contract, collaborationId: made.collaborationId, runId: 1, resultDigest: digest });
+    // First computation: the host skips recordRun and asks for the result at once.
+    let first: JobOutcome | undefined;
+    await assert.rejects(run(fx, made, { tamper: { onComputed: (o) => (first = o), skipRecord: true } }), refusedBy("COLLAB_RUN_PENDING", "retailer", /run 1 is not recorded at block \d+/));
+    assert.equal(first!.outputs[0]!.bytes.length, 0);
+    await assert.rejects(release(first!.outputs[0]!.digest), /COLLAB_RUN_PENDING/, "still held, still not released");
+    // Second computation of the same pending run (run 1 again), recorded this time: delivered.
+    const out = await run(fx, made);
+    assert.equal(out.runId, 1);
+    assert.ok(out.result!.rows.length > 0);
+    const runs = await readRuns(fx.c.net.reader, fx.c.net.contract, made.collaborationId);
+    assert.equal(runs.length, 1);
+    assert.notEqual(runs[0]!.resultDigest, first!.outputs[0]!.digest);
+    // The first result: the chain recorded another for run 1, so it is dropped, and stays dropped.
+    await assert.rejects(release(first!.outputs[0]!.digest), /COLLAB_RUN_NOT_RECORDED: run 1 is recorded at block \d+ with another result/);
+    await assert.rejects(release(first!.outputs[0]!.digest), /COLLAB_RUN_NOT_RECORDED: no result of run 1/);
+    // The recorded one was released once: asking again gives nothing more.
+    await assert.rejects(release(runs[0]!.resultDigest), /COLLAB_RUN_NOT_RECORDED: no result of run 1/);
   });
 });

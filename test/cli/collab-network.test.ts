@@ -1,60 +1,21 @@
 /** `cloister collab create | approve | run | withdraw | status | runs` against a running devnet (`devnet up`, one node per party), as users run them. */
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
-import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, test } from "node:test";
-import { promisify } from "node:util";
+import { cleanup, cloister, exampleCopy, lastJson, startCollabDevnet } from "./collab-network-fixture.ts";
 
-const exec = promisify(execFile);
-const cli = new URL("../../bin/cloister.js", import.meta.url).pathname;
-const example = new URL("../../examples/clean-room/", import.meta.url).pathname;
 const dirs: string[] = [];
-after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
-
-async function cloister(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [cli, ...args], { env: { ...process.env, CLOISTER_NETWORK: "", CLOISTER_PRIVATE_KEY: "", CLOISTER_PROGRESS: "" } });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
-const lastJson = (text: string) => JSON.parse(text.trim().split("\n").at(-1)!) as Record<string, unknown>;
+after(() => cleanup(dirs));
 
 test("collab create, approve with each party's node (the bank's with its own chain endpoint), run <id> by the nodes: rows delivered and verified; a withdrawn approval stops the next run", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "cloister-collab-net-"));
-  dirs.push(dir);
-  await cp(example, dir, { recursive: true });
-  const file = JSON.parse(await readFile(join(dir, "collaboration.json"), "utf8")) as { parties: { account?: string; chainView?: unknown }[] };
-  // Devnet accounts 0 and 1 (the standard test mnemonic).
-  file.parties[0]!.account = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
-  file.parties[1]!.account = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-  await writeFile(join(dir, "collaboration.json"), JSON.stringify(file));
-  const netDir = join(dir, "net");
-  const devnet = spawn(process.execPath, [cli, "devnet", "up", "--nodes", "2", "--dir", netDir, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CLOISTER_PROGRESS: "" } });
-  const exited = new Promise<number | null>((resolve) => devnet.once("exit", (code) => resolve(code)));
-  // The nodes' enclave signers, as `devnet up` prints them: each party runs its side on one of them.
-  const signers: string[] = [];
+  const devnet = await startCollabDevnet(dirs);
+  const { netDir, signers, rpc, ipfs } = devnet;
   try {
-    await new Promise<void>((resolve, reject) => {
-      createInterface({ input: devnet.stdout }).on("line", (line) => {
-        const node = /^\s*node (\d+)\s.*signer (0x[0-9a-fA-F]{40})/.exec(line);
-        if (node) signers[Number(node[1])] = node[2]!;
-        if (line === "ready") resolve();
-      });
-      void exited.then((code) => reject(new Error(`devnet up exited (${code}) before ready`)));
-    });
     assert.equal(signers.length, 2, "devnet up names both nodes' enclaves");
     // The bank names the devnet's RPC as its chain endpoint: its node's enclave proves the approvals stand before it sends a row.
-    const rpc = (JSON.parse(await readFile(join(netDir, "network.json"), "utf8")) as { endpoints: { rpc: string } }).endpoints.rpc;
-    file.parties[1]!.chainView = { endpoints: [rpc], quorum: 1, finalityDepth: 0 };
-    await writeFile(join(dir, "collaboration.json"), JSON.stringify(file));
-    const collabFile = join(dir, "collaboration.json");
-    const created = await cloister(["collab", "create", join(dir, "collaboration.json"), "--network", netDir, "--account", "0", "--json"]);
+    const { file: collabFile } = await exampleCopy(dirs, (file) => (file.parties[1]!.chainView = { endpoints: [rpc], quorum: 1, finalityDepth: 0 }));
+    const created = await cloister(["collab", "create", collabFile, "--network", netDir, "--account", "0", "--json"]);
     assert.equal(created.code, 0, created.stderr);
     const { collaboration: id, recipientKeyFile } = lastJson(created.stdout) as { collaboration: string; recipientKeyFile: string };
     assert.match(id, /^0x[0-9a-f]{64}$/);
@@ -70,14 +31,13 @@ test("collab create, approve with each party's node (the bank's with its own cha
     const notParty = await cloister(["collab", "approve", id, "--network", netDir, "--account", "2"]);
     assert.equal(notParty.code, 2);
     assert.match(notParty.stderr, /is not a party/);
-    const wrongName = await cloister(["collab", "approve", id, "--party", "retailer", "--file", join(dir, "collaboration.json"), "--network", netDir, "--account", "1"]);
+    const wrongName = await cloister(["collab", "approve", id, "--party", "retailer", "--file", collabFile, "--network", netDir, "--account", "1"]);
     assert.equal(wrongName.code, 2);
     assert.match(wrongName.stderr, /not the signing account's party/);
     const bank = await cloister(["collab", "approve", id, "--party", "bank", "--file", collabFile, "--node", signers[1]!, "--network", netDir, "--account", "1", "--json"]);
     assert.equal(bank.code, 0, bank.stderr);
     assert.equal(lastJson(bank.stdout).node, signers[1]);
     // The bank's run kit on IPFS carries its descriptors sealed to its node's enclave: no path, type or table name in clear.
-    const ipfs = (JSON.parse(await readFile(join(netDir, "network.json"), "utf8")) as { endpoints: { ipfs: string } }).endpoints.ipfs;
     const kit = await (await fetch(`${ipfs}/api/v0/cat?arg=${lastJson(bank.stdout).kit as string}`, { method: "POST" })).text();
     const parsed = JSON.parse(kit) as { format: string; party: number; datasets: string };
     assert.deepEqual([parsed.format, parsed.party], ["cloister-collab-kit/v1", 1]);
@@ -96,10 +56,11 @@ test("collab create, approve with each party's node (the bank's with its own cha
 
     const run = await cloister(["collab", "run", id, "--key", recipientKeyFile, "--network", netDir, "--account", "0", "--json"]);
     assert.equal(run.code, 0, run.stderr);
-    const out = lastJson(run.stdout) as { collaboration: string; run: number; columns: string[]; rows: unknown[][]; suppressed: number; provenance: string; verified: boolean };
+    const out = lastJson(run.stdout) as { collaboration: string; run: number; columns: string[]; rows: unknown[][]; suppressed: number; provenance: string; verified: boolean; releaseProved: boolean };
     assert.equal(out.collaboration, id);
     assert.equal(out.run, 1);
     assert.equal(out.verified, true);
+    assert.equal(out.releaseProved, false, "the retailer (compute) names no chain endpoints: its release is not proved");
     assert.deepEqual(out.columns, ["category", "customers", "total"]);
     // The groups the embedded run delivers from the example's data (test/cli/collab-run.test.ts), each of at least 5 customers.
     assert.deepEqual(out.rows.map((r) => r[0]), ["books", "electronics", "garden"]);
@@ -127,7 +88,6 @@ test("collab create, approve with each party's node (the bank's with its own cha
     assert.match(stopped.stderr, /NotApprovedByAll/);
     assert.equal((lastJson((await cloister(["collab", "status", id, "--network", netDir, "--json"])).stdout) as { runs: number }).runs, 2);
   } finally {
-    devnet.kill("SIGINT");
-    await exited;
+    await devnet.stop();
   }
 });

@@ -39,7 +39,7 @@ test("collab run --json: the last stdout line is the delivered, verified result"
   const r = await cloister(["collab", "run", file, "--data-dir", dataDir, "--json"]);
   assert.equal(r.code, 0, r.stderr);
   const last = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
-  assert.deepEqual(Object.keys(last), ["collaboration", "run", "columns", "rows", "suppressed", "provenance", "verified"]);
+  assert.deepEqual(Object.keys(last), ["collaboration", "run", "columns", "rows", "suppressed", "provenance", "verified", "releaseProved"]);
   assert.match(last.collaboration, /^0x[0-9a-f]{64}$/);
   assert.equal(last.run, 1);
   assert.deepEqual(last.columns, ["category", "customers", "total"]);
@@ -47,6 +47,7 @@ test("collab run --json: the last stdout line is the delivered, verified result"
   assert.equal(last.suppressed, 1);
   assert.match(last.provenance, /^baf/);
   assert.equal(last.verified, true);
+  assert.equal(last.releaseProved, false, "the example's compute party names no chain endpoints");
 
   // cloister verify <collaboration>:<run>: the provenance, the compute enclave's attestation and the run on chain.
   const verified = await cloister(["verify", `${last.collaboration}:1`, "--data-dir", dataDir, "--json"]);

@@ -1,8 +1,10 @@
-/** assignNode, requestRun and joinRun (the network run of a collaboration): their events and every revert. */
+/** assignNode, requestRun, joinRun and reportRefusal (the network run of a collaboration): their events and every revert. */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Hex } from "viem";
-import { assignNode, joinRun, readRunEvents, requestRun } from "../../src/chain/actions/collab-run-requests.ts";
+import { assignNode, joinRun, readRunEvents, reportRefusal, requestRun } from "../../src/chain/actions/collab-run-requests.ts";
+import { collaborationsAbi } from "../../src/chain/abi/Collaborations.ts";
+import { writeContractTransaction } from "../../src/chain/actions/send-transaction.ts";
 import { recordRun } from "../../src/chain/actions/record-run.ts";
 import { revokeEnclave } from "../../src/chain/actions/revoke-enclave.ts";
 import { withdrawApproval } from "../../src/chain/actions/withdraw-approval.ts";
@@ -95,5 +97,40 @@ describe("Collaborations run requests", () => {
     await recordRun(c.relayer, c.contract, id, report, await signRun(c, c.enclave.account, id, th, report));
     await rejectsWith(joinRun(c.writers[0]!, c.contract, id, 1, 0, "p"), "WrongRunId");
     await rejectsWith(joinRun(c.writers[0]!, c.contract, 97n, 1, 0, "p"), "UnknownCollaboration");
+  });
+
+  test("reportRefusal: the party node's operator publishes its enclave's typed code for the pending run; RunRefused carries it", async (t) => {
+    const { id, partner } = await assigned();
+    await requestRun(c.writers[0]!, c.contract, id);
+    const refused = await reportRefusal(c.writers[1]!, c.contract, id, 1, 1, "ROW_LEVEL_OUTPUT");
+    t.diagnostic(`gas: reportRefusal ${refused.gasUsed} (a 16-character code)`);
+    const events = await readRunEvents(c.relayer, c.contract, { fromBlock: 0n, toBlock: "latest", collaborationId: id });
+    assert.deepEqual(events.refusals.map((r) => [r.runId, r.party, r.enclave, r.code]), [[1, 1, partner.address, "ROW_LEVEL_OUTPUT"]]);
+    // A refusal leaves the run pending: the other node may refuse too, and a later request retries it.
+    await reportRefusal(c.writers[0]!, c.contract, id, 1, 0, "COLLAB_PEER_REFUSED");
+    assert.equal((await readRunEvents(c.relayer, c.contract, { fromBlock: 0n, toBlock: "latest", collaborationId: id })).refusals.length, 2);
+  });
+
+  test("reportRefusal: WrongRunId, NotPartyNode, UnknownCollaboration, InvalidRefusalCode for anything but a typed code", async () => {
+    const { id, th } = await assigned();
+    await requestRun(c.writers[0]!, c.contract, id);
+    const wrong = await rejectsWith(reportRefusal(c.writers[1]!, c.contract, id, 2, 1, "QUERY_FAILED"), "WrongRunId");
+    assert.equal(wrong.args.expected, 1);
+    const notNode = await rejectsWith(reportRefusal(c.writers[0]!, c.contract, id, 1, 1, "QUERY_FAILED"), "NotPartyNode");
+    assert.deepEqual([notNode.args.party, notNode.args.sender], [1, c.accounts[0]!.address]);
+    await rejectsWith(reportRefusal(c.writers[2]!, c.contract, id, 1, 0, "QUERY_FAILED"), "NotPartyNode");
+    await rejectsWith(reportRefusal(c.writers[0]!, c.contract, 96n, 1, 0, "QUERY_FAILED"), "UnknownCollaboration");
+    // The contract takes only a code: A-Z, 0-9, _ from the left, zero-padded. Raw words, past the client's own check.
+    const raw = (word: Hex) => writeContractTransaction(c.writers[1]!, "reportRefusal", { address: c.contract, abi: collaborationsAbi, functionName: "reportRefusal", args: [id, 1, 1, word] });
+    const ascii = (text: string) => `0x${Buffer.from(text, "latin1").toString("hex").padEnd(64, "0")}` as Hex;
+    for (const bad of [ascii(""), ascii("lower_case"), ascii("SPACE IN"), ascii("ROW=42"), `${ascii("A").slice(0, 64)}01` as Hex, ascii("A\u0000B")]) {
+      const err = await rejectsWith(raw(bad), "InvalidRefusalCode");
+      assert.equal(err.args.code, bad);
+    }
+    await raw(ascii("A".repeat(32)));
+    // Once run 1 is recorded it is no longer pending.
+    const report = makeReport(1, c.enclave.address);
+    await recordRun(c.relayer, c.contract, id, report, await signRun(c, c.enclave.account, id, th, report));
+    await rejectsWith(reportRefusal(c.writers[1]!, c.contract, id, 1, 1, "QUERY_FAILED"), "WrongRunId");
   });
 });

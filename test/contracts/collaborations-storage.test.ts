@@ -5,6 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { pad, toHex, type Hex } from "viem";
+import { collaborationsAbi } from "../../src/chain/abi/Collaborations.ts";
 import { readCollaboration, readPartyState } from "../../src/chain/actions/read-collaboration.ts";
 import { recordRun } from "../../src/chain/actions/record-run.ts";
 import { withdrawApproval } from "../../src/chain/actions/withdraw-approval.ts";
@@ -23,7 +24,7 @@ async function word(slot: Hex, offset = 0n): Promise<Hex> {
   return (await c.f.reader.getStorageAt({ address: c.contract, slot: pad(at, { size: 32 }) })) ?? pad("0x0", { size: 32 });
 }
 
-test("collaborations[id] and parties[id][account] decode from raw storage to what the getters return", async () => {
+test("collaborations[id], parties[id][account] and runResults[id][runId] decode from raw storage to what the getters return", async () => {
   const terms = makeTerms(c, { maxRuns: 7, allowSimulated: true }, 3);
   const created = await create(c, terms);
   const id = created.collaborationId;
@@ -56,4 +57,10 @@ test("collaborations[id] and parties[id][account] decode from raw storage to wha
     assert.deepEqual(decodePartyWord(await word(slot)), await readPartyState(c.f.reader, c.contract, id, account.address));
   }
   assert.deepEqual(decodePartyWord(await word(nestedMappingSlot([{ type: "uint256", value: id }, { type: "address", value: c.accounts[1]!.address }], layout.partiesSlot))), { index: 1, nonce: 2n });
+
+  // A recorded run's result digest (what a compute enclave proves before it releases the result); zero for a run not recorded.
+  const runResult = (runId: number) => word(nestedMappingSlot([{ type: "uint256", value: id }, { type: "uint256", value: BigInt(runId) }], layout.runResultsSlot));
+  assert.equal(await runResult(1), report.resultDigest);
+  assert.equal(await runResult(1), await c.f.reader.readContract({ address: c.contract, abi: collaborationsAbi, functionName: "runResults", args: [id, 1] }));
+  assert.equal(BigInt(await runResult(2)), 0n);
 });

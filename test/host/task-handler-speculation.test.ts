@@ -145,6 +145,7 @@ function nodeContext(hooks: Hooks = {}) {
     init: () => enclave.init(),
     attest: (params) => enclave.attest(params),
     refuseJob: (params) => enclave.refuseJob(params),
+    releaseCollabResult: (params) => enclave.releaseCollabResult(params),
     close: () => enclave.close(),
     runJob: async (params, opts) => {
       const taskId = taskIdOf(params);

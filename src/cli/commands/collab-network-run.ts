@@ -19,7 +19,8 @@ import { readRuns, type RecordedRun } from "../../chain/actions/read-runs.ts";
 import { fromHex, toHex } from "../../crypto/bytes.ts";
 import { hpkePublicKeyOf } from "../../crypto/hpke.ts";
 import type { RemoteNetwork } from "../../devnet/remote-client.ts";
-import { COLLAB_KIT_FORMAT, encodeCollabDocument, type CollabKit } from "../../protocol/collab-kit.ts";
+import { COLLAB_KIT_FORMAT, collabKitSchema, decodeCollabDocument, encodeCollabDocument, type CollabKit } from "../../protocol/collab-kit.ts";
+import { refusalAdvice } from "../../protocol/collab-refusal.ts";
 import {
   collabDatasetsDigest,
   collabDatasetsInfo,
@@ -34,15 +35,16 @@ import {
   type CollabResult,
 } from "../../protocol/collab-run.ts";
 import { epsilonFromFixed, type CollaborationTerms } from "../../protocol/collaboration.ts";
-import { CollabRunError } from "../../sdk/collab/errors.ts";
+import type { CollabComputePredicate } from "../../protocol/job-kinds.ts";
+import { CollabRefusedError, CollabRunError, type CollabRefusalCode } from "../../sdk/collab/errors.ts";
 import { loadCollabFile } from "../../sdk/collab/file.ts";
-import { verifyRecordedRun } from "../../sdk/collab/verify-run.ts";
+import { releaseOf, verifyRecordedRun } from "../../sdk/collab/verify-run.ts";
 import { isStorageError } from "../../storage/blob-store.ts";
 import { rawCidOfDigest } from "../../storage/raw-cid.ts";
 import { UsageError } from "../errors.ts";
 import { printJson, silentReporter, stderrReporter } from "../output.ts";
 import { hexId } from "./collab-network.ts";
-import { table } from "./collab.ts";
+import { inputProblemAsUsage, table } from "./collab.ts";
 
 interface Ctx {
   network: RemoteNetwork;
@@ -113,7 +115,9 @@ export async function requestAndAwaitRun(id: bigint, values: { json?: boolean; q
   const requested = await requestRun(network.writer, contract, id);
   const { runId } = requested;
   reporter.step(`run ${runId} of collaboration ${hexId(id)} requested (tx ${requested.hash}); every party's node runs its side`);
-  const run = await awaitRecorded(c, id, runId, requested.receipt.blockNumber, timeoutSec * 1000, (party) => reporter.step(`party ${party}'s node joined: its enclave's fresh evidence is on IPFS${party === terms.computeParty ? ", and the compute enclave listens" : ""}`));
+  const run = await awaitRecorded(c, id, runId, requested.receipt.blockNumber, timeoutSec * 1000, (party) => reporter.step(`party ${party}'s node joined: its enclave's fresh evidence is on IPFS${party === terms.computeParty ? ", and the compute enclave listens" : ""}`)).catch((e: unknown) => {
+    throw inputProblemAsUsage(e);
+  });
   reporter.step(`run ${runId} recorded on chain (tx ${run.transactionHash}): ${run.rowsDelivered} rows delivered, ${run.rowsSuppressed} suppressed, epsilon ${epsilonFromFixed(run.epsilonSpent)}`);
 
   const provenanceCid = rawCidOfDigest(run.provenanceDigest);
@@ -132,11 +136,14 @@ export async function requestAndAwaitRun(id: bigint, values: { json?: boolean; q
   if (!verdict.ok) throw new CollabRunError("COLLAB_VERIFY_FAILED", `run ${runId} of collaboration ${hexId(id)} does not verify: ${verdict.checks.filter((k) => !k.ok).map((k) => `${k.name}: ${k.detail}`).join("; ")}`);
   reporter.step("verified");
   for (const k of verdict.checks) reporter.detail(`✓ ${k.name}: ${k.detail}`);
+  const predicate = (verdict.statement?.predicate as unknown as Record<string, CollabComputePredicate | undefined> | undefined)?.["collab-compute"];
+  reporter.detail(releaseOf(predicate));
 
   const opened = await openRows(c, id, runId, terms, result, values.key);
   const collaboration = hexId(id);
   if (values.json) {
-    printJson({ collaboration, run: runId, ...(opened ? { columns: opened.columns, rows: opened.rows } : {}), suppressed: opened?.suppressed ?? Number(run.rowsSuppressed), provenance: provenanceCid, verified: true });
+    const releaseProved = predicate?.release === "after-record-proved";
+    printJson({ collaboration, run: runId, ...(opened ? { columns: opened.columns, rows: opened.rows } : {}), suppressed: opened?.suppressed ?? Number(run.rowsSuppressed), provenance: provenanceCid, verified: true, releaseProved });
   } else if (opened) {
     process.stdout.write(`${table(opened.columns, opened.rows)}\n`);
     process.stdout.write(`(${opened.rows.length} rows delivered to ${terms.recipient}, ${opened.suppressed} suppressed by the policy; collaboration ${collaboration} run ${runId}; provenance ${provenanceCid})\n`);
@@ -146,26 +153,71 @@ export async function requestAndAwaitRun(id: bigint, values: { json?: boolean; q
   return 0;
 }
 
-/** Polls until run `runId` is recorded; reports each node that joins; fails fast when an approval is withdrawn. */
+/**
+ * Polls until run `runId` is recorded; reports each node that joins. Fails at once when an approval is withdrawn
+ * or a party's node reports its enclave's refusal (RunRefused: a typed code only), and at the timeout naming the
+ * parties whose nodes never joined.
+ */
 async function awaitRecorded(c: Ctx, id: bigint, runId: number, fromBlock: bigint, timeoutMs: number, onJoined: (party: number) => void): Promise<RecordedRun> {
   const deadline = Date.now() + timeoutMs;
   const seen = new Set<number>();
+  let firstRefusal: number | undefined;
   for (;;) {
     const run = (await readRuns(c.network.writer, c.contract, id, fromBlock)).find((r) => r.runId === runId);
     if (run) return run;
-    const { joins } = await readRunEvents(c.network.writer, c.contract, { fromBlock, toBlock: "latest", collaborationId: id });
+    const { joins, refusals } = await readRunEvents(c.network.writer, c.contract, { fromBlock, toBlock: "latest", collaborationId: id });
     for (const j of joins) {
       if (j.runId !== runId || seen.has(j.party)) continue;
       seen.add(j.party);
       onJoined(j.party);
     }
+    const refused = refusals.filter((r) => r.runId === runId);
+    firstRefusal ??= refused.length ? Date.now() : undefined;
+    const cause = refused.find((r) => !isConsequentialRefusal(r.code));
+    if (cause || (firstRefusal !== undefined && Date.now() - firstRefusal > REFUSAL_GRACE_MS)) {
+      const names = await partyNames(c, id);
+      const name = (party: number) => names[party] ?? `party ${party}`;
+      const [first, ...others] = cause ? [cause, ...refused.filter((r) => r !== cause)] : refused;
+      const also = others.map((r) => `; then party ${name(r.party)}'s node refused: ${r.code}`).join("");
+      throw new CollabRefusedError(first!.code as CollabRefusalCode, `party ${name(first!.party)}'s node refused: ${first!.code}: ${refusalAdvice(first!.code)} (run ${runId} of collaboration ${hexId(id)}; that node's host.log has its reason)${also}`, name(first!.party));
+    }
     const state = await readCollaboration(c.network.writer, c.contract, id);
     if (!state.approved) throw new CollabRunError("COLLAB_NOT_APPROVED", `an approval of collaboration ${hexId(id)} was withdrawn while run ${runId} was pending: the nodes do not run it and the chain would not record it`);
     if (Date.now() > deadline) {
-      throw new CollabRunError("COLLAB_RUN_TIMEOUT", `run ${runId} of collaboration ${hexId(id)} was not recorded within ${timeoutMs / 1000} s (${seen.size} of ${state.partyCount} nodes joined); each party's node logs why in its host.log (collab-run-failed)`);
+      const names = await partyNames(c, id);
+      const absent = Array.from({ length: state.partyCount }, (_, i) => i).filter((i) => !seen.has(i)).map((i) => names[i] ?? `party ${i}`);
+      throw new CollabRunError(
+        "COLLAB_RUN_TIMEOUT",
+        `run ${runId} of collaboration ${hexId(id)} was not recorded within ${timeoutMs / 1000} s; ${absent.length ? `never joined: ${absent.join(", ")} (is that node running, cloister node, and its assignment current?)` : "every node joined"}; each party's node logs why in its host.log (collab-run-failed)`,
+        { details: { absent } },
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
+}
+
+/**
+ * A compute enclave whose partner fails mid-transfer refuses too (the stream broke, COLLAB_TRANSFER_INVALID), often
+ * first: such a refusal waits this long for the partner's own code, which names the cause.
+ */
+const REFUSAL_GRACE_MS = 3_000;
+
+/** Codes a node reports when another node failed first (its peer's stream broke): the other node's code is the cause. */
+function isConsequentialRefusal(code: string): boolean {
+  return code === "COLLAB_TRANSFER_INVALID" || code === "NET_STREAM_CLOSED";
+}
+
+/** The parties' names, from a run kit a party published (public text); empty when none can be read. */
+async function partyNames(c: Ctx, id: bigint): Promise<readonly string[]> {
+  const { assignments } = await readRunEvents(c.network.writer, c.contract, { fromBlock: 0n, toBlock: "latest", collaborationId: id });
+  for (const a of assignments.reverse()) {
+    try {
+      return decodeCollabDocument(collabKitSchema, await c.network.store.get(a.kitCid)).partyNames;
+    } catch {
+      // Another kit may be readable.
+    }
+  }
+  return [];
 }
 
 /** How long the compute node may take to publish a recorded run's blobs. */

@@ -37,12 +37,12 @@ async function collabRun(argv: string[]): Promise<number> {
     const collaboration = `0x${r.collaborationId.toString(16).padStart(64, "0")}`;
     if (!r.result) {
       // A table or an endpoint received the rows from the enclave; this side saw only the receipt.
-      if (values.json) printJson({ collaboration, run: r.runId, deliveredTo: r.deliveredTo, provenance: r.provenanceCid, verified: true });
+      if (values.json) printJson({ collaboration, run: r.runId, deliveredTo: r.deliveredTo, provenance: r.provenanceCid, verified: true, releaseProved: r.releasedAt !== undefined });
       else process.stdout.write(`rows delivered to ${r.deliveredTo} by the compute enclave; collaboration ${collaboration} run ${r.runId}; provenance ${r.provenanceCid}\n`);
       return 0;
     }
     if (values.json) {
-      printJson({ collaboration, run: r.runId, columns: r.result.columns, rows: r.result.rows, suppressed: r.result.suppressed, provenance: r.provenanceCid, verified: true });
+      printJson({ collaboration, run: r.runId, columns: r.result.columns, rows: r.result.rows, suppressed: r.result.suppressed, provenance: r.provenanceCid, verified: true, releaseProved: r.releasedAt !== undefined });
     } else {
       reporter.step("verified");
       for (const c of r.checks) reporter.detail(`✓ ${c}`);
@@ -51,10 +51,15 @@ async function collabRun(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (e) {
-    if (e instanceof CloisterError && isInputProblem(e.code)) throw new UsageError(`${e.code}: ${e.message}`, { cause: e, details: { code: e.code } });
-    if (e instanceof CollabRefusedError && isInputProblem(e.code)) throw new UsageError(`${e.code}: ${e.message}`, { cause: e, details: { code: e.code, party: e.party } });
-    throw e;
+    throw inputProblemAsUsage(e);
   }
+}
+
+/** A bad file or a source that cannot be read becomes a usage error (exit status 2); any other error is as it was (1). */
+export function inputProblemAsUsage(e: unknown): unknown {
+  if (e instanceof CollabRefusedError && isInputProblem(e.code)) return new UsageError(`${e.code}: ${e.message}`, { cause: e, details: { code: e.code, party: e.party } });
+  if (e instanceof CloisterError && isInputProblem(e.code)) return new UsageError(`${e.code}: ${e.message}`, { cause: e, details: { code: e.code } });
+  return e;
 }
 
 export function reportStep(reporter: Reporter, s: CollabStep): void {

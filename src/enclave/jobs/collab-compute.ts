@@ -12,8 +12,10 @@
 import { DuckDBInstance } from "@duckdb/node-api";
 import { getAddress, type Hex } from "viem";
 import { digestSet } from "../../protocol/anchor.ts";
-import type { CollabResult } from "../../protocol/collab-run.ts";
-import { deliver, resolveDelivery, type Delivery } from "./collab/deliver.ts";
+import type { CollabChainView, CollabResult } from "../../protocol/collab-run.ts";
+import { sha256 } from "../../crypto/sha256.ts";
+import { prepareDelivery, resolveDelivery, type Delivery } from "./collab/deliver.ts";
+import { holdResult } from "./collab/release.ts";
 import { collaborationsDomain, epsilonFromFixed, epsilonToFixed, runDigest } from "../../protocol/collaboration.ts";
 import { chargeEpsilon } from "../cleanroom/dp-budget.ts";
 import { runUnderPolicy } from "../cleanroom/run-query.ts";
@@ -40,6 +42,8 @@ interface AuthorizedCompute {
   epsilonSpentBefore: number;
   /** Where the compute party's own chain endpoints proved the collaboration's state, when it named them. */
   provedAt?: CollabProvedAt;
+  /** The compute party's endpoints: the result is then released only once the run's record is proved there. */
+  chainView?: CollabChainView;
   listening: PartnerListener;
 }
 
@@ -109,7 +113,7 @@ async function authorizeCompute(ctx: Parameters<typeof openDatasets>[0], p: Coll
   const proven = opened.chainView ? await proveCollabState(opened.chainView, checked, p.runId, p.collaboration.partyNames) : undefined;
   const epsilonSpentBefore = Number(proven ? proven.dpSpent : p.epsilonSpentBefore) / 1e6;
   if (policy.dp) chargeEpsilon(policy.dp, epsilonSpentBefore, 1);
-  return { checked, partners, descriptors: opened.datasets, delivery, epsilonSpentBefore, ...(proven ? { provedAt: proven.provedAt } : {}) };
+  return { checked, partners, descriptors: opened.datasets, delivery, epsilonSpentBefore, ...(proven ? { provedAt: proven.provedAt, chainView: opened.chainView } : {}) };
 }
 
 async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: CollabComputeParams, a: AuthorizedCompute) {
@@ -160,13 +164,24 @@ async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: Collab
     epsilonSpent: epsilonFromFixed(epsilonSpent),
     noised: [...result.noised],
   };
-  const sealed = await deliver(ctx, checked, p.runId, a.delivery, delivered);
+  // With the compute party's endpoints the result stays inside until the record is proved (collab/release.ts):
+  // the sealed result is withheld from the host, a table's or an endpoint's rows are sent only then.
+  const { output: sealed, send } = await prepareDelivery(ctx, checked, p.runId, a.delivery, delivered, a.chainView !== undefined);
+  const withheld = a.chainView !== undefined && a.delivery.kind === "party";
+  if (a.chainView) {
+    holdResult({ ...bindingOf(p), runId: p.runId, resultDigest: sha256(sealed) }, a.chainView, async () => {
+      await send();
+      return sealed;
+    });
+  } else {
+    await send();
+  }
   const inputs = datasets.map((d) => ({ name: datasetInputName(d.party, d.name), digest: d.digest as Hex }));
   runCounts.set(p, { inputDigest: digestSet(inputs), rowsDelivered: BigInt(result.rows.length), rowsSuppressed: BigInt(result.suppressed), epsilonSpent, termsHash: checked.termsHash });
   const terms = checked.terms;
   const policy = checked.policy;
   return {
-    outputs: [{ name: "result", bytes: sealed }],
+    outputs: [{ name: "result", bytes: sealed, ...(withheld ? { withheld: true as const } : {}) }],
     inputs,
     resourceUse: null,
     error: null,
@@ -190,9 +205,12 @@ async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: Collab
       epsilonSpent: epsilonFromFixed(epsilonSpent),
       recipient: { descriptor: terms.recipient, pin: terms.recipientPin.toLowerCase() as Hex },
       ...(a.provedAt ? { provedAt: a.provedAt } : {}),
+      release: a.chainView ? ("after-record-proved" as const) : ("at-compute" as const),
     },
   };
 }
+
+const bindingOf = (p: CollabComputeParams) => ({ chainId: p.collaboration.chainId, contract: p.collaboration.contract, collaborationId: p.collaboration.id });
 
 function cellOut(value: unknown): string | number | boolean | null {
   if (value === null || value === undefined) return null;

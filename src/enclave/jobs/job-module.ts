@@ -29,8 +29,8 @@ export interface ResourceUse {
 
 /** What execute returns to the runtime. */
 export interface JobRun<K extends JobKind> {
-  /** Output blobs by name: the provenance subject, published by the host. */
-  outputs: { name: string; bytes: Uint8Array }[];
+  /** Output blobs by name: the provenance subject, published by the host; a withheld one's bytes stay inside (the host gets its digest and CID). */
+  outputs: { name: string; bytes: Uint8Array; withheld?: true }[];
   /** SHA-256 of each input, by name. */
   inputs: { name: string; digest: Hex }[];
   /** Null when the kind keeps resource use from the host and the public record. */

@@ -49,7 +49,7 @@ import { approvalTypes, collaborationsDomain, epsilonToFixed, manifestRoleId, qu
 import type { CollabComputePredicate, CollabPartnerPredicate } from "../../protocol/job-kinds.ts";
 import { verifyProvenance } from "../../protocol/provenance.ts";
 import type { BlobStore } from "../../storage/blob-store.ts";
-import { attestPeer, computePredicate, recordAndPublish } from "../../host/collab-peer.ts";
+import { attestPeer, computePredicate, recordAndPublish, releaseNote, type CollabReleasedAt } from "../../host/collab-peer.ts";
 import { CollabRefusedError, CollabRunError, type CollabRefusalCode } from "./errors.ts";
 import type { LoadedCollabFile } from "./file.ts";
 
@@ -139,6 +139,8 @@ export interface CollabRunOutcome {
   deliveredTo: string;
   checks: string[];
   recordGas: bigint;
+  /** Where the compute enclave proved the run's record before it released the result; absent when it did not (no endpoints of the compute party). */
+  releasedAt?: CollabReleasedAt;
 }
 
 /** The peer record the host introduces for `node`'s enclave: its keys, fresh evidence for its operator, the pinned manifest. */
@@ -176,6 +178,10 @@ export interface RunOptions {
     approvals?: { nonce: bigint; signature: Hex }[];
     /** What the host seals to party `party`'s enclave instead of the party's own datasets (and chain endpoints). */
     sealedAs?: { party: number; datasets: CollabPartyDatasets };
+    /** Sees the compute enclave's outcome before the host records it. */
+    onComputed?: (outcome: JobOutcome) => void;
+    /** The host does not record the run: it asks the compute enclave to release the result at once instead. */
+    skipRecord?: boolean;
   };
 }
 
@@ -280,20 +286,32 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
   ]);
   const predicate = computePredicate(outcome, computeNode.enclave.identity.provenanceKey);
   step({ step: "computed", rowsDelivered: predicate.rowsDelivered, rowsSuppressed: predicate.rowsSuppressed, epsilonSpent: predicate.epsilonSpent });
-  const resultBlob = outcome.outputs[0]!;
+  o.tamper?.onComputed?.(outcome);
+  if (o.tamper?.skipRecord) {
+    const released = await computeNode.enclave.releaseCollabResult({ ...binding, runId, resultDigest: outcome.outputs[0]!.digest }).catch((e: unknown) => {
+      throw refusal(e, loaded.file.parties[computeIndex]!.name);
+    });
+    throw new CollabRunError("COLLAB_VERIFY_FAILED", `the compute enclave released ${released.bytes.length} bytes of an unrecorded run`);
+  }
 
-  // The compute party's node records the run and publishes the provenance and the sealed result (ciphertext for the recipient).
-  const recorded = await recordAndPublish(computeNode.writer, net.store, { contract: net.contract, collaborationId: id, runId, signer: computeNode.enclave.identity.signer, outcome, predicate });
+  // The compute party's node records the run and publishes the provenance and the sealed result (ciphertext for the
+  // recipient); a compute enclave with its party's endpoints releases the result only once it proved the record.
+  const recorded = await recordAndPublish(computeNode.writer, net.store, { contract: net.contract, collaborationId: id, runId, signer: computeNode.enclave.identity.signer, outcome, predicate, enclave: computeNode.enclave }).catch((e: unknown) => {
+    throw refusal(e, loaded.file.parties[computeIndex]!.name);
+  });
   step({ step: "recorded", runId, gasUsed: recorded.gasUsed });
   const { provenanceCid, resultCid } = recorded;
+  const resultBlob = { bytes: recorded.result };
 
   const checks = await verifyRun(net, { collaborationId: id, runId, provenance: outcome.provenance.bytes, result: resultBlob.bytes, computeProvenanceKey: computeNode.enclave.identity.provenanceKey, terms });
+  checks.push(releaseNote(recorded.releasedAt));
+  const released = recorded.releasedAt ? { releasedAt: recorded.releasedAt } : {};
   if (loaded.recipientIndex < 0) {
     // A table or an endpoint: the compute enclave delivered the rows itself; the output is its public receipt.
     const receipt = JSON.parse(new TextDecoder().decode(resultBlob.bytes)) as { delivered: string; rowsDelivered: number; rowsSuppressed: number };
     step({ step: "delivered", party: receipt.delivered, path: receipt.delivered });
     checks.push(`the compute enclave delivered ${receipt.rowsDelivered} rows to ${receipt.delivered} over TLS with the pinned certificate (its receipt is the provenance subject)`);
-    return { collaborationId: id, runId, provenanceCid, resultCid, deliveredTo: receipt.delivered, checks, recordGas: recorded.gasUsed };
+    return { collaborationId: id, runId, provenanceCid, resultCid, deliveredTo: receipt.delivered, checks, recordGas: recorded.gasUsed, ...released };
   }
   // Delivered to the recipient party's node, which keeps it sealed to the recipient.
   const recipientNode = nodes[loaded.recipientIndex]!;
@@ -305,7 +323,7 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
   const plain = await openCollabBlob(o.recipientKey.privateKey, collabResultInfo(binding, runId, o.recipientKey.publicKey), resultBlob.bytes, "the delivered result");
   const result = decodeCollabResult(plain);
   checks.push(`the result opened with ${recipientNode.name}'s key (pinned in the terms): ${result.rows.length} rows, ${result.suppressed} suppressed`);
-  return { collaborationId: id, runId, result, provenanceCid, resultCid, deliveredTo, checks, recordGas: recorded.gasUsed };
+  return { collaborationId: id, runId, result, provenanceCid, resultCid, deliveredTo, checks, recordGas: recorded.gasUsed, ...released };
 }
 
 /** What a verifier checks of a run: the provenance signature, its predicate against the terms, the result digest, the run on chain. */

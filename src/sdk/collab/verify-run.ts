@@ -86,3 +86,10 @@ export async function verifyRecordedRun(c: {
   });
   return { ...verdict, ok: checks.every((check) => check.ok), checks };
 }
+
+/** What a run's signed record says about when its result left the compute enclave (collab run prints it). */
+export function releaseOf(predicate: CollabComputePredicate | undefined): string {
+  return predicate?.release === "after-record-proved"
+    ? "the compute enclave releases the result only once it has proved, at its party's chain endpoints, that this run was recorded with it"
+    : "release not proved: the result left the compute enclave with its signed Run (the compute party names no chain endpoints)";
+}

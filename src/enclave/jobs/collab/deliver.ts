@@ -7,7 +7,7 @@
  */
 import { getAddress } from "viem";
 import { canonicalJsonBytes } from "../../../crypto/canonical-json.ts";
-import { fromHex } from "../../../crypto/bytes.ts";
+import { fromHex, toHex } from "../../../crypto/bytes.ts";
 import { sha256 } from "../../../crypto/sha256.ts";
 import { collabDeliveryInfo, collabResultInfo, encodeCollabResult, openCollabBlob, recipientDescriptor, sealCollabBlob, type CollabResult } from "../../../protocol/collab-run.ts";
 import { writeRows, type Column, type ColumnType, type Row } from "../../connectors/index.ts";
@@ -50,17 +50,24 @@ export async function resolveDelivery(ctx: EnclaveContext, checked: CheckedColla
   return { kind: "postgres", url, table, pin };
 }
 
-/** Delivers the rows; returns the run's output: the sealed result (a party) or a receipt (a table, an endpoint). */
-export async function deliver(ctx: EnclaveContext, checked: CheckedCollaboration, runId: number, d: Delivery, result: CollabResult): Promise<Uint8Array> {
-  if (d.kind === "party") return sealCollabBlob(d.key, collabResultInfo(checked.binding, runId, d.key), encodeCollabResult(result));
-  if (d.kind === "postgres") {
-    const columns = result.columns.map((name, i) => ({ name, type: columnType(result.rows.map((r) => r[i])) }));
-    const rows = result.rows.map((r) => r.map((v, i) => cell(v, columns[i]!.type)));
-    await writeRows({ type: "postgres", url: d.url, table: d.table, mode: "append" }, columns, [rows], { network: { net: ctx.net!, pin: { kind: "certificate", sha256: d.pin } } });
-  } else {
-    await postJson(ctx, d.url, d.pin, encodeCollabResult(result));
-  }
-  return canonicalJsonBytes({
+/**
+ * The run's output and how to deliver it: the sealed result (a party: nothing left to send; its node carries
+ * it) or a receipt (a table, an endpoint: `send` writes the rows from inside). `held` marks a delivery released
+ * after the record is proved: its receipt carries a fresh nonce, so two computations of one run never share a
+ * result digest.
+ */
+export async function prepareDelivery(ctx: EnclaveContext, checked: CheckedCollaboration, runId: number, d: Delivery, result: CollabResult, held = false): Promise<{ output: Uint8Array; send: () => Promise<void> }> {
+  if (d.kind === "party") return { output: await sealCollabBlob(d.key, collabResultInfo(checked.binding, runId, d.key), encodeCollabResult(result)), send: async () => {} };
+  const send = async () => {
+    if (d.kind === "postgres") {
+      const columns = result.columns.map((name, i) => ({ name, type: columnType(result.rows.map((r) => r[i])) }));
+      const rows = result.rows.map((r) => r.map((v, i) => cell(v, columns[i]!.type)));
+      await writeRows({ type: "postgres", url: d.url, table: d.table, mode: "append" }, columns, [rows], { network: { net: ctx.net!, pin: { kind: "certificate", sha256: d.pin } } });
+    } else {
+      await postJson(ctx, d.url, d.pin, encodeCollabResult(result));
+    }
+  };
+  const output = canonicalJsonBytes({
     delivered: checked.terms.recipient,
     collaborationId: result.collaborationId,
     runId,
@@ -68,7 +75,9 @@ export async function deliver(ctx: EnclaveContext, checked: CheckedCollaboration
     rowsDelivered: result.rows.length,
     rowsSuppressed: result.suppressed,
     epsilonSpent: result.epsilonSpent,
+    ...(held ? { nonce: toHex(crypto.getRandomValues(new Uint8Array(16))) } : {}),
   });
+  return { output, send };
 }
 
 function columnType(values: readonly unknown[]): ColumnType {

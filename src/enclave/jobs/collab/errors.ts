@@ -19,7 +19,9 @@ export type CollabJobErrorCode =
   | "COLLAB_DATASET_NAME"
   | "COLLAB_CHAIN_UNPROVEN"
   | "COLLAB_RUN_RECORDED"
-  | "COLLAB_MAX_RUNS";
+  | "COLLAB_MAX_RUNS"
+  | "COLLAB_RUN_PENDING"
+  | "COLLAB_RUN_NOT_RECORDED";
 
 export class CollabJobError extends CloisterError<CollabJobErrorCode> {}
 
