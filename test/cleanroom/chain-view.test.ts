@@ -17,7 +17,7 @@ import { readApprovals } from "../../src/chain/actions/read-approvals.ts";
 import { readRuns } from "../../src/chain/actions/read-runs.ts";
 import type { Hex } from "viem";
 import type { JobOutcome } from "../../src/enclave/call-gate.ts";
-import { computePredicate } from "../../src/host/collab-peer.ts";
+import { computePredicate, recordAndPublish } from "../../src/host/collab-peer.ts";
 import { withdrawApproval } from "../../src/chain/actions/withdraw-approval.ts";
 import { startChainRpcServer, type ChainRpcServer } from "../../src/chain/rpc-server.ts";
 import { collabDatasetsDigest } from "../../src/protocol/collab-run.ts";
@@ -154,5 +154,33 @@ describe("clean room, release after record", () => {
     await assert.rejects(release(first!.outputs[0]!.digest), /COLLAB_RUN_NOT_RECORDED: no result of run 1/);
     // The recorded one was released once: asking again gives nothing more.
     await assert.rejects(release(runs[0]!.resultDigest), /COLLAB_RUN_NOT_RECORDED: no result of run 1/);
+  });
+
+  test("two release requests for one recorded result, at once: one gets it, the other nothing", async () => {
+    const made = await created(fx, load(fx, retailerWithEndpoints()));
+    const node = made.nodes[0]!;
+    let computed: JobOutcome | undefined;
+    await assert.rejects(run(fx, made, { tamper: { onComputed: (o) => (computed = o), skipRecord: true } }), refusedBy("COLLAB_RUN_PENDING", "retailer", /run 1 is not recorded/));
+    // The host records that result, then asks for it twice concurrently.
+    const answers: PromiseSettledResult<unknown>[] = [];
+    await recordAndPublish(node.writer, fx.c.net.store, {
+      contract: fx.c.net.contract,
+      collaborationId: made.collaborationId,
+      runId: 1,
+      signer: node.enclave.identity.signer,
+      outcome: computed!,
+      predicate: computePredicate(computed!, node.enclave.identity.provenanceKey),
+      enclave: {
+        releaseCollabResult: async (params) => {
+          answers.push(...(await Promise.allSettled([node.enclave.releaseCollabResult(params), node.enclave.releaseCollabResult(params)])));
+          const got = answers.find((a) => a.status === "fulfilled");
+          if (!got) throw (answers[0] as PromiseRejectedResult).reason;
+          return got.value as Awaited<ReturnType<typeof node.enclave.releaseCollabResult>>;
+        },
+      },
+    });
+    assert.deepEqual(answers.map((a) => a.status).sort(), ["fulfilled", "rejected"], "released exactly once");
+    const refused = answers.find((a) => a.status === "rejected")!.reason as Error;
+    assert.match(refused.message, /COLLAB_RUN_NOT_RECORDED: (the result of run 1 .* was released or dropped while its record was proved|no result of run 1)/);
   });
 });

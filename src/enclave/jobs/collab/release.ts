@@ -68,6 +68,8 @@ export async function releaseResult(r: ReleaseRequest): Promise<{ bytes: Uint8Ar
     throw new CollabJobError("COLLAB_CHAIN_UNPROVEN", `the run's record could not be proved from the compute party's chain endpoints (${(error as Error).message}); the result stays held: ask again`, { cause: error });
   }
   const provedAt: CollabProvedAt = { number: String(block.number), hash: block.hash.toLowerCase() as Hex, timestamp: String(block.timestamp), chosenBy: "party-endpoints" };
+  // Another call for the same result may have released or dropped it while this one proved the record.
+  if (held.get(key) !== entry) throw new CollabJobError("COLLAB_RUN_NOT_RECORDED", `the result of run ${r.runId} with digest ${r.resultDigest} was released or dropped while its record was proved`);
   if (BigInt(recorded) === 0n) {
     throw new CollabJobError("COLLAB_RUN_PENDING", `run ${r.runId} is not recorded at block ${block.number}: the result is released once the record is proved (record the run, wait finalityDepth blocks, ask again)`, { details: { block: provedAt.number } });
   }
