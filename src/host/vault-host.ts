@@ -220,8 +220,10 @@ export class VaultHost {
     const run = this.#confirming.then(async () => {
       for (;;) {
         const max = Math.max(10, Math.floor(MAX_CONFIRMATIONS_PER_CALL / Math.max(1, this.#slots.size)));
+        // One list for both: a slot supervised or dropped while the enclaves answer must not shift the indices.
+        const slots = [...this.#slots.values()];
         const signed = await Promise.all(
-          [...this.#slots.values()].map((s) =>
+          slots.map((s) =>
             s.enclave.confirmations({ max, recheckEpoch: s.recheckEpoch, batches: CONFIRMATION_BATCHES }).then(
               (chunks) => {
                 s.recheckEpoch = false;
@@ -231,7 +233,6 @@ export class VaultHost {
             ),
           ),
         );
-        const slots = [...this.#slots.values()];
         // Chunk i of every enclave before chunk i + 1 of any: each call carries several enclaves while it can.
         const chunks: Confirmable[] = [];
         for (let i = 0; i < CONFIRMATION_BATCHES; i++) signed.forEach((c, at) => c[i] && chunks.push({ s: slots[at]!, c: c[i]! }));
