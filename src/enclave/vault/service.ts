@@ -14,7 +14,7 @@ import { parseShareSetDescriptor, shareSetDescriptorJson, type ShareSetDescripto
 import { openVerifiedShare, sealRetrievalResponse, sealShare, sealShareSet, ShareOpener, ShareSealer, type ShareEnvelope } from "../../protocol/vault-envelopes.ts";
 import { refreshShares } from "../../protocol/vault-reshare.ts";
 import { verifyRetrievalRequest, vaultDomain, type RetrievalNonceStore } from "../../protocol/vault-retrieval.ts";
-import { checkDescriptor, shareSetRoot, type ShareSetDescriptor } from "../../protocol/vault-shares.ts";
+import { checkDescriptor, checkShareAgainst, shareSetRoot, type ShareSetDescriptor } from "../../protocol/vault-shares.ts";
 import type { TrustedHeader } from "../chain-view/header.ts";
 import type { SecretWord, VaultChain } from "./chain.ts";
 import { VaultEnclaveError } from "./errors.ts";
@@ -165,8 +165,10 @@ export class VaultService {
 
   async #accept(opener: ShareOpener, rawDescriptor: unknown, envelope: ShareEnvelope, block: TrustedHeader, slot: number, record?: SecretWord): Promise<{ tokenId: bigint; version: bigint }> {
     const { descriptor, root } = await this.#checkedDescriptor(rawDescriptor, block, record);
-    // TAMPERED_SHARE / WRONG_BINDING (VaultShareError) when the share is not the one the root commits to.
-    const share = opener.openVerified(descriptor, root, slot, envelope);
+    // TAMPERED_SHARE / WRONG_BINDING (VaultShareError) when the share is not the one the root commits to
+    // (the descriptor was just checked against the proved root: only the share's commitment is left).
+    const share = opener.open({ binding: descriptor.binding, version: descriptor.version, slot }, envelope);
+    checkShareAgainst(descriptor, share);
     const tokenId = descriptor.binding.tokenId;
     // Idempotent: the same version again (fetched from a second cluster, a store relayed twice) changes nothing.
     if (this.#store.get(tokenId)?.version === descriptor.version) {
