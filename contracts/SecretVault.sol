@@ -13,10 +13,11 @@ import {IEnclaveRegistry} from "./IEnclaveRegistry.sol";
 /// shares against it off chain) and a version. Share i lives in the enclave at slot i of a cluster; every
 /// cluster of n slots holds the same share set. Each slot enclave confirms the shares it holds with one
 /// EIP-712 signature over a list of (token, version, sharesRoot), relayed by anyone; when all n slots of a
-/// cluster have confirmed a token's current version, `SecretSynced` is emitted once.
+/// cluster have confirmed a token's current version, `SecretSynced` is emitted once per version and membership.
 /// @dev Roles: DEFAULT_ADMIN_ROLE grants and revokes roles; CLUSTER_ADMIN_ROLE creates clusters and replaces
-/// a slot's enclave. A replacement bumps the cluster's epoch, which every confirmation signs: the cluster's
-/// confirmations all start over, so a synced cluster is one whose current members all hold the current shares.
+/// a slot's enclave. A replacement of slot j bumps the cluster's epoch, which every confirmation signs, and
+/// invalidates slot j's confirmations only: the other members still hold the same shares, so theirs keep
+/// counting, and a synced cluster is still one whose current members all hold the current shares.
 /// A re-share (new shares of the same secret, new `sharesRoot`, version + 1) is signed by at least k enclaves
 /// of one cluster. The registry is trusted and only read (view calls), before any state changes.
 contract SecretVault is ERC721, EIP712, AccessControl {
@@ -57,7 +58,8 @@ contract SecretVault is ERC721, EIP712, AccessControl {
         bool used;
     }
 
-    /// @dev One storage slot: the slots of `cluster` that confirmed `version` under `epoch`.
+    /// @dev One storage slot: the slots of `cluster` that confirmed `version`, as last written under `epoch`.
+    /// Bit i still counts while slot i's member took its slot at or before `epoch` (see `slotSince`).
     struct Sync {
         uint64 version;
         uint32 epoch;
@@ -97,6 +99,10 @@ contract SecretVault is ERC721, EIP712, AccessControl {
     mapping(address enclave => Membership) public membershipOf;
     mapping(uint256 tokenId => Secret) internal _secrets;
     mapping(uint256 tokenId => mapping(uint64 cluster => Sync)) internal _syncs;
+    /// @notice The cluster epoch at which each slot's current member took it (0 for a founding member): a
+    /// confirmation recorded under epoch e by slot i still counts iff slotSince[cluster][i] <= e.
+    /// @dev Declared after every other state variable: enclaves prove storage words by their slot index.
+    mapping(uint64 cluster => mapping(uint8 slot => uint32 epoch)) public slotSince;
 
     error ZeroAddress();
     error InvalidClusterSize(uint256 size);
@@ -159,7 +165,8 @@ contract SecretVault is ERC721, EIP712, AccessControl {
     }
 
     /// @notice Puts `enclave` at `slot` of `cluster` (a revoked or failing member's replacement) and bumps the
-    /// cluster's epoch: every slot confirms again, so that `SecretSynced` means the current members hold the shares.
+    /// cluster's epoch: `slot`'s confirmations stop counting (the new member confirms again), the other slots'
+    /// stay, so that `SecretSynced` still means the current members hold the shares.
     function replaceMember(uint64 cluster, uint8 slot, address enclave) external onlyRole(CLUSTER_ADMIN_ROLE) {
         Cluster storage c = _requireCluster(cluster);
         if (slot >= c.size) revert InvalidSlot(cluster, slot);
@@ -168,6 +175,7 @@ contract SecretVault is ERC721, EIP712, AccessControl {
         address previous = memberAt[cluster][slot];
         uint32 epoch = ++c.epoch;
         memberAt[cluster][slot] = enclave;
+        slotSince[cluster][slot] = epoch;
         membershipOf[enclave] = Membership({cluster: cluster, slot: slot, used: true});
         emit ClusterMemberReplaced(cluster, slot, previous, enclave, epoch);
     }
@@ -257,11 +265,15 @@ contract SecretVault is ERC721, EIP712, AccessControl {
         return (c.size, c.epoch, members);
     }
 
-    /// @notice The slots of `cluster` that confirmed the token's current version under the current epoch.
+    /// @notice The slots of `cluster` whose current members confirmed the token's current version; `synced`
+    /// when they are all of them.
     function syncOf(uint256 tokenId, uint64 cluster) external view returns (uint32 mask, bool synced) {
         Sync storage y = _syncs[tokenId][cluster];
-        if (y.version != _secrets[tokenId].version || y.epoch != _clusters[cluster].epoch) return (0, false);
-        return (y.mask, y.synced);
+        if (y.version != _secrets[tokenId].version) return (0, false);
+        Cluster storage c = _clusters[cluster];
+        if (y.epoch == c.epoch) return (y.mask, y.synced);
+        // A member was replaced since: its slot no longer counts, so the cluster is not synced.
+        return (y.mask & _slotsHeldSince(cluster, c.size, y.epoch), false);
     }
 
     function confirmationDigest(uint64 cluster, uint32 epoch, uint8 slot, ShareRef[] calldata shares) external view returns (bytes32) {
@@ -274,13 +286,17 @@ contract SecretVault is ERC721, EIP712, AccessControl {
 
     // ---------------------------------------------------------------- internals
 
-    /// @dev What every share of one confirmation item shares; a struct keeps the stack shallow.
+    /// @dev What every share of one confirmation item shares; a struct keeps the stack shallow. `heldAt` and
+    /// `heldSince` cache the last `_slotsHeldSince(cluster, size, heldAt)` (most tokens share the epoch).
     struct Signed {
         uint64 cluster;
         uint32 epoch;
         uint8 size;
         uint8 slot;
         address enclave;
+        uint32 heldAt;
+        uint32 heldSince;
+        bool held;
     }
 
     /// @dev Checks, records and emits, then mints: the receiver hook of a contract owner is the only external call.
@@ -298,7 +314,9 @@ contract SecretVault is ERC721, EIP712, AccessControl {
     function _confirm(Confirmation calldata item) internal {
         Cluster storage c = _requireCluster(item.cluster);
         if (item.shares.length == 0) revert EmptyBatch();
-        Signed memory g = Signed({cluster: item.cluster, epoch: c.epoch, size: c.size, slot: item.slot, enclave: address(0)});
+        Signed memory g = Signed({
+            cluster: item.cluster, epoch: c.epoch, size: c.size, slot: item.slot, enclave: address(0), heldAt: 0, heldSince: 0, held: false
+        });
         g.enclave = _requireSlotSigner(
             g.cluster, g.size, g.slot, _confirmationDigest(g.cluster, g.epoch, g.slot, item.shares), item.signature
         );
@@ -306,12 +324,21 @@ contract SecretVault is ERC721, EIP712, AccessControl {
     }
 
     /// @dev Records slot `g.slot`'s confirmation of `tokenId` at `version`; emits SecretSynced on the last slot.
+    /// A record written under an earlier epoch keeps the bits of the slots whose members have not changed since.
     function _record(Signed memory g, uint256 tokenId, uint64 version) internal {
         Secret storage s = _requireLive(tokenId);
         if (version != s.version) revert WrongVersion(tokenId, version, s.version);
         if (s.shares != g.size) revert ClusterSizeMismatch(tokenId, g.cluster, s.shares, g.size);
         Sync memory m = _syncs[tokenId][g.cluster];
-        if (m.version != version || m.epoch != g.epoch) m = Sync({version: version, epoch: g.epoch, mask: 0, synced: false});
+        if (m.version != version) {
+            m = Sync({version: version, epoch: g.epoch, mask: 0, synced: false});
+        } else if (m.epoch != g.epoch) {
+            if (!g.held || g.heldAt != m.epoch) {
+                (g.heldAt, g.heldSince, g.held) = (m.epoch, _slotsHeldSince(g.cluster, g.size, m.epoch), true);
+            }
+            // A replaced slot's bit is gone, so the record is not synced any more.
+            m = Sync({version: version, epoch: g.epoch, mask: m.mask & g.heldSince, synced: false});
+        }
         uint32 bit = uint32(1) << g.slot;
         if (m.mask & bit != 0) revert AlreadyConfirmed(tokenId, g.cluster, g.slot);
         m.mask |= bit;
@@ -322,6 +349,13 @@ contract SecretVault is ERC721, EIP712, AccessControl {
             emit SecretSynced(tokenId, g.cluster, version);
         }
         _syncs[tokenId][g.cluster] = m;
+    }
+
+    /// @dev The slots of `cluster` whose current member took the slot at or before `epoch`, as a mask.
+    function _slotsHeldSince(uint64 cluster, uint8 size, uint32 epoch) internal view returns (uint32 held) {
+        for (uint8 i = 0; i < size; ++i) {
+            if (slotSince[cluster][i] <= epoch) held |= uint32(1) << i;
+        }
     }
 
     function _confirmationDigest(uint64 cluster, uint32 epoch, uint8 slot, ShareRef[] calldata shares) internal view returns (bytes32) {

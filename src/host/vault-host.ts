@@ -98,8 +98,8 @@ const MAX_CONFIRMATIONS_PER_CALL = 1_200;
 
 /**
  * Signed chunks an enclave hands over per flush round: its place and epoch are proved once per round (an
- * eth_getProof whose cost grows with the vault's storage), so a backlog of thousands (every share again
- * under a new epoch) takes a proof per eight calls, not per call.
+ * eth_getProof whose cost grows with the vault's storage), so a backlog of thousands (a bootstrap's
+ * imports) takes a proof per eight calls, not per call.
  */
 const CONFIRMATION_BATCHES = 8;
 
@@ -133,8 +133,6 @@ function packConfirmations(chunks: readonly Confirmable[]): Confirmable[][] {
 /** One supervised enclave and the handle the host exposes for it. */
 class Slot implements VaultSlotApi {
   readonly enclave: VaultEnclaveClient;
-  /** Set when the crawl saw a member of this enclave's cluster replaced: its next confirmation rechecks the epoch. */
-  recheckEpoch = true;
   readonly #host: VaultHost;
   constructor(enclave: VaultEnclaveClient, host: VaultHost) {
     this.enclave = enclave;
@@ -225,13 +223,7 @@ export class VaultHost {
         const slots = [...this.#slots.values()];
         const signed = await Promise.all(
           slots.map((s) =>
-            s.enclave.confirmations({ max, recheckEpoch: s.recheckEpoch, batches: CONFIRMATION_BATCHES }).then(
-              (chunks) => {
-                s.recheckEpoch = false;
-                return chunks;
-              },
-              () => [],
-            ),
+            s.enclave.confirmations({ max, batches: CONFIRMATION_BATCHES }).catch((): SignedConfirmation[] => []),
           ),
         );
         // Chunk i of every enclave before chunk i + 1 of any: each call carries several enclaves while it can.
@@ -419,7 +411,6 @@ export class VaultHost {
             const { committed } = await slot.enclave.reshareCommit({ tokenId: e.tokenId });
             if (committed) this.scheduleConfirmations();
           }
-          if (e.kind === "memberReplaced" && e.cluster === place.cluster) slot.recheckEpoch = true;
         }
         const { tokenIds } = synced.length ? await slot.enclave.missing({ tokens: synced.map((e) => ({ tokenId: e.tokenId, version: e.version })) }) : { tokenIds: [] };
         const need = new Set(tokenIds);

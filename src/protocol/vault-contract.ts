@@ -69,6 +69,9 @@ export interface Reshare {
  * enclave that proves state with eth_getProof (src/enclave/chain-view/) instead of trusting its host's calls.
  * `owners` is ERC-721's tokenId → owner. A `secrets` entry is two words: word 0 packs threshold (byte 0),
  * shares (byte 1), version (bytes 2..9) and burned (byte 10), low-order first; word 1 is sharesRoot.
- * `memberAt` is cluster → slot → enclave.
+ * `memberAt` is cluster → slot → enclave. A `syncs` entry (token → cluster) packs version (bytes 0..7), the
+ * epoch it was last written under (8..11), the mask of confirmed slots (12..15) and synced (16). `slotSince`
+ * (cluster → slot → the epoch its current member took it) is declared last: a confirmation recorded under
+ * epoch e by slot i counts while slotSince ≤ e.
  */
-export const vaultStorageSlots = { owners: 2n, memberAt: 11n, secrets: 13n, syncs: 14n } as const;
+export const vaultStorageSlots = { owners: 2n, memberAt: 11n, secrets: 13n, syncs: 14n, slotSince: 15n } as const;

@@ -3,7 +3,8 @@
  * 100 in one storeBatch), one
  * confirmation (first, middle and the last slot, which syncs), one enclave
  * confirming 10 and 50 tokens with one signature, a whole cluster syncing 10
- * and 50 tokens in one call, a re-share and a burn. The bounds are loose
+ * and 50 tokens in one call, a replacement and the new member re-syncing 1
+ * and 50 tokens alone, a re-share and a burn. The bounds are loose
  * ceilings so that a regression fails; the figures are printed as diagnostics.
  */
 import { after, before, test } from "node:test";
@@ -12,6 +13,7 @@ import { burnSecret } from "../../src/chain/actions/burn-secret.ts";
 import { confirmShares } from "../../src/chain/actions/confirm-shares.ts";
 import { createCluster } from "../../src/chain/actions/create-cluster.ts";
 import { readCluster } from "../../src/chain/actions/read-cluster.ts";
+import { replaceClusterMember } from "../../src/chain/actions/replace-cluster-member.ts";
 import { reshareSecret } from "../../src/chain/actions/reshare-secret.ts";
 import { storeSecrets } from "../../src/chain/actions/store-secret.ts";
 import { deploySecretVault } from "../../src/chain/deploy.ts";
@@ -79,6 +81,21 @@ test("a whole cluster syncs 1, 10 and 50 tokens in one call", async (t) => {
     assert.equal(receipt.logs.length, n * 6);
     record(t, `sync ${n} tokens (5 enclaves, 1 call), per token`, gasUsed / BigInt(n), 250_000n);
   }
+});
+
+test("after a replacement the new member alone re-syncs: 1 and 50 tokens", async (t) => {
+  const c = await makeCluster(v);
+  const ids = await tokens(51);
+  await confirmShares(v.relayer, v.vault, await clusterConfirmations(v, c.cluster, c.enclaves, ids));
+  const replacement = newEnclave();
+  await register(v, replacement, v.chain.accounts.operators[0]!.address);
+  record(t, "replaceMember", (await replaceClusterMember(v.admin, v.vault, c.cluster, 2, replacement.address)).gasUsed, 110_000n);
+  const one = await confirmShares(v.relayer, v.vault, [await confirmationBy(v, replacement, c.cluster, 2, ids.slice(0, 1))]);
+  assert.equal(one.receipt.logs.length, 2);
+  record(t, "re-sync 1 token after a replacement (new member, SecretSynced)", one.gasUsed, 75_000n);
+  const many = await confirmShares(v.relayer, v.vault, [await confirmationBy(v, replacement, c.cluster, 2, ids.slice(1))]);
+  assert.equal(many.receipt.logs.length, 100);
+  record(t, "re-sync 50 tokens after a replacement (new member, 1 signature), per token", many.gasUsed / 50n, 25_000n);
 });
 
 test("re-share (3 signatures) and burn", async (t) => {

@@ -16,14 +16,21 @@ import { writeContractTransaction } from "../../src/chain/actions/send-transacti
 import { secretTokenId, storeSecret, storeSecrets } from "../../src/chain/actions/store-secret.ts";
 import { advanceTime, newEnclave, randomDigest, register, rejectsWith } from "./fixture.ts";
 import { vaultStorageSlots } from "../../src/protocol/vault-contract.ts";
+import { mappingSlot, nestedMappingSlot } from "../../src/enclave/chain-view/slots.ts";
+import { VAULT_CLUSTERS_SLOT, VAULT_MEMBERSHIP_SLOT } from "../../src/enclave/vault/chain.ts";
 import { clusterConfirmations, confirmationBy, makeCluster, signReshare, signShares, startVault, storeToken, type VaultFixture } from "./vault-fixture.ts";
+
+function slotSince(cluster: bigint, slot: number): Promise<number> {
+  return readContract(v.reader, { address: v.vault, abi: secretVaultAbi, functionName: "slotSince", args: [cluster, slot] });
+}
 
 function events(receipt: { logs: Parameters<typeof parseEventLogs>[0]["logs"] }) {
   return parseEventLogs({ abi: secretVaultAbi, logs: receipt.logs });
 }
 
+let v: VaultFixture;
+
 describe("SecretVault", () => {
-  let v: VaultFixture;
   let a: { cluster: bigint; enclaves: ReturnType<typeof newEnclave>[] };
   let b: { cluster: bigint; enclaves: ReturnType<typeof newEnclave>[] };
   before(async () => {
@@ -203,30 +210,85 @@ describe("SecretVault", () => {
     await rejectsWith(confirmShares(v.relayer, v.vault, [late]), "EnclaveInactive");
   });
 
-  test("replacing a member bumps the epoch: old signatures and the old member are refused, every slot confirms again", async () => {
-    const c = await makeCluster(v, 3);
-    const { tokenId } = await storeToken(v, 2, 3);
-    const before = await clusterConfirmations(v, c.cluster, c.enclaves, [tokenId]);
+  test("replacing slot 2 invalidates only slot 2's confirmations: the new member alone re-syncs", async () => {
+    const c = await makeCluster(v);
+    const { tokenId } = await storeToken(v);
+    const { tokenId: partial } = await storeToken(v);
+    await confirmShares(v.relayer, v.vault, await clusterConfirmations(v, c.cluster, c.enclaves, [tokenId]));
+    const before = await clusterConfirmations(v, c.cluster, c.enclaves, [partial]);
     await confirmShares(v.relayer, v.vault, before.slice(0, 2));
     const replacement = newEnclave();
     await register(v, replacement, v.chain.accounts.operators[0]!.address);
 
-    await rejectsWith(replaceClusterMember(v.relayer, v.vault, c.cluster, 1, replacement.address), "AccessControlUnauthorizedAccount");
-    await rejectsWith(replaceClusterMember(v.admin, v.vault, 999n, 1, replacement.address), "UnknownCluster");
-    await rejectsWith(replaceClusterMember(v.admin, v.vault, c.cluster, 3, replacement.address), "InvalidSlot");
-    await rejectsWith(replaceClusterMember(v.admin, v.vault, c.cluster, 1, newEnclave().address), "EnclaveInactive");
-    await rejectsWith(replaceClusterMember(v.admin, v.vault, c.cluster, 1, a.enclaves[0]!.address), "EnclaveAlreadyMember");
-    const tx = await replaceClusterMember(v.admin, v.vault, c.cluster, 1, replacement.address);
-    assert.deepEqual(events(tx.receipt).map((e) => e.args), [{ cluster: c.cluster, slot: 1, previous: c.enclaves[1]!.address, enclave: replacement.address, epoch: 1 }]);
-    assert.deepEqual(await readSync(v.reader, v.vault, tokenId, c.cluster), { confirmedSlots: [], synced: false });
-    // Signed under epoch 0: refused (the digest no longer matches).
-    await rejectsWith(confirmShares(v.relayer, v.vault, [before[2]!]), "NotSlotEnclave");
-    // The replaced enclave, under the new epoch: no longer at its slot, and never admitted again.
-    await rejectsWith(confirmShares(v.relayer, v.vault, [await confirmationBy(v, c.enclaves[1]!, c.cluster, 1, [tokenId])]), "NotSlotEnclave");
-    await rejectsWith(replaceClusterMember(v.admin, v.vault, c.cluster, 2, c.enclaves[1]!.address), "EnclaveAlreadyMember");
+    await rejectsWith(replaceClusterMember(v.relayer, v.vault, c.cluster, 2, replacement.address), "AccessControlUnauthorizedAccount");
+    await rejectsWith(replaceClusterMember(v.admin, v.vault, 999n, 2, replacement.address), "UnknownCluster");
+    await rejectsWith(replaceClusterMember(v.admin, v.vault, c.cluster, 5, replacement.address), "InvalidSlot");
+    await rejectsWith(replaceClusterMember(v.admin, v.vault, c.cluster, 2, newEnclave().address), "EnclaveInactive");
+    await rejectsWith(replaceClusterMember(v.admin, v.vault, c.cluster, 2, a.enclaves[0]!.address), "EnclaveAlreadyMember");
+    const tx = await replaceClusterMember(v.admin, v.vault, c.cluster, 2, replacement.address);
+    assert.deepEqual(events(tx.receipt).map((e) => e.args), [{ cluster: c.cluster, slot: 2, previous: c.enclaves[2]!.address, enclave: replacement.address, epoch: 1 }]);
+    assert.equal(await slotSince(c.cluster, 2), 1);
+    assert.equal(await slotSince(c.cluster, 3), 0);
+    // The unchanged members' confirmations still count; the replaced slot's does not.
+    assert.deepEqual(await readSync(v.reader, v.vault, tokenId, c.cluster), { confirmedSlots: [0, 1, 3, 4], synced: false });
+    assert.deepEqual(await readSync(v.reader, v.vault, partial, c.cluster), { confirmedSlots: [0, 1], synced: false });
 
-    const after = await confirmShares(v.relayer, v.vault, await clusterConfirmations(v, c.cluster, [c.enclaves[0]!, replacement, c.enclaves[2]!], [tokenId]));
-    assert.deepEqual(events(after.receipt).filter((e) => e.eventName === "SecretSynced").map((e) => e.args), [{ tokenId, cluster: c.cluster, version: 1n }]);
+    // Signed under epoch 0: refused (the digest no longer matches).
+    await rejectsWith(confirmShares(v.relayer, v.vault, [before[3]!]), "NotSlotEnclave");
+    // The replaced enclave, under the new epoch: no longer at its slot, and never admitted again.
+    const old = await rejectsWith(confirmShares(v.relayer, v.vault, [await confirmationBy(v, c.enclaves[2]!, c.cluster, 2, [tokenId])]), "NotSlotEnclave");
+    assert.equal(old.args.signer, c.enclaves[2]!.address);
+    await rejectsWith(replaceClusterMember(v.admin, v.vault, c.cluster, 3, c.enclaves[2]!.address), "EnclaveAlreadyMember");
+    // An unchanged member confirming again under the new epoch is a replay.
+    const replay = await rejectsWith(confirmShares(v.relayer, v.vault, [await confirmationBy(v, c.enclaves[0]!, c.cluster, 0, [tokenId])]), "AlreadyConfirmed");
+    assert.deepEqual(replay.args, { tokenId, cluster: c.cluster, slot: 0 });
+
+    const resync = await confirmShares(v.relayer, v.vault, [await confirmationBy(v, replacement, c.cluster, 2, [tokenId])]);
+    assert.deepEqual(events(resync.receipt).map((e) => e.eventName), ["ShareConfirmed", "SecretSynced"]);
+    assert.deepEqual(events(resync.receipt)[1]!.args, { tokenId, cluster: c.cluster, version: 1n });
+    assert.deepEqual(await readSync(v.reader, v.vault, tokenId, c.cluster), { confirmedSlots: [0, 1, 2, 3, 4], synced: true });
+    await rejectsWith(confirmShares(v.relayer, v.vault, [await confirmationBy(v, c.enclaves[1]!, c.cluster, 1, [tokenId])]), "AlreadyConfirmed");
+
+    // The partly confirmed token: its record moves to the new epoch with its two still-valid slots.
+    await confirmShares(v.relayer, v.vault, [await confirmationBy(v, c.enclaves[3]!, c.cluster, 3, [partial])]);
+    assert.deepEqual(await readSync(v.reader, v.vault, partial, c.cluster), { confirmedSlots: [0, 1, 3], synced: false });
+    await rejectsWith(confirmShares(v.relayer, v.vault, [await confirmationBy(v, c.enclaves[0]!, c.cluster, 0, [partial])]), "AlreadyConfirmed");
+    const rest = await confirmShares(v.relayer, v.vault, [await confirmationBy(v, replacement, c.cluster, 2, [partial]), await confirmationBy(v, c.enclaves[4]!, c.cluster, 4, [partial])]);
+    assert.deepEqual(events(rest.receipt).filter((e) => e.eventName === "SecretSynced").map((e) => e.args), [{ tokenId: partial, cluster: c.cluster, version: 1n }]);
+  });
+
+  test("replacements in a row: each drops its own slot, whatever epoch a token's record was last written under", async () => {
+    const c = await makeCluster(v);
+    const [r1, r2, r3] = [newEnclave(), newEnclave(), newEnclave()];
+    for (const e of [r1, r2, r3]) await register(v, e, v.chain.accounts.operators[0]!.address);
+    const tA = (await storeToken(v)).tokenId;
+    const tB = (await storeToken(v)).tokenId;
+    await confirmShares(v.relayer, v.vault, await clusterConfirmations(v, c.cluster, c.enclaves, [tA, tB]));
+
+    await replaceClusterMember(v.admin, v.vault, c.cluster, 2, r1.address);
+    await confirmShares(v.relayer, v.vault, [await confirmationBy(v, r1, c.cluster, 2, [tB])]);
+    assert.equal((await readSync(v.reader, v.vault, tB, c.cluster)).synced, true);
+    const second = await replaceClusterMember(v.admin, v.vault, c.cluster, 4, r3.address);
+    assert.deepEqual(events(second.receipt).map((e) => e.args), [{ cluster: c.cluster, slot: 4, previous: c.enclaves[4]!.address, enclave: r3.address, epoch: 2 }]);
+    // tA was last written under epoch 0 (slots 2 and 4 changed since), tB under epoch 1 (slot 4 changed since).
+    assert.deepEqual(await readSync(v.reader, v.vault, tA, c.cluster), { confirmedSlots: [0, 1, 3], synced: false });
+    assert.deepEqual(await readSync(v.reader, v.vault, tB, c.cluster), { confirmedSlots: [0, 1, 2, 3], synced: false });
+
+    // One signature of the new slot 4 over both: only tB is complete.
+    const both = await confirmShares(v.relayer, v.vault, [await confirmationBy(v, r3, c.cluster, 4, [tA, tB])]);
+    assert.deepEqual(events(both.receipt).filter((e) => e.eventName === "SecretSynced").map((e) => e.args.tokenId), [tB]);
+    assert.deepEqual(await readSync(v.reader, v.vault, tA, c.cluster), { confirmedSlots: [0, 1, 3, 4], synced: false });
+    await rejectsWith(confirmShares(v.relayer, v.vault, [await confirmationBy(v, c.enclaves[4]!, c.cluster, 4, [tA])]), "NotSlotEnclave");
+    const a2 = await confirmShares(v.relayer, v.vault, [await confirmationBy(v, r1, c.cluster, 2, [tA])]);
+    assert.deepEqual(events(a2.receipt).filter((e) => e.eventName === "SecretSynced").map((e) => e.args.tokenId), [tA]);
+
+    // Slot 2 replaced again: r1's confirmations (written under epochs 1 and 2) stop counting, the others stay.
+    await replaceClusterMember(v.admin, v.vault, c.cluster, 2, r2.address);
+    assert.equal(await slotSince(c.cluster, 2), 3);
+    for (const t of [tA, tB]) assert.deepEqual(await readSync(v.reader, v.vault, t, c.cluster), { confirmedSlots: [0, 1, 3, 4], synced: false });
+    await rejectsWith(confirmShares(v.relayer, v.vault, [await confirmationBy(v, r1, c.cluster, 2, [tA])]), "NotSlotEnclave");
+    const last = await confirmShares(v.relayer, v.vault, [await confirmationBy(v, r2, c.cluster, 2, [tA, tB])]);
+    assert.deepEqual(events(last.receipt).filter((e) => e.eventName === "SecretSynced").map((e) => e.args.tokenId), [tA, tB]);
   });
 
   test("a re-share signed by k slot enclaves bumps the version and the clusters sync it again", async () => {
@@ -297,6 +359,26 @@ describe("SecretVault", () => {
     await burnSecret(v.owner, v.vault, tokenId);
     assert.equal(await word(slotOf(vaultStorageSlots.owners)), 0n);
     assert.equal((await word(slotOf(vaultStorageSlots.secrets)) >> 80n) & 0xffn, 1n);
+  });
+
+  test("the cluster, membership, sync and slotSince words sit where the enclave and the docs say, after a replacement", async () => {
+    const c = await makeCluster(v, 2);
+    const { tokenId } = await storeToken(v, 2, 2);
+    await confirmShares(v.relayer, v.vault, [await confirmationBy(v, c.enclaves[0]!, c.cluster, 0, [tokenId])]);
+    const replacement = newEnclave();
+    await register(v, replacement, v.chain.accounts.operators[0]!.address);
+    await replaceClusterMember(v.admin, v.vault, c.cluster, 1, replacement.address);
+    const word = async (slot: Hex) => hexToBigInt((await getStorageAt(v.reader, { address: v.vault, slot })) ?? "0x0");
+    const cluster = { type: "uint256", value: c.cluster } as const;
+    const clusterWord = await word(mappingSlot(cluster, VAULT_CLUSTERS_SLOT));
+    assert.deepEqual([clusterWord & 0xffn, (clusterWord >> 8n) & 0xffffffffn], [2n, 1n]);
+    assert.equal(await word(nestedMappingSlot([cluster, { type: "uint256", value: 1n }], vaultStorageSlots.memberAt)), hexToBigInt(replacement.address));
+    const membership = await word(mappingSlot({ type: "address", value: replacement.address }, VAULT_MEMBERSHIP_SLOT));
+    assert.deepEqual([membership & ((1n << 64n) - 1n), (membership >> 64n) & 0xffn, (membership >> 72n) & 0xffn], [c.cluster, 1n, 1n]);
+    const sync = await word(nestedMappingSlot([{ type: "uint256", value: tokenId }, cluster], vaultStorageSlots.syncs));
+    assert.deepEqual([sync & ((1n << 64n) - 1n), (sync >> 64n) & 0xffffffffn, (sync >> 96n) & 0xffffffffn, (sync >> 128n) & 0xffn], [1n, 0n, 1n, 0n]);
+    assert.equal(await word(nestedMappingSlot([cluster, { type: "uint256", value: 1n }], vaultStorageSlots.slotSince)), 1n);
+    assert.equal(await word(nestedMappingSlot([cluster, { type: "uint256", value: 0n }], vaultStorageSlots.slotSince)), 0n);
   });
 
   test("supports the ERC-721 and AccessControl interfaces", async () => {

@@ -87,7 +87,10 @@ test("a replacement bootstraps every share of its slot in pages of 4, two per se
   // The source (slot 2 of the first cluster) also holds the tampered token's share: its slot took it.
   const held = (await t.net.enclave(0, 2)!.status()).shares;
   assert.equal(held, stored.length + 1);
+  // Every stored token synced in the second cluster first (the tampered batch's were awaited in the first only).
+  await awaitSyncedMany(t.ctx, stored, t.net.clusters[1]!.id, 0n, 120_000);
   const from = await t.reader.getBlockNumber();
+  const framesFrom = t.frames.length;
   const fresh = await t.net.replace(1, 2);
   const pages = t.events.filter((e) => e.event.type === "bootstrap-page" && e.event.enclave === fresh.identity.signer);
   assert.equal(pages.length, Math.ceil(held / 4));
@@ -95,8 +98,23 @@ test("a replacement bootstraps every share of its slot in pages of 4, two per se
   const status = await fresh.status();
   assert.equal(status.bootstrapCursor, null);
   assert.equal(status.shares, held);
-  // The replacement bumped the epoch: every slot of the second cluster confirms every token again.
+  // The replacement invalidated slot 2's confirmations only: the new member's alone re-sync the cluster.
   await awaitSyncedMany(t.ctx, stored, t.net.clusters[1]!.id, from, 120_000);
+  const confirmed = await getContractEvents(t.reader, { address: t.deployment.vault, abi: secretVaultAbi, eventName: "ShareConfirmed", args: { cluster: t.net.clusters[1]!.id }, fromBlock: from + 1n, strict: true });
+  const atVersion1 = confirmed.filter((l) => l.args.version === 1n);
+  assert.deepEqual(new Set(atVersion1.map((l) => l.args.enclave)), new Set([fresh.identity.signer]));
+  assert.ok(stored.every((id) => atVersion1.some((l) => l.args.tokenId === id)));
+  // Nor did the unchanged members sign version 1 again (their confirmations still count on chain).
+  const asked = new Set<string>();
+  for (const f of t.frames.slice(framesFrom)) {
+    const frame = f.frame as { id?: number; method?: string; result?: unknown };
+    if (!["1:0", "1:1"].includes(f.enclave) || frame.id === undefined) continue;
+    if (f.direction === "to-enclave" && frame.method === "confirmations") asked.add(`${f.enclave}/${frame.id}`);
+    if (f.direction === "from-enclave" && asked.has(`${f.enclave}/${frame.id}`)) {
+      const signed = frame.result as { shares: { version: bigint }[] }[];
+      assert.equal(signed.flatMap((c) => c.shares).filter((x) => x.version === 1n).length, 0, `${f.enclave} signed version 1 again`);
+    }
+  }
   const got = await retrieveVaultSecret(t.ctx, t.chain.accounts.requester, stored[3]!, { clusters: [t.net.clusters[1]!.id] });
   assert.equal(new TextDecoder().decode(got), "batched secret 3");
 });

@@ -3,9 +3,9 @@ import { readContract } from "viem/actions";
 import { secretVaultAbi } from "../abi/SecretVault.ts";
 
 export interface SyncRecord {
-  /** Slots that confirmed the token's current version under the cluster's current epoch. */
+  /** Slots whose current members confirmed the token's current version (a replaced slot's confirmations no longer count). */
   confirmedSlots: number[];
-  /** All slots confirmed: SecretSynced was emitted for this version and epoch. */
+  /** All slots confirmed: SecretSynced was emitted for this version and the current members. */
   synced: boolean;
 }
 

@@ -6,20 +6,20 @@ import { secretVaultAbi } from "../abi/SecretVault.ts";
 export type VaultEvent =
   | { kind: "synced"; tokenId: bigint; cluster: bigint; version: bigint; block: bigint }
   | { kind: "burned"; tokenId: bigint; block: bigint }
-  | { kind: "reshared"; tokenId: bigint; cluster: bigint; version: bigint; block: bigint }
-  | { kind: "memberReplaced"; cluster: bigint; slot: number; enclave: Address; block: bigint };
+  | { kind: "reshared"; tokenId: bigint; cluster: bigint; version: bigint; block: bigint };
 
 const crawledTopics: Hex[] = secretVaultAbi
-  .filter((x): x is Extract<(typeof secretVaultAbi)[number], { type: "event" }> => x.type === "event" && ["SecretSynced", "SecretBurned", "SecretReshared", "ClusterMemberReplaced"].includes(x.name))
+  .filter((x): x is Extract<(typeof secretVaultAbi)[number], { type: "event" }> => x.type === "event" && ["SecretSynced", "SecretBurned", "SecretReshared"].includes(x.name))
   .map((e) => toEventSelector(e as AbiEvent));
 
 /**
- * SecretSynced, SecretBurned, SecretReshared and ClusterMemberReplaced in [fromBlock, toBlock], in chain order:
- * one eth_getLogs for the whole range (the caller splits long ranges), never block by block.
+ * SecretSynced, SecretBurned and SecretReshared in [fromBlock, toBlock], in chain order: one eth_getLogs for the
+ * whole range (the caller splits long ranges), never block by block. A member replaced in the crawler's cluster
+ * needs nothing from the others: the contract drops only the replaced slot's confirmations.
  */
 export async function readVaultEvents(client: Client, vault: Address, fromBlock: bigint, toBlock: bigint): Promise<VaultEvent[]> {
   if (toBlock < fromBlock) return [];
-  // Only the four events a crawler acts on (topic 0 any of them): not every ShareConfirmed and Transfer.
+  // Only the three events a crawler acts on (topic 0 any of them): not every ShareConfirmed and Transfer.
   const logs = await getLogs(client, { address: vault, fromBlock, toBlock, topics: [crawledTopics] } as Parameters<typeof getLogs>[1]);
   const parsed = parseEventLogs({ abi: secretVaultAbi, logs, strict: true });
   const out: VaultEvent[] = [];
@@ -28,7 +28,6 @@ export async function readVaultEvents(client: Client, vault: Address, fromBlock:
     if (log.eventName === "SecretSynced") out.push({ kind: "synced", tokenId: log.args.tokenId, cluster: log.args.cluster, version: log.args.version, block });
     else if (log.eventName === "SecretBurned") out.push({ kind: "burned", tokenId: log.args.tokenId, block });
     else if (log.eventName === "SecretReshared") out.push({ kind: "reshared", tokenId: log.args.tokenId, cluster: log.args.cluster, version: log.args.version, block });
-    else if (log.eventName === "ClusterMemberReplaced") out.push({ kind: "memberReplaced", cluster: log.args.cluster, slot: log.args.slot, enclave: log.args.enclave, block });
   }
   return out;
 }

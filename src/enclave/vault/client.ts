@@ -41,7 +41,7 @@ export interface VaultEnclaveClient {
   /** Many store envelopes for this slot in one call (the SDK's batched store); refusals come back by index. */
   storeMany(p: { items: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[] }): Promise<{ stored: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
   importShares(p: { items: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[]; cursor?: bigint }): Promise<{ imported: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
-  confirmations(p: { max: number; recheckEpoch?: boolean; batches?: number }): Promise<SignedConfirmation[]>;
+  confirmations(p: { max: number; batches?: number }): Promise<SignedConfirmation[]>;
   markConfirmed(p: { shares: { tokenId: bigint; version: bigint }[] }): Promise<void>;
   retrieve(p: { request: unknown }): Promise<{ slot: number; version: bigint; descriptor: ShareSetDescriptorJson; envelope: HpkeSealed }>;
   exportShares(p: { requester: Address; tokenIds: bigint[] }): Promise<{ items: TransferItem[]; missing: bigint[] }>;

@@ -40,7 +40,7 @@ export const vaultGateParams = {
   store: z.strictObject({ descriptor: z.unknown(), envelope }),
   storeMany: z.strictObject({ items: z.array(z.strictObject({ descriptor: z.unknown(), envelope })).min(1).max(10_000) }),
   importShares: z.strictObject({ items: z.array(z.strictObject({ descriptor: z.unknown(), envelope })).max(10_000), cursor: tokenId.optional() }),
-  confirmations: z.strictObject({ max: z.number().int().positive().max(5_000), recheckEpoch: z.boolean().optional(), batches: z.number().int().positive().max(64).optional() }),
+  confirmations: z.strictObject({ max: z.number().int().positive().max(5_000), batches: z.number().int().positive().max(64).optional() }),
   markConfirmed: z.strictObject({ shares: z.array(z.strictObject({ tokenId, version: z.bigint().positive() })) }),
   retrieve: z.strictObject({ request: z.unknown() }),
   exportShares: z.strictObject({ requester: addressSchema, tokenIds: z.array(tokenId).max(10_000) }),

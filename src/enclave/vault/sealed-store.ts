@@ -41,8 +41,6 @@ export interface PersistentState {
   checkpoint: bigint | null;
   /** Bootstrap: the last token id imported from the current source (paged, resumable). */
   bootstrapCursor: bigint | null;
-  /** The cluster epoch the held shares were last confirmed under; a new epoch (a member replaced) confirms them all again. */
-  epoch: number | null;
   /** Shares held and not yet confirmed on chain: token id → version. */
   unconfirmed: Map<bigint, bigint>;
 }
@@ -54,7 +52,6 @@ const stateFileSchema = z.strictObject({
   place: z.strictObject({ cluster: dec, slot: z.number().int() }).nullable(),
   checkpoint: dec.nullable(),
   bootstrapCursor: dec.nullable(),
-  epoch: z.number().int().nonnegative().nullable(),
   unconfirmed: z.array(z.tuple([dec, dec])),
 });
 const noncesFileSchema = z.array(z.tuple([z.string(), dec]));
@@ -84,7 +81,7 @@ export class SealedVaultStore {
       store.#shares.set(held.tokenId, held);
     }
     const stateBytes = await store.#readOptional(join(dir, "state.bin"));
-    const state: PersistentState = stateBytes ? decodeState(stateBytes) : { place: null, checkpoint: null, bootstrapCursor: null, epoch: null, unconfirmed: new Map() };
+    const state: PersistentState = stateBytes ? decodeState(stateBytes) : { place: null, checkpoint: null, bootstrapCursor: null, unconfirmed: new Map() };
     const nonceBytes = await store.#readOptional(join(dir, "nonces.bin"));
     const nonces = new Map<string, bigint>(nonceBytes ? parse(noncesFileSchema, nonceBytes, "nonces.bin").map(([k, b]) => [k, BigInt(b)] as const) : []);
     return { store, state, fresh: !stateBytes, nonces };
@@ -163,7 +160,6 @@ export class SealedVaultStore {
       place: state.place ? { cluster: state.place.cluster.toString(), slot: state.place.slot } : null,
       checkpoint: state.checkpoint === null ? null : state.checkpoint.toString(),
       bootstrapCursor: state.bootstrapCursor === null ? null : state.bootstrapCursor.toString(),
-      epoch: state.epoch,
       unconfirmed: [...state.unconfirmed].map(([t, v]) => [t.toString(), v.toString()]),
     };
     await this.#write(join(this.#dir, "state.bin"), new TextEncoder().encode(JSON.stringify(json)));
@@ -230,7 +226,6 @@ function decodeState(plain: Uint8Array): PersistentState {
     place: s.place ? { cluster: BigInt(s.place.cluster), slot: s.place.slot } : null,
     checkpoint: s.checkpoint === null ? null : BigInt(s.checkpoint),
     bootstrapCursor: s.bootstrapCursor === null ? null : BigInt(s.bootstrapCursor),
-    epoch: s.epoch,
     unconfirmed: new Map(s.unconfirmed.map(([t, v]) => [BigInt(t), BigInt(v)] as const)),
   };
 }

@@ -251,21 +251,16 @@ export class VaultService {
   /**
    * EIP-712 Confirmations over the held shares not yet confirmed, for the host to relay: up to `batches` of
    * them (default 1), each over at most `max` shares, under one proof of this enclave's place and epoch (a
-   * large backlog, such as every share again after a member was replaced, costs one proof per `batches`
-   * transactions rather than one per transaction). Empty when nothing is pending.
+   * large backlog, such as a bootstrap's imports, costs one proof per `batches` transactions rather than one
+   * per transaction). Empty when nothing is pending. They sign the cluster's current epoch; a confirmation
+   * already recorded stays valid when another member is replaced (the contract drops only the replaced
+   * slot's), so a replacement leaves nothing to sign again here.
    */
-  async confirmations(p: { max: number; recheckEpoch?: boolean; batches?: number }): Promise<SignedConfirmation[]> {
+  async confirmations(p: { max: number; batches?: number }): Promise<SignedConfirmation[]> {
     this.machine.require("confirmations");
-    if (this.#store.size === 0 || (this.#state.unconfirmed.size === 0 && !p.recheckEpoch)) return [];
+    if (this.#state.unconfirmed.size === 0) return [];
     const block = await this.#chain.block();
     const { cluster, slot, epoch } = await this.#place(block);
-    if (this.#state.epoch !== epoch) {
-      // A member of the cluster was replaced (or this is the first confirmation): confirmations of the old
-      // epoch no longer count, so every held share is confirmed again under the new one.
-      if (this.#state.epoch !== null) for (const h of this.#store.page(null, Number.MAX_SAFE_INTEGER)) this.#state.unconfirmed.set(h.tokenId, h.version);
-      this.#state.epoch = epoch;
-      await this.#store.saveState(this.#state);
-    }
     const entries = [...this.#state.unconfirmed].slice(0, p.max * (p.batches ?? 1));
     const domain = vaultContractDomain(BigInt(this.#chain.config.chainId), this.#chain.config.vault);
     const signed: SignedConfirmation[] = [];
