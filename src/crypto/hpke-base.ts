@@ -1,5 +1,6 @@
 /**
- * RFC 9180 HPKE, base mode, single shot, for exactly one suite:
+ * RFC 9180 HPKE, base mode (single shot, and sender/recipient contexts for
+ * many messages under one encapsulation), for exactly one suite:
  * DHKEM(X25519, HKDF-SHA256) (kem_id 0x0020), HKDF-SHA256 (kdf_id 0x0001),
  * AES-256-GCM (aead_id 0x0002). Synchronous, directly on node:crypto: the
  * Web Crypto path (@hpke/core) paid for async jobs, key imports and a dozen
@@ -266,10 +267,96 @@ export function decapsulate(enc: Uint8Array, recipientPrivateKey: Uint8Array): B
   return extractAndExpand(dhOutput, Buffer.concat([enc, skR.publicRaw]));
 }
 
+/** RFC 9180 §5.2: the largest sequence number this module seals or opens (far below the suite's 2^96 - 1). */
+export const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER;
+
+/** RFC 9180 §5.2 ComputeNonce: base_nonce XOR I2OSP(seq, Nn). */
+function computeNonce(baseNonce: Uint8Array, seq: number): Buffer {
+  if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`HPKE sequence number must be an integer 0..${MAX_SEQUENCE}, got ${seq}`);
+  const nonce = Buffer.from(baseNonce);
+  // seq < 2^53: its big-endian bytes fill the last 7 of the 12, the rest of I2OSP(seq, 12) is zero.
+  let rest = seq;
+  for (let i = NONCE_BYTES - 1; rest > 0; i--) {
+    nonce[i]! ^= rest % 256;
+    rest = Math.floor(rest / 256);
+  }
+  return nonce;
+}
+
 /**
- * SealBase (RFC 9180 §6.1): ciphertext = AES-256-GCM(key, nonce, aad, pt) ‖ 16-byte tag.
- * Single shot, so seq = 0 and the nonce is base_nonce XOR I2OSP(0, Nn) = base_nonce.
+ * The sender's context of RFC 9180 §5.2 (SetupBaseS): one encapsulation, then any number of messages, the
+ * n-th sealed with sequence number n. A caller that seals many messages to one recipient at once (a page of
+ * shares) pays one X25519 key generation and exchange, not one per message; each message's AAD is what
+ * binds it to its place.
  */
+export class SenderContext {
+  readonly enc: Uint8Array;
+  readonly #key: Uint8Array;
+  readonly #baseNonce: Uint8Array;
+  #seq = 0;
+
+  constructor(recipientPublicKey: Uint8Array, info: Uint8Array, ephemeralPrivateKey?: Uint8Array) {
+    const { sharedSecret, enc } = encapsulate(recipientPublicKey, ephemeralPrivateKey);
+    const { key, baseNonce } = keyScheduleBase(sharedSecret, info);
+    this.enc = new Uint8Array(enc);
+    this.#key = key;
+    this.#baseNonce = baseNonce;
+  }
+
+  /** Seals the next message: ciphertext = AES-256-GCM(key, nonce(seq), aad, pt) ‖ 16-byte tag. */
+  seal(aad: Uint8Array, plaintext: Uint8Array): { seq: number; ciphertext: Uint8Array } {
+    const seq = this.#seq++;
+    const cipher = createCipheriv("aes-256-gcm", this.#key, computeNonce(this.#baseNonce, seq), { authTagLength: TAG_BYTES }).setAAD(aad);
+    const body = cipher.update(plaintext);
+    const final = cipher.final();
+    const ciphertext = new Uint8Array(body.length + final.length + TAG_BYTES);
+    ciphertext.set(body, 0);
+    ciphertext.set(final, body.length);
+    ciphertext.set(cipher.getAuthTag(), body.length + final.length);
+    return { seq, ciphertext };
+  }
+}
+
+/**
+ * The recipient's context of RFC 9180 §5.2 (SetupBaseR). Messages are opened by the sequence number they
+ * were sealed under, in any order: the sender's seq is carried with each ciphertext, and a ciphertext moved
+ * to another seq, AAD or context does not authenticate. A message opened twice opens to the same plaintext;
+ * callers that must see each message once check that themselves.
+ */
+export class RecipientContext {
+  readonly #key: Uint8Array;
+  readonly #baseNonce: Uint8Array;
+
+  constructor(enc: Uint8Array, recipientPrivateKey: Uint8Array, info: Uint8Array) {
+    const { key, baseNonce } = keyScheduleBase(decapsulate(enc, recipientPrivateKey), info);
+    this.#key = key;
+    this.#baseNonce = baseNonce;
+  }
+
+  /** Throws CryptoError DECRYPTION_FAILED when the tag does not verify. */
+  open(seq: number, aad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+    if (ciphertext.length < TAG_BYTES) {
+      throw new CryptoError("DECRYPTION_FAILED", `HPKE ciphertext is ${ciphertext.length} bytes, shorter than the ${TAG_BYTES}-byte AES-GCM tag`);
+    }
+    const tagAt = ciphertext.length - TAG_BYTES;
+    const decipher = createDecipheriv("aes-256-gcm", this.#key, computeNonce(this.#baseNonce, seq), { authTagLength: TAG_BYTES })
+      .setAAD(aad)
+      .setAuthTag(ciphertext.subarray(tagAt));
+    const body = decipher.update(ciphertext.subarray(0, tagAt));
+    let final: Buffer;
+    try {
+      final = decipher.final();
+    } catch (cause) {
+      throw new CryptoError("DECRYPTION_FAILED", "HPKE ciphertext failed AES-256-GCM authentication", { cause });
+    }
+    const plaintext = new Uint8Array(body.length + final.length);
+    plaintext.set(body, 0);
+    plaintext.set(final, body.length);
+    return plaintext;
+  }
+}
+
+/** SealBase (RFC 9180 §6.1): single shot, the first (seq 0) and only message of a sender context. */
 export function sealBase(
   recipientPublicKey: Uint8Array,
   info: Uint8Array,
@@ -277,37 +364,11 @@ export function sealBase(
   plaintext: Uint8Array,
   ephemeralPrivateKey?: Uint8Array,
 ): { enc: Uint8Array; ciphertext: Uint8Array } {
-  const { sharedSecret, enc } = encapsulate(recipientPublicKey, ephemeralPrivateKey);
-  const { key, baseNonce } = keyScheduleBase(sharedSecret, info);
-  const cipher = createCipheriv("aes-256-gcm", key, baseNonce, { authTagLength: TAG_BYTES }).setAAD(aad);
-  const body = cipher.update(plaintext);
-  const final = cipher.final();
-  const ciphertext = new Uint8Array(body.length + final.length + TAG_BYTES);
-  ciphertext.set(body, 0);
-  ciphertext.set(final, body.length);
-  ciphertext.set(cipher.getAuthTag(), body.length + final.length);
-  return { enc: new Uint8Array(enc), ciphertext };
+  const context = new SenderContext(recipientPublicKey, info, ephemeralPrivateKey);
+  return { enc: context.enc, ciphertext: context.seal(aad, plaintext).ciphertext };
 }
 
 /** OpenBase (RFC 9180 §6.1), seq = 0. Throws CryptoError DECRYPTION_FAILED when the tag does not verify. */
 export function openBase(recipientPrivateKey: Uint8Array, enc: Uint8Array, info: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
-  if (ciphertext.length < TAG_BYTES) {
-    throw new CryptoError("DECRYPTION_FAILED", `HPKE ciphertext is ${ciphertext.length} bytes, shorter than the ${TAG_BYTES}-byte AES-GCM tag`);
-  }
-  const { key, baseNonce } = keyScheduleBase(decapsulate(enc, recipientPrivateKey), info);
-  const tagAt = ciphertext.length - TAG_BYTES;
-  const decipher = createDecipheriv("aes-256-gcm", key, baseNonce, { authTagLength: TAG_BYTES })
-    .setAAD(aad)
-    .setAuthTag(ciphertext.subarray(tagAt));
-  const body = decipher.update(ciphertext.subarray(0, tagAt));
-  let final: Buffer;
-  try {
-    final = decipher.final();
-  } catch (cause) {
-    throw new CryptoError("DECRYPTION_FAILED", "HPKE ciphertext failed AES-256-GCM authentication", { cause });
-  }
-  const plaintext = new Uint8Array(body.length + final.length);
-  plaintext.set(body, 0);
-  plaintext.set(final, body.length);
-  return plaintext;
+  return new RecipientContext(enc, recipientPrivateKey, info).open(0, aad, ciphertext);
 }

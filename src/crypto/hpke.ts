@@ -6,10 +6,12 @@
  * Keys cross module boundaries as raw 32-byte X25519 values. `info` binds a
  * ciphertext to its purpose (e.g. `taskKeyInfo(binding)`): opening with any
  * other info fails, which is how a key wrapped for one task is refused in
- * another. Single-shot only: one message per encapsulation.
+ * another. Single shot (`sealTo`/`openWith`), or a context that seals many
+ * messages to one recipient under one encapsulation (`sealContextTo`/
+ * `openContextWith`), each message bound by its AAD and sequence number.
  */
 import { CryptoError } from "./errors.ts";
-import { generateX25519KeyPair, openBase, sealBase, x25519PublicKeyOf } from "./hpke-base.ts";
+import { generateX25519KeyPair, MAX_SEQUENCE, openBase, RecipientContext, sealBase, SenderContext, x25519PublicKeyOf } from "./hpke-base.ts";
 
 export const X25519_KEY_BYTES = 32;
 
@@ -48,6 +50,46 @@ export async function sealTo(recipientPublicKey: Uint8Array, plaintext: Uint8Arr
   return sealBase(recipientPublicKey, opts.info, opts.aad ?? NO_AAD, plaintext);
 }
 
+/** A sender context: `seal` numbers its messages 0, 1, 2, … (carry each `seq` with its ciphertext). */
+export interface HpkeSealingContext {
+  readonly enc: Uint8Array;
+  seal(plaintext: Uint8Array, aad: Uint8Array): { seq: number; ciphertext: Uint8Array };
+}
+
+/** A recipient context: opens a message by the sequence number it was sealed under. */
+export interface HpkeOpeningContext {
+  open(seq: number, ciphertext: Uint8Array, aad: Uint8Array): Uint8Array;
+}
+
+/** One encapsulation to `recipientPublicKey` for many messages (RFC 9180 §5.2): one X25519 exchange in all. */
+export function sealContextTo(recipientPublicKey: Uint8Array, info: Uint8Array): HpkeSealingContext {
+  checkKeyLength(recipientPublicKey, "public");
+  const context = new SenderContext(recipientPublicKey, info);
+  return { enc: context.enc, seal: (plaintext, aad) => context.seal(aad, plaintext) };
+}
+
+/** The recipient's side of `sealContextTo`; a message that fails to open throws DECRYPTION_FAILED. */
+export function openContextWith(privateKey: Uint8Array, enc: Uint8Array, info: Uint8Array): HpkeOpeningContext {
+  checkKeyLength(privateKey, "private");
+  checkEncLength(enc);
+  let context: RecipientContext;
+  try {
+    context = new RecipientContext(enc, privateKey, info);
+  } catch (cause) {
+    throw notOpened(cause);
+  }
+  return {
+    open: (seq, ciphertext, aad) => {
+      if (!Number.isSafeInteger(seq) || seq < 0 || seq > MAX_SEQUENCE) throw new CryptoError("MALFORMED_CIPHERTEXT", `HPKE sequence number must be an integer 0..${MAX_SEQUENCE}, got ${seq}`);
+      try {
+        return context.open(seq, aad, ciphertext);
+      } catch (cause) {
+        throw notOpened(cause);
+      }
+    },
+  };
+}
+
 export async function openWith(
   privateKey: Uint8Array,
   enc: Uint8Array,
@@ -55,17 +97,21 @@ export async function openWith(
   opts: HpkeOptions,
 ): Promise<Uint8Array> {
   checkKeyLength(privateKey, "private");
-  if (enc.length !== X25519_KEY_BYTES) {
-    throw new CryptoError("MALFORMED_CIPHERTEXT", `HPKE encapsulated key must be ${X25519_KEY_BYTES} bytes, got ${enc.length}`);
-  }
+  checkEncLength(enc);
   try {
     return openBase(privateKey, enc, opts.info, opts.aad ?? NO_AAD, ciphertext);
   } catch (cause) {
-    throw new CryptoError(
-      "DECRYPTION_FAILED",
-      "HPKE ciphertext failed to open: it was altered, sealed to another key, or bound to another purpose (info/AAD)",
-      { cause },
-    );
+    throw notOpened(cause);
+  }
+}
+
+function notOpened(cause: unknown): CryptoError {
+  return new CryptoError("DECRYPTION_FAILED", "HPKE ciphertext failed to open: it was altered, sealed to another key, or bound to another purpose (info/AAD)", { cause });
+}
+
+function checkEncLength(enc: Uint8Array): void {
+  if (enc.length !== X25519_KEY_BYTES) {
+    throw new CryptoError("MALFORMED_CIPHERTEXT", `HPKE encapsulated key must be ${X25519_KEY_BYTES} bytes, got ${enc.length}`);
   }
 }
 

@@ -25,6 +25,7 @@
  * and relays the HPKE envelopes. Either way the exporting enclave decides from
  * the chain, and the shares are sealed to the requester's registered key.
  */
+import type { HpkeSealed } from "../crypto/hpke.ts";
 import type { Address } from "viem";
 import { confirmShares } from "../chain/actions/confirm-shares.ts";
 import { readVaultEvents, type VaultEvent } from "../chain/actions/read-vault-events.ts";
@@ -50,7 +51,7 @@ export interface VaultSlotApi extends VaultPeerApi {
   store(p: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }): Promise<{ tokenId: bigint; version: bigint }>;
   /** Many store envelopes for this slot in one call; per item refusals by index. */
   storeMany(p: { items: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[] }): Promise<{ stored: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
-  retrieve(p: { request: unknown }): Promise<{ slot: number; version: bigint; descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }>;
+  retrieve(p: { request: unknown }): Promise<{ slot: number; version: bigint; descriptor: ShareSetDescriptorJson; envelope: HpkeSealed }>;
   status(): Promise<VaultEnclaveStatus>;
 }
 
@@ -469,7 +470,7 @@ export class VaultHost {
       const s = slots[e.slot];
       if (!s) continue;
       try {
-        const accepted = await s.enclave.reshareAccept({ descriptor: dealt.descriptor, envelope: { enc: e.enc, ciphertext: e.ciphertext } });
+        const accepted = await s.enclave.reshareAccept({ descriptor: dealt.descriptor, envelope: { enc: e.enc, ciphertext: e.ciphertext, seq: e.seq } });
         signatures.push({ slot: accepted.slot, signature: accepted.signature });
       } catch (err) {
         this.#emit({ type: "error", enclave: s.address, code: codeOf(err), message: String((err as Error).message) });

@@ -45,10 +45,10 @@ export const DOMAIN = {
   vaultSecret: "cloister/vault-secret/v1",
   /** The one bytes32 a vault contract stores per token and version: the root over the share set. */
   vaultRoot: "cloister/vault-root/v1",
-  /** HPKE info of a share sealed by the owner to its slot enclave. */
-  vaultStore: "cloister/vault-store/v1",
-  /** HPKE info of a share sent by one attested enclave to another (a peer at the same slot, or a refresh dealer). */
-  vaultTransfer: "cloister/vault-transfer/v1",
+  /** HPKE info of the context under which the owner seals shares to a slot enclave (each share's address is its AAD). */
+  vaultStore: "cloister/vault-store/v2",
+  /** HPKE info of the context under which one attested enclave sends shares to another (a peer at the same slot, or a refresh dealer). */
+  vaultTransfer: "cloister/vault-transfer/v2",
   /** HPKE info of a share returned to the owner for one signed retrieval request. */
   vaultRetrieve: "cloister/vault-retrieve/v1",
 } as const;

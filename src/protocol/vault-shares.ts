@@ -218,7 +218,11 @@ export function verifyShare(d: ShareSetDescriptor, root: Hex, share: VaultShare)
   checkShareAgainst(d, share);
 }
 
-function checkShareAgainst(d: ShareSetDescriptor, share: VaultShare): void {
+/**
+ * The share half of verifyShare, for a caller that has just run checkDescriptor on `d` against the chain's
+ * root itself (an enclave storing a batch): the root is not computed a second time per share.
+ */
+export function checkShareAgainst(d: ShareSetDescriptor, share: VaultShare): void {
   if (!Number.isInteger(share.slot) || share.slot < 0 || share.slot >= d.shareCount) {
     fail("INVALID_ARGUMENT", `slot ${share.slot} is not a slot of this share set (0 to ${d.shareCount - 1})`, { slot: share.slot, shareCount: d.shareCount });
   }

@@ -32,7 +32,7 @@ import type { ReaderClient, WriterClient } from "../chain/clients.ts";
 import { generateHpkeKeyPair } from "../crypto/hpke.ts";
 import type { VaultDirectory, VaultSlotApi } from "../host/vault-host.ts";
 import { parseShareSetDescriptor, shareSetDescriptorJson } from "../protocol/vault-descriptor.ts";
-import { sealShareSet } from "../protocol/vault-envelopes.ts";
+import { sealShareSet, ShareSealer, type ShareEnvelope } from "../protocol/vault-envelopes.ts";
 import { recoverSecret, type RetrievalResponse } from "../protocol/vault-recover.ts";
 import { signRetrievalRequest, vaultDomain } from "../protocol/vault-retrieval.ts";
 import { splitSecret } from "../protocol/vault-shares.ts";
@@ -102,7 +102,7 @@ export async function storeVaultSecret(ctx: VaultContext, owner: WriterClient, s
   const envelopes = await sealShareSet(set, keys, "store");
   for (const s of set.shares) s.share.fill(0);
   const descriptor = shareSetDescriptorJson(set.descriptor);
-  const results = await Promise.allSettled(envelopes.map(async (e) => slotNode(ctx, cluster, e.slot).store({ descriptor, envelope: { enc: e.enc, ciphertext: e.ciphertext } })));
+  const results = await Promise.allSettled(envelopes.map(async (e) => slotNode(ctx, cluster, e.slot).store({ descriptor, envelope: { enc: e.enc, ciphertext: e.ciphertext, seq: e.seq } })));
   const failed = results.flatMap((r, slot) => (r.status === "rejected" ? [{ slot, code: (r.reason as { code?: string }).code ?? "INTERNAL" }] : []));
   if (failed.length) {
     throw new VaultClientError("STORE_INCOMPLETE", `token ${tokenId} was minted but ${failed.length} slots of cluster ${cluster.cluster} did not take their share; burn it and store again`, {
@@ -163,14 +163,19 @@ export async function storeVaultSecrets(ctx: VaultContext, owner: WriterClient, 
   return { tokenIds, cluster: cluster.cluster, transactionHashes };
 }
 
-/** Seals a batch's shares and hands each slot its envelopes in one call; what a slot did not take, by token. */
+/**
+ * Seals a batch's shares and hands each slot its envelopes in one call; what a slot did not take, by token.
+ * A slot's shares of the batch are messages of one HPKE context to its key (one X25519 exchange per slot
+ * per batch, not per share).
+ */
 async function handOver(ctx: VaultContext, cluster: ClusterRecord, keys: Uint8Array[], sets: { tokenId: bigint; set: Awaited<ReturnType<typeof splitSecret>> }[]): Promise<{ tokenId: bigint; slot: number; code: string }[]> {
-  const bySlot = keys.map(() => [] as { descriptor: ReturnType<typeof shareSetDescriptorJson>; envelope: { enc: Uint8Array; ciphertext: Uint8Array } }[]);
+  const bySlot = keys.map(() => [] as { descriptor: ReturnType<typeof shareSetDescriptorJson>; envelope: ShareEnvelope }[]);
+  const sealers = keys.map((key) => new ShareSealer(key, "store"));
   for (const { set } of sets) {
-    const envelopes = await sealShareSet(set, keys, "store");
-    for (const s of set.shares) s.share.fill(0);
     const descriptor = shareSetDescriptorJson(set.descriptor);
-    for (const e of envelopes) bySlot[e.slot]!.push({ descriptor, envelope: { enc: e.enc, ciphertext: e.ciphertext } });
+    const { binding, version } = set.descriptor;
+    for (const share of set.shares) bySlot[share.slot]!.push({ descriptor, envelope: sealers[share.slot]!.seal({ binding, version, slot: share.slot }, share) });
+    for (const s of set.shares) s.share.fill(0);
   }
   const failed = await Promise.all(bySlot.map((items, slot) => storeSlot(slotNode(ctx, cluster, slot), items)));
   return failed.flatMap((refused, slot) => refused.map(({ index, code }) => ({ tokenId: sets[index]!.tokenId, slot, code })));

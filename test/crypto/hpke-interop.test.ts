@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke/core";
 import { sealBase } from "../../src/crypto/hpke-base.ts";
-import { generateHpkeKeyPair, hpkePublicKeyOf, openWith, sealTo } from "../../src/crypto/hpke.ts";
+import { generateHpkeKeyPair, hpkePublicKeyOf, openContextWith, openWith, sealContextTo, sealTo } from "../../src/crypto/hpke.ts";
 import { CryptoError } from "../../src/crypto/errors.ts";
 import { taskKeyInfo, taskResultInfo } from "../../src/protocol/binding.ts";
 
@@ -86,4 +86,27 @@ test("hpkePublicKeyOf derives the public key @hpke/core pairs with a private key
     const publicKey = new Uint8Array(await reference.kem.serializePublicKey(kp.publicKey));
     assert.deepEqual(await hpkePublicKeyOf(privateKey), publicKey);
   }
+});
+
+test("a context's messages (seq 0, 1, 2, …) open in @hpke/core's recipient context, and the reverse, in any order here", async () => {
+  const kp = await generateHpkeKeyPair();
+  const info = taskKeyInfo(binding, terms);
+  const messages = [0, 1, 32, 1000].map((size) => ({ pt: new Uint8Array(randomBytes(size)), aad: new Uint8Array(randomBytes(8)) }));
+
+  const ours = sealContextTo(kp.publicKey, info);
+  const sealed = messages.map((m) => ours.seal(m.pt, m.aad));
+  assert.deepEqual(sealed.map((s) => s.seq), [0, 1, 2, 3]);
+  const recipient = await reference.createRecipientContext({ recipientKey: await reference.kem.deserializePrivateKey(ab(kp.privateKey)), enc: ab(ours.enc), info: ab(info) });
+  for (const [i, s] of sealed.entries()) assert.deepEqual(new Uint8Array(await recipient.open(ab(s.ciphertext), ab(messages[i]!.aad))), messages[i]!.pt, `message ${i}`);
+
+  const sender = await reference.createSenderContext({ recipientPublicKey: await reference.kem.deserializePublicKey(ab(kp.publicKey)), info: ab(info) });
+  const theirs: Uint8Array[] = [];
+  for (const m of messages) theirs.push(new Uint8Array(await sender.seal(ab(m.pt), ab(m.aad))));
+  const opener = openContextWith(kp.privateKey, new Uint8Array(sender.enc), info);
+  for (const i of [3, 0, 2, 1]) assert.deepEqual(opener.open(i, theirs[i]!, messages[i]!.aad), messages[i]!.pt, `message ${i}`);
+  // A ciphertext under another sequence number, or with another message's AAD, does not authenticate.
+  assert.throws(() => opener.open(1, theirs[0]!, messages[0]!.aad), (e: unknown) => e instanceof CryptoError && e.code === "DECRYPTION_FAILED");
+  assert.throws(() => opener.open(0, theirs[0]!, messages[1]!.aad), (e: unknown) => e instanceof CryptoError && e.code === "DECRYPTION_FAILED");
+  assert.throws(() => opener.open(-1, theirs[0]!, messages[0]!.aad), (e: unknown) => e instanceof CryptoError && e.code === "MALFORMED_CIPHERTEXT");
+  assert.throws(() => openContextWith(kp.privateKey, new Uint8Array(31), info), (e: unknown) => e instanceof CryptoError && e.code === "MALFORMED_CIPHERTEXT");
 });

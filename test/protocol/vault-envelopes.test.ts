@@ -1,7 +1,7 @@
-/** Share envelopes: HPKE to the slot enclave, bound to token, version, slot and purpose; hosts relay only ciphertext. */
+/** Share envelopes: HPKE to the slot enclave, bound to token, version, slot, purpose and sequence number; hosts relay only ciphertext. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { generateHpkeKeyPair, sealTo } from "../../src/crypto/hpke.ts";
+import { generateHpkeKeyPair } from "../../src/crypto/hpke.ts";
 import {
   openRetrievalResponse,
   openShare,
@@ -9,7 +9,8 @@ import {
   sealRetrievalResponse,
   sealShare,
   sealShareSet,
-  shareEnvelopeInfo,
+  ShareOpener,
+  ShareSealer,
   type ShareAddress,
 } from "../../src/protocol/vault-envelopes.ts";
 import { splitSecret } from "../../src/protocol/vault-shares.ts";
@@ -58,7 +59,7 @@ test("anyone can seal to an enclave's public key, so a substituted share that op
   flipped[0] = flipped[0]! ^ 1;
   const corrupted = await sealShare(enclave.publicKey, "store", at(0), { ...set.shares[0]!, share: flipped });
   await rejectsWith(openVerifiedShare(enclave.privateKey, "store", set.descriptor, set.root, 0, corrupted), "TAMPERED_SHARE");
-  const empty = await sealTo(enclave.publicKey, new Uint8Array(33), { info: shareEnvelopeInfo("store", at(0)) });
+  const empty = await sealShare(enclave.publicKey, "store", at(0), { ...set.shares[0]!, share: new Uint8Array(1) });
   await rejectsWith(openVerifiedShare(enclave.privateKey, "store", set.descriptor, set.root, 0, empty), "TAMPERED_SHARE");
   await rejectsWith(openVerifiedShare(enclave.privateKey, "store", forged.descriptor, set.root, 0, substituted), "ROOT_MISMATCH");
 });
@@ -80,6 +81,30 @@ test("a retrieval response opens only for the request digest it answers", async 
   assert.deepEqual(await openRetrievalResponse(owner.privateKey, at(3), digest, response), set.shares[3]);
   await rejectsWith(openRetrievalResponse(owner.privateKey, at(3), `0x${"22".repeat(32)}`, response), "WRONG_BINDING");
   await rejectsWith(openRetrievalResponse(owner.privateKey, at(2), digest, response), "WRONG_BINDING");
-  await rejectsWith(openShare(owner.privateKey, "transfer", at(3), response), "WRONG_BINDING");
+  await rejectsWith(openShare(owner.privateKey, "transfer", at(3), { ...response, seq: 0 }), "WRONG_BINDING");
   assert.ok(!contains(response.ciphertext, canary));
+});
+
+test("a batch for one key is one HPKE context: one enc, seq 0, 1, 2, …; each envelope opens only at its own address and seq", async () => {
+  const enclave = await generateHpkeKeyPair();
+  const other = await splitSecret(otherToken, canary, { threshold: 3, shareCount: 5 });
+  const sealer = new ShareSealer(enclave.publicKey, "store");
+  const batch = [
+    { a: at(2), share: set.shares[2]!, d: set },
+    { a: { binding: otherToken, version: 1n, slot: 2 }, share: other.shares[2]!, d: other },
+  ].map((x) => ({ ...x, envelope: sealer.seal(x.a, x.share) }));
+  assert.deepEqual(batch.map((b) => b.envelope.seq), [0, 1]);
+  assert.deepEqual(batch[0]!.envelope.enc, batch[1]!.envelope.enc, "one encapsulation for the batch");
+
+  const opener = new ShareOpener(enclave.privateKey, "store");
+  for (const b of batch) assert.deepEqual(opener.openVerified(b.d.descriptor, b.d.root, 2, b.envelope), b.share);
+  // The same context, but another message's address, or another sequence number: neither opens.
+  assert.throws(() => opener.open(at(2), batch[1]!.envelope), (e: unknown) => (e as { code?: string }).code === "WRONG_BINDING");
+  assert.throws(() => opener.open(at(2), { ...batch[0]!.envelope, seq: 1 }), (e: unknown) => (e as { code?: string }).code === "WRONG_BINDING");
+  assert.throws(() => new ShareOpener(enclave.privateKey, "transfer").open(at(2), batch[0]!.envelope), (e: unknown) => (e as { code?: string }).code === "WRONG_BINDING");
+  // Another chain or vault is another context (its info binds them), so a new encapsulation.
+  const elsewhere = sealer.seal(at(2, { binding: { ...binding, chainId: 1n } }), set.shares[2]!);
+  assert.notDeepEqual(elsewhere.enc, batch[0]!.envelope.enc);
+  assert.equal(elsewhere.seq, 0);
+  assert.ok(batch.every((b) => !contains(b.envelope.ciphertext, canary) && !contains(b.envelope.ciphertext, b.share.share)), "no plaintext in the batch");
 });

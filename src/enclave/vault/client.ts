@@ -7,6 +7,7 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import type { HpkeSealed } from "../../crypto/hpke.ts";
 import type { Address } from "viem";
 import type { ShareSetDescriptorJson } from "../../protocol/vault-descriptor.ts";
 import { CloisterError } from "../../util/base-error.ts";
@@ -42,13 +43,13 @@ export interface VaultEnclaveClient {
   importShares(p: { items: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[]; cursor?: bigint }): Promise<{ imported: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
   confirmations(p: { max: number; batches?: number }): Promise<SignedConfirmation[]>;
   markConfirmed(p: { shares: { tokenId: bigint; version: bigint }[] }): Promise<void>;
-  retrieve(p: { request: unknown }): Promise<{ slot: number; version: bigint; descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }>;
+  retrieve(p: { request: unknown }): Promise<{ slot: number; version: bigint; descriptor: ShareSetDescriptorJson; envelope: HpkeSealed }>;
   exportShares(p: { requester: Address; tokenIds: bigint[] }): Promise<{ items: TransferItem[]; missing: bigint[] }>;
   missing(p: { tokens: { tokenId: bigint; version: bigint }[] }): Promise<{ tokenIds: bigint[] }>;
   held(p: { after: bigint | null; limit: number }): Promise<{ tokens: { tokenId: bigint; version: bigint }[] }>;
   drop(p: { tokenId: bigint }): Promise<{ dropped: boolean }>;
   reshareExport(p: { tokenId: bigint; dealer: Address }): Promise<TransferItem & { slot: number }>;
-  reshareDeal(p: { tokenId: bigint; items: { slot: number; descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[] }): Promise<{ descriptor: ShareSetDescriptorJson; root: `0x${string}`; envelopes: { slot: number; enc: Uint8Array; ciphertext: Uint8Array }[] }>;
+  reshareDeal(p: { tokenId: bigint; items: { slot: number; descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[] }): Promise<{ descriptor: ShareSetDescriptorJson; root: `0x${string}`; envelopes: { slot: number; enc: Uint8Array; ciphertext: Uint8Array; seq: number }[] }>;
   reshareAccept(p: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }): Promise<{ slot: number; signature: `0x${string}`; newRoot: `0x${string}` }>;
   reshareCommit(p: { tokenId: bigint }): Promise<{ committed: boolean }>;
   /** Starts the enclave's mutual-aTLS listener for peers (needs a relay with inbound); resolves with the address peers dial. */

@@ -20,7 +20,8 @@ const attestParamsSchema = z.object({ freshness: hex32Schema.optional(), operato
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, "must be a Uint8Array");
 const tokenId = z.bigint().nonnegative().lt(1n << 256n);
 const block = z.bigint().nonnegative();
-const envelope = z.strictObject({ enc: bytes, ciphertext: bytes });
+/** A store or transfer envelope: one message (sequence number `seq`) of an HPKE context. */
+const envelope = z.strictObject({ enc: bytes, ciphertext: bytes, seq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER) });
 
 export const vaultChainConfigSchema = z.strictObject({
   chainId: z.number().int().positive(),

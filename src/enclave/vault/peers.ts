@@ -31,7 +31,7 @@ import type { EnclaveNet } from "../net/connect.ts";
 import type { EnclaveListener } from "../net/listen.ts";
 import { createMessageStream, type MessageStream } from "../net/messages.ts";
 import { VaultEnclaveError } from "./errors.ts";
-import type { TransferItem, VaultService } from "./service.ts";
+import type { SealedEnvelope, TransferItem, VaultService } from "./service.ts";
 
 const MAX_MESSAGE = 64 * 1024 * 1024;
 
@@ -41,10 +41,11 @@ interface WireItem {
   descriptor: unknown;
   enc: string;
   ciphertext: string;
+  seq: number;
 }
 
 function toWire(items: TransferItem[]): WireItem[] {
-  return items.map((i) => ({ tokenId: i.tokenId.toString(), version: i.version.toString(), descriptor: i.descriptor, enc: toHex(i.envelope.enc), ciphertext: toHex(i.envelope.ciphertext) }));
+  return items.map((i) => ({ tokenId: i.tokenId.toString(), version: i.version.toString(), descriptor: i.descriptor, enc: toHex(i.envelope.enc), ciphertext: toHex(i.envelope.ciphertext), seq: i.envelope.seq }));
 }
 
 /** What a peer asked for: named tokens, or a page of this enclave's holdings after a cursor. */
@@ -118,12 +119,18 @@ async function openSession(net: EnclaveNet, verify: EvidenceVerifier, p: PeerAdd
 }
 
 /** A peer's answer: the sealed items, or PEER_REFUSED with its code. */
-function parseAnswer(raw: Uint8Array | null): { items: { descriptor: unknown; envelope: { enc: Uint8Array; ciphertext: Uint8Array } }[]; last: bigint | null } {
+function parseAnswer(raw: Uint8Array | null): { items: { descriptor: unknown; envelope: SealedEnvelope }[]; last: bigint | null } {
   if (raw === null) throw new VaultEnclaveError("PEER_REFUSED", "the peer closed the session without answering");
   const answer = JSON.parse(new TextDecoder().decode(raw)) as { items?: WireItem[]; last?: string | null; error?: { code: string; message: string } };
   if (answer.error || !answer.items) throw new VaultEnclaveError("PEER_REFUSED", `the peer refused the fetch (${answer.error?.code ?? "no items"})`, { details: { code: answer.error?.code ?? null } });
   const last = typeof answer.last === "string" && /^\d{1,78}$/.test(answer.last) ? BigInt(answer.last) : null;
-  return { items: answer.items.map((i) => ({ descriptor: i.descriptor, envelope: { enc: fromHex(i.enc), ciphertext: fromHex(i.ciphertext) } })), last };
+  return { items: answer.items.map((i) => ({ descriptor: i.descriptor, envelope: { enc: fromHex(i.enc), ciphertext: fromHex(i.ciphertext), seq: wireSeq(i.seq) } })), last };
+}
+
+/** An envelope's sequence number as a peer sent it; anything else than a safe non-negative integer is refused. */
+function wireSeq(seq: unknown): number {
+  if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) throw new VaultEnclaveError("PEER_REFUSED", "the peer sent a share envelope without a valid sequence number");
+  return seq;
 }
 
 /** How long an unused session to a peer stays open. */

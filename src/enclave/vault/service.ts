@@ -11,10 +11,10 @@ import type { PrivateKeyAccount } from "viem/accounts";
 import type { HpkeSealed } from "../../crypto/hpke.ts";
 import { confirmationTypes, reshareTypes, vaultContractDomain } from "../../protocol/vault-contract.ts";
 import { parseShareSetDescriptor, shareSetDescriptorJson, type ShareSetDescriptorJson } from "../../protocol/vault-descriptor.ts";
-import { openVerifiedShare, sealRetrievalResponse, sealShare, sealShareSet } from "../../protocol/vault-envelopes.ts";
+import { openVerifiedShare, sealRetrievalResponse, sealShare, sealShareSet, ShareOpener, ShareSealer, type ShareEnvelope } from "../../protocol/vault-envelopes.ts";
 import { refreshShares } from "../../protocol/vault-reshare.ts";
 import { verifyRetrievalRequest, vaultDomain, type RetrievalNonceStore } from "../../protocol/vault-retrieval.ts";
-import { checkDescriptor, shareSetRoot, type ShareSetDescriptor } from "../../protocol/vault-shares.ts";
+import { checkDescriptor, checkShareAgainst, shareSetRoot, type ShareSetDescriptor } from "../../protocol/vault-shares.ts";
 import type { TrustedHeader } from "../chain-view/header.ts";
 import type { SecretWord, VaultChain } from "./chain.ts";
 import { VaultEnclaveError } from "./errors.ts";
@@ -26,10 +26,8 @@ export interface VaultEnclaveKeys {
   hpke: { privateKey: Uint8Array; publicKey: Uint8Array };
 }
 
-export interface SealedEnvelope {
-  enc: Uint8Array;
-  ciphertext: Uint8Array;
-}
+/** A store or transfer envelope (one message of an HPKE context: see src/protocol/vault-envelopes.ts). */
+export type SealedEnvelope = ShareEnvelope;
 
 export interface SignedConfirmation {
   cluster: bigint;
@@ -165,10 +163,12 @@ export class VaultService {
     return { descriptor, root: record.sharesRoot };
   }
 
-  async #accept(purpose: "store" | "transfer", rawDescriptor: unknown, envelope: HpkeSealed, block: TrustedHeader, slot: number, record?: SecretWord): Promise<{ tokenId: bigint; version: bigint }> {
+  async #accept(opener: ShareOpener, rawDescriptor: unknown, envelope: ShareEnvelope, block: TrustedHeader, slot: number, record?: SecretWord): Promise<{ tokenId: bigint; version: bigint }> {
     const { descriptor, root } = await this.#checkedDescriptor(rawDescriptor, block, record);
-    // TAMPERED_SHARE / WRONG_BINDING (VaultShareError) when the share is not the one the root commits to.
-    const share = await openVerifiedShare(this.#keys.hpke.privateKey, purpose, descriptor, root, slot, envelope);
+    // TAMPERED_SHARE / WRONG_BINDING (VaultShareError) when the share is not the one the root commits to
+    // (the descriptor was just checked against the proved root: only the share's commitment is left).
+    const share = opener.open({ binding: descriptor.binding, version: descriptor.version, slot }, envelope);
+    checkShareAgainst(descriptor, share);
     const tokenId = descriptor.binding.tokenId;
     // Idempotent: the same version again (fetched from a second cluster, a store relayed twice) changes nothing.
     if (this.#store.get(tokenId)?.version === descriptor.version) {
@@ -230,13 +230,15 @@ export class VaultService {
       this.#cachedBlock = { at: Date.now(), header: Promise.resolve(block) };
       records = await this.#chain.secrets(ids, block);
     }
-    // Sixteen at a time: each share is an HPKE open, a commitment check and a sealed file written.
+    // Sixteen at a time: each share is an HPKE open, a commitment check and a sealed file written. One opener
+    // for the call: a batch's envelopes share one HPKE context, decapsulated once.
+    const opener = new ShareOpener(this.#keys.hpke.privateKey, purpose);
     const entries = [...items.entries()];
     for (let at = 0; at < entries.length; at += 16) {
       await Promise.all(
         entries.slice(at, at + 16).map(async ([index, item]) => {
           try {
-            accepted.push(await this.#accept(purpose, item.descriptor, item.envelope, block, slot, records[index]));
+            accepted.push(await this.#accept(opener, item.descriptor, item.envelope, block, slot, records[index]));
           } catch (error) {
             refused.push({ index, error });
           }
@@ -281,7 +283,7 @@ export class VaultService {
   }
 
   /** The owner's signed request: checked against ownerOf proved at a trusted block; the share goes sealed to the owner's key. */
-  async retrieve(p: { request: unknown }): Promise<{ slot: number; version: bigint; descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }> {
+  async retrieve(p: { request: unknown }): Promise<{ slot: number; version: bigint; descriptor: ShareSetDescriptorJson; envelope: HpkeSealed }> {
     this.machine.require("retrieve");
     const tokenId = tokenIdOf(p.request);
     const held = this.#store.get(tokenId);
@@ -315,7 +317,8 @@ export class VaultService {
     if (entry.measurement.toLowerCase() !== this.#measurement.toLowerCase()) {
       throw new VaultEnclaveError("PEER_REFUSED", `enclave ${p.requester} runs another image than this vault enclave`, { details: { requester: p.requester, measurement: entry.measurement } });
     }
-    const peerKey = hexToBytes(entry.hpkePublicKey);
+    // The page's shares are messages of one HPKE context to the requester's registered key.
+    const sealer = new ShareSealer(hexToBytes(entry.hpkePublicKey), "transfer");
     const items: TransferItem[] = [];
     const missing: bigint[] = [];
     for (const tokenId of p.tokenIds) {
@@ -324,7 +327,7 @@ export class VaultService {
         missing.push(tokenId);
         continue;
       }
-      const envelope = await sealShare(peerKey, "transfer", { binding: held.descriptor.binding, version: held.version, slot: held.share.slot }, held.share);
+      const envelope = sealer.seal({ binding: held.descriptor.binding, version: held.version, slot: held.share.slot }, held.share);
       items.push({ tokenId, version: held.version, descriptor: shareSetDescriptorJson(held.descriptor), envelope });
     }
     return { items, missing };
@@ -365,7 +368,7 @@ export class VaultService {
    * and salts) and seals each new share to the registered key of the member at its slot. The plaintext is
    * zeroed before it returns; only the new public descriptor and the sealed shares leave.
    */
-  async reshareDeal(p: { tokenId: bigint; items: { slot: number; descriptor: unknown; envelope: SealedEnvelope }[] }): Promise<{ descriptor: ShareSetDescriptorJson; root: Hex; envelopes: { slot: number; enc: Uint8Array; ciphertext: Uint8Array }[] }> {
+  async reshareDeal(p: { tokenId: bigint; items: { slot: number; descriptor: unknown; envelope: SealedEnvelope }[] }): Promise<{ descriptor: ShareSetDescriptorJson; root: Hex; envelopes: { slot: number; enc: Uint8Array; ciphertext: Uint8Array; seq: number }[] }> {
     this.machine.require("exportShares");
     if (p.items.length === 0) throw new VaultEnclaveError("BAD_REQUEST", "a re-share needs k shares");
     const block = await this.#chain.block();
@@ -373,7 +376,8 @@ export class VaultService {
     const { descriptor, root } = await this.#checkedDescriptor(p.items[0]!.descriptor, block);
     if (descriptor.binding.tokenId !== p.tokenId) throw new VaultEnclaveError("BAD_REQUEST", "the shares are of another token");
     const shares = [];
-    for (const item of p.items) shares.push(await openVerifiedShare(this.#keys.hpke.privateKey, "transfer", descriptor, root, item.slot, item.envelope));
+    const opener = new ShareOpener(this.#keys.hpke.privateKey, "transfer");
+    for (const item of p.items) shares.push(opener.openVerified(descriptor, root, item.slot, item.envelope));
     const set = await refreshShares(descriptor, root, shares);
     for (const s of shares) s.share.fill(0);
     try {
@@ -383,7 +387,7 @@ export class VaultService {
         keys.push(await this.#clusterPeerKey(member, mine.cluster, block));
       }
       const envelopes = await sealShareSet(set, keys, "store");
-      return { descriptor: shareSetDescriptorJson(set.descriptor), root: set.root, envelopes: envelopes.map((e) => ({ slot: e.slot, enc: e.enc, ciphertext: e.ciphertext })) };
+      return { descriptor: shareSetDescriptorJson(set.descriptor), root: set.root, envelopes: envelopes.map((e) => ({ slot: e.slot, enc: e.enc, ciphertext: e.ciphertext, seq: e.seq })) };
     } finally {
       for (const s of set.shares) s.share.fill(0);
     }
