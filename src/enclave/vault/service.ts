@@ -9,7 +9,8 @@
 import { hexToBytes, type Address, type Hex } from "viem";
 import type { PrivateKeyAccount } from "viem/accounts";
 import type { HpkeSealed } from "../../crypto/hpke.ts";
-import { confirmationTypes, reshareTypes, vaultContractDomain } from "../../protocol/vault-contract.ts";
+import { reshareTypes, vaultContractDomain } from "../../protocol/vault-contract.ts";
+import { confirmationDigest } from "../../protocol/vault-confirmation-digest.ts";
 import { parseShareSetDescriptor, shareSetDescriptorJson, type ShareSetDescriptorJson } from "../../protocol/vault-descriptor.ts";
 import { openVerifiedShare, sealRetrievalResponse, sealShare, sealShareSet, ShareOpener, ShareSealer, type ShareEnvelope } from "../../protocol/vault-envelopes.ts";
 import { refreshShares } from "../../protocol/vault-reshare.ts";
@@ -262,11 +263,12 @@ export class VaultService {
     const block = await this.#chain.block();
     const { cluster, slot, epoch } = await this.#place(block);
     const entries = [...this.#state.unconfirmed].slice(0, p.max * (p.batches ?? 1));
-    const domain = vaultContractDomain(BigInt(this.#chain.config.chainId), this.#chain.config.vault);
+    const chainId = BigInt(this.#chain.config.chainId);
+    const vault = this.#chain.config.vault;
     const signed: SignedConfirmation[] = [];
     for (let at = 0; at < entries.length; at += p.max) {
       const shares = entries.slice(at, at + p.max).map(([tokenId, version]) => ({ tokenId, version, sharesRoot: this.#store.get(tokenId)!.root }));
-      const signature = await this.#keys.account.signTypedData({ domain, types: confirmationTypes, primaryType: "Confirmation", message: { cluster, epoch, slot, shares } });
+      const signature = await this.#keys.account.sign({ hash: confirmationDigest(chainId, vault, { cluster, epoch, slot, shares }) });
       signed.push({ cluster, slot, epoch, shares: shares.map(({ tokenId, version }) => ({ tokenId, version })), signature });
     }
     return signed;
