@@ -22,7 +22,6 @@ import { runUnderPolicy } from "../cleanroom/run-query.ts";
 import { collabRecordPart, type CollabComputeParams } from "./collab-params.ts";
 import { datasetInputName } from "./collab-partner.ts";
 import { serialize } from "node:v8";
-import type { EvidenceVerifier } from "../../attestation/atls/certificate.ts";
 import type { EnclaveNet } from "../net/connect.ts";
 import type { NetError } from "../net/errors.ts";
 import type { EnclaveListener } from "../net/listen.ts";
@@ -31,7 +30,7 @@ import type { LoadedDataset } from "./collab/datasets.ts";
 import { loadOwnDatasets, MAX_TRANSFER_MESSAGE, receiveDatasets, TRANSFER_VERSION } from "./collab/transfer.ts";
 import { proveCollabState, type CollabProvedAt } from "./collab/chain-state.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
-import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
+import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration, type CollabTlsVerifier } from "./collab/verify.ts";
 import type { JobModule } from "./job-module.ts";
 
 interface AuthorizedCompute {
@@ -221,23 +220,25 @@ function cellOut(value: unknown): string | number | boolean | null {
 
 interface PartnerListener {
   listener: EnclaveListener;
+  /** The handshakes' verifier: which partner's policy accepted which evidence (tlsPeerParty does not check it twice). */
+  verifier: CollabTlsVerifier;
   /** Refusals of inbound peers (those before the handler is set are kept for it). */
   onRefused(handler: (e: NetError) => void): void;
 }
 
 /**
  * Listens for the partners: mutual attested TLS through this host's relay, each peer's evidence checked under
- * its pinned manifest. The verifier is made at the first handshake: the manifests are parsed (and refused with
- * their reason) by authorize's checks, which may still be running.
+ * its pinned manifest. The verifier parses the manifests only at the first handshake: authorize's checks, which
+ * may still be running, parse them first and refuse a bad one with its reason.
  */
 async function listenForPartners(net: EnclaveNet, partners: CollabComputeParams["partners"]): Promise<PartnerListener> {
   const early: NetError[] = [];
   let handler: ((e: NetError) => void) | undefined;
-  let verifier: EvidenceVerifier | undefined;
-  const verify: EvidenceVerifier = (evidence, reportData) => (verifier ??= tlsVerifier(partners))(evidence, reportData);
-  const listener = await net.listen({ peer: { kind: "attested", verify }, onRefused: (e) => (handler ? handler(e) : early.push(e)) });
+  const verifier = tlsVerifier(partners);
+  const listener = await net.listen({ peer: { kind: "attested", verify: verifier.verify }, onRefused: (e) => (handler ? handler(e) : early.push(e)) });
   return {
     listener,
+    verifier,
     onRefused(h) {
       handler = h;
       for (const e of early.splice(0)) h(e);
@@ -251,7 +252,7 @@ async function listenForPartners(net: EnclaveNet, partners: CollabComputeParams[
  * `net` reaches the compute party's own pinned database.
  */
 async function receiveAll(
-  { listener, onRefused }: PartnerListener,
+  { listener, verifier, onRefused }: PartnerListener,
   instance: DuckDBInstance,
   p: CollabComputeParams,
   a: AuthorizedCompute,
@@ -270,7 +271,7 @@ async function receiveAll(
     void (async () => {
       const stream = createMessageStream(socket, { maxMessageBytes: MAX_TRANSFER_MESSAGE });
       try {
-        const partner = await tlsPeerParty(checked, peer, p.partners);
+        const partner = await tlsPeerParty(checked, peer, p.partners, verifier);
         const entry = pending.get(partner.party);
         if (!entry) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${partner.party} connected twice`);
         pending.delete(partner.party);

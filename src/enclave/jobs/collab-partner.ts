@@ -65,8 +65,9 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
       let conn;
       try {
         // Mutual attested TLS: the compute enclave's certificate must carry evidence its pinned manifest accepts, for the key its verified evidence binds.
-        conn = await ctx.net.connect({ ...p.computeAddress, pin: { kind: "attested", verify: tlsVerifier([p.compute]) } });
-        await tlsPeerParty(a.checked, conn.peer!, [p.compute]);
+        const verifier = tlsVerifier([p.compute]);
+        conn = await ctx.net.connect({ ...p.computeAddress, pin: { kind: "attested", verify: verifier.verify } });
+        await tlsPeerParty(a.checked, conn.peer!, [p.compute], verifier);
       } catch (e) {
         conn?.socket.destroy();
         await release();
