@@ -27,7 +27,8 @@ import type { NetError } from "../net/errors.ts";
 import type { EnclaveListener } from "../net/listen.ts";
 import { createMessageStream } from "../net/messages.ts";
 import type { LoadedDataset } from "./collab/datasets.ts";
-import { loadOwnDatasets, MAX_TRANSFER_MESSAGE, receiveDatasets, TRANSFER_VERSION } from "./collab/transfer.ts";
+import { loadOwnDatasets, MAX_TRANSFER_MESSAGE, receiveDatasets, sqlString, TRANSFER_VERSION } from "./collab/transfer.ts";
+import { checkUnchanged, type FileIdentity } from "./collab/file-identity.ts";
 import { proveCollabState, type CollabProvedAt } from "./collab/chain-state.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
 import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration, type CollabTlsVerifier } from "./collab/verify.ts";
@@ -131,24 +132,30 @@ async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: Collab
     await partners.listener.close();
     throw e;
   }
+  const taken = new Set<string>();
+  const reserve = (name: string) => {
+    if (taken.has(name.toLowerCase())) throw new CollabJobError("COLLAB_DATASET_NAME", `two parties name a dataset "${name}": dataset names must be unique across the collaboration (they are the query's table names)`);
+    taken.add(name.toLowerCase());
+  };
   let result;
   let datasets: LoadedDataset[];
   try {
-    const taken = new Set<string>();
-    const reserve = (name: string) => {
-      if (taken.has(name.toLowerCase())) throw new CollabJobError("COLLAB_DATASET_NAME", `two parties name a dataset "${name}": dataset names must be unique across the collaboration (they are the query's table names)`);
-      taken.add(name.toLowerCase());
-    };
-    datasets = await receiveAll(partners, instance, p, a, reserve, ctx.net);
+    const received = await receiveAll(partners, instance, p, a, reserve, ctx.net);
+    datasets = received.datasets;
+    const inPlace = received.ownInPlace;
     const connection = await instance.connect();
     try {
-      // From here the query sees only the loaded tables: no file, no network, no setting changes.
+      // From here the query sees only the loaded tables and the compute party's parquet files it reads in place
+      // (allowed_paths: exactly those files): no other file, no network, no setting changes.
+      if (inPlace.length > 0) await connection.run(`SET allowed_paths = [${inPlace.map((f) => sqlString(f.path)).join(", ")}]`);
       await connection.run("SET enable_external_access = false");
       await connection.run("SET lock_configuration = true");
       result = await runUnderPolicy(connection, checked.sql, checked.policy, { epsilonSpentBefore: a.epsilonSpentBefore });
     } finally {
       connection.closeSync();
     }
+    // The files read in place are the ones hashed: unchanged since (file-identity.ts).
+    for (const file of inPlace) await checkUnchanged(file);
   } finally {
     instance.closeSync();
   }
@@ -258,7 +265,7 @@ async function receiveAll(
   a: AuthorizedCompute,
   reserve: (name: string) => void,
   net: EnclaveNet | undefined,
-): Promise<LoadedDataset[]> {
+): Promise<{ datasets: LoadedDataset[]; ownInPlace: FileIdentity[] }> {
   const { checked } = a;
   const names = p.collaboration.partyNames;
   let fail!: (e: unknown) => void;
@@ -299,8 +306,8 @@ async function receiveAll(
   try {
     const own = loadOwnDatasets(instance, names[checked.terms.computeParty]!, a.descriptors, p.baseDir, reserve, net);
     const partners = [...pending.values()].map((e) => e.promise);
-    const all = await Promise.race([Promise.all([own, ...partners]), failed, timeout]);
-    return all.flat();
+    const [mine, ...theirs] = await Promise.race([Promise.all([own, ...partners]), failed, timeout]);
+    return { datasets: [...mine.datasets, ...theirs.flat()], ownInPlace: mine.inPlace };
   } finally {
     clearTimeout(timer);
     await listener.close();
