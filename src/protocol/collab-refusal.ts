@@ -51,6 +51,7 @@ const ADVICE: Record<string, string> = {
   POLICY_INVALID: "the output policy is not valid: create a new collaboration with a valid policy",
   CONNECTOR_UNREACHABLE: "the party's data source cannot be reached from its node: start it or fix its address, then assign the node again",
   CONNECTOR_FILE_NOT_FOUND: "a dataset file is missing on the party's node: put it back where the collaboration file names it",
+  CONNECTOR_FILE_CHANGED: "a dataset file changed on the party's node while the run read it: run again once it is settled",
   CONNECTOR_AUTH_FAILED: "the party's data source refused its credentials: fix them and assign the node again",
   CONNECTOR_UNKNOWN_TABLE: "a dataset's table does not exist in the party's database: create it or fix the descriptor",
   CONNECTOR_BAD_DESCRIPTOR: "a dataset descriptor is not valid: fix the collaboration file and assign the node again",

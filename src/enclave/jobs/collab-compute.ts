@@ -22,16 +22,16 @@ import { runUnderPolicy } from "../cleanroom/run-query.ts";
 import { collabRecordPart, type CollabComputeParams } from "./collab-params.ts";
 import { datasetInputName } from "./collab-partner.ts";
 import { serialize } from "node:v8";
-import type { EvidenceVerifier } from "../../attestation/atls/certificate.ts";
 import type { EnclaveNet } from "../net/connect.ts";
 import type { NetError } from "../net/errors.ts";
 import type { EnclaveListener } from "../net/listen.ts";
 import { createMessageStream } from "../net/messages.ts";
 import type { LoadedDataset } from "./collab/datasets.ts";
-import { loadOwnDatasets, MAX_TRANSFER_MESSAGE, receiveDatasets, TRANSFER_VERSION } from "./collab/transfer.ts";
+import { loadOwnDatasets, MAX_TRANSFER_MESSAGE, receiveDatasets, sqlString, TRANSFER_VERSION } from "./collab/transfer.ts";
+import { checkUnchanged, type FileIdentity } from "./collab/file-identity.ts";
 import { proveCollabState, type CollabProvedAt } from "./collab/chain-state.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
-import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
+import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration, type CollabTlsVerifier } from "./collab/verify.ts";
 import type { JobModule } from "./job-module.ts";
 
 interface AuthorizedCompute {
@@ -132,24 +132,30 @@ async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: Collab
     await partners.listener.close();
     throw e;
   }
+  const taken = new Set<string>();
+  const reserve = (name: string) => {
+    if (taken.has(name.toLowerCase())) throw new CollabJobError("COLLAB_DATASET_NAME", `two parties name a dataset "${name}": dataset names must be unique across the collaboration (they are the query's table names)`);
+    taken.add(name.toLowerCase());
+  };
   let result;
   let datasets: LoadedDataset[];
   try {
-    const taken = new Set<string>();
-    const reserve = (name: string) => {
-      if (taken.has(name.toLowerCase())) throw new CollabJobError("COLLAB_DATASET_NAME", `two parties name a dataset "${name}": dataset names must be unique across the collaboration (they are the query's table names)`);
-      taken.add(name.toLowerCase());
-    };
-    datasets = await receiveAll(partners, instance, p, a, reserve, ctx.net);
+    const received = await receiveAll(partners, instance, p, a, reserve, ctx.net);
+    datasets = received.datasets;
+    const inPlace = received.ownInPlace;
     const connection = await instance.connect();
     try {
-      // From here the query sees only the loaded tables: no file, no network, no setting changes.
+      // From here the query sees only the loaded tables and the compute party's parquet files it reads in place
+      // (allowed_paths: exactly those files): no other file, no network, no setting changes.
+      if (inPlace.length > 0) await connection.run(`SET allowed_paths = [${inPlace.map((f) => sqlString(f.path)).join(", ")}]`);
       await connection.run("SET enable_external_access = false");
       await connection.run("SET lock_configuration = true");
       result = await runUnderPolicy(connection, checked.sql, checked.policy, { epsilonSpentBefore: a.epsilonSpentBefore });
     } finally {
       connection.closeSync();
     }
+    // The files read in place are the ones hashed: unchanged since (file-identity.ts).
+    for (const file of inPlace) await checkUnchanged(file);
   } finally {
     instance.closeSync();
   }
@@ -221,23 +227,25 @@ function cellOut(value: unknown): string | number | boolean | null {
 
 interface PartnerListener {
   listener: EnclaveListener;
+  /** The handshakes' verifier: which partner's policy accepted which evidence (tlsPeerParty does not check it twice). */
+  verifier: CollabTlsVerifier;
   /** Refusals of inbound peers (those before the handler is set are kept for it). */
   onRefused(handler: (e: NetError) => void): void;
 }
 
 /**
  * Listens for the partners: mutual attested TLS through this host's relay, each peer's evidence checked under
- * its pinned manifest. The verifier is made at the first handshake: the manifests are parsed (and refused with
- * their reason) by authorize's checks, which may still be running.
+ * its pinned manifest. The verifier parses the manifests only at the first handshake: authorize's checks, which
+ * may still be running, parse them first and refuse a bad one with its reason.
  */
 async function listenForPartners(net: EnclaveNet, partners: CollabComputeParams["partners"]): Promise<PartnerListener> {
   const early: NetError[] = [];
   let handler: ((e: NetError) => void) | undefined;
-  let verifier: EvidenceVerifier | undefined;
-  const verify: EvidenceVerifier = (evidence, reportData) => (verifier ??= tlsVerifier(partners))(evidence, reportData);
-  const listener = await net.listen({ peer: { kind: "attested", verify }, onRefused: (e) => (handler ? handler(e) : early.push(e)) });
+  const verifier = tlsVerifier(partners);
+  const listener = await net.listen({ peer: { kind: "attested", verify: verifier.verify }, onRefused: (e) => (handler ? handler(e) : early.push(e)) });
   return {
     listener,
+    verifier,
     onRefused(h) {
       handler = h;
       for (const e of early.splice(0)) h(e);
@@ -251,13 +259,13 @@ async function listenForPartners(net: EnclaveNet, partners: CollabComputeParams[
  * `net` reaches the compute party's own pinned database.
  */
 async function receiveAll(
-  { listener, onRefused }: PartnerListener,
+  { listener, verifier, onRefused }: PartnerListener,
   instance: DuckDBInstance,
   p: CollabComputeParams,
   a: AuthorizedCompute,
   reserve: (name: string) => void,
   net: EnclaveNet | undefined,
-): Promise<LoadedDataset[]> {
+): Promise<{ datasets: LoadedDataset[]; ownInPlace: FileIdentity[] }> {
   const { checked } = a;
   const names = p.collaboration.partyNames;
   let fail!: (e: unknown) => void;
@@ -270,7 +278,7 @@ async function receiveAll(
     void (async () => {
       const stream = createMessageStream(socket, { maxMessageBytes: MAX_TRANSFER_MESSAGE });
       try {
-        const partner = await tlsPeerParty(checked, peer, p.partners);
+        const partner = await tlsPeerParty(checked, peer, p.partners, verifier);
         const entry = pending.get(partner.party);
         if (!entry) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${partner.party} connected twice`);
         pending.delete(partner.party);
@@ -298,8 +306,8 @@ async function receiveAll(
   try {
     const own = loadOwnDatasets(instance, names[checked.terms.computeParty]!, a.descriptors, p.baseDir, reserve, net);
     const partners = [...pending.values()].map((e) => e.promise);
-    const all = await Promise.race([Promise.all([own, ...partners]), failed, timeout]);
-    return all.flat();
+    const [mine, ...theirs] = await Promise.race([Promise.all([own, ...partners]), failed, timeout]);
+    return { datasets: [...mine.datasets, ...theirs.flat()], ownInPlace: mine.inPlace };
   } finally {
     clearTimeout(timer);
     await listener.close();

@@ -17,12 +17,13 @@ import type { CollabBinding } from "../../protocol/collab-run.ts";
 import { collaborationsDomainName } from "../../protocol/collaboration.ts";
 import { collabRecordPart, type CollabPartnerParams } from "./collab-params.ts";
 import { createMessageStream } from "../net/messages.ts";
-import { MAX_TRANSFER_MESSAGE, openSources, sendDatasets, TRANSFER_VERSION } from "./collab/transfer.ts";
+import { fileReaderInstance, MAX_TRANSFER_MESSAGE, openSources, sendDatasets, TRANSFER_VERSION } from "./collab/transfer.ts";
 import { namedColumns } from "./collab/projection.ts";
 import { proveCollabState, type CollabProvedAt } from "./collab/chain-state.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
 import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
-import type { JobModule } from "./job-module.ts";
+import type { EnclaveContext, JobModule } from "./job-module.ts";
+import type { DuckDBInstance } from "@duckdb/node-api";
 
 interface AuthorizedPartner {
   checked: CheckedCollaboration;
@@ -30,6 +31,8 @@ interface AuthorizedPartner {
   descriptors: Record<string, Record<string, unknown>>;
   /** Where the party's own chain endpoints proved the collaboration's state, when it named them. */
   provedAt?: CollabProvedAt;
+  /** The DuckDB instance that will read the party's files, started with the checks (it reads nothing before execute). */
+  reader: Promise<DuckDBInstance>;
 }
 
 /** The name under which a party's dataset enters digest sets and provenance. */
@@ -40,18 +43,14 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
   jobId: (p) => p.collaboration.id,
   authorize: (ctx, p) =>
     reportingRefusals(async () => {
-      const checked = await checkCollaboration(p.collaboration);
-      const { terms } = checked;
-      if (p.party >= terms.parties.length || p.party === terms.computeParty) {
-        throw new CollabJobError("COLLAB_TERMS_INVALID", `party ${p.party} is not a partner of this collaboration (the compute party ${terms.computeParty} runs collab-compute)`);
+      const reader = fileReaderInstance();
+      reader.catch(() => {});
+      try {
+        return { ...(await authorizePartner(ctx, p)), reader };
+      } catch (e) {
+        await reader.then((instance) => instance.closeSync(), () => {});
+        throw e;
       }
-      if (p.runId < 1 || p.runId > terms.maxRuns) throw new CollabJobError("COLLAB_TERMS_INVALID", `run ${p.runId} is outside the terms' 1..${terms.maxRuns} runs`);
-      await checkQueryUnderPolicy(checked);
-      const compute = await verifyPeer(checked, p.compute, terms.computeParty);
-      const opened = await openDatasets(ctx, checked, p.party, p.datasets);
-      // With endpoints of its own, the party's enclave proves the approvals stand before it reads a row.
-      const proven = opened.chainView ? await proveCollabState(opened.chainView, checked, p.runId, p.collaboration.partyNames) : undefined;
-      return { checked, compute, descriptors: opened.datasets, ...(proven ? { provedAt: proven.provedAt } : {}) };
     }),
   execute: (ctx, p, a) =>
     reportingRefusals(async () => {
@@ -59,14 +58,21 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
       if (!ctx.net) throw new CollabJobError("COLLAB_PEER_REFUSED", "this enclave has no network: it cannot reach the compute enclave");
       // The datasets open (a file read by DuckDB and its hash begun, or a reader or connection opened) while the connection is made; nothing is sent before the peer is verified.
       // A file sends only the columns the approved query and policy name (projection.ts).
-      const opening = namedColumns(a.checked.sql, a.checked.policy).then((columns) => openSources(a.descriptors, p.baseDir, ctx.net, columns));
+      const opening = namedColumns(a.checked.sql, a.checked.policy).then(
+        (columns) => openSources(a.descriptors, p.baseDir, ctx.net, columns, a.reader),
+        async (e: unknown) => {
+          await a.reader.then((instance) => instance.closeSync(), () => {});
+          throw e;
+        },
+      );
       opening.catch(() => {});
       const release = () => opening.then((s) => s.close(), () => {});
       let conn;
       try {
         // Mutual attested TLS: the compute enclave's certificate must carry evidence its pinned manifest accepts, for the key its verified evidence binds.
-        conn = await ctx.net.connect({ ...p.computeAddress, pin: { kind: "attested", verify: tlsVerifier([p.compute]) } });
-        await tlsPeerParty(a.checked, conn.peer!, [p.compute]);
+        const verifier = tlsVerifier([p.compute]);
+        conn = await ctx.net.connect({ ...p.computeAddress, pin: { kind: "attested", verify: verifier.verify } });
+        await tlsPeerParty(a.checked, conn.peer!, [p.compute], verifier);
       } catch (e) {
         conn?.socket.destroy();
         await release();
@@ -106,6 +112,22 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
     return { type: "JobAnchor", signature: await ctx.keys.account.sign({ hash: partnerAnchorDigest({ chainId, contract, collaborationId: id }, a.termsHash, a.inputs, run.outputs[0]!.digest, run.provenanceDigest) }) };
   },
 };
+
+/** The partner's checks, in the order the module comment gives; nothing is read before they pass. */
+async function authorizePartner(ctx: EnclaveContext, p: CollabPartnerParams): Promise<Omit<AuthorizedPartner, "reader">> {
+  const checked = await checkCollaboration(p.collaboration);
+  const { terms } = checked;
+  if (p.party >= terms.parties.length || p.party === terms.computeParty) {
+    throw new CollabJobError("COLLAB_TERMS_INVALID", `party ${p.party} is not a partner of this collaboration (the compute party ${terms.computeParty} runs collab-compute)`);
+  }
+  if (p.runId < 1 || p.runId > terms.maxRuns) throw new CollabJobError("COLLAB_TERMS_INVALID", `run ${p.runId} is outside the terms' 1..${terms.maxRuns} runs`);
+  await checkQueryUnderPolicy(checked);
+  const compute = await verifyPeer(checked, p.compute, terms.computeParty);
+  const opened = await openDatasets(ctx, checked, p.party, p.datasets);
+  // With endpoints of its own, the party's enclave proves the approvals stand before it reads a row.
+  const proven = opened.chainView ? await proveCollabState(opened.chainView, checked, p.runId, p.collaboration.partyNames) : undefined;
+  return { checked, compute, descriptors: opened.datasets, ...(proven ? { provedAt: proven.provedAt } : {}) };
+}
 
 /** What execute hands to anchor (the runtime passes both the same params object). */
 const anchorInputs = new WeakMap<CollabPartnerParams, { inputs: { name: string; digest: Hex }[]; termsHash: Hex }>();

@@ -29,6 +29,7 @@ import { CollabJobError } from "./errors.ts";
 import { columnTypeOf, isVectorType, vectorTypeOf, VectorLoader, type VectorType } from "./vector-loader.ts";
 import { encodeChunk, type WireColumn } from "./wire-vectors.ts";
 import { quoteIdent } from "../../cleanroom/sql-ast.ts";
+import { checkUnchanged, fileIdentity, type FileIdentity } from "./file-identity.ts";
 import { DuckDBInstance, type DuckDBConnection, type DuckDBResult } from "@duckdb/node-api";
 
 /** Largest message: one batch of BATCH_ROWS rows with wide text cells. */
@@ -47,21 +48,31 @@ export interface TransferHeader {
 
 const columnTypes = new Set(["boolean", "integer", "float", "decimal", "text", "date", "timestamp", "json", "bytes"]);
 
+/** A DuckDB instance for reading a party's own files (no extension is installed or loaded). */
+export function fileReaderInstance(): Promise<DuckDBInstance> {
+  return DuckDBInstance.create(":memory:", { autoinstall_known_extensions: "false", autoload_known_extensions: "false" });
+}
+
 /**
  * Partner side: opens every dataset (a file DuckDB reads here, or its connector); done while the connection
  * to the compute enclave is being made. Nothing is sent yet. With `columns` (projection.ts), a file's reader
- * keeps only the columns of those names (every column when none of them is in the file).
+ * keeps only the columns of those names (every column when none of them is in the file). Files are read by
+ * one DuckDB instance, a connection each: `reader` when the job started one earlier (the Sources then own it,
+ * and close it even when opening fails), else one made here.
  */
-export async function openSources(descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, net?: EnclaveNet, columns?: ReadonlySet<string>): Promise<Sources> {
+export async function openSources(descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, net?: EnclaveNet, columns?: ReadonlySet<string>, reader?: Promise<DuckDBInstance>): Promise<Sources> {
   const list: Source[] = [];
+  let files = reader;
+  const fileReader = () => (files ??= fileReaderInstance());
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
     for (const source of list) await (source.kind === "rows" ? source.reader.close() : source.close());
+    await files?.then((instance) => instance.closeSync(), () => {});
   };
   try {
-    for (const [name, descriptor] of Object.entries(descriptors)) list.push(await openSource(name, descriptor, baseDir, net, columns));
+    for (const [name, descriptor] of Object.entries(descriptors)) list.push(await openSource(name, descriptor, baseDir, net, columns, fileReader));
   } catch (e) {
     await close();
     throw e;
@@ -71,7 +82,7 @@ export async function openSources(descriptors: Record<string, Record<string, unk
 
 export interface Sources {
   readonly list: readonly Source[];
-  /** Releases every source not yet released (sendDatasets releases each one it reads to the end); once. */
+  /** Releases every source and the files' DuckDB instance; once (after the transfer: freeing them takes a few ms). */
   close(): Promise<void>;
 }
 
@@ -110,9 +121,8 @@ export async function sendDatasets(stream: MessageStream, header: TransferHeader
       }
       if (group.length > 0) await stream.send(serialize({ d, chunks: group }));
     } finally {
-      // No read may be running on the connection when it closes.
+      // No read may be running on the connection when it closes (Sources.close, once the compute enclave answered).
       await next.catch(() => {});
-      source.close();
     }
     const digest = await source.digest;
     await stream.send(serialize({ d, end: true, digest, rowCount }));
@@ -218,9 +228,16 @@ async function receiveInto(stream: MessageStream, connection: DuckDBConnection, 
   return loaded;
 }
 
-/** The compute party's own datasets: read through the connectors inside this enclave, loaded as they are read. */
-export async function loadOwnDatasets(instance: DuckDBInstance, party: string, descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, reserve: (name: string) => void, net?: EnclaveNet): Promise<LoadedDataset[]> {
-  const out: LoadedDataset[] = [];
+/** The compute party's own datasets as the query will see them, and the files it reads where they lie. */
+export interface OwnDatasets {
+  datasets: LoadedDataset[];
+  /** Parquet files the query reads in place (views): its DuckDB must be allowed exactly these, checked unchanged after it ran. */
+  inPlace: FileIdentity[];
+}
+
+/** The compute party's own datasets: read through the connectors inside this enclave, loaded as they are read, or (parquet) queried in place. */
+export async function loadOwnDatasets(instance: DuckDBInstance, party: string, descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, reserve: (name: string) => void, net?: EnclaveNet): Promise<OwnDatasets> {
+  const out: OwnDatasets = { datasets: [], inPlace: [] };
   const connection = await instance.connect();
   try {
     await loadInto(connection, out, party, descriptors, baseDir, reserve, net);
@@ -230,13 +247,15 @@ export async function loadOwnDatasets(instance: DuckDBInstance, party: string, d
   return out;
 }
 
-async function loadInto(connection: DuckDBConnection, out: LoadedDataset[], party: string, descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, reserve: (name: string) => void, net: EnclaveNet | undefined): Promise<void> {
+async function loadInto(connection: DuckDBConnection, out: OwnDatasets, party: string, descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, reserve: (name: string) => void, net: EnclaveNet | undefined): Promise<void> {
   for (const [name, pinned] of Object.entries(descriptors)) {
     reserve(name);
     const { descriptor, network } = databaseEndpoint(pinned, net);
     const parsed = parseDescriptor(descriptor);
     if ((parsed.type === "csv" || parsed.type === "parquet") && parsed.cursor === undefined) {
-      out.push(await loadFileInPlace(connection, party, name, parsed.type, resolveFilePath(parsed.path, baseDir)));
+      const { dataset, inPlace } = await loadFileInPlace(connection, party, name, parsed.type, resolveFilePath(parsed.path, baseDir));
+      out.datasets.push(dataset);
+      if (inPlace) out.inPlace.push(inPlace);
       continue;
     }
     const reader = await openDataset(descriptor, { ...(baseDir ? { baseDir } : {}), ...(network ? { network } : {}), batchSize: BATCH_ROWS });
@@ -244,34 +263,51 @@ async function loadInto(connection: DuckDBConnection, out: LoadedDataset[], part
     for await (const rows of reader) loader.append(rows);
     await loader.finish();
     const { digest, rowCount } = reader.summary();
-    out.push({ party, name, digest: `0x${digest}`, rowCount });
+    out.datasets.push({ party, name, digest: `0x${digest}`, rowCount });
   }
 }
 
 /**
- * The compute party's own csv or parquet file, read by DuckDB in place (no rows through JavaScript): its
- * digest is the SHA-256 of the file's bytes (`of: "file"` in the provenance), not the connector's row
- * encoding. The file is the compute party's own, on its own machine.
+ * The compute party's own csv or parquet file, read by DuckDB (no rows through JavaScript): its digest is the
+ * SHA-256 of the file's bytes (`of: "file"` in the provenance), not the connector's row encoding. A parquet
+ * file is not loaded: a view reads it where it lies, so its rows are read once, by the approved query, after
+ * the partners' transfer instead of competing with it for the cores; its row count is its footer's. A csv file
+ * is loaded into a table (counting its rows parses it anyway). The file's identity is taken before it is
+ * hashed and compared after its last read (here for a csv file, after the query for a parquet one): a file
+ * replaced or written meanwhile is refused (file-identity.ts). The file is the compute party's own, on its own machine.
  */
-async function loadFileInPlace(connection: DuckDBConnection, party: string, name: string, type: "csv" | "parquet", path: string): Promise<LoadedDataset> {
+async function loadFileInPlace(connection: DuckDBConnection, party: string, name: string, type: "csv" | "parquet", path: string): Promise<{ dataset: LoadedDataset; inPlace?: FileIdentity }> {
   if (!existsSync(path)) {
     throw new ConnectorError("CONNECTOR_FILE_NOT_FOUND", `${type} file ${path} does not exist; check the descriptor's path (relative paths resolve against the collaboration file's folder)`, { details: { path } });
   }
-  // The file is hashed while DuckDB loads it (its own threads); CREATE TABLE AS reports the row count.
+  const identity = await fileIdentity(path);
+  // The file is hashed while DuckDB reads it (its own threads).
   const hashing = fileSha256(path);
   hashing.catch(() => {});
-  const table = `"${name.replaceAll('"', '""')}"`;
-  let created;
+  const table = quoteIdent(name);
+  const read = `${type === "csv" ? "read_csv" : "read_parquet"}(${sqlString(path)})`;
+  let rowCount;
   try {
-    created = await connection.runAndReadAll(`CREATE TABLE ${table} AS SELECT * FROM ${type === "csv" ? "read_csv" : "read_parquet"}('${path.replaceAll("'", "''")}')`);
+    if (type === "parquet") {
+      await connection.run(`CREATE VIEW ${table} AS SELECT * FROM ${read}`);
+      rowCount = (await connection.runAndReadAll(`SELECT count(*) FROM ${table}`)).getRowsJS()[0]![0];
+    } else {
+      // CREATE TABLE AS reports the row count.
+      rowCount = (await connection.runAndReadAll(`CREATE TABLE ${table} AS SELECT * FROM ${read}`)).getRowsJS()[0]?.[0];
+      if (typeof rowCount !== "bigint") rowCount = (await connection.runAndReadAll(`SELECT count(*) FROM ${table}`)).getRowsJS()[0]![0];
+    }
   } catch (error) {
     throw new ConnectorError("CONNECTOR_QUERY_FAILED", `could not read ${type} file ${path}: ${(error as Error).message.split("\n")[0]}`, { details: { path } });
   }
-  const [count] = created.getRowsJS()[0] ?? [];
-  const rowCount = typeof count === "bigint" ? count : ((await connection.runAndReadAll(`SELECT count(*) FROM ${table}`)).getRowsJS()[0]![0] as bigint);
   const digest = await hashing;
-  return { party, name, digest, rowCount: Number(rowCount), of: "file" };
+  const dataset: LoadedDataset = { party, name, digest, rowCount: Number(rowCount), of: "file" };
+  if (type === "parquet") return { dataset, inPlace: identity };
+  await checkUnchanged(identity);
+  return { dataset };
 }
+
+/** A SQL string literal. */
+export const sqlString = (text: string) => `'${text.replaceAll("'", "''")}'`;
 
 /** The SHA-256 of a file's bytes, as a 0x-prefixed hex digest. */
 async function fileSha256(path: string): Promise<string> {
@@ -300,20 +336,26 @@ type VectorColumn = Column & { vector: VectorType };
  * is read by DuckDB and sent column by column (its digest: SHA-256 of the file's bytes, `of: "file"`); any
  * other source through its connector, row by row (the connector's row digest).
  */
-async function openSource(name: string, pinned: Record<string, unknown>, baseDir: string | undefined, net: EnclaveNet | undefined, columns: ReadonlySet<string> | undefined): Promise<Source> {
+async function openSource(
+  name: string,
+  pinned: Record<string, unknown>,
+  baseDir: string | undefined,
+  net: EnclaveNet | undefined,
+  columns: ReadonlySet<string> | undefined,
+  fileReader: () => Promise<DuckDBInstance>,
+): Promise<Source> {
   const { descriptor, network } = databaseEndpoint(pinned, net);
   const parsed = parseDescriptor(descriptor);
   if ((parsed.type === "csv" || parsed.type === "parquet") && parsed.cursor === undefined) {
     const path = resolveFilePath(parsed.path, baseDir);
     if (existsSync(path)) {
-      const instance = await DuckDBInstance.create(":memory:", { autoinstall_known_extensions: "false", autoload_known_extensions: "false" });
+      const instance = await fileReader();
       const connection = await instance.connect();
       let open = true;
       const close = () => {
         if (!open) return;
         open = false;
         connection.closeSync();
-        instance.closeSync();
       };
       try {
         const read = `${parsed.type === "csv" ? "read_csv" : "read_parquet"}('${path.replaceAll("'", "''")}')`;

@@ -7,6 +7,8 @@
 import { hashTypedData, isAddressEqual, recoverAddress, zeroAddress, zeroHash, type Address, type Hex } from "viem";
 import { manifestDigest, parseManifest, policyForRole } from "../../../attestation/manifest/index.ts";
 import type { AttestedPeer, EvidenceVerifier } from "../../../attestation/atls/certificate.ts";
+import type { Policy } from "../../../attestation/policy.ts";
+import type { Evidence, VerificationResult } from "../../../attestation/types.ts";
 import { verifyEvidence } from "../../../attestation/verify.ts";
 import { onChainMeasurement } from "../../../chain/actions/register-enclave.ts";
 import { fromHex } from "../../../crypto/bytes.ts";
@@ -155,36 +157,68 @@ function manifestPolicy(peer: CollabPeer) {
 }
 
 /**
- * The attested-TLS verifier for the peers a job expects (already checked by verifyPeer): evidence is accepted
- * when one of their manifests' policies accepts it. Which peer it is, is decided after the handshake by the
- * certificate's key (tlsPeerParty).
+ * The attested-TLS verifier for the peers a job expects (already checked by verifyPeer), one per listener or
+ * connection: `verify` accepts evidence when one of their manifests' policies accepts it (the manifests are
+ * parsed at the first handshake). Which peer it is, is decided after the handshake by the certificate's key
+ * (tlsPeerParty); `acceptedAs` lets that check skip verifying the same evidence again under the same policy.
  */
-export function tlsVerifier(peers: readonly CollabPeer[]): EvidenceVerifier {
-  const policies = peers.map(manifestPolicy);
-  return async (evidence, expectedReportData) => {
-    let last;
-    for (const policy of policies) {
-      last = await verifyEvidence(evidence, { policy, expectedReportData });
-      if (last.ok && last.accepted) return last;
-    }
-    return last!;
+export interface CollabTlsVerifier {
+  readonly verify: EvidenceVerifier;
+  /**
+   * Whether this verifier's handshake check produced `tls.result`, for exactly `tls.evidence` and the report data
+   * its certificate binds, under `peer`'s own manifest policy. Acceptance under another peer's policy does not count.
+   */
+  acceptedAs(peer: CollabPeer, tls: AttestedPeer): boolean;
+}
+
+/** What the handshake's check accepted: under whose policy, which evidence, for which report data. */
+interface Acceptance {
+  peer: CollabPeer;
+  evidence: Evidence;
+  reportData: Uint8Array;
+}
+
+export function tlsVerifier(peers: readonly CollabPeer[]): CollabTlsVerifier {
+  let policies: { peer: CollabPeer; policy: Policy }[] | undefined;
+  // Keyed by the result object verifyEvidence made for one handshake: the AttestedPeer of that handshake carries it.
+  const accepted = new WeakMap<VerificationResult, Acceptance>();
+  return {
+    async verify(evidence, expectedReportData) {
+      policies ??= peers.map((peer) => ({ peer, policy: manifestPolicy(peer) }));
+      let last;
+      for (const { peer, policy } of policies) {
+        last = await verifyEvidence(evidence, { policy, expectedReportData });
+        if (last.ok && last.accepted) {
+          accepted.set(last, { peer, evidence, reportData: Uint8Array.from(expectedReportData) });
+          return last;
+        }
+      }
+      return last!;
+    },
+    acceptedAs(peer, tls) {
+      const a = accepted.get(tls.result);
+      return a !== undefined && a.peer === peer && a.evidence === tls.evidence && Buffer.from(a.reportData).equals(tls.certificate.reportData) && tls.result.ok && tls.result.accepted && tls.claims === tls.result.claims;
+    },
   };
 }
 
 /**
  * The party of an attested TLS peer: the one whose verified evidence binds this certificate key (the enclave's
  * sealed TLS key), whose signer the certificate names, whose manifest policy accepts the certificate's
- * evidence, and whose measurement the terms pin.
+ * evidence, and whose measurement the terms pin. The policy check is the handshake's own when `verifier`
+ * accepted this very evidence under this peer's policy; otherwise it is made here.
  */
-export async function tlsPeerParty(checked: CheckedCollaboration, tls: AttestedPeer, peers: readonly CollabPeer[]): Promise<CollabPeer> {
+export async function tlsPeerParty(checked: CheckedCollaboration, tls: AttestedPeer, peers: readonly CollabPeer[], verifier?: CollabTlsVerifier): Promise<CollabPeer> {
   const spki = Buffer.from(tls.spki).toString("hex");
   const peer = peers.find((p) => p.tlsKey.slice(2).toLowerCase() === spki);
   if (!peer) throw new CollabJobError("COLLAB_PEER_REFUSED", "an attested peer connected with a TLS key that no expected party's enclave has");
   if (!tls.certificate.signer || !isAddressEqual(tls.certificate.signer as Address, peer.signer)) {
     throw new CollabJobError("COLLAB_PEER_REFUSED", `the TLS peer with party ${peer.party}'s key names another signer`);
   }
-  const result = await verifyEvidence(tls.evidence, { policy: manifestPolicy(peer), expectedReportData: tls.certificate.reportData });
-  if (!result.ok || !result.accepted) throw new CollabJobError("COLLAB_PEER_REFUSED", `party ${peer.party}'s TLS evidence is not accepted by its pinned manifest: ${result.error ?? result.reasons.join("; ")}`);
+  if (!verifier?.acceptedAs(peer, tls)) {
+    const result = await verifyEvidence(tls.evidence, { policy: manifestPolicy(peer), expectedReportData: tls.certificate.reportData });
+    if (!result.ok || !result.accepted) throw new CollabJobError("COLLAB_PEER_REFUSED", `party ${peer.party}'s TLS evidence is not accepted by its pinned manifest: ${result.error ?? result.reasons.join("; ")}`);
+  }
   const want = checked.terms.parties[peer.party]!;
   if (want.measurement !== zeroHash && onChainMeasurement(`0x${tls.claims.measurement}`).toLowerCase() !== want.measurement.toLowerCase()) {
     throw new CollabJobError("COLLAB_PEER_REFUSED", `party ${peer.party}'s TLS peer has measurement ${tls.claims.measurement}; the terms require ${want.measurement}`);
