@@ -135,16 +135,7 @@ export class SealedVaultStore {
   }
 
   async put(held: HeldShare): Promise<void> {
-    const json = {
-      tokenId: held.tokenId.toString(),
-      version: held.version.toString(),
-      slot: held.share.slot,
-      salt: toHex(held.share.salt),
-      share: toHex(held.share.share),
-      descriptor: shareSetDescriptorJson(held.descriptor),
-      root: held.root.toLowerCase(),
-    };
-    const plain = new TextEncoder().encode(JSON.stringify(json));
+    const plain = this.#encode(held);
     await this.#write(join(this.#dir, "shares", `${held.tokenId.toString(16)}.bin`), plain);
     plain.fill(0);
     this.#shares.set(held.tokenId, held);
