@@ -26,7 +26,7 @@
  * else. Without `inbound` every listen is refused.
  */
 import { BlockList, connect, createServer, type Server, type Socket } from "node:net";
-import { MAX_RELAY_CHUNK, type EnclaveRelayFrame, type HostRelayFrame, type RelayEndpoint, type RelaySession } from "../enclave/net/frames.ts";
+import { MAX_RELAY_CHUNK, RELAY_WINDOW, type EnclaveRelayFrame, type HostRelayFrame, type RelayEndpoint, type RelaySession } from "../enclave/net/frames.ts";
 
 export interface CarriedBytes {
   direction: "to-destination" | "to-enclave";
@@ -192,7 +192,9 @@ export function createNetRelay(options: NetRelayOptions = {}): NetRelay {
           if (!entry) return;
           if (frame.net === "data") {
             options.onCarried?.({ direction: "to-destination", stream: frame.stream, destination: entry.destination, bytes: frame.bytes });
-            if (!entry.socket.write(frame.bytes) && !entry.waiting) {
+            entry.socket.write(frame.bytes);
+            // Paused only past the relay window (the socket's own high-water mark is below one frame); 'drain' follows once it is flushed.
+            if (entry.socket.writableLength >= RELAY_WINDOW && !entry.waiting) {
               entry.waiting = true;
               send({ net: "pause", stream: frame.stream });
               entry.socket.once("drain", () => {

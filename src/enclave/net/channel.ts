@@ -9,7 +9,7 @@
  * sends `resume` when it is read again; a `pause` from the host holds writes
  * until its `resume`.
  */
-import { hostRelayFrameSchema, MAX_RELAY_CHUNK, relayHostSchema, relayPortSchema, type EnclaveRelayFrame, type HostRelayFrame } from "./frames.ts";
+import { hostRelayFrameSchema, MAX_RELAY_CHUNK, RELAY_WINDOW, relayHostSchema, relayPortSchema, type EnclaveRelayFrame, type HostRelayFrame } from "./frames.ts";
 import { SocketLikeDuplex } from "./socket-like.ts";
 import { NetError } from "./errors.ts";
 
@@ -67,7 +67,7 @@ export class RelaySocket extends SocketLikeDuplex {
   #destination = "";
 
   constructor(channel: ChannelLink) {
-    super({ allowHalfOpen: true });
+    super({ allowHalfOpen: true, readableHighWaterMark: RELAY_WINDOW });
     this.#channel = channel;
   }
 

@@ -36,6 +36,13 @@ import { z } from "zod";
 /** Largest data frame either side sends or accepts. */
 export const MAX_RELAY_CHUNK = 256 * 1024;
 
+/**
+ * Bytes of one stream either side holds before it asks the other to pause (the enclave's unread bytes, the
+ * host's unsent ones). Node's default high-water mark (64 KiB) is below one data frame, so every frame cost a
+ * pause and a resume, an IPC round trip each way: a bulk transfer was paced by those round trips.
+ */
+export const RELAY_WINDOW = 1024 * 1024;
+
 /** An outbound stream (enclave-chosen id). */
 const outboundStream = z.number().int().nonnegative().max(2 ** 31 - 1);
 /** An inbound stream (host-chosen id): always negative. */
