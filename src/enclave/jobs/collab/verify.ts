@@ -4,7 +4,7 @@
  * ones, a peer enclave is attested under the manifest and measurement the terms pin for its party, and a
  * party's own dataset descriptors open (sealed to this enclave) and hash to what the terms name.
  */
-import { hashTypedData, isAddressEqual, recoverAddress, zeroAddress, zeroHash, type Address, type Hex } from "viem";
+import { hashTypedData, isAddressEqual, zeroAddress, zeroHash, type Address, type Hex } from "viem";
 import { manifestDigest, parseManifest, policyForRole } from "../../../attestation/manifest/index.ts";
 import type { AttestedPeer, EvidenceVerifier } from "../../../attestation/atls/certificate.ts";
 import type { Policy } from "../../../attestation/policy.ts";
@@ -12,6 +12,7 @@ import type { Evidence, VerificationResult } from "../../../attestation/types.ts
 import { verifyEvidence } from "../../../attestation/verify.ts";
 import { onChainMeasurement } from "../../../chain/actions/register-enclave.ts";
 import { fromHex } from "../../../crypto/bytes.ts";
+import { signerKeys } from "../../../crypto/secp256k1-signers.ts";
 import { enclaveReportData } from "../../../protocol/binding.ts";
 import { collabDatasetsDigest, collabDatasetsInfo, collabPolicyDigest, decodePartyDatasets, openCollabBlob, type CollabBinding, type CollabPartyDatasets } from "../../../protocol/collab-run.ts";
 import { approvalTypes, collaborationsDomain, manifestRoleId, queryDigest, termsHash, type CollaborationTerms } from "../../../protocol/collaboration.ts";
@@ -52,13 +53,14 @@ export async function checkCollaboration(c: CollabJobCollaboration): Promise<Che
       primaryType: "Approval",
       message: { collaborationId: c.id, termsHash: hash, queryDigest: terms.queryDigest, policyDigest: terms.policyDigest, nonce: approval.nonce },
     });
-    let signer: Address = zeroAddress;
+    let signed = false;
     try {
-      signer = await recoverAddress({ hash: digest, signature: approval.signature });
+      // libsecp256k1 recovery (crypto/secp256k1-native.ts): viem's noble recovery costs each enclave milliseconds per party, on the run's critical path.
+      signed = signerKeys.check(fromHex(digest), fromHex(approval.signature), party.account).ok;
     } catch {
       // reported below
     }
-    if (!isAddressEqual(signer, party.account)) {
+    if (!signed) {
       throw new CollabJobError(
         "COLLAB_NOT_APPROVED",
         `party ${i} (${c.partyNames[i]}, ${party.account}) did not sign an approval of these terms (terms hash ${hash}) for collaboration ${c.id}: the terms, query or policy differ from what it approved`,
