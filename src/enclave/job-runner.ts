@@ -14,7 +14,7 @@ import { buildStatement, provenanceDigest, signEnvelope, type EnclaveRecord } fr
 import { cidOfBytes } from "../storage/unixfs-profile.ts";
 import type { JobOutcome, RefuseJobParams, RefuseJobResult, RunJobParams } from "./call-gate.ts";
 import { EnclaveError } from "./errors.ts";
-import type { EnclaveContext, JobModule } from "./jobs/job-module.ts";
+import type { EnclaveContext, JobModule, JobRun } from "./jobs/job-module.ts";
 import { jobModules } from "./jobs/registry.ts";
 
 export async function runJob(ctx: EnclaveContext, request: RunJobParams): Promise<JobOutcome> {
@@ -22,6 +22,15 @@ export async function runJob(ctx: EnclaveContext, request: RunJobParams): Promis
   const startedOn = new Date();
   const authorized = await job.authorize(ctx, request.params);
   const run = await job.execute(ctx, request.params, authorized);
+  try {
+    return await outcomeOf(ctx, request, job, run, startedOn);
+  } finally {
+    // After the gate's reply, which is sent in the same turn as this promise settles.
+    if (run.release) setImmediate(run.release);
+  }
+}
+
+async function outcomeOf(ctx: EnclaveContext, request: RunJobParams, job: JobModule<JobKind, unknown, unknown>, run: JobRun<JobKind>, startedOn: Date): Promise<JobOutcome> {
   const finishedOn = new Date();
   const jobId = job.jobId(request.params);
 

@@ -21,6 +21,23 @@ export interface PolicyRunOptions {
   readonly epsilonSpentBefore?: number;
   /** For tests of the noise; defaults to the OS CSPRNG. */
   readonly random?: RandomSource;
+  /** The checked and augmented query, prepared while the tables were still loading (`preparePolicyRun`); made here when absent. */
+  readonly prepared?: PreparedPolicyRun;
+}
+
+/** An approved query checked against the policy and augmented (augment.ts): what depends on the tables' columns, not their rows. */
+export interface PreparedPolicyRun {
+  readonly checked: Awaited<ReturnType<typeof checkQuery>>;
+  readonly runSql: string;
+}
+
+/**
+ * Checks and augments the query on a connection whose tables exist (their rows may still be loading): it reads
+ * only the parse tree and the tables' column names, so it can run while the rows arrive.
+ */
+export async function preparePolicyRun(connection: DuckDBConnection, sql: string, policy: OutputPolicy): Promise<PreparedPolicyRun> {
+  const checked = await checkQuery(connection, sql, policy);
+  return { checked, runSql: await augmentedSql(connection, checked, policy) };
 }
 
 export interface PolicyRunResult {
@@ -43,8 +60,7 @@ function integer(value: unknown): bigint {
 }
 
 export async function runUnderPolicy(connection: DuckDBConnection, sql: string, policy: OutputPolicy, options: PolicyRunOptions = {}): Promise<PolicyRunResult> {
-  const checked = await checkQuery(connection, sql, policy);
-  const runSql = await augmentedSql(connection, checked, policy);
+  const { checked, runSql } = options.prepared ?? (await preparePolicyRun(connection, sql, policy));
   const noisedIndexes = policy.dp ? checked.columns.flatMap((c, i) => (c.kind === "aggregate" ? [i] : [])) : [];
   const charge = policy.dp ? chargeEpsilon(policy.dp, options.epsilonSpentBefore ?? 0, noisedIndexes.length + 1) : undefined;
 

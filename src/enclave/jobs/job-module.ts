@@ -38,6 +38,8 @@ export interface JobRun<K extends JobKind> {
   /** A failure the kind reports to the host and the public record; null when it ran. */
   error: { code: string; message: string } | null;
   kindPredicate: KindPredicates[K];
+  /** Frees what the run no longer needs once its outcome is out (closing a DuckDB instance takes 10–20 ms): the runtime calls it after replying. */
+  release?: () => void;
 }
 
 /** The outputs and provenance once published-to-be: what the anchor signs over. */
