@@ -71,9 +71,13 @@ export const operatePredicateSchema = z
   })
   .strict();
 export type OperatePredicate = z.infer<typeof operatePredicateSchema>;
-/** One dataset as a clean-room run read it: the SHA-256 of its rows in the connector's encoding (docs/connectors.md), or with `of: "file"` of the file DuckDB read in place, and its row count. */
+/**
+ * One dataset as a clean-room run read it: the SHA-256 of its rows in the connector's encoding (docs/connectors.md),
+ * or with `of: "file"` of the file's bytes, and the rows that entered the run; with `filter`, the approved query's
+ * own conditions its party's enclave applied before sending it (`rows` counts the rows it kept).
+ */
 const collabDatasetRecord = z
-  .object({ party: z.string(), name: z.string(), digest: hex32, rows: z.number().int().nonnegative(), of: z.enum(["rows", "file"]).optional() })
+  .object({ party: z.string(), name: z.string(), digest: hex32, rows: z.number().int().nonnegative(), of: z.enum(["rows", "file"]).optional(), filter: z.string().optional() })
   .strict();
 /** The collaboration a clean-room job belongs to. */
 const collabRecord = { chainId: decimal, contract: address, collaborationId: decimal, runId: z.number().int().positive(), termsHash: hex32 };

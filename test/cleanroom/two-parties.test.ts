@@ -46,6 +46,15 @@ async function plainExpected(dir: string, minGroupSize: number) {
   return { kept: rows.filter((row) => (row[1] as number) >= minGroupSize), small: rows.filter((row) => (row[1] as number) < minGroupSize) };
 }
 
+async function goldCards(dir: string): Promise<number> {
+  const db = await DuckDBInstance.create(":memory:");
+  const c = await db.connect();
+  const n = Number((await c.runAndReadAll(`SELECT count(*) FROM read_parquet('${join(dir, "cards.parquet")}') WHERE tier = 'gold'`)).getRowsJS()[0]![0]);
+  c.closeSync();
+  db.closeSync();
+  return n;
+}
+
 describe("clean room, two parties", () => {
   test("the approved join runs in the compute enclave; only groups of at least minGroupSize customers reach the recipient; the run is on chain and verified", async () => {
     const made = await created(fx, load(fx, exampleFile((f) => (f.limits = { memoryMb: 512, partnerTimeoutMs: 60_000 }))));
@@ -65,8 +74,14 @@ describe("clean room, two parties", () => {
     assert.ok(existsSync(out.deliveredTo));
     // Both files were read by DuckDB in place (the retailer's in the compute enclave, the bank's in its own and sent as vectors): digests of the files.
     const { statementOfSignedEnvelope } = await import("../../src/protocol/provenance.ts");
-    const predicate = (statementOfSignedEnvelope(await fx.c.network.store.get(out.provenanceCid)).predicate as unknown as Record<string, { datasets: { name: string; of?: string; rows: number }[] }>)["collab-compute"]!;
-    assert.deepEqual(predicate.datasets.map((d) => [d.name, d.of, d.rows]).sort(), [["cards", "file", 40], ["purchases", "file", 149]]);
+    const predicate = (statementOfSignedEnvelope(await fx.c.network.store.get(out.provenanceCid)).predicate as unknown as Record<string, { datasets: { name: string; of?: string; rows: number; filter?: string }[] }>)["collab-compute"]!;
+    // The bank sent only its gold cards: the rows the query's own condition on its table keeps, named in the provenance.
+    const gold = await goldCards(fx.dir);
+    assert.ok(gold > 0 && gold < 40);
+    assert.deepEqual(predicate.datasets.map((d) => [d.name, d.of, d.rows, d.filter]).sort(), [
+      ["cards", "file", gold, "SELECT * FROM cards AS c WHERE (c.tier = 'gold')"],
+      ["purchases", "file", 149, undefined],
+    ]);
     // A verifier given another result blob, or another run's provenance, refuses.
     const { verifyRun } = await import("../../src/sdk/collab/run.ts");
     const provenance = await fx.c.network.store.get(out.provenanceCid);
@@ -77,6 +92,16 @@ describe("clean room, two parties", () => {
     altered[altered.length - 1]! ^= 1;
     await assert.rejects(verifyRun(fx.c.net, { ...base, result: altered }), /not the provenance subject/);
     await assert.rejects(verifyRun(fx.c.net, { ...base, runId: 2, result: sealed }), /another collaboration or run/);
+  });
+
+  test("with pushdown: false in the policy, the bank sends every row of its file and the result is the same", async () => {
+    const made = await created(fx, load(fx, exampleFile((f) => (f.policy = { ...(f.policy as object), pushdown: false }))));
+    const out = await run(fx, made);
+    assert.deepEqual(out.result!.rows, (await plainExpected(fx.dir, 5)).kept);
+    const { statementOfSignedEnvelope } = await import("../../src/protocol/provenance.ts");
+    const predicate = (statementOfSignedEnvelope(await fx.c.network.store.get(out.provenanceCid)).predicate as unknown as Record<string, { datasets: { name: string; rows: number; of?: string; filter?: string }[] }>)["collab-compute"]!;
+    const cards = predicate.datasets.find((d) => d.name === "cards")!;
+    assert.deepEqual([cards.rows, cards.of, cards.filter], [40, "file", undefined]);
   });
 
   test("a query that would output row-level values is refused before any data is read, naming the rule and the column", async () => {

@@ -72,7 +72,7 @@ export function reportStep(reporter: Reporter, s: CollabStep): void {
       break;
     case "partner-sealed":
       reporter.step(`${s.party}'s enclave checked every approval, attested the compute enclave, read its data inside the enclave and sealed it to the compute enclave`);
-      for (const d of s.datasets) reporter.detail(`${d.name}: ${d.rows} rows, digest ${d.digest.slice(0, 18)}…`);
+      for (const d of s.datasets) reporter.detail(`${d.name}: ${d.rows} rows${d.filter ? ` sent (those the query's own conditions keep: ${d.filter})` : ""}, digest ${d.digest.slice(0, 18)}…`);
       break;
     case "computed":
       reporter.step(`the compute enclave attested every partner, ran the approved SQL in DuckDB under the policy: ${s.rowsDelivered} rows delivered, ${s.rowsSuppressed} suppressed, epsilon ${s.epsilonSpent}`);

@@ -4,7 +4,10 @@ import { CleanRoomPolicyError } from "./errors.ts";
 /**
  * The output policy of one collaboration, as the parties approved it.
  * `allowedAggregates` widens the default set (count, sum, avg); `dp` turns on
- * differential privacy with integer clamping bounds per summed column.
+ * differential privacy with integer clamping bounds per summed column;
+ * `pushdown: false` has partners send every row of their files instead of only
+ * those the approved query's own conditions keep (docs/cleanroom.md: the
+ * hosts then see only the files' sizes, not how many rows match).
  */
 
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "a plain SQL identifier");
@@ -24,6 +27,7 @@ export const outputPolicySchema = z.strictObject({
   minGroupSize: z.number().int().min(1).max(1_000_000),
   allowedAggregates: z.array(z.string().regex(/^[a-z_][a-z0-9_]*$/)).optional(),
   dp: dpPolicySchema.optional(),
+  pushdown: z.boolean().optional(),
 });
 
 export type DpPolicy = z.infer<typeof dpPolicySchema>;

@@ -18,7 +18,7 @@ import { prepareDelivery, resolveDelivery, type Delivery } from "./collab/delive
 import { holdResult } from "./collab/release.ts";
 import { collaborationsDomain, epsilonFromFixed, epsilonToFixed, runDigest } from "../../protocol/collaboration.ts";
 import { chargeEpsilon } from "../cleanroom/dp-budget.ts";
-import { runUnderPolicy } from "../cleanroom/run-query.ts";
+import { preparePolicyRun, runUnderPolicy, type PreparedPolicyRun } from "../cleanroom/run-query.ts";
 import { collabRecordPart, type CollabComputeParams } from "./collab-params.ts";
 import { datasetInputName } from "./collab-partner.ts";
 import { serialize } from "node:v8";
@@ -29,6 +29,7 @@ import { createMessageStream } from "../net/messages.ts";
 import type { LoadedDataset } from "./collab/datasets.ts";
 import { loadOwnDatasets, MAX_TRANSFER_MESSAGE, receiveDatasets, sqlString, TRANSFER_VERSION } from "./collab/transfer.ts";
 import { checkUnchanged, type FileIdentity } from "./collab/file-identity.ts";
+import { rowFilters } from "./collab/row-filter.ts";
 import { proveCollabState, type CollabProvedAt } from "./collab/chain-state.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
 import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration, type CollabTlsVerifier } from "./collab/verify.ts";
@@ -117,9 +118,6 @@ async function authorizeCompute(ctx: Parameters<typeof openDatasets>[0], p: Coll
 }
 
 async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: CollabComputeParams, a: AuthorizedCompute) {
-  const { checked } = a;
-  const names = p.collaboration.partyNames;
-  const me = ctx.keys.account.address;
   const partners = a.listening;
   let instance;
   try {
@@ -132,33 +130,43 @@ async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: Collab
     await partners.listener.close();
     throw e;
   }
+  // Closed once the outcome is out (the runtime calls release), or at once when the run fails.
+  const close = () => instance.closeSync();
+  try {
+    return { ...(await executeOn(ctx, p, a, instance)), release: close };
+  } catch (e) {
+    close();
+    throw e;
+  }
+}
+
+async function executeOn(ctx: Parameters<typeof openDatasets>[0], p: CollabComputeParams, a: AuthorizedCompute, instance: DuckDBInstance) {
+  const { checked } = a;
+  const names = p.collaboration.partyNames;
+  const me = ctx.keys.account.address;
   const taken = new Set<string>();
   const reserve = (name: string) => {
     if (taken.has(name.toLowerCase())) throw new CollabJobError("COLLAB_DATASET_NAME", `two parties name a dataset "${name}": dataset names must be unique across the collaboration (they are the query's table names)`);
     taken.add(name.toLowerCase());
   };
+  const received = await receiveAll(a.listening, instance, p, a, reserve, ctx.net);
+  const datasets: LoadedDataset[] = received.datasets;
+  const inPlace = received.ownInPlace;
+  const connection = await instance.connect();
   let result;
-  let datasets: LoadedDataset[];
   try {
-    const received = await receiveAll(partners, instance, p, a, reserve, ctx.net);
-    datasets = received.datasets;
-    const inPlace = received.ownInPlace;
-    const connection = await instance.connect();
-    try {
-      // From here the query sees only the loaded tables and the compute party's parquet files it reads in place
-      // (allowed_paths: exactly those files): no other file, no network, no setting changes.
-      if (inPlace.length > 0) await connection.run(`SET allowed_paths = [${inPlace.map((f) => sqlString(f.path)).join(", ")}]`);
-      await connection.run("SET enable_external_access = false");
-      await connection.run("SET lock_configuration = true");
-      result = await runUnderPolicy(connection, checked.sql, checked.policy, { epsilonSpentBefore: a.epsilonSpentBefore });
-    } finally {
-      connection.closeSync();
-    }
-    // The files read in place are the ones hashed: unchanged since (file-identity.ts).
-    for (const file of inPlace) await checkUnchanged(file);
+    // From here the query sees only the loaded tables and the compute party's parquet files it reads in place
+    // (allowed_paths: exactly those files): no other file, no network, no setting changes.
+    if (inPlace.length > 0) await connection.run(`SET allowed_paths = [${inPlace.map((f) => sqlString(f.path)).join(", ")}]`);
+    await connection.run("SET enable_external_access = false");
+    await connection.run("SET lock_configuration = true");
+    const prepared = await received.prepared;
+    result = await runUnderPolicy(connection, checked.sql, checked.policy, { epsilonSpentBefore: a.epsilonSpentBefore, ...(prepared ? { prepared } : {}) });
   } finally {
-    instance.closeSync();
+    connection.closeSync();
   }
+  // The files read in place are the ones hashed: unchanged since (file-identity.ts).
+  for (const file of inPlace) await checkUnchanged(file);
 
   const epsilonSpent = epsilonToFixed(result.epsilonSpent);
   const delivered: CollabResult = {
@@ -205,7 +213,7 @@ async function executeCompute(ctx: Parameters<typeof openDatasets>[0], p: Collab
         const enclave = index === terms.computeParty ? { signer: getAddress(me), measurement: ctx.measurement } : a.partners.find((x) => x.party === index)!;
         return { index, name: names[index]!, account: getAddress(party.account), enclave: { signer: getAddress(enclave.signer), measurement: enclave.measurement } };
       }),
-      datasets: datasets.map((d) => ({ party: d.party, name: d.name, digest: d.digest.toLowerCase() as Hex, rows: d.rowCount, ...(d.of === "file" ? { of: "file" as const } : {}) })),
+      datasets: datasets.map((d) => ({ party: d.party, name: d.name, digest: d.digest.toLowerCase() as Hex, rows: d.rowCount, ...(d.of === "file" ? { of: "file" as const } : {}), ...(d.filter ? { filter: d.filter } : {}) })),
       rowsDelivered: result.rows.length,
       rowsSuppressed: result.suppressed,
       epsilonSpent: epsilonFromFixed(epsilonSpent),
@@ -265,15 +273,20 @@ async function receiveAll(
   a: AuthorizedCompute,
   reserve: (name: string) => void,
   net: EnclaveNet | undefined,
-): Promise<{ datasets: LoadedDataset[]; ownInPlace: FileIdentity[] }> {
+): Promise<{ datasets: LoadedDataset[]; ownInPlace: FileIdentity[]; prepared: Promise<PreparedPolicyRun | undefined> }> {
   const { checked } = a;
   const names = p.collaboration.partyNames;
   let fail!: (e: unknown) => void;
   const failed = new Promise<never>((_, reject) => (fail = reject));
   failed.catch(() => {});
   onRefused((e) => fail(new CollabJobError("COLLAB_PEER_REFUSED", `an inbound peer was refused before it could send rows (${e.code}): a partner's enclave is not the one the terms pin`)));
+  // The conditions a partner may have applied to its file: the approved query's own (row-filter.ts).
+  const filters = rowFilters(checked.sql, checked.policy);
+  filters.catch(() => {});
   const pending = new Map(p.partners.map((peer) => [peer.party, { resolve: (_: LoadedDataset[]) => {}, promise: undefined as unknown as Promise<LoadedDataset[]> }]));
   for (const entry of pending.values()) entry.promise = new Promise((resolve) => (entry.resolve = resolve));
+  // Every partner's tables exist once its header is read (their rows still arriving).
+  const tables = new Map(p.partners.map((peer) => [peer.party, Promise.withResolvers<void>()]));
   listener.onConnection(({ socket, peer }) => {
     void (async () => {
       const stream = createMessageStream(socket, { maxMessageBytes: MAX_TRANSFER_MESSAGE });
@@ -283,7 +296,7 @@ async function receiveAll(
         if (!entry) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${partner.party} connected twice`);
         pending.delete(partner.party);
         const header = { v: TRANSFER_VERSION, collaborationId: p.collaboration.id.toString(), runId: p.runId, party: partner.party, termsHash: checked.termsHash };
-        const loaded = await receiveDatasets(stream, instance, header, names[partner.party]!, reserve);
+        const loaded = await receiveDatasets(stream, instance, header, names[partner.party]!, reserve, filters, () => tables.get(partner.party)?.resolve());
         entry.resolve(loaded);
         // The rows are loaded: the acknowledgement is the partner's to hear; a connection it already closed changes nothing here.
         await stream.send(serialize({ ok: true })).then(() => stream.end()).catch(() => {});
@@ -303,13 +316,39 @@ async function receiveAll(
     }, timeoutMs);
   });
   timeout.catch(() => {});
+  let preparing: Promise<PreparedPolicyRun | undefined> | undefined;
+  let failedRun = false;
   try {
     const own = loadOwnDatasets(instance, names[checked.terms.computeParty]!, a.descriptors, p.baseDir, reserve, net);
+    // The query is checked and augmented while the partners' rows arrive; where a table only gets its final name
+    // once loaded (a connector's rows), this fails and runUnderPolicy prepares it after the load instead.
+    const prepared = Promise.all([own, ...[...tables.values()].map((t) => t.promise)]).then(
+      () => (failedRun ? undefined : (preparing = prepareOn(instance, checked))),
+      () => undefined,
+    );
     const partners = [...pending.values()].map((e) => e.promise);
     const [mine, ...theirs] = await Promise.race([Promise.all([own, ...partners]), failed, timeout]);
-    return { datasets: [...mine.datasets, ...theirs.flat()], ownInPlace: mine.inPlace };
+    return { datasets: [...mine.datasets, ...theirs.flat()], ownInPlace: mine.inPlace, prepared };
+  } catch (e) {
+    // No statement may still run on the instance when it closes.
+    failedRun = true;
+    await preparing;
+    throw e;
   } finally {
     clearTimeout(timer);
     await listener.close();
+  }
+}
+
+/** `preparePolicyRun` on a connection of its own; undefined when a table does not exist yet under its dataset's name. */
+async function prepareOn(instance: DuckDBInstance, checked: CheckedCollaboration): Promise<PreparedPolicyRun | undefined> {
+  let connection;
+  try {
+    connection = await instance.connect();
+    return await preparePolicyRun(connection, checked.sql, checked.policy);
+  } catch {
+    return undefined;
+  } finally {
+    connection?.closeSync();
   }
 }

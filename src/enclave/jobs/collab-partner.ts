@@ -19,6 +19,7 @@ import { collabRecordPart, type CollabPartnerParams } from "./collab-params.ts";
 import { createMessageStream } from "../net/messages.ts";
 import { fileReaderInstance, MAX_TRANSFER_MESSAGE, openSources, sendDatasets, TRANSFER_VERSION } from "./collab/transfer.ts";
 import { namedColumns } from "./collab/projection.ts";
+import { rowFilters } from "./collab/row-filter.ts";
 import { proveCollabState, type CollabProvedAt } from "./collab/chain-state.ts";
 import { CollabJobError, reportingRefusals } from "./collab/errors.ts";
 import { checkCollaboration, checkQueryUnderPolicy, openDatasets, tlsPeerParty, tlsVerifier, verifyPeer, type CheckedCollaboration } from "./collab/verify.ts";
@@ -33,6 +34,8 @@ interface AuthorizedPartner {
   provedAt?: CollabProvedAt;
   /** The DuckDB instance that will read the party's files, started with the checks (it reads nothing before execute). */
   reader: Promise<DuckDBInstance>;
+  /** What of its files the party sends, from the approved SQL alone (worked out during the checks): the columns it names (projection.ts) and the rows its conditions keep (row-filter.ts). */
+  plan: Promise<[ReadonlySet<string> | undefined, ReadonlyMap<string, string>]>;
 }
 
 /** The name under which a party's dataset enters digest sets and provenance. */
@@ -57,9 +60,9 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
       const party = p.collaboration.partyNames[p.party]!;
       if (!ctx.net) throw new CollabJobError("COLLAB_PEER_REFUSED", "this enclave has no network: it cannot reach the compute enclave");
       // The datasets open (a file read by DuckDB and its hash begun, or a reader or connection opened) while the connection is made; nothing is sent before the peer is verified.
-      // A file sends only the columns the approved query and policy name (projection.ts).
-      const opening = namedColumns(a.checked.sql, a.checked.policy).then(
-        (columns) => openSources(a.descriptors, p.baseDir, ctx.net, columns, a.reader),
+      // A file sends only the columns the approved query and policy name, and only the rows its own conditions keep (the plan).
+      const opening = a.plan.then(
+        ([columns, filters]) => openSources(a.descriptors, p.baseDir, ctx.net, columns, a.reader, filters),
         async (e: unknown) => {
           await a.reader.then((instance) => instance.closeSync(), () => {});
           throw e;
@@ -84,7 +87,7 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
         const sent = await sendDatasets(stream, header, party, await opening);
         const inputs = sent.map((d) => ({ name: datasetInputName(party, d.name), digest: d.digest as Hex }));
         anchorInputs.set(p, { inputs, termsHash: a.checked.termsHash });
-        const datasets = sent.map((d) => ({ party, name: d.name, digest: d.digest.toLowerCase() as Hex, rows: d.rowCount, ...(d.of === "file" ? { of: "file" as const } : {}) }));
+        const datasets = sent.map((d) => ({ party, name: d.name, digest: d.digest.toLowerCase() as Hex, rows: d.rowCount, ...(d.of === "file" ? { of: "file" as const } : {}), ...(d.filter ? { filter: d.filter } : {}) }));
         // The receipt: what this partner sent, to whom (public: digests and counts, no row).
         const receipt = canonicalJsonBytes({ collaborationId: header.collaborationId, runId: p.runId, party: p.party, compute: getAddress(a.compute.signer), datasets });
         return {
@@ -116,6 +119,9 @@ export const collabPartnerJob: JobModule<"collab-partner", CollabPartnerParams, 
 /** The partner's checks, in the order the module comment gives; nothing is read before they pass. */
 async function authorizePartner(ctx: EnclaveContext, p: CollabPartnerParams): Promise<Omit<AuthorizedPartner, "reader">> {
   const checked = await checkCollaboration(p.collaboration);
+  // The plan reads only the approved SQL (no data): worked out while the peer is attested.
+  const plan = Promise.all([namedColumns(checked.sql, checked.policy), rowFilters(checked.sql, checked.policy)]);
+  plan.catch(() => {});
   const { terms } = checked;
   if (p.party >= terms.parties.length || p.party === terms.computeParty) {
     throw new CollabJobError("COLLAB_TERMS_INVALID", `party ${p.party} is not a partner of this collaboration (the compute party ${terms.computeParty} runs collab-compute)`);
@@ -126,7 +132,7 @@ async function authorizePartner(ctx: EnclaveContext, p: CollabPartnerParams): Pr
   const opened = await openDatasets(ctx, checked, p.party, p.datasets);
   // With endpoints of its own, the party's enclave proves the approvals stand before it reads a row.
   const proven = opened.chainView ? await proveCollabState(opened.chainView, checked, p.runId, p.collaboration.partyNames) : undefined;
-  return { checked, compute, descriptors: opened.datasets, ...(proven ? { provedAt: proven.provedAt } : {}) };
+  return { checked, compute, descriptors: opened.datasets, plan, ...(proven ? { provedAt: proven.provedAt } : {}) };
 }
 
 /** What execute hands to anchor (the runtime passes both the same params object). */

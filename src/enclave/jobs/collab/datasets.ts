@@ -14,6 +14,8 @@ export interface LoadedDataset {
   rowCount: number;
   /** What the digest is of: the connector's row encoding (docs/connectors.md), or the file's bytes (a file loaded in place). */
   of?: "rows" | "file";
+  /** The approved query's own conditions the partner applied to the file before sending it (row-filter.ts): the rows counted are the rows sent. */
+  filter?: string;
 }
 
 export const BATCH_ROWS = 20_000;

@@ -29,6 +29,7 @@ import { CollabJobError } from "./errors.ts";
 import { columnTypeOf, isVectorType, vectorTypeOf, VectorLoader, type VectorType } from "./vector-loader.ts";
 import { encodeChunk, type WireColumn } from "./wire-vectors.ts";
 import { quoteIdent } from "../../cleanroom/sql-ast.ts";
+import { CleanRoomPolicyError } from "../../cleanroom/errors.ts";
 import { checkUnchanged, fileIdentity, type FileIdentity } from "./file-identity.ts";
 import { DuckDBInstance, type DuckDBConnection, type DuckDBResult } from "@duckdb/node-api";
 
@@ -60,7 +61,14 @@ export function fileReaderInstance(): Promise<DuckDBInstance> {
  * one DuckDB instance, a connection each: `reader` when the job started one earlier (the Sources then own it,
  * and close it even when opening fails), else one made here.
  */
-export async function openSources(descriptors: Record<string, Record<string, unknown>>, baseDir: string | undefined, net?: EnclaveNet, columns?: ReadonlySet<string>, reader?: Promise<DuckDBInstance>): Promise<Sources> {
+export async function openSources(
+  descriptors: Record<string, Record<string, unknown>>,
+  baseDir: string | undefined,
+  net?: EnclaveNet,
+  columns?: ReadonlySet<string>,
+  reader?: Promise<DuckDBInstance>,
+  filters?: ReadonlyMap<string, string>,
+): Promise<Sources> {
   const list: Source[] = [];
   let files = reader;
   const fileReader = () => (files ??= fileReaderInstance());
@@ -72,7 +80,7 @@ export async function openSources(descriptors: Record<string, Record<string, unk
     await files?.then((instance) => instance.closeSync(), () => {});
   };
   try {
-    for (const [name, descriptor] of Object.entries(descriptors)) list.push(await openSource(name, descriptor, baseDir, net, columns, fileReader));
+    for (const [name, descriptor] of Object.entries(descriptors)) list.push(await openSource(name, descriptor, baseDir, net, { columns, filter: filters?.get(name.toLowerCase()) }, fileReader));
   } catch (e) {
     await close();
     throw e;
@@ -88,7 +96,7 @@ export interface Sources {
 
 /** Partner side: streams each opened dataset; returns what was sent (digest and count per dataset). */
 export async function sendDatasets(stream: MessageStream, header: TransferHeader, party: string, { list: sources }: Sources): Promise<LoadedDataset[]> {
-  await stream.send(serialize({ ...header, datasets: sources.map((x) => ({ name: x.name, columns: x.columns, ...(x.kind === "file" ? { of: "file" } : {}) })) }));
+  await stream.send(serialize({ ...header, datasets: sources.map((x) => ({ name: x.name, columns: x.columns, ...(x.kind === "file" ? { of: "file", ...(x.filter ? { filter: x.filter } : {}) } : {}) })) }));
   const sent: LoadedDataset[] = [];
   for (const [d, source] of sources.entries()) {
     if (source.kind === "rows") {
@@ -104,12 +112,12 @@ export async function sendDatasets(stream: MessageStream, header: TransferHeader
     let group: { n: number; cols: WireColumn[] }[] = [];
     let groupRows = 0;
     // The next chunk is read (on DuckDB's threads) while this one is converted and sent.
-    let next = source.result.fetchChunk();
+    let next = readChunk(source);
     try {
       for (;;) {
         const chunk = await next;
         if (!chunk || chunk.rowCount === 0) break;
-        next = source.result.fetchChunk();
+        next = readChunk(source);
         group.push({ n: chunk.rowCount, cols: encodeChunk(chunk.chunk, chunk.rowCount, types) });
         groupRows += chunk.rowCount;
         rowCount += chunk.rowCount;
@@ -126,7 +134,7 @@ export async function sendDatasets(stream: MessageStream, header: TransferHeader
     }
     const digest = await source.digest;
     await stream.send(serialize({ d, end: true, digest, rowCount }));
-    sent.push({ party, name: source.name, digest, rowCount, of: "file" });
+    sent.push({ party, name: source.name, digest, rowCount, of: "file", ...(source.filter ? { filter: source.filter } : {}) });
   }
   await stream.send(serialize({ done: true }));
   const reply = await stream.receive();
@@ -135,6 +143,18 @@ export async function sendDatasets(stream: MessageStream, header: TransferHeader
   // Accepted: whether the closing handshake completes no longer matters.
   await stream.end().catch(() => {});
   return sent;
+}
+
+/**
+ * The next chunk of a file's read. A filtered read evaluates the approved query's conditions on the file's
+ * rows: DuckDB's error may quote a row value, so it is not disclosed (as the compute enclave does for the query).
+ */
+function readChunk(source: Extract<Source, { kind: "file" }>) {
+  const next = source.result.fetchChunk();
+  if (!source.filter) return next;
+  return next.catch(() => {
+    throw new CleanRoomPolicyError("QUERY_FAILED", `the approved query's conditions on ${source.name} failed on its rows; the error is not disclosed because it may quote row values`, { details: { rule: "query errors are not disclosed" } });
+  });
 }
 
 function message(bytes: Uint8Array | null, party: string): Record<string, unknown> {
@@ -149,7 +169,15 @@ function message(bytes: Uint8Array | null, party: string): Record<string, unknow
 }
 
 /** Compute side: checks the header against this run and the party, loads each dataset as it arrives, answers. */
-export async function receiveDatasets(stream: MessageStream, instance: DuckDBInstance, expected: TransferHeader, party: string, reserve: (name: string) => void): Promise<LoadedDataset[]> {
+export async function receiveDatasets(
+  stream: MessageStream,
+  instance: DuckDBInstance,
+  expected: TransferHeader,
+  party: string,
+  reserve: (name: string) => void,
+  filters: Promise<ReadonlyMap<string, string>>,
+  onTables?: () => void,
+): Promise<LoadedDataset[]> {
   const header = message(await stream.receive(), party);
   if (header.v !== TRANSFER_VERSION || header.collaborationId !== expected.collaborationId || header.runId !== expected.runId || header.party !== expected.party || header.termsHash !== expected.termsHash) {
     throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party}'s enclave sent rows for another collaboration, run or party`);
@@ -159,7 +187,7 @@ export async function receiveDatasets(stream: MessageStream, instance: DuckDBIns
   // A connection per source: tables of one in-memory database, loaded side by side.
   const connection = await instance.connect();
   try {
-    return await receiveInto(stream, connection, datasets, party, reserve);
+    return await receiveInto(stream, connection, datasets, party, reserve, await filters, onTables);
   } finally {
     connection.closeSync();
   }
@@ -170,13 +198,18 @@ interface Announced {
   name: unknown;
   columns: (Column & { vector?: unknown })[];
   of?: unknown;
+  /** A file's rows the approved query's own conditions keep (row-filter.ts): exactly the filter this enclave derives for the dataset. */
+  filter?: unknown;
 }
 
 type Loader = { kind: "rows"; rows: TableLoader } | { kind: "vectors"; vectors: VectorLoader };
 
-async function beginLoad(connection: DuckDBConnection, d: Announced, party: string): Promise<Loader> {
+async function beginLoad(connection: DuckDBConnection, d: Announced, party: string, filters: ReadonlyMap<string, string>): Promise<Loader> {
   const name = d.name as string;
   const vectors = d.of === "file";
+  if (d.filter !== undefined && !(vectors && d.filter === filters.get(name.toLowerCase()))) {
+    throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} announced a filter on ${name} that is not the approved query's own conditions on it`);
+  }
   const ok =
     /^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(name) &&
     Array.isArray(d.columns) &&
@@ -187,15 +220,24 @@ async function beginLoad(connection: DuckDBConnection, d: Announced, party: stri
   return { kind: "rows", rows: await TableLoader.begin(connection, name, d.columns) };
 }
 
-async function receiveInto(stream: MessageStream, connection: DuckDBConnection, datasets: Announced[], party: string, reserve: (name: string) => void): Promise<LoadedDataset[]> {
+async function receiveInto(
+  stream: MessageStream,
+  connection: DuckDBConnection,
+  datasets: Announced[],
+  party: string,
+  reserve: (name: string) => void,
+  filters: ReadonlyMap<string, string>,
+  onTables: (() => void) | undefined,
+): Promise<LoadedDataset[]> {
   const loaders: Loader[] = [];
   const names: string[] = [];
   for (const d of datasets) {
     if (typeof d.name !== "string") throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party} announced a malformed dataset`);
     reserve(d.name);
     names.push(d.name);
-    loaders.push(await beginLoad(connection, d, party));
+    loaders.push(await beginLoad(connection, d, party, filters));
   }
+  onTables?.();
   const loaded: LoadedDataset[] = [];
   for (;;) {
     const m = message(await stream.receive(), party);
@@ -208,7 +250,8 @@ async function receiveInto(stream: MessageStream, connection: DuckDBConnection, 
       if (m.rowCount !== rowCount || typeof m.digest !== "string" || !/^0x[0-9a-f]{64}$/.test(m.digest)) throw new CollabJobError("COLLAB_TRANSFER_INVALID", `party ${party}'s dataset ${name} ends with another count than it sent`);
       if (loader.kind === "rows") await loader.rows.finish();
       else loader.vectors.finish();
-      loaded.push({ party, name, digest: m.digest, rowCount, ...(loader.kind === "vectors" ? { of: "file" as const } : {}) });
+      const filter = datasets[m.d as number]!.filter;
+      loaded.push({ party, name, digest: m.digest, rowCount, ...(loader.kind === "vectors" ? { of: "file" as const } : {}), ...(typeof filter === "string" ? { filter } : {}) });
       continue;
     }
     if (loader.kind === "vectors") {
@@ -326,14 +369,23 @@ async function projection(connection: DuckDBConnection, read: string, columns: R
 
 type Source =
   | { kind: "rows"; name: string; columns: readonly Column[]; reader: Awaited<ReturnType<typeof openDataset>> }
-  | { kind: "file"; name: string; columns: VectorColumn[]; digest: Promise<string>; result: DuckDBResult; close: () => void };
+  | { kind: "file"; name: string; columns: VectorColumn[]; digest: Promise<string>; result: DuckDBResult; close: () => void; filter?: string };
 
 /** A column sent as vectors: its column type and the DuckDB type the compute enclave loads it as. */
 type VectorColumn = Column & { vector: VectorType };
 
+/** What of a file is sent: the columns the query names (projection.ts) and the rows its conditions keep (row-filter.ts). */
+interface FileSelection {
+  columns?: ReadonlySet<string> | undefined;
+  /** `SELECT * FROM <dataset> [AS alias] WHERE …`, read over a view of the file named after the dataset. */
+  filter?: string | undefined;
+}
+
 /**
  * A partner's dataset as it will be sent: a csv or parquet file (no cursor) whose columns all have plain types
- * is read by DuckDB and sent column by column (its digest: SHA-256 of the file's bytes, `of: "file"`); any
+ * is read by DuckDB and sent column by column (its digest: SHA-256 of the file's bytes, `of: "file"`), only
+ * the rows the query's conditions keep when they apply to this file (a filter that does not bind on the file
+ * is dropped: the compute enclave's query, which carries the same conditions, reports the problem); any
  * other source through its connector, row by row (the connector's row digest).
  */
 async function openSource(
@@ -341,7 +393,7 @@ async function openSource(
   pinned: Record<string, unknown>,
   baseDir: string | undefined,
   net: EnclaveNet | undefined,
-  columns: ReadonlySet<string> | undefined,
+  selection: FileSelection,
   fileReader: () => Promise<DuckDBInstance>,
 ): Promise<Source> {
   const { descriptor, network } = databaseEndpoint(pinned, net);
@@ -359,14 +411,16 @@ async function openSource(
       };
       try {
         const read = `${parsed.type === "csv" ? "read_csv" : "read_parquet"}('${path.replaceAll("'", "''")}')`;
-        const result = await connection.stream(`SELECT ${columns ? await projection(connection, read, columns) : "*"} FROM ${read}`);
+        const select = selection.columns ? await projection(connection, read, selection.columns) : "*";
+        const filtered = selection.filter ? await streamFiltered(connection, name, read, select, selection.filter) : undefined;
+        const result = filtered ?? (await connection.stream(`SELECT ${select} FROM ${read}`));
         const types = result.columnTypes().map(vectorTypeOf);
         if (types.every((t) => t !== undefined)) {
           const columns = result.columnNames().map((n, i) => ({ name: n, type: columnTypeOf(types[i]!), vector: types[i]! }));
           // Hashed while the file's vectors are sent; the digest goes out after the last of them.
           const digest = fileSha256(path);
           digest.catch(() => {});
-          return { kind: "file", name, columns, digest, result, close };
+          return { kind: "file", name, columns, digest, result, close, ...(filtered ? { filter: selection.filter } : {}) };
         }
       } catch {
         // The connector reports the problem below, in its own words.
@@ -376,4 +430,14 @@ async function openSource(
   }
   const reader = await openDataset(descriptor, { ...(baseDir ? { baseDir } : {}), ...(network ? { network } : {}), batchSize: BATCH_ROWS });
   return { kind: "rows", name, columns: reader.columns, reader };
+}
+
+/** The file's rows the filter keeps, over a view of the file named after the dataset; undefined when the filter does not bind on this file. */
+async function streamFiltered(connection: DuckDBConnection, name: string, read: string, select: string, filter: string): Promise<DuckDBResult | undefined> {
+  try {
+    await connection.run(`CREATE TEMP VIEW ${quoteIdent(name)} AS SELECT * FROM ${read}`);
+    return await connection.stream(`SELECT ${select} FROM (${filter})`);
+  } catch {
+    return undefined;
+  }
 }
