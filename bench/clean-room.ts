@@ -18,7 +18,9 @@
  *
  * Both are measured in the same process run, interleaved: plain, clean room, plain, ... plain (R clean-room
  * runs after one warm-up, R + 1 plain runs); the medians are reported, and their ratio, so a change in the
- * machine's load during the run moves both sides. Where the clean room's time goes is reported from the
+ * machine's load during the run moves both sides; each measurement starts 250 ms after the previous one ended,
+ * so work one leaves behind (an enclave freeing its DuckDB instance once its outcome is out) is not timed in the
+ * next. Where the clean room's time goes is reported from the
  * median run's steps (the partners' reads and transfers overlap the compute enclave's own load, so the
  * stages are wall-clock spans, not a sum of work). The last stdout line is one JSON object.
  * Provisional: the machine's 2 cores are shared.
@@ -84,8 +86,12 @@ const loaded = parseCollabFile(file, join(dir, "collaboration.json"));
 
 log(`generated ${parties} parquet files of ${rows} rows (purchases) and ${customers} rows (the others) in ${dir}`);
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+// Each measurement starts on a settled machine: what the previous one left running (an enclave closing its DuckDB
+// instance after its outcome is out, a node publishing) must not land in the next one's time.
+const settle = () => new Promise((resolve) => setTimeout(resolve, 250));
 const plainMs: number[] = [];
 const measurePlain = async () => {
+  await settle();
   plainMs.push((await plain()).ms);
   log(`plain DuckDB: ${plainMs.at(-1)!.toFixed(0)} ms`);
 };
@@ -99,6 +105,7 @@ try {
   await runCollaboration(c.net, { ...made, loaded, nodes: c.nodes });
   for (let r = 0; r < runs; r++) {
     const marks: Record<string, number> = {};
+    await settle();
     const started = performance.now();
     const onStep = (s: CollabStep) => {
       marks[s.step === "partner-sealed" ? `partner-sealed:${s.party}` : s.step] = performance.now() - started;
