@@ -6,7 +6,8 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { keccak256, toHex } from "viem";
@@ -82,6 +83,10 @@ describe("clean room, two parties", () => {
       ["cards", "file", gold, "SELECT * FROM cards AS c WHERE (c.tier = 'gold')"],
       ["purchases", "file", 149, undefined],
     ]);
+    // Each digest is the SHA-256 of the whole file its party holds.
+    for (const [name, file] of [["cards", "cards.parquet"], ["purchases", "purchases.csv"]]) {
+      assert.equal((predicate.datasets.find((d) => d.name === name) as { digest?: string }).digest, `0x${createHash("sha256").update(readFileSync(join(fx.dir, file!))).digest("hex")}`);
+    }
     // A verifier given another result blob, or another run's provenance, refuses.
     const { verifyRun } = await import("../../src/sdk/collab/run.ts");
     const provenance = await fx.c.network.store.get(out.provenanceCid);

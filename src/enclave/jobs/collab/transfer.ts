@@ -18,7 +18,8 @@
 import { deserialize, serialize } from "node:v8";
 import type { Hex } from "viem";
 import { createHash } from "node:crypto";
-import { createReadStream, existsSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { ConnectorError, openDataset, parseDescriptor, type Column, type Row } from "../../connectors/index.ts";
 import { resolveFilePath } from "../../connectors/duckdb-file.ts";
 import { databaseEndpoint } from "../../connectors/endpoint.ts";
@@ -355,8 +356,19 @@ export const sqlString = (text: string) => `'${text.replaceAll("'", "''")}'`;
 /** The SHA-256 of a file's bytes, as a 0x-prefixed hex digest. */
 async function fileSha256(path: string): Promise<string> {
   const hash = createHash("sha256");
-  // 1 MiB reads: fewer turns of the event loop, which also serves the transfer.
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  const file = await open(path);
+  try {
+    // 1 MiB reads (fewer turns of the event loop, which also serves the transfer) into one buffer: a fresh buffer per
+    // read (createReadStream) cost each MiB's page faults, about three times the hashing itself.
+    const buffer = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const { bytesRead } = await file.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+    }
+  } finally {
+    await file.close();
+  }
   return `0x${hash.digest("hex")}`;
 }
 
