@@ -191,7 +191,18 @@ const computeSideCodes: ReadonlySet<string> = new Set(["COLLAB_TRANSFER_INVALID"
 export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promise<CollabRunOutcome> {
   const { collaborationId: id, loaded, nodes, terms } = o;
   const step = o.onStep ?? (() => {});
-  const state = await readCollaboration(net.reader, net.contract, id);
+  const binding: CollabBinding = { chainId: net.chainId, contract: net.contract, collaborationId: id };
+  // The peer records (fresh evidence from each enclave) and the sealed descriptors need nothing from the chain: made while it is read.
+  const peering = Promise.all(nodes.map((n, i) => peerOf(net, n, i)));
+  // Each party seals its own descriptors (credentials included) to its own enclave: its host carries ciphertext.
+  const sealing = Promise.all(
+    nodes.map((n, i) =>
+      sealCollabBlob(hexBytes(n.enclave.identity.hpkePublicKey), collabDatasetsInfo(binding, i), encodePartyDatasets(o.tamper?.sealedAs?.party === i ? o.tamper.sealedAs.datasets : loaded.file.parties[i]!)),
+    ),
+  );
+  peering.catch(() => {});
+  sealing.catch(() => {});
+  const [state, relayed] = await Promise.all([readCollaboration(net.reader, net.contract, id), readApprovals(net.reader, net.contract, id, terms.parties.map((p) => p.account))]);
   if (!state.exists) throw new CollabRunError("COLLAB_UNKNOWN", `no collaboration ${id} on contract ${net.contract}`);
   const missing = terms.parties.flatMap((_, i) => ((state.approvals >> i) & 1 ? [] : [loaded.file.parties[i]!.name]));
   if (!o.tamper?.skipStateCheck) {
@@ -199,7 +210,6 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
     if (state.runs >= state.maxRuns) throw new CollabRunError("COLLAB_MAX_RUNS", `collaboration ${id} has run ${state.runs} of its ${state.maxRuns} allowed times`);
   }
   const runId = state.runs + 1;
-  const relayed = await readApprovals(net.reader, net.contract, id, terms.parties.map((p) => p.account));
   const approvals = relayed.map((a, i) => a ?? { nonce: 0n, signature: "0x" as Hex, party: terms.parties[i]!.account });
   const jobTerms = o.tamper?.terms ?? terms;
   const collaboration = {
@@ -211,16 +221,9 @@ export async function runCollaboration(net: CollabNetwork, o: RunOptions): Promi
     policy: JSON.stringify(loaded.file.policy),
     partyNames: loaded.file.parties.map((p) => p.name),
   };
-  const binding: CollabBinding = { chainId: net.chainId, contract: net.contract, collaborationId: id };
   const computeIndex = terms.computeParty;
   const computeNode = nodes[computeIndex]!;
-  const peers = await Promise.all(nodes.map((n, i) => peerOf(net, n, i)));
-  // Each party seals its own descriptors (credentials included) to its own enclave: its host carries ciphertext.
-  const sealedDatasets = await Promise.all(
-    nodes.map((n, i) =>
-      sealCollabBlob(hexBytes(n.enclave.identity.hpkePublicKey), collabDatasetsInfo(binding, i), encodePartyDatasets(o.tamper?.sealedAs?.party === i ? o.tamper.sealedAs.datasets : loaded.file.parties[i]!)),
-    ),
-  );
+  const [peers, sealedDatasets] = await Promise.all([peering, sealing]);
 
   const partnerIndexes = nodes.map((_, i) => i).filter((i) => i !== computeIndex);
   // The compute job listens first; its host's relay reports the address, which the partners' hosts are given.
