@@ -135,7 +135,7 @@ export function createNetRelay(options: NetRelayOptions = {}): NetRelay {
         if (servers.has(listener)) return failed("listener id already in use");
         if (servers.size >= (inbound.maxListeners ?? 8)) return failed(`too many listeners (limit ${inbound.maxListeners ?? 8})`);
         const bindHost = inbound.bindHost ?? "127.0.0.1";
-        const server = createServer({ allowHalfOpen: true, pauseOnConnect: false });
+        const server = createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true });
         const entry: { server: Server; listening?: RelayListening } = { server };
         servers.set(listener, entry);
         server.on("connection", (socket: Socket) => {
@@ -174,7 +174,7 @@ export function createNetRelay(options: NetRelayOptions = {}): NetRelay {
         if (streams.has(stream)) return refuse(stream, "stream id already in use");
         if (streams.size >= maxStreams) return refuse(stream, `too many open streams (limit ${maxStreams})`);
         if (options.allow && !options.allow(host, port)) return refuse(stream, `the host does not relay to ${destination}`);
-        const socket = connect({ host, port, timeout: connectTimeoutMs, ...(blockList ? { blockList } : {}) });
+        const socket = connect({ host, port, timeout: connectTimeoutMs, noDelay: true, ...(blockList ? { blockList } : {}) });
         socket.once("connect", () => {
           socket.setTimeout(0);
           send({ net: "opened", stream });
