@@ -3,7 +3,9 @@
  * connects to the compute enclave's listener through both hosts' relays; each side checks the other's
  * attested certificate), as length-prefixed messages (net/messages.ts), each a structured-clone value:
  *
- *   partner -> compute   { v: 2, collaborationId, runId, party, termsHash, datasets: [{ name, columns }] }
+ *   partner -> compute   { v: 2, collaborationId, runId, party, termsHash, datasets: [{ name, columns, of?, filter? }] }
+ *                                                           (`of: "file"`: sent as vectors; `filter`: only the rows
+ *                                                           the approved query's own conditions keep, row-filter.ts)
  *                        { d, rows }                        batches of dataset d, in read order (a connector's rows)
  *                        { d, chunks: [{ n, cols }] }       or DuckDB vectors' bytes, column by column (a file read
  *                                                           in place; its columns announced with their DuckDB type,
