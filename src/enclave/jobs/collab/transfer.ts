@@ -331,7 +331,7 @@ async function loadFileInPlace(connection: DuckDBConnection, party: string, name
   const hashing = fileSha256(path);
   hashing.catch(() => {});
   const table = quoteIdent(name);
-  const read = `${type === "csv" ? "read_csv" : "read_parquet"}(${sqlString(path)})`;
+  const read = fileRead(type, path);
   let rowCount;
   try {
     if (type === "parquet") {
@@ -354,6 +354,9 @@ async function loadFileInPlace(connection: DuckDBConnection, party: string, name
 
 /** A SQL string literal. */
 export const sqlString = (text: string) => `'${text.replaceAll("'", "''")}'`;
+
+/** The table function that reads a csv or parquet file at `path`, as SQL. */
+const fileRead = (type: "csv" | "parquet", path: string) => `${type === "csv" ? "read_csv" : "read_parquet"}(${sqlString(path)})`;
 
 /** The SHA-256 of a file's bytes, as a 0x-prefixed hex digest. */
 async function fileSha256(path: string): Promise<string> {
@@ -424,7 +427,7 @@ async function openSource(
         connection.closeSync();
       };
       try {
-        const read = `${parsed.type === "csv" ? "read_csv" : "read_parquet"}('${path.replaceAll("'", "''")}')`;
+        const read = fileRead(parsed.type, path);
         const select = selection.columns ? await projection(connection, read, selection.columns) : "*";
         const filtered = selection.filter ? await streamFiltered(connection, name, read, select, selection.filter) : undefined;
         const result = filtered ?? (await connection.stream(`SELECT ${select} FROM ${read}`));
