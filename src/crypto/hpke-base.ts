@@ -16,6 +16,7 @@ import {
   createDecipheriv,
   createPrivateKey,
   createPublicKey,
+  createSecretKey,
   diffieHellman,
   generateKeyPairSync,
   hash,
@@ -291,7 +292,8 @@ function computeNonce(baseNonce: Uint8Array, seq: number): Buffer {
  */
 export class SenderContext {
   readonly enc: Uint8Array;
-  readonly #key: Uint8Array;
+  /** Imported once: a raw key would be imported again by every createCipheriv. */
+  readonly #key: KeyObject;
   readonly #baseNonce: Uint8Array;
   #seq = 0;
 
@@ -299,7 +301,7 @@ export class SenderContext {
     const { sharedSecret, enc } = encapsulate(recipientPublicKey, ephemeralPrivateKey);
     const { key, baseNonce } = keyScheduleBase(sharedSecret, info);
     this.enc = new Uint8Array(enc);
-    this.#key = key;
+    this.#key = createSecretKey(key);
     this.#baseNonce = baseNonce;
   }
 
@@ -324,12 +326,12 @@ export class SenderContext {
  * callers that must see each message once check that themselves.
  */
 export class RecipientContext {
-  readonly #key: Uint8Array;
+  readonly #key: KeyObject;
   readonly #baseNonce: Uint8Array;
 
   constructor(enc: Uint8Array, recipientPrivateKey: Uint8Array, info: Uint8Array) {
     const { key, baseNonce } = keyScheduleBase(decapsulate(enc, recipientPrivateKey), info);
-    this.#key = key;
+    this.#key = createSecretKey(key);
     this.#baseNonce = baseNonce;
   }
 

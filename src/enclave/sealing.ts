@@ -13,7 +13,7 @@
  * Blob: magic "CLSK" (4) || version u8 || nonce (12) || ciphertext || tag (16),
  * with the first 5 bytes as AAD.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, type KeyObject } from "node:crypto";
 import { link, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { concatBytes } from "../crypto/bytes.ts";
@@ -51,7 +51,8 @@ export function deriveSealingKey(platformSecret: Uint8Array, measurementHex: str
   return new Uint8Array(hkdfSync("sha256", platformSecret, Buffer.from(measurementHex, "hex"), DOMAIN.sealing, 32));
 }
 
-export function seal(key: Uint8Array, plaintext: Uint8Array): Uint8Array {
+/** `key` raw, or a KeyObject made once (createSecretKey) by a caller that seals many blobs: a raw key is imported on every call. */
+export function seal(key: Uint8Array | KeyObject, plaintext: Uint8Array): Uint8Array {
   const nonce = randomBytes(NONCE);
   const cipher = createCipheriv("aes-256-gcm", key, nonce);
   cipher.setAAD(MAGIC);
@@ -59,7 +60,7 @@ export function seal(key: Uint8Array, plaintext: Uint8Array): Uint8Array {
   return concatBytes(MAGIC, nonce, ct, cipher.getAuthTag());
 }
 
-export function unseal(key: Uint8Array, sealed: Uint8Array, what: string): Uint8Array {
+export function unseal(key: Uint8Array | KeyObject, sealed: Uint8Array, what: string): Uint8Array {
   if (sealed.length < MAGIC.length + NONCE + TAG || !MAGIC.every((b, i) => sealed[i] === b)) {
     throw new EnclaveError("SEALED_STATE_MALFORMED", `${what} is not a Cloister sealed blob (v1): it was altered or is from another program`);
   }
