@@ -9,9 +9,9 @@ import type { TaskBinding } from "./task.ts";
 const utf8 = new TextEncoder();
 
 /** `tag`, a zero byte, then `body`: the one framing every domain-separated value uses. */
-export function tagged(tag: string, body: Hex): Uint8Array {
+export function tagged(tag: string, body: Hex | Uint8Array): Uint8Array {
   const t = utf8.encode(tag);
-  const b = hexToBytes(body);
+  const b = typeof body === "string" ? hexToBytes(body) : body;
   const out = new Uint8Array(t.length + 1 + b.length);
   out.set(t, 0);
   out[t.length] = 0;

@@ -31,7 +31,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { combine, split } from "shamir-secret-sharing";
-import { encodeAbiParameters, type Address, type Hex } from "viem";
+import type { Address, Hex } from "viem";
+import { abiEncode, addressWord, bytes32Word, uintWord } from "./abi-encode.ts";
 import { sha256 } from "../crypto/sha256.ts";
 import { DOMAIN } from "./domains.ts";
 import { VaultShareError, type VaultShareErrorCode } from "./vault-errors.ts";
@@ -88,12 +89,8 @@ export const MAX_SECRET_BYTES = 4096;
 export const MIN_THRESHOLD = 2;
 export const MAX_SHARES = 255;
 
-function taggedHash(tag: string, body: Hex): Hex {
+function taggedHash(tag: string, body: Uint8Array): Hex {
   return sha256(tagged(tag, body));
-}
-
-function hex(bytes: Uint8Array): Hex {
-  return `0x${Buffer.from(bytes).toString("hex")}`;
 }
 
 function fail(code: VaultShareErrorCode, message: string, details?: Record<string, unknown>): never {
@@ -130,20 +127,14 @@ function decodePayload(payload: Uint8Array): Uint8Array | undefined {
 }
 
 export function secretCommitment(binding: VaultBinding, payload: Uint8Array): Hex {
-  return taggedHash(
-    DOMAIN.vaultSecret,
-    encodeAbiParameters([{ type: "uint256" }, { type: "address" }, { type: "uint256" }, { type: "bytes" }], [binding.chainId, binding.vault, binding.tokenId, hex(payload)]),
-  );
+  return taggedHash(DOMAIN.vaultSecret, abiEncode([uintWord(binding.chainId, 256), addressWord(binding.vault), uintWord(binding.tokenId, 256), { bytes: payload }]));
 }
 
 export function shareCommitment(binding: VaultBinding, version: bigint, share: VaultShare): Hex {
   if (share.salt.length !== SALT_BYTES) fail("INVALID_ARGUMENT", `a share's salt must be ${SALT_BYTES} bytes`, { slot: share.slot });
   return taggedHash(
     DOMAIN.vaultShare,
-    encodeAbiParameters(
-      [{ type: "uint256" }, { type: "address" }, { type: "uint256" }, { type: "uint64" }, { type: "uint8" }, { type: "bytes32" }, { type: "bytes" }],
-      [binding.chainId, binding.vault, binding.tokenId, version, share.slot, hex(share.salt), hex(share.share)],
-    ),
+    abiEncode([uintWord(binding.chainId, 256), addressWord(binding.vault), uintWord(binding.tokenId, 256), uintWord(version, 64), uintWord(share.slot, 8), { word: share.salt }, { bytes: share.share }]),
   );
 }
 
@@ -154,10 +145,16 @@ export function shareSetRoot(d: ShareSetDescriptor): Hex {
   if (d.shareCommitments.length !== d.shareCount) fail("INVALID_ARGUMENT", "a share set needs one commitment per share", { shareCount: d.shareCount, commitments: d.shareCommitments.length });
   return taggedHash(
     DOMAIN.vaultRoot,
-    encodeAbiParameters(
-      [{ type: "uint256" }, { type: "address" }, { type: "uint256" }, { type: "uint64" }, { type: "uint8" }, { type: "uint8" }, { type: "bytes32" }, { type: "bytes32[]" }],
-      [d.binding.chainId, d.binding.vault, d.binding.tokenId, d.version, d.threshold, d.shareCount, d.secretCommitment, [...d.shareCommitments]],
-    ),
+    abiEncode([
+      uintWord(d.binding.chainId, 256),
+      addressWord(d.binding.vault),
+      uintWord(d.binding.tokenId, 256),
+      uintWord(d.version, 64),
+      uintWord(d.threshold, 8),
+      uintWord(d.shareCount, 8),
+      bytes32Word(d.secretCommitment),
+      { words: d.shareCommitments.map((c) => bytes32Word(c).word) },
+    ]),
   );
 }
 
