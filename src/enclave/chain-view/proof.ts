@@ -1,18 +1,19 @@
 /**
  * EIP-1186 proofs (eth_getProof) checked inside the enclave: the account
  * proof against a trusted header's stateRoot, each storage proof against the
- * storage root the account proof proved. The Merkle-Patricia walk is
- * @ethereumjs/mpt's (verifyMerkleProof, keys hashed with keccak256); this
- * module checks the root itself first (so a proof for another state is told
- * apart from a broken one), decodes the proven RLP, and compares it with what
- * the endpoint claimed, so a lie in either is a typed error.
+ * storage root the account proof proved. The nodes of an answer's proofs are
+ * pooled by their keccak256 and each key (hashed with keccak256) is looked up
+ * from the trusted root through that pool (mpt-lookup.ts); this module checks
+ * each proof's root itself first (so a proof for another state is told apart
+ * from a broken one), decodes the proven RLP, and compares it with what the
+ * endpoint claimed, so a lie in either is a typed error.
  */
-import { createMPTFromProof, verifyMerkleProof } from "@ethereumjs/mpt";
 import { fromRlp, pad, type Address, type Hex } from "viem";
 import { z } from "zod";
-import { fromHex } from "../../crypto/bytes.ts";
+import { fromHex, toHex } from "../../crypto/bytes.ts";
 import { keccak256 } from "../../crypto/keccak.ts";
 import { ChainViewError } from "./errors.ts";
+import { lookup, type NodeByHash } from "./mpt-lookup.ts";
 
 /** keccak256(RLP("")): the root of an empty trie (an account without storage, a state without accounts). */
 export const EMPTY_TRIE_ROOT: Hex = "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421";
@@ -27,7 +28,8 @@ export const EMPTY_CODE_HASH: Hex = "0xc5d2460186f7233c927e7db2dcc703c0e500b653c
 export const MAX_STORAGE_PROOFS = 1_024;
 
 const hash32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/);
-const node = z.string().regex(/^0x([0-9a-fA-F]{2})+$/);
+/** A trie node: 0x and at least one byte of hex (what /^0x([0-9a-fA-F]{2})+$/ accepts, without its cost on 1 KB strings). */
+const node = z.string().refine(isHexBytes);
 const quantity = z.string().regex(/^0x[0-9a-fA-F]+$/);
 
 /** An eth_getProof answer (EIP-1186). */
@@ -59,21 +61,6 @@ export function parseProof(raw: unknown): RpcProof {
   return parsed.data;
 }
 
-/** The value at `key` of the trie with root `root`, or undefined for a proven absence. */
-async function provenLeaf(root: Hex, key: Uint8Array, proof: readonly string[], what: string): Promise<Uint8Array | undefined> {
-  // The trusted root says the trie is empty, so nothing is in it, whatever the proof (clients send [] or ["0x80"]).
-  if (root.toLowerCase() === EMPTY_TRIE_ROOT) return undefined;
-  if (proof.length === 0) throw new ChainViewError("PROOF_ROOT_MISMATCH", `the ${what} proof is empty but the trie it should prove is not`, { details: { root } });
-  checkProofRoot(root, proof[0]!, what);
-  const nodes = proof.map((n) => fromHex(n));
-  try {
-    const value = await verifyMerkleProof(key, nodes, trieOptions(root));
-    return value ?? undefined;
-  } catch (error) {
-    throw new ChainViewError("PROOF_INVALID", `the ${what} proof does not verify: a node is missing or altered`, { cause: error, details: { root } });
-  }
-}
-
 function rlpItems(bytes: Uint8Array, what: string): Hex[] {
   try {
     const decoded = fromRlp(bytes, "hex");
@@ -93,7 +80,7 @@ export async function verifyAccountProof(stateRoot: Hex, address: Address, proof
   if (proof.address.toLowerCase() !== address.toLowerCase()) {
     throw new ChainViewError("PROOF_VALUE_MISMATCH", "the proof is for another account than the one asked for", { details: { asked: address, got: proof.address } });
   }
-  const leaf = await provenLeaf(stateRoot, fromHex(address), proof.accountProof, "account");
+  const [leaf] = provenLeaves(stateRoot, [address], [proof.accountProof], "account");
   let account: ProvenAccount;
   if (leaf === undefined) {
     account = { exists: false, nonce: 0n, balance: 0n, storageRoot: EMPTY_TRIE_ROOT, codeHash: EMPTY_CODE_HASH };
@@ -133,7 +120,7 @@ export async function verifyStorageProofs(storageRoot: Hex, items: readonly { sl
     }
     return key;
   });
-  const leaves = await provenLeaves(storageRoot, keys.map((k) => fromHex(k)), items.map(({ entry }) => entry.proof), "storage");
+  const leaves = provenLeaves(storageRoot, keys, items.map(({ entry }) => entry.proof), "storage");
   return items.map(({ entry }, i) => {
     const leaf = leaves[i];
     let value = 0n;
@@ -152,40 +139,68 @@ export async function verifyStorageProofs(storageRoot: Hex, items: readonly { sl
 }
 
 /** The values at `keys` of the trie with root `root` (undefined: a proven absence), from the pooled nodes of their proofs. */
-async function provenLeaves(root: Hex, keys: readonly Uint8Array[], proofs: readonly (readonly string[])[], what: string): Promise<(Uint8Array | undefined)[]> {
+function provenLeaves(root: Hex, keys: readonly Hex[], proofs: readonly (readonly string[])[], what: string): (Uint8Array | undefined)[] {
   // The trusted root says the trie is empty, so nothing is in it, whatever the proofs (clients send [] or ["0x80"]).
   if (root.toLowerCase() === EMPTY_TRIE_ROOT) return keys.map(() => undefined);
-  const pooled = new Map<string, Uint8Array>();
-  for (const proof of proofs) {
-    if (proof.length === 0) throw new ChainViewError("PROOF_ROOT_MISMATCH", `the ${what} proof is empty but the trie it should prove is not`, { details: { root } });
-    checkProofRoot(root, proof[0]!, what);
-    for (const n of proof) if (!pooled.has(n.toLowerCase())) pooled.set(n.toLowerCase(), fromHex(n));
-  }
+  const pool = nodePool(root, proofs, what);
+  const rootHash = fromHex(root);
   try {
-    // The root node first: createMPTFromProof checks its hash against `root` and walks every key from it.
-    const rootNode = proofs[0]![0]!.toLowerCase();
-    const trie = await createMPTFromProof([pooled.get(rootNode)!, ...[...pooled].filter(([k]) => k !== rootNode).map(([, v]) => v)], trieOptions(root));
-    const leaves: (Uint8Array | undefined)[] = [];
-    // A node missing from the pool throws (throwIfMissing): an incomplete path is not an absence.
-    for (const key of keys) leaves.push((await trie.get(key, true)) ?? undefined);
-    return leaves;
+    // A node missing from the pool throws: an incomplete path is not an absence.
+    return keys.map((key) => lookup(rootHash, keccak256(key, "bytes"), pool));
   } catch (error) {
     throw new ChainViewError("PROOF_INVALID", `the ${what} proof does not verify: a node is missing or altered`, { cause: error, details: { root } });
   }
 }
 
-/** Keys and nodes hashed with the wasm keccak (the package's default is a slower pure-JS one). */
-function trieOptions(root: Hex) {
-  return { root: fromHex(root), useKeyHashing: true, useKeyHashingFunction: (bytes: Uint8Array) => keccak256(bytes, "bytes") };
+/**
+ * Every node of `proofs` by its keccak256, each distinct node decoded and hashed once however many paths share it;
+ * checks that each proof starts at `root`. The nodes must have passed parseProof (they are decoded without a check).
+ */
+function nodePool(root: Hex, proofs: readonly (readonly string[])[], what: string): NodeByHash {
+  const rootKey = hashKey(fromHex(root));
+  const hashOfNode = new Map<string, string>();
+  const nodeOfHash = new Map<string, Uint8Array>();
+  const hashOf = (hex: string): string => {
+    const lower = hex.toLowerCase();
+    let key = hashOfNode.get(lower);
+    if (key === undefined) {
+      const decoded = Buffer.from(lower.slice(2), "hex");
+      // A plain Uint8Array view: the proven values handed on are slices of these, and Buffer's slice() does not copy.
+      const bytes = new Uint8Array(decoded.buffer, decoded.byteOffset, decoded.length);
+      key = hashKey(keccak256(bytes, "bytes"));
+      hashOfNode.set(lower, key);
+      nodeOfHash.set(key, bytes);
+    }
+    return key;
+  };
+  for (const proof of proofs) {
+    if (proof.length === 0) throw new ChainViewError("PROOF_ROOT_MISMATCH", `the ${what} proof is empty but the trie it should prove is not`, { details: { root } });
+    checkProofRoot(root, rootKey, hashOf(proof[0]!), what);
+    for (const n of proof) hashOf(n);
+  }
+  return (hash) => nodeOfHash.get(hashKey(hash));
 }
 
-function checkProofRoot(root: Hex, first: string, what: string): void {
-  const got = keccak256(fromHex(first));
-  if (got !== root.toLowerCase()) {
+function checkProofRoot(root: Hex, rootKey: string, firstNodeKey: string, what: string): void {
+  if (firstNodeKey !== rootKey) {
     throw new ChainViewError("PROOF_ROOT_MISMATCH", `the ${what} proof is for another trie than the trusted root; the endpoint answered for another block or state`, {
-      details: { root, proofRoot: got },
+      details: { root, proofRoot: toHex(Buffer.from(firstNodeKey, "latin1")) },
     });
   }
+}
+
+/** A hash as a Map key: its bytes as a latin1 string (one character per byte), cheaper to make and to look up than hex. */
+function hashKey(hash: Uint8Array): string {
+  return Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString("latin1");
+}
+
+/**
+ * 0x and an even, non-zero number of hex digits. Node's hex decoder stops at the first pair that is not two hex
+ * digits, so a full-length decode means every pair was; it reads only the low byte of each UTF-16 code unit, so the
+ * string must also be all ASCII (UTF-8 length = string length).
+ */
+function isHexBytes(s: string): boolean {
+  return s.length > 2 && s.length % 2 === 0 && s.startsWith("0x") && Buffer.byteLength(s, "utf8") === s.length && Buffer.from(s.slice(2), "hex").length * 2 === s.length - 2;
 }
 
 function word(value: bigint): Hex {
