@@ -19,7 +19,7 @@ import { checkDescriptor, checkShareAgainst, shareSetRoot, type ShareSetDescript
 import type { TrustedHeader } from "../chain-view/header.ts";
 import type { SecretWord, VaultChain } from "./chain.ts";
 import { VaultEnclaveError } from "./errors.ts";
-import type { PersistentState, SealedVaultStore } from "./sealed-store.ts";
+import type { HeldShare, PersistentState, SealedVaultStore } from "./sealed-store.ts";
 import { VaultStateMachine, type VaultState } from "./states.ts";
 
 export interface VaultEnclaveKeys {
@@ -48,15 +48,15 @@ export interface TransferItem {
 /** Retrieval nonces, persisted sealed after every claim. */
 class SealedNonces implements RetrievalNonceStore {
   readonly map: Map<string, bigint>;
-  readonly save: () => Promise<void>;
-  constructor(map: Map<string, bigint>, save: () => Promise<void>) {
+  readonly save: () => void;
+  constructor(map: Map<string, bigint>, save: () => void) {
     this.map = map;
     this.save = save;
   }
-  async claim(key: string, notAfterBlock: bigint): Promise<boolean> {
+  claim(key: string, notAfterBlock: bigint): boolean {
     if (this.map.has(key)) return false;
     this.map.set(key, notAfterBlock);
-    await this.save();
+    this.save();
     return true;
   }
   prune(block: bigint): void {
@@ -108,7 +108,7 @@ export class VaultService {
     if (!place) throw new VaultEnclaveError("NOT_A_MEMBER", `enclave ${this.#keys.account.address} is not a current member of any cluster of vault ${this.#chain.config.vault}; ask the cluster admin to add it`);
     if (!this.#state.place || this.#state.place.cluster !== place.cluster || this.#state.place.slot !== place.slot) {
       this.#state.place = place;
-      await this.#store.saveState(this.#state);
+      this.#store.saveState(this.#state);
     }
     this.#cachedPlace = { at: Date.now(), place };
     return { ...place, epoch: proved.epoch!, peers: proved.places.slice(1), also: proved.also };
@@ -164,7 +164,8 @@ export class VaultService {
     return { descriptor, root: record.sharesRoot };
   }
 
-  async #accept(opener: ShareOpener, rawDescriptor: unknown, envelope: ShareEnvelope, block: TrustedHeader, slot: number, record?: SecretWord): Promise<{ tokenId: bigint; version: bigint }> {
+  /** One item checked: the share to seal, or none when this version is held already. */
+  async #accept(opener: ShareOpener, rawDescriptor: unknown, envelope: ShareEnvelope, block: TrustedHeader, slot: number, record?: SecretWord): Promise<{ tokenId: bigint; version: bigint; held?: HeldShare }> {
     const { descriptor, root } = await this.#checkedDescriptor(rawDescriptor, block, record);
     // TAMPERED_SHARE / WRONG_BINDING (VaultShareError) when the share is not the one the root commits to
     // (the descriptor was just checked against the proved root: only the share's commitment is left).
@@ -176,17 +177,14 @@ export class VaultService {
       share.share.fill(0);
       return { tokenId, version: descriptor.version };
     }
-    // The store keeps this share object as the held one: it is not zeroed here.
-    await this.#store.put({ tokenId, version: descriptor.version, share, descriptor, root });
-    this.#state.unconfirmed.set(tokenId, descriptor.version);
-    return { tokenId, version: descriptor.version };
+    return { tokenId, version: descriptor.version, held: { tokenId, version: descriptor.version, share, descriptor, root } };
   }
 
   /** The owner's store envelope for this enclave's slot, relayed by the host. */
   async store(p: { descriptor: unknown; envelope: SealedEnvelope }): Promise<{ tokenId: bigint; version: bigint }> {
     this.machine.require("store");
     const { accepted, refused } = await this.#acceptMany("store", [p]);
-    await this.#store.saveState(this.#state);
+    this.#store.saveState(this.#state);
     if (refused[0]) throw refused[0].error;
     return accepted[0]!;
   }
@@ -199,7 +197,7 @@ export class VaultService {
   async storeMany(p: { items: { descriptor: unknown; envelope: SealedEnvelope }[] }): Promise<{ stored: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }> {
     this.machine.require("store");
     const { accepted, refused } = await this.#acceptMany("store", p.items);
-    await this.#store.saveState(this.#state);
+    this.#store.saveState(this.#state);
     return { stored: accepted, refused: refused.map(({ index, error }) => ({ index, code: codeOf(error) })) };
   }
 
@@ -208,7 +206,7 @@ export class VaultService {
     this.machine.require("importShares");
     const { accepted, refused } = await this.#acceptMany("transfer", p.items);
     if (p.cursor !== undefined) this.#state.bootstrapCursor = p.cursor;
-    await this.#store.saveState(this.#state);
+    this.#store.saveState(this.#state);
     return { imported: accepted, refused: refused.map(({ index, error }) => ({ index, code: codeOf(error) })) };
   }
 
@@ -231,21 +229,23 @@ export class VaultService {
       this.#cachedBlock = { at: Date.now(), header: Promise.resolve(block) };
       records = await this.#chain.secrets(ids, block);
     }
-    // Sixteen at a time: each share is an HPKE open, a commitment check and a sealed file written. One opener
-    // for the call: a batch's envelopes share one HPKE context, decapsulated once.
+    // One after another: each share is an HPKE open, a commitment check and a sealed file written, all
+    // synchronous once the records are proved. One opener for the call: a batch's envelopes share one HPKE
+    // context, decapsulated once.
     const opener = new ShareOpener(this.#keys.hpke.privateKey, purpose);
-    const entries = [...items.entries()];
-    for (let at = 0; at < entries.length; at += 16) {
-      await Promise.all(
-        entries.slice(at, at + 16).map(async ([index, item]) => {
-          try {
-            accepted.push(await this.#accept(opener, item.descriptor, item.envelope, block, slot, records[index]));
-          } catch (error) {
-            refused.push({ index, error });
-          }
-        }),
-      );
+    const sealing: HeldShare[] = [];
+    for (const [index, item] of items.entries()) {
+      try {
+        const { tokenId, version, held } = await this.#accept(opener, item.descriptor, item.envelope, block, slot, records[index]);
+        if (held) sealing.push(held);
+        accepted.push({ tokenId, version });
+      } catch (error) {
+        refused.push({ index, error });
+      }
     }
+    // One sealed segment for the call's shares (the store keeps these share objects as the held ones).
+    this.#store.putMany(sealing);
+    for (const held of sealing) this.#state.unconfirmed.set(held.tokenId, held.version);
     return { accepted, refused };
   }
 
@@ -281,7 +281,7 @@ export class VaultService {
   async markConfirmed(p: { shares: { tokenId: bigint; version: bigint }[] }): Promise<void> {
     this.machine.require("markConfirmed");
     for (const { tokenId, version } of p.shares) if (this.#state.unconfirmed.get(tokenId) === version) this.#state.unconfirmed.delete(tokenId);
-    await this.#store.saveState(this.#state);
+    this.#store.saveState(this.#state);
   }
 
   /** The owner's signed request: checked against ownerOf proved at a trusted block; the share goes sealed to the owner's key. */
@@ -437,13 +437,13 @@ export class VaultService {
     if (!pending) return { committed: false };
     const record = await this.#chain.secret(p.tokenId, await this.#chain.block());
     if (record.version !== pending.version || record.sharesRoot.toLowerCase() !== pending.root.toLowerCase()) {
-      if (record.version >= pending.version) await this.#store.removePending(p.tokenId);
+      if (record.version >= pending.version) this.#store.removePending(p.tokenId);
       return { committed: false };
     }
-    await this.#store.put(pending);
-    await this.#store.removePending(p.tokenId);
+    this.#store.put(pending);
+    this.#store.removePending(p.tokenId);
     this.#state.unconfirmed.set(p.tokenId, pending.version);
-    await this.#store.saveState(this.#state);
+    this.#store.saveState(this.#state);
     return { committed: true };
   }
 
@@ -460,9 +460,9 @@ export class VaultService {
     if (!held) return { dropped: false };
     const record = await this.#chain.secret(p.tokenId, await this.#chain.block());
     if (!record.burned && record.version === held.version) return { dropped: false };
-    await this.#store.remove(p.tokenId);
+    this.#store.remove(p.tokenId);
     this.#state.unconfirmed.delete(p.tokenId);
-    await this.#store.saveState(this.#state);
+    this.#store.saveState(this.#state);
     return { dropped: true };
   }
 
@@ -470,14 +470,14 @@ export class VaultService {
     this.machine.fire("bootstrapDone");
     this.#state.checkpoint = p.block;
     this.#state.bootstrapCursor = null;
-    await this.#store.saveState(this.#state);
+    this.#store.saveState(this.#state);
   }
 
   /** The host crawled vault events up to `block`; `caughtUp` ends recovery. */
   async advance(p: { block: bigint; caughtUp: boolean }): Promise<void> {
     this.machine.require("advance");
     if (this.#state.checkpoint === null || p.block > this.#state.checkpoint) this.#state.checkpoint = p.block;
-    await this.#store.saveState(this.#state);
+    this.#store.saveState(this.#state);
     if (p.caughtUp && this.machine.state !== "serving") this.machine.fire("caughtUp");
   }
 
