@@ -18,9 +18,7 @@
  * start, to see where a phase's time goes. The last line of stdout is one JSON object. Figures on a shared machine are provisional.
  */
 import { parseArgs } from "node:util";
-import { parseEventLogs } from "viem";
-import { getLogs } from "viem/actions";
-import { secretVaultAbi } from "../src/chain/abi/SecretVault.ts";
+import { readVaultEvents } from "../src/chain/actions/read-vault-events.ts";
 import { progressWanted } from "../src/cli/output.ts";
 import { startEmbeddedVault } from "../src/devnet/vault-embedded.ts";
 import { retrieveVaultSecret, storeVaultSecret, storeVaultSecrets } from "../src/sdk/vault.ts";
@@ -96,8 +94,8 @@ try {
     while ([...want].some((id) => (synced.get(id) ?? 0) < 3)) {
       const head = await v.reader.getBlockNumber();
       if (head >= from) {
-        const logs = parseEventLogs({ abi: secretVaultAbi, eventName: "SecretSynced", logs: await getLogs(v.reader, { address: v.ctx.vault, fromBlock: from, toBlock: head }) });
-        for (const l of logs) synced.set(l.args.tokenId, (synced.get(l.args.tokenId) ?? 0) + 1);
+        // Filtered to the crawled events, as a host's crawl asks: not the thousands of ShareConfirmed.
+        for (const e of await readVaultEvents(v.reader, v.ctx.vault, from, head)) if (e.kind === "synced") synced.set(e.tokenId, (synced.get(e.tokenId) ?? 0) + 1);
         from = head + 1n;
       }
       await new Promise((r) => setTimeout(r, 50));
