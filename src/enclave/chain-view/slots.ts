@@ -29,6 +29,13 @@ function keyBytes(key: MappingKey): Hex {
       return toHex(new TextEncoder().encode(key.value));
     case "bytes":
       return key.value;
+    // The two key types the vault asks thousands of times per page: one word of hex without the general encoder.
+    case "uint256":
+      if (key.value < 0n || key.value >= wordModulus) throw new RangeError(`${key.value} is not a uint256 mapping key`);
+      return `0x${key.value.toString(16).padStart(64, "0")}`;
+    case "address":
+      if (!/^0x[0-9a-fA-F]{40}$/.test(key.value)) throw new RangeError(`${key.value} is not an address mapping key`);
+      return `0x${key.value.slice(2).toLowerCase().padStart(64, "0")}`;
     default:
       return encodeAbiParameters([{ type: key.type }], [key.value]);
   }
