@@ -229,9 +229,9 @@ export class VaultService {
       this.#cachedBlock = { at: Date.now(), header: Promise.resolve(block) };
       records = await this.#chain.secrets(ids, block);
     }
-    // One after another: each share is an HPKE open, a commitment check and a sealed file written, all
-    // synchronous once the records are proved. One opener for the call: a batch's envelopes share one HPKE
-    // context, decapsulated once.
+    // One after another: each share is an HPKE open and a commitment check, synchronous once the records are
+    // proved; the accepted ones are then sealed together, one segment for the call. One opener for the call: a
+    // batch's envelopes share one HPKE context, decapsulated once.
     const opener = new ShareOpener(this.#keys.hpke.privateKey, purpose);
     const sealing: HeldShare[] = [];
     for (const [index, item] of items.entries()) {
