@@ -8,6 +8,7 @@
  * enclave's CPU in the sync benchmark.
  */
 import type { Address, Hex } from "viem";
+import { fromHex } from "../crypto/bytes.ts";
 
 /** One ABI argument: a static 32-byte word, or a dynamic `bytes` / `bytes32[]` value. */
 export type AbiArg = { word: Uint8Array } | { bytes: Uint8Array } | { words: readonly Uint8Array[] };
@@ -18,13 +19,7 @@ const WORD = 32;
 export function uintWord(value: bigint | number, bits: number): { word: Uint8Array } {
   const v = BigInt(value);
   if (v < 0n || v >> BigInt(bits) !== 0n) throw new RangeError(`${v} is not a uint${bits}`);
-  const word = new Uint8Array(WORD);
-  let rest = v;
-  for (let i = WORD - 1; rest > 0n; i--) {
-    word[i] = Number(rest & 0xffn);
-    rest >>= 8n;
-  }
-  return { word };
+  return { word: fromHex(v.toString(16).padStart(2 * WORD, "0")) };
 }
 
 export function addressWord(address: Address): { word: Uint8Array } {
@@ -79,7 +74,12 @@ function tailOf(arg: AbiArg): Uint8Array | undefined {
 }
 
 function hexBytes(value: string, size: number, what: string): Uint8Array {
-  const bytes = /^0x/.test(value) && value.length === 2 + 2 * size ? Buffer.from(value.slice(2), "hex") : undefined;
-  if (!bytes || bytes.length !== size) throw new RangeError(`${value} is not ${what} (0x and ${2 * size} hex digits)`);
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+  if (value.startsWith("0x") && value.length === 2 + 2 * size) {
+    try {
+      return fromHex(value);
+    } catch {
+      // Not hex: refused below, with what was expected.
+    }
+  }
+  throw new RangeError(`${value} is not ${what} (0x and ${2 * size} hex digits)`);
 }
