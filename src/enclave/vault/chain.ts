@@ -6,7 +6,7 @@
  * change what they prove.
  *
  * Endpoints: in this simulated runtime the enclave calls the JSON-RPC URLs
- * of its configuration with fetch (the devnet's are plain HTTP on loopback).
+ * of its configuration over node:http (http-endpoints.ts; the devnet's are plain HTTP on loopback).
  * On hardware they are HTTPS endpoints reached through the host relay with
  * TLS terminating inside the enclave (src/enclave/net/): not wired yet.
  */
