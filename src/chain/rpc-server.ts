@@ -32,6 +32,7 @@ import { listenOnLoopback, LOOPBACK_HOSTS } from "../util/loopback-http.ts";
 import { BodyBudget } from "../util/request-body.ts";
 import { CloisterError, type CloisterErrorOptions } from "../util/base-error.ts";
 import { applyCors, checkUpgradeOrigin, type OriginAllowList } from "../util/cors.ts";
+import { SerializedResult, SharedProofReplies } from "./shared-proof-replies.ts";
 
 export interface ChainRpcServerOptions {
   /** With "message" events (EIP-1193) eth_subscribe works over WebSocket; without, it is refused. */
@@ -120,11 +121,12 @@ export async function startChainRpcServer(options: ChainRpcServerOptions): Promi
     );
   }
 
+  const call = providerCall(provider);
   const httpDispatch: Dispatch = (method, params) => {
     if (method === "eth_subscribe" || method === "eth_unsubscribe") {
       return Promise.reject(new RpcError(METHOD_NOT_FOUND, `${method} needs a WebSocket connection (ws://… on this port): HTTP cannot carry notifications`));
     }
-    return provider.request({ method, params });
+    return call(method, params);
   };
   // A page from an allowed origin reads and sends signed transactions; it never uses the node's own accounts.
   const crossOriginDispatch: Dispatch = (method, params) => {
@@ -147,7 +149,7 @@ export async function startChainRpcServer(options: ChainRpcServerOptions): Promi
     upgrade: (req, socket, head) => {
       if (closing) throw new HttpRequestError(503, "CLOSING", "this node is shutting down; connect again when it is back");
       checkUpgradeOrigin(req, options.allowedOrigins);
-      sockets.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, provider, subscriptions, limits, req.headers.origin !== undefined));
+      sockets.handleUpgrade(req, socket, head, (ws) => serveWebSocket(ws, call, subscriptions, limits, req.headers.origin !== undefined));
     },
   });
 
@@ -167,6 +169,20 @@ export async function startChainRpcServer(options: ChainRpcServerOptions): Promi
       await stopped;
       await subscriptions.close();
     },
+  };
+}
+
+/** Methods that rewrite blocks already mined, after which no shared proof answer holds. */
+const historyRewriting = new Set(["evm_revert", "hardhat_reset"]);
+
+/** The provider's answers, eth_getProof at a block number shared between callers (shared-proof-replies.ts). */
+function providerCall(provider: Eip1193Provider): Dispatch {
+  const proofs = new SharedProofReplies(provider);
+  return (method, params) => {
+    if (method === "eth_getProof") return proofs.request(params) ?? provider.request({ method, params });
+    if (!historyRewriting.has(method)) return provider.request({ method, params });
+    proofs.forget();
+    return provider.request({ method, params }).finally(() => proofs.forget());
   };
 }
 
@@ -244,7 +260,7 @@ async function handleRequest(dispatch: Dispatch, request: unknown): Promise<Json
  * One WebSocket client: each message is answered on its own (replies carry the requests' ids, so they
  * may come out of order), and the subscriptions it opened end with it.
  */
-function serveWebSocket(ws: WebSocket, provider: Eip1193Provider, subscriptions: Subscriptions, limits: ReplyLimits, crossOrigin: boolean): void {
+function serveWebSocket(ws: WebSocket, call: Dispatch, subscriptions: Subscriptions, limits: ReplyLimits, crossOrigin: boolean): void {
   ws.on("message", (data: RawData) => {
     // A subscription's notifications wait until the reply that names its id has been sent.
     const opened: string[] = [];
@@ -256,7 +272,7 @@ function serveWebSocket(ws: WebSocket, provider: Eip1193Provider, subscriptions:
       }
       if (method === "eth_unsubscribe") return subscriptions.unsubscribe(ws, params);
       if (crossOrigin && crossOriginRefused(method)) throw new RpcError(METHOD_NOT_FOUND, `${method} is not served to web pages: it would use this node's unlocked accounts or change the development chain`);
-      return provider.request({ method, params });
+      return call(method, params);
     };
     answer(dispatch, rawText(data), limits)
       .then((reply) => {
@@ -376,8 +392,13 @@ function rawText(data: RawData): string {
   return (Buffer.isBuffer(data) ? data : Buffer.from(data)).toString("utf8");
 }
 
-/** Bigints (rare: EDR answers in JSON already) become hex quantities; the replacer runs only when one is met, since it slows every reply. */
+/**
+ * A result serialized already (a shared proof answer) goes in as it is. Bigints (rare: EDR answers in JSON
+ * already) become hex quantities; the replacer runs only when one is met, since it slows every reply.
+ */
 function toJson(body: unknown): string {
+  const reply = body as { id?: JsonRpcId; result?: unknown } | null;
+  if (reply?.result instanceof SerializedResult) return `{"jsonrpc":"2.0","id":${JSON.stringify(reply.id ?? null)},"result":${reply.result.json}}`;
   try {
     return JSON.stringify(body);
   } catch (error) {

@@ -50,7 +50,7 @@ export interface VaultPeerApi {
 export interface VaultSlotApi extends VaultPeerApi {
   store(p: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }): Promise<{ tokenId: bigint; version: bigint }>;
   /** Many store envelopes for this slot in one call; per item refusals by index. */
-  storeMany(p: { items: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[] }): Promise<{ stored: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
+  storeMany(p: { items: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[]; atBlock?: bigint }): Promise<{ stored: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
   retrieve(p: { request: unknown }): Promise<{ slot: number; version: bigint; descriptor: ShareSetDescriptorJson; envelope: HpkeSealed }>;
   status(): Promise<VaultEnclaveStatus>;
 }
@@ -146,7 +146,7 @@ class Slot implements VaultSlotApi {
     this.#host.scheduleConfirmations();
     return r;
   }
-  async storeMany(p: { items: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[] }) {
+  async storeMany(p: { items: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[]; atBlock?: bigint }) {
     const r = await this.enclave.storeMany(p);
     this.#host.scheduleConfirmations();
     return r;
@@ -275,8 +275,11 @@ export class VaultHost {
     return undefined;
   }
 
-  /** Fetches `tokenIds` for `slot` from the member at the same slot of `cluster`. */
-  async #fetch(slot: Slot, place: { slot: number }, cluster: bigint, tokenIds: bigint[]): Promise<number> {
+  /**
+   * Fetches `tokenIds` for `slot` from the member at the same slot of `cluster`, proved at `atBlock` (the crawl's
+   * head: the same for every slot this host syncs in a round, so the node answers their proof requests once).
+   */
+  async #fetch(slot: Slot, place: { slot: number }, cluster: bigint, tokenIds: bigint[], atBlock: bigint): Promise<number> {
     const { members } = await readCluster(this.#o.reader, this.#o.vault, cluster);
     const source = members[place.slot];
     const listener = source ? this.#o.directory.listenerOf?.(source) : undefined;
@@ -284,7 +287,7 @@ export class VaultHost {
     if (source && listener) {
       // Enclave to enclave over mutual attested TLS: this host only carries TLS records.
       for (let i = 0; i < tokenIds.length; i += this.#o.pageSize) {
-        const r = await slot.enclave.fetchFrom({ ...listener, peer: source, tokenIds: tokenIds.slice(i, i + this.#o.pageSize) });
+        const r = await slot.enclave.fetchFrom({ ...listener, peer: source, tokenIds: tokenIds.slice(i, i + this.#o.pageSize), atBlock });
         imported += r.imported.length;
         // Confirm each page as it lands, while the crawl fetches the next (not once the whole crawl is done).
         this.scheduleConfirmations();
@@ -297,7 +300,7 @@ export class VaultHost {
     for (let i = 0; i < tokenIds.length; i += this.#o.pageSize) {
       const { items } = await peer.exportShares({ requester: slot.address, tokenIds: tokenIds.slice(i, i + this.#o.pageSize) });
       if (items.length === 0) continue;
-      const r = await slot.enclave.importShares({ items: items.map(({ descriptor, envelope }) => ({ descriptor, envelope })) });
+      const r = await slot.enclave.importShares({ items: items.map(({ descriptor, envelope }) => ({ descriptor, envelope })), atBlock });
       imported += r.imported.length;
       this.scheduleConfirmations();
       this.#emit({ type: "fetched", enclave: slot.address, from: source, cluster: String(cluster), shares: r.imported.length, refused: r.refused.length, transport: "host" });
@@ -422,7 +425,7 @@ export class VaultHost {
           const still = [...new Set(ids)].filter((id) => need.has(id));
           if (still.length === 0) continue;
           try {
-            await this.#fetch(slot, place, cluster, still);
+            await this.#fetch(slot, place, cluster, still, head);
             const left = await slot.enclave.missing({ tokens: synced.filter((e) => still.includes(e.tokenId)).map((e) => ({ tokenId: e.tokenId, version: e.version })) });
             for (const id of still) if (!left.tokenIds.includes(id)) need.delete(id);
           } catch (e) {

@@ -150,7 +150,7 @@ export async function storeVaultSecrets(ctx: VaultContext, owner: WriterClient, 
     const tx = await storeSecrets(owner, ctx.vault, sets.map(({ salt, set }) => ({ salt, threshold, shares: shareCount, sharesRoot: set.root })));
     tokenIds.push(...sets.map((s) => s.tokenId));
     transactionHashes.push(tx.hash);
-    handOvers.push(handOver(ctx, cluster, keys, sets));
+    handOvers.push(handOver(ctx, cluster, keys, sets, tx.receipt.blockNumber));
   }
   const failed = (await Promise.all(handOvers)).flat();
   if (failed.length) {
@@ -168,7 +168,13 @@ export async function storeVaultSecrets(ctx: VaultContext, owner: WriterClient, 
  * A slot's shares of the batch are messages of one HPKE context to its key (one X25519 exchange per slot
  * per batch, not per share).
  */
-async function handOver(ctx: VaultContext, cluster: ClusterRecord, keys: Uint8Array[], sets: { tokenId: bigint; set: Awaited<ReturnType<typeof splitSecret>> }[]): Promise<{ tokenId: bigint; slot: number; code: string }[]> {
+async function handOver(
+  ctx: VaultContext,
+  cluster: ClusterRecord,
+  keys: Uint8Array[],
+  sets: { tokenId: bigint; set: Awaited<ReturnType<typeof splitSecret>> }[],
+  atBlock: bigint,
+): Promise<{ tokenId: bigint; slot: number; code: string }[]> {
   const bySlot = keys.map(() => [] as { descriptor: ReturnType<typeof shareSetDescriptorJson>; envelope: ShareEnvelope }[]);
   const sealers = keys.map((key) => new ShareSealer(key, "store"));
   for (const { set } of sets) {
@@ -177,15 +183,19 @@ async function handOver(ctx: VaultContext, cluster: ClusterRecord, keys: Uint8Ar
     for (const share of set.shares) bySlot[share.slot]!.push({ descriptor, envelope: sealers[share.slot]!.seal({ binding, version, slot: share.slot }, share) });
     for (const s of set.shares) s.share.fill(0);
   }
-  const failed = await Promise.all(bySlot.map((items, slot) => storeSlot(slotNode(ctx, cluster, slot), items)));
+  const failed = await Promise.all(bySlot.map((items, slot) => storeSlot(slotNode(ctx, cluster, slot), items, atBlock)));
   return failed.flatMap((refused, slot) => refused.map(({ index, code }) => ({ tokenId: sets[index]!.tokenId, slot, code })));
 }
 
 /** Refusals that say the enclave could not read the chain in time (a loaded endpoint), not that the share is bad. */
 const TRANSIENT = new Set(["CHAIN_UNAVAILABLE", "TIMEOUT"]);
 
-/** One slot's envelopes of a batch; what the enclave refused only because it could not read the chain is sent again (four times at most, backing off from 1 s). */
-async function storeSlot(node: VaultSlotApi, items: Parameters<VaultSlotApi["storeMany"]>[0]["items"]): Promise<{ index: number; code: string }[]> {
+/**
+ * One slot's envelopes of a batch, to be proved at `atBlock` (the batch's block: the same for every slot, so the
+ * node answers the cluster's proof requests once); what the enclave refused only because it could not read the
+ * chain is sent again (four times at most, backing off from 1 s).
+ */
+async function storeSlot(node: VaultSlotApi, items: Parameters<VaultSlotApi["storeMany"]>[0]["items"], atBlock: bigint): Promise<{ index: number; code: string }[]> {
   let pending = items.map((item, index) => ({ item, index }));
   const refused: { index: number; code: string }[] = [];
   for (let attempt = 0; pending.length > 0; attempt++) {
@@ -193,7 +203,7 @@ async function storeSlot(node: VaultSlotApi, items: Parameters<VaultSlotApi["sto
     const batch = pending;
     let round: { index: number; code: string }[];
     try {
-      round = (await node.storeMany({ items: batch.map((p) => p.item) })).refused.map(({ index, code }) => ({ index: batch[index]!.index, code }));
+      round = (await node.storeMany({ items: batch.map((p) => p.item), atBlock })).refused.map(({ index, code }) => ({ index: batch[index]!.index, code }));
     } catch (e) {
       const code = (e as { code?: string }).code ?? "INTERNAL";
       round = batch.map((p) => ({ index: p.index, code }));

@@ -11,10 +11,12 @@ import { serialize } from "node:v8";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { readSecret } from "../../src/chain/actions/read-secret.ts";
 import { readSync } from "../../src/chain/actions/read-sync.ts";
+import { readVaultEvents } from "../../src/chain/actions/read-vault-events.ts";
+import { fromHex } from "../../src/crypto/bytes.ts";
 import { generateHpkeKeyPair } from "../../src/crypto/hpke.ts";
 import { combine as shamirCombine } from "shamir-secret-sharing";
-import { parseShareSetDescriptor } from "../../src/protocol/vault-descriptor.ts";
-import { openRetrievalResponse } from "../../src/protocol/vault-envelopes.ts";
+import { parseShareSetDescriptor, shareSetDescriptorJson } from "../../src/protocol/vault-descriptor.ts";
+import { openRetrievalResponse, ShareSealer } from "../../src/protocol/vault-envelopes.ts";
 import { retrievalRequestDigest, signRetrievalRequest, vaultDomain } from "../../src/protocol/vault-retrieval.ts";
 import { combineShares, type ShareSetDescriptor, type VaultShare } from "../../src/protocol/vault-shares.ts";
 import { VaultReshareKeeper } from "../../src/host/vault-reshare-keeper.ts";
@@ -239,6 +241,28 @@ test("after a member is replaced its cluster's keeper re-shares every token the 
   assert.deepEqual(await again.once(), { reshared: 0, owed: 0 });
   // The other cluster's keeper had nothing to do.
   assert.equal(t.reshares.filter((r) => r.cluster === 0).length, 0);
+});
+
+test("a block the host names from before the re-share does not make an enclave take the older share back", async () => {
+  const id = stored[0]!;
+  const events = await readVaultEvents(t.reader, t.deployment.vault, 0n, await t.reader.getBlockNumber());
+  const reshare = events.find((e) => e.kind === "reshared" && e.tokenId === id)!;
+  const before = reshare.block - 1n;
+  // Within the depth a named block may have (64 below the checkpoint), so the enclave proves the record there.
+  assert.ok((await t.reader.getBlockNumber()) - before <= 64n, `block ${before} is too far below the head for this test`);
+  const slot = 4;
+  const enclave = t.net.enclave(0, slot)!;
+  const share = oldShares.shares.find((s) => s.slot === slot)!;
+  const { binding, version } = oldShares.descriptor;
+  const envelope = new ShareSealer(fromHex(enclave.identity.hpkePublicKey), "store").seal({ binding, version, slot }, share);
+  const item = { descriptor: shareSetDescriptorJson(oldShares.descriptor), envelope };
+  const node = t.ctx.directory.node(enclave.identity.signer)!;
+  // At the named block the old record matches the old share: only the version this enclave holds stops it.
+  assert.deepEqual((await node.storeMany({ items: [item], atBlock: before })).refused, [{ index: 0, code: "SUPERSEDED_VERSION" }]);
+  // At its own block the chain's record is the new version.
+  assert.deepEqual((await node.storeMany({ items: [item] })).refused, [{ index: 0, code: "UNKNOWN_TOKEN" }]);
+  assert.deepEqual((await enclave.missing({ tokens: [{ tokenId: id, version: version + 1n }] })).tokenIds, []);
+  assert.equal(new TextDecoder().decode(await retrieveVaultSecret(t.ctx, t.chain.accounts.requester, id, { clusters: [t.net.clusters[0]!.id] })), CANARY);
 });
 
 test("after a transfer the old owner is refused and the new owner retrieves", async () => {

@@ -94,6 +94,34 @@ export class ChainView {
     return verifyParentChain(checkpoint, older).at(-1)!;
   }
 
+  /**
+   * The header of block `number`, at most maxDepth below `anchor` (a header this view returned), proved by
+   * parent links from it. The headers proved on the way are kept (the last 512, by hash), so walks from one
+   * anchor after another fetch each header once.
+   */
+  async headerBelow(anchor: TrustedHeader, number: bigint): Promise<TrustedHeader> {
+    let child = await this.header(anchor);
+    if (number > child.number || child.number - number > this.#maxDepth) {
+      throw new ChainViewError("BLOCK_TOO_OLD", `block ${number} is not within ${this.#maxDepth} blocks below block ${child.number}`, {
+        details: { block: String(number), anchor: String(child.number) },
+      });
+    }
+    while (child.number > number) {
+      let parent = this.#walked.get(child.parentHash);
+      if (!parent) {
+        const raw = parseHeader(await call(this.#data, "eth_getBlockByNumber", [blockTagOf(child.number - 1n), false], this.#timeoutMs));
+        parent = verifyParentChain(child, [raw])[0]!;
+        this.#walked.set(parent.hash, parent);
+        if (this.#walked.size > 512) this.#walked.delete(this.#walked.keys().next().value!);
+      }
+      child = parent;
+    }
+    return this.#issue(child);
+  }
+
+  /** Headers proved by parent links, by hash (headerBelow). */
+  readonly #walked = new Map<Hex, TrustedHeader>();
+
   /** An account's nonce, balance, storage root and code hash, proved at a trusted block. */
   async account(address: Address, blockTag: BlockTag = "checkpoint"): Promise<{ account: ProvenAccount; block: TrustedHeader }> {
     const block = await this.header(blockTag);

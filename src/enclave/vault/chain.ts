@@ -96,6 +96,15 @@ export class VaultChain {
     }
   }
 
+  /** The header of block `number`, below `anchor` (a trusted block), proved by parent links from it. */
+  async blockAt(anchor: TrustedHeader, number: bigint): Promise<TrustedHeader> {
+    try {
+      return await this.view.headerBelow(anchor, number);
+    } catch (cause) {
+      throw new VaultEnclaveError("CHAIN_UNAVAILABLE", `the vault enclave could not prove the header of block ${number} from its checkpoint; check its endpoints`, { cause });
+    }
+  }
+
   async #word(address: Address, slot: Hex, block: TrustedHeader): Promise<bigint> {
     try {
       return hexToBigInt((await this.view.read({ address, slot, blockTag: block })).value);

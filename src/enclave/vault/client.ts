@@ -39,8 +39,8 @@ export interface VaultEnclaveClient {
   status(): Promise<VaultEnclaveStatus>;
   store(p: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }): Promise<{ tokenId: bigint; version: bigint }>;
   /** Many store envelopes for this slot in one call (the SDK's batched store); refusals come back by index. */
-  storeMany(p: { items: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[] }): Promise<{ stored: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
-  importShares(p: { items: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[]; cursor?: bigint }): Promise<{ imported: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
+  storeMany(p: { items: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[]; atBlock?: bigint }): Promise<{ stored: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
+  importShares(p: { items: { descriptor: ShareSetDescriptorJson; envelope: SealedEnvelope }[]; cursor?: bigint; atBlock?: bigint }): Promise<{ imported: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
   confirmations(p: { max: number; batches?: number }): Promise<SignedConfirmation[]>;
   markConfirmed(p: { shares: { tokenId: bigint; version: bigint }[] }): Promise<void>;
   retrieve(p: { request: unknown }): Promise<{ slot: number; version: bigint; descriptor: ShareSetDescriptorJson; envelope: HpkeSealed }>;
@@ -55,7 +55,7 @@ export interface VaultEnclaveClient {
   /** Starts the enclave's mutual-aTLS listener for peers (needs a relay with inbound); resolves with the address peers dial. */
   listen(): Promise<{ host: string; port: number }>;
   /** The enclave itself fetches shares from the peer listening at host:port over mutual attested TLS, and imports them. */
-  fetchFrom(p: { host: string; port: number; peer: Address; tokenIds: bigint[] }): Promise<{ imported: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
+  fetchFrom(p: { host: string; port: number; peer: Address; tokenIds: bigint[]; atBlock?: bigint }): Promise<{ imported: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }>;
   /**
    * Bootstrap over one mutual-aTLS session: the enclave pages through the holdings of the peer at host:port
    * from its sealed cursor, pipelined, importing and sealing the cursor page by page.

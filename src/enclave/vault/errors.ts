@@ -17,6 +17,8 @@ export type VaultEnclaveErrorCode =
   | "NOT_A_MEMBER"
   /** The token is unknown to the vault contract, burned, or at another version than the one named. */
   | "UNKNOWN_TOKEN"
+  /** This enclave holds a newer version of the token's share than the one offered, and keeps it. */
+  | "SUPERSEDED_VERSION"
   /** This enclave does not hold a share of the token (not stored, or not fetched yet). */
   | "SHARE_MISSING"
   /** A peer asked for a share and is not the active enclave at the same slot of another cluster. */

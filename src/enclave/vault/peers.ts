@@ -153,7 +153,7 @@ export class PeerSessions {
   }
 
   /** Fetches `tokenIds` from the peer listening at host:port, which must present `peer`'s signer; imports what it sends. */
-  async fetch(service: VaultService, p: PeerAddress & { tokenIds: bigint[] }) {
+  async fetch(service: VaultService, p: PeerAddress & { tokenIds: bigint[]; atBlock?: bigint }) {
     const message = new TextEncoder().encode(JSON.stringify({ tokenIds: p.tokenIds.map(String) }));
     const answer = await this.#exchange(p, message).catch((e: unknown) => {
       if (e instanceof VaultEnclaveError) throw e;
@@ -163,7 +163,7 @@ export class PeerSessions {
         return null;
       });
     });
-    return service.importShares({ items: parseAnswer(answer).items });
+    return service.importShares({ items: parseAnswer(answer).items, ...(p.atBlock !== undefined ? { atBlock: p.atBlock } : {}) });
   }
 
   async #exchange(p: PeerAddress, message: Uint8Array): Promise<Uint8Array> {

@@ -27,6 +27,9 @@ export interface VaultEnclaveKeys {
   hpke: { privateKey: Uint8Array; publicKey: Uint8Array };
 }
 
+/** How far below its checkpoint a block the host names for a batch may be (#batchBlock). */
+const HINTED_BLOCK_DEPTH = 64n;
+
 /** A store or transfer envelope (one message of an HPKE context: see src/protocol/vault-envelopes.ts). */
 export type SealedEnvelope = ShareEnvelope;
 
@@ -133,14 +136,33 @@ export class VaultService {
   }
 
   /**
+   * The block a batch is proved at. The host names one (`atBlock`), the same for every enclave of its cluster,
+   * so that the node answers their identical proof requests once (src/chain/shared-proof-replies.ts). It is
+   * taken when this enclave can trust it: at or below its checkpoint and at most HINTED_BLOCK_DEPTH below,
+   * reached by parent links (each header fetched once: ChainView.headerBelow). An older block can only show an older record: a share it no longer matches is
+   * refused, one for a superseded version is never taken over a newer one (#accept), and the contract checks
+   * every confirmation against the current record. Otherwise the recent block.
+   */
+  async #batchBlock(atBlock?: bigint): Promise<TrustedHeader> {
+    let recent = await this.#recentBlock();
+    if (atBlock === undefined || atBlock === recent.number) return recent;
+    if (atBlock > recent.number) {
+      recent = await this.#chain.block();
+      this.#cachedBlock = { at: Date.now(), header: Promise.resolve(recent) };
+    }
+    if (atBlock >= recent.number || recent.number - atBlock > HINTED_BLOCK_DEPTH) return recent;
+    return this.#chain.blockAt(recent, atBlock);
+  }
+
+  /**
    * The place proved in the last second (a replaced member's confirmations are refused on chain anyway) and the
-   * records of `tokenIds`, for stores and imports: proved together in one call when the place is older.
+   * records of `tokenIds`, for stores and imports. The records are proved on their own, not with this enclave's
+   * place: the other enclaves of the cluster ask the same words at the same block, one answer for all.
    */
   async #recentPlaceAndRecords(tokenIds: readonly bigint[], block: TrustedHeader): Promise<{ slot: number; records: SecretWord[] }> {
-    const slots = this.#chain.secretSlots(tokenIds);
-    if (this.#cachedPlace && Date.now() - this.#cachedPlace.at < 1_000) return { slot: this.#cachedPlace.place.slot, records: await this.#chain.secrets(tokenIds, block) };
-    const { slot, also } = await this.#place(block, [], slots);
-    return { slot, records: this.#chain.decodeSecrets(also) };
+    const place = this.#cachedPlace && Date.now() - this.#cachedPlace.at < 1_000 ? this.#cachedPlace.place : this.#place(block);
+    const [{ slot }, records] = await Promise.all([place, this.#chain.secrets(tokenIds, block)]);
+    return { slot, records };
   }
 
   /** The chain's record for a token at `block`, with the descriptor checked against its root. */
@@ -172,8 +194,15 @@ export class VaultService {
     const share = opener.open({ binding: descriptor.binding, version: descriptor.version, slot }, envelope);
     checkShareAgainst(descriptor, share);
     const tokenId = descriptor.binding.tokenId;
+    const heldVersion = this.#store.get(tokenId)?.version;
+    if (heldVersion !== undefined && heldVersion > descriptor.version) {
+      share.share.fill(0);
+      throw new VaultEnclaveError("SUPERSEDED_VERSION", `this enclave holds version ${heldVersion} of token ${tokenId}; version ${descriptor.version} is older`, {
+        details: { tokenId: String(tokenId), version: String(heldVersion) },
+      });
+    }
     // Idempotent: the same version again (fetched from a second cluster, a store relayed twice) changes nothing.
-    if (this.#store.get(tokenId)?.version === descriptor.version) {
+    if (heldVersion === descriptor.version) {
       share.share.fill(0);
       return { tokenId, version: descriptor.version };
     }
@@ -194,28 +223,36 @@ export class VaultService {
    * record is proved together, then each share is checked and sealed as `store` does; the state is saved once.
    * Per item refusals (TAMPERED_SHARE, WRONG_BINDING, UNKNOWN_TOKEN, …) come back by index.
    */
-  async storeMany(p: { items: { descriptor: unknown; envelope: SealedEnvelope }[] }): Promise<{ stored: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }> {
+  async storeMany(p: { items: { descriptor: unknown; envelope: SealedEnvelope }[]; atBlock?: bigint }): Promise<{ stored: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }> {
     this.machine.require("store");
-    const { accepted, refused } = await this.#acceptMany("store", p.items);
+    const { accepted, refused } = await this.#acceptMany("store", p.items, p.atBlock);
     this.#store.saveState(this.#state);
     return { stored: accepted, refused: refused.map(({ index, error }) => ({ index, code: codeOf(error) })) };
   }
 
   /** Shares fetched from a peer (replication or bootstrap). `cursor` records bootstrap progress. */
-  async importShares(p: { items: { descriptor: unknown; envelope: SealedEnvelope }[]; cursor?: bigint }): Promise<{ imported: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }> {
+  async importShares(p: { items: { descriptor: unknown; envelope: SealedEnvelope }[]; cursor?: bigint; atBlock?: bigint }): Promise<{ imported: { tokenId: bigint; version: bigint }[]; refused: { index: number; code: string }[] }> {
     this.machine.require("importShares");
-    const { accepted, refused } = await this.#acceptMany("transfer", p.items);
+    const { accepted, refused } = await this.#acceptMany("transfer", p.items, p.atBlock);
     if (p.cursor !== undefined) this.#state.bootstrapCursor = p.cursor;
     this.#store.saveState(this.#state);
     return { imported: accepted, refused: refused.map(({ index, error }) => ({ index, code: codeOf(error) })) };
   }
 
-  /** Proves every item's record in one go (with this enclave's place when not proved in the last second; one eth_getProof per 512 tokens), then checks and seals each share. */
-  async #acceptMany(purpose: "store" | "transfer", items: { descriptor: unknown; envelope: SealedEnvelope }[]): Promise<{ accepted: { tokenId: bigint; version: bigint }[]; refused: { index: number; error: unknown }[] }> {
+  /**
+   * Proves every item's record in one go (with this enclave's place when not proved in the last second; one
+   * eth_getProof per 512 tokens) at the block the host named when this enclave can trust it (#batchBlock), then
+   * checks and seals each share.
+   */
+  async #acceptMany(
+    purpose: "store" | "transfer",
+    items: { descriptor: unknown; envelope: SealedEnvelope }[],
+    atBlock?: bigint,
+  ): Promise<{ accepted: { tokenId: bigint; version: bigint }[]; refused: { index: number; error: unknown }[] }> {
     const accepted: { tokenId: bigint; version: bigint }[] = [];
     const refused: { index: number; error: unknown }[] = [];
     if (items.length === 0) return { accepted, refused };
-    let block = await this.#recentBlock();
+    let block = await this.#batchBlock(atBlock);
     const ids = items.map((item) => {
       const id = (item.descriptor as { binding?: { tokenId?: unknown } } | null)?.binding?.tokenId;
       return typeof id === "string" && /^\d{1,78}$/.test(id) ? BigInt(id) : typeof id === "bigint" ? id : 0n;
