@@ -87,25 +87,15 @@ export class ChainView {
         details: { block: String(blockTag), checkpoint: String(checkpoint.number) },
       });
     }
-    const older = [];
-    for (let n = checkpoint.number - 1n; n >= blockTag; n--) {
-      older.push(parseHeader(await call(this.#data, "eth_getBlockByNumber", [blockTagOf(n), false], this.#timeoutMs)));
-    }
-    return verifyParentChain(checkpoint, older).at(-1)!;
+    return this.#walkDown(checkpoint, blockTag);
   }
 
   /**
-   * The header of block `number`, at most maxDepth below `anchor` (a header this view returned), proved by
-   * parent links from it. The headers proved on the way are kept (the last 512, by hash), so walks from one
-   * anchor after another fetch each header once.
+   * The header of block `number` below `from` (trusted), by parent links. The headers proved on the way are
+   * kept (the last 512, by hash), so walks from one trusted header after another fetch each header once.
    */
-  async headerBelow(anchor: TrustedHeader, number: bigint): Promise<TrustedHeader> {
-    let child = await this.header(anchor);
-    if (number > child.number || child.number - number > this.#maxDepth) {
-      throw new ChainViewError("BLOCK_TOO_OLD", `block ${number} is not within ${this.#maxDepth} blocks below block ${child.number}`, {
-        details: { block: String(number), anchor: String(child.number) },
-      });
-    }
+  async #walkDown(from: TrustedHeader, number: bigint): Promise<TrustedHeader> {
+    let child = from;
     while (child.number > number) {
       let parent = this.#walked.get(child.parentHash);
       if (!parent) {
@@ -116,11 +106,22 @@ export class ChainView {
       }
       child = parent;
     }
-    return this.#issue(child);
+    return child;
   }
 
-  /** Headers proved by parent links, by hash (headerBelow). */
+  /** Headers proved by parent links, by hash (#walkDown). */
   readonly #walked = new Map<Hex, TrustedHeader>();
+
+  /** The header of block `number`, at most maxDepth below `anchor` (a header this view returned), proved by parent links from it. */
+  async headerBelow(anchor: TrustedHeader, number: bigint): Promise<TrustedHeader> {
+    const from = await this.header(anchor);
+    if (number > from.number || from.number - number > this.#maxDepth) {
+      throw new ChainViewError("BLOCK_TOO_OLD", `block ${number} is not within ${this.#maxDepth} blocks below block ${from.number}`, {
+        details: { block: String(number), anchor: String(from.number) },
+      });
+    }
+    return this.#issue(await this.#walkDown(from, number));
+  }
 
   /** An account's nonce, balance, storage root and code hash, proved at a trusted block. */
   async account(address: Address, blockTag: BlockTag = "checkpoint"): Promise<{ account: ProvenAccount; block: TrustedHeader }> {

@@ -140,7 +140,7 @@ export class VaultChain {
     }
   }
 
-  /** The storage slots of tokens' records (two words each), for words() or placesOf's `also`. */
+  /** The storage slots of tokens' records (two words each), for words(). */
   secretSlots(tokenIds: readonly bigint[]): Hex[] {
     return tokenIds.flatMap((tokenId) => {
       const base = mappingSlot({ type: "uint256", value: tokenId }, vaultStorageSlots.secrets);
@@ -177,8 +177,7 @@ export class VaultChain {
 
   /**
    * Where each enclave sits now: it must be the member at its recorded slot (a replaced enclave is not). With
-   * `epochOf`, the epoch of that enclave's cluster too; with `also`, more words of the vault at the same block
-   * (a batch's records), in the same call. One eth_getProof when every enclave sits where it was last proved to
+   * `epochOf`, the epoch of that enclave's cluster too. One eth_getProof when every enclave sits where it was last proved to
    * sit (its memberAt word and its cluster's epoch are asked with its membership word), a second one otherwise:
    * a node's cost per call grows with the vault's storage (measured on EDR: about 100 ms per call at 10,000
    * tokens), hardly with the slots asked. The guess only chooses which slots to ask; every answer is a word
@@ -188,13 +187,12 @@ export class VaultChain {
     enclaves: readonly Address[],
     block: TrustedHeader,
     epochOf?: Address,
-    also: readonly Hex[] = [],
-  ): Promise<{ places: ({ cluster: bigint; slot: number } | undefined)[]; epoch?: number; also: bigint[] }> {
+  ): Promise<{ places: ({ cluster: bigint; slot: number } | undefined)[]; epoch?: number }> {
     const asked = enclaves.findIndex((e) => epochOf !== undefined && e.toLowerCase() === epochOf.toLowerCase());
     const membershipSlots = enclaves.map((e) => mappingSlot({ type: "address", value: e }, VAULT_MEMBERSHIP_SLOT));
     const guessed = this.#placeSlots(enclaves.map((e) => this.#lastMembership.get(e.toLowerCase())), asked);
-    const first = await this.words(this.config.vault, [...membershipSlots, ...also, ...guessed], block);
-    const proved = new Map<string, bigint>([...membershipSlots, ...also, ...guessed].map((slot, i) => [slot.toLowerCase(), first[i]!] as const));
+    const first = await this.words(this.config.vault, [...membershipSlots, ...guessed], block);
+    const proved = new Map<string, bigint>([...membershipSlots, ...guessed].map((slot, i) => [slot.toLowerCase(), first[i]!] as const));
     const memberships = enclaves.map((_, i) => {
       const w = first[i]!;
       return { cluster: byteAt(w, 0, 8), slot: Number(byteAt(w, 8, 1)), used: byteAt(w, 9, 1) !== 0n };
@@ -210,7 +208,7 @@ export class VaultChain {
       return member.toLowerCase() === e.toLowerCase() ? { cluster: m.cluster, slot: m.slot } : undefined;
     });
     const epochWord = asked >= 0 && memberships[asked]!.used ? proved.get(this.#clusterSlot(memberships[asked]!.cluster).toLowerCase()) : undefined;
-    return { places, ...(epochWord !== undefined ? { epoch: Number(byteAt(epochWord, 1, 4)) } : {}), also: first.slice(enclaves.length, enclaves.length + also.length) };
+    return { places, ...(epochWord !== undefined ? { epoch: Number(byteAt(epochWord, 1, 4)) } : {}) };
   }
 
   /** Membership words last proved, per enclave (public data, only to choose which slots to ask next time). */

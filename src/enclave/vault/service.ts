@@ -96,17 +96,12 @@ export class VaultService {
   }
 
   /**
-   * Where this enclave sits now, proved, with its cluster's epoch, the places of `peers` and the words of
-   * `also` (more vault slots at the same block), usually in one eth_getProof call (VaultChain.placesOf);
-   * NOT_A_MEMBER when it is in no cluster (or was replaced).
+   * Where this enclave sits now, proved, with its cluster's epoch and the places of `peers`, usually in one
+   * eth_getProof call (VaultChain.placesOf); NOT_A_MEMBER when it is in no cluster (or was replaced).
    */
-  async #place(
-    block: TrustedHeader,
-    peers: readonly Address[] = [],
-    also: readonly Hex[] = [],
-  ): Promise<{ cluster: bigint; slot: number; epoch: number; peers: ({ cluster: bigint; slot: number } | undefined)[]; also: bigint[] }> {
+  async #place(block: TrustedHeader, peers: readonly Address[] = []): Promise<{ cluster: bigint; slot: number; epoch: number; peers: ({ cluster: bigint; slot: number } | undefined)[] }> {
     const me = this.#keys.account.address;
-    const proved = await this.#chain.placesOf([me, ...peers], block, me, also);
+    const proved = await this.#chain.placesOf([me, ...peers], block, me);
     const place = proved.places[0];
     if (!place) throw new VaultEnclaveError("NOT_A_MEMBER", `enclave ${this.#keys.account.address} is not a current member of any cluster of vault ${this.#chain.config.vault}; ask the cluster admin to add it`);
     if (!this.#state.place || this.#state.place.cluster !== place.cluster || this.#state.place.slot !== place.slot) {
@@ -114,7 +109,7 @@ export class VaultService {
       this.#store.saveState(this.#state);
     }
     this.#cachedPlace = { at: Date.now(), place };
-    return { ...place, epoch: proved.epoch!, peers: proved.places.slice(1), also: proved.also };
+    return { ...place, epoch: proved.epoch!, peers: proved.places.slice(1) };
   }
 
   #cachedBlock: { at: number; header: Promise<TrustedHeader> } | undefined;
@@ -139,9 +134,10 @@ export class VaultService {
    * The block a batch is proved at. The host names one (`atBlock`), the same for every enclave of its cluster,
    * so that the node answers their identical proof requests once (src/chain/shared-proof-replies.ts). It is
    * taken when this enclave can trust it: at or below its checkpoint and at most HINTED_BLOCK_DEPTH below,
-   * reached by parent links (each header fetched once: ChainView.headerBelow). An older block can only show an older record: a share it no longer matches is
-   * refused, one for a superseded version is never taken over a newer one (#accept), and the contract checks
-   * every confirmation against the current record. Otherwise the recent block.
+   * reached by parent links (each header fetched once: ChainView.headerBelow). An older block can only show an
+   * older record: a share it no longer matches is refused, one for a superseded version is never taken over a
+   * newer one (#accept), and the contract checks every confirmation against the current record. Otherwise the
+   * recent block.
    */
   async #batchBlock(atBlock?: bigint): Promise<TrustedHeader> {
     let recent = await this.#recentBlock();
@@ -240,9 +236,9 @@ export class VaultService {
   }
 
   /**
-   * Proves every item's record in one go (with this enclave's place when not proved in the last second; one
-   * eth_getProof per 512 tokens) at the block the host named when this enclave can trust it (#batchBlock), then
-   * checks and seals each share.
+   * Proves every item's record in one go (one eth_getProof per 512 tokens; this enclave's place beside it when
+   * not proved in the last second) at the block the host named when this enclave can trust it (#batchBlock),
+   * then checks and seals each share.
    */
   async #acceptMany(
     purpose: "store" | "transfer",
