@@ -105,6 +105,51 @@ describe("contract writes", () => {
     assert.ok(calls >= 1, "the learned limit was tried first");
   });
 
+  describe("unsimulated (simulate: false)", () => {
+    const batchOf = (n: number, from: number, named: Hex[] = []) => Array.from({ length: n }, (_, i) => ({ spec: makeSpec(f, named), salt: `0x${(from + i).toString(16).padStart(64, "0")}` as Hex }));
+    const submitBatch = (writer: ReturnType<typeof countedRequester>["writer"], batch: ReturnType<typeof batchOf>, items: number) =>
+      writeContractTransaction(
+        writer,
+        "submitTasks",
+        { address: f.deployment.market, abi: taskMarketAbi, functionName: "submitTasks", args: [batch.map((b) => b.spec), batch.map((b) => b.salt)], value: batch.reduce((sum, b) => sum + b.spec.maxPrice, 0n) },
+        { items, simulate: false },
+      );
+
+    test("once a gas per item is learned, a write is sent with no simulation at all", async () => {
+      const { writer, take, counts } = countedRequester();
+      await submitBatch(writer, batchOf(4, 0x5a1000), 4);
+      assert.deepEqual(take(), { estimates: 1, calls: 0 }, "nothing learned yet: estimated");
+      const tx = await submitBatch(writer, batchOf(4, 0x5a2000), 4);
+      assert.equal(tx.receipt.status, "success");
+      assert.deepEqual(take(), { estimates: 0, calls: 0 });
+      assert.ok((await f.reader.getTransaction({ hash: tx.hash })).gas >= 2n * tx.gasUsed - 60_000n, "sent with twice the learned gas as margin");
+      assert.equal(counts.size, 0);
+    });
+
+    test("out of gas at the learned limit, it is sent again, simulated, and succeeds", async () => {
+      const { writer, take, counts } = countedRequester();
+      await submitBatch(writer, batchOf(10, 0x5b1000), 10);
+      take();
+      counts.clear();
+      // Told it carries two items, the limit learned per item (twice over) is too low for ten: mined, out of gas.
+      const nonce = await f.reader.getTransactionCount({ address: f.chain.accounts.requester.address });
+      const tx = await submitBatch(writer, batchOf(10, 0x5b2000), 2);
+      assert.equal(tx.receipt.status, "success");
+      assert.equal(counts.get("eth_sendRawTransaction"), 2, "the first send ran out of gas and was mined; the second carried it");
+      assert.equal(take().estimates, 1, "the second send's limit came from an estimate");
+      assert.equal((await f.reader.getTransaction({ hash: tx.hash })).nonce, nonce + 1);
+    });
+
+    test("a revert is reported with the custom error's name", async () => {
+      const { writer } = countedRequester();
+      const batch = batchOf(2, 0x5c1000);
+      await submitBatch(writer, batch, 2);
+      await rejectsWith(submitBatch(writer, batch, 2), "TaskExists");
+      const again = await submitBatch(writer, batchOf(2, 0x5c2000), 2);
+      assert.equal(again.receipt.status, "success", "the client's nonce survived the reverted send");
+    });
+  });
+
   test("a nonce used behind the client's back is recovered from on the next send", async () => {
     const other = f.writer(f.chain.accounts.requester);
     const spec = makeSpec(f, []);

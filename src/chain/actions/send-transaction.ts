@@ -15,7 +15,9 @@
  * function, and simulates with eth_call at the limit that gives (with an
  * estimate's headroom, plus room for a batch's fixed cost): a call that succeeds there succeeds with that
  * limit, and one that fails there (out of gas, or a revert) goes through
- * eth_estimateGas as before, which also names the revert.
+ * eth_estimateGas as before, which also names the revert. A relayer that
+ * recovers from reverts may skip the simulation once a gas per item is learned
+ * (`simulate: false`): the node then runs the call once, not twice.
  *
  * Assumption: a client's account sends only through this module. A transaction sent
  * from the same account by someone else makes the next send fail with a nonce
@@ -67,6 +69,13 @@ export interface WriteOptions {
   blockTag?: BlockTag;
   /** Items a batch call carries (default 1): the gas limit learned from earlier calls scales with it. */
   items?: number;
+  /**
+   * false: once a gas per item is learned for the function, send without simulating first (at the limit
+   * `unsimulatedGasLimit` gives). A revert then costs the gas it used and is named from a replay at its
+   * block; out of gas, the call is sent again, simulated. For relayers that expect few reverts and recover
+   * from them (the vault host's confirmations): the node runs each call once instead of twice. Default true.
+   */
+  simulate?: boolean;
 }
 
 /**
@@ -237,13 +246,37 @@ async function simulatedGasLimit(client: WriterClient, call: ContractWrite, requ
 }
 
 /**
+ * The gas limit to send `call` with unsimulated: twice what the learned gas per item gives, at most the
+ * block's limit (gas a transaction does not use is not paid; without a simulation the margin has to absorb a
+ * batch of colder storage than any seen). Undefined until something is learned.
+ */
+async function unsimulatedGasLimit(client: WriterClient, call: ContractWrite, items: bigint): Promise<bigint | undefined> {
+  const perItem = gasPerItem.get(client)?.get(gasKey(call));
+  if (perItem === undefined) return undefined;
+  const limit = await blockGasLimit(client);
+  const wanted = 2n * perItem * items + LEARNED_FIXED_HEADROOM;
+  return wanted < limit ? wanted : limit;
+}
+
+/** Out of gas when mined, or refused for a limit below its intrinsic gas (which uses no nonce). */
+function ranOutOfGas(err: unknown): boolean {
+  return /out of gas|requires at least \d+ gas|intrinsic gas too low/i.test(`${(err as BaseError).details ?? ""} ${(err as Error).message ?? ""}`);
+}
+
+/**
  * Sends `call` as a transaction from the client's account and waits for its successful receipt.
- * A revert, in the simulation or after sending, is thrown as a ContractRevertError.
+ * A revert, in the simulation or after sending, is thrown as a ContractRevertError. Sent unsimulated
+ * (`simulate: false`) and out of gas, it is sent again once, simulated.
  */
 export async function writeContractTransaction(client: WriterClient, what: string, call: ContractWrite, options: WriteOptions = {}): Promise<TxResult> {
   const request = { to: call.address, data: encodeCall(call), ...(call.value ? { value: call.value } : {}) };
   const items = BigInt(options.items ?? 1);
-  const gas = await simulatedGasLimit(client, call, request, items, options);
+  const unsimulated = options.simulate === false ? await unsimulatedGasLimit(client, call, items) : undefined;
+  const gas = unsimulated ?? (await simulatedGasLimit(client, call, request, items, options));
+  const againSimulated = () => {
+    gasPerItem.get(client)?.delete(gasKey(call));
+    return writeContractTransaction(client, what, call, { ...options, simulate: true });
+  };
   const state = senderOf(client);
   const send = () => signAndSend(client, state, { ...request, gas });
   let hash: Hex;
@@ -258,12 +291,17 @@ export async function writeContractTransaction(client: WriterClient, what: strin
       }
     });
   } catch (err) {
+    // A node that reports the failure of an automined transaction.
+    if (unsimulated !== undefined && ranOutOfGas(err)) return againSimulated();
     if (revertOf(client, call, err) === undefined) throw err;
-    // Mined and reverted (a node that reports the revert of an automined transaction): name the reason.
+    // Mined and reverted: name the reason.
     throw (await revertAt(client, call, "latest")) ?? revertOf(client, call, err) ?? err;
   }
   const receipt = await client.waitForTransactionReceipt({ hash });
-  if (receipt.status !== "success") throw (await revertAt(client, call, receipt.blockNumber)) ?? new TransactionRevertedError(hash, what);
+  if (receipt.status !== "success") {
+    if (unsimulated !== undefined && receipt.gasUsed >= gas) return againSimulated();
+    throw (await revertAt(client, call, receipt.blockNumber)) ?? new TransactionRevertedError(hash, what);
+  }
   learnGas(client, call, items, receipt.gasUsed);
   return { hash, receipt, gasUsed: receipt.gasUsed };
 }

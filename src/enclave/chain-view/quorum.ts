@@ -61,7 +61,8 @@ export class QuorumHeaderSource implements HeaderSource {
     const heads = await Promise.all(endpoints.map((e) => this.#head(e).catch((error: unknown) => error as Error)));
     const reached = heads.filter((h): h is bigint => typeof h === "bigint").sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
     if (reached.length < quorum) {
-      throw new ChainViewError("QUORUM_NOT_REACHED", `only ${reached.length} of ${endpoints.length} endpoints answered for chain ${this.#options.chainId}; ${quorum} are needed`, {
+      const failures = heads.filter((h): h is Error => typeof h !== "bigint").map((h) => h.message);
+      throw new ChainViewError("QUORUM_NOT_REACHED", `only ${reached.length} of ${endpoints.length} endpoints answered for chain ${this.#options.chainId} (${failures.join("; ")}); ${quorum} are needed`, {
         details: { votes: endpoints.map((e, i): EndpointVote => { const h = heads[i]!; return typeof h === "bigint" ? { endpoint: e.name } : { endpoint: e.name, error: h.message }; }) },
       });
     }

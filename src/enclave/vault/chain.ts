@@ -92,7 +92,7 @@ export class VaultChain {
     try {
       return await this.view.header();
     } catch (cause) {
-      throw new VaultEnclaveError("CHAIN_UNAVAILABLE", "the vault enclave could not establish a trusted block from its endpoints; check them", { cause });
+      throw new VaultEnclaveError("CHAIN_UNAVAILABLE", `the vault enclave could not establish a trusted block from its endpoints (${(cause as Error).message}); check them`, { cause });
     }
   }
 
@@ -101,7 +101,7 @@ export class VaultChain {
     try {
       return await this.view.headerBelow(anchor, number);
     } catch (cause) {
-      throw new VaultEnclaveError("CHAIN_UNAVAILABLE", `the vault enclave could not prove the header of block ${number} from its checkpoint; check its endpoints`, { cause });
+      throw new VaultEnclaveError("CHAIN_UNAVAILABLE", `the vault enclave could not prove the header of block ${number} from its checkpoint (${(cause as Error).message}); check its endpoints`, { cause });
     }
   }
 
