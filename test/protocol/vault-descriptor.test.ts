@@ -29,8 +29,17 @@ test("a malformed descriptor is INVALID_ARGUMENT before anything hashes it; a we
     { ...json, secretCommitment: "0x12" },
     { ...json, binding: { ...json.binding, vault: "0x1234" } },
     { ...json, binding: { ...json.binding, tokenId: "1e3" } },
+    [],
+    { ...json, threshold: 2.5 },
+    { ...json, binding: { ...json.binding, chainId: 31337 } },
+    { ...json, binding: { ...json.binding, tokenId: (2n ** 256n).toString() } },
+    { ...json, version: (2n ** 64n).toString() },
+    { ...json, shareCommitments: [...json.shareCommitments.slice(1), "0x12"] },
+    { ...json, binding: undefined },
   ];
   for (const b of bad) await rejectsWith(() => parseShareSetDescriptor(b), "INVALID_ARGUMENT");
+  assert.throws(() => parseShareSetDescriptor({ ...json, binding: { ...json.binding, tokenId: "1e3" } }), /binding\.tokenId is not a decimal integer/, "the message names the field");
+  assert.throws(() => parseShareSetDescriptor({ ...json, shareCommitments: [...json.shareCommitments.slice(1), "0x12"] }), /shareCommitments\[4\]/);
   const doctored = parseShareSetDescriptor({ ...json, threshold: 2 });
   await rejectsWith(() => checkDescriptor(doctored, set.root), "ROOT_MISMATCH");
 });

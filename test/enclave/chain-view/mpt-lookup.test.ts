@@ -14,7 +14,7 @@ import { toHex } from "../../../src/crypto/bytes.ts";
 import { keccak256 } from "../../../src/crypto/keccak.ts";
 import { ChainViewError } from "../../../src/enclave/chain-view/errors.ts";
 import { lookup, type NodeByHash } from "../../../src/enclave/chain-view/mpt-lookup.ts";
-import { EMPTY_TRIE_ROOT, parseProof, verifyStorageProofs } from "../../../src/enclave/chain-view/proof.ts";
+import { EMPTY_TRIE_ROOT, MAX_STORAGE_PROOFS, parseProof, verifyStorageProofs } from "../../../src/enclave/chain-view/proof.ts";
 
 const hashBytes = (bytes: Uint8Array) => keccak256(bytes, "bytes");
 const bytesOf = (hex: Hex) => new Uint8Array(Buffer.from(hex.slice(2), "hex"));
@@ -195,5 +195,19 @@ describe("parseProof's check of proof nodes", () => {
       assert.throws(() => parseProof({ ...answer, accountProof: [bad] }), (e) => e instanceof ChainViewError && e.code === "PROOF_MALFORMED", String(bad));
       assert.throws(() => parseProof({ ...answer, storageProof: [{ ...answer.storageProof[0], proof: ["0x80", bad] }] }), (e) => e instanceof ChainViewError && e.code === "PROOF_MALFORMED", String(bad));
     }
+  });
+
+  test("a malformed field is named, and the answer's bounds hold (1,024 storage proofs, 64 nodes a proof)", () => {
+    const malformed = (raw: unknown, field: RegExp) =>
+      assert.throws(() => parseProof(raw), (e) => e instanceof ChainViewError && e.code === "PROOF_MALFORMED" && field.test(e.message), field.source);
+    malformed({ ...answer, storageHash: "0x12" }, /\(storageHash /);
+    malformed({ ...answer, address: undefined }, /\(address /);
+    malformed({ ...answer, storageProof: [{ ...answer.storageProof[0], key: "0x" }] }, /storageProof\[0\]\.key/);
+    malformed({ ...answer, storageProof: [answer.storageProof[0], "nope"] }, /storageProof\[1\] is not an object/);
+    malformed({ ...answer, accountProof: Array.from({ length: 65 }, () => "0x80") }, /accountProof is not a list of at most 64/);
+    malformed({ ...answer, storageProof: Array.from({ length: MAX_STORAGE_PROOFS + 1 }, () => answer.storageProof[0]) }, /storageProof is not a list of at most 1024/);
+    malformed([answer], /the answer is not an object/);
+    assert.equal(parseProof({ ...answer, storageProof: Array.from({ length: MAX_STORAGE_PROOFS }, () => answer.storageProof[0]) }).storageProof.length, MAX_STORAGE_PROOFS);
+    assert.deepEqual(Object.keys(parseProof({ ...answer, extra: "ignored" })).sort(), ["accountProof", "address", "balance", "codeHash", "nonce", "storageHash", "storageProof"]);
   });
 });
