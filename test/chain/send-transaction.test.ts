@@ -116,14 +116,13 @@ describe("contract writes", () => {
       );
 
     test("once a gas per item is learned, a write is sent with no simulation at all", async () => {
-      const { writer, take, counts } = countedRequester();
+      const { writer, take } = countedRequester();
       await submitBatch(writer, batchOf(4, 0x5a1000), 4);
       assert.deepEqual(take(), { estimates: 1, calls: 0 }, "nothing learned yet: estimated");
       const tx = await submitBatch(writer, batchOf(4, 0x5a2000), 4);
       assert.equal(tx.receipt.status, "success");
       assert.deepEqual(take(), { estimates: 0, calls: 0 });
       assert.ok((await f.reader.getTransaction({ hash: tx.hash })).gas >= 2n * tx.gasUsed - 60_000n, "sent with twice the learned gas as margin");
-      assert.equal(counts.size, 0);
     });
 
     test("out of gas at the learned limit, it is sent again, simulated, and succeeds", async () => {
